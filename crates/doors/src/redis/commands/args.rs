@@ -1,0 +1,86 @@
+//! Argument access and the parsing rules Redis applies to them.
+
+use bytes::Bytes;
+use sessiongrid_model::num::parse_i64;
+use sessiongrid_model::reply::{NOT_INTEGER, SYNTAX};
+use sessiongrid_model::Reply;
+
+/// A request's arguments; index 0 is the command name. Arity was checked before a command runs,
+/// so commands index the positions their arity guarantees.
+pub struct Args(Vec<Bytes>);
+
+impl Args {
+    pub fn new(args: Vec<Bytes>) -> Self {
+        Args(args)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn get(&self, i: usize) -> &Bytes {
+        &self.0[i]
+    }
+
+    pub fn from(&self, i: usize) -> &[Bytes] {
+        &self.0[i.min(self.0.len())..]
+    }
+
+    /// True if argument `i` equals `word` ignoring ASCII case.
+    pub fn is(&self, i: usize, word: &str) -> bool {
+        self.0.get(i).is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
+    }
+
+    /// Argument `i` as an integer, with Redis' error when it is not one.
+    pub fn int(&self, i: usize) -> Result<i64, Reply> {
+        int(&self.0[i])
+    }
+
+    /// Argument `i` as text, for names and options.
+    pub fn text(&self, i: usize) -> String {
+        String::from_utf8_lossy(&self.0[i]).into_owned()
+    }
+}
+
+pub fn int(arg: &[u8]) -> Result<i64, Reply> {
+    parse_i64(arg).ok_or_else(|| Reply::error(NOT_INTEGER))
+}
+
+pub fn syntax_error() -> Reply {
+    Reply::error(SYNTAX)
+}
+
+fn invalid_expire(command: &str) -> Reply {
+    Reply::error(format!("ERR invalid expire time in '{command}' command"))
+}
+
+/// Deadline (unix ms) of a `SET`-style expiry option: `when` must be positive; `unit_ms` is 1000
+/// for seconds; `absolute` for `EXAT`/`PXAT`.
+pub fn set_deadline(
+    when: i64,
+    unit_ms: i64,
+    absolute: bool,
+    now_ms: u64,
+    command: &str,
+) -> Result<u64, Reply> {
+    if when <= 0 {
+        return Err(invalid_expire(command));
+    }
+    let ms = when.checked_mul(unit_ms).ok_or_else(|| invalid_expire(command))?;
+    let at = if absolute { ms } else { ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))? };
+    Ok(at as u64)
+}
+
+/// Deadline (unix ms) of an `EXPIRE`-family argument; any value is valid (a past one deletes), only
+/// overflow is refused. Negative deadlines become 0, which is in the past.
+pub fn expire_deadline(
+    when: i64,
+    unit_ms: i64,
+    absolute: bool,
+    now_ms: u64,
+    command: &str,
+) -> Result<u64, Reply> {
+    let ms = when.checked_mul(unit_ms).ok_or_else(|| invalid_expire(command))?;
+    let at = if absolute { ms } else { ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))? };
+    Ok(at.max(0) as u64)
+}

@@ -1,0 +1,171 @@
+//! Connection commands: PING AUTH HELLO SELECT CLIENT (ECHO and QUIT are wired in the table).
+
+use bytes::Bytes;
+use sessiongrid_model::Reply;
+
+use super::args::syntax_error;
+use super::{CmdResult, Ctx};
+use crate::resp::Protocol;
+
+/// The Redis version the door answers to clients that check it.
+pub const REDIS_VERSION: &str = "7.0.0";
+
+pub fn ping(ctx: &mut Ctx<'_>) -> CmdResult {
+    match ctx.args.len() {
+        1 => Ok(Reply::Status("PONG")),
+        2 => Ok(Reply::Bulk(ctx.args.get(1).clone())),
+        _ => Err(Reply::error("ERR wrong number of arguments for 'ping' command")),
+    }
+}
+
+/// Checks `user`/`password` against the configured password; only the `default` user exists.
+///
+/// Without a configured password, `AUTH default <anything>` succeeds (as in Redis) but the
+/// one-argument form is an error.
+fn check_password(
+    ctx: &mut Ctx<'_>,
+    user: &[u8],
+    password: &[u8],
+    explicit_user: bool,
+) -> Result<(), Reply> {
+    let Some(expected) = &ctx.shared.config.password else {
+        if user == b"default" && explicit_user {
+            return Ok(());
+        }
+        return Err(Reply::error(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        ));
+    };
+    if user == b"default" && constant_time_eq(expected, password) {
+        ctx.client.authenticated = true;
+        Ok(())
+    } else {
+        metrics::counter!("sessiongrid_auth_failures_total").increment(1);
+        Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled."))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn auth(ctx: &mut Ctx<'_>) -> CmdResult {
+    match ctx.args.len() {
+        2 => {
+            let pw = ctx.args.get(1).clone();
+            check_password(ctx, b"default", &pw, false)?;
+        }
+        3 => {
+            let (user, pw) = (ctx.args.get(1).clone(), ctx.args.get(2).clone());
+            check_password(ctx, &user, &pw, true)?;
+        }
+        _ => return Err(syntax_error()),
+    }
+    Ok(Reply::Ok)
+}
+
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+pub fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
+    let mut proto = ctx.client.proto;
+    if ctx.args.len() >= 2 {
+        proto = match ctx.args.int(1) {
+            Ok(2) => Protocol::Resp2,
+            Ok(3) => Protocol::Resp3,
+            Ok(_) => return Err(Reply::error("NOPROTO unsupported protocol version")),
+            Err(_) => {
+                return Err(Reply::error("ERR Protocol version is not an integer or out of range"))
+            }
+        };
+    }
+    let mut name = None;
+    let mut i = 2;
+    while i < ctx.args.len() {
+        if ctx.args.is(i, "auth") && i + 2 < ctx.args.len() {
+            let (user, pw) = (ctx.args.get(i + 1).clone(), ctx.args.get(i + 2).clone());
+            check_password(ctx, &user, &pw, true)?;
+            i += 3;
+        } else if ctx.args.is(i, "setname") && i + 1 < ctx.args.len() {
+            name = Some(valid_name(ctx.args.get(i + 1))?);
+            i += 2;
+        } else {
+            let opt = ctx.args.text(i);
+            return Err(Reply::error(format!("ERR Syntax error in HELLO option '{opt}'")));
+        }
+    }
+    if !ctx.client.authenticated {
+        return Err(Reply::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time",
+        ));
+    }
+    ctx.client.proto = proto;
+    if name.is_some() {
+        ctx.client.name = name;
+    }
+    let text = |s: &'static str| Reply::Bulk(Bytes::from_static(s.as_bytes()));
+    Ok(Reply::Map(vec![
+        (text("server"), text("redis")),
+        (text("version"), text(REDIS_VERSION)),
+        (text("proto"), Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 })),
+        (text("id"), Reply::Int(ctx.client.id as i64)),
+        (text("mode"), text("standalone")),
+        (text("role"), text("master")),
+        (text("modules"), Reply::Array(vec![])),
+    ]))
+}
+
+pub fn select(ctx: &mut Ctx<'_>) -> CmdResult {
+    match ctx.args.int(1)? {
+        0 => Ok(Reply::Ok),
+        _ => Err(Reply::error("ERR DB index is out of range")),
+    }
+}
+
+/// Client names may not contain spaces or control characters.
+fn valid_name(name: &Bytes) -> Result<Bytes, Reply> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(Reply::error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(name.clone())
+}
+
+pub fn client(ctx: &mut Ctx<'_>) -> CmdResult {
+    let sub = ctx.args.text(1).to_ascii_lowercase();
+    let arity_error = || {
+        Err(Reply::error(format!("ERR wrong number of arguments for 'client|{sub}' command")))
+    };
+    match sub.as_str() {
+        "setname" => {
+            if ctx.args.len() != 3 {
+                return arity_error();
+            }
+            let name = valid_name(ctx.args.get(2))?;
+            ctx.client.name = (!name.is_empty()).then_some(name);
+            Ok(Reply::Ok)
+        }
+        "getname" if ctx.args.len() == 2 => {
+            Ok(ctx.client.name.clone().map_or(Reply::Nil, Reply::Bulk))
+        }
+        "id" if ctx.args.len() == 2 => Ok(Reply::Int(ctx.client.id as i64)),
+        "setinfo" => {
+            if ctx.args.len() != 4 {
+                return arity_error();
+            }
+            if ctx.args.is(2, "lib-name") || ctx.args.is(2, "lib-ver") {
+                Ok(Reply::Ok)
+            } else {
+                let attr = ctx.args.text(2);
+                Err(Reply::error(format!("ERR Unrecognized option '{attr}'")))
+            }
+        }
+        "getname" | "id" => arity_error(),
+        _ => {
+            let sub = ctx.args.text(1);
+            Err(Reply::error(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP.")))
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Keyspace commands: DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT PEXPIREAT SCAN KEYS DBSIZE
+//! FLUSHDB FLUSHALL (TTL, PTTL, PERSIST and TYPE are single operations wired in the table).
+
+use bytes::Bytes;
+use sessiongrid_grid::KeyFilter;
+use sessiongrid_model::op::ExpireCond;
+use sessiongrid_model::{time, Op, Reply};
+
+use super::args::{expire_deadline, syntax_error};
+use super::{grid_error, CmdResult, Ctx};
+
+/// Sums the integer replies of one operation over every key argument.
+async fn count(ctx: &Ctx<'_>, op: Op) -> CmdResult {
+    let mut total = 0;
+    for key in ctx.args.from(1) {
+        if let Reply::Int(n) = ctx.exec(key.clone(), op.clone()).await? {
+            total += n;
+        }
+    }
+    Ok(Reply::Int(total))
+}
+
+pub async fn del(ctx: &mut Ctx<'_>) -> CmdResult {
+    count(ctx, Op::Del).await
+}
+
+pub async fn exists(ctx: &mut Ctx<'_>) -> CmdResult {
+    count(ctx, Op::Exists).await
+}
+
+/// `EXPIRE`/`PEXPIRE` (`absolute` false) and `EXPIREAT`/`PEXPIREAT`; `unit_ms` 1000 for seconds.
+pub async fn expire(ctx: &mut Ctx<'_>, unit_ms: i64, absolute: bool) -> CmdResult {
+    let command = match (unit_ms, absolute) {
+        (1000, false) => "expire",
+        (1000, true) => "expireat",
+        (_, false) => "pexpire",
+        (_, true) => "pexpireat",
+    };
+    let when = ctx.args.int(2)?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for i in 3..ctx.args.len() {
+        match () {
+            _ if ctx.args.is(i, "nx") => nx = true,
+            _ if ctx.args.is(i, "xx") => xx = true,
+            _ if ctx.args.is(i, "gt") => gt = true,
+            _ if ctx.args.is(i, "lt") => lt = true,
+            _ => {
+                let opt = ctx.args.text(i);
+                return Err(Reply::error(format!("ERR Unsupported option {opt}")));
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(Reply::error(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(Reply::error("ERR GT and LT options at the same time are not compatible"));
+    }
+    let cond = match (nx, xx, gt, lt) {
+        (true, ..) => ExpireCond::IfNoExpiry,
+        (_, _, true, _) => ExpireCond::IfGreater,
+        (_, _, _, true) => ExpireCond::IfLess,
+        (_, true, ..) => ExpireCond::IfHasExpiry,
+        _ => ExpireCond::Always,
+    };
+    let at_ms = expire_deadline(when, unit_ms, absolute, time::now_ms(), command)?;
+    // XX combined with GT/LT needs both: an existing deadline, and the comparison.
+    let cond = if xx && cond != ExpireCond::IfHasExpiry { both_xx(cond) } else { cond };
+    ctx.exec(ctx.args.get(1).clone(), Op::Expire { at_ms, cond }).await
+}
+
+/// XX+GT is GT (GT already requires a deadline); XX+LT requires a deadline and a smaller value,
+/// which [`ExpireCond::IfLess`] alone would grant to keys without one.
+fn both_xx(cond: ExpireCond) -> ExpireCond {
+    match cond {
+        ExpireCond::IfLess => ExpireCond::IfLessExisting,
+        other => other,
+    }
+}
+
+pub async fn dbsize(ctx: &mut Ctx<'_>) -> CmdResult {
+    let n = ctx.shared.grid.dbsize().await.map_err(grid_error)?;
+    Ok(Reply::Int(n as i64))
+}
+
+pub async fn flush(ctx: &mut Ctx<'_>) -> CmdResult {
+    if ctx.args.len() > 2 || (ctx.args.len() == 2 && !ctx.args.is(1, "sync") && !ctx.args.is(1, "async")) {
+        return Err(syntax_error());
+    }
+    ctx.shared.grid.flush_all().await.map_err(grid_error)?;
+    Ok(Reply::Ok)
+}
+
+pub async fn keys(ctx: &mut Ctx<'_>) -> CmdResult {
+    let pattern = ctx.args.get(1).clone();
+    let all = pattern.as_ref() == b"*";
+    let filter = KeyFilter { pattern: (!all).then_some(pattern), type_name: None };
+    let mut keys = Vec::new();
+    for p in 0..ctx.shared.grid.partitions() {
+        let found = ctx.shared.grid.keys(p, filter.clone()).await.map_err(grid_error)?;
+        keys.extend(found.into_iter().map(Reply::Bulk));
+    }
+    Ok(Reply::Array(keys))
+}
+
+/// `SCAN cursor [MATCH p] [COUNT n] [TYPE t]`. The cursor is the next partition to visit; a call
+/// returns whole partitions until it has at least COUNT keys, so every key present for the whole
+/// iteration is returned exactly once.
+pub async fn scan(ctx: &mut Ctx<'_>) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(ctx.args.get(1))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+    let mut filter = KeyFilter::default();
+    let mut count = 10;
+    let mut i = 2;
+    while i < ctx.args.len() {
+        if i + 1 >= ctx.args.len() {
+            return Err(syntax_error());
+        }
+        match () {
+            _ if ctx.args.is(i, "match") => {
+                let p = ctx.args.get(i + 1).clone();
+                filter.pattern = (p.as_ref() != b"*").then_some(p);
+            }
+            _ if ctx.args.is(i, "count") => {
+                count = ctx.args.int(i + 1)?;
+                if count < 1 {
+                    return Err(syntax_error());
+                }
+            }
+            _ if ctx.args.is(i, "type") => filter.type_name = Some(ctx.args.text(i + 1)),
+            _ => return Err(syntax_error()),
+        }
+        i += 2;
+    }
+    let partitions = ctx.shared.grid.partitions() as u64;
+    let mut next = cursor;
+    let mut keys = Vec::new();
+    while next < partitions && (keys.len() as i64) < count {
+        let found = ctx.shared.grid.keys(next as u16, filter.clone()).await.map_err(grid_error)?;
+        keys.extend(found.into_iter().map(Reply::Bulk));
+        next += 1;
+    }
+    let next = if next >= partitions { 0 } else { next };
+    Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(keys)]))
+}

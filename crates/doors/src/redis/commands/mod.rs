@@ -1,0 +1,262 @@
+//! The command table and dispatch. Adding a command: a line in [`COMMANDS`], a function in the
+//! family file, and an arm in [`run`].
+//!
+//! Every command function returns `Result<Reply, Reply>`: the error side is an error reply, so
+//! argument parsing can use `?`.
+
+mod args;
+mod connection;
+mod hashes;
+mod keys;
+mod server;
+mod strings;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use sessiongrid_grid::GridError;
+use sessiongrid_model::{Op, Reply};
+
+use super::connection::ClientState;
+use super::server::Shared;
+
+pub use args::Args;
+
+pub type CmdResult = Result<Reply, Reply>;
+
+/// What a command runs with.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub client: &'a mut ClientState,
+    pub args: Args,
+}
+
+impl Ctx<'_> {
+    /// Runs one single-key operation on the grid.
+    pub async fn exec(&self, key: Bytes, op: Op) -> CmdResult {
+        self.shared.grid.exec(key, op).await.map_err(grid_error)
+    }
+}
+
+/// The reply for a grid failure.
+pub fn grid_error(e: GridError) -> Reply {
+    match e {
+        GridError::Unavailable { .. } => Reply::error(format!("TRYAGAIN {e}")),
+        other => Reply::error(format!("ERR {other}")),
+    }
+}
+
+/// Static description of a command, as `COMMAND` reports it.
+pub struct Spec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Argument count including the name; negative means "at least".
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    /// Position of the first and last key and the step between keys (0 if none).
+    pub keys: (i32, i32, i32),
+}
+
+const fn spec(name: &'static str, arity: i32, flags: &'static [&'static str], keys: (i32, i32, i32)) -> Spec {
+    Spec { name, arity, flags, keys }
+}
+
+const W: &[&str] = &["write"];
+const R: &[&str] = &["readonly", "fast"];
+const C: &[&str] = &["fast", "no-auth"];
+const A: &[&str] = &["admin"];
+const NONE: (i32, i32, i32) = (0, 0, 0);
+const ONE: (i32, i32, i32) = (1, 1, 1);
+const ALL: (i32, i32, i32) = (1, -1, 1);
+
+/// Every command, sorted by name (looked up by binary search).
+pub static COMMANDS: &[Spec] = &[
+    spec("append", 3, W, ONE),
+    spec("auth", -2, C, NONE),
+    spec("client", -2, C, NONE),
+    spec("command", -1, C, NONE),
+    spec("config", -2, A, NONE),
+    spec("dbsize", 1, R, NONE),
+    spec("decr", 2, W, ONE),
+    spec("decrby", 3, W, ONE),
+    spec("del", -2, W, ALL),
+    spec("echo", 2, C, NONE),
+    spec("exists", -2, R, ALL),
+    spec("expire", -3, W, ONE),
+    spec("expireat", -3, W, ONE),
+    spec("flushall", -1, W, NONE),
+    spec("flushdb", -1, W, NONE),
+    spec("get", 2, R, ONE),
+    spec("getdel", 2, W, ONE),
+    spec("getex", -2, W, ONE),
+    spec("hdel", -3, W, ONE),
+    spec("hello", -1, C, NONE),
+    spec("hexists", 3, R, ONE),
+    spec("hget", 3, R, ONE),
+    spec("hgetall", 2, R, ONE),
+    spec("hincrby", 4, W, ONE),
+    spec("hkeys", 2, R, ONE),
+    spec("hlen", 2, R, ONE),
+    spec("hmget", -3, R, ONE),
+    spec("hmset", -4, W, ONE),
+    spec("hset", -4, W, ONE),
+    spec("hsetnx", 4, W, ONE),
+    spec("hvals", 2, R, ONE),
+    spec("incr", 2, W, ONE),
+    spec("incrby", 3, W, ONE),
+    spec("info", -1, R, NONE),
+    spec("keys", 2, R, NONE),
+    spec("mget", -2, R, ALL),
+    spec("mset", -3, W, (1, -1, 2)),
+    spec("persist", 2, W, ONE),
+    spec("pexpire", -3, W, ONE),
+    spec("pexpireat", -3, W, ONE),
+    spec("ping", -1, C, NONE),
+    spec("psetex", 4, W, ONE),
+    spec("pttl", 2, R, ONE),
+    spec("quit", -1, C, NONE),
+    spec("scan", -2, R, NONE),
+    spec("select", 2, C, NONE),
+    spec("set", -3, W, ONE),
+    spec("setex", 4, W, ONE),
+    spec("setnx", 3, W, ONE),
+    spec("strlen", 2, R, ONE),
+    spec("ttl", 2, R, ONE),
+    spec("type", 2, R, ONE),
+    spec("unlink", -2, W, ALL),
+];
+
+/// The spec of a command name, in any case.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    if name.len() > 16 {
+        return None;
+    }
+    let lower = name.to_ascii_lowercase();
+    COMMANDS.binary_search_by(|s| s.name.as_bytes().cmp(&lower)).ok().map(|i| &COMMANDS[i])
+}
+
+/// Executes one request and returns its reply. Never fails: every problem is an error reply.
+pub async fn execute(shared: &Shared, client: &mut ClientState, args: Vec<Bytes>) -> Reply {
+    shared.commands_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Some(spec) = lookup(&args[0]) else {
+        metrics::counter!("sessiongrid_commands_total", "command" => "unknown", "result" => "error")
+            .increment(1);
+        return unknown_command(&args);
+    };
+    let n = args.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Reply::error(format!("ERR wrong number of arguments for '{}' command", spec.name));
+    }
+    if !client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
+        return Reply::error("NOAUTH Authentication required.");
+    }
+    let started = Instant::now();
+    let mut ctx = Ctx { shared, client, args: Args::new(args) };
+    let reply = run(spec.name, &mut ctx).await.unwrap_or_else(|e| e);
+    let result = if reply.is_error() { "error" } else { "ok" };
+    metrics::counter!("sessiongrid_commands_total", "command" => spec.name, "result" => result)
+        .increment(1);
+    metrics::histogram!("sessiongrid_command_duration_seconds", "command" => spec.name)
+        .record(started.elapsed());
+    reply
+}
+
+async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
+    match name {
+        "append" => strings::append(ctx).await,
+        "auth" => connection::auth(ctx),
+        "client" => connection::client(ctx),
+        "command" => server::command(ctx),
+        "config" => server::config(ctx),
+        "dbsize" => keys::dbsize(ctx).await,
+        "decr" => strings::incr_by(ctx, Some(-1)).await,
+        "decrby" => strings::decr_by(ctx).await,
+        "del" | "unlink" => keys::del(ctx).await,
+        "echo" => Ok(Reply::Bulk(ctx.args.get(1).clone())),
+        "exists" => keys::exists(ctx).await,
+        "expire" => keys::expire(ctx, 1000, false).await,
+        "expireat" => keys::expire(ctx, 1000, true).await,
+        "flushall" | "flushdb" => keys::flush(ctx).await,
+        "get" => strings::get(ctx).await,
+        "getdel" => ctx.exec(ctx.args.get(1).clone(), Op::GetDel).await,
+        "getex" => strings::getex(ctx).await,
+        "hdel" => hashes::hdel(ctx).await,
+        "hello" => connection::hello(ctx),
+        "hexists" => hashes::hexists(ctx).await,
+        "hget" => hashes::hget(ctx).await,
+        "hgetall" => hashes::simple(ctx, Op::HGetAll).await,
+        "hincrby" => hashes::hincrby(ctx).await,
+        "hkeys" => hashes::simple(ctx, Op::HKeys).await,
+        "hlen" => hashes::simple(ctx, Op::HLen).await,
+        "hmget" => hashes::hmget(ctx).await,
+        "hmset" => hashes::hset(ctx, false, true).await,
+        "hset" => hashes::hset(ctx, false, false).await,
+        "hsetnx" => hashes::hset(ctx, true, false).await,
+        "hvals" => hashes::simple(ctx, Op::HVals).await,
+        "incr" => strings::incr_by(ctx, Some(1)).await,
+        "incrby" => strings::incr_by(ctx, None).await,
+        "info" => server::info(ctx).await,
+        "keys" => keys::keys(ctx).await,
+        "mget" => strings::mget(ctx).await,
+        "mset" => strings::mset(ctx).await,
+        "persist" => ctx.exec(ctx.args.get(1).clone(), Op::Persist).await,
+        "pexpire" => keys::expire(ctx, 1, false).await,
+        "pexpireat" => keys::expire(ctx, 1, true).await,
+        "ping" => connection::ping(ctx),
+        "psetex" => strings::setex(ctx, 1).await,
+        "pttl" => ctx.exec(ctx.args.get(1).clone(), Op::Ttl { millis: true }).await,
+        "quit" => {
+            ctx.client.quit = true;
+            Ok(Reply::Ok)
+        }
+        "scan" => keys::scan(ctx).await,
+        "select" => connection::select(ctx),
+        "set" => strings::set(ctx).await,
+        "setex" => strings::setex(ctx, 1000).await,
+        "setnx" => strings::setnx(ctx).await,
+        "strlen" => ctx.exec(ctx.args.get(1).clone(), Op::StrLen).await,
+        "ttl" => ctx.exec(ctx.args.get(1).clone(), Op::Ttl { millis: false }).await,
+        "type" => ctx.exec(ctx.args.get(1).clone(), Op::Type).await,
+        other => Err(Reply::error(format!("ERR command '{other}' is listed but not wired"))),
+    }
+}
+
+/// An argument as Redis prints it in messages: up to its first NUL byte, at most `max` chars.
+fn printable(arg: &[u8], max: usize) -> String {
+    let end = arg.iter().position(|&b| b == 0).unwrap_or(arg.len());
+    String::from_utf8_lossy(&arg[..end]).chars().take(max).collect()
+}
+
+/// Redis' reply to an unknown command, quoting the start of its arguments.
+fn unknown_command(args: &[Bytes]) -> Reply {
+    let mut quoted = String::new();
+    for arg in &args[1..] {
+        if quoted.len() >= 128 {
+            break;
+        }
+        quoted.push_str(&format!("'{}' ", printable(arg, 128 - quoted.len())));
+    }
+    let name = printable(&args[0], 128);
+    Reply::error(format!("ERR unknown command '{name}', with args beginning with: {quoted}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_lookup_ignores_case() {
+        assert!(COMMANDS.windows(2).all(|w| w[0].name < w[1].name));
+        assert_eq!(lookup(b"GeT").map(|s| s.name), Some("get"));
+        assert!(lookup(b"nosuchcommand").is_none());
+    }
+
+    #[test]
+    fn unknown_command_quotes_args_like_redis() {
+        let args = vec![Bytes::from_static(b"FOO"), Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        assert_eq!(
+            unknown_command(&args),
+            Reply::error("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")
+        );
+    }
+}

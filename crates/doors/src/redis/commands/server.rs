@@ -1,0 +1,102 @@
+//! Server commands: COMMAND (COUNT, DOCS, INFO), CONFIG GET, INFO.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use sessiongrid_model::{glob, Reply};
+
+use super::connection::REDIS_VERSION;
+use super::{grid_error, lookup, CmdResult, Ctx, Spec, COMMANDS};
+
+fn text(s: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// The first six fields of Redis' `COMMAND` entry, which is what clients read.
+fn describe(spec: &Spec) -> Reply {
+    Reply::Array(vec![
+        text(spec.name),
+        Reply::Int(spec.arity as i64),
+        Reply::Set(spec.flags.iter().map(|f| Reply::Status(f)).collect()),
+        Reply::Int(spec.keys.0 as i64),
+        Reply::Int(spec.keys.1 as i64),
+        Reply::Int(spec.keys.2 as i64),
+    ])
+}
+
+pub fn command(ctx: &mut Ctx<'_>) -> CmdResult {
+    if ctx.args.len() == 1 {
+        return Ok(Reply::Array(COMMANDS.iter().map(describe).collect()));
+    }
+    let sub = ctx.args.text(1).to_ascii_lowercase();
+    match sub.as_str() {
+        "count" => Ok(Reply::Int(COMMANDS.len() as i64)),
+        "info" => Ok(Reply::Array(
+            ctx.args.from(2).iter().map(|n| lookup(n).map_or(Reply::Nil, describe)).collect(),
+        )),
+        "docs" => {
+            let names: Vec<&Spec> = if ctx.args.len() == 2 {
+                COMMANDS.iter().collect()
+            } else {
+                ctx.args.from(2).iter().filter_map(|n| lookup(n)).collect()
+            };
+            Ok(Reply::Map(
+                names
+                    .into_iter()
+                    .map(|s| (text(s.name), Reply::Map(vec![(text("summary"), text(""))])))
+                    .collect(),
+            ))
+        }
+        _ => {
+            let sub = ctx.args.text(1);
+            Err(Reply::error(format!("ERR unknown subcommand '{sub}'. Try COMMAND HELP.")))
+        }
+    }
+}
+
+/// `CONFIG GET pattern...`: the settings clients probe. Nothing can be set at runtime.
+pub fn config(ctx: &mut Ctx<'_>) -> CmdResult {
+    if !ctx.args.is(1, "get") {
+        let sub = ctx.args.text(1);
+        return Err(Reply::error(format!(
+            "ERR unknown subcommand '{sub}'. Only CONFIG GET is supported."
+        )));
+    }
+    if ctx.args.len() < 3 {
+        return Err(Reply::error("ERR wrong number of arguments for 'config|get' command"));
+    }
+    let view = &ctx.shared.config.config_view;
+    let pairs = view
+        .iter()
+        .filter(|(name, _)| {
+            ctx.args.from(2).iter().any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
+        })
+        .map(|(name, value)| (text(name), text(value)))
+        .collect();
+    Ok(Reply::Map(pairs))
+}
+
+pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
+    let shared = ctx.shared;
+    let (keys, expiring) = shared.grid.keyspace().await.map_err(grid_error)?;
+    let uptime = shared.started.elapsed().as_secs();
+    let store = shared.grid.store();
+    let disk_bytes = store.property("rocksdb.total-sst-files-size").unwrap_or(0);
+    let body = format!(
+        "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\n\
+         sessiongrid_version:{}\r\nprocess_id:{}\r\nuptime_in_seconds:{uptime}\r\n\
+         uptime_in_days:{}\r\n\r\n\
+         # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n\
+         # Persistence\r\nloading:0\r\naof_enabled:1\r\nsessiongrid_disk_bytes:{disk_bytes}\r\n\r\n\
+         # Stats\r\ntotal_commands_processed:{}\r\n\r\n\
+         # Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n\
+         # Keyspace\r\ndb0:keys={keys},expires={expiring},avg_ttl=0\r\n",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        uptime / 86_400,
+        shared.connections.load(Ordering::Relaxed),
+        shared.config.connections_max,
+        shared.commands_processed.load(Ordering::Relaxed),
+    );
+    Ok(Reply::Verbatim(Bytes::from(body)))
+}

@@ -1,0 +1,196 @@
+//! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL MGET MSET INCR INCRBY DECR DECRBY
+//! APPEND STRLEN.
+
+use bytes::Bytes;
+use sessiongrid_model::op::ExpiryChange;
+use sessiongrid_model::{time, Op, Reply, SetCond};
+
+use super::args::{set_deadline, syntax_error};
+use super::{CmdResult, Ctx};
+
+/// Refuses a value over `value_bytes_max` before it reaches a partition.
+fn check_value(ctx: &Ctx<'_>, value: &Bytes) -> Result<(), Reply> {
+    if value.len() > ctx.shared.config.value_bytes_max {
+        return Err(Reply::error("ERR value is larger than value_bytes_max"));
+    }
+    Ok(())
+}
+
+pub async fn get(ctx: &mut Ctx<'_>) -> CmdResult {
+    ctx.exec(ctx.args.get(1).clone(), Op::Get).await
+}
+
+/// The expiry options of `SET` and `GETEX`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpiryOpt {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+impl ExpiryOpt {
+    fn at(ctx: &Ctx<'_>, i: usize) -> Option<ExpiryOpt> {
+        [("ex", ExpiryOpt::Ex), ("px", ExpiryOpt::Px), ("exat", ExpiryOpt::ExAt), ("pxat", ExpiryOpt::PxAt)]
+            .into_iter()
+            .find(|(word, _)| ctx.args.is(i, word))
+            .map(|(_, opt)| opt)
+    }
+
+    /// The deadline for `when`, or Redis' error naming `command`.
+    fn deadline(self, when: i64, command: &str) -> Result<u64, Reply> {
+        let (unit, absolute) = match self {
+            ExpiryOpt::Ex => (1000, false),
+            ExpiryOpt::Px => (1, false),
+            ExpiryOpt::ExAt => (1000, true),
+            ExpiryOpt::PxAt => (1, true),
+        };
+        set_deadline(when, unit, absolute, time::now_ms(), command)
+    }
+}
+
+/// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL]`. As in Redis, repeating an option
+/// is allowed (the last value wins) but two different expiry options, or NX with XX, are not.
+pub async fn set(ctx: &mut Ctx<'_>) -> CmdResult {
+    let value = ctx.args.get(2).clone();
+    let mut cond = SetCond::Always;
+    let mut get = false;
+    let mut keep_ttl = false;
+    let mut expiry: Option<(ExpiryOpt, i64)> = None;
+    let mut i = 3;
+    while i < ctx.args.len() {
+        if let Some(opt) = ExpiryOpt::at(ctx, i) {
+            let conflicting = keep_ttl || expiry.is_some_and(|(o, _)| o != opt);
+            if conflicting || i + 1 >= ctx.args.len() {
+                return Err(syntax_error());
+            }
+            expiry = Some((opt, ctx.args.int(i + 1)?));
+            i += 2;
+            continue;
+        }
+        match () {
+            _ if ctx.args.is(i, "nx") && cond != SetCond::IfPresent => cond = SetCond::IfAbsent,
+            _ if ctx.args.is(i, "xx") && cond != SetCond::IfAbsent => cond = SetCond::IfPresent,
+            _ if ctx.args.is(i, "get") => get = true,
+            _ if ctx.args.is(i, "keepttl") && expiry.is_none() => keep_ttl = true,
+            _ => return Err(syntax_error()),
+        }
+        i += 1;
+    }
+    let expiry = match expiry {
+        Some((opt, when)) => ExpiryChange::At(opt.deadline(when, "set")?),
+        None if keep_ttl => ExpiryChange::Keep,
+        None => ExpiryChange::Clear,
+    };
+    check_value(ctx, &value)?;
+    ctx.exec(ctx.args.get(1).clone(), Op::Set { value, cond, expiry, get }).await
+}
+
+/// `SETEX key seconds value` (`unit_ms` 1000) and `PSETEX key ms value` (1).
+pub async fn setex(ctx: &mut Ctx<'_>, unit_ms: i64) -> CmdResult {
+    let command = if unit_ms == 1 { "psetex" } else { "setex" };
+    let when = ctx.args.int(2)?;
+    let at = set_deadline(when, unit_ms, false, time::now_ms(), command)?;
+    let value = ctx.args.get(3).clone();
+    check_value(ctx, &value)?;
+    let op = Op::Set { value, cond: SetCond::Always, expiry: ExpiryChange::At(at), get: false };
+    ctx.exec(ctx.args.get(1).clone(), op).await
+}
+
+pub async fn setnx(ctx: &mut Ctx<'_>) -> CmdResult {
+    let value = ctx.args.get(2).clone();
+    check_value(ctx, &value)?;
+    ctx.exec(ctx.args.get(1).clone(), Op::SetNx { value }).await
+}
+
+/// `GETEX key [EX|PX|EXAT|PXAT n|PERSIST]`. As in Redis, the key is looked up before the
+/// expiry value is validated: a missing key answers nil even when the value is invalid.
+pub async fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
+    let mut persist = false;
+    let mut expiry: Option<(ExpiryOpt, i64)> = None;
+    let mut i = 2;
+    while i < ctx.args.len() {
+        if let Some(opt) = ExpiryOpt::at(ctx, i) {
+            let conflicting = persist || expiry.is_some_and(|(o, _)| o != opt);
+            if conflicting || i + 1 >= ctx.args.len() {
+                return Err(syntax_error());
+            }
+            expiry = Some((opt, ctx.args.int(i + 1)?));
+            i += 2;
+        } else if ctx.args.is(i, "persist") && expiry.is_none() {
+            persist = true;
+            i += 1;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    let key = ctx.args.get(1).clone();
+    let expiry = match expiry {
+        None if persist => ExpiryChange::Clear,
+        None => ExpiryChange::Keep,
+        Some((opt, when)) => match opt.deadline(when, "getex") {
+            Ok(at) => ExpiryChange::At(at),
+            Err(invalid) => {
+                return match ctx.exec(key, Op::Get).await? {
+                    reply @ (Reply::Nil | Reply::Error(_)) => Ok(reply),
+                    _ => Err(invalid),
+                }
+            }
+        },
+    };
+    ctx.exec(key, Op::GetEx { expiry }).await
+}
+
+/// `INCR`/`DECR` (fixed `delta`) and `INCRBY` (delta from the arguments).
+pub async fn incr_by(ctx: &mut Ctx<'_>, delta: Option<i64>) -> CmdResult {
+    let delta = match delta {
+        Some(d) => d,
+        None => ctx.args.int(2)?,
+    };
+    ctx.exec(ctx.args.get(1).clone(), Op::IncrBy { delta }).await
+}
+
+pub async fn decr_by(ctx: &mut Ctx<'_>) -> CmdResult {
+    let delta = ctx.args.int(2)?;
+    let delta = delta
+        .checked_neg()
+        .ok_or_else(|| Reply::error("ERR decrement would overflow"))?;
+    ctx.exec(ctx.args.get(1).clone(), Op::IncrBy { delta }).await
+}
+
+pub async fn append(ctx: &mut Ctx<'_>) -> CmdResult {
+    let value = ctx.args.get(2).clone();
+    ctx.exec(ctx.args.get(1).clone(), Op::Append { value }).await
+}
+
+pub async fn mget(ctx: &mut Ctx<'_>) -> CmdResult {
+    let mut values = Vec::with_capacity(ctx.args.len() - 1);
+    for key in ctx.args.from(1) {
+        let reply = ctx.exec(key.clone(), Op::Get).await?;
+        // MGET answers nil for keys of another type instead of failing.
+        values.push(if reply.is_error() { Reply::Nil } else { reply });
+    }
+    Ok(Reply::Array(values))
+}
+
+/// `MSET`: each key is set atomically; the command as a whole is not (keys may live in different
+/// partitions).
+pub async fn mset(ctx: &mut Ctx<'_>) -> CmdResult {
+    let pairs = ctx.args.from(1);
+    if pairs.len() % 2 != 0 {
+        return Err(Reply::error("ERR wrong number of arguments for 'mset' command"));
+    }
+    for pair in pairs.chunks(2) {
+        check_value(ctx, &pair[1])?;
+    }
+    for pair in pairs.chunks(2) {
+        let op = Op::Set {
+            value: pair[1].clone(),
+            cond: SetCond::Always,
+            expiry: ExpiryChange::Clear,
+            get: false,
+        };
+        ctx.exec(pair[0].clone(), op).await?;
+    }
+    Ok(Reply::Ok)
+}

@@ -1,0 +1,126 @@
+//! Accept loop of the Redis door.
+//!
+//! Each accepted socket gets a task; a semaphore caps connections at `connections_max` (one over
+//! the cap is told so and closed). Shutdown: stop accepting, tell every connection to finish the
+//! requests it has already read, and wait for them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sessiongrid_grid::Grid;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, info_span, warn, Instrument};
+
+use super::connection::Connection;
+use crate::resp::Limits;
+
+/// What the door needs besides the grid.
+#[derive(Clone, Debug)]
+pub struct RedisDoorConfig {
+    pub limits: Limits,
+    pub connections_max: usize,
+    pub value_bytes_max: usize,
+    pub pipeline_bytes_max: usize,
+    /// Password of the `default` user; `None` means no authentication.
+    pub password: Option<Bytes>,
+    /// Values `CONFIG GET` reports, as (name, value).
+    pub config_view: Vec<(&'static str, String)>,
+}
+
+/// State shared by all connections of the door.
+pub struct Shared {
+    pub grid: Grid,
+    pub config: RedisDoorConfig,
+    next_client_id: AtomicU64,
+    pub started: std::time::Instant,
+    pub connections: AtomicU64,
+    pub commands_processed: AtomicU64,
+}
+
+impl Shared {
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+pub struct RedisDoor {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl RedisDoor {
+    pub async fn bind(addr: &str, grid: Grid, config: RedisDoorConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let shared = Arc::new(Shared {
+            grid,
+            config,
+            next_client_id: AtomicU64::new(1),
+            started: std::time::Instant::now(),
+            connections: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+        });
+        Ok(RedisDoor { listener, shared })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then waits for open connections to finish the
+    /// requests they have read.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.shared.config.connections_max));
+        let tracker = TaskTracker::new();
+        info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "redis door listening");
+        loop {
+            let (socket, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                metrics::counter!("sessiongrid_connections_rejected_total").increment(1);
+                tracker.spawn(refuse(socket));
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            let shared = self.shared.clone();
+            let stop = shutdown.clone();
+            let id = shared.next_client_id();
+            let span = info_span!("client", id, %peer);
+            tracker.spawn(
+                async move {
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                    metrics::gauge!("sessiongrid_connections").increment(1);
+                    Connection::new(socket, shared.clone(), id).serve(stop).await;
+                    metrics::gauge!("sessiongrid_connections").decrement(1);
+                    shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        drop(self.listener);
+        tracker.close();
+        tracker.wait().await;
+        info!("redis door closed");
+    }
+}
+
+async fn refuse(mut socket: TcpStream) {
+    let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+    let _ = socket.shutdown().await;
+}

@@ -1,0 +1,198 @@
+//! Request decoder. Clients send either an array of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
+//! or an inline line (`GET k\r\n`).
+//!
+//! The decoder is incremental: arguments are taken out of the buffer as soon as they are complete,
+//! so a request arriving in many reads is scanned once. Every length is checked against a limit
+//! before anything is allocated for it, and nested arrays are refused outright (a request is a flat
+//! array), so no input can make the decoder allocate without bound, recurse, or panic.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::inline;
+
+/// Bounds on what one request may contain.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub bulk_bytes_max: usize,
+    pub array_len_max: usize,
+    pub inline_bytes_max: usize,
+}
+
+/// Longest `*<count>` or `$<len>` header line, as in Redis.
+const HEADER_BYTES_MAX: usize = 64 * 1024;
+
+/// A request that can't be decoded. The connection answers `-ERR Protocol error: ...` and closes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+fn err<T>(text: impl Into<String>) -> Result<T, ProtocolError> {
+    Err(ProtocolError(text.into()))
+}
+
+#[derive(Debug)]
+pub struct Decoder {
+    limits: Limits,
+    /// Arguments of a multibulk request whose remaining arguments have not arrived yet.
+    pending: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    remaining: usize,
+    args: Vec<Bytes>,
+}
+
+/// Capacity reserved up front for a request's argument list; the rest grows as it arrives.
+const ARGS_PREALLOC_MAX: usize = 1024;
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Decoder { limits, pending: None }
+    }
+
+    /// Takes the next complete request out of `buf`. `Ok(None)` means more bytes are needed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if self.pending.is_none() {
+                match buf.first() {
+                    None => return Ok(None),
+                    Some(b'*') => {
+                        let Some((count, used)) = header(buf, "mbulk count")? else {
+                            return Ok(None);
+                        };
+                        buf.advance(used);
+                        if count <= 0 {
+                            continue; // Redis ignores empty and null arrays.
+                        }
+                        if count as u64 > self.limits.array_len_max as u64 {
+                            return err("invalid multibulk length");
+                        }
+                        let remaining = count as usize;
+                        let args = Vec::with_capacity(remaining.min(ARGS_PREALLOC_MAX));
+                        self.pending = Some(Pending { remaining, args });
+                    }
+                    Some(_) => match inline::take_line(buf, self.limits.inline_bytes_max)? {
+                        None => return Ok(None),
+                        Some(args) if args.is_empty() => continue,
+                        Some(args) => return Ok(Some(args)),
+                    },
+                }
+            }
+            let pending = self.pending.as_mut().expect("pending request set above");
+            while pending.remaining > 0 {
+                let Some(arg) = bulk(buf, self.limits.bulk_bytes_max)? else {
+                    return Ok(None);
+                };
+                pending.args.push(arg);
+                pending.remaining -= 1;
+            }
+            return Ok(self.pending.take().map(|p| p.args));
+        }
+    }
+}
+
+/// Parses a `<type><integer>\r\n` header at the start of `buf`: (value, bytes used).
+fn header(buf: &[u8], what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let window = &buf[..buf.len().min(HEADER_BYTES_MAX)];
+    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+        return if buf.len() > HEADER_BYTES_MAX { err(format!("too big {what} string")) } else { Ok(None) };
+    };
+    if cr + 1 >= buf.len() {
+        return Ok(None);
+    }
+    if buf[cr + 1] != b'\n' {
+        return err(format!("invalid {what}"));
+    }
+    let invalid = if what == "mbulk count" { "invalid multibulk length" } else { "invalid bulk length" };
+    let value = std::str::from_utf8(&buf[1..cr])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| ProtocolError(invalid.into()))?;
+    Ok(Some((value, cr + 2)))
+}
+
+/// Takes one `$<len>\r\n<bytes>\r\n` bulk string from the start of `buf`, if it is complete.
+fn bulk(buf: &mut BytesMut, bulk_bytes_max: usize) -> Result<Option<Bytes>, ProtocolError> {
+    match buf.first() {
+        None => return Ok(None),
+        Some(b'$') => {}
+        Some(&other) => return err(format!("expected '$', got '{}'", other as char)),
+    }
+    let Some((len, used)) = header(buf, "bulk count")? else { return Ok(None) };
+    if len < 0 || len as u64 > bulk_bytes_max as u64 {
+        return err("invalid bulk length");
+    }
+    let len = len as usize;
+    let total = used + len + 2;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    // Like Redis, the two bytes after the payload are skipped without being checked.
+    buf.advance(used);
+    let arg = buf.split_to(len).freeze();
+    buf.advance(2);
+    Ok(Some(arg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { bulk_bytes_max: 16, array_len_max: 4, inline_bytes_max: 64 };
+
+    fn decode_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut d = Decoder::new(LIMITS);
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(req) = d.decode(&mut buf)? {
+            out.push(req);
+        }
+        Ok(out)
+    }
+
+    fn args(v: &[&str]) -> Vec<Bytes> {
+        v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+    }
+
+    #[test]
+    fn decodes_pipelined_multibulk_and_inline() {
+        let got = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*0\r\n*1\r\n$0\r\n\r\n").unwrap();
+        assert_eq!(got, vec![args(&["GET", "k"]), args(&["PING"]), args(&[""])]);
+    }
+
+    #[test]
+    fn byte_at_a_time_gives_the_same_requests() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n";
+        let mut d = Decoder::new(LIMITS);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for &b in input.iter() {
+            buf.extend_from_slice(&[b]);
+            if let Some(req) = d.decode(&mut buf).unwrap() {
+                out.push(req);
+            }
+        }
+        assert_eq!(out, vec![args(&["SET", "k", "a\r\nb"])]);
+    }
+
+    #[test]
+    fn refuses_what_exceeds_limits() {
+        assert_eq!(decode_all(b"*5\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(decode_all(b"*1\r\n$17\r\n").unwrap_err().0, "invalid bulk length");
+        assert_eq!(decode_all(b"*1\r\n$-1\r\n").unwrap_err().0, "invalid bulk length");
+        assert_eq!(decode_all(b"*99999999999999999999\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(decode_all(b"*1\r\n*1\r\n").unwrap_err().0, "expected '$', got '*'");
+        assert!(decode_all(&[b'x'; 100]).is_err(), "inline line without end");
+    }
+
+    #[test]
+    fn incomplete_input_waits_for_more() {
+        for cut in [&b"*2\r\n$3\r\nGE"[..], b"*2", b"*2\r", b"*2\r\n$3\r\nGET\r\n", b"PIN"] {
+            let mut d = Decoder::new(LIMITS);
+            let mut buf = BytesMut::from(cut);
+            assert_eq!(d.decode(&mut buf).unwrap(), None, "{:?}", String::from_utf8_lossy(cut));
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The Redis semantics of every [`Op`], as a pure function over the key's current entry.
+//!
+//! [`apply`] mutates the slot in place and reports whether it changed; the caller (the partition
+//! actor) persists a change, bumps the version, and undoes the change in memory if the disk
+//! refuses it. An entry found expired is treated as absent and removed, which is a change: a read
+//! of an expired key deletes it, exactly like Redis' lazy expiry.
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use crate::entry::{Entry, Value};
+use crate::num::parse_i64;
+use crate::op::{ExpireCond, ExpiryChange, Op, SetCond};
+use crate::reply::{Reply, NOT_INTEGER, OVERFLOW};
+
+/// Result of applying one operation.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub reply: Reply,
+    /// True if the slot differs from what it was (including an expired entry being removed).
+    pub changed: bool,
+}
+
+/// Applies `op` to `slot` (the key's entry, `None` if absent) at time `now_ms`.
+pub fn apply(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> Outcome {
+    let expired = slot.as_ref().is_some_and(|e| e.is_expired(now_ms));
+    if expired {
+        *slot = None;
+    }
+    let (reply, changed) = dispatch(op, slot, now_ms);
+    Outcome { reply, changed: changed || expired }
+}
+
+fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
+    match op {
+        Op::Get => (read_str(slot, |s| Reply::Bulk(s.clone())), false),
+        Op::Set { value, cond, expiry, get } => set(slot, value, cond, expiry, get),
+        Op::SetNx { value } => match slot {
+            Some(_) => (Reply::Int(0), false),
+            None => {
+                *slot = Some(Entry::new(Value::Str(value)));
+                (Reply::Int(1), true)
+            }
+        },
+        Op::GetDel => {
+            let reply = read_str(slot, |s| Reply::Bulk(s.clone()));
+            let delete = matches!(reply, Reply::Bulk(_));
+            if delete {
+                *slot = None;
+            }
+            (reply, delete)
+        }
+        Op::GetEx { expiry } => getex(slot, expiry, now_ms),
+        Op::IncrBy { delta } => incr_by(slot, delta),
+        Op::Append { value } => append(slot, value),
+        Op::StrLen => (read_str(slot, |s| Reply::Int(s.len() as i64)), false),
+        Op::Del => {
+            let existed = slot.take().is_some();
+            (Reply::Int(existed as i64), existed)
+        }
+        Op::Exists => (Reply::Int(slot.is_some() as i64), false),
+        Op::Type => (Reply::Status(slot.as_ref().map_or("none", Entry::type_name)), false),
+        Op::Expire { at_ms, cond } => expire(slot, at_ms, cond, now_ms),
+        Op::Ttl { millis } => (ttl(slot, millis, now_ms), false),
+        Op::Persist => match slot {
+            Some(e) if e.expire_at_ms.is_some() => {
+                e.expire_at_ms = None;
+                (Reply::Int(1), true)
+            }
+            _ => (Reply::Int(0), false),
+        },
+        Op::HSet { pairs, only_new, reply_ok } => hset(slot, pairs, only_new, reply_ok),
+        Op::HGet { field } => (read_hash(slot, |h| opt_bulk(h.get(&field))), false),
+        Op::HMGet { fields } => {
+            let reply = match hash_of(slot) {
+                Err(e) => e,
+                Ok(h) => Reply::Array(
+                    fields.iter().map(|f| opt_bulk(h.and_then(|h| h.get(f)))).collect(),
+                ),
+            };
+            (reply, false)
+        }
+        Op::HGetAll => {
+            let reply = read_hash_or_empty(slot, |h| {
+                Reply::Map(
+                    h.iter().map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone()))).collect(),
+                )
+            });
+            (reply, false)
+        }
+        Op::HDel { fields } => hdel(slot, fields),
+        Op::HLen => (read_hash_or_empty(slot, |h| Reply::Int(h.len() as i64)), false),
+        Op::HExists { field } => {
+            (read_hash_or_empty(slot, |h| Reply::Int(h.contains_key(&field) as i64)), false)
+        }
+        Op::HKeys => (
+            read_hash_or_empty(slot, |h| Reply::Array(h.keys().cloned().map(Reply::Bulk).collect())),
+            false,
+        ),
+        Op::HVals => (
+            read_hash_or_empty(slot, |h| {
+                Reply::Array(h.values().cloned().map(Reply::Bulk).collect())
+            }),
+            false,
+        ),
+        Op::HIncrBy { field, delta } => hincr_by(slot, field, delta),
+    }
+}
+
+fn opt_bulk(v: Option<&Bytes>) -> Reply {
+    v.map_or(Reply::Nil, |b| Reply::Bulk(b.clone()))
+}
+
+/// Reads a string value: nil if absent, WRONGTYPE if a hash.
+fn read_str(slot: &Option<Entry>, f: impl FnOnce(&Bytes) -> Reply) -> Reply {
+    match slot {
+        None => Reply::Nil,
+        Some(Entry { value: Value::Str(s), .. }) => f(s),
+        Some(_) => Reply::wrong_type(),
+    }
+}
+
+/// The hash at the slot (`None` if absent), or the WRONGTYPE reply.
+fn hash_of(slot: &Option<Entry>) -> Result<Option<&IndexMap<Bytes, Bytes>>, Reply> {
+    match slot {
+        None => Ok(None),
+        Some(Entry { value: Value::Hash(h), .. }) => Ok(Some(h)),
+        Some(_) => Err(Reply::wrong_type()),
+    }
+}
+
+fn read_hash(slot: &Option<Entry>, f: impl FnOnce(&IndexMap<Bytes, Bytes>) -> Reply) -> Reply {
+    match hash_of(slot) {
+        Err(e) => e,
+        Ok(None) => Reply::Nil,
+        Ok(Some(h)) => f(h),
+    }
+}
+
+/// Like [`read_hash`], but an absent key reads as an empty hash (`HLEN`, `HGETALL`, ...).
+fn read_hash_or_empty(
+    slot: &Option<Entry>,
+    f: impl FnOnce(&IndexMap<Bytes, Bytes>) -> Reply,
+) -> Reply {
+    match hash_of(slot) {
+        Err(e) => e,
+        Ok(None) => f(&IndexMap::new()),
+        Ok(Some(h)) => f(h),
+    }
+}
+
+fn set(
+    slot: &mut Option<Entry>,
+    value: Bytes,
+    cond: SetCond,
+    expiry: ExpiryChange,
+    get: bool,
+) -> (Reply, bool) {
+    let old = if get {
+        match read_str(slot, |s| Reply::Bulk(s.clone())) {
+            e @ Reply::Error(_) => return (e, false),
+            old => Some(old),
+        }
+    } else {
+        None
+    };
+    let allowed = match cond {
+        SetCond::Always => true,
+        SetCond::IfAbsent => slot.is_none(),
+        SetCond::IfPresent => slot.is_some(),
+    };
+    if !allowed {
+        return (old.unwrap_or(Reply::Nil), false);
+    }
+    let expire_at_ms = match expiry {
+        ExpiryChange::Keep => slot.as_ref().and_then(|e| e.expire_at_ms),
+        ExpiryChange::Clear => None,
+        ExpiryChange::At(at) => Some(at),
+    };
+    let version = slot.as_ref().map_or(0, |e| e.version);
+    *slot = Some(Entry { value: Value::Str(value), expire_at_ms, version });
+    (old.unwrap_or(Reply::Ok), true)
+}
+
+fn getex(slot: &mut Option<Entry>, expiry: ExpiryChange, now_ms: u64) -> (Reply, bool) {
+    let reply = read_str(slot, |s| Reply::Bulk(s.clone()));
+    let Some(entry) = slot.as_mut().filter(|_| matches!(reply, Reply::Bulk(_))) else {
+        return (reply, false);
+    };
+    match expiry {
+        ExpiryChange::Keep => (reply, false),
+        ExpiryChange::Clear => {
+            let had = entry.expire_at_ms.take().is_some();
+            (reply, had)
+        }
+        ExpiryChange::At(at) if at <= now_ms => {
+            *slot = None;
+            (reply, true)
+        }
+        ExpiryChange::At(at) => {
+            entry.expire_at_ms = Some(at);
+            (reply, true)
+        }
+    }
+}
+
+fn incr_by(slot: &mut Option<Entry>, delta: i64) -> (Reply, bool) {
+    let current = match slot {
+        None => 0,
+        Some(Entry { value: Value::Str(s), .. }) => match parse_i64(s) {
+            Some(n) => n,
+            None => return (Reply::error(NOT_INTEGER), false),
+        },
+        Some(_) => return (Reply::wrong_type(), false),
+    };
+    let Some(next) = current.checked_add(delta) else {
+        return (Reply::error(OVERFLOW), false);
+    };
+    let value = Value::Str(Bytes::from(next.to_string()));
+    match slot {
+        Some(e) => e.value = value,
+        None => *slot = Some(Entry::new(value)),
+    }
+    (Reply::Int(next), true)
+}
+
+fn append(slot: &mut Option<Entry>, value: Bytes) -> (Reply, bool) {
+    match slot {
+        None => {
+            let len = value.len();
+            *slot = Some(Entry::new(Value::Str(value)));
+            (Reply::Int(len as i64), true)
+        }
+        Some(Entry { value: Value::Str(s), .. }) => {
+            let mut joined = Vec::with_capacity(s.len() + value.len());
+            joined.extend_from_slice(s);
+            joined.extend_from_slice(&value);
+            let len = joined.len();
+            *s = Bytes::from(joined);
+            (Reply::Int(len as i64), true)
+        }
+        Some(_) => (Reply::wrong_type(), false),
+    }
+}
+
+fn expire(slot: &mut Option<Entry>, at_ms: u64, cond: ExpireCond, now_ms: u64) -> (Reply, bool) {
+    let Some(entry) = slot.as_mut() else { return (Reply::Int(0), false) };
+    let current = entry.expire_at_ms;
+    let allowed = match cond {
+        ExpireCond::Always => true,
+        ExpireCond::IfNoExpiry => current.is_none(),
+        ExpireCond::IfHasExpiry => current.is_some(),
+        // No deadline counts as an infinite one.
+        ExpireCond::IfGreater => current.is_some_and(|c| at_ms > c),
+        ExpireCond::IfLess => current.is_none_or(|c| at_ms < c),
+        ExpireCond::IfLessExisting => current.is_some_and(|c| at_ms < c),
+    };
+    if !allowed {
+        return (Reply::Int(0), false);
+    }
+    if at_ms <= now_ms {
+        *slot = None;
+    } else {
+        entry.expire_at_ms = Some(at_ms);
+    }
+    (Reply::Int(1), true)
+}
+
+fn ttl(slot: &Option<Entry>, millis: bool, now_ms: u64) -> Reply {
+    match slot {
+        None => Reply::Int(-2),
+        Some(Entry { expire_at_ms: None, .. }) => Reply::Int(-1),
+        Some(Entry { expire_at_ms: Some(at), .. }) => {
+            let left = at.saturating_sub(now_ms);
+            // Redis rounds TTL to the nearest second.
+            let n = if millis { left } else { (left + 500) / 1000 };
+            Reply::Int(n as i64)
+        }
+    }
+}
+
+/// The hash at the slot, created empty if the key is absent; `None` if the key holds a string.
+fn hash_mut(slot: &mut Option<Entry>) -> Option<&mut IndexMap<Bytes, Bytes>> {
+    let entry = slot.get_or_insert_with(|| Entry::new(Value::Hash(IndexMap::new())));
+    match &mut entry.value {
+        Value::Hash(h) => Some(h),
+        Value::Str(_) => None,
+    }
+}
+
+fn hset(
+    slot: &mut Option<Entry>,
+    pairs: Vec<(Bytes, Bytes)>,
+    only_new: bool,
+    reply_ok: bool,
+) -> (Reply, bool) {
+    let Some(h) = hash_mut(slot) else { return (Reply::wrong_type(), false) };
+    let mut added = 0;
+    let mut changed = false;
+    for (field, value) in pairs {
+        if only_new && h.contains_key(&field) {
+            continue;
+        }
+        changed = true;
+        if h.insert(field, value).is_none() {
+            added += 1;
+        }
+    }
+    if !changed && h.is_empty() {
+        *slot = None;
+    }
+    (if reply_ok { Reply::Ok } else { Reply::Int(added) }, changed)
+}
+
+fn hdel(slot: &mut Option<Entry>, fields: Vec<Bytes>) -> (Reply, bool) {
+    let h = match slot {
+        None => return (Reply::Int(0), false),
+        Some(Entry { value: Value::Hash(h), .. }) => h,
+        Some(_) => return (Reply::wrong_type(), false),
+    };
+    let removed = fields.iter().filter(|f| h.shift_remove(*f).is_some()).count();
+    if h.is_empty() {
+        *slot = None;
+    }
+    (Reply::Int(removed as i64), removed > 0)
+}
+
+fn hincr_by(slot: &mut Option<Entry>, field: Bytes, delta: i64) -> (Reply, bool) {
+    let created = slot.is_none();
+    let Some(h) = hash_mut(slot) else { return (Reply::wrong_type(), false) };
+    let current = match h.get(&field) {
+        None => 0,
+        Some(v) => match parse_i64(v) {
+            Some(n) => n,
+            None => return undo_create(slot, created, "ERR hash value is not an integer"),
+        },
+    };
+    let Some(next) = current.checked_add(delta) else {
+        return undo_create(slot, created, OVERFLOW);
+    };
+    h.insert(field, Bytes::from(next.to_string()));
+    (Reply::Int(next), true)
+}
+
+/// Error exit for a write that created an empty hash it did not fill.
+fn undo_create(slot: &mut Option<Entry>, created: bool, error: &str) -> (Reply, bool) {
+    if created {
+        *slot = None;
+    }
+    (Reply::error(error), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Bytes {
+        Bytes::copy_from_slice(v.as_bytes())
+    }
+
+    fn run(op: Op, slot: &mut Option<Entry>) -> Reply {
+        apply(op, slot, 1_000).reply
+    }
+
+    fn set_op(v: &str) -> Op {
+        Op::Set { value: s(v), cond: SetCond::Always, expiry: ExpiryChange::Clear, get: false }
+    }
+
+    #[test]
+    fn expired_entry_reads_as_absent_and_is_removed() {
+        let mut slot = Some(Entry { value: Value::Str(s("v")), expire_at_ms: Some(999), version: 1 });
+        let out = apply(Op::Get, &mut slot, 1_000);
+        assert_eq!(out, Outcome { reply: Reply::Nil, changed: true });
+        assert!(slot.is_none());
+    }
+
+    #[test]
+    fn set_conditions_and_get() {
+        let mut slot = None;
+        let nx = Op::Set { value: s("a"), cond: SetCond::IfPresent, expiry: ExpiryChange::Clear, get: false };
+        assert_eq!(run(nx, &mut slot), Reply::Nil);
+        assert_eq!(run(set_op("a"), &mut slot), Reply::Ok);
+        let get = Op::Set { value: s("b"), cond: SetCond::IfAbsent, expiry: ExpiryChange::Clear, get: true };
+        assert_eq!(run(get, &mut slot), Reply::Bulk(s("a")));
+        assert_eq!(run(Op::Get, &mut slot), Reply::Bulk(s("a")));
+    }
+
+    #[test]
+    fn keepttl_keeps_and_plain_set_clears_the_deadline() {
+        let mut slot = None;
+        let ex = Op::Set { value: s("a"), cond: SetCond::Always, expiry: ExpiryChange::At(5_000), get: false };
+        run(ex, &mut slot);
+        let keep = Op::Set { value: s("b"), cond: SetCond::Always, expiry: ExpiryChange::Keep, get: false };
+        run(keep, &mut slot);
+        assert_eq!(run(Op::Ttl { millis: true }, &mut slot), Reply::Int(4_000));
+        run(set_op("c"), &mut slot);
+        assert_eq!(run(Op::Ttl { millis: true }, &mut slot), Reply::Int(-1));
+    }
+
+    #[test]
+    fn incr_rules() {
+        let mut slot = None;
+        assert_eq!(run(Op::IncrBy { delta: 5 }, &mut slot), Reply::Int(5));
+        run(set_op("9223372036854775807"), &mut slot);
+        assert_eq!(run(Op::IncrBy { delta: 1 }, &mut slot), Reply::error(OVERFLOW));
+        run(set_op("abc"), &mut slot);
+        assert_eq!(run(Op::IncrBy { delta: 1 }, &mut slot), Reply::error(NOT_INTEGER));
+    }
+
+    #[test]
+    fn wrong_type_is_reported_and_changes_nothing() {
+        let mut slot = None;
+        run(Op::HSet { pairs: vec![(s("f"), s("v"))], only_new: false, reply_ok: false }, &mut slot);
+        let before = slot.clone();
+        let out = apply(Op::Append { value: s("x") }, &mut slot, 0);
+        assert_eq!(out, Outcome { reply: Reply::wrong_type(), changed: false });
+        assert_eq!(slot, before);
+    }
+
+    #[test]
+    fn hdel_of_last_field_removes_the_key() {
+        let mut slot = None;
+        run(Op::HSet { pairs: vec![(s("f"), s("v"))], only_new: false, reply_ok: false }, &mut slot);
+        assert_eq!(run(Op::HDel { fields: vec![s("f"), s("f")] }, &mut slot), Reply::Int(1));
+        assert!(slot.is_none());
+    }
+
+    #[test]
+    fn failed_hincrby_on_absent_key_leaves_it_absent() {
+        let mut slot = None;
+        let out = apply(Op::HIncrBy { field: s("f"), delta: i64::MIN }, &mut slot, 0);
+        assert_eq!(out.reply, Reply::Int(i64::MIN));
+        let out = apply(Op::HIncrBy { field: s("f"), delta: -1 }, &mut slot, 0);
+        assert_eq!(out.reply, Reply::error(OVERFLOW));
+        let mut absent = None;
+        run(Op::Set { value: s("x"), cond: SetCond::Always, expiry: ExpiryChange::Clear, get: false }, &mut absent);
+        let out = apply(Op::HIncrBy { field: s("f"), delta: 1 }, &mut absent, 0);
+        assert_eq!(out.reply, Reply::wrong_type());
+    }
+
+    #[test]
+    fn expire_conditions() {
+        let mut slot = None;
+        run(set_op("v"), &mut slot);
+        let gt = |at| Op::Expire { at_ms: at, cond: ExpireCond::IfGreater };
+        assert_eq!(run(gt(5_000), &mut slot), Reply::Int(0), "GT on no deadline fails");
+        let lt = |at| Op::Expire { at_ms: at, cond: ExpireCond::IfLess };
+        assert_eq!(run(lt(5_000), &mut slot), Reply::Int(1), "LT on no deadline succeeds");
+        assert_eq!(run(gt(6_000), &mut slot), Reply::Int(1));
+        assert_eq!(run(lt(500), &mut slot), Reply::Int(1), "a past deadline deletes");
+        assert!(slot.is_none());
+    }
+}

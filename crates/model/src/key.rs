@@ -1,0 +1,65 @@
+//! Key to partition mapping.
+//!
+//! A key maps to a partition by CRC16 (XMODEM, as Redis Cluster uses) of the key, or only of the
+//! part between the first `{` and the next `}` when that part is non-empty (a *hash tag*), so
+//! `{user42}.cart` and `{user42}.profile` always live together. The mapping is stable: it is part
+//! of the on-disk format and of the cluster protocol.
+
+/// Index of a partition, `0..partitions`.
+pub type PartitionId = u16;
+
+/// The part of `key` that decides its partition: its hash tag if it has a non-empty one.
+pub fn hash_slice(key: &[u8]) -> &[u8] {
+    let Some(open) = key.iter().position(|&b| b == b'{') else { return key };
+    let rest = &key[open + 1..];
+    match rest.iter().position(|&b| b == b'}') {
+        Some(close) if close > 0 => &rest[..close],
+        _ => key,
+    }
+}
+
+/// The partition of `key` among `partitions` (must be > 0).
+pub fn partition_of(key: &[u8], partitions: u16) -> PartitionId {
+    assert!(partitions > 0, "partition count must be positive");
+    crc16(hash_slice(key)) % partitions
+}
+
+/// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0.
+pub fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in bytes {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc16_matches_redis_cluster_reference() {
+        // The reference value from the Redis Cluster specification.
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+    }
+
+    #[test]
+    fn hash_tags_follow_redis_rules() {
+        assert_eq!(hash_slice(b"{user1000}.following"), b"user1000");
+        assert_eq!(hash_slice(b"foo{}{bar}"), b"foo{}{bar}");
+        assert_eq!(hash_slice(b"foo{{bar}}zap"), b"{bar");
+        assert_eq!(hash_slice(b"foo{bar}{zap}"), b"bar");
+        assert_eq!(hash_slice(b"nobraces"), b"nobraces");
+        assert_eq!(hash_slice(b"open{only"), b"open{only");
+    }
+
+    #[test]
+    fn tagged_keys_share_a_partition() {
+        let p = partition_of(b"{cart:7}.items", 256);
+        assert_eq!(p, partition_of(b"{cart:7}.total", 256));
+        assert!(p < 256);
+    }
+}

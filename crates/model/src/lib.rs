@@ -1,0 +1,26 @@
+//! The grid's shared vocabulary. Every other crate depends on this one and it depends on none of
+//! them.
+//!
+//! # Layout
+//! - [`key`]: which partition a key belongs to (CRC16 of the key or of its `{hash tag}`).
+//! - [`entry`]: what is stored under a key: a string or a hash, with its expiry and version.
+//! - [`op`]: single-key operations a partition executes, and [`reply`] what they answer.
+//! - [`apply`]: the Redis semantics of every operation, as a pure function over one entry.
+//! - [`glob`]: Redis glob patterns for `KEYS` and `SCAN MATCH`.
+//! - [`config`]: the node configuration shared by the binary and embedded mode.
+//! - [`time`]: the wall clock in unix milliseconds, the unit of every expiry.
+
+pub mod apply;
+pub mod config;
+pub mod entry;
+pub mod glob;
+pub mod key;
+pub mod num;
+pub mod op;
+pub mod reply;
+pub mod time;
+
+pub use entry::{Entry, Value};
+pub use key::{partition_of, PartitionId};
+pub use op::{Op, SetCond};
+pub use reply::Reply;

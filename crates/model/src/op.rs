@@ -1,0 +1,123 @@
+//! Single-key operations. A partition executes one at a time, so each is atomic.
+//!
+//! Times are absolute unix milliseconds, resolved by the door that parsed the command, so an
+//! operation means the same thing whenever and wherever it is applied.
+
+use bytes::Bytes;
+
+/// The precondition of a `SET`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetCond {
+    Always,
+    /// `NX`: only if the key does not exist.
+    IfAbsent,
+    /// `XX`: only if the key exists.
+    IfPresent,
+}
+
+/// What a write does to the key's expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiryChange {
+    /// Remove any deadline (`SET` without options, `GETEX PERSIST`).
+    Clear,
+    /// Keep the current deadline (`SET ... KEEPTTL`, plain `GETEX`).
+    Keep,
+    /// Set this deadline (unix ms).
+    At(u64),
+}
+
+/// The condition of `EXPIRE ... NX|XX|GT|LT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpireCond {
+    Always,
+    IfNoExpiry,
+    IfHasExpiry,
+    IfGreater,
+    IfLess,
+    /// `XX LT`: has a deadline and the new one is smaller.
+    IfLessExisting,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Get,
+    /// `SET`; with `get` the reply is the old value.
+    Set { value: Bytes, cond: SetCond, expiry: ExpiryChange, get: bool },
+    /// `SETNX`: 1 if set, 0 if the key existed.
+    SetNx { value: Bytes },
+    GetDel,
+    GetEx { expiry: ExpiryChange },
+    IncrBy { delta: i64 },
+    Append { value: Bytes },
+    StrLen,
+    Del,
+    Exists,
+    Type,
+    /// `EXPIRE` family; a deadline in the past deletes the key.
+    Expire { at_ms: u64, cond: ExpireCond },
+    /// `TTL` (`millis = false`) or `PTTL`.
+    Ttl { millis: bool },
+    Persist,
+    /// `HSET`/`HMSET` (`reply_ok`) /`HSETNX` (`only_new`, one pair).
+    HSet { pairs: Vec<(Bytes, Bytes)>, only_new: bool, reply_ok: bool },
+    HGet { field: Bytes },
+    HMGet { fields: Vec<Bytes> },
+    HGetAll,
+    HDel { fields: Vec<Bytes> },
+    HLen,
+    HExists { field: Bytes },
+    HKeys,
+    HVals,
+    HIncrBy { field: Bytes, delta: i64 },
+}
+
+impl Op {
+    /// True if the operation may change the entry; reads never write to disk.
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            Op::Get
+                | Op::StrLen
+                | Op::Exists
+                | Op::Type
+                | Op::Ttl { .. }
+                | Op::HGet { .. }
+                | Op::HMGet { .. }
+                | Op::HGetAll
+                | Op::HLen
+                | Op::HExists { .. }
+                | Op::HKeys
+                | Op::HVals
+        )
+    }
+
+    /// Low-cardinality name for metrics and spans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Set { .. } => "set",
+            Op::SetNx { .. } => "setnx",
+            Op::GetDel => "getdel",
+            Op::GetEx { .. } => "getex",
+            Op::IncrBy { .. } => "incrby",
+            Op::Append { .. } => "append",
+            Op::StrLen => "strlen",
+            Op::Del => "del",
+            Op::Exists => "exists",
+            Op::Type => "type",
+            Op::Expire { .. } => "expire",
+            Op::Ttl { .. } => "ttl",
+            Op::Persist => "persist",
+            Op::HSet { .. } => "hset",
+            Op::HGet { .. } => "hget",
+            Op::HMGet { .. } => "hmget",
+            Op::HGetAll => "hgetall",
+            Op::HDel { .. } => "hdel",
+            Op::HLen => "hlen",
+            Op::HExists { .. } => "hexists",
+            Op::HKeys => "hkeys",
+            Op::HVals => "hvals",
+            Op::HIncrBy { .. } => "hincrby",
+        }
+    }
+}

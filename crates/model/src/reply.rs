@@ -1,0 +1,47 @@
+//! Protocol-neutral replies. The Redis door encodes them as RESP2 or RESP3; other doors as JSON.
+
+use bytes::Bytes;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// `+OK`
+    Ok,
+    /// A simple status line such as `+PONG` or `+string`.
+    Status(&'static str),
+    /// A null (RESP2 `$-1`, RESP3 `_`).
+    Nil,
+    Int(i64),
+    Bulk(Bytes),
+    Array(Vec<Reply>),
+    /// A map: a flat array in RESP2, a `%` map in RESP3.
+    Map(Vec<(Reply, Reply)>),
+    /// A set: an array in RESP2, a `~` set in RESP3.
+    Set(Vec<Reply>),
+    /// Human-readable text: a bulk string in RESP2, a `=` verbatim string (`txt`) in RESP3.
+    Verbatim(Bytes),
+    /// An error line; the text includes its code (`ERR ...`, `WRONGTYPE ...`).
+    Error(String),
+}
+
+impl Reply {
+    pub fn error(text: impl Into<String>) -> Self {
+        Reply::Error(text.into())
+    }
+
+    pub fn bulk(bytes: impl Into<Bytes>) -> Self {
+        Reply::Bulk(bytes.into())
+    }
+
+    pub fn wrong_type() -> Self {
+        Reply::Error(WRONGTYPE.to_string())
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const SYNTAX: &str = "ERR syntax error";

@@ -1,0 +1,124 @@
+//! Command-line interface. Every node flag can also be given as `SESSIONGRID_<FLAG>` in the
+//! environment or as a key of the `--config` TOML file; a flag beats the environment, which beats
+//! the file, which beats the built-in default.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sessiongrid_model::config::NodeConfig;
+
+#[derive(Parser, Debug)]
+#[command(name = "sessiongrid", version, about = "A peer-to-peer HTTP-session grid")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a grid node.
+    Node(NodeArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// TOML file with any `NodeConfig` keys (see node-config/single.toml).
+    #[arg(long, env = "SESSIONGRID_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for this node's data [default: ./data].
+    #[arg(long, env = "SESSIONGRID_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the Redis-protocol door [default: 127.0.0.1:6379].
+    #[arg(long, env = "SESSIONGRID_RESP_LISTEN")]
+    pub resp_listen: Option<String>,
+    /// Address of the HTTP door (health, metrics) [default: 127.0.0.1:7070].
+    #[arg(long, env = "SESSIONGRID_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// Address for peer-to-peer traffic (used when the node joins a cluster).
+    #[arg(long, env = "SESSIONGRID_P2P_LISTEN")]
+    pub p2p_listen: Option<String>,
+    /// Address of an existing member to join through; repeat for several.
+    #[arg(long, env = "SESSIONGRID_JOIN", value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// File holding the password clients must AUTH with (not world-readable).
+    #[arg(long, env = "SESSIONGRID_REQUIREPASS_FILE")]
+    pub requirepass_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "SESSIONGRID_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+impl NodeArgs {
+    /// The configuration: file, then environment and flags on top; validated.
+    pub fn resolve(&self) -> anyhow::Result<NodeConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?
+            }
+            None => NodeConfig::default(),
+        };
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &self.resp_listen {
+            config.resp_listen = v.clone();
+        }
+        if let Some(v) = &self.http_listen {
+            config.http_listen = v.clone();
+        }
+        if let Some(v) = &self.p2p_listen {
+            config.p2p_listen = Some(v.clone());
+        }
+        if !self.join.is_empty() {
+            config.join = self.join.clone();
+        }
+        if let Some(v) = &self.requirepass_file {
+            config.requirepass_file = Some(v.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "resp_listen = \"127.0.0.1:1\"\nmemory_max_bytes = 1234\n").unwrap();
+        let cli = Cli::parse_from([
+            "sessiongrid",
+            "node",
+            "--config",
+            file.to_str().unwrap(),
+            "--resp-listen",
+            "127.0.0.1:2",
+        ]);
+        let Command::Node(args) = cli.command;
+        let config = args.resolve().unwrap();
+        assert_eq!(config.resp_listen, "127.0.0.1:2");
+        assert_eq!(config.memory_max_bytes, 1234);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "memory_max = 5\n").unwrap();
+        let cli = Cli::parse_from(["sessiongrid", "node", "--config", file.to_str().unwrap()]);
+        let Command::Node(args) = cli.command;
+        assert!(args.resolve().is_err());
+    }
+}

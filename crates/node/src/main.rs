@@ -1,0 +1,24 @@
+//! `sessiongrid`: the grid node binary.
+//!
+//! # Layout
+//! - [`cli`]: command-line flags and how they layer over the TOML file and `SESSIONGRID_*` env.
+//! - [`node`]: `sessiongrid node`: starts the grid and its doors, stops them on a signal.
+//! - [`secrets`]: reading secret files safely.
+//! - [`telemetry`]: logs (`tracing-subscriber`) and the Prometheus recorder.
+
+mod cli;
+mod node;
+mod secrets;
+mod telemetry;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Node(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(node::run(args))
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `sessiongrid node`: start the grid and its doors; on SIGTERM or SIGINT stop accepting, let
+//! connections finish the requests they have read, stop the partitions, sync the log, exit 0.
+
+use anyhow::Context;
+use bytes::Bytes;
+use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
+use sessiongrid_doors::resp::Limits;
+use sessiongrid_grid::Grid;
+use sessiongrid_model::config::NodeConfig;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::cli::NodeArgs;
+use crate::{secrets, telemetry};
+
+pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    telemetry::init_logs(args.log_format);
+    let result = serve(args).await;
+    if let Err(e) = &result {
+        error!(error = format!("{e:#}"), "node failed");
+    }
+    result
+}
+
+async fn serve(args: NodeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let password = config.requirepass_file.as_deref().map(secrets::read_secret).transpose()?;
+    let metrics = telemetry::init_metrics()?;
+    let grid = Grid::start(&config).await?;
+    let door_config = RedisDoorConfig {
+        limits: Limits {
+            bulk_bytes_max: config.bulk_bytes_max,
+            array_len_max: config.array_len_max,
+            inline_bytes_max: config.inline_bytes_max,
+        },
+        connections_max: config.connections_max,
+        value_bytes_max: config.value_bytes_max,
+        pipeline_bytes_max: config.pipeline_bytes_max,
+        password: password.map(Bytes::from),
+        config_view: config_view(&config),
+    };
+    let door = RedisDoor::bind(&config.resp_listen, grid.clone(), door_config)
+        .await
+        .with_context(|| format!("binding the redis door on {}", config.resp_listen))?;
+    let http = sessiongrid_doors::http::bind(&config.http_listen)
+        .await
+        .with_context(|| format!("binding the http door on {}", config.http_listen))?;
+    if config.p2p_listen.is_some() || !config.join.is_empty() {
+        info!("p2p_listen and join are accepted but clustering is not enabled in this build");
+    }
+
+    let shutdown = CancellationToken::new();
+    let http_task = tokio::spawn(sessiongrid_doors::http::serve(http, Some(metrics), shutdown.clone()));
+    let door_task = tokio::spawn(door.run(shutdown.clone()));
+    info!(resp = %config.resp_listen, http = %config.http_listen, "node serving");
+
+    wait_for_signal().await?;
+    info!("shutting down: finishing in-flight requests");
+    shutdown.cancel();
+    door_task.await.context("redis door task")?;
+    http_task.await.context("http door task")??;
+    grid.shutdown().await;
+    info!("node stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// What `CONFIG GET` reports: the settings Redis clients and session stores probe.
+fn config_view(config: &NodeConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("appendonly", "yes".into()),
+        ("databases", "1".into()),
+        ("maxclients", config.connections_max.to_string()),
+        ("maxmemory", config.memory_max_bytes.to_string()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("notify-keyspace-events", String::new()),
+        ("proto-max-bulk-len", config.bulk_bytes_max.to_string()),
+        ("save", String::new()),
+        ("timeout", "0".into()),
+    ]
+}

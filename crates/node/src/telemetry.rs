@@ -1,0 +1,66 @@
+//! Logs and metrics setup.
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+
+/// Installs the log subscriber; `RUST_LOG` overrides the default `info` filter.
+pub fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Installs the Prometheus recorder and describes the node's series.
+pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 1.0,
+        ])?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("sessiongrid_commands_total", "Redis-door commands by command and result");
+    describe_histogram!(
+        "sessiongrid_command_duration_seconds",
+        Unit::Seconds,
+        "Time to execute a Redis-door command"
+    );
+    describe_gauge!("sessiongrid_connections", "Open Redis-door client connections");
+    describe_counter!(
+        "sessiongrid_connections_rejected_total",
+        "Connections refused because connections_max was reached"
+    );
+    describe_counter!("sessiongrid_protocol_errors_total", "Connections closed for protocol errors");
+    describe_counter!("sessiongrid_auth_failures_total", "Failed AUTH attempts");
+    describe_gauge!(
+        "sessiongrid_memory_entries_bytes",
+        Unit::Bytes,
+        "Bytes of entries held in memory"
+    );
+    describe_gauge!("sessiongrid_memory_entries", "Entries held in memory");
+    describe_counter!(
+        "sessiongrid_memory_evictions_total",
+        "Entries dropped from memory to stay in budget (still on disk)"
+    );
+    describe_counter!("sessiongrid_expired_keys_total", "Keys deleted because their TTL passed");
+    describe_counter!(
+        "sessiongrid_store_entry_reads_total",
+        "Entry reads that missed memory and went to disk"
+    );
+    describe_histogram!("sessiongrid_store_read_seconds", Unit::Seconds, "RocksDB point reads");
+    describe_histogram!("sessiongrid_store_write_seconds", Unit::Seconds, "RocksDB batch writes");
+    describe_counter!("sessiongrid_store_write_errors_total", "RocksDB writes that failed");
+    describe_counter!(
+        "sessiongrid_partition_restarts_total",
+        "Partition actors restarted after a failure"
+    );
+}

@@ -1,0 +1,17 @@
+//! RocksDB tier: the durable copy of every partition, and the spill space for entries that do not
+//! fit in the memory budget.
+//!
+//! # Layout
+//! - [`keys`]: how entries, expiry-index rows and partition metadata are laid out as RocksDB keys.
+//! - [`store`]: [`Store`], the handle partitions use: point reads, atomic batches, scans.
+//! - [`batch`]: [`Batch`], one atomic write of a partition (entries + expiry index + metadata).
+//!
+//! Every write of a partition is one `WriteBatch`, so an entry, its expiry-index row and the
+//! partition's key count and sequence number can never disagree after a crash.
+
+pub mod batch;
+pub mod keys;
+pub mod store;
+
+pub use batch::Batch;
+pub use store::{PartitionMeta, Store, StoreError};

@@ -1,0 +1,321 @@
+//! [`Store`]: the RocksDB handle shared by all partitions of a node.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
+    IteratorMode, Options, ReadOptions, WriteOptions, DB,
+};
+use serde::{Deserialize, Serialize};
+use sessiongrid_model::config::Durability;
+use sessiongrid_model::{Entry, PartitionId};
+
+use crate::batch::Batch;
+use crate::keys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("storage: corrupt {what}")]
+    Corrupt { what: &'static str },
+    #[error("storage: the write task was cancelled")]
+    Cancelled,
+}
+
+/// Per-partition bookkeeping, written in the same batch as every change to the partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    /// Number of keys on disk (expired but not yet swept keys included, as Redis counts them).
+    pub keys: u64,
+    /// Sequence number of the partition's last write; versions entries.
+    pub seq: u64,
+    /// Number of keys with a deadline (`INFO` keyspace `expires`).
+    pub expiring: u64,
+}
+
+impl PartitionMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("meta serialises")
+    }
+}
+
+/// Bytes of RocksDB block cache; entries have their own budget in the partitions.
+const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Size of one memtable; at most two per column family are alive.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DB,
+    durability: Durability,
+    partitions: u16,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`. The partition count is fixed by the first open:
+    /// a later `partitions` that differs is ignored and the stored one is used (see
+    /// [`Store::partitions`]).
+    pub fn open(dir: &Path, partitions: u16, durability: Durability) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+        opts.set_max_write_buffer_number(2);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(4);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+        table.set_bloom_filter(10.0, false);
+        opts.set_block_based_table_factory(&table);
+        let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META]
+            .map(|name| ColumnFamilyDescriptor::new(name, opts.clone()));
+        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+        let meta = db.cf_handle(keys::CF_META).expect("meta column family exists");
+        let partitions = match db.get_cf(meta, keys::META_PARTITIONS)? {
+            Some(v) => {
+                let bytes: [u8; 2] = v
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt { what: "partition count" })?;
+                u16::from_be_bytes(bytes)
+            }
+            None => {
+                let mut sync = WriteOptions::default();
+                sync.set_sync(true);
+                db.put_cf_opt(meta, keys::META_PARTITIONS, partitions.to_be_bytes(), &sync)?;
+                partitions
+            }
+        };
+        if partitions == 0 {
+            return Err(StoreError::Corrupt { what: "partition count" });
+        }
+        Ok(Store { inner: Arc::new(Inner { db, durability, partitions }) })
+    }
+
+    /// The partition count this data directory was created with.
+    pub fn partitions(&self) -> u16 {
+        self.inner.partitions
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
+        self.inner.db.cf_handle(name).expect("column families are created at open")
+    }
+
+    pub(crate) fn entries(&self) -> &ColumnFamily {
+        self.cf(keys::CF_ENTRIES)
+    }
+
+    pub(crate) fn expiry(&self) -> &ColumnFamily {
+        self.cf(keys::CF_EXPIRY)
+    }
+
+    pub(crate) fn meta(&self) -> &ColumnFamily {
+        self.cf(keys::CF_META)
+    }
+
+    pub fn partition_meta(&self, p: PartitionId) -> Result<PartitionMeta, StoreError> {
+        match self.inner.db.get_cf(self.meta(), keys::meta_key(p))? {
+            None => Ok(PartitionMeta::default()),
+            Some(v) => postcard::from_bytes(&v)
+                .map_err(|_| StoreError::Corrupt { what: "partition metadata" }),
+        }
+    }
+
+    /// Reads one entry from disk.
+    pub fn get(&self, p: PartitionId, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        let started = Instant::now();
+        let row = self.inner.db.get_pinned_cf(self.entries(), keys::entry_key(p, key))?;
+        metrics::histogram!("sessiongrid_store_read_seconds").record(started.elapsed());
+        match row {
+            None => Ok(None),
+            Some(v) => {
+                Entry::decode(&v).map(Some).map_err(|_| StoreError::Corrupt { what: "entry" })
+            }
+        }
+    }
+
+    pub fn batch(&self, p: PartitionId) -> Batch<'_> {
+        Batch::new(self, p)
+    }
+
+    /// Writes `batch` atomically. Returns once the write is as durable as configured: in the
+    /// write-ahead log (survives kill -9), or also fsynced in `power` mode. Fsynced writes run on
+    /// the blocking pool, where RocksDB groups concurrent ones into one fsync.
+    pub async fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let wb = batch.inner;
+        let result = match self.inner.durability {
+            Durability::Process => self.inner.db.write(wb).map_err(StoreError::from),
+            Durability::Power => {
+                let store = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut sync = WriteOptions::default();
+                    sync.set_sync(true);
+                    store.inner.db.write_opt(wb, &sync)
+                })
+                .await
+                .map_err(|_| StoreError::Cancelled)?
+                .map_err(StoreError::from)
+            }
+        };
+        metrics::histogram!("sessiongrid_store_write_seconds").record(started.elapsed());
+        if result.is_err() {
+            metrics::counter!("sessiongrid_store_write_errors_total").increment(1);
+        }
+        result
+    }
+
+    /// Up to `limit` expiry-index rows of partition `p` due at or before `now_ms`, oldest first,
+    /// as (deadline, user key).
+    pub fn due_expiries(
+        &self,
+        p: PartitionId,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::expiry_key(p, now_ms.saturating_add(1), b""));
+        let start = keys::partition_start(p);
+        let iter = self.inner.db.iterator_cf_opt(
+            self.expiry(),
+            ro,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut due = Vec::new();
+        for row in iter.take(limit) {
+            let (k, _) = row?;
+            let (at, key) = keys::split_expiry_key(&k)
+                .ok_or(StoreError::Corrupt { what: "expiry index row" })?;
+            due.push((at, key.to_vec()));
+        }
+        Ok(due)
+    }
+
+    /// Calls `visit` with every (user key, entry) of partition `p` in key order, until it returns
+    /// false.
+    pub fn for_each(
+        &self,
+        p: PartitionId,
+        mut visit: impl FnMut(&[u8], Entry) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::partition_end(p));
+        ro.fill_cache(false);
+        let start = keys::partition_start(p);
+        let iter = self.inner.db.iterator_cf_opt(
+            self.entries(),
+            ro,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for row in iter {
+            let (k, v) = row?;
+            let entry = Entry::decode(&v).map_err(|_| StoreError::Corrupt { what: "entry" })?;
+            if !visit(keys::user_key(&k), entry) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every row of partition `p` and resets its metadata, in one batch.
+    pub async fn clear(&self, p: PartitionId, meta: &PartitionMeta) -> Result<(), StoreError> {
+        let mut batch = self.batch(p);
+        let (start, end) = (keys::partition_start(p), keys::partition_end(p));
+        batch.inner.delete_range_cf(self.entries(), &start, &end);
+        batch.inner.delete_range_cf(self.expiry(), &start, &end);
+        batch.set_meta(meta);
+        self.commit(batch).await
+    }
+
+    /// Flushes the write-ahead log to disk (`fsync`); used at shutdown.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.inner.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// A RocksDB integer property (e.g. `rocksdb.estimate-num-keys`) of the entries family.
+    pub fn property(&self, name: &str) -> Option<u64> {
+        self.inner.db.property_int_value_cf(self.entries(), name).ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use sessiongrid_model::Value;
+
+    fn entry(v: &'static str, expire: Option<u64>) -> Entry {
+        Entry { value: Value::Str(Bytes::from_static(v.as_bytes())), expire_at_ms: expire, version: 1 }
+    }
+
+    #[tokio::test]
+    async fn writes_survive_reopen_with_their_index_and_meta() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 8, Durability::Process).unwrap();
+            let mut b = store.batch(3);
+            b.put(b"k", &entry("v", Some(50)), None);
+            b.set_meta(&PartitionMeta { keys: 1, seq: 7, expiring: 1 });
+            store.commit(b).await.unwrap();
+        }
+        let store = Store::open(dir.path(), 99, Durability::Power).unwrap();
+        assert_eq!(store.partitions(), 8, "partition count is fixed by the first open");
+        assert_eq!(store.get(3, b"k").unwrap(), Some(entry("v", Some(50))));
+        assert_eq!(store.get(2, b"k").unwrap(), None);
+        assert_eq!(store.partition_meta(3).unwrap(), PartitionMeta { keys: 1, seq: 7, expiring: 1 });
+        assert_eq!(store.due_expiries(3, 49, 10).unwrap(), vec![]);
+        assert_eq!(store.due_expiries(3, 50, 10).unwrap(), vec![(50, b"k".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn changing_a_deadline_moves_its_index_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        let mut b = store.batch(0);
+        b.put(b"a", &entry("1", Some(10)), None);
+        store.commit(b).await.unwrap();
+        let mut b = store.batch(0);
+        b.put(b"a", &entry("1", Some(20)), Some(10));
+        store.commit(b).await.unwrap();
+        assert_eq!(store.due_expiries(0, 100, 10).unwrap(), vec![(20, b"a".to_vec())]);
+        let mut b = store.batch(0);
+        b.delete(b"a", Some(20));
+        store.commit(b).await.unwrap();
+        assert_eq!(store.due_expiries(0, 100, 10).unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn clear_removes_only_its_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        for p in 0..4 {
+            let mut b = store.batch(p);
+            b.put(b"k", &entry("v", Some(5)), None);
+            store.commit(b).await.unwrap();
+        }
+        store.clear(1, &PartitionMeta::default()).await.unwrap();
+        let mut seen = Vec::new();
+        for p in 0..4 {
+            store.for_each(p, |k, _| {
+                seen.push((p, k.to_vec()));
+                true
+            })
+            .unwrap();
+        }
+        assert_eq!(seen, vec![(0, b"k".to_vec()), (2, b"k".to_vec()), (3, b"k".to_vec())]);
+        assert!(store.due_expiries(1, 10, 10).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): Debian's redis-benchmark against a Sessiongrid node and against
+# redis-server (AOF, fsync every second) on this machine, in one run. Prints ops/s and the ratio
+# grid/redis for SET, GET and HSET with -c 50 -d 256, without pipelining and with -P 16, then the
+# node's RSS per 1 KiB key after loading 1M keys.
+#
+# Usage: tests/bench/redis-compare.sh [path/to/sessiongrid]   (default: release build)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN="${1:-${CARGO_TARGET_DIR:-target}/release/sessiongrid}"
+[ -x "$BIN" ] || cargo build --release
+REQUESTS="${REQUESTS:-200000}"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+
+rport=$(free_port); gport=$(free_port); hport=$(free_port)
+redis-server --port "$rport" --save '' --appendonly yes --appendfsync everysec --dir "$work" \
+  --daemonize no >/dev/null &
+pids+=($!)
+"$BIN" node --data-dir "$work/grid" --resp-listen "127.0.0.1:$gport" \
+  --http-listen "127.0.0.1:$hport" 2>"$work/grid.log" &
+gpid=$!; pids+=($gpid)
+wait_port "$rport"; wait_port "$gport"
+
+bench() { # port pipeline test -> ops/s
+  redis-benchmark -p "$1" -c 50 -d 256 -n "$REQUESTS" -P "$2" -r 100000 -t "$3" --csv -q 2>/dev/null \
+    | awk -F'","' 'NR==2 {print $2+0}'
+}
+
+printf '%-6s %-4s %14s %14s %8s\n' test P redis_ops/s grid_ops/s ratio
+for p in 1 16; do
+  for t in set get hset; do
+    r=$(bench "$rport" "$p" "$t"); g=$(bench "$gport" "$p" "$t")
+    printf '%-6s %-4s %14.0f %14.0f %8.2f\n' "$t" "$p" "$r" "$g" "$(echo "$g / $r" | bc -l)"
+  done
+done
+
+rss() { awk '/VmRSS/ {print $2*1024}' "/proc/$1/status"; }
+before=$(rss "$gpid")
+redis-cli -p "$gport" FLUSHALL >/dev/null
+redis-benchmark -p "$gport" -c 50 -d 1024 -n 1000000 -r 1000000000 -t set -P 16 -q >/dev/null 2>&1 || true
+keys=$(redis-cli -p "$gport" DBSIZE)
+after=$(rss "$gpid")
+echo "grid RSS: $((before >> 20)) MiB empty, $((after >> 20)) MiB with $keys keys of 1 KiB" \
+     "($(( (after - before) / (keys > 0 ? keys : 1) )) bytes of RSS per key; default memory_max_bytes 512 MiB)"

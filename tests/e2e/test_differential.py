@@ -1,0 +1,821 @@
+"""Differential tests: the grid must answer exactly like Redis 7.
+
+Each script below is a list of raw commands. A script runs on a fresh
+connection to the baseline ``redis-server`` and one to the grid, command by
+command and interleaved (so both see nearly the same clock), after FLUSHALL on
+both. Every reply -- or the error class and message -- is recorded and the two
+transcripts must be equal.
+
+Each script runs four ways:
+
+* ``redispy-resp2`` / ``redispy-resp3``: through ``redis-py``'s
+  ``execute_command`` with ``protocol=2`` / ``protocol=3``, i.e. what an
+  application sees (after redis-py's own reply parsing);
+* ``wire-resp2`` / ``wire-resp3``: through :mod:`respwire`, which compares the
+  RESP *types* as well (``+OK`` vs ``$2 OK``, ``$-1`` vs ``_``, map vs array).
+
+Time-dependent replies (positive TTL/PTTL) are compared with a tolerance.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+from conftest import IS_REDIS_TARGET, flushall
+from respwire import ConnectionClosed, RespConnection, encode_commands
+
+# --------------------------------------------------------------------------
+# Script vocabulary
+# --------------------------------------------------------------------------
+
+NOW = int(time.time())
+FUTURE_S = str(NOW + 3600)            # one hour ahead, seconds
+FUTURE_MS = str((NOW + 7200) * 1000)  # two hours ahead, milliseconds
+PAST_S = str(NOW - 3600)
+PAST_MS = str((NOW - 3600) * 1000)
+
+I64_MAX = "9223372036854775807"
+I64_MIN = "-9223372036854775808"
+I64_MAX_PLUS_1 = "9223372036854775808"
+
+BINARY = b"a\x00b\r\nc\xff\xfe\r\n\x00"
+BINARY_KEY = b"k\x00\r\n\xff"
+WRONGTYPE_SETUP = [("SET", "str", "x"), ("HSET", "hash", "f", "v")]
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Not a command: sleep this long (once, for both servers) mid-script."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class WireOnly:
+    """A command that redis-py cannot send as-is (e.g. an empty command name);
+    only the wire-level runners execute it."""
+
+    cmd: tuple
+
+
+SCRIPTS: dict[str, list] = {
+    "connection": [
+        ("PING",), ("PING", "hello"), ("PING", ""), ("PING", BINARY), ("PING", "a", "b"),
+        ("ping",), ("PiNg", "x"),
+        ("ECHO", "x"), ("ECHO", ""), ("ECHO", BINARY), ("ECHO",), ("ECHO", "a", "b"),
+        ("SELECT", "0"), ("SELECT", "abc"), ("SELECT",), ("SELECT", "0", "1"),
+        ("SELECT", "1.5"), ("SELECT", ""),
+        ("DBSIZE",), ("SET", "a", "1"), ("HSET", "h", "f", "v"), ("DBSIZE",), ("DBSIZE", "x"),
+        # no password configured: Redis' default user is "nopass"
+        ("AUTH", "x"), ("AUTH", "default", "anything"), ("AUTH", "bob", "x"), ("AUTH",),
+        ("AUTH", "a", "b", "c"), ("PING",),
+    ],
+    "client-name": [
+        ("CLIENT", "GETNAME"), ("CLIENT", "SETNAME", "alice"), ("CLIENT", "GETNAME"),
+        ("CLIENT", "SETNAME", "bob-2:x"), ("CLIENT", "GETNAME"),
+        ("CLIENT", "SETNAME", "a b"), ("CLIENT", "SETNAME", "a\nb"), ("CLIENT", "GETNAME"),
+        ("CLIENT", "SETNAME", ""), ("CLIENT", "GETNAME"),
+        ("CLIENT", "SETNAME"), ("CLIENT", "SETNAME", "a", "b"), ("CLIENT", "GETNAME", "x"),
+        ("client", "setname", "lower"), ("client", "getname"),
+        ("CLIENT",), ("CLIENT", "NOSUCHSUB"),
+    ],
+    "get-set-basic": [
+        ("GET", "k"), ("SET", "k", "v"), ("GET", "k"), ("SET", "k", "v2"), ("GET", "k"),
+        ("SET", "", "empty-key"), ("GET", ""), ("SET", "e", ""), ("GET", "e"), ("STRLEN", "e"),
+        ("SET", BINARY_KEY, BINARY), ("GET", BINARY_KEY), ("STRLEN", BINARY_KEY),
+        ("SET", "big", "x" * 100_000), ("STRLEN", "big"), ("GET", "big"),
+        ("GET",), ("GET", "a", "b"), ("SET", "k"), ("SET",),
+        ("SET", "k", "v", "FOO"), ("SET", "k", "v", "EX"), ("SET", "k", "v", "PX"),
+        ("get", "k"), ("sEt", "k", "lower"), ("GET", "k"),
+        *WRONGTYPE_SETUP, ("GET", "hash"), ("SET", "hash", "now-a-string"), ("TYPE", "hash"),
+        ("GET", "hash"),
+    ],
+    "set-expiry-options": [
+        ("SET", "k", "v", "EX", "100"), ("TTL", "k"), ("PTTL", "k"),
+        ("SET", "k", "v", "PX", "100000"), ("TTL", "k"), ("PTTL", "k"),
+        ("SET", "k", "v", "EXAT", FUTURE_S), ("TTL", "k"),
+        ("SET", "k", "v", "PXAT", FUTURE_MS), ("TTL", "k"), ("PTTL", "k"),
+        ("SET", "k", "v", "ex", "50"), ("TTL", "k"),
+        ("SET", "k", "v", "EX", "10", "EX", "20"), ("TTL", "k"),
+        ("SET", "k", "v"), ("TTL", "k"),
+        ("SET", "k", "v", "EX", "0"), ("SET", "k", "v", "EX", "-1"), ("SET", "k", "v", "PX", "0"),
+        ("SET", "k", "v", "PX", "-1"), ("SET", "k", "v", "EXAT", "0"), ("SET", "k", "v", "PXAT", "-1"),
+        ("SET", "k", "v", "EX", "abc"), ("SET", "k", "v", "EX", "1.5"), ("SET", "k", "v", "EX", ""),
+        ("SET", "k", "v", "EX", I64_MAX), ("SET", "k", "v", "PX", I64_MAX),
+        ("SET", "k", "v", "EX", "9223372036854775"), ("SET", "k", "v", "EX", I64_MAX_PLUS_1),
+        ("SET", "k", "v", "EX", "100000000000"), ("TTL", "k"),
+        ("SET", "k", "v", "EX", "10", "PX", "10000"), ("SET", "k", "v", "EX", "10", "EXAT", FUTURE_S),
+        ("SET", "k", "v", "KEEPTTL", "EX", "10"), ("SET", "k", "v", "PX", "10", "KEEPTTL"),
+        ("GET", "k"),
+        ("SET", "past", "v", "EXAT", PAST_S), ("GET", "past"), ("EXISTS", "past"),
+        ("SET", "past", "v", "PXAT", PAST_MS), ("GET", "past"), ("EXISTS", "past"),
+        ("SET", "past", "v", "PXAT", "1"), ("EXISTS", "past"),
+        ("SET", "short", "v", "PX", "80"), ("GET", "short"), Pause(0.3),
+        ("GET", "short"), ("EXISTS", "short"), ("TTL", "short"),
+    ],
+    "set-nx-xx-keepttl-get": [
+        ("SET", "k", "v", "XX"), ("GET", "k"), ("SET", "k", "v", "NX"), ("SET", "k", "w", "NX"),
+        ("GET", "k"), ("SET", "k", "w", "XX"), ("GET", "k"),
+        ("SET", "k", "v", "NX", "XX"), ("SET", "k", "v", "XX", "NX"), ("SET", "nk", "v", "NX", "XX"),
+        ("SET", "k", "v", "nx"), ("SET", "k", "v2", "xx"),
+        ("SET", "t", "v", "EX", "100"), ("SET", "t", "v2", "KEEPTTL"), ("TTL", "t"), ("GET", "t"),
+        ("SET", "t", "v3"), ("TTL", "t"),
+        ("SET", "t", "v", "PX", "100000"), ("SET", "t", "v4", "keepttl", "XX"), ("PTTL", "t"),
+        ("SET", "nokey", "v", "KEEPTTL"), ("TTL", "nokey"),
+        ("SET", "g", "new", "GET"), ("SET", "g", "newer", "GET"), ("GET", "g"),
+        ("SET", "g", "x", "NX", "GET"), ("SET", "g2", "x", "NX", "GET"), ("GET", "g2"),
+        ("SET", "g", "y", "XX", "GET"), ("SET", "g3", "y", "XX", "GET"), ("EXISTS", "g3"),
+        ("SET", "g", "z", "GET", "EX", "100"), ("TTL", "g"), ("SET", "g", "z2", "KEEPTTL", "GET"),
+        ("TTL", "g"), ("SET", "g", "v", "GET", "GET"),
+        ("SET", "g", BINARY, "GET"), ("SET", "g", "", "GET"), ("GET", "g"),
+        *WRONGTYPE_SETUP, ("SET", "hash", "x", "GET"), ("TYPE", "hash"), ("SET", "hash", "x", "NX"),
+        ("SET", "hash", "x", "XX", "GET"), ("SET", "hash", "x", "XX"), ("TYPE", "hash"),
+    ],
+    "setex-psetex-setnx": [
+        ("SETEX", "k", "100", "v"), ("GET", "k"), ("TTL", "k"),
+        ("PSETEX", "k", "100000", "v2"), ("GET", "k"), ("PTTL", "k"),
+        ("SETEX", "k", "0", "v"), ("SETEX", "k", "-5", "v"), ("SETEX", "k", "abc", "v"),
+        ("SETEX", "k", I64_MAX, "v"), ("SETEX", "k", "1.5", "v"),
+        ("PSETEX", "k", "0", "v"), ("PSETEX", "k", "-1", "v"), ("PSETEX", "k", I64_MAX, "v"),
+        ("SETEX", "k", "10"), ("SETEX",), ("PSETEX", "k", "10"), ("SETEX", "k", "10", "v", "x"),
+        ("SETNX", "n", "1"), ("SETNX", "n", "2"), ("GET", "n"), ("SETNX", "n"), ("SETNX", "n", "1", "2"),
+        ("SETNX", "", BINARY), ("GET", ""),
+        *WRONGTYPE_SETUP, ("SETNX", "hash", "x"), ("SETEX", "hash", "100", "x"), ("TYPE", "hash"),
+        ("TTL", "hash"), ("PSETEX", "short", "80", "v"), Pause(0.3), ("EXISTS", "short"),
+    ],
+    "getex-getdel": [
+        ("GETEX", "nokey"), ("GETEX", "nokey", "EX", "10"), ("GETEX", "nokey", "EX", "0"),
+        ("GETEX", "nokey", "PERSIST"), ("GETEX",),
+        ("SET", "k", "v"), ("GETEX", "k"), ("TTL", "k"),
+        ("GETEX", "k", "EX", "100"), ("TTL", "k"), ("GETEX", "k", "PX", "200000"), ("PTTL", "k"),
+        ("GETEX", "k", "EXAT", FUTURE_S), ("TTL", "k"), ("GETEX", "k", "PXAT", FUTURE_MS), ("PTTL", "k"),
+        ("GETEX", "k", "PERSIST"), ("TTL", "k"), ("GETEX", "k", "persist"), ("GETEX", "k", "ex", "30"),
+        ("TTL", "k"), ("GETEX", "k", "EX", "10", "EX", "20"), ("TTL", "k"),
+        ("GETEX", "k", "PERSIST", "PERSIST"), ("TTL", "k"),
+        ("GETEX", "k", "EX", "0"), ("GETEX", "k", "EX", "-1"), ("GETEX", "k", "PX", "0"),
+        ("GETEX", "k", "EXAT", "0"), ("GETEX", "k", "PXAT", "-5"), ("GETEX", "k", "EX", I64_MAX),
+        ("GETEX", "k", "EX", "abc"), ("GETEX", "k", "EX", "1.5"), ("GETEX", "k", "EX"),
+        ("GETEX", "k", "PERSIST", "EX", "10"), ("GETEX", "k", "EX", "10", "PX", "10"),
+        ("GETEX", "k", "KEEPTTL"), ("GETEX", "k", "FOO"), ("GETEX", "k", "NX"), ("TTL", "k"),
+        ("GETEX", "k", "EXAT", PAST_S), ("EXISTS", "k"),
+        ("SET", "b", BINARY), ("GETEX", "b", "PX", "100000"), ("GETDEL", "b"), ("EXISTS", "b"),
+        ("GETDEL", "b"), ("GETDEL",), ("GETDEL", "a", "b"),
+        ("SET", "e", ""), ("GETDEL", "e"), ("EXISTS", "e"),
+        *WRONGTYPE_SETUP, ("GETEX", "hash"), ("GETEX", "hash", "PERSIST"), ("GETDEL", "hash"),
+        ("EXISTS", "hash"),
+    ],
+    "mget-mset": [
+        ("MSET", "a", "1", "b", "2", "c", BINARY), ("MGET", "a", "b", "c", "nokey"),
+        ("MGET", "a"), ("MGET", "nokey"), ("MGET", "a", "a"), ("MGET",),
+        ("MSET", "a"), ("MSET", "a", "1", "b"), ("MSET",),
+        ("MSET", "a", "x", "a", "y"), ("GET", "a"), ("MSET", "", ""), ("MGET", ""),
+        ("SET", "t", "v", "EX", "100"), ("MSET", "t", "w"), ("TTL", "t"),
+        *WRONGTYPE_SETUP, ("MGET", "str", "hash", "nokey"), ("MSET", "hash", "s"), ("TYPE", "hash"),
+    ],
+    "incr-decr": [
+        ("INCR", "n"), ("INCR", "n"), ("GET", "n"), ("DECR", "n"), ("DECR", "m"), ("GET", "m"),
+        ("INCRBY", "n", "10"), ("INCRBY", "n", "-25"), ("INCRBY", "n", "0"), ("GET", "n"),
+        ("INCRBY", "n", "1.5"), ("INCRBY", "n", "abc"), ("INCRBY", "n", ""), ("INCRBY", "n", " 1"),
+        ("INCRBY", "n", I64_MAX_PLUS_1), ("INCRBY", "n"), ("INCR",), ("INCR", "a", "b"), ("DECR",),
+        ("SET", "max", I64_MAX), ("INCR", "max"), ("GET", "max"), ("INCRBY", "max", "1"),
+        ("INCRBY", "max", "-1"), ("GET", "max"),
+        ("SET", "min", I64_MIN), ("DECR", "min"), ("INCRBY", "min", "-1"), ("GET", "min"),
+        ("INCRBY", "fresh", I64_MIN), ("INCRBY", "fresh", "-1"), ("GET", "fresh"),
+        ("SET", "near", "9223372036854775806"), ("INCRBY", "near", "1"), ("INCRBY", "near", "1"),
+        ("SET", "s", "abc"), ("INCR", "s"), ("DECR", "s"),
+        ("SET", "s", "1.5"), ("INCR", "s"), ("SET", "s", "007"), ("INCR", "s"),
+        ("SET", "s", "+1"), ("INCR", "s"), ("SET", "s", "-0"), ("INCR", "s"),
+        ("SET", "s", ""), ("INCR", "s"), ("SET", "s", " 1"), ("INCR", "s"), ("SET", "s", "1 "),
+        ("INCR", "s"), ("SET", "s", "0"), ("INCR", "s"), ("SET", "s", "-5"), ("INCR", "s"),
+        ("SET", "s", "99999999999999999999"), ("INCR", "s"), ("SET", "s", "1\x00"), ("INCR", "s"),
+        ("SET", "t", "5", "EX", "100"), ("INCR", "t"), ("TTL", "t"),
+        ("incr", "lower"), ("IncrBy", "lower", "2"), ("GET", "lower"),
+        *WRONGTYPE_SETUP, ("INCR", "hash"), ("DECR", "hash"), ("INCRBY", "hash", "1"),
+    ],
+    "append-strlen": [
+        ("APPEND", "a", "hello"), ("APPEND", "a", " world"), ("GET", "a"), ("STRLEN", "a"),
+        ("APPEND", "a", ""), ("STRLEN", "a"), ("APPEND", "e", ""), ("EXISTS", "e"), ("GET", "e"),
+        ("APPEND", "b", BINARY), ("APPEND", "b", BINARY), ("GET", "b"), ("STRLEN", "b"),
+        ("STRLEN", "nokey"), ("STRLEN",), ("STRLEN", "a", "b"), ("APPEND", "a"), ("APPEND", "a", "b", "c"),
+        ("SET", "n", "10"), ("INCR", "n"), ("STRLEN", "n"), ("APPEND", "n", "5"), ("GET", "n"),
+        ("INCR", "n"),
+        ("SET", "t", "v", "EX", "100"), ("APPEND", "t", "x"), ("TTL", "t"),
+        *WRONGTYPE_SETUP, ("APPEND", "hash", "x"), ("STRLEN", "hash"),
+    ],
+    "del-unlink-exists-type": [
+        ("MSET", "a", "1", "b", "2", "c", "3"), ("HSET", "h", "f", "v"),
+        ("EXISTS", "a"), ("EXISTS", "a", "b", "nokey"), ("EXISTS", "a", "a", "a"), ("EXISTS", "nokey"),
+        ("EXISTS",), ("TYPE", "a"), ("TYPE", "h"), ("TYPE", "nokey"), ("TYPE",), ("TYPE", "a", "b"),
+        ("DEL", "a"), ("DEL", "a"), ("DEL", "b", "b", "nokey"), ("DEL", "h"), ("DEL",),
+        ("EXISTS", "a", "b", "h"), ("TYPE", "h"),
+        ("SET", "x", "1"), ("SET", "y", "2"), ("UNLINK", "x", "y", "z"), ("UNLINK", "x"), ("UNLINK",),
+        ("SET", "", "v"), ("EXISTS", ""), ("DEL", ""), ("EXISTS", ""),
+        ("SET", BINARY_KEY, "v"), ("TYPE", BINARY_KEY), ("DEL", BINARY_KEY), ("DBSIZE",),
+    ],
+    "expire-pexpire": [
+        ("EXPIRE", "nokey", "10"), ("PEXPIRE", "nokey", "10000"), ("TTL", "nokey"), ("PTTL", "nokey"),
+        ("SET", "k", "v"), ("TTL", "k"), ("PTTL", "k"),
+        ("EXPIRE", "k", "100"), ("TTL", "k"), ("PTTL", "k"),
+        ("PEXPIRE", "k", "250000"), ("TTL", "k"), ("PTTL", "k"),
+        ("PERSIST", "k"), ("TTL", "k"), ("PERSIST", "k"), ("PERSIST", "nokey"),
+        # NX / XX / GT / LT
+        ("EXPIRE", "k", "100", "XX"), ("EXPIRE", "k", "100", "GT"), ("EXPIRE", "k", "100", "LT"),
+        ("TTL", "k"), ("EXPIRE", "k", "50", "NX"), ("EXPIRE", "k", "200", "XX"), ("TTL", "k"),
+        ("EXPIRE", "k", "100", "GT"), ("EXPIRE", "k", "300", "GT"), ("TTL", "k"),
+        ("EXPIRE", "k", "400", "LT"), ("EXPIRE", "k", "150", "LT"), ("TTL", "k"),
+        ("EXPIRE", "k", "10", "nx"), ("EXPIRE", "k", "120", "xx"), ("EXPIRE", "k", "130", "gt"),
+        ("TTL", "k"), ("EXPIRE", "k", "10", "XX", "XX"), ("EXPIRE", "k", "10", "NX", "NX"),
+        ("EXPIRE", "k", "5", "XX", "GT"), ("EXPIRE", "k", "500", "XX", "GT"), ("TTL", "k"),
+        ("EXPIRE", "k", "10", "NX", "XX"), ("EXPIRE", "k", "10", "GT", "LT"),
+        ("EXPIRE", "k", "10", "NX", "GT"), ("EXPIRE", "k", "10", "LT", "NX"),
+        ("EXPIRE", "k", "10", "FOO"), ("EXPIRE", "k", "10", "XX", "FOO"),
+        ("PEXPIRE", "k", "10", "NX", "XX"), ("PEXPIRE", "k", "10", "GT", "LT"),
+        ("PEXPIRE", "k", "10", "BAR"), ("PEXPIRE", "k", "600000", "GT"), ("PTTL", "k"),
+        ("EXPIRE", "nokey", "10", "NX"), ("EXPIRE", "nokey", "10", "XX"),
+        # bad numbers
+        ("EXPIRE", "k", "abc"), ("EXPIRE", "k", "1.5"), ("EXPIRE", "k", ""), ("PEXPIRE", "k", "x"),
+        ("EXPIRE", "k", I64_MAX), ("PEXPIRE", "k", I64_MAX), ("EXPIRE", "k", I64_MAX_PLUS_1),
+        ("EXPIRE", "k", "9223372036854775"), ("EXPIRE", "k", "-9223372036854775"),
+        ("EXPIRE", "k", "100000000000"), ("TTL", "k"),
+        ("EXPIRE", "k"), ("EXPIRE",), ("PEXPIRE", "k"), ("TTL",), ("PTTL", "a", "b"), ("PERSIST",),
+        # zero / negative delete the key
+        ("SET", "z", "v"), ("EXPIRE", "z", "0"), ("EXISTS", "z"),
+        ("SET", "z", "v"), ("EXPIRE", "z", "-1"), ("EXISTS", "z"),
+        ("SET", "z", "v"), ("PEXPIRE", "z", "-100"), ("EXISTS", "z"),
+        ("SET", "z", "v"), ("EXPIRE", "z", "-1", "GT"), ("EXISTS", "z"), ("EXPIRE", "z", "-1", "XX"),
+        ("EXISTS", "z"), ("EXPIRE", "z", "-1", "LT"), ("EXISTS", "z"),
+        ("SET", "z", "v", "EX", "100"), ("EXPIRE", "z", "-1", "NX"), ("EXISTS", "z"),
+        ("EXPIRE", "z", "0", "XX"), ("EXISTS", "z"),
+        # expiry really happens
+        ("SET", "soon", "v"), ("PEXPIRE", "soon", "80"), ("EXISTS", "soon"), Pause(0.3),
+        ("EXISTS", "soon"), ("TTL", "soon"), ("PTTL", "soon"), ("GET", "soon"),
+        # hashes expire too
+        ("HSET", "h", "f", "v"), ("EXPIRE", "h", "100"), ("TTL", "h"), ("PERSIST", "h"), ("TTL", "h"),
+    ],
+    "expireat-pexpireat": [
+        ("EXPIREAT", "nokey", FUTURE_S), ("PEXPIREAT", "nokey", FUTURE_MS),
+        ("SET", "k", "v"), ("EXPIREAT", "k", FUTURE_S), ("TTL", "k"),
+        ("PEXPIREAT", "k", FUTURE_MS), ("PTTL", "k"), ("TTL", "k"),
+        ("EXPIREAT", "k", FUTURE_S, "NX"), ("EXPIREAT", "k", FUTURE_S, "XX"),
+        ("EXPIREAT", "k", str(NOW + 100), "GT"), ("EXPIREAT", "k", str(NOW + 100), "LT"), ("TTL", "k"),
+        ("PEXPIREAT", "k", FUTURE_MS, "LT"), ("PEXPIREAT", "k", FUTURE_MS, "GT"), ("TTL", "k"),
+        ("EXPIREAT", "k", FUTURE_S, "NX", "XX"), ("PEXPIREAT", "k", FUTURE_MS, "GT", "LT"),
+        ("EXPIREAT", "k", FUTURE_S, "ZZ"),
+        ("EXPIREAT", "k", "abc"), ("PEXPIREAT", "k", "1.0"), ("EXPIREAT", "k", I64_MAX),
+        ("EXPIREAT", "k", "9223372036854775"), ("PEXPIREAT", "k", I64_MAX_PLUS_1),
+        ("EXPIREAT", "k"), ("PEXPIREAT",),
+        ("EXPIREAT", "k", PAST_S), ("EXISTS", "k"), ("GET", "k"),
+        ("SET", "k", "v"), ("PEXPIREAT", "k", PAST_MS), ("EXISTS", "k"),
+        ("SET", "k", "v"), ("EXPIREAT", "k", "-1"), ("EXISTS", "k"),
+        ("SET", "k", "v"), ("EXPIREAT", "k", "0"), ("EXISTS", "k"),
+        ("SET", "k", "v"), ("PEXPIREAT", "k", "1"), ("EXISTS", "k"),
+        ("SET", "k", "v"), ("EXPIREAT", "k", PAST_S, "GT"), ("EXISTS", "k"),
+    ],
+    "hash-basic": [
+        ("HSET", "h", "a", "1"), ("HSET", "h", "b", "2", "c", "3"), ("HSET", "h", "a", "10", "d", "4"),
+        ("HGET", "h", "a"), ("HGET", "h", "zz"), ("HGET", "nokey", "a"),
+        ("HGETALL", "h"), ("HKEYS", "h"), ("HVALS", "h"), ("HLEN", "h"),
+        ("HMGET", "h", "a", "zz", "c", "a"), ("HMGET", "nokey", "a", "b"),
+        ("HEXISTS", "h", "a"), ("HEXISTS", "h", "zz"), ("HEXISTS", "nokey", "a"),
+        ("HSET", "h", "", ""), ("HGET", "h", ""), ("HSET", "h", BINARY, BINARY), ("HGET", "h", BINARY),
+        ("HGETALL", "h"), ("HLEN", "h"),
+        ("HMSET", "m", "x", "1", "y", "2"), ("HMSET", "m", "x", "3"), ("HGETALL", "m"),
+        ("HSETNX", "m", "x", "9"), ("HSETNX", "m", "z", "9"), ("HSETNX", "new", "f", "v"),
+        ("HGETALL", "m"), ("HGETALL", "new"),
+        ("HDEL", "m", "x", "x", "nope"), ("HDEL", "m", "nope"), ("HDEL", "nokey", "a"),
+        ("HKEYS", "m"), ("HDEL", "m", "y", "z"), ("EXISTS", "m"), ("TYPE", "m"), ("HLEN", "m"),
+        ("HGETALL", "nokey"), ("HKEYS", "nokey"), ("HVALS", "nokey"), ("HLEN", "nokey"),
+        ("hset", "lower", "F", "V"), ("HGET", "lower", "F"), ("HGET", "lower", "f"),
+    ],
+    "hash-arity-and-types": [
+        ("HSET", "h"), ("HSET", "h", "a"), ("HSET", "h", "a", "1", "b"), ("HSET",), ("EXISTS", "h"),
+        ("HMSET", "h", "a"), ("HMSET", "h", "a", "1", "b"), ("HMSET", "h"),
+        ("HGET", "h"), ("HGET", "h", "a", "b"), ("HMGET", "h"), ("HGETALL",), ("HGETALL", "a", "b"),
+        ("HDEL", "h"), ("HLEN",), ("HLEN", "a", "b"), ("HEXISTS", "h"), ("HKEYS",), ("HVALS", "a", "b"),
+        ("HINCRBY", "h", "f"), ("HINCRBY", "h", "f", "1", "2"), ("HSETNX", "h", "f"),
+        *WRONGTYPE_SETUP,
+        ("HSET", "str", "a", "1"), ("HMSET", "str", "a", "1"), ("HGET", "str", "a"),
+        ("HMGET", "str", "a"), ("HGETALL", "str"), ("HDEL", "str", "a"), ("HLEN", "str"),
+        ("HEXISTS", "str", "a"), ("HKEYS", "str"), ("HVALS", "str"), ("HINCRBY", "str", "a", "1"),
+        ("HSETNX", "str", "a", "1"), ("HSET", "str", "a"), ("HINCRBY", "str", "a", "x"),
+        ("GET", "str"), ("HGET", "hash", "f"),
+    ],
+    "hincrby": [
+        ("HINCRBY", "h", "n", "5"), ("HINCRBY", "h", "n", "-7"), ("HINCRBY", "h", "n", "0"),
+        ("HGET", "h", "n"), ("HINCRBY", "h", "n", "1.5"), ("HINCRBY", "h", "n", "abc"),
+        ("HINCRBY", "h", "n", ""), ("HINCRBY", "h", "n", I64_MAX_PLUS_1),
+        ("HSET", "h", "max", I64_MAX), ("HINCRBY", "h", "max", "1"), ("HINCRBY", "h", "max", "-1"),
+        ("HSET", "h", "min", I64_MIN), ("HINCRBY", "h", "min", "-1"), ("HINCRBY", "h", "min", "1"),
+        ("HINCRBY", "h", "fresh", I64_MIN), ("HINCRBY", "h", "fresh", "-1"),
+        ("HSET", "h", "s", "abc"), ("HINCRBY", "h", "s", "1"), ("HSET", "h", "s", "1.5"),
+        ("HINCRBY", "h", "s", "1"), ("HSET", "h", "s", "007"), ("HINCRBY", "h", "s", "1"),
+        ("HSET", "h", "s", ""), ("HINCRBY", "h", "s", "1"), ("HSET", "h", "s", " 1"),
+        ("HINCRBY", "h", "s", "1"), ("HGETALL", "h"),
+    ],
+    "flush": [
+        ("MSET", "a", "1", "b", "2"), ("HSET", "h", "f", "v"), ("DBSIZE",),
+        ("FLUSHDB",), ("DBSIZE",), ("EXISTS", "a", "b", "h"),
+        ("SET", "a", "1"), ("FLUSHALL",), ("DBSIZE",), ("GET", "a"),
+        ("SET", "a", "1"), ("FLUSHDB", "SYNC"), ("DBSIZE",),
+        ("SET", "a", "1"), ("FLUSHDB", "ASYNC"), ("DBSIZE",),
+        ("SET", "a", "1"), ("FLUSHALL", "SYNC"), ("DBSIZE",),
+        ("SET", "a", "1"), ("FLUSHALL", "async"), ("DBSIZE",),
+        ("SET", "a", "1"), ("FLUSHALL", "FOO"), ("FLUSHDB", "FOO"), ("FLUSHALL", "SYNC", "ASYNC"),
+        ("FLUSHDB", "a", "b", "c"), ("DBSIZE",),
+    ],
+    "unknown-commands": [
+        ("FOO",), ("FOO", "a", "b"), ("foo", "x"), ("FOO", ""), ("FOO", "a\r\nb", "c\nd"),
+        ("FOO", "x" * 200), ("FOO", "a" * 60, "b" * 60, "c" * 60, "d"), ("X" * 200,),
+        ("NOSUCH", BINARY), ("GETX", "k"), ("SE T", "k", "v"), WireOnly(("",)), WireOnly(("", "a")),
+        ("PING",),
+    ],
+    "hello-errors": [
+        ("HELLO", "4"), ("HELLO", "1"), ("HELLO", "0"), ("HELLO", "abc"), ("HELLO", "-1"),
+        ("HELLO", "3", "FOO"), ("HELLO", "3", "AUTH", "a"), ("HELLO", "3", "SETNAME"),
+        ("HELLO", "2", "SETNAME", "bad name"), ("PING",),
+    ],
+    "scan-keys-errors": [
+        ("SET", "a", "1"), ("KEYS",), ("KEYS", "a", "b"), ("SCAN",), ("SCAN", "abc"), ("SCAN", "1.5"),
+        ("SCAN", "18446744073709551616"), ("SCAN", "0", "COUNT"), ("SCAN", "0", "COUNT", "0"),
+        ("SCAN", "0", "COUNT", "-1"), ("SCAN", "0", "COUNT", "abc"), ("SCAN", "0", "MATCH"),
+        ("SCAN", "0", "TYPE"), ("SCAN", "0", "FOO", "bar"), ("SCAN", "0", "FOO"),
+        ("KEYS", "a"), ("KEYS", "nomatch*"),
+    ],
+}
+
+# --------------------------------------------------------------------------
+# Running a script on both servers
+# --------------------------------------------------------------------------
+
+#: Commands whose positive integer replies are durations that depend on the clock.
+TTL_TOLERANCE = {"TTL": 2, "PTTL": 2000}
+
+
+class Near:
+    """A positive duration that compares equal to another within a tolerance."""
+
+    def __init__(self, value: int, tolerance: int):
+        self.value, self.tolerance = value, tolerance
+
+    def __eq__(self, other):
+        return isinstance(other, Near) and abs(self.value - other.value) <= self.tolerance
+
+    def __repr__(self):
+        return f"~{self.value}"
+
+
+def command_name(cmd: tuple) -> str:
+    name = cmd[0]
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return name.upper()
+
+
+def normalise_pyvalue(value):
+    """Turn a redis-py reply into something comparable that keeps order."""
+    if isinstance(value, dict):
+        return ("dict", [(normalise_pyvalue(k), normalise_pyvalue(v)) for k, v in value.items()])
+    if isinstance(value, (list, tuple)):
+        return [normalise_pyvalue(v) for v in value]
+    if isinstance(value, set):
+        return ("set", sorted(map(repr, value)))
+    if isinstance(value, BaseException):
+        return ("error", type(value).__name__, str(value))
+    return value
+
+
+def normalise_time(cmd: tuple, outcome):
+    """Replace positive TTL/PTTL replies with tolerant values."""
+    tolerance = TTL_TOLERANCE.get(command_name(cmd))
+    if tolerance is None:
+        return outcome
+    if isinstance(outcome, int) and not isinstance(outcome, bool) and outcome > 0:
+        return Near(outcome, tolerance)
+    if isinstance(outcome, tuple) and outcome[:1] == ("int",) and outcome[1] > 0:
+        return ("int", Near(outcome[1], tolerance))
+    return outcome
+
+
+class RedisPyRunner:
+    """Runs commands through redis-py ``execute_command``."""
+
+    def __init__(self, server, protocol: int):
+        self.client = server.client(protocol=protocol, single_connection_client=True)
+
+    def run(self, cmd: tuple):
+        try:
+            outcome = normalise_pyvalue(self.client.execute_command(*cmd))
+        except Exception as exc:  # noqa: BLE001 - record any failure as the outcome
+            return ("error", type(exc).__name__, str(exc))
+        return normalise_time(cmd, outcome)
+
+    def close(self):
+        self.client.close()
+
+
+class WireRunner:
+    """Runs commands over a raw socket and records typed RESP reply trees."""
+
+    def __init__(self, server, protocol: int):
+        self.port, self.protocol = server.resp_port, protocol
+        self.password = getattr(server, "password", None)
+        self.conn = self._connect()
+
+    def _connect(self) -> RespConnection:
+        conn = RespConnection(self.port)
+        if self.password is not None:
+            conn.call("AUTH", self.password)
+        if self.protocol == 3:
+            reply = conn.call("HELLO", "3")
+            assert reply[0] == "map", f"HELLO 3 did not return a map: {reply!r}"
+        return conn
+
+    def run(self, cmd: tuple):
+        try:
+            self.conn.send_command(*cmd)
+            tree, _raw = self.conn.read_reply()
+        except (ConnectionClosed, OSError) as exc:
+            self.conn.close()
+            self.conn = self._connect()
+            return ("connection-lost", type(exc).__name__)
+        return normalise_time(cmd, tree)
+
+    def close(self):
+        self.conn.close()
+
+
+RUNNERS: dict[str, tuple[Callable[[Any, int], Any], int]] = {
+    "redispy-resp2": (RedisPyRunner, 2),
+    "redispy-resp3": (RedisPyRunner, 3),
+    "wire-resp2": (WireRunner, 2),
+    "wire-resp3": (WireRunner, 3),
+}
+
+
+def short(value, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def run_differential(baseline, grid, script: list, mode: str) -> None:
+    """Run ``script`` on both servers and assert identical transcripts."""
+    factory, protocol = RUNNERS[mode]
+    flushall(baseline, grid)
+    base_runner, grid_runner = factory(baseline, protocol), factory(grid, protocol)
+    mismatches = []
+    try:
+        for index, step in enumerate(script):
+            if isinstance(step, Pause):
+                time.sleep(step.seconds)
+                continue
+            if isinstance(step, WireOnly):
+                if factory is not WireRunner:
+                    continue
+                step = step.cmd
+            expected, actual = base_runner.run(step), grid_runner.run(step)
+            if expected != actual:
+                mismatches.append((index, step, expected, actual))
+    finally:
+        base_runner.close()
+        grid_runner.close()
+    if mismatches:
+        lines = [f"{len(mismatches)} command(s) differ from redis-server ({mode}):"]
+        for index, step, expected, actual in mismatches[:15]:
+            lines.append(f"  #{index} {short(step, 120)}\n"
+                         f"      redis: {short(expected)}\n"
+                         f"      grid:  {short(actual)}")
+        pytest.fail("\n".join(lines), pytrace=False)
+
+
+# --------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", list(RUNNERS))
+@pytest.mark.parametrize("script_name", list(SCRIPTS))
+def test_script_matches_redis(baseline, grid, script_name, mode):
+    """Every command of the script gets the same reply (or error) from the grid as from Redis."""
+    run_differential(baseline, grid, SCRIPTS[script_name], mode)
+
+
+def test_select_zero_matches_and_nonzero_is_rejected(baseline, grid):
+    """SELECT 0 behaves like Redis; SELECT n>0 is a deliberate difference: the
+    grid has only db 0, so it must answer with an ERR error and stay on db 0."""
+    flushall(baseline, grid)
+    for server in (baseline, grid):
+        server.client().set("marker", "db0")
+    wire_base, wire_grid = RespConnection(baseline.port), RespConnection(grid.port)
+    try:
+        assert wire_grid.call("SELECT", "0") == wire_base.call("SELECT", "0") == ("simple", b"OK")
+        if IS_REDIS_TARGET:
+            pytest.skip("grid-only: redis-server supports SELECT 1 (the checks above passed)")
+        for db in ("1", "15", "16", "-1"):
+            reply = wire_grid.call("SELECT", db)
+            assert reply[0] == "error" and reply[1].startswith(b"ERR"), (db, reply)
+            assert wire_grid.call("GET", "marker") == ("bulk", b"db0"), "grid left db 0 after SELECT error"
+    finally:
+        wire_base.close()
+        wire_grid.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_client_setinfo(baseline, grid, protocol):
+    """CLIENT SETINFO (sent by redis-py >= 5 on connect) is accepted with OK, or
+    answered exactly like the baseline Redis (Redis 7.0 does not know it yet)."""
+    for args in (("LIB-NAME", "x"), ("LIB-VER", "1.2.3")):
+        base = WireRunner(baseline, protocol)
+        node = WireRunner(grid, protocol)
+        try:
+            expected = base.run(("CLIENT", "SETINFO", *args))
+            actual = node.run(("CLIENT", "SETINFO", *args))
+        finally:
+            base.close()
+            node.close()
+        assert actual == expected or actual == ("simple", b"OK"), (args, expected, actual)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_hello_reply_shape(baseline, grid, protocol):
+    """HELLO 2 / HELLO 3 return the same field names as Redis and switch the
+    protocol: a flat name/value array for 2, a map for 3, with proto = N."""
+    expected_keys = {b"server", b"version", b"proto", b"id", b"mode", b"role", b"modules"}
+    for server in (baseline, grid):
+        with RespConnection(server.port) as conn:
+            reply = conn.call("HELLO", str(protocol))
+            if protocol == 3:
+                assert reply[0] == "map", reply
+                pairs = reply[1]
+            else:
+                assert reply[0] == "array" and len(reply[1]) % 2 == 0, reply
+                pairs = list(zip(reply[1][0::2], reply[1][1::2]))
+            fields = {key[1]: value for key, value in pairs}
+            assert set(fields) == expected_keys, (server.name, sorted(fields))
+            assert fields[b"proto"] == ("int", protocol), (server.name, fields[b"proto"])
+            assert fields[b"id"][0] == "int", fields[b"id"]
+            # after HELLO the connection uses the new protocol (null differs)
+            null = conn.call("GET", "no-such-key-for-hello")
+            assert null == (("null",) if protocol == 3 else ("null_bulk",)), (server.name, null)
+            # HELLO without a version just reports; HELLO 3 SETNAME names the client
+            again = conn.call("HELLO", str(protocol), "SETNAME", "hello-client")
+            assert again[0] == reply[0], again
+            assert conn.call("CLIENT", "GETNAME") == ("bulk", b"hello-client")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_command_count(baseline, grid, protocol):
+    """COMMAND COUNT returns a positive integer (the numbers differ on purpose)."""
+    for server in (baseline, grid):
+        client = server.client(protocol=protocol)
+        try:
+            count = client.command_count()
+        finally:
+            client.close()
+        assert isinstance(count, int) and count > 0, (server.name, count)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("pattern", ["databases", "maxmemory*", "no-such-parameter"])
+def test_config_get_shape(baseline, grid, protocol, pattern):
+    """CONFIG GET (probed by client libraries) returns name/value pairs: a map
+    in RESP3, a flat even-length array in RESP2; ``databases`` is numeric."""
+    for server in (baseline, grid):
+        with RespConnection(server.port) as conn:
+            if protocol == 3:
+                conn.call("HELLO", "3")
+            reply = conn.call("CONFIG", "GET", pattern)
+        if protocol == 3:
+            assert reply[0] == "map", (server.name, reply)
+            pairs = reply[1]
+        else:
+            assert reply[0] == "array" and len(reply[1]) % 2 == 0, (server.name, reply)
+            pairs = list(zip(reply[1][0::2], reply[1][1::2]))
+        for name, value in pairs:
+            assert name[0] == "bulk" and value[0] == "bulk", (server.name, name, value)
+        names = {name[1] for name, _ in pairs}
+        if pattern == "databases":
+            assert names == {b"databases"}, (server.name, names)
+            assert int(pairs[0][1][1]) >= 1
+        elif pattern == "maxmemory*":
+            assert b"maxmemory" in names, (server.name, names)
+            assert all(n.startswith(b"maxmemory") for n in names), (server.name, names)
+        else:
+            assert names == set(), (server.name, names)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_info(baseline, grid, protocol):
+    """INFO returns text with a "# Server" section and "redis_version:", of the
+    same RESP type as Redis (bulk in RESP2, verbatim string in RESP3)."""
+    types = {}
+    for server in (baseline, grid):
+        with RespConnection(server.port) as conn:
+            if protocol == 3:
+                conn.call("HELLO", "3")
+            for args in (("INFO",), ("INFO", "server")):
+                kind, text = conn.call(*args)
+                types.setdefault(args, []).append(kind)
+                assert b"# Server" in text and b"redis_version:" in text, (server.name, args, text[:200])
+    for args, kinds in types.items():
+        assert kinds[0] == kinds[1], (args, kinds)
+
+
+# -- SCAN and KEYS ----------------------------------------------------------
+
+KEYSPACE_STRINGS = [
+    "a", "b", "c", "d", "ab", "abc", "ba", "user:1", "user:2", "user:10", "user:100",
+    "hello", "hallo", "hxllo", "hllo", "heeello", "h*llo", "h?llo", "h[a]llo", "back\\slash",
+    "^caret", "-dash", "", "x y", "\u00e9t\u00e9",
+]
+KEYSPACE_HASHES = ["hash:1", "hash:2", "hash:10", "a-hash", "h"]
+
+PATTERNS = [
+    "*", "a*", "*a", "*a*", "?", "??", "???", "user:?", "user:*", "user:??", "user:1*",
+    "[a-c]", "[^a]", "[^a-c]", "[abc]", "[c-a]", "h[ae]llo", "h[^e]llo", "h*llo", "h?llo",
+    "h\\*llo", "h\\?llo", "h\\[a\\]llo", "*\\\\*", "back\\\\slash", "\\a", "hash:*", "*:1*",
+    "", "nomatch*", "[a", "h[", "*[", "[^]", "x y", "\u00e9*", "-*", "^*",
+]
+
+
+def scan_all(client, **options) -> tuple[set, int]:
+    """Iterate SCAN until cursor 0; return (keys seen, number of calls)."""
+    args = []
+    for name in ("match", "count", "type"):
+        if options.get(name) is not None:
+            args += [name.upper(), options[name]]
+    cursor, seen, calls = "0", set(), 0
+    while True:
+        reply = client.execute_command("SCAN", cursor, *args)
+        calls += 1
+        cursor, keys = reply[0], reply[1]
+        seen.update(keys)
+        if int(cursor) == 0:
+            return seen, calls
+        assert calls < 100_000, "SCAN did not terminate"
+
+
+@pytest.fixture(scope="module")
+def scan_keyspace(baseline, grid):
+    """The same mixed keyspace (strings and hashes) on both servers."""
+    flushall(baseline, grid)
+    for server in (baseline, grid):
+        client = server.client(protocol=2)
+        for key in KEYSPACE_STRINGS:
+            client.set(key, "v")
+        for key in KEYSPACE_HASHES:
+            client.hset(key, "f", "v")
+        client.close()
+    return baseline, grid
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_keys_and_scan_match_sets(scan_keyspace, protocol, pattern):
+    """KEYS and a full SCAN MATCH iteration return the same *set* of keys as
+    Redis for glob patterns (*, ?, [a-c], [^a], backslash escapes, oddities)."""
+    baseline, grid = scan_keyspace
+    results = {}
+    for server in (baseline, grid):
+        client = server.client(protocol=protocol)
+        try:
+            keys = set(client.execute_command("KEYS", pattern))
+            scanned, _ = scan_all(client, match=pattern)
+            scanned_small, _ = scan_all(client, match=pattern, count=2)
+        finally:
+            client.close()
+        assert scanned == keys == scanned_small, (server.name, pattern, keys, scanned, scanned_small)
+        results[server.name] = keys
+    assert results["grid"] == results["redis"], (pattern, results)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("count", [None, 1, 3, 1000])
+@pytest.mark.parametrize("type_", [None, "string", "hash", "list", "nosuchtype"])
+@pytest.mark.parametrize("match", [None, "h*", "*:1*"])
+def test_scan_count_and_type(scan_keyspace, protocol, count, type_, match):
+    """A full SCAN iteration with COUNT/TYPE/MATCH yields the same key set as
+    Redis, whatever the cursor values are (those differ on purpose)."""
+    baseline, grid = scan_keyspace
+    results = {}
+    for server in (baseline, grid):
+        client = server.client(protocol=protocol)
+        try:
+            results[server.name], _ = scan_all(client, match=match, count=count, type=type_)
+        finally:
+            client.close()
+    assert results["grid"] == results["redis"], results
+
+
+# -- pipelines ----------------------------------------------------------------
+
+
+def mixed_commands(n: int, seed: int) -> list[tuple]:
+    """``n`` deterministic pseudo-random commands over a small keyspace,
+    including ones that fail (wrong type, not an integer, unknown command)."""
+    rng = random.Random(seed)
+    skeys = [f"s{i}" for i in range(8)]
+    hkeys = [f"h{i}" for i in range(4)]
+    fields = ["f1", "f2", "f3"]
+    makers = [
+        lambda: ("SET", rng.choice(skeys), str(rng.randint(-5, 50))),
+        lambda: ("SET", rng.choice(skeys), rng.choice(["x", "", "12", BINARY]), "GET"),
+        lambda: ("SET", rng.choice(skeys), "v", rng.choice(["NX", "XX"])),
+        lambda: ("SET", rng.choice(skeys), "v", "EX", str(rng.randint(100, 1000))),
+        lambda: ("GET", rng.choice(skeys + hkeys)),
+        lambda: ("INCR", rng.choice(skeys)),
+        lambda: ("INCRBY", rng.choice(skeys), str(rng.randint(-10, 10))),
+        lambda: ("DECR", rng.choice(skeys)),
+        lambda: ("APPEND", rng.choice(skeys), rng.choice(["a", "1", ""])),
+        lambda: ("STRLEN", rng.choice(skeys + hkeys)),
+        lambda: ("MGET", *rng.sample(skeys + hkeys, 3)),
+        lambda: ("MSET", rng.choice(skeys), "m", rng.choice(skeys), "7"),
+        lambda: ("DEL", rng.choice(skeys + hkeys)),
+        lambda: ("EXISTS", *rng.sample(skeys + hkeys, 2)),
+        lambda: ("EXPIRE", rng.choice(skeys + hkeys), str(rng.randint(100, 1000)),
+                 *rng.choice([(), ("NX",), ("XX",), ("GT",), ("LT",)])),
+        lambda: ("TTL", rng.choice(skeys + hkeys)),
+        lambda: ("PTTL", rng.choice(skeys + hkeys)),
+        lambda: ("PERSIST", rng.choice(skeys + hkeys)),
+        lambda: ("TYPE", rng.choice(skeys + hkeys)),
+        lambda: ("HSET", rng.choice(hkeys + skeys[:1]), rng.choice(fields), str(rng.randint(0, 9))),
+        lambda: ("HGET", rng.choice(hkeys), rng.choice(fields)),
+        lambda: ("HMGET", rng.choice(hkeys), *fields),
+        lambda: ("HGETALL", rng.choice(hkeys)),
+        lambda: ("HDEL", rng.choice(hkeys), rng.choice(fields)),
+        lambda: ("HINCRBY", rng.choice(hkeys), rng.choice(fields), str(rng.randint(-3, 3))),
+        lambda: ("HLEN", rng.choice(hkeys)),
+        lambda: ("HKEYS", rng.choice(hkeys)),
+        lambda: ("HEXISTS", rng.choice(hkeys), rng.choice(fields)),
+        lambda: ("HSETNX", rng.choice(hkeys), rng.choice(fields), "n"),
+        lambda: ("GETDEL", rng.choice(skeys)),
+        lambda: ("GETEX", rng.choice(skeys), *rng.choice([(), ("PERSIST",), ("EX", "500")])),
+        lambda: ("ECHO", rng.choice(["hi", "", BINARY])),
+        lambda: ("PING",),
+        lambda: ("DBSIZE",),
+        lambda: ("NOSUCHCOMMAND", "x"),
+        lambda: ("SET", "k"),
+    ]
+    return [rng.choice(makers)() for _ in range(n)]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_pipeline_of_1000_mixed_commands(baseline, grid, protocol):
+    """A non-transactional redis-py pipeline of 1000 mixed commands (including
+    failing ones) yields the same 1000 replies, in order, as on Redis."""
+    commands = mixed_commands(1000, seed=1234 + protocol)
+    flushall(baseline, grid)
+    results = {}
+    for server in (baseline, grid):
+        client = server.client(protocol=protocol)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for cmd in commands:
+                pipe.execute_command(*cmd)
+            replies = pipe.execute(raise_on_error=False)
+        finally:
+            client.close()
+        assert len(replies) == len(commands)
+        results[server.name] = [normalise_time(cmd, normalise_pyvalue(r)) for cmd, r in zip(commands, replies)]
+    diffs = [(i, commands[i], a, b) for i, (a, b) in enumerate(zip(results["redis"], results["grid"])) if a != b]
+    assert not diffs, "\n".join(
+        f"#{i} {short(cmd, 100)}: redis={short(a)} grid={short(b)}" for i, cmd, a, b in diffs[:15]
+    )
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_raw_pipeline_bytes_identical(baseline, grid, protocol):
+    """Sending 1000 commands in one write returns byte-identical reply streams
+    (apart from TTL values), proving pipelined parsing and reply ordering."""
+    commands = [c for c in mixed_commands(1000, seed=99) if command_name(c) not in TTL_TOLERANCE]
+    flushall(baseline, grid)
+    streams = {}
+    for server in (baseline, grid):
+        with RespConnection(server.port) as conn:
+            if protocol == 3:
+                conn.call("HELLO", "3")
+            payload = encode_commands(commands)
+            conn.send_raw(payload)
+            streams[server.name] = [conn.read_reply()[1] for _ in commands]
+    diffs = [(i, commands[i], a, b) for i, (a, b) in enumerate(zip(streams["redis"], streams["grid"])) if a != b]
+    assert not diffs, "\n".join(
+        f"#{i} {short(cmd, 100)}: redis={a!r} grid={b!r}" for i, cmd, a, b in diffs[:15]
+    )
+
+
+def test_binary_key_and_value_roundtrip(grid):
+    """Every byte value 0..255 survives a SET/GET and an HSET/HGET round trip."""
+    flushall(grid)
+    client = grid.client(protocol=2)
+    try:
+        blob = bytes(range(256)) * 4
+        assert client.set(b"bin\x00\r\n", blob) is True
+        assert client.get(b"bin\x00\r\n") == blob
+        assert client.hset(b"hbin\r\n", blob, blob) == 1
+        assert client.hget(b"hbin\r\n", blob) == blob
+    finally:
+        client.close()

@@ -1,0 +1,150 @@
+"""Durability and memory: what a node promises about acknowledged writes, expiry and RSS.
+
+- kill -9 in the middle of a write load loses no acknowledged write;
+- an expired key never comes back after a restart;
+- with more entry bytes than memory_max_bytes, RSS stays bounded and every key is readable.
+"""
+
+import threading
+import time
+import urllib.request
+
+import pytest
+import redis
+
+from conftest import TARGET
+
+pytestmark = pytest.mark.skipif(TARGET == "redis", reason="grid-only durability properties")
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def metric(node, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_kill_9_during_writes_loses_no_acknowledged_write(pool):
+    """Writers record each write only after its reply; after SIGKILL and restart every recorded
+    write is there, and every acknowledged INCR is counted."""
+    node = pool.grid()
+    acked: dict[bytes, bytes] = {}
+    incr_acked = [0]
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(w: int) -> None:
+        c = node.client()
+        i = 0
+        while not stop.is_set():
+            key, value = f"w{w}:{i}".encode(), f"value-{w}-{i}".encode() * 4
+            try:
+                c.set(key, value)
+                c.hset(f"h{w}", f"f{i}", i)
+                c.incr("counter")
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                return
+            with lock:
+                acked[key] = value
+                incr_acked[0] += 1
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with lock:
+            if len(acked) >= 2000:
+                break
+        time.sleep(0.05)
+    node.sigkill()
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(acked) >= 100, f"the load barely ran: {len(acked)} writes"
+
+    node.restart()
+    c = node.client()
+    keys = list(acked)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        got = c.mget(chunk)
+        missing = [k for k, v in zip(chunk, got) if v != acked[k]]
+        assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"
+    assert int(c.get("counter")) >= incr_acked[0]
+
+
+def test_expired_keys_never_come_back_after_restart(pool):
+    """Keys whose TTL passed before a kill -9 stay gone after restart, even if the sweeper never
+    ran (its interval is set to an hour)."""
+    node = pool.grid(config={"expiry_sweep_interval_ms": 3_600_000})
+    c = node.client()
+    for i in range(200):
+        c.set(f"short:{i}", "x", px=300)
+        c.set(f"long:{i}", "y")
+    c.set("renewed", "z", px=300)
+    c.persist("renewed")
+    time.sleep(0.6)
+    node.sigkill()
+    node.restart()
+    c = node.client()
+    assert all(v is None for v in c.mget([f"short:{i}" for i in range(200)]))
+    assert c.exists(*[f"short:{i}" for i in range(200)]) == 0
+    assert sorted(c.keys("short:*")) == []
+    assert len(c.keys("long:*")) == 200
+    assert c.get("renewed") == b"z"
+    assert c.ttl("renewed") == -1
+
+
+def test_sweeper_deletes_expired_keys_without_reads(pool):
+    """The active sweeper removes expired keys nobody reads: DBSIZE drops to the live keys."""
+    node = pool.grid(config={"expiry_sweep_interval_ms": 50})
+    c = node.client()
+    pipe = c.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set(f"ttl:{i}", "x", px=200)
+    pipe.set("keeper", "1")
+    pipe.execute()
+    deadline = time.time() + 20
+    while time.time() < deadline and c.dbsize() != 1:
+        time.sleep(0.1)
+    assert c.dbsize() == 1
+    assert metric(node, "sessiongrid_expired_keys_total") >= 3000
+
+
+def test_memory_budget_bounds_rss_and_keeps_every_key(pool):
+    """256 MiB of values into a node with a 16 MiB entry budget: RSS stays far below the data
+    size, the in-memory entry bytes stay within budget, and every key reads back intact."""
+    budget = 16 * 1024 * 1024
+    node = pool.grid(config={"memory_max_bytes": budget})
+    c = node.client()
+    value = lambda i: (f"{i:08d}" * 128).encode()  # 1 KiB, distinct per key
+    n = 256 * 1024
+    peak = 0
+    for start in range(0, n, 2048):
+        pipe = c.pipeline(transaction=False)
+        for i in range(start, start + 2048):
+            pipe.set(f"big:{i}", value(i))
+        pipe.execute()
+        peak = max(peak, rss_bytes(node.pid))
+    assert metric(node, "sessiongrid_memory_entries_bytes") <= budget
+    for start in range(0, n, 4096):
+        keys = [f"big:{i}" for i in range(start, start + 4096)]
+        got = c.mget(keys)
+        for i, v in zip(range(start, start + 4096), got):
+            assert v == value(i), f"big:{i} differs"
+        peak = max(peak, rss_bytes(node.pid))
+    data = n * 1024
+    assert peak < 160 * 1024 * 1024, f"peak RSS {peak >> 20} MiB for {data >> 20} MiB of data"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs, builds once (debug), runs the Rust tests and the
+# end-to-end tests against real processes, and prints one summary line per suite.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+tests/setup.sh || { echo "setup failed"; exit 1; }
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export SESSIONGRID_BIN="$CARGO_TARGET_DIR/debug/sessiongrid"
+failed=0
+
+step() { echo; echo "==> $*"; }
+
+step "format and lints"
+cargo fmt --all -- --check || failed=1
+cargo clippy --workspace --all-targets --quiet -- -D warnings || failed=1
+
+step "build"
+cargo build --workspace --all-targets || { echo "build failed"; exit 1; }
+
+step "rust tests"
+cargo test --workspace --quiet 2>&1 | tee /tmp/sessiongrid-cargo-test.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+
+step "end-to-end tests (real node processes, redis-server, redis-cli, redis-py)"
+python3 -m pytest -q tests/e2e -p no:cacheprovider || failed=1
+
+echo
+if [ "$failed" -eq 0 ]; then echo "ALL SUITES PASSED"; else echo "SOME SUITES FAILED"; fi
+exit "$failed"
