@@ -4,8 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tests/setup.sh || { echo "setup failed"; exit 1; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-export SESSIONGRID_BIN="$CARGO_TARGET_DIR/debug/sessiongrid"
+target_dir=$(cargo metadata --format-version 1 --no-deps \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+export SESSIONGRID_BIN="$target_dir/debug/sessiongrid"
 failed=0
 
 step() { echo; echo "==> $*"; }

@@ -53,7 +53,10 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
         Op::GetEx { expiry } => getex(slot, expiry, now_ms),
         Op::IncrBy { delta } => incr_by(slot, delta),
         Op::Append { value } => append(slot, value),
-        Op::StrLen => (read_str(slot, |s| Reply::Int(s.len() as i64)), false),
+        Op::StrLen => match slot {
+            None => (Reply::Int(0), false),
+            _ => (read_str(slot, |s| Reply::Int(s.len() as i64)), false),
+        },
         Op::Del => {
             let existed = slot.take().is_some();
             (Reply::Int(existed as i64), existed)
@@ -83,7 +86,9 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
         Op::HGetAll => {
             let reply = read_hash_or_empty(slot, |h| {
                 Reply::Map(
-                    h.iter().map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone()))).collect(),
+                    h.iter()
+                        .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone())))
+                        .collect(),
                 )
             });
             (reply, false)
@@ -94,7 +99,9 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
             (read_hash_or_empty(slot, |h| Reply::Int(h.contains_key(&field) as i64)), false)
         }
         Op::HKeys => (
-            read_hash_or_empty(slot, |h| Reply::Array(h.keys().cloned().map(Reply::Bulk).collect())),
+            read_hash_or_empty(slot, |h| {
+                Reply::Array(h.keys().cloned().map(Reply::Bulk).collect())
+            }),
             false,
         ),
         Op::HVals => (
@@ -368,7 +375,8 @@ mod tests {
 
     #[test]
     fn expired_entry_reads_as_absent_and_is_removed() {
-        let mut slot = Some(Entry { value: Value::Str(s("v")), expire_at_ms: Some(999), version: 1 });
+        let mut slot =
+            Some(Entry { value: Value::Str(s("v")), expire_at_ms: Some(999), version: 1 });
         let out = apply(Op::Get, &mut slot, 1_000);
         assert_eq!(out, Outcome { reply: Reply::Nil, changed: true });
         assert!(slot.is_none());
@@ -377,10 +385,20 @@ mod tests {
     #[test]
     fn set_conditions_and_get() {
         let mut slot = None;
-        let nx = Op::Set { value: s("a"), cond: SetCond::IfPresent, expiry: ExpiryChange::Clear, get: false };
+        let nx = Op::Set {
+            value: s("a"),
+            cond: SetCond::IfPresent,
+            expiry: ExpiryChange::Clear,
+            get: false,
+        };
         assert_eq!(run(nx, &mut slot), Reply::Nil);
         assert_eq!(run(set_op("a"), &mut slot), Reply::Ok);
-        let get = Op::Set { value: s("b"), cond: SetCond::IfAbsent, expiry: ExpiryChange::Clear, get: true };
+        let get = Op::Set {
+            value: s("b"),
+            cond: SetCond::IfAbsent,
+            expiry: ExpiryChange::Clear,
+            get: true,
+        };
         assert_eq!(run(get, &mut slot), Reply::Bulk(s("a")));
         assert_eq!(run(Op::Get, &mut slot), Reply::Bulk(s("a")));
     }
@@ -388,9 +406,19 @@ mod tests {
     #[test]
     fn keepttl_keeps_and_plain_set_clears_the_deadline() {
         let mut slot = None;
-        let ex = Op::Set { value: s("a"), cond: SetCond::Always, expiry: ExpiryChange::At(5_000), get: false };
+        let ex = Op::Set {
+            value: s("a"),
+            cond: SetCond::Always,
+            expiry: ExpiryChange::At(5_000),
+            get: false,
+        };
         run(ex, &mut slot);
-        let keep = Op::Set { value: s("b"), cond: SetCond::Always, expiry: ExpiryChange::Keep, get: false };
+        let keep = Op::Set {
+            value: s("b"),
+            cond: SetCond::Always,
+            expiry: ExpiryChange::Keep,
+            get: false,
+        };
         run(keep, &mut slot);
         assert_eq!(run(Op::Ttl { millis: true }, &mut slot), Reply::Int(4_000));
         run(set_op("c"), &mut slot);
@@ -410,7 +438,10 @@ mod tests {
     #[test]
     fn wrong_type_is_reported_and_changes_nothing() {
         let mut slot = None;
-        run(Op::HSet { pairs: vec![(s("f"), s("v"))], only_new: false, reply_ok: false }, &mut slot);
+        run(
+            Op::HSet { pairs: vec![(s("f"), s("v"))], only_new: false, reply_ok: false },
+            &mut slot,
+        );
         let before = slot.clone();
         let out = apply(Op::Append { value: s("x") }, &mut slot, 0);
         assert_eq!(out, Outcome { reply: Reply::wrong_type(), changed: false });
@@ -420,7 +451,10 @@ mod tests {
     #[test]
     fn hdel_of_last_field_removes_the_key() {
         let mut slot = None;
-        run(Op::HSet { pairs: vec![(s("f"), s("v"))], only_new: false, reply_ok: false }, &mut slot);
+        run(
+            Op::HSet { pairs: vec![(s("f"), s("v"))], only_new: false, reply_ok: false },
+            &mut slot,
+        );
         assert_eq!(run(Op::HDel { fields: vec![s("f"), s("f")] }, &mut slot), Reply::Int(1));
         assert!(slot.is_none());
     }
@@ -433,7 +467,15 @@ mod tests {
         let out = apply(Op::HIncrBy { field: s("f"), delta: -1 }, &mut slot, 0);
         assert_eq!(out.reply, Reply::error(OVERFLOW));
         let mut absent = None;
-        run(Op::Set { value: s("x"), cond: SetCond::Always, expiry: ExpiryChange::Clear, get: false }, &mut absent);
+        run(
+            Op::Set {
+                value: s("x"),
+                cond: SetCond::Always,
+                expiry: ExpiryChange::Clear,
+                get: false,
+            },
+            &mut absent,
+        );
         let out = apply(Op::HIncrBy { field: s("f"), delta: 1 }, &mut absent, 0);
         assert_eq!(out.reply, Reply::wrong_type());
     }

@@ -42,33 +42,66 @@ pub enum ExpireCond {
 pub enum Op {
     Get,
     /// `SET`; with `get` the reply is the old value.
-    Set { value: Bytes, cond: SetCond, expiry: ExpiryChange, get: bool },
+    Set {
+        value: Bytes,
+        cond: SetCond,
+        expiry: ExpiryChange,
+        get: bool,
+    },
     /// `SETNX`: 1 if set, 0 if the key existed.
-    SetNx { value: Bytes },
+    SetNx {
+        value: Bytes,
+    },
     GetDel,
-    GetEx { expiry: ExpiryChange },
-    IncrBy { delta: i64 },
-    Append { value: Bytes },
+    GetEx {
+        expiry: ExpiryChange,
+    },
+    IncrBy {
+        delta: i64,
+    },
+    Append {
+        value: Bytes,
+    },
     StrLen,
     Del,
     Exists,
     Type,
     /// `EXPIRE` family; a deadline in the past deletes the key.
-    Expire { at_ms: u64, cond: ExpireCond },
+    Expire {
+        at_ms: u64,
+        cond: ExpireCond,
+    },
     /// `TTL` (`millis = false`) or `PTTL`.
-    Ttl { millis: bool },
+    Ttl {
+        millis: bool,
+    },
     Persist,
     /// `HSET`/`HMSET` (`reply_ok`) /`HSETNX` (`only_new`, one pair).
-    HSet { pairs: Vec<(Bytes, Bytes)>, only_new: bool, reply_ok: bool },
-    HGet { field: Bytes },
-    HMGet { fields: Vec<Bytes> },
+    HSet {
+        pairs: Vec<(Bytes, Bytes)>,
+        only_new: bool,
+        reply_ok: bool,
+    },
+    HGet {
+        field: Bytes,
+    },
+    HMGet {
+        fields: Vec<Bytes>,
+    },
     HGetAll,
-    HDel { fields: Vec<Bytes> },
+    HDel {
+        fields: Vec<Bytes>,
+    },
     HLen,
-    HExists { field: Bytes },
+    HExists {
+        field: Bytes,
+    },
     HKeys,
     HVals,
-    HIncrBy { field: Bytes, delta: i64 },
+    HIncrBy {
+        field: Bytes,
+        delta: i64,
+    },
 }
 
 impl Op {

@@ -62,7 +62,8 @@ impl NodeArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config {}", path.display()))?
             }
             None => NodeConfig::default(),
         };

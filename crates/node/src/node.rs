@@ -51,7 +51,8 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     }
 
     let shutdown = CancellationToken::new();
-    let http_task = tokio::spawn(sessiongrid_doors::http::serve(http, Some(metrics), shutdown.clone()));
+    let http_task =
+        tokio::spawn(sessiongrid_doors::http::serve(http, Some(metrics), shutdown.clone()));
     let door_task = tokio::spawn(door.run(shutdown.clone()));
     info!(resp = %config.resp_listen, http = %config.http_listen, "node serving");
 

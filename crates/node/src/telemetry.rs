@@ -1,5 +1,7 @@
 //! Logs and metrics setup.
 
+use std::io::IsTerminal;
+
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -8,7 +10,11 @@ use crate::cli::LogFormat;
 /// Installs the log subscriber; `RUST_LOG` overrides the default `info` filter.
 pub fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -39,7 +45,10 @@ fn describe() {
         "sessiongrid_connections_rejected_total",
         "Connections refused because connections_max was reached"
     );
-    describe_counter!("sessiongrid_protocol_errors_total", "Connections closed for protocol errors");
+    describe_counter!(
+        "sessiongrid_protocol_errors_total",
+        "Connections closed for protocol errors"
+    );
     describe_counter!("sessiongrid_auth_failures_total", "Failed AUTH attempts");
     describe_gauge!(
         "sessiongrid_memory_entries_bytes",

@@ -258,7 +258,11 @@ mod tests {
     use sessiongrid_model::Value;
 
     fn entry(v: &'static str, expire: Option<u64>) -> Entry {
-        Entry { value: Value::Str(Bytes::from_static(v.as_bytes())), expire_at_ms: expire, version: 1 }
+        Entry {
+            value: Value::Str(Bytes::from_static(v.as_bytes())),
+            expire_at_ms: expire,
+            version: 1,
+        }
     }
 
     #[tokio::test]
@@ -275,7 +279,10 @@ mod tests {
         assert_eq!(store.partitions(), 8, "partition count is fixed by the first open");
         assert_eq!(store.get(3, b"k").unwrap(), Some(entry("v", Some(50))));
         assert_eq!(store.get(2, b"k").unwrap(), None);
-        assert_eq!(store.partition_meta(3).unwrap(), PartitionMeta { keys: 1, seq: 7, expiring: 1 });
+        assert_eq!(
+            store.partition_meta(3).unwrap(),
+            PartitionMeta { keys: 1, seq: 7, expiring: 1 }
+        );
         assert_eq!(store.due_expiries(3, 49, 10).unwrap(), vec![]);
         assert_eq!(store.due_expiries(3, 50, 10).unwrap(), vec![(50, b"k".to_vec())]);
     }
@@ -309,11 +316,12 @@ mod tests {
         store.clear(1, &PartitionMeta::default()).await.unwrap();
         let mut seen = Vec::new();
         for p in 0..4 {
-            store.for_each(p, |k, _| {
-                seen.push((p, k.to_vec()));
-                true
-            })
-            .unwrap();
+            store
+                .for_each(p, |k, _| {
+                    seen.push((p, k.to_vec()));
+                    true
+                })
+                .unwrap();
         }
         assert_eq!(seen, vec![(0, b"k".to_vec()), (2, b"k".to_vec()), (3, b"k".to_vec())]);
         assert!(store.due_expiries(1, 10, 10).unwrap().is_empty());

@@ -47,7 +47,13 @@ impl Connection {
         Connection {
             socket,
             shared,
-            client: ClientState { id, name: None, proto: Protocol::Resp2, authenticated, quit: false },
+            client: ClientState {
+                id,
+                name: None,
+                proto: Protocol::Resp2,
+                authenticated,
+                quit: false,
+            },
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
             wbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),

@@ -7,6 +7,7 @@
 //! array), so no input can make the decoder allocate without bound, recurse, or panic.
 
 use bytes::{Buf, Bytes, BytesMut};
+use sessiongrid_model::num::parse_i64;
 
 use super::inline;
 
@@ -96,7 +97,11 @@ impl Decoder {
 fn header(buf: &[u8], what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
     let window = &buf[..buf.len().min(HEADER_BYTES_MAX)];
     let Some(cr) = window.iter().position(|&b| b == b'\r') else {
-        return if buf.len() > HEADER_BYTES_MAX { err(format!("too big {what} string")) } else { Ok(None) };
+        return if buf.len() > HEADER_BYTES_MAX {
+            err(format!("too big {what} string"))
+        } else {
+            Ok(None)
+        };
     };
     if cr + 1 >= buf.len() {
         return Ok(None);
@@ -104,11 +109,10 @@ fn header(buf: &[u8], what: &str) -> Result<Option<(i64, usize)>, ProtocolError>
     if buf[cr + 1] != b'\n' {
         return err(format!("invalid {what}"));
     }
-    let invalid = if what == "mbulk count" { "invalid multibulk length" } else { "invalid bulk length" };
-    let value = std::str::from_utf8(&buf[1..cr])
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| ProtocolError(invalid.into()))?;
+    let invalid =
+        if what == "mbulk count" { "invalid multibulk length" } else { "invalid bulk length" };
+    // Redis' integer rules: no `+`, no leading zeros, no spaces.
+    let value = parse_i64(&buf[1..cr]).ok_or_else(|| ProtocolError(invalid.into()))?;
     Ok(Some((value, cr + 2)))
 }
 
@@ -158,7 +162,8 @@ mod tests {
 
     #[test]
     fn decodes_pipelined_multibulk_and_inline() {
-        let got = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*0\r\n*1\r\n$0\r\n\r\n").unwrap();
+        let got =
+            decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*0\r\n*1\r\n$0\r\n\r\n").unwrap();
         assert_eq!(got, vec![args(&["GET", "k"]), args(&["PING"]), args(&[""])]);
     }
 
@@ -182,8 +187,13 @@ mod tests {
         assert_eq!(decode_all(b"*5\r\n").unwrap_err().0, "invalid multibulk length");
         assert_eq!(decode_all(b"*1\r\n$17\r\n").unwrap_err().0, "invalid bulk length");
         assert_eq!(decode_all(b"*1\r\n$-1\r\n").unwrap_err().0, "invalid bulk length");
-        assert_eq!(decode_all(b"*99999999999999999999\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(
+            decode_all(b"*99999999999999999999\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
         assert_eq!(decode_all(b"*1\r\n*1\r\n").unwrap_err().0, "expected '$', got '*'");
+        assert_eq!(decode_all(b"*+1\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(decode_all(b"*1\r\n$04\r\n").unwrap_err().0, "invalid bulk length");
         assert!(decode_all(&[b'x'; 100]).is_err(), "inline line without end");
     }
 

@@ -67,7 +67,11 @@ pub fn set_deadline(
         return Err(invalid_expire(command));
     }
     let ms = when.checked_mul(unit_ms).ok_or_else(|| invalid_expire(command))?;
-    let at = if absolute { ms } else { ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))? };
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))?
+    };
     Ok(at as u64)
 }
 
@@ -81,6 +85,10 @@ pub fn expire_deadline(
     command: &str,
 ) -> Result<u64, Reply> {
     let ms = when.checked_mul(unit_ms).ok_or_else(|| invalid_expire(command))?;
-    let at = if absolute { ms } else { ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))? };
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))?
+    };
     Ok(at.max(0) as u64)
 }

@@ -29,8 +29,8 @@ fn check_password(
     explicit_user: bool,
 ) -> Result<(), Reply> {
     let Some(expected) = &ctx.shared.config.password else {
-        if user == b"default" && explicit_user {
-            return Ok(());
+        if explicit_user {
+            return if user == b"default" { Ok(()) } else { Err(wrong_pass()) };
         }
         return Err(Reply::error(
             "ERR AUTH <password> called without any password configured for the default user. \
@@ -41,9 +41,13 @@ fn check_password(
         ctx.client.authenticated = true;
         Ok(())
     } else {
-        metrics::counter!("sessiongrid_auth_failures_total").increment(1);
-        Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled."))
+        Err(wrong_pass())
     }
+}
+
+fn wrong_pass() -> Reply {
+    metrics::counter!("sessiongrid_auth_failures_total").increment(1);
+    Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -135,9 +139,8 @@ fn valid_name(name: &Bytes) -> Result<Bytes, Reply> {
 
 pub fn client(ctx: &mut Ctx<'_>) -> CmdResult {
     let sub = ctx.args.text(1).to_ascii_lowercase();
-    let arity_error = || {
-        Err(Reply::error(format!("ERR wrong number of arguments for 'client|{sub}' command")))
-    };
+    let arity_error =
+        || Err(Reply::error(format!("ERR wrong number of arguments for 'client|{sub}' command")));
     match sub.as_str() {
         "setname" => {
             if ctx.args.len() != 3 {

@@ -86,7 +86,9 @@ pub async fn dbsize(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 pub async fn flush(ctx: &mut Ctx<'_>) -> CmdResult {
-    if ctx.args.len() > 2 || (ctx.args.len() == 2 && !ctx.args.is(1, "sync") && !ctx.args.is(1, "async")) {
+    if ctx.args.len() > 2
+        || (ctx.args.len() == 2 && !ctx.args.is(1, "sync") && !ctx.args.is(1, "async"))
+    {
         return Err(syntax_error());
     }
     ctx.shared.grid.flush_all().await.map_err(grid_error)?;

@@ -57,7 +57,12 @@ pub struct Spec {
     pub keys: (i32, i32, i32),
 }
 
-const fn spec(name: &'static str, arity: i32, flags: &'static [&'static str], keys: (i32, i32, i32)) -> Spec {
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    keys: (i32, i32, i32),
+) -> Spec {
     Spec { name, arity, flags, keys }
 }
 
@@ -253,7 +258,8 @@ mod tests {
 
     #[test]
     fn unknown_command_quotes_args_like_redis() {
-        let args = vec![Bytes::from_static(b"FOO"), Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        let args =
+            vec![Bytes::from_static(b"FOO"), Bytes::from_static(b"a"), Bytes::from_static(b"b")];
         assert_eq!(
             unknown_command(&args),
             Reply::error("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")

@@ -31,10 +31,15 @@ enum ExpiryOpt {
 
 impl ExpiryOpt {
     fn at(ctx: &Ctx<'_>, i: usize) -> Option<ExpiryOpt> {
-        [("ex", ExpiryOpt::Ex), ("px", ExpiryOpt::Px), ("exat", ExpiryOpt::ExAt), ("pxat", ExpiryOpt::PxAt)]
-            .into_iter()
-            .find(|(word, _)| ctx.args.is(i, word))
-            .map(|(_, opt)| opt)
+        [
+            ("ex", ExpiryOpt::Ex),
+            ("px", ExpiryOpt::Px),
+            ("exat", ExpiryOpt::ExAt),
+            ("pxat", ExpiryOpt::PxAt),
+        ]
+        .into_iter()
+        .find(|(word, _)| ctx.args.is(i, word))
+        .map(|(_, opt)| opt)
     }
 
     /// The deadline for `when`, or Redis' error naming `command`.
@@ -152,9 +157,7 @@ pub async fn incr_by(ctx: &mut Ctx<'_>, delta: Option<i64>) -> CmdResult {
 
 pub async fn decr_by(ctx: &mut Ctx<'_>) -> CmdResult {
     let delta = ctx.args.int(2)?;
-    let delta = delta
-        .checked_neg()
-        .ok_or_else(|| Reply::error("ERR decrement would overflow"))?;
+    let delta = delta.checked_neg().ok_or_else(|| Reply::error("ERR decrement would overflow"))?;
     ctx.exec(ctx.args.get(1).clone(), Op::IncrBy { delta }).await
 }
 
