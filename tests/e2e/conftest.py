@@ -44,7 +44,19 @@ from redis.retry import Retry
 # Environment
 # --------------------------------------------------------------------------
 
-SESSIONGRID_BIN = os.environ.get("SESSIONGRID_BIN", "/work/target/debug/sessiongrid")
+def _default_binary() -> str:
+    """The debug build in cargo's target directory (wherever cargo's config puts it)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                              cwd=root, capture_output=True, text=True, timeout=60, check=True)
+        target = Path(json.loads(meta.stdout)["target_directory"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        target = root / "target"
+    return str(target / "debug" / "sessiongrid")
+
+
+SESSIONGRID_BIN = os.environ.get("SESSIONGRID_BIN") or _default_binary()
 #: "grid" (default) runs the Sessiongrid binary, "redis" runs redis-server instead.
 TARGET = os.environ.get("SESSIONGRID_TARGET", "grid").strip().lower()
 REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server") or "/usr/bin/redis-server"

@@ -35,10 +35,12 @@ def metric(node, name: str) -> float:
     return total
 
 
-def test_kill_9_during_writes_loses_no_acknowledged_write(pool):
+@pytest.mark.parametrize("durability", ["process", "power"])
+def test_kill_9_during_writes_loses_no_acknowledged_write(pool, durability):
     """Writers record each write only after its reply; after SIGKILL and restart every recorded
-    write is there, and every acknowledged INCR is counted."""
-    node = pool.grid()
+    write is there, and every acknowledged INCR is counted. In both durability modes (`power`
+    also fsyncs, with group commit)."""
+    node = pool.grid(config={"durability": durability})
     acked: dict[bytes, bytes] = {}
     incr_acked = [0]
     lock = threading.Lock()

@@ -3,7 +3,7 @@
 Proves: a node becomes ready, SIGTERM stops it gracefully with exit code 0,
 ``restart()`` brings it back on the same data dir and ports, and it starts
 again after SIGKILL. Whether data survives a restart is not asserted here
-(durability belongs to the lifecycle tests).
+(durability is in test_durability.py).
 """
 
 from __future__ import annotations

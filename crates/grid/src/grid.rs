@@ -123,13 +123,23 @@ impl Grid {
         Ok(())
     }
 
-    /// Stops every partition after the messages already queued, then syncs the log to disk.
-    pub async fn shutdown(&self) {
-        self.inner.supervisor.stop_and_wait(None, Some(Duration::from_secs(30))).await.ok();
+    /// Stops every partition, then syncs the log to disk. Callers stop sending requests first
+    /// (the doors drain their connections); the database closes when the last clone of this
+    /// handle is dropped.
+    pub async fn shutdown(self) {
+        let timeout = Some(Duration::from_secs(30));
+        self.inner.supervisor.stop_children_and_wait(None, timeout).await;
+        self.inner.supervisor.stop_and_wait(None, timeout).await.ok();
         if let Err(e) = self.inner.store.sync() {
             warn!(error = %e, "final log sync failed");
         }
         info!("grid stopped");
+    }
+
+    /// The actor currently serving partition `p`; for supervision tests and diagnostics.
+    #[doc(hidden)]
+    pub fn partition_cell(&self, p: PartitionId) -> ractor::ActorCell {
+        self.actor(p).get_cell()
     }
 
     /// The store, for diagnostics (`INFO`, metrics).

@@ -6,7 +6,8 @@
 //! - **Started** by [`Grid::start`](crate::Grid::start); **stopped** by `Grid::shutdown`, which
 //!   stops its children with it.
 //! - **Messages**: none of its own; it reacts to supervision events. A partition that fails (a
-//!   panic or an error from a handler) is restarted from disk; one that stops normally is not.
+//!   panic or an error from a handler) or is killed is restarted from disk. Partitions stop
+//!   normally only together with the supervisor, which then no longer handles events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -77,16 +78,29 @@ impl Actor for Supervisor {
             SupervisionEvent::ActorFailed(cell, reason) => {
                 let Some(p) = state.children.remove(&cell.get_id()) else { return Ok(()) };
                 error!(partition = p, %reason, "partition actor failed; restarting from disk");
-                metrics::counter!("sessiongrid_partition_restarts_total").increment(1);
-                let actor = state.spawn(&myself, p).await?;
-                state.args.table.write().expect("partition table lock")[p as usize] = actor;
-                info!(partition = p, "partition actor restarted");
+                restart(&myself, state, p).await?;
             }
-            SupervisionEvent::ActorTerminated(cell, ..) => {
-                state.children.remove(&cell.get_id());
+            // Partitions only stop with the supervisor; one that stops alone (killed) is restarted.
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let Some(p) = state.children.remove(&cell.get_id()) else { return Ok(()) };
+                error!(partition = p, ?reason, "partition actor stopped; restarting from disk");
+                restart(&myself, state, p).await?;
             }
             _ => {}
         }
         Ok(())
     }
+}
+
+/// Starts a new actor for partition `p` and publishes it in the table.
+async fn restart(
+    myself: &ActorRef<()>,
+    state: &mut SupervisorState,
+    p: PartitionId,
+) -> Result<(), ActorProcessingErr> {
+    metrics::counter!("sessiongrid_partition_restarts_total").increment(1);
+    let actor = state.spawn(myself, p).await?;
+    state.args.table.write().expect("partition table lock")[p as usize] = actor;
+    info!(partition = p, "partition actor restarted");
+    Ok(())
 }

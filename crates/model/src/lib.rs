@@ -2,13 +2,13 @@
 //! them.
 //!
 //! # Layout
-//! - [`key`]: which partition a key belongs to (CRC16 of the key or of its `{hash tag}`).
-//! - [`entry`]: what is stored under a key: a string or a hash, with its expiry and version.
-//! - [`op`]: single-key operations a partition executes, and [`reply`] what they answer.
-//! - [`apply`]: the Redis semantics of every operation, as a pure function over one entry.
-//! - [`glob`]: Redis glob patterns for `KEYS` and `SCAN MATCH`.
-//! - [`config`]: the node configuration shared by the binary and embedded mode.
-//! - [`time`]: the wall clock in unix milliseconds, the unit of every expiry.
+//! - [`key`] — which partition a key belongs to (CRC16 of the key or of its `{hash tag}`).
+//! - [`entry`] — what is stored under a key: a string or a hash, with its expiry and version.
+//! - [`op`] — single-key operations a partition executes, and [`reply`] what they answer.
+//! - [`apply`] — the Redis semantics of every operation, as a pure function over one entry.
+//! - [`glob`] — Redis glob patterns for `KEYS` and `SCAN MATCH`.
+//! - [`config`] — the node configuration shared by the binary and embedded mode.
+//! - [`time`] — the wall clock in unix milliseconds, the unit of every expiry.
 
 pub mod apply;
 pub mod config;

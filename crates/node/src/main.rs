@@ -1,10 +1,10 @@
 //! `sessiongrid`: the grid node binary.
 //!
 //! # Layout
-//! - [`cli`]: command-line flags and how they layer over the TOML file and `SESSIONGRID_*` env.
-//! - [`node`]: `sessiongrid node`: starts the grid and its doors, stops them on a signal.
-//! - [`secrets`]: reading secret files safely.
-//! - [`telemetry`]: logs (`tracing-subscriber`) and the Prometheus recorder.
+//! - [`cli`] — command-line flags and how they layer over the TOML file and `SESSIONGRID_*` env.
+//! - [`node`] — `sessiongrid node`: starts the grid and its doors, stops them on a signal.
+//! - [`secrets`] — reading secret files safely.
+//! - [`telemetry`] — logs (`tracing-subscriber`) and the Prometheus recorder.
 
 mod cli;
 mod node;

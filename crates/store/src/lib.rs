@@ -2,9 +2,9 @@
 //! fit in the memory budget.
 //!
 //! # Layout
-//! - [`keys`]: how entries, expiry-index rows and partition metadata are laid out as RocksDB keys.
-//! - [`store`]: [`Store`], the handle partitions use: point reads, atomic batches, scans.
-//! - [`batch`]: [`Batch`], one atomic write of a partition (entries + expiry index + metadata).
+//! - [`keys`] — how entries, expiry-index rows and partition metadata are laid out as RocksDB keys.
+//! - [`store`] — [`Store`], the handle partitions use: point reads, atomic batches, scans.
+//! - [`batch`] — [`Batch`], one atomic write of a partition (entries + expiry index + metadata).
 //!
 //! Every write of a partition is one `WriteBatch`, so an entry, its expiry-index row and the
 //! partition's key count and sequence number can never disagree after a crash.

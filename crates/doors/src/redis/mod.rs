@@ -1,8 +1,8 @@
 //! The Redis-protocol door: existing Redis clients and session stores talk to the grid through it.
 //!
-//! - [`server`]: accept loop, connection limit, graceful shutdown.
-//! - [`connection`]: one client: read, decode, execute in order, write (pipelining for free).
-//! - [`commands`]: the command table and one file per command family.
+//! - [`server`] — accept loop, connection limit, graceful shutdown.
+//! - [`connection`] — one client: read, decode, execute in order, write (pipelining for free).
+//! - [`commands`] — the command table and one file per command family.
 
 pub mod commands;
 pub mod connection;

@@ -18,6 +18,11 @@ impl Args {
         self.0.len()
     }
 
+    /// Never true for a request that reached a command (it has at least its name).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn get(&self, i: usize) -> &Bytes {
         &self.0[i]
     }

@@ -7,7 +7,7 @@ use super::{CmdResult, Ctx};
 /// `HSET`, `HMSET` (`reply_ok`) and `HSETNX` (`only_new`).
 pub async fn hset(ctx: &mut Ctx<'_>, only_new: bool, reply_ok: bool) -> CmdResult {
     let rest = ctx.args.from(2);
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         let name = ctx.args.text(0).to_ascii_lowercase();
         return Err(Reply::error(format!("ERR wrong number of arguments for '{name}' command")));
     }

@@ -180,7 +180,7 @@ pub async fn mget(ctx: &mut Ctx<'_>) -> CmdResult {
 /// partitions).
 pub async fn mset(ctx: &mut Ctx<'_>) -> CmdResult {
     let pairs = ctx.args.from(1);
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         return Err(Reply::error("ERR wrong number of arguments for 'mset' command"));
     }
     for pair in pairs.chunks(2) {
