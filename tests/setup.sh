@@ -12,4 +12,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-python3 -c 'import pytest, redis' 2>/dev/null || python3 -m pip install -q pytest redis
+req="$(dirname "$0")/e2e/requirements.txt"
+python3 -c 'import pytest, redis' 2>/dev/null \
+  || python3 -m pip install -q -r "$req" \
+  || python3 -m pip install -q --break-system-packages -r "$req"

@@ -148,5 +148,7 @@ def test_memory_budget_bounds_rss_and_keeps_every_key(pool):
         for i, v in zip(range(start, start + 4096), got):
             assert v == value(i), f"big:{i} differs"
         peak = max(peak, rss_bytes(node.pid))
+    # Reads move entries through the cache; the reported bytes must still be within budget.
+    assert metric(node, "sessiongrid_memory_entries_bytes") <= budget
     data = n * 1024
     assert peak < 160 * 1024 * 1024, f"peak RSS {peak >> 20} MiB for {data >> 20} MiB of data"

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::error::GridError;
 use crate::partition::{KeyFilter, PartitionArgs, PartitionMsg};
-use crate::supervisor::{PartitionTable, Supervisor, SupervisorArgs};
+use crate::supervisor::{PartitionTable, Supervisor, SupervisorArgs, SupervisorMsg};
 
 /// Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
@@ -26,7 +26,7 @@ struct Inner {
     store: Store,
     partitions: u16,
     table: Arc<PartitionTable>,
-    supervisor: ActorRef<()>,
+    supervisor: ActorRef<SupervisorMsg>,
 }
 
 impl Grid {
@@ -128,6 +128,7 @@ impl Grid {
     /// handle is dropped.
     pub async fn shutdown(self) {
         let timeout = Some(Duration::from_secs(30));
+        let _ = self.inner.supervisor.call(SupervisorMsg::ShuttingDown, timeout).await;
         self.inner.supervisor.stop_children_and_wait(None, timeout).await;
         self.inner.supervisor.stop_and_wait(None, timeout).await.ok();
         if let Err(e) = self.inner.store.sync() {

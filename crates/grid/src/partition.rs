@@ -162,7 +162,7 @@ impl Actor for Partition {
 impl PartitionState {
     /// The entry of `key`, from the cache (removing it there) or from disk.
     fn load(&mut self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
-        if let Some(entry) = self.cache.take(key) {
+        if let Some(entry) = self.account_cache(|cache| cache.take(key)) {
             return Ok(Some(entry));
         }
         self.metrics.disk_reads.increment(1);
@@ -195,7 +195,7 @@ impl PartitionState {
         let now = time::now_ms();
         let outcome = apply(op, &mut slot, now);
         if outcome.changed {
-            if before.flatten().is_some_and(|at| at <= now) && slot.is_none() {
+            if before.flatten().is_some_and(|at| at < now) && slot.is_none() {
                 self.metrics.expired.increment(1);
             }
             self.persist(&key, before, &mut slot).await?;
@@ -210,7 +210,9 @@ impl PartitionState {
     fn check_size(&self, op: &Op, current: Option<&Entry>) -> Option<Reply> {
         let Op::Append { value } = op else { return None };
         let len = match current {
-            Some(Entry { value: Value::Str(s), .. }) => s.len(),
+            Some(e @ Entry { value: Value::Str(s), .. }) if !e.is_expired(time::now_ms()) => {
+                s.len()
+            }
             _ => 0,
         };
         (len + value.len() > self.args.value_bytes_max)
@@ -230,7 +232,8 @@ impl PartitionState {
         let mut batch = self.args.store.batch(self.args.id);
         let old_expiry = before.flatten();
         let new_expiry = slot.as_ref().and_then(|e| e.expire_at_ms);
-        meta.expiring = meta.expiring + new_expiry.is_some() as u64 - old_expiry.is_some() as u64;
+        meta.expiring = (meta.expiring + new_expiry.is_some() as u64)
+            .saturating_sub(old_expiry.is_some() as u64);
         match slot.as_mut() {
             Some(entry) => {
                 entry.version = meta.seq;
@@ -239,7 +242,7 @@ impl PartitionState {
             }
             None => {
                 batch.delete(key, old_expiry);
-                meta.keys -= before.is_some() as u64;
+                meta.keys = meta.keys.saturating_sub(before.is_some() as u64);
             }
         }
         batch.set_meta(&meta);
@@ -275,28 +278,36 @@ impl PartitionState {
         Ok(())
     }
 
-    /// Deletes up to `sweep_keys_max` keys whose deadline has passed; returns how many index rows
-    /// it processed.
+    /// Deletes up to `sweep_keys_max` keys whose deadline has passed, in one batch; returns how
+    /// many index rows it processed.
     async fn sweep(&mut self) -> Result<usize, StoreError> {
         let now = time::now_ms();
-        let due = self.args.store.due_expiries(self.args.id, now, self.args.sweep_keys_max)?;
+        // An entry lives through the millisecond of its deadline, so only earlier rows are due.
+        let due = self.args.store.due_expiries(
+            self.args.id,
+            now.saturating_sub(1),
+            self.args.sweep_keys_max,
+        )?;
         let rows = due.len();
+        let mut meta = self.meta;
+        let store = self.args.store.clone();
+        let mut batch = store.batch(self.args.id);
+        let mut expired = 0;
         for (at, key) in due {
             let key = Bytes::from(key);
-            let mut slot = self.load(&key)?;
+            let slot = self.load(&key)?;
             match slot.as_ref().and_then(|e| e.expire_at_ms) {
-                Some(deadline) if deadline <= now => {
-                    let before = Some(Some(deadline));
-                    slot = None;
-                    self.persist(&key, before, &mut slot).await?;
-                    self.metrics.expired.increment(1);
+                Some(deadline) if deadline < now => {
+                    // Taken out of the cache by `load`; disk follows when the batch commits.
+                    batch.delete(&key, Some(deadline));
+                    meta.keys = meta.keys.saturating_sub(1);
+                    meta.expiring = meta.expiring.saturating_sub(1);
+                    expired += 1;
                 }
                 current => {
-                    // The index row is stale (the deadline moved or the key is gone): drop it.
+                    // The row is stale (the deadline moved, or the key is gone): drop it.
                     if current != Some(at) {
-                        let mut batch = self.args.store.batch(self.args.id);
                         batch.unindex(&key, Some(at));
-                        self.args.store.commit(batch).await?;
                     }
                     if let Some(entry) = slot {
                         self.cache_insert(key, entry);
@@ -304,6 +315,13 @@ impl PartitionState {
                 }
             }
         }
+        if expired > 0 {
+            meta.seq += 1;
+            batch.set_meta(&meta);
+        }
+        store.commit(batch).await?;
+        self.meta = meta;
+        self.metrics.expired.increment(expired);
         Ok(rows)
     }
 }

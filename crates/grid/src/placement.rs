@@ -78,14 +78,14 @@ fn keep_members(
     (0..partitions as usize)
         .map(|p| {
             let old = previous.and_then(|prev| prev.owners.get(p));
-            old.map(|o| {
-                o.iter()
-                    .filter(|n| members.binary_search(n).is_ok())
-                    .take(copies)
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default()
+            let mut kept: Vec<NodeId> = Vec::with_capacity(copies);
+            for &n in old.into_iter().flatten() {
+                let member = members.binary_search(&n).is_ok();
+                if member && !kept.contains(&n) && kept.len() < copies {
+                    kept.push(n);
+                }
+            }
+            kept
         })
         .collect()
 }
@@ -237,6 +237,13 @@ mod tests {
         let a = balance(None, &nodes, 256, 3);
         nodes.reverse();
         assert_eq!(a, balance(None, &nodes, 256, 3));
+    }
+
+    #[test]
+    fn a_malformed_previous_table_still_gives_distinct_owners() {
+        let nodes = ids(3, 2);
+        let bad = Placement { owners: vec![vec![nodes[0], nodes[0]]; 8] };
+        assert_valid(&balance(Some(&bad), &nodes, 8, 2), 2);
     }
 
     #[test]

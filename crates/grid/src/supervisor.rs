@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use sessiongrid_model::PartitionId;
@@ -23,6 +24,13 @@ pub type PartitionTable = RwLock<Vec<ActorRef<PartitionMsg>>>;
 
 pub struct Supervisor;
 
+pub enum SupervisorMsg {
+    /// Start partition `p` again (after a failure, or a failed restart).
+    Restart(PartitionId),
+    /// The node is stopping: children that stop from now on are not restarted.
+    ShuttingDown(ractor::RpcReplyPort<()>),
+}
+
 pub struct SupervisorArgs {
     /// Arguments of every partition, indexed by partition id.
     pub partitions: Vec<PartitionArgs>,
@@ -33,12 +41,16 @@ pub struct SupervisorState {
     args: SupervisorArgs,
     /// Which partition each live child actor serves.
     children: HashMap<ActorId, PartitionId>,
+    shutting_down: bool,
 }
+
+/// Wait before retrying a restart that failed (e.g. the disk refused the metadata read).
+const RESTART_RETRY: Duration = Duration::from_secs(1);
 
 impl SupervisorState {
     async fn spawn(
         &mut self,
-        myself: &ActorRef<()>,
+        myself: &ActorRef<SupervisorMsg>,
         p: PartitionId,
     ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
         let args = self.args.partitions[p as usize].clone();
@@ -46,20 +58,37 @@ impl SupervisorState {
         self.children.insert(actor.get_id(), p);
         Ok(actor)
     }
+
+    /// Starts a new actor for partition `p` and publishes it in the table; if that fails, tries
+    /// again later. Never fails itself: a supervisor that returned an error would take every
+    /// partition down with it.
+    async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, p: PartitionId) {
+        metrics::counter!("sessiongrid_partition_restarts_total").increment(1);
+        match self.spawn(myself, p).await {
+            Ok(actor) => {
+                self.args.table.write().expect("partition table lock")[p as usize] = actor;
+                info!(partition = p, "partition actor restarted");
+            }
+            Err(e) => {
+                error!(partition = p, error = %e, "partition restart failed; retrying");
+                myself.send_after(RESTART_RETRY, move || SupervisorMsg::Restart(p));
+            }
+        }
+    }
 }
 
 impl Actor for Supervisor {
-    type Msg = ();
+    type Msg = SupervisorMsg;
     type State = SupervisorState;
     type Arguments = SupervisorArgs;
 
     async fn pre_start(
         &self,
-        myself: ActorRef<()>,
+        myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let count = args.partitions.len();
-        let mut state = SupervisorState { args, children: HashMap::new() };
+        let mut state = SupervisorState { args, children: HashMap::new(), shutting_down: false };
         let mut refs = Vec::with_capacity(count);
         for p in 0..count {
             refs.push(state.spawn(&myself, p as PartitionId).await?);
@@ -68,39 +97,41 @@ impl Actor for Supervisor {
         Ok(state)
     }
 
-    async fn handle_supervisor_evt(
+    async fn handle(
         &self,
-        myself: ActorRef<()>,
-        event: SupervisionEvent,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        match event {
-            SupervisionEvent::ActorFailed(cell, reason) => {
-                let Some(p) = state.children.remove(&cell.get_id()) else { return Ok(()) };
-                error!(partition = p, %reason, "partition actor failed; restarting from disk");
-                restart(&myself, state, p).await?;
+        match msg {
+            SupervisorMsg::Restart(p) if !state.shutting_down => state.restart(&myself, p).await,
+            SupervisorMsg::Restart(_) => {}
+            SupervisorMsg::ShuttingDown(reply) => {
+                state.shutting_down = true;
+                let _ = reply.send(());
             }
-            // Partitions only stop with the supervisor; one that stops alone (killed) is restarted.
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                let Some(p) = state.children.remove(&cell.get_id()) else { return Ok(()) };
-                error!(partition = p, ?reason, "partition actor stopped; restarting from disk");
-                restart(&myself, state, p).await?;
-            }
-            _ => {}
         }
         Ok(())
     }
-}
 
-/// Starts a new actor for partition `p` and publishes it in the table.
-async fn restart(
-    myself: &ActorRef<()>,
-    state: &mut SupervisorState,
-    p: PartitionId,
-) -> Result<(), ActorProcessingErr> {
-    metrics::counter!("sessiongrid_partition_restarts_total").increment(1);
-    let actor = state.spawn(myself, p).await?;
-    state.args.table.write().expect("partition table lock")[p as usize] = actor;
-    info!(partition = p, "partition actor restarted");
-    Ok(())
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match event {
+            SupervisionEvent::ActorFailed(cell, reason) => (cell, reason.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped".into()))
+            }
+            _ => return Ok(()),
+        };
+        let Some(p) = state.children.remove(&cell.get_id()) else { return Ok(()) };
+        if !state.shutting_down {
+            error!(partition = p, reason = why, "partition actor ended; restarting from disk");
+            state.restart(&myself, p).await;
+        }
+        Ok(())
+    }
 }

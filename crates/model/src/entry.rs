@@ -31,9 +31,10 @@ impl Entry {
         Entry { value, expire_at_ms: None, version: 0 }
     }
 
-    /// True once `now_ms` has reached the deadline.
+    /// True once `now_ms` is past the deadline (at the deadline itself the entry still lives,
+    /// as in Redis).
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at_ms.is_some_and(|at| at <= now_ms)
+        self.expire_at_ms.is_some_and(|at| at < now_ms)
     }
 
     /// Bytes this entry is charged against the memory budget (key not included).

@@ -27,12 +27,14 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let password = config.requirepass_file.as_deref().map(secrets::read_secret).transpose()?;
     let metrics = telemetry::init_metrics()?;
+    telemetry::spawn_upkeep(metrics.clone());
     let grid = Grid::start(&config).await?;
     let door_config = RedisDoorConfig {
         limits: Limits {
             bulk_bytes_max: config.bulk_bytes_max,
             array_len_max: config.array_len_max,
             inline_bytes_max: config.inline_bytes_max,
+            request_bytes_max: config.pipeline_bytes_max,
         },
         connections_max: config.connections_max,
         value_bytes_max: config.value_bytes_max,

@@ -6,7 +6,12 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use sessiongrid_doors::resp::{Decoder, Limits};
 
-const LIMITS: Limits = Limits { bulk_bytes_max: 4096, array_len_max: 1024, inline_bytes_max: 1024 };
+const LIMITS: Limits = Limits {
+    bulk_bytes_max: 4096,
+    array_len_max: 1024,
+    inline_bytes_max: 1024,
+    request_bytes_max: 65536,
+};
 
 fn decode(data: &[u8], chunk: usize) -> (Vec<Vec<bytes::Bytes>>, bool) {
     let mut decoder = Decoder::new(LIMITS);

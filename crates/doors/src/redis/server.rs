@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
+use super::commands::CommandMetrics;
 use super::connection::Connection;
 use crate::resp::Limits;
 
@@ -41,6 +42,8 @@ pub struct Shared {
     pub started: std::time::Instant,
     pub connections: AtomicU64,
     pub commands_processed: AtomicU64,
+    /// Per-command metric handles, indexed like the command table.
+    pub command_metrics: Vec<CommandMetrics>,
 }
 
 impl Shared {
@@ -64,6 +67,7 @@ impl RedisDoor {
             started: std::time::Instant::now(),
             connections: AtomicU64::new(0),
             commands_processed: AtomicU64::new(0),
+            command_metrics: CommandMetrics::for_all_commands(),
         });
         Ok(RedisDoor { listener, shared })
     }
@@ -115,10 +119,16 @@ impl RedisDoor {
         }
         drop(self.listener);
         tracker.close();
-        tracker.wait().await;
+        // A client that stops reading could hold its connection open forever; give up on it.
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+            warn!(left = tracker.len(), "connections still open after the drain timeout");
+        }
         info!("redis door closed");
     }
 }
+
+/// How long shutdown waits for connections to finish the requests they have read.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn refuse(mut socket: TcpStream) {
     let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;

@@ -17,6 +17,8 @@ pub struct Limits {
     pub bulk_bytes_max: usize,
     pub array_len_max: usize,
     pub inline_bytes_max: usize,
+    /// Most bytes of arguments one request may hold in total.
+    pub request_bytes_max: usize,
 }
 
 /// Longest `*<count>` or `$<len>` header line, as in Redis.
@@ -42,7 +44,14 @@ pub struct Decoder {
 struct Pending {
     remaining: usize,
     args: Vec<Bytes>,
+    /// Bytes held in `args`, bounded by `request_bytes_max`.
+    bytes: usize,
 }
+
+/// Arguments shorter than this are copied out of the read buffer, so a stored key or value never
+/// pins the connection's whole buffer in memory; longer ones are taken without a copy (they are
+/// most of their buffer anyway).
+const COPY_BYTES_MAX: usize = 32 * 1024;
 
 /// Capacity reserved up front for a request's argument list; the rest grows as it arrives.
 const ARGS_PREALLOC_MAX: usize = 1024;
@@ -71,7 +80,7 @@ impl Decoder {
                         }
                         let remaining = count as usize;
                         let args = Vec::with_capacity(remaining.min(ARGS_PREALLOC_MAX));
-                        self.pending = Some(Pending { remaining, args });
+                        self.pending = Some(Pending { remaining, args, bytes: 0 });
                     }
                     Some(_) => match inline::take_line(buf, self.limits.inline_bytes_max)? {
                         None => return Ok(None),
@@ -85,6 +94,10 @@ impl Decoder {
                 let Some(arg) = bulk(buf, self.limits.bulk_bytes_max)? else {
                     return Ok(None);
                 };
+                pending.bytes += arg.len();
+                if pending.bytes > self.limits.request_bytes_max {
+                    return err("request larger than request_bytes_max");
+                }
                 pending.args.push(arg);
                 pending.remaining -= 1;
             }
@@ -135,7 +148,13 @@ fn bulk(buf: &mut BytesMut, bulk_bytes_max: usize) -> Result<Option<Bytes>, Prot
     }
     // Like Redis, the two bytes after the payload are skipped without being checked.
     buf.advance(used);
-    let arg = buf.split_to(len).freeze();
+    let arg = if len < COPY_BYTES_MAX {
+        let arg = Bytes::copy_from_slice(&buf[..len]);
+        buf.advance(len);
+        arg
+    } else {
+        buf.split_to(len).freeze()
+    };
     buf.advance(2);
     Ok(Some(arg))
 }
@@ -144,7 +163,12 @@ fn bulk(buf: &mut BytesMut, bulk_bytes_max: usize) -> Result<Option<Bytes>, Prot
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits { bulk_bytes_max: 16, array_len_max: 4, inline_bytes_max: 64 };
+    const LIMITS: Limits = Limits {
+        bulk_bytes_max: 16,
+        array_len_max: 4,
+        inline_bytes_max: 64,
+        request_bytes_max: 40,
+    };
 
     fn decode_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
         let mut d = Decoder::new(LIMITS);
@@ -193,6 +217,8 @@ mod tests {
         );
         assert_eq!(decode_all(b"*1\r\n*1\r\n").unwrap_err().0, "expected '$', got '*'");
         assert_eq!(decode_all(b"*+1\r\n").unwrap_err().0, "invalid multibulk length");
+        let big = b"*3\r\n$16\r\naaaaaaaaaaaaaaaa\r\n$16\r\naaaaaaaaaaaaaaaa\r\n$16\r\naaaaaaaaaaaaaaaa\r\n";
+        assert_eq!(decode_all(big).unwrap_err().0, "request larger than request_bytes_max");
         assert_eq!(decode_all(b"*1\r\n$04\r\n").unwrap_err().0, "invalid bulk length");
         assert!(decode_all(&[b'x'; 100]).is_err(), "inline line without end");
     }

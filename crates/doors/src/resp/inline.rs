@@ -17,10 +17,12 @@ pub fn take_line(
         }
         return Ok(None);
     };
-    let line = buf.split_to(nl);
-    buf.advance(1);
-    let line = line.strip_suffix(b"\r").unwrap_or(&line);
-    split_args(line).map(Some).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))
+    let args = {
+        let line = &buf[..nl];
+        split_args(line.strip_suffix(b"\r").unwrap_or(line))
+    };
+    buf.advance(nl + 1);
+    args.map(Some).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))
 }
 
 /// Splits a line into arguments; `None` on unbalanced quotes.

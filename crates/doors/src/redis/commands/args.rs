@@ -59,8 +59,24 @@ fn invalid_expire(command: &str) -> Reply {
     Reply::error(format!("ERR invalid expire time in '{command}' command"))
 }
 
-/// Deadline (unix ms) of a `SET`-style expiry option: `when` must be positive; `unit_ms` is 1000
-/// for seconds; `absolute` for `EXAT`/`PXAT`.
+/// `when` in `unit_ms` as a unix-ms deadline (`absolute`, or relative to `now_ms`), refusing
+/// overflow with Redis' error naming `command`.
+fn deadline(
+    when: i64,
+    unit_ms: i64,
+    absolute: bool,
+    now_ms: u64,
+    command: &str,
+) -> Result<i64, Reply> {
+    let ms = when.checked_mul(unit_ms).ok_or_else(|| invalid_expire(command))?;
+    if absolute {
+        return Ok(ms);
+    }
+    ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))
+}
+
+/// Deadline (unix ms) of a `SET`-style expiry option (`EX`, `PX`, `EXAT`, `PXAT`, `SETEX`):
+/// `when` must be positive.
 pub fn set_deadline(
     when: i64,
     unit_ms: i64,
@@ -71,13 +87,7 @@ pub fn set_deadline(
     if when <= 0 {
         return Err(invalid_expire(command));
     }
-    let ms = when.checked_mul(unit_ms).ok_or_else(|| invalid_expire(command))?;
-    let at = if absolute {
-        ms
-    } else {
-        ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))?
-    };
-    Ok(at as u64)
+    Ok(deadline(when, unit_ms, absolute, now_ms, command)? as u64)
 }
 
 /// Deadline (unix ms) of an `EXPIRE`-family argument; any value is valid (a past one deletes), only
@@ -89,11 +99,5 @@ pub fn expire_deadline(
     now_ms: u64,
     command: &str,
 ) -> Result<u64, Reply> {
-    let ms = when.checked_mul(unit_ms).ok_or_else(|| invalid_expire(command))?;
-    let at = if absolute {
-        ms
-    } else {
-        ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))?
-    };
-    Ok(at.max(0) as u64)
+    Ok(deadline(when, unit_ms, absolute, now_ms, command)?.max(0) as u64)
 }

@@ -36,7 +36,6 @@ pub async fn expire(ctx: &mut Ctx<'_>, unit_ms: i64, absolute: bool) -> CmdResul
         (_, false) => "pexpire",
         (_, true) => "pexpireat",
     };
-    let when = ctx.args.int(2)?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for i in 3..ctx.args.len() {
         match () {
@@ -65,6 +64,7 @@ pub async fn expire(ctx: &mut Ctx<'_>, unit_ms: i64, absolute: bool) -> CmdResul
         (_, true, ..) => ExpireCond::IfHasExpiry,
         _ => ExpireCond::Always,
     };
+    let when = ctx.args.int(2)?;
     let at_ms = expire_deadline(when, unit_ms, absolute, time::now_ms(), command)?;
     // XX combined with GT/LT needs both: an existing deadline, and the comparison.
     let cond = if xx && cond != ExpireCond::IfHasExpiry { both_xx(cond) } else { cond };
@@ -95,8 +95,19 @@ pub async fn flush(ctx: &mut Ctx<'_>) -> CmdResult {
     Ok(Reply::Ok)
 }
 
+/// Longest glob pattern accepted; matching costs pattern length times key length per key.
+const PATTERN_BYTES_MAX: usize = 4096;
+
+fn check_pattern(pattern: &[u8]) -> Result<(), Reply> {
+    if pattern.len() > PATTERN_BYTES_MAX {
+        return Err(Reply::error("ERR pattern longer than 4096 bytes"));
+    }
+    Ok(())
+}
+
 pub async fn keys(ctx: &mut Ctx<'_>) -> CmdResult {
     let pattern = ctx.args.get(1).clone();
+    check_pattern(&pattern)?;
     let all = pattern.as_ref() == b"*";
     let filter = KeyFilter { pattern: (!all).then_some(pattern), type_name: None };
     let mut keys = Vec::new();
@@ -125,6 +136,7 @@ pub async fn scan(ctx: &mut Ctx<'_>) -> CmdResult {
         match () {
             _ if ctx.args.is(i, "match") => {
                 let p = ctx.args.get(i + 1).clone();
+                check_pattern(&p)?;
                 filter.pattern = (p.as_ref() != b"*").then_some(p);
             }
             _ if ctx.args.is(i, "count") => {

@@ -14,6 +14,7 @@ mod strings;
 use std::time::Instant;
 
 use bytes::Bytes;
+use metrics::{Counter, Histogram};
 use sessiongrid_grid::GridError;
 use sessiongrid_model::{Op, Reply};
 
@@ -131,23 +132,51 @@ pub static COMMANDS: &[Spec] = &[
     spec("unlink", -2, W, ALL),
 ];
 
-/// The spec of a command name, in any case.
-pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+/// The position in [`COMMANDS`] of a command name, in any case.
+pub fn position(name: &[u8]) -> Option<usize> {
     if name.len() > 16 {
         return None;
     }
     let lower = name.to_ascii_lowercase();
-    COMMANDS.binary_search_by(|s| s.name.as_bytes().cmp(&lower)).ok().map(|i| &COMMANDS[i])
+    COMMANDS.binary_search_by(|s| s.name.as_bytes().cmp(&lower)).ok()
+}
+
+/// The spec of a command name, in any case.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    position(name).map(|i| &COMMANDS[i])
+}
+
+/// Metric handles of one command, registered once so the hot path does no registry lookups.
+pub struct CommandMetrics {
+    ok: Counter,
+    error: Counter,
+    duration: Histogram,
+}
+
+impl CommandMetrics {
+    fn new(command: &'static str) -> Self {
+        let count = |result: &'static str| metrics::counter!("sessiongrid_commands_total", "command" => command, "result" => result);
+        CommandMetrics {
+            ok: count("ok"),
+            error: count("error"),
+            duration: metrics::histogram!("sessiongrid_command_duration_seconds", "command" => command),
+        }
+    }
+
+    /// Handles for every command of [`COMMANDS`], in order, then one for unknown commands.
+    pub fn for_all_commands() -> Vec<CommandMetrics> {
+        COMMANDS.iter().map(|s| s.name).chain(["unknown"]).map(CommandMetrics::new).collect()
+    }
 }
 
 /// Executes one request and returns its reply. Never fails: every problem is an error reply.
 pub async fn execute(shared: &Shared, client: &mut ClientState, args: Vec<Bytes>) -> Reply {
     shared.commands_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let Some(spec) = lookup(&args[0]) else {
-        metrics::counter!("sessiongrid_commands_total", "command" => "unknown", "result" => "error")
-            .increment(1);
+    let Some(index) = position(&args[0]) else {
+        shared.command_metrics[COMMANDS.len()].error.increment(1);
         return unknown_command(&args);
     };
+    let spec = &COMMANDS[index];
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Reply::error(format!("ERR wrong number of arguments for '{}' command", spec.name));
@@ -158,11 +187,9 @@ pub async fn execute(shared: &Shared, client: &mut ClientState, args: Vec<Bytes>
     let started = Instant::now();
     let mut ctx = Ctx { shared, client, args: Args::new(args) };
     let reply = run(spec.name, &mut ctx).await.unwrap_or_else(|e| e);
-    let result = if reply.is_error() { "error" } else { "ok" };
-    metrics::counter!("sessiongrid_commands_total", "command" => spec.name, "result" => result)
-        .increment(1);
-    metrics::histogram!("sessiongrid_command_duration_seconds", "command" => spec.name)
-        .record(started.elapsed());
+    let m = &shared.command_metrics[index];
+    if reply.is_error() { &m.error } else { &m.ok }.increment(1);
+    m.duration.record(started.elapsed());
     reply
 }
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use sessiongrid_model::op::ExpiryChange;
 use sessiongrid_model::{time, Op, Reply, SetCond};
 
-use super::args::{set_deadline, syntax_error};
+use super::args::{int, set_deadline, syntax_error};
 use super::{CmdResult, Ctx};
 
 /// Refuses a value over `value_bytes_max` before it reaches a partition.
@@ -29,6 +29,27 @@ enum ExpiryOpt {
     PxAt,
 }
 
+/// An expiry option with its raw value; as in Redis, the value is validated only after every
+/// option parsed (and, for `GETEX`, after the key was looked up).
+type ExpiryArg = Option<(ExpiryOpt, Bytes)>;
+
+/// If argument `i` is an expiry option, parses it into `expiry` and returns the position after
+/// its value. `blocked` is true when an option that excludes expiries (KEEPTTL, PERSIST) was seen.
+fn parse_expiry(
+    ctx: &Ctx<'_>,
+    i: usize,
+    expiry: &mut ExpiryArg,
+    blocked: bool,
+) -> Result<Option<usize>, Reply> {
+    let Some(opt) = ExpiryOpt::at(ctx, i) else { return Ok(None) };
+    let conflicting = blocked || expiry.as_ref().is_some_and(|(o, _)| *o != opt);
+    if conflicting || i + 1 >= ctx.args.len() {
+        return Err(syntax_error());
+    }
+    *expiry = Some((opt, ctx.args.get(i + 1).clone()));
+    Ok(Some(i + 2))
+}
+
 impl ExpiryOpt {
     fn at(ctx: &Ctx<'_>, i: usize) -> Option<ExpiryOpt> {
         [
@@ -42,8 +63,9 @@ impl ExpiryOpt {
         .map(|(_, opt)| opt)
     }
 
-    /// The deadline for `when`, or Redis' error naming `command`.
-    fn deadline(self, when: i64, command: &str) -> Result<u64, Reply> {
+    /// The deadline for the raw value `when`, or Redis' error naming `command`.
+    fn deadline(self, when: &[u8], command: &str) -> Result<u64, Reply> {
+        let when = int(when)?;
         let (unit, absolute) = match self {
             ExpiryOpt::Ex => (1000, false),
             ExpiryOpt::Px => (1, false),
@@ -61,16 +83,11 @@ pub async fn set(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut cond = SetCond::Always;
     let mut get = false;
     let mut keep_ttl = false;
-    let mut expiry: Option<(ExpiryOpt, i64)> = None;
+    let mut expiry: ExpiryArg = None;
     let mut i = 3;
     while i < ctx.args.len() {
-        if let Some(opt) = ExpiryOpt::at(ctx, i) {
-            let conflicting = keep_ttl || expiry.is_some_and(|(o, _)| o != opt);
-            if conflicting || i + 1 >= ctx.args.len() {
-                return Err(syntax_error());
-            }
-            expiry = Some((opt, ctx.args.int(i + 1)?));
-            i += 2;
+        if let Some(next) = parse_expiry(ctx, i, &mut expiry, keep_ttl)? {
+            i = next;
             continue;
         }
         match () {
@@ -83,7 +100,7 @@ pub async fn set(ctx: &mut Ctx<'_>) -> CmdResult {
         i += 1;
     }
     let expiry = match expiry {
-        Some((opt, when)) => ExpiryChange::At(opt.deadline(when, "set")?),
+        Some((opt, when)) => ExpiryChange::At(opt.deadline(&when, "set")?),
         None if keep_ttl => ExpiryChange::Keep,
         None => ExpiryChange::Clear,
     };
@@ -112,16 +129,11 @@ pub async fn setnx(ctx: &mut Ctx<'_>) -> CmdResult {
 /// expiry value is validated: a missing key answers nil even when the value is invalid.
 pub async fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut persist = false;
-    let mut expiry: Option<(ExpiryOpt, i64)> = None;
+    let mut expiry: ExpiryArg = None;
     let mut i = 2;
     while i < ctx.args.len() {
-        if let Some(opt) = ExpiryOpt::at(ctx, i) {
-            let conflicting = persist || expiry.is_some_and(|(o, _)| o != opt);
-            if conflicting || i + 1 >= ctx.args.len() {
-                return Err(syntax_error());
-            }
-            expiry = Some((opt, ctx.args.int(i + 1)?));
-            i += 2;
+        if let Some(next) = parse_expiry(ctx, i, &mut expiry, persist)? {
+            i = next;
         } else if ctx.args.is(i, "persist") && expiry.is_none() {
             persist = true;
             i += 1;
@@ -133,7 +145,7 @@ pub async fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
     let expiry = match expiry {
         None if persist => ExpiryChange::Clear,
         None => ExpiryChange::Keep,
-        Some((opt, when)) => match opt.deadline(when, "getex") {
+        Some((opt, when)) => match opt.deadline(&when, "getex") {
             Ok(at) => ExpiryChange::At(at),
             Err(invalid) => {
                 return match ctx.exec(key, Op::Get).await? {
