@@ -4,9 +4,9 @@
 use anyhow::Context;
 use bytes::Bytes;
 use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
-use sessiongrid_doors::resp::Limits;
 use sessiongrid_grid::Grid;
 use sessiongrid_model::config::NodeConfig;
+use sessiongrid_resp::Limits;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};

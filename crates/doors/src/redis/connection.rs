@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::commands;
 use super::server::Shared;
-use crate::resp::{encode, Decoder, Protocol};
+use sessiongrid_resp::{encode, Decoder, Protocol};
 
 /// What a connection remembers between commands.
 #[derive(Debug)]

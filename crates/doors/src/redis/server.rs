@@ -19,7 +19,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::commands::CommandMetrics;
 use super::connection::Connection;
-use crate::resp::Limits;
+use sessiongrid_resp::Limits;
 
 /// What the door needs besides the grid.
 #[derive(Clone, Debug)]

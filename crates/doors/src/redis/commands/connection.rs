@@ -5,7 +5,7 @@ use sessiongrid_model::Reply;
 
 use super::args::syntax_error;
 use super::{CmdResult, Ctx};
-use crate::resp::Protocol;
+use sessiongrid_resp::Protocol;
 
 /// The Redis version the door answers to clients that check it.
 pub const REDIS_VERSION: &str = "7.0.0";

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use sessiongrid_doors::resp::{Decoder, Limits};
+use sessiongrid_resp::{Decoder, Limits};
 
 const LIMITS: Limits = Limits {
     bulk_bytes_max: 4096,
