@@ -49,10 +49,6 @@ impl EntryCache {
         evicted
     }
 
-    pub fn remove(&mut self, key: &[u8]) {
-        self.take(key);
-    }
-
     pub fn clear(&mut self) {
         self.lru.clear();
         self.bytes = 0;
