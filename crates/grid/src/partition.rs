@@ -304,11 +304,10 @@ impl PartitionState {
                     meta.expiring = meta.expiring.saturating_sub(1);
                     expired += 1;
                 }
-                current => {
-                    // The row is stale (the deadline moved, or the key is gone): drop it.
-                    if current != Some(at) {
-                        batch.unindex(&key, Some(at));
-                    }
+                _ => {
+                    // The row is due but its key is live or gone: the row is stale (the deadline
+                    // moved or the key was deleted), so drop it.
+                    batch.unindex(&key, Some(at));
                     if let Some(entry) = slot {
                         self.cache_insert(key, entry);
                     }
