@@ -1,4 +1,18 @@
-//! Deterministic simulations of the grid (seeded RNG, virtual clock, in-memory transport).
+//! Deterministic simulation of the cluster protocol.
 //!
-//! Placeholder crate: the simulator arrives with clustering, when the grid logic talks to a
-//! transport trait that this crate implements in memory.
+//! The grid's protocol ([`sessiongrid_cluster`]) runs unchanged over in-memory disks and an
+//! in-memory network, with one seeded RNG and a virtual clock: message delay, loss, duplication
+//! and reordering, link cuts, crashes and restarts with the disk as it was, pauses, and
+//! whole-cluster restarts. A [`checker::Checker`] records every operation and its answer and
+//! verifies the grid's properties. A failing seed replays exactly.
+//!
+//! # Layout
+//! - [`world`] — the simulated world and its fault schedule.
+//! - [`disk`] — in-memory disks that survive a simulated crash.
+//! - [`checker`] — the history and the properties it must keep.
+
+pub mod checker;
+pub mod disk;
+pub mod world;
+
+pub use world::{Report, SimConfig, World};

@@ -5,7 +5,6 @@
 //! - [`grid`] — [`Grid`], the entry point the doors call: start, execute, scan, flush, shut down.
 //! - [`partition`] — the partition actor, single writer of one partition.
 //! - [`supervisor`] — restarts failed partition actors from disk.
-//! - [`placement`] — which nodes own each partition: XOR preference, balanced, minimal movement.
 //! - [`cache`] — the per-partition LRU of hot entries within the memory budget.
 //! - [`error`] — [`GridError`].
 
@@ -13,7 +12,6 @@ pub mod cache;
 pub mod error;
 pub mod grid;
 pub mod partition;
-pub mod placement;
 pub mod supervisor;
 
 pub use error::GridError;

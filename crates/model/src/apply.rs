@@ -62,7 +62,7 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
             (Reply::Int(existed as i64), existed)
         }
         Op::Exists => (Reply::Int(slot.is_some() as i64), false),
-        Op::Type => (Reply::Status(slot.as_ref().map_or("none", Entry::type_name)), false),
+        Op::Type => (Reply::Status(slot.as_ref().map_or("none", Entry::type_name).into()), false),
         Op::Expire { at_ms, cond } => expire(slot, at_ms, cond, now_ms),
         Op::Ttl { millis } => (ttl(slot, millis, now_ms), false),
         Op::Persist => match slot {

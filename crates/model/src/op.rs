@@ -4,9 +4,10 @@
 //! operation means the same thing whenever and wherever it is applied.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 /// The precondition of a `SET`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetCond {
     Always,
     /// `NX`: only if the key does not exist.
@@ -16,7 +17,7 @@ pub enum SetCond {
 }
 
 /// What a write does to the key's expiry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExpiryChange {
     /// Remove any deadline (`SET` without options, `GETEX PERSIST`).
     Clear,
@@ -27,7 +28,7 @@ pub enum ExpiryChange {
 }
 
 /// The condition of `EXPIRE ... NX|XX|GT|LT`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExpireCond {
     Always,
     IfNoExpiry,
@@ -38,7 +39,7 @@ pub enum ExpireCond {
     IfLessExisting,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Get,
     /// `SET`; with `get` the reply is the old value.

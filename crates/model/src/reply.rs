@@ -1,13 +1,16 @@
 //! Protocol-neutral replies. The Redis door encodes them as RESP2 or RESP3; other doors as JSON.
 
-use bytes::Bytes;
+use std::borrow::Cow;
 
-#[derive(Clone, Debug, PartialEq)]
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Reply {
     /// `+OK`
     Ok,
     /// A simple status line such as `+PONG` or `+string`.
-    Status(&'static str),
+    Status(Cow<'static, str>),
     /// A null (RESP2 `$-1`, RESP3 `_`).
     Nil,
     Int(i64),

@@ -12,7 +12,7 @@ pub const REDIS_VERSION: &str = "7.0.0";
 
 pub fn ping(ctx: &mut Ctx<'_>) -> CmdResult {
     match ctx.args.len() {
-        1 => Ok(Reply::Status("PONG")),
+        1 => Ok(Reply::Status("PONG".into())),
         2 => Ok(Reply::Bulk(ctx.args.get(1).clone())),
         _ => Err(Reply::error("ERR wrong number of arguments for 'ping' command")),
     }

@@ -17,7 +17,7 @@ fn describe(spec: &Spec) -> Reply {
     Reply::Array(vec![
         text(spec.name),
         Reply::Int(spec.arity as i64),
-        Reply::Set(spec.flags.iter().map(|f| Reply::Status(f)).collect()),
+        Reply::Set(spec.flags.iter().map(|f| Reply::Status((*f).into())).collect()),
         Reply::Int(spec.keys.0 as i64),
         Reply::Int(spec.keys.1 as i64),
         Reply::Int(spec.keys.2 as i64),

@@ -1,0 +1,54 @@
+//! Timings and sizes of the cluster protocol, with the defaults the properties are stated for.
+
+/// Protocol settings; every node of a cluster should use the same values.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Partitions of the cluster (fixed when it is born).
+    pub partitions: u16,
+    /// Owners per partition (primary + backups).
+    pub replicas: usize,
+    /// How often members and the coordinator ping each other.
+    pub heartbeat_ms: u64,
+    /// Silence after which the coordinator declares a member dead (and members the coordinator).
+    pub dead_after_ms: u64,
+    /// How long a pong keeps a node allowed to serve. Must be below `dead_after_ms`, so a node
+    /// cut off stops serving before the others give its partitions away.
+    pub lease_ms: u64,
+    /// How often a node without a cluster asks its seeds for one.
+    pub join_retry_ms: u64,
+    /// A forwarded request without an answer after this long fails with `TRYAGAIN`.
+    pub request_timeout_ms: u64,
+    /// A follower that has not acknowledged for this long is sent its missing entries again.
+    pub retransmit_ms: u64,
+    /// Recent log entries each replica keeps to catch a follower up without a snapshot.
+    pub log_entries_max: usize,
+    /// Entries per snapshot chunk.
+    pub snapshot_chunk_entries: usize,
+    /// Deliberate defects, so tests can prove the checker catches them. All off in production.
+    pub faults: Faults,
+}
+
+/// Defects that can be switched on to show that the simulator's checker finds them.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Acknowledge a write as soon as the primary has it, before its backups do.
+    pub ack_before_backups: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            partitions: 256,
+            replicas: 2,
+            heartbeat_ms: 100,
+            dead_after_ms: 1000,
+            lease_ms: 700,
+            join_retry_ms: 250,
+            request_timeout_ms: 2000,
+            retransmit_ms: 200,
+            log_entries_max: 1024,
+            snapshot_chunk_entries: 256,
+            faults: Faults::default(),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The grid's distributed protocol, as state machines without I/O.
+//!
+//! A runtime feeds a [`node::Node`] time, messages and client requests, and carries out what it
+//! asks for (messages to send, answers to give). The real runtime does this over libp2p and
+//! RocksDB; the simulator in `simulations/` over an in-memory network with a virtual clock, so
+//! the very same code is tested under seeded faults.
+//!
+//! # Layout
+//! - [`placement`] — XOR preference order and the balanced, minimal-movement placement.
+//! - [`topology`] — the epoch-numbered partition table and how the coordinator derives the next.
+//! - [`membership`] — heartbeats, failure detection, leases, joining, publishing topologies.
+//! - [`replica`] — one partition on one node: ordering, replication, catch-up, snapshots.
+//! - [`log`] — the recent writes a replica keeps for catch-up.
+//! - [`node`] — all of the above for one node, and the routing of requests to primaries.
+//! - [`msg`] — every message between nodes.
+//! - [`storage`] — what the protocol needs from a disk.
+//! - [`config`] — timings and sizes, with their defaults.
+
+pub mod config;
+pub mod log;
+pub mod membership;
+pub mod msg;
+pub mod node;
+pub mod placement;
+pub mod replica;
+pub mod storage;
+pub mod topology;
+
+pub use config::ClusterConfig;
+pub use msg::{LogEntry, LogPos, Msg, Refusal};
+pub use node::{Node, Output};
+pub use placement::NodeId;
+pub use storage::{NodeStore, PartitionStore, StoreError};
+pub use topology::Topology;
+
+/// The time as a node sees it: `mono` (monotonic ms) for timers and leases, `wall` (unix ms) for
+/// expiry deadlines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub mono: u64,
+    pub wall: u64,
+}

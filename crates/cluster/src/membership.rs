@@ -1,0 +1,348 @@
+//! Who is in the cluster, who is alive, and which topology is current.
+//!
+//! A star of heartbeats: every member pings the coordinator and the coordinator pings every member,
+//! each `heartbeat_ms`. The coordinator declares a member dead after `dead_after_ms` of silence and
+//! publishes the next epoch; a member that loses the coordinator for as long suspects it, and the
+//! lowest member id nobody suspects takes over. A node that joins pings the coordinator it learned
+//! from a seed, and the coordinator adds it.
+//!
+//! **Leases fence stale nodes.** A pong echoes the pinger's own send time, so a node may serve only
+//! until `sent_at + lease_ms` of a ping its coordinator answered in the current epoch. A node that
+//! was paused (SIGSTOP) or cut off finds its lease expired when it wakes, and the coordinator,
+//! which waits `dead_after_ms > lease_ms` before declaring it dead, never hands its partitions to
+//! someone else while it may still serve them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use sessiongrid_model::PartitionId;
+use tracing::{debug, info, warn};
+
+use crate::config::ClusterConfig;
+use crate::msg::Msg;
+use crate::placement::NodeId;
+use crate::topology::Topology;
+
+pub type Outbox = Vec<(NodeId, Msg)>;
+
+/// Rounds of `Hello` after which a node without a cluster founds one with the seeds that
+/// answered, even if some never did.
+const FOUND_AFTER_RETRIES: u64 = 20;
+
+pub struct Membership {
+    me: NodeId,
+    cfg: Arc<ClusterConfig>,
+    seeds: Vec<NodeId>,
+    topology: Option<Arc<Topology>>,
+    /// When each node was last heard from, on this node's clock.
+    heard: BTreeMap<NodeId, u64>,
+    /// Members this node believes dead although the topology still lists them.
+    suspects: BTreeSet<NodeId>,
+    /// Coordinator: nodes that asked to join since the last publication.
+    joiners: BTreeSet<NodeId>,
+    /// Coordinator: learners reported in sync since the last publication.
+    synced: BTreeSet<(PartitionId, NodeId)>,
+    dirty: bool,
+    lease_until: u64,
+    last_tick: Option<u64>,
+    next_ping: u64,
+    next_hello: u64,
+    /// Seeds that answered they have no cluster either.
+    clusterless: BTreeSet<NodeId>,
+    born: u64,
+}
+
+impl Membership {
+    /// A node restarting with the topology it last saw, or `None` for a new node.
+    pub fn new(
+        me: NodeId,
+        cfg: Arc<ClusterConfig>,
+        seeds: Vec<NodeId>,
+        saved: Option<Topology>,
+        now: u64,
+    ) -> Self {
+        let mut m = Membership {
+            me,
+            cfg,
+            seeds: seeds.into_iter().filter(|s| *s != me).collect(),
+            topology: saved.map(Arc::new),
+            heard: BTreeMap::new(),
+            suspects: BTreeSet::new(),
+            joiners: BTreeSet::new(),
+            synced: BTreeSet::new(),
+            dirty: false,
+            lease_until: 0,
+            last_tick: None,
+            next_ping: now,
+            next_hello: now,
+            clusterless: BTreeSet::new(),
+            born: now,
+        };
+        if m.topology.is_none() && m.seeds.is_empty() {
+            // Founded at once, so it never tells a joiner it has no cluster.
+            info!(node = me, "founding a cluster");
+            m.topology = Some(Arc::new(Topology::founded_by(me, m.cfg.partitions)));
+        }
+        m.grace_all(now);
+        m
+    }
+
+    pub fn topology(&self) -> Option<&Arc<Topology>> {
+        self.topology.as_ref()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.topology.as_ref().map_or(0, |t| t.epoch)
+    }
+
+    /// The coordinator as this node sees it: the topology's, or, if that one is suspected, the
+    /// lowest member nobody here suspects.
+    pub fn coordinator(&self) -> Option<NodeId> {
+        let t = self.topology.as_ref()?;
+        if !self.suspects.contains(&t.coordinator) {
+            return Some(t.coordinator);
+        }
+        t.members.iter().copied().find(|m| !self.suspects.contains(m))
+    }
+
+    pub fn is_coordinator(&self) -> bool {
+        self.coordinator() == Some(self.me)
+    }
+
+    /// True while this node may serve the partitions its topology gives it.
+    pub fn lease_valid(&self, now: u64) -> bool {
+        let Some(t) = &self.topology else { return false };
+        if !t.is_member(self.me) {
+            return false;
+        }
+        let alone = t.members.len() == 1 && t.coordinator == self.me;
+        alone || now < self.lease_until
+    }
+
+    /// Drives timers; returns a topology if this node published or adopted one.
+    pub fn tick(&mut self, now: u64, out: &mut Outbox) -> Option<Arc<Topology>> {
+        if self.last_tick.is_some_and(|t| now.saturating_sub(t) > 3 * self.cfg.heartbeat_ms) {
+            // This process was not running (paused, or starved): silence it could not hear is
+            // not evidence that others died.
+            warn!(
+                gap_ms = now - self.last_tick.unwrap_or(now),
+                "node was paused; resetting failure detector"
+            );
+            self.grace_all(now);
+        }
+        self.last_tick = Some(now);
+        let Some(t) = self.topology.clone() else {
+            return self.seek_cluster(now, out);
+        };
+        if self.is_coordinator() {
+            for &m in t.members.iter().filter(|m| **m != self.me) {
+                if self.silent_for(m, now) > self.cfg.dead_after_ms && self.suspects.insert(m) {
+                    info!(node = m, "member declared dead");
+                    self.dirty = true;
+                }
+            }
+            if t.coordinator != self.me {
+                self.dirty = true; // taking over from a dead coordinator
+            }
+            let published = if self.dirty { Some(self.publish(now, out)) } else { None };
+            if now >= self.next_ping {
+                self.next_ping = now + self.cfg.heartbeat_ms;
+                let t = self.topology.clone()?;
+                for &m in t.members.iter().filter(|m| **m != self.me) {
+                    out.push((m, Msg::Ping { sent_at: now, epoch: t.epoch }));
+                }
+            }
+            return published;
+        }
+        let coordinator = self.coordinator()?;
+        if self.silent_for(coordinator, now) > self.cfg.dead_after_ms {
+            info!(node = coordinator, "coordinator suspected");
+            self.suspects.insert(coordinator);
+            if let Some(next) = self.coordinator() {
+                self.heard.insert(next, now);
+                if next == self.me {
+                    self.grace_all(now);
+                }
+            }
+            return None;
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + self.cfg.heartbeat_ms;
+            out.push((coordinator, Msg::Ping { sent_at: now, epoch: t.epoch }));
+        }
+        None
+    }
+
+    /// Handles a membership message; returns a topology if one was adopted.
+    pub fn receive(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        msg: Msg,
+        out: &mut Outbox,
+    ) -> Option<Arc<Topology>> {
+        self.heard.insert(from, now);
+        self.suspects.remove(&from);
+        match msg {
+            Msg::Hello => {
+                out.push((
+                    from,
+                    Msg::Welcome(self.topology.as_ref().map(|t| Box::new((**t).clone()))),
+                ));
+                None
+            }
+            Msg::Welcome(Some(t)) => self.adopt(now, *t, out),
+            Msg::Welcome(None) => {
+                self.clusterless.insert(from);
+                None
+            }
+            Msg::Ping { sent_at, epoch } => {
+                let mine = self.epoch();
+                let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
+                out.push((
+                    from,
+                    Msg::Pong {
+                        echo: sent_at,
+                        epoch: mine,
+                        coordinator: self.coordinator().unwrap_or(0),
+                        member,
+                    },
+                ));
+                if epoch > mine {
+                    out.push((from, Msg::TopologyPull));
+                } else if self.is_coordinator() {
+                    if !member && self.joiners.insert(from) {
+                        info!(node = from, "node joining");
+                        self.dirty = true;
+                    } else if epoch < mine {
+                        self.push_to(from, out);
+                    }
+                }
+                None
+            }
+            Msg::Pong { echo, epoch, coordinator, member } => {
+                let mine = self.epoch();
+                // A coordinator needs a fresh pong from any member; a member needs its
+                // coordinator to count it in, in the same epoch.
+                let confirms = self.is_coordinator()
+                    || (Some(from) == self.coordinator()
+                        && coordinator == from
+                        && member
+                        && epoch == mine);
+                if epoch > mine {
+                    out.push((from, Msg::TopologyPull));
+                } else if confirms {
+                    self.extend_lease(echo);
+                }
+                None
+            }
+            Msg::TopologyPull => {
+                self.push_to(from, out);
+                None
+            }
+            Msg::TopologyPush(t) => self.adopt(now, *t, out),
+            Msg::Synced { partition, node } => {
+                let learning = self.topology.as_ref().is_some_and(|t| {
+                    t.assignment(partition).is_some_and(|a| a.learners().any(|n| n == node))
+                });
+                if self.is_coordinator() && learning && self.synced.insert((partition, node)) {
+                    self.dirty = true;
+                }
+                None
+            }
+            other => {
+                debug!(?other, "not a membership message");
+                None
+            }
+        }
+    }
+
+    fn extend_lease(&mut self, echo: u64) {
+        self.lease_until = self.lease_until.max(echo + self.cfg.lease_ms);
+    }
+
+    fn silent_for(&self, node: NodeId, now: u64) -> u64 {
+        now.saturating_sub(self.heard.get(&node).copied().unwrap_or(now))
+    }
+
+    fn grace_all(&mut self, now: u64) {
+        if let Some(t) = &self.topology {
+            for &m in &t.members {
+                self.heard.insert(m, now);
+            }
+        }
+    }
+
+    fn push_to(&self, to: NodeId, out: &mut Outbox) {
+        if let Some(t) = &self.topology {
+            out.push((to, Msg::TopologyPush(Box::new((**t).clone()))));
+        }
+    }
+
+    /// A node without a cluster asks its seeds for one. It founds one itself if it has no seeds,
+    /// or if it has the lowest id among seeds that all answered they have none either (or, after
+    /// [`FOUND_AFTER_RETRIES`] rounds, among those that answered).
+    fn seek_cluster(&mut self, now: u64, out: &mut Outbox) -> Option<Arc<Topology>> {
+        let waited = now.saturating_sub(self.born) >= FOUND_AFTER_RETRIES * self.cfg.join_retry_ms;
+        let all_answered = self.seeds.iter().all(|s| self.clusterless.contains(s));
+        let lowest = self.clusterless.first().is_some_and(|low| self.me < *low);
+        if self.seeds.is_empty() || (lowest && (all_answered || waited)) {
+            info!(node = self.me, "founding a cluster");
+            let t = Topology::founded_by(self.me, self.cfg.partitions);
+            return self.adopt(now, t, out);
+        }
+        if now >= self.next_hello {
+            self.next_hello = now + self.cfg.join_retry_ms;
+            for &s in &self.seeds {
+                out.push((s, Msg::Hello));
+            }
+        }
+        None
+    }
+
+    fn publish(&mut self, now: u64, out: &mut Outbox) -> Arc<Topology> {
+        let t = self.topology.clone().expect("a coordinator has a topology");
+        let members: Vec<NodeId> = t
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !self.suspects.contains(m))
+            .chain(self.joiners.iter().copied())
+            .collect();
+        let next = Arc::new(t.next(self.me, &members, &self.synced, self.cfg.replicas));
+        info!(epoch = next.epoch, members = next.members.len(), "publishing topology");
+        self.synced.clear();
+        self.joiners.clear();
+        self.dirty = false;
+        self.set(now, next.clone());
+        for &m in next.members.iter().filter(|m| **m != self.me) {
+            out.push((m, Msg::TopologyPush(Box::new((*next).clone()))));
+        }
+        self.next_ping = now;
+        next
+    }
+
+    fn adopt(&mut self, now: u64, t: Topology, out: &mut Outbox) -> Option<Arc<Topology>> {
+        if self.topology.as_ref().is_some_and(|cur| !t.supersedes(cur)) {
+            return None;
+        }
+        debug!(epoch = t.epoch, coordinator = t.coordinator, "adopting topology");
+        let t = Arc::new(t);
+        self.set(now, t.clone());
+        if t.coordinator != self.me {
+            // Ask for a lease in the new epoch at once rather than at the next heartbeat.
+            self.next_ping = now + self.cfg.heartbeat_ms;
+            out.push((t.coordinator, Msg::Ping { sent_at: now, epoch: t.epoch }));
+        }
+        Some(t)
+    }
+
+    fn set(&mut self, now: u64, t: Arc<Topology>) {
+        self.suspects.clear();
+        self.heard.insert(t.coordinator, now);
+        for &m in &t.members {
+            self.heard.entry(m).or_insert(now);
+        }
+        self.topology = Some(t);
+    }
+}

@@ -1,0 +1,149 @@
+//! Everything nodes say to each other. Each message is small and self-contained; the transport
+//! serialises it with postcard and caps its size.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sessiongrid_model::{Entry, Op, PartitionId, Reply};
+
+use crate::placement::NodeId;
+use crate::topology::{Epoch, Topology};
+
+/// A primary's reign over one partition: it starts when a node becomes primary in an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Term {
+    pub epoch: Epoch,
+    pub primary: NodeId,
+}
+
+/// A point in a partition's history: the last write a replica has applied. Two replicas at the
+/// same position hold the same data, because a term has one primary writing one sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LogPos {
+    pub term: Term,
+    /// Increases with every write, across terms.
+    pub version: u64,
+}
+
+impl LogPos {
+    /// An empty partition that has never been written.
+    pub const ZERO: LogPos = LogPos { term: Term { epoch: 0, primary: 0 }, version: 0 };
+}
+
+/// One write as replicated: the key's whole new state (`None`: deleted), so applying it twice or
+/// replaying it over a newer snapshot gives the same result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub pos: LogPos,
+    pub key: Bytes,
+    pub state: Option<Entry>,
+}
+
+/// Why a request was not executed. All but [`Refusal::Indeterminate`] mean it had no effect, so
+/// it is safe to send again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The receiver is not the partition's primary in its topology.
+    NotPrimary,
+    /// The primary is waiting for its lease or for the previous primary to let go.
+    NotServing,
+    /// The partition has no owner in this topology.
+    NoOwner,
+    /// The write was applied by the primary but could not be confirmed by every owner (the
+    /// primary changed or the owners did not answer in time): it may or may not survive.
+    Indeterminate,
+    /// No answer in time.
+    Timeout,
+    /// The owner's disk refused the write; nothing changed.
+    Store(String),
+}
+
+impl Refusal {
+    /// True if sending the request again cannot apply it twice.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Refusal::NotPrimary | Refusal::NotServing | Refusal::NoOwner)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Msg {
+    /// A node looking for a cluster asks a seed to tell it about one.
+    Hello,
+    /// The answer to [`Msg::Hello`]: the sender's topology, or `None` if it has no cluster yet.
+    Welcome(Option<Box<Topology>>),
+    /// Heartbeat; `sent_at` is the sender's monotonic clock and comes back in the pong.
+    Ping {
+        sent_at: u64,
+        epoch: Epoch,
+    },
+    /// `member` tells the pinger whether the sender's topology counts it in.
+    Pong {
+        echo: u64,
+        epoch: Epoch,
+        coordinator: NodeId,
+        member: bool,
+    },
+    /// Ask for the sender's topology.
+    TopologyPull,
+    TopologyPush(Box<Topology>),
+    /// A primary tells the coordinator that a learner holds a complete copy.
+    Synced {
+        partition: PartitionId,
+        node: NodeId,
+    },
+    /// A client request forwarded to the partition's primary.
+    Request {
+        id: u64,
+        epoch: Epoch,
+        key: Bytes,
+        op: Op,
+    },
+    Response {
+        id: u64,
+        result: Result<Reply, Refusal>,
+    },
+    /// Replication of one partition between its primary and the nodes that hold it.
+    Replica {
+        partition: PartitionId,
+        epoch: Epoch,
+        body: ReplicaMsg,
+    },
+    /// The receiver's epoch is newer than the sender's: catch up.
+    Stale {
+        epoch: Epoch,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ReplicaMsg {
+    /// Entries following `prev` in the primary's log (none: a probe asking for an ack).
+    Append {
+        prev: LogPos,
+        entries: Vec<LogEntry>,
+    },
+    /// The follower's position after applying what it had.
+    Ack {
+        pos: LogPos,
+    },
+    /// A follower whose log does not continue the primary's asks to be caught up from `pos`
+    /// (`None`: it holds an incomplete copy).
+    SyncRequest {
+        pos: Option<LogPos>,
+    },
+    /// Chunk `seq` of snapshot `id`: the keys in `(after, through]` (`through = None`: to the
+    /// end) are exactly `entries`. After the last chunk the follower is at `as_of` and the
+    /// primary streams what followed.
+    Chunk {
+        id: u64,
+        seq: u32,
+        after: Option<Bytes>,
+        through: Option<Bytes>,
+        entries: Vec<(Bytes, Entry)>,
+        as_of: LogPos,
+    },
+    ChunkAck {
+        id: u64,
+        seq: u32,
+    },
+    /// The previous primary has stopped serving the partition.
+    Released,
+}

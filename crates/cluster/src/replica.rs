@@ -1,0 +1,600 @@
+//! One partition on one node: the primary orders writes and replicates them; followers (backups
+//! and learners) apply them in order.
+//!
+//! - **Writes.** The primary applies the operation with [`sessiongrid_model::apply::apply`],
+//!   writes the key's new state through to its store, sends it to every follower, and answers once
+//!   every owner, and every learner already in sync, has acknowledged it.
+//! - **Catching up.** A follower applies an append only if it continues its own log (same
+//!   position); otherwise it asks to be synced from its position. The primary sends the missing
+//!   entries from its recent log if it has that position, or else a snapshot: chunks that replace
+//!   key ranges, then the writes since the snapshot began, replayed in order. Because an entry is a
+//!   key's whole state, the replay over newer chunk data ends in exactly the primary's state.
+//! - **Handoff.** A new primary whose predecessor is still alive serves only once the predecessor
+//!   released the partition or its lease has surely run out.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sessiongrid_model::apply::apply;
+use sessiongrid_model::{Entry, Op, PartitionId, Reply};
+use tracing::{debug, warn};
+
+use crate::config::ClusterConfig;
+use crate::log::RecentLog;
+use crate::msg::{LogEntry, LogPos, Refusal, ReplicaMsg, Term};
+use crate::placement::NodeId;
+use crate::storage::PartitionStore;
+use crate::topology::{Epoch, Topology};
+use crate::Now;
+
+/// Who is waiting for a request's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Local(u64),
+    Remote { node: NodeId, id: u64 },
+}
+
+#[derive(Debug)]
+pub enum Effect {
+    Send(PartitionId, NodeId, ReplicaMsg),
+    Reply(Origin, Result<Reply, Refusal>),
+    /// A learner now holds a complete copy; the coordinator should make it an owner.
+    Synced(PartitionId, NodeId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Primary,
+    Follower,
+    Idle,
+}
+
+struct Follower {
+    owner: bool,
+    /// Counted for acknowledgements: an owner, or a learner that has caught up once.
+    in_sync: bool,
+    acked: Option<LogPos>,
+    sent: Option<LogPos>,
+    sent_at: u64,
+    synced_at: u64,
+    snapshot: Option<OutgoingSnapshot>,
+}
+
+struct OutgoingSnapshot {
+    id: u64,
+    as_of: LogPos,
+    /// The chunk in flight, kept so a retransmission covers exactly the same key range.
+    chunk: ReplicaMsg,
+    sent_at: u64,
+}
+
+struct Pending {
+    version: u64,
+    origin: Origin,
+    reply: Reply,
+    deadline: u64,
+}
+
+struct IncomingSnapshot {
+    id: u64,
+    next_seq: u32,
+}
+
+pub struct Replica<S> {
+    p: PartitionId,
+    me: NodeId,
+    cfg: Arc<ClusterConfig>,
+    store: S,
+    role: Role,
+    primary: Option<NodeId>,
+    epoch: Epoch,
+    /// Mirrors the store's position; `None` while a snapshot is being installed.
+    pos: Option<LogPos>,
+    log: RecentLog,
+    max_version: u64,
+    // As primary.
+    term: Option<Term>,
+    serve_at: u64,
+    handoff_from: Option<NodeId>,
+    followers: BTreeMap<NodeId, Follower>,
+    pending: VecDeque<Pending>,
+    next_snapshot: u64,
+    // As follower.
+    incoming: Option<IncomingSnapshot>,
+    finished: Option<(u64, u32)>,
+    sync_asked_at: Option<u64>,
+}
+
+impl<S: PartitionStore> Replica<S> {
+    pub fn new(p: PartitionId, me: NodeId, cfg: Arc<ClusterConfig>, store: S) -> Self {
+        let pos = store.position();
+        let base = pos.unwrap_or(LogPos::ZERO);
+        Replica {
+            p,
+            me,
+            log: RecentLog::new(base, cfg.log_entries_max),
+            cfg,
+            store,
+            role: Role::Idle,
+            primary: None,
+            epoch: 0,
+            pos,
+            max_version: base.version,
+            term: None,
+            serve_at: 0,
+            handoff_from: None,
+            followers: BTreeMap::new(),
+            pending: VecDeque::new(),
+            next_snapshot: 1,
+            incoming: None,
+            finished: None,
+            sync_asked_at: None,
+        }
+    }
+
+    pub fn store(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    pub fn position(&self) -> Option<LogPos> {
+        self.pos
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.role == Role::Idle
+    }
+
+    /// Takes the partition's role in a new topology.
+    pub fn adopt(&mut self, now: Now, t: &Topology, out: &mut Vec<Effect>) {
+        self.epoch = t.epoch;
+        let Some(a) = t.assignment(self.p) else { return };
+        let primary = a.primary();
+        let role = if primary == Some(self.me) {
+            Role::Primary
+        } else if a.holds(self.me) {
+            Role::Follower
+        } else {
+            Role::Idle
+        };
+        if self.role == Role::Primary && role != Role::Primary {
+            self.step_down(primary, out);
+        }
+        match role {
+            Role::Primary => {
+                if self.role != Role::Primary {
+                    self.take_over(now, t, a.handoff_from);
+                }
+                self.followers.retain(|n, _| a.holds(*n) && *n != self.me);
+                let prev = self.pos;
+                for &n in a.owners.iter().chain(&a.target).filter(|n| **n != self.me) {
+                    let owner = a.owners.contains(&n);
+                    let f = self.followers.entry(n).or_insert_with(|| Follower {
+                        owner,
+                        in_sync: owner,
+                        acked: None,
+                        sent: None,
+                        sent_at: 0,
+                        synced_at: 0,
+                        snapshot: None,
+                    });
+                    f.owner = owner;
+                    f.in_sync |= owner;
+                    if f.acked.is_none() && f.snapshot.is_none() && f.sent_at == 0 {
+                        f.sent_at = now.mono;
+                        if let Some(prev) = prev {
+                            out.push(Effect::Send(self.p, n, probe(prev)));
+                        }
+                    }
+                }
+                self.try_complete(out);
+            }
+            Role::Follower => {
+                self.sync_asked_at = None;
+            }
+            Role::Idle => {
+                if self.role != Role::Idle || self.pos != Some(LogPos::ZERO) {
+                    self.drop_data();
+                }
+            }
+        }
+        self.primary = primary;
+        self.role = role;
+    }
+
+    fn take_over(&mut self, now: Now, t: &Topology, handoff_from: Option<NodeId>) {
+        let term = Term { epoch: t.epoch, primary: self.me };
+        self.term = Some(term);
+        self.handoff_from = handoff_from.filter(|n| *n != self.me);
+        self.serve_at =
+            if self.handoff_from.is_some() { now.mono + self.cfg.lease_ms } else { now.mono };
+        self.incoming = None;
+        self.followers.clear();
+        if self.pos.is_none() {
+            // Promoted while re-syncing: every range holds either the old primary's newer data or
+            // this node's own copy, which had every acknowledged write (acknowledgements waited
+            // for it). Start a new history from here; followers will take a snapshot.
+            let pos = LogPos { term, version: self.next_version() };
+            warn!(partition = self.p, "promoted with an incomplete copy");
+            self.set_position(Some(pos));
+            self.log.reset(pos);
+        }
+        debug!(partition = self.p, epoch = t.epoch, "primary");
+    }
+
+    fn step_down(&mut self, successor: Option<NodeId>, out: &mut Vec<Effect>) {
+        for p in self.pending.drain(..) {
+            out.push(Effect::Reply(p.origin, Err(Refusal::Indeterminate)));
+        }
+        self.followers.clear();
+        self.term = None;
+        if let Some(next) = successor.filter(|n| *n != self.me) {
+            out.push(Effect::Send(self.p, next, ReplicaMsg::Released));
+        }
+    }
+
+    fn drop_data(&mut self) {
+        if let Err(e) = self.store.clear() {
+            warn!(partition = self.p, error = %e, "could not drop a partition this node no longer holds");
+            return;
+        }
+        self.pos = Some(LogPos::ZERO);
+        self.log.reset(LogPos::ZERO);
+        self.incoming = None;
+    }
+
+    fn next_version(&mut self) -> u64 {
+        let v = (self.max_version + 1).max(self.epoch << 32);
+        self.max_version = v;
+        v
+    }
+
+    fn set_position(&mut self, pos: Option<LogPos>) {
+        self.pos = pos;
+        if let Err(e) = self.store.set_position(pos) {
+            warn!(partition = self.p, error = %e, "could not record the partition's position");
+        }
+    }
+
+    /// Executes a client operation; the caller has checked that this node's lease is valid.
+    pub fn request(&mut self, now: Now, origin: Origin, key: Bytes, op: Op, out: &mut Vec<Effect>) {
+        let refuse = |out: &mut Vec<Effect>, r: Refusal| out.push(Effect::Reply(origin, Err(r)));
+        let (Role::Primary, Some(term), Some(prev)) = (self.role, self.term, self.pos) else {
+            return refuse(out, Refusal::NotPrimary);
+        };
+        if now.mono < self.serve_at {
+            return refuse(out, Refusal::NotServing);
+        }
+        let mut slot = match self.store.get(&key) {
+            Ok(slot) => slot,
+            Err(e) => return refuse(out, Refusal::Store(e.0)),
+        };
+        let outcome = apply(op, &mut slot, now.wall);
+        if !outcome.changed {
+            out.push(Effect::Reply(origin, Ok(outcome.reply)));
+            return;
+        }
+        let version = self.next_version();
+        if let Some(e) = slot.as_mut() {
+            e.version = version;
+        }
+        let entry = LogEntry { pos: LogPos { term, version }, key, state: slot };
+        if let Err(e) = self.store.append(&entry) {
+            return refuse(out, Refusal::Store(e.0));
+        }
+        self.pos = Some(entry.pos);
+        for (&n, f) in self.followers.iter_mut() {
+            if f.snapshot.is_none() && f.sent == Some(prev) {
+                f.sent = Some(entry.pos);
+                f.sent_at = now.mono;
+                out.push(Effect::Send(
+                    self.p,
+                    n,
+                    ReplicaMsg::Append { prev, entries: vec![entry.clone()] },
+                ));
+            }
+        }
+        self.log.push(entry);
+        let deadline = now.mono + self.cfg.request_timeout_ms;
+        self.pending.push_back(Pending { version, origin, reply: outcome.reply, deadline });
+        self.try_complete(out);
+    }
+
+    /// Answers every write that all counted followers now have.
+    fn try_complete(&mut self, out: &mut Vec<Effect>) {
+        while let Some(front) = self.pending.front() {
+            let replicated = self.cfg.faults.ack_before_backups
+                || self
+                    .followers
+                    .values()
+                    .filter(|f| f.in_sync)
+                    .all(|f| f.acked.is_some_and(|a| a.version >= front.version));
+            if !replicated {
+                break;
+            }
+            let done = self.pending.pop_front().expect("front exists");
+            out.push(Effect::Reply(done.origin, Ok(done.reply)));
+        }
+    }
+
+    pub fn receive(&mut self, now: Now, from: NodeId, msg: ReplicaMsg, out: &mut Vec<Effect>) {
+        match (self.role, msg) {
+            (Role::Follower, ReplicaMsg::Append { prev, entries }) if self.is_primary(from) => {
+                self.on_append(now, from, prev, entries, out)
+            }
+            (Role::Follower, ReplicaMsg::Chunk { id, seq, after, through, entries, as_of })
+                if self.is_primary(from) =>
+            {
+                self.on_chunk(from, id, seq, after, through, entries, as_of, out)
+            }
+            (Role::Primary, ReplicaMsg::Ack { pos }) => self.on_ack(now, from, pos, out),
+            (Role::Primary, ReplicaMsg::SyncRequest { pos }) => {
+                self.on_sync_request(now, from, pos, out)
+            }
+            (Role::Primary, ReplicaMsg::ChunkAck { id, seq }) => {
+                self.on_chunk_ack(now, from, id, seq, out)
+            }
+            (Role::Primary, ReplicaMsg::Released) => {
+                if self.handoff_from == Some(from) {
+                    self.serve_at = now.mono;
+                }
+            }
+            (role, msg) => debug!(partition = self.p, ?role, ?msg, "ignored replica message"),
+        }
+    }
+
+    fn is_primary(&self, from: NodeId) -> bool {
+        self.primary == Some(from)
+    }
+
+    fn on_append(
+        &mut self,
+        now: Now,
+        from: NodeId,
+        prev: LogPos,
+        entries: Vec<LogEntry>,
+        out: &mut Vec<Effect>,
+    ) {
+        if self.incoming.is_some() {
+            return;
+        }
+        let Some(pos) = self.pos else {
+            return self.ask_sync(now, from, out);
+        };
+        let start = if prev == pos {
+            0
+        } else if let Some(i) = entries.iter().position(|e| e.pos == pos) {
+            i + 1
+        } else if entries.last().is_some_and(|e| self.log.contains(e.pos)) {
+            entries.len() // a duplicate of what this replica already has
+        } else {
+            return self.ask_sync(now, from, out);
+        };
+        for entry in entries.into_iter().skip(start) {
+            if let Err(e) = self.store.append(&entry) {
+                warn!(partition = self.p, error = %e, "could not apply a replicated write");
+                break;
+            }
+            self.max_version = self.max_version.max(entry.pos.version);
+            self.pos = Some(entry.pos);
+            self.log.push(entry);
+        }
+        if let Some(pos) = self.pos {
+            out.push(Effect::Send(self.p, from, ReplicaMsg::Ack { pos }));
+        }
+    }
+
+    fn ask_sync(&mut self, now: Now, from: NodeId, out: &mut Vec<Effect>) {
+        let recently = self.sync_asked_at.is_some_and(|at| now.mono < at + self.cfg.retransmit_ms);
+        if !recently {
+            self.sync_asked_at = Some(now.mono);
+            out.push(Effect::Send(self.p, from, ReplicaMsg::SyncRequest { pos: self.pos }));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_chunk(
+        &mut self,
+        from: NodeId,
+        id: u64,
+        seq: u32,
+        after: Option<Bytes>,
+        through: Option<Bytes>,
+        entries: Vec<(Bytes, Entry)>,
+        as_of: LogPos,
+        out: &mut Vec<Effect>,
+    ) {
+        let ack = ReplicaMsg::ChunkAck { id, seq };
+        if self.finished == Some((id, seq)) {
+            return out.push(Effect::Send(self.p, from, ack));
+        }
+        if seq == 0 && self.incoming.as_ref().is_none_or(|s| s.id != id) {
+            self.set_position(None);
+            self.incoming = Some(IncomingSnapshot { id, next_seq: 0 });
+        }
+        let Some(incoming) = self.incoming.as_mut().filter(|s| s.id == id) else { return };
+        if seq + 1 == incoming.next_seq {
+            return out.push(Effect::Send(self.p, from, ack));
+        }
+        if seq != incoming.next_seq {
+            return;
+        }
+        if let Err(e) = self.store.replace_range(after.as_deref(), through.as_deref(), &entries) {
+            warn!(partition = self.p, error = %e, "could not install a snapshot chunk");
+            return;
+        }
+        incoming.next_seq += 1;
+        if through.is_none() {
+            self.incoming = None;
+            self.finished = Some((id, seq));
+            self.set_position(Some(as_of));
+            self.log.reset(as_of);
+            self.max_version = self.max_version.max(as_of.version);
+            debug!(partition = self.p, "snapshot installed");
+        }
+        out.push(Effect::Send(self.p, from, ack));
+    }
+
+    /// True if `pos` is a point of this replica's history it can continue from.
+    fn knows(&self, pos: LogPos) -> bool {
+        self.pos == Some(pos) || self.log.contains(pos)
+    }
+
+    fn on_ack(&mut self, now: Now, from: NodeId, pos: LogPos, out: &mut Vec<Effect>) {
+        let Some(f) = self.followers.get_mut(&from) else { return };
+        if f.snapshot.is_some() || f.acked.is_some_and(|a| pos.version <= a.version) {
+            return; // stale
+        }
+        if !(self.pos == Some(pos) || self.log.contains(pos)) {
+            return self.start_snapshot(now, from, out);
+        }
+        f.acked = Some(pos);
+        if f.sent.is_none_or(|s| s.version < pos.version) {
+            f.sent = Some(pos);
+        }
+        if self.pos == Some(pos) {
+            if !f.in_sync {
+                f.in_sync = true;
+                f.synced_at = now.mono;
+                out.push(Effect::Synced(self.p, from));
+            }
+        } else if f.sent == Some(pos) {
+            self.send_suffix(now, from, pos, out);
+        }
+        self.try_complete(out);
+    }
+
+    fn on_sync_request(
+        &mut self,
+        now: Now,
+        from: NodeId,
+        pos: Option<LogPos>,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.followers.contains_key(&from) {
+            return;
+        }
+        match pos {
+            Some(pos) if self.knows(pos) => {
+                if let Some(f) = self.followers.get_mut(&from) {
+                    f.snapshot = None;
+                    f.acked = None;
+                    f.sent = None;
+                }
+                self.on_ack(now, from, pos, out);
+            }
+            _ => self.start_snapshot(now, from, out),
+        }
+    }
+
+    fn send_suffix(&mut self, now: Now, to: NodeId, from_pos: LogPos, out: &mut Vec<Effect>) {
+        let Some(entries) = self.log.after(from_pos, self.cfg.snapshot_chunk_entries) else {
+            return self.start_snapshot(now, to, out);
+        };
+        let Some(f) = self.followers.get_mut(&to) else { return };
+        f.sent = Some(entries.last().map_or(from_pos, |e| e.pos));
+        f.sent_at = now.mono;
+        out.push(Effect::Send(self.p, to, ReplicaMsg::Append { prev: from_pos, entries }));
+    }
+
+    fn start_snapshot(&mut self, now: Now, to: NodeId, out: &mut Vec<Effect>) {
+        let Some(as_of) = self.pos else { return };
+        let id = self.next_snapshot;
+        self.next_snapshot += 1;
+        debug!(partition = self.p, follower = to, id, "snapshot started");
+        self.send_chunk(now, to, id, 0, None, as_of, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_chunk(
+        &mut self,
+        now: Now,
+        to: NodeId,
+        id: u64,
+        seq: u32,
+        after: Option<Bytes>,
+        as_of: LogPos,
+        out: &mut Vec<Effect>,
+    ) {
+        let limit = self.cfg.snapshot_chunk_entries.max(1);
+        let entries = match self.store.scan(after.as_deref(), limit) {
+            Ok(entries) => entries,
+            Err(e) => {
+                warn!(partition = self.p, error = %e, "could not read a snapshot chunk");
+                return;
+            }
+        };
+        let through =
+            if entries.len() < limit { None } else { entries.last().map(|e| e.0.clone()) };
+        let chunk = ReplicaMsg::Chunk { id, seq, after, through, entries, as_of };
+        let Some(f) = self.followers.get_mut(&to) else { return };
+        f.acked = None;
+        f.sent = None;
+        f.snapshot = Some(OutgoingSnapshot { id, as_of, chunk: chunk.clone(), sent_at: now.mono });
+        out.push(Effect::Send(self.p, to, chunk));
+    }
+
+    fn on_chunk_ack(&mut self, now: Now, from: NodeId, id: u64, seq: u32, out: &mut Vec<Effect>) {
+        let Some(f) = self.followers.get_mut(&from) else { return };
+        let Some(s) = f.snapshot.as_ref().filter(|s| s.id == id) else { return };
+        let ReplicaMsg::Chunk { seq: sent, through, .. } = &s.chunk else { return };
+        if *sent != seq {
+            return;
+        }
+        let as_of = s.as_of;
+        match through.clone() {
+            Some(through) => self.send_chunk(now, from, id, seq + 1, Some(through), as_of, out),
+            None => {
+                f.snapshot = None;
+                debug!(partition = self.p, follower = from, "snapshot delivered");
+                if self.knows(as_of) {
+                    self.on_ack(now, from, as_of, out);
+                } else {
+                    self.start_snapshot(now, from, out); // the log moved on too far meanwhile
+                }
+            }
+        }
+    }
+
+    /// Retransmissions, probes and timeouts.
+    pub fn tick(&mut self, now: Now, out: &mut Vec<Effect>) {
+        if self.role != Role::Primary {
+            return;
+        }
+        let Some(pos) = self.pos else { return };
+        let retransmit = self.cfg.retransmit_ms;
+        let mut suffixes = Vec::new();
+        for (&n, f) in self.followers.iter_mut() {
+            if let Some(s) = f.snapshot.as_mut() {
+                if now.mono >= s.sent_at + retransmit {
+                    s.sent_at = now.mono;
+                    out.push(Effect::Send(self.p, n, s.chunk.clone()));
+                }
+                continue;
+            }
+            if f.acked != Some(pos) && now.mono >= f.sent_at + retransmit {
+                f.sent_at = now.mono;
+                match f.acked {
+                    Some(acked) if self.log.contains(acked) => suffixes.push((n, acked)),
+                    _ => out.push(Effect::Send(self.p, n, probe(pos))),
+                }
+            }
+            if f.in_sync && !f.owner && now.mono >= f.synced_at + retransmit {
+                f.synced_at = now.mono;
+                out.push(Effect::Synced(self.p, n));
+            }
+        }
+        for (n, acked) in suffixes {
+            self.send_suffix(now, n, acked, out);
+        }
+        while self.pending.front().is_some_and(|p| p.deadline <= now.mono) {
+            let late = self.pending.pop_front().expect("front exists");
+            out.push(Effect::Reply(late.origin, Err(Refusal::Indeterminate)));
+        }
+    }
+}
+
+/// An empty append: the follower acknowledges if it is at `pos`, or asks to be synced.
+fn probe(pos: LogPos) -> ReplicaMsg {
+    ReplicaMsg::Append { prev: pos, entries: Vec::new() }
+}

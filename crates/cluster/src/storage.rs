@@ -1,0 +1,57 @@
+//! What the protocol needs from a disk. The grid implements it over RocksDB; the simulator over
+//! memory that survives a simulated crash.
+
+use bytes::Bytes;
+use sessiongrid_model::{Entry, PartitionId};
+
+use crate::msg::{LogEntry, LogPos};
+use crate::placement::NodeId;
+use crate::topology::Topology;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One partition's data on one node.
+pub trait PartitionStore {
+    fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>>;
+
+    /// Writes the entry's new state and makes its position the partition's, atomically and
+    /// durably, before returning.
+    fn append(&mut self, entry: &LogEntry) -> StoreResult<()>;
+
+    /// The position of the last applied write; `None` if the copy is incomplete (a snapshot was
+    /// being installed).
+    fn position(&self) -> Option<LogPos>;
+
+    fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()>;
+
+    /// Up to `limit` entries with keys after `after` (from the first key if `None`), in key order.
+    fn scan(&mut self, after: Option<&[u8]>, limit: usize) -> StoreResult<Vec<(Bytes, Entry)>>;
+
+    /// Makes the keys in `(after, through]` exactly `entries` (`through = None`: to the end).
+    fn replace_range(
+        &mut self,
+        after: Option<&[u8]>,
+        through: Option<&[u8]>,
+        entries: &[(Bytes, Entry)],
+    ) -> StoreResult<()>;
+
+    /// Drops every entry and resets the position to [`LogPos::ZERO`].
+    fn clear(&mut self) -> StoreResult<()>;
+}
+
+/// A node's disk: its partitions and what it must remember across restarts.
+pub trait NodeStore {
+    type Partition: PartitionStore;
+
+    fn partition(&mut self, p: PartitionId) -> Self::Partition;
+
+    fn node_id(&self) -> NodeId;
+
+    fn load_topology(&self) -> Option<Topology>;
+
+    fn save_topology(&mut self, topology: &Topology) -> StoreResult<()>;
+}

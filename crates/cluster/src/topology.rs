@@ -1,0 +1,195 @@
+//! The epoch-numbered partition table, and how the coordinator derives the next one.
+//!
+//! Each partition has `owners` (nodes holding a complete copy, primary first) and a `target` (where
+//! [`balance`] wants it). A target node that is not yet an owner is a *learner*: it receives a
+//! snapshot and the live stream from the primary, and becomes an owner in a later epoch, once the
+//! primary has reported it in sync. Only then do owners outside the target let go, so a partition
+//! never has fewer complete copies than before a move started.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use sessiongrid_model::PartitionId;
+
+use crate::placement::{balance, NodeId, Placement};
+
+pub type Epoch = u64;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Nodes with a complete copy, primary first.
+    pub owners: Vec<NodeId>,
+    /// Where the partition is going, primary first.
+    pub target: Vec<NodeId>,
+    /// The previous primary, when it is still a member: the new primary serves only after that
+    /// node released the partition or its lease has run out.
+    pub handoff_from: Option<NodeId>,
+}
+
+impl Assignment {
+    pub fn primary(&self) -> Option<NodeId> {
+        self.owners.first().copied()
+    }
+
+    /// Target nodes that do not hold a complete copy yet.
+    pub fn learners(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.target.iter().copied().filter(|n| !self.owners.contains(n))
+    }
+
+    /// Nodes that should hold the partition's data in this epoch.
+    pub fn holds(&self, node: NodeId) -> bool {
+        self.owners.contains(&node) || self.target.contains(&node)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    pub epoch: Epoch,
+    pub coordinator: NodeId,
+    /// Sorted.
+    pub members: Vec<NodeId>,
+    pub partitions: Vec<Assignment>,
+}
+
+impl Topology {
+    /// A cluster of one, as founded by its first node.
+    pub fn founded_by(me: NodeId, partitions: u16) -> Topology {
+        let one = Assignment { owners: vec![me], target: vec![me], handoff_from: None };
+        Topology {
+            epoch: 1,
+            coordinator: me,
+            members: vec![me],
+            partitions: vec![one; partitions as usize],
+        }
+    }
+
+    /// True if `self` supersedes `other`: a higher epoch, or the same epoch published by a lower
+    /// coordinator id (two sides of a split may both publish an epoch).
+    pub fn supersedes(&self, other: &Topology) -> bool {
+        (self.epoch, std::cmp::Reverse(self.coordinator))
+            > (other.epoch, std::cmp::Reverse(other.coordinator))
+    }
+
+    pub fn is_member(&self, node: NodeId) -> bool {
+        self.members.binary_search(&node).is_ok()
+    }
+
+    pub fn assignment(&self, p: PartitionId) -> Option<&Assignment> {
+        self.partitions.get(p as usize)
+    }
+
+    pub fn primary(&self, p: PartitionId) -> Option<NodeId> {
+        self.assignment(p).and_then(Assignment::primary)
+    }
+
+    /// Where every partition is going.
+    pub fn target_placement(&self) -> Placement {
+        Placement { owners: self.partitions.iter().map(|a| a.target.clone()).collect() }
+    }
+
+    /// The next table, published by `coordinator` for `members`, given which learners their
+    /// primaries reported in sync.
+    pub fn next(
+        &self,
+        coordinator: NodeId,
+        members: &[NodeId],
+        synced: &BTreeSet<(PartitionId, NodeId)>,
+        replicas: usize,
+    ) -> Topology {
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        members.dedup();
+        let count = self.partitions.len() as u16;
+        let target = balance(Some(&self.target_placement()), &members, count, replicas);
+        let is_member = |n: &NodeId| members.binary_search(n).is_ok();
+        let partitions = self
+            .partitions
+            .iter()
+            .zip(target.owners)
+            .enumerate()
+            .map(|(p, (old, target))| {
+                let mut owners: Vec<NodeId> =
+                    old.owners.iter().copied().filter(|n| is_member(n)).collect();
+                for n in &target {
+                    if !owners.contains(n) && synced.contains(&(p as PartitionId, *n)) {
+                        owners.push(*n);
+                    }
+                }
+                // No copy left (a new cluster, or more failures than replicas): start afresh.
+                // A target fully in sync: the move is complete, the surplus lets go.
+                if owners.is_empty() || target.iter().all(|n| owners.contains(n)) {
+                    owners = target.clone();
+                }
+                let handoff_from = match (old.primary(), owners.first()) {
+                    (Some(was), Some(now)) if was != *now && is_member(&was) => Some(was),
+                    _ => None,
+                };
+                Assignment { owners, target, handoff_from }
+            })
+            .collect();
+        Topology { epoch: self.epoch + 1, coordinator, members, partitions }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synced_all(t: &Topology) -> BTreeSet<(PartitionId, NodeId)> {
+        let mut s = BTreeSet::new();
+        for (p, a) in t.partitions.iter().enumerate() {
+            for n in a.learners() {
+                s.insert((p as PartitionId, n));
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn a_joiner_learns_before_it_owns() {
+        let t1 = Topology::founded_by(10, 64);
+        let t2 = t1.next(10, &[10, 20], &BTreeSet::new(), 2);
+        assert_eq!(t2.epoch, 2);
+        for a in &t2.partitions {
+            assert_eq!(a.owners, vec![10], "the joiner holds nothing yet");
+            assert!(a.target.contains(&20));
+        }
+        let t3 = t2.next(10, &[10, 20], &synced_all(&t2), 2);
+        for a in &t3.partitions {
+            assert_eq!(a.owners, a.target);
+            assert_eq!(a.owners.len(), 2);
+            assert_eq!(a.handoff_from.is_some(), a.owners[0] != 10);
+        }
+    }
+
+    #[test]
+    fn a_dead_primary_is_replaced_by_its_backup_at_once() {
+        let t1 = Topology::founded_by(1, 32);
+        let t2 = t1.next(1, &[1, 2, 3], &BTreeSet::new(), 2);
+        let t3 = t2.next(1, &[1, 2, 3], &synced_all(&t2), 2);
+        let t4 = t3.next(1, &[1, 3], &BTreeSet::new(), 2);
+        for (old, new) in t3.partitions.iter().zip(&t4.partitions) {
+            let survivors: Vec<NodeId> = old.owners.iter().copied().filter(|n| *n != 2).collect();
+            assert_eq!(new.owners, survivors, "survivors keep serving, in order");
+            assert_eq!(new.handoff_from, None, "a dead primary has no lease to wait for");
+        }
+    }
+
+    #[test]
+    fn newer_epochs_supersede_and_lower_coordinators_break_ties() {
+        let a = Topology::founded_by(5, 4);
+        let mut b = a.clone();
+        b.coordinator = 7;
+        assert!(a.supersedes(&b));
+        assert!(!b.supersedes(&a));
+        let c = b.next(7, &[7], &BTreeSet::new(), 2);
+        assert!(c.supersedes(&a));
+    }
+
+    #[test]
+    fn a_topology_round_trips_through_postcard() {
+        let t = Topology::founded_by(3, 8).next(3, &[3, 9], &BTreeSet::new(), 2);
+        let bytes = postcard::to_stdvec(&t).unwrap();
+        assert_eq!(postcard::from_bytes::<Topology>(&bytes).unwrap(), t);
+    }
+}

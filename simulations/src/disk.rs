@@ -1,0 +1,143 @@
+//! Disks in memory. A simulated crash drops the node but keeps its disk, exactly as a kill -9
+//! keeps what RocksDB wrote to its WAL before the write was acknowledged.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use sessiongrid_cluster::storage::StoreResult;
+use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
+use sessiongrid_model::{Entry, PartitionId};
+
+#[derive(Default)]
+pub struct PartitionData {
+    pub entries: BTreeMap<Bytes, Entry>,
+    pub pos: Option<LogPos>,
+}
+
+#[derive(Clone)]
+pub struct MemPartition(Rc<RefCell<PartitionData>>);
+
+impl PartitionStore for MemPartition {
+    fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
+        Ok(self.0.borrow().entries.get(key).cloned())
+    }
+
+    fn append(&mut self, entry: &LogEntry) -> StoreResult<()> {
+        let mut d = self.0.borrow_mut();
+        match &entry.state {
+            Some(e) => d.entries.insert(entry.key.clone(), e.clone()),
+            None => d.entries.remove(&entry.key),
+        };
+        d.pos = Some(entry.pos);
+        Ok(())
+    }
+
+    fn position(&self) -> Option<LogPos> {
+        self.0.borrow().pos
+    }
+
+    fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()> {
+        self.0.borrow_mut().pos = pos;
+        Ok(())
+    }
+
+    fn scan(&mut self, after: Option<&[u8]>, limit: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
+        let d = self.0.borrow();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(d.entries
+            .range::<[u8], _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn replace_range(
+        &mut self,
+        after: Option<&[u8]>,
+        through: Option<&[u8]>,
+        entries: &[(Bytes, Entry)],
+    ) -> StoreResult<()> {
+        let mut d = self.0.borrow_mut();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let end = through.map_or(Bound::Unbounded, Bound::Included);
+        let doomed: Vec<Bytes> =
+            d.entries.range::<[u8], _>((start, end)).map(|(k, _)| k.clone()).collect();
+        for k in doomed {
+            d.entries.remove(&k);
+        }
+        for (k, v) in entries {
+            d.entries.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) -> StoreResult<()> {
+        let mut d = self.0.borrow_mut();
+        d.entries.clear();
+        d.pos = Some(LogPos::ZERO);
+        Ok(())
+    }
+}
+
+pub struct DiskState {
+    pub id: NodeId,
+    pub partitions: BTreeMap<PartitionId, Rc<RefCell<PartitionData>>>,
+    pub topology: Option<Topology>,
+}
+
+/// A node's disk; clones share it, so it outlives the node that uses it.
+#[derive(Clone)]
+pub struct MemDisk(pub Rc<RefCell<DiskState>>);
+
+impl MemDisk {
+    pub fn new(id: NodeId) -> Self {
+        MemDisk(Rc::new(RefCell::new(DiskState {
+            id,
+            partitions: BTreeMap::new(),
+            topology: None,
+        })))
+    }
+
+    /// The entry stored under `key` in partition `p`, if this disk has it.
+    pub fn entry(&self, p: PartitionId, key: &[u8]) -> Option<Entry> {
+        self.0.borrow().partitions.get(&p)?.borrow().entries.get(key).cloned()
+    }
+}
+
+impl NodeStore for MemDisk {
+    type Partition = MemPartition;
+
+    fn partition(&mut self, p: PartitionId) -> MemPartition {
+        let mut d = self.0.borrow_mut();
+        let data = d.partitions.entry(p).or_insert_with(|| {
+            Rc::new(RefCell::new(PartitionData {
+                entries: BTreeMap::new(),
+                pos: Some(LogPos::ZERO),
+            }))
+        });
+        MemPartition(data.clone())
+    }
+
+    fn node_id(&self) -> NodeId {
+        self.0.borrow().id
+    }
+
+    fn load_topology(&self) -> Option<Topology> {
+        self.0.borrow().topology.clone()
+    }
+
+    fn save_topology(&mut self, topology: &Topology) -> StoreResult<()> {
+        self.0.borrow_mut().topology = Some(topology.clone());
+        Ok(())
+    }
+}
+
+impl MemDisk {
+    /// True for a disk that never saw a topology (a brand-new node).
+    pub fn load_topology_is_none(&self) -> bool {
+        self.0.borrow().topology.is_none()
+    }
+}

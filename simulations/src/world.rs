@@ -1,0 +1,563 @@
+//! The simulated world: nodes over in-memory disks, a network that delays, drops, duplicates and
+//! reorders messages, clients, and a fault schedule, all driven by one seeded RNG and a virtual
+//! clock. The same seed replays the same run exactly.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sessiongrid_cluster::{ClusterConfig, Msg, Node, NodeId, Now, Output, Refusal, Topology};
+use sessiongrid_model::op::{ExpiryChange, SetCond};
+use sessiongrid_model::{Op, Reply};
+
+use crate::checker::{Checker, WriteStatus};
+use crate::disk::MemDisk;
+
+/// Unix time the virtual clock starts at.
+const WALL_START_MS: u64 = 1_750_000_000_000;
+const TICK_MS: u64 = 10;
+/// A client gives up on a request after this long (its node may have crashed).
+const CLIENT_TIMEOUT_MS: u64 = 3000;
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: usize,
+    pub cluster: ClusterConfig,
+    pub clients: usize,
+    pub keys_per_client: usize,
+    /// Virtual time with clients and faults running; the run then heals and settles.
+    pub duration_ms: u64,
+    pub drop: f64,
+    pub duplicate: f64,
+    pub delay_ms: (u64, u64),
+    /// Crash, pause and cut nodes and links, never more than `replicas - 1` at once.
+    pub faults: bool,
+    /// Also crash every node at once and restart them all.
+    pub whole_cluster_restarts: bool,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            nodes: 5,
+            cluster: ClusterConfig { partitions: 32, ..ClusterConfig::default() },
+            clients: 6,
+            keys_per_client: 8,
+            duration_ms: 20_000,
+            drop: 0.01,
+            duplicate: 0.01,
+            delay_ms: (0, 3),
+            faults: true,
+            whole_cluster_restarts: true,
+        }
+    }
+}
+
+enum Event {
+    Deliver { to: usize, incarnation: u64, from: NodeId, msg: Msg },
+    Tick { node: usize, incarnation: u64 },
+    ClientStep(usize),
+    ClientTimeout { client: usize, request: u64 },
+    FaultStep,
+    Restart(usize),
+    RestartAll,
+    Unpause(usize),
+    Uncut(usize, usize),
+}
+
+struct SimNode {
+    id: NodeId,
+    disk: MemDisk,
+    node: Option<Node<MemDisk>>,
+    incarnation: u64,
+    paused_until: u64,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Read,
+    Write(Option<Bytes>),
+}
+
+struct Inflight {
+    request: u64,
+    node: usize,
+    key: Bytes,
+    kind: Kind,
+}
+
+struct Client {
+    keys: Vec<Bytes>,
+    inflight: Option<Inflight>,
+    written: u64,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub violations: Vec<String>,
+    pub acked_writes: u64,
+    pub failed_writes: u64,
+    pub reads: u64,
+    pub failed_reads: u64,
+    pub messages: u64,
+    pub crashes: u64,
+    pub pauses: u64,
+    pub cuts: u64,
+    pub whole_restarts: u64,
+    pub final_epoch: u64,
+}
+
+pub struct World {
+    cfg: SimConfig,
+    cluster: Arc<ClusterConfig>,
+    rng: StdRng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: BTreeMap<u64, Event>,
+    nodes: Vec<SimNode>,
+    index: BTreeMap<NodeId, usize>,
+    cut: BTreeMap<(usize, usize), u64>,
+    clients: Vec<Client>,
+    requests: BTreeMap<u64, usize>,
+    next_request: u64,
+    checker: Checker,
+    clients_running: bool,
+    faults_running: bool,
+    report: Report,
+}
+
+impl World {
+    pub fn new(cfg: SimConfig) -> World {
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let mut nodes = Vec::new();
+        let mut index = BTreeMap::new();
+        for i in 0..cfg.nodes {
+            let id: NodeId = rng.random();
+            index.insert(id, i);
+            nodes.push(SimNode {
+                id,
+                disk: MemDisk::new(id),
+                node: None,
+                incarnation: 0,
+                paused_until: 0,
+            });
+        }
+        let clients = (0..cfg.clients)
+            .map(|c| Client {
+                keys: (0..cfg.keys_per_client).map(|k| Bytes::from(format!("c{c}:k{k}"))).collect(),
+                inflight: None,
+                written: 0,
+            })
+            .collect();
+        let cluster = Arc::new(cfg.cluster.clone());
+        let report = Report { seed: cfg.seed, ..Report::default() };
+        World {
+            cfg,
+            cluster,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            nodes,
+            index,
+            cut: BTreeMap::new(),
+            clients,
+            requests: BTreeMap::new(),
+            next_request: 1,
+            checker: Checker::default(),
+            clients_running: false,
+            faults_running: false,
+            report,
+        }
+    }
+
+    fn at(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq)));
+        self.events.insert(self.seq, event);
+    }
+
+    fn clock(&self) -> Now {
+        Now { mono: self.now, wall: WALL_START_MS + self.now }
+    }
+
+    /// Runs the whole scenario and checks the history.
+    pub fn run(mut self) -> Report {
+        // Node 0 founds the cluster; the others join through it (and know each other as seeds).
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+        self.run_until(3_000);
+        self.clients_running = true;
+        for c in 0..self.clients.len() {
+            self.at(self.now + c as u64, Event::ClientStep(c));
+        }
+        self.faults_running = self.cfg.faults;
+        if self.faults_running {
+            self.at(self.now + 500, Event::FaultStep);
+        }
+        let end = self.now + self.cfg.duration_ms;
+        self.run_until(end);
+        self.clients_running = false;
+        self.faults_running = false;
+        self.heal();
+        self.run_until(self.now + 8_000);
+        self.final_reads();
+        let r = &mut self.report;
+        r.violations = std::mem::take(&mut self.checker.violations);
+        r.acked_writes = self.checker.acked_writes;
+        r.failed_writes = self.checker.failed_writes;
+        r.reads = self.checker.reads;
+        r.failed_reads = self.checker.failed_reads;
+        r.final_epoch = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref())
+            .filter_map(|n| n.topology())
+            .map(|t| t.epoch)
+            .max()
+            .unwrap_or(0);
+        self.report
+    }
+
+    fn run_until(&mut self, end: u64) {
+        while let Some(&Reverse((at, seq))) = self.queue.peek() {
+            if at > end {
+                break;
+            }
+            self.queue.pop();
+            self.now = at;
+            let Some(event) = self.events.remove(&seq) else { continue };
+            self.handle(event);
+        }
+        self.now = end;
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, incarnation, from, msg } => {
+                let n = &self.nodes[to];
+                if n.incarnation != incarnation || n.node.is_none() {
+                    return; // the connection died with the process
+                }
+                if n.paused_until > self.now {
+                    let at = n.paused_until;
+                    return self.at(at, Event::Deliver { to, incarnation, from, msg });
+                }
+                let now = self.clock();
+                if let Some(node) = self.nodes[to].node.as_mut() {
+                    node.receive(now, from, msg);
+                }
+                self.drain(to);
+            }
+            Event::Tick { node, incarnation } => {
+                let n = &self.nodes[node];
+                if n.incarnation != incarnation || n.node.is_none() {
+                    return;
+                }
+                if n.paused_until <= self.now {
+                    let now = self.clock();
+                    if let Some(x) = self.nodes[node].node.as_mut() {
+                        x.tick(now);
+                    }
+                    self.drain(node);
+                }
+                let next = self.now + TICK_MS;
+                self.at(next, Event::Tick { node, incarnation });
+            }
+            Event::ClientStep(c) => self.client_step(c),
+            Event::ClientTimeout { client, request } => {
+                let timed_out =
+                    self.clients[client].inflight.as_ref().is_some_and(|f| f.request == request);
+                if timed_out {
+                    self.requests.remove(&request);
+                    self.complete(client, Err(Refusal::Timeout));
+                }
+            }
+            Event::FaultStep => self.fault_step(),
+            Event::Restart(i) => self.start(i),
+            Event::RestartAll => {
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].node.is_none() {
+                        self.start(i);
+                    }
+                }
+            }
+            Event::Unpause(i) => self.nodes[i].paused_until = 0,
+            Event::Uncut(a, b) => {
+                self.cut.remove(&(a, b));
+                self.cut.remove(&(b, a));
+            }
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let seeds: Vec<NodeId> = if i == 0 && self.nodes[0].disk.load_topology_is_none() {
+            Vec::new()
+        } else {
+            self.nodes.iter().map(|n| n.id).collect()
+        };
+        let now = self.clock();
+        let n = &mut self.nodes[i];
+        n.incarnation += 1;
+        n.paused_until = 0;
+        n.node = Some(Node::new(n.disk.clone(), self.cluster.clone(), seeds, now));
+        let incarnation = n.incarnation;
+        self.drain(i);
+        let first = self.now + self.rng.random_range(0..TICK_MS);
+        self.at(first, Event::Tick { node: i, incarnation });
+    }
+
+    fn crash(&mut self, i: usize) {
+        self.nodes[i].node = None;
+        self.nodes[i].incarnation += 1;
+        self.nodes[i].paused_until = 0;
+        // Clients connected to it see their connection reset.
+        for c in 0..self.clients.len() {
+            if self.clients[c].inflight.as_ref().is_some_and(|f| f.node == i) {
+                self.complete(c, Err(Refusal::Timeout));
+            }
+        }
+    }
+
+    /// Carries out what node `i` asked for.
+    fn drain(&mut self, i: usize) {
+        let Some(node) = self.nodes[i].node.as_mut() else { return };
+        let from = node.id();
+        for output in node.take_outputs() {
+            match output {
+                Output::Send(to, msg) => self.send(i, from, to, msg),
+                Output::Reply(request, result) => {
+                    if let Some(client) = self.requests.remove(&request) {
+                        self.complete(client, result);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, from_index: usize, from: NodeId, to: NodeId, msg: Msg) {
+        let Some(&to_index) = self.index.get(&to) else { return };
+        self.report.messages += 1;
+        if self.cut.contains_key(&(from_index, to_index)) || self.rng.random_bool(self.cfg.drop) {
+            return;
+        }
+        let copies = if self.rng.random_bool(self.cfg.duplicate) { 2 } else { 1 };
+        let incarnation = self.nodes[to_index].incarnation;
+        for _ in 0..copies {
+            let (lo, hi) = self.cfg.delay_ms;
+            let at = self.now + self.rng.random_range(lo..=hi);
+            self.at(at, Event::Deliver { to: to_index, incarnation, from, msg: msg.clone() });
+        }
+    }
+
+    fn up_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].node.is_some()).collect()
+    }
+
+    fn client_step(&mut self, c: usize) {
+        if !self.clients_running || self.clients[c].inflight.is_some() {
+            return;
+        }
+        let up = self.up_nodes();
+        if up.is_empty() {
+            return self.at(self.now + 50, Event::ClientStep(c));
+        }
+        let node = up[self.rng.random_range(0..up.len())];
+        let key = self.clients[c].keys[self.rng.random_range(0..self.cfg.keys_per_client)].clone();
+        let roll = self.rng.random_range(0..100);
+        let (kind, op) = if roll < 40 {
+            (Kind::Read, Op::Get)
+        } else if roll < 90 {
+            self.clients[c].written += 1;
+            let value = Bytes::from(format!("c{c}-{}", self.clients[c].written));
+            let op = Op::Set {
+                value: value.clone(),
+                cond: SetCond::Always,
+                expiry: ExpiryChange::Clear,
+                get: false,
+            };
+            (Kind::Write(Some(value)), op)
+        } else {
+            (Kind::Write(None), Op::Del)
+        };
+        self.issue(c, node, key, kind, op);
+    }
+
+    fn issue(&mut self, c: usize, node: usize, key: Bytes, kind: Kind, op: Op) {
+        let request = self.next_request;
+        self.next_request += 1;
+        self.requests.insert(request, c);
+        self.clients[c].inflight = Some(Inflight { request, node, key: key.clone(), kind });
+        let deadline = self.now + CLIENT_TIMEOUT_MS;
+        self.at(deadline, Event::ClientTimeout { client: c, request });
+        let now = self.clock();
+        if self.nodes[node].paused_until > self.now {
+            return; // a paused node does not read its socket; the client times out
+        }
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            n.request(now, request, key, op);
+        }
+        self.drain(node);
+    }
+
+    fn complete(&mut self, c: usize, result: Result<Reply, Refusal>) {
+        let Some(f) = self.clients[c].inflight.take() else { return };
+        self.requests.remove(&f.request);
+        match (f.kind, result) {
+            (Kind::Read, Ok(Reply::Bulk(v))) => {
+                self.checker.read(self.now, &f.key, Some(v));
+                if !self.checker.violations.is_empty() && std::env::var("SIM_DUMP").is_ok() {
+                    self.dump(&f.key);
+                    panic!("stop");
+                }
+            }
+            (Kind::Read, Ok(Reply::Nil)) => self.checker.read(self.now, &f.key, None),
+            (Kind::Read, Ok(other)) => {
+                self.checker.violations.push(format!("GET {:?} answered {other:?}", f.key))
+            }
+            (Kind::Read, Err(_)) => self.checker.failed_read(),
+            (Kind::Write(v), Ok(_)) => self.checker.write(&f.key, v, WriteStatus::Acked),
+            (Kind::Write(v), Err(_)) => self.checker.write(&f.key, v, WriteStatus::Indeterminate),
+        }
+        if self.clients_running {
+            let think = self.rng.random_range(1..20);
+            self.at(self.now + think, Event::ClientStep(c));
+        }
+    }
+
+    /// Prints what every node knows about `key`, for debugging a failing seed.
+    pub fn dump(&mut self, key: &Bytes) {
+        let p = sessiongrid_model::partition_of(key, self.cluster.partitions);
+        eprintln!("t={} key {key:?} partition {p}", self.now);
+        let now = self.clock();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            let entry = n.disk.entry(p, key);
+            let Some(node) = n.node.as_mut() else {
+                eprintln!("  node {i} ({}) down; disk {entry:?}", n.id);
+                continue;
+            };
+            let lease = node.lease_valid(now);
+            let t = node.topology().cloned();
+            let pos = node.replicas().find(|(q, _)| **q == p).map(|(_, r)| r.position());
+            eprintln!(
+                "  node {i} ({}) epoch {:?} assignment {:?} lease {lease} pos {pos:?} value {:?}",
+                n.id,
+                t.as_ref().map(|t| t.epoch),
+                t.as_ref().and_then(|t| t.assignment(p)),
+                entry.map(|e| e.value)
+            );
+        }
+    }
+
+    /// The newest topology any running node has.
+    fn newest_topology(&self) -> Option<Arc<Topology>> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref()?.topology().cloned())
+            .max_by_key(|t| (t.epoch, Reverse(t.coordinator)))
+    }
+
+    /// Every node up and in the newest topology, and every partition fully replicated.
+    fn healthy(&self) -> bool {
+        let Some(t) = self.newest_topology() else { return false };
+        let all_up = self.nodes.iter().all(|n| n.node.is_some() && n.paused_until <= self.now);
+        let copies = self.cluster.replicas.min(self.nodes.len());
+        all_up
+            && t.members.len() == self.nodes.len()
+            && self.nodes.iter().all(|n| {
+                n.node.as_ref().and_then(|x| x.topology()).is_some_and(|x| x.epoch == t.epoch)
+            })
+            && t.partitions.iter().all(|a| a.owners.len() == copies && a.owners == a.target)
+    }
+
+    fn fault_step(&mut self) {
+        if !self.faults_running {
+            return;
+        }
+        let next = self.now + self.rng.random_range(300..1500);
+        self.at(next, Event::FaultStep);
+        if !self.healthy() || !self.cut.is_empty() {
+            return;
+        }
+        let n = self.nodes.len();
+        let victim = self.rng.random_range(0..n);
+        match self.rng.random_range(0..100) {
+            0..35 => {
+                self.report.crashes += 1;
+                self.crash(victim);
+                let back = self.now + self.rng.random_range(300..3000);
+                self.at(back, Event::Restart(victim));
+            }
+            35..60 => {
+                self.report.pauses += 1;
+                let until = self.now + self.rng.random_range(200..2500);
+                self.nodes[victim].paused_until = until;
+                self.at(until, Event::Unpause(victim));
+            }
+            60..85 => {
+                self.report.cuts += 1;
+                let other = (victim + self.rng.random_range(1..n)) % n;
+                let until = self.now + self.rng.random_range(50..600);
+                self.cut.insert((victim, other), until);
+                self.cut.insert((other, victim), until);
+                self.at(until, Event::Uncut(victim, other));
+            }
+            85..93 if self.cfg.whole_cluster_restarts => {
+                self.report.whole_restarts += 1;
+                for i in 0..n {
+                    self.crash(i);
+                }
+                let back = self.now + self.rng.random_range(200..2000);
+                self.at(back, Event::RestartAll);
+            }
+            _ => {}
+        }
+    }
+
+    fn heal(&mut self) {
+        self.cut.clear();
+        for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = 0;
+            if self.nodes[i].node.is_none() {
+                self.start(i);
+            }
+        }
+        // Writes still unanswered may or may not have been applied.
+        for c in 0..self.clients.len() {
+            self.complete(c, Err(Refusal::Timeout));
+        }
+        self.requests.clear();
+    }
+
+    /// Reads every key once more, through rotating nodes, with the cluster whole again.
+    fn final_reads(&mut self) {
+        let keys: Vec<Bytes> = self.checker.keys().cloned().collect();
+        for (i, key) in keys.into_iter().enumerate() {
+            let node = i % self.nodes.len();
+            let mut answered = false;
+            for _ in 0..5 {
+                let before = self.checker.reads;
+                self.issue(0, node, key.clone(), Kind::Read, Op::Get);
+                self.run_until(self.now + 200);
+                if self.clients[0].inflight.is_none() && self.checker.reads > before {
+                    answered = true;
+                    break;
+                }
+                self.clients[0].inflight = None;
+            }
+            if !answered {
+                self.checker.violations.push(format!("key {key:?} unreadable after healing"));
+            }
+        }
+    }
+}
