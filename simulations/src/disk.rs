@@ -74,8 +74,20 @@ impl PartitionStore for MemPartition {
         Ok(())
     }
 
+    fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {
+        let d = self.0.borrow();
+        let mut due: Vec<(u64, Bytes)> = d
+            .entries
+            .iter()
+            .filter_map(|(k, e)| e.expire_at_ms.filter(|at| *at < now_ms).map(|at| (at, k.clone())))
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, k)| k).collect())
+    }
+
     fn clear(&mut self) -> StoreResult<()> {
         let mut d = self.0.borrow_mut();
+
         d.entries.clear();
         d.pos = Some(LogPos::ZERO);
         Ok(())
@@ -132,12 +144,5 @@ impl NodeStore for MemDisk {
     fn save_topology(&mut self, topology: &Topology) -> StoreResult<()> {
         self.0.borrow_mut().topology = Some(topology.clone());
         Ok(())
-    }
-}
-
-impl MemDisk {
-    /// True for a disk that never saw a topology (a brand-new node).
-    pub fn load_topology_is_none(&self) -> bool {
-        self.0.borrow().topology.is_none()
     }
 }

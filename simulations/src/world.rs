@@ -112,6 +112,8 @@ pub struct Report {
     pub cuts: u64,
     pub whole_restarts: u64,
     pub final_epoch: u64,
+    /// The longest time, while clients ran, in which no client operation succeeded.
+    pub longest_outage_ms: u64,
 }
 
 pub struct World {
@@ -130,6 +132,9 @@ pub struct World {
     next_request: u64,
     checker: Checker,
     clients_running: bool,
+    last_success: u64,
+    /// Faults in the order they happened, for explaining outages.
+    fault_log: Vec<(u64, String)>,
     faults_running: bool,
     report: Report,
 }
@@ -175,6 +180,8 @@ impl World {
             next_request: 1,
             checker: Checker::default(),
             clients_running: false,
+            last_success: 0,
+            fault_log: Vec::new(),
             faults_running: false,
             report,
         }
@@ -192,12 +199,12 @@ impl World {
 
     /// Runs the whole scenario and checks the history.
     pub fn run(mut self) -> Report {
-        // Node 0 founds the cluster; the others join through it (and know each other as seeds).
         for i in 0..self.nodes.len() {
             self.start(i);
         }
         self.run_until(3_000);
         self.clients_running = true;
+        self.last_success = self.now;
         for c in 0..self.clients.len() {
             self.at(self.now + c as u64, Event::ClientStep(c));
         }
@@ -209,6 +216,8 @@ impl World {
         self.run_until(end);
         self.clients_running = false;
         self.faults_running = false;
+        // Let requests in flight finish (or time out) before the world is healed.
+        self.run_until(self.now + CLIENT_TIMEOUT_MS + 100);
         self.heal();
         self.run_until(self.now + 8_000);
         self.final_reads();
@@ -301,16 +310,14 @@ impl World {
     }
 
     fn start(&mut self, i: usize) {
-        let seeds: Vec<NodeId> = if i == 0 && self.nodes[0].disk.load_topology_is_none() {
-            Vec::new()
-        } else {
-            self.nodes.iter().map(|n| n.id).collect()
-        };
+        // Node 0 founds the cluster; the others join through any node.
+        let seeds: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let joining = i != 0;
         let now = self.clock();
         let n = &mut self.nodes[i];
         n.incarnation += 1;
         n.paused_until = 0;
-        n.node = Some(Node::new(n.disk.clone(), self.cluster.clone(), seeds, now));
+        n.node = Some(Node::new(n.disk.clone(), self.cluster.clone(), seeds, joining, now));
         let incarnation = n.incarnation;
         self.drain(i);
         let first = self.now + self.rng.random_range(0..TICK_MS);
@@ -412,7 +419,25 @@ impl World {
 
     fn complete(&mut self, c: usize, result: Result<Reply, Refusal>) {
         let Some(f) = self.clients[c].inflight.take() else { return };
+        if std::env::var("SIM_TRACE_KEY").is_ok_and(|k| k.as_bytes() == f.key.as_ref()) {
+            let kind = match &f.kind {
+                Kind::Read => "read".to_string(),
+                Kind::Write(v) => format!("write {v:?}"),
+            };
+            eprintln!("t={} client {c} via node {}: {kind} -> {result:?}", self.now, f.node);
+        }
         self.requests.remove(&f.request);
+        if result.is_ok() && self.clients_running {
+            let gap = self.now - self.last_success;
+            if gap > self.report.longest_outage_ms {
+                self.report.longest_outage_ms = gap;
+                if std::env::var("SIM_OUTAGES").is_ok() {
+                    let recent: Vec<_> = self.fault_log.iter().rev().take(3).collect();
+                    eprintln!("outage {gap} ms ending t={}; recent faults {recent:?}", self.now);
+                }
+            }
+            self.last_success = self.now;
+        }
         match (f.kind, result) {
             (Kind::Read, Ok(Reply::Bulk(v))) => {
                 self.checker.read(self.now, &f.key, Some(v));
@@ -494,6 +519,7 @@ impl World {
         match self.rng.random_range(0..100) {
             0..35 => {
                 self.report.crashes += 1;
+                self.fault_log.push((self.now, format!("crash {victim}")));
                 self.crash(victim);
                 let back = self.now + self.rng.random_range(300..3000);
                 self.at(back, Event::Restart(victim));
@@ -501,6 +527,7 @@ impl World {
             35..60 => {
                 self.report.pauses += 1;
                 let until = self.now + self.rng.random_range(200..2500);
+                self.fault_log.push((self.now, format!("pause {victim} until {until}")));
                 self.nodes[victim].paused_until = until;
                 self.at(until, Event::Unpause(victim));
             }
@@ -508,12 +535,14 @@ impl World {
                 self.report.cuts += 1;
                 let other = (victim + self.rng.random_range(1..n)) % n;
                 let until = self.now + self.rng.random_range(50..600);
+                self.fault_log.push((self.now, format!("cut {victim}-{other} until {until}")));
                 self.cut.insert((victim, other), until);
                 self.cut.insert((other, victim), until);
                 self.at(until, Event::Uncut(victim, other));
             }
             85..93 if self.cfg.whole_cluster_restarts => {
                 self.report.whole_restarts += 1;
+                self.fault_log.push((self.now, "crash all".to_string()));
                 for i in 0..n {
                     self.crash(i);
                 }

@@ -1,5 +1,8 @@
 //! The simulator's seeds: properties hold under faults, runs replay exactly, and a planted bug is
-//! caught. `SIM_SEEDS=n` sets how many seeds run; `SIM_SEED=s` replays one.
+//! caught. `SIM_SEEDS=n` sets how many seeds run; `SIM_SEED=s` replays one. For a failing seed:
+//! `SIM_DUMP=1` prints every node's view of the key at the first bad read, `SIM_TRACE_KEY=k`
+//! prints every client operation on key `k`, `SIM_OUTAGES=1` prints outages with the faults
+//! before them, and `SIM_LOG=sessiongrid_cluster=trace` the protocol's own log.
 
 use sessiongrid_simulations::{Report, SimConfig, World};
 
@@ -8,13 +11,20 @@ fn seeds() -> u64 {
 }
 
 fn run(cfg: SimConfig) -> Report {
+    if let Ok(filter) = std::env::var("SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .without_time()
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     World::new(cfg).run()
 }
 
 fn describe(r: &Report) -> String {
     format!(
-        "seed {}: {} acked / {} failed writes, {} / {} failed reads, {} msgs, {} crashes, {} pauses, {} cuts, {} whole restarts, epoch {}",
-        r.seed, r.acked_writes, r.failed_writes, r.reads, r.failed_reads, r.messages, r.crashes, r.pauses, r.cuts, r.whole_restarts, r.final_epoch
+        "seed {}: {} acked / {} failed writes, {} / {} failed reads, {} msgs, {} crashes, {} pauses, {} cuts, {} whole restarts, epoch {}, longest outage {} ms",
+        r.seed, r.acked_writes, r.failed_writes, r.reads, r.failed_reads, r.messages, r.crashes, r.pauses, r.cuts, r.whole_restarts, r.final_epoch, r.longest_outage_ms
     )
 }
 

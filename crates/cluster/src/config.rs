@@ -22,6 +22,9 @@ pub struct ClusterConfig {
     pub retransmit_ms: u64,
     /// Recent log entries each replica keeps to catch a follower up without a snapshot.
     pub log_entries_max: usize,
+    /// How often a primary deletes entries past their deadline, and how many at most per pass.
+    pub sweep_interval_ms: u64,
+    pub sweep_keys_max: usize,
     /// Entries per snapshot chunk.
     pub snapshot_chunk_entries: usize,
     /// Deliberate defects, so tests can prove the checker catches them. All off in production.
@@ -48,6 +51,8 @@ impl Default for ClusterConfig {
             retransmit_ms: 200,
             log_entries_max: 1024,
             snapshot_chunk_entries: 256,
+            sweep_interval_ms: 100,
+            sweep_keys_max: 200,
             faults: Faults::default(),
         }
     }

@@ -6,6 +6,12 @@
 //! lowest member id nobody suspects takes over. A node that joins pings the coordinator it learned
 //! from a seed, and the coordinator adds it.
 //!
+//! **A restarted node rejoins before it acts.** It may have been declared dead and replaced while
+//! it was down, so the topology on its disk may be stale. Until a live member sends it a topology
+//! at least as new, or every member of its saved topology has answered (a whole-cluster restart;
+//! the newest topology among theirs wins), it neither serves, coordinates nor declares anyone
+//! dead.
+//!
 //! **Leases fence stale nodes.** A pong echoes the pinger's own send time, so a node may serve only
 //! until `sent_at + lease_ms` of a ping its coordinator answered in the current epoch. A node that
 //! was paused (SIGSTOP) or cut off finds its lease expired when it wakes, and the coordinator,
@@ -29,9 +35,13 @@ pub type Outbox = Vec<(NodeId, Msg)>;
 /// answered, even if some never did.
 const FOUND_AFTER_RETRIES: u64 = 20;
 
+/// Rounds of `Hello` after which a restarted node stops waiting for every saved member.
+const REJOIN_GIVE_UP_RETRIES: u64 = 120;
+
 pub struct Membership {
     me: NodeId,
     cfg: Arc<ClusterConfig>,
+    joining: bool,
     seeds: Vec<NodeId>,
     topology: Option<Arc<Topology>>,
     /// When each node was last heard from, on this node's clock.
@@ -49,22 +59,27 @@ pub struct Membership {
     next_hello: u64,
     /// Seeds that answered they have no cluster either.
     clusterless: BTreeSet<NodeId>,
+    /// Restarted with a saved topology: the saved members that have not answered yet.
+    rejoining: Option<BTreeSet<NodeId>>,
     born: u64,
 }
 
 impl Membership {
-    /// A node restarting with the topology it last saw, or `None` for a new node.
+    /// A node restarting with the topology it last saw, or `None` for a new node. A new node
+    /// that is not `joining` founds a cluster of its own; a joining one waits for its seeds
+    /// (given here or later with [`Membership::add_seed`]).
     pub fn new(
         me: NodeId,
         cfg: Arc<ClusterConfig>,
-        seeds: Vec<NodeId>,
+        joining: bool,
         saved: Option<Topology>,
         now: u64,
     ) -> Self {
         let mut m = Membership {
             me,
             cfg,
-            seeds: seeds.into_iter().filter(|s| *s != me).collect(),
+            joining,
+            seeds: Vec::new(),
             topology: saved.map(Arc::new),
             heard: BTreeMap::new(),
             suspects: BTreeSet::new(),
@@ -76,15 +91,30 @@ impl Membership {
             next_ping: now,
             next_hello: now,
             clusterless: BTreeSet::new(),
+            rejoining: None,
             born: now,
         };
-        if m.topology.is_none() && m.seeds.is_empty() {
+        if let Some(t) = &m.topology {
+            let others: BTreeSet<NodeId> = t.members.iter().copied().filter(|n| *n != me).collect();
+            if !others.is_empty() {
+                info!(epoch = t.epoch, "restarted with a saved topology; rejoining");
+                m.rejoining = Some(others);
+            }
+        }
+        if m.topology.is_none() && !joining {
             // Founded at once, so it never tells a joiner it has no cluster.
             info!(node = me, "founding a cluster");
             m.topology = Some(Arc::new(Topology::founded_by(me, m.cfg.partitions)));
         }
         m.grace_all(now);
         m
+    }
+
+    /// A node to ask for the cluster (the transport found it at a `--join` address).
+    pub fn add_seed(&mut self, seed: NodeId) {
+        if seed != self.me && !self.seeds.contains(&seed) {
+            self.seeds.push(seed);
+        }
     }
 
     pub fn topology(&self) -> Option<&Arc<Topology>> {
@@ -105,6 +135,11 @@ impl Membership {
         t.members.iter().copied().find(|m| !self.suspects.contains(m))
     }
 
+    /// True while a restarted node is still finding out whether its saved topology is current.
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoining.is_some()
+    }
+
     pub fn is_coordinator(&self) -> bool {
         self.coordinator() == Some(self.me)
     }
@@ -112,6 +147,9 @@ impl Membership {
     /// True while this node may serve the partitions its topology gives it.
     pub fn lease_valid(&self, now: u64) -> bool {
         let Some(t) = &self.topology else { return false };
+        if self.rejoining.is_some() {
+            return false;
+        }
         if !t.is_member(self.me) {
             return false;
         }
@@ -134,6 +172,22 @@ impl Membership {
         let Some(t) = self.topology.clone() else {
             return self.seek_cluster(now, out);
         };
+        if let Some(waiting) = &self.rejoining {
+            if now.saturating_sub(self.born) >= REJOIN_GIVE_UP_RETRIES * self.cfg.join_retry_ms {
+                warn!(
+                    missing = waiting.len(),
+                    "saved members did not all answer; resuming the newest topology heard"
+                );
+                return self.finish_rejoin(now, out);
+            }
+            if now >= self.next_hello {
+                self.next_hello = now + self.cfg.join_retry_ms;
+                for &n in t.members.iter().chain(&self.seeds).filter(|n| **n != self.me) {
+                    out.push((n, Msg::Hello));
+                }
+            }
+            return None;
+        }
         if self.is_coordinator() {
             for &m in t.members.iter().filter(|m| **m != self.me) {
                 if self.silent_for(m, now) > self.cfg.dead_after_ms && self.suspects.insert(m) {
@@ -185,14 +239,25 @@ impl Membership {
         self.suspects.remove(&from);
         match msg {
             Msg::Hello => {
-                out.push((
-                    from,
-                    Msg::Welcome(self.topology.as_ref().map(|t| Box::new((**t).clone()))),
-                ));
+                let topology = self.topology.as_ref().map(|t| Box::new((**t).clone()));
+                out.push((from, Msg::Welcome { topology, settled: self.rejoining.is_none() }));
                 None
             }
-            Msg::Welcome(Some(t)) => self.adopt(now, *t, out),
-            Msg::Welcome(None) => {
+            Msg::Welcome { topology: Some(t), settled } => {
+                let Some(waiting) = self.rejoining.as_mut() else {
+                    return self.adopt(now, *t, out);
+                };
+                waiting.remove(&from);
+                let current =
+                    settled && self.topology.as_ref().is_none_or(|mine| !mine.supersedes(&t));
+                let all_answered = waiting.is_empty();
+                let adopted = self.adopt(now, *t, out);
+                if current || all_answered {
+                    return self.finish_rejoin(now, out).or(adopted);
+                }
+                adopted
+            }
+            Msg::Welcome { topology: None, .. } => {
                 self.clusterless.insert(from);
                 None
             }
@@ -257,6 +322,18 @@ impl Membership {
         }
     }
 
+    /// Back in the cluster: act on the newest topology heard.
+    fn finish_rejoin(&mut self, now: u64, out: &mut Outbox) -> Option<Arc<Topology>> {
+        self.rejoining = None;
+        self.grace_all(now);
+        let t = self.topology.clone()?;
+        info!(epoch = t.epoch, "rejoined");
+        if t.coordinator != self.me {
+            out.push((t.coordinator, Msg::Ping { sent_at: now, epoch: t.epoch }));
+        }
+        Some(t)
+    }
+
     fn extend_lease(&mut self, echo: u64) {
         self.lease_until = self.lease_until.max(echo + self.cfg.lease_ms);
     }
@@ -286,7 +363,7 @@ impl Membership {
         let waited = now.saturating_sub(self.born) >= FOUND_AFTER_RETRIES * self.cfg.join_retry_ms;
         let all_answered = self.seeds.iter().all(|s| self.clusterless.contains(s));
         let lowest = self.clusterless.first().is_some_and(|low| self.me < *low);
-        if self.seeds.is_empty() || (lowest && (all_answered || waited)) {
+        if !self.joining || (lowest && (all_answered || waited)) {
             info!(node = self.me, "founding a cluster");
             let t = Topology::founded_by(self.me, self.cfg.partitions);
             return self.adopt(now, t, out);
@@ -329,6 +406,9 @@ impl Membership {
         debug!(epoch = t.epoch, coordinator = t.coordinator, "adopting topology");
         let t = Arc::new(t);
         self.set(now, t.clone());
+        if self.rejoining.is_some() {
+            return None; // acted on once the rejoin is over
+        }
         if t.coordinator != self.me {
             // Ask for a lease in the new epoch at once rather than at the next heartbeat.
             self.next_ping = now + self.cfg.heartbeat_ms;

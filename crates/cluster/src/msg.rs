@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sessiongrid_model::{Entry, Op, PartitionId, Reply};
+use sessiongrid_model::{Entry, KeyFilter, Op, PartitionId, Reply};
 
 use crate::placement::NodeId;
 use crate::topology::{Epoch, Topology};
@@ -64,12 +64,27 @@ impl Refusal {
     }
 }
 
+/// A request about a whole partition, answered by its primary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    /// The keys that pass the filter (expired ones never do), as an array.
+    Keys(KeyFilter),
+    /// `[keys, keys with a deadline]`.
+    Count,
+    /// Deletes every key; each deletion is replicated like any other write.
+    Flush,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Msg {
     /// A node looking for a cluster asks a seed to tell it about one.
     Hello,
-    /// The answer to [`Msg::Hello`]: the sender's topology, or `None` if it has no cluster yet.
-    Welcome(Option<Box<Topology>>),
+    /// The answer to [`Msg::Hello`]: the sender's topology (`None` if it has no cluster yet), and
+    /// whether the sender is live in it (`false` while it is itself restarting and rejoining).
+    Welcome {
+        topology: Option<Box<Topology>>,
+        settled: bool,
+    },
     /// Heartbeat; `sent_at` is the sender's monotonic clock and comes back in the pong.
     Ping {
         sent_at: u64,
@@ -89,6 +104,13 @@ pub enum Msg {
     Synced {
         partition: PartitionId,
         node: NodeId,
+    },
+    /// A whole-partition request forwarded to the partition's primary.
+    Query {
+        id: u64,
+        epoch: Epoch,
+        partition: PartitionId,
+        query: Query,
     },
     /// A client request forwarded to the partition's primary.
     Request {

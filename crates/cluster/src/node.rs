@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::config::ClusterConfig;
 use crate::membership::{Membership, Outbox};
-use crate::msg::{Msg, Refusal};
+use crate::msg::{Msg, Query, Refusal};
 use crate::placement::NodeId;
 use crate::replica::{Effect, Origin, Replica};
 use crate::storage::NodeStore;
@@ -20,6 +20,8 @@ use crate::Now;
 
 /// How long a request refused as "not here yet" waits before it is routed again.
 const RETRY_MS: u64 = 20;
+/// Replica messages from a future epoch kept while the topology is fetched.
+const EARLY_MESSAGES_MAX: usize = 4096;
 
 #[derive(Debug)]
 pub enum Output {
@@ -30,9 +32,14 @@ pub enum Output {
 
 struct ClientRequest {
     id: u64,
-    key: Bytes,
-    op: Op,
+    work: Work,
     deadline: u64,
+}
+
+#[derive(Clone)]
+enum Work {
+    Op { key: Bytes, op: Op },
+    Query { partition: PartitionId, query: Query },
 }
 
 pub struct Node<D: NodeStore> {
@@ -41,19 +48,32 @@ pub struct Node<D: NodeStore> {
     disk: D,
     membership: Membership,
     replicas: BTreeMap<PartitionId, Replica<D::Partition>>,
-    /// Requests sent to another node's primary, by forward id.
-    forwards: BTreeMap<u64, (ClientRequest, u64)>,
+    /// Requests sent to another node's primary, by forward id: (request, sent at, to).
+    forwards: BTreeMap<u64, (ClientRequest, u64, NodeId)>,
     next_forward: u64,
+    /// Replica messages from a newer epoch than this node's, held until it catches up.
+    early: Vec<(NodeId, Msg)>,
     /// Requests waiting to be routed again, with the time they may go.
     waiting: Vec<(u64, ClientRequest)>,
     out: Vec<Output>,
 }
 
 impl<D: NodeStore> Node<D> {
-    pub fn new(disk: D, cfg: Arc<ClusterConfig>, seeds: Vec<NodeId>, now: Now) -> Self {
+    /// A node over `disk`. `joining`: it was given seeds, so it waits for a cluster instead of
+    /// founding one (irrelevant once the disk remembers a topology).
+    pub fn new(
+        disk: D,
+        cfg: Arc<ClusterConfig>,
+        seeds: Vec<NodeId>,
+        joining: bool,
+        now: Now,
+    ) -> Self {
         let me = disk.node_id();
         let saved = disk.load_topology();
-        let membership = Membership::new(me, cfg.clone(), seeds, saved.clone(), now.mono);
+        let mut membership = Membership::new(me, cfg.clone(), joining, saved.clone(), now.mono);
+        for seed in seeds {
+            membership.add_seed(seed);
+        }
         let mut node = Node {
             me,
             cfg,
@@ -62,10 +82,11 @@ impl<D: NodeStore> Node<D> {
             replicas: BTreeMap::new(),
             forwards: BTreeMap::new(),
             next_forward: 1,
+            early: Vec::new(),
             waiting: Vec::new(),
             out: Vec::new(),
         };
-        if let Some(t) = saved {
+        if let Some(t) = saved.filter(|_| !node.membership.is_rejoining()) {
             node.adopt_replicas(now, &t);
         }
         node
@@ -73,6 +94,11 @@ impl<D: NodeStore> Node<D> {
 
     pub fn id(&self) -> NodeId {
         self.me
+    }
+
+    /// A seed found after start (the transport resolved a `--join` address to a node).
+    pub fn add_seed(&mut self, seed: NodeId) {
+        self.membership.add_seed(seed);
     }
 
     pub fn topology(&self) -> Option<&Arc<Topology>> {
@@ -107,11 +133,11 @@ impl<D: NodeStore> Node<D> {
         let late: Vec<u64> = self
             .forwards
             .iter()
-            .filter(|(_, (_, sent))| now.mono >= sent + self.cfg.request_timeout_ms)
+            .filter(|(_, (_, sent, _))| now.mono >= sent + self.cfg.request_timeout_ms)
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            if let Some((req, _)) = self.forwards.remove(&id) {
+            if let Some((req, _, _)) = self.forwards.remove(&id) {
                 self.out.push(Output::Reply(req.id, Err(Refusal::Timeout)));
             }
         }
@@ -126,7 +152,13 @@ impl<D: NodeStore> Node<D> {
     /// A client asks this node to run `op` on `key`; the answer comes as [`Output::Reply`].
     pub fn request(&mut self, now: Now, id: u64, key: Bytes, op: Op) {
         let deadline = now.mono + self.cfg.request_timeout_ms;
-        self.route(now, ClientRequest { id, key, op, deadline });
+        self.route(now, ClientRequest { id, work: Work::Op { key, op }, deadline });
+    }
+
+    /// A client asks about a whole partition; answered by its primary, wherever it is.
+    pub fn query(&mut self, now: Now, id: u64, partition: PartitionId, query: Query) {
+        let deadline = now.mono + self.cfg.request_timeout_ms;
+        self.route(now, ClientRequest { id, work: Work::Query { partition, query }, deadline });
     }
 
     fn partition(&self, key: &[u8]) -> PartitionId {
@@ -134,32 +166,59 @@ impl<D: NodeStore> Node<D> {
     }
 
     fn route(&mut self, now: Now, req: ClientRequest) {
-        let p = self.partition(&req.key);
+        let p = match &req.work {
+            Work::Op { key, .. } => self.partition(key),
+            Work::Query { partition, .. } => *partition,
+        };
         let primary = self.topology().and_then(|t| t.primary(p));
         match primary {
             Some(primary) if primary == self.me => {
                 if !self.membership.lease_valid(now.mono) {
                     return self.retry(now, req, Refusal::NotServing);
                 }
-                let mut effects = Vec::new();
-                let replica = self.replica(p);
-                replica.request(now, Origin::Local(req.id), req.key, req.op, &mut effects);
-                self.apply_effects(now, effects);
+                let origin = Origin::Local(req.id);
+                self.execute(now, p, origin, req.work);
             }
             Some(primary) => {
                 let id = self.next_forward;
                 self.next_forward += 1;
-                let msg = Msg::Request {
-                    id,
-                    epoch: self.membership.epoch(),
-                    key: req.key.clone(),
-                    op: req.op.clone(),
+                let epoch = self.membership.epoch();
+                let msg = match req.work.clone() {
+                    Work::Op { key, op } => Msg::Request { id, epoch, key, op },
+                    Work::Query { partition, query } => Msg::Query { id, epoch, partition, query },
                 };
                 self.out.push(Output::Send(primary, msg));
-                self.forwards.insert(id, (req, now.mono));
+                self.forwards.insert(id, (req, now.mono, primary));
             }
             None => self.retry(now, req, Refusal::NoOwner),
         }
+    }
+
+    fn execute(&mut self, now: Now, p: PartitionId, origin: Origin, work: Work) {
+        let mut effects = Vec::new();
+        let replica = self.replica(p);
+        match work {
+            Work::Op { key, op } => replica.request(now, origin, key, op, &mut effects),
+            Work::Query { query, .. } => replica.query(now, origin, query, &mut effects),
+        }
+        self.apply_effects(now, effects);
+    }
+
+    /// A forwarded request arrived: run it if this node is the partition's serving primary.
+    fn serve_forwarded(&mut self, now: Now, from: NodeId, id: u64, epoch: u64, work: Work) {
+        let p = match &work {
+            Work::Op { key, .. } => self.partition(key),
+            Work::Query { partition, .. } => *partition,
+        };
+        if epoch > self.membership.epoch() {
+            self.out.push(Output::Send(from, Msg::TopologyPull));
+        }
+        let primary = self.topology().and_then(|t| t.primary(p));
+        if primary != Some(self.me) || !self.membership.lease_valid(now.mono) {
+            let result = Err(Refusal::NotPrimary);
+            return self.out.push(Output::Send(from, Msg::Response { id, result }));
+        }
+        self.execute(now, p, Origin::Remote { node: from, id }, work);
     }
 
     /// Routes `req` again shortly, or gives up with `why` once its deadline has passed.
@@ -180,23 +239,14 @@ impl<D: NodeStore> Node<D> {
     pub fn receive(&mut self, now: Now, from: NodeId, msg: Msg) {
         let epoch = self.membership.epoch();
         match msg {
-            Msg::Request { id, epoch: theirs, key, op } => {
-                let p = self.partition(&key);
-                let primary = self.topology().and_then(|t| t.primary(p));
-                if theirs > epoch {
-                    self.out.push(Output::Send(from, Msg::TopologyPull));
-                }
-                if primary != Some(self.me) || !self.membership.lease_valid(now.mono) {
-                    let result = Err(Refusal::NotPrimary);
-                    return self.out.push(Output::Send(from, Msg::Response { id, result }));
-                }
-                let mut effects = Vec::new();
-                let origin = Origin::Remote { node: from, id };
-                self.replica(p).request(now, origin, key, op, &mut effects);
-                self.apply_effects(now, effects);
+            Msg::Request { id, epoch, key, op } => {
+                self.serve_forwarded(now, from, id, epoch, Work::Op { key, op })
+            }
+            Msg::Query { id, epoch, partition, query } => {
+                self.serve_forwarded(now, from, id, epoch, Work::Query { partition, query })
             }
             Msg::Response { id, result } => {
-                let Some((req, _)) = self.forwards.remove(&id) else { return };
+                let Some((req, _, _)) = self.forwards.remove(&id) else { return };
                 match result {
                     Err(r) if r.is_retryable() => self.retry(now, req, r),
                     result => self.out.push(Output::Reply(req.id, result)),
@@ -204,6 +254,11 @@ impl<D: NodeStore> Node<D> {
             }
             Msg::Replica { partition, epoch: theirs, body } => {
                 if theirs > epoch {
+                    // The sender has seen a topology this node has not: fetch it, and keep the
+                    // message for then (a dropped `Released` would cost a whole lease).
+                    if self.early.len() < EARLY_MESSAGES_MAX {
+                        self.early.push((from, Msg::Replica { partition, epoch: theirs, body }));
+                    }
                     return self.out.push(Output::Send(from, Msg::TopologyPull));
                 }
                 if theirs < epoch {
@@ -240,6 +295,38 @@ impl<D: NodeStore> Node<D> {
             warn!(error = %e, "could not save the topology");
         }
         self.adopt_replicas(now, t);
+        self.abandon_dead_forwards(now, t);
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|(_, m)| matches!(m, Msg::Replica { epoch, .. } if *epoch <= t.epoch));
+        self.early = later;
+        for (from, msg) in ready {
+            self.receive(now, from, msg);
+        }
+    }
+
+    /// Requests forwarded to a node that left the cluster get no answer: reads go again to the
+    /// new primary at once; writes fail at once as indeterminate (the dead node may have applied
+    /// them), instead of both waiting out the timeout.
+    fn abandon_dead_forwards(&mut self, now: Now, t: &Topology) {
+        let dead: Vec<u64> = self
+            .forwards
+            .iter()
+            .filter(|(_, (_, _, to))| !t.is_member(*to))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            let Some((req, _, _)) = self.forwards.remove(&id) else { continue };
+            let read_only = match &req.work {
+                Work::Op { op, .. } => !op.is_write(),
+                Work::Query { query, .. } => !matches!(query, Query::Flush),
+            };
+            if read_only {
+                self.route(now, req);
+            } else {
+                self.out.push(Output::Reply(req.id, Err(Refusal::Indeterminate)));
+            }
+        }
     }
 
     fn adopt_replicas(&mut self, now: Now, t: &Topology) {

@@ -65,7 +65,64 @@ pub fn balance(
     let mut owners = keep_members(previous, &members, partitions, copies);
     shed_overload(&mut owners, &prefs, capacity);
     fill(&mut owners, &prefs, capacity, copies);
+    balance_primaries(&mut owners, previous, (partitions as usize).div_ceil(members.len()));
     Placement { owners }
+}
+
+/// Step 4: primaries serve every read and order every write, so they are balanced too, by
+/// reordering owners (no data moves). A partition keeps its previous primary while that node has
+/// fewer than `capacity` primaries; then a survivor that was first in line; the rest go to their
+/// owner with the fewest. Finally, while some node is above capacity, one of its partitions is
+/// handed to a co-owner with at least two fewer.
+fn balance_primaries(owners: &mut [Vec<NodeId>], previous: Option<&Placement>, capacity: usize) {
+    let was_primary = |p: usize, n: NodeId| {
+        previous.and_then(|prev| prev.owners.get(p)).and_then(|o| o.first()) == Some(&n)
+    };
+    let mut count: HashMap<NodeId, usize> = HashMap::new();
+    let mut decided = vec![false; owners.len()];
+    for keep_previous_only in [true, false] {
+        for (p, o) in owners.iter().enumerate() {
+            let Some(&first) = o.first() else { continue };
+            let eligible = !keep_previous_only || was_primary(p, first);
+            if !decided[p] && eligible && count.get(&first).copied().unwrap_or(0) < capacity {
+                *count.entry(first).or_insert(0) += 1;
+                decided[p] = true;
+            }
+        }
+    }
+    for (p, o) in owners.iter_mut().enumerate() {
+        if decided[p] || o.is_empty() {
+            continue;
+        }
+        let best = (0..o.len())
+            .min_by_key(|&i| (count.get(&o[i]).copied().unwrap_or(0), i))
+            .expect("owners is not empty");
+        o.swap(0, best);
+        *count.entry(o[0]).or_insert(0) += 1;
+    }
+    // Local improvement; each move lowers the sum of squared counts, so it ends.
+    loop {
+        let mut moved = false;
+        for o in owners.iter_mut() {
+            let Some(&first) = o.first() else { continue };
+            let load = count[&first];
+            if load <= capacity {
+                continue;
+            }
+            let lighter = (1..o.len())
+                .filter(|&i| count.get(&o[i]).copied().unwrap_or(0) + 1 < load)
+                .min_by_key(|&i| (count.get(&o[i]).copied().unwrap_or(0), i));
+            if let Some(i) = lighter {
+                o.swap(0, i);
+                *count.entry(first).or_insert(0) -= 1;
+                *count.entry(o[0]).or_insert(0) += 1;
+                moved = true;
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
 }
 
 /// Step 1: previous owners that are still members, in their previous order (primary stays first).
@@ -192,6 +249,23 @@ mod tests {
             let r = max_over_mean(&t, members);
             assert!(r <= 1.05, "{members} members: max/mean {r}");
         }
+    }
+
+    #[test]
+    fn primaries_are_balanced_after_joins() {
+        let mut members = ids(1, 5);
+        let mut t = balance(None, &members, 256, 2);
+        for n in ids(4, 6).into_iter().skip(1) {
+            members.push(n);
+            t = balance(Some(&t), &members, 256, 2);
+        }
+        let mut primaries: HashMap<NodeId, usize> = HashMap::new();
+        for o in &t.owners {
+            *primaries.entry(o[0]).or_insert(0) += 1;
+        }
+        let max = *primaries.values().max().unwrap();
+        assert!(max <= 256usize.div_ceil(members.len()), "{primaries:?}");
+        assert_eq!(primaries.len(), members.len());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::config::ClusterConfig;
 use crate::log::RecentLog;
-use crate::msg::{LogEntry, LogPos, Refusal, ReplicaMsg, Term};
+use crate::msg::{LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term};
 use crate::placement::NodeId;
 use crate::storage::PartitionStore;
 use crate::topology::{Epoch, Topology};
@@ -100,6 +100,7 @@ pub struct Replica<S> {
     followers: BTreeMap<NodeId, Follower>,
     pending: VecDeque<Pending>,
     next_snapshot: u64,
+    next_sweep: u64,
     // As follower.
     incoming: Option<IncomingSnapshot>,
     finished: Option<(u64, u32)>,
@@ -127,6 +128,7 @@ impl<S: PartitionStore> Replica<S> {
             followers: BTreeMap::new(),
             pending: VecDeque::new(),
             next_snapshot: 1,
+            next_sweep: 0,
             incoming: None,
             finished: None,
             sync_asked_at: None,
@@ -215,11 +217,11 @@ impl<S: PartitionStore> Replica<S> {
             // this node's own copy, which had every acknowledged write (acknowledgements waited
             // for it). Start a new history from here; followers will take a snapshot.
             let pos = LogPos { term, version: self.next_version() };
-            warn!(partition = self.p, "promoted with an incomplete copy");
+            warn!(partition = self.p, node = self.me, "promoted with an incomplete copy");
             self.set_position(Some(pos));
             self.log.reset(pos);
         }
-        debug!(partition = self.p, epoch = t.epoch, "primary");
+        debug!(partition = self.p, node = self.me, epoch = t.epoch, pos = ?self.pos, "primary");
     }
 
     fn step_down(&mut self, successor: Option<NodeId>, out: &mut Vec<Effect>) {
@@ -258,45 +260,141 @@ impl<S: PartitionStore> Replica<S> {
 
     /// Executes a client operation; the caller has checked that this node's lease is valid.
     pub fn request(&mut self, now: Now, origin: Origin, key: Bytes, op: Op, out: &mut Vec<Effect>) {
-        let refuse = |out: &mut Vec<Effect>, r: Refusal| out.push(Effect::Reply(origin, Err(r)));
-        let (Role::Primary, Some(term), Some(prev)) = (self.role, self.term, self.pos) else {
-            return refuse(out, Refusal::NotPrimary);
-        };
-        if now.mono < self.serve_at {
-            return refuse(out, Refusal::NotServing);
+        if let Err(r) = self.check_serving(now) {
+            return out.push(Effect::Reply(origin, Err(r)));
         }
         let mut slot = match self.store.get(&key) {
             Ok(slot) => slot,
-            Err(e) => return refuse(out, Refusal::Store(e.0)),
+            Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
         };
         let outcome = apply(op, &mut slot, now.wall);
         if !outcome.changed {
-            out.push(Effect::Reply(origin, Ok(outcome.reply)));
-            return;
+            return self.answer_after_pending(now, origin, outcome.reply, out);
         }
+        match self.commit(now, key, slot, out) {
+            Ok(version) => self.await_replicas(now, version, origin, outcome.reply, out),
+            Err(r) => out.push(Effect::Reply(origin, Err(r))),
+        }
+    }
+
+    /// Answers a whole-partition query; the caller has checked this node's lease.
+    pub fn query(&mut self, now: Now, origin: Origin, query: Query, out: &mut Vec<Effect>) {
+        if let Err(r) = self.check_serving(now) {
+            return out.push(Effect::Reply(origin, Err(r)));
+        }
+        let entries = match self.all_entries() {
+            Ok(entries) => entries,
+            Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
+        };
+        let reply = match query {
+            Query::Keys(filter) => Reply::Array(
+                entries
+                    .into_iter()
+                    .filter(|(k, e)| filter.accepts(k, e, now.wall))
+                    .map(|(k, _)| Reply::Bulk(k))
+                    .collect(),
+            ),
+            Query::Count => {
+                let expiring = entries.iter().filter(|(_, e)| e.expire_at_ms.is_some()).count();
+                Reply::Array(vec![Reply::Int(entries.len() as i64), Reply::Int(expiring as i64)])
+            }
+            Query::Flush => {
+                let mut last = None;
+                for (key, _) in entries {
+                    match self.commit(now, key, None, out) {
+                        Ok(version) => last = Some(version),
+                        Err(r) => return out.push(Effect::Reply(origin, Err(r))),
+                    }
+                }
+                if let Some(version) = last {
+                    return self.await_replicas(now, version, origin, Reply::Ok, out);
+                }
+                Reply::Ok
+            }
+        };
+        self.answer_after_pending(now, origin, reply, out);
+    }
+
+    /// Answers a request that changed nothing. If it saw writes not yet on every owner, it waits
+    /// for them: an answer never reflects a write that may still be lost.
+    fn answer_after_pending(
+        &mut self,
+        now: Now,
+        origin: Origin,
+        reply: Reply,
+        out: &mut Vec<Effect>,
+    ) {
+        match (self.pending.back(), self.pos) {
+            (Some(_), Some(pos)) => self.await_replicas(now, pos.version, origin, reply, out),
+            _ => out.push(Effect::Reply(origin, Ok(reply))),
+        }
+    }
+
+    fn check_serving(&self, now: Now) -> Result<(), Refusal> {
+        if self.role != Role::Primary || self.term.is_none() || self.pos.is_none() {
+            return Err(Refusal::NotPrimary);
+        }
+        if now.mono < self.serve_at {
+            return Err(Refusal::NotServing);
+        }
+        Ok(())
+    }
+
+    fn all_entries(&mut self) -> Result<Vec<(Bytes, Entry)>, crate::storage::StoreError> {
+        let mut all: Vec<(Bytes, Entry)> = Vec::new();
+        loop {
+            let after = all.last().map(|(k, _)| k.clone());
+            let rows = self.store.scan(after.as_deref(), 1024)?;
+            let done = rows.len() < 1024;
+            all.extend(rows);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Writes a key's new state as the next entry of the log: through to the store, then to
+    /// every follower that is up to date. Returns the entry's version.
+    fn commit(
+        &mut self,
+        now: Now,
+        key: Bytes,
+        mut state: Option<Entry>,
+        out: &mut Vec<Effect>,
+    ) -> Result<u64, Refusal> {
+        let (Some(term), Some(prev)) = (self.term, self.pos) else {
+            return Err(Refusal::NotPrimary);
+        };
         let version = self.next_version();
-        if let Some(e) = slot.as_mut() {
+        if let Some(e) = state.as_mut() {
             e.version = version;
         }
-        let entry = LogEntry { pos: LogPos { term, version }, key, state: slot };
-        if let Err(e) = self.store.append(&entry) {
-            return refuse(out, Refusal::Store(e.0));
-        }
+        let entry = LogEntry { pos: LogPos { term, version }, key, state };
+        self.store.append(&entry).map_err(|e| Refusal::Store(e.0))?;
         self.pos = Some(entry.pos);
         for (&n, f) in self.followers.iter_mut() {
             if f.snapshot.is_none() && f.sent == Some(prev) {
                 f.sent = Some(entry.pos);
                 f.sent_at = now.mono;
-                out.push(Effect::Send(
-                    self.p,
-                    n,
-                    ReplicaMsg::Append { prev, entries: vec![entry.clone()] },
-                ));
+                let append = ReplicaMsg::Append { prev, entries: vec![entry.clone()] };
+                out.push(Effect::Send(self.p, n, append));
             }
         }
         self.log.push(entry);
+        Ok(version)
+    }
+
+    /// Answers `origin` with `reply` once every counted follower has `version`.
+    fn await_replicas(
+        &mut self,
+        now: Now,
+        version: u64,
+        origin: Origin,
+        reply: Reply,
+        out: &mut Vec<Effect>,
+    ) {
         let deadline = now.mono + self.cfg.request_timeout_ms;
-        self.pending.push_back(Pending { version, origin, reply: outcome.reply, deadline });
+        self.pending.push_back(Pending { version, origin, reply, deadline });
         self.try_complete(out);
     }
 
@@ -361,6 +459,14 @@ impl<S: PartitionStore> Replica<S> {
         let Some(pos) = self.pos else {
             return self.ask_sync(now, from, out);
         };
+        tracing::trace!(
+            partition = self.p,
+            node = self.me,
+            ?prev,
+            ?pos,
+            n = entries.len(),
+            "append"
+        );
         let start = if prev == pos {
             0
         } else if let Some(i) = entries.iter().position(|e| e.pos == pos) {
@@ -419,6 +525,15 @@ impl<S: PartitionStore> Replica<S> {
         if seq != incoming.next_seq {
             return;
         }
+        tracing::trace!(
+            partition = self.p,
+            node = self.me,
+            id,
+            seq,
+            n = entries.len(),
+            ?as_of,
+            "chunk"
+        );
         if let Err(e) = self.store.replace_range(after.as_deref(), through.as_deref(), &entries) {
             warn!(partition = self.p, error = %e, "could not install a snapshot chunk");
             return;
@@ -430,7 +545,7 @@ impl<S: PartitionStore> Replica<S> {
             self.set_position(Some(as_of));
             self.log.reset(as_of);
             self.max_version = self.max_version.max(as_of.version);
-            debug!(partition = self.p, "snapshot installed");
+            debug!(partition = self.p, node = self.me, "snapshot installed");
         }
         out.push(Effect::Send(self.p, from, ack));
     }
@@ -501,7 +616,7 @@ impl<S: PartitionStore> Replica<S> {
         let Some(as_of) = self.pos else { return };
         let id = self.next_snapshot;
         self.next_snapshot += 1;
-        debug!(partition = self.p, follower = to, id, "snapshot started");
+        debug!(partition = self.p, node = self.me, follower = to, id, as_of = ?self.pos, "snapshot started");
         self.send_chunk(now, to, id, 0, None, as_of, out);
     }
 
@@ -587,9 +702,32 @@ impl<S: PartitionStore> Replica<S> {
         for (n, acked) in suffixes {
             self.send_suffix(now, n, acked, out);
         }
+        if now.mono >= self.next_sweep {
+            self.next_sweep = now.mono + self.cfg.sweep_interval_ms;
+            self.sweep(now, out);
+        }
         while self.pending.front().is_some_and(|p| p.deadline <= now.mono) {
             let late = self.pending.pop_front().expect("front exists");
             out.push(Effect::Reply(late.origin, Err(Refusal::Indeterminate)));
+        }
+    }
+}
+
+impl<S: PartitionStore> Replica<S> {
+    /// Deletes entries past their deadline and replicates the deletions, as a read of them would.
+    fn sweep(&mut self, now: Now, out: &mut Vec<Effect>) {
+        if self.check_serving(now).is_err() {
+            return;
+        }
+        let due = match self.store.due(now.wall, self.cfg.sweep_keys_max) {
+            Ok(due) => due,
+            Err(e) => return warn!(partition = self.p, error = %e, "expiry sweep failed"),
+        };
+        for key in due {
+            let expired = matches!(self.store.get(&key), Ok(Some(e)) if e.is_expired(now.wall));
+            if expired && self.commit(now, key, None, out).is_err() {
+                return;
+            }
         }
     }
 }

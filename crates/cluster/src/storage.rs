@@ -39,6 +39,9 @@ pub trait PartitionStore {
         entries: &[(Bytes, Entry)],
     ) -> StoreResult<()>;
 
+    /// Up to `limit` keys whose deadline is before `now_ms` (unix ms), oldest deadline first.
+    fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>>;
+
     /// Drops every entry and resets the position to [`LogPos::ZERO`].
     fn clear(&mut self) -> StoreResult<()>;
 }

@@ -1,5 +1,6 @@
 //! Errors of grid operations. Each maps to one Redis error reply in the doors.
 
+use sessiongrid_cluster::Refusal;
 use sessiongrid_model::PartitionId;
 use sessiongrid_store::StoreError;
 
@@ -11,6 +12,36 @@ pub enum GridError {
     /// The partition's actor is restarting or the node is shutting down.
     #[error("partition {partition} is unavailable, try again")]
     Unavailable { partition: PartitionId },
+    /// The cluster could not run the request now (a partition is moving or failing over).
+    #[error("{}", refusal_text(.0))]
+    Cluster(Refusal),
+    /// A request for the single-node partition actors reached a clustered grid.
+    #[error("not available on a clustered node")]
+    NotInCluster,
     #[error("grid failed to start: {0}")]
     Start(String),
+}
+
+impl GridError {
+    /// True if the client should retry (Redis' `TRYAGAIN`).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GridError::Unavailable { .. } => true,
+            GridError::Cluster(r) => !matches!(r, Refusal::Store(_)),
+            _ => false,
+        }
+    }
+}
+
+fn refusal_text(r: &Refusal) -> String {
+    match r {
+        Refusal::NotPrimary | Refusal::NotServing | Refusal::NoOwner => {
+            "the partition is changing owner, try again".into()
+        }
+        Refusal::Indeterminate => {
+            "the write was not confirmed by every owner; it may or may not have been applied".into()
+        }
+        Refusal::Timeout => "no answer from the partition's owner in time".into(),
+        Refusal::Store(e) => format!("store: {e}"),
+    }
 }

@@ -12,9 +12,13 @@ use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
 use sessiongrid_store::Store;
 use tracing::{info, warn};
 
+use sessiongrid_cluster::{ClusterConfig, NodeId, Query, Refusal};
+
+use crate::cluster::{ClusterArgs, ClusterNode, ClusterStatus, Inbox, Outlet, Transport};
 use crate::error::GridError;
-use crate::partition::{KeyFilter, PartitionArgs, PartitionMsg};
+use crate::partition::{PartitionArgs, PartitionMsg};
 use crate::supervisor::{PartitionTable, Supervisor, SupervisorArgs, SupervisorMsg};
+use sessiongrid_model::KeyFilter;
 
 /// Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
@@ -25,25 +29,22 @@ pub struct Grid {
 struct Inner {
     store: Store,
     partitions: u16,
-    table: Arc<PartitionTable>,
-    supervisor: ActorRef<SupervisorMsg>,
+    mode: Mode,
+}
+
+enum Mode {
+    /// One node: a partition actor per partition.
+    Local { table: Arc<PartitionTable>, supervisor: ActorRef<SupervisorMsg> },
+    /// A member of a cluster: requests go through the protocol node.
+    Cluster(ClusterNode),
 }
 
 impl Grid {
     /// Opens the store in `config.data_dir` and starts one actor per partition. Serving starts at
     /// once: entries are read from disk on first use, not loaded up front.
     pub async fn start(config: &NodeConfig) -> Result<Grid, GridError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| GridError::Start(format!("{}: {e}", config.data_dir.display())))?;
-        let store = Store::open(&config.data_dir, config.partitions, config.durability)?;
+        let store = open_store(config)?;
         let partitions = store.partitions();
-        if partitions != config.partitions {
-            warn!(
-                configured = config.partitions,
-                stored = partitions,
-                "partition count is fixed per data directory; using the stored one"
-            );
-        }
         let cache_bytes_max = (config.memory_max_bytes / partitions as u64) as usize;
         let args = (0..partitions)
             .map(|id| PartitionArgs {
@@ -61,7 +62,35 @@ impl Grid {
             .await
             .map_err(|e| GridError::Start(e.to_string()))?;
         info!(partitions, data_dir = %config.data_dir.display(), "grid started");
-        Ok(Grid { inner: Arc::new(Inner { store, partitions, table, supervisor }) })
+        let mode = Mode::Local { table, supervisor };
+        Ok(Grid { inner: Arc::new(Inner { store, partitions, mode }) })
+    }
+
+    /// Opens the store and joins (or founds) a cluster: requests are routed to each key's
+    /// primary, wherever it runs. `cluster.partitions` is taken from the data directory.
+    pub async fn start_clustered(
+        config: &NodeConfig,
+        id: NodeId,
+        mut cluster: ClusterConfig,
+        joining: bool,
+        transport: Arc<dyn Transport>,
+        inbox: (Inbox, Outlet),
+    ) -> Result<Grid, GridError> {
+        let store = open_store(config)?;
+        let partitions = store.partitions();
+        cluster.partitions = partitions;
+        let args = ClusterArgs { store: store.clone(), id, config: cluster, joining, transport };
+        let node = ClusterNode::start(args, inbox)?;
+        info!(partitions, node = id, data_dir = %config.data_dir.display(), "grid started in cluster mode");
+        Ok(Grid { inner: Arc::new(Inner { store, partitions, mode: Mode::Cluster(node) }) })
+    }
+
+    /// This node's view of the cluster; `None` on a single node.
+    pub async fn cluster_status(&self) -> Option<ClusterStatus> {
+        match &self.inner.mode {
+            Mode::Cluster(node) => node.status().await.ok(),
+            Mode::Local { .. } => None,
+        }
     }
 
     pub fn partitions(&self) -> u16 {
@@ -72,8 +101,13 @@ impl Grid {
         partition_of(key, self.inner.partitions)
     }
 
-    fn actor(&self, p: PartitionId) -> ActorRef<PartitionMsg> {
-        self.inner.table.read().expect("partition table lock")[p as usize].clone()
+    fn actor(&self, p: PartitionId) -> Result<ActorRef<PartitionMsg>, GridError> {
+        match &self.inner.mode {
+            Mode::Local { table, .. } => {
+                Ok(table.read().expect("partition table lock")[p as usize].clone())
+            }
+            Mode::Cluster(_) => Err(GridError::NotInCluster),
+        }
     }
 
     /// Sends a request to partition `p` and waits for its answer.
@@ -82,7 +116,7 @@ impl Grid {
         p: PartitionId,
         msg: impl FnOnce(RpcReplyPort<T>) -> PartitionMsg,
     ) -> Result<T, GridError> {
-        match self.actor(p).call(msg, None).await {
+        match self.actor(p)?.call(msg, None).await {
             Ok(CallResult::Success(v)) => Ok(v),
             _ => Err(GridError::Unavailable { partition: p }),
         }
@@ -90,12 +124,26 @@ impl Grid {
 
     /// Executes one operation on one key.
     pub async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, GridError> {
+        if let Mode::Cluster(node) = &self.inner.mode {
+            return node.exec(key, op).await;
+        }
         let p = self.partition_of(&key);
         Ok(self.call(p, |reply| PartitionMsg::Exec { key, op, reply }).await??)
     }
 
     /// Keys of partition `p` that pass `filter`.
     pub async fn keys(&self, p: PartitionId, filter: KeyFilter) -> Result<Vec<Bytes>, GridError> {
+        if let Mode::Cluster(node) = &self.inner.mode {
+            let answer = node.query_all([p], Query::Keys(filter)).await.pop();
+            return match answer {
+                Some(Ok(Reply::Array(keys))) => Ok(keys
+                    .into_iter()
+                    .filter_map(|k| if let Reply::Bulk(k) = k { Some(k) } else { None })
+                    .collect()),
+                Some(Err(e)) => Err(e),
+                _ => Err(GridError::Cluster(Refusal::Timeout)),
+            };
+        }
         Ok(self.call(p, |reply| PartitionMsg::Keys { filter, reply }).await??)
     }
 
@@ -107,6 +155,17 @@ impl Grid {
     /// (keys, keys with a deadline) on this node.
     pub async fn keyspace(&self) -> Result<(u64, u64), GridError> {
         let (mut keys, mut expiring) = (0, 0);
+        if let Mode::Cluster(node) = &self.inner.mode {
+            for answer in node.query_all(0..self.inner.partitions, Query::Count).await {
+                if let Reply::Array(counts) = answer? {
+                    if let [Reply::Int(k), Reply::Int(e)] = counts.as_slice() {
+                        keys += *k as u64;
+                        expiring += *e as u64;
+                    }
+                }
+            }
+            return Ok((keys, expiring));
+        }
         for p in 0..self.inner.partitions {
             let meta = self.call(p, |reply| PartitionMsg::Count { reply }).await?;
             keys += meta.keys;
@@ -117,6 +176,12 @@ impl Grid {
 
     /// Deletes every key of every partition.
     pub async fn flush_all(&self) -> Result<(), GridError> {
+        if let Mode::Cluster(node) = &self.inner.mode {
+            for answer in node.query_all(0..self.inner.partitions, Query::Flush).await {
+                answer?;
+            }
+            return Ok(());
+        }
         for p in 0..self.inner.partitions {
             self.call(p, |reply| PartitionMsg::Flush { reply }).await??;
         }
@@ -127,10 +192,15 @@ impl Grid {
     /// (the doors drain their connections); the database closes when the last clone of this
     /// handle is dropped.
     pub async fn shutdown(self) {
-        let timeout = Some(Duration::from_secs(30));
-        let _ = self.inner.supervisor.call(SupervisorMsg::ShuttingDown, timeout).await;
-        self.inner.supervisor.stop_children_and_wait(None, timeout).await;
-        self.inner.supervisor.stop_and_wait(None, timeout).await.ok();
+        match &self.inner.mode {
+            Mode::Local { supervisor, .. } => {
+                let timeout = Some(Duration::from_secs(30));
+                let _ = supervisor.call(SupervisorMsg::ShuttingDown, timeout).await;
+                supervisor.stop_children_and_wait(None, timeout).await;
+                supervisor.stop_and_wait(None, timeout).await.ok();
+            }
+            Mode::Cluster(node) => node.stop(),
+        }
         if let Err(e) = self.inner.store.sync() {
             warn!(error = %e, "final log sync failed");
         }
@@ -139,12 +209,26 @@ impl Grid {
 
     /// The actor currently serving partition `p`; for supervision tests and diagnostics.
     #[doc(hidden)]
-    pub fn partition_cell(&self, p: PartitionId) -> ractor::ActorCell {
-        self.actor(p).get_cell()
+    pub fn partition_cell(&self, p: PartitionId) -> Option<ractor::ActorCell> {
+        self.actor(p).ok().map(|a| a.get_cell())
     }
 
     /// The store, for diagnostics (`INFO`, metrics).
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
+}
+
+fn open_store(config: &NodeConfig) -> Result<Store, GridError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| GridError::Start(format!("{}: {e}", config.data_dir.display())))?;
+    let store = Store::open(&config.data_dir, config.partitions, config.durability)?;
+    if store.partitions() != config.partitions {
+        warn!(
+            configured = config.partitions,
+            stored = store.partitions(),
+            "partition count is fixed per data directory; using the stored one"
+        );
+    }
+    Ok(store)
 }

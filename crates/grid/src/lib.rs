@@ -5,10 +5,15 @@
 //! - [`grid`] — [`Grid`], the entry point the doors call: start, execute, scan, flush, shut down.
 //! - [`partition`] — the partition actor, single writer of one partition.
 //! - [`supervisor`] — restarts failed partition actors from disk.
+//! - [`cluster`] — cluster mode: the protocol node on its own thread, and the [`cluster::Transport`] it
+//!   sends through.
+//! - [`disk`] — the protocol's disk over RocksDB: writes and positions in one batch.
 //! - [`cache`] — the per-partition LRU of hot entries within the memory budget.
 //! - [`error`] — [`GridError`].
 
 pub mod cache;
+pub mod cluster;
+pub mod disk;
 pub mod error;
 pub mod grid;
 pub mod partition;
@@ -16,4 +21,4 @@ pub mod supervisor;
 
 pub use error::GridError;
 pub use grid::Grid;
-pub use partition::KeyFilter;
+pub use sessiongrid_model::KeyFilter;

@@ -21,7 +21,7 @@ use metrics::{Counter, Gauge};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sessiongrid_model::apply::apply;
 use sessiongrid_model::reply::Reply;
-use sessiongrid_model::{glob, time, Entry, Op, PartitionId, Value};
+use sessiongrid_model::{time, Entry, KeyFilter, Op, PartitionId, Value};
 use sessiongrid_store::{PartitionMeta, Store, StoreError};
 use tracing::{debug_span, warn, Instrument};
 
@@ -38,21 +38,6 @@ pub enum PartitionMsg {
     Flush { reply: RpcReplyPort<Result<(), StoreError>> },
     /// Delete keys whose deadline has passed (sent by the actor's own timer).
     Sweep,
-}
-
-/// Which keys a `Keys` request wants.
-#[derive(Clone, Debug, Default)]
-pub struct KeyFilter {
-    pub pattern: Option<Bytes>,
-    pub type_name: Option<String>,
-}
-
-impl KeyFilter {
-    fn accepts(&self, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
-        !entry.is_expired(now_ms)
-            && self.pattern.as_ref().is_none_or(|p| glob::matches(p, key))
-            && self.type_name.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(entry.type_name()))
-    }
 }
 
 /// Everything a partition actor needs to start.

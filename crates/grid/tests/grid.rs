@@ -53,12 +53,12 @@ async fn a_killed_partition_is_restarted_from_disk() {
     let grid = Grid::start(&config(dir.path())).await.unwrap();
     grid.exec(key("survivor"), set("still here")).await.unwrap();
     let p = grid.partition_of(b"survivor");
-    let old = grid.partition_cell(p);
+    let old = grid.partition_cell(p).expect("single-node grid");
     old.kill();
 
     let mut restarted = false;
     for _ in 0..200 {
-        if grid.partition_cell(p).get_id() != old.get_id() {
+        if grid.partition_cell(p).expect("single-node grid").get_id() != old.get_id() {
             restarted = true;
             break;
         }

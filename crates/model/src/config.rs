@@ -32,6 +32,12 @@ pub struct NodeConfig {
     pub p2p_listen: Option<String>,
     /// Addresses of existing members to join through.
     pub join: Vec<String>,
+    /// File holding the cluster secret; peers without it cannot connect (not world-readable).
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Copies of each partition (primary + backups), for the whole cluster.
+    pub replicas: usize,
+    /// Silence after which a member is declared dead and its partitions fail over.
+    pub failure_timeout_ms: u64,
     /// File holding the password clients must `AUTH` with; none means no password.
     pub requirepass_file: Option<PathBuf>,
 
@@ -68,6 +74,9 @@ impl Default for NodeConfig {
             http_listen: "127.0.0.1:7070".into(),
             p2p_listen: None,
             join: Vec::new(),
+            cluster_secret_file: None,
+            replicas: 2,
+            failure_timeout_ms: 1000,
             requirepass_file: None,
             partitions: 256,
             durability: Durability::Process,
@@ -101,6 +110,8 @@ impl NodeConfig {
             }
         };
         check(self.partitions > 0, "partitions", "at least 1")?;
+        check(self.replicas > 0, "replicas", "at least 1")?;
+        check(self.failure_timeout_ms >= 100, "failure_timeout_ms", "at least 100")?;
         check(self.memory_max_bytes > 0, "memory_max_bytes", "positive")?;
         check(self.expiry_sweep_interval_ms > 0, "expiry_sweep_interval_ms", "positive")?;
         check(self.expiry_sweep_keys_max > 0, "expiry_sweep_keys_max", "positive")?;

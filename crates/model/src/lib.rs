@@ -6,13 +6,14 @@
 //! - [`entry`] — what is stored under a key: a string or a hash, with its expiry and version.
 //! - [`op`] — single-key operations a partition executes, and [`reply`] what they answer.
 //! - [`apply`] — the Redis semantics of every operation, as a pure function over one entry.
-//! - [`glob`] — Redis glob patterns for `KEYS` and `SCAN MATCH`.
+//! - [`glob`] — Redis glob patterns for `KEYS` and `SCAN MATCH`; [`filter`] the key filter built on them.
 //! - [`config`] — the node configuration shared by the binary and embedded mode.
 //! - [`time`] — the wall clock in unix milliseconds, the unit of every expiry.
 
 pub mod apply;
 pub mod config;
 pub mod entry;
+pub mod filter;
 pub mod glob;
 pub mod key;
 pub mod num;
@@ -21,6 +22,7 @@ pub mod reply;
 pub mod time;
 
 pub use entry::{Entry, Value};
+pub use filter::KeyFilter;
 pub use key::{partition_of, PartitionId};
 pub use op::{Op, SetCond};
 pub use reply::Reply;

@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a grid node.
     Node(NodeArgs),
+    /// Start a local cluster of N nodes on loopback (separate data directories and ports).
+    DevCluster(crate::dev_cluster::DevClusterArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -47,6 +49,15 @@ pub struct NodeArgs {
     /// Address of an existing member to join through; repeat for several.
     #[arg(long, env = "SESSIONGRID_JOIN", value_delimiter = ',')]
     pub join: Vec<String>,
+    /// File holding the cluster secret; peers without it cannot connect (not world-readable).
+    #[arg(long, env = "SESSIONGRID_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Copies of each partition, primary included [default: 2].
+    #[arg(long, env = "SESSIONGRID_REPLICAS")]
+    pub replicas: Option<usize>,
+    /// Silence after which a member is declared dead, in ms [default: 1000].
+    #[arg(long, env = "SESSIONGRID_FAILURE_TIMEOUT_MS")]
+    pub failure_timeout_ms: Option<u64>,
     /// File holding the password clients must AUTH with (not world-readable).
     #[arg(long, env = "SESSIONGRID_REQUIREPASS_FILE")]
     pub requirepass_file: Option<PathBuf>,
@@ -82,6 +93,15 @@ impl NodeArgs {
         if !self.join.is_empty() {
             config.join = self.join.clone();
         }
+        if let Some(v) = &self.cluster_secret_file {
+            config.cluster_secret_file = Some(v.clone());
+        }
+        if let Some(v) = self.replicas {
+            config.replicas = v;
+        }
+        if let Some(v) = self.failure_timeout_ms {
+            config.failure_timeout_ms = v;
+        }
         if let Some(v) = &self.requirepass_file {
             config.requirepass_file = Some(v.clone());
         }
@@ -107,7 +127,7 @@ mod tests {
             "--resp-listen",
             "127.0.0.1:2",
         ]);
-        let Command::Node(args) = cli.command;
+        let Command::Node(args) = cli.command else { panic!("node command") };
         let config = args.resolve().unwrap();
         assert_eq!(config.resp_listen, "127.0.0.1:2");
         assert_eq!(config.memory_max_bytes, 1234);
@@ -119,7 +139,7 @@ mod tests {
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "memory_max = 5\n").unwrap();
         let cli = Cli::parse_from(["sessiongrid", "node", "--config", file.to_str().unwrap()]);
-        let Command::Node(args) = cli.command;
+        let Command::Node(args) = cli.command else { panic!("node command") };
         assert!(args.resolve().is_err());
     }
 }

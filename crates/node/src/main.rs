@@ -2,11 +2,13 @@
 //!
 //! # Layout
 //! - [`cli`] — command-line flags and how they layer over the TOML file and `SESSIONGRID_*` env.
+//! - [`dev_cluster`] — `sessiongrid dev-cluster`: N nodes on loopback in one command.
 //! - [`node`] — `sessiongrid node`: starts the grid and its doors, stops them on a signal.
 //! - [`secrets`] — reading secret files safely.
 //! - [`telemetry`] — logs (`tracing-subscriber`) and the Prometheus recorder.
 
 mod cli;
+mod dev_cluster;
 mod node;
 mod secrets;
 mod telemetry;
@@ -15,10 +17,9 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        cli::Command::Node(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(node::run(args))
-        }
+        cli::Command::Node(args) => runtime.block_on(node::run(args)),
+        cli::Command::DevCluster(args) => runtime.block_on(dev_cluster::run(args)),
     }
 }

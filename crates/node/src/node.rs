@@ -1,15 +1,20 @@
 //! `sessiongrid node`: start the grid and its doors; on SIGTERM or SIGINT stop accepting, let
 //! connections finish the requests they have read, stop the partitions, sync the log, exit 0.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use anyhow::Context;
 use bytes::Bytes;
+use sessiongrid_cluster::ClusterConfig;
 use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
 use sessiongrid_grid::Grid;
 use sessiongrid_model::config::NodeConfig;
+use sessiongrid_net::{Net, NetConfig};
 use sessiongrid_resp::Limits;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::cli::NodeArgs;
 use crate::{secrets, telemetry};
@@ -28,7 +33,10 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     let password = config.requirepass_file.as_deref().map(secrets::read_secret).transpose()?;
     let metrics = telemetry::init_metrics()?;
     telemetry::spawn_upkeep(metrics.clone());
-    let grid = Grid::start(&config).await?;
+    let grid = match &config.p2p_listen {
+        Some(listen) => start_clustered(&config, listen).await?,
+        None => Grid::start(&config).await?,
+    };
     let door_config = RedisDoorConfig {
         limits: Limits {
             bulk_bytes_max: config.bulk_bytes_max,
@@ -48,8 +56,10 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     let http = sessiongrid_doors::http::bind(&config.http_listen)
         .await
         .with_context(|| format!("binding the http door on {}", config.http_listen))?;
-    if config.p2p_listen.is_some() || !config.join.is_empty() {
-        info!("p2p_listen and join are accepted but clustering is not enabled in this build");
+    if config.p2p_listen.is_none() && !config.join.is_empty() {
+        anyhow::bail!(
+            "join needs p2p_listen: a node joins a cluster over its peer-to-peer address"
+        );
     }
 
     let shutdown = CancellationToken::new();
@@ -66,6 +76,40 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     grid.shutdown().await;
     info!("node stopped");
     Ok(())
+}
+
+/// Joins (or founds) a cluster over libp2p.
+async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Grid> {
+    let listen: SocketAddr =
+        listen.parse().with_context(|| format!("p2p_listen {listen:?} is not an ip:port"))?;
+    let join = config
+        .join
+        .iter()
+        .map(|j| j.parse().with_context(|| format!("join {j:?} is not an ip:port")))
+        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+    let secret = config.cluster_secret_file.as_deref().map(secrets::read_secret).transpose()?;
+    if secret.is_none() {
+        warn!("no cluster secret: any process that can reach the p2p port can join");
+    }
+    let keypair = sessiongrid_net::identity::load_or_create(&config.data_dir)?;
+    let inbox = sessiongrid_grid::cluster::inbox();
+    let net_config = NetConfig {
+        keypair,
+        listen,
+        join: join.clone(),
+        secret,
+        max_frame_bytes: config.bulk_bytes_max.saturating_mul(2).max(64 << 20),
+    };
+    let net = Net::start(net_config, inbox.0.clone())?;
+    let id = net.id;
+    let cluster = ClusterConfig {
+        replicas: config.replicas,
+        dead_after_ms: config.failure_timeout_ms,
+        lease_ms: config.failure_timeout_ms * 7 / 10,
+        ..ClusterConfig::default()
+    };
+    let joining = !join.is_empty();
+    Ok(Grid::start_clustered(config, id, cluster, joining, Arc::new(net), inbox).await?)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

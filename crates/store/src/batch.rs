@@ -48,6 +48,30 @@ impl<'a> Batch<'a> {
         self.inner.put_cf(self.store.meta(), keys::meta_key(self.partition), meta.encode());
     }
 
+    /// Stores a named row of an upper layer with this batch.
+    pub fn put_extra(&mut self, name: &[u8], value: &[u8]) {
+        self.inner.put_cf(self.store.meta(), keys::extra_key(name), value);
+    }
+
+    /// Deletes the partition's entries with user keys in `[from, to)` (`to = None`: to the end of
+    /// the partition). Their expiry rows are the caller's to remove.
+    pub fn delete_entries(&mut self, from: &[u8], to: Option<&[u8]>) {
+        let p = self.partition;
+        let end = match to {
+            Some(to) => keys::entry_key(p, to),
+            None => keys::partition_end(p),
+        };
+        self.inner.delete_range_cf(self.store.entries(), keys::entry_key(p, from), end);
+    }
+
+    /// Deletes every entry and expiry row of the partition.
+    pub fn delete_partition(&mut self) {
+        let (start, end) =
+            (keys::partition_start(self.partition), keys::partition_end(self.partition));
+        self.inner.delete_range_cf(self.store.entries(), &start, &end);
+        self.inner.delete_range_cf(self.store.expiry(), &start, &end);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }

@@ -6,6 +6,7 @@
 //! | `expiry`      | partition (u16 BE) + deadline (u64 BE) + user key | empty      |
 //! | `meta`        | `partitions`                          | u16 BE                 |
 //! | `meta`        | `p/` + partition (u16 BE)             | postcard `PartitionMeta` |
+//! | `meta`        | `x/` + name                           | bytes owned by an upper layer |
 //!
 //! Big-endian prefixes keep a partition's rows contiguous and its expiry rows in deadline order, so
 //! the sweeper reads only rows that are due.
@@ -62,6 +63,13 @@ pub fn partition_end(p: PartitionId) -> Vec<u8> {
 pub fn meta_key(p: PartitionId) -> Vec<u8> {
     let mut k = b"p/".to_vec();
     k.extend_from_slice(&p.to_be_bytes());
+    k
+}
+
+/// A named row of the layers above (cluster identity, topology, replica positions).
+pub fn extra_key(name: &[u8]) -> Vec<u8> {
+    let mut k = b"x/".to_vec();
+    k.extend_from_slice(name);
     k
 }
 

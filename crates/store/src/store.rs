@@ -177,6 +177,58 @@ impl Store {
         result
     }
 
+    /// Writes `batch` atomically on the calling thread, as durably as configured (fsynced in
+    /// `power` mode). For callers that own a thread of their own, off the async runtime.
+    pub fn commit_blocking(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.inner.durability == Durability::Power);
+        let result = self.inner.db.write_opt(batch.inner, &opts).map_err(StoreError::from);
+        metrics::histogram!("sessiongrid_store_write_seconds").record(started.elapsed());
+        if result.is_err() {
+            metrics::counter!("sessiongrid_store_write_errors_total").increment(1);
+        }
+        result
+    }
+
+    /// A named row of an upper layer (see [`Batch::put_extra`]).
+    pub fn get_extra(&self, name: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.db.get_cf(self.meta(), keys::extra_key(name))?)
+    }
+
+    /// Up to `limit` (user key, entry) pairs of partition `p` with keys after `after` (from the
+    /// first if `None`), in key order.
+    pub fn scan(
+        &self,
+        p: PartitionId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::partition_end(p));
+        ro.fill_cache(false);
+        let start = match after {
+            // The smallest key greater than `after`.
+            Some(after) => keys::entry_key(p, &[after, &[0u8][..]].concat()),
+            None => keys::partition_start(p),
+        };
+        let iter = self.inner.db.iterator_cf_opt(
+            self.entries(),
+            ro,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut rows = Vec::new();
+        for row in iter.take(limit) {
+            let (k, v) = row?;
+            let entry = Entry::decode(&v).map_err(|_| StoreError::Corrupt { what: "entry" })?;
+            rows.push((keys::user_key(&k).to_vec(), entry));
+        }
+        Ok(rows)
+    }
+
     /// Up to `limit` expiry-index rows of partition `p` due at or before `now_ms`, oldest first,
     /// as (deadline, user key).
     pub fn due_expiries(

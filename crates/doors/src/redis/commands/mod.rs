@@ -41,9 +41,10 @@ impl Ctx<'_> {
 
 /// The reply for a grid failure.
 pub fn grid_error(e: GridError) -> Reply {
-    match e {
-        GridError::Unavailable { .. } => Reply::error(format!("TRYAGAIN {e}")),
-        other => Reply::error(format!("ERR {other}")),
+    if e.is_transient() {
+        Reply::error(format!("TRYAGAIN {e}"))
+    } else {
+        Reply::error(format!("ERR {e}"))
     }
 }
 

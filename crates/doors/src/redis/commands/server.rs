@@ -6,7 +6,7 @@ use bytes::Bytes;
 use sessiongrid_model::{glob, Reply};
 
 use super::connection::REDIS_VERSION;
-use super::{grid_error, lookup, CmdResult, Ctx, Spec, COMMANDS};
+use super::{lookup, CmdResult, Ctx, Spec, COMMANDS};
 
 fn text(s: &str) -> Reply {
     Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
@@ -78,10 +78,32 @@ pub fn config(ctx: &mut Ctx<'_>) -> CmdResult {
 
 pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
     let shared = ctx.shared;
-    let (keys, expiring) = shared.grid.keyspace().await.map_err(grid_error)?;
+    // A cluster that cannot answer for every partition right now still gets its INFO.
+    let keyspace = match shared.grid.keyspace().await {
+        Ok((keys, expiring)) => format!("db0:keys={keys},expires={expiring},avg_ttl=0\r\n"),
+        Err(_) => String::new(),
+    };
     let uptime = shared.started.elapsed().as_secs();
     let store = shared.grid.store();
     let disk_bytes = store.property("rocksdb.total-sst-files-size").unwrap_or(0);
+    // Not Redis' `# Cluster` section: clients that see `cluster_enabled:1` switch to the
+    // Redis Cluster protocol, which this door does not speak.
+    let cluster = match shared.grid.cluster_status().await {
+        Some(c) => format!(
+            "# Grid\r\ngrid_clustered:1\r\ngrid_node:{:016x}\r\ngrid_epoch:{}\r\n\
+             grid_coordinator:{:016x}\r\ngrid_members:{}\r\ngrid_primaries:{}\r\n\
+             grid_copies:{}\r\ngrid_moving_partitions:{}\r\ngrid_serving:{}\r\n\r\n",
+            c.node,
+            c.epoch,
+            c.coordinator,
+            c.members.len(),
+            c.primaries,
+            c.copies,
+            c.moving,
+            u8::from(c.lease)
+        ),
+        None => "# Grid\r\ngrid_clustered:0\r\n\r\n".to_string(),
+    };
     let body = format!(
         "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\n\
          sessiongrid_version:{}\r\nprocess_id:{}\r\nuptime_in_seconds:{uptime}\r\n\
@@ -90,7 +112,8 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
          # Persistence\r\nloading:0\r\naof_enabled:1\r\nsessiongrid_disk_bytes:{disk_bytes}\r\n\r\n\
          # Stats\r\ntotal_commands_processed:{}\r\n\r\n\
          # Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n\
-         # Keyspace\r\ndb0:keys={keys},expires={expiring},avg_ttl=0\r\n",
+         {cluster}\
+         # Keyspace\r\n{keyspace}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         uptime / 86_400,

@@ -1,0 +1,232 @@
+//! Cluster mode: the protocol's [`Node`] runs on a thread of its own, fed by the doors (client
+//! requests), the transport (peer messages) and a 10 ms tick. Its RocksDB writes block only that
+//! thread, never the async runtime.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use sessiongrid_cluster::{ClusterConfig, Msg, Node, NodeId, Now, Output, Query, Refusal};
+use sessiongrid_model::{Op, PartitionId, Reply};
+use sessiongrid_store::Store;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::disk::DiskNode;
+use crate::error::GridError;
+
+const TICK: Duration = Duration::from_millis(10);
+
+/// How the node reaches its peers; libp2p in the binary.
+pub trait Transport: Send + Sync + 'static {
+    fn send(&self, to: NodeId, msg: Msg);
+}
+
+/// A snapshot of the node's view of the cluster, for `INFO` and the admin API.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterStatus {
+    pub node: NodeId,
+    pub epoch: u64,
+    pub coordinator: NodeId,
+    pub members: Vec<NodeId>,
+    /// Partitions this node is primary of / holds a copy of.
+    pub primaries: usize,
+    pub copies: usize,
+    /// Partitions whose target owners are not all in sync yet (cluster-wide).
+    pub moving: usize,
+    pub lease: bool,
+}
+
+enum Command {
+    Request { key: Bytes, op: Op, reply: oneshot::Sender<Result<Reply, Refusal>> },
+    Query { partition: PartitionId, query: Query, reply: oneshot::Sender<Result<Reply, Refusal>> },
+    Message { from: NodeId, msg: Msg },
+    Seed(NodeId),
+    Status(oneshot::Sender<ClusterStatus>),
+    Stop,
+}
+
+/// Where the transport delivers what peers send. Cheap to clone.
+#[derive(Clone)]
+pub struct Inbox(Sender<Command>);
+
+impl Inbox {
+    pub fn message(&self, from: NodeId, msg: Msg) {
+        let _ = self.0.send(Command::Message { from, msg });
+    }
+
+    /// The transport resolved a `--join` address to this node.
+    pub fn seed(&self, node: NodeId) {
+        let _ = self.0.send(Command::Seed(node));
+    }
+}
+
+/// The receiving end of an [`Inbox`], consumed by [`ClusterNode::start`].
+pub struct Outlet(Receiver<Command>);
+
+pub fn inbox() -> (Inbox, Outlet) {
+    let (tx, rx) = mpsc::channel();
+    (Inbox(tx), Outlet(rx))
+}
+
+pub struct ClusterNode {
+    inbox: Inbox,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub struct ClusterArgs {
+    pub store: Store,
+    pub id: NodeId,
+    pub config: ClusterConfig,
+    /// Seeds were given, so the node waits to join rather than founding a cluster.
+    pub joining: bool,
+    pub transport: Arc<dyn Transport>,
+}
+
+impl ClusterNode {
+    pub fn start(args: ClusterArgs, (inbox, outlet): (Inbox, Outlet)) -> Result<Self, GridError> {
+        let thread = std::thread::Builder::new()
+            .name("grid-node".into())
+            .spawn(move || run(args, outlet.0))
+            .map_err(|e| GridError::Start(e.to_string()))?;
+        Ok(ClusterNode { inbox, thread: Mutex::new(Some(thread)) })
+    }
+
+    pub async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, GridError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request { key, op, reply })?;
+        rx.await.map_err(|_| GridError::Cluster(Refusal::Timeout))?.map_err(GridError::Cluster)
+    }
+
+    /// Runs `query` on every partition in `partitions` at once; answers in the same order.
+    pub async fn query_all(
+        &self,
+        partitions: impl IntoIterator<Item = PartitionId>,
+        query: Query,
+    ) -> Vec<Result<Reply, GridError>> {
+        let mut pending = Vec::new();
+        for partition in partitions {
+            let (reply, rx) = oneshot::channel();
+            let sent = self.send(Command::Query { partition, query: query.clone(), reply });
+            pending.push(sent.map(|()| rx));
+        }
+        let mut answers = Vec::with_capacity(pending.len());
+        for rx in pending {
+            answers.push(match rx {
+                Ok(rx) => rx
+                    .await
+                    .map_err(|_| GridError::Cluster(Refusal::Timeout))
+                    .and_then(|r| r.map_err(GridError::Cluster)),
+                Err(e) => Err(e),
+            });
+        }
+        answers
+    }
+
+    pub async fn status(&self) -> Result<ClusterStatus, GridError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Status(reply))?;
+        rx.await.map_err(|_| GridError::Cluster(Refusal::Timeout))
+    }
+
+    fn send(&self, command: Command) -> Result<(), GridError> {
+        self.inbox.0.send(command).map_err(|_| GridError::Cluster(Refusal::NotServing))
+    }
+
+    /// Stops the node's thread and waits for it.
+    pub fn stop(&self) {
+        let _ = self.inbox.0.send(Command::Stop);
+        if let Some(thread) = self.thread.lock().expect("thread lock").take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Clock {
+    started: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Now {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Now { mono: self.started.elapsed().as_millis() as u64, wall }
+    }
+}
+
+fn run(args: ClusterArgs, commands: Receiver<Command>) {
+    let clock = Clock { started: Instant::now() };
+    let disk = DiskNode::new(args.store, args.id);
+    let cfg = Arc::new(args.config);
+    let mut node = Node::new(disk, cfg, Vec::new(), args.joining, clock.now());
+    let transport = args.transport;
+    let mut waiting: HashMap<u64, oneshot::Sender<Result<Reply, Refusal>>> = HashMap::new();
+    let mut next_id: u64 = 1;
+    let mut next_tick = Instant::now();
+    info!(node = args.id, "cluster node running");
+    loop {
+        let command =
+            match commands.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+                Ok(command) => Some(command),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+        let now = clock.now();
+        match command {
+            Some(Command::Request { key, op, reply }) => {
+                let id = next_id;
+                next_id += 1;
+                waiting.insert(id, reply);
+                node.request(now, id, key, op);
+            }
+            Some(Command::Query { partition, query, reply }) => {
+                let id = next_id;
+                next_id += 1;
+                waiting.insert(id, reply);
+                node.query(now, id, partition, query);
+            }
+            Some(Command::Message { from, msg }) => node.receive(now, from, msg),
+            Some(Command::Seed(seed)) => node.add_seed(seed),
+            Some(Command::Status(reply)) => {
+                let _ = reply.send(status(&mut node, now));
+            }
+            Some(Command::Stop) => break,
+            None => {}
+        }
+        if Instant::now() >= next_tick {
+            node.tick(now);
+            next_tick = Instant::now() + TICK;
+        }
+        for output in node.take_outputs() {
+            match output {
+                Output::Send(to, msg) => transport.send(to, msg),
+                Output::Reply(id, result) => {
+                    if let Some(reply) = waiting.remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+        }
+    }
+    warn!("cluster node stopped");
+}
+
+fn status(node: &mut Node<DiskNode>, now: Now) -> ClusterStatus {
+    let me = node.id();
+    let lease = node.lease_valid(now);
+    let Some(t) = node.topology().cloned() else {
+        return ClusterStatus { node: me, ..ClusterStatus::default() };
+    };
+    ClusterStatus {
+        node: me,
+        epoch: t.epoch,
+        coordinator: t.coordinator,
+        members: t.members.clone(),
+        primaries: t.partitions.iter().filter(|a| a.primary() == Some(me)).count(),
+        copies: t.partitions.iter().filter(|a| a.owners.contains(&me)).count(),
+        moving: t.partitions.iter().filter(|a| a.owners != a.target).count(),
+        lease,
+    }
+}

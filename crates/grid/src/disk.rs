@@ -1,0 +1,204 @@
+//! The cluster protocol's disk, over the node's RocksDB [`Store`]: every replicated write lands
+//! with the partition's new position in one atomic batch, so after a kill -9 a replica restarts
+//! exactly where its data is.
+
+use bytes::Bytes;
+use sessiongrid_cluster::storage::{StoreError, StoreResult};
+use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
+use sessiongrid_model::{Entry, PartitionId};
+use sessiongrid_store::{PartitionMeta, Store};
+use tracing::warn;
+
+const TOPOLOGY: &[u8] = b"topology";
+
+fn position_row(p: PartitionId) -> Vec<u8> {
+    let mut name = b"pos/".to_vec();
+    name.extend_from_slice(&p.to_be_bytes());
+    name
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// A node's disk for the cluster protocol.
+pub struct DiskNode {
+    store: Store,
+    id: NodeId,
+}
+
+impl DiskNode {
+    pub fn new(store: Store, id: NodeId) -> Self {
+        DiskNode { store, id }
+    }
+}
+
+impl NodeStore for DiskNode {
+    type Partition = DiskPartition;
+
+    fn partition(&mut self, p: PartitionId) -> DiskPartition {
+        DiskPartition::load(self.store.clone(), p)
+    }
+
+    fn node_id(&self) -> NodeId {
+        self.id
+    }
+
+    fn load_topology(&self) -> Option<Topology> {
+        let bytes = match self.store.get_extra(TOPOLOGY) {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                warn!(error = %e, "could not read the saved topology");
+                return None;
+            }
+        };
+        postcard::from_bytes(&bytes)
+            .inspect_err(|e| warn!(error = %e, "saved topology is unreadable; joining afresh"))
+            .ok()
+    }
+
+    fn save_topology(&mut self, topology: &Topology) -> StoreResult<()> {
+        let bytes = postcard::to_stdvec(topology).map_err(err)?;
+        let mut batch = self.store.batch(0);
+        batch.put_extra(TOPOLOGY, &bytes);
+        self.store.commit_blocking(batch).map_err(err)
+    }
+}
+
+/// One partition's rows, its key counts and its replication position.
+pub struct DiskPartition {
+    store: Store,
+    p: PartitionId,
+    pos: Option<LogPos>,
+    meta: PartitionMeta,
+}
+
+impl DiskPartition {
+    fn load(store: Store, p: PartitionId) -> Self {
+        let pos = match store.get_extra(&position_row(p)) {
+            Ok(None) => Some(LogPos::ZERO),
+            Ok(Some(bytes)) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
+                warn!(partition = p, error = %e, "unreadable position; the copy will be resent");
+                None
+            }),
+            Err(e) => {
+                warn!(partition = p, error = %e, "could not read the position");
+                None
+            }
+        };
+        let meta = store.partition_meta(p).unwrap_or_default();
+        DiskPartition { store, p, pos, meta }
+    }
+
+    /// (keys, keys with a deadline) as last written.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.meta.keys, self.meta.expiring)
+    }
+
+    fn write(
+        &mut self,
+        pos: Option<LogPos>,
+        meta: PartitionMeta,
+        fill: impl FnOnce(&mut sessiongrid_store::Batch<'_>),
+    ) -> StoreResult<()> {
+        let mut batch = self.store.batch(self.p);
+        fill(&mut batch);
+        batch.set_meta(&meta);
+        batch.put_extra(&position_row(self.p), &postcard::to_stdvec(&pos).map_err(err)?);
+        self.store.commit_blocking(batch).map_err(err)?;
+        self.pos = pos;
+        self.meta = meta;
+        Ok(())
+    }
+}
+
+fn count(present: bool) -> u64 {
+    present as u64
+}
+
+impl PartitionStore for DiskPartition {
+    fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
+        self.store.get(self.p, key).map_err(err)
+    }
+
+    fn append(&mut self, entry: &LogEntry) -> StoreResult<()> {
+        let old = self.get(&entry.key)?;
+        let old_expiry = old.as_ref().and_then(|e| e.expire_at_ms);
+        let mut meta = self.meta;
+        meta.keys = meta.keys + count(entry.state.is_some()) - count(old.is_some()).min(meta.keys);
+        let new_expiring = entry.state.as_ref().is_some_and(|e| e.expire_at_ms.is_some());
+        meta.expiring =
+            meta.expiring + count(new_expiring) - count(old_expiry.is_some()).min(meta.expiring);
+        meta.seq = entry.pos.version;
+        self.write(Some(entry.pos), meta, |batch| match &entry.state {
+            Some(e) => batch.put(&entry.key, e, old_expiry),
+            None => batch.delete(&entry.key, old_expiry),
+        })
+    }
+
+    fn position(&self) -> Option<LogPos> {
+        self.pos
+    }
+
+    fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()> {
+        let meta = self.meta;
+        self.write(pos, meta, |_| {})
+    }
+
+    fn scan(&mut self, after: Option<&[u8]>, limit: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
+        let rows = self.store.scan(self.p, after, limit).map_err(err)?;
+        Ok(rows.into_iter().map(|(k, e)| (Bytes::from(k), e)).collect())
+    }
+
+    fn replace_range(
+        &mut self,
+        after: Option<&[u8]>,
+        through: Option<&[u8]>,
+        entries: &[(Bytes, Entry)],
+    ) -> StoreResult<()> {
+        // The rows going away, to drop their expiry index rows and keep the counts right.
+        let mut doomed: Vec<(Vec<u8>, Option<u64>)> = Vec::new();
+        let mut cursor = after.map(<[u8]>::to_vec);
+        'scan: loop {
+            let rows = self.store.scan(self.p, cursor.as_deref(), 1024).map_err(err)?;
+            let last = rows.len() < 1024;
+            for (k, e) in rows {
+                if through.is_some_and(|t| k.as_slice() > t) {
+                    break 'scan;
+                }
+                cursor = Some(k.clone());
+                doomed.push((k, e.expire_at_ms));
+            }
+            if last {
+                break;
+            }
+        }
+        let mut meta = self.meta;
+        let gone_expiring = doomed.iter().filter(|(_, at)| at.is_some()).count() as u64;
+        meta.keys = meta.keys.saturating_sub(doomed.len() as u64) + entries.len() as u64;
+        meta.expiring = meta.expiring.saturating_sub(gone_expiring)
+            + entries.iter().filter(|(_, e)| e.expire_at_ms.is_some()).count() as u64;
+        let pos = self.pos;
+        self.write(pos, meta, |batch| {
+            for (k, at) in &doomed {
+                batch.unindex(k, *at);
+            }
+            let from = after.map_or_else(Vec::new, |a| [a, &[0u8][..]].concat());
+            let to = through.map(|t| [t, &[0u8][..]].concat());
+            batch.delete_entries(&from, to.as_deref());
+            for (k, e) in entries {
+                batch.put(k, e, None);
+            }
+        })
+    }
+
+    fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {
+        // The index is `<=`-inclusive; an entry lives through its deadline millisecond.
+        let rows = self.store.due_expiries(self.p, now_ms.saturating_sub(1), limit).map_err(err)?;
+        Ok(rows.into_iter().map(|(_, k)| Bytes::from(k)).collect())
+    }
+
+    fn clear(&mut self) -> StoreResult<()> {
+        self.write(Some(LogPos::ZERO), PartitionMeta::default(), |batch| batch.delete_partition())
+    }
+}

@@ -1,0 +1,270 @@
+//! The libp2p swarm and its event loop.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::core::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    identify, kad, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, Transport,
+};
+use sessiongrid_cluster::{Msg, NodeId};
+use sessiongrid_grid::cluster::{Inbox, Transport as GridTransport};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::codec::{MsgCodec, PROTOCOL};
+use crate::identity::node_id;
+
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/sessiongrid/kad/1.0.0");
+const IDENTIFY_PROTOCOL: &str = "/sessiongrid/id/1.0.0";
+/// How often unreachable `--join` addresses are dialled again.
+const REDIAL: Duration = Duration::from_secs(1);
+
+pub struct NetConfig {
+    pub keypair: Keypair,
+    pub listen: SocketAddr,
+    pub join: Vec<SocketAddr>,
+    /// The cluster secret; peers without the same one cannot connect.
+    pub secret: Option<Vec<u8>>,
+    pub max_frame_bytes: usize,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    identify: identify::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    rpc: request_response::Behaviour<MsgCodec>,
+}
+
+/// The grid's handle on the network: send a message to a node by id.
+pub struct Net {
+    outbound: mpsc::UnboundedSender<(NodeId, Msg)>,
+    pub id: NodeId,
+    pub peer_id: PeerId,
+}
+
+impl GridTransport for Net {
+    fn send(&self, to: NodeId, msg: Msg) {
+        let _ = self.outbound.send((to, msg));
+    }
+}
+
+fn multiaddr(addr: SocketAddr) -> Multiaddr {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) => Protocol::Ip4(ip),
+        std::net::IpAddr::V6(ip) => Protocol::Ip6(ip),
+    };
+    Multiaddr::empty().with(ip).with(Protocol::Tcp(addr.port()))
+}
+
+fn transport(
+    key: &Keypair,
+    secret: Option<&[u8]>,
+) -> anyhow::Result<Boxed<(PeerId, StreamMuxerBox)>> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+    let noise = noise::Config::new(key).context("noise")?;
+    let upgraded = match secret {
+        Some(secret) => {
+            let psk = PreSharedKey::new(Sha256::digest(secret).into());
+            tcp.and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .timeout(Duration::from_secs(10))
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+                .boxed()
+        }
+        None => tcp
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .timeout(Duration::from_secs(10))
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    };
+    Ok(upgraded)
+}
+
+impl Net {
+    /// Starts listening and dialling; messages from peers are delivered to `inbox`.
+    pub fn start(config: NetConfig, inbox: Inbox) -> anyhow::Result<Net> {
+        let peer_id = config.keypair.public().to_peer_id();
+        let id = node_id(&peer_id);
+        let transport = transport(&config.keypair, config.secret.as_deref())?;
+        let max_frame_bytes = config.max_frame_bytes;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair)
+            .with_tokio()
+            .with_other_transport(|_| transport)?
+            .with_behaviour(|key| {
+                let me = key.public().to_peer_id();
+                let identify = identify::Behaviour::new(identify::Config::new(
+                    IDENTIFY_PROTOCOL.into(),
+                    key.public(),
+                ));
+                let mut kad = kad::Behaviour::with_config(
+                    me,
+                    kad::store::MemoryStore::new(me),
+                    kad::Config::new(KAD_PROTOCOL),
+                );
+                // On a LAN no external address is ever confirmed; without this Kademlia stays a
+                // client and nobody learns about anybody.
+                kad.set_mode(Some(kad::Mode::Server));
+                let rpc = request_response::Behaviour::with_codec(
+                    MsgCodec { max_frame_bytes },
+                    [(PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10))
+                        .with_max_concurrent_streams(4096),
+                );
+                Behaviour { identify, kad, rpc }
+            })?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+            .build();
+        swarm.listen_on(multiaddr(config.listen)).context("listening for peers")?;
+        let (outbound, rx) = mpsc::unbounded_channel();
+        let joins: Vec<Multiaddr> = config.join.iter().copied().map(multiaddr).collect();
+        info!(node = id, %peer_id, listen = %config.listen, "p2p transport started");
+        tokio::spawn(run(swarm, rx, inbox, joins));
+        Ok(Net { outbound, id, peer_id })
+    }
+}
+
+struct State {
+    inbox: Inbox,
+    peers: HashMap<NodeId, PeerId>,
+    joins: Vec<Multiaddr>,
+    /// Join addresses with a live connection.
+    joined: BTreeSet<Multiaddr>,
+}
+
+async fn run(
+    mut swarm: Swarm<Behaviour>,
+    mut outbound: mpsc::UnboundedReceiver<(NodeId, Msg)>,
+    inbox: Inbox,
+    joins: Vec<Multiaddr>,
+) {
+    let mut state = State { inbox, peers: HashMap::new(), joins, joined: BTreeSet::new() };
+    let mut redial = tokio::time::interval(REDIAL);
+    let mut last_bootstrap = tokio::time::Instant::now() - REDIAL;
+    loop {
+        tokio::select! {
+            next = outbound.recv() => {
+                let Some((to, msg)) = next else { break };
+                match state.peers.get(&to) {
+                    Some(peer) => {
+                        swarm.behaviour_mut().rpc.send_request(peer, msg);
+                    }
+                    None => {
+                        debug!(node = to, "no address for node yet; looking it up");
+                        if last_bootstrap.elapsed() >= REDIAL {
+                            last_bootstrap = tokio::time::Instant::now();
+                            let _ = swarm.behaviour_mut().kad.bootstrap();
+                        }
+                    }
+                }
+            }
+            event = swarm.select_next_some() => on_event(&mut swarm, &mut state, event),
+            _ = redial.tick() => {
+                for addr in state.joins.clone() {
+                    if !state.joined.contains(&addr) {
+                        if let Err(e) = swarm.dial(addr.clone()) {
+                            debug!(%addr, error = %e, "dial failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn remember(state: &mut State, peer: PeerId) -> NodeId {
+    let id = node_id(&peer);
+    state.peers.insert(id, peer);
+    id
+}
+
+fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<BehaviourEvent>) {
+    match event {
+        SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            let id = remember(state, peer_id);
+            let addr = endpoint.get_remote_address().clone();
+            metrics::counter!("sessiongrid_p2p_connections_total").increment(1);
+            if endpoint.is_dialer() {
+                let joined = state
+                    .joins
+                    .iter()
+                    .find(|j| addr.iter().zip(j.iter()).all(|(a, b)| a == b))
+                    .cloned();
+                if let Some(j) = joined {
+                    state.joined.insert(j);
+                    state.inbox.seed(id);
+                }
+                swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                let _ = swarm.behaviour_mut().kad.bootstrap();
+            }
+            debug!(node = id, %peer_id, "connected");
+        }
+        SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, .. } => {
+            if num_established == 0 && endpoint.is_dialer() {
+                let addr = endpoint.get_remote_address();
+                state.joined.retain(|j| !addr.iter().zip(j.iter()).all(|(a, b)| a == b));
+            }
+            debug!(%peer_id, "disconnected");
+        }
+        SwarmEvent::IncomingConnectionError { error, send_back_addr, .. } => {
+            metrics::counter!("sessiongrid_p2p_handshake_failures_total").increment(1);
+            warn!(peer = %send_back_addr, error = %error, "refused a peer (wrong or missing cluster secret?)");
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+            peer_id,
+            info,
+            ..
+        })) => {
+            remember(state, peer_id);
+            for addr in info.listen_addrs {
+                swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })) => {
+            remember(state, peer);
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::Message {
+            peer,
+            message: request_response::Message::Request { request, channel, .. },
+            ..
+        })) => {
+            let from = remember(state, peer);
+            metrics::counter!("sessiongrid_p2p_messages_received_total").increment(1);
+            state.inbox.message(from, request);
+            let _ = swarm.behaviour_mut().rpc.send_response(channel, ());
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::InboundFailure {
+            peer,
+            error,
+            ..
+        })) => {
+            metrics::counter!("sessiongrid_p2p_bad_messages_total").increment(1);
+            debug!(%peer, %error, "inbound message failed");
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::OutboundFailure {
+            peer,
+            error,
+            ..
+        })) => {
+            metrics::counter!("sessiongrid_p2p_send_failures_total").increment(1);
+            debug!(%peer, %error, "message not delivered");
+        }
+        _ => {}
+    }
+}
