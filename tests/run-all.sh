@@ -22,6 +22,13 @@ step "rust tests"
 cargo test --workspace --quiet 2>&1 | tee /tmp/sessiongrid-cargo-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
 
+step "simulator: fault-injection seeds and a 100-node cluster (release build of the protocol)"
+cargo build --release --quiet -p sessiongrid-simulations --bin sim || failed=1
+"$target_dir/release/sim" seeds "${SIM_SEEDS:-300}" > /tmp/sessiongrid-sim-seeds.log \
+  && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-seeds.log) seeds passed, 0 failed" \
+  || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-seeds.log | head -40; }
+"$target_dir/release/sim" scale 100 || failed=1
+
 step "end-to-end tests (real node processes, redis-server, redis-cli, redis-py)"
 python3 -m pytest -q tests/e2e -p no:cacheprovider || failed=1
 

@@ -9,10 +9,12 @@
 //! # Layout
 //! - [`world`] — the simulated world and its fault schedule.
 //! - [`disk`] — in-memory disks that survive a simulated crash.
+//! - [`scale`] — many-node scenarios: movement against the ideal, balance, convergence, traffic.
 //! - [`checker`] — the history and the properties it must keep.
 
 pub mod checker;
 pub mod disk;
+pub mod scale;
 pub mod world;
 
 pub use world::{Report, SimConfig, World};

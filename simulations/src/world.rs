@@ -59,15 +59,32 @@ impl SimConfig {
 }
 
 enum Event {
-    Deliver { to: usize, incarnation: u64, from: NodeId, msg: Msg },
-    Tick { node: usize, incarnation: u64 },
+    Deliver {
+        to: usize,
+        incarnation: u64,
+        from: NodeId,
+        msg: Msg,
+    },
+    Tick {
+        node: usize,
+        incarnation: u64,
+    },
     ClientStep(usize),
-    ClientTimeout { client: usize, request: u64 },
+    ClientTimeout {
+        client: usize,
+        request: u64,
+    },
     FaultStep,
     Restart(usize),
     RestartAll,
     Unpause(usize),
     Uncut(usize, usize),
+    /// A leaving node checks whether it has handed everything over; then it restarts.
+    FinishLeave {
+        node: usize,
+        incarnation: u64,
+        give_up_at: u64,
+    },
 }
 
 struct SimNode {
@@ -111,6 +128,7 @@ pub struct Report {
     pub pauses: u64,
     pub cuts: u64,
     pub whole_restarts: u64,
+    pub graceful_restarts: u64,
     pub final_epoch: u64,
     /// The longest time, while clients ran, in which no client operation succeeded.
     pub longest_outage_ms: u64,
@@ -302,6 +320,19 @@ impl World {
                 }
             }
             Event::Unpause(i) => self.nodes[i].paused_until = 0,
+            Event::FinishLeave { node, incarnation, give_up_at } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return;
+                }
+                let drained = self.nodes[node].node.as_ref().is_none_or(|n| n.drained());
+                if drained || self.now >= give_up_at {
+                    self.crash(node);
+                    let back = self.now + self.rng.random_range(100..1000);
+                    self.at(back, Event::Restart(node));
+                } else {
+                    self.at(self.now + 100, Event::FinishLeave { node, incarnation, give_up_at });
+                }
+            }
             Event::Uncut(a, b) => {
                 self.cut.remove(&(a, b));
                 self.cut.remove(&(b, a));
@@ -494,15 +525,69 @@ impl World {
 
     /// Every node up and in the newest topology, and every partition fully replicated.
     fn healthy(&self) -> bool {
+        self.settled_with(self.nodes.len())
+    }
+
+    /// True when nodes `0..count` are all up, on the newest topology, its only members, and every
+    /// partition is fully replicated where it should be.
+    pub fn settled_with(&self, count: usize) -> bool {
         let Some(t) = self.newest_topology() else { return false };
-        let all_up = self.nodes.iter().all(|n| n.node.is_some() && n.paused_until <= self.now);
-        let copies = self.cluster.replicas.min(self.nodes.len());
+        let nodes = &self.nodes[..count];
+        let all_up = nodes.iter().all(|n| n.node.is_some() && n.paused_until <= self.now);
+        let copies = self.cluster.replicas.min(count);
         all_up
-            && t.members.len() == self.nodes.len()
-            && self.nodes.iter().all(|n| {
+            && t.members.len() == count
+            && nodes.iter().all(|n| {
                 n.node.as_ref().and_then(|x| x.topology()).is_some_and(|x| x.epoch == t.epoch)
             })
             && t.partitions.iter().all(|a| a.owners.len() == copies && a.owners == a.target)
+    }
+
+    /// Starts node `i` (first start or restart with its disk).
+    pub fn boot(&mut self, i: usize) {
+        self.start(i);
+    }
+
+    /// Kills node `i` (its disk stays).
+    pub fn kill(&mut self, i: usize) {
+        self.crash(i);
+    }
+
+    /// Runs until nodes `0..count` have settled; returns the virtual ms it took, or `None` if
+    /// `limit_ms` passed first.
+    pub fn run_until_settled(&mut self, count: usize, limit_ms: u64) -> Option<u64> {
+        let started = self.now;
+        while self.now < started + limit_ms {
+            let step = self.now + 50;
+            self.run_until(step);
+            if self.settled_with(count) {
+                return Some(self.now - started);
+            }
+        }
+        None
+    }
+
+    pub fn node_id(&self, i: usize) -> NodeId {
+        self.nodes[i].id
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now
+    }
+
+    pub fn messages(&self) -> u64 {
+        self.report.messages
+    }
+
+    /// The newest topology any running node has.
+    pub fn topology(&self) -> Option<Arc<Topology>> {
+        self.newest_topology()
+    }
+
+    /// Advances virtual time by `ms`.
+    pub fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        self.run_until(end);
     }
 
     fn fault_step(&mut self) {
@@ -540,7 +625,22 @@ impl World {
                 self.cut.insert((other, victim), until);
                 self.at(until, Event::Uncut(victim, other));
             }
-            85..93 if self.cfg.whole_cluster_restarts => {
+            85..92 => {
+                self.report.graceful_restarts += 1;
+                self.fault_log.push((self.now, format!("graceful restart {victim}")));
+                let now = self.clock();
+                if let Some(node) = self.nodes[victim].node.as_mut() {
+                    node.leave(now);
+                }
+                self.drain(victim);
+                let incarnation = self.nodes[victim].incarnation;
+                let give_up_at = self.now + 20_000;
+                self.at(
+                    self.now + 100,
+                    Event::FinishLeave { node: victim, incarnation, give_up_at },
+                );
+            }
+            92..97 if self.cfg.whole_cluster_restarts => {
                 self.report.whole_restarts += 1;
                 self.fault_log.push((self.now, "crash all".to_string()));
                 for i in 0..n {

@@ -23,8 +23,8 @@ fn run(cfg: SimConfig) -> Report {
 
 fn describe(r: &Report) -> String {
     format!(
-        "seed {}: {} acked / {} failed writes, {} / {} failed reads, {} msgs, {} crashes, {} pauses, {} cuts, {} whole restarts, epoch {}, longest outage {} ms",
-        r.seed, r.acked_writes, r.failed_writes, r.reads, r.failed_reads, r.messages, r.crashes, r.pauses, r.cuts, r.whole_restarts, r.final_epoch, r.longest_outage_ms
+        "seed {}: {} acked / {} failed writes, {} / {} failed reads, {} msgs, {} crashes, {} pauses, {} cuts, {} whole restarts, {} graceful restarts, epoch {}, longest outage {} ms",
+        r.seed, r.acked_writes, r.failed_writes, r.reads, r.failed_reads, r.messages, r.crashes, r.pauses, r.cuts, r.whole_restarts, r.graceful_restarts, r.final_epoch, r.longest_outage_ms
     )
 }
 

@@ -82,12 +82,20 @@ class Cluster:
 
 class Writer(threading.Thread):
     """Writes unique values continuously, round-robin through every live node, and
-    remembers which writes were acknowledged. Errors are retried elsewhere."""
+    remembers which writes were acknowledged.
 
-    def __init__(self, cluster: Cluster, prefix: str):
+    ``retry_for`` > 0 is the documented client behaviour: a write refused with
+    ``TRYAGAIN`` or cut by a closed connection is sent again (through the next
+    node) until it succeeds or ``retry_for`` seconds passed; ``gave_up`` counts the
+    writes that never succeeded. With 0, every error is counted and skipped."""
+
+    def __init__(self, cluster: Cluster, prefix: str, retry_for: float = 0.0):
         super().__init__(daemon=True)
         self.cluster = cluster
         self.prefix = prefix
+        self.retry_for = retry_for
+        self.gave_up = 0
+        self.error_log: list[tuple[float, int, str]] = []
         self.acked: dict[str, str] = {}
         self.errors = 0
         self.stop_flag = threading.Event()
@@ -99,27 +107,37 @@ class Writer(threading.Thread):
         clients: dict[int, redis.Redis] = {}
         i = 0
         while not self.stop_flag.is_set():
-            live = self.cluster.live()
-            if not live:
-                time.sleep(0.01)
-                continue
-            node = live[i % len(live)]
             key, value = f"{self.prefix}:{i % 500}", f"v{i}"
-            try:
-                client = clients.setdefault(node.resp_port, node.client(socket_timeout=5))
-                client.set(key, value)
-                self.acked[key] = value
-                self.count += 1
-                now = time.monotonic()
-                self.longest_gap = max(self.longest_gap, now - self.last_ok)
-                self.last_ok = now
-            except (redis.RedisError, OSError):
-                self.errors += 1
-                clients.pop(node.resp_port, None)
-                # The write may or may not have happened: the key's value is uncertain until
-                # the next acknowledged write of it.
-                self.acked.pop(key, None)
-                time.sleep(0.01)
+            started = time.monotonic()
+            attempt = 0
+            while True:
+                live = self.cluster.live()
+                if not live:
+                    time.sleep(0.01)
+                    continue
+                node = live[(i + attempt) % len(live)]
+                try:
+                    client = clients.setdefault(node.resp_port, node.client(socket_timeout=5))
+                    client.set(key, value)
+                    self.acked[key] = value
+                    self.count += 1
+                    now = time.monotonic()
+                    self.longest_gap = max(self.longest_gap, now - self.last_ok)
+                    self.last_ok = now
+                    break
+                except (redis.RedisError, OSError) as e:
+                    self.errors += 1
+                    self.error_log.append((time.monotonic(), node.resp_port, str(e)[:80]))
+                    clients.pop(node.resp_port, None)
+                    # The write may or may not have happened: the key's value is uncertain
+                    # until the next acknowledged write of it.
+                    self.acked.pop(key, None)
+                    time.sleep(0.01)
+                    attempt += 1
+                    if time.monotonic() - started >= self.retry_for or self.stop_flag.is_set():
+                        if self.retry_for > 0:
+                            self.gave_up += 1
+                        break
             i += 1
 
     def stop(self) -> None:
@@ -154,7 +172,7 @@ def test_three_nodes_form_a_cluster_and_any_node_serves_every_key(pool):
         assert len(client.keys("k*")) == 300
         assert len(set(client.scan_iter(match="k1*", count=50))) == 111
     primaries = [info(n)["grid_primaries"] for n in nodes]
-    assert sum(primaries) == 256 and min(primaries) >= 80, primaries
+    assert sum(primaries) == 256 and max(primaries) <= 1.05 * 256 / 3, primaries
 
 
 def test_kill_nine_one_node_then_another_then_all_loses_no_acknowledged_write(pool):
@@ -172,6 +190,8 @@ def test_kill_nine_one_node_then_another_then_all_loses_no_acknowledged_write(po
     writer.stop()
     print(f"\nkill -9 x2: {writer.count} acknowledged writes, {writer.errors} errors, "
           f"longest gap between acknowledged writes {writer.longest_gap * 1000:.0f} ms")
+    for at, port, error in writer.error_log:
+        print(f"  {at:.3f} via {port}: {error}")
     survivor = cluster.live()[0]
     assert read_all(survivor, writer.acked) == []
 
@@ -196,8 +216,8 @@ def test_a_node_joining_a_loaded_cluster_takes_its_share_and_nothing_is_lost(poo
     joiner = cluster.add()
     cluster.wait_settled()
     share = info(joiner)
-    assert 256 // 4 - 8 <= share["grid_primaries"] <= 256 // 4 + 8, share
-    assert share["grid_copies"] >= 2 * 256 // 4 - 16, share
+    assert 0.8 * 256 / 4 <= share["grid_primaries"] <= 1.05 * 256 / 4, share
+    assert 0.95 * 2 * 256 / 4 <= share["grid_copies"] <= 1.05 * 2 * 256 / 4, share
     for node in cluster.nodes:
         assert read_all(node, expected) == []
 
@@ -214,3 +234,26 @@ def test_a_stranger_without_the_secret_cannot_join_or_read(pool):
     with pytest.raises(redis.RedisError):
         stranger.client(socket_timeout=10).get("secret-key")
     assert "refused a peer" in cluster.nodes[0].log_text()
+
+
+def test_rolling_restart_under_load_loses_nothing_and_fails_no_client(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    writer = Writer(cluster, "r", retry_for=10.0)
+    writer.start()
+    time.sleep(1)
+    for node in cluster.nodes:
+        started = time.monotonic()
+        assert node.sigterm(timeout=90) == 0, "a node stops cleanly after handing over"
+        drained_in = time.monotonic() - started
+        node._spawn()
+        cluster.wait_settled(timeout=60)
+        print(f"\nnode on {node.resp_port}: handed over and stopped in {drained_in:.1f} s")
+    writer.stop()
+    print(f"rolling restart: {writer.count} acknowledged writes, {writer.errors} retried errors, "
+          f"longest gap {writer.longest_gap * 1000:.0f} ms")
+    for at, port, error in writer.error_log:
+        print(f"  {at:.3f} via {port}: {error}")
+    assert writer.gave_up == 0
+    for node in cluster.nodes:
+        assert read_all(node, writer.acked) == []

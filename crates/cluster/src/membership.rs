@@ -50,6 +50,10 @@ pub struct Membership {
     suspects: BTreeSet<NodeId>,
     /// Coordinator: nodes that asked to join since the last publication.
     joiners: BTreeSet<NodeId>,
+    /// Coordinator: members that asked to leave.
+    leaving: BTreeSet<NodeId>,
+    /// This node wants to leave.
+    want_leave: bool,
     /// Coordinator: learners reported in sync since the last publication.
     synced: BTreeSet<(PartitionId, NodeId)>,
     dirty: bool,
@@ -84,6 +88,8 @@ impl Membership {
             heard: BTreeMap::new(),
             suspects: BTreeSet::new(),
             joiners: BTreeSet::new(),
+            leaving: BTreeSet::new(),
+            want_leave: false,
             synced: BTreeSet::new(),
             dirty: false,
             lease_until: 0,
@@ -108,6 +114,26 @@ impl Membership {
         }
         m.grace_all(now);
         m
+    }
+
+    /// Hands this node's partitions to the others; see [`Topology::drained`] for when it may stop.
+    pub fn leave(&mut self, now: u64, out: &mut Outbox) {
+        self.want_leave = true;
+        self.ask_to_leave(now, out);
+    }
+
+    fn ask_to_leave(&mut self, now: u64, out: &mut Outbox) {
+        let listed = self.topology.as_ref().is_some_and(|t| t.leaving.contains(&self.me));
+        if !self.want_leave || listed {
+            return;
+        }
+        match self.coordinator() {
+            Some(c) if c == self.me => {
+                self.receive(now, self.me, Msg::Leave, out);
+            }
+            Some(c) => out.push((c, Msg::Leave)),
+            None => {}
+        }
     }
 
     /// A node to ask for the cluster (the transport found it at a `--join` address).
@@ -203,7 +229,10 @@ impl Membership {
                 self.next_ping = now + self.cfg.heartbeat_ms;
                 let t = self.topology.clone()?;
                 for &m in t.members.iter().filter(|m| **m != self.me) {
-                    out.push((m, Msg::Ping { sent_at: now, epoch: t.epoch }));
+                    out.push((
+                        m,
+                        Msg::Ping { sent_at: now, epoch: t.epoch, leaving: self.want_leave },
+                    ));
                 }
             }
             return published;
@@ -222,7 +251,11 @@ impl Membership {
         }
         if now >= self.next_ping {
             self.next_ping = now + self.cfg.heartbeat_ms;
-            out.push((coordinator, Msg::Ping { sent_at: now, epoch: t.epoch }));
+            out.push((
+                coordinator,
+                Msg::Ping { sent_at: now, epoch: t.epoch, leaving: self.want_leave },
+            ));
+            self.ask_to_leave(now, out);
         }
         None
     }
@@ -239,19 +272,19 @@ impl Membership {
         self.suspects.remove(&from);
         match msg {
             Msg::Hello => {
-                let topology = self.topology.as_ref().map(|t| Box::new((**t).clone()));
+                let topology = self.topology.clone();
                 out.push((from, Msg::Welcome { topology, settled: self.rejoining.is_none() }));
                 None
             }
             Msg::Welcome { topology: Some(t), settled } => {
                 let Some(waiting) = self.rejoining.as_mut() else {
-                    return self.adopt(now, *t, out);
+                    return self.adopt(now, t, out);
                 };
                 waiting.remove(&from);
                 let current =
                     settled && self.topology.as_ref().is_none_or(|mine| !mine.supersedes(&t));
                 let all_answered = waiting.is_empty();
-                let adopted = self.adopt(now, *t, out);
+                let adopted = self.adopt(now, t, out);
                 if current || all_answered {
                     return self.finish_rejoin(now, out).or(adopted);
                 }
@@ -261,9 +294,17 @@ impl Membership {
                 self.clusterless.insert(from);
                 None
             }
-            Msg::Ping { sent_at, epoch } => {
+            Msg::Ping { sent_at, epoch, leaving } => {
                 let mine = self.epoch();
                 let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
+                if self.is_coordinator() && member && from != self.me {
+                    let changed = if leaving {
+                        self.leaving.insert(from)
+                    } else {
+                        self.leaving.remove(&from)
+                    };
+                    self.dirty |= changed;
+                }
                 out.push((
                     from,
                     Msg::Pong {
@@ -305,7 +346,15 @@ impl Membership {
                 self.push_to(from, out);
                 None
             }
-            Msg::TopologyPush(t) => self.adopt(now, *t, out),
+            Msg::TopologyPush(t) => self.adopt(now, t, out),
+            Msg::Leave => {
+                let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
+                if self.is_coordinator() && member && self.leaving.insert(from) {
+                    info!(node = from, "member leaving");
+                    self.dirty = true;
+                }
+                None
+            }
             Msg::Synced { partition, node } => {
                 let learning = self.topology.as_ref().is_some_and(|t| {
                     t.assignment(partition).is_some_and(|a| a.learners().any(|n| n == node))
@@ -329,7 +378,10 @@ impl Membership {
         let t = self.topology.clone()?;
         info!(epoch = t.epoch, "rejoined");
         if t.coordinator != self.me {
-            out.push((t.coordinator, Msg::Ping { sent_at: now, epoch: t.epoch }));
+            out.push((
+                t.coordinator,
+                Msg::Ping { sent_at: now, epoch: t.epoch, leaving: self.want_leave },
+            ));
         }
         Some(t)
     }
@@ -352,7 +404,7 @@ impl Membership {
 
     fn push_to(&self, to: NodeId, out: &mut Outbox) {
         if let Some(t) = &self.topology {
-            out.push((to, Msg::TopologyPush(Box::new((**t).clone()))));
+            out.push((to, Msg::TopologyPush(t.clone())));
         }
     }
 
@@ -365,7 +417,7 @@ impl Membership {
         let lowest = self.clusterless.first().is_some_and(|low| self.me < *low);
         if !self.joining || (lowest && (all_answered || waited)) {
             info!(node = self.me, "founding a cluster");
-            let t = Topology::founded_by(self.me, self.cfg.partitions);
+            let t = Arc::new(Topology::founded_by(self.me, self.cfg.partitions));
             return self.adopt(now, t, out);
         }
         if now >= self.next_hello {
@@ -386,25 +438,30 @@ impl Membership {
             .filter(|m| !self.suspects.contains(m))
             .chain(self.joiners.iter().copied())
             .collect();
-        let next = Arc::new(t.next(self.me, &members, &self.synced, self.cfg.replicas));
+        // Who is leaving comes from the pings (and `Leave`), so a node that restarted is not.
+        self.leaving.retain(|n| members.contains(n));
+        if !self.want_leave {
+            self.leaving.remove(&self.me);
+        }
+        let next =
+            Arc::new(t.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas));
         info!(epoch = next.epoch, members = next.members.len(), "publishing topology");
         self.synced.clear();
         self.joiners.clear();
         self.dirty = false;
         self.set(now, next.clone());
         for &m in next.members.iter().filter(|m| **m != self.me) {
-            out.push((m, Msg::TopologyPush(Box::new((*next).clone()))));
+            out.push((m, Msg::TopologyPush(next.clone())));
         }
         self.next_ping = now;
         next
     }
 
-    fn adopt(&mut self, now: u64, t: Topology, out: &mut Outbox) -> Option<Arc<Topology>> {
+    fn adopt(&mut self, now: u64, t: Arc<Topology>, out: &mut Outbox) -> Option<Arc<Topology>> {
         if self.topology.as_ref().is_some_and(|cur| !t.supersedes(cur)) {
             return None;
         }
         debug!(epoch = t.epoch, coordinator = t.coordinator, "adopting topology");
-        let t = Arc::new(t);
         self.set(now, t.clone());
         if self.rejoining.is_some() {
             return None; // acted on once the rejoin is over
@@ -412,7 +469,10 @@ impl Membership {
         if t.coordinator != self.me {
             // Ask for a lease in the new epoch at once rather than at the next heartbeat.
             self.next_ping = now + self.cfg.heartbeat_ms;
-            out.push((t.coordinator, Msg::Ping { sent_at: now, epoch: t.epoch }));
+            out.push((
+                t.coordinator,
+                Msg::Ping { sent_at: now, epoch: t.epoch, leaving: self.want_leave },
+            ));
         }
         Some(t)
     }

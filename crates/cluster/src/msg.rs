@@ -1,6 +1,8 @@
 //! Everything nodes say to each other. Each message is small and self-contained; the transport
 //! serialises it with postcard and caps its size.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sessiongrid_model::{Entry, KeyFilter, Op, PartitionId, Reply};
@@ -82,13 +84,15 @@ pub enum Msg {
     /// The answer to [`Msg::Hello`]: the sender's topology (`None` if it has no cluster yet), and
     /// whether the sender is live in it (`false` while it is itself restarting and rejoining).
     Welcome {
-        topology: Option<Box<Topology>>,
+        topology: Option<Arc<Topology>>,
         settled: bool,
     },
     /// Heartbeat; `sent_at` is the sender's monotonic clock and comes back in the pong.
+    /// `leaving`: the sender wants to hand its partitions over (false again after a restart).
     Ping {
         sent_at: u64,
         epoch: Epoch,
+        leaving: bool,
     },
     /// `member` tells the pinger whether the sender's topology counts it in.
     Pong {
@@ -99,7 +103,9 @@ pub enum Msg {
     },
     /// Ask for the sender's topology.
     TopologyPull,
-    TopologyPush(Box<Topology>),
+    TopologyPush(Arc<Topology>),
+    /// A member asks the coordinator to move its partitions elsewhere before it stops.
+    Leave,
     /// A primary tells the coordinator that a learner holds a complete copy.
     Synced {
         partition: PartitionId,

@@ -96,6 +96,22 @@ impl<D: NodeStore> Node<D> {
         self.me
     }
 
+    /// Starts handing this node's partitions over to the others (graceful shutdown).
+    pub fn leave(&mut self, now: Now) {
+        let mut outbox = Outbox::new();
+        self.membership.leave(now.mono, &mut outbox);
+        self.flush_outbox(outbox);
+    }
+
+    /// True once this node holds nothing the cluster needs, or there is nobody left to take it
+    /// (every other member is leaving too): it may stop.
+    pub fn drained(&self) -> bool {
+        let Some(t) = self.topology() else { return true };
+        let nobody_stays =
+            t.members.iter().all(|m| *m == self.me || t.leaving.binary_search(m).is_ok());
+        !t.is_member(self.me) || nobody_stays || t.drained(self.me)
+    }
+
     /// A seed found after start (the transport resolved a `--join` address to a node).
     pub fn add_seed(&mut self, seed: NodeId) {
         self.membership.add_seed(seed);

@@ -48,6 +48,8 @@ pub struct Topology {
     pub coordinator: NodeId,
     /// Sorted.
     pub members: Vec<NodeId>,
+    /// Members handing their partitions over before they stop (sorted); no target includes them.
+    pub leaving: Vec<NodeId>,
     pub partitions: Vec<Assignment>,
 }
 
@@ -59,6 +61,7 @@ impl Topology {
             epoch: 1,
             coordinator: me,
             members: vec![me],
+            leaving: Vec::new(),
             partitions: vec![one; partitions as usize],
         }
     }
@@ -68,6 +71,11 @@ impl Topology {
     pub fn supersedes(&self, other: &Topology) -> bool {
         (self.epoch, std::cmp::Reverse(self.coordinator))
             > (other.epoch, std::cmp::Reverse(other.coordinator))
+    }
+
+    /// True once `node` is leaving and holds no partition any more: it may stop.
+    pub fn drained(&self, node: NodeId) -> bool {
+        self.leaving.binary_search(&node).is_ok() && self.partitions.iter().all(|a| !a.holds(node))
     }
 
     pub fn is_member(&self, node: NodeId) -> bool {
@@ -87,20 +95,28 @@ impl Topology {
         Placement { owners: self.partitions.iter().map(|a| a.target.clone()).collect() }
     }
 
-    /// The next table, published by `coordinator` for `members`, given which learners their
-    /// primaries reported in sync.
+    /// The next table, published by `coordinator` for `members` (of which `leaving` are handing
+    /// over), given which learners their primaries reported in sync.
     pub fn next(
         &self,
         coordinator: NodeId,
         members: &[NodeId],
+        leaving: &BTreeSet<NodeId>,
         synced: &BTreeSet<(PartitionId, NodeId)>,
         replicas: usize,
     ) -> Topology {
         let mut members = members.to_vec();
         members.sort_unstable();
         members.dedup();
+        let leaving: Vec<NodeId> =
+            members.iter().copied().filter(|m| leaving.contains(m)).collect();
+        let mut staying: Vec<NodeId> =
+            members.iter().copied().filter(|m| !leaving.contains(m)).collect();
+        if staying.is_empty() {
+            staying = members.clone(); // the last ones out keep the data
+        }
         let count = self.partitions.len() as u16;
-        let target = balance(Some(&self.target_placement()), &members, count, replicas);
+        let target = balance(Some(&self.target_placement()), &staying, count, replicas);
         let is_member = |n: &NodeId| members.binary_search(n).is_ok();
         let partitions = self
             .partitions
@@ -127,7 +143,7 @@ impl Topology {
                 Assignment { owners, target, handoff_from }
             })
             .collect();
-        Topology { epoch: self.epoch + 1, coordinator, members, partitions }
+        Topology { epoch: self.epoch + 1, coordinator, members, leaving, partitions }
     }
 }
 
@@ -148,13 +164,13 @@ mod tests {
     #[test]
     fn a_joiner_learns_before_it_owns() {
         let t1 = Topology::founded_by(10, 64);
-        let t2 = t1.next(10, &[10, 20], &BTreeSet::new(), 2);
+        let t2 = t1.next(10, &[10, 20], &BTreeSet::new(), &BTreeSet::new(), 2);
         assert_eq!(t2.epoch, 2);
         for a in &t2.partitions {
             assert_eq!(a.owners, vec![10], "the joiner holds nothing yet");
             assert!(a.target.contains(&20));
         }
-        let t3 = t2.next(10, &[10, 20], &synced_all(&t2), 2);
+        let t3 = t2.next(10, &[10, 20], &BTreeSet::new(), &synced_all(&t2), 2);
         for a in &t3.partitions {
             assert_eq!(a.owners, a.target);
             assert_eq!(a.owners.len(), 2);
@@ -165,14 +181,32 @@ mod tests {
     #[test]
     fn a_dead_primary_is_replaced_by_its_backup_at_once() {
         let t1 = Topology::founded_by(1, 32);
-        let t2 = t1.next(1, &[1, 2, 3], &BTreeSet::new(), 2);
-        let t3 = t2.next(1, &[1, 2, 3], &synced_all(&t2), 2);
-        let t4 = t3.next(1, &[1, 3], &BTreeSet::new(), 2);
+        let t2 = t1.next(1, &[1, 2, 3], &BTreeSet::new(), &BTreeSet::new(), 2);
+        let t3 = t2.next(1, &[1, 2, 3], &BTreeSet::new(), &synced_all(&t2), 2);
+        let t4 = t3.next(1, &[1, 3], &BTreeSet::new(), &BTreeSet::new(), 2);
         for (old, new) in t3.partitions.iter().zip(&t4.partitions) {
             let survivors: Vec<NodeId> = old.owners.iter().copied().filter(|n| *n != 2).collect();
             assert_eq!(new.owners, survivors, "survivors keep serving, in order");
             assert_eq!(new.handoff_from, None, "a dead primary has no lease to wait for");
         }
+    }
+
+    #[test]
+    fn a_leaving_node_keeps_its_copies_until_others_hold_them() {
+        let (none, unsynced) = (BTreeSet::new(), BTreeSet::new());
+        let t1 = Topology::founded_by(1, 32);
+        let t2 = t1.next(1, &[1, 2, 3], &none, &unsynced, 2);
+        let t3 = t2.next(1, &[1, 2, 3], &none, &synced_all(&t2), 2);
+        let leaving = BTreeSet::from([2]);
+        let t4 = t3.next(1, &[1, 2, 3], &leaving, &unsynced, 2);
+        assert_eq!(t4.leaving, vec![2]);
+        for (old, new) in t3.partitions.iter().zip(&t4.partitions) {
+            assert!(!new.target.contains(&2));
+            assert_eq!(new.owners, old.owners, "nothing lets go before the new copies exist");
+        }
+        assert!(!t4.drained(2));
+        let t5 = t4.next(1, &[1, 2, 3], &leaving, &synced_all(&t4), 2);
+        assert!(t5.drained(2), "{:?}", t5.partitions);
     }
 
     #[test]
@@ -182,13 +216,13 @@ mod tests {
         b.coordinator = 7;
         assert!(a.supersedes(&b));
         assert!(!b.supersedes(&a));
-        let c = b.next(7, &[7], &BTreeSet::new(), 2);
+        let c = b.next(7, &[7], &BTreeSet::new(), &BTreeSet::new(), 2);
         assert!(c.supersedes(&a));
     }
 
     #[test]
     fn a_topology_round_trips_through_postcard() {
-        let t = Topology::founded_by(3, 8).next(3, &[3, 9], &BTreeSet::new(), 2);
+        let t = Topology::founded_by(3, 8).next(3, &[3, 9], &BTreeSet::new(), &BTreeSet::new(), 2);
         let bytes = postcard::to_stdvec(&t).unwrap();
         assert_eq!(postcard::from_bytes::<Topology>(&bytes).unwrap(), t);
     }

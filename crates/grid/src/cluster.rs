@@ -41,11 +41,24 @@ pub struct ClusterStatus {
 }
 
 enum Command {
-    Request { key: Bytes, op: Op, reply: oneshot::Sender<Result<Reply, Refusal>> },
-    Query { partition: PartitionId, query: Query, reply: oneshot::Sender<Result<Reply, Refusal>> },
-    Message { from: NodeId, msg: Msg },
+    Request {
+        key: Bytes,
+        op: Op,
+        reply: oneshot::Sender<Result<Reply, Refusal>>,
+    },
+    Query {
+        partition: PartitionId,
+        query: Query,
+        reply: oneshot::Sender<Result<Reply, Refusal>>,
+    },
+    Message {
+        from: NodeId,
+        msg: Msg,
+    },
     Seed(NodeId),
     Status(oneshot::Sender<ClusterStatus>),
+    /// Hand every partition over; answered once the node holds none.
+    Leave(oneshot::Sender<()>),
     Stop,
 }
 
@@ -136,6 +149,16 @@ impl ClusterNode {
         self.inbox.0.send(command).map_err(|_| GridError::Cluster(Refusal::NotServing))
     }
 
+    /// Hands this node's partitions to the others and waits until it holds none (or `limit`
+    /// passed). Returns whether the hand-over completed.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Leave(reply)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())))
+    }
+
     /// Stops the node's thread and waits for it.
     pub fn stop(&self) {
         let _ = self.inbox.0.send(Command::Stop);
@@ -164,6 +187,7 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
     let transport = args.transport;
     let mut waiting: HashMap<u64, oneshot::Sender<Result<Reply, Refusal>>> = HashMap::new();
     let mut next_id: u64 = 1;
+    let mut leaving: Vec<oneshot::Sender<()>> = Vec::new();
     let mut next_tick = Instant::now();
     info!(node = args.id, "cluster node running");
     loop {
@@ -192,12 +216,23 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
             Some(Command::Status(reply)) => {
                 let _ = reply.send(status(&mut node, now));
             }
+            Some(Command::Leave(reply)) => {
+                info!("handing partitions over before stopping");
+                node.leave(now);
+                leaving.push(reply);
+            }
             Some(Command::Stop) => break,
             None => {}
         }
         if Instant::now() >= next_tick {
             node.tick(now);
             next_tick = Instant::now() + TICK;
+        }
+        if !leaving.is_empty() && node.drained() {
+            info!("all partitions handed over");
+            for reply in leaving.drain(..) {
+                let _ = reply.send(());
+            }
         }
         for output in node.take_outputs() {
             match output {

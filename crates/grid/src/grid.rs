@@ -20,6 +20,9 @@ use crate::partition::{PartitionArgs, PartitionMsg};
 use crate::supervisor::{PartitionTable, Supervisor, SupervisorArgs, SupervisorMsg};
 use sessiongrid_model::KeyFilter;
 
+/// How long a clustered node spends handing its partitions over when it stops.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
 /// Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
 pub struct Grid {
@@ -190,7 +193,7 @@ impl Grid {
 
     /// Stops every partition, then syncs the log to disk. Callers stop sending requests first
     /// (the doors drain their connections); the database closes when the last clone of this
-    /// handle is dropped.
+    /// handle is dropped. A clustered node first hands its partitions over to the others.
     pub async fn shutdown(self) {
         match &self.inner.mode {
             Mode::Local { supervisor, .. } => {
@@ -199,7 +202,14 @@ impl Grid {
                 supervisor.stop_children_and_wait(None, timeout).await;
                 supervisor.stop_and_wait(None, timeout).await.ok();
             }
-            Mode::Cluster(node) => node.stop(),
+            Mode::Cluster(node) => {
+                if !node.drain(DRAIN_LIMIT).await {
+                    warn!(
+                        "partitions not all handed over in time; the cluster will fail them over"
+                    );
+                }
+                node.stop();
+            }
         }
         if let Err(e) = self.inner.store.sync() {
             warn!(error = %e, "final log sync failed");

@@ -1,0 +1,81 @@
+//! `cargo run --release -p sessiongrid-simulations --bin sim -- [seeds N | scale NODES PARTITIONS]`
+//!
+//! `seeds N` runs N fault-injection seeds and prints one line each (a failing seed prints its
+//! violations and exits 1); `scale` forms a cluster of NODES, adds one, kills one, and prints the
+//! movement, balance, convergence and traffic figures.
+
+use sessiongrid_simulations::{scale, SimConfig, World};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("scale") => {
+            let nodes = num(1, 100) as usize;
+            let partitions = num(2, (nodes as u64 * 32).min(u16::MAX as u64)) as u16;
+            let started = std::time::Instant::now();
+            match scale::run(nodes, partitions, num(3, 1)) {
+                Some(r) => {
+                    println!(
+                        "{} nodes, {} partitions x {}: formed in {} ms (virtual)",
+                        r.nodes, r.partitions, r.replicas, r.form_ms
+                    );
+                    println!(
+                        "  join: {} copies moved, ideal {:.0} ({:.2}x), settled in {} ms",
+                        r.join_moves,
+                        r.join_ideal,
+                        r.join_moves as f64 / r.join_ideal,
+                        r.join_ms
+                    );
+                    println!(
+                        "  kill: {} copies moved, ideal {:.0} ({:.2}x), settled in {} ms",
+                        r.leave_moves,
+                        r.leave_ideal,
+                        r.leave_moves as f64 / r.leave_ideal.max(1.0),
+                        r.leave_ms
+                    );
+                    println!(
+                        "  balance max/mean: copies {:.3}, primaries {:.3}",
+                        r.copies_balance, r.primaries_balance
+                    );
+                    println!(
+                        "  idle traffic: {:.1} messages per node per second",
+                        r.idle_msgs_per_node_per_s
+                    );
+                    println!(
+                        "  (simulated in {:.1} s of real time)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                None => {
+                    eprintln!("the cluster did not settle");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Some("seeds") => {
+            let mut failed = 0;
+            for seed in 0..num(1, 100) {
+                let r = World::new(SimConfig::new(seed)).run();
+                println!(
+                    "seed {seed}: {} acked writes, {} failed, longest outage {} ms, {} violations",
+                    r.acked_writes,
+                    r.failed_writes,
+                    r.longest_outage_ms,
+                    r.violations.len()
+                );
+                if !r.violations.is_empty() {
+                    failed += 1;
+                    for v in &r.violations {
+                        println!("  {v}");
+                    }
+                }
+            }
+            std::process::exit(i32::from(failed > 0));
+        }
+        _ => {
+            eprintln!("usage: sim seeds N | sim scale NODES [PARTITIONS] [SEED]");
+            std::process::exit(2);
+        }
+    }
+}
