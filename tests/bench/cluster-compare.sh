@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): a 3-node cluster (replicas 2) against one grid node and one
+# redis-server (AOF, fsync every second), all on this machine in one run. Each target gets the
+# same load: three redis-benchmark processes at once (-c 17 -d 256 each), for the cluster one per
+# node. Then the failover time over TRIALS kill -9 trials (kill to every sampled key readable
+# again), and the time a fourth node takes to own its share of JOIN_MB of data.
+#
+# Usage: tests/bench/cluster-compare.sh [path/to/sessiongrid]   (default: release build)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN="${1:-${CARGO_TARGET_DIR:-target}/release/sessiongrid}"
+[ -x "$BIN" ] || cargo build --release
+REQUESTS="${REQUESTS:-100000}"
+TRIALS="${TRIALS:-20}"
+JOIN_MB="${JOIN_MB:-1024}"
+work=$(mktemp -d)
+declare -A pid_of
+cleanup() { for p in "${pid_of[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 300); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+info() { redis-cli -p "$1" INFO 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1==k {print $2}'; }
+now_ms() { date +%s%3N; }
+
+(umask 077; echo "bench-secret-$RANDOM$RANDOM" > "$work/secret")
+rport=$(free_port); sport=$(free_port)
+redis-server --port "$rport" --save '' --appendonly yes --appendfsync everysec --dir "$work" >/dev/null &
+pid_of[redis]=$!
+"$BIN" node --data-dir "$work/single" --resp-listen "127.0.0.1:$sport" --http-listen "127.0.0.1:$(free_port)" 2>"$work/single.log" &
+pid_of[single]=$!
+
+declare -a cport pport
+start_node() { # index
+  local i=$1 join=()
+  [ "$i" -gt 0 ] && join=(--join "127.0.0.1:${pport[0]}")
+  "$BIN" node --data-dir "$work/node$i" --resp-listen "127.0.0.1:${cport[$i]}" \
+    --http-listen "127.0.0.1:$(free_port)" --p2p-listen "127.0.0.1:${pport[$i]}" \
+    --cluster-secret-file "$work/secret" "${join[@]}" 2>>"$work/node$i.log" &
+  pid_of[node$i]=$!
+  wait_port "${cport[$i]}"
+}
+settled() { # nodes...
+  local n=$# epoch=""
+  for i in "$@"; do
+    [ "$(info "${cport[$i]}" grid_members)" = "$n" ] || return 1
+    [ "$(info "${cport[$i]}" grid_moving_partitions)" = 0 ] || return 1
+    [ "$(info "${cport[$i]}" grid_serving)" = 1 ] || return 1
+    local e; e=$(info "${cport[$i]}" grid_epoch)
+    [ -z "$epoch" ] || [ "$e" = "$epoch" ] || return 1
+    epoch=$e
+  done
+}
+wait_settled() { for _ in $(seq 1200); do settled "$@" && return 0; sleep 0.1; done; echo "cluster did not settle" >&2; return 1; }
+
+for i in 0 1 2 3; do cport[$i]=$(free_port); pport[$i]=$(free_port); done
+for i in 0 1 2; do start_node "$i"; done
+wait_port "$rport"; wait_port "$sport"; wait_settled 0 1 2
+
+load() { # test port... -> total ops/s of one redis-benchmark per port (3 in all)
+  local t=$1; shift
+  local ports=("$@"); while [ ${#ports[@]} -lt 3 ]; do ports+=("${ports[0]}"); done
+  local out=()
+  for p in "${ports[@]}"; do
+    redis-benchmark -p "$p" -c 17 -d 256 -n "$REQUESTS" -r 100000 -t "$t" --csv -q 2>/dev/null \
+      | awk -F'","' 'NR==2 {print $2+0}' > "$work/bench.$p.$RANDOM" &
+    out+=($!)
+  done
+  wait "${out[@]}"
+  cat "$work"/bench.* | awk '{s+=$1} END {print s}'; rm -f "$work"/bench.*
+}
+
+echo "throughput (3 x redis-benchmark -c 17 -d 256, ops/s)"
+printf '%-5s %12s %12s %12s %14s %14s\n' test redis single cluster cluster/single cluster/redis
+for t in set get; do
+  r=$(load "$t" "$rport"); s=$(load "$t" "$sport"); c=$(load "$t" "${cport[0]}" "${cport[1]}" "${cport[2]}")
+  printf '%-5s %12.0f %12.0f %12.0f %14.2f %14.2f\n' "$t" "$r" "$s" "$c" \
+    "$(awk "BEGIN {print $c / $s}")" "$(awk "BEGIN {print $c / $r}")"
+done
+
+echo; echo "failover: kill -9 one node, time until each of 200 sampled keys reads again ($TRIALS trials)"
+for k in $(seq 200); do redis-cli -p "${cport[0]}" SET "fo:$k" "$k" >/dev/null; done
+times=()
+for trial in $(seq "$TRIALS"); do
+  victim=$(( (trial - 1) % 3 )); reader=$(( (victim + 1) % 3 ))
+  kill -9 "${pid_of[node$victim]}"
+  times+=($(python3 - "${cport[$reader]}" <<'PY'
+import sys, time, redis
+r = redis.Redis(port=int(sys.argv[1]), socket_timeout=5)
+start = time.monotonic()
+pending = set(range(1, 201))
+while pending:
+    for k in list(pending):
+        try:
+            if r.get(f"fo:{k}") == str(k).encode():
+                pending.discard(k)
+        except redis.RedisError:
+            pass
+print(int((time.monotonic() - start) * 1000))
+PY
+))
+  start_node "$victim"; wait_settled 0 1 2
+done
+printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "failover ms: median %d, max %d over %d trials\n", a[int((NR+1)/2)], a[NR], NR}'
+
+echo; echo "join: load ${JOIN_MB} MB (1 KiB values), then start a fourth node"
+keys=$(( JOIN_MB * 1024 ))
+for i in 0 1 2; do
+  redis-benchmark -p "${cport[$i]}" -c 16 -d 1024 -n $((keys / 3)) -r 1000000000 -t set -P 8 -q >/dev/null 2>&1 &
+done
+wait
+loaded=$(redis-cli -p "${cport[0]}" DBSIZE)
+start=$(now_ms); start_node 3; wait_settled 0 1 2 3
+echo "join: node 4 owns its share ($(info "${cport[3]}" grid_copies) partition copies) after $(( $(now_ms) - start )) ms, with $loaded keys in the cluster"
