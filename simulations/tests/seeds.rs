@@ -10,7 +10,10 @@ fn seeds() -> u64 {
     std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40)
 }
 
-fn run(cfg: SimConfig) -> Report {
+fn run(mut cfg: SimConfig) -> Report {
+    if std::env::var("SIM_DENY").is_ok() {
+        cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
+    }
     if let Ok(filter) = std::env::var("SIM_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -56,6 +59,17 @@ fn every_seed_keeps_the_properties_under_faults() {
     for seed in 0..seeds() {
         let r = run(SimConfig::new(seed));
         println!("{}", describe(&r));
+        assert_clean(&r);
+    }
+}
+
+#[test]
+fn a_minority_cut_off_refuses_rather_than_diverges_when_split_is_denied() {
+    for seed in 0..seeds() {
+        let mut cfg = SimConfig::new(seed);
+        cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
+        let r = run(cfg);
+        println!("deny {}", describe(&r));
         assert_clean(&r);
     }
 }

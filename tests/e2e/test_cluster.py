@@ -7,6 +7,8 @@ lost. Measured unavailability is printed (run pytest with -s to see it).
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -30,10 +32,12 @@ def info(node: GridProcess) -> dict:
 class Cluster:
     """Nodes that know each other through the first one's p2p address."""
 
-    def __init__(self, pool, size: int, replicas: int = 2, secret: str = SECRET):
+    def __init__(self, pool, size: int, replicas: int = 2, secret: str = SECRET,
+                 extra: tuple[str, ...] = ()):
         self.pool = pool
         self.replicas = replicas
         self.secret = secret
+        self.extra = list(extra)
         self.nodes: list[GridProcess] = []
         self.seed_port: int | None = None
         for _ in range(size):
@@ -44,7 +48,7 @@ class Cluster:
                 "--cluster-secret-file", str(secret_path)]
         if self.seed_port is not None and self.seed_port != p2p_port:
             args += ["--join", f"127.0.0.1:{self.seed_port}"]
-        return args
+        return args + self.extra
 
     def add(self, secret: str | None = None) -> GridProcess:
         node = GridProcess()
@@ -257,3 +261,27 @@ def test_rolling_restart_under_load_loses_nothing_and_fails_no_client(pool):
     assert writer.gave_up == 0
     for node in cluster.nodes:
         assert read_all(node, writer.acked) == []
+
+
+def test_with_when_split_deny_a_minority_refuses_and_nothing_diverges(pool):
+    cluster = Cluster(pool, 3, extra=("--when-split", "deny"))
+    cluster.wait_settled()
+    lonely, *others = cluster.nodes
+    lonely.client().set("before", "split")
+    for node in others:
+        os.kill(node.pid, signal.SIGSTOP)
+    try:
+        time.sleep(2.5)  # past the lease and the failure timeout
+        client = lonely.client(socket_timeout=10)
+        with pytest.raises(redis.exceptions.TryAgainError):
+            client.set("during", "split")
+        with pytest.raises(redis.exceptions.TryAgainError):
+            client.get("before")
+    finally:
+        for node in others:
+            os.kill(node.pid, signal.SIGCONT)
+    cluster.wait_settled(timeout=60)
+    for node in cluster.nodes:
+        client = node.client()
+        assert client.get("before") == b"split"
+        assert client.get("during") is None

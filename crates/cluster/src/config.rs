@@ -27,8 +27,22 @@ pub struct ClusterConfig {
     pub sweep_keys_max: usize,
     /// Entries per snapshot chunk.
     pub snapshot_chunk_entries: usize,
+    /// What a side of a network split without a majority of the members does.
+    pub split: SplitPolicy,
     /// Deliberate defects, so tests can prove the checker catches them. All off in production.
     pub faults: Faults,
+}
+
+/// What the nodes cut off from most of the cluster do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SplitPolicy {
+    /// Keep serving; a side without the coordinator elects its own.
+    #[default]
+    Serve,
+    /// Serve only with a majority of the members: a coordinator needs fresh pongs from a majority
+    /// to keep its lease (and so to give members theirs) and to declare anyone dead, so the
+    /// minority side refuses reads and writes (`TRYAGAIN`) until the split heals.
+    Deny,
 }
 
 /// Defects that can be switched on to show that the simulator's checker finds them.
@@ -53,6 +67,7 @@ impl Default for ClusterConfig {
             snapshot_chunk_entries: 256,
             sweep_interval_ms: 100,
             sweep_keys_max: 200,
+            split: SplitPolicy::default(),
             faults: Faults::default(),
         }
     }

@@ -26,7 +26,7 @@ pub mod replica;
 pub mod storage;
 pub mod topology;
 
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, SplitPolicy};
 pub use msg::{LogEntry, LogPos, Msg, Query, Refusal};
 pub use node::{Node, Output};
 pub use placement::NodeId;

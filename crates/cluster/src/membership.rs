@@ -24,7 +24,7 @@ use std::sync::Arc;
 use sessiongrid_model::PartitionId;
 use tracing::{debug, info, warn};
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, SplitPolicy};
 use crate::msg::Msg;
 use crate::placement::NodeId;
 use crate::topology::Topology;
@@ -44,8 +44,11 @@ pub struct Membership {
     joining: bool,
     seeds: Vec<NodeId>,
     topology: Option<Arc<Topology>>,
-    /// When each node was last heard from, on this node's clock.
+    /// When each node was last heard from, on this node's clock (reset to "now" as a grace
+    /// period when this node takes over or wakes from a pause).
     heard: BTreeMap<NodeId, u64>,
+    /// When each node really was last heard from (never reset): the evidence `Deny` counts.
+    contact: BTreeMap<NodeId, u64>,
     /// Members this node believes dead although the topology still lists them.
     suspects: BTreeSet<NodeId>,
     /// Coordinator: nodes that asked to join since the last publication.
@@ -58,6 +61,8 @@ pub struct Membership {
     synced: BTreeSet<(PartitionId, NodeId)>,
     dirty: bool,
     lease_until: u64,
+    /// Coordinator: the newest echo each member returned, for the majority lease of `Deny`.
+    echoes: BTreeMap<NodeId, u64>,
     last_tick: Option<u64>,
     next_ping: u64,
     next_hello: u64,
@@ -86,6 +91,7 @@ impl Membership {
             seeds: Vec::new(),
             topology: saved.map(Arc::new),
             heard: BTreeMap::new(),
+            contact: BTreeMap::new(),
             suspects: BTreeSet::new(),
             joiners: BTreeSet::new(),
             leaving: BTreeSet::new(),
@@ -93,6 +99,7 @@ impl Membership {
             synced: BTreeSet::new(),
             dirty: false,
             lease_until: 0,
+            echoes: BTreeMap::new(),
             last_tick: None,
             next_ping: now,
             next_hello: now,
@@ -215,16 +222,35 @@ impl Membership {
             return None;
         }
         if self.is_coordinator() {
-            for &m in t.members.iter().filter(|m| **m != self.me) {
-                if self.silent_for(m, now) > self.cfg.dead_after_ms && self.suspects.insert(m) {
-                    info!(node = m, "member declared dead");
-                    self.dirty = true;
+            let silent: Vec<NodeId> = t
+                .members
+                .iter()
+                .copied()
+                .filter(|m| *m != self.me && self.silent_for(*m, now) > self.cfg.dead_after_ms)
+                .collect();
+            // Under `Deny`, only a side that still hears a majority of the last stable
+            // membership may change the cluster (so a minority cannot whittle the others away
+            // one publication at a time).
+            let in_touch = |m: &NodeId| {
+                *m == self.me
+                    || self.contact.get(m).is_some_and(|at| now - at <= self.cfg.dead_after_ms)
+            };
+            let heard = t.stable.iter().filter(|m| t.is_member(**m) && in_touch(m)).count();
+            let may_change =
+                self.cfg.split == SplitPolicy::Serve || 2 * heard > t.stable.len().max(1);
+            if may_change {
+                for m in silent {
+                    if self.suspects.insert(m) {
+                        info!(node = m, "member declared dead");
+                        self.dirty = true;
+                    }
+                }
+                if t.coordinator != self.me {
+                    self.dirty = true; // taking over from a dead coordinator
                 }
             }
-            if t.coordinator != self.me {
-                self.dirty = true; // taking over from a dead coordinator
-            }
-            let published = if self.dirty { Some(self.publish(now, out)) } else { None };
+            let published =
+                if self.dirty && may_change { Some(self.publish(now, out)) } else { None };
             if now >= self.next_ping {
                 self.next_ping = now + self.cfg.heartbeat_ms;
                 let t = self.topology.clone()?;
@@ -269,6 +295,7 @@ impl Membership {
         out: &mut Outbox,
     ) -> Option<Arc<Topology>> {
         self.heard.insert(from, now);
+        self.contact.insert(from, now);
         self.suspects.remove(&from);
         match msg {
             Msg::Hello => {
@@ -296,7 +323,11 @@ impl Membership {
             }
             Msg::Ping { sent_at, epoch, leaving } => {
                 let mine = self.epoch();
-                let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
+                let mut member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
+                if self.cfg.split == SplitPolicy::Deny && self.is_coordinator() {
+                    // A coordinator without its majority lease cannot vouch for anyone.
+                    member &= self.lease_valid(now);
+                }
                 if self.is_coordinator() && member && from != self.me {
                     let changed = if leaving {
                         self.leaving.insert(from)
@@ -337,6 +368,10 @@ impl Membership {
                         && epoch == mine);
                 if epoch > mine {
                     out.push((from, Msg::TopologyPull));
+                } else if confirms && self.is_coordinator() && self.cfg.split == SplitPolicy::Deny {
+                    let newest = self.echoes.entry(from).or_insert(0);
+                    *newest = (*newest).max(echo);
+                    self.lease_until = self.majority_lease();
                 } else if confirms {
                     self.extend_lease(echo);
                 }
@@ -384,6 +419,26 @@ impl Membership {
             ));
         }
         Some(t)
+    }
+
+    /// Under `Deny`: the lease a coordinator holds while a majority of the members (itself
+    /// included) answered its pings recently.
+    fn majority_lease(&self) -> u64 {
+        let Some(t) = &self.topology else { return 0 };
+        let me_counts = usize::from(t.stable.contains(&self.me));
+        // Members of the stable set needed besides this node for a strict majority.
+        let needed = (t.stable.len() / 2 + 1).saturating_sub(me_counts);
+        if needed == 0 {
+            return u64::MAX;
+        }
+        let mut echoes: Vec<u64> = t
+            .stable
+            .iter()
+            .filter(|m| **m != self.me && t.is_member(**m))
+            .map(|m| self.echoes.get(m).copied().unwrap_or(0))
+            .collect();
+        echoes.sort_unstable_by(|a, b| b.cmp(a));
+        echoes.get(needed - 1).map_or(0, |e| e + self.cfg.lease_ms)
     }
 
     fn extend_lease(&mut self, echo: u64) {
@@ -443,8 +498,15 @@ impl Membership {
         if !self.want_leave {
             self.leaving.remove(&self.me);
         }
-        let next =
-            Arc::new(t.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas));
+        let mut next = t.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
+        let all_alive = next.members.iter().all(|m| {
+            *m == self.me
+                || self.contact.get(m).is_some_and(|at| now - at <= self.cfg.heartbeat_ms * 3)
+        });
+        if all_alive {
+            next.stable = next.members.clone();
+        }
+        let next = Arc::new(next);
         info!(epoch = next.epoch, members = next.members.len(), "publishing topology");
         self.synced.clear();
         self.joiners.clear();

@@ -186,7 +186,7 @@ impl<D: NodeStore> Node<D> {
             Work::Op { key, .. } => self.partition(key),
             Work::Query { partition, .. } => *partition,
         };
-        let primary = self.topology().and_then(|t| t.primary(p));
+        let primary = self.topology().and_then(|t| t.primary(p).filter(|n| t.is_member(*n)));
         match primary {
             Some(primary) if primary == self.me => {
                 if !self.membership.lease_valid(now.mono) {

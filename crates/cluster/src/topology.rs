@@ -50,6 +50,9 @@ pub struct Topology {
     pub members: Vec<NodeId>,
     /// Members handing their partitions over before they stop (sorted); no target includes them.
     pub leaving: Vec<NodeId>,
+    /// The members of the last topology in which every member was alive. Under
+    /// `when_split = deny` only a side holding a majority of these may change the cluster.
+    pub stable: Vec<NodeId>,
     pub partitions: Vec<Assignment>,
 }
 
@@ -62,6 +65,7 @@ impl Topology {
             coordinator: me,
             members: vec![me],
             leaving: Vec::new(),
+            stable: vec![me],
             partitions: vec![one; partitions as usize],
         }
     }
@@ -131,9 +135,13 @@ impl Topology {
                         owners.push(*n);
                     }
                 }
-                // No copy left (a new cluster, or more failures than replicas): start afresh.
-                // A target fully in sync: the move is complete, the surplus lets go.
-                if owners.is_empty() || target.iter().all(|n| owners.contains(n)) {
+                if owners.is_empty() && !old.owners.is_empty() {
+                    // Every copy is on a node that is gone (more failures than replicas): wait
+                    // for one of them to come back rather than serve the partition empty.
+                    owners = old.owners.clone();
+                } else if owners.is_empty() || target.iter().all(|n| owners.contains(n)) {
+                    // A new partition, or a target fully in sync: the move is complete and the
+                    // surplus lets go.
                     owners = target.clone();
                 }
                 let handoff_from = match (old.primary(), owners.first()) {
@@ -143,7 +151,8 @@ impl Topology {
                 Assignment { owners, target, handoff_from }
             })
             .collect();
-        Topology { epoch: self.epoch + 1, coordinator, members, leaving, partitions }
+        let stable = self.stable.clone();
+        Topology { epoch: self.epoch + 1, coordinator, members, leaving, stable, partitions }
     }
 }
 

@@ -35,9 +35,12 @@ impl GridError {
 
 fn refusal_text(r: &Refusal) -> String {
     match r {
-        Refusal::NotPrimary | Refusal::NotServing | Refusal::NoOwner => {
+        Refusal::NotPrimary | Refusal::NoOwner => {
             "the partition is changing owner, try again".into()
         }
+        Refusal::NotServing => "this node is not serving: a failover is in progress, or it is cut \
+             off from most of the cluster (when_split = deny); try again"
+            .into(),
         Refusal::Indeterminate => {
             "the write was not confirmed by every owner; it may or may not have been applied".into()
         }

@@ -19,6 +19,17 @@ pub enum Durability {
     Power,
 }
 
+/// What nodes cut off from most of the cluster do (see the cluster's `SplitPolicy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenSplit {
+    /// Both sides keep serving.
+    #[default]
+    Serve,
+    /// Only a side with a majority of the members serves; the other answers `TRYAGAIN`.
+    Deny,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
@@ -38,6 +49,8 @@ pub struct NodeConfig {
     pub replicas: usize,
     /// Silence after which a member is declared dead and its partitions fail over.
     pub failure_timeout_ms: u64,
+    /// What a side of a network split without a majority does.
+    pub when_split: WhenSplit,
     /// File holding the password clients must `AUTH` with; none means no password.
     pub requirepass_file: Option<PathBuf>,
 
@@ -77,6 +90,7 @@ impl Default for NodeConfig {
             cluster_secret_file: None,
             replicas: 2,
             failure_timeout_ms: 1000,
+            when_split: WhenSplit::Serve,
             requirepass_file: None,
             partitions: 256,
             durability: Durability::Process,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sessiongrid_model::config::NodeConfig;
+use sessiongrid_model::config::{NodeConfig, WhenSplit};
 
 #[derive(Parser, Debug)]
 #[command(name = "sessiongrid", version, about = "A peer-to-peer HTTP-session grid")]
@@ -27,6 +27,12 @@ pub enum Command {
 pub enum LogFormat {
     Human,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WhenSplitArg {
+    Serve,
+    Deny,
 }
 
 #[derive(Args, Debug)]
@@ -58,6 +64,9 @@ pub struct NodeArgs {
     /// Silence after which a member is declared dead, in ms [default: 1000].
     #[arg(long, env = "SESSIONGRID_FAILURE_TIMEOUT_MS")]
     pub failure_timeout_ms: Option<u64>,
+    /// What a side of a network split without a majority does: serve, or deny (TRYAGAIN).
+    #[arg(long, env = "SESSIONGRID_WHEN_SPLIT", value_enum)]
+    pub when_split: Option<WhenSplitArg>,
     /// File holding the password clients must AUTH with (not world-readable).
     #[arg(long, env = "SESSIONGRID_REQUIREPASS_FILE")]
     pub requirepass_file: Option<PathBuf>,
@@ -101,6 +110,12 @@ impl NodeArgs {
         }
         if let Some(v) = self.failure_timeout_ms {
             config.failure_timeout_ms = v;
+        }
+        if let Some(v) = self.when_split {
+            config.when_split = match v {
+                WhenSplitArg::Serve => WhenSplit::Serve,
+                WhenSplitArg::Deny => WhenSplit::Deny,
+            };
         }
         if let Some(v) = &self.requirepass_file {
             config.requirepass_file = Some(v.clone());

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
-use sessiongrid_cluster::ClusterConfig;
+use sessiongrid_cluster::{ClusterConfig, SplitPolicy};
 use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
 use sessiongrid_grid::Grid;
-use sessiongrid_model::config::NodeConfig;
+use sessiongrid_model::config::{NodeConfig, WhenSplit};
 use sessiongrid_net::{Net, NetConfig};
 use sessiongrid_resp::Limits;
 use tokio::signal::unix::{signal, SignalKind};
@@ -106,6 +106,10 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
         replicas: config.replicas,
         dead_after_ms: config.failure_timeout_ms,
         lease_ms: config.failure_timeout_ms * 7 / 10,
+        split: match config.when_split {
+            WhenSplit::Serve => SplitPolicy::Serve,
+            WhenSplit::Deny => SplitPolicy::Deny,
+        },
         ..ClusterConfig::default()
     };
     let joining = !join.is_empty();

@@ -1,6 +1,7 @@
-//! `cargo run --release -p sessiongrid-simulations --bin sim -- [seeds N | scale NODES PARTITIONS]`
+//! `cargo run --release -p sessiongrid-simulations --bin sim -- [seeds N [deny] | scale NODES PARTITIONS]`
 //!
-//! `seeds N` runs N fault-injection seeds and prints one line each (a failing seed prints its
+//! `seeds N` runs N fault-injection seeds (`deny`: with `when_split = deny`, and minorities cut
+//! off for seconds) and prints one line each (a failing seed prints its
 //! violations and exits 1); `scale` forms a cluster of NODES, adds one, kills one, and prints the
 //! movement, balance, convergence and traffic figures.
 
@@ -55,8 +56,13 @@ fn main() {
         }
         Some("seeds") => {
             let mut failed = 0;
+            let deny = args.get(2).is_some_and(|a| a == "deny");
             for seed in 0..num(1, 100) {
-                let r = World::new(SimConfig::new(seed)).run();
+                let mut cfg = SimConfig::new(seed);
+                if deny {
+                    cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
+                }
+                let r = World::new(cfg).run();
                 println!(
                     "seed {seed}: {} acked writes, {} failed, longest outage {} ms, {} violations",
                     r.acked_writes,
@@ -74,7 +80,7 @@ fn main() {
             std::process::exit(i32::from(failed > 0));
         }
         _ => {
-            eprintln!("usage: sim seeds N | sim scale NODES [PARTITIONS] [SEED]");
+            eprintln!("usage: sim seeds N [deny] | sim scale NODES [PARTITIONS] [SEED]");
             std::process::exit(2);
         }
     }
