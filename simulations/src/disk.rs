@@ -74,6 +74,12 @@ impl PartitionStore for MemPartition {
         Ok(())
     }
 
+    fn counts(&mut self) -> StoreResult<(u64, u64)> {
+        let d = self.0.borrow();
+        let expiring = d.entries.values().filter(|e| e.expire_at_ms.is_some()).count();
+        Ok((d.entries.len() as u64, expiring as u64))
+    }
+
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {
         let d = self.0.borrow();
         let mut due: Vec<(u64, Bytes)> = d

@@ -105,10 +105,12 @@ printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "failover ms
 
 echo; echo "join: load ${JOIN_MB} MB (1 KiB values), then start a fourth node"
 keys=$(( JOIN_MB * 1024 ))
+loaders=()
 for i in 0 1 2; do
   redis-benchmark -p "${cport[$i]}" -c 16 -d 1024 -n $((keys / 3)) -r 1000000000 -t set -P 8 -q >/dev/null 2>&1 &
+  loaders+=($!)
 done
-wait
+wait "${loaders[@]}"
 loaded=$(redis-cli -p "${cport[0]}" DBSIZE)
 start=$(now_ms); start_node 3; wait_settled 0 1 2 3
 echo "join: node 4 owns its share ($(info "${cport[3]}" grid_copies) partition copies) after $(( $(now_ms) - start )) ms, with $loaded keys in the cluster"

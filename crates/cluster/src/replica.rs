@@ -282,23 +282,28 @@ impl<S: PartitionStore> Replica<S> {
         if let Err(r) = self.check_serving(now) {
             return out.push(Effect::Reply(origin, Err(r)));
         }
-        let entries = match self.all_entries() {
-            Ok(entries) => entries,
-            Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
-        };
         let reply = match query {
-            Query::Keys(filter) => Reply::Array(
-                entries
-                    .into_iter()
-                    .filter(|(k, e)| filter.accepts(k, e, now.wall))
-                    .map(|(k, _)| Reply::Bulk(k))
-                    .collect(),
-            ),
-            Query::Count => {
-                let expiring = entries.iter().filter(|(_, e)| e.expire_at_ms.is_some()).count();
-                Reply::Array(vec![Reply::Int(entries.len() as i64), Reply::Int(expiring as i64)])
-            }
+            Query::Count => match self.store.counts() {
+                Ok((keys, expiring)) => {
+                    Reply::Array(vec![Reply::Int(keys as i64), Reply::Int(expiring as i64)])
+                }
+                Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
+            },
+            Query::Keys(filter) => match self.all_entries() {
+                Ok(entries) => Reply::Array(
+                    entries
+                        .into_iter()
+                        .filter(|(k, e)| filter.accepts(k, e, now.wall))
+                        .map(|(k, _)| Reply::Bulk(k))
+                        .collect(),
+                ),
+                Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
+            },
             Query::Flush => {
+                let entries = match self.all_entries() {
+                    Ok(entries) => entries,
+                    Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
+                };
                 let mut last = None;
                 for (key, _) in entries {
                     match self.commit(now, key, None, out) {

@@ -39,6 +39,9 @@ pub trait PartitionStore {
         entries: &[(Bytes, Entry)],
     ) -> StoreResult<()>;
 
+    /// (keys, keys with a deadline), expired ones not yet deleted included, without a scan.
+    fn counts(&mut self) -> StoreResult<(u64, u64)>;
+
     /// Up to `limit` keys whose deadline is before `now_ms` (unix ms), oldest deadline first.
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>>;
 

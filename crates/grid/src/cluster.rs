@@ -19,6 +19,8 @@ use crate::disk::DiskNode;
 use crate::error::GridError;
 
 const TICK: Duration = Duration::from_millis(10);
+/// Most commands handled before the node's outputs are flushed.
+const BATCH_MAX: usize = 512;
 
 /// How the node reaches its peers; libp2p in the binary.
 pub trait Transport: Send + Sync + 'static {
@@ -190,39 +192,43 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
     let mut leaving: Vec<oneshot::Sender<()>> = Vec::new();
     let mut next_tick = Instant::now();
     info!(node = args.id, "cluster node running");
-    loop {
-        let command =
-            match commands.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
-                Ok(command) => Some(command),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
+    'run: loop {
+        let first = match commands.recv_timeout(next_tick.saturating_duration_since(Instant::now()))
+        {
+            Ok(command) => Some(command),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let now = clock.now();
-        match command {
-            Some(Command::Request { key, op, reply }) => {
-                let id = next_id;
-                next_id += 1;
-                waiting.insert(id, reply);
-                node.request(now, id, key, op);
+        // Everything already queued is handled before the outputs go out, so they leave in
+        // batches under load.
+        let queued = first.into_iter().chain(std::iter::from_fn(|| commands.try_recv().ok()));
+        for command in queued.take(BATCH_MAX) {
+            match command {
+                Command::Request { key, op, reply } => {
+                    let id = next_id;
+                    next_id += 1;
+                    waiting.insert(id, reply);
+                    node.request(now, id, key, op);
+                }
+                Command::Query { partition, query, reply } => {
+                    let id = next_id;
+                    next_id += 1;
+                    waiting.insert(id, reply);
+                    node.query(now, id, partition, query);
+                }
+                Command::Message { from, msg } => node.receive(now, from, msg),
+                Command::Seed(seed) => node.add_seed(seed),
+                Command::Status(reply) => {
+                    let _ = reply.send(status(&mut node, now));
+                }
+                Command::Leave(reply) => {
+                    info!("handing partitions over before stopping");
+                    node.leave(now);
+                    leaving.push(reply);
+                }
+                Command::Stop => break 'run,
             }
-            Some(Command::Query { partition, query, reply }) => {
-                let id = next_id;
-                next_id += 1;
-                waiting.insert(id, reply);
-                node.query(now, id, partition, query);
-            }
-            Some(Command::Message { from, msg }) => node.receive(now, from, msg),
-            Some(Command::Seed(seed)) => node.add_seed(seed),
-            Some(Command::Status(reply)) => {
-                let _ = reply.send(status(&mut node, now));
-            }
-            Some(Command::Leave(reply)) => {
-                info!("handing partitions over before stopping");
-                node.leave(now);
-                leaving.push(reply);
-            }
-            Some(Command::Stop) => break,
-            None => {}
         }
         if Instant::now() >= next_tick {
             node.tick(now);

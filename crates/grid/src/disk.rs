@@ -90,11 +90,6 @@ impl DiskPartition {
         DiskPartition { store, p, pos, meta }
     }
 
-    /// (keys, keys with a deadline) as last written.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.meta.keys, self.meta.expiring)
-    }
-
     fn write(
         &mut self,
         pos: Option<LogPos>,
@@ -190,6 +185,10 @@ impl PartitionStore for DiskPartition {
                 batch.put(k, e, None);
             }
         })
+    }
+
+    fn counts(&mut self) -> StoreResult<(u64, u64)> {
+        Ok((self.meta.keys, self.meta.expiring))
     }
 
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {

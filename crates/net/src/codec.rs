@@ -11,7 +11,9 @@ use sessiongrid_cluster::Msg;
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sessiongrid/grid/1.0.0");
 
-/// Messages are one-way; the response is an empty acknowledgement.
+/// A request carries the messages queued for one peer at that moment, in order; messages are
+/// one-way and the response is an empty acknowledgement. Batching amortises the stream set-up
+/// over everything a busy node has to say to a peer.
 #[derive(Clone)]
 pub struct MsgCodec {
     pub max_frame_bytes: usize,
@@ -42,10 +44,10 @@ pub async fn write_frame<T: AsyncWrite + Unpin>(io: &mut T, bytes: &[u8]) -> io:
 
 impl request_response::Codec for MsgCodec {
     type Protocol = StreamProtocol;
-    type Request = Msg;
+    type Request = Vec<Msg>;
     type Response = ();
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Msg>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<Msg>>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -60,7 +62,12 @@ impl request_response::Codec for MsgCodec {
         Ok(())
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, msg: Msg) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        msg: Vec<Msg>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {

@@ -28,6 +28,8 @@ use crate::identity::node_id;
 
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/sessiongrid/kad/1.0.0");
 const IDENTIFY_PROTOCOL: &str = "/sessiongrid/id/1.0.0";
+/// Most messages sent in one go (one request per peer).
+const BATCH_MAX: usize = 1024;
 /// How often unreachable `--join` addresses are dialled again.
 const REDIAL: Duration = Duration::from_secs(1);
 
@@ -160,16 +162,32 @@ async fn run(
     loop {
         tokio::select! {
             next = outbound.recv() => {
-                let Some((to, msg)) = next else { break };
-                match state.peers.get(&to) {
-                    Some(peer) => {
-                        swarm.behaviour_mut().rpc.send_request(peer, msg);
+                let Some(first) = next else { break };
+                // Everything queued right now goes out in one request per peer.
+                let mut batches: HashMap<NodeId, Vec<Msg>> = HashMap::new();
+                let mut queued = vec![first];
+                while queued.len() < BATCH_MAX {
+                    match outbound.try_recv() {
+                        Ok(more) => queued.push(more),
+                        Err(_) => break,
                     }
-                    None => {
-                        debug!(node = to, "no address for node yet; looking it up");
-                        if last_bootstrap.elapsed() >= REDIAL {
-                            last_bootstrap = tokio::time::Instant::now();
-                            let _ = swarm.behaviour_mut().kad.bootstrap();
+                }
+                for (to, msg) in queued {
+                    batches.entry(to).or_default().push(msg);
+                }
+                for (to, batch) in batches {
+                    match state.peers.get(&to) {
+                        Some(peer) => {
+                            metrics::counter!("sessiongrid_p2p_messages_sent_total")
+                                .increment(batch.len() as u64);
+                            swarm.behaviour_mut().rpc.send_request(peer, batch);
+                        }
+                        None => {
+                            debug!(node = to, "no address for node yet; looking it up");
+                            if last_bootstrap.elapsed() >= REDIAL {
+                                last_bootstrap = tokio::time::Instant::now();
+                                let _ = swarm.behaviour_mut().kad.bootstrap();
+                            }
                         }
                     }
                 }
@@ -245,8 +263,11 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
             ..
         })) => {
             let from = remember(state, peer);
-            metrics::counter!("sessiongrid_p2p_messages_received_total").increment(1);
-            state.inbox.message(from, request);
+            metrics::counter!("sessiongrid_p2p_messages_received_total")
+                .increment(request.len() as u64);
+            for msg in request {
+                state.inbox.message(from, msg);
+            }
             let _ = swarm.behaviour_mut().rpc.send_response(channel, ());
         }
         SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::InboundFailure {
