@@ -141,6 +141,19 @@ pub enum Msg {
     },
 }
 
+/// Chunk `seq` of snapshot `id`: the keys in `(after, through]` (`through = None`: to the end)
+/// are exactly `entries`. After the last chunk the follower is at `as_of` and the primary streams
+/// what followed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub id: u64,
+    pub seq: u32,
+    pub after: Option<Bytes>,
+    pub through: Option<Bytes>,
+    pub entries: Vec<(Bytes, Entry)>,
+    pub as_of: LogPos,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ReplicaMsg {
     /// Entries following `prev` in the primary's log (none: a probe asking for an ack).
@@ -157,17 +170,8 @@ pub enum ReplicaMsg {
     SyncRequest {
         pos: Option<LogPos>,
     },
-    /// Chunk `seq` of snapshot `id`: the keys in `(after, through]` (`through = None`: to the
-    /// end) are exactly `entries`. After the last chunk the follower is at `as_of` and the
-    /// primary streams what followed.
-    Chunk {
-        id: u64,
-        seq: u32,
-        after: Option<Bytes>,
-        through: Option<Bytes>,
-        entries: Vec<(Bytes, Entry)>,
-        as_of: LogPos,
-    },
+    /// One piece of a snapshot.
+    Chunk(Chunk),
     ChunkAck {
         id: u64,
         seq: u32,

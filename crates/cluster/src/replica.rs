@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::config::ClusterConfig;
 use crate::log::RecentLog;
-use crate::msg::{LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term};
+use crate::msg::{Chunk, LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term};
 use crate::placement::NodeId;
 use crate::storage::PartitionStore;
 use crate::topology::{Epoch, Topology};
@@ -65,7 +65,7 @@ struct OutgoingSnapshot {
     id: u64,
     as_of: LogPos,
     /// The chunk in flight, kept so a retransmission covers exactly the same key range.
-    chunk: ReplicaMsg,
+    chunk: Chunk,
     sent_at: u64,
 }
 
@@ -425,10 +425,8 @@ impl<S: PartitionStore> Replica<S> {
             (Role::Follower, ReplicaMsg::Append { prev, entries }) if self.is_primary(from) => {
                 self.on_append(now, from, prev, entries, out)
             }
-            (Role::Follower, ReplicaMsg::Chunk { id, seq, after, through, entries, as_of })
-                if self.is_primary(from) =>
-            {
-                self.on_chunk(from, id, seq, after, through, entries, as_of, out)
+            (Role::Follower, ReplicaMsg::Chunk(chunk)) if self.is_primary(from) => {
+                self.on_chunk(from, chunk, out)
             }
             (Role::Primary, ReplicaMsg::Ack { pos }) => self.on_ack(now, from, pos, out),
             (Role::Primary, ReplicaMsg::SyncRequest { pos }) => {
@@ -503,18 +501,8 @@ impl<S: PartitionStore> Replica<S> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_chunk(
-        &mut self,
-        from: NodeId,
-        id: u64,
-        seq: u32,
-        after: Option<Bytes>,
-        through: Option<Bytes>,
-        entries: Vec<(Bytes, Entry)>,
-        as_of: LogPos,
-        out: &mut Vec<Effect>,
-    ) {
+    fn on_chunk(&mut self, from: NodeId, chunk: Chunk, out: &mut Vec<Effect>) {
+        let Chunk { id, seq, after, through, entries, as_of } = chunk;
         let ack = ReplicaMsg::ChunkAck { id, seq };
         if self.finished == Some((id, seq)) {
             return out.push(Effect::Send(self.p, from, ack));
@@ -646,23 +634,22 @@ impl<S: PartitionStore> Replica<S> {
         };
         let through =
             if entries.len() < limit { None } else { entries.last().map(|e| e.0.clone()) };
-        let chunk = ReplicaMsg::Chunk { id, seq, after, through, entries, as_of };
+        let chunk = Chunk { id, seq, after, through, entries, as_of };
         let Some(f) = self.followers.get_mut(&to) else { return };
         f.acked = None;
         f.sent = None;
         f.snapshot = Some(OutgoingSnapshot { id, as_of, chunk: chunk.clone(), sent_at: now.mono });
-        out.push(Effect::Send(self.p, to, chunk));
+        out.push(Effect::Send(self.p, to, ReplicaMsg::Chunk(chunk)));
     }
 
     fn on_chunk_ack(&mut self, now: Now, from: NodeId, id: u64, seq: u32, out: &mut Vec<Effect>) {
         let Some(f) = self.followers.get_mut(&from) else { return };
         let Some(s) = f.snapshot.as_ref().filter(|s| s.id == id) else { return };
-        let ReplicaMsg::Chunk { seq: sent, through, .. } = &s.chunk else { return };
-        if *sent != seq {
+        if s.chunk.seq != seq {
             return;
         }
         let as_of = s.as_of;
-        match through.clone() {
+        match s.chunk.through.clone() {
             Some(through) => self.send_chunk(now, from, id, seq + 1, Some(through), as_of, out),
             None => {
                 f.snapshot = None;
@@ -688,7 +675,7 @@ impl<S: PartitionStore> Replica<S> {
             if let Some(s) = f.snapshot.as_mut() {
                 if now.mono >= s.sent_at + retransmit {
                     s.sent_at = now.mono;
-                    out.push(Effect::Send(self.p, n, s.chunk.clone()));
+                    out.push(Effect::Send(self.p, n, ReplicaMsg::Chunk(s.chunk.clone())));
                 }
                 continue;
             }
