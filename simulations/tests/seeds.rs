@@ -14,6 +14,9 @@ fn run(mut cfg: SimConfig) -> Report {
     if std::env::var("SIM_DENY").is_ok() {
         cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
     }
+    if let Some(n) = std::env::var("SIM_ISOLATE").ok().and_then(|n| n.parse().ok()) {
+        cfg.isolate_max = n;
+    }
     if let Ok(filter) = std::env::var("SIM_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)

@@ -35,6 +35,9 @@ pub type Outbox = Vec<(NodeId, Msg)>;
 /// answered, even if some never did.
 const FOUND_AFTER_RETRIES: u64 = 20;
 
+/// How far a new coordinator's first epoch jumps ahead of its predecessor's.
+const TAKEOVER_EPOCH_GAP: u64 = 1 << 20;
+
 /// Rounds of `Hello` after which a restarted node stops waiting for every saved member.
 const REJOIN_GIVE_UP_RETRIES: u64 = 120;
 
@@ -61,6 +64,9 @@ pub struct Membership {
     synced: BTreeSet<(PartitionId, NodeId)>,
     dirty: bool,
     lease_until: u64,
+    /// The highest epoch any peer mentioned: a coordinator behind it fetches that topology
+    /// before publishing, so epochs never go backwards.
+    newest_epoch_seen: u64,
     /// Coordinator: the newest echo each member returned, for the majority lease of `Deny`.
     echoes: BTreeMap<NodeId, u64>,
     last_tick: Option<u64>,
@@ -99,6 +105,7 @@ impl Membership {
             synced: BTreeSet::new(),
             dirty: false,
             lease_until: 0,
+            newest_epoch_seen: 0,
             echoes: BTreeMap::new(),
             last_tick: None,
             next_ping: now,
@@ -249,8 +256,17 @@ impl Membership {
                     self.dirty = true; // taking over from a dead coordinator
                 }
             }
-            let published =
-                if self.dirty && may_change { Some(self.publish(now, out)) } else { None };
+            // Under `Deny` a coordinator publishes only while its majority lease holds, so it
+            // stops before the others can elect a successor.
+            let leased = self.cfg.split == SplitPolicy::Serve
+                || t.coordinator != self.me
+                || self.lease_valid(now);
+            let current = self.newest_epoch_seen <= t.epoch && leased;
+            let published = if self.dirty && may_change && current {
+                Some(self.publish(now, out))
+            } else {
+                None
+            };
             if now >= self.next_ping {
                 self.next_ping = now + self.cfg.heartbeat_ms;
                 let t = self.topology.clone()?;
@@ -322,6 +338,7 @@ impl Membership {
                 None
             }
             Msg::Ping { sent_at, epoch, leaving } => {
+                self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
                 let mine = self.epoch();
                 let mut member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
                 if self.cfg.split == SplitPolicy::Deny && self.is_coordinator() {
@@ -358,6 +375,7 @@ impl Membership {
                 None
             }
             Msg::Pong { echo, epoch, coordinator, member } => {
+                self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
                 let mine = self.epoch();
                 // A coordinator needs a fresh pong from any member; a member needs its
                 // coordinator to count it in, in the same epoch.
@@ -499,6 +517,11 @@ impl Membership {
             self.leaving.remove(&self.me);
         }
         let mut next = t.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
+        if t.coordinator != self.me {
+            // Taking over: jump past any epoch the predecessor may still publish before its
+            // lease runs out (at most one per tick), so on a heal the successor's line wins.
+            next.epoch = t.epoch.max(self.newest_epoch_seen) + TAKEOVER_EPOCH_GAP;
+        }
         let all_alive = next.members.iter().all(|m| {
             *m == self.me
                 || self.contact.get(m).is_some_and(|at| now - at <= self.cfg.heartbeat_ms * 3)

@@ -22,7 +22,8 @@ pub struct Term {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LogPos {
     pub term: Term,
-    /// Increases with every write, across terms.
+    /// Increases with every write, across terms (a new primary continues from the highest
+    /// version it has seen).
     pub version: u64,
 }
 

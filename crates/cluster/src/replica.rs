@@ -246,7 +246,7 @@ impl<S: PartitionStore> Replica<S> {
     }
 
     fn next_version(&mut self) -> u64 {
-        let v = (self.max_version + 1).max(self.epoch << 32);
+        let v = self.max_version + 1;
         self.max_version = v;
         v
     }

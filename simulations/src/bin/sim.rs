@@ -61,6 +61,7 @@ fn main() {
                 let mut cfg = SimConfig::new(seed);
                 if deny {
                     cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
+                    cfg.isolate_max = num(3, 1) as usize;
                 }
                 let r = World::new(cfg).run();
                 println!(
@@ -80,7 +81,7 @@ fn main() {
             std::process::exit(i32::from(failed > 0));
         }
         _ => {
-            eprintln!("usage: sim seeds N [deny] | sim scale NODES [PARTITIONS] [SEED]");
+            eprintln!("usage: sim seeds N [deny [ISOLATE]] | sim scale NODES [PARTITIONS] [SEED]");
             std::process::exit(2);
         }
     }
