@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import urllib.request
 
 import pytest
 import redis
@@ -177,6 +178,17 @@ def test_three_nodes_form_a_cluster_and_any_node_serves_every_key(pool):
         assert len(set(client.scan_iter(match="k1*", count=50))) == 111
     primaries = [info(n)["grid_primaries"] for n in nodes]
     assert sum(primaries) == 256 and max(primaries) <= 1.05 * 256 / 3, primaries
+
+    def gauge(node: GridProcess, name: str) -> float | None:
+        url = f"http://127.0.0.1:{node.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
+
+    assert wait_until(lambda: gauge(nodes[0], "sessiongrid_cluster_members") == 3, 10)
+    assert gauge(nodes[0], "sessiongrid_cluster_serving") == 1
 
 
 def test_kill_nine_one_node_then_another_then_all_loses_no_acknowledged_write(pool):

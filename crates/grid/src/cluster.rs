@@ -19,6 +19,8 @@ use crate::disk::DiskNode;
 use crate::error::GridError;
 
 const TICK: Duration = Duration::from_millis(10);
+/// How often the cluster gauges are refreshed.
+const GAUGES: Duration = Duration::from_secs(1);
 /// Most commands handled before the node's outputs are flushed.
 const BATCH_MAX: usize = 512;
 
@@ -190,6 +192,7 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
     let mut waiting: HashMap<u64, oneshot::Sender<Result<Reply, Refusal>>> = HashMap::new();
     let mut next_id: u64 = 1;
     let mut leaving: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut next_gauges = Instant::now();
     let mut next_tick = Instant::now();
     info!(node = args.id, "cluster node running");
     'run: loop {
@@ -233,6 +236,10 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
         if Instant::now() >= next_tick {
             node.tick(now);
             next_tick = Instant::now() + TICK;
+            if Instant::now() >= next_gauges {
+                next_gauges = Instant::now() + GAUGES;
+                publish_gauges(&status(&mut node, now));
+            }
         }
         if !leaving.is_empty() && node.drained() {
             info!("all partitions handed over");
@@ -252,6 +259,15 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
         }
     }
     warn!("cluster node stopped");
+}
+
+fn publish_gauges(s: &ClusterStatus) {
+    metrics::gauge!("sessiongrid_cluster_epoch").set(s.epoch as f64);
+    metrics::gauge!("sessiongrid_cluster_members").set(s.members.len() as f64);
+    metrics::gauge!("sessiongrid_cluster_primaries").set(s.primaries as f64);
+    metrics::gauge!("sessiongrid_cluster_copies").set(s.copies as f64);
+    metrics::gauge!("sessiongrid_cluster_moving_partitions").set(s.moving as f64);
+    metrics::gauge!("sessiongrid_cluster_serving").set(if s.lease { 1.0 } else { 0.0 });
 }
 
 fn status(node: &mut Node<DiskNode>, now: Now) -> ClusterStatus {

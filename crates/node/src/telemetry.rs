@@ -84,4 +84,25 @@ fn describe() {
         "sessiongrid_partition_restarts_total",
         "Partition actors restarted after a failure"
     );
+    describe_gauge!("sessiongrid_cluster_epoch", "Epoch of this node's topology");
+    describe_gauge!("sessiongrid_cluster_members", "Members in this node's topology");
+    describe_gauge!("sessiongrid_cluster_primaries", "Partitions this node is primary of");
+    describe_gauge!("sessiongrid_cluster_copies", "Partitions this node holds a complete copy of");
+    describe_gauge!(
+        "sessiongrid_cluster_moving_partitions",
+        "Partitions whose target owners are not all in sync yet"
+    );
+    describe_gauge!("sessiongrid_cluster_serving", "1 while this node's lease lets it serve");
+    describe_counter!("sessiongrid_p2p_connections_total", "Peer connections established");
+    describe_counter!(
+        "sessiongrid_p2p_handshake_failures_total",
+        "Incoming peer connections refused (wrong or missing cluster secret, or not a peer)"
+    );
+    describe_counter!("sessiongrid_p2p_messages_sent_total", "Grid messages sent to peers");
+    describe_counter!("sessiongrid_p2p_messages_received_total", "Grid messages received");
+    describe_counter!("sessiongrid_p2p_send_failures_total", "Batches a peer did not receive");
+    describe_counter!(
+        "sessiongrid_p2p_bad_messages_total",
+        "Incoming batches that failed to decode"
+    );
 }
