@@ -580,10 +580,6 @@ impl World {
         self.nodes[i].id
     }
 
-    pub fn now_ms(&self) -> u64 {
-        self.now
-    }
-
     pub fn messages(&self) -> u64 {
         self.report.messages
     }

@@ -456,11 +456,12 @@ impl Membership {
             .map(|m| self.echoes.get(m).copied().unwrap_or(0))
             .collect();
         echoes.sort_unstable_by(|a, b| b.cmp(a));
-        echoes.get(needed - 1).map_or(0, |e| e + self.cfg.lease_ms)
+        echoes.get(needed - 1).map_or(0, |e| e.saturating_add(self.cfg.lease_ms))
     }
 
     fn extend_lease(&mut self, echo: u64) {
-        self.lease_until = self.lease_until.max(echo + self.cfg.lease_ms);
+        // `echo` comes back from a peer: a lying one must not overflow it.
+        self.lease_until = self.lease_until.max(echo.saturating_add(self.cfg.lease_ms));
     }
 
     fn silent_for(&self, node: NodeId, now: u64) -> u64 {
@@ -520,7 +521,7 @@ impl Membership {
         if t.coordinator != self.me {
             // Taking over: jump past any epoch the predecessor may still publish before its
             // lease runs out (at most one per tick), so on a heal the successor's line wins.
-            next.epoch = t.epoch.max(self.newest_epoch_seen) + TAKEOVER_EPOCH_GAP;
+            next.epoch = t.epoch.max(self.newest_epoch_seen).saturating_add(TAKEOVER_EPOCH_GAP);
         }
         let all_alive = next.members.iter().all(|m| {
             *m == self.me
@@ -569,5 +570,35 @@ impl Membership {
             self.heard.entry(m).or_insert(now);
         }
         self.topology = Some(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lying_peer_cannot_overflow_leases_or_epochs() {
+        let cfg = Arc::new(ClusterConfig::default());
+        for split in [SplitPolicy::Serve, SplitPolicy::Deny] {
+            let cfg = Arc::new(ClusterConfig { split, ..(*cfg).clone() });
+            let mut m = Membership::new(1, cfg, false, None, 0);
+            let mut out = Outbox::new();
+            let max = u64::MAX;
+            m.receive(5, 2, Msg::Ping { sent_at: max, epoch: max, leaving: false }, &mut out);
+            m.receive(
+                6,
+                2,
+                Msg::Pong { echo: max, epoch: 1, coordinator: 1, member: true },
+                &mut out,
+            );
+            let mut huge = Topology::founded_by(1, 4);
+            huge.epoch = max;
+            m.receive(7, 2, Msg::TopologyPush(Arc::new(huge)), &mut out);
+            for now in (10..3000).step_by(10) {
+                m.tick(now, &mut out);
+            }
+            assert!(m.epoch() >= 1);
+        }
     }
 }

@@ -25,7 +25,7 @@ use crate::log::RecentLog;
 use crate::msg::{Chunk, LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term};
 use crate::placement::NodeId;
 use crate::storage::PartitionStore;
-use crate::topology::{Epoch, Topology};
+use crate::topology::Topology;
 use crate::Now;
 
 /// Who is waiting for a request's answer.
@@ -88,7 +88,6 @@ pub struct Replica<S> {
     store: S,
     role: Role,
     primary: Option<NodeId>,
-    epoch: Epoch,
     /// Mirrors the store's position; `None` while a snapshot is being installed.
     pos: Option<LogPos>,
     log: RecentLog,
@@ -119,7 +118,6 @@ impl<S: PartitionStore> Replica<S> {
             store,
             role: Role::Idle,
             primary: None,
-            epoch: 0,
             pos,
             max_version: base.version,
             term: None,
@@ -135,10 +133,6 @@ impl<S: PartitionStore> Replica<S> {
         }
     }
 
-    pub fn store(&mut self) -> &mut S {
-        &mut self.store
-    }
-
     pub fn position(&self) -> Option<LogPos> {
         self.pos
     }
@@ -149,7 +143,6 @@ impl<S: PartitionStore> Replica<S> {
 
     /// Takes the partition's role in a new topology.
     pub fn adopt(&mut self, now: Now, t: &Topology, out: &mut Vec<Effect>) {
-        self.epoch = t.epoch;
         let Some(a) = t.assignment(self.p) else { return };
         let primary = a.primary();
         let role = if primary == Some(self.me) {
@@ -246,7 +239,8 @@ impl<S: PartitionStore> Replica<S> {
     }
 
     fn next_version(&mut self) -> u64 {
-        let v = self.max_version + 1;
+        // Versions arrive from peers too; a lying one must not overflow this.
+        let v = self.max_version.saturating_add(1);
         self.max_version = v;
         v
     }
@@ -512,7 +506,7 @@ impl<S: PartitionStore> Replica<S> {
             self.incoming = Some(IncomingSnapshot { id, next_seq: 0 });
         }
         let Some(incoming) = self.incoming.as_mut().filter(|s| s.id == id) else { return };
-        if seq + 1 == incoming.next_seq {
+        if seq.checked_add(1) == Some(incoming.next_seq) {
             return out.push(Effect::Send(self.p, from, ack));
         }
         if seq != incoming.next_seq {
@@ -727,4 +721,88 @@ impl<S: PartitionStore> Replica<S> {
 /// An empty append: the follower acknowledges if it is at `pos`, or asks to be synced.
 fn probe(pos: LogPos) -> ReplicaMsg {
     ReplicaMsg::Append { prev: pos, entries: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StoreResult;
+
+    /// A partition store that holds nothing, enough to drive the follower side.
+    struct Nothing(Option<LogPos>);
+
+    impl PartitionStore for Nothing {
+        fn get(&mut self, _: &[u8]) -> StoreResult<Option<Entry>> {
+            Ok(None)
+        }
+        fn append(&mut self, e: &LogEntry) -> StoreResult<()> {
+            self.0 = Some(e.pos);
+            Ok(())
+        }
+        fn position(&self) -> Option<LogPos> {
+            self.0
+        }
+        fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()> {
+            self.0 = pos;
+            Ok(())
+        }
+        fn scan(&mut self, _: Option<&[u8]>, _: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
+            Ok(Vec::new())
+        }
+        fn replace_range(
+            &mut self,
+            _: Option<&[u8]>,
+            _: Option<&[u8]>,
+            _: &[(Bytes, Entry)],
+        ) -> StoreResult<()> {
+            Ok(())
+        }
+        fn counts(&mut self) -> StoreResult<(u64, u64)> {
+            Ok((0, 0))
+        }
+        fn due(&mut self, _: u64, _: usize) -> StoreResult<Vec<Bytes>> {
+            Ok(Vec::new())
+        }
+        fn clear(&mut self) -> StoreResult<()> {
+            self.0 = Some(LogPos::ZERO);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_lying_primary_cannot_overflow_versions_or_chunk_numbers() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![1, 7];
+        t.partitions[0].owners = vec![7, 1];
+        t.partitions[0].target = vec![7, 1];
+        let mut r = Replica::new(0, 1, cfg, Nothing(Some(LogPos::ZERO)));
+        let now = Now { mono: 0, wall: 0 };
+        let mut out = Vec::new();
+        r.adopt(now, &t, &mut out);
+        let top = LogPos { term: Term { epoch: 1, primary: 7 }, version: u64::MAX };
+        let entry = LogEntry { pos: top, key: Bytes::from_static(b"k"), state: None };
+        r.receive(
+            now,
+            7,
+            ReplicaMsg::Append { prev: LogPos::ZERO, entries: vec![entry] },
+            &mut out,
+        );
+        let chunk = |seq| Chunk {
+            id: 1,
+            seq,
+            after: None,
+            through: Some(Bytes::from_static(b"m")),
+            entries: Vec::new(),
+            as_of: top,
+        };
+        r.receive(now, 7, ReplicaMsg::Chunk(chunk(0)), &mut out);
+        r.receive(now, 7, ReplicaMsg::Chunk(chunk(u32::MAX)), &mut out);
+        // Promoted: its next version saturates instead of overflowing.
+        t.partitions[0].owners = vec![1];
+        t.partitions[0].target = vec![1];
+        t.epoch = 2;
+        r.adopt(now, &t, &mut out);
+        assert_eq!(r.next_version(), u64::MAX);
+    }
 }

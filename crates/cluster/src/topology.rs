@@ -152,7 +152,8 @@ impl Topology {
             })
             .collect();
         let stable = self.stable.clone();
-        Topology { epoch: self.epoch + 1, coordinator, members, leaving, stable, partitions }
+        let epoch = self.epoch.saturating_add(1);
+        Topology { epoch, coordinator, members, leaving, stable, partitions }
     }
 }
 
