@@ -120,6 +120,24 @@ struct Client {
     written: u64,
 }
 
+/// Debugging switches for a failing seed, read once from the environment: `SIM_TRACE_KEY`,
+/// `SIM_OUTAGES`, `SIM_DUMP` (see `tests/seeds.rs`).
+struct Debug {
+    trace_key: Option<Vec<u8>>,
+    outages: bool,
+    dump: bool,
+}
+
+impl Debug {
+    fn from_env() -> Self {
+        Debug {
+            trace_key: std::env::var("SIM_TRACE_KEY").ok().map(String::into_bytes),
+            outages: std::env::var("SIM_OUTAGES").is_ok(),
+            dump: std::env::var("SIM_DUMP").is_ok(),
+        }
+    }
+}
+
 /// What a run measured.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -156,6 +174,7 @@ pub struct World {
     next_request: u64,
     checker: Checker,
     clients_running: bool,
+    debug: Debug,
     last_success: u64,
     /// Faults in the order they happened, for explaining outages.
     fault_log: Vec<(u64, String)>,
@@ -204,6 +223,7 @@ impl World {
             next_request: 1,
             checker: Checker::default(),
             clients_running: false,
+            debug: Debug::from_env(),
             last_success: 0,
             fault_log: Vec::new(),
             faults_running: false,
@@ -456,7 +476,7 @@ impl World {
 
     fn complete(&mut self, c: usize, result: Result<Reply, Refusal>) {
         let Some(f) = self.clients[c].inflight.take() else { return };
-        if std::env::var("SIM_TRACE_KEY").is_ok_and(|k| k.as_bytes() == f.key.as_ref()) {
+        if self.debug.trace_key.as_deref() == Some(f.key.as_ref()) {
             let kind = match &f.kind {
                 Kind::Read => "read".to_string(),
                 Kind::Write(v) => format!("write {v:?}"),
@@ -468,7 +488,7 @@ impl World {
             let gap = self.now - self.last_success;
             if gap > self.report.longest_outage_ms {
                 self.report.longest_outage_ms = gap;
-                if std::env::var("SIM_OUTAGES").is_ok() {
+                if self.debug.outages {
                     let recent: Vec<_> = self.fault_log.iter().rev().take(3).collect();
                     eprintln!("outage {gap} ms ending t={}; recent faults {recent:?}", self.now);
                 }
@@ -478,7 +498,7 @@ impl World {
         match (f.kind, result) {
             (Kind::Read, Ok(Reply::Bulk(v))) => {
                 self.checker.read(self.now, &f.key, Some(v));
-                if !self.checker.violations.is_empty() && std::env::var("SIM_DUMP").is_ok() {
+                if !self.checker.violations.is_empty() && self.debug.dump {
                     self.dump(&f.key);
                     panic!("stop");
                 }

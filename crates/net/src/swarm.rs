@@ -206,6 +206,12 @@ async fn run(
     }
 }
 
+/// True if `remote` is the `--join` address `join` (a remote address may carry a `/p2p/<id>`
+/// suffix the join address lacks).
+fn same_address(remote: &Multiaddr, join: &Multiaddr) -> bool {
+    remote.iter().zip(join.iter()).all(|(a, b)| a == b)
+}
+
 fn remember(state: &mut State, peer: PeerId) -> NodeId {
     let id = node_id(&peer);
     state.peers.insert(id, peer);
@@ -219,11 +225,7 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
             let addr = endpoint.get_remote_address().clone();
             metrics::counter!("sessiongrid_p2p_connections_total").increment(1);
             if endpoint.is_dialer() {
-                let joined = state
-                    .joins
-                    .iter()
-                    .find(|j| addr.iter().zip(j.iter()).all(|(a, b)| a == b))
-                    .cloned();
+                let joined = state.joins.iter().find(|j| same_address(&addr, j)).cloned();
                 if let Some(j) = joined {
                     state.joined.insert(j);
                     state.inbox.seed(id);
@@ -236,7 +238,7 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
         SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, .. } => {
             if num_established == 0 && endpoint.is_dialer() {
                 let addr = endpoint.get_remote_address();
-                state.joined.retain(|j| !addr.iter().zip(j.iter()).all(|(a, b)| a == b));
+                state.joined.retain(|j| !same_address(addr, j));
             }
             debug!(%peer_id, "disconnected");
         }
