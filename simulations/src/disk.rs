@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use sessiongrid_cluster::storage::StoreResult;
+use sessiongrid_cluster::storage::{Prior, StoreResult};
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
 
@@ -25,7 +25,7 @@ impl PartitionStore for MemPartition {
         Ok(self.0.borrow().entries.get(key).cloned())
     }
 
-    fn append(&mut self, entry: &LogEntry) -> StoreResult<()> {
+    fn append(&mut self, entry: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
         let mut d = self.0.borrow_mut();
         match &entry.state {
             Some(e) => d.entries.insert(entry.key.clone(), e.clone()),

@@ -178,6 +178,11 @@ def test_three_nodes_form_a_cluster_and_any_node_serves_every_key(pool):
         assert len(set(client.scan_iter(match="k1*", count=50))) == 111
     primaries = [info(n)["grid_primaries"] for n in nodes]
     assert sum(primaries) == 256 and max(primaries) <= 1.05 * 256 / 3, primaries
+    # Overwrites and deletes keep the per-partition counts behind DBSIZE right.
+    for i in range(50):
+        nodes[i % 3].client().set(f"k{i}", "again")
+    assert nodes[1].client().delete(*[f"k{i}" for i in range(250, 300)]) == 50
+    assert [n.client().dbsize() for n in nodes] == [250, 250, 250]
 
     def gauge(node: GridProcess, name: str) -> float | None:
         url = f"http://127.0.0.1:{node.http_port}/metrics"

@@ -24,7 +24,7 @@ use crate::config::ClusterConfig;
 use crate::log::RecentLog;
 use crate::msg::{Chunk, LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term};
 use crate::placement::NodeId;
-use crate::storage::PartitionStore;
+use crate::storage::{PartitionStore, Prior};
 use crate::topology::Topology;
 use crate::Now;
 
@@ -261,11 +261,12 @@ impl<S: PartitionStore> Replica<S> {
             Ok(slot) => slot,
             Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
         };
+        let prior = Prior::of(slot.as_ref());
         let outcome = apply(op, &mut slot, now.wall);
         if !outcome.changed {
             return self.answer_after_pending(now, origin, outcome.reply, out);
         }
-        match self.commit(now, key, slot, out) {
+        match self.commit(now, key, slot, prior, out) {
             Ok(version) => self.await_replicas(now, version, origin, outcome.reply, out),
             Err(r) => out.push(Effect::Reply(origin, Err(r))),
         }
@@ -299,8 +300,8 @@ impl<S: PartitionStore> Replica<S> {
                     Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
                 };
                 let mut last = None;
-                for (key, _) in entries {
-                    match self.commit(now, key, None, out) {
+                for (key, entry) in entries {
+                    match self.commit(now, key, None, Prior::of(Some(&entry)), out) {
                         Ok(version) => last = Some(version),
                         Err(r) => return out.push(Effect::Reply(origin, Err(r))),
                     }
@@ -359,6 +360,7 @@ impl<S: PartitionStore> Replica<S> {
         now: Now,
         key: Bytes,
         mut state: Option<Entry>,
+        prior: Prior,
         out: &mut Vec<Effect>,
     ) -> Result<u64, Refusal> {
         let (Some(term), Some(prev)) = (self.term, self.pos) else {
@@ -369,7 +371,7 @@ impl<S: PartitionStore> Replica<S> {
             e.version = version;
         }
         let entry = LogEntry { pos: LogPos { term, version }, key, state };
-        self.store.append(&entry).map_err(|e| Refusal::Store(e.0))?;
+        self.store.append(&entry, Some(prior)).map_err(|e| Refusal::Store(e.0))?;
         self.pos = Some(entry.pos);
         for (&n, f) in self.followers.iter_mut() {
             if f.snapshot.is_none() && f.sent == Some(prev) {
@@ -474,7 +476,7 @@ impl<S: PartitionStore> Replica<S> {
             return self.ask_sync(now, from, out);
         };
         for entry in entries.into_iter().skip(start) {
-            if let Err(e) = self.store.append(&entry) {
+            if let Err(e) = self.store.append(&entry, None) {
                 warn!(partition = self.p, error = %e, "could not apply a replicated write");
                 break;
             }
@@ -710,8 +712,10 @@ impl<S: PartitionStore> Replica<S> {
             Err(e) => return warn!(partition = self.p, error = %e, "expiry sweep failed"),
         };
         for key in due {
-            let expired = matches!(self.store.get(&key), Ok(Some(e)) if e.is_expired(now.wall));
-            if expired && self.commit(now, key, None, out).is_err() {
+            let Ok(Some(entry)) = self.store.get(&key) else { continue };
+            if entry.is_expired(now.wall)
+                && self.commit(now, key, None, Prior::of(Some(&entry)), out).is_err()
+            {
                 return;
             }
         }
@@ -735,7 +739,7 @@ mod tests {
         fn get(&mut self, _: &[u8]) -> StoreResult<Option<Entry>> {
             Ok(None)
         }
-        fn append(&mut self, e: &LogEntry) -> StoreResult<()> {
+        fn append(&mut self, e: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
             self.0 = Some(e.pos);
             Ok(())
         }

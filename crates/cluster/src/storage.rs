@@ -14,13 +14,27 @@ pub struct StoreError(pub String);
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What a key held before a write, when the writer has just read it: the store then need not
+/// read it again to move its expiry row and keep its counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prior {
+    pub existed: bool,
+    pub expire_at_ms: Option<u64>,
+}
+
+impl Prior {
+    pub fn of(slot: Option<&Entry>) -> Prior {
+        Prior { existed: slot.is_some(), expire_at_ms: slot.and_then(|e| e.expire_at_ms) }
+    }
+}
+
 /// One partition's data on one node.
 pub trait PartitionStore {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>>;
 
     /// Writes the entry's new state and makes its position the partition's, atomically and
-    /// durably, before returning.
-    fn append(&mut self, entry: &LogEntry) -> StoreResult<()>;
+    /// durably, before returning. `prior` is what the key held, if the caller knows.
+    fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()>;
 
     /// The position of the last applied write; `None` if the copy is incomplete (a snapshot was
     /// being installed).

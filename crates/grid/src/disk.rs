@@ -3,7 +3,7 @@
 //! exactly where its data is.
 
 use bytes::Bytes;
-use sessiongrid_cluster::storage::{StoreError, StoreResult};
+use sessiongrid_cluster::storage::{Prior, StoreError, StoreResult};
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
 use sessiongrid_store::{PartitionMeta, Store};
@@ -116,11 +116,14 @@ impl PartitionStore for DiskPartition {
         self.store.get(self.p, key).map_err(err)
     }
 
-    fn append(&mut self, entry: &LogEntry) -> StoreResult<()> {
-        let old = self.get(&entry.key)?;
-        let old_expiry = old.as_ref().and_then(|e| e.expire_at_ms);
+    fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {
+        let prior = match prior {
+            Some(prior) => prior,
+            None => Prior::of(self.get(&entry.key)?.as_ref()),
+        };
+        let old_expiry = prior.expire_at_ms;
         let mut meta = self.meta;
-        meta.keys = meta.keys + count(entry.state.is_some()) - count(old.is_some()).min(meta.keys);
+        meta.keys = meta.keys + count(entry.state.is_some()) - count(prior.existed).min(meta.keys);
         let new_expiring = entry.state.as_ref().is_some_and(|e| e.expire_at_ms.is_some());
         meta.expiring =
             meta.expiring + count(new_expiring) - count(old_expiry.is_some()).min(meta.expiring);
