@@ -2,8 +2,9 @@
 //!
 //! `seeds N` runs N fault-injection seeds (`deny`: with `when_split = deny`, and minorities cut
 //! off for seconds) and prints one line each (a failing seed prints its
-//! violations and exits 1); `scale` forms a cluster of NODES, adds one, kills one, and prints the
-//! movement, balance, convergence and traffic figures.
+//! violations and exits 1); `scale` forms a cluster of NODES, adds one, kills one, prints the
+//! movement, balance, convergence and traffic figures, and exits 1 if a join or a death moved more
+//! than 1.1x the ideal share or max/mean copies exceeds 1.05.
 
 use sessiongrid_simulations::{scale, SimConfig, World};
 
@@ -47,6 +48,18 @@ fn main() {
                         "  (simulated in {:.1} s of real time)",
                         started.elapsed().as_secs_f64()
                     );
+                    // Property 5 of the design: balanced placement, minimal movement.
+                    let broken = [
+                        (r.join_moves as f64 > 1.1 * r.join_ideal, "a join moved > 1.1x ideal"),
+                        (r.leave_moves as f64 > 1.1 * r.leave_ideal, "a death moved > 1.1x ideal"),
+                        (r.copies_balance > 1.05, "max/mean copies > 1.05"),
+                    ];
+                    for (_, what) in broken.iter().filter(|(bad, _)| *bad) {
+                        eprintln!("placement property broken: {what}");
+                    }
+                    if broken.iter().any(|(bad, _)| *bad) {
+                        std::process::exit(1);
+                    }
                 }
                 None => {
                     eprintln!("the cluster did not settle");
