@@ -53,7 +53,6 @@ struct Behaviour {
 pub struct Net {
     outbound: mpsc::UnboundedSender<(NodeId, Msg)>,
     pub id: NodeId,
-    pub peer_id: PeerId,
 }
 
 impl GridTransport for Net {
@@ -138,7 +137,7 @@ impl Net {
         let joins: Vec<Multiaddr> = config.join.iter().copied().map(multiaddr).collect();
         info!(node = id, %peer_id, listen = %config.listen, "p2p transport started");
         tokio::spawn(run(swarm, rx, inbox, joins));
-        Ok(Net { outbound, id, peer_id })
+        Ok(Net { outbound, id })
     }
 }
 
