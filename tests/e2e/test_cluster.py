@@ -139,10 +139,12 @@ class Writer(threading.Thread):
                     self.acked.pop(key, None)
                     time.sleep(0.01)
                     attempt += 1
-                    if time.monotonic() - started >= self.retry_for or self.stop_flag.is_set():
+                    if time.monotonic() - started >= self.retry_for:
                         if self.retry_for > 0:
-                            self.gave_up += 1
+                            self.gave_up += 1  # the retry budget ran out
                         break
+                    if self.stop_flag.is_set():
+                        break  # the test is over; this write was still within its budget
             i += 1
 
     def stop(self) -> None:

@@ -19,6 +19,8 @@ use crate::disk::DiskNode;
 use crate::error::GridError;
 
 const TICK: Duration = Duration::from_millis(10);
+/// How long a node that handed everything over keeps answering before it stops.
+const LINGER: Duration = Duration::from_millis(500);
 /// How often the cluster gauges are refreshed.
 const GAUGES: Duration = Duration::from_secs(1);
 /// Most commands handled before the node's outputs are flushed.
@@ -193,6 +195,7 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
     let mut next_id: u64 = 1;
     let mut leaving: Vec<oneshot::Sender<()>> = Vec::new();
     let mut next_gauges = Instant::now();
+    let mut drained_at: Option<Instant> = None;
     let mut next_tick = Instant::now();
     info!(node = args.id, "cluster node running");
     'run: loop {
@@ -242,9 +245,14 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
             }
         }
         if !leaving.is_empty() && node.drained() {
-            info!("all partitions handed over");
-            for reply in leaving.drain(..) {
-                let _ = reply.send(());
+            // Stay a moment longer: peers that have not adopted the last topology yet may
+            // still forward requests here, and are told to go elsewhere instead of timing out.
+            let since = *drained_at.get_or_insert_with(Instant::now);
+            if since.elapsed() >= LINGER {
+                info!("all partitions handed over");
+                for reply in leaving.drain(..) {
+                    let _ = reply.send(());
+                }
             }
         }
         for output in node.take_outputs() {
