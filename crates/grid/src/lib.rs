@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`grid`] — [`Grid`], the entry point the doors call: start, execute, scan, flush, shut down.
+//! - [`sessions`] — [`Sessions`]: session and login operations built from single-key grid operations.
 //! - [`partition`] — the partition actor, single writer of one partition.
 //! - [`supervisor`] — restarts failed partition actors from disk.
 //! - [`cluster`] — cluster mode: the protocol node on its own thread, and the [`cluster::Transport`] it
@@ -17,8 +18,10 @@ pub mod disk;
 pub mod error;
 pub mod grid;
 pub mod partition;
+pub mod sessions;
 pub mod supervisor;
 
 pub use error::GridError;
 pub use grid::Grid;
 pub use sessiongrid_model::KeyFilter;
+pub use sessions::Sessions;

@@ -12,6 +12,7 @@ use crate::entry::{Entry, Value};
 use crate::num::parse_i64;
 use crate::op::{ExpireCond, ExpiryChange, Op, SetCond};
 use crate::reply::{Reply, NOT_INTEGER, OVERFLOW};
+use crate::session;
 
 /// Result of applying one operation.
 #[derive(Debug, PartialEq)]
@@ -27,8 +28,32 @@ pub fn apply(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> Outcome {
     if expired {
         *slot = None;
     }
-    let (reply, changed) = dispatch(op, slot, now_ms);
+    let (reply, changed) = match op {
+        Op::Session(op) => session::apply::apply(op, slot, now_ms),
+        op => redis(op, slot, now_ms),
+    };
     Outcome { reply, changed: changed || expired }
+}
+
+/// A Redis command on a key the grid may manage: a tombstone reads as no key (and a write
+/// replaces it); a session or registry answers only the commands every type answers.
+fn redis(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
+    match slot.as_ref().map(|e| &e.value) {
+        Some(Value::Ended(_)) => {
+            let tomb = slot.take();
+            let (reply, changed) = dispatch(op, slot, now_ms);
+            if !changed {
+                *slot = tomb;
+            }
+            (reply, changed)
+        }
+        Some(Value::Session(_) | Value::Logins(_))
+            if !matches!(op, Op::Del | Op::Exists | Op::Type | Op::Ttl { .. }) =>
+        {
+            (Reply::wrong_type(), false)
+        }
+        _ => dispatch(op, slot, now_ms),
+    }
 }
 
 fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
@@ -111,6 +136,7 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
             false,
         ),
         Op::HIncrBy { field, delta } => hincr_by(slot, field, delta),
+        Op::Session(op) => session::apply::apply(op, slot, now_ms),
     }
 }
 
@@ -291,7 +317,7 @@ fn hash_mut(slot: &mut Option<Entry>) -> Option<&mut IndexMap<Bytes, Bytes>> {
     let entry = slot.get_or_insert_with(|| Entry::new(Value::Hash(IndexMap::new())));
     match &mut entry.value {
         Value::Hash(h) => Some(h),
-        Value::Str(_) => None,
+        _ => None,
     }
 }
 
@@ -491,5 +517,28 @@ mod tests {
         assert_eq!(run(gt(6_000), &mut slot), Reply::Int(1));
         assert_eq!(run(lt(500), &mut slot), Reply::Int(1), "a past deadline deletes");
         assert!(slot.is_none());
+    }
+
+    #[test]
+    fn redis_commands_see_no_tombstone_and_cannot_corrupt_a_session() {
+        use crate::session::op::SessionOp;
+        use crate::session::EndReason;
+        let mut slot = None;
+        let create =
+            SessionOp::Create { id: s("x"), group: s("g"), idle_ms: 1000, absolute_ms: None };
+        apply(Op::Session(create), &mut slot, 0);
+        assert_eq!(run(Op::Get, &mut slot), Reply::wrong_type());
+        assert_eq!(run(Op::Persist, &mut slot), Reply::wrong_type());
+        assert_eq!(run(Op::Type, &mut slot), Reply::Status("session".into()));
+        let end = SessionOp::End {
+            reason: EndReason::Invalidated,
+            if_version: None,
+            moved_to: None,
+            retention_ms: 1000,
+        };
+        apply(Op::Session(end), &mut slot, 0);
+        assert_eq!(run(Op::Exists, &mut slot), Reply::Int(0));
+        assert_eq!(run(Op::Del, &mut slot), Reply::Int(0));
+        assert!(slot.as_ref().unwrap().is_ended(), "a read leaves the tombstone in place");
     }
 }

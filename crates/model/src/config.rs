@@ -6,7 +6,11 @@
 
 use std::path::PathBuf;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::session::{LoginPolicy, SessionLimits};
 
 /// How far an acknowledged write is guaranteed to survive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +81,102 @@ pub struct NodeConfig {
     pub value_bytes_max: usize,
     /// Most bytes of unanswered pipelined requests buffered per connection.
     pub pipeline_bytes_max: usize,
+
+    /// Session rules (`[sessions]`), with per-group overrides (`[sessions.groups.NAME]`).
+    pub sessions: SessionConfig,
+}
+
+/// The rules of one session group, as [`SessionConfig::group`] resolves them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupRules {
+    pub idle_timeout_s: u64,
+    /// 0 means none.
+    pub absolute_timeout_s: u64,
+    pub login_policy: LoginPolicy,
+    /// 0 means no limit.
+    pub login_max: usize,
+}
+
+/// A group that differs from the `[sessions]` defaults; a field left out takes the default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupConfig {
+    pub idle_timeout_s: Option<u64>,
+    pub absolute_timeout_s: Option<u64>,
+    pub login_policy: Option<LoginPolicy>,
+    pub login_max: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Idle timeout of a new session.
+    pub idle_timeout_s: u64,
+    /// Absolute lifetime of a new session; 0 means none.
+    pub absolute_timeout_s: u64,
+    /// What a login does when the user already has `login_max` live sessions.
+    pub login_policy: LoginPolicy,
+    /// Live sessions per user that the policy protects; 0 means no limit.
+    pub login_max: usize,
+    /// Groups that differ from the defaults above.
+    pub groups: BTreeMap<String, GroupConfig>,
+    /// Most attributes in one session.
+    pub attrs_max: usize,
+    /// Longest attribute name.
+    pub attr_name_bytes_max: usize,
+    /// Largest attribute value.
+    pub attr_bytes_max: usize,
+    /// Largest session, attributes and metadata together.
+    pub session_bytes_max: usize,
+    /// Longest user name.
+    pub principal_bytes_max: usize,
+    /// Longest group or application name.
+    pub group_bytes_max: usize,
+    /// How long an ended session's tombstone is kept. Keep it longer than the longest split the
+    /// cluster should heal from.
+    pub tombstone_retention_s: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_timeout_s: 30 * 60,
+            absolute_timeout_s: 0,
+            login_policy: LoginPolicy::Allow,
+            login_max: 0,
+            groups: BTreeMap::new(),
+            attrs_max: 1024,
+            attr_name_bytes_max: 256,
+            attr_bytes_max: 1024 * 1024,
+            session_bytes_max: 4 * 1024 * 1024,
+            principal_bytes_max: 256,
+            group_bytes_max: 128,
+            tombstone_retention_s: 24 * 60 * 60,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The rules of group `name`: its overrides over the defaults.
+    pub fn group(&self, name: &[u8]) -> GroupRules {
+        let o = std::str::from_utf8(name).ok().and_then(|n| self.groups.get(n));
+        let o = o.cloned().unwrap_or_default();
+        GroupRules {
+            idle_timeout_s: o.idle_timeout_s.unwrap_or(self.idle_timeout_s),
+            absolute_timeout_s: o.absolute_timeout_s.unwrap_or(self.absolute_timeout_s),
+            login_policy: o.login_policy.unwrap_or(self.login_policy),
+            login_max: o.login_max.unwrap_or(self.login_max),
+        }
+    }
+
+    pub fn limits(&self) -> SessionLimits {
+        SessionLimits {
+            attrs_max: self.attrs_max,
+            attr_name_bytes_max: self.attr_name_bytes_max,
+            attr_bytes_max: self.attr_bytes_max,
+            session_bytes_max: self.session_bytes_max,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -103,6 +203,7 @@ impl Default for NodeConfig {
             connections_max: 10_000,
             value_bytes_max: 16 * 1024 * 1024,
             pipeline_bytes_max: 128 * 1024 * 1024,
+            sessions: SessionConfig::default(),
         }
     }
 }
@@ -141,7 +242,27 @@ impl NodeConfig {
             self.bulk_bytes_max <= self.pipeline_bytes_max,
             "bulk_bytes_max",
             "at most pipeline_bytes_max",
-        )
+        )?;
+        let s = &self.sessions;
+        let idle = std::iter::once(s.idle_timeout_s)
+            .chain(s.groups.values().filter_map(|g| g.idle_timeout_s));
+        for idle in idle {
+            check(idle > 0, "sessions.idle_timeout_s", "positive")?;
+        }
+        check(s.attrs_max > 0, "sessions.attrs_max", "positive")?;
+        check(
+            s.attr_bytes_max <= s.session_bytes_max,
+            "sessions.attr_bytes_max",
+            "at most sessions.session_bytes_max",
+        )?;
+        check(
+            s.session_bytes_max <= self.value_bytes_max,
+            "sessions.session_bytes_max",
+            "at most value_bytes_max",
+        )?;
+        check(s.principal_bytes_max > 0, "sessions.principal_bytes_max", "positive")?;
+        check(s.group_bytes_max > 0, "sessions.group_bytes_max", "positive")?;
+        check(s.tombstone_retention_s > 0, "sessions.tombstone_retention_s", "positive")
     }
 }
 
@@ -152,6 +273,19 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         NodeConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn groups_override_the_session_defaults() {
+        let c: NodeConfig = toml::from_str(
+            "[sessions]\nidle_timeout_s = 60\n[sessions.groups.shop]\nlogin_max = 1\nlogin_policy = \"evict-oldest\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sessions.group(b"other").idle_timeout_s, 60);
+        let shop = c.sessions.group(b"shop");
+        assert_eq!((shop.login_max, shop.login_policy), (1, LoginPolicy::EvictOldest));
+        assert_eq!(shop.idle_timeout_s, 60, "a group field left out takes the default");
+        c.validate().unwrap();
     }
 
     #[test]

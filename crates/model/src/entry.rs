@@ -4,11 +4,19 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-/// A stored value. Hash fields keep insertion order, as small Redis hashes do.
+use crate::session::{Login, Session, Tombstone};
+
+/// A stored value. Hash fields keep insertion order, as small Redis hashes do. Sessions, their
+/// tombstones and login registries are managed by the grid (see [`crate::session`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
     Str(Bytes),
     Hash(IndexMap<Bytes, Bytes>),
+    Session(Box<Session>),
+    /// An ended session: its id can never be used again.
+    Ended(Box<Tombstone>),
+    /// The live logins of one user.
+    Logins(Vec<Login>),
 }
 
 /// A value with its expiry deadline and the version of the write that produced it.
@@ -45,7 +53,17 @@ impl Entry {
                 Value::Hash(h) => {
                     h.iter().map(|(k, v)| k.len() + v.len() + FIELD_OVERHEAD_BYTES).sum()
                 }
+                Value::Session(s) => s.bytes(),
+                Value::Ended(t) => t.group.len() + t.moved_to.as_ref().map_or(0, Bytes::len),
+                Value::Logins(l) => {
+                    l.iter().map(|l| l.id.len() + l.group.len() + FIELD_OVERHEAD_BYTES).sum()
+                }
             }
+    }
+
+    /// True for a tombstone: Redis commands see no key there.
+    pub fn is_ended(&self) -> bool {
+        matches!(self.value, Value::Ended(_))
     }
 
     /// Redis' name for the value's type, as `TYPE` answers it.
@@ -53,6 +71,9 @@ impl Entry {
         match self.value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::Session(_) => "session",
+            Value::Ended(_) => "none",
+            Value::Logins(_) => "principal",
         }
     }
 

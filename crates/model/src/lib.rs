@@ -7,6 +7,7 @@
 //! - [`op`] — single-key operations a partition executes, and [`reply`] what they answer.
 //! - [`apply`] — the Redis semantics of every operation, as a pure function over one entry.
 //! - [`glob`] — Redis glob patterns for `KEYS` and `SCAN MATCH`; [`filter`] the key filter built on them.
+//! - [`session`] — HTTP sessions, their tombstones and per-user login registries, with their rules.
 //! - [`config`] — the node configuration shared by the binary and embedded mode.
 //! - [`time`] — the wall clock in unix milliseconds, the unit of every expiry.
 
@@ -19,6 +20,7 @@ pub mod key;
 pub mod num;
 pub mod op;
 pub mod reply;
+pub mod session;
 pub mod time;
 
 pub use entry::{Entry, Value};

@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::session::op::SessionOp;
+
 /// The precondition of a `SET`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetCond {
@@ -103,11 +105,16 @@ pub enum Op {
         field: Bytes,
         delta: i64,
     },
+    /// An operation on a session or a user's login registry.
+    Session(SessionOp),
 }
 
 impl Op {
     /// True if the operation may change the entry; reads never write to disk.
     pub fn is_write(&self) -> bool {
+        if let Op::Session(op) = self {
+            return op.is_write();
+        }
         !matches!(
             self,
             Op::Get
@@ -152,6 +159,7 @@ impl Op {
             Op::HKeys => "hkeys",
             Op::HVals => "hvals",
             Op::HIncrBy { .. } => "hincrby",
+            Op::Session(op) => op.name(),
         }
     }
 }

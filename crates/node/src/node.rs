@@ -8,7 +8,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use sessiongrid_cluster::{ClusterConfig, SplitPolicy};
 use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
-use sessiongrid_grid::Grid;
+use sessiongrid_grid::{Grid, Sessions};
 use sessiongrid_model::config::{NodeConfig, WhenSplit};
 use sessiongrid_net::{Net, NetConfig};
 use sessiongrid_resp::Limits;
@@ -50,7 +50,8 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
         password: password.map(Bytes::from),
         config_view: config_view(&config),
     };
-    let door = RedisDoor::bind(&config.resp_listen, grid.clone(), door_config)
+    let sessions = Sessions::new(grid.clone(), config.sessions.clone());
+    let door = RedisDoor::bind(&config.resp_listen, sessions, door_config)
         .await
         .with_context(|| format!("binding the redis door on {}", config.resp_listen))?;
     let http = sessiongrid_doors::http::bind(&config.http_listen)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sessiongrid_grid::Grid;
+use sessiongrid_grid::{Grid, Sessions};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -37,6 +37,7 @@ pub struct RedisDoorConfig {
 /// State shared by all connections of the door.
 pub struct Shared {
     pub grid: Grid,
+    pub sessions: Sessions,
     pub config: RedisDoorConfig,
     next_client_id: AtomicU64,
     pub started: std::time::Instant,
@@ -58,10 +59,15 @@ pub struct RedisDoor {
 }
 
 impl RedisDoor {
-    pub async fn bind(addr: &str, grid: Grid, config: RedisDoorConfig) -> std::io::Result<Self> {
+    pub async fn bind(
+        addr: &str,
+        sessions: Sessions,
+        config: RedisDoorConfig,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let shared = Arc::new(Shared {
-            grid,
+            grid: sessions.grid().clone(),
+            sessions,
             config,
             next_client_id: AtomicU64::new(1),
             started: std::time::Instant::now(),

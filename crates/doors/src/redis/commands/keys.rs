@@ -109,7 +109,7 @@ pub async fn keys(ctx: &mut Ctx<'_>) -> CmdResult {
     let pattern = ctx.args.get(1).clone();
     check_pattern(&pattern)?;
     let all = pattern.as_ref() == b"*";
-    let filter = KeyFilter { pattern: (!all).then_some(pattern), type_name: None };
+    let filter = KeyFilter { pattern: (!all).then_some(pattern), ..KeyFilter::default() };
     let mut keys = Vec::new();
     for p in 0..ctx.shared.grid.partitions() {
         let found = ctx.shared.grid.keys(p, filter.clone()).await.map_err(grid_error)?;

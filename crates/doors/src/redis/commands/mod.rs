@@ -9,6 +9,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod server;
+mod sessions;
 mod strings;
 
 use std::time::Instant;
@@ -124,6 +125,19 @@ pub static COMMANDS: &[Spec] = &[
     spec("quit", -1, C, NONE),
     spec("scan", -2, R, NONE),
     spec("select", 2, C, NONE),
+    spec("session.byuser", 2, R, NONE),
+    spec("session.create", -2, W, NONE),
+    spec("session.del", -3, W, ONE),
+    spec("session.get", -2, W, ONE),
+    spec("session.invalidate", 2, W, ONE),
+    spec("session.kickuser", 2, W, NONE),
+    spec("session.list", -1, R, NONE),
+    spec("session.login", -3, W, ONE),
+    spec("session.logout", 2, W, ONE),
+    spec("session.rotate", 2, W, ONE),
+    spec("session.set", -5, W, ONE),
+    spec("session.stats", -1, R, NONE),
+    spec("session.touch", 2, W, ONE),
     spec("set", -3, W, ONE),
     spec("setex", 4, W, ONE),
     spec("setnx", 3, W, ONE),
@@ -135,7 +149,7 @@ pub static COMMANDS: &[Spec] = &[
 
 /// The position in [`COMMANDS`] of a command name, in any case.
 pub fn position(name: &[u8]) -> Option<usize> {
-    if name.len() > 16 {
+    if name.len() > 24 {
         return None;
     }
     let lower = name.to_ascii_lowercase();
@@ -244,6 +258,19 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         }
         "scan" => keys::scan(ctx).await,
         "select" => connection::select(ctx),
+        "session.byuser" => sessions::by_user(ctx).await,
+        "session.create" => sessions::create(ctx).await,
+        "session.del" => sessions::del(ctx).await,
+        "session.get" => sessions::get(ctx).await,
+        "session.invalidate" => sessions::invalidate(ctx).await,
+        "session.kickuser" => sessions::kick_user(ctx).await,
+        "session.list" => sessions::list(ctx).await,
+        "session.login" => sessions::login(ctx).await,
+        "session.logout" => sessions::logout(ctx).await,
+        "session.rotate" => sessions::rotate(ctx).await,
+        "session.set" => sessions::set(ctx).await,
+        "session.stats" => sessions::stats(ctx).await,
+        "session.touch" => sessions::touch(ctx).await,
         "set" => strings::set(ctx).await,
         "setex" => strings::setex(ctx, 1000).await,
         "setnx" => strings::setnx(ctx).await,

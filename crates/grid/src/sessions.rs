@@ -1,0 +1,555 @@
+//! [`Sessions`]: the session operations every door offers, as grid operations.
+//!
+//! A single-session operation is one [`SessionOp`] on the session's key, run atomically by its
+//! partition's primary. Operations that span keys are sequences whose order keeps the rules
+//! true at every step, whatever fails in between:
+//!
+//! - **Rotate**: copy the session to a fresh id, then end the old id only if it is still at the
+//!   version copied (else discard the copy and start over). The old id's tombstone is the
+//!   moment of rotation; a failure before it leaves the old session as it was.
+//! - **Login**: the user's registry is the one place where a login is decided, so two logins of
+//!   one user on two nodes are ordered there. Before registering, ids the registry lists whose
+//!   sessions have ended or expired are found (and rotated ones renamed), so they do not count.
+//!   The sessions a policy evicts are ended after the registry changed.
+//! - **By user**: the registry is read and every listed session checked, so an ended or expired
+//!   session is never listed even if its registry row is still there; such rows are removed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::RngCore;
+use sessiongrid_model::config::SessionConfig;
+use sessiongrid_model::session::op::SessionOp;
+use sessiongrid_model::session::{
+    id, id_of_key, session_key, user_key, visible_to, EndReason, Login, LoginPolicy, Session, Tag,
+    SESSION_PREFIX,
+};
+use sessiongrid_model::{time, KeyFilter, Op, PartitionId, Reply};
+use tracing::{debug, info_span, Instrument};
+
+use crate::error::GridError;
+use crate::grid::Grid;
+
+/// How many rotations a session id is followed through in a user's registry.
+const MOVES_FOLLOWED_MAX: usize = 8;
+/// Attempts before giving up on a rotation that keeps racing with writes.
+const ROTATE_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Grid(#[from] GridError),
+    /// The grid refused; the text starts with its code (`CONFLICT`, `LOGINREJECTED`, `ERR`).
+    #[error("{0}")]
+    Refused(String),
+    /// A bad argument.
+    #[error("ERR {0}")]
+    Invalid(String),
+}
+
+pub type SessionResult<T> = Result<T, SessionError>;
+
+/// Cheap to clone; all clones share counters.
+#[derive(Clone)]
+pub struct Sessions {
+    grid: Grid,
+    config: Arc<SessionConfig>,
+    counters: Arc<Counters>,
+}
+
+/// What this node did, since it started (`SESSION.STATS`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub created: AtomicU64,
+    pub invalidated: AtomicU64,
+    pub rotated: AtomicU64,
+    pub evicted: AtomicU64,
+    pub kicked: AtomicU64,
+    pub logins: AtomicU64,
+    pub logins_rejected: AtomicU64,
+    pub logouts: AtomicU64,
+}
+
+/// A snapshot of [`Counters`] plus the live sessions of the whole grid.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub live: u64,
+    pub created: u64,
+    pub invalidated: u64,
+    pub rotated: u64,
+    pub evicted: u64,
+    pub kicked: u64,
+    pub logins: u64,
+    pub logins_rejected: u64,
+    pub logouts: u64,
+}
+
+/// What `SESSION.GET` returns.
+#[derive(Clone, Debug, Default)]
+pub struct GetOptions {
+    /// Also show the attributes private to this application.
+    pub app: Option<Bytes>,
+    /// Only these attributes.
+    pub attrs: Option<Vec<Bytes>>,
+    /// Leave last access where it is.
+    pub no_touch: bool,
+}
+
+/// How a login went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Logged in; these sessions of the user were ended to make room.
+    LoggedIn { evicted: Vec<Bytes> },
+    /// The session does not exist (or ended meanwhile).
+    NoSession,
+}
+
+impl Sessions {
+    pub fn new(grid: Grid, config: SessionConfig) -> Self {
+        Sessions { grid, config: Arc::new(config), counters: Arc::default() }
+    }
+
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    async fn exec(&self, key: Bytes, op: SessionOp) -> SessionResult<Reply> {
+        match self.grid.exec(key, Op::Session(op)).await? {
+            Reply::Error(e) => Err(SessionError::Refused(e)),
+            reply => Ok(reply),
+        }
+    }
+
+    async fn exec_session(&self, id: &[u8], op: SessionOp) -> SessionResult<Option<Session>> {
+        decode_session(self.exec(session_key(id), op).await?)
+    }
+
+    /// Starts a session in `group`: its new id. Timeouts default to the group's.
+    pub async fn create(
+        &self,
+        group: Bytes,
+        idle_s: Option<u64>,
+        absolute_s: Option<u64>,
+    ) -> SessionResult<Bytes> {
+        self.check_name("group", &group)?;
+        let rules = self.config.group(&group);
+        let idle_s = idle_s.unwrap_or(rules.idle_timeout_s);
+        if idle_s == 0 {
+            return Err(SessionError::Invalid("IDLE must be positive".into()));
+        }
+        let absolute_s = absolute_s.unwrap_or(rules.absolute_timeout_s);
+        let create = |id: Bytes| SessionOp::Create {
+            id,
+            group: group.clone(),
+            idle_ms: idle_s.saturating_mul(1000),
+            absolute_ms: (absolute_s > 0).then(|| absolute_s.saturating_mul(1000)),
+        };
+        let span = info_span!("session_create");
+        async {
+            loop {
+                let id = new_id();
+                // 160 random bits: a taken id means a broken random source, not bad luck; the
+                // retry is there so that even then no session is overwritten.
+                if self.exec(session_key(&id), create(id.clone())).await? == Reply::Int(1) {
+                    self.counters.created.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("sessiongrid_sessions_created_total").increment(1);
+                    return Ok(id);
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The session with its attributes visible to `opts.app`; `None` if absent, ended or expired.
+    pub async fn get(&self, id: &[u8], opts: &GetOptions) -> SessionResult<Option<Session>> {
+        if !id::looks_valid(id) {
+            return Ok(None);
+        }
+        let op = SessionOp::Get { touch: !opts.no_touch };
+        let Some(mut s) = self.exec_session(id, op).await? else { return Ok(None) };
+        s.attrs.retain(|name, _| {
+            visible_to(name, opts.app.as_deref())
+                && opts.attrs.as_ref().is_none_or(|wanted| wanted.contains(name))
+        });
+        Ok(Some(s))
+    }
+
+    /// Writes attributes: the session's new version, `None` if it does not exist.
+    pub async fn set(
+        &self,
+        id: &[u8],
+        if_version: Option<u64>,
+        attrs: Vec<(Bytes, Tag, Bytes)>,
+    ) -> SessionResult<Option<u64>> {
+        if !id::looks_valid(id) {
+            return Ok(None);
+        }
+        let op = SessionOp::Set { if_version, attrs, limits: self.config.limits() };
+        match self.exec(session_key(id), op).await? {
+            Reply::Int(v) => {
+                metrics::counter!("sessiongrid_sessions_attribute_writes_total").increment(1);
+                Ok(Some(v as u64))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Removes attributes: how many existed, `None` if the session does not exist.
+    pub async fn del(&self, id: &[u8], names: Vec<Bytes>) -> SessionResult<Option<u64>> {
+        if !id::looks_valid(id) {
+            return Ok(None);
+        }
+        match self.exec(session_key(id), SessionOp::Del { names }).await? {
+            Reply::Int(n) => Ok(Some(n as u64)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Marks the session used now: the idle ms it has left, `None` if it does not exist.
+    pub async fn touch(&self, id: &[u8]) -> SessionResult<Option<u64>> {
+        if !id::looks_valid(id) {
+            return Ok(None);
+        }
+        match self.exec(session_key(id), SessionOp::Touch).await? {
+            Reply::Int(ms) => Ok(Some(ms as u64)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Ends a session for good: false if there was none.
+    pub async fn invalidate(&self, id: &[u8]) -> SessionResult<bool> {
+        let ended = self.end(id, EndReason::Invalidated).await?;
+        Ok(ended.is_some())
+    }
+
+    /// Ends a session and takes it out of its user's registry: the session as it was.
+    async fn end(&self, id: &[u8], reason: EndReason) -> SessionResult<Option<Session>> {
+        if !id::looks_valid(id) {
+            return Ok(None);
+        }
+        let op = self.end_op(reason, None, None);
+        let Some(s) = self.exec_session(id, op).await? else { return Ok(None) };
+        let counter = match reason {
+            EndReason::Invalidated => &self.counters.invalidated,
+            EndReason::Evicted => &self.counters.evicted,
+            EndReason::Kicked => &self.counters.kicked,
+            EndReason::Rotated => &self.counters.rotated,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sessiongrid_sessions_ended_total", "reason" => reason.name())
+            .increment(1);
+        if let Some(p) = &s.principal {
+            let ids = vec![Bytes::copy_from_slice(id)];
+            self.exec(user_key(p), SessionOp::Unregister { ids }).await?;
+        }
+        Ok(Some(s))
+    }
+
+    fn end_op(
+        &self,
+        reason: EndReason,
+        if_version: Option<u64>,
+        moved_to: Option<Bytes>,
+    ) -> SessionOp {
+        let retention_ms = self.config.tombstone_retention_s.saturating_mul(1000);
+        SessionOp::End { reason, if_version, moved_to, retention_ms }
+    }
+
+    /// Moves the session to a new id and ends the old one: the new id, `None` if there was no
+    /// session.
+    pub async fn rotate(&self, id: &[u8]) -> SessionResult<Option<Bytes>> {
+        if !id::looks_valid(id) {
+            return Ok(None);
+        }
+        for _ in 0..ROTATE_ATTEMPTS {
+            let Some(s) = self.exec_session(id, SessionOp::Get { touch: false }).await? else {
+                return Ok(None);
+            };
+            let new = new_id();
+            let copy = Session { id: new.clone(), ..s.clone() };
+            let adopt = SessionOp::Adopt { session: Box::new(copy) };
+            if self.exec(session_key(&new), adopt).await? != Reply::Int(1) {
+                continue;
+            }
+            let end = self.end_op(EndReason::Rotated, Some(s.version), Some(new.clone()));
+            match self.exec(session_key(id), end).await {
+                Ok(Reply::Bulk(_)) => {}
+                outcome => {
+                    // The copy was never handed out: drop it without a tombstone.
+                    self.grid.exec(session_key(&new), Op::Del).await?;
+                    match outcome {
+                        Ok(_) => return Ok(None),
+                        Err(SessionError::Refused(e)) if e.starts_with("CONFLICT") => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            self.counters.rotated.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("sessiongrid_sessions_ended_total", "reason" => "rotated")
+                .increment(1);
+            if let Some(p) = &s.principal {
+                let rename =
+                    SessionOp::Rename { from: Bytes::copy_from_slice(id), to: new.clone() };
+                self.exec(user_key(p), rename).await?;
+            }
+            return Ok(Some(new));
+        }
+        Err(SessionError::Refused(
+            "TRYAGAIN the session kept changing while it was being rotated".into(),
+        ))
+    }
+
+    /// Logs `principal` in on session `id` under the login policy (the group's unless given).
+    pub async fn login(
+        &self,
+        id: &[u8],
+        principal: Bytes,
+        policy: Option<LoginPolicy>,
+        max: Option<usize>,
+    ) -> SessionResult<LoginOutcome> {
+        self.check_name("principal", &principal)?;
+        if !id::looks_valid(id) {
+            return Ok(LoginOutcome::NoSession);
+        }
+        let span = info_span!("session_login");
+        async {
+            let get = SessionOp::Get { touch: false };
+            let Some(s) = self.exec_session(id, get).await? else {
+                return Ok(LoginOutcome::NoSession);
+            };
+            if s.principal.as_ref() == Some(&principal) {
+                return Ok(LoginOutcome::LoggedIn { evicted: Vec::new() });
+            }
+            if let Some(previous) = &s.principal {
+                let ids = vec![Bytes::copy_from_slice(id)];
+                self.exec(user_key(previous), SessionOp::Unregister { ids }).await?;
+            }
+            let rules = self.config.group(&s.group);
+            let (_, dead, moved) = self.check_logins(&principal).await?;
+            let id = Bytes::copy_from_slice(id);
+            let login = Login { id: id.clone(), group: s.group.clone(), at_ms: time::now_ms() };
+            let register = SessionOp::Register {
+                login,
+                dead,
+                moved,
+                policy: policy.unwrap_or(rules.login_policy),
+                max: max.unwrap_or(rules.login_max),
+            };
+            let evicted: Vec<Bytes> = match self.exec(user_key(&principal), register).await {
+                Ok(reply) => decode(reply)?,
+                Err(SessionError::Refused(e)) if e.starts_with("LOGINREJECTED") => {
+                    self.counters.logins_rejected.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("sessiongrid_sessions_logins_rejected_total").increment(1);
+                    return Err(SessionError::Refused(e));
+                }
+                Err(e) => return Err(e),
+            };
+            // The registry no longer lists them, so they end whatever happens to this login.
+            for old in &evicted {
+                self.end(old, EndReason::Evicted).await?;
+            }
+            let set = SessionOp::SetPrincipal { principal: Some(principal.clone()) };
+            if self.exec_session(&id, set).await?.is_none() {
+                // Ended meanwhile (perhaps evicted by a newer login of the same user).
+                let ids = vec![id];
+                self.exec(user_key(&principal), SessionOp::Unregister { ids }).await?;
+                return Ok(LoginOutcome::NoSession);
+            }
+            self.counters.logins.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("sessiongrid_sessions_logins_total").increment(1);
+            Ok(LoginOutcome::LoggedIn { evicted })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Logs the user out of session `id` (the session stays, anonymous): false if no session
+    /// or nobody was logged in.
+    pub async fn logout(&self, id: &[u8]) -> SessionResult<bool> {
+        if !id::looks_valid(id) {
+            return Ok(false);
+        }
+        let op = SessionOp::SetPrincipal { principal: None };
+        let Some(before) = self.exec_session(id, op).await? else { return Ok(false) };
+        let Some(p) = before.principal else { return Ok(false) };
+        let ids = vec![Bytes::copy_from_slice(id)];
+        self.exec(user_key(&p), SessionOp::Unregister { ids }).await?;
+        self.counters.logouts.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sessiongrid_sessions_logouts_total").increment(1);
+        Ok(true)
+    }
+
+    /// The live sessions of a user, oldest login first (attributes left out).
+    pub async fn by_user(&self, principal: &[u8]) -> SessionResult<Vec<Session>> {
+        let (live, dead, moved) = self.check_logins(principal).await?;
+        self.tidy_registry(principal, dead, moved).await?;
+        Ok(live)
+    }
+
+    /// Ends every session of a user: how many were live.
+    pub async fn kick_user(&self, principal: &[u8]) -> SessionResult<u64> {
+        let (live, dead, moved) = self.check_logins(principal).await?;
+        self.tidy_registry(principal, dead, moved).await?;
+        let mut kicked = 0;
+        for s in live {
+            kicked += self.end(&s.id, EndReason::Kicked).await?.is_some() as u64;
+        }
+        Ok(kicked)
+    }
+
+    /// Reads a user's registry and checks every session it lists: (live sessions of the user,
+    /// ids that are no longer the user's, rotated ids with their new id). A listed session not
+    /// yet marked with any user is a login in progress and is neither live nor dead.
+    async fn check_logins(
+        &self,
+        principal: &[u8],
+    ) -> SessionResult<(Vec<Session>, Vec<Bytes>, Vec<(Bytes, Bytes)>)> {
+        let logins: Vec<Login> = decode(self.exec(user_key(principal), SessionOp::Logins).await?)?;
+        let (mut live, mut dead, mut moved) = (Vec::new(), Vec::new(), Vec::new());
+        for login in logins {
+            let mut id = login.id.clone();
+            let mut found = None;
+            for _ in 0..MOVES_FOLLOWED_MAX {
+                let get = SessionOp::Get { touch: false };
+                if let Some(s) = self.exec_session(&id, get).await? {
+                    found = Some(s);
+                    break;
+                }
+                match self.exec(session_key(&id), SessionOp::Probe).await? {
+                    Reply::Bulk(next) => id = next,
+                    _ => break,
+                }
+            }
+            let Some(mut s) = found else {
+                dead.push(login.id);
+                continue;
+            };
+            if s.id != login.id {
+                moved.push((login.id.clone(), s.id.clone()));
+            }
+            match s.principal.as_deref() {
+                Some(p) if p == principal => {
+                    s.attrs.clear();
+                    live.push(s);
+                }
+                // A login still in progress (registered, the session not yet marked): it counts
+                // against the user's limit but is not listed until it completes.
+                None => {}
+                Some(_) => dead.push(login.id),
+            }
+        }
+        Ok((live, dead, moved))
+    }
+
+    async fn tidy_registry(
+        &self,
+        principal: &[u8],
+        dead: Vec<Bytes>,
+        moved: Vec<(Bytes, Bytes)>,
+    ) -> SessionResult<()> {
+        if !dead.is_empty() {
+            debug!(removed = dead.len(), "ended sessions left a user's registry");
+            self.exec(user_key(principal), SessionOp::Unregister { ids: dead }).await?;
+        }
+        for (from, to) in moved {
+            self.exec(user_key(principal), SessionOp::Rename { from, to }).await?;
+        }
+        Ok(())
+    }
+
+    /// Session ids of the grid (of one group), a few partitions at a time: the ids found from
+    /// partition `cursor` on, and the cursor to continue from (0 when done). Every session live
+    /// during the whole listing is listed exactly once.
+    pub async fn list(
+        &self,
+        group: Option<Bytes>,
+        cursor: u64,
+        count: usize,
+    ) -> SessionResult<(u64, Vec<Bytes>)> {
+        let partitions = self.grid.partitions() as u64;
+        let filter = session_filter(group);
+        let mut ids = Vec::new();
+        let mut p = cursor;
+        while p < partitions && ids.len() < count.max(1) {
+            let keys = self.grid.keys(p as PartitionId, filter.clone()).await?;
+            ids.extend(keys.iter().filter_map(|k| id_of_key(k)).map(Bytes::copy_from_slice));
+            p += 1;
+        }
+        Ok((if p >= partitions { 0 } else { p }, ids))
+    }
+
+    /// This node's counters and the live sessions in the grid (of one group).
+    pub async fn stats(&self, group: Option<Bytes>) -> SessionResult<Stats> {
+        let filter = session_filter(group);
+        let mut live = 0;
+        for p in 0..self.grid.partitions() {
+            live += self.grid.keys(p, filter.clone()).await?.len() as u64;
+        }
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Ok(Stats {
+            live,
+            created: get(&c.created),
+            invalidated: get(&c.invalidated),
+            rotated: get(&c.rotated),
+            evicted: get(&c.evicted),
+            kicked: get(&c.kicked),
+            logins: get(&c.logins),
+            logins_rejected: get(&c.logins_rejected),
+            logouts: get(&c.logouts),
+        })
+    }
+
+    fn check_name(&self, what: &str, name: &[u8]) -> SessionResult<()> {
+        let max = match what {
+            "principal" => self.config.principal_bytes_max,
+            _ => self.config.group_bytes_max,
+        };
+        if name.is_empty() || name.len() > max {
+            return Err(SessionError::Invalid(format!("{what} must have 1 to {max} bytes")));
+        }
+        Ok(())
+    }
+}
+
+fn session_filter(group: Option<Bytes>) -> KeyFilter {
+    let mut pattern = SESSION_PREFIX.to_vec();
+    pattern.push(b'*');
+    KeyFilter { pattern: Some(pattern.into()), type_name: Some("session".into()), group }
+}
+
+/// A fresh session id: 160 bits from the operating system's CSPRNG (through `rand`'s
+/// thread-local generator, which it seeds).
+fn new_id() -> Bytes {
+    let mut random = [0u8; id::RANDOM_BYTES];
+    rand::rng().fill_bytes(&mut random);
+    Bytes::from(id::encode(&random))
+}
+
+fn decode_session(reply: Reply) -> SessionResult<Option<Session>> {
+    match reply {
+        Reply::Nil => Ok(None),
+        Reply::Bulk(b) => Session::decode(&b)
+            .map(Some)
+            .map_err(|e| SessionError::Refused(format!("ERR corrupt session: {e}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(reply: Reply) -> SessionResult<T> {
+    match reply {
+        Reply::Bulk(b) => postcard::from_bytes(&b)
+            .map_err(|e| SessionError::Refused(format!("ERR corrupt registry: {e}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(reply: Reply) -> SessionError {
+    SessionError::Refused(format!("ERR unexpected reply from the grid: {reply:?}"))
+}

@@ -1,0 +1,447 @@
+//! The rules of sessions and login registries, as pure functions over one entry.
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use super::op::SessionOp;
+use super::{Attr, EndReason, Login, LoginPolicy, Session, SessionLimits, Tombstone};
+use crate::entry::{Entry, Value};
+use crate::reply::Reply;
+
+/// A read touches the session on disk only if its last access is at least this old (capped at
+/// a twentieth of the idle timeout), so a burst of reads is not a burst of writes.
+const TOUCH_GRANULARITY_MS: u64 = 1000;
+
+/// Applies `op` to `slot`, which holds no expired entry. Returns the reply and whether the slot
+/// changed.
+pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
+    match op {
+        SessionOp::Create { id, group, idle_ms, absolute_ms } => {
+            if slot.is_some() {
+                return (Reply::Int(0), false);
+            }
+            let session = Session {
+                id,
+                group,
+                created_ms: now_ms,
+                last_access_ms: now_ms,
+                idle_ms,
+                absolute_at_ms: absolute_ms.map(|ms| now_ms.saturating_add(ms)),
+                principal: None,
+                attrs: IndexMap::new(),
+                version: 1,
+            };
+            put(slot, session);
+            (Reply::Int(1), true)
+        }
+        SessionOp::Adopt { mut session } => {
+            if slot.is_some() {
+                return (Reply::Int(0), false);
+            }
+            session.last_access_ms = now_ms;
+            put(slot, *session);
+            (Reply::Int(1), true)
+        }
+        SessionOp::Get { touch } => with_session(slot, |s| {
+            let stale =
+                now_ms.saturating_sub(s.last_access_ms) >= TOUCH_GRANULARITY_MS.min(s.idle_ms / 20);
+            let changed = touch && stale;
+            if changed {
+                s.last_access_ms = now_ms;
+            }
+            (Reply::Bulk(s.encode().into()), changed)
+        }),
+        SessionOp::Set { if_version, attrs, limits } => with_session(slot, |s| {
+            if let Err(e) = check_version(s, if_version) {
+                return (e, false);
+            }
+            let mut next = s.attrs.clone();
+            let version = s.version + 1;
+            for (name, tag, value) in attrs {
+                next.insert(name, Attr { tag, value, version });
+            }
+            if let Err(e) = check_limits(s, &next, &limits) {
+                return (e, false);
+            }
+            s.attrs = next;
+            s.version = version;
+            s.last_access_ms = now_ms;
+            (Reply::Int(version as i64), true)
+        }),
+        SessionOp::Del { names } => with_session(slot, |s| {
+            let removed = names.iter().filter(|n| s.attrs.shift_remove(*n).is_some()).count();
+            if removed > 0 {
+                s.version += 1;
+            }
+            s.last_access_ms = now_ms;
+            (Reply::Int(removed as i64), true)
+        }),
+        SessionOp::Touch => with_session(slot, |s| {
+            s.last_access_ms = now_ms;
+            (Reply::Int(s.deadline_ms().saturating_sub(now_ms) as i64), true)
+        }),
+        SessionOp::End { reason, if_version, moved_to, retention_ms } => {
+            end(slot, reason, if_version, moved_to, retention_ms, now_ms)
+        }
+        SessionOp::SetPrincipal { principal } => with_session(slot, |s| {
+            let before = Reply::Bulk(s.encode().into());
+            if s.principal == principal {
+                return (before, false);
+            }
+            s.principal = principal;
+            s.version += 1;
+            s.last_access_ms = now_ms;
+            (before, true)
+        }),
+        SessionOp::Probe => {
+            let reply = match slot.as_ref().map(|e| &e.value) {
+                None => Reply::Nil,
+                Some(Value::Session(_)) => Reply::Int(1),
+                Some(Value::Ended(t)) => t.moved_to.clone().map_or(Reply::Int(0), Reply::Bulk),
+                Some(_) => Reply::wrong_type(),
+            };
+            (reply, false)
+        }
+        SessionOp::Logins => match logins_of(slot) {
+            Ok(logins) => (encoded(&logins), false),
+            Err(e) => (e, false),
+        },
+        SessionOp::Register { login, dead, moved, policy, max } => {
+            register(slot, login, &dead, &moved, policy, max)
+        }
+        SessionOp::Unregister { ids } => with_logins(slot, |logins| {
+            let before = logins.len();
+            logins.retain(|l| !ids.contains(&l.id));
+            let removed = before - logins.len();
+            (Reply::Int(removed as i64), removed > 0)
+        }),
+        SessionOp::Rename { from, to } => {
+            with_logins(slot, |logins| match logins.iter_mut().find(|l| l.id == from) {
+                Some(l) => {
+                    l.id = to;
+                    (Reply::Int(1), true)
+                }
+                None => (Reply::Int(0), false),
+            })
+        }
+    }
+}
+
+fn encoded<T: serde::Serialize>(value: &T) -> Reply {
+    Reply::Bulk(postcard::to_stdvec(value).expect("serialises").into())
+}
+
+/// Stores `session` in the slot, its deadline as the entry's.
+fn put(slot: &mut Option<Entry>, session: Session) {
+    let version = slot.as_ref().map_or(0, |e| e.version);
+    let expire_at_ms = Some(session.deadline_ms());
+    *slot = Some(Entry { value: Value::Session(Box::new(session)), expire_at_ms, version });
+}
+
+/// Runs `f` on the live session in the slot; nil if there is none (absent or ended). A change
+/// moves the entry's deadline with the session's.
+fn with_session(
+    slot: &mut Option<Entry>,
+    f: impl FnOnce(&mut Session) -> (Reply, bool),
+) -> (Reply, bool) {
+    let Some(entry) = slot.as_mut() else { return (Reply::Nil, false) };
+    match &mut entry.value {
+        Value::Session(s) => {
+            let (reply, changed) = f(s);
+            if changed {
+                entry.expire_at_ms = Some(s.deadline_ms());
+            }
+            (reply, changed)
+        }
+        Value::Ended(_) => (Reply::Nil, false),
+        _ => (Reply::wrong_type(), false),
+    }
+}
+
+fn check_version(s: &Session, if_version: Option<u64>) -> Result<(), Reply> {
+    match if_version {
+        Some(v) if v != s.version => {
+            Err(Reply::error(format!("CONFLICT session is at version {}, not {v}", s.version)))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_limits(
+    s: &Session,
+    attrs: &IndexMap<Bytes, Attr>,
+    limits: &SessionLimits,
+) -> Result<(), Reply> {
+    let fail = |what: &str| Err(Reply::error(format!("ERR session limit: {what}")));
+    if attrs.len() > limits.attrs_max {
+        return fail(&format!("more than {} attributes (attrs_max)", limits.attrs_max));
+    }
+    for (name, attr) in attrs {
+        if name.is_empty() || name.len() > limits.attr_name_bytes_max {
+            return fail(&format!(
+                "attribute names must have 1 to {} bytes (attr_name_bytes_max)",
+                limits.attr_name_bytes_max
+            ));
+        }
+        if attr.value.len() > limits.attr_bytes_max {
+            return fail(&format!(
+                "attribute value over {} bytes (attr_bytes_max)",
+                limits.attr_bytes_max
+            ));
+        }
+    }
+    let candidate = Session { attrs: attrs.clone(), ..s.clone() };
+    if candidate.bytes() > limits.session_bytes_max {
+        return fail(&format!(
+            "session over {} bytes (session_bytes_max)",
+            limits.session_bytes_max
+        ));
+    }
+    Ok(())
+}
+
+fn end(
+    slot: &mut Option<Entry>,
+    reason: EndReason,
+    if_version: Option<u64>,
+    moved_to: Option<Bytes>,
+    retention_ms: u64,
+    now_ms: u64,
+) -> (Reply, bool) {
+    let Some(entry) = slot.as_mut() else { return (Reply::Nil, false) };
+    let session = match &entry.value {
+        Value::Session(s) => s,
+        Value::Ended(_) => return (Reply::Nil, false),
+        _ => return (Reply::wrong_type(), false),
+    };
+    if let Err(e) = check_version(session, if_version) {
+        return (e, false);
+    }
+    let before = Reply::Bulk(session.encode().into());
+    let tomb = Tombstone {
+        reason,
+        at_ms: now_ms,
+        group: session.group.clone(),
+        principal: session.principal.clone(),
+        moved_to,
+    };
+    entry.value = Value::Ended(Box::new(tomb));
+    entry.expire_at_ms = Some(now_ms.saturating_add(retention_ms));
+    (before, true)
+}
+
+/// The registry in the slot (empty if absent), or the WRONGTYPE reply.
+fn logins_of(slot: &Option<Entry>) -> Result<Vec<Login>, Reply> {
+    match slot.as_ref().map(|e| &e.value) {
+        None => Ok(Vec::new()),
+        Some(Value::Logins(l)) => Ok(l.clone()),
+        Some(_) => Err(Reply::wrong_type()),
+    }
+}
+
+/// Runs `f` on the registry in the slot, created empty if absent; an empty registry is removed.
+fn with_logins(
+    slot: &mut Option<Entry>,
+    f: impl FnOnce(&mut Vec<Login>) -> (Reply, bool),
+) -> (Reply, bool) {
+    let mut logins = match logins_of(slot) {
+        Ok(l) => l,
+        Err(e) => return (e, false),
+    };
+    let (reply, changed) = f(&mut logins);
+    if changed {
+        if logins.is_empty() {
+            *slot = None;
+        } else {
+            let version = slot.as_ref().map_or(0, |e| e.version);
+            *slot = Some(Entry { value: Value::Logins(logins), expire_at_ms: None, version });
+        }
+    }
+    (reply, changed)
+}
+
+fn register(
+    slot: &mut Option<Entry>,
+    login: Login,
+    dead: &[Bytes],
+    moved: &[(Bytes, Bytes)],
+    policy: LoginPolicy,
+    max: usize,
+) -> (Reply, bool) {
+    with_logins(slot, |logins| {
+        let before = logins.clone();
+        logins.retain(|l| !dead.contains(&l.id));
+        for l in logins.iter_mut() {
+            if let Some((_, to)) = moved.iter().find(|(from, _)| *from == l.id) {
+                l.id = to.clone();
+            }
+        }
+        if logins.iter().any(|l| l.id == login.id) {
+            let changed = *logins != before;
+            return (encoded(&Vec::<Bytes>::new()), changed);
+        }
+        let mut evicted = Vec::new();
+        if max > 0 && logins.len() >= max {
+            match policy {
+                LoginPolicy::Allow => {}
+                LoginPolicy::Reject => {
+                    let n = logins.len();
+                    *logins = before;
+                    return (
+                        Reply::error(format!(
+                            "LOGINREJECTED user has {n} live session(s), at most {max} allowed"
+                        )),
+                        false,
+                    );
+                }
+                LoginPolicy::EvictOldest => {
+                    let excess = logins.len() + 1 - max;
+                    evicted = logins.drain(..excess).map(|l| l.id).collect();
+                }
+            }
+        }
+        logins.push(login);
+        (encoded(&evicted), true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Session, Tag};
+
+    const LIMITS: SessionLimits = SessionLimits {
+        attrs_max: 4,
+        attr_name_bytes_max: 16,
+        attr_bytes_max: 64,
+        session_bytes_max: 1024,
+    };
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn create(slot: &mut Option<Entry>, now: u64) {
+        let op =
+            SessionOp::Create { id: b("x"), group: b("g"), idle_ms: 1000, absolute_ms: Some(5000) };
+        assert_eq!(apply(op, slot, now), (Reply::Int(1), true));
+    }
+
+    fn session(slot: &Option<Entry>) -> Session {
+        match &slot.as_ref().unwrap().value {
+            Value::Session(s) => (**s).clone(),
+            other => panic!("not a session: {other:?}"),
+        }
+    }
+
+    fn set(attr: &str, value: &str, if_version: Option<u64>) -> SessionOp {
+        SessionOp::Set { if_version, attrs: vec![(b(attr), Tag::Utf8, b(value))], limits: LIMITS }
+    }
+
+    #[test]
+    fn touching_moves_idle_expiry_but_never_the_absolute_deadline() {
+        let mut slot = None;
+        create(&mut slot, 0);
+        assert_eq!(slot.as_ref().unwrap().expire_at_ms, Some(1000));
+        for now in [900, 1800, 2700, 3600, 4500] {
+            apply(SessionOp::Touch, &mut slot, now);
+        }
+        assert_eq!(slot.as_ref().unwrap().expire_at_ms, Some(5000), "capped by the deadline");
+        let reply = apply(SessionOp::Touch, &mut slot, 4900).0;
+        assert_eq!(reply, Reply::Int(100));
+    }
+
+    #[test]
+    fn reads_touch_at_most_once_per_granule() {
+        let mut slot = None;
+        create(&mut slot, 0);
+        assert!(!apply(SessionOp::Get { touch: true }, &mut slot, 10).1, "just accessed");
+        assert!(apply(SessionOp::Get { touch: true }, &mut slot, 60).1, "idle / 20 = 50 ms");
+        assert!(!apply(SessionOp::Get { touch: false }, &mut slot, 900).1);
+    }
+
+    #[test]
+    fn ifversion_is_a_compare_and_set() {
+        let mut slot = None;
+        create(&mut slot, 0);
+        assert_eq!(apply(set("a", "1", Some(1)), &mut slot, 1).0, Reply::Int(2));
+        let (reply, changed) = apply(set("a", "2", Some(1)), &mut slot, 2);
+        assert!(matches!(reply, Reply::Error(e) if e.starts_with("CONFLICT")));
+        assert!(!changed);
+        assert_eq!(session(&slot).attrs[&b("a")].value, b("1"));
+        assert_eq!(apply(set("a", "3", None), &mut slot, 3).0, Reply::Int(3));
+    }
+
+    #[test]
+    fn over_limit_writes_change_nothing() {
+        let mut slot = None;
+        create(&mut slot, 0);
+        let big = "x".repeat(65);
+        assert!(apply(set("a", &big, None), &mut slot, 1).0.is_error());
+        let many = SessionOp::Set {
+            if_version: None,
+            attrs: (0..5).map(|i| (b(&format!("a{i}")), Tag::Json, b("1"))).collect(),
+            limits: LIMITS,
+        };
+        assert!(apply(many, &mut slot, 1).0.is_error());
+        assert!(apply(set("", "x", None), &mut slot, 1).0.is_error());
+        assert_eq!(session(&slot).version, 1);
+    }
+
+    #[test]
+    fn an_ended_session_never_comes_back() {
+        let mut slot = None;
+        create(&mut slot, 0);
+        let end = |moved_to| SessionOp::End {
+            reason: EndReason::Rotated,
+            if_version: None,
+            moved_to,
+            retention_ms: 10_000,
+        };
+        assert!(matches!(apply(end(Some(b("new"))), &mut slot, 5).0, Reply::Bulk(_)));
+        assert_eq!(slot.as_ref().unwrap().expire_at_ms, Some(10_005));
+        assert_eq!(apply(SessionOp::Get { touch: true }, &mut slot, 6), (Reply::Nil, false));
+        assert_eq!(apply(set("a", "1", None), &mut slot, 6), (Reply::Nil, false));
+        assert_eq!(apply(end(None), &mut slot, 6), (Reply::Nil, false));
+        let again =
+            SessionOp::Create { id: b("x"), group: b("g"), idle_ms: 1000, absolute_ms: None };
+        assert_eq!(apply(again, &mut slot, 7), (Reply::Int(0), false), "the id stays taken");
+        assert_eq!(apply(SessionOp::Probe, &mut slot, 7).0, Reply::Bulk(b("new")));
+    }
+
+    fn register(slot: &mut Option<Entry>, id: &str, dead: &[&str], policy: LoginPolicy) -> Reply {
+        let login = Login { id: b(id), group: b("g"), at_ms: 0 };
+        let dead = dead.iter().map(|d| b(d)).collect();
+        let op = SessionOp::Register { login, dead, moved: Vec::new(), policy, max: 2 };
+        apply(op, slot, 0).0
+    }
+
+    fn evicted(reply: Reply) -> Vec<Bytes> {
+        match reply {
+            Reply::Bulk(b) => postcard::from_bytes(&b).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn login_policies_hold_at_most_max_logins() {
+        let mut slot = None;
+        assert!(evicted(register(&mut slot, "a", &[], LoginPolicy::Reject)).is_empty());
+        assert!(evicted(register(&mut slot, "b", &[], LoginPolicy::Reject)).is_empty());
+        let reply = register(&mut slot, "c", &[], LoginPolicy::Reject);
+        assert!(matches!(reply, Reply::Error(e) if e.starts_with("LOGINREJECTED")));
+        assert!(evicted(register(&mut slot, "c", &["a"], LoginPolicy::Reject)).is_empty());
+        assert_eq!(evicted(register(&mut slot, "d", &[], LoginPolicy::EvictOldest)), [b("b")]);
+        assert!(evicted(register(&mut slot, "d", &[], LoginPolicy::EvictOldest)).is_empty());
+        assert!(evicted(register(&mut slot, "e", &[], LoginPolicy::Allow)).is_empty());
+        let ids: Vec<Login> = match apply(SessionOp::Logins, &mut slot, 0).0 {
+            Reply::Bulk(b) => postcard::from_bytes(&b).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let ids: Vec<&[u8]> = ids.iter().map(|l| &l.id[..]).collect();
+        assert_eq!(ids, [&b"c"[..], b"d", b"e"]);
+        let all = vec![b("c"), b("d"), b("e")];
+        assert_eq!(apply(SessionOp::Unregister { ids: all }, &mut slot, 0).0, Reply::Int(3));
+        assert!(slot.is_none(), "an empty registry is removed");
+    }
+}

@@ -1,0 +1,74 @@
+//! Operations on one session or one user's registry. Like every [`Op`](crate::Op) they run on
+//! the key's primary, one at a time, so each is atomic. Their replies are internal: sessions
+//! travel postcard-encoded in a bulk string and the grid's session service turns them into what
+//! a door answers.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{EndReason, Login, LoginPolicy, Session, SessionLimits, Tag};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionOp {
+    /// Starts a session with no attributes, created now. `1` if stored, `0` if the id is taken
+    /// (by a live or an ended session).
+    Create { id: Bytes, group: Bytes, idle_ms: u64, absolute_ms: Option<u64> },
+    /// Stores `session` (which carries this key's id) as it is, last accessed now. `1` if stored,
+    /// `0` if the id is taken.
+    Adopt { session: Box<Session> },
+    /// The session (encoded), or nil. With `touch`, last access moves to now.
+    Get { touch: bool },
+    /// Writes attributes; the new version, nil if absent, `CONFLICT` if `if_version` differs.
+    Set { if_version: Option<u64>, attrs: Vec<(Bytes, Tag, Bytes)>, limits: SessionLimits },
+    /// Removes attributes: how many existed; nil if the session is absent.
+    Del { names: Vec<Bytes> },
+    /// Moves last access to now: the idle ms left, nil if absent.
+    Touch,
+    /// Ends the session, leaving a tombstone kept `retention_ms`: the session as it was, nil if
+    /// absent; `CONFLICT` if `if_version` differs.
+    End { reason: EndReason, if_version: Option<u64>, moved_to: Option<Bytes>, retention_ms: u64 },
+    /// Sets or clears the logged-in user: the session as it was, nil if absent.
+    SetPrincipal { principal: Option<Bytes> },
+    /// Live (`1`), absent or expired (nil), ended (`0`) or rotated (the new id).
+    Probe,
+    /// The user's registry (encoded `Vec<Login>`), oldest login first.
+    Logins,
+    /// Adds a login to the user's registry after dropping `dead` ids and renaming `moved` ones;
+    /// with `max` live logins already there, applies `policy`. The evicted ids (encoded
+    /// `Vec<Bytes>`), or `LOGINREJECTED`.
+    Register {
+        login: Login,
+        dead: Vec<Bytes>,
+        moved: Vec<(Bytes, Bytes)>,
+        policy: LoginPolicy,
+        max: usize,
+    },
+    /// Drops ids from the user's registry: how many were there.
+    Unregister { ids: Vec<Bytes> },
+    /// Renames an id in the user's registry (after a rotation): 1 if it was there.
+    Rename { from: Bytes, to: Bytes },
+}
+
+impl SessionOp {
+    pub fn is_write(&self) -> bool {
+        !matches!(self, SessionOp::Get { touch: false } | SessionOp::Probe | SessionOp::Logins)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionOp::Create { .. } => "session.create",
+            SessionOp::Adopt { .. } => "session.adopt",
+            SessionOp::Get { .. } => "session.get",
+            SessionOp::Set { .. } => "session.set",
+            SessionOp::Del { .. } => "session.del",
+            SessionOp::Touch => "session.touch",
+            SessionOp::End { .. } => "session.end",
+            SessionOp::SetPrincipal { .. } => "session.principal",
+            SessionOp::Probe => "session.probe",
+            SessionOp::Logins => "user.logins",
+            SessionOp::Register { .. } => "user.register",
+            SessionOp::Unregister { .. } => "user.unregister",
+            SessionOp::Rename { .. } => "user.rename",
+        }
+    }
+}

@@ -1,0 +1,397 @@
+"""Session commands against real grid processes: one node for the rules, a
+3-node cluster for atomic logins, concurrency, failover and whole-grid restart.
+
+Sessions are read with RESP3 clients (replies are maps) unless a test checks
+the RESP2 shape.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from conftest import REDIS_CLI, GridProcess, grid_only, wait_until
+from gridcluster import Cluster
+
+pytestmark = grid_only
+
+SESSION_CONFIG = """
+[sessions]
+attrs_max = 8
+attr_bytes_max = 1024
+session_bytes_max = 4096
+principal_bytes_max = 32
+
+[sessions.groups.strict]
+login_policy = "reject"
+login_max = 1
+"""
+
+
+def start_node(pool, extra=()) -> GridProcess:
+    node = GridProcess()
+    pool.processes.append(node)
+    path = node.workdir / "sessions.toml"
+    path.write_text(SESSION_CONFIG)
+    return node.start(extra_args=["--config", str(path), *extra])
+
+
+@pytest.fixture(scope="module")
+def node(module_pool) -> GridProcess:
+    return start_node(module_pool)
+
+
+def r3(node: GridProcess) -> redis.Redis:
+    return node.client(protocol=3, decode_responses=True)
+
+
+def attrs(session: dict) -> dict:
+    return {name: value for name, (tag, value, _version) in session["attributes"].items()}
+
+
+# --------------------------------------------------------------------------
+# One node: the rules
+# --------------------------------------------------------------------------
+
+
+def test_create_get_set_del_touch(node):
+    c = r3(node)
+    sid = c.execute_command("SESSION.CREATE", "shop", "IDLE", 60)
+    assert len(sid) == 27 and sid.replace("-", "").replace("_", "").isalnum()
+    s = c.execute_command("SESSION.GET", sid)
+    assert s["id"] == sid and s["group"] == "shop" and s["idle-timeout"] == 60
+    assert s["principal"] is None and s["absolute-deadline"] is None and s["version"] == 1
+    assert s["attributes"] == {}
+    assert c.execute_command("SESSION.SET", sid, "cart", "json", "[1,2]", "name", "utf8", "Zoë") == 2
+    s = c.execute_command("SESSION.GET", sid)
+    assert s["attributes"]["cart"] == ["json", "[1,2]", 2]
+    assert attrs(s) == {"cart": "[1,2]", "name": "Zoë"}
+    assert c.execute_command("SESSION.DEL", sid, "cart", "nothing") == 1
+    assert attrs(c.execute_command("SESSION.GET", sid)) == {"name": "Zoë"}
+    left = c.execute_command("SESSION.TOUCH", sid)
+    assert 59_000 < left <= 60_000
+    only = c.execute_command("SESSION.GET", sid, "ATTRS", "name", "NOTOUCH")
+    assert attrs(only) == {"name": "Zoë"}
+
+
+def test_binary_and_java_values_round_trip_untouched(node):
+    c = node.client(protocol=3)
+    sid = c.execute_command("SESSION.CREATE", "g")
+    blob = bytes(range(256)) * 3
+    c.execute_command("SESSION.SET", sid, "obj", "java", blob)
+    s = c.execute_command("SESSION.GET", sid)
+    assert s[b"attributes"][b"obj"] == [b"java", blob, 2]
+
+
+def test_resp2_replies_are_flat_arrays(node):
+    c = node.client(protocol=2, decode_responses=True)
+    sid = c.execute_command("SESSION.CREATE", "g")
+    c.execute_command("SESSION.SET", sid, "a", "utf8", "1")
+    flat = c.execute_command("SESSION.GET", sid)
+    as_map = dict(zip(flat[::2], flat[1::2]))
+    assert as_map["id"] == sid and as_map["version"] == 2
+    assert as_map["attributes"] == ["a", ["utf8", "1", 2]]
+
+
+def test_app_scoped_attributes_are_seen_only_by_their_app(node):
+    c = r3(node)
+    sid = c.execute_command("SESSION.CREATE", "portal")
+    c.execute_command("SESSION.SET", sid, "user", "utf8", "ann", "app:shop/cart", "json", "[]",
+                      "app:blog/draft", "utf8", "hello")
+    assert attrs(c.execute_command("SESSION.GET", sid)) == {"user": "ann"}
+    assert attrs(c.execute_command("SESSION.GET", sid, "APP", "shop")) == {"user": "ann", "app:shop/cart": "[]"}
+    assert attrs(c.execute_command("SESSION.GET", sid, "APP", "blog")) == {"user": "ann", "app:blog/draft": "hello"}
+
+
+def test_ifversion_is_a_compare_and_set(node):
+    c = r3(node)
+    sid = c.execute_command("SESSION.CREATE", "g")
+    assert c.execute_command("SESSION.SET", sid, "IFVERSION", 1, "n", "utf8", "1") == 2
+    with pytest.raises(redis.ResponseError, match="^CONFLICT"):
+        c.execute_command("SESSION.SET", sid, "IFVERSION", 1, "n", "utf8", "lost")
+    assert attrs(c.execute_command("SESSION.GET", sid)) == {"n": "1"}
+
+
+def test_idle_timeout_ends_a_session_and_a_touch_keeps_it(node):
+    c = r3(node)
+    idle = c.execute_command("SESSION.CREATE", "g", "IDLE", 1)
+    kept = c.execute_command("SESSION.CREATE", "g", "IDLE", 1)
+    for _ in range(4):
+        time.sleep(0.4)
+        assert c.execute_command("SESSION.TOUCH", kept) is not None
+    assert c.execute_command("SESSION.GET", idle) is None
+    assert c.execute_command("SESSION.SET", idle, "a", "utf8", "x") is None
+    assert c.execute_command("SESSION.GET", kept) is not None
+
+
+def test_touching_never_moves_the_absolute_deadline(node):
+    c = r3(node)
+    sid = c.execute_command("SESSION.CREATE", "g", "IDLE", 60, "ABSOLUTE", 2)
+    deadline = c.execute_command("SESSION.GET", sid)["absolute-deadline"]
+    for _ in range(5):
+        time.sleep(0.3)
+        assert c.execute_command("SESSION.TOUCH", sid) <= 2000
+    assert c.execute_command("SESSION.GET", sid)["absolute-deadline"] == deadline
+    assert wait_until(lambda: c.execute_command("SESSION.GET", sid) is None, 3)
+
+
+def test_an_invalidated_id_never_reads_back(node):
+    c = r3(node)
+    sid = c.execute_command("SESSION.CREATE", "g")
+    c.execute_command("SESSION.SET", sid, "a", "utf8", "1")
+    assert c.execute_command("SESSION.INVALIDATE", sid) == 1
+    assert c.execute_command("SESSION.INVALIDATE", sid) == 0
+    assert c.execute_command("SESSION.GET", sid) is None
+    assert c.execute_command("SESSION.SET", sid, "a", "utf8", "2") is None
+    assert c.execute_command("SESSION.TOUCH", sid) is None
+    assert c.execute_command("SESSION.GET", sid) is None
+    # The tombstone is invisible to Redis commands and to listings.
+    key = f"sg:session:{sid}"
+    assert c.exists(key) == 0 and c.type(key) == "none"
+    assert key not in c.keys("sg:session:*")
+
+
+def test_rotate_moves_the_attributes_and_ends_the_old_id(node):
+    c = r3(node)
+    old = c.execute_command("SESSION.CREATE", "g")
+    c.execute_command("SESSION.SET", old, "cart", "json", "[7]")
+    c.execute_command("SESSION.LOGIN", old, "rotor")
+    new = c.execute_command("SESSION.ROTATE", old)
+    assert new != old and len(new) == 27
+    assert c.execute_command("SESSION.GET", old) is None
+    s = c.execute_command("SESSION.GET", new)
+    assert attrs(s) == {"cart": "[7]"} and s["principal"] == "rotor"
+    assert [x["id"] for x in c.execute_command("SESSION.BYUSER", "rotor")] == [new]
+    assert c.execute_command("SESSION.ROTATE", old) is None
+
+
+def test_login_policies(node):
+    c = r3(node)
+    a, b, d = (c.execute_command("SESSION.CREATE", "g") for _ in range(3))
+    assert c.execute_command("SESSION.LOGIN", a, "bob", "POLICY", "reject", "MAX", 1) == []
+    with pytest.raises(redis.ResponseError, match="^LOGINREJECTED"):
+        c.execute_command("SESSION.LOGIN", b, "bob", "POLICY", "reject", "MAX", 1)
+    assert c.execute_command("SESSION.GET", b)["principal"] is None
+    assert c.execute_command("SESSION.LOGIN", b, "bob", "POLICY", "evict-oldest", "MAX", 1) == [a]
+    assert c.execute_command("SESSION.GET", a) is None, "the evicted session ended"
+    assert c.execute_command("SESSION.LOGIN", d, "bob", "POLICY", "allow", "MAX", 1) == []
+    assert sorted(x["id"] for x in c.execute_command("SESSION.BYUSER", "bob")) == sorted([b, d])
+    assert c.execute_command("SESSION.LOGOUT", d) == 1
+    assert c.execute_command("SESSION.GET", d)["principal"] is None
+    assert [x["id"] for x in c.execute_command("SESSION.BYUSER", "bob")] == [b]
+    assert c.execute_command("SESSION.KICKUSER", "bob") == 1
+    assert c.execute_command("SESSION.GET", b) is None
+    assert c.execute_command("SESSION.BYUSER", "bob") == []
+
+
+def test_group_config_sets_the_login_policy(node):
+    c = r3(node)
+    a, b = (c.execute_command("SESSION.CREATE", "strict") for _ in range(2))
+    c.execute_command("SESSION.LOGIN", a, "carol")
+    with pytest.raises(redis.ResponseError, match="^LOGINREJECTED"):
+        c.execute_command("SESSION.LOGIN", b, "carol")
+
+
+def test_byuser_never_lists_an_expired_or_invalidated_session(node):
+    c = r3(node)
+    short = c.execute_command("SESSION.CREATE", "g", "IDLE", 1)
+    gone = c.execute_command("SESSION.CREATE", "g")
+    live = c.execute_command("SESSION.CREATE", "g")
+    for sid in (short, gone, live):
+        c.execute_command("SESSION.LOGIN", sid, "dave")
+    c.execute_command("SESSION.INVALIDATE", gone)
+    time.sleep(1.3)
+    assert [x["id"] for x in c.execute_command("SESSION.BYUSER", "dave")] == [live]
+    # A dead session no longer counts against the user's limit.
+    other = c.execute_command("SESSION.CREATE", "g")
+    assert c.execute_command("SESSION.LOGIN", other, "dave", "POLICY", "reject", "MAX", 2) == []
+
+
+def test_limits_are_refused_and_change_nothing(node):
+    c = r3(node)
+    sid = c.execute_command("SESSION.CREATE", "g")
+    c.execute_command("SESSION.SET", sid, "a", "utf8", "1")
+    with pytest.raises(redis.ResponseError, match="attr_bytes_max"):
+        c.execute_command("SESSION.SET", sid, "big", "bytes", "x" * 1025)
+    with pytest.raises(redis.ResponseError, match="attrs_max"):
+        c.execute_command("SESSION.SET", sid, *sum(([f"n{i}", "utf8", "v"] for i in range(8)), []))
+    with pytest.raises(redis.ResponseError, match="session_bytes_max"):
+        c.execute_command("SESSION.SET", sid, *sum(([f"m{i}", "utf8", "v" * 900] for i in range(5)), []))
+    with pytest.raises(redis.ResponseError, match="principal"):
+        c.execute_command("SESSION.LOGIN", sid, "u" * 33)
+    s = c.execute_command("SESSION.GET", sid)
+    assert attrs(s) == {"a": "1"} and s["version"] == 2 and s["principal"] is None
+
+
+def test_bad_arguments_get_clear_errors(node):
+    c = r3(node)
+    sid = c.execute_command("SESSION.CREATE", "g")
+    for bad, pattern in [
+        (("SESSION.SET", sid, "a", "yaml", "x"), "tag"),
+        (("SESSION.SET", sid, "a", "utf8"), "wrong number"),
+        (("SESSION.CREATE", "g", "IDLE", "soon"), "integer"),
+        (("SESSION.CREATE", "g", "IDLE", 0), "IDLE"),
+        (("SESSION.CREATE", "g", "FOREVER", 1), "syntax"),
+        (("SESSION.LOGIN", sid, "x", "POLICY", "maybe"), "POLICY"),
+        (("SESSION.CREATE", ""), "group"),
+    ]:
+        with pytest.raises(redis.ResponseError, match=pattern):
+            c.execute_command(*bad)
+    for garbage in ("", "x", "../../etc/passwd", "a" * 500, "\x00\xff"):
+        assert c.execute_command("SESSION.GET", garbage) is None
+        assert c.execute_command("SESSION.INVALIDATE", garbage) == 0
+    c.set("plain", "v")
+    assert c.execute_command("SESSION.GET", sid) is not None
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        c.get(f"sg:session:{sid}")
+
+
+def test_list_and_stats_cover_every_session(node):
+    c = r3(node)
+    c.flushall()
+    made = {c.execute_command("SESSION.CREATE", "listing") for _ in range(40)}
+    c.execute_command("SESSION.CREATE", "other")
+    seen, cursor = [], 0
+    while True:
+        cursor, ids = c.execute_command("SESSION.LIST", "GROUP", "listing", "CURSOR", cursor, "COUNT", 7)
+        seen += ids
+        cursor = int(cursor)
+        if cursor == 0:
+            break
+    assert sorted(seen) == sorted(made)
+    stats = c.execute_command("SESSION.STATS", "GROUP", "listing")
+    assert stats["live"] == 40 and stats["created"] >= 41
+    assert c.execute_command("SESSION.STATS")["live"] == 41
+
+
+def test_redis_cli_drives_sessions(node):
+    def cli(*args):
+        out = subprocess.run([REDIS_CLI, "-p", str(node.port), *map(str, args)],
+                             capture_output=True, text=True, timeout=30, check=True)
+        return out.stdout.strip()
+
+    sid = cli("SESSION.CREATE", "cli")
+    assert cli("SESSION.SET", sid, "k", "utf8", "v") == "2"
+    assert "k" in cli("SESSION.GET", sid).splitlines()
+    assert cli("SESSION.INVALIDATE", sid) == "1"
+    assert cli("SESSION.GET", sid) == ""
+
+
+def test_concurrent_ifversion_writers_lose_no_update(node):
+    sid = r3(node).execute_command("SESSION.CREATE", "g")
+    r3(node).execute_command("SESSION.SET", sid, "n", "utf8", "0")
+    conflicts = []
+
+    def increment(times: int) -> None:
+        c = r3(node)
+        for _ in range(times):
+            while True:
+                s = c.execute_command("SESSION.GET", sid, "NOTOUCH")
+                n = int(attrs(s)["n"])
+                try:
+                    c.execute_command("SESSION.SET", sid, "IFVERSION", s["version"], "n", "utf8", n + 1)
+                    break
+                except redis.ResponseError as e:
+                    assert str(e).startswith("CONFLICT")
+                    conflicts.append(1)
+
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(increment, [25] * 8))
+    assert attrs(r3(node).execute_command("SESSION.GET", sid))["n"] == "200"
+    print(f"\n200 increments by 8 writers: {len(conflicts)} conflicts retried")
+
+
+# --------------------------------------------------------------------------
+# A 3-node cluster
+# --------------------------------------------------------------------------
+
+
+def test_parallel_logins_of_one_user_through_every_node_leave_one_session(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    nodes = cluster.nodes
+    for policy in ("reject", "evict-oldest"):
+        user = f"racer-{policy}"
+        ids = [r3(nodes[i % 3]).execute_command("SESSION.CREATE", "g") for i in range(100)]
+        outcomes = {"ok": 0, "rejected": 0, "gone": 0}
+        lock = threading.Lock()
+
+        def login(i: int) -> None:
+            c = r3(nodes[i % 3])
+            try:
+                reply = c.execute_command("SESSION.LOGIN", ids[i], user, "POLICY", policy, "MAX", 1)
+                kind = "gone" if reply is None else "ok"
+            except redis.ResponseError as e:
+                assert str(e).startswith("LOGINREJECTED"), e
+                kind = "rejected"
+            with lock:
+                outcomes[kind] += 1
+
+        with ThreadPoolExecutor(20) as ex:
+            list(ex.map(login, range(100)))
+        for node in nodes:
+            listed = r3(node).execute_command("SESSION.BYUSER", user)
+            assert len(listed) == 1, (policy, outcomes, listed)
+        logged_in = [sid for sid in ids
+                     if (s := r3(nodes[0]).execute_command("SESSION.GET", sid, "NOTOUCH"))
+                     and s["principal"] == user]
+        assert len(logged_in) == 1, (policy, outcomes)
+        print(f"\n100 parallel logins, MAX 1, {policy}: {outcomes}")
+
+
+def test_sessions_registry_and_tombstones_survive_failover_and_whole_grid_restart(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    nodes = cluster.nodes
+    c = r3(nodes[0])
+    live, ended, users = {}, [], {}
+    for i in range(60):
+        sid = r3(nodes[i % 3]).execute_command("SESSION.CREATE", "g", "IDLE", 600, "ABSOLUTE", 3600)
+        r3(nodes[(i + 1) % 3]).execute_command("SESSION.SET", sid, "n", "utf8", str(i))
+        live[sid] = str(i)
+    for i, sid in enumerate(list(live)[:20]):
+        user = f"user{i % 5}"
+        r3(nodes[i % 3]).execute_command("SESSION.LOGIN", sid, user)
+        users.setdefault(user, set()).add(sid)
+    for sid in list(live)[40:50]:
+        assert c.execute_command("SESSION.INVALIDATE", sid) == 1
+        ended.append(sid)
+        del live[sid]
+    for sid in list(live)[:5]:
+        new = c.execute_command("SESSION.ROTATE", sid)
+        live[new] = live.pop(sid)
+        ended.append(sid)
+        for ids in users.values():
+            if sid in ids:
+                ids.discard(sid)
+                ids.add(new)
+    deadlines = {sid: c.execute_command("SESSION.GET", sid, "NOTOUCH")["absolute-deadline"] for sid in live}
+
+    def check(via: list[GridProcess]) -> None:
+        for node in via:
+            r = r3(node)
+            for sid, n in live.items():
+                s = r.execute_command("SESSION.GET", sid, "NOTOUCH")
+                assert s is not None and attrs(s) == {"n": n}, sid
+                assert s["absolute-deadline"] == deadlines[sid]
+            for sid in ended:
+                assert r.execute_command("SESSION.GET", sid) is None, sid
+            for user, ids in users.items():
+                assert {x["id"] for x in r.execute_command("SESSION.BYUSER", user)} == ids, user
+
+    check(nodes)
+    nodes[1].sigkill()
+    cluster.wait_settled(timeout=30)
+    check(cluster.live())
+
+    for node in cluster.nodes:
+        node.sigkill()
+    for node in cluster.nodes:
+        node._spawn()
+    cluster.wait_settled()
+    check(cluster.nodes)
