@@ -7,6 +7,7 @@ the RESP2 shape.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -17,6 +18,7 @@ import redis
 
 from conftest import REDIS_CLI, GridProcess, grid_only, wait_until
 from gridcluster import Cluster
+from respwire import RespConnection
 
 pytestmark = grid_only
 
@@ -265,8 +267,10 @@ def test_list_and_stats_cover_every_session(node):
             break
     assert sorted(seen) == sorted(made)
     stats = c.execute_command("SESSION.STATS", "GROUP", "listing")
-    assert stats["live"] == 40 and stats["created"] >= 41
-    assert c.execute_command("SESSION.STATS")["live"] == 41
+    assert stats["live"] == 40
+    assert stats["node"]["created"] == 40 and stats["cluster"]["created"] == 40
+    everything = c.execute_command("SESSION.STATS")
+    assert everything["live"] == 41 and everything["node"]["created"] >= 41
 
 
 def test_redis_cli_drives_sessions(node):
@@ -304,6 +308,91 @@ def test_concurrent_ifversion_writers_lose_no_update(node):
         list(ex.map(increment, [25] * 8))
     assert attrs(r3(node).execute_command("SESSION.GET", sid))["n"] == "200"
     print(f"\n200 increments by 8 writers: {len(conflicts)} conflicts retried")
+
+
+class Subscriber(threading.Thread):
+    """Collects the events of one channel (or of SESSION.SUBSCRIBE) through redis-py's pub/sub."""
+
+    def __init__(self, node: GridProcess, channel: str = "sessiongrid:events"):
+        super().__init__(daemon=True)
+        self.client = node.client(decode_responses=True, socket_timeout=None)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.subscribe(channel)
+        assert self.pubsub.get_message(timeout=5)["type"] == "subscribe"
+        self.events: list[dict] = []
+        self.stop_flag = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            message = self.pubsub.get_message(timeout=0.2)
+            if message and message["type"] == "message":
+                self.events.append(json.loads(message["data"]))
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        self.join(timeout=10)
+        self.pubsub.close()
+
+    def seen(self, kind: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for e in self.events:
+            if e["event"] == kind:
+                counts[e["id"]] = counts.get(e["id"], 0) + 1
+        return counts
+
+    def wait_for(self, kind: str, ids, timeout: float = 10) -> bool:
+        return wait_until(lambda: set(ids) <= set(self.seen(kind)), timeout)
+
+
+def test_session_subscribe_pushes_events_in_resp3_and_resp2(node):
+    for proto in (3, 2):
+        with RespConnection(node.port) as conn:
+            if proto == 3:
+                assert conn.call("HELLO", 3)[0] == "map"
+            conn.send_command("SESSION.SUBSCRIBE", "GROUP", f"push{proto}")
+            kind = "push" if proto == 3 else "array"
+            confirm, _ = conn.read_reply()
+            assert confirm == (kind, [("bulk", b"subscribe"), ("bulk", f"sessiongrid:events:push{proto}".encode()), ("int", 1)])
+            sid = r3(node).execute_command("SESSION.CREATE", f"push{proto}")
+            r3(node).execute_command("SESSION.CREATE", "elsewhere")
+            message, _ = conn.read_reply()
+            assert message[0] == kind and message[1][0] == ("bulk", b"message")
+            event = json.loads(message[1][2][1])
+            assert (event["event"], event["id"], event["group"]) == ("created", sid, f"push{proto}")
+            conn.send_command("UNSUBSCRIBE")
+            assert conn.read_reply()[0] == (kind, [("bulk", b"unsubscribe"), ("bulk", f"sessiongrid:events:push{proto}".encode()), ("int", 0)])
+            assert conn.call("PING") == ("simple", b"PONG")
+
+
+def test_subscribers_see_every_event_of_a_scripted_run(node):
+    everything = Subscriber(node)
+    only_b = Subscriber(node, "sessiongrid:events:events-b")
+    c = r3(node)
+    try:
+        created = [c.execute_command("SESSION.CREATE", "events-a") for _ in range(10)]
+        short = [c.execute_command("SESSION.CREATE", "events-b", "IDLE", 1) for _ in range(3)]
+        c.execute_command("SESSION.SET", created[0], "a", "utf8", "1")
+        c.execute_command("SESSION.LOGIN", created[1], "erin")
+        c.execute_command("SESSION.LOGOUT", created[1])
+        new = c.execute_command("SESSION.ROTATE", created[2])
+        for sid in created[3:6]:
+            c.execute_command("SESSION.INVALIDATE", sid)
+        assert everything.wait_for("created", created + short)
+        assert everything.wait_for("expired", short, timeout=10), everything.events
+        assert everything.wait_for("invalidated", created[3:6])
+        assert everything.wait_for("attribute-changed", created[:1])
+        assert everything.wait_for("login", created[1:2]) and everything.wait_for("logout", created[1:2])
+        rotated = [e for e in everything.events if e["event"] == "rotated"]
+        assert rotated[0]["id"] == created[2] and rotated[0]["moved_to"] == new
+        assert new not in everything.seen("created"), "a rotation is not a new session"
+        login = [e for e in everything.events if e["event"] == "login"][0]
+        assert login["principal"] == "erin" and login["group"] == "events-a" and login["at"] > 0
+        assert only_b.wait_for("expired", short)
+        assert {e["group"] for e in only_b.events} == {"events-b"}
+    finally:
+        everything.stop()
+        only_b.stop()
 
 
 # --------------------------------------------------------------------------
@@ -395,3 +484,33 @@ def test_sessions_registry_and_tombstones_survive_failover_and_whole_grid_restar
         node._spawn()
     cluster.wait_settled()
     check(cluster.nodes)
+
+
+def test_events_are_delivered_at_least_once_across_a_failover(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    nodes = cluster.nodes
+    subscriber = Subscriber(nodes[0])
+    try:
+        created = [r3(nodes[i % 3]).execute_command("SESSION.CREATE", "g") for i in range(60)]
+        short = [r3(nodes[i % 3]).execute_command("SESSION.CREATE", "g", "IDLE", 2) for i in range(15)]
+        invalidated = created[:20]
+        for sid in invalidated[:10]:
+            assert r3(nodes[1]).execute_command("SESSION.INVALIDATE", sid) == 1
+        nodes[2].sigkill()
+        for sid in invalidated[10:]:
+            while True:
+                try:
+                    assert r3(nodes[1]).execute_command("SESSION.INVALIDATE", sid) in (0, 1)
+                    break
+                except redis.exceptions.TryAgainError:
+                    time.sleep(0.1)
+        cluster.wait_settled(timeout=30)
+        assert subscriber.wait_for("created", created + short, timeout=15)
+        assert subscriber.wait_for("invalidated", invalidated, timeout=15)
+        assert subscriber.wait_for("expired", short, timeout=15)
+    finally:
+        subscriber.stop()
+    duplicates = sum(n - 1 for kind in ("created", "invalidated", "expired")
+                     for n in subscriber.seen(kind).values())
+    print(f"\nevents across a kill -9: {len(subscriber.events)} received, {duplicates} duplicates")

@@ -53,7 +53,7 @@ mod tests {
 
     fn entry(version: u64) -> LogEntry {
         let pos = LogPos { term: Term { epoch: 1, primary: 7 }, version };
-        LogEntry { pos, key: Bytes::from_static(b"k"), state: None }
+        LogEntry { pos, key: Bytes::from_static(b"k"), state: None, events: Vec::new() }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{Entry, KeyFilter, Op, PartitionId, Reply};
 
 use crate::placement::NodeId;
@@ -39,6 +40,9 @@ pub struct LogEntry {
     pub pos: LogPos,
     pub key: Bytes,
     pub state: Option<Entry>,
+    /// The session events of this write, kept by followers until the primary has published
+    /// them, so a follower that takes over can publish what its predecessor could not.
+    pub events: Vec<SessionEvent>,
 }
 
 /// Why a request was not executed. All but [`Refusal::Indeterminate`] mean it had no effect, so
@@ -140,6 +144,8 @@ pub enum Msg {
     Stale {
         epoch: Epoch,
     },
+    /// Session events published by a primary, for the receiver's subscribers.
+    Events(Vec<SessionEvent>),
 }
 
 /// Chunk `seq` of snapshot `id`: the keys in `(after, through]` (`through = None`: to the end)
@@ -158,9 +164,11 @@ pub struct Chunk {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ReplicaMsg {
     /// Entries following `prev` in the primary's log (none: a probe asking for an ack).
+    /// `published`: the primary has published the events of every write up to this version.
     Append {
         prev: LogPos,
         entries: Vec<LogEntry>,
+        published: u64,
     },
     /// The follower's position after applying what it had.
     Ack {

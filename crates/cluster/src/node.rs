@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
 use tracing::warn;
 
@@ -28,6 +29,8 @@ pub enum Output {
     Send(NodeId, Msg),
     /// The answer to the client request with this id.
     Reply(u64, Result<Reply, Refusal>),
+    /// Session events for this node's subscribers.
+    Events(Vec<SessionEvent>),
 }
 
 struct ClientRequest {
@@ -291,6 +294,7 @@ impl<D: NodeStore> Node<D> {
                     self.out.push(Output::Send(from, Msg::TopologyPull));
                 }
             }
+            Msg::Events(events) => self.out.push(Output::Events(events)),
             membership => {
                 let mut outbox = Outbox::new();
                 let adopted = self.membership.receive(now.mono, from, membership, &mut outbox);
@@ -370,6 +374,7 @@ impl<D: NodeStore> Node<D> {
                 Effect::Reply(Origin::Remote { node, id }, result) => {
                     self.out.push(Output::Send(node, Msg::Response { id, result }))
                 }
+                Effect::Publish(events) => self.publish(events),
                 Effect::Synced(partition, node) => {
                     let msg = Msg::Synced { partition, node };
                     match self.membership.coordinator() {
@@ -386,5 +391,15 @@ impl<D: NodeStore> Node<D> {
                 }
             }
         }
+    }
+
+    /// Delivers events to this node's subscribers and every other member's.
+    fn publish(&mut self, events: Vec<SessionEvent>) {
+        if let Some(t) = self.membership.topology() {
+            for &n in t.members.iter().filter(|n| **n != self.me) {
+                self.out.push(Output::Send(n, Msg::Events(events.clone())));
+            }
+        }
+        self.out.push(Output::Events(events));
     }
 }

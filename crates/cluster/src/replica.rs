@@ -11,12 +11,17 @@
 //!   key's whole state, the replay over newer chunk data ends in exactly the primary's state.
 //! - **Handoff.** A new primary whose predecessor is still alive serves only once the predecessor
 //!   released the partition or its lease has surely run out.
+//! - **Events.** A write's session events travel with it. The primary publishes them once every
+//!   counted follower has the write, and tells followers how far it has published; a follower
+//!   keeps the rest, and publishes them itself if it becomes primary. So an event of an
+//!   acknowledged write is published at least once, whichever owner survives.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use sessiongrid_model::apply::apply;
+use sessiongrid_model::session::event::{self, Before, SessionEvent};
 use sessiongrid_model::{Entry, Op, PartitionId, Reply};
 use tracing::{debug, warn};
 
@@ -41,7 +46,13 @@ pub enum Effect {
     Reply(Origin, Result<Reply, Refusal>),
     /// A learner now holds a complete copy; the coordinator should make it an owner.
     Synced(PartitionId, NodeId),
+    /// Session events of writes every counted owner has: deliver them to subscribers.
+    Publish(Vec<SessionEvent>),
 }
+
+/// Most events a follower keeps for its primary; past it the oldest go (they were most likely
+/// published long ago, and the primary's `published` mark was lost).
+const UNCONFIRMED_EVENTS_MAX: usize = 16 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -59,6 +70,8 @@ struct Follower {
     sent_at: u64,
     synced_at: u64,
     snapshot: Option<OutgoingSnapshot>,
+    /// The `published` mark this follower was last sent.
+    told: u64,
 }
 
 struct OutgoingSnapshot {
@@ -100,6 +113,12 @@ pub struct Replica<S> {
     pending: VecDeque<Pending>,
     next_snapshot: u64,
     next_sweep: u64,
+    /// Events of writes not yet on every counted follower, in version order.
+    unpublished: VecDeque<SessionEvent>,
+    /// Every event up to this version has been published (by this node or its predecessors).
+    published: u64,
+    // As follower: events the primary may not have published yet, in version order.
+    unconfirmed: VecDeque<SessionEvent>,
     // As follower.
     incoming: Option<IncomingSnapshot>,
     finished: Option<(u64, u32)>,
@@ -127,6 +146,9 @@ impl<S: PartitionStore> Replica<S> {
             pending: VecDeque::new(),
             next_snapshot: 1,
             next_sweep: 0,
+            unpublished: VecDeque::new(),
+            published: base.version,
+            unconfirmed: VecDeque::new(),
             incoming: None,
             finished: None,
             sync_asked_at: None,
@@ -172,13 +194,14 @@ impl<S: PartitionStore> Replica<S> {
                         sent_at: 0,
                         synced_at: 0,
                         snapshot: None,
+                        told: 0,
                     });
                     f.owner = owner;
                     f.in_sync |= owner;
                     if f.acked.is_none() && f.snapshot.is_none() && f.sent_at == 0 {
                         f.sent_at = now.mono;
                         if let Some(prev) = prev {
-                            out.push(Effect::Send(self.p, n, probe(prev)));
+                            out.push(Effect::Send(self.p, n, probe(prev, self.published)));
                         }
                     }
                 }
@@ -205,6 +228,8 @@ impl<S: PartitionStore> Replica<S> {
             if self.handoff_from.is_some() { now.mono + self.cfg.lease_ms } else { now.mono };
         self.incoming = None;
         self.followers.clear();
+        // What the predecessor may not have published is this node's to publish now.
+        self.unpublished.extend(self.unconfirmed.drain(..));
         if self.pos.is_none() {
             // Promoted while re-syncing: every range holds either the old primary's newer data or
             // this node's own copy, which had every acknowledged write (acknowledgements waited
@@ -223,6 +248,8 @@ impl<S: PartitionStore> Replica<S> {
         }
         self.followers.clear();
         self.term = None;
+        // The successor holds these writes' events (or the writes are lost) and publishes them.
+        self.unpublished.clear();
         if let Some(next) = successor.filter(|n| *n != self.me) {
             out.push(Effect::Send(self.p, next, ReplicaMsg::Released));
         }
@@ -236,6 +263,7 @@ impl<S: PartitionStore> Replica<S> {
         self.pos = Some(LogPos::ZERO);
         self.log.reset(LogPos::ZERO);
         self.incoming = None;
+        self.unconfirmed.clear();
     }
 
     fn next_version(&mut self) -> u64 {
@@ -262,11 +290,13 @@ impl<S: PartitionStore> Replica<S> {
             Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
         };
         let prior = Prior::of(slot.as_ref());
+        let before = Before::of(&key, slot.as_ref());
         let outcome = apply(op, &mut slot, now.wall);
         if !outcome.changed {
             return self.answer_after_pending(now, origin, outcome.reply, out);
         }
-        match self.commit(now, key, slot, prior, out) {
+        let events = event::derive(&key, &before, slot.as_ref(), now.wall);
+        match self.commit(now, key, slot, prior, events, out) {
             Ok(version) => self.await_replicas(now, version, origin, outcome.reply, out),
             Err(r) => out.push(Effect::Reply(origin, Err(r))),
         }
@@ -301,7 +331,7 @@ impl<S: PartitionStore> Replica<S> {
                 };
                 let mut last = None;
                 for (key, entry) in entries {
-                    match self.commit(now, key, None, Prior::of(Some(&entry)), out) {
+                    match self.commit(now, key, None, Prior::of(Some(&entry)), Vec::new(), out) {
                         Ok(version) => last = Some(version),
                         Err(r) => return out.push(Effect::Reply(origin, Err(r))),
                     }
@@ -355,12 +385,14 @@ impl<S: PartitionStore> Replica<S> {
 
     /// Writes a key's new state as the next entry of the log: through to the store, then to
     /// every follower that is up to date. Returns the entry's version.
+    #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
         now: Now,
         key: Bytes,
         mut state: Option<Entry>,
         prior: Prior,
+        mut events: Vec<SessionEvent>,
         out: &mut Vec<Effect>,
     ) -> Result<u64, Refusal> {
         let (Some(term), Some(prev)) = (self.term, self.pos) else {
@@ -370,19 +402,51 @@ impl<S: PartitionStore> Replica<S> {
         if let Some(e) = state.as_mut() {
             e.version = version;
         }
-        let entry = LogEntry { pos: LogPos { term, version }, key, state };
+        for e in &mut events {
+            (e.node, e.partition, e.version) = (self.me, self.p, version);
+        }
+        let entry = LogEntry { pos: LogPos { term, version }, key, state, events };
         self.store.append(&entry, Some(prior)).map_err(|e| Refusal::Store(e.0))?;
         self.pos = Some(entry.pos);
         for (&n, f) in self.followers.iter_mut() {
             if f.snapshot.is_none() && f.sent == Some(prev) {
                 f.sent = Some(entry.pos);
                 f.sent_at = now.mono;
-                let append = ReplicaMsg::Append { prev, entries: vec![entry.clone()] };
+                f.told = self.published;
+                let append = ReplicaMsg::Append {
+                    prev,
+                    entries: vec![entry.clone()],
+                    published: self.published,
+                };
                 out.push(Effect::Send(self.p, n, append));
             }
         }
+        self.unpublished.extend(entry.events.iter().cloned());
         self.log.push(entry);
         Ok(version)
+    }
+
+    /// Publishes the events of writes that every counted follower has.
+    fn publish_replicated(&mut self, out: &mut Vec<Effect>) {
+        let Some(pos) = self.pos else { return };
+        let replicated = self
+            .followers
+            .values()
+            .filter(|f| f.in_sync)
+            .map(|f| f.acked.map_or(0, |a| a.version))
+            .min()
+            .unwrap_or(pos.version)
+            .min(pos.version);
+        let mut ready = Vec::new();
+        while self.unpublished.front().is_some_and(|e| e.version <= replicated) {
+            ready.extend(self.unpublished.pop_front());
+        }
+        if !ready.is_empty() {
+            out.push(Effect::Publish(ready));
+        }
+        if self.unpublished.is_empty() {
+            self.published = self.published.max(replicated);
+        }
     }
 
     /// Answers `origin` with `reply` once every counted follower has `version`.
@@ -399,8 +463,9 @@ impl<S: PartitionStore> Replica<S> {
         self.try_complete(out);
     }
 
-    /// Answers every write that all counted followers now have.
+    /// Answers every write that all counted followers now have, and publishes its events.
     fn try_complete(&mut self, out: &mut Vec<Effect>) {
+        self.publish_replicated(out);
         while let Some(front) = self.pending.front() {
             let replicated = self.cfg.faults.ack_before_backups
                 || self
@@ -418,7 +483,10 @@ impl<S: PartitionStore> Replica<S> {
 
     pub fn receive(&mut self, now: Now, from: NodeId, msg: ReplicaMsg, out: &mut Vec<Effect>) {
         match (self.role, msg) {
-            (Role::Follower, ReplicaMsg::Append { prev, entries }) if self.is_primary(from) => {
+            (Role::Follower, ReplicaMsg::Append { prev, entries, published })
+                if self.is_primary(from) =>
+            {
+                self.confirm_published(published);
                 self.on_append(now, from, prev, entries, out)
             }
             (Role::Follower, ReplicaMsg::Chunk(chunk)) if self.is_primary(from) => {
@@ -482,10 +550,28 @@ impl<S: PartitionStore> Replica<S> {
             }
             self.max_version = self.max_version.max(entry.pos.version);
             self.pos = Some(entry.pos);
+            self.keep_unconfirmed(&entry.events);
             self.log.push(entry);
         }
         if let Some(pos) = self.pos {
             out.push(Effect::Send(self.p, from, ReplicaMsg::Ack { pos }));
+        }
+    }
+
+    /// The primary has published everything up to `published`: forget those events.
+    fn confirm_published(&mut self, published: u64) {
+        self.published = self.published.max(published);
+        while self.unconfirmed.front().is_some_and(|e| e.version <= published) {
+            self.unconfirmed.pop_front();
+        }
+    }
+
+    fn keep_unconfirmed(&mut self, events: &[SessionEvent]) {
+        for e in events.iter().filter(|e| e.version > self.published) {
+            if self.unconfirmed.len() == UNCONFIRMED_EVENTS_MAX {
+                self.unconfirmed.pop_front();
+            }
+            self.unconfirmed.push_back(e.clone());
         }
     }
 
@@ -598,7 +684,12 @@ impl<S: PartitionStore> Replica<S> {
         let Some(f) = self.followers.get_mut(&to) else { return };
         f.sent = Some(entries.last().map_or(from_pos, |e| e.pos));
         f.sent_at = now.mono;
-        out.push(Effect::Send(self.p, to, ReplicaMsg::Append { prev: from_pos, entries }));
+        let published = self.published;
+        out.push(Effect::Send(
+            self.p,
+            to,
+            ReplicaMsg::Append { prev: from_pos, entries, published },
+        ));
     }
 
     fn start_snapshot(&mut self, now: Now, to: NodeId, out: &mut Vec<Effect>) {
@@ -679,8 +770,13 @@ impl<S: PartitionStore> Replica<S> {
                 f.sent_at = now.mono;
                 match f.acked {
                     Some(acked) if self.log.contains(acked) => suffixes.push((n, acked)),
-                    _ => out.push(Effect::Send(self.p, n, probe(pos))),
+                    _ => out.push(Effect::Send(self.p, n, probe(pos, self.published))),
                 }
+            }
+            if f.acked == Some(pos) && f.told < self.published {
+                // Idle: tell the follower which events it no longer needs to keep.
+                f.told = self.published;
+                out.push(Effect::Send(self.p, n, probe(pos, self.published)));
             }
             if f.in_sync && !f.owner && now.mono >= f.synced_at + retransmit {
                 f.synced_at = now.mono;
@@ -713,18 +809,21 @@ impl<S: PartitionStore> Replica<S> {
         };
         for key in due {
             let Ok(Some(entry)) = self.store.get(&key) else { continue };
-            if entry.is_expired(now.wall)
-                && self.commit(now, key, None, Prior::of(Some(&entry)), out).is_err()
-            {
+            if !entry.is_expired(now.wall) {
+                continue;
+            }
+            let events = event::derive(&key, &Before::of(&key, Some(&entry)), None, now.wall);
+            if self.commit(now, key, None, Prior::of(Some(&entry)), events, out).is_err() {
                 return;
             }
         }
+        self.publish_replicated(out);
     }
 }
 
 /// An empty append: the follower acknowledges if it is at `pos`, or asks to be synced.
-fn probe(pos: LogPos) -> ReplicaMsg {
-    ReplicaMsg::Append { prev: pos, entries: Vec::new() }
+fn probe(pos: LogPos, published: u64) -> ReplicaMsg {
+    ReplicaMsg::Append { prev: pos, entries: Vec::new(), published }
 }
 
 #[cfg(test)]
@@ -785,11 +884,12 @@ mod tests {
         let mut out = Vec::new();
         r.adopt(now, &t, &mut out);
         let top = LogPos { term: Term { epoch: 1, primary: 7 }, version: u64::MAX };
-        let entry = LogEntry { pos: top, key: Bytes::from_static(b"k"), state: None };
+        let entry =
+            LogEntry { pos: top, key: Bytes::from_static(b"k"), state: None, events: Vec::new() };
         r.receive(
             now,
             7,
-            ReplicaMsg::Append { prev: LogPos::ZERO, entries: vec![entry] },
+            ReplicaMsg::Append { prev: LogPos::ZERO, entries: vec![entry], published: 0 },
             &mut out,
         );
         let chunk = |seq| Chunk {

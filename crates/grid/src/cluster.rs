@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::disk::DiskNode;
 use crate::error::GridError;
+use crate::events::EventBus;
 
 const TICK: Duration = Duration::from_millis(10);
 /// How long a node that handed everything over keeps answering before it stops.
@@ -103,6 +104,7 @@ pub struct ClusterArgs {
     /// Seeds were given, so the node waits to join rather than founding a cluster.
     pub joining: bool,
     pub transport: Arc<dyn Transport>,
+    pub events: Arc<EventBus>,
 }
 
 impl ClusterNode {
@@ -191,6 +193,8 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
     let cfg = Arc::new(args.config);
     let mut node = Node::new(disk, cfg, Vec::new(), args.joining, clock.now());
     let transport = args.transport;
+    let events = args.events;
+    events.set_node(args.id);
     let mut waiting: HashMap<u64, oneshot::Sender<Result<Reply, Refusal>>> = HashMap::new();
     let mut next_id: u64 = 1;
     let mut leaving: Vec<oneshot::Sender<()>> = Vec::new();
@@ -263,6 +267,7 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
                         let _ = reply.send(result);
                     }
                 }
+                Output::Events(list) => events.publish(list),
             }
         }
     }

@@ -16,6 +16,7 @@ use sessiongrid_cluster::{ClusterConfig, NodeId, Query, Refusal};
 
 use crate::cluster::{ClusterArgs, ClusterNode, ClusterStatus, Inbox, Outlet, Transport};
 use crate::error::GridError;
+use crate::events::EventBus;
 use crate::partition::{PartitionArgs, PartitionMsg};
 use crate::supervisor::{PartitionTable, Supervisor, SupervisorArgs, SupervisorMsg};
 use sessiongrid_model::KeyFilter;
@@ -33,6 +34,7 @@ struct Inner {
     store: Store,
     partitions: u16,
     mode: Mode,
+    events: Arc<EventBus>,
 }
 
 enum Mode {
@@ -49,6 +51,7 @@ impl Grid {
         let store = open_store(config)?;
         let partitions = store.partitions();
         let cache_bytes_max = (config.memory_max_bytes / partitions as u64) as usize;
+        let events = Arc::new(EventBus::default());
         let args = (0..partitions)
             .map(|id| PartitionArgs {
                 id,
@@ -57,6 +60,7 @@ impl Grid {
                 value_bytes_max: config.value_bytes_max,
                 sweep_interval: Duration::from_millis(config.expiry_sweep_interval_ms),
                 sweep_keys_max: config.expiry_sweep_keys_max,
+                events: events.clone(),
             })
             .collect();
         let table = Arc::new(RwLock::new(Vec::new()));
@@ -66,7 +70,7 @@ impl Grid {
             .map_err(|e| GridError::Start(e.to_string()))?;
         info!(partitions, data_dir = %config.data_dir.display(), "grid started");
         let mode = Mode::Local { table, supervisor };
-        Ok(Grid { inner: Arc::new(Inner { store, partitions, mode }) })
+        Ok(Grid { inner: Arc::new(Inner { store, partitions, mode, events }) })
     }
 
     /// Opens the store and joins (or founds) a cluster: requests are routed to each key's
@@ -82,10 +86,19 @@ impl Grid {
         let store = open_store(config)?;
         let partitions = store.partitions();
         cluster.partitions = partitions;
-        let args = ClusterArgs { store: store.clone(), id, config: cluster, joining, transport };
+        let events = Arc::new(EventBus::default());
+        let args = ClusterArgs {
+            store: store.clone(),
+            id,
+            config: cluster,
+            joining,
+            transport,
+            events: events.clone(),
+        };
         let node = ClusterNode::start(args, inbox)?;
         info!(partitions, node = id, data_dir = %config.data_dir.display(), "grid started in cluster mode");
-        Ok(Grid { inner: Arc::new(Inner { store, partitions, mode: Mode::Cluster(node) }) })
+        let mode = Mode::Cluster(node);
+        Ok(Grid { inner: Arc::new(Inner { store, partitions, mode, events }) })
     }
 
     /// This node's view of the cluster; `None` on a single node.
@@ -94,6 +107,11 @@ impl Grid {
             Mode::Cluster(node) => node.status().await.ok(),
             Mode::Local { .. } => None,
         }
+    }
+
+    /// Session events of the whole grid, as this node sees them.
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.inner.events
     }
 
     pub fn partitions(&self) -> u16 {

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`grid`] — [`Grid`], the entry point the doors call: start, execute, scan, flush, shut down.
+//! - [`events`] — [`events::EventBus`]: session events for subscribers, and their counts.
 //! - [`sessions`] — [`Sessions`]: session and login operations built from single-key grid operations.
 //! - [`partition`] — the partition actor, single writer of one partition.
 //! - [`supervisor`] — restarts failed partition actors from disk.
@@ -16,6 +17,7 @@ pub mod cache;
 pub mod cluster;
 pub mod disk;
 pub mod error;
+pub mod events;
 pub mod grid;
 pub mod partition;
 pub mod sessions;

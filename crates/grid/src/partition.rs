@@ -14,6 +14,7 @@
 //! expiry-index row and metadata in one batch. The reply is sent only after the batch is durable.
 //! If the disk refuses, the change is dropped from memory too and the client gets the error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,11 +22,13 @@ use metrics::{Counter, Gauge};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sessiongrid_model::apply::apply;
 use sessiongrid_model::reply::Reply;
+use sessiongrid_model::session::event::{self, Before, SessionEvent};
 use sessiongrid_model::{time, Entry, KeyFilter, Op, PartitionId, Value};
 use sessiongrid_store::{PartitionMeta, Store, StoreError};
 use tracing::{debug_span, warn, Instrument};
 
 use crate::cache::EntryCache;
+use crate::events::EventBus;
 
 pub enum PartitionMsg {
     /// Run one operation on one key.
@@ -49,6 +52,7 @@ pub struct PartitionArgs {
     pub value_bytes_max: usize,
     pub sweep_interval: Duration,
     pub sweep_keys_max: usize,
+    pub events: Arc<EventBus>,
 }
 
 pub struct Partition;
@@ -177,6 +181,7 @@ impl PartitionState {
             return Ok(too_big);
         }
         let before = slot.as_ref().map(|e| e.expire_at_ms);
+        let session_before = Before::of(&key, slot.as_ref());
         let now = time::now_ms();
         let outcome = apply(op, &mut slot, now);
         if outcome.changed {
@@ -184,11 +189,24 @@ impl PartitionState {
                 self.metrics.expired.increment(1);
             }
             self.persist(&key, before, &mut slot).await?;
+            let events = event::derive(&key, &session_before, slot.as_ref(), now);
+            self.publish(events);
         }
         if let Some(entry) = slot {
             self.cache_insert(key, entry);
         }
         Ok(outcome.reply)
+    }
+
+    /// Stamps events with this partition's last write and publishes them.
+    fn publish(&self, mut events: Vec<SessionEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        for e in &mut events {
+            (e.partition, e.version) = (self.args.id, self.meta.seq);
+        }
+        self.args.events.publish(events);
     }
 
     /// Refuses an `APPEND` that would grow a string past `value_bytes_max`.
@@ -278,11 +296,13 @@ impl PartitionState {
         let store = self.args.store.clone();
         let mut batch = store.batch(self.args.id);
         let mut expired = 0;
+        let mut events = Vec::new();
         for (at, key) in due {
             let key = Bytes::from(key);
             let slot = self.load(&key)?;
             match slot.as_ref().and_then(|e| e.expire_at_ms) {
                 Some(deadline) if deadline < now => {
+                    events.extend(event::derive(&key, &Before::of(&key, slot.as_ref()), None, now));
                     // Taken out of the cache by `load`; disk follows when the batch commits.
                     batch.delete(&key, Some(deadline));
                     meta.keys = meta.keys.saturating_sub(1);
@@ -306,6 +326,7 @@ impl PartitionState {
         store.commit(batch).await?;
         self.meta = meta;
         self.metrics.expired.increment(expired);
+        self.publish(events);
         Ok(rows)
     }
 }

@@ -29,6 +29,7 @@ use sessiongrid_model::{time, KeyFilter, Op, PartitionId, Reply};
 use tracing::{debug, info_span, Instrument};
 
 use crate::error::GridError;
+use crate::events::EventCounts;
 use crate::grid::Grid;
 
 /// How many rotations a session id is followed through in a user's registry.
@@ -50,39 +51,22 @@ pub enum SessionError {
 
 pub type SessionResult<T> = Result<T, SessionError>;
 
-/// Cheap to clone; all clones share counters.
+/// Cheap to clone; all clones share the counter.
 #[derive(Clone)]
 pub struct Sessions {
     grid: Grid,
     config: Arc<SessionConfig>,
-    counters: Arc<Counters>,
+    /// Logins refused by a policy on this node (they change nothing, so they make no event).
+    logins_rejected: Arc<AtomicU64>,
 }
 
-/// What this node did, since it started (`SESSION.STATS`).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub created: AtomicU64,
-    pub invalidated: AtomicU64,
-    pub rotated: AtomicU64,
-    pub evicted: AtomicU64,
-    pub kicked: AtomicU64,
-    pub logins: AtomicU64,
-    pub logins_rejected: AtomicU64,
-    pub logouts: AtomicU64,
-}
-
-/// A snapshot of [`Counters`] plus the live sessions of the whole grid.
+/// `SESSION.STATS`: live sessions in the grid, and session events by kind, published by this
+/// node and seen from the whole cluster since it started.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub live: u64,
-    pub created: u64,
-    pub invalidated: u64,
-    pub rotated: u64,
-    pub evicted: u64,
-    pub kicked: u64,
-    pub logins: u64,
+    pub events: EventCounts,
     pub logins_rejected: u64,
-    pub logouts: u64,
 }
 
 /// What `SESSION.GET` returns.
@@ -107,7 +91,7 @@ pub enum LoginOutcome {
 
 impl Sessions {
     pub fn new(grid: Grid, config: SessionConfig) -> Self {
-        Sessions { grid, config: Arc::new(config), counters: Arc::default() }
+        Sessions { grid, config: Arc::new(config), logins_rejected: Arc::default() }
     }
 
     pub fn grid(&self) -> &Grid {
@@ -156,8 +140,6 @@ impl Sessions {
                 // 160 random bits: a taken id means a broken random source, not bad luck; the
                 // retry is there so that even then no session is overwritten.
                 if self.exec(session_key(&id), create(id.clone())).await? == Reply::Int(1) {
-                    self.counters.created.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("sessiongrid_sessions_created_total").increment(1);
                     return Ok(id);
                 }
             }
@@ -235,15 +217,6 @@ impl Sessions {
         }
         let op = self.end_op(reason, None, None);
         let Some(s) = self.exec_session(id, op).await? else { return Ok(None) };
-        let counter = match reason {
-            EndReason::Invalidated => &self.counters.invalidated,
-            EndReason::Evicted => &self.counters.evicted,
-            EndReason::Kicked => &self.counters.kicked,
-            EndReason::Rotated => &self.counters.rotated,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("sessiongrid_sessions_ended_total", "reason" => reason.name())
-            .increment(1);
         if let Some(p) = &s.principal {
             let ids = vec![Bytes::copy_from_slice(id)];
             self.exec(user_key(p), SessionOp::Unregister { ids }).await?;
@@ -290,9 +263,6 @@ impl Sessions {
                     }
                 }
             }
-            self.counters.rotated.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("sessiongrid_sessions_ended_total", "reason" => "rotated")
-                .increment(1);
             if let Some(p) = &s.principal {
                 let rename =
                     SessionOp::Rename { from: Bytes::copy_from_slice(id), to: new.clone() };
@@ -344,7 +314,7 @@ impl Sessions {
             let evicted: Vec<Bytes> = match self.exec(user_key(&principal), register).await {
                 Ok(reply) => decode(reply)?,
                 Err(SessionError::Refused(e)) if e.starts_with("LOGINREJECTED") => {
-                    self.counters.logins_rejected.fetch_add(1, Ordering::Relaxed);
+                    self.logins_rejected.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("sessiongrid_sessions_logins_rejected_total").increment(1);
                     return Err(SessionError::Refused(e));
                 }
@@ -361,8 +331,6 @@ impl Sessions {
                 self.exec(user_key(&principal), SessionOp::Unregister { ids }).await?;
                 return Ok(LoginOutcome::NoSession);
             }
-            self.counters.logins.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("sessiongrid_sessions_logins_total").increment(1);
             Ok(LoginOutcome::LoggedIn { evicted })
         }
         .instrument(span)
@@ -380,8 +348,6 @@ impl Sessions {
         let Some(p) = before.principal else { return Ok(false) };
         let ids = vec![Bytes::copy_from_slice(id)];
         self.exec(user_key(&p), SessionOp::Unregister { ids }).await?;
-        self.counters.logouts.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("sessiongrid_sessions_logouts_total").increment(1);
         Ok(true)
     }
 
@@ -484,26 +450,16 @@ impl Sessions {
         Ok((if p >= partitions { 0 } else { p }, ids))
     }
 
-    /// This node's counters and the live sessions in the grid (of one group).
+    /// The live sessions in the grid and the event counts (of one group).
     pub async fn stats(&self, group: Option<Bytes>) -> SessionResult<Stats> {
+        let events = self.grid.events().counts(group.as_deref());
         let filter = session_filter(group);
         let mut live = 0;
         for p in 0..self.grid.partitions() {
             live += self.grid.keys(p, filter.clone()).await?.len() as u64;
         }
-        let c = &self.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        Ok(Stats {
-            live,
-            created: get(&c.created),
-            invalidated: get(&c.invalidated),
-            rotated: get(&c.rotated),
-            evicted: get(&c.evicted),
-            kicked: get(&c.kicked),
-            logins: get(&c.logins),
-            logins_rejected: get(&c.logins_rejected),
-            logouts: get(&c.logouts),
-        })
+        let logins_rejected = self.logins_rejected.load(Ordering::Relaxed);
+        Ok(Stats { live, events, logins_rejected })
     }
 
     fn check_name(&self, what: &str, name: &[u8]) -> SessionResult<()> {

@@ -24,6 +24,10 @@ pub enum Reply {
     Verbatim(Bytes),
     /// An error line; the text includes its code (`ERR ...`, `WRONGTYPE ...`).
     Error(String),
+    /// Out-of-band data such as a pub/sub message: a `>` push in RESP3, an array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies to one request, in order (`SUBSCRIBE a b` confirms each channel).
+    Many(Vec<Reply>),
 }
 
 impl Reply {
@@ -40,7 +44,11 @@ impl Reply {
     }
 
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
+        match self {
+            Reply::Error(_) => true,
+            Reply::Many(replies) => replies.iter().any(Reply::is_error),
+            _ => false,
+        }
     }
 }
 

@@ -36,6 +36,14 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
             }
         },
         Reply::Array(items) => seq(out, b'*', items, proto),
+        Reply::Push(items) => {
+            seq(out, if proto == Protocol::Resp3 { b'>' } else { b'*' }, items, proto)
+        }
+        Reply::Many(replies) => {
+            for reply in replies {
+                encode(reply, proto, out);
+            }
+        }
         Reply::Set(items) => {
             seq(out, if proto == Protocol::Resp3 { b'~' } else { b'*' }, items, proto)
         }

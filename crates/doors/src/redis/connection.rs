@@ -12,7 +12,11 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use sessiongrid_model::session::event::SessionEvent;
+use tokio::sync::broadcast::error::RecvError;
+
 use super::commands;
+use super::commands::pubsub::Subscription;
 use super::server::Shared;
 use sessiongrid_resp::{encode, Decoder, Protocol};
 
@@ -25,6 +29,8 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Set by `QUIT`: close after writing this reply.
     pub quit: bool,
+    /// Channels subscribed to, with the event feed; `None` when not subscribed.
+    pub subscription: Option<Subscription>,
 }
 
 /// Flush the write buffer once it holds this much, even mid-batch.
@@ -53,6 +59,7 @@ impl Connection {
                 proto: Protocol::Resp2,
                 authenticated,
                 quit: false,
+                subscription: None,
             },
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -81,9 +88,14 @@ impl Connection {
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK_BYTES {
                 self.rbuf.reserve(READ_CHUNK_BYTES);
             }
+            let feed = self.client.subscription.as_mut().map(|s| &mut s.feed);
             let read = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 read = self.socket.read_buf(&mut self.rbuf) => read?,
+                event = next_event(feed) => {
+                    self.deliver(event);
+                    continue;
+                }
             };
             if read == 0 {
                 return Ok(());
@@ -120,10 +132,36 @@ impl Connection {
         }
     }
 
+    /// Encodes the pub/sub messages of one event (or of a lag) for this subscriber.
+    fn deliver(&mut self, event: Result<Arc<SessionEvent>, RecvError>) {
+        let Some(sub) = self.client.subscription.as_ref() else { return };
+        let messages = match event {
+            Ok(e) => sub.messages(&e),
+            Err(RecvError::Lagged(missed)) => {
+                metrics::counter!("sessiongrid_session_events_lagged_total").increment(missed);
+                sub.lagged(missed)
+            }
+            Err(RecvError::Closed) => return,
+        };
+        for m in messages {
+            encode(&m, self.client.proto, &mut self.wbuf);
+        }
+    }
+
     fn protocol_error(&mut self, text: &str) {
         metrics::counter!("sessiongrid_protocol_errors_total").increment(1);
         debug!(error = text, "protocol error; closing");
         let reply = sessiongrid_model::Reply::error(format!("ERR Protocol error: {text}"));
         encode(&reply, self.client.proto, &mut self.wbuf);
+    }
+}
+
+/// The next event of a subscriber's feed; never ready when not subscribed.
+async fn next_event(
+    feed: Option<&mut tokio::sync::broadcast::Receiver<Arc<SessionEvent>>>,
+) -> Result<Arc<SessionEvent>, RecvError> {
+    match feed {
+        Some(feed) => feed.recv().await,
+        None => std::future::pending().await,
     }
 }

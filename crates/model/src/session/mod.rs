@@ -11,6 +11,7 @@
 //! expired one back.
 
 pub mod apply;
+pub mod event;
 pub mod op;
 
 use bytes::Bytes;

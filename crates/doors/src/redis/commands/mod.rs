@@ -8,6 +8,7 @@ mod args;
 mod connection;
 mod hashes;
 mod keys;
+pub mod pubsub;
 mod server;
 mod sessions;
 mod strings;
@@ -73,6 +74,7 @@ const W: &[&str] = &["write"];
 const R: &[&str] = &["readonly", "fast"];
 const C: &[&str] = &["fast", "no-auth"];
 const A: &[&str] = &["admin"];
+const C2: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const NONE: (i32, i32, i32) = (0, 0, 0);
 const ONE: (i32, i32, i32) = (1, 1, 1);
 const ALL: (i32, i32, i32) = (1, -1, 1);
@@ -137,14 +139,17 @@ pub static COMMANDS: &[Spec] = &[
     spec("session.rotate", 2, W, ONE),
     spec("session.set", -5, W, ONE),
     spec("session.stats", -1, R, NONE),
+    spec("session.subscribe", -1, C2, NONE),
     spec("session.touch", 2, W, ONE),
     spec("set", -3, W, ONE),
     spec("setex", 4, W, ONE),
     spec("setnx", 3, W, ONE),
     spec("strlen", 2, R, ONE),
+    spec("subscribe", -2, C2, NONE),
     spec("ttl", 2, R, ONE),
     spec("type", 2, R, ONE),
     spec("unlink", -2, W, ALL),
+    spec("unsubscribe", -1, C2, NONE),
 ];
 
 /// The position in [`COMMANDS`] of a command name, in any case.
@@ -270,11 +275,14 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "session.rotate" => sessions::rotate(ctx).await,
         "session.set" => sessions::set(ctx).await,
         "session.stats" => sessions::stats(ctx).await,
+        "session.subscribe" => pubsub::session_subscribe(ctx),
         "session.touch" => sessions::touch(ctx).await,
         "set" => strings::set(ctx).await,
         "setex" => strings::setex(ctx, 1000).await,
         "setnx" => strings::setnx(ctx).await,
         "strlen" => ctx.exec(ctx.args.get(1).clone(), Op::StrLen).await,
+        "subscribe" => pubsub::subscribe(ctx),
+        "unsubscribe" => pubsub::unsubscribe(ctx),
         "ttl" => ctx.exec(ctx.args.get(1).clone(), Op::Ttl { millis: false }).await,
         "type" => ctx.exec(ctx.args.get(1).clone(), Op::Type).await,
         other => Err(Reply::error(format!("ERR command '{other}' is listed but not wired"))),

@@ -3,7 +3,9 @@
 //! [`Sessions`](sessiongrid_grid::Sessions).
 
 use bytes::Bytes;
+use sessiongrid_grid::events::KINDS;
 use sessiongrid_grid::sessions::{GetOptions, LoginOutcome, SessionError, Stats};
+use sessiongrid_model::session::event::EventKind;
 use sessiongrid_model::session::{LoginPolicy, Session, Tag};
 use sessiongrid_model::Reply;
 
@@ -246,16 +248,13 @@ pub async fn stats(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn stats_reply(s: &Stats) -> Reply {
-    let field = |name: &'static str, n: u64| (status(name), Reply::Int(n as i64));
+    let counts = |count: &dyn Fn(EventKind) -> u64| {
+        Reply::Map(KINDS.iter().map(|k| (status(k.name()), Reply::Int(count(*k) as i64))).collect())
+    };
     Reply::Map(vec![
-        field("live", s.live),
-        field("created", s.created),
-        field("invalidated", s.invalidated),
-        field("rotated", s.rotated),
-        field("evicted", s.evicted),
-        field("kicked", s.kicked),
-        field("logins", s.logins),
-        field("logins-rejected", s.logins_rejected),
-        field("logouts", s.logouts),
+        (status("live"), Reply::Int(s.live as i64)),
+        (status("logins-rejected"), Reply::Int(s.logins_rejected as i64)),
+        (status("node"), counts(&|k| s.events.node(k))),
+        (status("cluster"), counts(&|k| s.events.cluster(k))),
     ])
 }

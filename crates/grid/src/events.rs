@@ -1,0 +1,160 @@
+//! [`EventBus`]: session events on their way to this node's subscribers, and the counts behind
+//! `SESSION.STATS`.
+//!
+//! On a single node the partitions publish here directly. In a cluster the protocol node does:
+//! events of partitions this node is primary of, and events other primaries sent it. Each node
+//! thus sees every event of the cluster; it counts those it published itself (`node`) apart
+//! from all it saw (`cluster`, since this node started). Delivery is at least once: a failover
+//! can repeat an event, which `(partition, version)` identifies.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use sessiongrid_model::session::event::{EventKind, SessionEvent};
+use tokio::sync::broadcast;
+
+/// Events buffered per subscriber; a subscriber further behind loses the oldest and is told.
+const SUBSCRIBER_BUFFER: usize = 64 * 1024;
+/// Groups counted separately; events of further groups are counted under no group only.
+const GROUPS_COUNTED_MAX: usize = 1024;
+
+pub const KINDS: [EventKind; 9] = [
+    EventKind::Created,
+    EventKind::Expired,
+    EventKind::Invalidated,
+    EventKind::Rotated,
+    EventKind::Evicted,
+    EventKind::Kicked,
+    EventKind::Login,
+    EventKind::Logout,
+    EventKind::AttributeChanged,
+];
+
+fn index(kind: EventKind) -> usize {
+    KINDS.iter().position(|k| *k == kind).expect("every kind is listed")
+}
+
+/// Events by kind (in [`KINDS`] order): published by this node, and seen from the whole cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    pub node: [u64; KINDS.len()],
+    pub cluster: [u64; KINDS.len()],
+}
+
+impl EventCounts {
+    pub fn node(&self, kind: EventKind) -> u64 {
+        self.node[index(kind)]
+    }
+
+    pub fn cluster(&self, kind: EventKind) -> u64 {
+        self.cluster[index(kind)]
+    }
+}
+
+pub struct EventBus {
+    tx: broadcast::Sender<Arc<SessionEvent>>,
+    me: AtomicU64,
+    /// Counts of every group together (`None`) and of each group.
+    counts: Mutex<HashMap<Option<Bytes>, EventCounts>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            tx: broadcast::channel(SUBSCRIBER_BUFFER).0,
+            me: AtomicU64::new(0),
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl EventBus {
+    /// This node's id, to tell its own events from others'.
+    pub fn set_node(&self, me: u64) {
+        self.me.store(me, Ordering::Relaxed);
+    }
+
+    pub fn node(&self) -> u64 {
+        self.me.load(Ordering::Relaxed)
+    }
+
+    pub fn publish(&self, events: Vec<SessionEvent>) {
+        let me = self.node();
+        {
+            let mut counts = self.counts.lock().expect("event counts lock");
+            for e in &events {
+                let i = index(e.kind);
+                let mine = e.node == me;
+                let known = counts.contains_key(&Some(e.group.clone()));
+                let groups = if known || counts.len() <= GROUPS_COUNTED_MAX {
+                    vec![None, Some(e.group.clone())]
+                } else {
+                    vec![None]
+                };
+                for g in groups {
+                    let c = counts.entry(g).or_default();
+                    c.cluster[i] += 1;
+                    if mine {
+                        c.node[i] += 1;
+                    }
+                }
+                if mine {
+                    metrics::counter!("sessiongrid_session_events_total", "event" => e.kind.name())
+                        .increment(1);
+                }
+            }
+        }
+        for e in events {
+            // No subscriber is not an error.
+            let _ = self.tx.send(Arc::new(e));
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEvent>> {
+        self.tx.subscribe()
+    }
+
+    pub fn counts(&self, group: Option<&[u8]>) -> EventCounts {
+        let counts = self.counts.lock().expect("event counts lock");
+        counts.get(&group.map(Bytes::copy_from_slice)).copied().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind, node: u64, group: &'static [u8]) -> SessionEvent {
+        SessionEvent {
+            kind,
+            id: Bytes::from_static(b"id"),
+            group: Bytes::from_static(group),
+            principal: None,
+            moved_to: None,
+            at_ms: 1,
+            node,
+            partition: 0,
+            version: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_own_events_apart_and_delivers_all() {
+        let bus = EventBus::default();
+        bus.set_node(7);
+        let mut rx = bus.subscribe();
+        bus.publish(vec![
+            event(EventKind::Created, 7, b"a"),
+            event(EventKind::Created, 8, b"b"),
+            event(EventKind::Expired, 8, b"a"),
+        ]);
+        let all = bus.counts(None);
+        assert_eq!((all.node(EventKind::Created), all.cluster(EventKind::Created)), (1, 2));
+        let a = bus.counts(Some(b"a"));
+        assert_eq!((a.cluster(EventKind::Created), a.cluster(EventKind::Expired)), (1, 1));
+        assert_eq!(rx.recv().await.unwrap().node, 7);
+        assert_eq!(rx.recv().await.unwrap().node, 8);
+    }
+}
