@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - [`redis`] — the Redis-protocol door: server, connections, the command table and families.
-//! - [`http`] — the HTTP door: health and Prometheus metrics.
+//! - [`http`] — the HTTP door: health, Prometheus metrics and the session API.
+//! - [`json`] — JSON shapes of sessions, events and stats, for the API and pub/sub.
 
 pub mod http;
+pub mod json;
 pub mod redis;

@@ -57,6 +57,9 @@ pub struct NodeConfig {
     pub when_split: WhenSplit,
     /// File holding the password clients must `AUTH` with; none means no password.
     pub requirepass_file: Option<PathBuf>,
+    /// File holding the token the HTTP API (`/api/v1`) requires as `Authorization: Bearer`;
+    /// none leaves the API open (bind `http_listen` to a private address then).
+    pub admin_token_file: Option<PathBuf>,
 
     /// Number of partitions; fixed when the data directory is created.
     pub partitions: u16,
@@ -192,6 +195,7 @@ impl Default for NodeConfig {
             failure_timeout_ms: 1000,
             when_split: WhenSplit::Serve,
             requirepass_file: None,
+            admin_token_file: None,
             partitions: 256,
             durability: Durability::Process,
             memory_max_bytes: 512 * 1024 * 1024,

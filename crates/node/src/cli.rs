@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a grid node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Start a local cluster of N nodes on loopback (separate data directories and ports).
     DevCluster(crate::dev_cluster::DevClusterArgs),
 }
@@ -46,7 +46,7 @@ pub struct NodeArgs {
     /// Address of the Redis-protocol door [default: 127.0.0.1:6379].
     #[arg(long, env = "SESSIONGRID_RESP_LISTEN")]
     pub resp_listen: Option<String>,
-    /// Address of the HTTP door (health, metrics) [default: 127.0.0.1:7070].
+    /// Address of the HTTP door (health, metrics, API) [default: 127.0.0.1:7070].
     #[arg(long, env = "SESSIONGRID_HTTP_LISTEN")]
     pub http_listen: Option<String>,
     /// Address for peer-to-peer traffic (used when the node joins a cluster).
@@ -70,6 +70,9 @@ pub struct NodeArgs {
     /// File holding the password clients must AUTH with (not world-readable).
     #[arg(long, env = "SESSIONGRID_REQUIREPASS_FILE")]
     pub requirepass_file: Option<PathBuf>,
+    /// File holding the bearer token the HTTP API requires (not world-readable).
+    #[arg(long, env = "SESSIONGRID_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "SESSIONGRID_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -120,6 +123,9 @@ impl NodeArgs {
         if let Some(v) = &self.requirepass_file {
             config.requirepass_file = Some(v.clone());
         }
+        if let Some(v) = &self.admin_token_file {
+            config.admin_token_file = Some(v.clone());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -156,5 +162,17 @@ mod tests {
         let cli = Cli::parse_from(["sessiongrid", "node", "--config", file.to_str().unwrap()]);
         let Command::Node(args) = cli.command else { panic!("node command") };
         assert!(args.resolve().is_err());
+    }
+
+    #[test]
+    fn the_documented_example_config_parses_and_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../node-config/single.toml");
+        let cli = Cli::parse_from(["sessiongrid", "node", "--config", path]);
+        let Command::Node(args) = cli.command else { panic!("node command") };
+        let config = args.resolve().unwrap();
+        assert_eq!(
+            config,
+            NodeConfig { data_dir: config.data_dir.clone(), ..NodeConfig::default() }
+        );
     }
 }

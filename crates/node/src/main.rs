@@ -19,7 +19,7 @@ fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        cli::Command::Node(args) => runtime.block_on(node::run(args)),
+        cli::Command::Node(args) => runtime.block_on(node::run(*args)),
         cli::Command::DevCluster(args) => runtime.block_on(dev_cluster::run(args)),
     }
 }

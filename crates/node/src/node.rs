@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::Bytes;
 use sessiongrid_cluster::{ClusterConfig, SplitPolicy};
+use sessiongrid_doors::http::HttpContext;
 use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
 use sessiongrid_grid::{Grid, Sessions};
 use sessiongrid_model::config::{NodeConfig, WhenSplit};
@@ -51,6 +52,12 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
         config_view: config_view(&config),
     };
     let sessions = Sessions::new(grid.clone(), config.sessions.clone());
+    let admin_token = config.admin_token_file.as_deref().map(secrets::read_secret).transpose()?;
+    let http_context = HttpContext {
+        metrics: Some(metrics),
+        sessions: sessions.clone(),
+        admin_token: admin_token.map(Into::into),
+    };
     let door = RedisDoor::bind(&config.resp_listen, sessions, door_config)
         .await
         .with_context(|| format!("binding the redis door on {}", config.resp_listen))?;
@@ -65,7 +72,7 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let http_task =
-        tokio::spawn(sessiongrid_doors::http::serve(http, Some(metrics), shutdown.clone()));
+        tokio::spawn(sessiongrid_doors::http::serve(http, http_context, shutdown.clone()));
     let door_task = tokio::spawn(door.run(shutdown.clone()));
     info!(resp = %config.resp_listen, http = %config.http_listen, "node serving");
 

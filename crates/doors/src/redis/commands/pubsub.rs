@@ -34,7 +34,7 @@ impl Subscription {
         if matching.is_empty() {
             return Vec::new();
         }
-        let payload = Bytes::from(event_json(event));
+        let payload = Bytes::from(crate::json::event(event).to_string());
         matching.into_iter().map(|c| message(c.clone(), payload.clone())).collect()
     }
 
@@ -51,25 +51,6 @@ fn message(channel: Bytes, payload: Bytes) -> Reply {
         Reply::Bulk(channel),
         Reply::Bulk(payload),
     ])
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-pub fn event_json(e: &SessionEvent) -> String {
-    serde_json::json!({
-        "event": e.kind.name(),
-        "id": text(&e.id),
-        "group": text(&e.group),
-        "principal": e.principal.as_deref().map(text),
-        "moved_to": e.moved_to.as_deref().map(text),
-        "at": e.at_ms,
-        "node": format!("{:016x}", e.node),
-        "partition": e.partition,
-        "version": e.version,
-    })
-    .to_string()
 }
 
 fn confirm(kind: &'static [u8], channel: Option<Bytes>, count: usize) -> Reply {
