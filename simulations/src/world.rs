@@ -405,8 +405,8 @@ impl World {
                         self.complete(client, result);
                     }
                 }
-                // The workload writes no sessions, so there are no events to check.
-                Output::Events(_) => {}
+                // The workload writes no sessions and no operator drains a node.
+                Output::Events(_) | Output::DrainRequested => {}
             }
         }
     }

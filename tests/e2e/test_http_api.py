@@ -200,8 +200,8 @@ def test_every_route_in_the_openapi_document_exists(node):
             path = None
     assert len(routes) >= 12, routes
     for method, path in routes:
-        if path == "/events":
-            continue  # an endless stream; covered above
+        if path in ("/events", "/nodes/{id}/drain"):
+            continue  # an endless stream, and a node that would stop: covered elsewhere
         concrete = path.replace("{id}", "AAAAAAAAAAAAAAAAAAAAAAAAAAA").replace("{principal}", "nobody")
         body = {} if method == "POST" else None
         status, reply = api(node, method, concrete, body)

@@ -146,6 +146,8 @@ pub enum Msg {
     },
     /// Session events published by a primary, for the receiver's subscribers.
     Events(Vec<SessionEvent>),
+    /// An operator asks the receiver to hand its partitions over and stop (`sessiongrid drain`).
+    Drain,
 }
 
 /// Chunk `seq` of snapshot `id`: the keys in `(after, through]` (`through = None`: to the end)

@@ -31,6 +31,8 @@ pub enum Output {
     Reply(u64, Result<Reply, Refusal>),
     /// Session events for this node's subscribers.
     Events(Vec<SessionEvent>),
+    /// An operator asked this node to drain: the embedding process should stop gracefully.
+    DrainRequested,
 }
 
 struct ClientRequest {
@@ -295,6 +297,7 @@ impl<D: NodeStore> Node<D> {
                 }
             }
             Msg::Events(events) => self.out.push(Output::Events(events)),
+            Msg::Drain => self.out.push(Output::DrainRequested),
             membership => {
                 let mut outbox = Outbox::new();
                 let adopted = self.membership.receive(now.mono, from, membership, &mut outbox);

@@ -9,10 +9,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use sessiongrid_cluster::{ClusterConfig, Msg, Node, NodeId, Now, Output, Query, Refusal};
+use sessiongrid_cluster::{
+    ClusterConfig, Msg, Node, NodeId, Now, Output, Query, Refusal, Topology,
+};
 use sessiongrid_model::{Op, PartitionId, Reply};
 use sessiongrid_store::Store;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tracing::{info, warn};
 
 use crate::disk::DiskNode;
@@ -45,6 +47,8 @@ pub struct ClusterStatus {
     /// Partitions whose target owners are not all in sync yet (cluster-wide).
     pub moving: usize,
     pub lease: bool,
+    /// The whole partition table this node follows.
+    pub topology: Option<Arc<Topology>>,
 }
 
 enum Command {
@@ -66,6 +70,8 @@ enum Command {
     Status(oneshot::Sender<ClusterStatus>),
     /// Hand every partition over; answered once the node holds none.
     Leave(oneshot::Sender<()>),
+    /// Ask a node (this one or another) to drain.
+    Drain(NodeId),
     Stop,
 }
 
@@ -95,6 +101,8 @@ pub fn inbox() -> (Inbox, Outlet) {
 pub struct ClusterNode {
     inbox: Inbox,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Fires when an operator asked this node to drain.
+    drain_requested: Arc<Notify>,
 }
 
 pub struct ClusterArgs {
@@ -109,11 +117,23 @@ pub struct ClusterArgs {
 
 impl ClusterNode {
     pub fn start(args: ClusterArgs, (inbox, outlet): (Inbox, Outlet)) -> Result<Self, GridError> {
+        let drain_requested = Arc::new(Notify::new());
+        let notify = drain_requested.clone();
         let thread = std::thread::Builder::new()
             .name("grid-node".into())
-            .spawn(move || run(args, outlet.0))
+            .spawn(move || run(args, outlet.0, notify))
             .map_err(|e| GridError::Start(e.to_string()))?;
-        Ok(ClusterNode { inbox, thread: Mutex::new(Some(thread)) })
+        Ok(ClusterNode { inbox, thread: Mutex::new(Some(thread)), drain_requested })
+    }
+
+    /// Asks `node` (this one included) to hand its partitions over and stop.
+    pub fn request_drain(&self, node: NodeId) -> Result<(), GridError> {
+        self.send(Command::Drain(node))
+    }
+
+    /// Resolves when an operator asked this node to drain.
+    pub async fn drain_requested(&self) {
+        self.drain_requested.notified().await
     }
 
     pub async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, GridError> {
@@ -187,7 +207,7 @@ impl Clock {
     }
 }
 
-fn run(args: ClusterArgs, commands: Receiver<Command>) {
+fn run(args: ClusterArgs, commands: Receiver<Command>, drain_requested: Arc<Notify>) {
     let clock = Clock { started: Instant::now() };
     let disk = DiskNode::new(args.store, args.id);
     let cfg = Arc::new(args.config);
@@ -237,6 +257,11 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
                     node.leave(now);
                     leaving.push(reply);
                 }
+                Command::Drain(target) if target == args.id => {
+                    info!("drain requested by an operator");
+                    drain_requested.notify_one();
+                }
+                Command::Drain(target) => transport.send(target, Msg::Drain),
                 Command::Stop => break 'run,
             }
         }
@@ -268,6 +293,10 @@ fn run(args: ClusterArgs, commands: Receiver<Command>) {
                     }
                 }
                 Output::Events(list) => events.publish(list),
+                Output::DrainRequested => {
+                    info!("drain requested by an operator");
+                    drain_requested.notify_one();
+                }
             }
         }
     }
@@ -298,5 +327,6 @@ fn status(node: &mut Node<DiskNode>, now: Now) -> ClusterStatus {
         copies: t.partitions.iter().filter(|a| a.owners.contains(&me)).count(),
         moving: t.partitions.iter().filter(|a| a.owners != a.target).count(),
         lease,
+        topology: Some(t),
     }
 }

@@ -15,8 +15,9 @@ pub enum GridError {
     /// The cluster could not run the request now (a partition is moving or failing over).
     #[error("{}", refusal_text(.0))]
     Cluster(Refusal),
-    /// A request for the single-node partition actors reached a clustered grid.
-    #[error("not available on a clustered node")]
+    /// A request that needs the other mode: partition actors on a clustered node, or a
+    /// cluster operation on a single node.
+    #[error("not available in this node's mode (single node or cluster member)")]
     NotInCluster,
     #[error("grid failed to start: {0}")]
     Start(String),

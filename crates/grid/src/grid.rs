@@ -109,6 +109,22 @@ impl Grid {
         }
     }
 
+    /// Asks cluster member `node` (this one included) to hand its partitions over and stop.
+    pub fn request_drain(&self, node: NodeId) -> Result<(), GridError> {
+        match &self.inner.mode {
+            Mode::Cluster(n) => n.request_drain(node),
+            Mode::Local { .. } => Err(GridError::NotInCluster),
+        }
+    }
+
+    /// Resolves when an operator asked this node to drain (never on a single node).
+    pub async fn drain_requested(&self) {
+        match &self.inner.mode {
+            Mode::Cluster(n) => n.drain_requested().await,
+            Mode::Local { .. } => std::future::pending().await,
+        }
+    }
+
     /// Session events of the whole grid, as this node sees them.
     pub fn events(&self) -> &Arc<EventBus> {
         &self.inner.events

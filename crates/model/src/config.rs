@@ -259,11 +259,6 @@ impl NodeConfig {
             "sessions.attr_bytes_max",
             "at most sessions.session_bytes_max",
         )?;
-        check(
-            s.session_bytes_max <= self.value_bytes_max,
-            "sessions.session_bytes_max",
-            "at most value_bytes_max",
-        )?;
         check(s.principal_bytes_max > 0, "sessions.principal_bytes_max", "positive")?;
         check(s.group_bytes_max > 0, "sessions.group_bytes_max", "positive")?;
         check(s.tombstone_retention_s > 0, "sessions.tombstone_retention_s", "positive")

@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sessiongrid_model::config::{NodeConfig, WhenSplit};
 
+use crate::admin::Target;
+
 #[derive(Parser, Debug)]
 #[command(name = "sessiongrid", version, about = "A peer-to-peer HTTP-session grid")]
 pub struct Cli {
@@ -21,6 +23,32 @@ pub enum Command {
     Node(Box<NodeArgs>),
     /// Start a local cluster of N nodes on loopback (separate data directories and ports).
     DevCluster(crate::dev_cluster::DevClusterArgs),
+    /// Members, partitions and session figures, as a node sees the cluster.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// The live sessions of a user.
+    Sessions {
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// End every session of a user (forced logout).
+    Kick {
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Hand a member's partitions over to the others; it then stops.
+    Drain {
+        /// The member's id (16 hex digits, as `status` shows it).
+        node: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -1,18 +1,21 @@
 //! `sessiongrid`: the grid node binary.
 //!
 //! # Layout
+//! - [`admin`] — `status`, `sessions`, `kick`, `drain`: operator commands over a node's HTTP API.
 //! - [`cli`] — command-line flags and how they layer over the TOML file and `SESSIONGRID_*` env.
 //! - [`dev_cluster`] — `sessiongrid dev-cluster`: N nodes on loopback in one command.
 //! - [`node`] — `sessiongrid node`: starts the grid and its doors, stops them on a signal.
 //! - [`secrets`] — reading secret files safely.
 //! - [`telemetry`] — logs (`tracing-subscriber`) and the Prometheus recorder.
 
+mod admin;
 mod cli;
 mod dev_cluster;
 mod node;
 mod secrets;
 mod telemetry;
 
+use admin::AdminCommand;
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
@@ -21,5 +24,17 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Node(args) => runtime.block_on(node::run(*args)),
         cli::Command::DevCluster(args) => runtime.block_on(dev_cluster::run(args)),
+        cli::Command::Status { target } => {
+            runtime.block_on(admin::run(target, AdminCommand::Status))
+        }
+        cli::Command::Sessions { user, target } => {
+            runtime.block_on(admin::run(target, AdminCommand::Sessions { user }))
+        }
+        cli::Command::Kick { user, target } => {
+            runtime.block_on(admin::run(target, AdminCommand::Kick { user }))
+        }
+        cli::Command::Drain { node, target } => {
+            runtime.block_on(admin::run(target, AdminCommand::Drain { node }))
+        }
     }
 }

@@ -76,7 +76,10 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     let door_task = tokio::spawn(door.run(shutdown.clone()));
     info!(resp = %config.resp_listen, http = %config.http_listen, "node serving");
 
-    wait_for_signal().await?;
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        _ = grid.drain_requested() => {}
+    }
     info!("shutting down: finishing in-flight requests");
     shutdown.cancel();
     door_task.await.context("redis door task")?;

@@ -1,9 +1,11 @@
 //! The HTTP door: `GET /health` (200 once serving), `GET /metrics` (Prometheus text) and the
-//! session API under `/api/v1` ([`api`]), described in `docs/openapi.yaml`.
+//! session API ([`api`]) and the operators' API ([`admin`]) under `/api/v1`, described in
+//! `docs/openapi.yaml`.
 //!
 //! When an admin token is configured, every `/api/v1` call must carry it as
 //! `Authorization: Bearer <token>`; health and metrics stay open to probes and scrapers.
 
+mod admin;
 mod api;
 
 use std::sync::Arc;
@@ -42,7 +44,9 @@ pub async fn serve(
     context: HttpContext,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let api = api::routes().layer(middleware::from_fn_with_state(context.clone(), require_token));
+    let api = api::routes()
+        .merge(admin::routes())
+        .layer(middleware::from_fn_with_state(context.clone(), require_token));
     let app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(render_metrics))

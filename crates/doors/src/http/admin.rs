@@ -1,0 +1,121 @@
+//! `/api/v1` for operators: the cluster as this node sees it, the partition table, and draining
+//! a node.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::HttpContext;
+use crate::json;
+
+pub fn routes() -> Router<HttpContext> {
+    Router::new()
+        .route("/cluster", get(cluster))
+        .route("/partitions", get(partitions))
+        .route("/nodes/{id}/drain", post(drain))
+}
+
+fn hex(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// Members with their partitions; on a single node, one member that holds everything.
+async fn cluster(State(cx): State<HttpContext>) -> Response {
+    let grid = cx.sessions.grid();
+    let partitions = grid.partitions() as usize;
+    let Some(status) = grid.cluster_status().await else {
+        return Json(json!({
+            "clustered": false,
+            "node": hex(0),
+            "epoch": 0,
+            "coordinator": hex(0),
+            "serving": true,
+            "moving_partitions": 0,
+            "partitions": partitions,
+            "members": [{"id": hex(0), "primaries": partitions, "copies": partitions,
+                         "leaving": false, "coordinator": true, "self": true}],
+        }))
+        .into_response();
+    };
+    let members: Vec<Value> = status
+        .members
+        .iter()
+        .map(|&m| {
+            let (primaries, copies) = status.topology.as_ref().map_or((0, 0), |t| {
+                let primaries = t.partitions.iter().filter(|a| a.primary() == Some(m)).count();
+                let copies = t.partitions.iter().filter(|a| a.owners.contains(&m)).count();
+                (primaries, copies)
+            });
+            let leaving = status.topology.as_ref().is_some_and(|t| t.leaving.contains(&m));
+            json!({
+                "id": hex(m),
+                "primaries": primaries,
+                "copies": copies,
+                "leaving": leaving,
+                "coordinator": m == status.coordinator,
+                "self": m == status.node,
+            })
+        })
+        .collect();
+    Json(json!({
+        "clustered": true,
+        "node": hex(status.node),
+        "epoch": status.epoch,
+        "coordinator": hex(status.coordinator),
+        "serving": status.lease,
+        "moving_partitions": status.moving,
+        "partitions": partitions,
+        "members": members,
+    }))
+    .into_response()
+}
+
+/// The partition table: owners (complete copies, primary first) and target of each partition.
+async fn partitions(State(cx): State<HttpContext>) -> Response {
+    let grid = cx.sessions.grid();
+    let table: Vec<Value> = match grid.cluster_status().await.and_then(|s| s.topology) {
+        Some(t) => t
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(p, a)| {
+                json!({
+                    "partition": p,
+                    "primary": a.primary().map(hex),
+                    "owners": a.owners.iter().copied().map(hex).collect::<Vec<_>>(),
+                    "target": a.target.iter().copied().map(hex).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+        None => (0..grid.partitions())
+            .map(|p| json!({"partition": p, "primary": hex(0), "owners": [hex(0)], "target": [hex(0)]}))
+            .collect(),
+    };
+    Json(Value::Array(table)).into_response()
+}
+
+/// Asks a member to hand its partitions over and stop, as SIGTERM would.
+async fn drain(State(cx): State<HttpContext>, Path(id): Path<String>) -> Response {
+    let grid = cx.sessions.grid();
+    let Ok(node) = u64::from_str_radix(id.trim_start_matches("0x"), 16) else {
+        let body = json::error("bad_request", "a node id is 16 hex digits");
+        return (StatusCode::BAD_REQUEST, body).into_response();
+    };
+    let Some(status) = grid.cluster_status().await else {
+        let body = json::error("bad_request", "a single node is stopped with SIGTERM, not drained");
+        return (StatusCode::BAD_REQUEST, body).into_response();
+    };
+    if !status.members.contains(&node) {
+        return (StatusCode::NOT_FOUND, json::error("not_found", "no such member")).into_response();
+    }
+    match grid.request_drain(node) {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "draining": hex(node) }))).into_response(),
+        Err(e) => {
+            let body = json::error("try_again", &e.to_string());
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+        }
+    }
+}

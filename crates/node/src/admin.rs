@@ -1,0 +1,220 @@
+//! Operator commands that talk to a running node's HTTP API: `status`, `sessions --user`,
+//! `kick --user`, `drain`. Each prints a table, or the API's JSON with `--json`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::secrets;
+
+/// Which node to ask, and how to print.
+#[derive(Args, Debug)]
+pub struct Target {
+    /// The node's HTTP address (`http_listen`).
+    #[arg(long, env = "SESSIONGRID_HTTP", default_value = "127.0.0.1:7070")]
+    pub http: String,
+    /// File holding the node's admin token, if it has one.
+    #[arg(long, env = "SESSIONGRID_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub enum AdminCommand {
+    Status,
+    Sessions { user: String },
+    Kick { user: String },
+    Drain { node: String },
+}
+
+struct Client {
+    addr: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// One HTTP/1.1 request; the API answers JSON with a length, then closes.
+    async fn call(&self, method: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+        let mut stream = TcpStream::connect(&self.addr)
+            .await
+            .with_context(|| format!("connecting to the node's http address {}", self.addr))?;
+        let auth = self.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n"));
+        let request = format!(
+            "{method} /api/v1{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n{}\r\n",
+            self.addr,
+            auth.unwrap_or_default()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no http header")?;
+        let head = String::from_utf8_lossy(&raw[..split]);
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no http status")?;
+        let body = &raw[split + 4..];
+        let value = if body.is_empty() { Value::Null } else { serde_json::from_slice(body)? };
+        if !(200..300).contains(&status) {
+            let message = value["message"].as_str().unwrap_or("(no message)");
+            bail!("the node answered {status}: {message}");
+        }
+        Ok((status, value))
+    }
+}
+
+pub async fn run(args: Target, command: AdminCommand) -> anyhow::Result<()> {
+    let token = args
+        .admin_token_file
+        .as_deref()
+        .map(secrets::read_secret)
+        .transpose()?
+        .map(|t| String::from_utf8_lossy(&t).into_owned());
+    let client = Client { addr: args.http.clone(), token };
+    let out = match &command {
+        AdminCommand::Status => {
+            let (_, cluster) = client.call("GET", "/cluster").await?;
+            let (_, stats) = client.call("GET", "/stats").await?;
+            if args.json {
+                serde_json::json!({ "cluster": cluster, "stats": stats }).to_string()
+            } else {
+                status_table(&cluster, &stats)
+            }
+        }
+        AdminCommand::Sessions { user } => {
+            let (_, sessions) =
+                client.call("GET", &format!("/users/{}/sessions", escape(user))).await?;
+            if args.json {
+                sessions.to_string()
+            } else {
+                sessions_table(&sessions)
+            }
+        }
+        AdminCommand::Kick { user } => {
+            let (_, kicked) =
+                client.call("DELETE", &format!("/users/{}/sessions", escape(user))).await?;
+            if args.json {
+                kicked.to_string()
+            } else {
+                format!("ended {} session(s) of {user}", kicked["ended"])
+            }
+        }
+        AdminCommand::Drain { node } => {
+            let (_, drained) =
+                client.call("POST", &format!("/nodes/{}/drain", escape(node))).await?;
+            if args.json {
+                drained.to_string()
+            } else {
+                format!(
+                    "node {} is handing its partitions over and will stop",
+                    drained["draining"].as_str().unwrap_or(node)
+                )
+            }
+        }
+    };
+    println!("{out}");
+    Ok(())
+}
+
+/// Percent-encodes a path segment.
+fn escape(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn status_table(cluster: &Value, stats: &Value) -> String {
+    let mut out = String::new();
+    let yes = |b: &Value| if b.as_bool() == Some(true) { "yes" } else { "no" };
+    out += &format!(
+        "node {}  epoch {}  coordinator {}  serving {}  moving partitions {}\n\n",
+        text(&cluster["node"]),
+        cluster["epoch"],
+        text(&cluster["coordinator"]),
+        yes(&cluster["serving"]),
+        cluster["moving_partitions"],
+    );
+    out += &format!(
+        "{:<18} {:<12} {:>9} {:>7}  {}\n",
+        "MEMBER", "ROLE", "PRIMARIES", "COPIES", "STATE"
+    );
+    for m in cluster["members"].as_array().into_iter().flatten() {
+        let role = if m["coordinator"].as_bool() == Some(true) { "coordinator" } else { "member" };
+        let mut state =
+            if m["leaving"].as_bool() == Some(true) { "leaving" } else { "up" }.to_string();
+        if m["self"].as_bool() == Some(true) {
+            state += " (this node)";
+        }
+        out += &format!(
+            "{:<18} {:<12} {:>9} {:>7}  {}\n",
+            text(&m["id"]),
+            role,
+            m["primaries"],
+            m["copies"],
+            state
+        );
+    }
+    out += &format!("\nsessions live: {}\n", stats["live"]);
+    out += &format!("{:<18} {:>12} {:>12}\n", "EVENTS", "THIS NODE", "CLUSTER");
+    if let Some(kinds) = stats["node"].as_object() {
+        for (kind, n) in kinds {
+            out += &format!("{:<18} {:>12} {:>12}\n", kind, n, stats["cluster"][kind]);
+        }
+    }
+    out += &format!("{:<18} {:>12}\n", "logins-rejected", stats["logins_rejected"]);
+    out.trim_end().to_string()
+}
+
+fn sessions_table(sessions: &Value) -> String {
+    let list = sessions.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        return "no live sessions".into();
+    }
+    let mut out = format!(
+        "{:<28} {:<16} {:>15} {:>15} {:>15}\n",
+        "ID", "GROUP", "CREATED", "LAST ACCESS", "EXPIRES AT"
+    );
+    for s in &list {
+        out += &format!(
+            "{:<28} {:<16} {:>15} {:>15} {:>15}\n",
+            text(&s["id"]),
+            text(&s["group"]),
+            s["created"],
+            s["last_access"],
+            s["expires_at"]
+        );
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(escape("alice"), "alice");
+        assert_eq!(escape("a b/c@d"), "a%20b%2Fc%40d");
+    }
+}

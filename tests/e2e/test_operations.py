@@ -1,0 +1,102 @@
+"""What operators see and do on a real 3-node cluster: metrics that move by the
+expected amounts, the cluster and partition API, and the `sessiongrid` operator
+commands (`status`, `sessions`, `kick`, `drain`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.request
+
+from conftest import SESSIONGRID_BIN, GridProcess, grid_only, wait_until
+from gridcluster import Cluster
+
+pytestmark = grid_only
+
+
+def metric_sum(node: GridProcess, name: str, labels: str = "") -> float:
+    """The sum of every series of `name` whose labels contain `labels`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(rf"^{name}(\{{[^}}]*\}})? (\S+)$", line)
+        if m and labels in (m.group(1) or ""):
+            total += float(m.group(2))
+    return total
+
+
+def api(node: GridProcess, path: str):
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/api/v1{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def cli(node: GridProcess, *args: str) -> str:
+    out = subprocess.run([SESSIONGRID_BIN, *args, "--http", f"127.0.0.1:{node.http_port}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_metrics_api_and_operator_commands_on_a_cluster(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    nodes = cluster.nodes
+    clients = [n.client(protocol=3, decode_responses=True) for n in nodes]
+
+    created_before = sum(metric_sum(n, "sessiongrid_session_events_total", 'event="created"') for n in nodes)
+    ids = [clients[i % 3].execute_command("SESSION.CREATE", "ops") for i in range(100)]
+    for sid in ids[:30]:
+        clients[1].execute_command("SESSION.INVALIDATE", sid)
+
+    def counted(event: str) -> float:
+        return sum(metric_sum(n, "sessiongrid_session_events_total", f'event="{event}"') for n in nodes)
+
+    # Each event is counted once, by the node that published it (the session's primary).
+    assert wait_until(lambda: counted("created") - created_before == 100, 10), counted("created")
+    assert wait_until(lambda: counted("invalidated") == 30, 10), counted("invalidated")
+    assert sum(metric_sum(n, "sessiongrid_commands_total", 'command="session.create"') for n in nodes) == 100
+
+    view = api(nodes[0], "/cluster")
+    assert view["clustered"] and len(view["members"]) == 3 and view["serving"]
+    assert sum(m["primaries"] for m in view["members"]) == view["partitions"] == 256
+    assert sum(m["copies"] for m in view["members"]) == 512
+    table = api(nodes[1], "/partitions")
+    assert len(table) == 256 and all(len(p["owners"]) == 2 and p["primary"] == p["owners"][0] for p in table)
+
+    status = json.loads(cli(nodes[0], "status", "--json"))
+    assert len(status["cluster"]["members"]) == 3 and status["stats"]["live"] == 70
+    text = cli(nodes[0], "status")
+    assert "(this node)" in text and text.count("coordinator") >= 2
+    assert re.search(r"sessions live: 70", text)
+
+    for sid in ids[30:33]:
+        clients[2].execute_command("SESSION.LOGIN", sid, "alice")
+    listed = cli(nodes[1], "sessions", "--user", "alice")
+    assert all(sid in listed for sid in ids[30:33])
+    assert cli(nodes[2], "kick", "--user", "alice").strip() == "ended 3 session(s) of alice"
+    assert cli(nodes[0], "sessions", "--user", "alice").strip() == "no live sessions"
+    assert all(clients[0].execute_command("SESSION.GET", sid) is None for sid in ids[30:33])
+
+    # Drain the third node through the first one's API: it hands over and exits by itself.
+    victim = nodes[2]
+    victim_id = next(m["id"] for m in api(victim, "/cluster")["members"] if m["self"])
+    out = cli(nodes[0], "drain", victim_id)
+    assert victim_id in out
+    assert wait_until(lambda: not victim.is_alive(), 60), "the drained node stopped"
+    assert victim.proc.returncode == 0
+    cluster.wait_settled(timeout=60)
+    for sid in ids[33:]:
+        assert clients[0].execute_command("SESSION.GET", sid, "NOTOUCH") is not None, sid
+
+
+def test_operator_commands_explain_failures(pool):
+    node = pool.grid()
+    out = subprocess.run([SESSIONGRID_BIN, "drain", "0123456789abcdef", "--http", f"127.0.0.1:{node.http_port}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "SIGTERM" in out.stderr
+    out = subprocess.run([SESSIONGRID_BIN, "status", "--http", "127.0.0.1:1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "connecting" in out.stderr
