@@ -219,6 +219,7 @@ fn run(args: ClusterArgs, commands: Receiver<Command>, drain_requested: Arc<Noti
     let mut next_id: u64 = 1;
     let mut leaving: Vec<oneshot::Sender<()>> = Vec::new();
     let mut next_gauges = Instant::now();
+    let mut last_epoch = 0;
     let mut drained_at: Option<Instant> = None;
     let mut next_tick = Instant::now();
     info!(node = args.id, "cluster node running");
@@ -283,6 +284,11 @@ fn run(args: ClusterArgs, commands: Receiver<Command>, drain_requested: Arc<Noti
                     let _ = reply.send(());
                 }
             }
+        }
+        let epoch = node.topology().map_or(0, |t| t.epoch);
+        if epoch != last_epoch {
+            metrics::counter!("sessiongrid_cluster_topology_changes_total").increment(1);
+            last_epoch = epoch;
         }
         for output in node.take_outputs() {
             match output {

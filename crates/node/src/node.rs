@@ -51,6 +51,7 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
         password: password.map(Bytes::from),
         config_view: config_view(&config),
     };
+    telemetry::spawn_store_gauges(grid.store().clone());
     let sessions = Sessions::new(grid.clone(), config.sessions.clone());
     let admin_token = config.admin_token_file.as_deref().map(secrets::read_secret).transpose()?;
     let http_context = HttpContext {

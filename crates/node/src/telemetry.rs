@@ -105,4 +105,70 @@ fn describe() {
         "sessiongrid_p2p_bad_messages_total",
         "Incoming batches that failed to decode"
     );
+    describe_counter!(
+        "sessiongrid_cluster_topology_changes_total",
+        "Topologies (epochs) this node adopted: joins, deaths, leaves and completed moves"
+    );
+    describe_counter!(
+        "sessiongrid_session_events_total",
+        "Session events this node published as the session's primary, by event"
+    );
+    describe_counter!("sessiongrid_session_events_lagged_total", "Events a slow subscriber missed");
+    describe_counter!(
+        "sessiongrid_sessions_attribute_writes_total",
+        "SESSION.SET calls that wrote attributes, through this node"
+    );
+    describe_counter!(
+        "sessiongrid_sessions_logins_rejected_total",
+        "Logins refused by the reject policy, through this node"
+    );
+    describe_counter!(
+        "sessiongrid_http_auth_failures_total",
+        "HTTP API calls refused for a missing or wrong admin token"
+    );
+    describe_gauge!("sessiongrid_store_sst_bytes", Unit::Bytes, "Bytes of RocksDB table files");
+    describe_gauge!(
+        "sessiongrid_store_live_data_bytes",
+        Unit::Bytes,
+        "RocksDB's estimate of live entry bytes on disk"
+    );
+    describe_gauge!(
+        "sessiongrid_store_pending_compaction_bytes",
+        Unit::Bytes,
+        "Bytes RocksDB estimates compaction still has to rewrite"
+    );
+    describe_gauge!(
+        "sessiongrid_store_write_stopped",
+        "1 while RocksDB stops writes (too many files awaiting compaction)"
+    );
+    describe_gauge!(
+        "sessiongrid_store_delayed_write_rate_bytes",
+        Unit::Bytes,
+        "Write rate RocksDB throttles to while stalling writes (0: no stall)"
+    );
+}
+
+/// Refreshes the store gauges every few seconds.
+pub fn spawn_store_gauges(store: sessiongrid_store::Store) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let gauges = [
+                ("sessiongrid_store_sst_bytes", "rocksdb.total-sst-files-size"),
+                ("sessiongrid_store_live_data_bytes", "rocksdb.estimate-live-data-size"),
+                (
+                    "sessiongrid_store_pending_compaction_bytes",
+                    "rocksdb.estimate-pending-compaction-bytes",
+                ),
+                ("sessiongrid_store_write_stopped", "rocksdb.is-write-stopped"),
+                ("sessiongrid_store_delayed_write_rate_bytes", "rocksdb.actual-delayed-write-rate"),
+            ];
+            for (gauge, property) in gauges {
+                if let Some(v) = store.property(property) {
+                    metrics::gauge!(gauge).set(v as f64);
+                }
+            }
+        }
+    });
 }
