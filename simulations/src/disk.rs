@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use sessiongrid_cluster::storage::{Prior, StoreResult};
+use sessiongrid_cluster::storage::{Counts, Prior, StoreResult};
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
 
@@ -74,10 +74,15 @@ impl PartitionStore for MemPartition {
         Ok(())
     }
 
-    fn counts(&mut self) -> StoreResult<(u64, u64)> {
+    fn counts(&mut self) -> StoreResult<Counts> {
         let d = self.0.borrow();
         let expiring = d.entries.values().filter(|e| e.expire_at_ms.is_some()).count();
-        Ok((d.entries.len() as u64, expiring as u64))
+        let sessions = d.entries.values().filter(|e| e.is_session()).count();
+        Ok(Counts {
+            keys: d.entries.len() as u64,
+            expiring: expiring as u64,
+            sessions: sessions as u64,
+        })
     }
 
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {

@@ -61,6 +61,12 @@ def test_metrics_api_and_operator_commands_on_a_cluster(pool):
 
     view = api(nodes[0], "/cluster")
     assert view["clustered"] and len(view["members"]) == 3 and view["serving"]
+    # 70 live sessions, each held once as a primary copy and once as a backup copy.
+    assert sum(m["sessions_primary"] for m in view["members"]) == 70
+    assert sum(m["sessions_backup"] for m in view["members"]) == 70
+    for copy in ("primary", "backup"):
+        assert wait_until(lambda: sum(metric_sum(n, "sessiongrid_sessions_live", f'copy="{copy}"')
+                                      for n in nodes) == 70, 5), copy
     assert sum(m["primaries"] for m in view["members"]) == view["partitions"] == 256
     assert sum(m["copies"] for m in view["members"]) == 512
     table = api(nodes[1], "/partitions")

@@ -76,7 +76,7 @@ impl Refusal {
 pub enum Query {
     /// The keys that pass the filter (expired ones never do), as an array.
     Keys(KeyFilter),
-    /// `[keys, keys with a deadline]`.
+    /// `[keys, keys with a deadline, live sessions]`.
     Count,
     /// Deletes every key; each deletion is replicated like any other write.
     Flush,

@@ -155,6 +155,11 @@ impl<S: PartitionStore> Replica<S> {
         }
     }
 
+    /// This copy's counts, as its store keeps them.
+    pub fn counts(&mut self) -> Option<crate::storage::Counts> {
+        self.store.counts().ok()
+    }
+
     pub fn position(&self) -> Option<LogPos> {
         self.pos
     }
@@ -309,9 +314,9 @@ impl<S: PartitionStore> Replica<S> {
         }
         let reply = match query {
             Query::Count => match self.store.counts() {
-                Ok((keys, expiring)) => {
-                    Reply::Array(vec![Reply::Int(keys as i64), Reply::Int(expiring as i64)])
-                }
+                Ok(c) => Reply::Array(
+                    [c.keys, c.expiring, c.sessions].map(|n| Reply::Int(n as i64)).to_vec(),
+                ),
                 Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
             },
             Query::Keys(filter) => match self.all_entries() {
@@ -860,8 +865,8 @@ mod tests {
         ) -> StoreResult<()> {
             Ok(())
         }
-        fn counts(&mut self) -> StoreResult<(u64, u64)> {
-            Ok((0, 0))
+        fn counts(&mut self) -> StoreResult<crate::storage::Counts> {
+            Ok(crate::storage::Counts::default())
         }
         fn due(&mut self, _: u64, _: usize) -> StoreResult<Vec<Bytes>> {
             Ok(Vec::new())

@@ -20,12 +20,28 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Prior {
     pub existed: bool,
     pub expire_at_ms: Option<u64>,
+    /// It held a live session.
+    pub session: bool,
 }
 
 impl Prior {
     pub fn of(slot: Option<&Entry>) -> Prior {
-        Prior { existed: slot.is_some(), expire_at_ms: slot.and_then(|e| e.expire_at_ms) }
+        Prior {
+            existed: slot.is_some(),
+            expire_at_ms: slot.and_then(|e| e.expire_at_ms),
+            session: slot.is_some_and(Entry::is_session),
+        }
     }
+}
+
+/// How many keys a partition holds, without a scan (expired ones not yet deleted included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub keys: u64,
+    /// Keys with a deadline.
+    pub expiring: u64,
+    /// Live sessions (not their tombstones).
+    pub sessions: u64,
 }
 
 /// One partition's data on one node.
@@ -53,8 +69,7 @@ pub trait PartitionStore {
         entries: &[(Bytes, Entry)],
     ) -> StoreResult<()>;
 
-    /// (keys, keys with a deadline), expired ones not yet deleted included, without a scan.
-    fn counts(&mut self) -> StoreResult<(u64, u64)>;
+    fn counts(&mut self) -> StoreResult<Counts>;
 
     /// Up to `limit` keys whose deadline is before `now_ms` (unix ms), oldest deadline first.
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>>;

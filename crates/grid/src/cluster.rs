@@ -49,6 +49,9 @@ pub struct ClusterStatus {
     pub lease: bool,
     /// The whole partition table this node follows.
     pub topology: Option<Arc<Topology>>,
+    /// Live sessions in the partitions this node is primary of, and in its backup copies.
+    pub sessions_primary: u64,
+    pub sessions_backup: u64,
 }
 
 enum Command {
@@ -316,6 +319,9 @@ fn publish_gauges(s: &ClusterStatus) {
     metrics::gauge!("sessiongrid_cluster_copies").set(s.copies as f64);
     metrics::gauge!("sessiongrid_cluster_moving_partitions").set(s.moving as f64);
     metrics::gauge!("sessiongrid_cluster_serving").set(if s.lease { 1.0 } else { 0.0 });
+    metrics::gauge!("sessiongrid_sessions_live", "copy" => "primary")
+        .set(s.sessions_primary as f64);
+    metrics::gauge!("sessiongrid_sessions_live", "copy" => "backup").set(s.sessions_backup as f64);
 }
 
 fn status(node: &mut Node<DiskNode>, now: Now) -> ClusterStatus {
@@ -324,7 +330,22 @@ fn status(node: &mut Node<DiskNode>, now: Now) -> ClusterStatus {
     let Some(t) = node.topology().cloned() else {
         return ClusterStatus { node: me, ..ClusterStatus::default() };
     };
+    let (mut sessions_primary, mut sessions_backup) = (0, 0);
+    for (&p, replica) in node.replicas() {
+        let Some(a) = t.assignment(p) else { continue };
+        if !a.owners.contains(&me) {
+            continue; // a learner's copy is not complete yet
+        }
+        let sessions = replica.counts().map_or(0, |c| c.sessions);
+        if a.primary() == Some(me) {
+            sessions_primary += sessions;
+        } else {
+            sessions_backup += sessions;
+        }
+    }
     ClusterStatus {
+        sessions_primary,
+        sessions_backup,
         node: me,
         epoch: t.epoch,
         coordinator: t.coordinator,

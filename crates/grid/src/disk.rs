@@ -3,7 +3,7 @@
 //! exactly where its data is.
 
 use bytes::Bytes;
-use sessiongrid_cluster::storage::{Prior, StoreError, StoreResult};
+use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
 use sessiongrid_store::{PartitionMeta, Store};
@@ -127,6 +127,9 @@ impl PartitionStore for DiskPartition {
         let new_expiring = entry.state.as_ref().is_some_and(|e| e.expire_at_ms.is_some());
         meta.expiring =
             meta.expiring + count(new_expiring) - count(old_expiry.is_some()).min(meta.expiring);
+        let new_session = entry.state.as_ref().is_some_and(Entry::is_session);
+        meta.sessions =
+            meta.sessions + count(new_session) - count(prior.session).min(meta.sessions);
         meta.seq = entry.pos.version;
         self.write(Some(entry.pos), meta, |batch| match &entry.state {
             Some(e) => batch.put(&entry.key, e, old_expiry),
@@ -156,6 +159,7 @@ impl PartitionStore for DiskPartition {
     ) -> StoreResult<()> {
         // The rows going away, to drop their expiry index rows and keep the counts right.
         let mut doomed: Vec<(Vec<u8>, Option<u64>)> = Vec::new();
+        let mut doomed_sessions = 0;
         let mut cursor = after.map(<[u8]>::to_vec);
         'scan: loop {
             let rows = self.store.scan(self.p, cursor.as_deref(), 1024).map_err(err)?;
@@ -165,6 +169,7 @@ impl PartitionStore for DiskPartition {
                     break 'scan;
                 }
                 cursor = Some(k.clone());
+                doomed_sessions += count(e.is_session());
                 doomed.push((k, e.expire_at_ms));
             }
             if last {
@@ -176,6 +181,8 @@ impl PartitionStore for DiskPartition {
         meta.keys = meta.keys.saturating_sub(doomed.len() as u64) + entries.len() as u64;
         meta.expiring = meta.expiring.saturating_sub(gone_expiring)
             + entries.iter().filter(|(_, e)| e.expire_at_ms.is_some()).count() as u64;
+        meta.sessions = meta.sessions.saturating_sub(doomed_sessions)
+            + entries.iter().filter(|(_, e)| e.is_session()).count() as u64;
         let pos = self.pos;
         self.write(pos, meta, |batch| {
             for (k, at) in &doomed {
@@ -190,8 +197,9 @@ impl PartitionStore for DiskPartition {
         })
     }
 
-    fn counts(&mut self) -> StoreResult<(u64, u64)> {
-        Ok((self.meta.keys, self.meta.expiring))
+    fn counts(&mut self) -> StoreResult<Counts> {
+        let m = self.meta;
+        Ok(Counts { keys: m.keys, expiring: m.expiring, sessions: m.sessions })
     }
 
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {

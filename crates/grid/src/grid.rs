@@ -12,6 +12,7 @@ use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
 use sessiongrid_store::Store;
 use tracing::{info, warn};
 
+use sessiongrid_cluster::storage::Counts;
 use sessiongrid_cluster::{ClusterConfig, NodeId, Query, Refusal};
 
 use crate::cluster::{ClusterArgs, ClusterNode, ClusterStatus, Inbox, Outlet, Transport};
@@ -189,26 +190,34 @@ impl Grid {
         Ok(self.keyspace().await?.0)
     }
 
-    /// (keys, keys with a deadline) on this node.
+    /// (keys, keys with a deadline) of the whole grid.
     pub async fn keyspace(&self) -> Result<(u64, u64), GridError> {
-        let (mut keys, mut expiring) = (0, 0);
+        let counts = self.partition_counts().await?;
+        Ok((counts.iter().map(|c| c.keys).sum(), counts.iter().map(|c| c.expiring).sum()))
+    }
+
+    /// The counts of every partition, indexed by partition, from each partition's primary.
+    pub async fn partition_counts(&self) -> Result<Vec<Counts>, GridError> {
+        let mut all = Vec::with_capacity(self.inner.partitions as usize);
         if let Mode::Cluster(node) = &self.inner.mode {
             for answer in node.query_all(0..self.inner.partitions, Query::Count).await {
-                if let Reply::Array(counts) = answer? {
-                    if let [Reply::Int(k), Reply::Int(e)] = counts.as_slice() {
-                        keys += *k as u64;
-                        expiring += *e as u64;
-                    }
-                }
+                let counts = match answer? {
+                    Reply::Array(c) => c,
+                    _ => return Err(GridError::Cluster(Refusal::Timeout)),
+                };
+                let n = |i: usize| match counts.get(i) {
+                    Some(Reply::Int(n)) => *n as u64,
+                    _ => 0,
+                };
+                all.push(Counts { keys: n(0), expiring: n(1), sessions: n(2) });
             }
-            return Ok((keys, expiring));
+            return Ok(all);
         }
         for p in 0..self.inner.partitions {
-            let meta = self.call(p, |reply| PartitionMsg::Count { reply }).await?;
-            keys += meta.keys;
-            expiring += meta.expiring;
+            let m = self.call(p, |reply| PartitionMsg::Count { reply }).await?;
+            all.push(Counts { keys: m.keys, expiring: m.expiring, sessions: m.sessions });
         }
-        Ok((keys, expiring))
+        Ok(all)
     }
 
     /// Deletes every key of every partition.

@@ -181,6 +181,7 @@ impl PartitionState {
             return Ok(too_big);
         }
         let before = slot.as_ref().map(|e| e.expire_at_ms);
+        let was_session = slot.as_ref().is_some_and(Entry::is_session);
         let session_before = Before::of(&key, slot.as_ref());
         let now = time::now_ms();
         let outcome = apply(op, &mut slot, now);
@@ -188,7 +189,7 @@ impl PartitionState {
             if before.flatten().is_some_and(|at| at < now) && slot.is_none() {
                 self.metrics.expired.increment(1);
             }
-            self.persist(&key, before, &mut slot).await?;
+            self.persist(&key, before, was_session, &mut slot).await?;
             let events = event::derive(&key, &session_before, slot.as_ref(), now);
             self.publish(events);
         }
@@ -228,10 +229,13 @@ impl PartitionState {
         &mut self,
         key: &[u8],
         before: Option<Option<u64>>,
+        was_session: bool,
         slot: &mut Option<Entry>,
     ) -> Result<(), StoreError> {
         let mut meta = self.meta;
         meta.seq += 1;
+        let is_session = slot.as_ref().is_some_and(Entry::is_session);
+        meta.sessions = (meta.sessions + is_session as u64).saturating_sub(was_session as u64);
         let mut batch = self.args.store.batch(self.args.id);
         let old_expiry = before.flatten();
         let new_expiry = slot.as_ref().and_then(|e| e.expire_at_ms);
@@ -274,7 +278,7 @@ impl PartitionState {
     }
 
     async fn flush(&mut self) -> Result<(), StoreError> {
-        let meta = PartitionMeta { keys: 0, seq: self.meta.seq + 1, expiring: 0 };
+        let meta = PartitionMeta { seq: self.meta.seq + 1, ..PartitionMeta::default() };
         self.args.store.clear(self.args.id, &meta).await?;
         self.meta = meta;
         self.account_cache(|cache| cache.clear());
@@ -303,6 +307,9 @@ impl PartitionState {
             match slot.as_ref().and_then(|e| e.expire_at_ms) {
                 Some(deadline) if deadline < now => {
                     events.extend(event::derive(&key, &Before::of(&key, slot.as_ref()), None, now));
+                    if slot.as_ref().is_some_and(Entry::is_session) {
+                        meta.sessions = meta.sessions.saturating_sub(1);
+                    }
                     // Taken out of the cache by `load`; disk follows when the batch commits.
                     batch.delete(&key, Some(deadline));
                     meta.keys = meta.keys.saturating_sub(1);

@@ -453,11 +453,18 @@ impl Sessions {
     /// The live sessions in the grid and the event counts (of one group).
     pub async fn stats(&self, group: Option<Bytes>) -> SessionResult<Stats> {
         let events = self.grid.events().counts(group.as_deref());
-        let filter = session_filter(group);
-        let mut live = 0;
-        for p in 0..self.grid.partitions() {
-            live += self.grid.keys(p, filter.clone()).await?.len() as u64;
-        }
+        let live = match group {
+            // Every partition counts its sessions; only a group needs a look at each one.
+            None => self.grid.partition_counts().await?.iter().map(|c| c.sessions).sum(),
+            Some(g) => {
+                let filter = session_filter(Some(g));
+                let mut live = 0;
+                for p in 0..self.grid.partitions() {
+                    live += self.grid.keys(p, filter.clone()).await?.len() as u64;
+                }
+                live
+            }
+        };
         let logins_rejected = self.logins_rejected.load(Ordering::Relaxed);
         Ok(Stats { live, events, logins_rejected })
     }

@@ -61,6 +61,11 @@ impl Entry {
             }
     }
 
+    /// True for a live session.
+    pub fn is_session(&self) -> bool {
+        matches!(self.value, Value::Session(_))
+    }
+
     /// True for a tombstone: Redis commands see no key there.
     pub fn is_ended(&self) -> bool {
         matches!(self.value, Value::Ended(_))

@@ -52,6 +52,9 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
         config_view: config_view(&config),
     };
     telemetry::spawn_store_gauges(grid.store().clone());
+    if config.p2p_listen.is_none() {
+        telemetry::spawn_single_node_gauges(grid.clone());
+    }
     let sessions = Sessions::new(grid.clone(), config.sessions.clone());
     let admin_token = config.admin_token_file.as_deref().map(secrets::read_secret).transpose()?;
     let http_context = HttpContext {

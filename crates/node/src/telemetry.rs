@@ -126,6 +126,10 @@ fn describe() {
         "sessiongrid_http_auth_failures_total",
         "HTTP API calls refused for a missing or wrong admin token"
     );
+    describe_gauge!(
+        "sessiongrid_sessions_live",
+        "Live sessions this node holds, as primary copies and as backup copies"
+    );
     describe_gauge!("sessiongrid_store_sst_bytes", Unit::Bytes, "Bytes of RocksDB table files");
     describe_gauge!(
         "sessiongrid_store_live_data_bytes",
@@ -146,6 +150,21 @@ fn describe() {
         Unit::Bytes,
         "Write rate RocksDB throttles to while stalling writes (0: no stall)"
     );
+}
+
+/// On a single node, every session is a primary copy; a cluster member's cluster thread sets
+/// this gauge itself.
+pub fn spawn_single_node_gauges(grid: sessiongrid_grid::Grid) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            if let Ok(counts) = grid.partition_counts().await {
+                let live: u64 = counts.iter().map(|c| c.sessions).sum();
+                metrics::gauge!("sessiongrid_sessions_live", "copy" => "primary").set(live as f64);
+            }
+        }
+    });
 }
 
 /// Refreshes the store gauges every few seconds.

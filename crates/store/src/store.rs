@@ -34,11 +34,33 @@ pub struct PartitionMeta {
     pub seq: u64,
     /// Number of keys with a deadline (`INFO` keyspace `expires`).
     pub expiring: u64,
+    /// Number of live sessions (not their tombstones).
+    pub sessions: u64,
 }
 
 impl PartitionMeta {
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_stdvec(self).expect("meta serialises")
+    }
+
+    /// Reads metadata, also as written before sessions were counted (there were none then).
+    pub fn decode(bytes: &[u8]) -> Result<PartitionMeta, StoreError> {
+        #[derive(Deserialize)]
+        struct Before {
+            keys: u64,
+            seq: u64,
+            expiring: u64,
+        }
+        postcard::from_bytes(bytes)
+            .or_else(|_| {
+                postcard::from_bytes::<Before>(bytes).map(|b| PartitionMeta {
+                    keys: b.keys,
+                    seq: b.seq,
+                    expiring: b.expiring,
+                    sessions: 0,
+                })
+            })
+            .map_err(|_| StoreError::Corrupt { what: "partition metadata" })
     }
 }
 
@@ -125,8 +147,7 @@ impl Store {
     pub fn partition_meta(&self, p: PartitionId) -> Result<PartitionMeta, StoreError> {
         match self.inner.db.get_cf(self.meta(), keys::meta_key(p))? {
             None => Ok(PartitionMeta::default()),
-            Some(v) => postcard::from_bytes(&v)
-                .map_err(|_| StoreError::Corrupt { what: "partition metadata" }),
+            Some(v) => PartitionMeta::decode(&v),
         }
     }
 
@@ -324,7 +345,7 @@ mod tests {
             let store = Store::open(dir.path(), 8, Durability::Process).unwrap();
             let mut b = store.batch(3);
             b.put(b"k", &entry("v", Some(50)), None);
-            b.set_meta(&PartitionMeta { keys: 1, seq: 7, expiring: 1 });
+            b.set_meta(&PartitionMeta { keys: 1, seq: 7, expiring: 1, sessions: 0 });
             store.commit(b).await.unwrap();
         }
         let store = Store::open(dir.path(), 99, Durability::Power).unwrap();
@@ -333,7 +354,7 @@ mod tests {
         assert_eq!(store.get(2, b"k").unwrap(), None);
         assert_eq!(
             store.partition_meta(3).unwrap(),
-            PartitionMeta { keys: 1, seq: 7, expiring: 1 }
+            PartitionMeta { keys: 1, seq: 7, expiring: 1, sessions: 0 }
         );
         assert_eq!(store.due_expiries(3, 49, 10).unwrap(), vec![]);
         assert_eq!(store.due_expiries(3, 50, 10).unwrap(), vec![(50, b"k".to_vec())]);

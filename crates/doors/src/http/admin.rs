@@ -27,6 +27,8 @@ async fn cluster(State(cx): State<HttpContext>) -> Response {
     let grid = cx.sessions.grid();
     let partitions = grid.partitions() as usize;
     let Some(status) = grid.cluster_status().await else {
+        let live: u64 =
+            grid.partition_counts().await.unwrap_or_default().iter().map(|c| c.sessions).sum();
         return Json(json!({
             "clustered": false,
             "node": hex(0),
@@ -36,24 +38,36 @@ async fn cluster(State(cx): State<HttpContext>) -> Response {
             "moving_partitions": 0,
             "partitions": partitions,
             "members": [{"id": hex(0), "primaries": partitions, "copies": partitions,
+                         "sessions_primary": live, "sessions_backup": 0,
                          "leaving": false, "coordinator": true, "self": true}],
         }))
         .into_response();
     };
+    // Sessions per partition, from each partition's primary; a member's backup copies hold what
+    // their primaries hold.
+    let counts = grid.partition_counts().await.unwrap_or_default();
+    let sessions_in = |p: usize| counts.get(p).map_or(0, |c| c.sessions);
     let members: Vec<Value> = status
         .members
         .iter()
         .map(|&m| {
-            let (primaries, copies) = status.topology.as_ref().map_or((0, 0), |t| {
-                let primaries = t.partitions.iter().filter(|a| a.primary() == Some(m)).count();
-                let copies = t.partitions.iter().filter(|a| a.owners.contains(&m)).count();
-                (primaries, copies)
-            });
+            let (mut primaries, mut copies, mut on_primary, mut on_backup) = (0, 0, 0, 0);
+            for (p, a) in status.topology.iter().flat_map(|t| t.partitions.iter().enumerate()) {
+                if a.primary() == Some(m) {
+                    primaries += 1;
+                    on_primary += sessions_in(p);
+                } else if a.owners.contains(&m) {
+                    on_backup += sessions_in(p);
+                }
+                copies += a.owners.contains(&m) as usize;
+            }
             let leaving = status.topology.as_ref().is_some_and(|t| t.leaving.contains(&m));
             json!({
                 "id": hex(m),
                 "primaries": primaries,
                 "copies": copies,
+                "sessions_primary": on_primary,
+                "sessions_backup": on_backup,
                 "leaving": leaving,
                 "coordinator": m == status.coordinator,
                 "self": m == status.node,
