@@ -3,7 +3,7 @@
 # end-to-end tests against real processes, and prints one summary line per suite.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-tests/setup.sh || { echo "setup failed"; exit 1; }
+tests/setup.sh --tests || { echo "setup failed"; exit 1; }
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 export SESSIONGRID_BIN="$target_dir/debug/sessiongrid"

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sessiongrid needs on a fresh Debian machine:
 # libclang (rust-rocksdb's bindgen), Redis server and CLI (baseline and real client), pytest and
-# redis-py. Safe to run again.
+# redis-py. With `--tests` also what only the tests need: Chromium (the dashboard test drives it
+# headless) and websocket-client (to speak its DevTools protocol). Safe to run again.
 set -euo pipefail
+packages=(libclang-dev redis-server redis-tools)
+python_check='import pytest, redis'
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(chromium)
+  python_check='import pytest, redis, websocket'
+fi
 need=()
-for pkg in libclang-dev redis-server redis-tools; do
+for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -13,6 +20,6 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 req="$(dirname "$0")/e2e/requirements.txt"
-python3 -c 'import pytest, redis' 2>/dev/null \
+python3 -c "$python_check" 2>/dev/null \
   || python3 -m pip install -q -r "$req" \
   || python3 -m pip install -q --break-system-packages -r "$req"

@@ -23,7 +23,7 @@ use sessiongrid_model::config::SessionConfig;
 use sessiongrid_model::session::op::SessionOp;
 use sessiongrid_model::session::{
     id, id_of_key, session_key, user_key, visible_to, EndReason, Login, LoginPolicy, Session, Tag,
-    SESSION_PREFIX,
+    SESSION_PREFIX, USER_PREFIX,
 };
 use sessiongrid_model::{time, KeyFilter, Op, PartitionId, Reply};
 use tracing::{debug, info_span, Instrument};
@@ -448,6 +448,40 @@ impl Sessions {
             p += 1;
         }
         Ok((if p >= partitions { 0 } else { p }, ids))
+    }
+
+    /// The `n` users with the most live sessions: (user, live sessions), most first. Reads every
+    /// user's registry, then checks the leaders' sessions, so it costs a read per user: meant for
+    /// a dashboard refreshed every few seconds, not for a hot path.
+    pub async fn top_users(&self, n: usize) -> SessionResult<Vec<(Bytes, u64)>> {
+        let mut pattern = USER_PREFIX.to_vec();
+        pattern.push(b'*');
+        let filter = KeyFilter {
+            pattern: Some(pattern.into()),
+            type_name: Some("principal".into()),
+            group: None,
+        };
+        let mut listed = Vec::new();
+        for p in 0..self.grid.partitions() {
+            for key in self.grid.keys(p, filter.clone()).await? {
+                let logins: Vec<Login> = decode(self.exec(key.clone(), SessionOp::Logins).await?)?;
+                let principal = key.slice(USER_PREFIX.len()..);
+                listed.push((principal, logins.len() as u64));
+            }
+        }
+        // Registries may still list sessions that ended: check the leaders, and a few more in
+        // case some of them drop.
+        listed.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut top = Vec::new();
+        for (principal, _) in listed.into_iter().take(n.saturating_mul(2)) {
+            let live = self.by_user(&principal).await?.len() as u64;
+            if live > 0 {
+                top.push((principal, live));
+            }
+        }
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(n);
+        Ok(top)
     }
 
     /// The live sessions in the grid and the event counts (of one group).

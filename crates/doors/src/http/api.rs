@@ -29,6 +29,7 @@ pub fn routes() -> Router<HttpContext> {
         .route("/sessions/{id}/rotate", post(rotate))
         .route("/sessions/{id}/login", post(login))
         .route("/sessions/{id}/logout", post(logout))
+        .route("/users", get(top_users))
         .route("/users/{principal}/sessions", get(by_user).delete(kick_user))
         .route("/stats", get(stats))
         .route("/events", get(events))
@@ -223,6 +224,23 @@ async fn by_user(State(cx): State<HttpContext>, Path(principal): Path<String>) -
 async fn kick_user(State(cx): State<HttpContext>, Path(principal): Path<String>) -> ApiResult {
     let ended = cx.sessions.kick_user(principal.as_bytes()).await.map_err(failed)?;
     Ok(ok(json!({ "ended": ended })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TopQuery {
+    top: Option<usize>,
+}
+
+/// The users with the most live sessions.
+async fn top_users(State(cx): State<HttpContext>, Query(q): Query<TopQuery>) -> ApiResult {
+    let n = q.top.unwrap_or(10).min(1000);
+    let top = cx.sessions.top_users(n).await.map_err(failed)?;
+    let top: Vec<Value> = top
+        .iter()
+        .map(|(p, n)| json!({ "principal": String::from_utf8_lossy(p), "sessions": n }))
+        .collect();
+    Ok(ok(Value::Array(top)))
 }
 
 #[derive(Deserialize, Default)]

@@ -1,6 +1,6 @@
-//! The HTTP door: `GET /health` (200 once serving), `GET /metrics` (Prometheus text) and the
-//! session API ([`api`]) and the operators' API ([`admin`]) under `/api/v1`, described in
-//! `docs/openapi.yaml`.
+//! The HTTP door: the dashboard at `GET /`, `GET /health` (200 once serving), `GET /metrics`
+//! (Prometheus text), and under `/api/v1` the session API ([`api`]) and the operators' API
+//! ([`admin`]), described in `docs/openapi.yaml`.
 //!
 //! When an admin token is configured, every `/api/v1` call must carry it as
 //! `Authorization: Bearer <token>`; health and metrics stay open to probes and scrapers.
@@ -48,12 +48,21 @@ pub async fn serve(
         .merge(admin::routes())
         .layer(middleware::from_fn_with_state(context.clone(), require_token));
     let app = Router::new()
+        .route("/", get(dashboard))
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(render_metrics))
         .nest("/api/v1", api)
         .with_state(context);
     info!(addr = %listener.local_addr()?, "http door listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// The dashboard: one page, its script and styles inside, no other asset. It reads the API
+/// (asking for the admin token if the node has one) and `/metrics`.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+async fn dashboard() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DASHBOARD).into_response()
 }
 
 async fn render_metrics(State(context): State<HttpContext>) -> String {
