@@ -94,6 +94,9 @@ def test_metrics_api_and_operator_commands_on_a_cluster(pool):
     assert wait_until(lambda: not victim.is_alive(), 60), "the drained node stopped"
     assert victim.proc.returncode == 0
     cluster.wait_settled(timeout=60)
+    survivors = cluster.live()
+    assert sum(metric_sum(n, "sessiongrid_transfer_bytes_total") for n in survivors) > 0
+    assert all(metric_sum(n, "sessiongrid_cluster_topology_changes_total") >= 2 for n in survivors)
     for sid in ids[33:]:
         assert clients[0].execute_command("SESSION.GET", sid, "NOTOUCH") is not None, sid
 

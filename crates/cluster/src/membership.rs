@@ -249,6 +249,8 @@ impl Membership {
                 for m in silent {
                     if self.suspects.insert(m) {
                         info!(node = m, "member declared dead");
+                        metrics::counter!("sessiongrid_cluster_suspicions_total", "of" => "member")
+                            .increment(1);
                         self.dirty = true;
                     }
                 }
@@ -282,6 +284,8 @@ impl Membership {
         let coordinator = self.coordinator()?;
         if self.silent_for(coordinator, now) > self.cfg.dead_after_ms {
             info!(node = coordinator, "coordinator suspected");
+            metrics::counter!("sessiongrid_cluster_suspicions_total", "of" => "coordinator")
+                .increment(1);
             self.suspects.insert(coordinator);
             if let Some(next) = self.coordinator() {
                 self.heard.insert(next, now);

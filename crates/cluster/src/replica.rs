@@ -155,6 +155,17 @@ impl<S: PartitionStore> Replica<S> {
         }
     }
 
+    /// As primary: how many writes the furthest-behind counted follower still lacks.
+    pub fn replication_lag(&self) -> u64 {
+        let (Role::Primary, Some(pos)) = (self.role, self.pos) else { return 0 };
+        self.followers
+            .values()
+            .filter(|f| f.in_sync)
+            .map(|f| pos.version.saturating_sub(f.acked.map_or(0, |a| a.version)))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// This copy's counts, as its store keeps them.
     pub fn counts(&mut self) -> Option<crate::storage::Counts> {
         self.store.counts().ok()
@@ -689,6 +700,7 @@ impl<S: PartitionStore> Replica<S> {
         let Some(f) = self.followers.get_mut(&to) else { return };
         f.sent = Some(entries.last().map_or(from_pos, |e| e.pos));
         f.sent_at = now.mono;
+        metrics::counter!("sessiongrid_transfer_bytes_total").increment(entries_bytes(&entries));
         let published = self.published;
         out.push(Effect::Send(
             self.p,
@@ -702,6 +714,7 @@ impl<S: PartitionStore> Replica<S> {
         let id = self.next_snapshot;
         self.next_snapshot += 1;
         debug!(partition = self.p, node = self.me, follower = to, id, as_of = ?self.pos, "snapshot started");
+        metrics::counter!("sessiongrid_transfer_snapshots_total").increment(1);
         self.send_chunk(now, to, id, 0, None, as_of, out);
     }
 
@@ -728,6 +741,9 @@ impl<S: PartitionStore> Replica<S> {
             if entries.len() < limit { None } else { entries.last().map(|e| e.0.clone()) };
         let chunk = Chunk { id, seq, after, through, entries, as_of };
         let Some(f) = self.followers.get_mut(&to) else { return };
+        let bytes: usize = chunk.entries.iter().map(|(k, e)| k.len() + e.cost_bytes()).sum();
+        metrics::counter!("sessiongrid_transfer_bytes_total").increment(bytes as u64);
+        metrics::counter!("sessiongrid_transfer_chunks_total").increment(1);
         f.acked = None;
         f.sent = None;
         f.snapshot = Some(OutgoingSnapshot { id, as_of, chunk: chunk.clone(), sent_at: now.mono });
@@ -824,6 +840,12 @@ impl<S: PartitionStore> Replica<S> {
         }
         self.publish_replicated(out);
     }
+}
+
+/// Bytes of the writes in a catch-up, for the transfer metric.
+fn entries_bytes(entries: &[LogEntry]) -> u64 {
+    let size = |e: &LogEntry| e.key.len() + e.state.as_ref().map_or(0, Entry::cost_bytes);
+    entries.iter().map(size).sum::<usize>() as u64
 }
 
 /// An empty append: the follower acknowledges if it is at `pos`, or asks to be synced.

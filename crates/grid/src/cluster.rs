@@ -52,6 +52,8 @@ pub struct ClusterStatus {
     /// Live sessions in the partitions this node is primary of, and in its backup copies.
     pub sessions_primary: u64,
     pub sessions_backup: u64,
+    /// The most writes any follower of this node's primaries still lacks.
+    pub replication_lag: u64,
 }
 
 enum Command {
@@ -330,8 +332,9 @@ fn status(node: &mut Node<DiskNode>, now: Now) -> ClusterStatus {
     let Some(t) = node.topology().cloned() else {
         return ClusterStatus { node: me, ..ClusterStatus::default() };
     };
-    let (mut sessions_primary, mut sessions_backup) = (0, 0);
+    let (mut sessions_primary, mut sessions_backup, mut replication_lag) = (0, 0, 0);
     for (&p, replica) in node.replicas() {
+        replication_lag = replication_lag.max(replica.replication_lag());
         let Some(a) = t.assignment(p) else { continue };
         if !a.owners.contains(&me) {
             continue; // a learner's copy is not complete yet
@@ -346,6 +349,7 @@ fn status(node: &mut Node<DiskNode>, now: Now) -> ClusterStatus {
     ClusterStatus {
         sessions_primary,
         sessions_backup,
+        replication_lag,
         node: me,
         epoch: t.epoch,
         coordinator: t.coordinator,

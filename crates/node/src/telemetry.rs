@@ -126,6 +126,28 @@ fn describe() {
         "sessiongrid_http_auth_failures_total",
         "HTTP API calls refused for a missing or wrong admin token"
     );
+    describe_counter!(
+        "sessiongrid_cluster_suspicions_total",
+        "Members declared dead, and coordinators suspected, by this node's failure detector"
+    );
+    describe_counter!(
+        "sessiongrid_transfer_snapshots_total",
+        "Partition copies this node started sending to a new or lagging owner"
+    );
+    describe_counter!(
+        "sessiongrid_transfer_bytes_total",
+        Unit::Bytes,
+        "Bytes of entries sent to bring a new or lagging owner up to date: snapshot chunks and \
+         catch-up writes (retransmissions included)"
+    );
+    describe_counter!(
+        "sessiongrid_transfer_chunks_total",
+        "Snapshot chunks sent (retransmissions included)"
+    );
+    describe_gauge!(
+        "sessiongrid_replication_lag_writes",
+        "The most writes any follower of this node's primary partitions still lacks"
+    );
     describe_gauge!(
         "sessiongrid_sessions_live",
         "Live sessions this node holds, as primary copies and as backup copies"
