@@ -87,6 +87,8 @@ def test_create_get_set_del_touch(node):
     assert 59_000 < left <= 60_000
     only = c.execute_command("SESSION.GET", sid, "ATTRS", "name", "NOTOUCH")
     assert attrs(only) == {"name": "Zoë"}
+    assert 4_000 < c.execute_command("SESSION.TOUCH", sid, "IDLE", 5) <= 5_000
+    assert c.execute_command("SESSION.GET", sid)["idle-timeout"] == 5
 
 
 def test_binary_and_java_values_round_trip_untouched(node):

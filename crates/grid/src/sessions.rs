@@ -193,12 +193,17 @@ impl Sessions {
         }
     }
 
-    /// Marks the session used now: the idle ms it has left, `None` if it does not exist.
-    pub async fn touch(&self, id: &[u8]) -> SessionResult<Option<u64>> {
+    /// Marks the session used now, with a new idle timeout if given: the idle ms it has left,
+    /// `None` if it does not exist.
+    pub async fn touch(&self, id: &[u8], idle_s: Option<u64>) -> SessionResult<Option<u64>> {
         if !id::looks_valid(id) {
             return Ok(None);
         }
-        match self.exec(session_key(id), SessionOp::Touch).await? {
+        if idle_s == Some(0) {
+            return Err(SessionError::Invalid("IDLE must be positive".into()));
+        }
+        let idle_ms = idle_s.map(|s| s.saturating_mul(1000));
+        match self.exec(session_key(id), SessionOp::Touch { idle_ms }).await? {
             Reply::Int(ms) => Ok(Some(ms as u64)),
             _ => Ok(None),
         }

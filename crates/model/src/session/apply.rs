@@ -76,8 +76,11 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bo
             s.last_access_ms = now_ms;
             (Reply::Int(removed as i64), true)
         }),
-        SessionOp::Touch => with_session(slot, |s| {
+        SessionOp::Touch { idle_ms } => with_session(slot, |s| {
             s.last_access_ms = now_ms;
+            if let Some(idle_ms) = idle_ms {
+                s.idle_ms = idle_ms;
+            }
             (Reply::Int(s.deadline_ms().saturating_sub(now_ms) as i64), true)
         }),
         SessionOp::End { reason, if_version, moved_to, retention_ms } => {
@@ -344,10 +347,10 @@ mod tests {
         create(&mut slot, 0);
         assert_eq!(slot.as_ref().unwrap().expire_at_ms, Some(1000));
         for now in [900, 1800, 2700, 3600, 4500] {
-            apply(SessionOp::Touch, &mut slot, now);
+            apply(SessionOp::Touch { idle_ms: None }, &mut slot, now);
         }
         assert_eq!(slot.as_ref().unwrap().expire_at_ms, Some(5000), "capped by the deadline");
-        let reply = apply(SessionOp::Touch, &mut slot, 4900).0;
+        let reply = apply(SessionOp::Touch { idle_ms: None }, &mut slot, 4900).0;
         assert_eq!(reply, Reply::Int(100));
     }
 

@@ -179,7 +179,7 @@ mod tests {
         let set =
             SessionOp::Set { if_version: None, attrs: vec![(b("a"), Tag::Utf8, b("1"))], limits };
         assert_eq!(run(&key, &mut slot, set, 1), [EventKind::AttributeChanged]);
-        assert!(run(&key, &mut slot, SessionOp::Touch, 2).is_empty());
+        assert!(run(&key, &mut slot, SessionOp::Touch { idle_ms: None }, 2).is_empty());
         let login = SessionOp::SetPrincipal { principal: Some(b("u")) };
         assert_eq!(run(&key, &mut slot, login, 3), [EventKind::Login]);
         let other = SessionOp::SetPrincipal { principal: Some(b("v")) };

@@ -22,8 +22,9 @@ pub enum SessionOp {
     Set { if_version: Option<u64>, attrs: Vec<(Bytes, Tag, Bytes)>, limits: SessionLimits },
     /// Removes attributes: how many existed; nil if the session is absent.
     Del { names: Vec<Bytes> },
-    /// Moves last access to now: the idle ms left, nil if absent.
-    Touch,
+    /// Moves last access to now, and sets a new idle timeout if given: the idle ms left, nil if
+    /// absent.
+    Touch { idle_ms: Option<u64> },
     /// Ends the session, leaving a tombstone kept `retention_ms`: the session as it was, nil if
     /// absent; `CONFLICT` if `if_version` differs.
     End { reason: EndReason, if_version: Option<u64>, moved_to: Option<Bytes>, retention_ms: u64 },
@@ -61,7 +62,7 @@ impl SessionOp {
             SessionOp::Get { .. } => "session.get",
             SessionOp::Set { .. } => "session.set",
             SessionOp::Del { .. } => "session.del",
-            SessionOp::Touch => "session.touch",
+            SessionOp::Touch { .. } => "session.touch",
             SessionOp::End { .. } => "session.end",
             SessionOp::SetPrincipal { .. } => "session.principal",
             SessionOp::Probe => "session.probe",

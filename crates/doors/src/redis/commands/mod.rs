@@ -140,7 +140,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("session.set", -5, W, ONE),
     spec("session.stats", -1, R, NONE),
     spec("session.subscribe", -1, C2, NONE),
-    spec("session.touch", 2, W, ONE),
+    spec("session.touch", -2, W, ONE),
     spec("set", -3, W, ONE),
     spec("setex", 4, W, ONE),
     spec("setnx", 3, W, ONE),

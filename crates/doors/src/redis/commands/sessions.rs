@@ -143,9 +143,14 @@ pub async fn del(ctx: &mut Ctx<'_>) -> CmdResult {
     Ok(n.map_or(Reply::Nil, |n| Reply::Int(n as i64)))
 }
 
-/// `SESSION.TOUCH id` -> idle ms left, or nil
+/// `SESSION.TOUCH id [IDLE sec]` -> idle ms left, or nil
 pub async fn touch(ctx: &mut Ctx<'_>) -> CmdResult {
-    let left = ctx.shared.sessions.touch(ctx.args.get(1)).await.map_err(refused)?;
+    let idle = match ctx.args.len() {
+        2 => None,
+        4 if ctx.args.is(2, "idle") => Some(count(ctx, 3, "IDLE")?),
+        _ => return Err(syntax_error()),
+    };
+    let left = ctx.shared.sessions.touch(ctx.args.get(1), idle).await.map_err(refused)?;
     Ok(left.map_or(Reply::Nil, |ms| Reply::Int(ms as i64)))
 }
 

@@ -1,0 +1,228 @@
+package org.sessiongrid.servlet;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.Closeable;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * A small Redis-protocol (RESP2) client for the grid's door: a pool of connections, spread over
+ * every grid address, that fails over to the next address when one stops answering.
+ *
+ * <p>Replies are {@code byte[]} (bulk and simple strings), {@code Long}, {@code List<Object>},
+ * {@code null}, or a {@link GridError} for an error reply. A command that failed on the network
+ * is sent again on another address only if it is safe to repeat ({@code retry}).
+ */
+final class RespClient implements Closeable {
+    private static final Logger LOG = Logger.getLogger(RespClient.class.getName());
+
+    /** An error reply: the text starts with its code ({@code CONFLICT}, {@code LOGINREJECTED}, ...). */
+    static final class GridError extends RuntimeException {
+        GridError(String message) {
+            super(message);
+        }
+
+        boolean is(String code) {
+            return getMessage().startsWith(code);
+        }
+    }
+
+    private final List<InetSocketAddress> addresses;
+    private final byte[] password;
+    private final int timeoutMillis;
+    private final BlockingQueue<Connection> idle;
+    private final AtomicInteger next = new AtomicInteger();
+    private volatile boolean closed;
+
+    RespClient(List<InetSocketAddress> addresses, byte[] password, int poolSize, int timeoutMillis) {
+        if (addresses.isEmpty()) {
+            throw new IllegalArgumentException("no grid address");
+        }
+        this.addresses = List.copyOf(addresses);
+        this.password = password;
+        this.timeoutMillis = timeoutMillis;
+        this.idle = new ArrayBlockingQueue<>(poolSize);
+    }
+
+    /** Runs one command; network failures try every address once before giving up. */
+    Object call(boolean retry, Object... args) throws IOException {
+        IOException last = null;
+        int attempts = retry ? addresses.size() + 1 : 1;
+        for (int i = 0; i < attempts; i++) {
+            Connection c = null;
+            try {
+                c = borrow();
+                Object reply = c.call(args);
+                release(c);
+                if (reply instanceof GridError e && e.is("TRYAGAIN") && retry && i + 1 < attempts) {
+                    sleepQuietly(100L * (i + 1));
+                    continue;
+                }
+                return reply;
+            } catch (IOException e) {
+                last = e;
+                if (c != null) {
+                    c.close();
+                }
+                LOG.log(Level.FINE, "grid connection failed; trying another address", e);
+            }
+        }
+        throw last != null ? last : new IOException("the grid kept answering TRYAGAIN");
+    }
+
+    private Connection borrow() throws IOException {
+        Connection c = idle.poll();
+        if (c != null) {
+            return c;
+        }
+        IOException last = null;
+        for (int i = 0; i < addresses.size(); i++) {
+            InetSocketAddress address = addresses.get(Math.floorMod(next.getAndIncrement(), addresses.size()));
+            try {
+                return new Connection(address);
+            } catch (IOException e) {
+                last = e;
+            }
+        }
+        throw new IOException("no grid address answers " + addresses, last);
+    }
+
+    private void release(Connection c) {
+        if (closed || !idle.offer(c)) {
+            c.close();
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        Connection c;
+        while ((c = idle.poll()) != null) {
+            c.close();
+        }
+    }
+
+    private static void sleepQuietly(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private final class Connection {
+        private final Socket socket;
+        private final InputStream in;
+        private final OutputStream out;
+
+        Connection(InetSocketAddress address) throws IOException {
+            socket = new Socket();
+            try {
+                socket.connect(address, timeoutMillis);
+                socket.setSoTimeout(timeoutMillis);
+                socket.setTcpNoDelay(true);
+                in = new BufferedInputStream(socket.getInputStream(), 16 * 1024);
+                out = new BufferedOutputStream(socket.getOutputStream(), 16 * 1024);
+                if (password != null) {
+                    Object reply = call("AUTH", password);
+                    if (reply instanceof GridError e) {
+                        throw new IOException("grid refused the password: " + e.getMessage());
+                    }
+                }
+            } catch (IOException e) {
+                socket.close();
+                throw e;
+            }
+        }
+
+        Object call(Object... args) throws IOException {
+            out.write(('*' + Integer.toString(args.length) + "\r\n").getBytes(StandardCharsets.US_ASCII));
+            for (Object arg : args) {
+                byte[] bytes = arg instanceof byte[] b ? b : String.valueOf(arg).getBytes(StandardCharsets.UTF_8);
+                out.write(('$' + Integer.toString(bytes.length) + "\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(bytes);
+                out.write('\r');
+                out.write('\n');
+            }
+            out.flush();
+            return read();
+        }
+
+        private Object read() throws IOException {
+            int type = in.read();
+            if (type < 0) {
+                throw new EOFException("grid closed the connection");
+            }
+            String line = line();
+            switch (type) {
+                case '+':
+                    return line.getBytes(StandardCharsets.UTF_8);
+                case '-':
+                    return new GridError(line);
+                case ':':
+                    return Long.parseLong(line);
+                case '$': {
+                    int n = Integer.parseInt(line);
+                    if (n < 0) {
+                        return null;
+                    }
+                    byte[] bytes = in.readNBytes(n);
+                    if (bytes.length < n || in.read() != '\r' || in.read() != '\n') {
+                        throw new EOFException("truncated reply");
+                    }
+                    return bytes;
+                }
+                case '*': {
+                    int n = Integer.parseInt(line);
+                    if (n < 0) {
+                        return null;
+                    }
+                    List<Object> items = new ArrayList<>(n);
+                    for (int i = 0; i < n; i++) {
+                        items.add(read());
+                    }
+                    return items;
+                }
+                default:
+                    throw new IOException("not a RESP2 reply: " + (char) type);
+            }
+        }
+
+        private String line() throws IOException {
+            ByteArrayOutputStream buf = new ByteArrayOutputStream(32);
+            int b;
+            while ((b = in.read()) != '\r') {
+                if (b < 0) {
+                    throw new EOFException("truncated reply");
+                }
+                buf.write(b);
+            }
+            if (in.read() != '\n') {
+                throw new IOException("malformed reply line");
+            }
+            return buf.toString(StandardCharsets.UTF_8);
+        }
+
+        void close() {
+            try {
+                socket.close();
+            } catch (IOException ignored) {
+                // closing anyway
+            }
+        }
+    }
+}
