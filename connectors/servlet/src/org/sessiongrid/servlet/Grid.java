@@ -21,6 +21,8 @@ final class Grid {
 
     /** A refused login (policy {@code reject}). */
     static final class LoginRejected extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
         LoginRejected(String message) {
             super(message);
         }
@@ -28,6 +30,8 @@ final class Grid {
 
     /** {@code IFVERSION} did not match: another request changed the session meanwhile. */
     static final class Conflict extends Exception {
+        private static final long serialVersionUID = 1L;
+
         Conflict(String message) {
             super(message);
         }

@@ -261,7 +261,11 @@ final class Json {
             try {
                 if (n.indexOf('.') < 0 && n.indexOf('e') < 0 && n.indexOf('E') < 0) {
                     long v = Long.parseLong(n);
-                    return v == (int) v ? Integer.valueOf((int) v) : Long.valueOf(v);
+                    // Not a conditional expression: it would unbox both to long.
+                    if (v == (int) v) {
+                        return Integer.valueOf((int) v);
+                    }
+                    return Long.valueOf(v);
                 }
                 return Double.valueOf(n);
             } catch (NumberFormatException e) {

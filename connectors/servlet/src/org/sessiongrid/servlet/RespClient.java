@@ -32,6 +32,8 @@ final class RespClient implements Closeable {
 
     /** An error reply: the text starts with its code ({@code CONFLICT}, {@code LOGINREJECTED}, ...). */
     static final class GridError extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
         GridError(String message) {
             super(message);
         }
@@ -58,30 +60,35 @@ final class RespClient implements Closeable {
         this.idle = new ArrayBlockingQueue<>(poolSize);
     }
 
-    /** Runs one command; network failures try every address once before giving up. */
+    /**
+     * Runs one command. With {@code retry}, a network failure or a {@code TRYAGAIN} (a partition
+     * failing over) is sent again, on the next address, until the timeout has passed.
+     */
     Object call(boolean retry, Object... args) throws IOException {
+        long deadline = System.nanoTime() + timeoutMillis * 1_000_000L;
         IOException last = null;
-        int attempts = retry ? addresses.size() + 1 : 1;
-        for (int i = 0; i < attempts; i++) {
+        for (int attempt = 0; ; attempt++) {
             Connection c = null;
             try {
                 c = borrow();
                 Object reply = c.call(args);
                 release(c);
-                if (reply instanceof GridError e && e.is("TRYAGAIN") && retry && i + 1 < attempts) {
-                    sleepQuietly(100L * (i + 1));
-                    continue;
+                boolean again = reply instanceof GridError e && e.is("TRYAGAIN");
+                if (!again || !retry || System.nanoTime() > deadline) {
+                    return reply;
                 }
-                return reply;
             } catch (IOException e) {
                 last = e;
                 if (c != null) {
                     c.close();
                 }
                 LOG.log(Level.FINE, "grid connection failed; trying another address", e);
+                if (!retry || System.nanoTime() > deadline) {
+                    throw last;
+                }
             }
+            sleepQuietly(Math.min(50L * (attempt + 1), 250));
         }
-        throw last != null ? last : new IOException("the grid kept answering TRYAGAIN");
     }
 
     private Connection borrow() throws IOException {

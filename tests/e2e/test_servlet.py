@@ -1,0 +1,214 @@
+"""The servlet connector end to end: two real Tomcat 10 instances run the sample
+shop (connectors/servlet/sample) with the SessionGridFilter against a 3-node
+grid. There is no load balancer: the test client alternates instances with one
+cookie, as a non-sticky balancer would.
+
+Applications deployed on both instances:
+  /shop, /blog  group "shop", login policy evict-oldest, MAX 1 (they share sessions)
+  /bank         group "bank", login policy reject, MAX 1
+  /sso          group "shop", cookieDomain shop.test (single log-on across host names)
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import SESSIONGRID_BIN, grid_only
+from gridcluster import Cluster
+from tomcat import Browser, TomcatProcess, build_connector
+
+pytestmark = grid_only
+
+APPS = {
+    "shop": {"group": "shop", "loginPolicy": "evict-oldest", "maxSessionsPerUser": "1", "cookieDomain": ""},
+    "blog": {"group": "shop", "loginPolicy": "evict-oldest", "maxSessionsPerUser": "1", "cookieDomain": ""},
+    "bank": {"group": "bank", "loginPolicy": "reject", "maxSessionsPerUser": "1", "cookieDomain": ""},
+    "sso": {"group": "shop", "loginPolicy": "allow", "maxSessionsPerUser": "0", "cookieDomain": "shop.test"},
+}
+
+
+class Setup:
+    def __init__(self, pool):
+        build_connector()
+        self.cluster = Cluster(pool, 3)
+        self.cluster.wait_settled()
+        ports = [n.resp_port for n in self.cluster.nodes]
+        self.tomcats = []
+        for _ in range(2):
+            t = TomcatProcess(ports, APPS)
+            pool.processes.append(t)
+            self.tomcats.append(t.start())
+
+    @property
+    def a(self) -> TomcatProcess:
+        return self.tomcats[0]
+
+    @property
+    def b(self) -> TomcatProcess:
+        return self.tomcats[1]
+
+    def grid(self) -> redis.Redis:
+        node = self.cluster.live()[0]
+        return node.client(protocol=3, decode_responses=True)
+
+
+@pytest.fixture(scope="module")
+def setup(module_pool) -> Setup:
+    return Setup(module_pool)
+
+
+def test_counter_and_cart_follow_the_user_across_instances(setup):
+    browser = Browser()
+    for i in range(1, 11):
+        tomcat = setup.tomcats[i % 2]
+        assert browser.text(tomcat, "/shop/counter") == f"counter={i}"
+        assert browser.text(tomcat, f"/shop/cart/add?item=i{i}").endswith(f"i{i}")
+    expected = ",".join(f"i{i}" for i in range(1, 11))
+    assert browser.text(setup.a, "/shop/cart") == f"cart={expected}"
+    assert browser.text(setup.b, "/shop/cart") == f"cart={expected}"
+
+
+def test_kill_nine_of_a_tomcat_mid_session_loses_nothing(setup):
+    browser = Browser()
+    for i in range(1, 4):
+        browser.text(setup.a, "/shop/counter")
+        browser.text(setup.a, f"/shop/cart/add?item=k{i}")
+    setup.a.sigkill()
+    assert browser.text(setup.b, "/shop/counter") == "counter=4"
+    assert browser.text(setup.b, "/shop/cart") == "cart=k1,k2,k3"
+    setup.a._spawn()
+    assert browser.text(setup.a, "/shop/counter") == "counter=5"
+
+
+def test_sessions_outlive_a_restart_of_every_tomcat(setup):
+    browser = Browser()
+    browser.text(setup.a, "/shop/login?user=ruth")
+    browser.text(setup.b, "/shop/counter")
+    for t in setup.tomcats:
+        t.sigterm()
+    for t in setup.tomcats:
+        t._spawn()
+    assert browser.text(setup.b, "/shop/whoami") == "user=ruth"
+    assert browser.text(setup.a, "/shop/counter") == "counter=2"
+
+
+def test_two_applications_share_a_group_but_not_private_attributes(setup):
+    browser = Browser()
+    browser.text(setup.a, "/shop/set?name=color&value=blue")
+    assert browser.text(setup.b, "/blog/get?name=color") == "color=blue"
+    browser.text(setup.a, "/shop/set?name=secret&value=s3")
+    browser.text(setup.b, "/blog/set?name=draft1&value=d1")
+    assert browser.text(setup.b, "/blog/get?name=secret") == "secret="
+    assert browser.text(setup.a, "/shop/get?name=secret") == "secret=s3"
+    assert browser.text(setup.a, "/shop/get?name=draft1") == "draft1="
+    assert browser.text(setup.b, "/blog/get?name=draft1") == "draft1=d1"
+    # Other languages see the private ones under their app scope.
+    s = setup.grid().execute_command("SESSION.GET", browser.session_id(), "APP", "shop", "NOTOUCH")
+    assert "app:shop/secret" in s["attributes"] and "app:blog/draft1" not in s["attributes"]
+
+
+def test_single_log_on_across_host_names_with_a_cookie_domain(setup):
+    browser = Browser(host="www.shop.test")
+    assert browser.text(setup.a, "/sso/login?user=carol") == "logged in as carol"
+    assert browser.cookies["SGSESSIONID"][1] == "shop.test"
+    assert browser.text(setup.b, "/sso/whoami", host="account.shop.test") == "user=carol"
+    assert browser.text(setup.a, "/sso/whoami", host="other.example") == "user="
+
+
+def test_a_second_login_evicts_the_first_or_is_refused(setup):
+    first, second = Browser(), Browser()
+    first.text(setup.a, "/shop/login?user=alice")
+    assert first.text(setup.b, "/shop/whoami") == "user=alice"
+    second.text(setup.b, "/shop/login?user=alice")
+    assert second.text(setup.a, "/shop/whoami") == "user=alice"
+    assert first.text(setup.a, "/shop/whoami") == "user=", "evict-oldest ended the first session"
+    assert first.text(setup.b, "/shop/whoami") == "user="
+
+    first, second = Browser(), Browser()
+    assert first.text(setup.a, "/bank/login?user=dave") == "logged in as dave"
+    status, body = second.get(setup.b, "/bank/login?user=dave")
+    assert status == 409 and "Login refused" in body
+    assert second.text(setup.b, "/bank/whoami") == "user="
+    assert first.text(setup.b, "/bank/whoami") == "user=dave"
+
+
+def test_forced_logout_from_the_operator_command(setup):
+    browser = Browser()
+    browser.text(setup.a, "/shop/login?user=erin")
+    node = setup.cluster.live()[0]
+    out = subprocess.run([SESSIONGRID_BIN, "kick", "--user", "erin", "--http", f"127.0.0.1:{node.http_port}"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert "ended 1 session" in out.stdout
+    assert browser.text(setup.b, "/shop/whoami") == "user="
+    assert browser.text(setup.a, "/shop/whoami") == "user="
+
+
+def test_the_session_id_changes_at_login_and_the_old_one_is_dead(setup):
+    browser = Browser()
+    browser.text(setup.a, "/shop/counter")
+    old = browser.session_id()
+    browser.text(setup.b, "/shop/login?user=frank")
+    new = browser.session_id()
+    assert new != old
+    assert browser.text(setup.a, "/shop/counter") == "counter=2", "attributes moved with the id"
+    attacker = Browser()
+    attacker.cookies["SGSESSIONID"] = (old, "localhost")
+    for t in setup.tomcats:
+        assert attacker.text(t, "/shop/whoami") == "user="
+    assert setup.grid().execute_command("SESSION.GET", old) is None
+
+
+def test_json_attributes_are_shared_with_other_languages(setup):
+    browser = Browser()
+    browser.text(setup.a, "/shop/cart/add?item=apple")
+    browser.text(setup.a, "/shop/counter")
+    grid = setup.grid()
+    s = grid.execute_command("SESSION.GET", browser.session_id(), "NOTOUCH")
+    assert s["attributes"]["cart"][:2] == ["json", '["apple"]']
+    assert s["attributes"]["counter"][:2] == ["json", "1"]
+    grid.execute_command("SESSION.SET", browser.session_id(), "greeting", "json", '"hello from python"')
+    assert browser.text(setup.b, "/shop/get?name=greeting") == "greeting=hello from python"
+    assert browser.text(setup.b, "/shop/counter") == "counter=2"
+
+
+def test_a_grid_node_killed_mid_run_loses_no_session_or_attribute(setup):
+    browsers = [Browser() for _ in range(4)]
+    counts = [0] * len(browsers)
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def shop(i: int) -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            status, body = browsers[i].get(setup.tomcats[n % 2], "/shop/counter")
+            if status != 200:
+                errors.append(f"{status} {body[:200]}")
+                continue
+            counts[i] += 1
+            if body != f"counter={counts[i]}":
+                errors.append(f"browser {i}: {body}, expected counter={counts[i]}")
+                return
+
+    threads = [threading.Thread(target=shop, args=(i,), daemon=True) for i in range(len(browsers))]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    victim = setup.cluster.nodes[2]
+    victim.sigkill()
+    time.sleep(4)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert all(c > 5 for c in counts), counts
+    for i, b in enumerate(browsers):
+        assert b.text(setup.a, "/shop/counter") == f"counter={counts[i] + 1}"
+    victim._spawn()
+    setup.cluster.wait_settled(timeout=60)
