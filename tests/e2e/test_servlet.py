@@ -177,6 +177,18 @@ def test_json_attributes_are_shared_with_other_languages(setup):
     assert browser.text(setup.b, "/shop/counter") == "counter=2"
 
 
+def test_an_attribute_that_cannot_be_read_is_dropped_and_the_request_goes_on(setup):
+    browser = Browser()
+    browser.text(setup.a, "/shop/counter")
+    # A serialized object of a class the application no longer has (here: not even a stream).
+    setup.grid().execute_command("SESSION.SET", browser.session_id(), "stale", "java", b"\xac\xed\x00\x05garbage")
+    assert browser.text(setup.b, "/shop/get?name=stale") == "stale="
+    assert browser.text(setup.a, "/shop/counter") == "counter=2"
+    s = setup.grid().execute_command("SESSION.GET", browser.session_id(), "NOTOUCH")
+    assert "stale" not in s["attributes"], "dropped for good"
+    assert "could not be read and was dropped" in setup.b.log_text()
+
+
 def test_a_grid_node_killed_mid_run_loses_no_session_or_attribute(setup):
     browsers = [Browser() for _ in range(4)]
     counts = [0] * len(browsers)
