@@ -460,9 +460,8 @@ impl<S: PartitionStore> Replica<S> {
         if !ready.is_empty() {
             out.push(Effect::Publish(ready));
         }
-        if self.unpublished.is_empty() {
-            self.published = self.published.max(replicated);
-        }
+        // Every event of a write up to `replicated` is out (those left are of later writes).
+        self.published = self.published.max(replicated);
     }
 
     /// Answers `origin` with `reply` once every counted follower has `version`.

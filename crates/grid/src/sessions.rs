@@ -258,13 +258,24 @@ impl Sessions {
             let end = self.end_op(EndReason::Rotated, Some(s.version), Some(new.clone()));
             match self.exec(session_key(id), end).await {
                 Ok(Reply::Bulk(_)) => {}
-                outcome => {
-                    // The copy was never handed out: drop it without a tombstone.
-                    self.grid.exec(session_key(&new), Op::Del).await?;
-                    match outcome {
-                        Ok(_) => return Ok(None),
-                        Err(SessionError::Refused(e)) if e.starts_with("CONFLICT") => continue,
-                        Err(e) => return Err(e),
+                Err(SessionError::Refused(e)) if e.starts_with("CONFLICT") => {
+                    self.discard_copy(&new).await?;
+                    continue;
+                }
+                Ok(_) => {
+                    self.discard_copy(&new).await?;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    // Unclear whether the old id ended (a failover cut the answer): ask it.
+                    // Dropping the copy of a rotation that happened would lose the session.
+                    match self.exec(session_key(id), SessionOp::Probe).await {
+                        Ok(Reply::Bulk(to)) if to == new => {}
+                        Ok(Reply::Int(1)) => {
+                            self.discard_copy(&new).await?;
+                            return Err(e);
+                        }
+                        _ => return Err(e),
                     }
                 }
             }
@@ -278,6 +289,12 @@ impl Sessions {
         Err(SessionError::Refused(
             "TRYAGAIN the session kept changing while it was being rotated".into(),
         ))
+    }
+
+    /// Drops the copy of a rotation that did not happen; nobody was ever given its id.
+    async fn discard_copy(&self, new: &[u8]) -> SessionResult<()> {
+        self.grid.exec(session_key(new), Op::Del).await?;
+        Ok(())
     }
 
     /// Logs `principal` in on session `id` under the login policy (the group's unless given).
@@ -300,10 +317,6 @@ impl Sessions {
             };
             if s.principal.as_ref() == Some(&principal) {
                 return Ok(LoginOutcome::LoggedIn { evicted: Vec::new() });
-            }
-            if let Some(previous) = &s.principal {
-                let ids = vec![Bytes::copy_from_slice(id)];
-                self.exec(user_key(previous), SessionOp::Unregister { ids }).await?;
             }
             let rules = self.config.group(&s.group);
             let (_, dead, moved) = self.check_logins(&principal).await?;
@@ -335,6 +348,12 @@ impl Sessions {
                 let ids = vec![id];
                 self.exec(user_key(&principal), SessionOp::Unregister { ids }).await?;
                 return Ok(LoginOutcome::NoSession);
+            }
+            if let Some(previous) = &s.principal {
+                // The session was another user's until now: it leaves that user's registry
+                // only once it holds this login, so a refused switch leaves it where it was.
+                let ids = vec![id.clone()];
+                self.exec(user_key(previous), SessionOp::Unregister { ids }).await?;
             }
             Ok(LoginOutcome::LoggedIn { evicted })
         }
@@ -409,10 +428,11 @@ impl Sessions {
                     s.attrs.clear();
                     live.push(s);
                 }
-                // A login still in progress (registered, the session not yet marked): it counts
-                // against the user's limit but is not listed until it completes.
-                None => {}
-                Some(_) => dead.push(login.id),
+                // A login still in progress (registered, the session not yet marked, or still
+                // marked with the user it is switching from): it counts against the user's
+                // limit but is not listed until it completes. A switch away from this user
+                // removes the row itself once it holds.
+                _ => {}
             }
         }
         Ok((live, dead, moved))

@@ -40,12 +40,14 @@ pub fn apply(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> Outcome {
 fn redis(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
     match slot.as_ref().map(|e| &e.value) {
         Some(Value::Ended(_)) => {
+            // Reads see no key; nothing may write over the tombstone (it keeps the id dead).
             let tomb = slot.take();
             let (reply, changed) = dispatch(op, slot, now_ms);
-            if !changed {
-                *slot = tomb;
+            *slot = tomb;
+            if changed {
+                return (Reply::wrong_type(), false);
             }
-            (reply, changed)
+            (reply, false)
         }
         Some(Value::Session(_) | Value::Logins(_))
             if !matches!(op, Op::Del | Op::Exists | Op::Type | Op::Ttl { .. }) =>
@@ -539,6 +541,7 @@ mod tests {
         apply(Op::Session(end), &mut slot, 0);
         assert_eq!(run(Op::Exists, &mut slot), Reply::Int(0));
         assert_eq!(run(Op::Del, &mut slot), Reply::Int(0));
-        assert!(slot.as_ref().unwrap().is_ended(), "a read leaves the tombstone in place");
+        assert_eq!(run(set_op("x"), &mut slot), Reply::wrong_type());
+        assert!(slot.as_ref().unwrap().is_ended(), "nothing replaces the tombstone");
     }
 }

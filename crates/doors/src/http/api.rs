@@ -158,7 +158,19 @@ async fn write(
         attrs.push((Bytes::from(name), tag, value));
     }
     let mut version = None;
-    if !attrs.is_empty() {
+    if attrs.is_empty() {
+        if let Some(expected) = body.if_version {
+            // Removing only: check the version here (the grid's removal takes none).
+            let opts =
+                GetOptions { no_touch: true, attrs: Some(Vec::new()), ..GetOptions::default() };
+            let s = cx.sessions.get(id.as_bytes(), &opts).await.map_err(failed)?;
+            let at = s.ok_or_else(not_found)?.version;
+            if at != expected {
+                let text = format!("CONFLICT session is at version {at}, not {expected}");
+                return Err(failed(SessionError::Refused(text)));
+            }
+        }
+    } else {
         let v = cx.sessions.set(id.as_bytes(), body.if_version, attrs).await.map_err(failed)?;
         version = Some(v.ok_or_else(not_found)?);
     }

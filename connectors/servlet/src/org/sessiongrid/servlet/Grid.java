@@ -65,8 +65,9 @@ final class Grid {
             args.add("ABSOLUTE");
             args.add(absoluteSeconds);
         }
-        // Not repeated on a lost connection: a second try would only leave an unused session.
-        return text(call(false, args.toArray()));
+        // Repeated on a lost connection: at worst the first try left an unused session, which
+        // expires.
+        return text(call(true, args.toArray()));
     }
 
     /** The session, or null if it does not exist (never did, ended or expired). */

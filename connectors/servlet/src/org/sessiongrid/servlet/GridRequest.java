@@ -39,6 +39,10 @@ final class GridRequest extends HttpServletRequestWrapper {
         return null;
     }
 
+    HttpServletResponse response() {
+        return response;
+    }
+
     /** The session this request used, if any. */
     GridSession current() {
         return session;
@@ -58,7 +62,8 @@ final class GridRequest extends HttpServletRequestWrapper {
             if (!looked && requestedId != null) {
                 looked = true;
                 Grid.Data data = settings.grid.get(requestedId, settings.app, true);
-                if (data != null) {
+                // A session of another group is not this application's to see.
+                if (data != null && settings.group.equals(data.group())) {
                     session = new GridSession(settings, getServletContext(), data, false);
                     return session;
                 }

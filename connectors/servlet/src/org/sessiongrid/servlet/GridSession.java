@@ -156,10 +156,9 @@ final class GridSession implements HttpSession {
                     return deserialize(attr.value());
             }
         } catch (Exception | LinkageError e) {
-            // A class that changed or went away with a redeploy: the attribute is lost, the
-            // request goes on.
+            // A class that changed or went away with a redeploy: this request goes on without the
+            // attribute. It stays in the grid for applications (or versions) that can read it.
             LOG.log(Level.WARNING, "session attribute " + name + " could not be read and was dropped", e);
-            changed.put(name, REMOVED);
             return null;
         }
     }

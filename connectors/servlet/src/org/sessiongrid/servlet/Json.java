@@ -24,6 +24,11 @@ final class Json {
                 || value instanceof Integer || value instanceof Long || value instanceof Double) {
             return !(value instanceof Double d) || Double.isFinite(d);
         }
+        // An application's own List or Map subclass would come back as a plain one: keep it
+        // as a Java object instead.
+        if (!value.getClass().getName().startsWith("java.util.")) {
+            return false;
+        }
         if (value instanceof List<?> list) {
             return list.stream().allMatch(Json::representable);
         }

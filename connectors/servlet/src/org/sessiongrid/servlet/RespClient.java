@@ -77,6 +77,11 @@ final class RespClient implements Closeable {
                 if (!again || !retry || System.nanoTime() > deadline) {
                     return reply;
                 }
+            } catch (RuntimeException e) {
+                if (c != null) {
+                    c.close(); // a reply it could not parse: the stream is out of step
+                }
+                throw e;
             } catch (IOException e) {
                 last = e;
                 if (c != null) {
@@ -139,8 +144,11 @@ final class RespClient implements Closeable {
         Connection(InetSocketAddress address) throws IOException {
             socket = new Socket();
             try {
-                socket.connect(address, timeoutMillis);
-                socket.setSoTimeout(timeoutMillis);
+                // One attempt gets a third of a call's time, so a node that hangs leaves time to
+                // try the others.
+                int attempt = Math.max(500, timeoutMillis / 3);
+                socket.connect(address, attempt);
+                socket.setSoTimeout(attempt);
                 socket.setTcpNoDelay(true);
                 in = new BufferedInputStream(socket.getInputStream(), 16 * 1024);
                 out = new BufferedOutputStream(socket.getOutputStream(), 16 * 1024);

@@ -66,8 +66,16 @@ public final class SessionGridFilter implements Filter {
             return false;
         }
 
+        void clearCookie(HttpServletResponse response) {
+            cookie(response, "", "; Max-Age=0");
+        }
+
         void setCookie(HttpServletResponse response, String id) {
-            StringBuilder c = new StringBuilder(cookieName).append('=').append(id);
+            cookie(response, id, "");
+        }
+
+        private void cookie(HttpServletResponse response, String value, String extra) {
+            StringBuilder c = new StringBuilder(cookieName).append('=').append(value).append(extra);
             c.append("; Path=").append(cookiePath).append("; HttpOnly");
             if (cookieDomain != null) {
                 c.append("; Domain=").append(cookieDomain);
@@ -233,6 +241,9 @@ public final class SessionGridFilter implements Filter {
             if (refused == null) {
                 throw e;
             }
+            if (settings.principalFromContainer) {
+                request.logout(); // the container must not keep a login the grid refused
+            }
             if (!response.isCommitted()) {
                 response.reset();
                 response.setStatus(HttpServletResponse.SC_CONFLICT);
@@ -274,7 +285,10 @@ public final class SessionGridFilter implements Filter {
         String user = request.getUserPrincipal().getName();
         GridSession s = (GridSession) wrapped.getSession(false);
         if (s == null && wrapped.getRequestedSessionId() != null) {
+            // Its grid session ended (evicted, kicked, expired): so does the container's login,
+            // and the dead cookie goes, so the next login starts clean.
             request.logout();
+            settings.clearCookie(wrapped.response());
             return;
         }
         if (s == null) {
