@@ -130,7 +130,12 @@ impl Net {
                 );
                 Behaviour { identify, kad, rpc }
             })?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(Duration::from_secs(3600))
+                    // Each message is a new substream: send it with its protocol name instead of
+                    // waiting a round trip for the peer to confirm the protocol.
+                    .with_substream_upgrade_protocol_override(Version::V1Lazy)
+            })
             .build();
         swarm.listen_on(multiaddr(config.listen)).context("listening for peers")?;
         let (outbound, rx) = mpsc::unbounded_channel();
