@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::secrets;
+use sessiongrid_embedded::secrets;
 
 /// Which node to ask, and how to print.
 #[derive(Args, Debug)]

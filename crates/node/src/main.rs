@@ -4,15 +4,13 @@
 //! - [`admin`] — `status`, `sessions`, `kick`, `drain`: operator commands over a node's HTTP API.
 //! - [`cli`] — command-line flags and how they layer over the TOML file and `SESSIONGRID_*` env.
 //! - [`dev_cluster`] — `sessiongrid dev-cluster`: N nodes on loopback in one command.
-//! - [`node`] — `sessiongrid node`: starts the grid and its doors, stops them on a signal.
-//! - [`secrets`] — reading secret files safely.
+//! - [`node`] — `sessiongrid node`: runs a node (from `sessiongrid-embedded`) until a signal or a drain.
 //! - [`telemetry`] — logs (`tracing-subscriber`) and the Prometheus recorder.
 
 mod admin;
 mod cli;
 mod dev_cluster;
 mod node;
-mod secrets;
 mod telemetry;
 
 use admin::AdminCommand;

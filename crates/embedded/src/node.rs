@@ -1,0 +1,216 @@
+//! [`Node`]: a grid node started inside a process, with the doors it is asked for.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sessiongrid_cluster::{ClusterConfig, SplitPolicy};
+use sessiongrid_doors::http::HttpContext;
+use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
+use sessiongrid_grid::{Grid, Sessions};
+use sessiongrid_model::config::{NodeConfig, WhenSplit};
+use sessiongrid_net::{Net, NetConfig};
+use sessiongrid_resp::Limits;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{gauges, secrets};
+
+/// Which doors a node opens besides the in-process API.
+#[derive(Clone)]
+pub struct Doors {
+    /// The Redis-protocol door on `resp_listen`.
+    pub redis: bool,
+    /// The HTTP door (dashboard, API, health, metrics) on `http_listen`.
+    pub http: bool,
+    /// What `GET /metrics` renders: the process's Prometheus recorder, if it installed one.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl Doors {
+    /// Both doors, as the `sessiongrid node` binary opens them.
+    pub fn all(metrics: Option<PrometheusHandle>) -> Doors {
+        Doors { redis: true, http: true, metrics }
+    }
+
+    /// No door: the application reaches the grid only through [`NodeHandle::sessions`]. Its
+    /// grid traffic still needs `p2p_listen` in a cluster.
+    pub fn none() -> Doors {
+        Doors { redis: false, http: false, metrics: None }
+    }
+}
+
+/// Starts nodes; see [`Node::start`].
+pub struct Node;
+
+impl Node {
+    /// Starts a node from the configuration the binary reads: a single node, or a cluster
+    /// member when `p2p_listen` is set (joining through `join`). Serving starts at once; call
+    /// [`NodeHandle::shutdown`] to stop, which hands a member's partitions over first.
+    pub async fn start(config: NodeConfig, doors: Doors) -> anyhow::Result<NodeHandle> {
+        config.validate()?;
+        if config.p2p_listen.is_none() && !config.join.is_empty() {
+            anyhow::bail!(
+                "join needs p2p_listen: a node joins a cluster over its peer-to-peer address"
+            );
+        }
+        let grid = match &config.p2p_listen {
+            Some(listen) => start_clustered(&config, listen).await?,
+            None => Grid::start(&config).await?,
+        };
+        let sessions = Sessions::new(grid.clone(), config.sessions.clone());
+        let shutdown = CancellationToken::new();
+        let gauges = gauges::spawn(grid.clone(), config.p2p_listen.is_none(), shutdown.clone());
+        let mut tasks = Vec::new();
+        if doors.redis {
+            let door =
+                RedisDoor::bind(&config.resp_listen, sessions.clone(), redis_config(&config)?)
+                    .await
+                    .with_context(|| format!("binding the redis door on {}", config.resp_listen))?;
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                door.run(stop).await;
+                Ok(())
+            }));
+        }
+        if doors.http {
+            let admin_token =
+                config.admin_token_file.as_deref().map(secrets::read_secret).transpose()?;
+            let context = HttpContext {
+                metrics: doors.metrics.clone(),
+                sessions: sessions.clone(),
+                admin_token: admin_token.map(Into::into),
+            };
+            let http = sessiongrid_doors::http::bind(&config.http_listen)
+                .await
+                .with_context(|| format!("binding the http door on {}", config.http_listen))?;
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                sessiongrid_doors::http::serve(http, context, stop).await.map_err(Into::into)
+            }));
+        }
+        info!(
+            resp = doors.redis.then_some(config.resp_listen.as_str()),
+            http = doors.http.then_some(config.http_listen.as_str()),
+            "node serving"
+        );
+        Ok(NodeHandle { grid, sessions, shutdown, tasks, gauges })
+    }
+}
+
+/// A running node. Cheap operations go through [`NodeHandle::sessions`] (and
+/// [`NodeHandle::grid`] for Redis-style keys); dropping the handle does not stop the node:
+/// call [`NodeHandle::shutdown`].
+pub struct NodeHandle {
+    grid: Grid,
+    sessions: Sessions,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    gauges: JoinHandle<()>,
+}
+
+impl NodeHandle {
+    /// The session operations (create, get, set, login, rotate, ...) as async calls.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The grid itself: single-key operations, keys, cluster status, events.
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// Resolves when an operator asked this node to drain (`sessiongrid drain`, the dashboard):
+    /// the application should then call [`NodeHandle::shutdown`] and exit.
+    pub async fn drain_requested(&self) {
+        self.grid.drain_requested().await
+    }
+
+    /// Stops the doors after the requests they have read, hands a member's partitions over to
+    /// the others, stops the partitions and syncs the log.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        info!("shutting down: finishing in-flight requests");
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await.context("door task")??;
+        }
+        let _ = self.gauges.await;
+        drop(self.sessions);
+        self.grid.shutdown().await;
+        info!("node stopped");
+        Ok(())
+    }
+}
+
+fn redis_config(config: &NodeConfig) -> anyhow::Result<RedisDoorConfig> {
+    let password = config.requirepass_file.as_deref().map(secrets::read_secret).transpose()?;
+    Ok(RedisDoorConfig {
+        limits: Limits {
+            bulk_bytes_max: config.bulk_bytes_max,
+            array_len_max: config.array_len_max,
+            inline_bytes_max: config.inline_bytes_max,
+            request_bytes_max: config.pipeline_bytes_max,
+        },
+        connections_max: config.connections_max,
+        value_bytes_max: config.value_bytes_max,
+        pipeline_bytes_max: config.pipeline_bytes_max,
+        password: password.map(Bytes::from),
+        config_view: config_view(config),
+    })
+}
+
+/// Joins (or founds) a cluster over libp2p.
+async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Grid> {
+    let listen: SocketAddr =
+        listen.parse().with_context(|| format!("p2p_listen {listen:?} is not an ip:port"))?;
+    let join = config
+        .join
+        .iter()
+        .map(|j| j.parse().with_context(|| format!("join {j:?} is not an ip:port")))
+        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+    let secret = config.cluster_secret_file.as_deref().map(secrets::read_secret).transpose()?;
+    if secret.is_none() {
+        warn!("no cluster secret: any process that can reach the p2p port can join");
+    }
+    let keypair = sessiongrid_net::identity::load_or_create(&config.data_dir)?;
+    let inbox = sessiongrid_grid::cluster::inbox();
+    let net_config = NetConfig {
+        keypair,
+        listen,
+        join: join.clone(),
+        secret,
+        max_frame_bytes: config.bulk_bytes_max.saturating_mul(2).max(64 << 20),
+    };
+    let net = Net::start(net_config, inbox.0.clone())?;
+    let id = net.id;
+    let cluster = ClusterConfig {
+        replicas: config.replicas,
+        dead_after_ms: config.failure_timeout_ms,
+        lease_ms: config.failure_timeout_ms * 7 / 10,
+        split: match config.when_split {
+            WhenSplit::Serve => SplitPolicy::Serve,
+            WhenSplit::Deny => SplitPolicy::Deny,
+        },
+        ..ClusterConfig::default()
+    };
+    let joining = !join.is_empty();
+    Ok(Grid::start_clustered(config, id, cluster, joining, Arc::new(net), inbox).await?)
+}
+
+/// What `CONFIG GET` reports: the settings Redis clients and session stores probe.
+fn config_view(config: &NodeConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("appendonly", "yes".into()),
+        ("databases", "1".into()),
+        ("maxclients", config.connections_max.to_string()),
+        ("maxmemory", config.memory_max_bytes.to_string()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("notify-keyspace-events", String::new()),
+        ("proto-max-bulk-len", config.bulk_bytes_max.to_string()),
+        ("save", String::new()),
+        ("timeout", "0".into()),
+    ]
+}
