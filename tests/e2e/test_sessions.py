@@ -91,6 +91,23 @@ def test_create_get_set_del_touch(node):
     assert c.execute_command("SESSION.GET", sid)["idle-timeout"] == 5
 
 
+def test_a_chosen_id_and_replacing_writes(node):
+    c = r3(node)
+    sid = "chosen-id-0123456789_ab"
+    assert c.execute_command("SESSION.CREATE", "g", "ID", sid) == sid
+    assert c.execute_command("SESSION.CREATE", "g", "ID", sid) is None, "taken"
+    with pytest.raises(redis.ResponseError, match="id has"):
+        c.execute_command("SESSION.CREATE", "g", "ID", "short")
+    assert c.execute_command("SESSION.SET", sid, "a", "utf8", "1", "b", "utf8", "2") == 2
+    assert c.execute_command("SESSION.SET", sid, "REPLACE", "IDLE", 7, "c", "utf8", "3") == 3
+    s = c.execute_command("SESSION.GET", sid)
+    assert attrs(s) == {"c": "3"} and s["idle-timeout"] == 7
+    assert c.execute_command("SESSION.SET", sid, "REPLACE") == 4
+    assert attrs(c.execute_command("SESSION.GET", sid)) == {}
+    assert c.execute_command("SESSION.INVALIDATE", sid) == 1
+    assert c.execute_command("SESSION.CREATE", "g", "ID", sid) is None, "an ended id stays taken"
+
+
 def test_binary_and_java_values_round_trip_untouched(node):
     c = node.client(protocol=3)
     sid = c.execute_command("SESSION.CREATE", "g")

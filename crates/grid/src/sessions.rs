@@ -80,6 +80,18 @@ pub struct GetOptions {
     pub no_touch: bool,
 }
 
+/// A write of attributes (`SESSION.SET`).
+#[derive(Clone, Debug, Default)]
+pub struct Write {
+    /// Only if the session is at this version (else `CONFLICT`).
+    pub if_version: Option<u64>,
+    /// The attributes become exactly `attrs` (the others are removed).
+    pub replace: bool,
+    /// A new idle timeout.
+    pub idle_s: Option<u64>,
+    pub attrs: Vec<(Bytes, Tag, Bytes)>,
+}
+
 /// How a login went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoginOutcome {
@@ -120,6 +132,30 @@ impl Sessions {
         idle_s: Option<u64>,
         absolute_s: Option<u64>,
     ) -> SessionResult<Bytes> {
+        loop {
+            // 160 random bits: a taken id means a broken random source, not bad luck; the
+            // retry is there so that even then no session is overwritten.
+            let id = new_id();
+            if self.create_with_id(group.clone(), id.clone(), idle_s, absolute_s).await? {
+                return Ok(id);
+            }
+        }
+    }
+
+    /// Starts a session under an id the caller chose (a session library that makes its own
+    /// ids): false if the id is taken, by a live or an ended session.
+    pub async fn create_with_id(
+        &self,
+        group: Bytes,
+        id: Bytes,
+        idle_s: Option<u64>,
+        absolute_s: Option<u64>,
+    ) -> SessionResult<bool> {
+        if !id::looks_valid(&id) {
+            return Err(SessionError::Invalid(
+                "an id has 16 to 128 characters of A-Z a-z 0-9 - _".into(),
+            ));
+        }
         self.check_name("group", &group)?;
         let rules = self.config.group(&group);
         let idle_s = idle_s.unwrap_or(rules.idle_timeout_s);
@@ -127,25 +163,15 @@ impl Sessions {
             return Err(SessionError::Invalid("IDLE must be positive".into()));
         }
         let absolute_s = absolute_s.unwrap_or(rules.absolute_timeout_s);
-        let create = |id: Bytes| SessionOp::Create {
-            id,
-            group: group.clone(),
+        let op = SessionOp::Create {
+            id: id.clone(),
+            group,
             idle_ms: idle_s.saturating_mul(1000),
             absolute_ms: (absolute_s > 0).then(|| absolute_s.saturating_mul(1000)),
         };
-        let span = info_span!("session_create");
-        async {
-            loop {
-                let id = new_id();
-                // 160 random bits: a taken id means a broken random source, not bad luck; the
-                // retry is there so that even then no session is overwritten.
-                if self.exec(session_key(&id), create(id.clone())).await? == Reply::Int(1) {
-                    return Ok(id);
-                }
-            }
-        }
-        .instrument(span)
-        .await
+        let created =
+            self.exec(session_key(&id), op).instrument(info_span!("session_create")).await?;
+        Ok(created == Reply::Int(1))
     }
 
     /// The session with its attributes visible to `opts.app`; `None` if absent, ended or expired.
@@ -169,10 +195,24 @@ impl Sessions {
         if_version: Option<u64>,
         attrs: Vec<(Bytes, Tag, Bytes)>,
     ) -> SessionResult<Option<u64>> {
+        self.write(id, Write { if_version, attrs, ..Write::default() }).await
+    }
+
+    /// Writes attributes as `w` says: the session's new version, `None` if it does not exist.
+    pub async fn write(&self, id: &[u8], w: Write) -> SessionResult<Option<u64>> {
         if !id::looks_valid(id) {
             return Ok(None);
         }
-        let op = SessionOp::Set { if_version, attrs, limits: self.config.limits() };
+        if w.idle_s == Some(0) {
+            return Err(SessionError::Invalid("IDLE must be positive".into()));
+        }
+        let op = SessionOp::Set {
+            if_version: w.if_version,
+            replace: w.replace,
+            idle_ms: w.idle_s.map(|s| s.saturating_mul(1000)),
+            attrs: w.attrs,
+            limits: self.config.limits(),
+        };
         match self.exec(session_key(id), op).await? {
             Reply::Int(v) => {
                 metrics::counter!("sessiongrid_sessions_attribute_writes_total").increment(1);

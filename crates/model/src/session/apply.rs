@@ -51,11 +51,11 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bo
             }
             (Reply::Bulk(s.encode().into()), changed)
         }),
-        SessionOp::Set { if_version, attrs, limits } => with_session(slot, |s| {
+        SessionOp::Set { if_version, replace, idle_ms, attrs, limits } => with_session(slot, |s| {
             if let Err(e) = check_version(s, if_version) {
                 return (e, false);
             }
-            let mut next = s.attrs.clone();
+            let mut next = if replace { IndexMap::new() } else { s.attrs.clone() };
             let version = s.version + 1;
             for (name, tag, value) in attrs {
                 next.insert(name, Attr { tag, value, version });
@@ -66,6 +66,9 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bo
             s.attrs = next;
             s.version = version;
             s.last_access_ms = now_ms;
+            if let Some(idle_ms) = idle_ms {
+                s.idle_ms = idle_ms;
+            }
             (Reply::Int(version as i64), true)
         }),
         SessionOp::Del { names } => with_session(slot, |s| {
@@ -338,7 +341,13 @@ mod tests {
     }
 
     fn set(attr: &str, value: &str, if_version: Option<u64>) -> SessionOp {
-        SessionOp::Set { if_version, attrs: vec![(b(attr), Tag::Utf8, b(value))], limits: LIMITS }
+        SessionOp::Set {
+            if_version,
+            replace: false,
+            idle_ms: None,
+            attrs: vec![(b(attr), Tag::Utf8, b(value))],
+            limits: LIMITS,
+        }
     }
 
     #[test]
@@ -383,6 +392,8 @@ mod tests {
         assert!(apply(set("a", &big, None), &mut slot, 1).0.is_error());
         let many = SessionOp::Set {
             if_version: None,
+            replace: false,
+            idle_ms: None,
             attrs: (0..5).map(|i| (b(&format!("a{i}")), Tag::Json, b("1"))).collect(),
             limits: LIMITS,
         };

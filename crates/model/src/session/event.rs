@@ -176,8 +176,13 @@ mod tests {
             attr_bytes_max: 9,
             session_bytes_max: 999,
         };
-        let set =
-            SessionOp::Set { if_version: None, attrs: vec![(b("a"), Tag::Utf8, b("1"))], limits };
+        let set = SessionOp::Set {
+            if_version: None,
+            replace: false,
+            idle_ms: None,
+            attrs: vec![(b("a"), Tag::Utf8, b("1"))],
+            limits,
+        };
         assert_eq!(run(&key, &mut slot, set, 1), [EventKind::AttributeChanged]);
         assert!(run(&key, &mut slot, SessionOp::Touch { idle_ms: None }, 2).is_empty());
         let login = SessionOp::SetPrincipal { principal: Some(b("u")) };

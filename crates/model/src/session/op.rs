@@ -18,8 +18,16 @@ pub enum SessionOp {
     Adopt { session: Box<Session> },
     /// The session (encoded), or nil. With `touch`, last access moves to now.
     Get { touch: bool },
-    /// Writes attributes; the new version, nil if absent, `CONFLICT` if `if_version` differs.
-    Set { if_version: Option<u64>, attrs: Vec<(Bytes, Tag, Bytes)>, limits: SessionLimits },
+    /// Writes attributes (with `replace`, they become all the session's attributes; with
+    /// `idle_ms`, the idle timeout changes too): the new version, nil if absent, `CONFLICT` if
+    /// `if_version` differs.
+    Set {
+        if_version: Option<u64>,
+        replace: bool,
+        idle_ms: Option<u64>,
+        attrs: Vec<(Bytes, Tag, Bytes)>,
+        limits: SessionLimits,
+    },
     /// Removes attributes: how many existed; nil if the session is absent.
     Del { names: Vec<Bytes> },
     /// Moves last access to now, and sets a new idle timeout if given: the idle ms left, nil if

@@ -137,7 +137,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("session.login", -3, W, ONE),
     spec("session.logout", 2, W, ONE),
     spec("session.rotate", 2, W, ONE),
-    spec("session.set", -5, W, ONE),
+    spec("session.set", -3, W, ONE),
     spec("session.stats", -1, R, NONE),
     spec("session.subscribe", -1, C2, NONE),
     spec("session.touch", -2, W, ONE),

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use sessiongrid_grid::events::KINDS;
-use sessiongrid_grid::sessions::{GetOptions, LoginOutcome, SessionError, Stats};
+use sessiongrid_grid::sessions::{GetOptions, LoginOutcome, SessionError, Stats, Write};
 use sessiongrid_model::session::event::EventKind;
 use sessiongrid_model::session::{LoginPolicy, Session, Tag};
 use sessiongrid_model::Reply;
@@ -29,10 +29,11 @@ fn status(s: &'static str) -> Reply {
     Reply::Status(s.into())
 }
 
-/// `SESSION.CREATE group [IDLE sec] [ABSOLUTE sec] [APP name]` -> id
+/// `SESSION.CREATE group [IDLE sec] [ABSOLUTE sec] [APP name] [ID id]` -> id (nil if the
+/// given id is taken)
 pub async fn create(ctx: &mut Ctx<'_>) -> CmdResult {
     let group = ctx.args.get(1).clone();
-    let (mut idle, mut absolute) = (None, None);
+    let (mut idle, mut absolute, mut id) = (None, None, None);
     let mut i = 2;
     while i < ctx.args.len() {
         if i + 1 >= ctx.args.len() {
@@ -43,12 +44,20 @@ pub async fn create(ctx: &mut Ctx<'_>) -> CmdResult {
             _ if ctx.args.is(i, "absolute") => absolute = Some(count(ctx, i + 1, "ABSOLUTE")?),
             // The application is named for symmetry with GET; creation is the same for all.
             _ if ctx.args.is(i, "app") => {}
+            _ if ctx.args.is(i, "id") => id = Some(ctx.args.get(i + 1).clone()),
             _ => return Err(syntax_error()),
         }
         i += 2;
     }
     let sessions = &ctx.shared.sessions;
-    sessions.create(group, idle, absolute).await.map(Reply::Bulk).map_err(refused)
+    match id {
+        None => sessions.create(group, idle, absolute).await.map(Reply::Bulk).map_err(refused),
+        Some(id) => match sessions.create_with_id(group, id.clone(), idle, absolute).await {
+            Ok(true) => Ok(Reply::Bulk(id)),
+            Ok(false) => Ok(Reply::Nil),
+            Err(e) => Err(refused(e)),
+        },
+    }
 }
 
 /// `SESSION.GET id [APP name] [ATTRS a ...] [NOTOUCH]` -> map, or nil
@@ -113,26 +122,36 @@ pub fn session_reply(s: &Session, attrs: bool) -> Reply {
     Reply::Map(map)
 }
 
-/// `SESSION.SET id [IFVERSION v] attr tag value [attr tag value ...]` -> new version, or nil
+/// `SESSION.SET id [IFVERSION v] [REPLACE] [IDLE sec] attr tag value [attr tag value ...]` ->
+/// new version, or nil. With `REPLACE` the attributes become exactly those given (none: all
+/// removed).
 pub async fn set(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut i = 2;
-    let mut if_version = None;
-    if ctx.args.is(i, "ifversion") && i + 1 < ctx.args.len() {
-        if_version = Some(count(ctx, i + 1, "IFVERSION")?);
-        i += 2;
+    let mut w = Write::default();
+    loop {
+        if ctx.args.is(i, "ifversion") && i + 1 < ctx.args.len() {
+            w.if_version = Some(count(ctx, i + 1, "IFVERSION")?);
+            i += 2;
+        } else if ctx.args.is(i, "replace") {
+            w.replace = true;
+            i += 1;
+        } else if ctx.args.is(i, "idle") && i + 1 < ctx.args.len() {
+            w.idle_s = Some(count(ctx, i + 1, "IDLE")?);
+            i += 2;
+        } else {
+            break;
+        }
     }
     let rest = ctx.args.from(i);
-    if rest.is_empty() || !rest.len().is_multiple_of(3) {
+    if (rest.is_empty() && !w.replace) || !rest.len().is_multiple_of(3) {
         return Err(Reply::error("ERR wrong number of arguments for 'session.set' command"));
     }
-    let mut attrs = Vec::with_capacity(rest.len() / 3);
     for t in rest.chunks(3) {
         let tag = Tag::parse(&t[1])
             .ok_or_else(|| Reply::error("ERR attribute tag must be json, utf8, bytes or java"))?;
-        attrs.push((t[0].clone(), tag, t[2].clone()));
+        w.attrs.push((t[0].clone(), tag, t[2].clone()));
     }
-    let version =
-        ctx.shared.sessions.set(ctx.args.get(1), if_version, attrs).await.map_err(refused)?;
+    let version = ctx.shared.sessions.write(ctx.args.get(1), w).await.map_err(refused)?;
     Ok(version.map_or(Reply::Nil, |v| Reply::Int(v as i64)))
 }
 
