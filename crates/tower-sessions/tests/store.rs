@@ -1,0 +1,82 @@
+//! The store against a real node: in-process, and over the node's Redis door.
+
+// `exercise` runs inside the test; a failed call is the test failing.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use sessiongrid_embedded::{Doors, Node, NodeConfig};
+use sessiongrid_tower_sessions::{GridStore, Remote};
+use time::{Duration, OffsetDateTime};
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::SessionStore;
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("a bound address").port()
+}
+
+fn record(data: serde_json::Value) -> Record {
+    let data: HashMap<String, serde_json::Value> =
+        serde_json::from_value(data).expect("an object of values");
+    Record {
+        id: Id::default(),
+        data,
+        expiry_date: OffsetDateTime::now_utc() + Duration::minutes(30),
+    }
+}
+
+async fn exercise(store: &GridStore) {
+    let mut r = record(json!({ "cart": [1, 2], "user": "ann" }));
+    store.create(&mut r).await.unwrap();
+    let loaded = store.load(&r.id).await.unwrap().expect("stored");
+    assert_eq!(loaded.data, r.data);
+    let drift = (loaded.expiry_date - r.expiry_date).whole_seconds().abs();
+    assert!(drift <= 2, "the expiry follows the record's ({drift} s apart)");
+
+    r.data.remove("user");
+    r.data.insert("n".into(), json!(3));
+    store.save(&r).await.unwrap();
+    assert_eq!(
+        store.load(&r.id).await.unwrap().expect("stored").data,
+        r.data,
+        "exactly the saved keys"
+    );
+
+    // A record under a taken id gets a new one.
+    let mut twin = record(json!({}));
+    twin.id = r.id;
+    store.create(&mut twin).await.unwrap();
+    assert_ne!(twin.id, r.id);
+
+    store.delete(&r.id).await.unwrap();
+    assert!(store.load(&r.id).await.unwrap().is_none());
+    assert!(store.save(&r).await.is_err(), "an ended session cannot come back");
+    assert!(store.load(&Id::default()).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_round_trip_embedded_and_over_the_redis_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let resp = format!("127.0.0.1:{}", free_port());
+    let config = NodeConfig {
+        data_dir: dir.path().to_path_buf(),
+        resp_listen: resp.clone(),
+        http_listen: format!("127.0.0.1:{}", free_port()),
+        partitions: 16,
+        ..NodeConfig::default()
+    };
+    let node =
+        Node::start(config, Doors { redis: true, http: false, metrics: None }).await.unwrap();
+    exercise(&GridStore::embedded(node.sessions().clone(), "web")).await;
+    exercise(&GridStore::remote(Remote::new(vec![resp], None), "web")).await;
+
+    // A session of another group is not this store's.
+    let mut r = record(json!({ "a": 1 }));
+    let web = GridStore::embedded(node.sessions().clone(), "web");
+    web.create(&mut r).await.unwrap();
+    let other = GridStore::embedded(node.sessions().clone(), "admin");
+    assert!(other.load(&r.id).await.unwrap().is_none());
+    node.shutdown().await.unwrap();
+}
