@@ -240,3 +240,11 @@ def test_with_when_split_deny_a_minority_refuses_and_nothing_diverges(pool):
         client = node.client()
         assert client.get("before") == b"split"
         assert client.get("during") is None
+
+
+def test_a_node_that_founds_a_cluster_serves_before_anyone_joins(pool):
+    cluster = Cluster(pool, 1)
+    cluster.wait_settled()
+    client = cluster.nodes[0].client()
+    assert client.set("alone", "yes") is True
+    assert client.get("alone") == b"yes"

@@ -7,11 +7,14 @@ other still serves the session; the restarted process rejoins.
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import urllib.request
 import time
 from pathlib import Path
 
 from conftest import SESSIONGRID_BIN, ManagedProcess, free_port, grid_only, wait_until
+from gridcluster import Cluster
 from tomcat import Browser
 
 pytestmark = grid_only
@@ -20,21 +23,27 @@ SHOP_BIN = str(Path(SESSIONGRID_BIN).with_name("axum-shop"))
 
 
 class ShopProcess(ManagedProcess):
-    """One process of the example shop, embedding a grid member."""
+    """One process of the example shop, embedding a grid member (a lite one with `lite`)."""
 
     name = "axum-shop"
 
-    def __init__(self, join: int | None = None):
+    def __init__(self, join: int | None = None, lite: bool = False, secret_file: str | None = None):
         super().__init__()
         self.port = free_port()
         self.p2p_port = free_port()
         self.join = join
+        self.lite = lite
+        self.secret_file = secret_file
 
     def command(self) -> list[str]:
         cmd = [SHOP_BIN, "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.workdir / "data"),
                "--p2p-listen", f"127.0.0.1:{self.p2p_port}"]
         if self.join is not None:
             cmd += ["--join", f"127.0.0.1:{self.join}"]
+        if self.lite:
+            cmd += ["--lite"]
+        if self.secret_file:
+            cmd += ["--cluster-secret-file", self.secret_file]
         return cmd
 
     def environment(self) -> dict[str, str]:
@@ -96,3 +105,30 @@ def test_two_app_processes_form_a_grid_and_keep_the_cart_through_a_kill(pool):
     eventually(browser, a, "/cart", expected + ",after", timeout=30)
     assert browser.text(a, "/login?user=zoe") == "logged in as zoe"
     assert browser.text(b, "/whoami") == "user=zoe"
+
+
+def test_a_lite_member_app_routes_to_the_grid_and_owns_nothing(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    seed = cluster.nodes[0]
+    app = ShopProcess(join=cluster.seed_port, lite=True,
+                      secret_file=str(seed.workdir / "cluster-secret"))
+    pool.processes.append(app)
+    app.start()
+
+    def view() -> dict:
+        url = f"http://127.0.0.1:{seed.http_port}/api/v1/cluster"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())
+
+    assert wait_until(lambda: len(view()["members"]) == 4 and view()["moving_partitions"] == 0, 30), view()
+    browser = Browser()
+    eventually(browser, app, "/cart/add?item=pear", "cart=pear")
+    assert browser.text(app, "/cart") == "cart=pear"
+    members = view()["members"]
+    owners = [m for m in members if m["copies"] > 0]
+    assert len(owners) == 3, members
+    lite = [m for m in members if m["copies"] == 0]
+    assert len(lite) == 1 and lite[0]["primaries"] == 0 and lite[0]["sessions_primary"] == 0
+    assert wait_until(lambda: sum(m["sessions_primary"] or 0 for m in view()["members"]) >= 1, 10), \
+        ("the session lives on the grid nodes", view())

@@ -29,6 +29,9 @@ pub struct ClusterConfig {
     pub snapshot_chunk_entries: usize,
     /// What a side of a network split without a majority of the members does.
     pub split: SplitPolicy,
+    /// A lite member: it joins, learns the topology and routes requests in one hop, but the
+    /// coordinator gives it no partition (it is kept out of every target, as a leaving member).
+    pub lite: bool,
     /// Deliberate defects, so tests can prove the checker catches them. All off in production.
     pub faults: Faults,
 }
@@ -68,6 +71,7 @@ impl Default for ClusterConfig {
             sweep_interval_ms: 100,
             sweep_keys_max: 200,
             split: SplitPolicy::default(),
+            lite: false,
             faults: Faults::default(),
         }
     }

@@ -91,8 +91,17 @@ impl<D: NodeStore> Node<D> {
             waiting: Vec::new(),
             out: Vec::new(),
         };
-        if let Some(t) = saved.filter(|_| !node.membership.is_rejoining()) {
-            node.adopt_replicas(now, &t);
+        // The topology to act on: the saved one (unless this node must rejoin first), or the one
+        // it has just founded, which nothing else would make it adopt until a peer joins.
+        let current = node.membership.topology().cloned();
+        match (saved, current) {
+            (Some(t), _) if !node.membership.is_rejoining() => node.adopt_replicas(now, &t),
+            (None, Some(t)) => node.on_topology(now, &t),
+            _ => {}
+        }
+        if node.cfg.lite {
+            // Never an owner: the coordinator keeps it out of every target from the first ping.
+            node.leave(now);
         }
         node
     }

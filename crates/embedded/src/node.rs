@@ -123,6 +123,15 @@ impl NodeHandle {
         &self.grid
     }
 
+    /// True once this node serves requests: at once on a single node; in a cluster, once it has
+    /// joined and holds a lease. A readiness probe for the application's own health check.
+    pub async fn serving(&self) -> bool {
+        match self.grid.cluster_status().await {
+            None => true,
+            Some(s) => s.lease && s.topology.is_some(),
+        }
+    }
+
     /// Resolves when an operator asked this node to drain (`sessiongrid drain`, the dashboard):
     /// the application should then call [`NodeHandle::shutdown`] and exit.
     pub async fn drain_requested(&self) {
@@ -194,6 +203,7 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
             WhenSplit::Serve => SplitPolicy::Serve,
             WhenSplit::Deny => SplitPolicy::Deny,
         },
+        lite: config.lite,
         ..ClusterConfig::default()
     };
     let joining = !join.is_empty();

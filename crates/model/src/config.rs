@@ -55,6 +55,9 @@ pub struct NodeConfig {
     pub failure_timeout_ms: u64,
     /// What a side of a network split without a majority does.
     pub when_split: WhenSplit,
+    /// A lite member joins the cluster and routes requests but owns no partitions (for an
+    /// application process that should hold no state); needs `p2p_listen` and `join`.
+    pub lite: bool,
     /// File holding the password clients must `AUTH` with; none means no password.
     pub requirepass_file: Option<PathBuf>,
     /// File holding the token the HTTP API (`/api/v1`) requires as `Authorization: Bearer`;
@@ -194,6 +197,7 @@ impl Default for NodeConfig {
             replicas: 2,
             failure_timeout_ms: 1000,
             when_split: WhenSplit::Serve,
+            lite: false,
             requirepass_file: None,
             admin_token_file: None,
             partitions: 256,
@@ -229,6 +233,11 @@ impl NodeConfig {
             }
         };
         check(self.partitions > 0, "partitions", "at least 1")?;
+        check(
+            !self.lite || (self.p2p_listen.is_some() && !self.join.is_empty()),
+            "lite",
+            "used with p2p_listen and join (a lite member joins an existing grid)",
+        )?;
         check(self.replicas > 0, "replicas", "at least 1")?;
         check(self.failure_timeout_ms >= 100, "failure_timeout_ms", "at least 100")?;
         check(self.memory_max_bytes > 0, "memory_max_bytes", "positive")?;

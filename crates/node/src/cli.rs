@@ -95,6 +95,9 @@ pub struct NodeArgs {
     /// What a side of a network split without a majority does: serve, or deny (TRYAGAIN).
     #[arg(long, env = "SESSIONGRID_WHEN_SPLIT", value_enum)]
     pub when_split: Option<WhenSplitArg>,
+    /// Join as a lite member: route requests, own no partitions.
+    #[arg(long, env = "SESSIONGRID_LITE")]
+    pub lite: bool,
     /// File holding the password clients must AUTH with (not world-readable).
     #[arg(long, env = "SESSIONGRID_REQUIREPASS_FILE")]
     pub requirepass_file: Option<PathBuf>,
@@ -150,6 +153,9 @@ impl NodeArgs {
         }
         if let Some(v) = &self.requirepass_file {
             config.requirepass_file = Some(v.clone());
+        }
+        if self.lite {
+            config.lite = true;
         }
         if let Some(v) = &self.admin_token_file {
             config.admin_token_file = Some(v.clone());

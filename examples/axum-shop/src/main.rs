@@ -8,7 +8,10 @@
 //! axum-shop --listen 127.0.0.1:3001 --data-dir data/b --p2p-listen 127.0.0.1:7301 --join 127.0.0.1:7300
 //! ```
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::Query;
@@ -38,6 +41,9 @@ struct Args {
     /// File with the cluster secret.
     #[arg(long)]
     cluster_secret_file: Option<PathBuf>,
+    /// Join as a lite member: route to the grid, hold no sessions in this process.
+    #[arg(long)]
+    lite: bool,
     /// Use remote grid nodes' Redis doors (comma-separated host:port) instead of embedding one.
     #[arg(long, value_delimiter = ',')]
     grid: Vec<String>,
@@ -101,15 +107,28 @@ async fn logout(session: Session) -> String {
     }
 }
 
-fn routes() -> Router {
+/// The shop's routes; `/health` answers 200 once `ready` says the session store can serve.
+fn routes(ready: Ready) -> Router {
     Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready().await {
+                        (axum::http::StatusCode::OK, "ok")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "joining the grid")
+                    }
+                }
+            }),
+        )
         .route("/counter", get(counter))
         .route("/cart/add", get(add_to_cart))
         .route("/cart", get(cart))
         .route("/login", get(login))
         .route("/whoami", get(whoami))
         .route("/logout", get(logout))
-        .route("/health", get(|| async { "ok" }))
 }
 
 async fn stop_signal() {
@@ -124,14 +143,22 @@ async fn stop_signal() {
     }
 }
 
+/// Whether the session store can serve yet (the embedded member has joined).
+type Ready = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+fn always_ready() -> Ready {
+    Arc::new(|| Box::pin(async { true }))
+}
+
 async fn serve<S: tower_sessions::SessionStore + Clone>(
     listen: &str,
     store: S,
+    ready: Ready,
 ) -> anyhow::Result<()> {
     let layer = SessionManagerLayer::new(store)
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::minutes(30)));
-    let app = routes().layer(layer);
+    let app = routes(ready).layer(layer);
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "shop serving");
@@ -144,22 +171,30 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     let args = Args::parse();
     if args.memory {
-        return serve(&args.listen, MemoryStore::default()).await;
+        return serve(&args.listen, MemoryStore::default(), always_ready()).await;
     }
     if !args.grid.is_empty() {
         let store = GridStore::remote(Remote::new(args.grid.clone(), None), "shop");
-        return serve(&args.listen, store).await;
+        return serve(&args.listen, store, always_ready()).await;
     }
     let config = NodeConfig {
         data_dir: args.data_dir.clone(),
         p2p_listen: args.p2p_listen.clone(),
         join: args.join.clone(),
         cluster_secret_file: args.cluster_secret_file.clone(),
+        lite: args.lite,
         ..NodeConfig::default()
     };
-    let node: NodeHandle = Node::start(config, Doors::none()).await?;
+    let node = Arc::new(Node::start(config, Doors::none()).await?);
     let store = GridStore::embedded(node.sessions().clone(), "shop");
-    let served = serve(&args.listen, store).await;
+    let probe = node.clone();
+    let ready: Ready = Arc::new(move || {
+        let node = probe.clone();
+        Box::pin(async move { node.serving().await })
+    });
+    let served = serve(&args.listen, store, ready).await;
+    let node: NodeHandle = Arc::try_unwrap(node)
+        .map_err(|_| anyhow::anyhow!("the grid node is still in use at exit"))?;
     // Hands this member's partitions to the other processes before exiting.
     node.shutdown().await?;
     served

@@ -45,19 +45,24 @@ async fn cluster(State(cx): State<HttpContext>) -> Response {
     };
     // Sessions per partition, from each partition's primary; a member's backup copies hold what
     // their primaries hold.
-    let counts = grid.partition_counts().await.unwrap_or_default();
-    let sessions_in = |p: usize| counts.get(p).map_or(0, |c| c.sessions);
+    // Unknown (null) rather than zero when a partition did not answer.
+    let counts = grid.partition_counts().await.ok();
+    let sessions_in = |p: usize| counts.as_ref().map(|c| c.get(p).map_or(0, |c| c.sessions));
     let members: Vec<Value> = status
         .members
         .iter()
         .map(|&m| {
-            let (mut primaries, mut copies, mut on_primary, mut on_backup) = (0, 0, 0, 0);
+            let (mut primaries, mut copies) = (0, 0);
+            let (mut on_primary, mut on_backup) = (Some(0u64), Some(0u64));
+            let add = |total: &mut Option<u64>, n: Option<u64>| {
+                *total = total.zip(n).map(|(a, b)| a + b);
+            };
             for (p, a) in status.topology.iter().flat_map(|t| t.partitions.iter().enumerate()) {
                 if a.primary() == Some(m) {
                     primaries += 1;
-                    on_primary += sessions_in(p);
+                    add(&mut on_primary, sessions_in(p));
                 } else if a.owners.contains(&m) {
-                    on_backup += sessions_in(p);
+                    add(&mut on_backup, sessions_in(p));
                 }
                 copies += a.owners.contains(&m) as usize;
             }
