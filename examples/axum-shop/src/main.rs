@@ -1,12 +1,15 @@
 //! An axum shop (login, a cart, a counter, logout) using tower-sessions with its sessions in
 //! Sessiongrid. Each process can embed a grid member (`--p2p-listen`, `--join`): then the
-//! application's own processes are the grid. Or it can use remote grid nodes (`--grid`), or
-//! tower-sessions' in-memory store (`--memory`, for comparison).
+//! application's own processes are the grid. Or it can use remote grid nodes (`--grid`), or,
+//! for comparison, tower-sessions' in-memory store (`--memory`) or a plain Redis-backed store
+//! on `redis-server` (`--redis`).
 //!
 //! ```sh
 //! axum-shop --listen 127.0.0.1:3000 --data-dir data/a --p2p-listen 127.0.0.1:7300
 //! axum-shop --listen 127.0.0.1:3001 --data-dir data/b --p2p-listen 127.0.0.1:7301 --join 127.0.0.1:7300
 //! ```
+
+mod redis_store;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -47,6 +50,9 @@ struct Args {
     /// Use remote grid nodes' Redis doors (comma-separated host:port) instead of embedding one.
     #[arg(long, value_delimiter = ',')]
     grid: Vec<String>,
+    /// Use a plain Redis-backed store on this redis-server (the benchmark's baseline).
+    #[arg(long)]
+    redis: Option<String>,
     /// Use tower-sessions' in-memory store (sessions die with the process).
     #[arg(long)]
     memory: bool,
@@ -172,6 +178,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.memory {
         return serve(&args.listen, MemoryStore::default(), always_ready()).await;
+    }
+    if let Some(address) = &args.redis {
+        let store = redis_store::RedisStore::connect(address).await?;
+        return serve(&args.listen, store, always_ready()).await;
     }
     if !args.grid.is_empty() {
         let store = GridStore::remote(Remote::new(args.grid.clone(), None), "shop");
