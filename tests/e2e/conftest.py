@@ -121,6 +121,15 @@ def write_toml(path: Path, config: dict) -> None:
     path.write_text("".join(f"{key} = {toml_value(val)}\n" for key, val in config.items()))
 
 
+def http_ok(port: int, path: str) -> bool:
+    """True if GET http://127.0.0.1:port/path answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def write_secret(path: Path, secret: str) -> None:
     """Write ``secret`` to ``path`` readable by the owner only (mode 0600)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -6,14 +6,13 @@ other still serves the session; the restarted process rejoins.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import urllib.request
 import time
 from pathlib import Path
 
-from conftest import SESSIONGRID_BIN, ManagedProcess, free_port, grid_only, wait_until
+from conftest import SESSIONGRID_BIN, ManagedProcess, free_port, grid_only, http_ok, wait_until
 from gridcluster import Cluster
 from tomcat import Browser
 
@@ -50,14 +49,7 @@ class ShopProcess(ManagedProcess):
         return {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGRID_")}
 
     def is_ready(self) -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            conn.request("GET", "/health")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
-        except OSError:
-            return False
+        return http_ok(self.port, "/health")
 
     def start(self) -> "ShopProcess":
         self._spawn()

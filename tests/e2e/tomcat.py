@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ManagedProcess, free_port
+from conftest import ManagedProcess, free_port, http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTOR = ROOT / "connectors" / "servlet"
@@ -93,14 +93,7 @@ class TomcatProcess(ManagedProcess):
         return env
 
     def is_ready(self) -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            conn.request("GET", "/shop/id")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
-        except OSError:
-            return False
+        return http_ok(self.port, "/shop/id")
 
     def start(self) -> "TomcatProcess":
         self._spawn()
