@@ -15,7 +15,7 @@ use sessiongrid_cluster::{
 use sessiongrid_model::{Op, PartitionId, Reply};
 use sessiongrid_store::Store;
 use tokio::sync::{oneshot, Notify};
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::disk::DiskNode;
 use crate::error::GridError;
@@ -142,9 +142,11 @@ impl ClusterNode {
     }
 
     pub async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, GridError> {
+        let span = tracing::debug_span!("grid_op", op = op.name());
         let (reply, rx) = oneshot::channel();
         self.send(Command::Request { key, op, reply })?;
-        rx.await.map_err(|_| GridError::Cluster(Refusal::Timeout))?.map_err(GridError::Cluster)
+        let answer = rx.instrument(span).await;
+        answer.map_err(|_| GridError::Cluster(Refusal::Timeout))?.map_err(GridError::Cluster)
     }
 
     /// Runs `query` on every partition in `partitions` at once; answers in the same order.

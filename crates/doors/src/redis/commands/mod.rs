@@ -19,6 +19,7 @@ use bytes::Bytes;
 use metrics::{Counter, Histogram};
 use sessiongrid_grid::GridError;
 use sessiongrid_model::{Op, Reply};
+use tracing::Instrument;
 
 use super::connection::ClientState;
 use super::server::Shared;
@@ -206,7 +207,9 @@ pub async fn execute(shared: &Shared, client: &mut ClientState, args: Vec<Bytes>
     }
     let started = Instant::now();
     let mut ctx = Ctx { shared, client, args: Args::new(args) };
-    let reply = run(spec.name, &mut ctx).await.unwrap_or_else(|e| e);
+    // A span per request (inside the connection's `client` span); values never go in it.
+    let span = tracing::debug_span!("request", command = spec.name);
+    let reply = run(spec.name, &mut ctx).instrument(span).await.unwrap_or_else(|e| e);
     let m = &shared.command_metrics[index];
     if reply.is_error() { &m.error } else { &m.ok }.increment(1);
     m.duration.record(started.elapsed());
