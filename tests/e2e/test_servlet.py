@@ -12,6 +12,7 @@ Applications deployed on both instances:
 from __future__ import annotations
 
 import itertools
+import socket
 import subprocess
 import threading
 import time
@@ -175,6 +176,21 @@ def test_json_attributes_are_shared_with_other_languages(setup):
     grid.execute_command("SESSION.SET", browser.session_id(), "greeting", "json", '"hello from python"')
     assert browser.text(setup.b, "/shop/get?name=greeting") == "greeting=hello from python"
     assert browser.text(setup.b, "/shop/counter") == "counter=2"
+
+
+def test_a_flushed_response_has_written_the_session_first(setup):
+    browser = Browser()
+    browser.text(setup.a, "/shop/counter")
+    cookie = f"SGSESSIONID={browser.session_id()}"
+    with socket.create_connection(("127.0.0.1", setup.a.port), timeout=10) as sock:
+        sock.sendall(f"GET /shop/slow?value=v1 HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n".encode())
+        first = b""
+        while b"started" not in first:
+            chunk = sock.recv(4096)
+            assert chunk, first
+            first += chunk
+        # The response is still open on A; B already sees what A's request set.
+        assert browser.text(setup.b, "/shop/get?name=slow") == "slow=v1"
 
 
 def test_an_attribute_that_cannot_be_read_is_dropped_and_the_request_goes_on(setup):

@@ -79,6 +79,19 @@ public class ShopServlet extends HttpServlet {
                 out = req.getParameter("name") + "=" + (value == null ? "" : value);
                 break;
             }
+            case "/slow": {
+                // Sets an attribute, sends the first line at once, and finishes a second later.
+                req.getSession().setAttribute("slow", req.getParameter("value"));
+                resp.getWriter().println("started");
+                resp.getWriter().flush();
+                try {
+                    Thread.sleep(1000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                out = "done";
+                break;
+            }
             case "/id": {
                 session = req.getSession(false);
                 out = "id=" + (session == null ? "" : session.getId());
