@@ -31,6 +31,8 @@ APPS = {
     "blog": {"group": "shop", "loginPolicy": "evict-oldest", "maxSessionsPerUser": "1", "cookieDomain": ""},
     "bank": {"group": "bank", "loginPolicy": "reject", "maxSessionsPerUser": "1", "cookieDomain": ""},
     "sso": {"group": "shop", "loginPolicy": "allow", "maxSessionsPerUser": "0", "cookieDomain": "shop.test"},
+    "secure": {"group": "secure", "loginPolicy": "allow", "maxSessionsPerUser": "0", "cookieDomain": "",
+               "containerAuth": True},
 }
 
 
@@ -176,6 +178,27 @@ def test_json_attributes_are_shared_with_other_languages(setup):
     grid.execute_command("SESSION.SET", browser.session_id(), "greeting", "json", '"hello from python"')
     assert browser.text(setup.b, "/shop/get?name=greeting") == "greeting=hello from python"
     assert browser.text(setup.b, "/shop/counter") == "counter=2"
+
+
+def test_container_logins_follow_the_grid(setup):
+    """principalFrom=userPrincipal (the default): the container's BASIC login is registered in the
+    grid, and a forced logout ends it on the next request, on any instance."""
+    gina = ("gina", "gina-pw")
+    browser = Browser()
+    assert browser.get(setup.a, "/secure/principal")[0] == 401
+    assert browser.text(setup.a, "/secure/principal", auth=gina) == "principal=gina"
+    grid = setup.grid()
+    listed = grid.execute_command("SESSION.BYUSER", "gina")
+    assert [s["id"] for s in listed] == [browser.session_id()]
+    kicked = browser.session_id()
+    assert grid.execute_command("SESSION.KICKUSER", "gina") == 1
+    # The next request's session has ended: the filter logs the container user out (the page
+    # is anonymous) and the dead cookie is replaced.
+    assert browser.text(setup.b, "/secure/principal", auth=gina) == "principal="
+    assert browser.session_id() != kicked
+    # BASIC sends the credentials again: a fresh login, registered again.
+    assert browser.text(setup.b, "/secure/principal", auth=gina) == "principal=gina"
+    assert len(grid.execute_command("SESSION.BYUSER", "gina")) == 1
 
 
 def test_a_flushed_response_has_written_the_session_first(setup):

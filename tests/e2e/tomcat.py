@@ -8,6 +8,7 @@ other process of the suite.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import shutil
@@ -23,11 +24,29 @@ CONNECTOR = ROOT / "connectors" / "servlet"
 CATALINA_HOME = Path("/usr/share/tomcat10")
 SAMPLE = CONNECTOR / "build" / "sample"
 
+USERS_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<tomcat-users xmlns="http://tomcat.apache.org/xml" version="1.0">
+  <role rolename="user"/>
+  <user username="gina" password="gina-pw" roles="user"/>
+</tomcat-users>
+"""
+
+# Turns the sample into an application behind the container's BASIC authentication, whose
+# sessions follow the container's user (the filter's default principalFrom).
+SECURED = """  <security-constraint>
+    <web-resource-collection><web-resource-name>all</web-resource-name><url-pattern>/*</url-pattern></web-resource-collection>
+    <auth-constraint><role-name>user</role-name></auth-constraint>
+  </security-constraint>
+  <login-config><auth-method>BASIC</auth-method><realm-name>sample</realm-name></login-config>
+  <security-role><role-name>user</role-name></security-role>
+</web-app>"""
+
 SERVER_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <Server port="-1" shutdown="SHUTDOWN">
   <Service name="Catalina">
     <Connector port="{port}" address="127.0.0.1" protocol="HTTP/1.1" connectionTimeout="20000"/>
     <Engine name="Catalina" defaultHost="localhost">
+      <Realm className="org.apache.catalina.realm.MemoryRealm"/>
       <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false"/>
     </Engine>
   </Service>
@@ -64,11 +83,17 @@ class TomcatProcess(ManagedProcess):
         for f in ("web.xml", "logging.properties", "catalina.properties", "context.xml"):
             shutil.copy(Path("/etc/tomcat10") / f, base / "conf" / f)
         (base / "conf" / "server.xml").write_text(SERVER_XML.format(port=self.port))
+        (base / "conf" / "tomcat-users.xml").write_text(USERS_XML)
         web_xml = (SAMPLE / "WEB-INF" / "web.xml").read_text()
         for context, overrides in apps.items():
             app_dir = base / "webapps" / context
             shutil.copytree(SAMPLE, app_dir)
             text = web_xml
+            overrides = dict(overrides)
+            if overrides.pop("containerAuth", None):
+                text = text.replace(
+                    "<init-param><param-name>principalFrom</param-name><param-value>attribute:user</param-value></init-param>", "")
+                text = text.replace("</web-app>", SECURED)
             for name, value in overrides.items():
                 # Replace the default of ${sessiongrid.NAME:default} with a fixed value.
                 start = text.index("${sessiongrid." + name + ":")
@@ -107,10 +132,13 @@ class Browser:
         self.host = host
         self.cookies: dict[str, tuple[str, str | None]] = {}
 
-    def get(self, tomcat: TomcatProcess, path: str, host: str | None = None) -> tuple[int, str]:
+    def get(self, tomcat: TomcatProcess, path: str, host: str | None = None,
+            auth: tuple[str, str] | None = None) -> tuple[int, str]:
         host = host or self.host
         conn = http.client.HTTPConnection("127.0.0.1", tomcat.port, timeout=30)
         headers = {"Host": host}
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         sendable = [f"{k}={v}" for k, (v, domain) in self.cookies.items()
                     if domain is None or host == domain or host.endswith("." + domain)]
         if sendable:
@@ -132,8 +160,9 @@ class Browser:
         conn.close()
         return resp.status, body.strip()
 
-    def text(self, tomcat: TomcatProcess, path: str, host: str | None = None) -> str:
-        status, body = self.get(tomcat, path, host)
+    def text(self, tomcat: TomcatProcess, path: str, host: str | None = None,
+             auth: tuple[str, str] | None = None) -> str:
+        status, body = self.get(tomcat, path, host, auth)
         assert status == 200, (path, status, body)
         return body
 

@@ -92,6 +92,12 @@ public class ShopServlet extends HttpServlet {
                 out = "done";
                 break;
             }
+            case "/principal": {
+                // The container's user (BASIC authentication in the tests), as the filter sees it.
+                req.getSession();
+                out = "principal=" + (req.getUserPrincipal() == null ? "" : req.getUserPrincipal().getName());
+                break;
+            }
             case "/id": {
                 session = req.getSession(false);
                 out = "id=" + (session == null ? "" : session.getId());
