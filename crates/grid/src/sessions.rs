@@ -110,10 +110,6 @@ impl Sessions {
         &self.grid
     }
 
-    pub fn config(&self) -> &SessionConfig {
-        &self.config
-    }
-
     async fn exec(&self, key: Bytes, op: SessionOp) -> SessionResult<Reply> {
         match self.grid.exec(key, Op::Session(op)).await? {
             Reply::Error(e) => Err(SessionError::Refused(e)),
