@@ -16,8 +16,9 @@ use tokio::net::TcpStream;
 const IDLE_MAX: usize = 32;
 /// How long one attempt may take; a call tries each node once more after a failure.
 const ATTEMPT: Duration = Duration::from_secs(2);
-/// Most bytes of one reply.
+/// Most bytes of one reply, and of one line of it (a type and a length, or a status).
 const REPLY_BYTES_MAX: usize = 64 * 1024 * 1024;
+const LINE_BYTES_MAX: u64 = 64 * 1024;
 
 /// Grid nodes' Redis doors, e.g. `["10.0.0.5:6379", "10.0.0.6:6379"]`; cheap to clone.
 #[derive(Clone)]
@@ -203,7 +204,10 @@ async fn exchange(conn: &mut Conn, args: &[&[u8]]) -> Reply {
 
 async fn line(conn: &mut Conn) -> io::Result<String> {
     let mut buf = Vec::new();
-    let n = conn.read_until(b'\n', &mut buf).await?;
+    let n = (&mut *conn).take(LINE_BYTES_MAX).read_until(b'\n', &mut buf).await?;
+    if n as u64 == LINE_BYTES_MAX && !buf.ends_with(b"\n") {
+        return Err(broken("reply line too long"));
+    }
     if n == 0 || !buf.ends_with(b"\r\n") {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "grid closed the connection"));
     }
@@ -261,4 +265,30 @@ fn read(conn: &mut Conn, depth: usize) -> Pin<Box<dyn Future<Output = Reply> + S
             _ => return Err(broken(format!("not a RESP2 reply: {l}"))),
         }))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A peer that answers with a line that never ends: the call fails instead of buffering it.
+    #[tokio::test]
+    async fn an_endless_reply_line_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let chunk = vec![b'a'; 16 * 1024];
+                    let _ = socket.write_all(b"+").await;
+                    while socket.write_all(&chunk).await.is_ok() {}
+                });
+            }
+        });
+        let remote = Remote::new(vec![address], None);
+        let error = remote.invalidate(b"abcdefghijklmnopqrstuv").await.unwrap_err();
+        assert!(error.to_string().contains("too long"), "{error}");
+    }
 }
