@@ -116,6 +116,15 @@ def test_two_applications_share_a_group_but_not_private_attributes(setup):
     assert "app:shop/secret" in s["attributes"] and "app:blog/draft1" not in s["attributes"]
 
 
+def test_a_session_of_another_group_is_not_this_applications(setup):
+    browser = Browser()
+    assert browser.text(setup.a, "/bank/counter") == "counter=1"
+    bank_session = browser.session_id()
+    # Same cookie name and path: /shop (group shop) is handed the bank's session id.
+    assert browser.text(setup.b, "/shop/counter") == "counter=1", "it starts its own session"
+    assert browser.session_id() != bank_session
+
+
 def test_single_log_on_across_host_names_with_a_cookie_domain(setup):
     browser = Browser(host="www.shop.test")
     assert browser.text(setup.a, "/sso/login?user=carol") == "logged in as carol"
