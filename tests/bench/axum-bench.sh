@@ -17,7 +17,7 @@ DURATION="${DURATION:-8s}"; CONNECTIONS="${CONNECTIONS:-16}"
 work=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source tests/bench/lib.sh
 up() { for _ in $(seq 300); do curl -sf "http://$1/health" >/dev/null && return 0; sleep 0.1; done; return 1; }
 
 mem=127.0.0.1:$(free_port); "$SHOP" --listen "$mem" --memory 2>"$work/mem.log" & pids+=($!)
@@ -28,34 +28,14 @@ red=127.0.0.1:$(free_port); "$SHOP" --listen "$red" --redis "127.0.0.1:$rport" 2
 emb=127.0.0.1:$(free_port); seed=$(free_port)
 "$SHOP" --listen "$emb" --data-dir "$work/emb-a" --p2p-listen "127.0.0.1:$seed" 2>"$work/emb-a.log" & pids+=($!)
 "$SHOP" --listen "127.0.0.1:$(free_port)" --data-dir "$work/emb-b" --p2p-listen "127.0.0.1:$(free_port)" --join "127.0.0.1:$seed" 2>"$work/emb-b.log" & pids+=($!)
-(umask 077; echo "bench-$RANDOM" > "$work/secret")
-declare -a resp p2p
-for i in 0 1 2; do resp[$i]=$(free_port); p2p[$i]=$(free_port); done
-for i in 0 1 2; do
-  join=(); [ "$i" -gt 0 ] && join=(--join "127.0.0.1:${p2p[0]}")
-  "$BIN" node --data-dir "$work/node$i" --resp-listen "127.0.0.1:${resp[$i]}" --http-listen "127.0.0.1:$(free_port)" \
-    --p2p-listen "127.0.0.1:${p2p[$i]}" --cluster-secret-file "$work/secret" "${join[@]}" 2>"$work/node$i.log" & pids+=($!)
-done
-sleep 5
+start_grid "$BIN"
 rem=127.0.0.1:$(free_port)
-"$SHOP" --listen "$rem" --grid "$(printf '127.0.0.1:%s,' "${resp[@]}" | sed 's/,$//')" 2>"$work/rem.log" & pids+=($!)
+"$SHOP" --listen "$rem" --grid "$(printf '127.0.0.1:%s,' "${grid_resp[@]}" | sed 's/,$//')" 2>"$work/rem.log" & pids+=($!)
 for a in "$mem" "$red" "$emb" "$rem"; do up "$a"; done
 sleep 3  # the embedded pair and the grid settle
 
-cat > "$work/session.lua" <<'LUA'
-local cookie = nil
-function request()
-  if not cookie then return wrk.format("GET", "/counter") end
-  return wrk.format("GET", wrk.path, { ["Cookie"] = cookie })
-end
-function response(status, headers, body)
-  local set = headers["Set-Cookie"] or headers["set-cookie"]
-  if set and not cookie then cookie = set:match("^([^;]+)") end
-end
-LUA
 run() { # address path -> "req/s p99_ms"
-  wrk -t"$CONNECTIONS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/session.lua" "http://$1$2" 2>/dev/null \
-    | awk '/Requests\/sec/ {rps=$2} /^ *99%/ {v=$2; if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; p99=v} END {print rps, p99}'
+  wrk_users "http://$1$2" /counter "$CONNECTIONS" "$DURATION"
 }
 echo "wrk -t$CONNECTIONS -c$CONNECTIONS -d$DURATION ($CONNECTIONS users), axum-shop with tower-sessions"
 printf '%-9s %-22s %12s %9s %8s\n' path store req/s p99_ms ratio

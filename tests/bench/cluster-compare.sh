@@ -18,9 +18,8 @@ declare -A pid_of
 cleanup() { for p in "${pid_of[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source tests/bench/lib.sh
 wait_port() { for _ in $(seq 300); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
-info() { redis-cli -p "$1" INFO 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1==k {print $2}'; }
 now_ms() { date +%s%3N; }
 
 (umask 077; echo "bench-secret-$RANDOM$RANDOM" > "$work/secret")

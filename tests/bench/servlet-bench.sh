@@ -20,22 +20,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-info() { redis-cli -p "$1" INFO 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1==k {print $2}'; }
-
-(umask 077; echo "bench-$RANDOM$RANDOM" > "$work/secret")
-declare -a resp p2p
-for i in 0 1 2; do resp[$i]=$(free_port); p2p[$i]=$(free_port); done
-for i in 0 1 2; do
-  join=(); [ "$i" -gt 0 ] && join=(--join "127.0.0.1:${p2p[0]}")
-  "$BIN" node --data-dir "$work/node$i" --resp-listen "127.0.0.1:${resp[$i]}" --http-listen "127.0.0.1:$(free_port)" \
-    --p2p-listen "127.0.0.1:${p2p[$i]}" --cluster-secret-file "$work/secret" "${join[@]}" 2>"$work/node$i.log" &
-  pids+=($!)
-done
-for _ in $(seq 600); do
-  ok=1; for i in 0 1 2; do [ "$(info "${resp[$i]}" grid_members)" = 3 ] && [ "$(info "${resp[$i]}" grid_moving_partitions)" = 0 ] || ok=0; done
-  [ $ok = 1 ] && break; sleep 0.1
-done
+source tests/bench/lib.sh
+start_grid "$BIN"
 
 port=$(free_port)
 base="$work/tomcat"
@@ -57,30 +43,14 @@ s = re.sub(r"<filter>.*?</filter-mapping>", "", s, flags=re.S)
 open(p, "w").write(s)
 PY
 rm "$base/webapps/memory/WEB-INF/lib/sessiongrid-servlet.jar"
-grid=$(printf '127.0.0.1:%s,' "${resp[@]}"); grid=${grid%,}
+grid=$(printf '127.0.0.1:%s,' "${grid_resp[@]}"); grid=${grid%,}
 CATALINA_HOME=/usr/share/tomcat10 CATALINA_BASE="$base" JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 \
   CATALINA_OPTS="-Dsessiongrid.grid=$grid -Xmx512m" /usr/share/tomcat10/bin/catalina.sh run >"$work/tomcat.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/grid/id" >/dev/null && curl -sf "http://127.0.0.1:$port/memory/id" >/dev/null && break; sleep 0.1; done
 
-cat > "$work/session.lua" <<'LUA'
--- Each wrk thread is one user: its first request starts a session (/counter), and it keeps
--- the cookie it is given.
-local cookie = nil
-function request()
-  if not cookie then
-    return wrk.format("GET", wrk.path:match("^(/[^/]+)") .. "/counter")
-  end
-  return wrk.format("GET", wrk.path, { ["Cookie"] = cookie })
-end
-function response(status, headers, body)
-  local set = headers["Set-Cookie"]
-  if set and not cookie then cookie = set:match("^([^;]+)") end
-end
-LUA
 run() { # app path -> "req/s p99_ms"
-  wrk -t"$CONNECTIONS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/session.lua" "http://127.0.0.1:$port/$1$2" 2>/dev/null \
-    | awk '/Requests\/sec/ {rps=$2} /^ *99%/ {v=$2; if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; p99=v} END {print rps, p99}'
+  wrk_users "http://127.0.0.1:$port/$1$2" "/$1/counter" "$CONNECTIONS" "$DURATION"
 }
 # Warm both up (JIT), then measure.
 DURATION=3s run grid /counter >/dev/null; DURATION=3s run memory /counter >/dev/null
