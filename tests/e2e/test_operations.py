@@ -109,3 +109,42 @@ def test_operator_commands_explain_failures(pool):
     out = subprocess.run([SESSIONGRID_BIN, "status", "--http", "127.0.0.1:1"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "connecting" in out.stderr
+
+
+def test_bench_reports_what_it_did_to_a_cluster(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    nodes = cluster.nodes
+
+    def commands(name: str) -> float:
+        return sum(metric_sum(n, "sessiongrid_commands_total", f'command="{name}"') for n in nodes)
+
+    before = {c: commands(c) for c in ("session.create", "session.get", "session.set", "session.login", "get")}
+    grid = ",".join(f"127.0.0.1:{n.resp_port}" for n in nodes)
+    out = subprocess.run([SESSIONGRID_BIN, "bench", "--grid", grid, "--clients", "6", "--seconds", "1",
+                          "--size", "512", "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    tests = {t["test"]: t for t in report["tests"]}
+    assert list(tests) == ["create", "get", "set", "login", "kv-set", "kv-get"]
+    for name, t in tests.items():
+        assert t["ops"] > 0 and t["errors"] == 0, (name, t)
+        assert 0 < t["p50_ms"] <= t["p99_ms"] <= t["max_ms"], (name, t)
+    # The nodes counted exactly what the report says: each of 6 clients created (and filled) one
+    # session to work on for each of get, set and login, and read one key for kv-get.
+    moved = {c: commands(c) - before[c] for c in before}
+    assert moved["session.create"] == tests["create"]["ops"] + 3 * 6
+    assert moved["session.get"] == tests["get"]["ops"]
+    assert moved["session.set"] == tests["set"]["ops"] + 3 * 6
+    assert moved["session.login"] == tests["login"]["ops"]
+    assert moved["get"] == tests["kv-get"]["ops"]
+
+    table = subprocess.run([SESSIONGRID_BIN, "bench", "--grid", grid, "--seconds", "0.3", "--tests", "kv-get"],
+                           capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0, table.stderr
+    assert re.search(r"^TEST +OPS +OPS/S +ERRORS +P50 MS +P99 MS +MAX MS$", table.stdout, re.M)
+    assert re.search(r"^kv-get +\d+ +\d+ +0 ", table.stdout, re.M)
+
+    unreachable = subprocess.run([SESSIONGRID_BIN, "bench", "--grid", "127.0.0.1:1", "--seconds", "0.3"],
+                                 capture_output=True, text=True, timeout=60)
+    assert unreachable.returncode != 0 and "connecting to 127.0.0.1:1" in unreachable.stderr

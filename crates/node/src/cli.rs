@@ -42,6 +42,8 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Load a grid from many clients over its Redis door; prints a summary table.
+    Bench(crate::bench::BenchArgs),
     /// Hand a member's partitions over to the others; it then stops.
     Drain {
         /// The member's id (16 hex digits, as `status` shows it).

@@ -2,12 +2,14 @@
 //!
 //! # Layout
 //! - [`admin`] — `status`, `sessions`, `kick`, `drain`: operator commands over a node's HTTP API.
+//! - [`bench`] — `sessiongrid bench`: load from many clients, progress bars, a summary table.
 //! - [`cli`] — command-line flags and how they layer over the TOML file and `SESSIONGRID_*` env.
 //! - [`dev_cluster`] — `sessiongrid dev-cluster`: N nodes on loopback in one command.
 //! - [`node`] — `sessiongrid node`: runs a node (from `sessiongrid-embedded`) until a signal or a drain.
 //! - [`telemetry`] — logs (`tracing-subscriber`) and the Prometheus recorder.
 
 mod admin;
+mod bench;
 mod cli;
 mod dev_cluster;
 mod node;
@@ -31,6 +33,7 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Kick { user, target } => {
             runtime.block_on(admin::run(target, AdminCommand::Kick { user }))
         }
+        cli::Command::Bench(args) => runtime.block_on(bench::run(args)),
         cli::Command::Drain { node, target } => {
             runtime.block_on(admin::run(target, AdminCommand::Drain { node }))
         }

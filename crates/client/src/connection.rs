@@ -1,0 +1,211 @@
+//! [`Connection`]: one connection to a node's Redis door. Replies are read within bounds (a line,
+//! a value, a nesting depth), so a broken or hostile peer yields an error, never unbounded memory.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Most bytes of one bulk reply, and of one line of a reply (a type and a length, or a status).
+const BULK_BYTES_MAX: usize = 64 * 1024 * 1024;
+const LINE_BYTES_MAX: u64 = 64 * 1024;
+/// Arrays nested deeper than this are refused.
+const DEPTH_MAX: usize = 8;
+
+/// A reply value (a status reply reads as `Bulk`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Nil,
+    Int(i64),
+    Bulk(Bytes),
+    Array(Vec<Value>),
+}
+
+/// A reply, or the text of an error reply (`Err("TRYAGAIN ...")`); the outer error is the
+/// connection's, after which it must be dropped.
+pub type Reply = io::Result<Result<Value, String>>;
+
+pub(crate) fn broken(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
+pub struct Connection {
+    stream: BufReader<TcpStream>,
+}
+
+impl Connection {
+    /// Connects within `timeout`, and authenticates if a password is given.
+    pub async fn connect(
+        address: &str,
+        password: Option<&[u8]>,
+        timeout: Duration,
+    ) -> io::Result<Connection> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(stream) => stream?,
+            Err(_) => {
+                let what = format!("{address}: connect timed out");
+                return Err(io::Error::new(io::ErrorKind::TimedOut, what));
+            }
+        };
+        stream.set_nodelay(true)?;
+        let mut conn = Connection { stream: BufReader::new(stream) };
+        if let Some(password) = password {
+            if let Err(e) = conn.call(&[b"AUTH", password]).await? {
+                return Err(broken(format!("grid refused the password: {e}")));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Sends one command and reads its reply.
+    pub async fn call(&mut self, args: &[&[u8]]) -> Reply {
+        let mut out = Vec::with_capacity(64 + args.iter().map(|a| a.len() + 16).sum::<usize>());
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.stream.get_mut().write_all(&out).await?;
+        read(&mut self.stream, 0).await
+    }
+}
+
+async fn line(conn: &mut BufReader<TcpStream>) -> io::Result<String> {
+    let mut buf = Vec::new();
+    let n = (&mut *conn).take(LINE_BYTES_MAX).read_until(b'\n', &mut buf).await?;
+    if n as u64 == LINE_BYTES_MAX && !buf.ends_with(b"\n") {
+        return Err(broken("reply line too long"));
+    }
+    if n == 0 || !buf.ends_with(b"\r\n") {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "grid closed the connection"));
+    }
+    buf.truncate(buf.len() - 2);
+    String::from_utf8(buf).map_err(|_| broken("reply line is not text"))
+}
+
+/// Reads one reply (arrays recurse, so the future is boxed).
+fn read(
+    conn: &mut BufReader<TcpStream>,
+    depth: usize,
+) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+    Box::pin(async move {
+        if depth > DEPTH_MAX {
+            return Err(broken("reply nested too deep"));
+        }
+        let l = line(conn).await?;
+        let (kind, rest) = l.split_at(l.len().min(1));
+        let number =
+            || rest.parse::<i64>().map_err(|_| broken(format!("bad number in reply: {rest}")));
+        Ok(Ok(match kind {
+            "+" => Value::Bulk(Bytes::from(rest.to_string())),
+            "-" => return Ok(Err(rest.to_string())),
+            ":" => Value::Int(number()?),
+            "$" => {
+                let n = number()?;
+                if n < 0 {
+                    Value::Nil
+                } else {
+                    let n = n as usize;
+                    if n > BULK_BYTES_MAX {
+                        return Err(broken("reply too large"));
+                    }
+                    let mut data = vec![0; n + 2];
+                    conn.read_exact(&mut data).await?;
+                    data.truncate(n);
+                    Value::Bulk(Bytes::from(data))
+                }
+            }
+            "*" => {
+                let n = number()?;
+                if n < 0 {
+                    Value::Nil
+                } else {
+                    let mut items = Vec::with_capacity((n as usize).min(1024));
+                    for _ in 0..n {
+                        match read(conn, depth + 1).await? {
+                            Ok(v) => items.push(v),
+                            Err(e) => return Ok(Err(e)),
+                        }
+                    }
+                    Value::Array(items)
+                }
+            }
+            _ => return Err(broken(format!("not a RESP2 reply: {l}"))),
+        }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A peer that writes `reply` to every connection once, then keeps it open.
+    async fn peer(reply: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = socket.write_all(reply).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        address
+    }
+
+    async fn call(reply: &'static [u8]) -> Reply {
+        let address = peer(reply).await;
+        let mut conn = Connection::connect(&address, None, Duration::from_secs(2)).await?;
+        conn.call(&[b"PING"]).await
+    }
+
+    #[tokio::test]
+    async fn replies_of_every_kind_are_read() {
+        let reply = call(b"*4\r\n+OK\r\n:-7\r\n$-1\r\n*1\r\n$4\r\na\r\nb\r\n").await.unwrap();
+        let expected = Value::Array(vec![
+            Value::Bulk(Bytes::from_static(b"OK")),
+            Value::Int(-7),
+            Value::Nil,
+            Value::Array(vec![Value::Bulk(Bytes::from_static(b"a\r\nb"))]),
+        ]);
+        assert_eq!(reply.unwrap(), expected);
+        assert_eq!(call(b"-TRYAGAIN later\r\n").await.unwrap(), Err("TRYAGAIN later".into()));
+    }
+
+    #[tokio::test]
+    async fn malformed_replies_are_errors() {
+        for bad in [&b"?what\r\n"[..], b":12x\r\n", b"$99999999999\r\n", b"+\xff\r\n"] {
+            let reply = call(Box::leak(bad.to_vec().into_boxed_slice())).await;
+            assert!(reply.is_err(), "{:?} was accepted", String::from_utf8_lossy(bad));
+        }
+        let deep: &'static [u8] =
+            b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n";
+        assert!(call(deep).await.unwrap_err().to_string().contains("too deep"));
+    }
+
+    /// A peer that answers with a line that never ends: the call fails instead of buffering it.
+    #[tokio::test]
+    async fn an_endless_reply_line_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let chunk = vec![b'a'; 16 * 1024];
+                    let _ = socket.write_all(b"+").await;
+                    while socket.write_all(&chunk).await.is_ok() {}
+                });
+            }
+        });
+        let mut conn = Connection::connect(&address, None, Duration::from_secs(2)).await.unwrap();
+        let error = conn.call(&[b"PING"]).await.unwrap_err();
+        assert!(error.to_string().contains("too long"), "{error}");
+    }
+}

@@ -1,0 +1,12 @@
+//! A small async client for grid nodes' Redis door (RESP2), with no dependency on the grid.
+//! The tower-sessions store and `sessiongrid bench` talk to nodes through it.
+//!
+//! # Layout
+//! - [`connection`] — one connection: send a command, read its reply, within bounds.
+//! - [`pool`] — connections to several nodes: a pool of idle ones, failover, `TRYAGAIN` retry.
+
+pub mod connection;
+pub mod pool;
+
+pub use connection::{Connection, Reply, Value};
+pub use pool::Pool;

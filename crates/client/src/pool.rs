@@ -1,0 +1,149 @@
+//! [`Pool`]: connections to several grid nodes. A call takes an idle connection (or opens one to
+//! the next node in turn), and on a broken connection, a timeout or `TRYAGAIN` tries again, once
+//! per node, so a node's death costs a caller one retry, not an error.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::connection::{broken, Connection, Value};
+
+/// Connections kept idle.
+const IDLE_MAX: usize = 32;
+/// How long one attempt may take.
+const ATTEMPT: Duration = Duration::from_secs(2);
+
+/// Grid nodes' Redis doors, e.g. `["10.0.0.5:6379", "10.0.0.6:6379"]`; cheap to clone.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addresses: Vec<String>,
+    password: Option<Bytes>,
+    idle: Mutex<Vec<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    pub fn new(addresses: Vec<String>, password: Option<Bytes>) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                addresses,
+                password,
+                idle: Mutex::new(Vec::new()),
+                next: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// A new connection to the next node that accepts one.
+    pub async fn connect(&self) -> io::Result<Connection> {
+        let n = self.inner.addresses.len();
+        let mut last = broken("no grid address");
+        for _ in 0..n {
+            let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
+            let address = &self.inner.addresses[i];
+            match Connection::connect(address, self.inner.password.as_deref(), ATTEMPT).await {
+                Ok(conn) => return Ok(conn),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// One command; on a network failure or `TRYAGAIN`, once more per node. An error reply
+    /// other than `TRYAGAIN` is returned as an `InvalidData` error holding its text.
+    pub async fn call(&self, args: &[&[u8]]) -> io::Result<Value> {
+        let attempts = self.inner.addresses.len() + 1;
+        let mut last = broken("no attempt");
+        for attempt in 0..attempts {
+            let pooled = self.inner.idle.lock().expect("pool lock").pop();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => match self.connect().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                },
+            };
+            match tokio::time::timeout(ATTEMPT, conn.call(args)).await {
+                Ok(Ok(Ok(value))) => {
+                    self.put_back(conn);
+                    return Ok(value);
+                }
+                Ok(Ok(Err(error))) => {
+                    self.put_back(conn);
+                    if error.starts_with("TRYAGAIN") && attempt + 1 < attempts {
+                        tokio::time::sleep(Duration::from_millis(100 * (attempt as u64 + 1))).await;
+                        last = broken(error);
+                        continue;
+                    }
+                    return Err(broken(error));
+                }
+                Ok(Err(e)) => last = e,
+                Err(_) => {
+                    last = io::Error::new(io::ErrorKind::TimedOut, "grid did not answer in time")
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn put_back(&self, conn: Connection) {
+        let mut idle = self.inner.idle.lock().expect("pool lock");
+        if idle.len() < IDLE_MAX {
+            idle.push(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A node that answers every command with `reply`.
+    async fn node(reply: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0; 1024];
+                    while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_dead_node_costs_a_retry_not_an_error() {
+        let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let live = node(b"+PONG\r\n").await;
+        let pool = Pool::new(vec![dead.to_string(), live], None);
+        for _ in 0..4 {
+            assert_eq!(pool.call(&[b"PING"]).await.unwrap(), Value::Bulk("PONG".into()));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_is_an_error_with_its_text() {
+        let pool = Pool::new(vec![node(b"-ERR no such thing\r\n").await], None);
+        let error = pool.call(&[b"NOPE"]).await.unwrap_err();
+        assert_eq!(error.to_string(), "ERR no such thing");
+    }
+}
