@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import urllib.request
 import time
 from pathlib import Path
@@ -122,5 +124,11 @@ def test_a_lite_member_app_routes_to_the_grid_and_owns_nothing(pool):
     assert len(owners) == 3, members
     lite = [m for m in members if m["copies"] == 0]
     assert len(lite) == 1 and lite[0]["primaries"] == 0 and lite[0]["sessions_primary"] == 0
+    # Shown as what it is: a lite member, not one on its way out; the owners are plain members.
+    assert lite[0]["lite"] and not lite[0]["leaving"], lite
+    assert not any(m["lite"] or m["leaving"] for m in owners), owners
+    status = subprocess.run([SESSIONGRID_BIN, "status", "--http", f"127.0.0.1:{seed.http_port}"],
+                            capture_output=True, text=True, timeout=60)
+    assert re.search(rf"^{lite[0]['id']} .* lite$", status.stdout, re.M), status.stdout
     assert wait_until(lambda: sum(m["sessions_primary"] or 0 for m in view()["members"]) >= 1, 10), \
         ("the session lives on the grid nodes", view())

@@ -27,7 +27,7 @@ pub mod storage;
 pub mod topology;
 
 pub use config::{ClusterConfig, SplitPolicy};
-pub use msg::{LogEntry, LogPos, Msg, Query, Refusal};
+pub use msg::{Intent, LogEntry, LogPos, Msg, Query, Refusal};
 pub use node::{Node, Output};
 pub use placement::NodeId;
 pub use storage::{NodeStore, PartitionStore, StoreError};

@@ -25,7 +25,7 @@ use sessiongrid_model::PartitionId;
 use tracing::{debug, info, warn};
 
 use crate::config::{ClusterConfig, SplitPolicy};
-use crate::msg::Msg;
+use crate::msg::{Intent, Msg};
 use crate::placement::NodeId;
 use crate::topology::Topology;
 
@@ -56,8 +56,10 @@ pub struct Membership {
     suspects: BTreeSet<NodeId>,
     /// Coordinator: nodes that asked to join since the last publication.
     joiners: BTreeSet<NodeId>,
-    /// Coordinator: members that asked to leave.
+    /// Coordinator: members that asked to leave, or are lite (kept out of every target).
     leaving: BTreeSet<NodeId>,
+    /// Coordinator: the lite ones among them.
+    lite: BTreeSet<NodeId>,
     /// This node wants to leave.
     want_leave: bool,
     /// Coordinator: learners reported in sync since the last publication.
@@ -101,6 +103,7 @@ impl Membership {
             suspects: BTreeSet::new(),
             joiners: BTreeSet::new(),
             leaving: BTreeSet::new(),
+            lite: BTreeSet::new(),
             want_leave: false,
             synced: BTreeSet::new(),
             dirty: false,
@@ -128,6 +131,14 @@ impl Membership {
         }
         m.grace_all(now);
         m
+    }
+
+    fn intent(&self) -> Intent {
+        match (self.cfg.lite, self.want_leave) {
+            (true, _) => Intent::Lite,
+            (false, true) => Intent::Leave,
+            (false, false) => Intent::Stay,
+        }
     }
 
     /// Hands this node's partitions to the others; see [`Topology::drained`] for when it may stop.
@@ -275,7 +286,7 @@ impl Membership {
                 for &m in t.members.iter().filter(|m| **m != self.me) {
                     out.push((
                         m,
-                        Msg::Ping { sent_at: now, epoch: t.epoch, leaving: self.want_leave },
+                        Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
                     ));
                 }
             }
@@ -299,7 +310,7 @@ impl Membership {
             self.next_ping = now + self.cfg.heartbeat_ms;
             out.push((
                 coordinator,
-                Msg::Ping { sent_at: now, epoch: t.epoch, leaving: self.want_leave },
+                Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
             ));
             self.ask_to_leave(now, out);
         }
@@ -341,7 +352,7 @@ impl Membership {
                 self.clusterless.insert(from);
                 None
             }
-            Msg::Ping { sent_at, epoch, leaving } => {
+            Msg::Ping { sent_at, epoch, intent } => {
                 self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
                 let mine = self.epoch();
                 let mut member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
@@ -350,12 +361,17 @@ impl Membership {
                     member &= self.lease_valid(now);
                 }
                 if self.is_coordinator() && member && from != self.me {
-                    let changed = if leaving {
-                        self.leaving.insert(from)
-                    } else {
+                    let changed = if intent == Intent::Stay {
                         self.leaving.remove(&from)
+                    } else {
+                        self.leaving.insert(from)
                     };
-                    self.dirty |= changed;
+                    let lite_changed = if intent == Intent::Lite {
+                        self.lite.insert(from)
+                    } else {
+                        self.lite.remove(&from)
+                    };
+                    self.dirty |= changed | lite_changed;
                 }
                 out.push((
                     from,
@@ -437,7 +453,7 @@ impl Membership {
         if t.coordinator != self.me {
             out.push((
                 t.coordinator,
-                Msg::Ping { sent_at: now, epoch: t.epoch, leaving: self.want_leave },
+                Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
             ));
         }
         Some(t)
@@ -518,10 +534,15 @@ impl Membership {
             .collect();
         // Who is leaving comes from the pings (and `Leave`), so a node that restarted is not.
         self.leaving.retain(|n| members.contains(n));
+        self.lite.retain(|n| self.leaving.contains(n));
         if !self.want_leave {
             self.leaving.remove(&self.me);
         }
+        if self.cfg.lite {
+            self.lite.insert(self.me);
+        }
         let mut next = t.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
+        next.lite = self.lite.iter().copied().filter(|n| next.leaving.contains(n)).collect();
         if t.coordinator != self.me {
             // Taking over: jump past any epoch the predecessor may still publish before its
             // lease runs out (at most one per tick), so on a heal the successor's line wins.
@@ -561,7 +582,7 @@ impl Membership {
             self.next_ping = now + self.cfg.heartbeat_ms;
             out.push((
                 t.coordinator,
-                Msg::Ping { sent_at: now, epoch: t.epoch, leaving: self.want_leave },
+                Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
             ));
         }
         Some(t)
@@ -589,7 +610,7 @@ mod tests {
             let mut m = Membership::new(1, cfg, false, None, 0);
             let mut out = Outbox::new();
             let max = u64::MAX;
-            m.receive(5, 2, Msg::Ping { sent_at: max, epoch: max, leaving: false }, &mut out);
+            m.receive(5, 2, Msg::Ping { sent_at: max, epoch: max, intent: Intent::Stay }, &mut out);
             m.receive(
                 6,
                 2,

@@ -82,6 +82,18 @@ pub enum Query {
     Flush,
 }
 
+/// What a member tells the coordinator about itself on each ping. (On the wire `Stay` and
+/// `Leave` are the `false` and `true` of the flag it replaced.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Intent {
+    /// Owns its share of the partitions.
+    Stay,
+    /// Hands its partitions over before it stops (false again after a restart).
+    Leave,
+    /// A lite member: routes requests, never owns a partition.
+    Lite,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Msg {
     /// A node looking for a cluster asks a seed to tell it about one.
@@ -93,11 +105,10 @@ pub enum Msg {
         settled: bool,
     },
     /// Heartbeat; `sent_at` is the sender's monotonic clock and comes back in the pong.
-    /// `leaving`: the sender wants to hand its partitions over (false again after a restart).
     Ping {
         sent_at: u64,
         epoch: Epoch,
-        leaving: bool,
+        intent: Intent,
     },
     /// `member` tells the pinger whether the sender's topology counts it in.
     Pong {

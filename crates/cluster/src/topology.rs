@@ -54,6 +54,8 @@ pub struct Topology {
     /// `when_split = deny` only a side holding a majority of these may change the cluster.
     pub stable: Vec<NodeId>,
     pub partitions: Vec<Assignment>,
+    /// The lite members among `leaving` (sorted): they route requests and never own anything.
+    pub lite: Vec<NodeId>,
 }
 
 impl Topology {
@@ -67,6 +69,7 @@ impl Topology {
             leaving: Vec::new(),
             stable: vec![me],
             partitions: vec![one; partitions as usize],
+            lite: Vec::new(),
         }
     }
 
@@ -153,7 +156,7 @@ impl Topology {
             .collect();
         let stable = self.stable.clone();
         let epoch = self.epoch.saturating_add(1);
-        Topology { epoch, coordinator, members, leaving, stable, partitions }
+        Topology { epoch, coordinator, members, leaving, stable, partitions, lite: Vec::new() }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
+use sessiongrid_cluster::topology::Assignment;
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
 use sessiongrid_store::{PartitionMeta, Store};
@@ -52,7 +53,7 @@ impl NodeStore for DiskNode {
                 return None;
             }
         };
-        postcard::from_bytes(&bytes)
+        decode_topology(&bytes)
             .inspect_err(|e| warn!(error = %e, "saved topology is unreadable; joining afresh"))
             .ok()
     }
@@ -63,6 +64,31 @@ impl NodeStore for DiskNode {
         batch.put_extra(TOPOLOGY, &bytes);
         self.store.commit_blocking(batch).map_err(err)
     }
+}
+
+/// A saved topology, in the current layout or in the one before `Topology::lite` existed.
+fn decode_topology(bytes: &[u8]) -> postcard::Result<Topology> {
+    #[derive(serde::Deserialize)]
+    struct BeforeLite {
+        epoch: u64,
+        coordinator: NodeId,
+        members: Vec<NodeId>,
+        leaving: Vec<NodeId>,
+        stable: Vec<NodeId>,
+        partitions: Vec<Assignment>,
+    }
+    postcard::from_bytes(bytes).or_else(|e| {
+        let Ok(old) = postcard::from_bytes::<BeforeLite>(bytes) else { return Err(e) };
+        Ok(Topology {
+            epoch: old.epoch,
+            coordinator: old.coordinator,
+            members: old.members,
+            leaving: old.leaving,
+            stable: old.stable,
+            partitions: old.partitions,
+            lite: Vec::new(),
+        })
+    })
 }
 
 /// One partition's rows, its key counts and its replication position.
@@ -210,5 +236,40 @@ impl PartitionStore for DiskPartition {
 
     fn clear(&mut self) -> StoreResult<()> {
         self.write(Some(LogPos::ZERO), PartitionMeta::default(), |batch| batch.delete_partition())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topology_saved_before_lite_members_still_loads() {
+        #[derive(serde::Serialize)]
+        struct BeforeLite<'a>(
+            u64,
+            NodeId,
+            &'a [NodeId],
+            &'a [NodeId],
+            &'a [NodeId],
+            &'a [Assignment],
+        );
+        let mut now = Topology::founded_by(7, 4);
+        now.members = vec![3, 7];
+        now.leaving = vec![3];
+        let t = &now;
+        let old = postcard::to_stdvec(&BeforeLite(
+            t.epoch,
+            t.coordinator,
+            &t.members,
+            &t.leaving,
+            &t.stable,
+            &t.partitions,
+        ))
+        .unwrap();
+        assert_eq!(decode_topology(&old).unwrap(), now);
+        now.lite = vec![3];
+        assert_eq!(decode_topology(&postcard::to_stdvec(&now).unwrap()).unwrap(), now);
+        assert!(decode_topology(b"\x01").is_err());
     }
 }

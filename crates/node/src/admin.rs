@@ -161,8 +161,12 @@ fn status_table(cluster: &Value, stats: &Value) -> String {
     );
     for m in cluster["members"].as_array().into_iter().flatten() {
         let role = if m["coordinator"].as_bool() == Some(true) { "coordinator" } else { "member" };
-        let mut state =
-            if m["leaving"].as_bool() == Some(true) { "leaving" } else { "up" }.to_string();
+        let state = match (m["lite"].as_bool(), m["leaving"].as_bool()) {
+            (Some(true), _) => "lite",
+            (_, Some(true)) => "leaving",
+            _ => "up",
+        };
+        let mut state = state.to_string();
         if m["self"].as_bool() == Some(true) {
             state += " (this node)";
         }

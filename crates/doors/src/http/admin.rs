@@ -39,7 +39,7 @@ async fn cluster(State(cx): State<HttpContext>) -> Response {
             "partitions": partitions,
             "members": [{"id": hex(0), "primaries": partitions, "copies": partitions,
                          "sessions_primary": live, "sessions_backup": 0,
-                         "leaving": false, "coordinator": true, "self": true}],
+                         "leaving": false, "lite": false, "coordinator": true, "self": true}],
         }))
         .into_response();
     };
@@ -66,7 +66,9 @@ async fn cluster(State(cx): State<HttpContext>) -> Response {
                 }
                 copies += a.owners.contains(&m) as usize;
             }
-            let leaving = status.topology.as_ref().is_some_and(|t| t.leaving.contains(&m));
+            let t = status.topology.as_ref();
+            let lite = t.is_some_and(|t| t.lite.contains(&m));
+            let leaving = !lite && t.is_some_and(|t| t.leaving.contains(&m));
             json!({
                 "id": hex(m),
                 "primaries": primaries,
@@ -74,6 +76,7 @@ async fn cluster(State(cx): State<HttpContext>) -> Response {
                 "sessions_primary": on_primary,
                 "sessions_backup": on_backup,
                 "leaving": leaving,
+                "lite": lite,
                 "coordinator": m == status.coordinator,
                 "self": m == status.node,
             })
