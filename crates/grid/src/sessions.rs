@@ -22,11 +22,11 @@ use rand::RngCore;
 use sessiongrid_model::config::SessionConfig;
 use sessiongrid_model::session::op::SessionOp;
 use sessiongrid_model::session::{
-    id, id_of_key, session_key, user_key, visible_to, EndReason, Login, LoginPolicy, Session, Tag,
-    SESSION_PREFIX, USER_PREFIX,
+    id, id_of_key, log_key, session_key, user_key, visible_to, EndReason, Login, LoginPolicy,
+    Session, Tag, SESSION_PREFIX, USER_PREFIX,
 };
 use sessiongrid_model::{time, KeyFilter, Op, PartitionId, Reply};
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, debug_span, info_span, Instrument};
 
 use crate::error::GridError;
 use crate::events::EventCounts;
@@ -111,7 +111,8 @@ impl Sessions {
     }
 
     async fn exec(&self, key: Bytes, op: SessionOp) -> SessionResult<Reply> {
-        match self.grid.exec(key, Op::Session(op)).await? {
+        let span = debug_span!("session_op", op = op.name(), key = %log_key(&key));
+        match self.grid.exec(key, Op::Session(op)).instrument(span).await? {
             Reply::Error(e) => Err(SessionError::Refused(e)),
             reply => Ok(reply),
         }

@@ -36,6 +36,22 @@ pub fn id_of_key(key: &[u8]) -> Option<&[u8]> {
     key.strip_prefix(SESSION_PREFIX)
 }
 
+/// How a grid key appears in logs: a session id or a principal is replaced by a short hash
+/// (`sg:session:#1f2e3d4c5b6a`), so logs can follow one session without holding an id that
+/// would let a reader take it over, or a user's name.
+pub fn log_key(key: &[u8]) -> String {
+    let (prefix, secret) = match (key.strip_prefix(SESSION_PREFIX), key.strip_prefix(USER_PREFIX)) {
+        (Some(id), _) => ("sg:session:", id),
+        (_, Some(principal)) => ("sg:user:", principal),
+        _ => ("", key),
+    };
+    // FNV-1a: not for secrecy of a guessable name, only to keep ids and names out of logs.
+    let hash = secret.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{prefix}#{:012x}", hash >> 16)
+}
+
 /// How an attribute's bytes are encoded. The grid never decodes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Tag {
@@ -253,6 +269,18 @@ pub mod id {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_name_sessions_and_users_by_a_hash() {
+        let id = b"Qm9vbGVhbnMgYXJlIG5vdCBpZHM";
+        let logged = log_key(&session_key(id));
+        assert!(logged.starts_with("sg:session:#") && logged.len() == "sg:session:#".len() + 12);
+        assert!(!logged.contains("Qm9v"));
+        assert_eq!(logged, log_key(&session_key(id)), "stable, so a session can be followed");
+        assert_ne!(logged, log_key(&session_key(b"another")));
+        assert!(log_key(&user_key(b"alice")).starts_with("sg:user:#"));
+        assert!(!log_key(&user_key(b"alice")).contains("alice"));
+    }
 
     #[test]
     fn ids_are_27_url_safe_characters() {
