@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +13,6 @@ use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
-use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     identify, kad, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, Transport,
@@ -23,13 +23,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::codec::{MsgCodec, PROTOCOL};
+use crate::codec::PROTOCOL;
 use crate::identity::node_id;
+use crate::streams::{accept_loop, Writers};
 
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/sessiongrid/kad/1.0.0");
 const IDENTIFY_PROTOCOL: &str = "/sessiongrid/id/1.0.0";
-/// Most messages sent in one go (one request per peer).
-const BATCH_MAX: usize = 1024;
 /// How often unreachable `--join` addresses are dialled again.
 const REDIAL: Duration = Duration::from_secs(1);
 
@@ -46,18 +45,23 @@ pub struct NetConfig {
 struct Behaviour {
     identify: identify::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
-    rpc: request_response::Behaviour<MsgCodec>,
+    stream: libp2p_stream::Behaviour,
 }
 
 /// The grid's handle on the network: send a message to a node by id.
 pub struct Net {
+    /// Live streams to peers; a message goes straight to its peer's stream.
+    writers: Arc<Writers>,
+    /// Messages for peers without a live stream go through the event loop, which opens one.
     outbound: mpsc::UnboundedSender<(NodeId, Msg)>,
     pub id: NodeId,
 }
 
 impl GridTransport for Net {
     fn send(&self, to: NodeId, msg: Msg) {
-        let _ = self.outbound.send((to, msg));
+        if let Some(msg) = self.writers.send(to, msg) {
+            let _ = self.outbound.send((to, msg));
+        }
     }
 }
 
@@ -121,28 +125,25 @@ impl Net {
                 // On a LAN no external address is ever confirmed; without this Kademlia stays a
                 // client and nobody learns about anybody.
                 kad.set_mode(Some(kad::Mode::Server));
-                let rpc = request_response::Behaviour::with_codec(
-                    MsgCodec { max_frame_bytes },
-                    [(PROTOCOL, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(10))
-                        .with_max_concurrent_streams(4096),
-                );
-                Behaviour { identify, kad, rpc }
+                Behaviour { identify, kad, stream: libp2p_stream::Behaviour::new() }
             })?
             .with_swarm_config(|c| {
                 c.with_idle_connection_timeout(Duration::from_secs(3600))
-                    // Each message is a new substream: send it with its protocol name instead of
-                    // waiting a round trip for the peer to confirm the protocol.
+                    // Open streams with their protocol name instead of waiting a round trip
+                    // for the peer to confirm it.
                     .with_substream_upgrade_protocol_override(Version::V1Lazy)
             })
             .build();
+        let mut control = swarm.behaviour().stream.new_control();
+        let incoming = control.accept(PROTOCOL).context("accepting grid streams")?;
+        tokio::spawn(accept_loop(incoming, inbox.clone(), max_frame_bytes));
+        let writers = Arc::new(Writers::new(control, max_frame_bytes));
         swarm.listen_on(multiaddr(config.listen)).context("listening for peers")?;
         let (outbound, rx) = mpsc::unbounded_channel();
         let joins: Vec<Multiaddr> = config.join.iter().copied().map(multiaddr).collect();
         info!(node = id, %peer_id, listen = %config.listen, "p2p transport started");
-        tokio::spawn(run(swarm, rx, inbox, joins));
-        Ok(Net { outbound, id })
+        tokio::spawn(run(swarm, rx, inbox, joins, writers.clone()));
+        Ok(Net { writers, outbound, id })
     }
 }
 
@@ -159,6 +160,7 @@ async fn run(
     mut outbound: mpsc::UnboundedReceiver<(NodeId, Msg)>,
     inbox: Inbox,
     joins: Vec<Multiaddr>,
+    writers: Arc<Writers>,
 ) {
     let mut state = State { inbox, peers: HashMap::new(), joins, joined: BTreeSet::new() };
     let mut redial = tokio::time::interval(REDIAL);
@@ -166,32 +168,17 @@ async fn run(
     loop {
         tokio::select! {
             next = outbound.recv() => {
-                let Some(first) = next else { break };
-                // Everything queued right now goes out in one request per peer.
-                let mut batches: HashMap<NodeId, Vec<Msg>> = HashMap::new();
-                let mut queued = vec![first];
-                while queued.len() < BATCH_MAX {
-                    match outbound.try_recv() {
-                        Ok(more) => queued.push(more),
-                        Err(_) => break,
-                    }
-                }
-                for (to, msg) in queued {
-                    batches.entry(to).or_default().push(msg);
-                }
-                for (to, batch) in batches {
-                    match state.peers.get(&to) {
-                        Some(peer) => {
-                            metrics::counter!("sessiongrid_p2p_messages_sent_total")
-                                .increment(batch.len() as u64);
-                            swarm.behaviour_mut().rpc.send_request(peer, batch);
-                        }
-                        None => {
-                            debug!(node = to, "no address for node yet; looking it up");
-                            if last_bootstrap.elapsed() >= REDIAL {
-                                last_bootstrap = tokio::time::Instant::now();
-                                let _ = swarm.behaviour_mut().kad.bootstrap();
-                            }
+                let Some((to, msg)) = next else { break };
+                // Another message may have opened the stream since this one was queued.
+                let Some(msg) = writers.send(to, msg) else { continue };
+                match state.peers.get(&to) {
+                    Some(peer) => writers.start(to, *peer, msg),
+                    None => {
+                        debug!(node = to, "no address for node yet; looking it up");
+                        metrics::counter!("sessiongrid_p2p_send_failures_total").increment(1);
+                        if last_bootstrap.elapsed() >= REDIAL {
+                            last_bootstrap = tokio::time::Instant::now();
+                            let _ = swarm.behaviour_mut().kad.bootstrap();
                         }
                     }
                 }
@@ -262,35 +249,6 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
         }
         SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })) => {
             remember(state, peer);
-        }
-        SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::Message {
-            peer,
-            message: request_response::Message::Request { request, channel, .. },
-            ..
-        })) => {
-            let from = remember(state, peer);
-            metrics::counter!("sessiongrid_p2p_messages_received_total")
-                .increment(request.len() as u64);
-            for msg in request {
-                state.inbox.message(from, msg);
-            }
-            let _ = swarm.behaviour_mut().rpc.send_response(channel, ());
-        }
-        SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::InboundFailure {
-            peer,
-            error,
-            ..
-        })) => {
-            metrics::counter!("sessiongrid_p2p_bad_messages_total").increment(1);
-            debug!(%peer, %error, "inbound message failed");
-        }
-        SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::OutboundFailure {
-            peer,
-            error,
-            ..
-        })) => {
-            metrics::counter!("sessiongrid_p2p_send_failures_total").increment(1);
-            debug!(%peer, %error, "message not delivered");
         }
         _ => {}
     }
