@@ -10,14 +10,12 @@
 # Usage: tests/bench/axum-bench.sh   (release builds)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release --workspace --bins >/dev/null 2>&1 || cargo build --release --workspace --bins
-target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-SHOP="$target/release/axum-shop"; BIN="$target/release/sessiongrid"
+source tests/bench/lib.sh
+SHOP=$(release_bin axum-shop); BIN=$(release_bin sessiongrid)
 DURATION="${DURATION:-8s}"; CONNECTIONS="${CONNECTIONS:-16}"
 work=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-source tests/bench/lib.sh
 up() { for _ in $(seq 300); do curl -sf "http://$1/health" >/dev/null && return 0; sleep 0.1; done; return 1; }
 
 mem=127.0.0.1:$(free_port); "$SHOP" --listen "$mem" --memory 2>"$work/mem.log" & pids+=($!)

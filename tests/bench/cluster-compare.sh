@@ -8,8 +8,8 @@
 # Usage: tests/bench/cluster-compare.sh [path/to/sessiongrid]   (default: release build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN="${1:-${CARGO_TARGET_DIR:-target}/release/sessiongrid}"
-[ -x "$BIN" ] || cargo build --release
+source tests/bench/lib.sh
+BIN="${1:-$(release_bin sessiongrid)}"
 REQUESTS="${REQUESTS:-100000}"
 TRIALS="${TRIALS:-20}"
 JOIN_MB="${JOIN_MB:-1024}"
@@ -18,7 +18,6 @@ declare -A pid_of
 cleanup() { for p in "${pid_of[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-source tests/bench/lib.sh
 wait_port() { for _ in $(seq 300); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 now_ms() { date +%s%3N; }
 

@@ -1,4 +1,6 @@
-# Shared by the benchmark scripts (source it after setting `work` and `pids`):
+# Shared by the benchmark scripts (its functions use the caller's `work` and `pids`):
+#   release_bin NAME               builds the workspace's release binaries (quietly when nothing
+#                                  changed) and prints the path of binary NAME
 #   free_port                      a free TCP port on 127.0.0.1
 #   info PORT FIELD                a field of a node's INFO
 #   start_grid BIN                 three `sessiongrid node` processes joined into one grid, with a
@@ -7,6 +9,12 @@
 #   wrk_users URL START CONNS DUR  wrk with one connection per thread, each thread one user that
 #                                  starts its session on path START and keeps its cookie; prints
 #                                  "requests/s p99_ms"
+release_bin() {
+  cargo build --release --workspace --bins >/dev/null 2>&1 || cargo build --release --workspace --bins >&2
+  local target
+  target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  echo "$target/release/$1"
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 info() { redis-cli -p "$1" INFO 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1==k {print $2}'; }
 

@@ -7,8 +7,8 @@
 # Usage: tests/bench/redis-compare.sh [path/to/sessiongrid]   (default: release build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN="${1:-${CARGO_TARGET_DIR:-target}/release/sessiongrid}"
-[ -x "$BIN" ] || cargo build --release
+source tests/bench/lib.sh
+BIN="${1:-$(release_bin sessiongrid)}"
 REQUESTS="${REQUESTS:-200000}"
 work=$(mktemp -d)
 pids=()

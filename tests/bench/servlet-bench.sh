@@ -11,8 +11,8 @@
 # Needs: tests/setup.sh --tests, and Debian's wrk.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN="${1:-${CARGO_TARGET_DIR:-target}/release/sessiongrid}"
-[ -x "$BIN" ] || cargo build --release
+source tests/bench/lib.sh
+BIN="${1:-$(release_bin sessiongrid)}"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-16}"
 connectors/servlet/build.sh >/dev/null
@@ -20,7 +20,6 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-source tests/bench/lib.sh
 start_grid "$BIN"
 
 port=$(free_port)
