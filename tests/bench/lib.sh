@@ -45,16 +45,23 @@ start_grid() {
 wrk_users() {
   local url=$1 start=$2 conns=$3 duration=$4
   cat > "$work/session.lua" <<'LUA'
--- Each wrk thread is one user: its first request starts a session, then it keeps the cookie.
-local cookie = nil
+-- Each wrk thread is one user: its first request starts a session, then it sends back every
+-- cookie it was given, by name (wrk shows a script the last Set-Cookie header of a response).
+local cookies, header = {}, nil
 local start = os.getenv("START_PATH")
 function request()
-  if not cookie then return wrk.format("GET", start) end
-  return wrk.format("GET", wrk.path, { ["Cookie"] = cookie })
+  if not header then return wrk.format("GET", start) end
+  return wrk.format("GET", wrk.path, { ["Cookie"] = header })
 end
 function response(status, headers, body)
   local set = headers["Set-Cookie"] or headers["set-cookie"]
-  if set and not cookie then cookie = set:match("^([^;]+)") end
+  if not set then return end
+  local name, value = set:match("^([^=;]+)=([^;]*)")
+  if not name then return end
+  cookies[name] = value
+  local parts = {}
+  for k, v in pairs(cookies) do parts[#parts + 1] = k .. "=" .. v end
+  header = table.concat(parts, "; ")
 end
 LUA
   START_PATH=$start wrk -t"$conns" -c"$conns" -d"$duration" --latency -s "$work/session.lua" "$url" 2>/dev/null \

@@ -34,6 +34,9 @@ cat > "$base/conf/server.xml" <<XML
 XML
 cp -r connectors/servlet/build/sample "$base/webapps/grid"
 cp -r connectors/servlet/build/sample "$base/webapps/memory"
+# The same application with the filter's near cache.
+cp -r connectors/servlet/build/sample "$base/webapps/cached"
+sed -i 's/${sessiongrid.nearCacheSize:0}/10000/' "$base/webapps/cached/WEB-INF/web.xml"
 # The same application without the filter: Tomcat's own sessions.
 python3 - "$base/webapps/memory/WEB-INF/web.xml" <<'PY'
 import re, sys
@@ -46,17 +49,23 @@ grid=$(printf '127.0.0.1:%s,' "${grid_resp[@]}"); grid=${grid%,}
 CATALINA_HOME=/usr/share/tomcat10 CATALINA_BASE="$base" JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 \
   CATALINA_OPTS="-Dsessiongrid.grid=$grid -Xmx512m" /usr/share/tomcat10/bin/catalina.sh run >"$work/tomcat.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/grid/id" >/dev/null && curl -sf "http://127.0.0.1:$port/memory/id" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do
+  curl -sf "http://127.0.0.1:$port/grid/id" >/dev/null && curl -sf "http://127.0.0.1:$port/memory/id" >/dev/null \
+    && curl -sf "http://127.0.0.1:$port/cached/id" >/dev/null && break
+  sleep 0.1
+done
 
 run() { # app path -> "req/s p99_ms"
   wrk_users "http://127.0.0.1:$port/$1$2" "/$1/counter" "$CONNECTIONS" "$DURATION"
 }
 # Warm both up (JIT), then measure.
-DURATION=3s run grid /counter >/dev/null; DURATION=3s run memory /counter >/dev/null
+for app in grid cached memory; do DURATION=3s run $app /counter >/dev/null; done
 echo "wrk -t$CONNECTIONS -c$CONNECTIONS -d$DURATION ($CONNECTIONS users), one Tomcat 10, grid of 3 nodes (replicas 2)"
-printf '%-9s %14s %10s %14s %10s %8s\n' path memory_req/s p99_ms grid_req/s p99_ms ratio
+printf '%-9s %12s %8s %12s %8s %6s %12s %8s %6s\n' path memory_req/s p99_ms grid_req/s p99_ms ratio cached_req/s p99_ms ratio
 for path in /counter /whoami; do
   read -r mr mp < <(run memory "$path")
   read -r gr gp < <(run grid "$path")
-  printf '%-9s %14.0f %10.2f %14.0f %10.2f %8.2f\n' "$path" "$mr" "$mp" "$gr" "$gp" "$(awk "BEGIN {print $gr / $mr}")"
+  read -r cr cp < <(run cached "$path")
+  printf '%-9s %12.0f %8.2f %12.0f %8.2f %6.2f %12.0f %8.2f %6.2f\n' "$path" "$mr" "$mp" "$gr" "$gp" \
+    "$(awk "BEGIN {print $gr / $mr}")" "$cr" "$cp" "$(awk "BEGIN {print $cr / $mr}")"
 done

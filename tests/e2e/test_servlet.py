@@ -7,12 +7,17 @@ Applications deployed on both instances:
   /shop, /blog  group "shop", login policy evict-oldest, MAX 1 (they share sessions)
   /bank         group "bank", login policy reject, MAX 1
   /sso          group "shop", cookieDomain shop.test (single log-on across host names)
+  /secure       group "secure", container (BASIC) logins
+  /cached       group "cached", with the near cache (copies kept up to a minute, so only the
+                version cookie and the grid's events keep them fresh)
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import socket
+import urllib.request
 import subprocess
 import threading
 import time
@@ -33,6 +38,8 @@ APPS = {
     "sso": {"group": "shop", "loginPolicy": "allow", "maxSessionsPerUser": "0", "cookieDomain": "shop.test"},
     "secure": {"group": "secure", "loginPolicy": "allow", "maxSessionsPerUser": "0", "cookieDomain": "",
                "containerAuth": True},
+    "cached": {"group": "cached", "loginPolicy": "evict-oldest", "maxSessionsPerUser": "1", "cookieDomain": "",
+               "nearCacheSize": "1000", "nearCacheMillis": "60000"},
 }
 
 
@@ -238,8 +245,74 @@ def test_an_attribute_that_cannot_be_read_is_dropped_and_the_request_goes_on(set
     assert "could not be read and was dropped" in setup.b.log_text()
 
 
+def grid_reads(setup) -> float:
+    """SESSION.GET commands the grid's nodes have served, in total."""
+    total = 0.0
+    for node in setup.cluster.live():
+        with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        total += sum(float(m.group(1)) for m in
+                     re.finditer(r'^sessiongrid_commands_total\{[^}]*command="session.get"[^}]*\} (\S+)$', text, re.M))
+    return total
+
+
+def eventually(check, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def test_the_near_cache_serves_reads_and_every_request_sees_the_users_own_writes(setup):
+    browser = Browser()
+    for n in range(1, 13):
+        assert browser.text(setup.tomcats[n % 2], "/cached/counter") == f"counter={n}"
+    browser.text(setup.a, "/cached/cart/add?item=fig")
+    assert browser.text(setup.b, "/cached/cart") == "cart=fig"
+    # Each instance reads the session from the grid at most once more; the rest are cache hits.
+    before = grid_reads(setup)
+    for n in range(20):
+        assert browser.text(setup.tomcats[n % 2], "/cached/cart") == "cart=fig"
+    assert grid_reads(setup) - before <= 2
+    # The browser carries the version its last write made; an instance whose copy is older
+    # (its event not in yet) reads the grid instead of serving the copy.
+    version = setup.grid().execute_command("SESSION.GET", browser.session_id(), "NOTOUCH")["version"]
+    assert browser.cookies["SGSESSIONID_V"][0] == str(version)
+    browser.cookies["SGSESSIONID_V"] = (str(version + 1), "localhost")
+    before = grid_reads(setup)
+    assert browser.text(setup.a, "/cached/cart") == "cart=fig"
+    assert grid_reads(setup) - before == 1
+    browser.cookies["SGSESSIONID_V"] = (str(version), "localhost")
+    # A login and a logout on one instance are seen at once on the other.
+    browser.text(setup.a, "/cached/login?user=uma")
+    assert browser.text(setup.b, "/cached/whoami") == "user=uma"
+    assert browser.text(setup.a, "/cached/counter") == "counter=13", "attributes moved with the new id"
+    browser.text(setup.b, "/cached/logout")
+    assert browser.text(setup.a, "/cached/whoami") == "user="
+
+
+def test_the_near_cache_drops_what_changed_elsewhere(setup):
+    browser = Browser()
+    browser.text(setup.a, "/cached/login?user=vera")
+    assert browser.text(setup.b, "/cached/whoami") == "user=vera"
+    assert browser.text(setup.a, "/cached/whoami") == "user=vera"  # both instances hold a copy
+    # Another language writes an attribute: the event drops the copies (they would otherwise
+    # be good for a minute).
+    grid = setup.grid()
+    grid.execute_command("SESSION.SET", browser.session_id(), "greeting", "json", '"hi from python"')
+    for t in setup.tomcats:
+        assert eventually(lambda: browser.text(t, "/cached/get?name=greeting") == "greeting=hi from python")
+    # A forced logout ends the session for both instances.
+    assert grid.execute_command("SESSION.KICKUSER", "vera") == 1
+    for t in setup.tomcats:
+        assert eventually(lambda: browser.text(t, "/cached/whoami") == "user=")
+
+
 def test_a_grid_node_killed_mid_run_loses_no_session_or_attribute(setup):
     browsers = [Browser() for _ in range(4)]
+    apps = ["/shop", "/cached", "/shop", "/cached"]
     counts = [0] * len(browsers)
     errors: list[str] = []
     stop = threading.Event()
@@ -248,7 +321,7 @@ def test_a_grid_node_killed_mid_run_loses_no_session_or_attribute(setup):
         for n in itertools.count():
             if stop.is_set():
                 return
-            status, body = browsers[i].get(setup.tomcats[n % 2], "/shop/counter")
+            status, body = browsers[i].get(setup.tomcats[n % 2], apps[i] + "/counter")
             if status != 200:
                 errors.append(f"{status} {body[:200]}")
                 continue
@@ -270,6 +343,6 @@ def test_a_grid_node_killed_mid_run_loses_no_session_or_attribute(setup):
     assert errors == []
     assert all(c > 5 for c in counts), counts
     for i, b in enumerate(browsers):
-        assert b.text(setup.a, "/shop/counter") == f"counter={counts[i] + 1}"
+        assert b.text(setup.a, apps[i] + "/counter") == f"counter={counts[i] + 1}"
     victim._spawn()
     setup.cluster.wait_settled(timeout=60)

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -17,6 +18,15 @@ final class Grid {
     /** A session as {@code SESSION.GET} returns it. */
     record Data(String id, String group, long created, long lastAccess, long idleSeconds,
                 long expiresAt, String principal, long version, Map<String, Attr> attrs) {
+        /** This session after {@code SESSION.SET} of {@code sets} answered {@code version}. */
+        Data written(Map<String, Attr> sets, long version) {
+            Map<String, Attr> next = new LinkedHashMap<>(attrs);
+            for (Map.Entry<String, Attr> s : sets.entrySet()) {
+                next.put(s.getKey(), new Attr(s.getValue().tag(), s.getValue().value(), version));
+            }
+            return new Data(id, group, created, System.currentTimeMillis(), idleSeconds, expiresAt, principal,
+                    version, Collections.unmodifiableMap(next));
+        }
     }
 
     /** A refused login (policy {@code reject}). */

@@ -16,6 +16,8 @@ final class GridRequest extends HttpServletRequestWrapper {
     private final SessionGridFilter.Settings settings;
     private final HttpServletResponse response;
     private final String requestedId;
+    /** The session version the browser last saw (0 if it does not say). */
+    private final long requestedVersion;
     private GridSession session;
     private boolean looked;
 
@@ -24,6 +26,15 @@ final class GridRequest extends HttpServletRequestWrapper {
         this.settings = settings;
         this.response = response;
         this.requestedId = cookie(request, settings.cookieName);
+        this.requestedVersion = version(cookie(request, settings.versionCookieName()));
+    }
+
+    private static long version(String cookie) {
+        try {
+            return cookie == null ? 0 : Long.parseLong(cookie);
+        } catch (NumberFormatException e) {
+            return Long.MAX_VALUE; // unreadable: never trust a cached copy
+        }
     }
 
     private static String cookie(HttpServletRequest request, String name) {
@@ -61,10 +72,10 @@ final class GridRequest extends HttpServletRequestWrapper {
         try {
             if (!looked && requestedId != null) {
                 looked = true;
-                Grid.Data data = settings.grid.get(requestedId, settings.app, true);
+                Grid.Data data = load(requestedId);
                 // A session of another group is not this application's to see.
                 if (data != null && settings.group.equals(data.group())) {
-                    session = new GridSession(settings, getServletContext(), data, false);
+                    session = new GridSession(settings, getServletContext(), response, data, false, requestedVersion);
                     return session;
                 }
             }
@@ -77,7 +88,10 @@ final class GridRequest extends HttpServletRequestWrapper {
             if (data == null) {
                 throw new IllegalStateException("the grid lost a session it had just created");
             }
-            session = new GridSession(settings, getServletContext(), data, true);
+            if (settings.nearCache != null) {
+                settings.nearCache.put(data);
+            }
+            session = new GridSession(settings, getServletContext(), response, data, true, requestedVersion);
             settings.setCookie(response, id);
             for (HttpSessionListener l : settings.sessionListeners) {
                 l.sessionCreated(new HttpSessionEvent(session));
@@ -86,6 +100,32 @@ final class GridRequest extends HttpServletRequestWrapper {
         } catch (IOException e) {
             throw new UncheckedIOException("the session grid is unreachable", e);
         }
+    }
+
+    /** The session from the near cache if it has a fresh enough copy, else from the grid. */
+    private Grid.Data load(String id) throws IOException {
+        NearCache cache = settings.nearCache;
+        if (cache == null) {
+            return settings.grid.get(id, settings.app, true);
+        }
+        Grid.Data cached = cache.get(id, requestedVersion);
+        if (cached == null) {
+            Grid.Data data = settings.grid.get(id, settings.app, true);
+            if (data != null) {
+                cache.put(data);
+            }
+            return data;
+        }
+        if (cache.touchDue(id)) {
+            settings.touches.execute(() -> {
+                try {
+                    settings.grid.touch(id, null);
+                } catch (IOException | RuntimeException e) {
+                    cache.remove(id); // ended or unreachable: the next request asks the grid
+                }
+            });
+        }
+        return cached;
     }
 
     @Override

@@ -20,6 +20,7 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 import jakarta.servlet.ServletContext;
+import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpSession;
 import jakarta.servlet.http.HttpSessionAttributeListener;
 import jakarta.servlet.http.HttpSessionBindingEvent;
@@ -53,13 +54,24 @@ final class GridSession implements HttpSession {
     /** Attributes set (value) or removed ({@link #REMOVED}) and not yet written. */
     private final Map<String, Object> changed = new LinkedHashMap<>();
     private Long newIdleSeconds;
+    private final HttpServletResponse response;
+    /** The version the browser's version cookie holds (near cache only). */
+    private long cookieVersion;
+    /** The version this request found. */
+    private final long loadedVersion;
+    /** Something other than an attribute write changed the session (a login, a rotation). */
+    private boolean changedElsewhere;
 
-    GridSession(SessionGridFilter.Settings settings, ServletContext context, Grid.Data data, boolean isNew) {
+    GridSession(SessionGridFilter.Settings settings, ServletContext context, HttpServletResponse response,
+                Grid.Data data, boolean isNew, long cookieVersion) {
         this.settings = settings;
         this.context = context;
+        this.response = response;
         this.data = data;
         this.id = data.id();
         this.isNew = isNew;
+        this.cookieVersion = cookieVersion;
+        this.loadedVersion = data.version();
     }
 
     private void checkValid() {
@@ -69,7 +81,20 @@ final class GridSession implements HttpSession {
     }
 
     void renamed(String newId) {
+        forget();
         this.id = newId;
+        changedElsewhere = true;
+    }
+
+    /** A login or logout changed the session in the grid; the near cache must read it again. */
+    void changedElsewhere() {
+        changedElsewhere = true;
+    }
+
+    private void forget() {
+        if (settings.nearCache != null) {
+            settings.nearCache.remove(id);
+        }
     }
 
     boolean isValid() {
@@ -275,6 +300,7 @@ final class GridSession implements HttpSession {
         }
         valid = false;
         changed.clear();
+        forget();
         for (HttpSessionListener l : settings.sessionListeners) {
             l.sessionDestroyed(new HttpSessionEvent(this));
         }
@@ -308,13 +334,40 @@ final class GridSession implements HttpSession {
         if (!valid) {
             return;
         }
+        NearCache cache = settings.nearCache;
         if (newIdleSeconds != null) {
             settings.grid.touch(id, newIdleSeconds);
             newIdleSeconds = null;
+            changedElsewhere = true;
         }
-        if (changed.isEmpty()) {
+        if (!changed.isEmpty()) {
+            write(cache);
+        }
+        if (cache == null) {
             return;
         }
+        if (changedElsewhere) {
+            // The new version is not known here: read it, so the cache and the cookie have it.
+            Grid.Data fresh = settings.grid.get(id, settings.app, false);
+            changedElsewhere = false;
+            if (fresh == null) {
+                valid = false;
+                forget();
+                return;
+            }
+            data = fresh;
+            cache.put(fresh);
+        }
+        // The browser learns the version this request made, so that its next request, on any
+        // server, never accepts an older cached copy. (No server has a copy of a new session.)
+        long version = data.version();
+        if (!isNew && version != loadedVersion && version != cookieVersion && !response.isCommitted()) {
+            settings.setVersionCookie(response, version);
+            cookieVersion = version;
+        }
+    }
+
+    private void write(NearCache cache) throws IOException {
         Map<String, Grid.Attr> sets = new LinkedHashMap<>();
         Set<String> removes = new LinkedHashSet<>();
         for (Map.Entry<String, Object> e : changed.entrySet()) {
@@ -325,12 +378,23 @@ final class GridSession implements HttpSession {
             }
         }
         if (!sets.isEmpty()) {
-            long version = data.version();
+            long base = data.version();
+            long version = base;
             for (int attempt = 1; ; attempt++) {
                 try {
-                    if (settings.grid.set(id, version, sets) < 0) {
+                    long written = settings.grid.set(id, version, sets);
+                    if (written < 0) {
                         valid = false; // ended meanwhile (invalidated, evicted, expired)
+                        forget();
                         return;
+                    }
+                    if (version == base) {
+                        if (cache != null) {
+                            cache.written(id, base, sets, written);
+                        }
+                        data = data.written(sets, written);
+                    } else {
+                        changedElsewhere = true; // merged over another request's changes
                     }
                     break;
                 } catch (Grid.Conflict conflict) {
@@ -340,6 +404,7 @@ final class GridSession implements HttpSession {
                     Grid.Data fresh = settings.grid.get(id, settings.app, false);
                     if (fresh == null) {
                         valid = false;
+                        forget();
                         return;
                     }
                     LOG.fine(() -> "session changed by a concurrent request; this request's attributes win");
@@ -349,6 +414,7 @@ final class GridSession implements HttpSession {
         }
         if (!removes.isEmpty()) {
             settings.grid.del(id, removes);
+            changedElsewhere = true;
         }
         changed.clear();
     }

@@ -113,6 +113,47 @@ final class RespClient implements Closeable {
         throw new IOException("no grid address answers " + addresses, last);
     }
 
+    /** A connection subscribed to {@code channel}; {@link Subscription#next()} blocks for a message. */
+    Subscription subscribe(String channel) throws IOException {
+        Connection c = borrow();
+        try {
+            Object reply = c.call("SUBSCRIBE", channel);
+            if (reply instanceof GridError e) {
+                throw new IOException("the grid refused the subscription: " + e.getMessage());
+            }
+            c.socket.setSoTimeout(0); // messages come when they come
+        } catch (IOException | RuntimeException e) {
+            c.close();
+            throw e;
+        }
+        return new Subscription(c);
+    }
+
+    /** A subscribed connection. */
+    final class Subscription implements Closeable {
+        private final Connection connection;
+
+        private Subscription(Connection connection) {
+            this.connection = connection;
+        }
+
+        /** The next message's payload; other pushes (subscription confirmations) are skipped. */
+        byte[] next() throws IOException {
+            while (true) {
+                Object push = connection.read();
+                if (push instanceof List<?> parts && parts.size() == 3 && parts.get(2) instanceof byte[] payload
+                        && parts.get(0) instanceof byte[] kind && "message".equals(new String(kind, StandardCharsets.UTF_8))) {
+                    return payload;
+                }
+            }
+        }
+
+        @Override
+        public void close() {
+            connection.close();
+        }
+    }
+
     private void release(Connection c) {
         if (closed || !idle.offer(c)) {
             c.close();

@@ -8,6 +8,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import java.util.regex.Matcher;
@@ -56,6 +60,11 @@ public final class SessionGridFilter implements Filter {
         final List<String> privateNames = new ArrayList<>();
         final List<HttpSessionListener> sessionListeners = new ArrayList<>();
         final List<HttpSessionAttributeListener> attributeListeners = new ArrayList<>();
+        /** Recently read sessions (nearCacheSize &gt; 0), kept fresh by the grid's events. */
+        NearCache nearCache;
+        EventFeed eventFeed;
+        /** Tells the grid, off the requests' threads, that cached sessions were used. */
+        ExecutorService touches;
 
         boolean isPrivate(String name) {
             for (String p : privateNames) {
@@ -66,16 +75,25 @@ public final class SessionGridFilter implements Filter {
             return false;
         }
 
+        /** The cookie that carries the session version the browser last saw. */
+        String versionCookieName() {
+            return cookieName + "_V";
+        }
+
         void clearCookie(HttpServletResponse response) {
-            cookie(response, "", "; Max-Age=0");
+            cookie(response, cookieName, "", "; Max-Age=0");
         }
 
         void setCookie(HttpServletResponse response, String id) {
-            cookie(response, id, "");
+            cookie(response, cookieName, id, "");
         }
 
-        private void cookie(HttpServletResponse response, String value, String extra) {
-            StringBuilder c = new StringBuilder(cookieName).append('=').append(value).append(extra);
+        void setVersionCookie(HttpServletResponse response, long version) {
+            cookie(response, versionCookieName(), Long.toString(version), "");
+        }
+
+        private void cookie(HttpServletResponse response, String name, String value, String extra) {
+            StringBuilder c = new StringBuilder(name).append('=').append(value).append(extra);
             c.append("; Path=").append(cookiePath).append("; HttpOnly");
             if (cookieDomain != null) {
                 c.append("; Domain=").append(cookieDomain);
@@ -175,6 +193,18 @@ public final class SessionGridFilter implements Filter {
             } catch (ReflectiveOperationException e) {
                 throw new ServletException("cannot create listener " + className, e);
             }
+        }
+        Long cacheSize = longParam(config, "nearCacheSize");
+        if (cacheSize != null && cacheSize > 0) {
+            Long maxAge = longParam(config, "nearCacheMillis");
+            s.nearCache = new NearCache(cacheSize.intValue(), maxAge == null ? 1000 : maxAge);
+            s.eventFeed = EventFeed.start(s.client, s.group, s.nearCache);
+            s.touches = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(4096),
+                    r -> {
+                        Thread t = new Thread(r, "sessiongrid-touch-" + s.app);
+                        t.setDaemon(true);
+                        return t;
+                    }, new ThreadPoolExecutor.DiscardPolicy());
         }
         settings = s;
         LOG.info(() -> "sessions of " + s.app + " (group " + s.group + ") live in the grid at " + addresses);
@@ -302,6 +332,7 @@ public final class SessionGridFilter implements Filter {
         if (principal.equals(s.principal())) {
             return;
         }
+        s.changedElsewhere();
         try {
             List<String> evicted = settings.grid.login(s.getId(), principal, settings.loginPolicy, settings.maxSessionsPerUser);
             if (evicted != null && !evicted.isEmpty()) {
@@ -315,6 +346,7 @@ public final class SessionGridFilter implements Filter {
     }
 
     void loggedOut(GridSession s) {
+        s.changedElsewhere();
         try {
             settings.grid.logout(s.getId());
         } catch (IOException e) {
@@ -325,6 +357,10 @@ public final class SessionGridFilter implements Filter {
     @Override
     public void destroy() {
         if (settings != null) {
+            if (settings.eventFeed != null) {
+                settings.eventFeed.stop();
+                settings.touches.shutdownNow();
+            }
             settings.client.close();
         }
     }

@@ -1,0 +1,119 @@
+package org.sessiongrid.servlet;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Sessions this application read recently, kept so that a request can skip the grid.
+ *
+ * <p>A cached session is used only if it is no older than {@code maxAgeMillis}, and at least as
+ * new as the version the browser last saw (the version cookie), so a user's requests always see
+ * their own writes, whichever server wrote them. Changes made elsewhere (another application,
+ * another language, a forced logout, an expiry) drop the copy when their event arrives
+ * ({@link EventFeed}); if an event is lost, {@code maxAgeMillis} bounds how long a copy can lag.
+ * A hit still tells the grid the session was used, at most once per touch interval, off the
+ * request's thread.
+ */
+final class NearCache {
+    /** A cached session, and when this server last told the grid it was used. */
+    private static final class Entry {
+        final Grid.Data data;
+        final long storedAt;
+        long touchedAt;
+
+        Entry(Grid.Data data, long now) {
+            this.data = data;
+            this.storedAt = now;
+            this.touchedAt = now;
+        }
+    }
+
+    private final int capacity;
+    private final long maxAgeMillis;
+    private final Map<String, Entry> entries;
+
+    NearCache(int capacity, long maxAgeMillis) {
+        this.capacity = capacity;
+        this.maxAgeMillis = maxAgeMillis;
+        this.entries = new LinkedHashMap<>(16, 0.75f, true) {
+            private static final long serialVersionUID = 1L;
+
+            @Override
+            protected boolean removeEldestEntry(Map.Entry<String, Entry> eldest) {
+                return size() > NearCache.this.capacity;
+            }
+        };
+    }
+
+    private static long now() {
+        return System.nanoTime() / 1_000_000;
+    }
+
+    /** The cached session if it is fresh and at least at {@code minVersion}, else null. */
+    synchronized Grid.Data get(String id, long minVersion) {
+        Entry e = entries.get(id);
+        if (e == null) {
+            return null;
+        }
+        if (now() - e.storedAt > maxAgeMillis || e.data.version() < minVersion) {
+            entries.remove(id);
+            return null;
+        }
+        return e.data;
+    }
+
+    /**
+     * True if the grid should hear that the session was used: the last word is older than the
+     * grid's own touch granularity (a second, or a twentieth of the idle timeout).
+     */
+    synchronized boolean touchDue(String id) {
+        Entry e = entries.get(id);
+        if (e == null) {
+            return false;
+        }
+        long interval = Math.min(1000, e.data.idleSeconds() * 1000 / 20);
+        long now = now();
+        if (now - e.touchedAt < interval) {
+            return false;
+        }
+        e.touchedAt = now;
+        return true;
+    }
+
+    synchronized void put(Grid.Data data) {
+        Entry old = entries.get(data.id());
+        if (old == null || old.data.version() <= data.version()) {
+            entries.put(data.id(), new Entry(data, now()));
+        }
+    }
+
+    /**
+     * This server wrote {@code sets} over version {@code base} of the cached session and the grid
+     * answered {@code version}: the cache holds the result, as exactly as the grid does.
+     */
+    synchronized void written(String id, long base, Map<String, Grid.Attr> sets, long version) {
+        Entry e = entries.get(id);
+        if (e == null || e.data.version() != base) {
+            entries.remove(id);
+            return;
+        }
+        entries.put(id, new Entry(e.data.written(sets, version), now()));
+    }
+
+    /** An event says version {@code version} of the session exists, or that it ended. */
+    synchronized void changed(String id, long version, boolean ended) {
+        Entry e = entries.get(id);
+        if (e != null && (ended || e.data.version() < version)) {
+            entries.remove(id);
+        }
+    }
+
+    synchronized void remove(String id) {
+        entries.remove(id);
+    }
+
+    /** Forgets everything: events may have been missed. */
+    synchronized void clear() {
+        entries.clear();
+    }
+}
