@@ -30,6 +30,9 @@ cargo build --release --quiet -p sessiongrid-simulations --bin sim || failed=1
 "$target_dir/release/sim" seeds "${SIM_SEEDS:-300}" deny > /tmp/sessiongrid-sim-deny.log \
   && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-deny.log) seeds with when_split=deny passed, 0 failed" \
   || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-deny.log | head -40; }
+"$target_dir/release/sim" seeds "${SIM_SEEDS:-300}" deny 2 > /tmp/sessiongrid-sim-deny2.log \
+  && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-deny2.log) seeds with when_split=deny and two nodes cut off passed, 0 failed" \
+  || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-deny2.log | head -40; }
 "$target_dir/release/sim" scale 100 || failed=1
 
 step "end-to-end tests (real node processes, redis-server, redis-cli, redis-py)"

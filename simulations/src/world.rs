@@ -498,13 +498,7 @@ impl World {
             self.last_success = self.now;
         }
         match (f.kind, result) {
-            (Kind::Read, Ok(Reply::Bulk(v))) => {
-                self.checker.read(self.now, &f.key, Some(v));
-                if !self.checker.violations.is_empty() && self.debug.dump {
-                    self.dump(&f.key);
-                    panic!("stop");
-                }
-            }
+            (Kind::Read, Ok(Reply::Bulk(v))) => self.checker.read(self.now, &f.key, Some(v)),
             (Kind::Read, Ok(Reply::Nil)) => self.checker.read(self.now, &f.key, None),
             (Kind::Read, Ok(other)) => {
                 self.checker.violations.push(format!("GET {:?} answered {other:?}", f.key))
@@ -512,6 +506,10 @@ impl World {
             (Kind::Read, Err(_)) => self.checker.failed_read(),
             (Kind::Write(v), Ok(_)) => self.checker.write(&f.key, v, WriteStatus::Acked),
             (Kind::Write(v), Err(_)) => self.checker.write(&f.key, v, WriteStatus::Indeterminate),
+        }
+        if !self.checker.violations.is_empty() && self.debug.dump {
+            self.dump(&f.key);
+            panic!("stop at the first violation (SIM_DUMP)");
         }
         if self.clients_running {
             let think = self.rng.random_range(1..20);

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 use crate::config::{ClusterConfig, SplitPolicy};
 use crate::msg::{Intent, Msg};
 use crate::placement::NodeId;
-use crate::topology::Topology;
+use crate::topology::{Epoch, Topology};
 
 pub type Outbox = Vec<(NodeId, Msg)>;
 
@@ -69,8 +69,12 @@ pub struct Membership {
     /// The highest epoch any peer mentioned: a coordinator behind it fetches that topology
     /// before publishing, so epochs never go backwards.
     newest_epoch_seen: u64,
-    /// Coordinator: the newest echo each member returned, for the majority lease of `Deny`.
+    /// Coordinator: the newest echo each member returned in the current epoch, for the
+    /// majority lease of `Deny`.
     echoes: BTreeMap<NodeId, u64>,
+    /// Coordinator under `Deny`: members whose ping came while it had no lease to vouch with
+    /// (`sent_at`, epoch), answered once it has one.
+    ungranted: BTreeMap<NodeId, (u64, Epoch)>,
     last_tick: Option<u64>,
     next_ping: u64,
     next_hello: u64,
@@ -110,6 +114,7 @@ impl Membership {
             lease_until: 0,
             newest_epoch_seen: 0,
             echoes: BTreeMap::new(),
+            ungranted: BTreeMap::new(),
             last_tick: None,
             next_ping: now,
             next_hello: now,
@@ -355,10 +360,15 @@ impl Membership {
             Msg::Ping { sent_at, epoch, intent } => {
                 self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
                 let mine = self.epoch();
-                let mut member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
+                let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
+                let mut vouch = member;
                 if self.cfg.split == SplitPolicy::Deny && self.is_coordinator() {
-                    // A coordinator without its majority lease cannot vouch for anyone.
-                    member &= self.lease_valid(now);
+                    // A coordinator without its majority lease cannot vouch for anyone; it
+                    // answers again once it has one.
+                    vouch &= self.lease_valid(now);
+                    if member && !vouch && from != self.me {
+                        self.ungranted.insert(from, (sent_at, epoch));
+                    }
                 }
                 if self.is_coordinator() && member && from != self.me {
                     let changed = if intent == Intent::Stay {
@@ -379,7 +389,7 @@ impl Membership {
                         echo: sent_at,
                         epoch: mine,
                         coordinator: self.coordinator().unwrap_or(0),
-                        member,
+                        member: vouch,
                     },
                 ));
                 if epoch > mine {
@@ -407,9 +417,18 @@ impl Membership {
                 if epoch > mine {
                     out.push((from, Msg::TopologyPull));
                 } else if confirms && self.is_coordinator() && self.cfg.split == SplitPolicy::Deny {
-                    let newest = self.echoes.entry(from).or_insert(0);
-                    *newest = (*newest).max(echo);
-                    self.lease_until = self.majority_lease();
+                    // Only a member that has this epoch confirms it: a coordinator cut off
+                    // right after publishing must not serve (or let anyone serve) a topology
+                    // the majority never saw.
+                    if epoch == mine {
+                        let had_lease = self.lease_valid(now);
+                        let newest = self.echoes.entry(from).or_insert(0);
+                        *newest = (*newest).max(echo);
+                        self.lease_until = self.majority_lease();
+                        if !had_lease && self.lease_valid(now) {
+                            self.grant_waiting(mine, out);
+                        }
+                    }
                 } else if confirms {
                     self.extend_lease(echo);
                 }
@@ -477,6 +496,17 @@ impl Membership {
             .collect();
         echoes.sort_unstable_by(|a, b| b.cmp(a));
         echoes.get(needed - 1).map_or(0, |e| e.saturating_add(self.cfg.lease_ms))
+    }
+
+    /// Answers the pings that came while this coordinator had no lease to vouch with.
+    fn grant_waiting(&mut self, epoch: Epoch, out: &mut Outbox) {
+        for (m, (sent_at, their_epoch)) in std::mem::take(&mut self.ungranted) {
+            let member = self.topology.as_ref().is_some_and(|t| t.is_member(m));
+            if member && their_epoch == epoch {
+                let pong = Msg::Pong { echo: sent_at, epoch, coordinator: self.me, member: true };
+                out.push((m, pong));
+            }
+        }
     }
 
     fn extend_lease(&mut self, echo: u64) {
@@ -561,6 +591,12 @@ impl Membership {
         self.joiners.clear();
         self.dirty = false;
         self.set(now, next.clone());
+        if self.cfg.split == SplitPolicy::Deny {
+            // The new epoch counts once a majority has it (their pongs in it).
+            self.echoes.clear();
+            self.ungranted.clear();
+            self.lease_until = self.majority_lease();
+        }
         for &m in next.members.iter().filter(|m| **m != self.me) {
             out.push((m, Msg::TopologyPush(next.clone())));
         }
@@ -573,6 +609,13 @@ impl Membership {
             return None;
         }
         debug!(epoch = t.epoch, coordinator = t.coordinator, "adopting topology");
+        if self.cfg.split == SplitPolicy::Deny && self.epoch() != t.epoch {
+            // Serve this epoch only once its coordinator, holding a majority that has it,
+            // vouches for this node in it.
+            self.lease_until = 0;
+            self.echoes.clear();
+            self.ungranted.clear();
+        }
         self.set(now, t.clone());
         if self.rejoining.is_some() {
             return None; // acted on once the rejoin is over

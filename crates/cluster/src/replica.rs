@@ -74,6 +74,21 @@ struct Follower {
     told: u64,
 }
 
+impl Follower {
+    fn new(owner: bool) -> Follower {
+        Follower {
+            owner,
+            in_sync: owner,
+            acked: None,
+            sent: None,
+            sent_at: 0,
+            synced_at: 0,
+            snapshot: None,
+            told: 0,
+        }
+    }
+}
+
 struct OutgoingSnapshot {
     id: u64,
     as_of: LogPos,
@@ -202,16 +217,13 @@ impl<S: PartitionStore> Replica<S> {
                 let prev = self.pos;
                 for &n in a.owners.iter().chain(&a.target).filter(|n| **n != self.me) {
                     let owner = a.owners.contains(&n);
-                    let f = self.followers.entry(n).or_insert_with(|| Follower {
-                        owner,
-                        in_sync: owner,
-                        acked: None,
-                        sent: None,
-                        sent_at: 0,
-                        synced_at: 0,
-                        snapshot: None,
-                        told: 0,
-                    });
+                    let f = self.followers.entry(n).or_insert_with(|| Follower::new(owner));
+                    if f.owner && !owner {
+                        // An owner that is only a learner now left the partition in an epoch
+                        // this node did not see, and may have dropped its copy there: what it
+                        // acknowledged before says nothing; find out afresh.
+                        *f = Follower::new(false);
+                    }
                     f.owner = owner;
                     f.in_sync |= owner;
                     if f.acked.is_none() && f.snapshot.is_none() && f.sent_at == 0 {
