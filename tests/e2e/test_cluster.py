@@ -7,8 +7,11 @@ lost. Measured unavailability is printed (run pytest with -s to see it).
 
 from __future__ import annotations
 
+import binascii
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -16,7 +19,7 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import GridProcess, grid_only, wait_until
+from conftest import SESSIONGRID_BIN, GridProcess, grid_only, wait_until
 from gridcluster import Cluster, info
 
 pytestmark = grid_only
@@ -248,3 +251,59 @@ def test_a_node_that_founds_a_cluster_serves_before_anyone_joins(pool):
     client = cluster.nodes[0].client()
     assert client.set("alone", "yes") is True
     assert client.get("alone") == b"yes"
+
+
+def test_partitions_whose_every_owner_is_lost_wait_until_an_operator_forgets_the_owners(pool):
+    """replicas 2 and two of three nodes killed at once: partitions held only by those two have
+    no copy left. They answer TRYAGAIN (they are not served empty) until `sessiongrid forget`
+    gives the lost nodes up; then they start empty, and every other key kept its value."""
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    survivor, *victims = cluster.nodes
+    client = survivor.client(socket_timeout=10)
+    keys = {f"f:{i}": f"v{i}" for i in range(300)}
+    for k, v in keys.items():
+        client.set(k, v)
+
+    def view() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{survivor.http_port}/api/v1/cluster", timeout=5) as r:
+            return json.loads(r.read())
+
+    ids = {v["id"] for v in view()["members"] if not v["self"]}
+    for v in victims:
+        v.sigkill()
+    # The two deaths may be noticed one publication apart: partitions that were on both then
+    # wait for whichever owner was listed last. Either way no live node holds them.
+    assert wait_until(lambda: len(view()["members"]) == 1 and view()["lost"], 30), view()
+    lost = set(view()["lost"])
+    assert lost <= ids
+    with urllib.request.urlopen(f"http://127.0.0.1:{survivor.http_port}/api/v1/partitions", timeout=5) as r:
+        table = json.loads(r.read())
+    gone = {p["partition"] for p in table if set(p["owners"]) <= lost}
+    assert view()["unowned_partitions"] == len(gone) > 0
+    lost_keys = {k for k in keys if binascii.crc_hqx(k.encode(), 0) % len(table) in gone}
+    assert lost_keys and len(lost_keys) < len(keys)
+    probe = sorted(lost_keys)[0]
+    with pytest.raises(redis.exceptions.TryAgainError, match="nodes that are gone"):
+        client.get(probe)
+    status = subprocess.run([SESSIONGRID_BIN, "status", "--http", f"127.0.0.1:{survivor.http_port}"],
+                            capture_output=True, text=True, timeout=60)
+    assert "partition(s) wait for them" in status.stdout and all(i in status.stdout for i in lost), status.stdout
+
+    refused = subprocess.run([SESSIONGRID_BIN, "forget", next(m["id"] for m in view()["members"]),
+                              "--http", f"127.0.0.1:{survivor.http_port}"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "drained, not forgotten" in refused.stderr
+    for node_id in sorted(lost):
+        out = subprocess.run([SESSIONGRID_BIN, "forget", node_id, "--http", f"127.0.0.1:{survivor.http_port}"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "forgotten" in out.stdout, out.stderr
+    assert wait_until(lambda: view()["unowned_partitions"] == 0 and view()["lost"] == [], 30), view()
+    cluster.wait_settled(timeout=30)
+    for k, v in keys.items():
+        got = client.get(k)
+        if k in lost_keys:
+            assert got is None, k
+        else:
+            assert got == v.encode(), k
+    client.set(probe, "again")
+    assert client.get(probe) == b"again"

@@ -60,6 +60,8 @@ pub struct Membership {
     leaving: BTreeSet<NodeId>,
     /// Coordinator: the lite ones among them.
     lite: BTreeSet<NodeId>,
+    /// Coordinator: lost nodes an operator gave up, taken out at the next publication.
+    forgotten: BTreeSet<NodeId>,
     /// This node wants to leave.
     want_leave: bool,
     /// Coordinator: learners reported in sync since the last publication.
@@ -108,6 +110,7 @@ impl Membership {
             joiners: BTreeSet::new(),
             leaving: BTreeSet::new(),
             lite: BTreeSet::new(),
+            forgotten: BTreeSet::new(),
             want_leave: false,
             synced: BTreeSet::new(),
             dirty: false,
@@ -143,6 +146,18 @@ impl Membership {
             (true, _) => Intent::Lite,
             (false, true) => Intent::Leave,
             (false, false) => Intent::Stay,
+        }
+    }
+
+    /// Gives up lost node `node` for good (an operator's decision): partitions that wait for it
+    /// start empty. Sent to the coordinator, which ignores a node that is not lost.
+    pub fn forget(&mut self, now: u64, node: NodeId, out: &mut Outbox) {
+        match self.coordinator() {
+            Some(c) if c == self.me => {
+                self.receive(now, self.me, Msg::Forget { node }, out);
+            }
+            Some(c) => out.push((c, Msg::Forget { node })),
+            None => {}
         }
     }
 
@@ -447,6 +462,14 @@ impl Membership {
                 }
                 None
             }
+            Msg::Forget { node } => {
+                let lost = self.topology.as_ref().is_some_and(|t| t.lost().contains(&node));
+                if self.is_coordinator() && lost && self.forgotten.insert(node) {
+                    warn!(node, "lost node forgotten: partitions only it held start empty");
+                    self.dirty = true;
+                }
+                None
+            }
             Msg::Synced { partition, node } => {
                 let learning = self.topology.as_ref().is_some_and(|t| {
                     t.assignment(partition).is_some_and(|a| a.learners().any(|n| n == node))
@@ -571,7 +594,12 @@ impl Membership {
         if self.cfg.lite {
             self.lite.insert(self.me);
         }
-        let mut next = t.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
+        let base = if self.forgotten.is_empty() {
+            t.clone()
+        } else {
+            Arc::new(t.without(&self.forgotten))
+        };
+        let mut next = base.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
         next.lite = self.lite.iter().copied().filter(|n| next.leaving.contains(n)).collect();
         if t.coordinator != self.me {
             // Taking over: jump past any epoch the predecessor may still publish before its
@@ -589,6 +617,7 @@ impl Membership {
         info!(epoch = next.epoch, members = next.members.len(), "publishing topology");
         self.synced.clear();
         self.joiners.clear();
+        self.forgotten.clear();
         self.dirty = false;
         self.set(now, next.clone());
         if self.cfg.split == SplitPolicy::Deny {

@@ -122,6 +122,10 @@ pub enum Msg {
     TopologyPush(Arc<Topology>),
     /// A member asks the coordinator to move its partitions elsewhere before it stops.
     Leave,
+    /// An operator gave up a lost node for good: partitions that wait for it start empty.
+    Forget {
+        node: NodeId,
+    },
     /// A primary tells the coordinator that a learner holds a complete copy.
     Synced {
         partition: PartitionId,

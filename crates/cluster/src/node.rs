@@ -117,6 +117,13 @@ impl<D: NodeStore> Node<D> {
         self.flush_outbox(outbox);
     }
 
+    /// Gives up lost node `node` for good; see [`Membership::forget`].
+    pub fn forget(&mut self, now: Now, node: NodeId) {
+        let mut outbox = Outbox::new();
+        self.membership.forget(now.mono, node, &mut outbox);
+        self.flush_outbox(outbox);
+    }
+
     /// True once this node holds nothing the cluster needs, or there is nobody left to take it
     /// (every other member is leaving too): it may stop.
     pub fn drained(&self) -> bool {

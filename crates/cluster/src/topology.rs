@@ -80,6 +80,36 @@ impl Topology {
             > (other.epoch, std::cmp::Reverse(other.coordinator))
     }
 
+    /// Nodes that are not members but still own partitions: lost with every copy of those
+    /// partitions that nobody else holds (sorted).
+    pub fn lost(&self) -> Vec<NodeId> {
+        let mut lost: Vec<NodeId> = self
+            .partitions
+            .iter()
+            .flat_map(|a| a.owners.iter().copied())
+            .filter(|n| !self.is_member(*n))
+            .collect();
+        lost.sort_unstable();
+        lost.dedup();
+        lost
+    }
+
+    /// Partitions none of whose owners is a member: they wait for one to come back.
+    pub fn unowned(&self) -> usize {
+        self.partitions.iter().filter(|a| !a.owners.iter().any(|o| self.is_member(*o))).count()
+    }
+
+    /// This table with `gone` (nodes that are not members) taken out of every assignment, so a
+    /// partition that only they held starts empty in the next table.
+    pub fn without(&self, gone: &BTreeSet<NodeId>) -> Topology {
+        let mut t = self.clone();
+        for a in &mut t.partitions {
+            a.owners.retain(|n| !gone.contains(n) || self.is_member(*n));
+            a.target.retain(|n| !gone.contains(n) || self.is_member(*n));
+        }
+        t
+    }
+
     /// True once `node` is leaving and holds no partition any more: it may stop.
     pub fn drained(&self, node: NodeId) -> bool {
         self.leaving.binary_search(&node).is_ok() && self.partitions.iter().all(|a| !a.holds(node))
@@ -202,6 +232,32 @@ mod tests {
             assert_eq!(new.owners, survivors, "survivors keep serving, in order");
             assert_eq!(new.handoff_from, None, "a dead primary has no lease to wait for");
         }
+    }
+
+    #[test]
+    fn a_partition_waits_for_its_lost_owners_until_they_are_forgotten() {
+        let (none, unsynced) = (BTreeSet::new(), BTreeSet::new());
+        let t1 = Topology::founded_by(1, 8);
+        let t2 = t1.next(1, &[1, 2, 3], &none, &unsynced, 2);
+        let t3 = t2.next(1, &[1, 2, 3], &none, &synced_all(&t2), 2);
+        // 2 and 3 die: partitions they both held wait for them.
+        let t4 = t3.next(1, &[1], &none, &unsynced, 2);
+        let waiting: Vec<usize> =
+            (0..8).filter(|&p| t3.partitions[p].owners.iter().all(|o| *o != 1)).collect();
+        assert!(!waiting.is_empty(), "some partition lived on 2 and 3 only: {t3:?}");
+        assert_eq!(t4.unowned(), waiting.len());
+        assert_eq!(t4.lost(), vec![2, 3]);
+        // Forgetting one of them is not enough; forgetting both starts those partitions empty.
+        let t5 = t4.without(&BTreeSet::from([2])).next(1, &[1], &none, &unsynced, 2);
+        assert_eq!(t5.unowned(), waiting.len());
+        let t6 = t5.without(&BTreeSet::from([3])).next(1, &[1], &none, &unsynced, 2);
+        assert_eq!(t6.unowned(), 0);
+        assert!(t6.lost().is_empty());
+        for p in waiting {
+            assert_eq!(t6.partitions[p].owners, vec![1]);
+        }
+        // A member is never taken out.
+        assert_eq!(t6.without(&BTreeSet::from([1])), t6);
     }
 
     #[test]

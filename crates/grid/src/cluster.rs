@@ -54,6 +54,10 @@ pub struct ClusterStatus {
     pub sessions_backup: u64,
     /// The most writes any follower of this node's primaries still lacks.
     pub replication_lag: u64,
+    /// Nodes that are gone but still own partitions (see `sessiongrid forget`).
+    pub lost: Vec<NodeId>,
+    /// Partitions none of whose owners is a member: unavailable until one comes back.
+    pub unowned: usize,
 }
 
 enum Command {
@@ -77,6 +81,8 @@ enum Command {
     Leave(oneshot::Sender<()>),
     /// Ask a node (this one or another) to drain.
     Drain(NodeId),
+    /// Give up a lost node for good.
+    Forget(NodeId),
     Stop,
 }
 
@@ -134,6 +140,11 @@ impl ClusterNode {
     /// Asks `node` (this one included) to hand its partitions over and stop.
     pub fn request_drain(&self, node: NodeId) -> Result<(), GridError> {
         self.send(Command::Drain(node))
+    }
+
+    /// Gives up lost node `node` for good: partitions only it held start empty.
+    pub fn forget(&self, node: NodeId) -> Result<(), GridError> {
+        self.send(Command::Forget(node))
     }
 
     /// Resolves when an operator asked this node to drain.
@@ -270,6 +281,7 @@ fn run(args: ClusterArgs, commands: Receiver<Command>, drain_requested: Arc<Noti
                     drain_requested.notify_one();
                 }
                 Command::Drain(target) => transport.send(target, Msg::Drain),
+                Command::Forget(lost) => node.forget(now, lost),
                 Command::Stop => break 'run,
             }
         }
@@ -322,6 +334,7 @@ fn publish_gauges(s: &ClusterStatus) {
     metrics::gauge!("sessiongrid_cluster_primaries").set(s.primaries as f64);
     metrics::gauge!("sessiongrid_cluster_copies").set(s.copies as f64);
     metrics::gauge!("sessiongrid_cluster_moving_partitions").set(s.moving as f64);
+    metrics::gauge!("sessiongrid_cluster_unowned_partitions").set(s.unowned as f64);
     metrics::gauge!("sessiongrid_cluster_serving").set(if s.lease { 1.0 } else { 0.0 });
     metrics::gauge!("sessiongrid_sessions_live", "copy" => "primary")
         .set(s.sessions_primary as f64);
@@ -359,6 +372,8 @@ fn status(node: &mut Node<DiskNode>, now: Now) -> ClusterStatus {
         primaries: t.partitions.iter().filter(|a| a.primary() == Some(me)).count(),
         copies: t.partitions.iter().filter(|a| a.owners.contains(&me)).count(),
         moving: t.partitions.iter().filter(|a| a.owners != a.target).count(),
+        lost: t.lost(),
+        unowned: t.unowned(),
         lease,
         topology: Some(t),
     }

@@ -36,9 +36,10 @@ impl GridError {
 
 fn refusal_text(r: &Refusal) -> String {
     match r {
-        Refusal::NotPrimary | Refusal::NoOwner => {
-            "the partition is changing owner, try again".into()
-        }
+        Refusal::NotPrimary => "the partition is changing owner, try again".into(),
+        Refusal::NoOwner => "every copy of this partition is on nodes that are gone: it waits for \
+             one of them to come back (`sessiongrid forget NODE` gives them up)"
+            .into(),
         Refusal::NotServing => "this node is not serving: a failover is in progress, or it is cut \
              off from most of the cluster (when_split = deny); try again"
             .into(),

@@ -118,6 +118,14 @@ impl Grid {
         }
     }
 
+    /// Gives up lost cluster node `node` for good: the partitions only it held start empty.
+    pub fn forget(&self, node: NodeId) -> Result<(), GridError> {
+        match &self.inner.mode {
+            Mode::Cluster(n) => n.forget(node),
+            Mode::Local { .. } => Err(GridError::NotInCluster),
+        }
+    }
+
     /// Resolves when an operator asked this node to drain (never on a single node).
     pub async fn drain_requested(&self) {
         match &self.inner.mode {

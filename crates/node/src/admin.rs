@@ -1,5 +1,5 @@
 //! Operator commands that talk to a running node's HTTP API: `status`, `sessions --user`,
-//! `kick --user`, `drain`. Each prints a table, or the API's JSON with `--json`.
+//! `kick --user`, `drain`, `forget`. Each prints a table, or the API's JSON with `--json`.
 
 use std::path::PathBuf;
 
@@ -31,6 +31,7 @@ pub enum AdminCommand {
     Sessions { user: String },
     Kick { user: String },
     Drain { node: String },
+    Forget { node: String },
 }
 
 struct Client {
@@ -81,7 +82,12 @@ pub async fn run(args: Target, command: AdminCommand) -> anyhow::Result<()> {
     let out = match &command {
         AdminCommand::Status => {
             let (_, cluster) = client.call("GET", "/cluster").await?;
-            let (_, stats) = client.call("GET", "/stats").await?;
+            // Session figures need every partition; the cluster's shape is worth showing
+            // without them (when partitions wait for lost nodes, say).
+            let stats = match client.call("GET", "/stats").await {
+                Ok((_, stats)) => stats,
+                Err(e) => serde_json::json!({ "error": e.to_string() }),
+            };
             if args.json {
                 serde_json::json!({ "cluster": cluster, "stats": stats }).to_string()
             } else {
@@ -115,6 +121,18 @@ pub async fn run(args: Target, command: AdminCommand) -> anyhow::Result<()> {
                 format!(
                     "node {} is handing its partitions over and will stop",
                     drained["draining"].as_str().unwrap_or(node)
+                )
+            }
+        }
+        AdminCommand::Forget { node } => {
+            let (_, forgotten) =
+                client.call("POST", &format!("/nodes/{}/forget", escape(node))).await?;
+            if args.json {
+                forgotten.to_string()
+            } else {
+                format!(
+                    "node {} is forgotten: partitions only it held start empty",
+                    forgotten["forgotten"].as_str().unwrap_or(node)
                 )
             }
         }
@@ -178,6 +196,17 @@ fn status_table(cluster: &Value, stats: &Value) -> String {
             m["copies"],
             state
         );
+    }
+    let lost: Vec<String> = cluster["lost"].as_array().into_iter().flatten().map(text).collect();
+    if !lost.is_empty() {
+        out += &format!(
+            "\nLOST {}: {} partition(s) wait for them (sessiongrid forget NODE gives them up)\n",
+            lost.join(" "),
+            cluster["unowned_partitions"]
+        );
+    }
+    if let Some(error) = stats["error"].as_str() {
+        return out + &format!("\nsessions: unknown ({error})");
     }
     out += &format!("\nsessions live: {}\n", stats["live"]);
     out += &format!("{:<18} {:>12} {:>12}\n", "EVENTS", "THIS NODE", "CLUSTER");

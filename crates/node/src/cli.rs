@@ -42,6 +42,13 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Give up a lost node for good: partitions only it held start empty (their data is lost).
+    Forget {
+        /// The lost node's id (16 hex digits, as `status` lists it).
+        node: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Load a grid from many clients over its Redis door; prints a summary table.
     Bench(crate::bench::BenchArgs),
     /// Hand a member's partitions over to the others; it then stops.

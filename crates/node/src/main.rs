@@ -1,7 +1,7 @@
 //! `sessiongrid`: the grid node binary.
 //!
 //! # Layout
-//! - [`admin`] — `status`, `sessions`, `kick`, `drain`: operator commands over a node's HTTP API.
+//! - [`admin`] — `status`, `sessions`, `kick`, `drain`, `forget`: operator commands over a node's HTTP API.
 //! - [`bench`] — `sessiongrid bench`: load from many clients, progress bars, a summary table.
 //! - [`cli`] — command-line flags and how they layer over the TOML file and `SESSIONGRID_*` env.
 //! - [`dev_cluster`] — `sessiongrid dev-cluster`: N nodes on loopback in one command.
@@ -32,6 +32,9 @@ fn main() -> anyhow::Result<()> {
         }
         cli::Command::Kick { user, target } => {
             runtime.block_on(admin::run(target, AdminCommand::Kick { user }))
+        }
+        cli::Command::Forget { node, target } => {
+            runtime.block_on(admin::run(target, AdminCommand::Forget { node }))
         }
         cli::Command::Bench(args) => runtime.block_on(bench::run(args)),
         cli::Command::Drain { node, target } => {

@@ -1,5 +1,5 @@
-//! `/api/v1` for operators: the cluster as this node sees it, the partition table, and draining
-//! a node.
+//! `/api/v1` for operators: the cluster as this node sees it, the partition table, draining a
+//! node, and forgetting a lost one.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,6 +16,7 @@ pub fn routes() -> Router<HttpContext> {
         .route("/cluster", get(cluster))
         .route("/partitions", get(partitions))
         .route("/nodes/{id}/drain", post(drain))
+        .route("/nodes/{id}/forget", post(forget))
 }
 
 fn hex(id: u64) -> String {
@@ -36,6 +37,8 @@ async fn cluster(State(cx): State<HttpContext>) -> Response {
             "coordinator": hex(0),
             "serving": true,
             "moving_partitions": 0,
+            "unowned_partitions": 0,
+            "lost": [],
             "partitions": partitions,
             "members": [{"id": hex(0), "primaries": partitions, "copies": partitions,
                          "sessions_primary": live, "sessions_backup": 0,
@@ -89,6 +92,8 @@ async fn cluster(State(cx): State<HttpContext>) -> Response {
         "coordinator": hex(status.coordinator),
         "serving": status.lease,
         "moving_partitions": status.moving,
+        "unowned_partitions": status.unowned,
+        "lost": status.lost.iter().map(|n| hex(*n)).collect::<Vec<_>>(),
         "partitions": partitions,
         "members": members,
     }))
@@ -135,6 +140,34 @@ async fn drain(State(cx): State<HttpContext>, Path(id): Path<String>) -> Respons
     }
     match grid.request_drain(node) {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "draining": hex(node) }))).into_response(),
+        Err(e) => {
+            let body = json::error("try_again", &e.to_string());
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+        }
+    }
+}
+
+/// Gives up a lost node for good: the partitions only it held start empty (their data is gone).
+async fn forget(State(cx): State<HttpContext>, Path(id): Path<String>) -> Response {
+    let grid = cx.sessions.grid();
+    let Ok(node) = u64::from_str_radix(id.trim_start_matches("0x"), 16) else {
+        let body = json::error("bad_request", "a node id is 16 hex digits");
+        return (StatusCode::BAD_REQUEST, body).into_response();
+    };
+    let Some(status) = grid.cluster_status().await else {
+        let body = json::error("bad_request", "a single node has no other node to forget");
+        return (StatusCode::BAD_REQUEST, body).into_response();
+    };
+    if status.members.contains(&node) {
+        let body = json::error("conflict", "a live member is drained, not forgotten");
+        return (StatusCode::CONFLICT, body).into_response();
+    }
+    if !status.lost.contains(&node) {
+        let body = json::error("not_found", "no lost node with that id owns a partition");
+        return (StatusCode::NOT_FOUND, body).into_response();
+    }
+    match grid.forget(node) {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "forgotten": hex(node) }))).into_response(),
         Err(e) => {
             let body = json::error("try_again", &e.to_string());
             (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
