@@ -167,3 +167,22 @@ def test_the_dashboard_shows_the_cluster_moves_under_load_and_logs_a_user_out(po
     (ARTIFACTS / "dashboard.png").write_bytes(base64.b64decode(shot))
     browser.eval("1")  # collect events that arrived meanwhile
     assert browser.problems == [], browser.problems
+
+    # Two of three nodes die at once: the partitions only they held wait for them, the page
+    # lists them as lost, and "Forget" gives them up.
+    for node in nodes[1:]:
+        node.sigkill()
+    assert browser.wait_for("document.querySelectorAll('#members tr[data-lost]').length >= 1", 30), \
+        browser.eval("document.getElementById('members').innerText")
+    assert browser.eval("document.querySelector('#members tr[data-lost] .badge').textContent") == "lost"
+    for _ in range(3):  # one click per lost node, each once the page shows it gone
+        lost = browser.eval("document.querySelector('#members tr[data-lost]')?.dataset.lost ?? ''")
+        if not lost:
+            break
+        browser.eval(f"document.querySelector('#members tr[data-lost=\"{lost}\"] button').click()")
+        assert browser.wait_for(f"!document.querySelector('#members tr[data-lost=\"{lost}\"]')", 30)
+    assert browser.wait_for("document.querySelectorAll('#members tr[data-lost]').length === 0"
+                            " && document.querySelectorAll('#members tr').length === 1", 30), \
+        browser.eval("document.getElementById('members').innerText")
+    with urllib.request.urlopen(f"http://127.0.0.1:{nodes[0].http_port}/api/v1/cluster", timeout=5) as r:
+        assert json.loads(r.read())["unowned_partitions"] == 0
