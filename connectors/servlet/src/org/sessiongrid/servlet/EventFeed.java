@@ -3,7 +3,6 @@ package org.sessiongrid.servlet;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
-import java.util.Set;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -14,7 +13,6 @@ import java.util.logging.Logger;
  */
 final class EventFeed implements Runnable {
     private static final Logger LOG = Logger.getLogger(EventFeed.class.getName());
-    private static final Set<String> ENDINGS = Set.of("expired", "invalidated", "rotated", "evicted", "kicked");
     private static final long RETRY_MILLIS = 500;
 
     private final RespClient client;
@@ -42,13 +40,13 @@ final class EventFeed implements Runnable {
         while (!stopped) {
             try (RespClient.Subscription sub = client.subscribe(channel)) {
                 current = sub;
-                cache.clear();
+                cache.clear(true);
                 LOG.fine(() -> "near cache follows " + channel);
                 while (!stopped) {
                     apply(sub.next());
                 }
             } catch (IOException | RuntimeException e) {
-                cache.clear();
+                cache.clear(false);
                 if (!stopped) {
                     LOG.log(Level.FINE, "event feed lost; the near cache is empty until it is back", e);
                     try {
@@ -68,8 +66,7 @@ final class EventFeed implements Runnable {
         if (!(parsed instanceof Map<?, ?> event) || !(event.get("id") instanceof String id)) {
             return;
         }
-        long version = event.get("version") instanceof Number n ? n.longValue() : Long.MAX_VALUE;
-        cache.changed(id, version, ENDINGS.contains(String.valueOf(event.get("event"))));
+        cache.drop(id);
     }
 
     void stop() {

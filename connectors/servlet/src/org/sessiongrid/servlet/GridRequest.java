@@ -83,13 +83,14 @@ final class GridRequest extends HttpServletRequestWrapper {
             if (!create) {
                 return null;
             }
+            long since = settings.nearCache == null ? 0 : settings.nearCache.generation();
             String id = settings.grid.create(settings.group, settings.idleSeconds, settings.absoluteSeconds);
             Grid.Data data = settings.grid.get(id, settings.app, false);
             if (data == null) {
                 throw new IllegalStateException("the grid lost a session it had just created");
             }
             if (settings.nearCache != null) {
-                settings.nearCache.put(data);
+                settings.nearCache.put(data, since);
             }
             session = new GridSession(settings, getServletContext(), response, data, true, requestedVersion);
             settings.setCookie(response, id);
@@ -110,9 +111,10 @@ final class GridRequest extends HttpServletRequestWrapper {
         }
         Grid.Data cached = cache.get(id, requestedVersion);
         if (cached == null) {
+            long since = cache.generation();
             Grid.Data data = settings.grid.get(id, settings.app, true);
             if (data != null) {
-                cache.put(data);
+                cache.put(data, since);
             }
             return data;
         }
@@ -121,7 +123,7 @@ final class GridRequest extends HttpServletRequestWrapper {
                 try {
                     settings.grid.touch(id, null);
                 } catch (IOException | RuntimeException e) {
-                    cache.remove(id); // ended or unreachable: the next request asks the grid
+                    cache.drop(id); // ended or unreachable: the next request asks the grid
                 }
             });
         }

@@ -93,7 +93,7 @@ final class GridSession implements HttpSession {
 
     private void forget() {
         if (settings.nearCache != null) {
-            settings.nearCache.remove(id);
+            settings.nearCache.drop(id);
         }
     }
 
@@ -348,6 +348,7 @@ final class GridSession implements HttpSession {
         }
         if (changedElsewhere) {
             // The new version is not known here: read it, so the cache and the cookie have it.
+            long since = cache.generation();
             Grid.Data fresh = settings.grid.get(id, settings.app, false);
             changedElsewhere = false;
             if (fresh == null) {
@@ -356,7 +357,7 @@ final class GridSession implements HttpSession {
                 return;
             }
             data = fresh;
-            cache.put(fresh);
+            cache.put(fresh, since);
         }
         // The browser learns the version this request made, so that its next request, on any
         // server, never accepts an older cached copy. (No server has a copy of a new session.)

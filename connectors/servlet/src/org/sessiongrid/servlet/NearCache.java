@@ -15,22 +15,34 @@ import java.util.Map;
  * request's thread.
  */
 final class NearCache {
-    /** A cached session, and when this server last told the grid it was used. */
+    /**
+     * A cached session, and when this server last told the grid it was used; or (data null) the
+     * mark that a session was dropped at generation {@code dropped}, so a read that began before
+     * the drop cannot put its older result back.
+     */
     private static final class Entry {
         final Grid.Data data;
         final long storedAt;
+        final long dropped;
         long touchedAt;
 
-        Entry(Grid.Data data, long now) {
+        Entry(Grid.Data data, long now, long dropped) {
             this.data = data;
             this.storedAt = now;
             this.touchedAt = now;
+            this.dropped = dropped;
         }
     }
 
     private final int capacity;
     private final long maxAgeMillis;
     private final Map<String, Entry> entries;
+    /** Bumped by every drop; a read remembers it when it starts (see {@link #generation()}). */
+    private long generation;
+    /** Generation of the last {@link #clear()}: nothing read before it may be put back. */
+    private long cleared;
+    /** False while events may be missed (the feed is not subscribed): the cache is not used. */
+    private boolean following;
 
     NearCache(int capacity, long maxAgeMillis) {
         this.capacity = capacity;
@@ -49,10 +61,15 @@ final class NearCache {
         return System.nanoTime() / 1_000_000;
     }
 
+    /** Call before reading a session from the grid; hand the value to {@link #put}. */
+    synchronized long generation() {
+        return generation;
+    }
+
     /** The cached session if it is fresh and at least at {@code minVersion}, else null. */
     synchronized Grid.Data get(String id, long minVersion) {
         Entry e = entries.get(id);
-        if (e == null) {
+        if (e == null || e.data == null || !following) {
             return null;
         }
         if (now() - e.storedAt > maxAgeMillis || e.data.version() < minVersion) {
@@ -68,7 +85,7 @@ final class NearCache {
      */
     synchronized boolean touchDue(String id) {
         Entry e = entries.get(id);
-        if (e == null) {
+        if (e == null || e.data == null) {
             return false;
         }
         long interval = Math.min(1000, e.data.idleSeconds() * 1000 / 20);
@@ -80,10 +97,15 @@ final class NearCache {
         return true;
     }
 
-    synchronized void put(Grid.Data data) {
+    /** Keeps {@code data}, read from the grid by a read that began at generation {@code since}. */
+    synchronized void put(Grid.Data data, long since) {
         Entry old = entries.get(data.id());
-        if (old == null || old.data.version() <= data.version()) {
-            entries.put(data.id(), new Entry(data, now()));
+        boolean droppedSince = old != null && old.data == null && old.dropped > since;
+        if (!following || since < cleared || droppedSince) {
+            return;
+        }
+        if (old == null || old.data == null || old.data.version() <= data.version()) {
+            entries.put(data.id(), new Entry(data, now(), 0));
         }
     }
 
@@ -93,27 +115,27 @@ final class NearCache {
      */
     synchronized void written(String id, long base, Map<String, Grid.Attr> sets, long version) {
         Entry e = entries.get(id);
-        if (e == null || e.data.version() != base) {
-            entries.remove(id);
+        if (e == null || e.data == null || e.data.version() != base) {
+            drop(id);
             return;
         }
-        entries.put(id, new Entry(e.data.written(sets, version), now()));
+        entries.put(id, new Entry(e.data.written(sets, version), now(), 0));
     }
 
-    /** An event says version {@code version} of the session exists, or that it ended. */
-    synchronized void changed(String id, long version, boolean ended) {
-        Entry e = entries.get(id);
-        if (e != null && (ended || e.data.version() < version)) {
-            entries.remove(id);
-        }
+    /**
+     * The session changed or ended elsewhere (an event). Events do not carry the session's own
+     * version, so any event drops the copy, this server's own writes included.
+     */
+    synchronized void drop(String id) {
+        generation++;
+        entries.put(id, new Entry(null, now(), generation));
     }
 
-    synchronized void remove(String id) {
-        entries.remove(id);
-    }
-
-    /** Forgets everything: events may have been missed. */
-    synchronized void clear() {
+    /** Events may have been missed (the feed reconnects, or is down): forget everything. */
+    synchronized void clear(boolean following) {
+        generation++;
+        cleared = generation;
+        this.following = following;
         entries.clear();
     }
 }
