@@ -125,14 +125,22 @@ fn read(
                 if n < 0 {
                     Value::Nil
                 } else {
+                    // Every element is read, even after an error reply, so the connection
+                    // stays in step with the replies.
                     let mut items = Vec::with_capacity((n as usize).min(1024));
+                    let mut error = None;
                     for _ in 0..n {
                         match read(conn, depth + 1).await? {
                             Ok(v) => items.push(v),
-                            Err(e) => return Ok(Err(e)),
+                            Err(e) => {
+                                error.get_or_insert(e);
+                            }
                         }
                     }
-                    Value::Array(items)
+                    match error {
+                        Some(e) => return Ok(Err(e)),
+                        None => Value::Array(items),
+                    }
                 }
             }
             _ => return Err(broken(format!("not a RESP2 reply: {l}"))),
@@ -177,6 +185,16 @@ mod tests {
         ]);
         assert_eq!(reply.unwrap(), expected);
         assert_eq!(call(b"-TRYAGAIN later\r\n").await.unwrap(), Err("TRYAGAIN later".into()));
+    }
+
+    /// An error inside an array is the reply's error, and the rest of the array is consumed,
+    /// so the next reply on the connection is read from its start.
+    #[tokio::test]
+    async fn an_error_inside_an_array_leaves_the_connection_in_step() {
+        let address = peer(b"*3\r\n:1\r\n-ERR inner\r\n:3\r\n+NEXT\r\n").await;
+        let mut conn = Connection::connect(&address, None, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(conn.call(&[b"FIRST"]).await.unwrap(), Err("ERR inner".into()));
+        assert_eq!(conn.call(&[b"SECOND"]).await.unwrap(), Ok(Value::Bulk("NEXT".into())));
     }
 
     #[tokio::test]

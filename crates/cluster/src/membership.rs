@@ -594,6 +594,9 @@ impl Membership {
         if self.cfg.lite {
             self.lite.insert(self.me);
         }
+        // Only nodes still lost may go: one that came back meanwhile is a member (or joining).
+        let lost = t.lost();
+        self.forgotten.retain(|n| lost.contains(n) && !self.joiners.contains(n));
         let base = if self.forgotten.is_empty() {
             t.clone()
         } else {

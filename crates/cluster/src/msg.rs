@@ -122,10 +122,6 @@ pub enum Msg {
     TopologyPush(Arc<Topology>),
     /// A member asks the coordinator to move its partitions elsewhere before it stops.
     Leave,
-    /// An operator gave up a lost node for good: partitions that wait for it start empty.
-    Forget {
-        node: NodeId,
-    },
     /// A primary tells the coordinator that a learner holds a complete copy.
     Synced {
         partition: PartitionId,
@@ -163,6 +159,11 @@ pub enum Msg {
     Events(Vec<SessionEvent>),
     /// An operator asks the receiver to hand its partitions over and stop (`sessiongrid drain`).
     Drain,
+    /// An operator gave up a lost node for good: partitions that wait for it start empty.
+    /// (New variants go last, so older nodes still decode the ones they know.)
+    Forget {
+        node: NodeId,
+    },
 }
 
 /// Chunk `seq` of snapshot `id`: the keys in `(after, through]` (`through = None`: to the end)

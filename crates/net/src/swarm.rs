@@ -15,7 +15,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    identify, kad, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, Transport,
+    identify, kad, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, Transport,
 };
 use sessiongrid_cluster::{Msg, NodeId};
 use sessiongrid_grid::cluster::{Inbox, Transport as GridTransport};
@@ -46,6 +46,9 @@ struct Behaviour {
     identify: identify::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     stream: libp2p_stream::Behaviour,
+    /// Checks every connection now and then; one that stops answering is closed, so a peer's
+    /// stream is never reopened onto a connection that died without a word (a host crash).
+    ping: ping::Behaviour,
 }
 
 /// The grid's handle on the network: send a message to a node by id.
@@ -125,7 +128,8 @@ impl Net {
                 // On a LAN no external address is ever confirmed; without this Kademlia stays a
                 // client and nobody learns about anybody.
                 kad.set_mode(Some(kad::Mode::Server));
-                Behaviour { identify, kad, stream: libp2p_stream::Behaviour::new() }
+                let ping = ping::Behaviour::new(ping::Config::new());
+                Behaviour { identify, kad, stream: libp2p_stream::Behaviour::new(), ping }
             })?
             .with_swarm_config(|c| {
                 c.with_idle_connection_timeout(Duration::from_secs(3600))
@@ -246,6 +250,14 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
             for addr in info.listen_addrs {
                 swarm.behaviour_mut().kad.add_address(&peer_id, addr);
             }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+            peer,
+            connection,
+            result: Err(error),
+        })) => {
+            debug!(%peer, %error, "a connection stopped answering pings; closing it");
+            swarm.close_connection(connection);
         }
         SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })) => {
             remember(state, peer);

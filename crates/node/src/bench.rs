@@ -18,6 +18,9 @@ use serde_json::json;
 use sessiongrid_client::{Connection, Value};
 use sessiongrid_embedded::secrets;
 
+/// A call with no reply in this long counts as an error and ends that client's test.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Redis-door addresses of the grid (comma-separated); clients are spread over them.
@@ -197,7 +200,13 @@ async fn run_test(
                         Test::KvGet => vec![b"GET", &subject],
                     };
                     let began = Instant::now();
-                    let reply = conn.call(&args).await;
+                    let reply = match tokio::time::timeout(CALL_TIMEOUT, conn.call(&args)).await {
+                        Ok(reply) => reply,
+                        Err(_) => Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no reply in {} s", CALL_TIMEOUT.as_secs()),
+                        )),
+                    };
                     let took = began.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                     n += 1;
                     match reply {
@@ -262,9 +271,17 @@ async fn prepare(
     value: &[u8],
 ) -> anyhow::Result<Vec<u8>> {
     let idle = args.idle.to_string();
-    let mut call = async |command: &[&[u8]]| match conn.call(command).await? {
-        Ok(reply) => Ok(reply),
-        Err(text) => bail!("{text}"),
+    let mut call = async |command: &[&[u8]]| match tokio::time::timeout(
+        CALL_TIMEOUT,
+        conn.call(command),
+    )
+    .await
+    {
+        Err(_) => bail!("no reply in {} s", CALL_TIMEOUT.as_secs()),
+        Ok(reply) => match reply? {
+            Ok(reply) => Ok(reply),
+            Err(text) => bail!("{text}"),
+        },
     };
     Ok(match test {
         Test::Create => Vec::new(),
