@@ -24,6 +24,7 @@ import atexit
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -82,11 +83,26 @@ grid_only = pytest.mark.skipif(
 # --------------------------------------------------------------------------
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that was free a moment ago. It is taken below the
+    kernel's ephemeral range (32768-60999 by default), where outgoing connections take theirs,
+    so a port handed to a process that binds it a little later is not grabbed meanwhile by a
+    connection some other process opened; and never twice in one test run."""
+    for _ in range(1000):
+        port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
@@ -452,6 +468,8 @@ class GridProcess(ManagedProcess):
         """The node reads SESSIONGRID_<KEY> variables as config overrides, so
         the harness's own SESSIONGRID_* settings (BIN, TARGET...) are removed."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGRID_")}
+        # A startup error is one line; a backtrace would push it out of the log tail we print.
+        env["RUST_BACKTRACE"] = "0"
         env.update(self.extra_env)
         return env
 
