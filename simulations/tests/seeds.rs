@@ -94,6 +94,25 @@ fn two_nodes_cut_off_at_once_lose_nothing_when_split_is_denied() {
     }
 }
 
+/// Seeds in which an answer that changed nothing (a DEL of a missing key, a GET) reflected a
+/// write that had already been answered as indeterminate (it timed out waiting for a backup)
+/// and was then lost in a failover: the acknowledged "nothing to delete" came undone. Such an
+/// answer now waits until every counted follower has the primary's whole history.
+#[test]
+fn an_answer_never_reflects_a_write_that_may_still_be_lost() {
+    let runs: [(u64, Option<usize>); 3] = [(1323, None), (3185, Some(1)), (1331, Some(2))];
+    for (seed, isolate) in runs {
+        let mut cfg = SimConfig::new(seed);
+        if let Some(n) = isolate {
+            cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
+            cfg.isolate_max = n;
+        }
+        let r = run(cfg);
+        println!("{}", describe(&r));
+        assert_clean(&r);
+    }
+}
+
 #[test]
 fn replay() {
     let seed = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(3);

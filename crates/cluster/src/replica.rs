@@ -382,9 +382,20 @@ impl<S: PartitionStore> Replica<S> {
         reply: Reply,
         out: &mut Vec<Effect>,
     ) {
-        match (self.pending.back(), self.pos) {
-            (Some(_), Some(pos)) => self.await_replicas(now, pos.version, origin, reply, out),
-            _ => out.push(Effect::Reply(origin, Ok(reply))),
+        // Not only writes still awaiting their acks: one already answered as indeterminate (it
+        // timed out) is applied here too, and may yet be lost, so the answer waits until every
+        // counted follower has this node's whole history.
+        let Some(pos) = self.pos else { return out.push(Effect::Reply(origin, Ok(reply))) };
+        let confirmed = self.cfg.faults.ack_before_backups
+            || self
+                .followers
+                .values()
+                .filter(|f| f.in_sync)
+                .all(|f| f.acked.is_some_and(|a| a.version >= pos.version));
+        if confirmed && self.pending.is_empty() {
+            out.push(Effect::Reply(origin, Ok(reply)));
+        } else {
+            self.await_replicas(now, pos.version, origin, reply, out);
         }
     }
 
