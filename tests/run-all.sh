@@ -24,13 +24,13 @@ cargo test --workspace --quiet 2>&1 | tee /tmp/sessiongrid-cargo-test.log
 
 step "simulator: fault-injection seeds and a 100-node cluster (release build of the protocol)"
 cargo build --release --quiet -p sessiongrid-simulations --bin sim || failed=1
-"$target_dir/release/sim" seeds "${SIM_SEEDS:-300}" > /tmp/sessiongrid-sim-seeds.log \
+"$target_dir/release/sim" seeds "${SIM_SEEDS:-1000}" > /tmp/sessiongrid-sim-seeds.log \
   && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-seeds.log) seeds passed, 0 failed" \
   || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-seeds.log | head -40; }
-"$target_dir/release/sim" seeds "${SIM_SEEDS:-300}" deny > /tmp/sessiongrid-sim-deny.log \
+"$target_dir/release/sim" seeds "${SIM_SEEDS:-1000}" deny > /tmp/sessiongrid-sim-deny.log \
   && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-deny.log) seeds with when_split=deny passed, 0 failed" \
   || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-deny.log | head -40; }
-"$target_dir/release/sim" seeds "${SIM_SEEDS:-300}" deny 2 > /tmp/sessiongrid-sim-deny2.log \
+"$target_dir/release/sim" seeds "${SIM_SEEDS:-1000}" deny 2 > /tmp/sessiongrid-sim-deny2.log \
   && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-deny2.log) seeds with when_split=deny and two nodes cut off passed, 0 failed" \
   || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-deny2.log | head -40; }
 "$target_dir/release/sim" scale 100 || failed=1
