@@ -382,20 +382,12 @@ impl<S: PartitionStore> Replica<S> {
         reply: Reply,
         out: &mut Vec<Effect>,
     ) {
-        // Not only writes still awaiting their acks: one already answered as indeterminate (it
-        // timed out) is applied here too, and may yet be lost, so the answer waits until every
-        // counted follower has this node's whole history.
-        let Some(pos) = self.pos else { return out.push(Effect::Reply(origin, Ok(reply))) };
-        let confirmed = self.cfg.faults.ack_before_backups
-            || self
-                .followers
-                .values()
-                .filter(|f| f.in_sync)
-                .all(|f| f.acked.is_some_and(|a| a.version >= pos.version));
-        if confirmed && self.pending.is_empty() {
-            out.push(Effect::Reply(origin, Ok(reply)));
-        } else {
-            self.await_replicas(now, pos.version, origin, reply, out);
+        // Waits for the whole history, not only for writes still awaiting their acks: one
+        // already answered as indeterminate (it timed out) is applied here too and may yet be
+        // lost, so no answer may reflect it before every counted follower has it.
+        match self.pos {
+            Some(pos) => self.await_replicas(now, pos.version, origin, reply, out),
+            None => out.push(Effect::Reply(origin, Ok(reply))),
         }
     }
 
@@ -501,17 +493,21 @@ impl<S: PartitionStore> Replica<S> {
         self.try_complete(out);
     }
 
+    /// True once every counted follower has this node's history up to `version`.
+    fn replicated(&self, version: u64) -> bool {
+        self.cfg.faults.ack_before_backups
+            || self
+                .followers
+                .values()
+                .filter(|f| f.in_sync)
+                .all(|f| f.acked.is_some_and(|a| a.version >= version))
+    }
+
     /// Answers every write that all counted followers now have, and publishes its events.
     fn try_complete(&mut self, out: &mut Vec<Effect>) {
         self.publish_replicated(out);
         while let Some(front) = self.pending.front() {
-            let replicated = self.cfg.faults.ack_before_backups
-                || self
-                    .followers
-                    .values()
-                    .filter(|f| f.in_sync)
-                    .all(|f| f.acked.is_some_and(|a| a.version >= front.version));
-            if !replicated {
+            if !self.replicated(front.version) {
                 break;
             }
             let done = self.pending.pop_front().expect("front exists");
