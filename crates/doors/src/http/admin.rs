@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use sessiongrid_grid::GridError;
 
 use super::HttpContext;
 use crate::json;
@@ -124,53 +125,55 @@ async fn partitions(State(cx): State<HttpContext>) -> Response {
     Json(Value::Array(table)).into_response()
 }
 
+fn fail(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, json::error(code, message)).into_response()
+}
+
+/// A node id as `status` and the cluster view print it (16 hex digits).
+fn node_id(id: &str) -> Option<u64> {
+    u64::from_str_radix(id.trim_start_matches("0x"), 16).ok()
+}
+
+fn bad_node_id() -> Response {
+    fail(StatusCode::BAD_REQUEST, "bad_request", "a node id is 16 hex digits")
+}
+
+/// 202 with `{field: node}` once the grid took the request.
+fn accepted(field: &str, node: u64, sent: Result<(), GridError>) -> Response {
+    match sent {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ field: hex(node) }))).into_response(),
+        Err(e) => fail(StatusCode::SERVICE_UNAVAILABLE, "try_again", &e.to_string()),
+    }
+}
+
 /// Asks a member to hand its partitions over and stop, as SIGTERM would.
 async fn drain(State(cx): State<HttpContext>, Path(id): Path<String>) -> Response {
     let grid = cx.sessions.grid();
-    let Ok(node) = u64::from_str_radix(id.trim_start_matches("0x"), 16) else {
-        let body = json::error("bad_request", "a node id is 16 hex digits");
-        return (StatusCode::BAD_REQUEST, body).into_response();
-    };
+    let Some(node) = node_id(&id) else { return bad_node_id() };
     let Some(status) = grid.cluster_status().await else {
-        let body = json::error("bad_request", "a single node is stopped with SIGTERM, not drained");
-        return (StatusCode::BAD_REQUEST, body).into_response();
+        let message = "a single node is stopped with SIGTERM, not drained";
+        return fail(StatusCode::BAD_REQUEST, "bad_request", message);
     };
     if !status.members.contains(&node) {
-        return (StatusCode::NOT_FOUND, json::error("not_found", "no such member")).into_response();
+        return fail(StatusCode::NOT_FOUND, "not_found", "no such member");
     }
-    match grid.request_drain(node) {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "draining": hex(node) }))).into_response(),
-        Err(e) => {
-            let body = json::error("try_again", &e.to_string());
-            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-        }
-    }
+    accepted("draining", node, grid.request_drain(node))
 }
 
 /// Gives up a lost node for good: the partitions only it held start empty (their data is gone).
 async fn forget(State(cx): State<HttpContext>, Path(id): Path<String>) -> Response {
     let grid = cx.sessions.grid();
-    let Ok(node) = u64::from_str_radix(id.trim_start_matches("0x"), 16) else {
-        let body = json::error("bad_request", "a node id is 16 hex digits");
-        return (StatusCode::BAD_REQUEST, body).into_response();
-    };
+    let Some(node) = node_id(&id) else { return bad_node_id() };
     let Some(status) = grid.cluster_status().await else {
-        let body = json::error("bad_request", "a single node has no other node to forget");
-        return (StatusCode::BAD_REQUEST, body).into_response();
+        let message = "a single node has no other node to forget";
+        return fail(StatusCode::BAD_REQUEST, "bad_request", message);
     };
     if status.members.contains(&node) {
-        let body = json::error("conflict", "a live member is drained, not forgotten");
-        return (StatusCode::CONFLICT, body).into_response();
+        return fail(StatusCode::CONFLICT, "conflict", "a live member is drained, not forgotten");
     }
     if !status.lost.contains(&node) {
-        let body = json::error("not_found", "no lost node with that id owns a partition");
-        return (StatusCode::NOT_FOUND, body).into_response();
+        let message = "no lost node with that id owns a partition";
+        return fail(StatusCode::NOT_FOUND, "not_found", message);
     }
-    match grid.forget(node) {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "forgotten": hex(node) }))).into_response(),
-        Err(e) => {
-            let body = json::error("try_again", &e.to_string());
-            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-        }
-    }
+    accepted("forgotten", node, grid.forget(node))
 }
