@@ -79,7 +79,8 @@ pub async fn run(args: Target, command: AdminCommand) -> anyhow::Result<()> {
         .transpose()?
         .map(|t| String::from_utf8_lossy(&t).into_owned());
     let client = Client { addr: args.http.clone(), token };
-    let out = match &command {
+    // Each command gives the API's JSON and the text a person reads; `--json` picks the first.
+    let (json, text) = match &command {
         AdminCommand::Status => {
             let (_, cluster) = client.call("GET", "/cluster").await?;
             // Session figures need every partition; the cluster's shape is worth showing
@@ -88,55 +89,37 @@ pub async fn run(args: Target, command: AdminCommand) -> anyhow::Result<()> {
                 Ok((_, stats)) => stats,
                 Err(e) => serde_json::json!({ "error": e.to_string() }),
             };
-            if args.json {
-                serde_json::json!({ "cluster": cluster, "stats": stats }).to_string()
-            } else {
-                status_table(&cluster, &stats)
-            }
+            let text = status_table(&cluster, &stats);
+            (serde_json::json!({ "cluster": cluster, "stats": stats }), text)
         }
         AdminCommand::Sessions { user } => {
             let (_, sessions) =
                 client.call("GET", &format!("/users/{}/sessions", escape(user))).await?;
-            if args.json {
-                sessions.to_string()
-            } else {
-                sessions_table(&sessions)
-            }
+            let text = sessions_table(&sessions);
+            (sessions, text)
         }
         AdminCommand::Kick { user } => {
             let (_, kicked) =
                 client.call("DELETE", &format!("/users/{}/sessions", escape(user))).await?;
-            if args.json {
-                kicked.to_string()
-            } else {
-                format!("ended {} session(s) of {user}", kicked["ended"])
-            }
+            let text = format!("ended {} session(s) of {user}", kicked["ended"]);
+            (kicked, text)
         }
         AdminCommand::Drain { node } => {
             let (_, drained) =
                 client.call("POST", &format!("/nodes/{}/drain", escape(node))).await?;
-            if args.json {
-                drained.to_string()
-            } else {
-                format!(
-                    "node {} is handing its partitions over and will stop",
-                    drained["draining"].as_str().unwrap_or(node)
-                )
-            }
+            let id = drained["draining"].as_str().unwrap_or(node);
+            let text = format!("node {id} is handing its partitions over and will stop");
+            (drained, text)
         }
         AdminCommand::Forget { node } => {
             let (_, forgotten) =
                 client.call("POST", &format!("/nodes/{}/forget", escape(node))).await?;
-            if args.json {
-                forgotten.to_string()
-            } else {
-                format!(
-                    "node {} is forgotten: partitions only it held start empty",
-                    forgotten["forgotten"].as_str().unwrap_or(node)
-                )
-            }
+            let id = forgotten["forgotten"].as_str().unwrap_or(node);
+            let text = format!("node {id} is forgotten: partitions only it held start empty");
+            (forgotten, text)
         }
     };
+    let out = if args.json { json.to_string() } else { text };
     println!("{out}");
     Ok(())
 }
