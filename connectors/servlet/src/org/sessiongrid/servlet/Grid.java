@@ -65,16 +65,18 @@ final class Grid {
         return o == null ? null : new String((byte[]) o, StandardCharsets.UTF_8);
     }
 
+    /** Adds {@code name value} to a command's arguments, unless the value is null. */
+    private static void option(List<Object> args, String name, Object value) {
+        if (value != null) {
+            args.add(name);
+            args.add(value);
+        }
+    }
+
     String create(String group, Long idleSeconds, Long absoluteSeconds) throws IOException {
         List<Object> args = new ArrayList<>(List.of("SESSION.CREATE", group));
-        if (idleSeconds != null) {
-            args.add("IDLE");
-            args.add(idleSeconds);
-        }
-        if (absoluteSeconds != null) {
-            args.add("ABSOLUTE");
-            args.add(absoluteSeconds);
-        }
+        option(args, "IDLE", idleSeconds);
+        option(args, "ABSOLUTE", absoluteSeconds);
         // Repeated on a lost connection: at worst the first try left an unused session, which
         // expires.
         return text(call(true, args.toArray()));
@@ -83,10 +85,7 @@ final class Grid {
     /** The session, or null if it does not exist (never did, ended or expired). */
     Data get(String id, String app, boolean touch) throws IOException {
         List<Object> args = new ArrayList<>(List.of("SESSION.GET", id));
-        if (app != null) {
-            args.add("APP");
-            args.add(app);
-        }
+        option(args, "APP", app);
         if (!touch) {
             args.add("NOTOUCH");
         }
@@ -114,10 +113,7 @@ final class Grid {
     /** Writes attributes: the new version, or -1 if the session does not exist. */
     long set(String id, Long ifVersion, Map<String, Attr> attrs) throws IOException, Conflict {
         List<Object> args = new ArrayList<>(List.of("SESSION.SET", id));
-        if (ifVersion != null) {
-            args.add("IFVERSION");
-            args.add(ifVersion);
-        }
+        option(args, "IFVERSION", ifVersion);
         for (Map.Entry<String, Attr> e : attrs.entrySet()) {
             args.add(e.getKey());
             args.add(e.getValue().tag());
@@ -162,14 +158,8 @@ final class Grid {
     /** Logs the user in: the ids the policy ended, or null if the session does not exist. */
     List<String> login(String id, String principal, String policy, Integer max) throws IOException {
         List<Object> args = new ArrayList<>(List.of("SESSION.LOGIN", id, principal));
-        if (policy != null) {
-            args.add("POLICY");
-            args.add(policy);
-        }
-        if (max != null) {
-            args.add("MAX");
-            args.add(max);
-        }
+        option(args, "POLICY", policy);
+        option(args, "MAX", max);
         try {
             Object reply = call(true, args.toArray());
             if (reply == null) {
