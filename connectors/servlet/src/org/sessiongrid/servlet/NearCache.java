@@ -2,6 +2,7 @@ package org.sessiongrid.servlet;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * Sessions this application read recently, kept so that a request can skip the grid.
@@ -15,44 +16,54 @@ import java.util.Map;
  * request's thread.
  */
 final class NearCache {
-    /**
-     * A cached session, and when this server last told the grid it was used; or (data null) the
-     * mark that a session was dropped at generation {@code dropped}, so a read that began before
-     * the drop cannot put its older result back.
-     */
+    /** A cached session, and when this server last told the grid it was used. */
     private static final class Entry {
         final Grid.Data data;
         final long storedAt;
-        final long dropped;
         long touchedAt;
 
-        Entry(Grid.Data data, long now, long dropped) {
+        Entry(Grid.Data data, long now) {
             this.data = data;
             this.storedAt = now;
             this.touchedAt = now;
-            this.dropped = dropped;
         }
     }
 
-    private final int capacity;
     private final long maxAgeMillis;
     private final Map<String, Entry> entries;
+    /**
+     * The generation at which each recently dropped session was dropped, so a read that began
+     * before the drop cannot put its older result back. Kept apart from {@link #entries}, so
+     * events about sessions this server never cached do not push cached ones out.
+     */
+    private final Map<String, Long> drops;
     /** Bumped by every drop; a read remembers it when it starts (see {@link #generation()}). */
     private long generation;
-    /** Generation of the last {@link #clear()}: nothing read before it may be put back. */
-    private long cleared;
+    /**
+     * Nothing read before this generation may be put: the last {@link #clear}, or the newest
+     * drop mark that was forgotten to keep {@link #drops} bounded.
+     */
+    private long floor;
     /** False while events may be missed (the feed is not subscribed): the cache is not used. */
     private boolean following;
 
     NearCache(int capacity, long maxAgeMillis) {
-        this.capacity = capacity;
         this.maxAgeMillis = maxAgeMillis;
-        this.entries = new LinkedHashMap<>(16, 0.75f, true) {
+        this.entries = lru(capacity, eldest -> { });
+        this.drops = lru(capacity, eldest -> floor = Math.max(floor, eldest.getValue()));
+    }
+
+    private static <V> Map<String, V> lru(int capacity, Consumer<Map.Entry<String, V>> evicted) {
+        return new LinkedHashMap<>(16, 0.75f, true) {
             private static final long serialVersionUID = 1L;
 
             @Override
-            protected boolean removeEldestEntry(Map.Entry<String, Entry> eldest) {
-                return size() > NearCache.this.capacity;
+            protected boolean removeEldestEntry(Map.Entry<String, V> eldest) {
+                if (size() <= capacity) {
+                    return false;
+                }
+                evicted.accept(eldest);
+                return true;
             }
         };
     }
@@ -69,7 +80,7 @@ final class NearCache {
     /** The cached session if it is fresh and at least at {@code minVersion}, else null. */
     synchronized Grid.Data get(String id, long minVersion) {
         Entry e = entries.get(id);
-        if (e == null || e.data == null || !following) {
+        if (e == null || !following) {
             return null;
         }
         if (now() - e.storedAt > maxAgeMillis || e.data.version() < minVersion) {
@@ -85,7 +96,7 @@ final class NearCache {
      */
     synchronized boolean touchDue(String id) {
         Entry e = entries.get(id);
-        if (e == null || e.data == null) {
+        if (e == null) {
             return false;
         }
         long interval = Math.min(1000, e.data.idleSeconds() * 1000 / 20);
@@ -99,13 +110,12 @@ final class NearCache {
 
     /** Keeps {@code data}, read from the grid by a read that began at generation {@code since}. */
     synchronized void put(Grid.Data data, long since) {
-        Entry old = entries.get(data.id());
-        boolean droppedSince = old != null && old.data == null && old.dropped > since;
-        if (!following || since < cleared || droppedSince) {
+        if (!following || since < floor || drops.getOrDefault(data.id(), 0L) > since) {
             return;
         }
-        if (old == null || old.data == null || old.data.version() <= data.version()) {
-            entries.put(data.id(), new Entry(data, now(), 0));
+        Entry old = entries.get(data.id());
+        if (old == null || old.data.version() <= data.version()) {
+            entries.put(data.id(), new Entry(data, now()));
         }
     }
 
@@ -115,11 +125,11 @@ final class NearCache {
      */
     synchronized void written(String id, long base, Map<String, Grid.Attr> sets, long version) {
         Entry e = entries.get(id);
-        if (e == null || e.data == null || e.data.version() != base) {
+        if (e == null || e.data.version() != base) {
             drop(id);
             return;
         }
-        entries.put(id, new Entry(e.data.written(sets, version), now(), 0));
+        entries.put(id, new Entry(e.data.written(sets, version), now()));
     }
 
     /**
@@ -128,14 +138,16 @@ final class NearCache {
      */
     synchronized void drop(String id) {
         generation++;
-        entries.put(id, new Entry(null, now(), generation));
+        entries.remove(id);
+        drops.put(id, generation);
     }
 
     /** Events may have been missed (the feed reconnects, or is down): forget everything. */
     synchronized void clear(boolean following) {
         generation++;
-        cleared = generation;
+        floor = generation;
         this.following = following;
         entries.clear();
+        drops.clear();
     }
 }
