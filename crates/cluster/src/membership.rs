@@ -152,11 +152,16 @@ impl Membership {
     /// Gives up lost node `node` for good (an operator's decision): partitions that wait for it
     /// start empty. Sent to the coordinator, which ignores a node that is not lost.
     pub fn forget(&mut self, now: u64, node: NodeId, out: &mut Outbox) {
+        self.tell_coordinator(now, Msg::Forget { node }, out);
+    }
+
+    /// Sends `msg` to the coordinator, or handles it here if this node is the coordinator.
+    fn tell_coordinator(&mut self, now: u64, msg: Msg, out: &mut Outbox) {
         match self.coordinator() {
             Some(c) if c == self.me => {
-                self.receive(now, self.me, Msg::Forget { node }, out);
+                self.receive(now, self.me, msg, out);
             }
-            Some(c) => out.push((c, Msg::Forget { node })),
+            Some(c) => out.push((c, msg)),
             None => {}
         }
     }
@@ -172,13 +177,7 @@ impl Membership {
         if !self.want_leave || listed {
             return;
         }
-        match self.coordinator() {
-            Some(c) if c == self.me => {
-                self.receive(now, self.me, Msg::Leave, out);
-            }
-            Some(c) => out.push((c, Msg::Leave)),
-            None => {}
-        }
+        self.tell_coordinator(now, Msg::Leave, out);
     }
 
     /// A node to ask for the cluster (the transport found it at a `--join` address).
