@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import urllib.request
 
@@ -148,3 +149,12 @@ def test_bench_reports_what_it_did_to_a_cluster(pool):
     unreachable = subprocess.run([SESSIONGRID_BIN, "bench", "--grid", "127.0.0.1:1", "--seconds", "0.3"],
                                  capture_output=True, text=True, timeout=60)
     assert unreachable.returncode != 0 and "connecting to 127.0.0.1:1" in unreachable.stderr
+
+    # A node that accepts connections but never answers: the bench gives up instead of hanging.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        hung = subprocess.run([SESSIONGRID_BIN, "bench", "--grid", f"127.0.0.1:{port}", "--clients", "1",
+                               "--seconds", "0.3", "--tests", "kv-get"], capture_output=True, text=True, timeout=60)
+    assert hung.returncode != 0 and "no reply in 10 s" in hung.stderr, hung.stderr
