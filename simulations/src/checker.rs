@@ -5,6 +5,12 @@
 //! later write that failed (it may have been applied), but never anything older: that would be a
 //! lost acknowledged write (property 1), a read that misses the client's own write (property 3), or
 //! a deleted value that came back (property 4).
+//!
+//! A network split under `when_split = serve` is the one exception the grid allows: both sides
+//! serve, so from the split until the healed sides have merged ("the window") reads are not
+//! checked, and a key written through both sides in the window may end with any value written
+//! there (the merge keeps one by version). A key written through one side only must end with
+//! that side's writes, as anywhere else.
 
 use std::collections::BTreeMap;
 
@@ -24,10 +30,38 @@ struct Write {
     status: WriteStatus,
 }
 
+/// Which side of a split a write went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Through a node on the side that kept the most nodes.
+    Majority,
+    /// Through a node of the cut-off minority.
+    Minority,
+    /// After the cut healed and before the sides merged: either.
+    Healing,
+}
+
 #[derive(Default)]
 struct KeyHistory {
     /// Index 0 is the key's initial state (absent), always "acknowledged".
     writes: Vec<Write>,
+    /// Writes of the last split window: the index of the first, how many, and their sides.
+    window: Option<(usize, usize, Vec<Side>)>,
+}
+
+impl KeyHistory {
+    /// The index of the earliest write a read may return: the last acknowledged one, or, if
+    /// the key was written through both sides of a split since, the last acknowledged before it.
+    fn oldest_allowed(&self) -> usize {
+        let last_acked =
+            self.writes.iter().rposition(|w| w.status == WriteStatus::Acked).unwrap_or(0);
+        let Some((first, count, sides)) = &self.window else { return last_acked };
+        let one_side = sides.iter().all(|s| *s == sides[0]) && sides[0] != Side::Healing;
+        if *count < 2 || one_side || last_acked >= first + count {
+            return last_acked;
+        }
+        self.writes[..*first].iter().rposition(|w| w.status == WriteStatus::Acked).unwrap_or(0)
+    }
 }
 
 #[derive(Default)]
@@ -38,21 +72,57 @@ pub struct Checker {
     pub failed_writes: u64,
     pub reads: u64,
     pub failed_reads: u64,
+    /// A split window is open: reads are not checked.
+    splitting: bool,
+    /// Reads made in split windows.
+    pub unchecked_reads: u64,
 }
 
 impl Checker {
     fn history(&mut self, key: &Bytes) -> &mut KeyHistory {
         self.keys.entry(key.clone()).or_insert_with(|| KeyHistory {
             writes: vec![Write { value: None, status: WriteStatus::Acked }],
+            window: None,
         })
     }
 
-    pub fn write(&mut self, key: &Bytes, value: Option<Bytes>, status: WriteStatus) {
+    /// A split window opens: a key's window starts afresh unless the last one still excuses it.
+    pub fn split_started(&mut self) {
+        self.splitting = true;
+        for h in self.keys.values_mut() {
+            let last_acked =
+                h.writes.iter().rposition(|w| w.status == WriteStatus::Acked).unwrap_or(0);
+            if h.oldest_allowed() == last_acked {
+                h.window = None;
+            }
+        }
+    }
+
+    /// The sides of the split have merged: reads are checked again.
+    pub fn split_merged(&mut self) {
+        self.splitting = false;
+    }
+
+    /// A write completed; `side` is where it went if it was issued in a split window.
+    pub fn write(
+        &mut self,
+        key: &Bytes,
+        value: Option<Bytes>,
+        status: WriteStatus,
+        side: Option<Side>,
+    ) {
         match status {
             WriteStatus::Acked => self.acked_writes += 1,
             WriteStatus::Indeterminate => self.failed_writes += 1,
         }
-        self.history(key).writes.push(Write { value, status });
+        let h = self.history(key);
+        h.writes.push(Write { value, status });
+        if let Some(side) = side {
+            let index = h.writes.len() - 1;
+            let window = h.window.get_or_insert_with(|| (index, 0, Vec::new()));
+            window.1 = index + 1 - window.0;
+            window.2.push(side);
+        }
     }
 
     pub fn failed_read(&mut self) {
@@ -62,8 +132,12 @@ impl Checker {
     /// A read of `key` at time `at` returned `value`.
     pub fn read(&mut self, at: u64, key: &Bytes, value: Option<Bytes>) {
         self.reads += 1;
+        if self.splitting {
+            self.unchecked_reads += 1;
+            return;
+        }
         let h = self.history(key);
-        let last_acked = h.writes.iter().rposition(|w| w.status == WriteStatus::Acked).unwrap_or(0);
+        let last_acked = h.oldest_allowed();
         let allowed = h.writes[last_acked..].iter().any(|w| w.value == value);
         if !allowed {
             let older = h.writes[..last_acked].iter().rposition(|w| w.value == value);
@@ -96,8 +170,8 @@ mod tests {
     fn accepts_the_last_acknowledged_or_a_later_failed_write() {
         let k = Bytes::from_static(b"k");
         let mut c = Checker::default();
-        c.write(&k, b("1"), WriteStatus::Acked);
-        c.write(&k, b("2"), WriteStatus::Indeterminate);
+        c.write(&k, b("1"), WriteStatus::Acked, None);
+        c.write(&k, b("2"), WriteStatus::Indeterminate, None);
         c.read(1, &k, b("1"));
         c.read(2, &k, b("2"));
         assert!(c.violations.is_empty(), "{:?}", c.violations);
@@ -107,12 +181,35 @@ mod tests {
     fn flags_a_lost_write_and_a_resurrected_delete() {
         let k = Bytes::from_static(b"k");
         let mut c = Checker::default();
-        c.write(&k, b("1"), WriteStatus::Acked);
-        c.write(&k, b("2"), WriteStatus::Acked);
+        c.write(&k, b("1"), WriteStatus::Acked, None);
+        c.write(&k, b("2"), WriteStatus::Acked, None);
         c.read(1, &k, b("1"));
-        c.write(&k, None, WriteStatus::Acked);
+        c.write(&k, None, WriteStatus::Acked, None);
         c.read(2, &k, b("2"));
         c.read(3, &k, b("9"));
         assert_eq!(c.violations.len(), 3, "{:?}", c.violations);
+    }
+
+    #[test]
+    fn a_split_excuses_only_keys_written_through_both_sides() {
+        let (both, one) = (Bytes::from_static(b"both"), Bytes::from_static(b"one"));
+        let mut c = Checker::default();
+        c.write(&both, b("0"), WriteStatus::Acked, None);
+        c.write(&one, b("0"), WriteStatus::Acked, None);
+        c.split_started();
+        c.write(&both, b("maj"), WriteStatus::Acked, Some(Side::Majority));
+        c.write(&both, b("min"), WriteStatus::Acked, Some(Side::Minority));
+        c.write(&one, b("min1"), WriteStatus::Acked, Some(Side::Minority));
+        c.write(&one, b("min2"), WriteStatus::Acked, Some(Side::Minority));
+        c.read(1, &one, b("0"));
+        assert!(c.violations.is_empty(), "reads in the window are not checked");
+        c.split_merged();
+        c.read(2, &both, b("maj"));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.read(3, &one, b("min1"));
+        assert_eq!(c.violations.len(), 1, "one side's last acknowledged write must survive");
+        c.write(&both, b("after"), WriteStatus::Acked, None);
+        c.read(4, &both, b("maj"));
+        assert_eq!(c.violations.len(), 2, "a write after the merge is strict again");
     }
 }

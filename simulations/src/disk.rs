@@ -79,7 +79,7 @@ impl PartitionStore for MemPartition {
         let expiring = d.entries.values().filter(|e| e.expire_at_ms.is_some()).count();
         let sessions = d.entries.values().filter(|e| e.is_session()).count();
         Ok(Counts {
-            keys: d.entries.len() as u64,
+            keys: d.entries.values().filter(|e| e.is_key()).count() as u64,
             expiring: expiring as u64,
             sessions: sessions as u64,
         })

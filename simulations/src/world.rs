@@ -15,7 +15,7 @@ use sessiongrid_cluster::{
 use sessiongrid_model::op::{ExpiryChange, SetCond};
 use sessiongrid_model::{Op, Reply};
 
-use crate::checker::{Checker, WriteStatus};
+use crate::checker::{Checker, Side, WriteStatus};
 use crate::disk::MemDisk;
 
 /// Unix time the virtual clock starts at.
@@ -40,9 +40,11 @@ pub struct SimConfig {
     pub faults: bool,
     /// Also crash every node at once and restart them all.
     pub whole_cluster_restarts: bool,
-    /// Under `when_split = deny`: the most nodes cut off together for seconds. Two of five still
-    /// shows rare lost writes (see the architecture notes), so the default is one.
+    /// The most nodes cut off together for seconds (a split).
     pub isolate_max: usize,
+    /// Under `when_split = serve`, also split the cluster: both sides serve, then merge (with
+    /// `heal_splits` on).
+    pub serve_splits: bool,
 }
 
 impl SimConfig {
@@ -60,6 +62,7 @@ impl SimConfig {
             faults: true,
             whole_cluster_restarts: true,
             isolate_max: 1,
+            serve_splits: false,
         }
     }
 }
@@ -99,6 +102,8 @@ struct SimNode {
     node: Option<Node<MemDisk>>,
     incarnation: u64,
     paused_until: u64,
+    /// What `SIM_TRACE_KEY` last printed of its view: epoch, coordinator, members, merging.
+    view: (u64, NodeId, usize, bool),
 }
 
 #[derive(Clone)]
@@ -112,6 +117,8 @@ struct Inflight {
     node: usize,
     key: Bytes,
     kind: Kind,
+    /// The side of a split a write went to, if it was issued in a split window.
+    side: Option<Side>,
 }
 
 struct Client {
@@ -151,6 +158,8 @@ pub struct Report {
     pub crashes: u64,
     pub pauses: u64,
     pub cuts: u64,
+    /// Nodes that merged into the other side of a healed split.
+    pub merges: u64,
     pub whole_restarts: u64,
     pub graceful_restarts: u64,
     pub final_epoch: u64,
@@ -179,6 +188,8 @@ pub struct World {
     /// Faults in the order they happened, for explaining outages.
     fault_log: Vec<(u64, String)>,
     faults_running: bool,
+    /// Under `when_split = serve`: the nodes cut off by a split whose sides have not merged yet.
+    split: Option<Vec<usize>>,
     report: Report,
 }
 
@@ -196,6 +207,7 @@ impl World {
                 node: None,
                 incarnation: 0,
                 paused_until: 0,
+                view: (0, 0, 0, false),
             });
         }
         let clients = (0..cfg.clients)
@@ -227,6 +239,7 @@ impl World {
             last_success: 0,
             fault_log: Vec::new(),
             faults_running: false,
+            split: None,
             report,
         }
     }
@@ -271,6 +284,8 @@ impl World {
         r.failed_writes = self.checker.failed_writes;
         r.reads = self.checker.reads;
         r.failed_reads = self.checker.failed_reads;
+        r.merges +=
+            self.nodes.iter().filter_map(|n| n.node.as_ref()).map(|n| n.merges()).sum::<u64>();
         r.final_epoch = self
             .nodes
             .iter()
@@ -382,6 +397,7 @@ impl World {
     }
 
     fn crash(&mut self, i: usize) {
+        self.report.merges += self.nodes[i].node.as_ref().map_or(0, |n| n.merges());
         self.nodes[i].node = None;
         self.nodes[i].incarnation += 1;
         self.nodes[i].paused_until = 0;
@@ -395,8 +411,26 @@ impl World {
 
     /// Carries out what node `i` asked for.
     fn drain(&mut self, i: usize) {
-        let Some(node) = self.nodes[i].node.as_mut() else { return };
+        let sim = &mut self.nodes[i];
+        let Some(node) = sim.node.as_mut() else { return };
         let from = node.id();
+        if self.debug.trace_key.is_some() {
+            let t = node.topology();
+            let view = (
+                t.map_or(0, |t| t.epoch),
+                t.map_or(0, |t| t.coordinator),
+                t.map_or(0, |t| t.members.len()),
+                node.merging(),
+            );
+            if view != sim.view {
+                let coordinator = self.index.get(&view.1);
+                eprintln!(
+                    "t={} node {i}: epoch {} coordinator {coordinator:?} members {} merging {}",
+                    self.now, view.0, view.2, view.3
+                );
+                sim.view = view;
+            }
+        }
         for output in node.take_outputs() {
             match output {
                 Output::Send(to, msg) => self.send(i, from, to, msg),
@@ -463,7 +497,8 @@ impl World {
         let request = self.next_request;
         self.next_request += 1;
         self.requests.insert(request, c);
-        self.clients[c].inflight = Some(Inflight { request, node, key: key.clone(), kind });
+        let side = self.side(node, &kind);
+        self.clients[c].inflight = Some(Inflight { request, node, key: key.clone(), kind, side });
         let deadline = self.now + CLIENT_TIMEOUT_MS;
         self.at(deadline, Event::ClientTimeout { client: c, request });
         let now = self.clock();
@@ -497,6 +532,8 @@ impl World {
             }
             self.last_success = self.now;
         }
+        // A write issued before a split may be carried out in it.
+        let side = f.side.or_else(|| self.side(f.node, &f.kind));
         match (f.kind, result) {
             (Kind::Read, Ok(Reply::Bulk(v))) => self.checker.read(self.now, &f.key, Some(v)),
             (Kind::Read, Ok(Reply::Nil)) => self.checker.read(self.now, &f.key, None),
@@ -504,8 +541,14 @@ impl World {
                 self.checker.violations.push(format!("GET {:?} answered {other:?}", f.key))
             }
             (Kind::Read, Err(_)) => self.checker.failed_read(),
-            (Kind::Write(v), Ok(_)) => self.checker.write(&f.key, v, WriteStatus::Acked),
-            (Kind::Write(v), Err(_)) => self.checker.write(&f.key, v, WriteStatus::Indeterminate),
+            (Kind::Write(v), Ok(_)) => self.checker.write(&f.key, v, WriteStatus::Acked, side),
+            (Kind::Write(v), Err(_)) => {
+                self.checker.write(&f.key, v, WriteStatus::Indeterminate, side)
+            }
+        }
+        if self.split.is_some() && self.cut.is_empty() && self.merged() {
+            self.split = None;
+            self.checker.split_merged();
         }
         if !self.checker.violations.is_empty() && self.debug.dump {
             self.dump(&f.key);
@@ -520,7 +563,7 @@ impl World {
     /// Prints what every node knows about `key`, for debugging a failing seed.
     pub fn dump(&mut self, key: &Bytes) {
         let p = sessiongrid_model::partition_of(key, self.cluster.partitions);
-        eprintln!("t={} key {key:?} partition {p}", self.now);
+        eprintln!("t={} key {key:?} partition {p}; faults {:?}", self.now, self.fault_log);
         let now = self.clock();
         for (i, n) in self.nodes.iter_mut().enumerate() {
             let entry = n.disk.entry(p, key);
@@ -642,19 +685,12 @@ impl World {
                 self.at(until, Event::Unpause(victim));
             }
             60..85 if self.cluster.split == SplitPolicy::Deny => {
-                // A long split: a minority cut off from everybody else for seconds.
-                self.report.cuts += 1;
-                let size = self.rng.random_range(1..=self.cfg.isolate_max.clamp(1, (n - 1) / 2));
-                let minority: Vec<usize> = (0..size).map(|k| (victim + k) % n).collect();
-                let until = self.now + self.rng.random_range(500..4000);
-                self.fault_log.push((self.now, format!("isolate {minority:?} until {until}")));
-                for &a in &minority {
-                    for b in (0..n).filter(|b| !minority.contains(b)) {
-                        self.cut.insert((a, b), until);
-                        self.cut.insert((b, a), until);
-                        self.at(until, Event::Uncut(a, b));
-                    }
-                }
+                self.isolate(victim);
+            }
+            60..72 if self.cfg.serve_splits => {
+                let minority = self.isolate(victim);
+                self.split = Some(minority);
+                self.checker.split_started();
             }
             60..85 => {
                 self.report.cuts += 1;
@@ -693,6 +729,46 @@ impl World {
         }
     }
 
+    /// The side of the current split a write through `node` goes to, if one is open.
+    fn side(&self, node: usize, kind: &Kind) -> Option<Side> {
+        match (&self.split, kind) {
+            (Some(_), Kind::Write(_)) if self.cut.is_empty() => Some(Side::Healing),
+            (Some(minority), Kind::Write(_)) if minority.contains(&node) => Some(Side::Minority),
+            (Some(_), Kind::Write(_)) => Some(Side::Majority),
+            _ => None,
+        }
+    }
+
+    /// A long split: a minority starting at `victim` cut off from everybody else for seconds.
+    fn isolate(&mut self, victim: usize) -> Vec<usize> {
+        let n = self.nodes.len();
+        self.report.cuts += 1;
+        let size = self.rng.random_range(1..=self.cfg.isolate_max.clamp(1, (n - 1) / 2));
+        let minority: Vec<usize> = (0..size).map(|k| (victim + k) % n).collect();
+        let until = self.now + self.rng.random_range(500..4000);
+        self.fault_log.push((self.now, format!("isolate {minority:?} until {until}")));
+        for &a in &minority {
+            for b in (0..n).filter(|b| !minority.contains(b)) {
+                self.cut.insert((a, b), until);
+                self.cut.insert((b, a), until);
+                self.at(until, Event::Uncut(a, b));
+            }
+        }
+        minority
+    }
+
+    /// Every running node is a member of the newest topology, on it, and merging nothing.
+    fn merged(&self) -> bool {
+        let Some(t) = self.newest_topology() else { return false };
+        self.nodes.iter().all(|n| {
+            n.node.as_ref().is_none_or(|node| {
+                !node.merging()
+                    && t.is_member(n.id)
+                    && node.topology().is_some_and(|mine| mine.epoch == t.epoch)
+            })
+        })
+    }
+
     fn heal(&mut self) {
         self.cut.clear();
         for i in 0..self.nodes.len() {
@@ -710,6 +786,12 @@ impl World {
 
     /// Reads every key once more, through rotating nodes, with the cluster whole again.
     fn final_reads(&mut self) {
+        if self.split.take().is_some() {
+            if !self.merged() {
+                self.checker.violations.push("the sides of a split never merged".to_string());
+            }
+            self.checker.split_merged();
+        }
         let keys: Vec<Bytes> = self.checker.keys().cloned().collect();
         for (i, key) in keys.into_iter().enumerate() {
             let node = i % self.nodes.len();

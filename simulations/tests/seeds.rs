@@ -67,6 +67,21 @@ fn every_seed_keeps_the_properties_under_faults() {
 }
 
 #[test]
+fn both_sides_of_a_split_serve_and_merge_on_heal_when_healing_is_on() {
+    let mut merges = 0;
+    for seed in 0..seeds() {
+        let mut cfg = SimConfig::new(seed);
+        cfg.cluster.heal_splits = true;
+        cfg.serve_splits = true;
+        let r = run(cfg);
+        println!("heal {} merges {}", describe(&r), r.merges);
+        assert_clean(&r);
+        merges += r.merges;
+    }
+    assert!(merges > 0, "no split lasted long enough for a side to merge");
+}
+
+#[test]
 fn a_minority_cut_off_refuses_rather_than_diverges_when_split_is_denied() {
     for seed in 0..seeds() {
         let mut cfg = SimConfig::new(seed);

@@ -29,6 +29,11 @@ pub struct ClusterConfig {
     pub snapshot_chunk_entries: usize,
     /// What a side of a network split without a majority of the members does.
     pub split: SplitPolicy,
+    /// Under `Serve`, heal a split by merging the smaller side into the bigger (see
+    /// `membership`): deleted keys leave tombstones, coordinators probe the members they declared
+    /// dead, a coordinator taking over waits for the members' answers. Off by default until the
+    /// simulator's split seeds all pass.
+    pub heal_splits: bool,
     /// A lite member: it joins, learns the topology and routes requests in one hop, but the
     /// coordinator gives it no partition (it is kept out of every target, as a leaving member).
     pub lite: bool,
@@ -71,6 +76,7 @@ impl Default for ClusterConfig {
             sweep_interval_ms: 100,
             sweep_keys_max: 200,
             split: SplitPolicy::default(),
+            heal_splits: false,
             lite: false,
             faults: Faults::default(),
         }

@@ -19,6 +19,7 @@
 pub mod config;
 pub mod log;
 pub mod membership;
+pub mod merge;
 pub mod msg;
 pub mod node;
 pub mod placement;

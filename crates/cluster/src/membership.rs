@@ -12,6 +12,15 @@
 //! the newest topology among theirs wins), it neither serves, coordinates nor declares anyone
 //! dead.
 //!
+//! **A healed split merges into the bigger side.** Under `when_split = serve` each side of a
+//! split elects its own coordinator and serves. A coordinator keeps probing the members it
+//! declared dead; when one answers from a cluster that has no place for this node (and this node's
+//! has none for its coordinator), the side with fewer members (on a tie, the higher coordinator
+//! id) merges into the other: its nodes stop serving, push their data to the other side's
+//! primaries as merge operations (see `sessiongrid_model::merge`), then join it as new nodes. The
+//! side that stays publishes its next epoch past the other's, so nothing of the other side looks
+//! newer than it.
+//!
 //! **Leases fence stale nodes.** A pong echoes the pinger's own send time, so a node may serve only
 //! until `sent_at + lease_ms` of a ping its coordinator answered in the current epoch. A node that
 //! was paused (SIGSTOP) or cut off finds its lease expired when it wakes, and the coordinator,
@@ -37,6 +46,12 @@ const FOUND_AFTER_RETRIES: u64 = 20;
 
 /// How far a new coordinator's first epoch jumps ahead of its predecessor's.
 const TAKEOVER_EPOCH_GAP: u64 = 1 << 20;
+
+/// How often a coordinator probes the members it declared dead, in join retries.
+const PROBE_EVERY_RETRIES: u64 = 4;
+
+/// Declared-dead members remembered for probing.
+const DEPARTED_MAX: usize = 64;
 
 /// Rounds of `Hello` after which a restarted node stops waiting for every saved member.
 const REJOIN_GIVE_UP_RETRIES: u64 = 120;
@@ -85,6 +100,18 @@ pub struct Membership {
     /// Restarted with a saved topology: the saved members that have not answered yet.
     rejoining: Option<BTreeSet<NodeId>>,
     born: u64,
+    /// Members declared dead (not ones that left): probed, to find the other side of a split.
+    departed: BTreeSet<NodeId>,
+    next_probe: u64,
+    /// The other side of a healed split, which this node's side lost to: this node serves
+    /// nothing until it has pushed its data there, then joins it.
+    merging: Option<Arc<Topology>>,
+    /// The newest epoch of a side this one won against: the next publication goes past it.
+    epoch_floor: Epoch,
+    /// Taking over from a suspected coordinator: since when, and the members that answered this
+    /// node's pings as having no other live coordinator. It publishes once all did, or after
+    /// `dead_after_ms` without the others, so a node cut off from everyone takes over alone.
+    takeover: Option<(u64, BTreeSet<NodeId>)>,
 }
 
 impl Membership {
@@ -124,6 +151,11 @@ impl Membership {
             clusterless: BTreeSet::new(),
             rejoining: None,
             born: now,
+            departed: BTreeSet::new(),
+            next_probe: now,
+            merging: None,
+            epoch_floor: 0,
+            takeover: None,
         };
         if let Some(t) = &m.topology {
             let others: BTreeSet<NodeId> = t.members.iter().copied().filter(|n| *n != me).collect();
@@ -205,6 +237,35 @@ impl Membership {
         t.members.iter().copied().find(|m| !self.suspects.contains(m))
     }
 
+    /// The topology of the side this node merges into, while it does.
+    pub fn merging(&self) -> Option<&Arc<Topology>> {
+        self.merging.as_ref()
+    }
+
+    /// The topology requests are routed by: the side this node merges into, while it does.
+    pub fn routing_topology(&self) -> Option<&Arc<Topology>> {
+        self.merging.as_ref().or(self.topology.as_ref())
+    }
+
+    /// This node has pushed its data to the side it merges into: it takes that side's topology
+    /// (whatever its epoch) and asks to join. Returns the topology to act on.
+    pub fn finish_merge(&mut self, now: u64, out: &mut Outbox) -> Option<Arc<Topology>> {
+        let t = self.merging.take()?;
+        info!(epoch = t.epoch, coordinator = t.coordinator, "merged; joining the other side");
+        self.topology = None;
+        self.departed.clear();
+        self.epoch_floor = 0;
+        self.newest_epoch_seen = t.epoch;
+        self.set(now, t.clone());
+        self.grace_all(now);
+        self.next_ping = now + self.cfg.heartbeat_ms;
+        out.push((
+            t.coordinator,
+            Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
+        ));
+        Some(t)
+    }
+
     /// True while a restarted node is still finding out whether its saved topology is current.
     pub fn is_rejoining(&self) -> bool {
         self.rejoining.is_some()
@@ -217,7 +278,7 @@ impl Membership {
     /// True while this node may serve the partitions its topology gives it.
     pub fn lease_valid(&self, now: u64) -> bool {
         let Some(t) = &self.topology else { return false };
-        if self.rejoining.is_some() {
+        if self.rejoining.is_some() || self.merging.is_some() {
             return false;
         }
         if !t.is_member(self.me) {
@@ -239,6 +300,9 @@ impl Membership {
             self.grace_all(now);
         }
         self.last_tick = Some(now);
+        if self.merging.is_some() {
+            return None; // the node driving the merge finishes it
+        }
         let Some(t) = self.topology.clone() else {
             return self.seek_cluster(now, out);
         };
@@ -285,7 +349,8 @@ impl Membership {
                     }
                 }
                 if t.coordinator != self.me {
-                    self.dirty = true; // taking over from a dead coordinator
+                    // Taking over from a dead coordinator.
+                    self.dirty |= !self.cfg.heal_splits || self.take_over(now, &t);
                 }
             }
             // Under `Deny` a coordinator publishes only while its majority lease holds, so it
@@ -293,12 +358,18 @@ impl Membership {
             let leased = self.cfg.split == SplitPolicy::Serve
                 || t.coordinator != self.me
                 || self.lease_valid(now);
-            let current = self.newest_epoch_seen <= t.epoch && leased;
+            let current = self.newest_epoch_seen <= t.epoch.max(self.epoch_floor) && leased;
             let published = if self.dirty && may_change && current {
                 Some(self.publish(now, out))
             } else {
                 None
             };
+            if self.cfg.heal_splits && now >= self.next_probe {
+                self.next_probe = now + PROBE_EVERY_RETRIES * self.cfg.join_retry_ms;
+                for &n in &self.departed {
+                    out.push((n, Msg::Hello));
+                }
+            }
             if now >= self.next_ping {
                 self.next_ping = now + self.cfg.heartbeat_ms;
                 let t = self.topology.clone()?;
@@ -350,10 +421,15 @@ impl Membership {
         match msg {
             Msg::Hello => {
                 let topology = self.topology.clone();
-                out.push((from, Msg::Welcome { topology, settled: self.rejoining.is_none() }));
+                let settled = self.rejoining.is_none() && self.merging.is_none();
+                out.push((from, Msg::Welcome { topology, settled }));
                 None
             }
             Msg::Welcome { topology: Some(t), settled } => {
+                if self.is_other_side(&t) {
+                    // A restarting node's saved topology is not a live cluster.
+                    return if settled { self.adopt(now, t, out) } else { None };
+                }
                 let Some(waiting) = self.rejoining.as_mut() else {
                     return self.adopt(now, t, out);
                 };
@@ -420,6 +496,13 @@ impl Membership {
             }
             Msg::Pong { echo, epoch, coordinator, member } => {
                 self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
+                if let Some((_, answered)) = self.takeover.as_mut() {
+                    // A member that follows a coordinator this node does not believe dead
+                    // belongs to another cluster (the other side of a split).
+                    if coordinator == self.me || self.suspects.contains(&coordinator) {
+                        answered.insert(from);
+                    }
+                }
                 let mine = self.epoch();
                 // A coordinator needs a fresh pong from any member; a member needs its
                 // coordinator to count it in, in the same epoch.
@@ -608,6 +691,7 @@ impl Membership {
             // lease runs out (at most one per tick), so on a heal the successor's line wins.
             next.epoch = t.epoch.max(self.newest_epoch_seen).saturating_add(TAKEOVER_EPOCH_GAP);
         }
+        next.epoch = next.epoch.max(self.epoch_floor.saturating_add(1));
         let all_alive = next.members.iter().all(|m| {
             *m == self.me
                 || self.contact.get(m).is_some_and(|at| now - at <= self.cfg.heartbeat_ms * 3)
@@ -636,6 +720,17 @@ impl Membership {
     }
 
     fn adopt(&mut self, now: u64, t: Arc<Topology>, out: &mut Outbox) -> Option<Arc<Topology>> {
+        if let Some(target) = &self.merging {
+            // Only the side this node merges into matters now.
+            if t.coordinator == target.coordinator && t.supersedes(target) {
+                self.merging = Some(t);
+            }
+            return None;
+        }
+        if self.is_other_side(&t) {
+            self.meet(now, t, out);
+            return None;
+        }
         if self.topology.as_ref().is_some_and(|cur| !t.supersedes(cur)) {
             return None;
         }
@@ -662,7 +757,102 @@ impl Membership {
         Some(t)
     }
 
+    /// Taking over from a dead coordinator: true once this node may publish, with every member
+    /// that did not answer as one of its own declared dead.
+    fn take_over(&mut self, now: u64, t: &Topology) -> bool {
+        let Some((since, answered)) = &self.takeover else {
+            self.takeover = Some((now, BTreeSet::new()));
+            self.next_ping = now;
+            return false;
+        };
+        let silent: Vec<NodeId> = t
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != self.me && !self.suspects.contains(m) && !answered.contains(m))
+            .collect();
+        if !silent.is_empty() && now.saturating_sub(*since) <= self.cfg.dead_after_ms {
+            return false;
+        }
+        for m in silent {
+            info!(node = m, "member did not answer the new coordinator; declared dead");
+            self.suspects.insert(m);
+        }
+        true
+    }
+
+    /// True if `t` is another cluster's: its coordinator is one this node's cluster removed (the
+    /// two sides of a split, each with its own coordinator).
+    fn is_other_side(&self, t: &Topology) -> bool {
+        let Some(mine) = self.topology.as_ref().filter(|_| self.cfg.heal_splits) else {
+            return false;
+        };
+        t.coordinator != mine.coordinator && !mine.is_member(t.coordinator)
+    }
+
+    /// This node meets `theirs`, the other side of a healed split: the side with more members
+    /// (on a tie, the lower coordinator id) stays, the other merges into it. Members both list
+    /// count for this side if they are live here: a stale topology (of a node that was paused
+    /// or cut off) still lists nodes that have long followed another coordinator.
+    fn meet(&mut self, now: u64, theirs: Arc<Topology>, out: &mut Outbox) {
+        let Some(mine) = self.topology.clone() else { return };
+        let coordinator = self.is_coordinator();
+        let ours: BTreeSet<NodeId> = mine
+            .members
+            .iter()
+            .copied()
+            .filter(|m| {
+                *m == self.me
+                    || !coordinator
+                    || self.contact.get(m).is_some_and(|at| now - at <= self.cfg.dead_after_ms)
+            })
+            .collect();
+        let their_own = theirs.members.iter().filter(|m| !ours.contains(m)).count();
+        let rank_ours = (ours.len(), std::cmp::Reverse(mine.coordinator));
+        let rank_theirs = (their_own, std::cmp::Reverse(theirs.coordinator));
+        if rank_ours > rank_theirs {
+            if self.epoch_floor < theirs.epoch {
+                info!(
+                    their_coordinator = theirs.coordinator,
+                    their_members = theirs.members.len(),
+                    "met the other side of a split; it merges into this one"
+                );
+                self.epoch_floor = theirs.epoch;
+                self.dirty = true;
+            }
+            out.push((theirs.coordinator, Msg::TopologyPush(mine)));
+            return;
+        }
+        warn!(
+            their_coordinator = theirs.coordinator,
+            their_members = theirs.members.len(),
+            our_members = mine.members.len(),
+            "met the other side of a split; merging into it"
+        );
+        metrics::counter!("sessiongrid_cluster_merges_total").increment(1);
+        for &m in mine.members.iter().filter(|m| **m != self.me) {
+            out.push((m, Msg::TopologyPush(theirs.clone())));
+        }
+        self.rejoining = None;
+        self.lease_until = 0;
+        self.grace_all(now);
+        self.merging = Some(theirs);
+    }
+
     fn set(&mut self, now: u64, t: Arc<Topology>) {
+        if let Some(old) = &self.topology {
+            let dead = old.members.iter().filter(|m| {
+                **m != self.me && !t.is_member(**m) && old.leaving.binary_search(m).is_err()
+            });
+            self.departed.extend(dead);
+        }
+        for m in &t.members {
+            self.departed.remove(m);
+        }
+        while self.departed.len() > DEPARTED_MAX {
+            self.departed.pop_first();
+        }
+        self.takeover = None;
         self.suspects.clear();
         self.heard.insert(t.coordinator, now);
         for &m in &t.members {

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::ClusterConfig;
 use crate::membership::{Membership, Outbox};
+use crate::merge::Push;
 use crate::msg::{Msg, Query, Refusal};
 use crate::placement::NodeId;
 use crate::replica::{Effect, Origin, Replica};
@@ -60,6 +61,10 @@ pub struct Node<D: NodeStore> {
     early: Vec<(NodeId, Msg)>,
     /// Requests waiting to be routed again, with the time they may go.
     waiting: Vec<(u64, ClientRequest)>,
+    /// Pushing this node's data to the side of a healed split it merges into.
+    merge: Option<Push>,
+    /// Merges into the other side of a healed split this node has finished.
+    merges: u64,
     out: Vec<Output>,
 }
 
@@ -89,6 +94,8 @@ impl<D: NodeStore> Node<D> {
             next_forward: 1,
             early: Vec::new(),
             waiting: Vec::new(),
+            merge: None,
+            merges: 0,
             out: Vec::new(),
         };
         // The topology to act on: the saved one (unless this node must rejoin first), or the one
@@ -142,6 +149,16 @@ impl<D: NodeStore> Node<D> {
         self.membership.topology()
     }
 
+    /// True while this node pushes its data to the side of a healed split it lost to.
+    pub fn merging(&self) -> bool {
+        self.membership.merging().is_some()
+    }
+
+    /// Merges into the other side of a healed split this node has finished.
+    pub fn merges(&self) -> u64 {
+        self.merges
+    }
+
     pub fn lease_valid(&self, now: Now) -> bool {
         self.membership.lease_valid(now.mono)
     }
@@ -162,6 +179,10 @@ impl<D: NodeStore> Node<D> {
         if let Some(t) = adopted {
             self.on_topology(now, &t);
         }
+        if let Some(push) = self.merge.as_mut() {
+            push.expire(now.mono.saturating_sub(self.cfg.request_timeout_ms));
+        }
+        self.drive_merge(now);
         let mut effects = Vec::new();
         for replica in self.replicas.values_mut() {
             replica.tick(now, &mut effects);
@@ -207,7 +228,8 @@ impl<D: NodeStore> Node<D> {
             Work::Op { key, .. } => self.partition(key),
             Work::Query { partition, .. } => *partition,
         };
-        let primary = self.topology().and_then(|t| t.primary(p).filter(|n| t.is_member(*n)));
+        let routing = self.membership.routing_topology();
+        let primary = routing.and_then(|t| t.primary(p).filter(|n| t.is_member(*n)));
         match primary {
             Some(primary) if primary == self.me => {
                 if !self.membership.lease_valid(now.mono) {
@@ -219,7 +241,7 @@ impl<D: NodeStore> Node<D> {
             Some(primary) => {
                 let id = self.next_forward;
                 self.next_forward += 1;
-                let epoch = self.membership.epoch();
+                let epoch = routing.map_or(0, |t| t.epoch);
                 let msg = match req.work.clone() {
                     Work::Op { key, op } => Msg::Request { id, epoch, key, op },
                     Work::Query { partition, query } => Msg::Query { id, epoch, partition, query },
@@ -283,6 +305,9 @@ impl<D: NodeStore> Node<D> {
                 self.serve_forwarded(now, from, id, epoch, Work::Query { partition, query })
             }
             Msg::Response { id, result } => {
+                if self.merge.as_mut().is_some_and(|push| push.answered(id, result.is_ok())) {
+                    return self.drive_merge(now);
+                }
                 let Some((req, _, _)) = self.forwards.remove(&id) else { return };
                 match result {
                     Err(r) if r.is_retryable() => self.retry(now, req, r),
@@ -321,7 +346,69 @@ impl<D: NodeStore> Node<D> {
                 if let Some(t) = adopted {
                     self.on_topology(now, &t);
                 }
+                self.drive_merge(now);
             }
+        }
+    }
+
+    /// While this node merges into the other side of a healed split: reads its copies and sends
+    /// their entries over, a window at a time; once all are confirmed, joins that side.
+    fn drive_merge(&mut self, now: Now) {
+        let Some(target) = self.membership.merging().cloned() else { return };
+        let push = match self.merge.as_mut() {
+            Some(push) => push,
+            None => {
+                let held: Vec<PartitionId> = self
+                    .replicas
+                    .iter()
+                    .filter(|(_, r)| r.position().is_some())
+                    .map(|(p, _)| *p)
+                    .collect();
+                info!(partitions = held.len(), "pushing this node's data to the other side");
+                self.merge.insert(Push::new(held, now.mono))
+            }
+        };
+        let chunk = self.cfg.snapshot_chunk_entries.max(1);
+        while push.wants() > 0 {
+            if let Some((item, primary)) = push.next_send(&target, self.me) {
+                let id = self.next_forward;
+                self.next_forward += 1;
+                let op = Op::Merge(Box::new(item.entry.clone()));
+                let msg = Msg::Request { id, epoch: target.epoch, key: item.key.clone(), op };
+                self.out.push(Output::Send(primary, msg));
+                push.sent(id, item, now.mono);
+                continue;
+            }
+            let Some((p, after)) = push.next_read() else { break };
+            let rows = match self.replicas.get_mut(&p).map(|r| r.scan(after.as_deref(), chunk)) {
+                Some(Ok(rows)) => rows,
+                Some(Err(e)) => {
+                    // Sent again from the same key at the next tick.
+                    warn!(partition = p, error = %e, "could not read a copy to merge");
+                    return;
+                }
+                None => Vec::new(),
+            };
+            let next = rows.last().filter(|_| rows.len() == chunk).map(|(k, _)| k.clone());
+            let live = rows.into_iter().filter(|(_, e)| !e.is_expired(now.wall)).collect();
+            push.read(p, live, next);
+        }
+        if !push.is_done() {
+            return;
+        }
+        info!(
+            entries = push.pushed,
+            took_ms = now.mono - push.started_at,
+            "pushed this node's data to the other side"
+        );
+        metrics::counter!("sessiongrid_cluster_merged_entries_total").increment(push.pushed);
+        self.merge = None;
+        self.merges += 1;
+        let mut outbox = Outbox::new();
+        let adopted = self.membership.finish_merge(now.mono, &mut outbox);
+        self.flush_outbox(outbox);
+        if let Some(t) = adopted {
+            self.on_topology(now, &t);
         }
     }
 

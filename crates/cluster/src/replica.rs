@@ -190,6 +190,15 @@ impl<S: PartitionStore> Replica<S> {
         self.pos
     }
 
+    /// Up to `limit` of this copy's entries with keys after `after`, in key order.
+    pub fn scan(
+        &mut self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> crate::storage::StoreResult<Vec<(Bytes, Entry)>> {
+        self.store.scan(after, limit)
+    }
+
     pub fn is_idle(&self) -> bool {
         self.role == Role::Idle
     }
@@ -319,11 +328,21 @@ impl<S: PartitionStore> Replica<S> {
         };
         let prior = Prior::of(slot.as_ref());
         let before = Before::of(&key, slot.as_ref());
+        let live = slot.as_ref().is_some_and(|e| e.is_key() && !e.is_expired(now.wall));
+        if let Op::Merge(incoming) = &op {
+            // Numbered on from the other side's writes, so what this side writes next beats
+            // what it merged.
+            self.max_version = self.max_version.max(incoming.version);
+        }
         let outcome = apply(op, &mut slot, now.wall);
         if !outcome.changed {
             return self.answer_after_pending(now, origin, outcome.reply, out);
         }
         let events = event::derive(&key, &before, slot.as_ref(), now.wall);
+        if self.cfg.heal_splits && live && slot.is_none() {
+            // Deleted (not expired): a tombstone keeps the deletion for a split's merge.
+            slot = Some(Entry::deleted(now.wall));
+        }
         match self.commit(now, key, slot, prior, events, out) {
             Ok(version) => self.await_replicas(now, version, origin, outcome.reply, out),
             Err(r) => out.push(Effect::Reply(origin, Err(r))),

@@ -18,6 +18,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// read it again to move its expiry row and keep its counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prior {
+    /// It held a key that counts (a deleted key's tombstone does not).
     pub existed: bool,
     pub expire_at_ms: Option<u64>,
     /// It held a live session.
@@ -27,7 +28,7 @@ pub struct Prior {
 impl Prior {
     pub fn of(slot: Option<&Entry>) -> Prior {
         Prior {
-            existed: slot.is_some(),
+            existed: slot.is_some_and(Entry::is_key),
             expire_at_ms: slot.and_then(|e| e.expire_at_ms),
             session: slot.is_some_and(Entry::is_session),
         }

@@ -149,7 +149,8 @@ impl PartitionStore for DiskPartition {
         };
         let old_expiry = prior.expire_at_ms;
         let mut meta = self.meta;
-        meta.keys = meta.keys + count(entry.state.is_some()) - count(prior.existed).min(meta.keys);
+        let new_key = entry.state.as_ref().is_some_and(Entry::is_key);
+        meta.keys = meta.keys + count(new_key) - count(prior.existed).min(meta.keys);
         let new_expiring = entry.state.as_ref().is_some_and(|e| e.expire_at_ms.is_some());
         meta.expiring =
             meta.expiring + count(new_expiring) - count(old_expiry.is_some()).min(meta.expiring);
@@ -186,6 +187,7 @@ impl PartitionStore for DiskPartition {
         // The rows going away, to drop their expiry index rows and keep the counts right.
         let mut doomed: Vec<(Vec<u8>, Option<u64>)> = Vec::new();
         let mut doomed_sessions = 0;
+        let mut doomed_keys = 0;
         let mut cursor = after.map(<[u8]>::to_vec);
         'scan: loop {
             let rows = self.store.scan(self.p, cursor.as_deref(), 1024).map_err(err)?;
@@ -196,6 +198,7 @@ impl PartitionStore for DiskPartition {
                 }
                 cursor = Some(k.clone());
                 doomed_sessions += count(e.is_session());
+                doomed_keys += count(e.is_key());
                 doomed.push((k, e.expire_at_ms));
             }
             if last {
@@ -204,7 +207,8 @@ impl PartitionStore for DiskPartition {
         }
         let mut meta = self.meta;
         let gone_expiring = doomed.iter().filter(|(_, at)| at.is_some()).count() as u64;
-        meta.keys = meta.keys.saturating_sub(doomed.len() as u64) + entries.len() as u64;
+        meta.keys = meta.keys.saturating_sub(doomed_keys)
+            + entries.iter().filter(|(_, e)| e.is_key()).count() as u64;
         meta.expiring = meta.expiring.saturating_sub(gone_expiring)
             + entries.iter().filter(|(_, e)| e.expire_at_ms.is_some()).count() as u64;
         meta.sessions = meta.sessions.saturating_sub(doomed_sessions)

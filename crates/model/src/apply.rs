@@ -12,7 +12,7 @@ use crate::entry::{Entry, Value};
 use crate::num::parse_i64;
 use crate::op::{ExpireCond, ExpiryChange, Op, SetCond};
 use crate::reply::{Reply, NOT_INTEGER, OVERFLOW};
-use crate::session;
+use crate::{merge, session};
 
 /// Result of applying one operation.
 #[derive(Debug, PartialEq)]
@@ -28,10 +28,19 @@ pub fn apply(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> Outcome {
     if expired {
         *slot = None;
     }
+    if let Op::Merge(incoming) = op {
+        let merged = merge::merge(*incoming, slot, now_ms);
+        return Outcome { reply: Reply::Int(merged as i64), changed: merged || expired };
+    }
+    // A deleted key's tombstone reads as no key, and stays if the operation writes nothing.
+    let tombstone = slot.take_if(|e| e.is_deleted());
     let (reply, changed) = match op {
         Op::Session(op) => session::apply::apply(op, slot, now_ms),
         op => redis(op, slot, now_ms),
     };
+    if !changed && slot.is_none() {
+        *slot = tombstone;
+    }
     Outcome { reply, changed: changed || expired }
 }
 
@@ -139,6 +148,10 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
         ),
         Op::HIncrBy { field, delta } => hincr_by(slot, field, delta),
         Op::Session(op) => session::apply::apply(op, slot, now_ms),
+        Op::Merge(incoming) => {
+            let merged = merge::merge(*incoming, slot, now_ms);
+            (Reply::Int(merged as i64), merged)
+        }
     }
 }
 
@@ -395,6 +408,30 @@ mod tests {
 
     fn run(op: Op, slot: &mut Option<Entry>) -> Reply {
         apply(op, slot, 1_000).reply
+    }
+
+    #[test]
+    fn a_deleted_keys_tombstone_reads_as_no_key_and_any_write_replaces_it() {
+        let mut slot = Some(Entry::deleted(0));
+        for op in [Op::Get, Op::Exists, Op::Del, Op::Type, Op::Ttl { millis: false }] {
+            let out = apply(op.clone(), &mut slot, 1);
+            assert!(!out.changed, "{op:?}");
+            assert!(
+                matches!(out.reply, Reply::Nil | Reply::Int(0 | -2))
+                    || out.reply == Reply::Status("none".into()),
+                "{op:?}: {:?}",
+                out.reply
+            );
+        }
+        assert!(slot.as_ref().unwrap().is_deleted(), "reads keep the tombstone");
+        let set = Op::Set {
+            value: s("v"),
+            cond: SetCond::IfAbsent,
+            expiry: ExpiryChange::Clear,
+            get: false,
+        };
+        assert!(apply(set, &mut slot, 1).changed, "SET NX sees no key");
+        assert_eq!(slot.unwrap().value, Value::Str(s("v")));
     }
 
     fn set_op(v: &str) -> Op {

@@ -17,7 +17,15 @@ pub enum Value {
     Ended(Box<Tombstone>),
     /// The live logins of one user.
     Logins(Vec<Login>),
+    /// A deleted key, kept for [`DELETED_RETENTION_MS`] so that when the two sides of a healed
+    /// network split merge, the deletion beats the older copy the other side kept. Commands see
+    /// no key here, and any write replaces it.
+    Deleted,
 }
+
+/// How long a deleted key's tombstone stays: a split healed later than this may bring the key
+/// back.
+pub const DELETED_RETENTION_MS: u64 = 60 * 60 * 1000;
 
 /// A value with its expiry deadline and the version of the write that produced it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +47,15 @@ impl Entry {
         Entry { value, expire_at_ms: None, version: 0 }
     }
 
+    /// The tombstone of a key deleted at `now_ms`.
+    pub fn deleted(now_ms: u64) -> Self {
+        Entry {
+            value: Value::Deleted,
+            expire_at_ms: Some(now_ms.saturating_add(DELETED_RETENTION_MS)),
+            version: 0,
+        }
+    }
+
     /// True once `now_ms` is past the deadline (at the deadline itself the entry still lives,
     /// as in Redis).
     pub fn is_expired(&self, now_ms: u64) -> bool {
@@ -58,6 +75,7 @@ impl Entry {
                 Value::Logins(l) => {
                     l.iter().map(|l| l.id.len() + l.group.len() + FIELD_OVERHEAD_BYTES).sum()
                 }
+                Value::Deleted => 0,
             }
     }
 
@@ -71,6 +89,16 @@ impl Entry {
         matches!(self.value, Value::Ended(_))
     }
 
+    /// True for a deleted key's tombstone.
+    pub fn is_deleted(&self) -> bool {
+        matches!(self.value, Value::Deleted)
+    }
+
+    /// True unless it is a deleted key's tombstone: what key counts count.
+    pub fn is_key(&self) -> bool {
+        !self.is_deleted()
+    }
+
     /// Redis' name for the value's type, as `TYPE` answers it.
     pub fn type_name(&self) -> &'static str {
         match self.value {
@@ -79,6 +107,7 @@ impl Entry {
             Value::Session(_) => "session",
             Value::Ended(_) => "none",
             Value::Logins(_) => "principal",
+            Value::Deleted => "none",
         }
     }
 

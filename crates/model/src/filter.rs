@@ -20,6 +20,7 @@ impl KeyFilter {
     pub fn accepts(&self, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
         !entry.is_expired(now_ms)
             && !entry.is_ended()
+            && !entry.is_deleted()
             && self.pattern.as_ref().is_none_or(|p| glob::matches(p, key))
             && self.type_name.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(entry.type_name()))
             && self

@@ -6,6 +6,7 @@
 //! - [`entry`] — what is stored under a key: a string or a hash, with its expiry and version.
 //! - [`op`] — single-key operations a partition executes, and [`reply`] what they answer.
 //! - [`apply`] — the Redis semantics of every operation, as a pure function over one entry.
+//! - [`merge`] — how an entry from the other side of a healed network split joins this side's.
 //! - [`glob`] — Redis glob patterns for `KEYS` and `SCAN MATCH`; [`filter`] the key filter built on them.
 //! - [`session`] — HTTP sessions, their tombstones and per-user login registries, with their rules.
 //! - [`config`] — the node configuration shared by the binary and embedded mode.
@@ -17,6 +18,7 @@ pub mod entry;
 pub mod filter;
 pub mod glob;
 pub mod key;
+pub mod merge;
 pub mod num;
 pub mod op;
 pub mod reply;

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::entry::Entry;
 use crate::session::op::SessionOp;
 
 /// The precondition of a `SET`.
@@ -107,6 +108,9 @@ pub enum Op {
     },
     /// An operation on a session or a user's login registry.
     Session(SessionOp),
+    /// The key's entry from the other side of a healed network split, joined with this side's
+    /// by [`crate::merge`]; replies 1 if it changed the key.
+    Merge(Box<Entry>),
 }
 
 impl Op {
@@ -160,6 +164,7 @@ impl Op {
             Op::HVals => "hvals",
             Op::HIncrBy { .. } => "hincrby",
             Op::Session(op) => op.name(),
+            Op::Merge(_) => "merge",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `cargo run --release -p sessiongrid-simulations --bin sim -- [seeds N [deny] | scale NODES PARTITIONS]`
 //!
 //! `seeds N` runs N fault-injection seeds (`deny`: with `when_split = deny`, and minorities cut
-//! off for seconds) and prints one line each (a failing seed prints its
+//! off for seconds; `heal`: serve mode with such splits, healed by merging) and prints one line each (a failing seed prints its
 //! violations and exits 1); `scale` forms a cluster of NODES, adds one, kills one, prints the
 //! movement, balance, convergence and traffic figures, and exits 1 if a join or a death moved more
 //! than 1.1x the ideal share or max/mean copies exceeds 1.05.
@@ -70,17 +70,28 @@ fn main() {
         Some("seeds") => {
             let mut failed = 0;
             let deny = args.get(2).is_some_and(|a| a == "deny");
-            for seed in 0..num(1, 100) {
+            // `N` runs seeds 0..N; `A..B` runs A..B.
+            let (first, end) = match args.get(1).and_then(|a| a.split_once("..")) {
+                Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(0)),
+                None => (0, num(1, 100)),
+            };
+            for seed in first..end {
                 let mut cfg = SimConfig::new(seed);
                 if deny {
                     cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
-                    cfg.isolate_max = num(3, 1) as usize;
                 }
+                if args.get(2).is_some_and(|a| a == "heal") {
+                    cfg.cluster.heal_splits = true;
+                    cfg.serve_splits = true;
+                }
+                cfg.isolate_max = num(3, 1) as usize;
                 let r = World::new(cfg).run();
                 println!(
-                    "seed {seed}: {} acked writes, {} failed, longest outage {} ms, {} violations",
+                    "seed {seed}: {} acked writes, {} failed, {} splits, {} merges, longest outage {} ms, {} violations",
                     r.acked_writes,
                     r.failed_writes,
+                    r.cuts,
+                    r.merges,
                     r.longest_outage_ms,
                     r.violations.len()
                 );
@@ -94,7 +105,7 @@ fn main() {
             std::process::exit(i32::from(failed > 0));
         }
         _ => {
-            eprintln!("usage: sim seeds N [deny [ISOLATE]] | sim scale NODES [PARTITIONS] [SEED]");
+            eprintln!("usage: sim seeds N|A..B [serve|deny|heal [ISOLATE]] | sim scale NODES [PARTITIONS] [SEED]");
             std::process::exit(2);
         }
     }
