@@ -27,6 +27,9 @@ cargo build --release --quiet -p sessiongrid-simulations --bin sim || failed=1
 "$target_dir/release/sim" seeds "${SIM_SEEDS:-1000}" > /tmp/sessiongrid-sim-seeds.log \
   && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-seeds.log) seeds passed, 0 failed" \
   || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-seeds.log | head -40; }
+"$target_dir/release/sim" seeds "${SIM_SEEDS:-1000}" serve 2 > /tmp/sessiongrid-sim-serve2.log \
+  && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-serve2.log) seeds with two nodes cut off and healed passed, 0 failed" \
+  || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-serve2.log | head -40; }
 "$target_dir/release/sim" seeds "${SIM_SEEDS:-1000}" deny > /tmp/sessiongrid-sim-deny.log \
   && echo "$(grep -c '^seed' /tmp/sessiongrid-sim-deny.log) seeds with when_split=deny passed, 0 failed" \
   || { failed=1; grep -v ' 0 violations$' /tmp/sessiongrid-sim-deny.log | head -40; }

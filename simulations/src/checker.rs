@@ -37,7 +37,7 @@ pub enum Side {
     Majority,
     /// Through a node of the cut-off minority.
     Minority,
-    /// After the cut healed and before the sides merged: either.
+    /// Either: after the cut healed and before the sides merged, or issued before the cut.
     Healing,
 }
 

@@ -62,7 +62,7 @@ impl SimConfig {
             faults: true,
             whole_cluster_restarts: true,
             isolate_max: 1,
-            serve_splits: false,
+            serve_splits: true,
         }
     }
 }
@@ -532,8 +532,9 @@ impl World {
             }
             self.last_success = self.now;
         }
-        // A write issued before a split may be carried out in it.
-        let side = f.side.or_else(|| self.side(f.node, &f.kind));
+        // A write issued before a split and answered in it may have been carried out on either
+        // side (the node it was sent to forwarded it before the cut).
+        let side = f.side.or_else(|| self.side(f.node, &f.kind).map(|_| Side::Healing));
         match (f.kind, result) {
             (Kind::Read, Ok(Reply::Bulk(v))) => self.checker.read(self.now, &f.key, Some(v)),
             (Kind::Read, Ok(Reply::Nil)) => self.checker.read(self.now, &f.key, None),

@@ -29,10 +29,9 @@ pub struct ClusterConfig {
     pub snapshot_chunk_entries: usize,
     /// What a side of a network split without a majority of the members does.
     pub split: SplitPolicy,
-    /// Under `Serve`, heal a split by merging the smaller side into the bigger (see
-    /// `membership`): deleted keys leave tombstones, coordinators probe the members they declared
-    /// dead, a coordinator taking over waits for the members' answers. Off by default until the
-    /// simulator's split seeds all pass.
+    /// Heal a split by merging the smaller side into the bigger (see `membership`): deleted keys
+    /// leave tombstones, coordinators probe the members they declared dead, a coordinator taking
+    /// over waits for the members' answers. Off only to compare with the behaviour before it.
     pub heal_splits: bool,
     /// A lite member: it joins, learns the topology and routes requests in one hop, but the
     /// coordinator gives it no partition (it is kept out of every target, as a leaving member).
@@ -60,6 +59,14 @@ pub struct Faults {
     pub ack_before_backups: bool,
 }
 
+impl ClusterConfig {
+    /// True if splits are healed by merging: only under `Serve` (under `Deny` a cut-off side
+    /// never publishes a table of its own, so there is nothing to merge).
+    pub fn heals_splits(&self) -> bool {
+        self.heal_splits && self.split == SplitPolicy::Serve
+    }
+}
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
@@ -76,7 +83,7 @@ impl Default for ClusterConfig {
             sweep_interval_ms: 100,
             sweep_keys_max: 200,
             split: SplitPolicy::default(),
-            heal_splits: false,
+            heal_splits: true,
             lite: false,
             faults: Faults::default(),
         }

@@ -106,6 +106,9 @@ pub struct Membership {
     /// The other side of a healed split, which this node's side lost to: this node serves
     /// nothing until it has pushed its data there, then joins it.
     merging: Option<Arc<Topology>>,
+    /// This node's side's last topology while it merges: the other side must publish past its
+    /// epoch before this node joins, or this topology could look newer to it.
+    left: Option<Arc<Topology>>,
     /// The newest epoch of a side this one won against: the next publication goes past it.
     epoch_floor: Epoch,
     /// Taking over from a suspected coordinator: since when, and the members that answered this
@@ -154,6 +157,7 @@ impl Membership {
             departed: BTreeSet::new(),
             next_probe: now,
             merging: None,
+            left: None,
             epoch_floor: 0,
             takeover: None,
         };
@@ -247,10 +251,19 @@ impl Membership {
         self.merging.as_ref().or(self.topology.as_ref())
     }
 
-    /// This node has pushed its data to the side it merges into: it takes that side's topology
-    /// (whatever its epoch) and asks to join. Returns the topology to act on.
+    /// This node has pushed its data to the side it merges into: once that side has published
+    /// past this side's epoch, it takes that side's topology and asks to join. Returns the
+    /// topology to act on (`None`: still waiting).
     pub fn finish_merge(&mut self, now: u64, out: &mut Outbox) -> Option<Arc<Topology>> {
+        let past = self
+            .left
+            .as_ref()
+            .is_none_or(|left| self.merging.as_ref().is_some_and(|t| t.epoch > left.epoch));
+        if !past {
+            return None;
+        }
         let t = self.merging.take()?;
+        self.left = None;
         info!(epoch = t.epoch, coordinator = t.coordinator, "merged; joining the other side");
         self.topology = None;
         self.departed.clear();
@@ -300,8 +313,17 @@ impl Membership {
             self.grace_all(now);
         }
         self.last_tick = Some(now);
-        if self.merging.is_some() {
-            return None; // the node driving the merge finishes it
+        if let Some(target) = &self.merging {
+            // The node driving the merge finishes it; meanwhile it follows the other side's
+            // topology, so its merge operations go to the current primaries.
+            if now >= self.next_ping {
+                self.next_ping = now + self.cfg.heartbeat_ms;
+                out.push((target.coordinator, Msg::TopologyPull));
+                if let Some(left) = self.left.clone() {
+                    out.push((target.coordinator, Msg::TopologyPush(left)));
+                }
+            }
+            return None;
         }
         let Some(t) = self.topology.clone() else {
             return self.seek_cluster(now, out);
@@ -350,7 +372,7 @@ impl Membership {
                 }
                 if t.coordinator != self.me {
                     // Taking over from a dead coordinator.
-                    self.dirty |= !self.cfg.heal_splits || self.take_over(now, &t);
+                    self.dirty |= !self.cfg.heals_splits() || self.take_over(now, &t);
                 }
             }
             // Under `Deny` a coordinator publishes only while its majority lease holds, so it
@@ -364,7 +386,7 @@ impl Membership {
             } else {
                 None
             };
-            if self.cfg.heal_splits && now >= self.next_probe {
+            if self.cfg.heals_splits() && now >= self.next_probe {
                 self.next_probe = now + PROBE_EVERY_RETRIES * self.cfg.join_retry_ms;
                 for &n in &self.departed {
                     out.push((n, Msg::Hello));
@@ -382,6 +404,8 @@ impl Membership {
             }
             return published;
         }
+        // Not (or no longer) taking over: the coordinator it suspected was heard again.
+        self.takeover = None;
         let coordinator = self.coordinator()?;
         if self.silent_for(coordinator, now) > self.cfg.dead_after_ms {
             info!(node = coordinator, "coordinator suspected");
@@ -485,7 +509,12 @@ impl Membership {
                 if epoch > mine {
                     out.push((from, Msg::TopologyPull));
                 } else if self.is_coordinator() {
-                    if !member && self.joiners.insert(from) {
+                    // A node this one declared dead that pings with an older epoch is either
+                    // a late ping (sent before it was cut off) or a node that served the other
+                    // side of a split: it must see this topology (and merge, if it served)
+                    // before it may join.
+                    let stale = epoch < mine && self.departed.contains(&from);
+                    if !member && !stale && self.joiners.insert(from) {
                         info!(node = from, "node joining");
                         self.dirty = true;
                     } else if epoch < mine {
@@ -722,7 +751,8 @@ impl Membership {
     fn adopt(&mut self, now: u64, t: Arc<Topology>, out: &mut Outbox) -> Option<Arc<Topology>> {
         if let Some(target) = &self.merging {
             // Only the side this node merges into matters now.
-            if t.coordinator == target.coordinator && t.supersedes(target) {
+            let same_side = t.coordinator == target.coordinator || target.is_member(t.coordinator);
+            if same_side && t.supersedes(target) {
                 self.merging = Some(t);
             }
             return None;
@@ -784,7 +814,7 @@ impl Membership {
     /// True if `t` is another cluster's: its coordinator is one this node's cluster removed (the
     /// two sides of a split, each with its own coordinator).
     fn is_other_side(&self, t: &Topology) -> bool {
-        let Some(mine) = self.topology.as_ref().filter(|_| self.cfg.heal_splits) else {
+        let Some(mine) = self.topology.as_ref().filter(|_| self.cfg.heals_splits()) else {
             return false;
         };
         t.coordinator != mine.coordinator && !mine.is_member(t.coordinator)
@@ -833,6 +863,10 @@ impl Membership {
         for &m in mine.members.iter().filter(|m| **m != self.me) {
             out.push((m, Msg::TopologyPush(theirs.clone())));
         }
+        // So the other side learns this side's epoch and publishes past it (sent again at every
+        // heartbeat until it has).
+        out.push((theirs.coordinator, Msg::TopologyPush(mine.clone())));
+        self.left = Some(mine);
         self.rejoining = None;
         self.lease_until = 0;
         self.grace_all(now);

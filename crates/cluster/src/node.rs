@@ -358,10 +358,14 @@ impl<D: NodeStore> Node<D> {
         let push = match self.merge.as_mut() {
             Some(push) => push,
             None => {
+                // The primary's copy is its side's history: a backup's may hold a write its
+                // primary never made part of it.
+                let ours = self.membership.topology().cloned();
+                let primary_here = |p: PartitionId| ours.as_ref().and_then(|t| t.primary(p));
                 let held: Vec<PartitionId> = self
                     .replicas
                     .iter()
-                    .filter(|(_, r)| r.position().is_some())
+                    .filter(|(p, r)| r.position().is_some() && primary_here(**p) == Some(self.me))
                     .map(|(p, _)| *p)
                     .collect();
                 info!(partitions = held.len(), "pushing this node's data to the other side");
@@ -396,20 +400,16 @@ impl<D: NodeStore> Node<D> {
         if !push.is_done() {
             return;
         }
-        info!(
-            entries = push.pushed,
-            took_ms = now.mono - push.started_at,
-            "pushed this node's data to the other side"
-        );
-        metrics::counter!("sessiongrid_cluster_merged_entries_total").increment(push.pushed);
-        self.merge = None;
-        self.merges += 1;
+        let (pushed, took_ms) = (push.pushed, now.mono - push.started_at);
         let mut outbox = Outbox::new();
         let adopted = self.membership.finish_merge(now.mono, &mut outbox);
         self.flush_outbox(outbox);
-        if let Some(t) = adopted {
-            self.on_topology(now, &t);
-        }
+        let Some(t) = adopted else { return }; // the other side has not published past ours
+        info!(entries = pushed, took_ms, "pushed this node's data to the other side");
+        metrics::counter!("sessiongrid_cluster_merged_entries_total").increment(pushed);
+        self.merge = None;
+        self.merges += 1;
+        self.on_topology(now, &t);
     }
 
     fn flush_outbox(&mut self, outbox: Outbox) {

@@ -339,7 +339,7 @@ impl<S: PartitionStore> Replica<S> {
             return self.answer_after_pending(now, origin, outcome.reply, out);
         }
         let events = event::derive(&key, &before, slot.as_ref(), now.wall);
-        if self.cfg.heal_splits && live && slot.is_none() {
+        if self.cfg.heals_splits() && live && slot.is_none() {
             // Deleted (not expired): a tombstone keeps the deletion for a split's merge.
             slot = Some(Entry::deleted(now.wall));
         }

@@ -1,7 +1,8 @@
 //! `cargo run --release -p sessiongrid-simulations --bin sim -- [seeds N [deny] | scale NODES PARTITIONS]`
 //!
-//! `seeds N` runs N fault-injection seeds (`deny`: with `when_split = deny`, and minorities cut
-//! off for seconds; `heal`: serve mode with such splits, healed by merging) and prints one line each (a failing seed prints its
+//! `seeds N` runs N fault-injection seeds (default: `when_split = serve`, with minorities
+//! cut off for seconds and healed by merging; `deny`: `when_split = deny`; `noheal`: serve mode
+//! without healing or long splits) and prints one line each (a failing seed prints its
 //! violations and exits 1); `scale` forms a cluster of NODES, adds one, kills one, prints the
 //! movement, balance, convergence and traffic figures, and exits 1 if a join or a death moved more
 //! than 1.1x the ideal share or max/mean copies exceeds 1.05.
@@ -80,9 +81,10 @@ fn main() {
                 if deny {
                     cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
                 }
-                if args.get(2).is_some_and(|a| a == "heal") {
-                    cfg.cluster.heal_splits = true;
-                    cfg.serve_splits = true;
+                if args.get(2).is_some_and(|a| a == "noheal") {
+                    // The behaviour before healing: no long splits in serve mode.
+                    cfg.cluster.heal_splits = false;
+                    cfg.serve_splits = false;
                 }
                 cfg.isolate_max = num(3, 1) as usize;
                 let r = World::new(cfg).run();
@@ -105,7 +107,7 @@ fn main() {
             std::process::exit(i32::from(failed > 0));
         }
         _ => {
-            eprintln!("usage: sim seeds N|A..B [serve|deny|heal [ISOLATE]] | sim scale NODES [PARTITIONS] [SEED]");
+            eprintln!("usage: sim seeds N|A..B [serve|deny|noheal [ISOLATE]] | sim scale NODES [PARTITIONS] [SEED]");
             std::process::exit(2);
         }
     }
