@@ -67,6 +67,9 @@ pub struct Membership {
     heard: BTreeMap<NodeId, u64>,
     /// When each node really was last heard from (never reset): the evidence `Deny` counts.
     contact: BTreeMap<NodeId, u64>,
+    /// When each node last pinged this one as its coordinator: who follows it (a member both
+    /// sides of a split list answers both coordinators' pings, but pings only its own).
+    pinged: BTreeMap<NodeId, u64>,
     /// Members this node believes dead although the topology still lists them.
     suspects: BTreeSet<NodeId>,
     /// Coordinator: nodes that asked to join since the last publication.
@@ -136,6 +139,7 @@ impl Membership {
             topology: saved.map(Arc::new),
             heard: BTreeMap::new(),
             contact: BTreeMap::new(),
+            pinged: BTreeMap::new(),
             suspects: BTreeSet::new(),
             joiners: BTreeSet::new(),
             leaving: BTreeSet::new(),
@@ -472,6 +476,7 @@ impl Membership {
                 None
             }
             Msg::Ping { sent_at, epoch, intent } => {
+                self.pinged.insert(from, now);
                 self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
                 let mine = self.epoch();
                 let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
@@ -821,9 +826,9 @@ impl Membership {
     }
 
     /// This node meets `theirs`, the other side of a healed split: the side with more members
-    /// (on a tie, the lower coordinator id) stays, the other merges into it. Members both list
-    /// count for this side if they are live here: a stale topology (of a node that was paused
-    /// or cut off) still lists nodes that have long followed another coordinator.
+    /// (on a tie, the lower coordinator id) stays, the other merges into it. A member both list
+    /// counts for the side whose coordinator it pings: a stale topology (of a node that was
+    /// paused or cut off) still lists nodes that have long followed another coordinator.
     fn meet(&mut self, now: u64, theirs: Arc<Topology>, out: &mut Outbox) {
         let Some(mine) = self.topology.clone() else { return };
         let coordinator = self.is_coordinator();
@@ -834,13 +839,15 @@ impl Membership {
             .filter(|m| {
                 *m == self.me
                     || !coordinator
-                    || self.contact.get(m).is_some_and(|at| now - at <= self.cfg.dead_after_ms)
+                    || self.pinged.get(m).is_some_and(|at| now - at <= self.cfg.dead_after_ms)
             })
             .collect();
         let their_own = theirs.members.iter().filter(|m| !ours.contains(m)).count();
         let rank_ours = (ours.len(), std::cmp::Reverse(mine.coordinator));
         let rank_theirs = (their_own, std::cmp::Reverse(theirs.coordinator));
-        if rank_ours > rank_theirs {
+        // This side's coordinator has gone over to the other side already.
+        let deserted = mine.coordinator != self.me && theirs.is_member(mine.coordinator);
+        if rank_ours > rank_theirs && !deserted {
             if self.epoch_floor < theirs.epoch {
                 info!(
                     their_coordinator = theirs.coordinator,
@@ -866,7 +873,8 @@ impl Membership {
         // So the other side learns this side's epoch and publishes past it (sent again at every
         // heartbeat until it has).
         out.push((theirs.coordinator, Msg::TopologyPush(mine.clone())));
-        self.left = Some(mine);
+        // A node its side did not count in served nothing there: it need not wait.
+        self.left = mine.is_member(self.me).then_some(mine);
         self.rejoining = None;
         self.lease_until = 0;
         self.grace_all(now);

@@ -359,8 +359,9 @@ impl<D: NodeStore> Node<D> {
             Some(push) => push,
             None => {
                 // The primary's copy is its side's history: a backup's may hold a write its
-                // primary never made part of it.
-                let ours = self.membership.topology().cloned();
+                // primary never made part of it. (A node its side lost is listed as the owner
+                // of partitions that wait for it, but served none.)
+                let ours = self.membership.topology().filter(|t| t.is_member(self.me)).cloned();
                 let primary_here = |p: PartitionId| ours.as_ref().and_then(|t| t.primary(p));
                 let held: Vec<PartitionId> = self
                     .replicas
