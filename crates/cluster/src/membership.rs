@@ -845,8 +845,11 @@ impl Membership {
         let their_own = theirs.members.iter().filter(|m| !ours.contains(m)).count();
         let rank_ours = (ours.len(), std::cmp::Reverse(mine.coordinator));
         let rank_theirs = (their_own, std::cmp::Reverse(theirs.coordinator));
-        // This side's coordinator has gone over to the other side already.
-        let deserted = mine.coordinator != self.me && theirs.is_member(mine.coordinator);
+        // This side's coordinator has gone over to the other side already (which left this
+        // node out).
+        let deserted = mine.coordinator != self.me
+            && theirs.is_member(mine.coordinator)
+            && !theirs.is_member(self.me);
         if rank_ours > rank_theirs && !deserted {
             if self.epoch_floor < theirs.epoch {
                 info!(
