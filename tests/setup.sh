@@ -3,12 +3,13 @@
 # libclang (rust-rocksdb's bindgen), Redis server and CLI (baseline and real client), pytest and
 # redis-py. With `--tests` also what only the tests need: Chromium (the dashboard test drives it
 # headless) and websocket-client (to speak its DevTools protocol); a JDK, Tomcat 10 and the
-# javax Servlet API (the servlet connector is built and run on real Tomcats). Safe to run again.
+# javax Servlet API (the servlet connector is built and run on real Tomcats); iproute2 (the split
+# test puts nodes in network namespaces). Safe to run again.
 set -euo pipefail
 packages=(libclang-dev redis-server redis-tools)
 python_check='import pytest, redis'
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(chromium openjdk-17-jdk-headless tomcat10 libservlet-api-java)
+  packages+=(chromium openjdk-17-jdk-headless tomcat10 libservlet-api-java iproute2)
   python_check='import pytest, redis, websocket'
 fi
 need=()

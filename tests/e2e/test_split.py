@@ -39,6 +39,13 @@ class Net:
         self.bridge = f"sgbr{tag}"
         self.namespaces = [f"sg{tag}n{i}" for i in range(size)]
         self.links = [f"sg{tag}h{i}" for i in range(size)]
+        try:
+            self._build()
+        except subprocess.CalledProcessError:
+            self.close()
+            raise
+
+    def _build(self) -> None:
         sh(IP, "link", "add", self.bridge, "type", "bridge")
         sh(IP, "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
         sh(IP, "link", "set", self.bridge, "up")
@@ -127,12 +134,17 @@ class NetnsCluster(Cluster):
 @pytest.fixture
 def net():
     probe = f"sgprobe{os.getpid()}"
-    if sh(IP, "netns", "add", probe, check=False).returncode != 0:
-        pytest.skip("network namespaces cannot be created here (needs CAP_NET_ADMIN)")
+    if not os.access(IP, os.X_OK) or sh(IP, "netns", "add", probe, check=False).returncode != 0:
+        pytest.skip("network namespaces cannot be created here (needs iproute2 and CAP_NET_ADMIN)")
     sh(IP, "netns", "del", probe, check=False)
-    n = Net(3)
-    yield n
-    n.close()
+    try:
+        n = Net(3)
+    except subprocess.CalledProcessError as e:
+        pytest.skip(f"cannot build the test network here: {' '.join(e.cmd)}: {e.stderr.strip()}")
+    try:
+        yield n
+    finally:
+        n.close()
 
 
 def metric(node: GridProcess, name: str) -> float:
