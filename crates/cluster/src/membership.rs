@@ -14,12 +14,12 @@
 //!
 //! **A healed split merges into the bigger side.** Under `when_split = serve` each side of a
 //! split elects its own coordinator and serves. A coordinator keeps probing the members it
-//! declared dead; when one answers from a cluster that has no place for this node (and this node's
-//! has none for its coordinator), the side with fewer members (on a tie, the higher coordinator
-//! id) merges into the other: its nodes stop serving, push their data to the other side's
-//! primaries as merge operations (see `sessiongrid_model::merge`), then join it as new nodes. The
-//! side that stays publishes its next epoch past the other's, so nothing of the other side looks
-//! newer than it.
+//! declared dead; a topology whose coordinator this node's cluster removed is the other side's.
+//! The side with fewer members (a member both list counts for the coordinator it pings; on a tie,
+//! the higher coordinator id loses) merges into the other: its nodes stop serving, push their
+//! data to the other side's primaries as merge operations (see `sessiongrid_model::merge`), then
+//! join it as new nodes. The side that stays publishes its next epoch past the other's, so
+//! nothing of the other side looks newer than it.
 //!
 //! **Leases fence stale nodes.** A pong echoes the pinger's own send time, so a node may serve only
 //! until `sent_at + lease_ms` of a ping its coordinator answered in the current epoch. A node that

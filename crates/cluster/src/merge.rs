@@ -1,9 +1,8 @@
 //! A node whose side lost on the heal of a split pushes its data to the other side.
 //!
 //! It sends every live entry of the partitions it is primary of on its side, one merge operation
-//! per key, to the
-//! other side's primary of the key's partition, a window at a time, and sends again whatever was
-//! refused or not answered. Merging is idempotent (a copy the other side already has, or has
+//! per key, to the other side's primary of the key's partition, a window at a time, and sends
+//! again whatever was refused or not answered. Merging is idempotent (a copy the other side already has, or has
 //! newer, changes nothing), so sending twice, or from both owners of a partition, is harmless.
 //! Partitions the other side has no live owner for are not pushed: this node's copy is the one
 //! that side waits for.
