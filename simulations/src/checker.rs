@@ -50,17 +50,21 @@ struct KeyHistory {
 }
 
 impl KeyHistory {
+    /// The index of the last acknowledged write among the first `end`.
+    fn last_acked_before(&self, end: usize) -> usize {
+        self.writes[..end].iter().rposition(|w| w.status == WriteStatus::Acked).unwrap_or(0)
+    }
+
     /// The index of the earliest write a read may return: the last acknowledged one, or, if
     /// the key was written through both sides of a split since, the last acknowledged before it.
     fn oldest_allowed(&self) -> usize {
-        let last_acked =
-            self.writes.iter().rposition(|w| w.status == WriteStatus::Acked).unwrap_or(0);
+        let last_acked = self.last_acked_before(self.writes.len());
         let Some((first, count, sides)) = &self.window else { return last_acked };
         let one_side = sides.iter().all(|s| *s == sides[0]) && sides[0] != Side::Healing;
         if *count < 2 || one_side || last_acked >= first + count {
             return last_acked;
         }
-        self.writes[..*first].iter().rposition(|w| w.status == WriteStatus::Acked).unwrap_or(0)
+        self.last_acked_before(*first)
     }
 }
 
@@ -90,9 +94,7 @@ impl Checker {
     pub fn split_started(&mut self) {
         self.splitting = true;
         for h in self.keys.values_mut() {
-            let last_acked =
-                h.writes.iter().rposition(|w| w.status == WriteStatus::Acked).unwrap_or(0);
-            if h.oldest_allowed() == last_acked {
+            if h.oldest_allowed() == h.last_acked_before(h.writes.len()) {
                 h.window = None;
             }
         }
@@ -137,15 +139,15 @@ impl Checker {
             return;
         }
         let h = self.history(key);
-        let last_acked = h.oldest_allowed();
-        let allowed = h.writes[last_acked..].iter().any(|w| w.value == value);
+        let oldest = h.oldest_allowed();
+        let allowed = h.writes[oldest..].iter().any(|w| w.value == value);
         if !allowed {
-            let older = h.writes[..last_acked].iter().rposition(|w| w.value == value);
+            let older = h.writes[..oldest].iter().rposition(|w| w.value == value);
             let what = match older {
-                Some(i) => format!("write #{i}, older than the last acknowledged #{last_acked}"),
+                Some(i) => format!("write #{i}, older than the last acknowledged #{oldest}"),
                 None => "a value never written".to_string(),
             };
-            let expected = h.writes[last_acked].value.clone();
+            let expected = h.writes[oldest].value.clone();
             self.violations.push(format!(
                 "t={at}ms key {key:?}: read {value:?} ({what}); expected {expected:?} or a later failed write"
             ));
