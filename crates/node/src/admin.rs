@@ -69,6 +69,18 @@ impl Client {
         }
         Ok((status, value))
     }
+
+    /// `POST /nodes/{node}/{action}`; returns the answer and the node id it names in `field`.
+    async fn node_action(
+        &self,
+        node: &str,
+        action: &str,
+        field: &str,
+    ) -> anyhow::Result<(Value, String)> {
+        let (_, answer) = self.call("POST", &format!("/nodes/{}/{action}", escape(node))).await?;
+        let id = answer[field].as_str().unwrap_or(node).to_string();
+        Ok((answer, id))
+    }
 }
 
 pub async fn run(args: Target, command: AdminCommand) -> anyhow::Result<()> {
@@ -105,18 +117,12 @@ pub async fn run(args: Target, command: AdminCommand) -> anyhow::Result<()> {
             (kicked, text)
         }
         AdminCommand::Drain { node } => {
-            let (_, drained) =
-                client.call("POST", &format!("/nodes/{}/drain", escape(node))).await?;
-            let id = drained["draining"].as_str().unwrap_or(node);
-            let text = format!("node {id} is handing its partitions over and will stop");
-            (drained, text)
+            let (drained, id) = client.node_action(node, "drain", "draining").await?;
+            (drained, format!("node {id} is handing its partitions over and will stop"))
         }
         AdminCommand::Forget { node } => {
-            let (_, forgotten) =
-                client.call("POST", &format!("/nodes/{}/forget", escape(node))).await?;
-            let id = forgotten["forgotten"].as_str().unwrap_or(node);
-            let text = format!("node {id} is forgotten: partitions only it held start empty");
-            (forgotten, text)
+            let (forgotten, id) = client.node_action(node, "forget", "forgotten").await?;
+            (forgotten, format!("node {id} is forgotten: partitions only it held start empty"))
         }
     };
     let out = if args.json { json.to_string() } else { text };
