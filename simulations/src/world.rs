@@ -10,7 +10,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sessiongrid_cluster::{
-    ClusterConfig, Msg, Node, NodeId, Now, Output, Refusal, SplitPolicy, Topology,
+    ClusterConfig, Internal, Msg, Node, NodeId, Now, Output, Refusal, SplitPolicy, Topology,
 };
 use sessiongrid_model::op::{ExpiryChange, SetCond};
 use sessiongrid_model::{Op, Reply};
@@ -78,6 +78,12 @@ enum Event {
         node: usize,
         incarnation: u64,
     },
+    /// A message between two actors of one node (control and a partition).
+    Internal {
+        node: usize,
+        incarnation: u64,
+        msg: Internal,
+    },
     ClientStep(usize),
     ClientTimeout {
         client: usize,
@@ -104,6 +110,9 @@ struct SimNode {
     paused_until: u64,
     /// What `SIM_TRACE_KEY` last printed of its view: epoch, coordinator, members, merging.
     view: (u64, NodeId, usize, bool),
+    /// When the last topology sent to each partition arrives: control's messages to one
+    /// partition keep their order, as one actor's sends to another's mailbox do.
+    adopt_at: BTreeMap<u16, u64>,
 }
 
 #[derive(Clone)]
@@ -208,6 +217,7 @@ impl World {
                 incarnation: 0,
                 paused_until: 0,
                 view: (0, 0, 0, false),
+                adopt_at: BTreeMap::new(),
             });
         }
         let clients = (0..cfg.clients)
@@ -342,6 +352,21 @@ impl World {
                 let next = self.now + TICK_MS;
                 self.at(next, Event::Tick { node, incarnation });
             }
+            Event::Internal { node, incarnation, msg } => {
+                let n = &self.nodes[node];
+                if n.incarnation != incarnation || n.node.is_none() {
+                    return; // the mailbox died with the process
+                }
+                if n.paused_until > self.now {
+                    let at = n.paused_until;
+                    return self.at(at, Event::Internal { node, incarnation, msg });
+                }
+                let now = self.clock();
+                if let Some(x) = self.nodes[node].node.as_mut() {
+                    x.deliver(now, msg);
+                }
+                self.drain(node);
+            }
             Event::ClientStep(c) => self.client_step(c),
             Event::ClientTimeout { client, request } => {
                 let timed_out =
@@ -390,6 +415,7 @@ impl World {
         n.incarnation += 1;
         n.paused_until = 0;
         n.node = Some(Node::new(n.disk.clone(), self.cluster.clone(), seeds, joining, now));
+        n.adopt_at.clear();
         let incarnation = n.incarnation;
         self.drain(i);
         let first = self.now + self.rng.random_range(0..TICK_MS);
@@ -431,7 +457,22 @@ impl World {
                 sim.view = view;
             }
         }
-        for output in node.take_outputs() {
+        let internal = node.take_internal();
+        let outputs = node.take_outputs();
+        let incarnation = sim.incarnation;
+        for msg in internal {
+            let at = self.now + self.actor_delay();
+            let at = match &msg {
+                Internal::Adopt(p, _) => {
+                    let last = self.nodes[i].adopt_at.entry(*p).or_insert(0);
+                    *last = (*last).max(at);
+                    *last
+                }
+                _ => at,
+            };
+            self.at(at, Event::Internal { node: i, incarnation, msg });
+        }
+        for output in outputs {
             match output {
                 Output::Send(to, msg) => self.send(i, from, to, msg),
                 Output::Reply(request, result) => {
@@ -442,6 +483,16 @@ impl World {
                 // The workload writes no sessions and no operator drains a node.
                 Output::Events(_) | Output::DrainRequested => {}
             }
+        }
+    }
+
+    /// How long a message between two actors of one node takes: mostly nothing, sometimes a
+    /// scheduler's hiccup.
+    fn actor_delay(&mut self) -> u64 {
+        if self.rng.random_bool(0.05) {
+            self.rng.random_range(2..30)
+        } else {
+            self.rng.random_range(0..2)
         }
     }
 
@@ -574,7 +625,7 @@ impl World {
             };
             let lease = node.lease_valid(now);
             let t = node.topology().cloned();
-            let pos = node.replicas().find(|(q, _)| **q == p).map(|(_, r)| r.position());
+            let pos = node.partitions().find(|q| q.id() == p).map(|q| q.replica().position());
             eprintln!(
                 "  node {i} ({}) epoch {:?} members {:?} stable {:?} coordinator {:?} assignment {:?} lease {lease} pos {pos:?} value {:?}",
                 n.id,

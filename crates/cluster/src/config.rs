@@ -22,11 +22,15 @@ pub struct ClusterConfig {
     pub retransmit_ms: u64,
     /// Recent log entries each replica keeps to catch a follower up without a snapshot.
     pub log_entries_max: usize,
+    /// Bytes of keys and values that recent log may hold, per replica.
+    pub log_bytes_max: usize,
     /// How often a primary deletes entries past their deadline, and how many at most per pass.
     pub sweep_interval_ms: u64,
     pub sweep_keys_max: usize,
     /// Entries per snapshot chunk.
     pub snapshot_chunk_entries: usize,
+    /// The longest string `APPEND` may make.
+    pub value_bytes_max: usize,
     /// What a side of a network split without a majority of the members does.
     pub split: SplitPolicy,
     /// Heal a split by merging the smaller side into the bigger (see `membership`): deleted keys
@@ -59,7 +63,36 @@ pub struct Faults {
     pub ack_before_backups: bool,
 }
 
+/// A setting that cannot work, found when a node starts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("lease_ms ({lease_ms}) must be below dead_after_ms ({dead_after_ms}): a cut-off node must stop serving before the others take its partitions")]
+    LeaseTooLong { lease_ms: u64, dead_after_ms: u64 },
+    #[error("{name} must be at least 1")]
+    Zero { name: &'static str },
+}
+
 impl ClusterConfig {
+    /// Checks the settings the protocol's guarantees rest on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.lease_ms >= self.dead_after_ms {
+            let (lease_ms, dead_after_ms) = (self.lease_ms, self.dead_after_ms);
+            return Err(ConfigError::LeaseTooLong { lease_ms, dead_after_ms });
+        }
+        let positive = [
+            ("partitions", self.partitions as u64),
+            ("replicas", self.replicas as u64),
+            ("heartbeat_ms", self.heartbeat_ms),
+            ("log_entries_max", self.log_entries_max as u64),
+            ("snapshot_chunk_entries", self.snapshot_chunk_entries as u64),
+            ("sweep_interval_ms", self.sweep_interval_ms),
+        ];
+        match positive.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(ConfigError::Zero { name }),
+            None => Ok(()),
+        }
+    }
+
     /// True if splits are healed by merging: only under `Serve` (under `Deny` a cut-off side
     /// never publishes a table of its own, so there is nothing to merge).
     pub fn heals_splits(&self) -> bool {
@@ -79,7 +112,9 @@ impl Default for ClusterConfig {
             request_timeout_ms: 2000,
             retransmit_ms: 200,
             log_entries_max: 1024,
+            log_bytes_max: 64 * 1024,
             snapshot_chunk_entries: 256,
+            value_bytes_max: 512 * 1024 * 1024,
             sweep_interval_ms: 100,
             sweep_keys_max: 200,
             split: SplitPolicy::default(),

@@ -11,25 +11,36 @@
 //! - [`membership`] — heartbeats, failure detection, leases, joining, publishing topologies.
 //! - [`replica`] — one partition on one node: ordering, replication, catch-up, snapshots.
 //! - [`log`] — the recent writes a replica keeps for catch-up.
-//! - [`node`] — all of the above for one node, and the routing of requests to primaries.
+//! - [`control`] — the node-level half: membership, the topology to follow, the lease partitions
+//!   serve under, and the push of a node's data when a split heals.
+//! - [`partition`] — one partition as its actor runs it: a replica, its adopted topology, and the
+//!   checks a request or a peer's message passes first.
+//! - [`route`] — where a client request goes.
+//! - [`node`] — control and partitions composed as the runtime composes them, with the messages
+//!   between them made explicit so the simulator can delay and interleave them.
 //! - [`msg`] — every message between nodes.
 //! - [`storage`] — what the protocol needs from a disk.
 //! - [`config`] — timings and sizes, with their defaults.
 
 pub mod config;
+pub mod control;
 pub mod log;
 pub mod membership;
 pub mod merge;
 pub mod msg;
 pub mod node;
+pub mod partition;
 pub mod placement;
 pub mod replica;
+pub mod route;
 pub mod storage;
 pub mod topology;
 
 pub use config::{ClusterConfig, SplitPolicy};
+pub use control::{Control, ControlOutput, Lease};
 pub use msg::{Intent, LogEntry, LogPos, Msg, Query, Refusal};
-pub use node::{Node, Output};
+pub use node::{Internal, Node, Output};
+pub use partition::{Partition, PartitionOutput, PartitionStats};
 pub use placement::NodeId;
 pub use storage::{NodeStore, PartitionStore, StoreError};
 pub use topology::Topology;

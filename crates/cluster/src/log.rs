@@ -3,45 +3,67 @@
 
 use std::collections::VecDeque;
 
+use sessiongrid_model::Entry;
+
 use crate::msg::{LogEntry, LogPos};
 
 pub struct RecentLog {
     /// The position just before the first kept entry.
     base: LogPos,
+    /// In increasing version order.
     entries: VecDeque<LogEntry>,
     max: usize,
+    /// Bytes of keys and values the kept entries hold, and the most they may.
+    bytes: usize,
+    bytes_max: usize,
+}
+
+fn cost(entry: &LogEntry) -> usize {
+    entry.key.len() + entry.state.as_ref().map_or(0, Entry::cost_bytes)
 }
 
 impl RecentLog {
-    pub fn new(base: LogPos, max: usize) -> Self {
-        RecentLog { base, entries: VecDeque::new(), max: max.max(1) }
+    /// A log that keeps at most `max` entries and `bytes_max` bytes of them.
+    pub fn new(base: LogPos, max: usize, bytes_max: usize) -> Self {
+        RecentLog { base, entries: VecDeque::new(), max: max.max(1), bytes: 0, bytes_max }
     }
 
     /// Forgets everything; the replica is now at `base`.
     pub fn reset(&mut self, base: LogPos) {
         self.base = base;
         self.entries.clear();
+        self.bytes = 0;
     }
 
     pub fn push(&mut self, entry: LogEntry) {
-        if self.entries.len() == self.max {
-            if let Some(old) = self.entries.pop_front() {
-                self.base = old.pos;
-            }
-        }
+        debug_assert!(
+            self.entries.back().map_or(self.base.version, |e| e.pos.version) < entry.pos.version,
+            "versions increase along the log"
+        );
+        self.bytes += cost(&entry);
         self.entries.push_back(entry);
+        while self.entries.len() > self.max || self.bytes > self.bytes_max {
+            let Some(old) = self.entries.pop_front() else { break };
+            self.bytes -= cost(&old);
+            self.base = old.pos;
+        }
+    }
+
+    /// Where entry `pos` is kept, if it is.
+    fn index(&self, pos: LogPos) -> Option<usize> {
+        let i = self.entries.binary_search_by_key(&pos.version, |e| e.pos.version).ok()?;
+        (self.entries[i].pos == pos).then_some(i)
     }
 
     /// The entries after `pos`, if `pos` is in this log; `None` if it is not (too old, or on
     /// another history).
     pub fn after(&self, pos: LogPos, limit: usize) -> Option<Vec<LogEntry>> {
-        let start =
-            if pos == self.base { 0 } else { self.entries.iter().position(|e| e.pos == pos)? + 1 };
+        let start = if pos == self.base { 0 } else { self.index(pos)? + 1 };
         Some(self.entries.iter().skip(start).take(limit).cloned().collect())
     }
 
     pub fn contains(&self, pos: LogPos) -> bool {
-        pos == self.base || self.entries.iter().any(|e| e.pos == pos)
+        pos == self.base || self.index(pos).is_some()
     }
 }
 
@@ -58,7 +80,7 @@ mod tests {
 
     #[test]
     fn serves_suffixes_it_still_has() {
-        let mut log = RecentLog::new(LogPos::ZERO, 3);
+        let mut log = RecentLog::new(LogPos::ZERO, 3, usize::MAX);
         for v in 1..=5 {
             log.push(entry(v));
         }
@@ -69,5 +91,21 @@ mod tests {
         assert_eq!(log.after(entry(2).pos, 10).unwrap().len(), 3, "the base is a known position");
         let other = LogPos { term: Term { epoch: 1, primary: 8 }, version: 4 };
         assert!(!log.contains(other), "same version, other history");
+    }
+
+    #[test]
+    fn keeps_within_its_byte_budget() {
+        let big = |version| {
+            let mut e = entry(version);
+            e.key = Bytes::from(vec![b'k'; 100]);
+            e
+        };
+        let mut log = RecentLog::new(LogPos::ZERO, 1000, 250);
+        for v in 1..=5 {
+            log.push(big(v));
+        }
+        assert!(log.contains(big(4).pos) && log.contains(big(5).pos));
+        assert!(!log.contains(big(2).pos), "older entries went to stay within 250 bytes");
+        assert_eq!(log.after(big(3).pos, 10).unwrap().len(), 2, "the base is entry 3");
     }
 }

@@ -294,15 +294,20 @@ impl Membership {
 
     /// True while this node may serve the partitions its topology gives it.
     pub fn lease_valid(&self, now: u64) -> bool {
-        let Some(t) = &self.topology else { return false };
-        if self.rejoining.is_some() || self.merging.is_some() {
-            return false;
+        now < self.lease_until()
+    }
+
+    /// Until when (monotonic ms) this node may serve the current topology's partitions: what
+    /// [`Membership::lease_valid`] compares `now` with (0: not at all; `u64::MAX`: alone).
+    pub fn lease_until(&self) -> u64 {
+        let Some(t) = &self.topology else { return 0 };
+        if self.rejoining.is_some() || self.merging.is_some() || !t.is_member(self.me) {
+            return 0;
         }
-        if !t.is_member(self.me) {
-            return false;
+        if t.members.len() == 1 && t.coordinator == self.me {
+            return u64::MAX;
         }
-        let alone = t.members.len() == 1 && t.coordinator == self.me;
-        alone || now < self.lease_until
+        self.lease_until
     }
 
     /// Drives timers; returns a topology if this node published or adopted one.
@@ -379,6 +384,9 @@ impl Membership {
                     self.dirty |= !self.cfg.heals_splits() || self.take_over(now, &t);
                 }
             }
+            // A member that asked its old coordinator to let it leave and then took over
+            // from it asks itself.
+            self.ask_to_leave(now, out);
             // Under `Deny` a coordinator publishes only while its majority lease holds, so it
             // stops before the others can elect a successor.
             let leased = self.cfg.split == SplitPolicy::Serve

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sessiongrid_model::apply::apply;
 use sessiongrid_model::session::event::{self, Before, SessionEvent};
-use sessiongrid_model::{Entry, Op, PartitionId, Reply};
+use sessiongrid_model::{Entry, Op, PartitionId, Reply, Value};
 use tracing::{debug, warn};
 
 use crate::config::ClusterConfig;
@@ -142,18 +142,16 @@ pub struct Replica<S> {
 
 impl<S: PartitionStore> Replica<S> {
     pub fn new(p: PartitionId, me: NodeId, cfg: Arc<ClusterConfig>, store: S) -> Self {
-        let pos = store.position();
-        let base = pos.unwrap_or(LogPos::ZERO);
-        Replica {
+        let mut replica = Replica {
             p,
             me,
-            log: RecentLog::new(base, cfg.log_entries_max),
+            log: RecentLog::new(LogPos::ZERO, cfg.log_entries_max, cfg.log_bytes_max),
             cfg,
             store,
             role: Role::Idle,
             primary: None,
-            pos,
-            max_version: base.version,
+            pos: None,
+            max_version: 0,
             term: None,
             serve_at: 0,
             handoff_from: None,
@@ -162,12 +160,38 @@ impl<S: PartitionStore> Replica<S> {
             next_snapshot: 1,
             next_sweep: 0,
             unpublished: VecDeque::new(),
-            published: base.version,
+            published: 0,
             unconfirmed: VecDeque::new(),
             incoming: None,
             finished: None,
             sync_asked_at: None,
-        }
+        };
+        replica.reset();
+        replica
+    }
+
+    /// Forgets everything but the store: the replica is idle, as if just started on it.
+    pub fn reset(&mut self) {
+        let pos = self.store.position();
+        let base = pos.unwrap_or(LogPos::ZERO);
+        self.role = Role::Idle;
+        self.primary = None;
+        self.pos = pos;
+        self.log = RecentLog::new(base, self.cfg.log_entries_max, self.cfg.log_bytes_max);
+        self.max_version = base.version;
+        self.term = None;
+        self.serve_at = 0;
+        self.handoff_from = None;
+        self.followers.clear();
+        self.pending.clear();
+        self.next_snapshot = 1;
+        self.next_sweep = 0;
+        self.unpublished.clear();
+        self.published = base.version;
+        self.unconfirmed.clear();
+        self.incoming = None;
+        self.finished = None;
+        self.sync_asked_at = None;
     }
 
     /// As primary: how many writes the furthest-behind counted follower still lacks.
@@ -329,12 +353,19 @@ impl<S: PartitionStore> Replica<S> {
         let prior = Prior::of(slot.as_ref());
         let before = Before::of(&key, slot.as_ref());
         let live = slot.as_ref().is_some_and(|e| e.is_key() && !e.is_expired(now.wall));
+        if let Some(too_big) = self.check_size(&op, slot.as_ref(), now) {
+            return self.answer_after_pending(now, origin, too_big, out);
+        }
         if let Op::Merge(incoming) = &op {
             // Numbered on from the other side's writes, so what this side writes next beats
             // what it merged.
             self.max_version = self.max_version.max(incoming.version);
         }
+        let expired = slot.as_ref().is_some_and(|e| e.is_expired(now.wall));
         let outcome = apply(op, &mut slot, now.wall);
+        if expired && outcome.changed && slot.is_none() {
+            metrics::counter!("sessiongrid_expired_keys_total").increment(1);
+        }
         if !outcome.changed {
             return self.answer_after_pending(now, origin, outcome.reply, out);
         }
@@ -347,6 +378,17 @@ impl<S: PartitionStore> Replica<S> {
             Ok(version) => self.await_replicas(now, version, origin, outcome.reply, out),
             Err(r) => out.push(Effect::Reply(origin, Err(r))),
         }
+    }
+
+    /// Refuses an `APPEND` that would grow a string past `value_bytes_max`.
+    fn check_size(&self, op: &Op, current: Option<&Entry>, now: Now) -> Option<Reply> {
+        let Op::Append { value } = op else { return None };
+        let len = match current {
+            Some(e @ Entry { value: Value::Str(s), .. }) if !e.is_expired(now.wall) => s.len(),
+            _ => 0,
+        };
+        (len.saturating_add(value.len()) > self.cfg.value_bytes_max)
+            .then(|| Reply::error("ERR string exceeds maximum allowed size (value_bytes_max)"))
     }
 
     /// Answers a whole-partition query; the caller has checked this node's lease.
@@ -874,6 +916,7 @@ impl<S: PartitionStore> Replica<S> {
             if self.commit(now, key, None, Prior::of(Some(&entry)), events, out).is_err() {
                 return;
             }
+            metrics::counter!("sessiongrid_expired_keys_total").increment(1);
         }
         self.publish_replicated(out);
     }

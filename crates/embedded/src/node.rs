@@ -9,7 +9,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sessiongrid_cluster::{ClusterConfig, SplitPolicy};
 use sessiongrid_doors::http::HttpContext;
 use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
-use sessiongrid_grid::{Grid, Sessions};
+use sessiongrid_grid::transport::{Inbox, NoPeers};
+use sessiongrid_grid::{Grid, Peers, Sessions};
 use sessiongrid_model::config::{NodeConfig, WhenSplit};
 use sessiongrid_net::{Net, NetConfig};
 use sessiongrid_resp::Limits;
@@ -59,7 +60,7 @@ impl Node {
         }
         let grid = match &config.p2p_listen {
             Some(listen) => start_clustered(&config, listen).await?,
-            None => Grid::start(&config).await?,
+            None => start_single(&config).await?,
         };
         let sessions = Sessions::new(grid.clone(), config.sessions.clone());
         let shutdown = CancellationToken::new();
@@ -171,6 +172,31 @@ fn redis_config(config: &NodeConfig) -> anyhow::Result<RedisDoorConfig> {
     })
 }
 
+/// A single node: a cluster of one, with the identity it would have as a member, so a data
+/// directory can later found a cluster as the same node.
+async fn start_single(config: &NodeConfig) -> anyhow::Result<Grid> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let keypair = sessiongrid_net::identity::load_or_create(&config.data_dir)?;
+    let id = sessiongrid_net::identity::node_id(&keypair.public().to_peer_id());
+    let peers = Peers { id, transport: Arc::new(NoPeers), inbox: Inbox::new(), joining: false };
+    Ok(Grid::start_node(config, cluster_config(config), peers, false).await?)
+}
+
+fn cluster_config(config: &NodeConfig) -> ClusterConfig {
+    ClusterConfig {
+        replicas: config.replicas,
+        dead_after_ms: config.failure_timeout_ms,
+        lease_ms: config.failure_timeout_ms * 7 / 10,
+        split: match config.when_split {
+            WhenSplit::Serve => SplitPolicy::Serve,
+            WhenSplit::Deny => SplitPolicy::Deny,
+        },
+        lite: config.lite,
+        ..ClusterConfig::default()
+    }
+}
+
 /// Joins (or founds) a cluster over libp2p.
 async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Grid> {
     let listen: SocketAddr =
@@ -185,7 +211,7 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
         warn!("no cluster secret: any process that can reach the p2p port can join");
     }
     let keypair = sessiongrid_net::identity::load_or_create(&config.data_dir)?;
-    let inbox = sessiongrid_grid::cluster::inbox();
+    let inbox = Inbox::new();
     let net_config = NetConfig {
         keypair,
         listen,
@@ -193,21 +219,10 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
         secret,
         max_frame_bytes: config.bulk_bytes_max.saturating_mul(2).max(64 << 20),
     };
-    let net = Net::start(net_config, inbox.0.clone())?;
+    let net = Net::start(net_config, inbox.clone())?;
     let id = net.id;
-    let cluster = ClusterConfig {
-        replicas: config.replicas,
-        dead_after_ms: config.failure_timeout_ms,
-        lease_ms: config.failure_timeout_ms * 7 / 10,
-        split: match config.when_split {
-            WhenSplit::Serve => SplitPolicy::Serve,
-            WhenSplit::Deny => SplitPolicy::Deny,
-        },
-        lite: config.lite,
-        ..ClusterConfig::default()
-    };
-    let joining = !join.is_empty();
-    Ok(Grid::start_clustered(config, id, cluster, joining, Arc::new(net), inbox).await?)
+    let peers = Peers { id, transport: Arc::new(net), inbox, joining: !join.is_empty() };
+    Ok(Grid::start_node(config, cluster_config(config), peers, true).await?)
 }
 
 /// What `CONFIG GET` reports: the settings Redis clients and session stores probe.

@@ -31,6 +31,11 @@ impl EntryCache {
         Some(entry)
     }
 
+    /// The cached entry, now the most recently used.
+    pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.lru.get(key)
+    }
+
     /// Caches `entry` as the most recently used; returns how many entries were evicted for it.
     pub fn insert(&mut self, key: Bytes, entry: Entry) -> usize {
         self.take(&key);

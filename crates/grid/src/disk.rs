@@ -1,14 +1,18 @@
-//! The cluster protocol's disk, over the node's RocksDB [`Store`]: every replicated write lands
-//! with the partition's new position in one atomic batch, so after a kill -9 a replica restarts
-//! exactly where its data is.
+//! The protocol's disk, over the node's RocksDB [`Store`]: every write lands with the
+//! partition's new position in one atomic batch, so after a kill -9 a replica restarts exactly
+//! where its data is. Each partition keeps its hot entries in an LRU tier within its share of
+//! the memory budget; disk is the truth and the tier always equals it.
 
 use bytes::Bytes;
+use metrics::{Counter, Gauge};
 use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::topology::Assignment;
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
 use sessiongrid_store::{PartitionMeta, Store};
 use tracing::warn;
+
+use crate::cache::EntryCache;
 
 const TOPOLOGY: &[u8] = b"topology";
 
@@ -22,15 +26,18 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
-/// A node's disk for the cluster protocol.
+/// A node's disk for the protocol. Cheap to clone; clones share the database.
+#[derive(Clone)]
 pub struct DiskNode {
     store: Store,
     id: NodeId,
+    /// Each partition's share of the memory budget for hot entries.
+    cache_bytes_max: usize,
 }
 
 impl DiskNode {
-    pub fn new(store: Store, id: NodeId) -> Self {
-        DiskNode { store, id }
+    pub fn new(store: Store, id: NodeId, cache_bytes_max: usize) -> Self {
+        DiskNode { store, id, cache_bytes_max }
     }
 }
 
@@ -38,7 +45,7 @@ impl NodeStore for DiskNode {
     type Partition = DiskPartition;
 
     fn partition(&mut self, p: PartitionId) -> DiskPartition {
-        DiskPartition::load(self.store.clone(), p)
+        DiskPartition::load(self.store.clone(), p, self.cache_bytes_max)
     }
 
     fn node_id(&self) -> NodeId {
@@ -91,18 +98,42 @@ fn decode_topology(bytes: &[u8]) -> postcard::Result<Topology> {
     })
 }
 
-/// One partition's rows, its key counts and its replication position.
+/// One partition's rows, its key counts, its replication position and its hot entries.
 pub struct DiskPartition {
     store: Store,
     p: PartitionId,
     pos: Option<LogPos>,
     meta: PartitionMeta,
+    cache: EntryCache,
+    metrics: CacheMetrics,
+}
+
+/// Handles to the node-wide series a partition's tier contributes to.
+struct CacheMetrics {
+    bytes: Gauge,
+    entries: Gauge,
+    evictions: Counter,
+    disk_reads: Counter,
+}
+
+impl CacheMetrics {
+    fn new() -> Self {
+        CacheMetrics {
+            bytes: metrics::gauge!("sessiongrid_memory_entries_bytes"),
+            entries: metrics::gauge!("sessiongrid_memory_entries"),
+            evictions: metrics::counter!("sessiongrid_memory_evictions_total"),
+            disk_reads: metrics::counter!("sessiongrid_store_entry_reads_total"),
+        }
+    }
 }
 
 impl DiskPartition {
-    fn load(store: Store, p: PartitionId) -> Self {
+    fn load(store: Store, p: PartitionId, cache_bytes_max: usize) -> Self {
+        let meta = store.partition_meta(p).unwrap_or_default();
         let pos = match store.get_extra(&position_row(p)) {
-            Ok(None) => Some(LogPos::ZERO),
+            // Never replicated (or written by a version before every node ran the protocol):
+            // its history so far is the writes its metadata counted.
+            Ok(None) => Some(LogPos { version: meta.seq, ..LogPos::ZERO }),
             Ok(Some(bytes)) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
                 warn!(partition = p, error = %e, "unreadable position; the copy will be resent");
                 None
@@ -112,8 +143,30 @@ impl DiskPartition {
                 None
             }
         };
-        let meta = store.partition_meta(p).unwrap_or_default();
-        DiskPartition { store, p, pos, meta }
+        let cache = EntryCache::new(cache_bytes_max);
+        DiskPartition { store, p, pos, meta, cache, metrics: CacheMetrics::new() }
+    }
+
+    /// Runs `f` on the tier and reports the change in cached bytes and entries.
+    fn account<T>(&mut self, f: impl FnOnce(&mut EntryCache) -> T) -> T {
+        let (bytes, len) = (self.cache.bytes(), self.cache.len());
+        let out = f(&mut self.cache);
+        self.metrics.bytes.increment(self.cache.bytes() as f64 - bytes as f64);
+        self.metrics.entries.increment(self.cache.len() as f64 - len as f64);
+        out
+    }
+
+    fn remember(&mut self, key: &[u8], entry: Option<&Entry>) {
+        match entry {
+            Some(e) => {
+                let (key, e) = (Bytes::copy_from_slice(key), e.clone());
+                let evicted = self.account(|cache| cache.insert(key, e));
+                self.metrics.evictions.increment(evicted as u64);
+            }
+            None => {
+                self.account(|cache| cache.take(key));
+            }
+        }
     }
 
     fn write(
@@ -133,13 +186,27 @@ impl DiskPartition {
     }
 }
 
+impl Drop for DiskPartition {
+    fn drop(&mut self) {
+        self.account(EntryCache::clear);
+    }
+}
+
 fn count(present: bool) -> u64 {
     present as u64
 }
 
 impl PartitionStore for DiskPartition {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
-        self.store.get(self.p, key).map_err(err)
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(hit.clone()));
+        }
+        self.metrics.disk_reads.increment(1);
+        let entry = self.store.get(self.p, key).map_err(err)?;
+        if let Some(e) = &entry {
+            self.remember(key, Some(e));
+        }
+        Ok(entry)
     }
 
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {
@@ -158,10 +225,14 @@ impl PartitionStore for DiskPartition {
         meta.sessions =
             meta.sessions + count(new_session) - count(prior.session).min(meta.sessions);
         meta.seq = entry.pos.version;
-        self.write(Some(entry.pos), meta, |batch| match &entry.state {
+        let written = self.write(Some(entry.pos), meta, |batch| match &entry.state {
             Some(e) => batch.put(&entry.key, e, old_expiry),
             None => batch.delete(&entry.key, old_expiry),
-        })
+        });
+        // Refused: the key leaves the tier, so the next read sees disk.
+        let state = if written.is_ok() { entry.state.as_ref() } else { None };
+        self.remember(&entry.key, state);
+        written
     }
 
     fn position(&self) -> Option<LogPos> {
@@ -214,6 +285,7 @@ impl PartitionStore for DiskPartition {
         meta.sessions = meta.sessions.saturating_sub(doomed_sessions)
             + entries.iter().filter(|(_, e)| e.is_session()).count() as u64;
         let pos = self.pos;
+        self.account(EntryCache::clear);
         self.write(pos, meta, |batch| {
             for (k, at) in &doomed {
                 batch.unindex(k, *at);
@@ -239,6 +311,7 @@ impl PartitionStore for DiskPartition {
     }
 
     fn clear(&mut self) -> StoreResult<()> {
+        self.account(EntryCache::clear);
         self.write(Some(LogPos::ZERO), PartitionMeta::default(), |batch| batch.delete_partition())
     }
 }

@@ -1,29 +1,37 @@
-//! [`Grid`]: the handle every door holds. Routes a key to its partition actor and gathers
-//! multi-partition requests.
+//! [`Grid`]: the handle every door holds. Starts a node's actors and routes each request to its
+//! partition's primary, here or on a peer.
+//!
+//! A single node is a cluster of one: the same actors, the same replicated state machine, a
+//! transport with no peers. It founds its cluster alone, so it serves at once.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorRef};
+use sessiongrid_cluster::storage::Counts;
+use sessiongrid_cluster::{ClusterConfig, Lease, NodeId, Query, Refusal};
 use sessiongrid_model::config::NodeConfig;
-use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
+use sessiongrid_model::{partition_of, KeyFilter, Op, PartitionId, Reply};
 use sessiongrid_store::Store;
+use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
-use sessiongrid_cluster::storage::Counts;
-use sessiongrid_cluster::{ClusterConfig, NodeId, Query, Refusal};
-
-use crate::cluster::{ClusterArgs, ClusterNode, ClusterStatus, Inbox, Outlet, Transport};
+use crate::control::{ControlActor, ControlArgs, ControlMsg, ControlStatus};
+use crate::disk::DiskNode;
+use crate::engine::{Clock, Forwards, Shared, View, Work};
 use crate::error::GridError;
 use crate::events::EventBus;
-use crate::partition::{PartitionArgs, PartitionMsg};
-use crate::supervisor::{PartitionTable, Supervisor, SupervisorArgs, SupervisorMsg};
-use sessiongrid_model::KeyFilter;
+use crate::partition::PartitionMsg;
+use crate::status::{publish_gauges, ClusterStatus};
+use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::transport::{Inbox, NoPeers, Transport};
 
 /// How long a clustered node spends handing its partitions over when it stops.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+/// How often the cluster gauges are refreshed.
+const GAUGES: Duration = Duration::from_secs(1);
 
 /// Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
@@ -33,167 +41,175 @@ pub struct Grid {
 
 struct Inner {
     store: Store,
-    partitions: u16,
-    mode: Mode,
-    events: Arc<EventBus>,
+    shared: Arc<Shared>,
+    /// Started as a cluster member (with peers), not as a single node.
+    clustered: bool,
+    control: ActorRef<ControlMsg>,
+    supervisor: ActorRef<SupervisorMsg>,
+    gauges: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-enum Mode {
-    /// One node: a partition actor per partition.
-    Local { table: Arc<PartitionTable>, supervisor: ActorRef<SupervisorMsg> },
-    /// A member of a cluster: requests go through the protocol node.
-    Cluster(ClusterNode),
+/// How a node reaches its peers.
+pub struct Peers {
+    pub id: NodeId,
+    pub transport: Arc<dyn Transport>,
+    pub inbox: Inbox,
+    /// Seeds were given, so the node waits to join rather than founding a cluster.
+    pub joining: bool,
 }
 
 impl Grid {
-    /// Opens the store in `config.data_dir` and starts one actor per partition. Serving starts at
-    /// once: entries are read from disk on first use, not loaded up front.
+    /// A single node in `config.data_dir`. Serving starts at once: entries are read from disk on
+    /// first use, not loaded up front.
     pub async fn start(config: &NodeConfig) -> Result<Grid, GridError> {
         let store = open_store(config)?;
+        let id = solo_id(&store)?;
+        let peers = Peers { id, transport: Arc::new(NoPeers), inbox: Inbox::new(), joining: false };
+        Grid::start_on(config, store, ClusterConfig::default(), peers, false).await
+    }
+
+    /// A node with identity `peers.id`: a single node when `clustered` is false (its transport
+    /// has no peers), or a member that joins (or founds) a cluster. `cluster.partitions` is
+    /// taken from the data directory.
+    pub async fn start_node(
+        config: &NodeConfig,
+        cluster: ClusterConfig,
+        peers: Peers,
+        clustered: bool,
+    ) -> Result<Grid, GridError> {
+        let store = open_store(config)?;
+        Grid::start_on(config, store, cluster, peers, clustered).await
+    }
+
+    async fn start_on(
+        config: &NodeConfig,
+        store: Store,
+        mut cluster: ClusterConfig,
+        peers: Peers,
+        clustered: bool,
+    ) -> Result<Grid, GridError> {
         let partitions = store.partitions();
+        cluster.partitions = partitions;
+        cluster.value_bytes_max = config.value_bytes_max;
+        cluster.sweep_interval_ms = config.expiry_sweep_interval_ms;
+        cluster.sweep_keys_max = config.expiry_sweep_keys_max;
+        cluster.validate().map_err(|e| GridError::Start(e.to_string()))?;
         let cache_bytes_max = (config.memory_max_bytes / partitions as u64) as usize;
+        let disk = DiskNode::new(store.clone(), peers.id, cache_bytes_max);
         let events = Arc::new(EventBus::default());
-        let args = (0..partitions)
-            .map(|id| PartitionArgs {
-                id,
-                store: store.clone(),
-                cache_bytes_max,
-                value_bytes_max: config.value_bytes_max,
-                sweep_interval: Duration::from_millis(config.expiry_sweep_interval_ms),
-                sweep_keys_max: config.expiry_sweep_keys_max,
-                events: events.clone(),
-            })
-            .collect();
-        let table = Arc::new(RwLock::new(Vec::new()));
-        let sv_args = SupervisorArgs { partitions: args, table: table.clone() };
+        events.set_node(peers.id);
+        let shared = Arc::new(Shared {
+            me: peers.id,
+            cfg: Arc::new(cluster),
+            clock: Clock::new(),
+            view: watch::Sender::new(View::default()),
+            lease: Mutex::new(Lease::NONE),
+            partitions: RwLock::new(Vec::new()),
+            control: OnceLock::new(),
+            forwards: Forwards::default(),
+            transport: peers.transport,
+            events,
+            drain_requested: Notify::new(),
+        });
+        let sv_args = SupervisorArgs { shared: shared.clone(), disk: disk.clone() };
         let (supervisor, _) = Actor::spawn(None, Supervisor, sv_args)
             .await
             .map_err(|e| GridError::Start(e.to_string()))?;
-        info!(partitions, data_dir = %config.data_dir.display(), "grid started");
-        let mode = Mode::Local { table, supervisor };
-        Ok(Grid { inner: Arc::new(Inner { store, partitions, mode, events }) })
-    }
-
-    /// Opens the store and joins (or founds) a cluster: requests are routed to each key's
-    /// primary, wherever it runs. `cluster.partitions` is taken from the data directory.
-    pub async fn start_clustered(
-        config: &NodeConfig,
-        id: NodeId,
-        mut cluster: ClusterConfig,
-        joining: bool,
-        transport: Arc<dyn Transport>,
-        inbox: (Inbox, Outlet),
-    ) -> Result<Grid, GridError> {
-        let store = open_store(config)?;
-        let partitions = store.partitions();
-        cluster.partitions = partitions;
-        let events = Arc::new(EventBus::default());
-        let args = ClusterArgs {
-            store: store.clone(),
-            id,
-            config: cluster,
-            joining,
-            transport,
-            events: events.clone(),
-        };
-        let node = ClusterNode::start(args, inbox)?;
-        info!(partitions, node = id, data_dir = %config.data_dir.display(), "grid started in cluster mode");
-        let mode = Mode::Cluster(node);
-        Ok(Grid { inner: Arc::new(Inner { store, partitions, mode, events }) })
+        let args = ControlArgs { shared: shared.clone(), disk, joining: peers.joining };
+        let (control, _) = Actor::spawn(None, ControlActor, args)
+            .await
+            .map_err(|e| GridError::Start(e.to_string()))?;
+        let _ = shared.control.set(control.clone());
+        peers.inbox.attach(shared.clone());
+        info!(partitions, node = peers.id, clustered, data_dir = %config.data_dir.display(), "grid started");
+        let inner =
+            Inner { store, shared, clustered, control, supervisor, gauges: Mutex::new(None) };
+        let grid = Grid { inner: Arc::new(inner) };
+        if clustered {
+            let task = tokio::spawn(refresh_gauges(Arc::downgrade(&grid.inner)));
+            *grid.inner.gauges.lock().expect("gauges lock") = Some(task);
+        }
+        Ok(grid)
     }
 
     /// This node's view of the cluster; `None` on a single node.
     pub async fn cluster_status(&self) -> Option<ClusterStatus> {
-        match &self.inner.mode {
-            Mode::Cluster(node) => node.status().await.ok(),
-            Mode::Local { .. } => None,
+        if !self.inner.clustered {
+            return None;
         }
+        status(&self.inner).await
     }
 
     /// Asks cluster member `node` (this one included) to hand its partitions over and stop.
     pub fn request_drain(&self, node: NodeId) -> Result<(), GridError> {
-        match &self.inner.mode {
-            Mode::Cluster(n) => n.request_drain(node),
-            Mode::Local { .. } => Err(GridError::NotInCluster),
-        }
+        self.cluster_only()?;
+        self.to_control(ControlMsg::Drain(node))
     }
 
     /// Gives up lost cluster node `node` for good: the partitions only it held start empty.
     pub fn forget(&self, node: NodeId) -> Result<(), GridError> {
-        match &self.inner.mode {
-            Mode::Cluster(n) => n.forget(node),
-            Mode::Local { .. } => Err(GridError::NotInCluster),
+        self.cluster_only()?;
+        self.to_control(ControlMsg::Forget(node))
+    }
+
+    fn cluster_only(&self) -> Result<(), GridError> {
+        if self.inner.clustered {
+            Ok(())
+        } else {
+            Err(GridError::NotInCluster)
         }
+    }
+
+    fn to_control(&self, msg: ControlMsg) -> Result<(), GridError> {
+        self.inner.control.cast(msg).map_err(|_| GridError::Cluster(Refusal::NotServing))
     }
 
     /// Resolves when an operator asked this node to drain (never on a single node).
     pub async fn drain_requested(&self) {
-        match &self.inner.mode {
-            Mode::Cluster(n) => n.drain_requested().await,
-            Mode::Local { .. } => std::future::pending().await,
-        }
+        self.inner.shared.drain_requested.notified().await
     }
 
     /// Session events of the whole grid, as this node sees them.
     pub fn events(&self) -> &Arc<EventBus> {
-        &self.inner.events
+        &self.inner.shared.events
     }
 
     pub fn partitions(&self) -> u16 {
-        self.inner.partitions
+        self.inner.shared.cfg.partitions
     }
 
     pub fn partition_of(&self, key: &[u8]) -> PartitionId {
-        partition_of(key, self.inner.partitions)
-    }
-
-    fn actor(&self, p: PartitionId) -> Result<ActorRef<PartitionMsg>, GridError> {
-        match &self.inner.mode {
-            Mode::Local { table, .. } => {
-                Ok(table.read().expect("partition table lock")[p as usize].clone())
-            }
-            Mode::Cluster(_) => Err(GridError::NotInCluster),
-        }
-    }
-
-    /// Sends a request to partition `p` and waits for its answer.
-    async fn call<T: Send + 'static>(
-        &self,
-        p: PartitionId,
-        msg: impl FnOnce(RpcReplyPort<T>) -> PartitionMsg,
-    ) -> Result<T, GridError> {
-        match self.actor(p)?.call(msg, None).await {
-            Ok(CallResult::Success(v)) => Ok(v),
-            _ => Err(GridError::Unavailable { partition: p }),
-        }
+        partition_of(key, self.partitions())
     }
 
     /// Executes one operation on one key.
     pub async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, GridError> {
-        if let Mode::Cluster(node) = &self.inner.mode {
-            return node.exec(key, op).await;
-        }
-        let p = self.partition_of(&key);
-        Ok(self.call(p, |reply| PartitionMsg::Exec { key, op, reply }).await??)
+        self.inner.shared.exec(Work::Op { key, op }).await.map_err(GridError::Cluster)
+    }
+
+    async fn query(&self, partition: PartitionId, query: Query) -> Result<Reply, GridError> {
+        let work = Work::Query { partition, query };
+        self.inner.shared.exec(work).await.map_err(GridError::Cluster)
+    }
+
+    /// Runs `query` on every partition at once; answers in partition order.
+    async fn query_all(&self, query: Query) -> Vec<Result<Reply, GridError>> {
+        let asks = (0..self.partitions()).map(|p| self.query(p, query.clone()));
+        futures::future::join_all(asks).await
     }
 
     /// Keys of partition `p` that pass `filter`.
     pub async fn keys(&self, p: PartitionId, filter: KeyFilter) -> Result<Vec<Bytes>, GridError> {
-        if let Mode::Cluster(node) = &self.inner.mode {
-            let answer = node.query_all([p], Query::Keys(filter)).await.pop();
-            return match answer {
-                Some(Ok(Reply::Array(keys))) => Ok(keys
-                    .into_iter()
-                    .filter_map(|k| if let Reply::Bulk(k) = k { Some(k) } else { None })
-                    .collect()),
-                Some(Err(e)) => Err(e),
-                _ => Err(GridError::Cluster(Refusal::Timeout)),
-            };
+        match self.query(p, Query::Keys(filter)).await? {
+            Reply::Array(keys) => Ok(keys
+                .into_iter()
+                .filter_map(|k| if let Reply::Bulk(k) = k { Some(k) } else { None })
+                .collect()),
+            _ => Err(GridError::Cluster(Refusal::Timeout)),
         }
-        Ok(self.call(p, |reply| PartitionMsg::Keys { filter, reply }).await??)
     }
 
-    /// Number of keys on this node (expired, not yet swept keys included, as in Redis).
+    /// Number of keys in the grid (expired, not yet swept keys included, as in Redis).
     pub async fn dbsize(&self) -> Result<u64, GridError> {
         Ok(self.keyspace().await?.0)
     }
@@ -206,63 +222,47 @@ impl Grid {
 
     /// The counts of every partition, indexed by partition, from each partition's primary.
     pub async fn partition_counts(&self) -> Result<Vec<Counts>, GridError> {
-        let mut all = Vec::with_capacity(self.inner.partitions as usize);
-        if let Mode::Cluster(node) = &self.inner.mode {
-            for answer in node.query_all(0..self.inner.partitions, Query::Count).await {
-                let counts = match answer? {
-                    Reply::Array(c) => c,
-                    _ => return Err(GridError::Cluster(Refusal::Timeout)),
-                };
-                let n = |i: usize| match counts.get(i) {
-                    Some(Reply::Int(n)) => *n as u64,
-                    _ => 0,
-                };
-                all.push(Counts { keys: n(0), expiring: n(1), sessions: n(2) });
-            }
-            return Ok(all);
-        }
-        for p in 0..self.inner.partitions {
-            let m = self.call(p, |reply| PartitionMsg::Count { reply }).await?;
-            all.push(Counts { keys: m.keys, expiring: m.expiring, sessions: m.sessions });
+        let mut all = Vec::with_capacity(self.partitions() as usize);
+        for answer in self.query_all(Query::Count).await {
+            let counts = match answer? {
+                Reply::Array(c) => c,
+                _ => return Err(GridError::Cluster(Refusal::Timeout)),
+            };
+            let n = |i: usize| match counts.get(i) {
+                Some(Reply::Int(n)) => *n as u64,
+                _ => 0,
+            };
+            all.push(Counts { keys: n(0), expiring: n(1), sessions: n(2) });
         }
         Ok(all)
     }
 
     /// Deletes every key of every partition.
     pub async fn flush_all(&self) -> Result<(), GridError> {
-        if let Mode::Cluster(node) = &self.inner.mode {
-            for answer in node.query_all(0..self.inner.partitions, Query::Flush).await {
-                answer?;
-            }
-            return Ok(());
-        }
-        for p in 0..self.inner.partitions {
-            self.call(p, |reply| PartitionMsg::Flush { reply }).await??;
+        for answer in self.query_all(Query::Flush).await {
+            answer?;
         }
         Ok(())
     }
 
-    /// Stops every partition, then syncs the log to disk. Callers stop sending requests first
-    /// (the doors drain their connections); the database closes when the last clone of this
-    /// handle is dropped. A clustered node first hands its partitions over to the others.
+    /// Hands this node's partitions to the others (a member), stops every actor, then syncs the
+    /// log to disk. Callers stop sending requests first (the doors drain their connections);
+    /// the database closes when the last clone of this handle is dropped.
     pub async fn shutdown(self) {
-        match &self.inner.mode {
-            Mode::Local { supervisor, .. } => {
-                let timeout = Some(Duration::from_secs(30));
-                let _ = supervisor.call(SupervisorMsg::ShuttingDown, timeout).await;
-                supervisor.stop_children_and_wait(None, timeout).await;
-                supervisor.stop_and_wait(None, timeout).await.ok();
-            }
-            Mode::Cluster(node) => {
-                if !node.drain(DRAIN_LIMIT).await {
-                    warn!(
-                        "partitions not all handed over in time; the cluster will fail them over"
-                    );
-                }
-                node.stop();
-            }
+        let inner = &self.inner;
+        let leave = inner.control.call(ControlMsg::Leave, Some(DRAIN_LIMIT)).await;
+        if !matches!(leave, Ok(CallResult::Success(()))) {
+            warn!("partitions not all handed over in time; the cluster will fail them over");
         }
-        if let Err(e) = self.inner.store.sync() {
+        if let Some(task) = inner.gauges.lock().expect("gauges lock").take() {
+            task.abort();
+        }
+        let timeout = Some(Duration::from_secs(30));
+        inner.control.stop_and_wait(None, timeout).await.ok();
+        let _ = inner.supervisor.call(SupervisorMsg::ShuttingDown, timeout).await;
+        inner.supervisor.stop_children_and_wait(None, timeout).await;
+        inner.supervisor.stop_and_wait(None, timeout).await.ok();
+        if let Err(e) = inner.store.sync() {
             warn!(error = %e, "final log sync failed");
         }
         info!("grid stopped");
@@ -271,13 +271,56 @@ impl Grid {
     /// The actor currently serving partition `p`; for supervision tests and diagnostics.
     #[doc(hidden)]
     pub fn partition_cell(&self, p: PartitionId) -> Option<ractor::ActorCell> {
-        self.actor(p).ok().map(|a| a.get_cell())
+        self.inner.shared.partition(p).map(|a| a.get_cell())
     }
 
     /// The store, for diagnostics (`INFO`, metrics).
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
+}
+
+async fn status(inner: &Inner) -> Option<ClusterStatus> {
+    let control = inner.control.call(ControlMsg::Status, Some(Duration::from_secs(5))).await;
+    let ControlStatus { lease, topology } = match control {
+        Ok(CallResult::Success(s)) => s,
+        _ => return None,
+    };
+    let actors = inner.shared.partitions.read().expect("partition table lock").clone();
+    let mut stats = Vec::with_capacity(actors.len());
+    for actor in actors {
+        let answer = actor.call(PartitionMsg::Stats, Some(Duration::from_secs(5))).await;
+        if let Ok(CallResult::Success(s)) = answer {
+            stats.push(s);
+        }
+    }
+    Some(ClusterStatus::new(inner.shared.me, lease, topology, &stats))
+}
+
+async fn refresh_gauges(inner: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(GAUGES);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if let Some(s) = status(&inner).await {
+            publish_gauges(&s);
+        }
+    }
+}
+
+/// A single node's id, kept in its store so it stays the same across restarts.
+fn solo_id(store: &Store) -> Result<NodeId, GridError> {
+    const ROW: &[u8] = b"solo-node-id";
+    if let Some(bytes) = store.get_extra(ROW)? {
+        if let Ok(id) = <[u8; 8]>::try_from(bytes.as_slice()) {
+            return Ok(NodeId::from_be_bytes(id));
+        }
+    }
+    let id: NodeId = rand::random::<NodeId>().max(1);
+    let mut batch = store.batch(0);
+    batch.put_extra(ROW, &id.to_be_bytes());
+    store.commit_blocking(batch)?;
+    Ok(id)
 }
 
 fn open_store(config: &NodeConfig) -> Result<Store, GridError> {

@@ -1,29 +1,35 @@
-//! The grid layer: partitions as actors over the store, and the [`Grid`] handle that routes each
-//! key to its partition.
+//! The grid layer: a node's actors over the store, and the [`Grid`] handle that routes each key
+//! to its partition's primary. A single node and a cluster member run the same engine.
 //!
 //! # Layout
 //! - [`grid`] — [`Grid`], the entry point the doors call: start, execute, scan, flush, shut down.
-//! - [`events`] — [`events::EventBus`]: session events for subscribers, and their counts.
-//! - [`sessions`] — [`Sessions`]: session and login operations built from single-key grid operations.
+//! - [`engine`] — what the actors share, and the path of a request: routed, forwarded, retried.
+//! - [`control`] — the control actor: membership and the topology the node follows.
 //! - [`partition`] — the partition actor, single writer of one partition.
 //! - [`supervisor`] — restarts failed partition actors from disk.
-//! - [`cluster`] — cluster mode: the protocol node on its own thread, and the [`cluster::Transport`] it
-//!   sends through.
-//! - [`disk`] — the protocol's disk over RocksDB: writes and positions in one batch.
+//! - [`transport`] — the [`transport::Transport`] peers are reached through, and the
+//!   [`transport::Inbox`] that hands their messages to the right actor.
+//! - [`disk`] — the protocol's disk over RocksDB: writes and positions in one batch, the LRU tier.
 //! - [`cache`] — the per-partition LRU of hot entries within the memory budget.
+//! - [`status`] — [`status::ClusterStatus`] and the cluster gauges.
+//! - [`events`] — [`events::EventBus`]: session events for subscribers, and their counts.
+//! - [`sessions`] — [`Sessions`]: session and login operations built from single-key grid operations.
 //! - [`error`] — [`GridError`].
 
 pub mod cache;
-pub mod cluster;
+pub mod control;
 pub mod disk;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod grid;
 pub mod partition;
 pub mod sessions;
+pub mod status;
 pub mod supervisor;
+pub mod transport;
 
 pub use error::GridError;
-pub use grid::Grid;
+pub use grid::{Grid, Peers};
 pub use sessiongrid_model::KeyFilter;
 pub use sessions::Sessions;

@@ -1,26 +1,26 @@
 //! The partition supervisor: one-for-one restarts of failed partition actors.
 //!
 //! # Ownership
-//! - **Owns** the spawning of every [`Partition`] actor of this node and writes their refs into the
-//!   shared [`PartitionTable`] that [`Grid`](crate::Grid) reads.
+//! - **Owns** the spawning of every [`PartitionActor`] of this node and writes their refs into
+//!   the shared partition table that the request paths and the inbox read.
 //! - **Started** by [`Grid::start`](crate::Grid::start); **stopped** by `Grid::shutdown`, which
 //!   stops its children with it.
-//! - **Messages**: none of its own; it reacts to supervision events. A partition that fails (a
-//!   panic or an error from a handler) or is killed is restarted from disk. Partitions stop
-//!   normally only together with the supervisor, which then no longer handles events.
+//! - **Messages**: [`SupervisorMsg`]; otherwise it reacts to supervision events. A partition
+//!   that fails (a panic or an error from a handler) or is killed is restarted from disk and
+//!   handed the topology control follows. Partitions stop normally only together with the
+//!   supervisor, which then no longer handles events.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use sessiongrid_model::PartitionId;
 use tracing::{error, info};
 
-use crate::partition::{Partition, PartitionArgs, PartitionMsg};
-
-/// Current actor of every partition, indexed by partition id.
-pub type PartitionTable = RwLock<Vec<ActorRef<PartitionMsg>>>;
+use crate::disk::DiskNode;
+use crate::engine::Shared;
+use crate::partition::{PartitionActor, PartitionArgs, PartitionMsg};
 
 pub struct Supervisor;
 
@@ -32,9 +32,8 @@ pub enum SupervisorMsg {
 }
 
 pub struct SupervisorArgs {
-    /// Arguments of every partition, indexed by partition id.
-    pub partitions: Vec<PartitionArgs>,
-    pub table: Arc<PartitionTable>,
+    pub shared: Arc<Shared>,
+    pub disk: DiskNode,
 }
 
 pub struct SupervisorState {
@@ -44,7 +43,7 @@ pub struct SupervisorState {
     shutting_down: bool,
 }
 
-/// Wait before retrying a restart that failed (e.g. the disk refused the metadata read).
+/// Wait before retrying a restart that failed.
 const RESTART_RETRY: Duration = Duration::from_secs(1);
 
 impl SupervisorState {
@@ -53,20 +52,29 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         p: PartitionId,
     ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
-        let args = self.args.partitions[p as usize].clone();
-        let (actor, _) = Actor::spawn_linked(None, Partition, args, myself.get_cell()).await?;
+        let args =
+            PartitionArgs { id: p, shared: self.args.shared.clone(), disk: self.args.disk.clone() };
+        let (actor, _) = Actor::spawn_linked(None, PartitionActor, args, myself.get_cell()).await?;
         self.children.insert(actor.get_id(), p);
         Ok(actor)
     }
 
-    /// Starts a new actor for partition `p` and publishes it in the table; if that fails, tries
-    /// again later. Never fails itself: a supervisor that returned an error would take every
-    /// partition down with it.
+    /// Starts a new actor for partition `p`, publishes it in the table and hands it the current
+    /// topology; if that fails, tries again later. Never fails itself: a supervisor that
+    /// returned an error would take every partition down with it.
     async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, p: PartitionId) {
         metrics::counter!("sessiongrid_partition_restarts_total").increment(1);
         match self.spawn(myself, p).await {
             Ok(actor) => {
-                self.args.table.write().expect("partition table lock")[p as usize] = actor;
+                let shared = &self.args.shared;
+                shared.partitions.write().expect("partition table lock")[p as usize] =
+                    actor.clone();
+                // After the table: control, which publishes the view before it sends a
+                // topology to the table's actors, either reaches this actor or is seen here.
+                let current = shared.view.borrow().topology.clone();
+                if let Some(t) = current {
+                    let _ = actor.cast(PartitionMsg::Adopt(t));
+                }
                 info!(partition = p, "partition actor restarted");
             }
             Err(e) => {
@@ -87,13 +95,13 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let count = args.partitions.len();
+        let count = args.shared.cfg.partitions;
         let mut state = SupervisorState { args, children: HashMap::new(), shutting_down: false };
-        let mut refs = Vec::with_capacity(count);
+        let mut refs = Vec::with_capacity(count as usize);
         for p in 0..count {
-            refs.push(state.spawn(&myself, p as PartitionId).await?);
+            refs.push(state.spawn(&myself, p).await?);
         }
-        *state.args.table.write().expect("partition table lock") = refs;
+        *state.args.shared.partitions.write().expect("partition table lock") = refs;
         Ok(state)
     }
 

@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! - [`swarm`] — the libp2p swarm, its event loop, and [`swarm::Net`], the grid's
-//!   [`sessiongrid_grid::cluster::Transport`].
+//!   [`sessiongrid_grid::transport::Transport`].
 //! - [`streams`] — a writer per peer that batches queued messages into writes; readers of the
 //!   streams peers open.
 //! - [`codec`] — length-prefixed postcard frames with a size cap.

@@ -13,7 +13,7 @@ use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use libp2p_stream::{Control, IncomingStreams};
 use sessiongrid_cluster::{Msg, NodeId};
-use sessiongrid_grid::cluster::Inbox;
+use sessiongrid_grid::transport::Inbox;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 

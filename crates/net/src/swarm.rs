@@ -18,7 +18,7 @@ use libp2p::{
     identify, kad, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, Transport,
 };
 use sessiongrid_cluster::{Msg, NodeId};
-use sessiongrid_grid::cluster::{Inbox, Transport as GridTransport};
+use sessiongrid_grid::transport::{Inbox, Transport as GridTransport};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};

@@ -1,0 +1,278 @@
+//! One partition on one node, as its actor runs it: the [`Replica`] state machine, the
+//! topology the partition last adopted, and the checks a request or a peer's message passes
+//! before the replica sees it. Pure: the runtime (a partition actor, or the simulator) calls
+//! [`Partition::adopt`], [`Partition::request`], [`Partition::receive`] and
+//! [`Partition::tick`], and carries out the [`PartitionOutput`]s.
+//!
+//! A partition learns topologies from control asynchronously, so it may be an epoch behind or
+//! ahead of the peers that write to it and of control itself:
+//! - it serves only under a [`Lease`] for the very epoch it follows;
+//! - a replica message from a newer epoch waits (bounded) until the partition adopts that
+//!   epoch; one from an older epoch is answered [`Msg::Stale`].
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sessiongrid_model::session::event::SessionEvent;
+use sessiongrid_model::{Op, PartitionId, Reply};
+
+use crate::config::ClusterConfig;
+use crate::control::Lease;
+use crate::msg::{Msg, Query, Refusal, ReplicaMsg};
+use crate::placement::NodeId;
+use crate::replica::{Effect, Origin, Replica};
+use crate::storage::{Counts, PartitionStore};
+use crate::topology::{Epoch, Topology};
+use crate::Now;
+
+/// Replica messages from a future epoch a partition keeps while it waits for that topology.
+const EARLY_MESSAGES_MAX: usize = 256;
+
+#[derive(Debug)]
+pub enum PartitionOutput {
+    Send(NodeId, Msg),
+    /// The answer to the local request with this id.
+    Reply(u64, Result<Reply, Refusal>),
+    /// Session events for this node's subscribers (other members were sent [`Msg::Events`]).
+    Events(Vec<SessionEvent>),
+    /// A learner now holds a complete copy: control tells the coordinator.
+    Synced(NodeId),
+}
+
+/// What a partition reports about itself, for status pages and gauges.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PartitionStats {
+    pub epoch: Epoch,
+    pub primary: bool,
+    /// An owner (not a learner) in the adopted topology.
+    pub owner: bool,
+    pub counts: Counts,
+    pub replication_lag: u64,
+}
+
+pub struct Partition<S> {
+    p: PartitionId,
+    me: NodeId,
+    replica: Replica<S>,
+    /// The topology this partition last adopted.
+    topology: Option<Arc<Topology>>,
+    /// The replica took part in the partition since it last was idle.
+    active: bool,
+    /// Replica messages from epochs newer than the adopted one: (from, epoch, body).
+    early: Vec<(NodeId, Epoch, ReplicaMsg)>,
+    out: Vec<PartitionOutput>,
+}
+
+impl<S: PartitionStore> Partition<S> {
+    pub fn new(p: PartitionId, me: NodeId, cfg: Arc<ClusterConfig>, store: S) -> Self {
+        Partition {
+            p,
+            me,
+            replica: Replica::new(p, me, cfg, store),
+            topology: None,
+            active: false,
+            early: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> PartitionId {
+        self.p
+    }
+
+    /// The epoch of the adopted topology (0: none yet).
+    pub fn epoch(&self) -> Epoch {
+        self.topology.as_ref().map_or(0, |t| t.epoch)
+    }
+
+    pub fn topology(&self) -> Option<&Arc<Topology>> {
+        self.topology.as_ref()
+    }
+
+    pub fn replica(&mut self) -> &mut Replica<S> {
+        &mut self.replica
+    }
+
+    pub fn take_outputs(&mut self) -> Vec<PartitionOutput> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn stats(&mut self) -> PartitionStats {
+        let a = self.topology.as_ref().and_then(|t| t.assignment(self.p));
+        PartitionStats {
+            epoch: self.epoch(),
+            primary: a.and_then(|a| a.primary()) == Some(self.me),
+            owner: a.is_some_and(|a| a.owners.contains(&self.me)),
+            counts: self.replica.counts().unwrap_or_default(),
+            replication_lag: self.replica.replication_lag(),
+        }
+    }
+
+    /// Takes the partition's role in `t`. Control sends topologies in the order it adopts
+    /// them; an older one than the adopted is ignored all the same.
+    pub fn adopt(&mut self, now: Now, t: Arc<Topology>) {
+        if self.topology.as_ref().is_some_and(|mine| t.epoch < mine.epoch) {
+            return;
+        }
+        debug_assert!(t.members.windows(2).all(|w| w[0] < w[1]), "members are sorted");
+        let holds = t.assignment(self.p).is_some_and(|a| a.holds(self.me));
+        if holds || self.active {
+            let mut effects = Vec::new();
+            self.replica.adopt(now, &t, &mut effects);
+            self.active = !self.replica.is_idle();
+            if !self.active {
+                // As a partition this node never held: its next role starts from the store.
+                self.replica.reset();
+            }
+            self.topology = Some(t.clone());
+            self.apply(effects);
+        } else {
+            self.topology = Some(t.clone());
+        }
+        let (ready, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.early).into_iter().partition(|(_, e, _)| *e <= t.epoch);
+        self.early = later;
+        for (from, epoch, body) in ready {
+            self.replica_message(now, from, epoch, body);
+        }
+    }
+
+    /// Refuses a request this partition may not serve now: it is not the primary in the
+    /// topology it follows, or holds no lease for that topology.
+    fn check(&self, now: Now, lease: Lease) -> Result<(), Refusal> {
+        let primary = self.topology.as_ref().and_then(|t| t.primary(self.p));
+        if primary != Some(self.me) {
+            return Err(Refusal::NotPrimary);
+        }
+        if !lease.allows(self.epoch(), now.mono) {
+            return Err(Refusal::NotServing);
+        }
+        Ok(())
+    }
+
+    /// A client request, from this node (`Origin::Local`) or forwarded by a peer that routed it
+    /// here by a topology of `epoch`.
+    pub fn request(
+        &mut self,
+        now: Now,
+        lease: Lease,
+        origin: Origin,
+        epoch: Epoch,
+        key: Bytes,
+        op: Op,
+    ) {
+        self.pull_if_behind(origin, epoch, lease);
+        if let Err(r) = self.check(now, lease) {
+            return self.refuse(origin, r);
+        }
+        let mut effects = Vec::new();
+        self.replica.request(now, origin, key, op, &mut effects);
+        self.apply(effects);
+    }
+
+    /// A whole-partition query, like [`Partition::request`].
+    pub fn query(&mut self, now: Now, lease: Lease, origin: Origin, epoch: Epoch, query: Query) {
+        self.pull_if_behind(origin, epoch, lease);
+        if let Err(r) = self.check(now, lease) {
+            return self.refuse(origin, r);
+        }
+        let mut effects = Vec::new();
+        self.replica.query(now, origin, query, &mut effects);
+        self.apply(effects);
+    }
+
+    /// A peer routed by a newer topology than this node's control has: fetch it.
+    fn pull_if_behind(&mut self, origin: Origin, epoch: Epoch, lease: Lease) {
+        if let Origin::Remote { node, .. } = origin {
+            if epoch > lease.epoch {
+                self.out.push(PartitionOutput::Send(node, Msg::TopologyPull));
+            }
+        }
+    }
+
+    fn refuse(&mut self, origin: Origin, why: Refusal) {
+        match origin {
+            Origin::Local(id) => self.out.push(PartitionOutput::Reply(id, Err(why))),
+            // A peer retries elsewhere on any "not here" answer.
+            Origin::Remote { node, id } => {
+                let result = Err(Refusal::NotPrimary);
+                self.out.push(PartitionOutput::Send(node, Msg::Response { id, result }))
+            }
+        }
+    }
+
+    /// A replica message from a peer, sent under its topology of `epoch`. `lease` is control's
+    /// latest: a sender ahead of control too is asked for its topology.
+    pub fn receive(
+        &mut self,
+        now: Now,
+        lease: Lease,
+        from: NodeId,
+        epoch: Epoch,
+        body: ReplicaMsg,
+    ) {
+        let mine = self.epoch();
+        if epoch > mine {
+            // Kept for when this partition adopts that epoch (a dropped `Released` would cost a
+            // whole lease); control fetches the topology if it does not have it either.
+            if self.early.len() < EARLY_MESSAGES_MAX {
+                self.early.push((from, epoch, body));
+            }
+            if epoch > lease.epoch {
+                self.out.push(PartitionOutput::Send(from, Msg::TopologyPull));
+            }
+            return;
+        }
+        self.replica_message(now, from, epoch, body);
+    }
+
+    fn replica_message(&mut self, now: Now, from: NodeId, epoch: Epoch, body: ReplicaMsg) {
+        let mine = self.epoch();
+        if epoch < mine {
+            return self.out.push(PartitionOutput::Send(from, Msg::Stale { epoch: mine }));
+        }
+        let mut effects = Vec::new();
+        self.replica.receive(now, from, body, &mut effects);
+        self.apply(effects);
+    }
+
+    /// Retransmissions, the expiry sweep and timeouts.
+    pub fn tick(&mut self, now: Now) {
+        if !self.active {
+            return;
+        }
+        let mut effects = Vec::new();
+        self.replica.tick(now, &mut effects);
+        self.apply(effects);
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        let epoch = self.epoch();
+        for effect in effects {
+            match effect {
+                Effect::Send(partition, to, body) => {
+                    let msg = Msg::Replica { partition, epoch, body };
+                    self.out.push(PartitionOutput::Send(to, msg));
+                }
+                Effect::Reply(Origin::Local(id), result) => {
+                    self.out.push(PartitionOutput::Reply(id, result))
+                }
+                Effect::Reply(Origin::Remote { node, id }, result) => {
+                    self.out.push(PartitionOutput::Send(node, Msg::Response { id, result }))
+                }
+                Effect::Publish(events) => self.publish(events),
+                Effect::Synced(_, node) => self.out.push(PartitionOutput::Synced(node)),
+            }
+        }
+    }
+
+    /// Delivers events to this node's subscribers and every other member's.
+    fn publish(&mut self, events: Vec<SessionEvent>) {
+        if let Some(t) = &self.topology {
+            for &n in t.members.iter().filter(|n| **n != self.me) {
+                self.out.push(PartitionOutput::Send(n, Msg::Events(events.clone())));
+            }
+        }
+        self.out.push(PartitionOutput::Events(events));
+    }
+}

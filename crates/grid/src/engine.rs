@@ -1,0 +1,221 @@
+//! The state a node's actors and request paths share, and the path of a client request: routed
+//! by the topology control last published, to the local partition actor or to the primary's
+//! node, retried while the answer says "not here yet".
+//!
+//! # What is shared, and who writes it
+//! - `view` (control): the topology the node follows and the one it routes by. Changes only
+//!   when control adopts a topology or a merge target moves.
+//! - `lease` (control, after every step): until when partitions of which epoch may serve.
+//! - `partitions` (the supervisor): the actor of every partition.
+//! - `forwards` (request paths and the inbox): requests waiting for a peer's answer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
+use sessiongrid_cluster::route::{route, Route, RETRY_MS};
+use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Now, Query, Refusal, Topology};
+use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
+use tokio::sync::{oneshot, watch, Notify};
+
+use crate::control::ControlMsg;
+use crate::events::EventBus;
+use crate::partition::PartitionMsg;
+use crate::transport::Transport;
+
+/// The topologies control publishes for request paths.
+#[derive(Clone, Default)]
+pub struct View {
+    /// The topology this node follows.
+    pub topology: Option<Arc<Topology>>,
+    /// The topology requests are routed by (the other side's while merging into it).
+    pub routing: Option<Arc<Topology>>,
+}
+
+/// A node's clock: monotonic ms since start for timers and leases, unix ms for deadlines.
+pub struct Clock {
+    started: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock { started: Instant::now() }
+    }
+
+    pub fn now(&self) -> Now {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Now { mono: self.started.elapsed().as_millis() as u64, wall }
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Requests forwarded to a peer, waiting for its answer.
+#[derive(Default)]
+pub struct Forwards {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Result<Reply, Refusal>>>>,
+}
+
+impl Forwards {
+    fn register(&self) -> (u64, oneshot::Receiver<Result<Reply, Refusal>>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().expect("forwards lock").insert(id, tx);
+        (id, rx)
+    }
+
+    fn forget(&self, id: u64) {
+        self.waiting.lock().expect("forwards lock").remove(&id);
+    }
+
+    /// A peer's answer to forward `id` (ignored if nobody waits for it any more).
+    pub fn answer(&self, id: u64, result: Result<Reply, Refusal>) {
+        let waiter = self.waiting.lock().expect("forwards lock").remove(&id);
+        if let Some(tx) = waiter {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+pub struct Shared {
+    pub me: NodeId,
+    pub cfg: Arc<ClusterConfig>,
+    pub clock: Clock,
+    pub view: watch::Sender<View>,
+    pub lease: Mutex<Lease>,
+    pub partitions: RwLock<Vec<ActorRef<PartitionMsg>>>,
+    pub control: OnceLock<ActorRef<ControlMsg>>,
+    pub forwards: Forwards,
+    pub transport: Arc<dyn Transport>,
+    pub events: Arc<EventBus>,
+    /// Fires when an operator asked this node to drain.
+    pub drain_requested: Notify,
+}
+
+/// What a client asks of a partition.
+#[derive(Clone, Debug)]
+pub enum Work {
+    Op { key: Bytes, op: Op },
+    Query { partition: PartitionId, query: Query },
+}
+
+impl Work {
+    fn partition(&self, partitions: u16) -> PartitionId {
+        match self {
+            Work::Op { key, .. } => partition_of(key, partitions),
+            Work::Query { partition, .. } => *partition,
+        }
+    }
+
+    fn read_only(&self) -> bool {
+        match self {
+            Work::Op { op, .. } => !op.is_write(),
+            Work::Query { query, .. } => !matches!(query, Query::Flush),
+        }
+    }
+}
+
+impl Shared {
+    pub fn lease(&self) -> Lease {
+        *self.lease.lock().expect("lease lock")
+    }
+
+    pub fn partition(&self, p: PartitionId) -> Option<ActorRef<PartitionMsg>> {
+        self.partitions.read().expect("partition table lock").get(p as usize).cloned()
+    }
+
+    pub fn to_partition(&self, p: PartitionId, msg: PartitionMsg) {
+        if let Some(actor) = self.partition(p) {
+            let _ = actor.cast(msg);
+        }
+    }
+
+    pub fn to_control(&self, msg: ControlMsg) {
+        if let Some(control) = self.control.get() {
+            let _ = control.cast(msg);
+        }
+    }
+
+    /// Runs `work` on its partition's primary, wherever it is, retrying refusals that mean
+    /// "not here yet" until `request_timeout_ms` has passed.
+    pub async fn exec(&self, work: Work) -> Result<Reply, Refusal> {
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.request_timeout_ms);
+        let p = work.partition(self.cfg.partitions);
+        loop {
+            let routing = self.view.borrow().routing.clone();
+            if routing.is_none() {
+                // Not in a cluster yet (joining, or rejoining after a restart): nothing to wait
+                // for that a client's own retry would not wait for as well.
+                return Err(Refusal::NotServing);
+            }
+            let now = self.clock.now().mono;
+            let result = match route(self.me, routing.as_ref(), self.lease(), now, p) {
+                Route::Local => self.exec_local(p, &work).await,
+                Route::Remote { primary, epoch } => self.forward(primary, epoch, &work).await,
+                Route::Wait(why) => Err(why),
+            };
+            match result {
+                Err(r) if r.is_retryable() => {
+                    let retry = Duration::from_millis(RETRY_MS);
+                    if Instant::now() + retry > deadline {
+                        return Err(r);
+                    }
+                    tokio::time::sleep(retry).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn exec_local(&self, p: PartitionId, work: &Work) -> Result<Reply, Refusal> {
+        let Some(actor) = self.partition(p) else { return Err(Refusal::NotServing) };
+        let work = work.clone();
+        let read_only = work.read_only();
+        let call = actor.call(|reply: RpcReplyPort<_>| PartitionMsg::Local { work, reply }, None);
+        match call.await {
+            Ok(CallResult::Success(result)) => result,
+            // The actor died with the request (it is restarted from disk): a write may or may
+            // not have been applied; a read can go again.
+            _ if read_only => Err(Refusal::NotServing),
+            _ => Err(Refusal::Indeterminate),
+        }
+    }
+
+    /// Sends `work` to `primary` and waits for its answer, the timeout, or the primary leaving
+    /// the topology (a read is then routed again; a write is indeterminate).
+    async fn forward(&self, primary: NodeId, epoch: u64, work: &Work) -> Result<Reply, Refusal> {
+        let (id, rx) = self.forwards.register();
+        let msg = match work.clone() {
+            Work::Op { key, op } => Msg::Request { id, epoch, key, op },
+            Work::Query { partition, query } => Msg::Query { id, epoch, partition, query },
+        };
+        self.transport.send(primary, msg);
+        let mut view = self.view.subscribe();
+        let timeout = tokio::time::sleep(Duration::from_millis(self.cfg.request_timeout_ms));
+        tokio::pin!(timeout, rx);
+        let result = loop {
+            tokio::select! {
+                answer = &mut rx => break answer.unwrap_or(Err(Refusal::Timeout)),
+                _ = &mut timeout => break Err(Refusal::Timeout),
+                changed = view.changed() => {
+                    let gone = changed.is_err()
+                        || view.borrow().topology.as_ref().is_some_and(|t| !t.is_member(primary));
+                    if gone {
+                        break Err(if work.read_only() { Refusal::NotPrimary } else { Refusal::Indeterminate });
+                    }
+                }
+            }
+        };
+        self.forwards.forget(id);
+        result
+    }
+}

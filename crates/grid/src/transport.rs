@@ -1,0 +1,93 @@
+//! How a node reaches its peers, and where their messages come in.
+//!
+//! [`Transport`] is libp2p in the binary. [`Inbox`] is what the transport delivers to: it hands
+//! each message straight to the actor it is for (a partition's replication, requests and
+//! queries to that partition's actor; answers to the request waiting for them; membership to
+//! control), so no central thread sits on the data path.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sessiongrid_cluster::control::MERGE_ID_BIT;
+use sessiongrid_cluster::{Msg, NodeId};
+use sessiongrid_model::partition_of;
+
+use crate::control::ControlMsg;
+use crate::engine::Shared;
+use crate::partition::PartitionMsg;
+
+/// How the node reaches its peers; libp2p in the binary.
+pub trait Transport: Send + Sync + 'static {
+    fn send(&self, to: NodeId, msg: Msg);
+}
+
+/// The transport of a node without peers (a single node): there is nobody to send to.
+pub struct NoPeers;
+
+impl Transport for NoPeers {
+    fn send(&self, to: NodeId, _msg: Msg) {
+        tracing::debug!(to, "no peers: message dropped");
+    }
+}
+
+/// Where the transport delivers what peers send. Cheap to clone; created before the grid
+/// starts (the transport needs it first) and attached to the grid once it runs. Messages that
+/// come before are dropped (the protocol tolerates lost messages); seeds are kept.
+#[derive(Clone, Default)]
+pub struct Inbox {
+    inner: Arc<InboxInner>,
+}
+
+#[derive(Default)]
+struct InboxInner {
+    shared: OnceLock<Arc<Shared>>,
+    early_seeds: Mutex<Vec<NodeId>>,
+}
+
+impl Inbox {
+    pub fn new() -> Inbox {
+        Inbox::default()
+    }
+
+    pub(crate) fn attach(&self, shared: Arc<Shared>) {
+        let seeds = {
+            let mut early = self.inner.early_seeds.lock().expect("seeds lock");
+            let _ = self.inner.shared.set(shared.clone());
+            std::mem::take(&mut *early)
+        };
+        for seed in seeds {
+            shared.to_control(ControlMsg::Seed(seed));
+        }
+    }
+
+    /// The transport resolved a `--join` address to this node.
+    pub fn seed(&self, node: NodeId) {
+        let mut early = self.inner.early_seeds.lock().expect("seeds lock");
+        match self.inner.shared.get() {
+            Some(shared) => shared.to_control(ControlMsg::Seed(node)),
+            None => early.push(node),
+        }
+    }
+
+    /// A message from peer `from`, handed to the actor it is for.
+    pub fn message(&self, from: NodeId, msg: Msg) {
+        let Some(shared) = self.inner.shared.get() else { return };
+        let partitions = shared.cfg.partitions;
+        match msg {
+            Msg::Request { ref key, .. } => {
+                let p = partition_of(key, partitions);
+                shared.to_partition(p, PartitionMsg::Peer { from, msg });
+            }
+            Msg::Query { partition: p, .. } | Msg::Replica { partition: p, .. } => {
+                if p < partitions {
+                    shared.to_partition(p, PartitionMsg::Peer { from, msg });
+                }
+            }
+            Msg::Response { id, result } if id & MERGE_ID_BIT != 0 => {
+                shared.to_control(ControlMsg::MergeAnswered { id, ok: result.is_ok() });
+            }
+            Msg::Response { id, result } => shared.forwards.answer(id, result),
+            Msg::Events(events) => shared.events.publish(events),
+            msg => shared.to_control(ControlMsg::Peer { from, msg }),
+        }
+    }
+}
