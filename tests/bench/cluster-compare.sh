@@ -2,8 +2,11 @@
 # Benchmark (not a test): a 3-node cluster (replicas 2) against one grid node and one
 # redis-server (AOF, fsync every second), all on this machine in one run. Each target gets the
 # same load: three redis-benchmark processes at once (-c 17 -d 256 each), for the cluster one per
-# node. Then the failover time over TRIALS kill -9 trials (kill to every sampled key readable
-# again), and the time a fourth node takes to own its share of JOIN_MB of data.
+# node. Each row also gives the server CPU (user + sys, summed over a target's processes) per
+# operation, and for the cluster the busiest thread's share of its node's CPU. Then one client's
+# SET latency through each node (two of the three forward it to the key's primary), the
+# failover time over TRIALS kill -9 trials (kill to every sampled key readable again), and the
+# time a fourth node takes to own its share of JOIN_MB of data.
 #
 # Usage: tests/bench/cluster-compare.sh [path/to/sessiongrid]   (default: release build)
 set -euo pipefail
@@ -68,13 +71,33 @@ load() { # test port... -> total ops/s of one redis-benchmark per port (3 in all
   cat "$work"/bench.* | awk '{s+=$1} END {print s}'; rm -f "$work"/bench.*
 }
 
-echo "throughput (3 x redis-benchmark -c 17 -d 256, ops/s)"
-printf '%-5s %12s %12s %12s %14s %14s\n' test redis single cluster cluster/single cluster/redis
+cpu_us() { # ticks ops -> CPU microseconds per operation
+  awk -v t="$1" -v hz="$(ticks_per_s)" -v n="$2" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}'
+}
+ops=$((3 * REQUESTS))
+echo "throughput (3 x redis-benchmark -c 17 -d 256, ops/s; CPU us per op of the servers)"
+printf '%-5s %10s %10s %10s %8s %8s %8s %8s %8s %s\n' test redis single cluster c/single c/redis \
+  redis_us single_us cluster_us "busiest thread per node (share of its CPU)"
 for t in set get; do
-  r=$(load "$t" "$rport"); s=$(load "$t" "$sport"); c=$(load "$t" "${cport[0]}" "${cport[1]}" "${cport[2]}")
-  printf '%-5s %12.0f %12.0f %12.0f %14.2f %14.2f\n' "$t" "$r" "$s" "$c" \
-    "$(awk "BEGIN {print $c / $s}")" "$(awk "BEGIN {print $c / $r}")"
+  c0=$(cpu_ticks "${pid_of[redis]}"); r=$(load "$t" "$rport"); rc=$(( $(cpu_ticks "${pid_of[redis]}") - c0 ))
+  c0=$(cpu_ticks "${pid_of[single]}"); s=$(load "$t" "$sport"); sc=$(( $(cpu_ticks "${pid_of[single]}") - c0 ))
+  nodes=("${pid_of[node0]}" "${pid_of[node1]}" "${pid_of[node2]}")
+  for i in 0 1 2; do rm -f "$work/threads.$i"; busiest_thread "${nodes[$i]}" "$work/threads.$i"; done
+  c0=$(cpu_ticks "${nodes[@]}")
+  c=$(load "$t" "${cport[0]}" "${cport[1]}" "${cport[2]}")
+  cc=$(( $(cpu_ticks "${nodes[@]}") - c0 ))
+  busy=$(for i in 0 1 2; do busiest_thread "${nodes[$i]}" "$work/threads.$i"; done | tr '\n' ' ')
+  printf '%-5s %10.0f %10.0f %10.0f %8.2f %8.2f %8s %8s %8s %s\n' "$t" "$r" "$s" "$c" \
+    "$(awk "BEGIN {print $c / $s}")" "$(awk "BEGIN {print $c / $r}")" \
+    "$(cpu_us "$rc" "$ops")" "$(cpu_us "$sc" "$ops")" "$(cpu_us "$cc" "$ops")" "$busy"
 done
+
+echo; echo "one client's SET (redis-benchmark -c 1, one key), latency ms through each node"
+for i in 0 1 2; do
+  redis-benchmark -p "${cport[$i]}" -c 1 -n 20000 -d 256 -t set --csv -q 2>/dev/null \
+    | awk -F'","' -v n="$i" 'NR==2 {gsub(/"/, ""); printf "node %d: p50 %s p99 %s\n", n, $5, $7}'
+done
+echo "(the key's primary answers itself; the other two forward to it)"
 
 echo; echo "failover: kill -9 one node, time until each of 200 sampled keys reads again ($TRIALS trials)"
 for k in $(seq 200); do redis-cli -p "${cport[0]}" SET "fo:$k" "$k" >/dev/null; done

@@ -6,6 +6,10 @@
 #   start_grid BIN                 three `sessiongrid node` processes joined into one grid, with a
 #                                  cluster secret; their Redis doors in grid_resp[0..2]; waits until
 #                                  every member sees three and nothing moves
+#   cpu_ticks PID...               user+sys clock ticks the processes have used so far
+#   ticks_per_s                    clock ticks per second (for cpu_ticks)
+#   busiest_thread PID SINCE       per-thread ticks of PID into file SINCE (first call), or the
+#                                  busiest thread's share of the process's ticks since then
 #   wrk_users URL START CONNS DUR  wrk with one connection per thread, each thread one user that
 #                                  starts its session on path START and keeps its cookie; prints
 #                                  "requests/s p99_ms"
@@ -14,6 +18,23 @@ release_bin() {
   local target
   target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
   echo "$target/release/$1"
+}
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+ticks_per_s() { getconf CLK_TCK; }
+busiest_thread() { # pid file: first call records, second prints "share name"
+  local pid=$1 file=$2 now
+  now=$(for t in /proc/"$pid"/task/*; do
+    echo "$(basename "$t") $(awk '{print $14 + $15}' "$t/stat") $(tr ' ' _ < "$t/comm")"; done)
+  if [ ! -s "$file" ]; then echo "$now" > "$file"; return; fi
+  python3 - "$file" <<PY
+import sys
+before = {l.split()[0]: int(l.split()[1]) for l in open(sys.argv[1]) if l.strip()}
+rows = [l.split() for l in '''$now'''.splitlines() if l.strip()]
+deltas = [(int(t) - before.get(tid, 0), name) for tid, t, name in rows]
+total = sum(d for d, _ in deltas) or 1
+d, name = max(deltas)
+print(f"{d / total:.2f} {name}")
+PY
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 info() { redis-cli -p "$1" INFO 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1==k {print $2}'; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): Debian's redis-benchmark against a Sessiongrid node and against
 # redis-server (AOF, fsync every second) on this machine, in one run. Prints ops/s and the ratio
-# grid/redis for SET, GET and HSET with -c 50 -d 256, without pipelining and with -P 16, then the
-# node's RSS per 1 KiB key after loading 1M keys.
+# grid/redis for SET, GET and HSET with -c 50 -d 256, without pipelining and with -P 16, the
+# server CPU (user + sys) per operation of each and its ratio, then the node's RSS per 1 KiB key
+# after loading 1M keys.
 #
 # Usage: tests/bench/redis-compare.sh [path/to/sessiongrid]   (default: release build)
 set -euo pipefail
@@ -21,7 +22,7 @@ wait_port() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && 
 rport=$(free_port); gport=$(free_port); hport=$(free_port)
 redis-server --port "$rport" --save '' --appendonly yes --appendfsync everysec --dir "$work" \
   --daemonize no >/dev/null &
-pids+=($!)
+rpid=$!; pids+=($rpid)
 "$BIN" node --data-dir "$work/grid" --resp-listen "127.0.0.1:$gport" \
   --http-listen "127.0.0.1:$hport" 2>"$work/grid.log" &
 gpid=$!; pids+=($gpid)
@@ -34,12 +35,19 @@ bench() { # port pipeline test -> ops/s
   redis-benchmark -p "$1" -c 50 -d 256 -n "$REQUESTS" -P "$2" "${spread[@]}" -t "$3" --csv -q \
     2>/dev/null | awk -F'","' 'NR==2 {print $2+0}'
 }
+cpu_us() { # before after -> server CPU microseconds per request
+  awk -v b="$1" -v a="$2" -v hz="$(ticks_per_s)" -v n="$REQUESTS" 'BEGIN {printf "%.1f", (a - b) / hz * 1e6 / n}'
+}
 
-printf '%-6s %-4s %14s %14s %8s\n' test P redis_ops/s grid_ops/s ratio
+printf '%-6s %-4s %12s %12s %7s %13s %13s %7s\n' test P redis_ops/s grid_ops/s ratio \
+  redis_cpu_us grid_cpu_us ratio
 for p in 1 16; do
   for t in set get hset; do
-    r=$(bench "$rport" "$p" "$t"); g=$(bench "$gport" "$p" "$t")
-    printf '%-6s %-4s %14.0f %14.0f %8.2f\n' "$t" "$p" "$r" "$g" "$(awk "BEGIN {print $g / $r}")"
+    c0=$(cpu_ticks "$rpid"); r=$(bench "$rport" "$p" "$t"); c1=$(cpu_ticks "$rpid")
+    g0=$(cpu_ticks "$gpid"); g=$(bench "$gport" "$p" "$t"); g1=$(cpu_ticks "$gpid")
+    rc=$(cpu_us "$c0" "$c1"); gc=$(cpu_us "$g0" "$g1")
+    printf '%-6s %-4s %12.0f %12.0f %7.2f %13s %13s %7.2f\n' "$t" "$p" "$r" "$g" \
+      "$(awk "BEGIN {print $g / $r}")" "$rc" "$gc" "$(awk "BEGIN {print ($rc > 0) ? $gc / $rc : 0}")"
   done
 done
 

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::config::ClusterConfig;
 use crate::membership::{Membership, Outbox};
 use crate::merge::Push;
-use crate::msg::Msg;
+use crate::msg::{MemberMsg, Msg};
 use crate::placement::NodeId;
 use crate::storage::{NodeStore, PartitionStore};
 use crate::topology::{Epoch, Topology};
@@ -195,29 +195,25 @@ impl<D: NodeStore> Control<D> {
         self.drive_merge(now);
     }
 
-    /// A membership message from a peer (or from a local partition: [`Msg::Synced`]).
-    pub fn receive(&mut self, now: Now, from: NodeId, msg: Msg) {
-        match msg {
-            Msg::Stale { epoch } => {
-                if epoch > self.membership.epoch() {
-                    self.out.push(ControlOutput::Send(from, Msg::TopologyPull));
-                }
-            }
-            Msg::Drain => self.out.push(ControlOutput::DrainRequested),
-            Msg::Synced { partition, node } if from == self.me => {
-                // A local partition reports a learner in sync: to the coordinator, wherever.
-                let msg = Msg::Synced { partition, node };
-                match self.membership.coordinator() {
-                    Some(c) if c == self.me => self.membership_receive(now, self.me, msg),
-                    Some(c) => self.out.push(ControlOutput::Send(c, msg)),
-                    None => {}
-                }
-            }
-            msg => self.membership_receive(now, from, msg),
+    /// A membership message from a peer.
+    pub fn receive(&mut self, now: Now, from: NodeId, msg: MemberMsg) {
+        if msg == MemberMsg::Drain {
+            self.out.push(ControlOutput::DrainRequested);
+        }
+        self.membership_receive(now, from, msg);
+    }
+
+    /// A local partition reports learner `node` in sync: for the coordinator, wherever it is.
+    pub fn synced(&mut self, now: Now, partition: PartitionId, node: NodeId) {
+        let msg = MemberMsg::Synced { partition, node };
+        match self.membership.coordinator() {
+            Some(c) if c == self.me => self.membership_receive(now, self.me, msg),
+            Some(c) => self.out.push(ControlOutput::Send(c, msg.into())),
+            None => {}
         }
     }
 
-    fn membership_receive(&mut self, now: Now, from: NodeId, msg: Msg) {
+    fn membership_receive(&mut self, now: Now, from: NodeId, msg: MemberMsg) {
         let mut outbox = Outbox::new();
         let adopted = self.membership.receive(now.mono, from, msg, &mut outbox);
         self.flush_outbox(outbox);
@@ -310,7 +306,7 @@ impl<D: NodeStore> Control<D> {
     }
 
     fn flush_outbox(&mut self, outbox: Outbox) {
-        self.out.extend(outbox.into_iter().map(|(to, msg)| ControlOutput::Send(to, msg)));
+        self.out.extend(outbox.into_iter().map(|(to, msg)| ControlOutput::Send(to, msg.into())));
     }
 
     /// Saves a topology this node now follows and hands it to the partitions. Failing to save

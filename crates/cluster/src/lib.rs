@@ -38,7 +38,7 @@ pub mod topology;
 
 pub use config::{ClusterConfig, SplitPolicy};
 pub use control::{Control, ControlOutput, Lease};
-pub use msg::{Intent, LogEntry, LogPos, Msg, Query, Refusal};
+pub use msg::{Intent, LogEntry, LogPos, MemberMsg, Msg, Query, Refusal};
 pub use node::{Internal, Node, Output};
 pub use partition::{Partition, PartitionOutput, PartitionStats};
 pub use placement::NodeId;

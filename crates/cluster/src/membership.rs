@@ -34,11 +34,11 @@ use sessiongrid_model::PartitionId;
 use tracing::{debug, info, warn};
 
 use crate::config::{ClusterConfig, SplitPolicy};
-use crate::msg::{Intent, Msg};
+use crate::msg::{Intent, MemberMsg};
 use crate::placement::NodeId;
 use crate::topology::{Epoch, Topology};
 
-pub type Outbox = Vec<(NodeId, Msg)>;
+pub type Outbox = Vec<(NodeId, MemberMsg)>;
 
 /// Rounds of `Hello` after which a node without a cluster founds one with the seeds that
 /// answered, even if some never did.
@@ -192,11 +192,11 @@ impl Membership {
     /// Gives up lost node `node` for good (an operator's decision): partitions that wait for it
     /// start empty. Sent to the coordinator, which ignores a node that is not lost.
     pub fn forget(&mut self, now: u64, node: NodeId, out: &mut Outbox) {
-        self.tell_coordinator(now, Msg::Forget { node }, out);
+        self.tell_coordinator(now, MemberMsg::Forget { node }, out);
     }
 
     /// Sends `msg` to the coordinator, or handles it here if this node is the coordinator.
-    fn tell_coordinator(&mut self, now: u64, msg: Msg, out: &mut Outbox) {
+    fn tell_coordinator(&mut self, now: u64, msg: MemberMsg, out: &mut Outbox) {
         match self.coordinator() {
             Some(c) if c == self.me => {
                 self.receive(now, self.me, msg, out);
@@ -217,7 +217,7 @@ impl Membership {
         if !self.want_leave || listed {
             return;
         }
-        self.tell_coordinator(now, Msg::Leave, out);
+        self.tell_coordinator(now, MemberMsg::Leave, out);
     }
 
     /// A node to ask for the cluster (the transport found it at a `--join` address).
@@ -278,7 +278,7 @@ impl Membership {
         self.next_ping = now + self.cfg.heartbeat_ms;
         out.push((
             t.coordinator,
-            Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
+            MemberMsg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
         ));
         Some(t)
     }
@@ -327,9 +327,9 @@ impl Membership {
             // topology, so its merge operations go to the current primaries.
             if now >= self.next_ping {
                 self.next_ping = now + self.cfg.heartbeat_ms;
-                out.push((target.coordinator, Msg::TopologyPull));
+                out.push((target.coordinator, MemberMsg::TopologyPull));
                 if let Some(left) = self.left.clone() {
-                    out.push((target.coordinator, Msg::TopologyPush(left)));
+                    out.push((target.coordinator, MemberMsg::TopologyPush(left)));
                 }
             }
             return None;
@@ -348,7 +348,7 @@ impl Membership {
             if now >= self.next_hello {
                 self.next_hello = now + self.cfg.join_retry_ms;
                 for &n in t.members.iter().chain(&self.seeds).filter(|n| **n != self.me) {
-                    out.push((n, Msg::Hello));
+                    out.push((n, MemberMsg::Hello));
                 }
             }
             return None;
@@ -401,7 +401,7 @@ impl Membership {
             if self.cfg.heals_splits() && now >= self.next_probe {
                 self.next_probe = now + PROBE_EVERY_RETRIES * self.cfg.join_retry_ms;
                 for &n in &self.departed {
-                    out.push((n, Msg::Hello));
+                    out.push((n, MemberMsg::Hello));
                 }
             }
             if now >= self.next_ping {
@@ -410,7 +410,7 @@ impl Membership {
                 for &m in t.members.iter().filter(|m| **m != self.me) {
                     out.push((
                         m,
-                        Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
+                        MemberMsg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
                     ));
                 }
             }
@@ -436,7 +436,7 @@ impl Membership {
             self.next_ping = now + self.cfg.heartbeat_ms;
             out.push((
                 coordinator,
-                Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
+                MemberMsg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
             ));
             self.ask_to_leave(now, out);
         }
@@ -448,20 +448,20 @@ impl Membership {
         &mut self,
         now: u64,
         from: NodeId,
-        msg: Msg,
+        msg: MemberMsg,
         out: &mut Outbox,
     ) -> Option<Arc<Topology>> {
         self.heard.insert(from, now);
         self.contact.insert(from, now);
         self.suspects.remove(&from);
         match msg {
-            Msg::Hello => {
+            MemberMsg::Hello => {
                 let topology = self.topology.clone();
                 let settled = self.rejoining.is_none() && self.merging.is_none();
-                out.push((from, Msg::Welcome { topology, settled }));
+                out.push((from, MemberMsg::Welcome { topology, settled }));
                 None
             }
-            Msg::Welcome { topology: Some(t), settled } => {
+            MemberMsg::Welcome { topology: Some(t), settled } => {
                 if self.is_other_side(&t) {
                     // A restarting node's saved topology is not a live cluster.
                     return if settled { self.adopt(now, t, out) } else { None };
@@ -479,11 +479,11 @@ impl Membership {
                 }
                 adopted
             }
-            Msg::Welcome { topology: None, .. } => {
+            MemberMsg::Welcome { topology: None, .. } => {
                 self.clusterless.insert(from);
                 None
             }
-            Msg::Ping { sent_at, epoch, intent } => {
+            MemberMsg::Ping { sent_at, epoch, intent } => {
                 self.pinged.insert(from, now);
                 self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
                 let mine = self.epoch();
@@ -512,7 +512,7 @@ impl Membership {
                 }
                 out.push((
                     from,
-                    Msg::Pong {
+                    MemberMsg::Pong {
                         echo: sent_at,
                         epoch: mine,
                         coordinator: self.coordinator().unwrap_or(0),
@@ -520,7 +520,7 @@ impl Membership {
                     },
                 ));
                 if epoch > mine {
-                    out.push((from, Msg::TopologyPull));
+                    out.push((from, MemberMsg::TopologyPull));
                 } else if self.is_coordinator() {
                     // A node this one declared dead that pings with an older epoch is either
                     // a late ping (sent before it was cut off) or a node that served the other
@@ -536,7 +536,7 @@ impl Membership {
                 }
                 None
             }
-            Msg::Pong { echo, epoch, coordinator, member } => {
+            MemberMsg::Pong { echo, epoch, coordinator, member } => {
                 self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
                 if let Some((_, answered)) = self.takeover.as_mut() {
                     // A member that follows a coordinator this node does not believe dead
@@ -554,7 +554,7 @@ impl Membership {
                         && member
                         && epoch == mine);
                 if epoch > mine {
-                    out.push((from, Msg::TopologyPull));
+                    out.push((from, MemberMsg::TopologyPull));
                 } else if confirms && self.is_coordinator() && self.cfg.split == SplitPolicy::Deny {
                     // Only a member that has this epoch confirms it: a coordinator cut off
                     // right after publishing must not serve (or let anyone serve) a topology
@@ -573,12 +573,12 @@ impl Membership {
                 }
                 None
             }
-            Msg::TopologyPull => {
+            MemberMsg::TopologyPull => {
                 self.push_to(from, out);
                 None
             }
-            Msg::TopologyPush(t) => self.adopt(now, t, out),
-            Msg::Leave => {
+            MemberMsg::TopologyPush(t) => self.adopt(now, t, out),
+            MemberMsg::Leave => {
                 let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
                 if self.is_coordinator() && member && self.leaving.insert(from) {
                     info!(node = from, "member leaving");
@@ -586,7 +586,7 @@ impl Membership {
                 }
                 None
             }
-            Msg::Forget { node } => {
+            MemberMsg::Forget { node } => {
                 let lost = self.topology.as_ref().is_some_and(|t| t.lost().contains(&node));
                 if self.is_coordinator() && lost && self.forgotten.insert(node) {
                     warn!(node, "lost node forgotten: partitions only it held start empty");
@@ -594,7 +594,7 @@ impl Membership {
                 }
                 None
             }
-            Msg::Synced { partition, node } => {
+            MemberMsg::Synced { partition, node } => {
                 let learning = self.topology.as_ref().is_some_and(|t| {
                     t.assignment(partition).is_some_and(|a| a.learners().any(|n| n == node))
                 });
@@ -603,10 +603,14 @@ impl Membership {
                 }
                 None
             }
-            other => {
-                debug!(?other, "not a membership message");
+            MemberMsg::Stale { epoch } => {
+                if epoch > self.epoch() {
+                    out.push((from, MemberMsg::TopologyPull));
+                }
                 None
             }
+            // Control carries it out; it says nothing about membership.
+            MemberMsg::Drain => None,
         }
     }
 
@@ -619,7 +623,7 @@ impl Membership {
         if t.coordinator != self.me {
             out.push((
                 t.coordinator,
-                Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
+                MemberMsg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
             ));
         }
         Some(t)
@@ -650,7 +654,8 @@ impl Membership {
         for (m, (sent_at, their_epoch)) in std::mem::take(&mut self.ungranted) {
             let member = self.topology.as_ref().is_some_and(|t| t.is_member(m));
             if member && their_epoch == epoch {
-                let pong = Msg::Pong { echo: sent_at, epoch, coordinator: self.me, member: true };
+                let pong =
+                    MemberMsg::Pong { echo: sent_at, epoch, coordinator: self.me, member: true };
                 out.push((m, pong));
             }
         }
@@ -675,7 +680,7 @@ impl Membership {
 
     fn push_to(&self, to: NodeId, out: &mut Outbox) {
         if let Some(t) = &self.topology {
-            out.push((to, Msg::TopologyPush(t.clone())));
+            out.push((to, MemberMsg::TopologyPush(t.clone())));
         }
     }
 
@@ -694,7 +699,7 @@ impl Membership {
         if now >= self.next_hello {
             self.next_hello = now + self.cfg.join_retry_ms;
             for &s in &self.seeds {
-                out.push((s, Msg::Hello));
+                out.push((s, MemberMsg::Hello));
             }
         }
         None
@@ -755,7 +760,7 @@ impl Membership {
             self.lease_until = self.majority_lease();
         }
         for &m in next.members.iter().filter(|m| **m != self.me) {
-            out.push((m, Msg::TopologyPush(next.clone())));
+            out.push((m, MemberMsg::TopologyPush(next.clone())));
         }
         self.next_ping = now;
         next
@@ -794,7 +799,7 @@ impl Membership {
             self.next_ping = now + self.cfg.heartbeat_ms;
             out.push((
                 t.coordinator,
-                Msg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
+                MemberMsg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
             ));
         }
         Some(t)
@@ -868,7 +873,7 @@ impl Membership {
                 self.epoch_floor = theirs.epoch;
                 self.dirty = true;
             }
-            out.push((theirs.coordinator, Msg::TopologyPush(mine)));
+            out.push((theirs.coordinator, MemberMsg::TopologyPush(mine)));
             return;
         }
         warn!(
@@ -879,11 +884,11 @@ impl Membership {
         );
         metrics::counter!("sessiongrid_cluster_merges_total").increment(1);
         for &m in mine.members.iter().filter(|m| **m != self.me) {
-            out.push((m, Msg::TopologyPush(theirs.clone())));
+            out.push((m, MemberMsg::TopologyPush(theirs.clone())));
         }
         // So the other side learns this side's epoch and publishes past it (sent again at every
         // heartbeat until it has).
-        out.push((theirs.coordinator, Msg::TopologyPush(mine.clone())));
+        out.push((theirs.coordinator, MemberMsg::TopologyPush(mine.clone())));
         // A node its side did not count in served nothing there: it need not wait.
         self.left = mine.is_member(self.me).then_some(mine);
         self.rejoining = None;
@@ -927,16 +932,21 @@ mod tests {
             let mut m = Membership::new(1, cfg, false, None, 0);
             let mut out = Outbox::new();
             let max = u64::MAX;
-            m.receive(5, 2, Msg::Ping { sent_at: max, epoch: max, intent: Intent::Stay }, &mut out);
+            m.receive(
+                5,
+                2,
+                MemberMsg::Ping { sent_at: max, epoch: max, intent: Intent::Stay },
+                &mut out,
+            );
             m.receive(
                 6,
                 2,
-                Msg::Pong { echo: max, epoch: 1, coordinator: 1, member: true },
+                MemberMsg::Pong { echo: max, epoch: 1, coordinator: 1, member: true },
                 &mut out,
             );
             let mut huge = Topology::founded_by(1, 4);
             huge.epoch = max;
-            m.receive(7, 2, Msg::TopologyPush(Arc::new(huge)), &mut out);
+            m.receive(7, 2, MemberMsg::TopologyPush(Arc::new(huge)), &mut out);
             for now in (10..3000).step_by(10) {
                 m.tick(now, &mut out);
             }

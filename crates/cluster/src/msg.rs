@@ -94,12 +94,31 @@ pub enum Intent {
     Lite,
 }
 
+/// Everything one node sends another, by the actor that handles it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Msg {
+    /// Membership and topologies: for the receiver's control.
+    Membership(MemberMsg),
+    /// A client request forwarded to the partition's primary.
+    Request { id: u64, epoch: Epoch, key: Bytes, op: Op },
+    /// A whole-partition request forwarded to the partition's primary.
+    Query { id: u64, epoch: Epoch, partition: PartitionId, query: Query },
+    /// The answer to a [`Msg::Request`] or [`Msg::Query`], for the request waiting for it.
+    Response { id: u64, result: Result<Reply, Refusal> },
+    /// Replication of one partition between its primary and the nodes that hold it.
+    Replica { partition: PartitionId, epoch: Epoch, body: ReplicaMsg },
+    /// Session events published by a primary, for the receiver's subscribers.
+    Events(Vec<SessionEvent>),
+}
+
+/// What control actors say to each other.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MemberMsg {
     /// A node looking for a cluster asks a seed to tell it about one.
     Hello,
-    /// The answer to [`Msg::Hello`]: the sender's topology (`None` if it has no cluster yet), and
-    /// whether the sender is live in it (`false` while it is itself restarting and rejoining).
+    /// The answer to [`MemberMsg::Hello`]: the sender's topology (`None` if it has no cluster
+    /// yet), and whether the sender is live in it (`false` while it is itself restarting and
+    /// rejoining).
     Welcome {
         topology: Option<Arc<Topology>>,
         settled: bool,
@@ -127,43 +146,22 @@ pub enum Msg {
         partition: PartitionId,
         node: NodeId,
     },
-    /// A whole-partition request forwarded to the partition's primary.
-    Query {
-        id: u64,
-        epoch: Epoch,
-        partition: PartitionId,
-        query: Query,
-    },
-    /// A client request forwarded to the partition's primary.
-    Request {
-        id: u64,
-        epoch: Epoch,
-        key: Bytes,
-        op: Op,
-    },
-    Response {
-        id: u64,
-        result: Result<Reply, Refusal>,
-    },
-    /// Replication of one partition between its primary and the nodes that hold it.
-    Replica {
-        partition: PartitionId,
-        epoch: Epoch,
-        body: ReplicaMsg,
-    },
     /// The receiver's epoch is newer than the sender's: catch up.
     Stale {
         epoch: Epoch,
     },
-    /// Session events published by a primary, for the receiver's subscribers.
-    Events(Vec<SessionEvent>),
     /// An operator asks the receiver to hand its partitions over and stop (`sessiongrid drain`).
     Drain,
     /// An operator gave up a lost node for good: partitions that wait for it start empty.
-    /// (New variants go last, so older nodes still decode the ones they know.)
     Forget {
         node: NodeId,
     },
+}
+
+impl From<MemberMsg> for Msg {
+    fn from(m: MemberMsg) -> Msg {
+        Msg::Membership(m)
+    }
 }
 
 /// Chunk `seq` of snapshot `id`: the keys in `(after, through]` (`through = None`: to the end)

@@ -245,7 +245,7 @@ impl<D: NodeStore> Node<D> {
                 }
             }
             Internal::Synced(partition, node) => {
-                self.control.receive(now, self.me, Msg::Synced { partition, node });
+                self.control.synced(now, partition, node);
                 self.collect(now);
             }
             Internal::Work(p, id, work) => {
@@ -303,7 +303,7 @@ impl<D: NodeStore> Node<D> {
                 }
             }
             Msg::Events(events) => self.out.push(Output::Events(events)),
-            msg => {
+            Msg::Membership(msg) => {
                 self.control.receive(now, from, msg);
                 self.collect(now);
             }

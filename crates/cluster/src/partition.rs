@@ -8,7 +8,7 @@
 //! ahead of the peers that write to it and of control itself:
 //! - it serves only under a [`Lease`] for the very epoch it follows;
 //! - a replica message from a newer epoch waits (bounded) until the partition adopts that
-//!   epoch; one from an older epoch is answered [`Msg::Stale`].
+//!   epoch; one from an older epoch is answered [`MemberMsg::Stale`].
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use sessiongrid_model::{Op, PartitionId, Reply};
 
 use crate::config::ClusterConfig;
 use crate::control::Lease;
-use crate::msg::{Msg, Query, Refusal, ReplicaMsg};
+use crate::msg::{MemberMsg, Msg, Query, Refusal, ReplicaMsg};
 use crate::placement::NodeId;
 use crate::replica::{Effect, Origin, Replica};
 use crate::storage::{Counts, PartitionStore};
@@ -91,6 +91,11 @@ impl<S: PartitionStore> Partition<S> {
 
     pub fn replica(&mut self) -> &mut Replica<S> {
         &mut self.replica
+    }
+
+    /// Why this partition must be restarted from disk, if it must (see [`Replica::failure`]).
+    pub fn failure(&self) -> Option<&crate::storage::StoreError> {
+        self.replica.failure()
     }
 
     pub fn take_outputs(&mut self) -> Vec<PartitionOutput> {
@@ -185,7 +190,7 @@ impl<S: PartitionStore> Partition<S> {
     fn pull_if_behind(&mut self, origin: Origin, epoch: Epoch, lease: Lease) {
         if let Origin::Remote { node, .. } = origin {
             if epoch > lease.epoch {
-                self.out.push(PartitionOutput::Send(node, Msg::TopologyPull));
+                self.out.push(PartitionOutput::Send(node, MemberMsg::TopologyPull.into()));
             }
         }
     }
@@ -219,7 +224,7 @@ impl<S: PartitionStore> Partition<S> {
                 self.early.push((from, epoch, body));
             }
             if epoch > lease.epoch {
-                self.out.push(PartitionOutput::Send(from, Msg::TopologyPull));
+                self.out.push(PartitionOutput::Send(from, MemberMsg::TopologyPull.into()));
             }
             return;
         }
@@ -229,7 +234,8 @@ impl<S: PartitionStore> Partition<S> {
     fn replica_message(&mut self, now: Now, from: NodeId, epoch: Epoch, body: ReplicaMsg) {
         let mine = self.epoch();
         if epoch < mine {
-            return self.out.push(PartitionOutput::Send(from, Msg::Stale { epoch: mine }));
+            let stale = MemberMsg::Stale { epoch: mine }.into();
+            return self.out.push(PartitionOutput::Send(from, stale));
         }
         let mut effects = Vec::new();
         self.replica.receive(now, from, body, &mut effects);

@@ -23,13 +23,13 @@ use bytes::Bytes;
 use sessiongrid_model::apply::apply;
 use sessiongrid_model::session::event::{self, Before, SessionEvent};
 use sessiongrid_model::{Entry, Op, PartitionId, Reply, Value};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::config::ClusterConfig;
 use crate::log::RecentLog;
 use crate::msg::{Chunk, LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term};
 use crate::placement::NodeId;
-use crate::storage::{PartitionStore, Prior};
+use crate::storage::{PartitionStore, Prior, StoreError};
 use crate::topology::Topology;
 use crate::Now;
 
@@ -138,6 +138,9 @@ pub struct Replica<S> {
     incoming: Option<IncomingSnapshot>,
     finished: Option<(u64, u32)>,
     sync_asked_at: Option<u64>,
+    /// The store refused to record the protocol's own state (the position, or dropping a copy):
+    /// memory and disk may disagree, so the partition must restart from disk.
+    failed: Option<StoreError>,
 }
 
 impl<S: PartitionStore> Replica<S> {
@@ -165,6 +168,7 @@ impl<S: PartitionStore> Replica<S> {
             incoming: None,
             finished: None,
             sync_asked_at: None,
+            failed: None,
         };
         replica.reset();
         replica
@@ -192,6 +196,12 @@ impl<S: PartitionStore> Replica<S> {
         self.incoming = None;
         self.finished = None;
         self.sync_asked_at = None;
+        self.failed = None;
+    }
+
+    /// Why this replica must be restarted from disk, if it must.
+    pub fn failure(&self) -> Option<&StoreError> {
+        self.failed.as_ref()
     }
 
     /// As primary: how many writes the furthest-behind counted follower still lacks.
@@ -318,7 +328,8 @@ impl<S: PartitionStore> Replica<S> {
 
     fn drop_data(&mut self) {
         if let Err(e) = self.store.clear() {
-            warn!(partition = self.p, error = %e, "could not drop a partition this node no longer holds");
+            error!(partition = self.p, error = %e, "could not drop a partition this node no longer holds");
+            self.failed = Some(e);
             return;
         }
         self.pos = Some(LogPos::ZERO);
@@ -337,7 +348,8 @@ impl<S: PartitionStore> Replica<S> {
     fn set_position(&mut self, pos: Option<LogPos>) {
         self.pos = pos;
         if let Err(e) = self.store.set_position(pos) {
-            warn!(partition = self.p, error = %e, "could not record the partition's position");
+            error!(partition = self.p, error = %e, "could not record the partition's position");
+            self.failed = Some(e);
         }
     }
 
@@ -497,6 +509,7 @@ impl<S: PartitionStore> Replica<S> {
         for e in &mut events {
             (e.node, e.partition, e.version) = (self.me, self.p, version);
         }
+        debug_assert!(version > prev.version, "a primary's versions increase");
         let entry = LogEntry { pos: LogPos { term, version }, key, state, events };
         self.store.append(&entry, Some(prior)).map_err(|e| Refusal::Store(e.0))?;
         self.pos = Some(entry.pos);
@@ -641,6 +654,11 @@ impl<S: PartitionStore> Replica<S> {
         for entry in entries.into_iter().skip(start) {
             if let Err(e) = self.store.append(&entry, None) {
                 warn!(partition = self.p, error = %e, "could not apply a replicated write");
+                break;
+            }
+            if self.pos.is_some_and(|p| p.version >= entry.pos.version) {
+                // Not a continuation of this log: a confused or lying primary.
+                warn!(partition = self.p, from, "an append that does not move forward; ignored");
                 break;
             }
             self.max_version = self.max_version.max(entry.pos.version);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sessiongrid_cluster::{Control, ControlOutput, Msg, NodeId, Topology};
+use sessiongrid_cluster::{Control, ControlOutput, MemberMsg, NodeId, Topology};
 use sessiongrid_model::PartitionId;
 use tracing::info;
 
@@ -31,7 +31,7 @@ const LINGER: Duration = Duration::from_millis(500);
 pub enum ControlMsg {
     Peer {
         from: NodeId,
-        msg: Msg,
+        msg: MemberMsg,
     },
     /// A local partition's learner `.1` holds a complete copy.
     Synced(PartitionId, NodeId),
@@ -114,9 +114,7 @@ impl ControlState {
         let me = self.shared.me;
         match msg {
             ControlMsg::Peer { from, msg } => self.control.receive(now, from, msg),
-            ControlMsg::Synced(partition, node) => {
-                self.control.receive(now, me, Msg::Synced { partition, node })
-            }
+            ControlMsg::Synced(partition, node) => self.control.synced(now, partition, node),
             ControlMsg::MergeAnswered { id, ok } => self.control.merge_answered(now, id, ok),
             ControlMsg::Seed(seed) => self.control.add_seed(seed),
             ControlMsg::Tick => {
@@ -132,7 +130,9 @@ impl ControlState {
                 info!("drain requested by an operator");
                 self.shared.drain_requested.notify_one();
             }
-            ControlMsg::Drain(target) => self.shared.transport.send(target, Msg::Drain),
+            ControlMsg::Drain(target) => {
+                self.shared.transport.send(target, MemberMsg::Drain.into())
+            }
             ControlMsg::Forget(lost) => self.control.forget(now, lost),
             ControlMsg::Status(reply) => {
                 let status = ControlStatus {

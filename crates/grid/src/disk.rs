@@ -5,11 +5,12 @@
 
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
+use sessiongrid_cluster::msg::Term;
 use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::topology::Assignment;
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
-use sessiongrid_store::{PartitionMeta, Store};
+use sessiongrid_store::{PartitionMeta, Position, Store};
 use tracing::warn;
 
 use crate::cache::EntryCache;
@@ -130,23 +131,36 @@ impl CacheMetrics {
 impl DiskPartition {
     fn load(store: Store, p: PartitionId, cache_bytes_max: usize) -> Self {
         let meta = store.partition_meta(p).unwrap_or_default();
-        let pos = match store.get_extra(&position_row(p)) {
-            // Never replicated (or written by a version before every node ran the protocol):
-            // its history so far is the writes its metadata counted.
-            Ok(None) => Some(LogPos { version: meta.seq, ..LogPos::ZERO }),
-            Ok(Some(bytes)) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
-                warn!(partition = p, error = %e, "unreadable position; the copy will be resent");
-                None
-            }),
-            Err(e) => {
-                warn!(partition = p, error = %e, "could not read the position");
-                None
+        let pos = match meta.position {
+            Position::At { epoch, primary, version } => {
+                Some(LogPos { term: Term { epoch, primary }, version })
             }
+            Position::Incomplete => None,
+            Position::Unrecorded => legacy_position(&store, p, meta.seq),
         };
         let cache = EntryCache::new(cache_bytes_max);
         DiskPartition { store, p, pos, meta, cache, metrics: CacheMetrics::new() }
     }
+}
 
+/// The position of a copy written before positions were kept with the metadata: in a row of
+/// its own, or none at all (a single node's), when its history is the writes its metadata
+/// counted.
+fn legacy_position(store: &Store, p: PartitionId, seq: u64) -> Option<LogPos> {
+    match store.get_extra(&position_row(p)) {
+        Ok(None) => Some(LogPos { version: seq, ..LogPos::ZERO }),
+        Ok(Some(bytes)) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
+            warn!(partition = p, error = %e, "unreadable position; the copy will be resent");
+            None
+        }),
+        Err(e) => {
+            warn!(partition = p, error = %e, "could not read the position");
+            None
+        }
+    }
+}
+
+impl DiskPartition {
     /// Runs `f` on the tier and reports the change in cached bytes and entries.
     fn account<T>(&mut self, f: impl FnOnce(&mut EntryCache) -> T) -> T {
         let (bytes, len) = (self.cache.bytes(), self.cache.len());
@@ -177,8 +191,14 @@ impl DiskPartition {
     ) -> StoreResult<()> {
         let mut batch = self.store.batch(self.p);
         fill(&mut batch);
+        let mut meta = meta;
+        meta.position = match pos {
+            Some(LogPos { term, version }) => {
+                Position::At { epoch: term.epoch, primary: term.primary, version }
+            }
+            None => Position::Incomplete,
+        };
         batch.set_meta(&meta);
-        batch.put_extra(&position_row(self.p), &postcard::to_stdvec(&pos).map_err(err)?);
         self.store.commit_blocking(batch).map_err(err)?;
         self.pos = pos;
         self.meta = meta;

@@ -91,7 +91,11 @@ impl Actor for PartitionActor {
         state: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
         state.handle(msg);
-        Ok(())
+        match state.partition.failure() {
+            // The supervisor restarts it from disk.
+            Some(e) => Err(format!("partition {}: {e}", state.partition.id()).into()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -126,7 +130,9 @@ impl PartitionState {
                     p.query(now, lease, Origin::Remote { node: from, id }, epoch, query)
                 }
                 Msg::Replica { epoch, body, .. } => p.receive(now, lease, from, epoch, body),
-                other => tracing::debug!(?other, "not a partition's message"),
+                Msg::Response { .. } | Msg::Events(_) | Msg::Membership(_) => {
+                    tracing::debug!(from, "not a partition's message")
+                }
             },
             PartitionMsg::Adopt(t) => p.adopt(now, t),
             PartitionMsg::Tick => p.tick(now),

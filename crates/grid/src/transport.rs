@@ -87,7 +87,7 @@ impl Inbox {
             }
             Msg::Response { id, result } => shared.forwards.answer(id, result),
             Msg::Events(events) => shared.events.publish(events),
-            msg => shared.to_control(ControlMsg::Peer { from, msg }),
+            Msg::Membership(msg) => shared.to_control(ControlMsg::Peer { from, msg }),
         }
     }
 }

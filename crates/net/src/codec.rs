@@ -9,7 +9,7 @@ use libp2p::StreamProtocol;
 use sessiongrid_cluster::Msg;
 
 /// Each node opens one long-lived stream of this protocol to each peer it talks to.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sessiongrid/grid/2.0.0");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sessiongrid/grid/3.0.0");
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
@@ -62,19 +62,19 @@ pub fn decode(bytes: &[u8]) -> io::Result<Msg> {
 mod tests {
     use super::*;
     use futures::io::Cursor;
-    use sessiongrid_cluster::Topology;
+    use sessiongrid_cluster::{MemberMsg, Topology};
 
     #[test]
     fn frames_round_trip_in_order_and_oversized_ones_are_refused() {
         futures::executor::block_on(async {
             let mut out = Vec::new();
-            encode_frame(&mut out, &Msg::TopologyPull, 64).unwrap();
-            encode_frame(&mut out, &Msg::Leave, 64).unwrap();
+            encode_frame(&mut out, &MemberMsg::TopologyPull.into(), 64).unwrap();
+            encode_frame(&mut out, &MemberMsg::Leave.into(), 64).unwrap();
             let mut rd = Cursor::new(out);
             let first = read_frame(&mut rd, 64).await.unwrap().unwrap();
-            assert!(matches!(decode(&first).unwrap(), Msg::TopologyPull));
+            assert!(matches!(decode(&first).unwrap(), Msg::Membership(MemberMsg::TopologyPull)));
             let second = read_frame(&mut rd, 64).await.unwrap().unwrap();
-            assert!(matches!(decode(&second).unwrap(), Msg::Leave));
+            assert!(matches!(decode(&second).unwrap(), Msg::Membership(MemberMsg::Leave)));
             assert!(read_frame(&mut rd, 64).await.unwrap().is_none(), "a clean end");
 
             let mut big = Cursor::new(vec![0, 0, 1, 0]);
@@ -88,7 +88,8 @@ mod tests {
     #[test]
     fn a_message_over_the_limit_is_not_framed() {
         let mut out = vec![7];
-        let msg = Msg::TopologyPush(std::sync::Arc::new(Topology::founded_by(1, 100)));
+        let t = std::sync::Arc::new(Topology::founded_by(1, 100));
+        let msg = Msg::Membership(MemberMsg::TopologyPush(t));
         assert!(encode_frame(&mut out, &msg, 8).is_err());
         assert_eq!(out, vec![7], "nothing half-written");
     }

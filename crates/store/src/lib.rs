@@ -14,4 +14,4 @@ pub mod keys;
 pub mod store;
 
 pub use batch::Batch;
-pub use store::{PartitionMeta, Store, StoreError};
+pub use store::{PartitionMeta, Position, Store, StoreError};

@@ -25,6 +25,22 @@ pub enum StoreError {
     Cancelled,
 }
 
+/// Where a partition's copy stands in its replicated history, recorded with its metadata. The
+/// layer above gives the numbers their meaning; the store only keeps them with each write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Position {
+    /// Written before positions were kept here.
+    #[default]
+    Unrecorded,
+    /// The copy is incomplete (a snapshot was being installed).
+    Incomplete,
+    At {
+        epoch: u64,
+        primary: u64,
+        version: u64,
+    },
+}
+
 /// Per-partition bookkeeping, written in the same batch as every change to the partition.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionMeta {
@@ -36,6 +52,8 @@ pub struct PartitionMeta {
     pub expiring: u64,
     /// Number of live sessions (not their tombstones).
     pub sessions: u64,
+    /// The copy's replication position.
+    pub position: Position,
 }
 
 impl PartitionMeta {
@@ -43,7 +61,8 @@ impl PartitionMeta {
         postcard::to_stdvec(self).expect("meta serialises")
     }
 
-    /// Reads metadata, also as written before sessions were counted (there were none then).
+    /// Reads metadata, also as written before positions were kept here, or before sessions
+    /// were counted (there were none then).
     pub fn decode(bytes: &[u8]) -> Result<PartitionMeta, StoreError> {
         #[derive(Deserialize)]
         struct Before {
@@ -51,13 +70,30 @@ impl PartitionMeta {
             seq: u64,
             expiring: u64,
         }
+        #[derive(Deserialize)]
+        struct BeforePosition {
+            keys: u64,
+            seq: u64,
+            expiring: u64,
+            sessions: u64,
+        }
         postcard::from_bytes(bytes)
+            .or_else(|_| {
+                postcard::from_bytes::<BeforePosition>(bytes).map(|b| PartitionMeta {
+                    keys: b.keys,
+                    seq: b.seq,
+                    expiring: b.expiring,
+                    sessions: b.sessions,
+                    position: Position::Unrecorded,
+                })
+            })
             .or_else(|_| {
                 postcard::from_bytes::<Before>(bytes).map(|b| PartitionMeta {
                     keys: b.keys,
                     seq: b.seq,
                     expiring: b.expiring,
                     sessions: 0,
+                    position: Position::Unrecorded,
                 })
             })
             .map_err(|_| StoreError::Corrupt { what: "partition metadata" })
@@ -94,6 +130,9 @@ impl Store {
         opts.set_max_write_buffer_number(2);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
+        // Writers that wait for the write group block instead of spinning on sched_yield: with
+        // a core per worker thread, spinning only takes the core from the thread it waits for.
+        opts.set_enable_write_thread_adaptive_yield(false);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
         table.set_bloom_filter(10.0, false);
@@ -345,7 +384,7 @@ mod tests {
             let store = Store::open(dir.path(), 8, Durability::Process).unwrap();
             let mut b = store.batch(3);
             b.put(b"k", &entry("v", Some(50)), None);
-            b.set_meta(&PartitionMeta { keys: 1, seq: 7, expiring: 1, sessions: 0 });
+            b.set_meta(&PartitionMeta { keys: 1, seq: 7, expiring: 1, ..PartitionMeta::default() });
             store.commit(b).await.unwrap();
         }
         let store = Store::open(dir.path(), 99, Durability::Power).unwrap();
@@ -354,7 +393,7 @@ mod tests {
         assert_eq!(store.get(2, b"k").unwrap(), None);
         assert_eq!(
             store.partition_meta(3).unwrap(),
-            PartitionMeta { keys: 1, seq: 7, expiring: 1, sessions: 0 }
+            PartitionMeta { keys: 1, seq: 7, expiring: 1, ..PartitionMeta::default() }
         );
         assert_eq!(store.due_expiries(3, 49, 10).unwrap(), vec![]);
         assert_eq!(store.due_expiries(3, 50, 10).unwrap(), vec![(50, b"k".to_vec())]);
