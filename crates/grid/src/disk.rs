@@ -3,6 +3,8 @@
 //! where its data is. Each partition keeps its hot entries in an LRU tier within its share of
 //! the memory budget; disk is the truth and the tier always equals it.
 
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
 use sessiongrid_cluster::msg::Term;
@@ -10,7 +12,7 @@ use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::topology::Assignment;
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
-use sessiongrid_store::{PartitionMeta, Position, Store};
+use sessiongrid_store::{Batch, PartitionMeta, Position, Store};
 use tracing::warn;
 
 use crate::cache::EntryCache;
@@ -39,6 +41,10 @@ pub struct DiskNode {
 impl DiskNode {
     pub fn new(store: Store, id: NodeId, cache_bytes_max: usize) -> Self {
         DiskNode { store, id, cache_bytes_max }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 }
 
@@ -107,6 +113,8 @@ pub struct DiskPartition {
     meta: PartitionMeta,
     cache: EntryCache,
     metrics: CacheMetrics,
+    /// Writes made but not committed yet.
+    pending: Pending,
 }
 
 /// Handles to the node-wide series a partition's tier contributes to.
@@ -139,7 +147,8 @@ impl DiskPartition {
             Position::Unrecorded => legacy_position(&store, p, meta.seq),
         };
         let cache = EntryCache::new(cache_bytes_max);
-        DiskPartition { store, p, pos, meta, cache, metrics: CacheMetrics::new() }
+        let metrics = CacheMetrics::new();
+        DiskPartition { store, p, pos, meta, cache, metrics, pending: Pending::default() }
     }
 }
 
@@ -187,7 +196,7 @@ impl DiskPartition {
         &mut self,
         pos: Option<LogPos>,
         meta: PartitionMeta,
-        fill: impl FnOnce(&mut sessiongrid_store::Batch<'_>),
+        fill: impl FnOnce(&mut sessiongrid_store::Batch),
     ) -> StoreResult<()> {
         let mut batch = self.store.batch(self.p);
         fill(&mut batch);
@@ -199,10 +208,66 @@ impl DiskPartition {
             None => Position::Incomplete,
         };
         batch.set_meta(&meta);
-        self.store.commit_blocking(batch).map_err(err)?;
+        self.pending.add(batch);
         self.pos = pos;
         self.meta = meta;
         Ok(())
+    }
+
+    /// Writes what waits in [`Pending`] now, on this thread: before a read of the disk itself,
+    /// which must see this partition's own writes.
+    fn settle(&mut self) -> StoreResult<()> {
+        match self.pending.take() {
+            Some(batch) => self.store.commit_blocking(batch).map_err(|e| {
+                let e = err(e);
+                self.pending.fail(e.clone());
+                e
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Where this partition's writes wait for its actor to commit them.
+    pub fn pending(&self) -> Pending {
+        self.pending.clone()
+    }
+}
+
+/// A partition's writes between the moment its replica made them (in memory, in its LRU tier)
+/// and the moment its actor commits them, with every other partition's, through the store's
+/// group writer. The actor sends nothing the writes caused (answers, replication, events)
+/// before they are committed; a write that fails to commit fails the actor, which restarts from
+/// disk.
+#[derive(Clone, Default)]
+pub struct Pending(Arc<Mutex<PendingInner>>);
+
+#[derive(Default)]
+struct PendingInner {
+    batch: Option<Batch>,
+    failed: Option<StoreError>,
+}
+
+impl Pending {
+    fn add(&self, batch: Batch) {
+        let mut inner = self.0.lock().expect("pending lock");
+        match inner.batch.as_mut() {
+            Some(earlier) => earlier.extend(batch),
+            None => inner.batch = Some(batch),
+        }
+    }
+
+    /// The writes waiting to be committed, if any.
+    pub fn take(&self) -> Option<Batch> {
+        self.0.lock().expect("pending lock").batch.take()
+    }
+
+    fn fail(&self, e: StoreError) {
+        self.0.lock().expect("pending lock").failed = Some(e);
+    }
+
+    /// A commit of these writes failed on this thread: the partition must restart from disk.
+    pub fn failure(&self) -> Option<StoreError> {
+        self.0.lock().expect("pending lock").failed.clone()
     }
 }
 
@@ -221,6 +286,7 @@ impl PartitionStore for DiskPartition {
         if let Some(hit) = self.cache.get(key) {
             return Ok(Some(hit.clone()));
         }
+        self.settle()?;
         self.metrics.disk_reads.increment(1);
         let entry = self.store.get(self.p, key).map_err(err)?;
         if let Some(e) = &entry {
@@ -265,6 +331,7 @@ impl PartitionStore for DiskPartition {
     }
 
     fn scan(&mut self, after: Option<&[u8]>, limit: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
+        self.settle()?;
         let rows = self.store.scan(self.p, after, limit).map_err(err)?;
         Ok(rows.into_iter().map(|(k, e)| (Bytes::from(k), e)).collect())
     }
@@ -275,6 +342,7 @@ impl PartitionStore for DiskPartition {
         through: Option<&[u8]>,
         entries: &[(Bytes, Entry)],
     ) -> StoreResult<()> {
+        self.settle()?;
         // The rows going away, to drop their expiry index rows and keep the counts right.
         let mut doomed: Vec<(Vec<u8>, Option<u64>)> = Vec::new();
         let mut doomed_sessions = 0;
@@ -325,6 +393,7 @@ impl PartitionStore for DiskPartition {
     }
 
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {
+        self.settle()?;
         // The index is `<=`-inclusive; an entry lives through its deadline millisecond.
         let rows = self.store.due_expiries(self.p, now_ms.saturating_sub(1), limit).map_err(err)?;
         Ok(rows.into_iter().map(|(_, k)| Bytes::from(k)).collect())

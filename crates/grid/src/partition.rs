@@ -23,10 +23,11 @@ use sessiongrid_cluster::replica::Origin;
 use sessiongrid_cluster::{Msg, NodeId, Partition, PartitionOutput, PartitionStats, Refusal};
 use sessiongrid_cluster::{NodeStore, Topology};
 use sessiongrid_model::{PartitionId, Reply};
+use sessiongrid_store::Store;
 use tracing::debug_span;
 
 use crate::control::ControlMsg;
-use crate::disk::{DiskNode, DiskPartition};
+use crate::disk::{DiskNode, DiskPartition, Pending};
 use crate::engine::{Shared, Work};
 
 /// How often a partition retransmits, sweeps expired keys and times out requests.
@@ -62,6 +63,9 @@ pub struct PartitionActor;
 pub struct PartitionState {
     shared: Arc<Shared>,
     partition: Partition<DiskPartition>,
+    /// The partition's writes not yet committed, and the store that commits them.
+    pending: Pending,
+    store: Store,
     /// Local requests waiting for their answer, by the id the state machine knows them by.
     waiting: HashMap<u64, RpcReplyPort<Result<Reply, Refusal>>>,
     next_id: u64,
@@ -78,10 +82,13 @@ impl Actor for PartitionActor {
         mut args: PartitionArgs,
     ) -> Result<PartitionState, ActorProcessingErr> {
         let shared = args.shared;
-        let store = args.disk.partition(args.id);
-        let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), store);
+        let disk = args.disk.partition(args.id);
+        let pending = disk.pending();
+        let store = args.disk.store().clone();
+        let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk);
         myself.send_interval(TICK, || PartitionMsg::Tick);
-        Ok(PartitionState { shared, partition, waiting: HashMap::new(), next_id: 1 })
+        let waiting = HashMap::new();
+        Ok(PartitionState { shared, partition, pending, store, waiting, next_id: 1 })
     }
 
     async fn handle(
@@ -91,11 +98,19 @@ impl Actor for PartitionActor {
         state: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
         state.handle(msg);
-        match state.partition.failure() {
-            // The supervisor restarts it from disk.
-            Some(e) => Err(format!("partition {}: {e}", state.partition.id()).into()),
-            None => Ok(()),
+        // Nothing the writes caused leaves before they are committed.
+        if let Some(batch) = state.pending.take() {
+            if let Err(e) = state.store.commit(batch).await {
+                // Memory is ahead of disk: the supervisor restarts the partition from disk.
+                return Err(format!("partition {}: {e}", state.partition.id()).into());
+            }
         }
+        let failure = state.partition.failure().map(|e| e.to_string());
+        if let Some(e) = failure.or_else(|| state.pending.failure().map(|e| e.to_string())) {
+            return Err(format!("partition {}: {e}", state.partition.id()).into());
+        }
+        state.flush();
+        Ok(())
     }
 }
 
@@ -140,7 +155,6 @@ impl PartitionState {
                 let _ = reply.send(p.stats());
             }
         }
-        self.flush();
     }
 
     /// Carries out what the state machine asked for.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
-    IteratorMode, Options, ReadOptions, WriteOptions, DB,
+    IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 use serde::{Deserialize, Serialize};
 use sessiongrid_model::config::Durability;
@@ -14,8 +14,9 @@ use sessiongrid_model::{Entry, PartitionId};
 
 use crate::batch::Batch;
 use crate::keys;
+use crate::writer::Writer;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage: {0}")]
     Rocks(#[from] rocksdb::Error),
@@ -23,6 +24,8 @@ pub enum StoreError {
     Corrupt { what: &'static str },
     #[error("storage: the write task was cancelled")]
     Cancelled,
+    #[error("storage: could not start the writer thread: {0}")]
+    Thread(String),
 }
 
 /// Where a partition's copy stands in its replicated history, recorded with its metadata. The
@@ -109,12 +112,29 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    writer: Arc<WriterGuard>,
 }
 
-struct Inner {
-    db: DB,
+pub(crate) struct Inner {
+    pub(crate) db: DB,
     durability: Durability,
     partitions: u16,
+}
+
+/// Stops the group writer when the last handle goes (its thread holds only [`Inner`]).
+struct WriterGuard(Writer);
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// Writes a RocksDB batch on the calling thread, as durably as the store is configured.
+pub(crate) fn write_now(inner: &Inner, wb: WriteBatch) -> Result<(), StoreError> {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(inner.durability == Durability::Power);
+    inner.db.write_opt(wb, &opts).map_err(StoreError::from)
 }
 
 impl Store {
@@ -159,7 +179,9 @@ impl Store {
         if partitions == 0 {
             return Err(StoreError::Corrupt { what: "partition count" });
         }
-        Ok(Store { inner: Arc::new(Inner { db, durability, partitions }) })
+        let inner = Arc::new(Inner { db, durability, partitions });
+        let writer = Arc::new(WriterGuard(Writer::start(inner.clone())?));
+        Ok(Store { inner, writer })
     }
 
     /// The partition count this data directory was created with.
@@ -203,51 +225,30 @@ impl Store {
         }
     }
 
-    pub fn batch(&self, p: PartitionId) -> Batch<'_> {
-        Batch::new(self, p)
+    pub fn batch(&self, p: PartitionId) -> Batch {
+        Batch::new(p)
     }
 
-    /// Writes `batch` atomically. Returns once the write is as durable as configured: in the
-    /// write-ahead log (survives kill -9), or also fsynced in `power` mode. Fsynced writes run on
-    /// the blocking pool, where RocksDB groups concurrent ones into one fsync.
-    pub async fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+    /// Writes `batch` atomically, together with whatever other batches wait for the group
+    /// writer. Resolves once the write is as durable as configured: in the write-ahead log
+    /// (survives kill -9), or also fsynced in `power` mode.
+    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
-        let wb = batch.inner;
-        let result = match self.inner.durability {
-            Durability::Process => self.inner.db.write(wb).map_err(StoreError::from),
-            Durability::Power => {
-                let store = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut sync = WriteOptions::default();
-                    sync.set_sync(true);
-                    store.inner.db.write_opt(wb, &sync)
-                })
-                .await
-                .map_err(|_| StoreError::Cancelled)?
-                .map_err(StoreError::from)
-            }
-        };
-        metrics::histogram!("sessiongrid_store_write_seconds").record(started.elapsed());
-        if result.is_err() {
-            metrics::counter!("sessiongrid_store_write_errors_total").increment(1);
-        }
-        result
+        self.writer.0.submit(batch).await.map_err(|_| StoreError::Cancelled)?
     }
 
-    /// Writes `batch` atomically on the calling thread, as durably as configured (fsynced in
-    /// `power` mode). For callers that own a thread of their own, off the async runtime.
-    pub fn commit_blocking(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+    /// Writes `batch` atomically on the calling thread, as durably as configured. For rare
+    /// writes that must be on disk before the caller goes on (a saved topology, a read that
+    /// must see a write still queued).
+    pub fn commit_blocking(&self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
-        let mut opts = WriteOptions::default();
-        opts.set_sync(self.inner.durability == Durability::Power);
-        let result = self.inner.db.write_opt(batch.inner, &opts).map_err(StoreError::from);
-        metrics::histogram!("sessiongrid_store_write_seconds").record(started.elapsed());
+        let mut wb = WriteBatch::default();
+        batch.write_into(&self.inner.db, &mut wb);
+        let result = write_now(&self.inner, wb);
         if result.is_err() {
             metrics::counter!("sessiongrid_store_write_errors_total").increment(1);
         }
@@ -344,9 +345,7 @@ impl Store {
     /// Deletes every row of partition `p` and resets its metadata, in one batch.
     pub async fn clear(&self, p: PartitionId, meta: &PartitionMeta) -> Result<(), StoreError> {
         let mut batch = self.batch(p);
-        let (start, end) = (keys::partition_start(p), keys::partition_end(p));
-        batch.inner.delete_range_cf(self.entries(), &start, &end);
-        batch.inner.delete_range_cf(self.expiry(), &start, &end);
+        batch.delete_partition();
         batch.set_meta(meta);
         self.commit(batch).await
     }
