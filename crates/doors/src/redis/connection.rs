@@ -3,14 +3,7 @@
 //! Replies of all requests decoded from one read are written together, so pipelined clients get
 //! one write per batch. A protocol error answers `-ERR Protocol error: ...` and closes the
 //! connection; nothing else the client sends can end it besides `QUIT`.
-//!
-//! Pipelined single-key commands run concurrently across partitions: a run of them is split by
-//! partition, each partition's commands go in pipeline order, one after the other, and the
-//! replies come back in pipeline order. So a client always sees its own commands on a key in
-//! the order it sent them; another client may see writes to keys of different partitions land
-//! in another order. Every other command waits for the commands before it and runs alone.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -20,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use sessiongrid_model::session::event::SessionEvent;
-use sessiongrid_model::{PartitionId, Reply};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::commands;
@@ -41,8 +33,6 @@ pub struct ClientState {
     pub subscription: Option<Subscription>,
 }
 
-/// Most pipelined single-key commands run together.
-const RUN_COMMANDS_MAX: usize = 512;
 /// Flush the write buffer once it holds this much, even mid-batch.
 const WRITE_FLUSH_BYTES: usize = 64 * 1024;
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -54,20 +44,6 @@ pub struct Connection {
     decoder: Decoder,
     rbuf: BytesMut,
     wbuf: BytesMut,
-}
-
-impl ClientState {
-    /// An authenticated connection's state for a command that reads none of it.
-    fn stand_in(proto: Protocol) -> ClientState {
-        ClientState {
-            id: 0,
-            name: None,
-            proto,
-            authenticated: true,
-            quit: false,
-            subscription: None,
-        }
-    }
 }
 
 impl Connection {
@@ -135,29 +111,15 @@ impl Connection {
     /// Executes every complete request in the read buffer. Returns false if the connection must
     /// close after the replies are written.
     async fn process_buffered(&mut self) -> std::io::Result<bool> {
-        let mut run: Vec<(PartitionId, Vec<Bytes>)> = Vec::new();
         loop {
             let args = match self.decoder.decode(&mut self.rbuf) {
-                Ok(Some(args)) if run.len() < RUN_COMMANDS_MAX => args,
-                Ok(Some(args)) => {
-                    self.execute_run(&mut run).await;
-                    args
-                }
-                Ok(None) => {
-                    self.execute_run(&mut run).await;
-                    return Ok(true);
-                }
+                Ok(Some(args)) => args,
+                Ok(None) => return Ok(true),
                 Err(e) => {
-                    self.execute_run(&mut run).await;
                     self.protocol_error(&e.0);
                     return Ok(false);
                 }
             };
-            if let Some(p) = self.single_key_partition(&args) {
-                run.push((p, args));
-                continue;
-            }
-            self.execute_run(&mut run).await;
             let reply = commands::execute(&self.shared, &mut self.client, args).await;
             encode(&reply, self.client.proto, &mut self.wbuf);
             if self.client.quit {
@@ -167,52 +129,6 @@ impl Connection {
                 self.socket.write_all(&self.wbuf).await?;
                 self.wbuf.clear();
             }
-        }
-    }
-
-    /// The partition of a command that is one operation on one key and reads or changes nothing
-    /// of the connection, if it is one.
-    fn single_key_partition(&self, args: &[Bytes]) -> Option<PartitionId> {
-        if !self.client.authenticated || self.client.subscription.is_some() || args.len() < 2 {
-            return None;
-        }
-        let spec = commands::lookup(&args[0])?;
-        let single = spec.keys == (1, 1, 1) && !spec.name.starts_with("session.");
-        single.then(|| self.shared.grid.partition_of(&args[1]))
-    }
-
-    /// Runs a run of single-key commands, each partition's in order, the partitions at once,
-    /// and encodes the replies in the order the commands came.
-    async fn execute_run(&mut self, run: &mut Vec<(PartitionId, Vec<Bytes>)>) {
-        match run.len() {
-            0 => return,
-            1 => {
-                let (_, args) = run.pop().expect("one command");
-                let reply = commands::execute(&self.shared, &mut self.client, args).await;
-                return encode(&reply, self.client.proto, &mut self.wbuf);
-            }
-            _ => {}
-        }
-        let mut by_partition: HashMap<PartitionId, Vec<(usize, Vec<Bytes>)>> = HashMap::new();
-        for (i, (p, args)) in run.drain(..).enumerate() {
-            by_partition.entry(p).or_default().push((i, args));
-        }
-        let shared = &self.shared;
-        let proto = self.client.proto;
-        let groups = by_partition.into_values().map(|commands| async move {
-            // These commands touch nothing of the connection; they run on a stand-in for it.
-            let mut stand_in = ClientState::stand_in(proto);
-            let mut replies = Vec::with_capacity(commands.len());
-            for (i, args) in commands {
-                replies.push((i, commands::execute(shared, &mut stand_in, args).await));
-            }
-            replies
-        });
-        let mut replies: Vec<(usize, Reply)> =
-            futures::future::join_all(groups).await.into_iter().flatten().collect();
-        replies.sort_unstable_by_key(|(i, _)| *i);
-        for (_, reply) in replies {
-            encode(&reply, self.client.proto, &mut self.wbuf);
         }
     }
 
