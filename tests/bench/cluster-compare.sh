@@ -95,7 +95,7 @@ done
 echo; echo "one client's SET (redis-benchmark -c 1, one key), latency ms through each node"
 for i in 0 1 2; do
   redis-benchmark -p "${cport[$i]}" -c 1 -n 20000 -d 256 -t set --csv -q 2>/dev/null \
-    | awk -F'","' -v n="$i" 'NR==2 {gsub(/"/, ""); printf "node %d: p50 %s p99 %s\n", n, $5, $7}'
+    | awk -F'","' -v n="$i" 'NR==2 {printf "node %d: p50 %s p99 %s\n", n, $5, $7}'
 done
 echo "(the key's primary answers itself; the other two forward to it)"
 

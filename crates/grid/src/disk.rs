@@ -3,7 +3,7 @@
 //! where its data is. Each partition keeps its hot entries in an LRU tier within its share of
 //! the memory budget; disk is the truth and the tier always equals it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
@@ -214,17 +214,18 @@ impl DiskPartition {
         Ok(())
     }
 
-    /// Writes what waits in [`Pending`] now, on this thread: before a read of the disk itself,
-    /// which must see this partition's own writes.
+    /// Writes what waits in [`Pending`] now, on this thread, and waits for the commits under
+    /// way: before a read of the disk itself, which must see this partition's own writes.
     fn settle(&mut self) -> StoreResult<()> {
-        match self.pending.take() {
-            Some(batch) => self.store.commit_blocking(batch).map_err(|e| {
+        if let Some(batch) = self.pending.take() {
+            self.store.commit_blocking(batch).map_err(|e| {
                 let e = err(e);
                 self.pending.fail(e.clone());
                 e
-            }),
-            None => Ok(()),
+            })?;
         }
+        self.pending.wait_idle();
+        Ok(())
     }
 
     /// Where this partition's writes wait for its actor to commit them.
@@ -239,17 +240,53 @@ impl DiskPartition {
 /// before they are committed; a write that fails to commit fails the actor, which restarts from
 /// disk.
 #[derive(Clone, Default)]
-pub struct Pending(Arc<Mutex<PendingInner>>);
+pub struct Pending(Arc<(Mutex<PendingInner>, Condvar)>);
 
 #[derive(Default)]
 struct PendingInner {
     batch: Option<Batch>,
     failed: Option<StoreError>,
+    /// Commits handed to the group writer and not done yet.
+    committing: usize,
 }
 
 impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingInner> {
+        self.0 .0.lock().expect("pending lock")
+    }
+
+    /// Hands what waits to `store`'s group writer; `done` gets the outcome, after the commit
+    /// counts as done for [`Pending::wait_idle`]. Returns false if nothing waited.
+    pub fn commit(
+        &self,
+        store: &Store,
+        done: impl FnOnce(Result<(), sessiongrid_store::StoreError>) + Send + 'static,
+    ) -> bool {
+        let Some(batch) = self.take() else { return false };
+        self.lock().committing += 1;
+        let me = self.clone();
+        store.submit_then(
+            batch,
+            Box::new(move |result| {
+                me.lock().committing -= 1;
+                me.0 .1.notify_all();
+                done(result)
+            }),
+        );
+        true
+    }
+
+    /// Blocks until no commit of this partition is under way (they are done in microseconds to
+    /// milliseconds, on the writer's own thread).
+    fn wait_idle(&self) {
+        let mut inner = self.lock();
+        while inner.committing > 0 {
+            inner = self.0 .1.wait(inner).expect("pending lock");
+        }
+    }
+
     fn add(&self, batch: Batch) {
-        let mut inner = self.0.lock().expect("pending lock");
+        let mut inner = self.lock();
         match inner.batch.as_mut() {
             Some(earlier) => earlier.extend(batch),
             None => inner.batch = Some(batch),
@@ -258,16 +295,16 @@ impl Pending {
 
     /// The writes waiting to be committed, if any.
     pub fn take(&self) -> Option<Batch> {
-        self.0.lock().expect("pending lock").batch.take()
+        self.lock().batch.take()
     }
 
     fn fail(&self, e: StoreError) {
-        self.0.lock().expect("pending lock").failed = Some(e);
+        self.lock().failed = Some(e);
     }
 
     /// A commit of these writes failed on this thread: the partition must restart from disk.
     pub fn failure(&self) -> Option<StoreError> {
-        self.0.lock().expect("pending lock").failed.clone()
+        self.lock().failed.clone()
     }
 }
 

@@ -11,10 +11,16 @@
 //!   own tick. One at a time, so every operation on a key is atomic and the partition's writes
 //!   are totally ordered.
 //! - **Sends** peer messages itself through the transport, answers to the waiting request
-//!   path, events to the event bus, and learners in sync to control.
+//!   path, events to the event bus, and learners in sync to control; but nothing a write caused
+//!   before the write is committed. A message's writes go to the store's group writer and its
+//!   outputs to the partition's release task, which delivers them, in order, once the commits
+//!   before them are done. Meanwhile the actor goes on with its next message (its reads see its
+//!   own writes in memory; their answers wait behind the writes all the same), so a hot key's
+//!   writes share group commits instead of waiting one by one.
 //! - **Exits** when the supervisor stops it at shutdown.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +30,7 @@ use sessiongrid_cluster::{Msg, NodeId, Partition, PartitionOutput, PartitionStat
 use sessiongrid_cluster::{NodeStore, Topology};
 use sessiongrid_model::{PartitionId, Reply};
 use sessiongrid_store::Store;
+use tokio::sync::{mpsc, oneshot};
 use tracing::debug_span;
 
 use crate::control::ControlMsg;
@@ -48,6 +55,21 @@ pub enum PartitionMsg {
     Adopt(Arc<Topology>),
     Tick,
     Stats(RpcReplyPort<PartitionStats>),
+    /// The release task found a commit failed: memory is ahead of disk.
+    Failed(String),
+}
+
+/// What one message made the partition say, with the commit it waits for.
+struct Release {
+    commit: Option<oneshot::Receiver<Result<(), sessiongrid_store::StoreError>>>,
+    outputs: Vec<Delivery>,
+}
+
+enum Delivery {
+    Send(NodeId, Msg),
+    Reply(RpcReplyPort<Result<Reply, Refusal>>, Result<Reply, Refusal>),
+    Events(Vec<sessiongrid_model::session::event::SessionEvent>),
+    Synced(NodeId),
 }
 
 /// Everything a partition actor needs to start.
@@ -69,6 +91,9 @@ pub struct PartitionState {
     /// Local requests waiting for their answer, by the id the state machine knows them by.
     waiting: HashMap<u64, RpcReplyPort<Result<Reply, Refusal>>>,
     next_id: u64,
+    /// Releases handed to the release task and not delivered yet.
+    releases: mpsc::UnboundedSender<Release>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Actor for PartitionActor {
@@ -87,8 +112,20 @@ impl Actor for PartitionActor {
         let store = args.disk.store().clone();
         let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk);
         myself.send_interval(TICK, || PartitionMsg::Tick);
+        let (releases, queue) = mpsc::unbounded_channel();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(release(queue, shared.clone(), args.id, in_flight.clone(), myself));
         let waiting = HashMap::new();
-        Ok(PartitionState { shared, partition, pending, store, waiting, next_id: 1 })
+        Ok(PartitionState {
+            shared,
+            partition,
+            pending,
+            store,
+            waiting,
+            next_id: 1,
+            releases,
+            in_flight,
+        })
     }
 
     async fn handle(
@@ -97,19 +134,16 @@ impl Actor for PartitionActor {
         msg: PartitionMsg,
         state: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
-        state.handle(msg);
-        // Nothing the writes caused leaves before they are committed.
-        if let Some(batch) = state.pending.take() {
-            if let Err(e) = state.store.commit(batch).await {
-                // Memory is ahead of disk: the supervisor restarts the partition from disk.
-                return Err(format!("partition {}: {e}", state.partition.id()).into());
-            }
+        if let PartitionMsg::Failed(e) = msg {
+            // Memory is ahead of disk: the supervisor restarts the partition from disk.
+            return Err(format!("partition {}: {e}", state.partition.id()).into());
         }
+        state.handle(msg);
         let failure = state.partition.failure().map(|e| e.to_string());
         if let Some(e) = failure.or_else(|| state.pending.failure().map(|e| e.to_string())) {
             return Err(format!("partition {}: {e}", state.partition.id()).into());
         }
-        state.flush();
+        state.release();
         Ok(())
     }
 }
@@ -154,25 +188,78 @@ impl PartitionState {
             PartitionMsg::Stats(reply) => {
                 let _ = reply.send(p.stats());
             }
+            PartitionMsg::Failed(_) => {}
         }
     }
 
-    /// Carries out what the state machine asked for.
-    fn flush(&mut self) {
-        let p = self.partition.id();
+    /// Hands this message's writes to the group writer and its outputs to the release task;
+    /// with no write of its own and none before it still in flight, delivers them at once.
+    fn release(&mut self) {
+        let (tx, rx) = oneshot::channel();
+        let committing = self.pending.commit(&self.store, move |result| {
+            let _ = tx.send(result);
+        });
+        let commit = committing.then_some(rx);
+        let outputs = self.outputs();
+        if commit.is_none() && self.in_flight.load(Ordering::Acquire) == 0 {
+            return deliver(&self.shared, self.partition.id(), outputs);
+        }
+        if commit.is_none() && outputs.is_empty() {
+            return;
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _ = self.releases.send(Release { commit, outputs });
+    }
+
+    /// What the state machine asked for, with local answers matched to their waiting callers.
+    fn outputs(&mut self) -> Vec<Delivery> {
+        let mut out = Vec::new();
         for output in self.partition.take_outputs() {
-            match output {
-                PartitionOutput::Send(to, msg) => self.shared.transport.send(to, msg),
-                PartitionOutput::Reply(id, result) => {
-                    if let Some(reply) = self.waiting.remove(&id) {
-                        let _ = reply.send(result);
-                    }
-                }
-                PartitionOutput::Events(events) => self.shared.events.publish(events),
-                PartitionOutput::Synced(node) => {
-                    self.shared.to_control(ControlMsg::Synced(p, node))
-                }
+            out.push(match output {
+                PartitionOutput::Send(to, msg) => Delivery::Send(to, msg),
+                PartitionOutput::Reply(id, result) => match self.waiting.remove(&id) {
+                    Some(reply) => Delivery::Reply(reply, result),
+                    None => continue,
+                },
+                PartitionOutput::Events(events) => Delivery::Events(events),
+                PartitionOutput::Synced(node) => Delivery::Synced(node),
+            });
+        }
+        out
+    }
+}
+
+fn deliver(shared: &Shared, p: PartitionId, outputs: Vec<Delivery>) {
+    for output in outputs {
+        match output {
+            Delivery::Send(to, msg) => shared.transport.send(to, msg),
+            Delivery::Reply(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Delivery::Events(events) => shared.events.publish(events),
+            Delivery::Synced(node) => shared.to_control(ControlMsg::Synced(p, node)),
+        }
+    }
+}
+
+/// The release task of one partition: delivers each message's outputs once the commits before
+/// them are done, in order; after a failed commit delivers nothing more and fails the actor.
+async fn release(
+    mut queue: mpsc::UnboundedReceiver<Release>,
+    shared: Arc<Shared>,
+    p: PartitionId,
+    in_flight: Arc<AtomicUsize>,
+    actor: ActorRef<PartitionMsg>,
+) {
+    while let Some(Release { commit, outputs }) = queue.recv().await {
+        if let Some(commit) = commit {
+            let outcome = commit.await.unwrap_or(Err(sessiongrid_store::StoreError::Cancelled));
+            if let Err(e) = outcome {
+                let _ = actor.cast(PartitionMsg::Failed(e.to_string()));
+                return;
             }
         }
+        deliver(&shared, p, outputs);
+        in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

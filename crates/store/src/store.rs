@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use sessiongrid_model::config::Durability;
 use sessiongrid_model::{Entry, PartitionId};
 
+use tokio::sync::oneshot;
+
 use crate::batch::Batch;
 use crate::keys;
 use crate::writer::Writer;
@@ -236,7 +238,18 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        self.writer.0.submit(batch).await.map_err(|_| StoreError::Cancelled)?
+        self.submit(batch).await.map_err(|_| StoreError::Cancelled)?
+    }
+
+    /// Hands `batch` to the group writer and returns at once; the receiver gets the outcome
+    /// once the write is as durable as configured.
+    pub fn submit(&self, batch: Batch) -> oneshot::Receiver<Result<(), StoreError>> {
+        self.writer.0.submit(batch)
+    }
+
+    /// Hands `batch` to the group writer; `done` runs on the writer's thread with the outcome.
+    pub fn submit_then(&self, batch: Batch, done: crate::writer::Done) {
+        self.writer.0.submit_then(batch, done)
     }
 
     /// Writes `batch` atomically on the calling thread, as durably as configured. For rare

@@ -25,7 +25,10 @@ use crate::store::{write_now, Inner, StoreError};
 /// Most batches written together.
 const GROUP_BATCHES_MAX: usize = 1024;
 
-type Job = (Batch, oneshot::Sender<Result<(), StoreError>>);
+/// Called on the writer thread with the outcome of the write that carried a batch.
+pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+type Job = (Batch, Done);
 
 pub(crate) struct Writer {
     queue: Mutex<Option<Sender<Job>>>,
@@ -44,11 +47,27 @@ impl Writer {
 
     pub(crate) fn submit(&self, batch: Batch) -> oneshot::Receiver<Result<(), StoreError>> {
         let (tx, rx) = oneshot::channel();
-        let queue = self.queue.lock().expect("writer queue lock");
-        if let Some(queue) = queue.as_ref() {
-            let _ = queue.send((batch, tx));
-        }
+        self.submit_then(
+            batch,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
         rx
+    }
+
+    /// Hands `batch` to the writer; `done` runs on its thread with the outcome (at once with
+    /// [`StoreError::Cancelled`] if the writer has stopped).
+    pub(crate) fn submit_then(&self, batch: Batch, done: Done) {
+        let queue = self.queue.lock().expect("writer queue lock");
+        let refused = match queue.as_ref() {
+            Some(queue) => queue.send((batch, done)).err().map(|e| e.0 .1),
+            None => Some(done),
+        };
+        drop(queue);
+        if let Some(done) = refused {
+            done(Err(StoreError::Cancelled));
+        }
     }
 
     /// Closes the queue and waits for the thread to write what is queued and exit.
@@ -82,8 +101,8 @@ fn run(store: Arc<Inner>, jobs: Receiver<Job>) {
         if result.is_err() {
             metrics::counter!("sessiongrid_store_write_errors_total").increment(1);
         }
-        for answer in answers {
-            let _ = answer.send(result.clone());
+        for done in answers {
+            done(result.clone());
         }
     }
 }
