@@ -195,12 +195,18 @@ impl<D: NodeStore> Control<D> {
         self.drive_merge(now);
     }
 
-    /// A membership message from a peer.
+    /// A membership message from a peer. `Stale` (a partition's answer) and `Drain` (an
+    /// operator's) say nothing about who is alive: they do not reach the failure detector.
     pub fn receive(&mut self, now: Now, from: NodeId, msg: MemberMsg) {
-        if msg == MemberMsg::Drain {
-            self.out.push(ControlOutput::DrainRequested);
+        match msg {
+            MemberMsg::Stale { epoch } => {
+                if epoch > self.membership.epoch() {
+                    self.out.push(ControlOutput::Send(from, MemberMsg::TopologyPull.into()));
+                }
+            }
+            MemberMsg::Drain => self.out.push(ControlOutput::DrainRequested),
+            msg => self.membership_receive(now, from, msg),
         }
-        self.membership_receive(now, from, msg);
     }
 
     /// A local partition reports learner `node` in sync: for the coordinator, wherever it is.

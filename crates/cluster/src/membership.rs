@@ -603,14 +603,9 @@ impl Membership {
                 }
                 None
             }
-            MemberMsg::Stale { epoch } => {
-                if epoch > self.epoch() {
-                    out.push((from, MemberMsg::TopologyPull));
-                }
-                None
-            }
-            // Control carries it out; it says nothing about membership.
-            MemberMsg::Drain => None,
+            // Control handles these itself: they are not evidence of liveness, which the lines
+            // above would take them for.
+            MemberMsg::Stale { .. } | MemberMsg::Drain => None,
         }
     }
 
