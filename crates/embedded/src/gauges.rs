@@ -1,6 +1,6 @@
 //! Gauges a node refreshes itself: the store's RocksDB figures, and on a single node its live
-//! sessions (a cluster member's protocol thread sets that gauge). The tasks end with the node,
-//! so they do not keep the database open.
+//! sessions (a cluster member's grid refreshes that gauge from its cluster status). The tasks
+//! end with the node, so they do not keep the database open.
 
 use std::time::Duration;
 

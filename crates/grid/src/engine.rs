@@ -165,6 +165,7 @@ impl Shared {
             };
             match result {
                 Err(r) if r.is_retryable() => {
+                    metrics::counter!("sessiongrid_requests_retried_total").increment(1);
                     let retry = Duration::from_millis(RETRY_MS);
                     if Instant::now() + retry > deadline {
                         return Err(r);
@@ -193,6 +194,7 @@ impl Shared {
     /// Sends `work` to `primary` and waits for its answer, the timeout, or the primary leaving
     /// the topology (a read is then routed again; a write is indeterminate).
     async fn forward(&self, primary: NodeId, epoch: u64, work: &Work) -> Result<Reply, Refusal> {
+        metrics::counter!("sessiongrid_requests_forwarded_total").increment(1);
         let (id, rx) = self.forwards.register();
         let msg = match work.clone() {
             Work::Op { key, op } => Msg::Request { id, epoch, key, op },

@@ -16,7 +16,7 @@ use sessiongrid_model::config::NodeConfig;
 use sessiongrid_model::{partition_of, KeyFilter, Op, PartitionId, Reply};
 use sessiongrid_store::Store;
 use tokio::sync::{watch, Notify};
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::control::{ControlActor, ControlArgs, ControlMsg, ControlStatus};
 use crate::disk::DiskNode;
@@ -184,7 +184,9 @@ impl Grid {
 
     /// Executes one operation on one key.
     pub async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, GridError> {
-        self.inner.shared.exec(Work::Op { key, op }).await.map_err(GridError::Cluster)
+        let span = tracing::debug_span!("grid_op", op = op.name());
+        let answer = self.inner.shared.exec(Work::Op { key, op }).instrument(span).await;
+        answer.map_err(GridError::Cluster)
     }
 
     async fn query(&self, partition: PartitionId, query: Query) -> Result<Reply, GridError> {
