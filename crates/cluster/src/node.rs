@@ -22,7 +22,7 @@ use crate::placement::NodeId;
 use crate::replica::Origin;
 use crate::route::{route, Route, RETRY_MS};
 use crate::storage::NodeStore;
-use crate::topology::Topology;
+use crate::topology::{Epoch, Topology};
 use crate::Now;
 
 #[derive(Debug)]
@@ -47,6 +47,7 @@ pub enum Internal {
     Work(PartitionId, u64, Work),
 }
 
+/// What a client asks of a partition: one operation on one key, or a whole-partition query.
 #[derive(Clone, Debug)]
 pub enum Work {
     Op { key: Bytes, op: Op },
@@ -54,17 +55,26 @@ pub enum Work {
 }
 
 impl Work {
-    fn partition(&self, partitions: u16) -> PartitionId {
+    pub fn partition(&self, partitions: u16) -> PartitionId {
         match self {
             Work::Op { key, .. } => partition_of(key, partitions),
             Work::Query { partition, .. } => *partition,
         }
     }
 
-    fn read_only(&self) -> bool {
+    /// True if it changes nothing, so sending it again is harmless.
+    pub fn read_only(&self) -> bool {
         match self {
             Work::Op { op, .. } => !op.is_write(),
             Work::Query { query, .. } => !matches!(query, Query::Flush),
+        }
+    }
+
+    /// The message that forwards it to the primary, routed by topology `epoch`.
+    pub fn forward(self, id: u64, epoch: Epoch) -> Msg {
+        match self {
+            Work::Op { key, op } => Msg::Request { id, epoch, key, op },
+            Work::Query { partition, query } => Msg::Query { id, epoch, partition, query },
         }
     }
 }
@@ -215,10 +225,7 @@ impl<D: NodeStore> Node<D> {
             Route::Remote { primary, epoch } => {
                 let id = self.next_forward;
                 self.next_forward += 1;
-                let msg = match req.work.clone() {
-                    Work::Op { key, op } => Msg::Request { id, epoch, key, op },
-                    Work::Query { partition, query } => Msg::Query { id, epoch, partition, query },
-                };
+                let msg = req.work.clone().forward(id, epoch);
                 self.out.push(Output::Send(primary, msg));
                 self.forwards.insert(id, (req, now.mono, primary));
             }

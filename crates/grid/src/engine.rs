@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
+pub use sessiongrid_cluster::node::Work;
 use sessiongrid_cluster::route::{route, Route, RETRY_MS};
-use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Now, Query, Refusal, Topology};
-use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
+use sessiongrid_cluster::{ClusterConfig, Lease, NodeId, Now, Refusal, Topology};
+use sessiongrid_model::{PartitionId, Reply};
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::control::ControlMsg;
@@ -101,29 +101,6 @@ pub struct Shared {
     pub drain_requested: Notify,
 }
 
-/// What a client asks of a partition.
-#[derive(Clone, Debug)]
-pub enum Work {
-    Op { key: Bytes, op: Op },
-    Query { partition: PartitionId, query: Query },
-}
-
-impl Work {
-    fn partition(&self, partitions: u16) -> PartitionId {
-        match self {
-            Work::Op { key, .. } => partition_of(key, partitions),
-            Work::Query { partition, .. } => *partition,
-        }
-    }
-
-    fn read_only(&self) -> bool {
-        match self {
-            Work::Op { op, .. } => !op.is_write(),
-            Work::Query { query, .. } => !matches!(query, Query::Flush),
-        }
-    }
-}
-
 impl Shared {
     pub fn lease(&self) -> Lease {
         *self.lease.lock().expect("lease lock")
@@ -196,11 +173,7 @@ impl Shared {
     async fn forward(&self, primary: NodeId, epoch: u64, work: &Work) -> Result<Reply, Refusal> {
         metrics::counter!("sessiongrid_requests_forwarded_total").increment(1);
         let (id, rx) = self.forwards.register();
-        let msg = match work.clone() {
-            Work::Op { key, op } => Msg::Request { id, epoch, key, op },
-            Work::Query { partition, query } => Msg::Query { id, epoch, partition, query },
-        };
-        self.transport.send(primary, msg);
+        self.transport.send(primary, work.clone().forward(id, epoch));
         let mut view = self.view.subscribe();
         let timeout = tokio::time::sleep(Duration::from_millis(self.cfg.request_timeout_ms));
         tokio::pin!(timeout, rx);
