@@ -762,6 +762,10 @@ impl Membership {
     }
 
     fn adopt(&mut self, now: u64, t: Arc<Topology>, out: &mut Outbox) -> Option<Arc<Topology>> {
+        if !t.well_formed(self.cfg.partitions) {
+            warn!(epoch = t.epoch, "ignored a malformed topology from a peer");
+            return None;
+        }
         if let Some(target) = &self.merging {
             // Only the side this node merges into matters now.
             let same_side = t.coordinator == target.coordinator || target.is_member(t.coordinator);
@@ -918,6 +922,22 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_topology_from_a_peer_is_ignored() {
+        let cfg = Arc::new(ClusterConfig { partitions: 4, ..ClusterConfig::default() });
+        let mut m = Membership::new(1, cfg, true, None, 0);
+        let mut out = Outbox::new();
+        let mut unsorted = Topology::founded_by(9, 4);
+        unsorted.members = vec![9, 3];
+        m.receive(1, 9, MemberMsg::TopologyPush(Arc::new(unsorted)), &mut out);
+        let mut short = Topology::founded_by(9, 3);
+        short.members = vec![9];
+        m.receive(2, 9, MemberMsg::TopologyPush(Arc::new(short)), &mut out);
+        assert!(m.topology().is_none(), "neither is adopted");
+        m.receive(3, 9, MemberMsg::TopologyPush(Arc::new(Topology::founded_by(9, 4))), &mut out);
+        assert_eq!(m.epoch(), 1, "a well-formed one is");
+    }
 
     #[test]
     fn a_lying_peer_cannot_overflow_leases_or_epochs() {

@@ -59,6 +59,16 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// True if it has the shape every node relies on: one assignment per partition, and its
+    /// member lists sorted without duplicates. A peer's topology that is not is ignored.
+    pub fn well_formed(&self, partitions: u16) -> bool {
+        let sorted = |v: &[NodeId]| v.windows(2).all(|w| w[0] < w[1]);
+        self.partitions.len() == partitions as usize
+            && sorted(&self.members)
+            && sorted(&self.leaving)
+            && sorted(&self.lite)
+    }
+
     /// A cluster of one, as founded by its first node.
     pub fn founded_by(me: NodeId, partitions: u16) -> Topology {
         let one = Assignment { owners: vec![me], target: vec![me], handoff_from: None };
