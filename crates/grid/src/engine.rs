@@ -99,6 +99,9 @@ pub struct Shared {
     pub events: Arc<EventBus>,
     /// Fires when an operator asked this node to drain.
     pub drain_requested: Notify,
+    /// Requests sent to another node's primary, and refusals routed again.
+    pub forwarded: metrics::Counter,
+    pub retried: metrics::Counter,
 }
 
 impl Shared {
@@ -142,7 +145,7 @@ impl Shared {
             };
             match result {
                 Err(r) if r.is_retryable() => {
-                    metrics::counter!("sessiongrid_requests_retried_total").increment(1);
+                    self.retried.increment(1);
                     let retry = Duration::from_millis(RETRY_MS);
                     if Instant::now() + retry > deadline {
                         return Err(r);
@@ -171,7 +174,7 @@ impl Shared {
     /// Sends `work` to `primary` and waits for its answer, the timeout, or the primary leaving
     /// the topology (a read is then routed again; a write is indeterminate).
     async fn forward(&self, primary: NodeId, epoch: u64, work: &Work) -> Result<Reply, Refusal> {
-        metrics::counter!("sessiongrid_requests_forwarded_total").increment(1);
+        self.forwarded.increment(1);
         let (id, rx) = self.forwards.register();
         self.transport.send(primary, work.clone().forward(id, epoch));
         let mut view = self.view.subscribe();

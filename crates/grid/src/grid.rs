@@ -110,6 +110,8 @@ impl Grid {
             transport: peers.transport,
             events,
             drain_requested: Notify::new(),
+            forwarded: metrics::counter!("sessiongrid_requests_forwarded_total"),
+            retried: metrics::counter!("sessiongrid_requests_retried_total"),
         });
         let sv_args = SupervisorArgs { shared: shared.clone(), disk: disk.clone() };
         let (supervisor, _) = Actor::spawn(None, Supervisor, sv_args)
