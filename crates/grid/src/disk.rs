@@ -447,6 +447,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_partition_written_before_positions_were_kept_continues_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(dir.path(), 4, sessiongrid_model::config::Durability::Process).unwrap();
+        let mut batch = store.batch(2);
+        batch.set_meta(&PartitionMeta { keys: 1, seq: 70, ..PartitionMeta::default() });
+        store.commit_blocking(batch).unwrap();
+        let mut disk = DiskNode::new(store, 7, 1 << 20);
+        assert_eq!(disk.partition(2).position(), Some(LogPos { version: 70, ..LogPos::ZERO }));
+        assert_eq!(disk.partition(3).position(), Some(LogPos::ZERO), "never written");
+    }
+
+    #[test]
     fn a_topology_saved_before_lite_members_still_loads() {
         #[derive(serde::Serialize)]
         struct BeforeLite<'a>(

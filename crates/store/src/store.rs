@@ -389,6 +389,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn metadata_of_every_earlier_layout_still_reads() {
+        #[derive(Serialize)]
+        struct BeforePosition(u64, u64, u64, u64);
+        #[derive(Serialize)]
+        struct BeforeSessions(u64, u64, u64);
+        let unrecorded = |b: Vec<u8>| PartitionMeta::decode(&b).unwrap();
+        let old = unrecorded(postcard::to_stdvec(&BeforePosition(3, 70, 1, 2)).unwrap());
+        assert_eq!(
+            old,
+            PartitionMeta { keys: 3, seq: 70, expiring: 1, sessions: 2, ..Default::default() }
+        );
+        assert_eq!(old.position, Position::Unrecorded);
+        let older = unrecorded(postcard::to_stdvec(&BeforeSessions(3, 70, 1)).unwrap());
+        assert_eq!(older, PartitionMeta { keys: 3, seq: 70, expiring: 1, ..Default::default() });
+        let now = PartitionMeta {
+            keys: 3,
+            seq: 70,
+            position: Position::At { epoch: 5, primary: 9, version: 70 },
+            ..Default::default()
+        };
+        assert_eq!(PartitionMeta::decode(&now.encode()).unwrap(), now);
+        let incomplete = PartitionMeta { position: Position::Incomplete, ..now };
+        assert_eq!(PartitionMeta::decode(&incomplete.encode()).unwrap(), incomplete);
+    }
+
     #[tokio::test]
     async fn writes_survive_reopen_with_their_index_and_meta() {
         let dir = tempfile::tempdir().unwrap();
