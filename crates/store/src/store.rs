@@ -329,40 +329,6 @@ impl Store {
         Ok(due)
     }
 
-    /// Calls `visit` with every (user key, entry) of partition `p` in key order, until it returns
-    /// false.
-    pub fn for_each(
-        &self,
-        p: PartitionId,
-        mut visit: impl FnMut(&[u8], Entry) -> bool,
-    ) -> Result<(), StoreError> {
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::partition_end(p));
-        ro.fill_cache(false);
-        let start = keys::partition_start(p);
-        let iter = self.inner.db.iterator_cf_opt(
-            self.entries(),
-            ro,
-            IteratorMode::From(&start, Direction::Forward),
-        );
-        for row in iter {
-            let (k, v) = row?;
-            let entry = Entry::decode(&v).map_err(|_| StoreError::Corrupt { what: "entry" })?;
-            if !visit(keys::user_key(&k), entry) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes every row of partition `p` and resets its metadata, in one batch.
-    pub async fn clear(&self, p: PartitionId, meta: &PartitionMeta) -> Result<(), StoreError> {
-        let mut batch = self.batch(p);
-        batch.delete_partition();
-        batch.set_meta(meta);
-        self.commit(batch).await
-    }
-
     /// Flushes the write-ahead log to disk (`fsync`); used at shutdown.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.inner.db.flush_wal(true)?;
@@ -455,7 +421,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn clear_removes_only_its_partition() {
+    async fn deleting_a_partition_removes_only_its_rows() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         for p in 0..4 {
@@ -463,15 +429,14 @@ mod tests {
             b.put(b"k", &entry("v", Some(5)), None);
             store.commit(b).await.unwrap();
         }
-        store.clear(1, &PartitionMeta::default()).await.unwrap();
+        let mut b = store.batch(1);
+        b.delete_partition();
+        store.commit(b).await.unwrap();
         let mut seen = Vec::new();
         for p in 0..4 {
-            store
-                .for_each(p, |k, _| {
-                    seen.push((p, k.to_vec()));
-                    true
-                })
-                .unwrap();
+            for (k, _) in store.scan(p, None, 10).unwrap() {
+                seen.push((p, k));
+            }
         }
         assert_eq!(seen, vec![(0, b"k".to_vec()), (2, b"k".to_vec()), (3, b"k".to_vec())]);
         assert!(store.due_expiries(1, 10, 10).unwrap().is_empty());
