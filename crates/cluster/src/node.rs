@@ -230,6 +230,7 @@ impl<D: NodeStore> Node<D> {
                 self.forwards.insert(id, (req, now.mono, primary));
             }
             Route::Wait(why) => self.retry(now, req, why),
+            Route::Refuse(why) => self.out.push(Output::Reply(req.id, Err(why))),
         }
     }
 

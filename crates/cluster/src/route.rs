@@ -19,6 +19,9 @@ pub enum Route {
     Remote { primary: NodeId, epoch: Epoch },
     /// Nowhere to go now: try again shortly (or give up with this refusal).
     Wait(Refusal),
+    /// This node is in no cluster yet (still joining, or rejoining without a table): nothing to
+    /// wait for that the client's own retry would not wait for as well.
+    Refuse(Refusal),
 }
 
 /// Routes a request for partition `p` by `topology` (the routing topology of control).
@@ -29,7 +32,7 @@ pub fn route(
     now: u64,
     p: PartitionId,
 ) -> Route {
-    let Some(t) = topology else { return Route::Wait(Refusal::NoOwner) };
+    let Some(t) = topology else { return Route::Refuse(Refusal::NotServing) };
     match t.primary(p).filter(|n| t.is_member(*n)) {
         Some(primary) if primary == me => {
             if now < lease.until {

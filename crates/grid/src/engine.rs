@@ -132,16 +132,12 @@ impl Shared {
         let p = work.partition(self.cfg.partitions);
         loop {
             let routing = self.view.borrow().routing.clone();
-            if routing.is_none() {
-                // Not in a cluster yet (joining, or rejoining after a restart): nothing to wait
-                // for that a client's own retry would not wait for as well.
-                return Err(Refusal::NotServing);
-            }
             let now = self.clock.now().mono;
             let result = match route(self.me, routing.as_ref(), self.lease(), now, p) {
                 Route::Local => self.exec_local(p, &work).await,
                 Route::Remote { primary, epoch } => self.forward(primary, epoch, &work).await,
                 Route::Wait(why) => Err(why),
+                Route::Refuse(why) => return Err(why),
             };
             match result {
                 Err(r) if r.is_retryable() => {
