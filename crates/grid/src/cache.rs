@@ -36,12 +36,13 @@ impl EntryCache {
         self.lru.get(key)
     }
 
-    /// Caches `entry` as the most recently used; returns how many entries were evicted for it.
-    pub fn insert(&mut self, key: Bytes, entry: Entry) -> usize {
+    /// Caches `entry` as the most recently used; returns how many entries were evicted for it,
+    /// or `None` if it is larger than the whole budget and was not cached.
+    pub fn insert(&mut self, key: Bytes, entry: Entry) -> Option<usize> {
         self.take(&key);
         let c = cost(&key, &entry);
         if c > self.budget_bytes {
-            return 0;
+            return None;
         }
         let mut evicted = 0;
         while self.bytes + c > self.budget_bytes {
@@ -51,7 +52,7 @@ impl EntryCache {
         }
         self.bytes += c;
         self.lru.put(key, entry);
-        evicted
+        Some(evicted)
     }
 
     pub fn clear(&mut self) {
@@ -90,7 +91,7 @@ mod tests {
         }
         let touched = cache.take(b"k0").unwrap();
         cache.insert(Bytes::from_static(b"k0"), touched);
-        assert_eq!(cache.insert(Bytes::from_static(b"k3"), entry(100)), 1);
+        assert_eq!(cache.insert(Bytes::from_static(b"k3"), entry(100)), Some(1));
         assert!(cache.bytes() <= one * 3);
         assert!(cache.take(b"k1").is_none(), "least recently used went first");
         assert!(cache.take(b"k0").is_some());

@@ -3,7 +3,7 @@
 //! where its data is. Each partition keeps its hot entries in an LRU tier within its share of
 //! the memory budget; disk is the truth and the tier always equals it.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
@@ -12,10 +12,11 @@ use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::topology::Assignment;
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::{Entry, PartitionId};
-use sessiongrid_store::{Batch, PartitionMeta, Position, Store};
+use sessiongrid_store::{PartitionMeta, Position, Store};
 use tracing::warn;
 
 use crate::cache::EntryCache;
+use crate::commit::{Committer, Pending};
 
 const TOPOLOGY: &[u8] = b"topology";
 
@@ -36,11 +37,19 @@ pub struct DiskNode {
     id: NodeId,
     /// Each partition's share of the memory budget for hot entries.
     cache_bytes_max: usize,
+    /// The commit group of each engine thread; partition `p` commits with `p % len`'s.
+    committers: Arc<Vec<Arc<Committer>>>,
 }
 
 impl DiskNode {
-    pub fn new(store: Store, id: NodeId, cache_bytes_max: usize) -> Self {
-        DiskNode { store, id, cache_bytes_max }
+    pub fn new(
+        store: Store,
+        id: NodeId,
+        cache_bytes_max: usize,
+        committers: Vec<Arc<Committer>>,
+    ) -> Self {
+        assert!(!committers.is_empty(), "a disk needs a committer");
+        DiskNode { store, id, cache_bytes_max, committers: Arc::new(committers) }
     }
 
     pub fn store(&self) -> &Store {
@@ -52,7 +61,8 @@ impl NodeStore for DiskNode {
     type Partition = DiskPartition;
 
     fn partition(&mut self, p: PartitionId) -> DiskPartition {
-        DiskPartition::load(self.store.clone(), p, self.cache_bytes_max)
+        let committer = self.committers[p as usize % self.committers.len()].clone();
+        DiskPartition::load(self.store.clone(), p, self.cache_bytes_max, committer)
     }
 
     fn node_id(&self) -> NodeId {
@@ -76,7 +86,7 @@ impl NodeStore for DiskNode {
         let bytes = postcard::to_stdvec(topology).map_err(err)?;
         let mut batch = self.store.batch(0);
         batch.put_extra(TOPOLOGY, &bytes);
-        self.store.commit_blocking(batch).map_err(err)
+        self.store.commit(batch).map_err(err)
     }
 }
 
@@ -112,9 +122,13 @@ pub struct DiskPartition {
     pos: Option<LogPos>,
     meta: PartitionMeta,
     cache: EntryCache,
+    /// The tier holds every entry of the partition (nothing was ever evicted or left out), so
+    /// a key it lacks is absent without asking the disk.
+    complete: bool,
     metrics: CacheMetrics,
-    /// Writes made but not committed yet.
+    /// Writes made but not on disk yet.
     pending: Pending,
+    committer: Arc<Committer>,
 }
 
 /// Handles to the node-wide series a partition's tier contributes to.
@@ -137,7 +151,12 @@ impl CacheMetrics {
 }
 
 impl DiskPartition {
-    fn load(store: Store, p: PartitionId, cache_bytes_max: usize) -> Self {
+    fn load(
+        store: Store,
+        p: PartitionId,
+        cache_bytes_max: usize,
+        committer: Arc<Committer>,
+    ) -> Self {
         let meta = store.partition_meta(p).unwrap_or_default();
         let pos = match meta.position {
             Position::At { epoch, primary, version } => {
@@ -147,8 +166,10 @@ impl DiskPartition {
             Position::Unrecorded => legacy_position(&store, p, meta.seq),
         };
         let cache = EntryCache::new(cache_bytes_max);
+        let complete = store.scan(p, None, 1).is_ok_and(|rows| rows.is_empty());
         let metrics = CacheMetrics::new();
-        DiskPartition { store, p, pos, meta, cache, metrics, pending: Pending::default() }
+        let pending = Pending::default();
+        DiskPartition { store, p, pos, meta, cache, complete, metrics, pending, committer }
     }
 }
 
@@ -183,8 +204,14 @@ impl DiskPartition {
         match entry {
             Some(e) => {
                 let (key, e) = (Bytes::copy_from_slice(key), e.clone());
-                let evicted = self.account(|cache| cache.insert(key, e));
-                self.metrics.evictions.increment(evicted as u64);
+                match self.account(|cache| cache.insert(key, e)) {
+                    Some(0) => {}
+                    Some(evicted) => {
+                        self.complete = false;
+                        self.metrics.evictions.increment(evicted as u64);
+                    }
+                    None => self.complete = false,
+                }
             }
             None => {
                 self.account(|cache| cache.take(key));
@@ -214,97 +241,25 @@ impl DiskPartition {
         Ok(())
     }
 
-    /// Writes what waits in [`Pending`] now, on this thread, and waits for the commits under
-    /// way: before a read of the disk itself, which must see this partition's own writes.
+    /// Writes this partition's writes not on disk yet now, on this thread, with the rest of
+    /// its thread's group: before a read of the disk itself, which must see them.
     fn settle(&mut self) -> StoreResult<()> {
-        if let Some(batch) = self.pending.take() {
-            self.store.commit_blocking(batch).map_err(|e| {
-                let e = err(e);
-                self.pending.fail(e.clone());
-                e
-            })?;
+        if !self.pending.is_idle() {
+            if self.pending.has_writes() {
+                self.committer.submit(&self.pending, Box::new(|_| {}));
+            }
+            self.committer.flush();
         }
-        self.pending.wait_idle();
-        Ok(())
+        self.pending.failure().map_or(Ok(()), |e| Err(err(e)))
     }
 
-    /// Where this partition's writes wait for its actor to commit them.
+    /// Where this partition's writes wait for its actor to submit them.
     pub fn pending(&self) -> Pending {
         self.pending.clone()
     }
-}
 
-/// A partition's writes between the moment its replica made them (in memory, in its LRU tier)
-/// and the moment its actor commits them, with every other partition's, through the store's
-/// group writer. The actor sends nothing the writes caused (answers, replication, events)
-/// before they are committed; a write that fails to commit fails the actor, which restarts from
-/// disk.
-#[derive(Clone, Default)]
-pub struct Pending(Arc<(Mutex<PendingInner>, Condvar)>);
-
-#[derive(Default)]
-struct PendingInner {
-    batch: Option<Batch>,
-    failed: Option<StoreError>,
-    /// Commits handed to the group writer and not done yet.
-    committing: usize,
-}
-
-impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PendingInner> {
-        self.0 .0.lock().expect("pending lock")
-    }
-
-    /// Hands what waits to `store`'s group writer; `done` gets the outcome, after the commit
-    /// counts as done for [`Pending::wait_idle`]. Returns false if nothing waited.
-    pub fn commit(
-        &self,
-        store: &Store,
-        done: impl FnOnce(Result<(), sessiongrid_store::StoreError>) + Send + 'static,
-    ) -> bool {
-        let Some(batch) = self.take() else { return false };
-        self.lock().committing += 1;
-        let me = self.clone();
-        store.submit_then(
-            batch,
-            Box::new(move |result| {
-                me.lock().committing -= 1;
-                me.0 .1.notify_all();
-                done(result)
-            }),
-        );
-        true
-    }
-
-    /// Blocks until no commit of this partition is under way (they are done in microseconds to
-    /// milliseconds, on the writer's own thread).
-    fn wait_idle(&self) {
-        let mut inner = self.lock();
-        while inner.committing > 0 {
-            inner = self.0 .1.wait(inner).expect("pending lock");
-        }
-    }
-
-    fn add(&self, batch: Batch) {
-        let mut inner = self.lock();
-        match inner.batch.as_mut() {
-            Some(earlier) => earlier.extend(batch),
-            None => inner.batch = Some(batch),
-        }
-    }
-
-    /// The writes waiting to be committed, if any.
-    pub fn take(&self) -> Option<Batch> {
-        self.lock().batch.take()
-    }
-
-    fn fail(&self, e: StoreError) {
-        self.lock().failed = Some(e);
-    }
-
-    /// A commit of these writes failed on this thread: the partition must restart from disk.
-    pub fn failure(&self) -> Option<StoreError> {
-        self.lock().failed.clone()
+    pub fn committer(&self) -> Arc<Committer> {
+        self.committer.clone()
     }
 }
 
@@ -322,6 +277,9 @@ impl PartitionStore for DiskPartition {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
         if let Some(hit) = self.cache.get(key) {
             return Ok(Some(hit.clone()));
+        }
+        if self.complete {
+            return Ok(None);
         }
         self.settle()?;
         self.metrics.disk_reads.increment(1);
@@ -354,6 +312,7 @@ impl PartitionStore for DiskPartition {
         });
         // Refused: the key leaves the tier, so the next read sees disk.
         let state = if written.is_ok() { entry.state.as_ref() } else { None };
+        self.complete &= written.is_ok();
         self.remember(&entry.key, state);
         written
     }
@@ -411,6 +370,7 @@ impl PartitionStore for DiskPartition {
             + entries.iter().filter(|(_, e)| e.is_session()).count() as u64;
         let pos = self.pos;
         self.account(EntryCache::clear);
+        self.complete = false;
         self.write(pos, meta, |batch| {
             for (k, at) in &doomed {
                 batch.unindex(k, *at);
@@ -438,7 +398,10 @@ impl PartitionStore for DiskPartition {
 
     fn clear(&mut self) -> StoreResult<()> {
         self.account(EntryCache::clear);
-        self.write(Some(LogPos::ZERO), PartitionMeta::default(), |batch| batch.delete_partition())
+        let written = self
+            .write(Some(LogPos::ZERO), PartitionMeta::default(), |batch| batch.delete_partition());
+        self.complete = written.is_ok();
+        written
     }
 }
 
@@ -453,8 +416,9 @@ mod tests {
             Store::open(dir.path(), 4, sessiongrid_model::config::Durability::Process).unwrap();
         let mut batch = store.batch(2);
         batch.set_meta(&PartitionMeta { keys: 1, seq: 70, ..PartitionMeta::default() });
-        store.commit_blocking(batch).unwrap();
-        let mut disk = DiskNode::new(store, 7, 1 << 20);
+        store.commit(batch).unwrap();
+        let committer = Arc::new(Committer::new(store.clone()));
+        let mut disk = DiskNode::new(store, 7, 1 << 20, vec![committer]);
         assert_eq!(disk.partition(2).position(), Some(LogPos { version: 70, ..LogPos::ZERO }));
         assert_eq!(disk.partition(3).position(), Some(LogPos::ZERO), "never written");
     }

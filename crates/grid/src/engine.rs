@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 pub use sessiongrid_cluster::node::Work;
 use sessiongrid_cluster::route::{route, Route, RETRY_MS};
@@ -128,13 +127,28 @@ impl Shared {
     /// Runs `work` on its partition's primary, wherever it is, retrying refusals that mean
     /// "not here yet" until `request_timeout_ms` has passed.
     pub async fn exec(&self, work: Work) -> Result<Reply, Refusal> {
-        let deadline = Instant::now() + Duration::from_millis(self.cfg.request_timeout_ms);
         let p = work.partition(self.cfg.partitions);
+        // The common case first, with a small future: the primary is here and serves.
+        let routing = self.view.borrow().routing.clone();
+        if let Route::Local = route(self.me, routing.as_ref(), self.lease(), self.mono_ms(), p) {
+            match self.exec_local(p, work.clone()).await {
+                Err(r) if r.is_retryable() => self.retried.increment(1),
+                result => return result,
+            }
+        }
+        Box::pin(self.exec_routed(p, work)).await
+    }
+
+    fn mono_ms(&self) -> u64 {
+        self.clock.now().mono
+    }
+
+    async fn exec_routed(&self, p: PartitionId, work: Work) -> Result<Reply, Refusal> {
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.request_timeout_ms);
         loop {
             let routing = self.view.borrow().routing.clone();
-            let now = self.clock.now().mono;
-            let result = match route(self.me, routing.as_ref(), self.lease(), now, p) {
-                Route::Local => self.exec_local(p, &work).await,
+            let result = match route(self.me, routing.as_ref(), self.lease(), self.mono_ms(), p) {
+                Route::Local => self.exec_local(p, work.clone()).await,
                 Route::Remote { primary, epoch } => self.forward(primary, epoch, &work).await,
                 Route::Wait(why) => Err(why),
                 Route::Refuse(why) => return Err(why),
@@ -153,17 +167,19 @@ impl Shared {
         }
     }
 
-    async fn exec_local(&self, p: PartitionId, work: &Work) -> Result<Reply, Refusal> {
+    async fn exec_local(&self, p: PartitionId, work: Work) -> Result<Reply, Refusal> {
         let Some(actor) = self.partition(p) else { return Err(Refusal::NotServing) };
-        let work = work.clone();
         let read_only = work.read_only();
-        let call = actor.call(|reply: RpcReplyPort<_>| PartitionMsg::Local { work, reply }, None);
-        match call.await {
-            Ok(CallResult::Success(result)) => result,
+        let (tx, rx) = oneshot::channel();
+        if actor.cast(PartitionMsg::Local { work, reply: RpcReplyPort::from(tx) }).is_err() {
+            return Err(Refusal::NotServing);
+        }
+        match rx.await {
+            Ok(result) => result,
             // The actor died with the request (it is restarted from disk): a write may or may
             // not have been applied; a read can go again.
-            _ if read_only => Err(Refusal::NotServing),
-            _ => Err(Refusal::Indeterminate),
+            Err(_) if read_only => Err(Refusal::NotServing),
+            Err(_) => Err(Refusal::Indeterminate),
         }
     }
 

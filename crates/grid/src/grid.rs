@@ -18,12 +18,14 @@ use sessiongrid_store::Store;
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn, Instrument};
 
+use crate::commit::Committer;
 use crate::control::{ControlActor, ControlArgs, ControlMsg, ControlStatus};
 use crate::disk::DiskNode;
 use crate::engine::{Clock, Forwards, Shared, View, Work};
 use crate::error::GridError;
 use crate::events::EventBus;
 use crate::partition::PartitionMsg;
+use crate::shard::Shards;
 use crate::status::{publish_gauges, ClusterStatus};
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::transport::{Inbox, NoPeers, Transport};
@@ -46,6 +48,7 @@ struct Inner {
     clustered: bool,
     control: ActorRef<ControlMsg>,
     supervisor: ActorRef<SupervisorMsg>,
+    shards: Arc<Shards>,
     gauges: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -95,7 +98,12 @@ impl Grid {
         cluster.sweep_keys_max = config.expiry_sweep_keys_max;
         cluster.validate().map_err(|e| GridError::Start(e.to_string()))?;
         let cache_bytes_max = (config.memory_max_bytes / partitions as u64) as usize;
-        let disk = DiskNode::new(store.clone(), peers.id, cache_bytes_max);
+        let committers =
+            (0..config.engine_threads()).map(|_| Arc::new(Committer::new(store.clone()))).collect();
+        let shards =
+            Arc::new(Shards::start(committers).map_err(|e| GridError::Start(e.to_string()))?);
+        let committers = (0..shards.len() as u16).map(|p| shards.committer(p).clone()).collect();
+        let disk = DiskNode::new(store.clone(), peers.id, cache_bytes_max, committers);
         let events = Arc::new(EventBus::default());
         events.set_node(peers.id);
         let shared = Arc::new(Shared {
@@ -113,7 +121,8 @@ impl Grid {
             forwarded: metrics::counter!("sessiongrid_requests_forwarded_total"),
             retried: metrics::counter!("sessiongrid_requests_retried_total"),
         });
-        let sv_args = SupervisorArgs { shared: shared.clone(), disk: disk.clone() };
+        let sv_args =
+            SupervisorArgs { shared: shared.clone(), disk: disk.clone(), shards: shards.clone() };
         let (supervisor, _) = Actor::spawn(None, Supervisor, sv_args)
             .await
             .map_err(|e| GridError::Start(e.to_string()))?;
@@ -124,8 +133,8 @@ impl Grid {
         let _ = shared.control.set(control.clone());
         peers.inbox.attach(shared.clone());
         info!(partitions, node = peers.id, clustered, data_dir = %config.data_dir.display(), "grid started");
-        let inner =
-            Inner { store, shared, clustered, control, supervisor, gauges: Mutex::new(None) };
+        let gauges = Mutex::new(None);
+        let inner = Inner { store, shared, clustered, control, supervisor, shards, gauges };
         let grid = Grid { inner: Arc::new(inner) };
         if clustered {
             let task = tokio::spawn(refresh_gauges(Arc::downgrade(&grid.inner)));
@@ -266,6 +275,8 @@ impl Grid {
         let _ = inner.supervisor.call(SupervisorMsg::ShuttingDown, timeout).await;
         inner.supervisor.stop_children_and_wait(None, timeout).await;
         inner.supervisor.stop_and_wait(None, timeout).await.ok();
+        let shards = inner.shards.clone();
+        let _ = tokio::task::spawn_blocking(move || shards.stop()).await;
         if let Err(e) = inner.store.sync() {
             warn!(error = %e, "final log sync failed");
         }
@@ -276,6 +287,12 @@ impl Grid {
     #[doc(hidden)]
     pub fn partition_cell(&self, p: PartitionId) -> Option<ractor::ActorCell> {
         self.inner.shared.partition(p).map(|a| a.get_cell())
+    }
+
+    /// The engine thread a new client connection should run on (they take turns), so its
+    /// requests to the partitions there never leave the thread.
+    pub fn connection_runtime(&self) -> tokio::runtime::Handle {
+        self.inner.shards.next().clone()
     }
 
     /// The store, for diagnostics (`INFO`, metrics).
@@ -323,7 +340,7 @@ fn solo_id(store: &Store) -> Result<NodeId, GridError> {
     let id: NodeId = rand::random::<NodeId>().max(1);
     let mut batch = store.batch(0);
     batch.put_extra(ROW, &id.to_be_bytes());
-    store.commit_blocking(batch)?;
+    store.commit(batch)?;
     Ok(id)
 }
 

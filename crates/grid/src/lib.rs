@@ -17,6 +17,7 @@
 //! - [`error`] — [`GridError`].
 
 pub mod cache;
+pub mod commit;
 pub mod control;
 pub mod disk;
 pub mod engine;
@@ -25,6 +26,7 @@ pub mod events;
 pub mod grid;
 pub mod partition;
 pub mod sessions;
+pub mod shard;
 pub mod status;
 pub mod supervisor;
 pub mod transport;

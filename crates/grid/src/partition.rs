@@ -10,17 +10,17 @@
 //!   replication from peers (straight from the stream readers), topologies from control, its
 //!   own tick. One at a time, so every operation on a key is atomic and the partition's writes
 //!   are totally ordered.
+//! - **Runs** on its [`shard`](crate::shard)'s thread, as does the thread's committer.
 //! - **Sends** peer messages itself through the transport, answers to the waiting request
 //!   path, events to the event bus, and learners in sync to control; but nothing a write caused
-//!   before the write is committed. A message's writes go to the store's group writer and its
-//!   outputs to the partition's release task, which delivers them, in order, once the commits
-//!   before them are done. Meanwhile the actor goes on with its next message (its reads see its
-//!   own writes in memory; their answers wait behind the writes all the same), so a hot key's
-//!   writes share group commits instead of waiting one by one.
+//!   before the write is committed. A message's writes and outputs go to the thread's
+//!   [`Committer`] together, which delivers the outputs once the writes, and all submitted
+//!   before them, are on disk. Meanwhile the actor goes on with its next message (its reads see
+//!   its own writes in memory; their answers wait behind the writes all the same), so a hot
+//!   key's writes share group commits instead of waiting one by one.
 //! - **Exits** when the supervisor stops it at shutdown.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,12 +29,11 @@ use sessiongrid_cluster::replica::Origin;
 use sessiongrid_cluster::{Msg, NodeId, Partition, PartitionOutput, PartitionStats, Refusal};
 use sessiongrid_cluster::{NodeStore, Topology};
 use sessiongrid_model::{PartitionId, Reply};
-use sessiongrid_store::Store;
-use tokio::sync::{mpsc, oneshot};
 use tracing::debug_span;
 
+use crate::commit::{Committer, Pending};
 use crate::control::ControlMsg;
-use crate::disk::{DiskNode, DiskPartition, Pending};
+use crate::disk::{DiskNode, DiskPartition};
 use crate::engine::{Shared, Work};
 
 /// How often a partition retransmits, sweeps expired keys and times out requests.
@@ -55,14 +54,8 @@ pub enum PartitionMsg {
     Adopt(Arc<Topology>),
     Tick,
     Stats(RpcReplyPort<PartitionStats>),
-    /// The release task found a commit failed: memory is ahead of disk.
+    /// A commit of this partition failed: memory is ahead of disk.
     Failed(String),
-}
-
-/// What one message made the partition say, with the commit it waits for.
-struct Release {
-    commit: Option<oneshot::Receiver<Result<(), sessiongrid_store::StoreError>>>,
-    outputs: Vec<Delivery>,
 }
 
 enum Delivery {
@@ -85,15 +78,13 @@ pub struct PartitionActor;
 pub struct PartitionState {
     shared: Arc<Shared>,
     partition: Partition<DiskPartition>,
-    /// The partition's writes not yet committed, and the store that commits them.
+    /// The partition's writes not on disk yet, and the group that writes them.
     pending: Pending,
-    store: Store,
+    committer: Arc<Committer>,
     /// Local requests waiting for their answer, by the id the state machine knows them by.
     waiting: HashMap<u64, RpcReplyPort<Result<Reply, Refusal>>>,
     next_id: u64,
-    /// Releases handed to the release task and not delivered yet.
-    releases: mpsc::UnboundedSender<Release>,
-    in_flight: Arc<AtomicUsize>,
+    myself: ActorRef<PartitionMsg>,
 }
 
 impl Actor for PartitionActor {
@@ -108,24 +99,11 @@ impl Actor for PartitionActor {
     ) -> Result<PartitionState, ActorProcessingErr> {
         let shared = args.shared;
         let disk = args.disk.partition(args.id);
-        let pending = disk.pending();
-        let store = args.disk.store().clone();
+        let (pending, committer) = (disk.pending(), disk.committer());
         let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk);
         myself.send_interval(TICK, || PartitionMsg::Tick);
-        let (releases, queue) = mpsc::unbounded_channel();
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(release(queue, shared.clone(), args.id, in_flight.clone(), myself));
         let waiting = HashMap::new();
-        Ok(PartitionState {
-            shared,
-            partition,
-            pending,
-            store,
-            waiting,
-            next_id: 1,
-            releases,
-            in_flight,
-        })
+        Ok(PartitionState { shared, partition, pending, committer, waiting, next_id: 1, myself })
     }
 
     async fn handle(
@@ -192,23 +170,26 @@ impl PartitionState {
         }
     }
 
-    /// Hands this message's writes to the group writer and its outputs to the release task;
-    /// with no write of its own and none before it still in flight, delivers them at once.
+    /// Hands this message's writes and outputs to the thread's committer; with no write of its
+    /// own and none before it still on the way to disk, delivers the outputs at once.
     fn release(&mut self) {
-        let (tx, rx) = oneshot::channel();
-        let committing = self.pending.commit(&self.store, move |result| {
-            let _ = tx.send(result);
-        });
-        let commit = committing.then_some(rx);
         let outputs = self.outputs();
-        if commit.is_none() && self.in_flight.load(Ordering::Acquire) == 0 {
+        if self.pending.is_idle() {
             return deliver(&self.shared, self.partition.id(), outputs);
         }
-        if commit.is_none() && outputs.is_empty() {
+        if outputs.is_empty() && !self.pending.has_writes() {
             return;
         }
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let _ = self.releases.send(Release { commit, outputs });
+        let (shared, p, actor) = (self.shared.clone(), self.partition.id(), self.myself.clone());
+        self.committer.submit(
+            &self.pending,
+            Box::new(move |result| match result {
+                Ok(()) => deliver(&shared, p, outputs),
+                Err(e) => {
+                    let _ = actor.cast(PartitionMsg::Failed(e.to_string()));
+                }
+            }),
+        );
     }
 
     /// What the state machine asked for, with local answers matched to their waiting callers.
@@ -239,27 +220,5 @@ fn deliver(shared: &Shared, p: PartitionId, outputs: Vec<Delivery>) {
             Delivery::Events(events) => shared.events.publish(events),
             Delivery::Synced(node) => shared.to_control(ControlMsg::Synced(p, node)),
         }
-    }
-}
-
-/// The release task of one partition: delivers each message's outputs once the commits before
-/// them are done, in order; after a failed commit delivers nothing more and fails the actor.
-async fn release(
-    mut queue: mpsc::UnboundedReceiver<Release>,
-    shared: Arc<Shared>,
-    p: PartitionId,
-    in_flight: Arc<AtomicUsize>,
-    actor: ActorRef<PartitionMsg>,
-) {
-    while let Some(Release { commit, outputs }) = queue.recv().await {
-        if let Some(commit) = commit {
-            let outcome = commit.await.unwrap_or(Err(sessiongrid_store::StoreError::Cancelled));
-            if let Err(e) = outcome {
-                let _ = actor.cast(PartitionMsg::Failed(e.to_string()));
-                return;
-            }
-        }
-        deliver(&shared, p, outputs);
-        in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

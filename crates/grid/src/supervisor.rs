@@ -1,8 +1,9 @@
 //! The partition supervisor: one-for-one restarts of failed partition actors.
 //!
 //! # Ownership
-//! - **Owns** the spawning of every [`PartitionActor`] of this node and writes their refs into
-//!   the shared partition table that the request paths and the inbox read.
+//! - **Owns** the spawning of every [`PartitionActor`] of this node, each on its shard's thread,
+//!   and writes their refs into the shared partition table that the request paths and the inbox
+//!   read.
 //! - **Started** by [`Grid::start`](crate::Grid::start); **stopped** by `Grid::shutdown`, which
 //!   stops its children with it.
 //! - **Messages**: [`SupervisorMsg`]; otherwise it reacts to supervision events. A partition
@@ -21,6 +22,7 @@ use tracing::{error, info};
 use crate::disk::DiskNode;
 use crate::engine::Shared;
 use crate::partition::{PartitionActor, PartitionArgs, PartitionMsg};
+use crate::shard::Shards;
 
 pub struct Supervisor;
 
@@ -34,6 +36,7 @@ pub enum SupervisorMsg {
 pub struct SupervisorArgs {
     pub shared: Arc<Shared>,
     pub disk: DiskNode,
+    pub shards: Arc<Shards>,
 }
 
 pub struct SupervisorState {
@@ -54,7 +57,12 @@ impl SupervisorState {
     ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
         let args =
             PartitionArgs { id: p, shared: self.args.shared.clone(), disk: self.args.disk.clone() };
-        let (actor, _) = Actor::spawn_linked(None, PartitionActor, args, myself.get_cell()).await?;
+        let me = myself.get_cell();
+        // Spawned from its shard's thread, so the actor and its timers run there.
+        let started = self.args.shards.of_partition(p).spawn(async move {
+            Actor::spawn_linked(None, PartitionActor, args, me).await.map(|(actor, _)| actor)
+        });
+        let actor = started.await??;
         self.children.insert(actor.get_id(), p);
         Ok(actor)
     }

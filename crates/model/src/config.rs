@@ -74,6 +74,9 @@ pub struct NodeConfig {
     pub expiry_sweep_interval_ms: u64,
     /// Most expired keys one partition deletes per sweep, to bound the pause.
     pub expiry_sweep_keys_max: usize,
+    /// Engine threads, each running its share of the partitions and of the client
+    /// connections; 0 means one per two cores.
+    pub engine_threads: usize,
 
     /// Longest bulk string a client may send.
     pub bulk_bytes_max: usize,
@@ -205,6 +208,7 @@ impl Default for NodeConfig {
             memory_max_bytes: 512 * 1024 * 1024,
             expiry_sweep_interval_ms: 100,
             expiry_sweep_keys_max: 200,
+            engine_threads: 0,
             bulk_bytes_max: 64 * 1024 * 1024,
             array_len_max: 1024 * 1024,
             inline_bytes_max: 64 * 1024,
@@ -223,6 +227,15 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
+    /// How many engine threads to run: `engine_threads`, or one per two cores (the other
+    /// half serve the kernel's network stack, RocksDB's flushes and compactions, and peers).
+    pub fn engine_threads(&self) -> usize {
+        match self.engine_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            n => n,
+        }
+    }
+
     /// Checks the values against each other; run before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, field, rule| {

@@ -1,5 +1,5 @@
 //! One atomic write of a partition, recorded as owned operations so it can wait in a queue and
-//! be written together with other partitions' batches (see [`crate::writer`]).
+//! be written together with other partitions' batches, as one RocksDB write.
 
 use rocksdb::{WriteBatch, DB};
 use sessiongrid_model::{Entry, PartitionId};

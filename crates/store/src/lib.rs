@@ -5,7 +5,6 @@
 //! - [`keys`] — how entries, expiry-index rows and partition metadata are laid out as RocksDB keys.
 //! - [`store`] — [`Store`], the handle partitions use: point reads, atomic batches, scans.
 //! - [`batch`] — [`Batch`], one atomic write of a partition (entries + expiry index + metadata).
-//! - [`writer`] — the group writer: one thread that writes waiting batches together.
 //!
 //! Every write of a partition is one `WriteBatch`, so an entry, its expiry-index row and the
 //! partition's key count and sequence number can never disagree after a crash.
@@ -13,7 +12,6 @@
 pub mod batch;
 pub mod keys;
 pub mod store;
-pub mod writer;
 
 pub use batch::Batch;
 pub use store::{PartitionMeta, Position, Store, StoreError};

@@ -12,11 +12,8 @@ use serde::{Deserialize, Serialize};
 use sessiongrid_model::config::Durability;
 use sessiongrid_model::{Entry, PartitionId};
 
-use tokio::sync::oneshot;
-
 use crate::batch::Batch;
 use crate::keys;
-use crate::writer::Writer;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,8 +23,6 @@ pub enum StoreError {
     Corrupt { what: &'static str },
     #[error("storage: the write task was cancelled")]
     Cancelled,
-    #[error("storage: could not start the writer thread: {0}")]
-    Thread(String),
 }
 
 /// Where a partition's copy stands in its replicated history, recorded with its metadata. The
@@ -114,26 +109,17 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
-    writer: Arc<WriterGuard>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) db: DB,
+struct Inner {
+    db: DB,
     durability: Durability,
     partitions: u16,
-}
-
-/// Stops the group writer when the last handle goes (its thread holds only [`Inner`]).
-struct WriterGuard(Writer);
-
-impl Drop for WriterGuard {
-    fn drop(&mut self) {
-        self.0.stop();
-    }
+    read_seconds: metrics::Histogram,
 }
 
 /// Writes a RocksDB batch on the calling thread, as durably as the store is configured.
-pub(crate) fn write_now(inner: &Inner, wb: WriteBatch) -> Result<(), StoreError> {
+fn write_now(inner: &Inner, wb: WriteBatch) -> Result<(), StoreError> {
     let mut opts = WriteOptions::default();
     opts.set_sync(inner.durability == Durability::Power);
     inner.db.write_opt(wb, &opts).map_err(StoreError::from)
@@ -159,8 +145,18 @@ impl Store {
         table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
         table.set_bloom_filter(10.0, false);
         opts.set_block_based_table_factory(&table);
-        let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META]
-            .map(|name| ColumnFamilyDescriptor::new(name, opts.clone()));
+        // Partitions rewrite their metadata row on every write: updated in place in the
+        // memtable, it stays one entry per partition there instead of one per write, which
+        // every later insert would search past. (In-place updates require memtable writes from
+        // one writer at a time.)
+        opts.set_allow_concurrent_memtable_write(false);
+        let mut meta_opts = opts.clone();
+        meta_opts.set_inplace_update_support(true);
+        let cfs = [
+            ColumnFamilyDescriptor::new(keys::CF_ENTRIES, opts.clone()),
+            ColumnFamilyDescriptor::new(keys::CF_EXPIRY, opts.clone()),
+            ColumnFamilyDescriptor::new(keys::CF_META, meta_opts),
+        ];
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let meta = db.cf_handle(keys::CF_META).expect("meta column family exists");
         let partitions = match db.get_cf(meta, keys::META_PARTITIONS)? {
@@ -181,9 +177,8 @@ impl Store {
         if partitions == 0 {
             return Err(StoreError::Corrupt { what: "partition count" });
         }
-        let inner = Arc::new(Inner { db, durability, partitions });
-        let writer = Arc::new(WriterGuard(Writer::start(inner.clone())?));
-        Ok(Store { inner, writer })
+        let read_seconds = metrics::histogram!("sessiongrid_store_read_seconds");
+        Ok(Store { inner: Arc::new(Inner { db, durability, partitions, read_seconds }) })
     }
 
     /// The partition count this data directory was created with.
@@ -218,7 +213,7 @@ impl Store {
     pub fn get(&self, p: PartitionId, key: &[u8]) -> Result<Option<Entry>, StoreError> {
         let started = Instant::now();
         let row = self.inner.db.get_pinned_cf(self.entries(), keys::entry_key(p, key))?;
-        metrics::histogram!("sessiongrid_store_read_seconds").record(started.elapsed());
+        self.inner.read_seconds.record(started.elapsed());
         match row {
             None => Ok(None),
             Some(v) => {
@@ -231,31 +226,10 @@ impl Store {
         Batch::new(p)
     }
 
-    /// Writes `batch` atomically, together with whatever other batches wait for the group
-    /// writer. Resolves once the write is as durable as configured: in the write-ahead log
-    /// (survives kill -9), or also fsynced in `power` mode.
-    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.submit(batch).await.map_err(|_| StoreError::Cancelled)?
-    }
-
-    /// Hands `batch` to the group writer and returns at once; the receiver gets the outcome
-    /// once the write is as durable as configured.
-    pub fn submit(&self, batch: Batch) -> oneshot::Receiver<Result<(), StoreError>> {
-        self.writer.0.submit(batch)
-    }
-
-    /// Hands `batch` to the group writer; `done` runs on the writer's thread with the outcome.
-    pub fn submit_then(&self, batch: Batch, done: crate::writer::Done) {
-        self.writer.0.submit_then(batch, done)
-    }
-
-    /// Writes `batch` atomically on the calling thread, as durably as configured. For rare
-    /// writes that must be on disk before the caller goes on (a saved topology, a read that
-    /// must see a write still queued).
-    pub fn commit_blocking(&self, batch: Batch) -> Result<(), StoreError> {
+    /// Writes `batch` atomically on the calling thread, as durably as configured: in the
+    /// write-ahead log (survives kill -9), or also fsynced in `power` mode. Partitions' writes
+    /// come here gathered by their engine thread's committer, many batches as one.
+    pub fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -389,7 +363,7 @@ mod tests {
             let mut b = store.batch(3);
             b.put(b"k", &entry("v", Some(50)), None);
             b.set_meta(&PartitionMeta { keys: 1, seq: 7, expiring: 1, ..PartitionMeta::default() });
-            store.commit(b).await.unwrap();
+            store.commit(b).unwrap();
         }
         let store = Store::open(dir.path(), 99, Durability::Power).unwrap();
         assert_eq!(store.partitions(), 8, "partition count is fixed by the first open");
@@ -409,14 +383,14 @@ mod tests {
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         let mut b = store.batch(0);
         b.put(b"a", &entry("1", Some(10)), None);
-        store.commit(b).await.unwrap();
+        store.commit(b).unwrap();
         let mut b = store.batch(0);
         b.put(b"a", &entry("1", Some(20)), Some(10));
-        store.commit(b).await.unwrap();
+        store.commit(b).unwrap();
         assert_eq!(store.due_expiries(0, 100, 10).unwrap(), vec![(20, b"a".to_vec())]);
         let mut b = store.batch(0);
         b.delete(b"a", Some(20));
-        store.commit(b).await.unwrap();
+        store.commit(b).unwrap();
         assert_eq!(store.due_expiries(0, 100, 10).unwrap(), vec![]);
     }
 
@@ -427,11 +401,11 @@ mod tests {
         for p in 0..4 {
             let mut b = store.batch(p);
             b.put(b"k", &entry("v", Some(5)), None);
-            store.commit(b).await.unwrap();
+            store.commit(b).unwrap();
         }
         let mut b = store.batch(1);
         b.delete_partition();
-        store.commit(b).await.unwrap();
+        store.commit(b).unwrap();
         let mut seen = Vec::new();
         for p in 0..4 {
             for (k, _) in store.scan(p, None, 10).unwrap() {

@@ -3,6 +3,14 @@
 //! Replies of all requests decoded from one read are written together, so pipelined clients get
 //! one write per batch. A protocol error answers `-ERR Protocol error: ...` and closes the
 //! connection; nothing else the client sends can end it besides `QUIT`.
+//!
+//! Pipelined single-key operations run in waves: consecutive ones on different partitions are
+//! sent together and answered in order, so a pipeline costs one round through the partitions
+//! instead of one per command. A wave ends before an operation on a partition already in it
+//! (operations on one key take effect in the order sent) and before any other command (which
+//! runs alone, seeing the effects of everything before it). Within a wave, operations on
+//! different partitions may take effect in any order, as commands to different slots of a
+//! Redis Cluster do.
 
 use std::sync::Arc;
 
@@ -17,6 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::commands;
 use super::commands::pubsub::Subscription;
+use super::commands::{Prepared, PreparedOp};
 use super::server::Shared;
 use sessiongrid_resp::{encode, Decoder, Protocol};
 
@@ -36,6 +45,8 @@ pub struct ClientState {
 /// Flush the write buffer once it holds this much, even mid-batch.
 const WRITE_FLUSH_BYTES: usize = 64 * 1024;
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Most operations in one wave.
+const WAVE_MAX: usize = 64;
 
 pub struct Connection {
     socket: TcpStream,
@@ -111,24 +122,76 @@ impl Connection {
     /// Executes every complete request in the read buffer. Returns false if the connection must
     /// close after the replies are written.
     async fn process_buffered(&mut self) -> std::io::Result<bool> {
+        let mut wave = Wave::default();
         loop {
             let args = match self.decoder.decode(&mut self.rbuf) {
                 Ok(Some(args)) => args,
-                Ok(None) => return Ok(true),
+                Ok(None) => break,
                 Err(e) => {
+                    self.run_wave(&mut wave).await;
                     self.protocol_error(&e.0);
                     return Ok(false);
                 }
             };
-            let reply = commands::execute(&self.shared, &mut self.client, args).await;
-            encode(&reply, self.client.proto, &mut self.wbuf);
-            if self.client.quit {
-                return Ok(false);
+            match commands::prepare(&self.shared, &self.client, args) {
+                Prepared::Answered(reply) => wave.items.push(Item::Answered(reply)),
+                Prepared::Op(op) => {
+                    let p = self.shared.grid.partition_of(&op.key);
+                    if wave.partitions.contains(&p) || wave.partitions.len() == WAVE_MAX {
+                        self.run_wave(&mut wave).await;
+                    }
+                    wave.partitions.push(p);
+                    wave.items.push(Item::Op(op));
+                }
+                Prepared::Run(run) => {
+                    self.run_wave(&mut wave).await;
+                    let reply = commands::run_prepared(&self.shared, &mut self.client, run).await;
+                    encode(&reply, self.client.proto, &mut self.wbuf);
+                    if self.client.quit {
+                        return Ok(false);
+                    }
+                }
             }
             if self.wbuf.len() >= WRITE_FLUSH_BYTES {
+                self.run_wave(&mut wave).await;
                 self.socket.write_all(&self.wbuf).await?;
                 self.wbuf.clear();
             }
+        }
+        self.run_wave(&mut wave).await;
+        Ok(true)
+    }
+
+    /// Runs the operations of `wave` together and encodes every reply of it, in order.
+    async fn run_wave(&mut self, wave: &mut Wave) {
+        let items = std::mem::take(&mut wave.items);
+        wave.partitions.clear();
+        let shared = &self.shared;
+        let ops = items.iter().filter(|i| matches!(i, Item::Op(_))).count();
+        if ops <= 1 {
+            for item in items {
+                let reply = match item {
+                    Item::Answered(reply) => reply,
+                    Item::Op(op) => commands::run_op(shared, op).await,
+                };
+                encode(&reply, self.client.proto, &mut self.wbuf);
+            }
+            return;
+        }
+        let mut running = Vec::with_capacity(ops);
+        let mut answered = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Item::Answered(reply) => answered.push(Some(reply)),
+                Item::Op(op) => {
+                    running.push(commands::run_op(shared, op));
+                    answered.push(None);
+                }
+            }
+        }
+        let mut replies = futures::future::join_all(running).await.into_iter();
+        for reply in answered.into_iter().flat_map(|a| a.or_else(|| replies.next())) {
+            encode(&reply, self.client.proto, &mut self.wbuf);
         }
     }
 
@@ -154,6 +217,19 @@ impl Connection {
         let reply = sessiongrid_model::Reply::error(format!("ERR Protocol error: {text}"));
         encode(&reply, self.client.proto, &mut self.wbuf);
     }
+}
+
+/// Pipelined requests waiting to run together.
+#[derive(Default)]
+struct Wave {
+    items: Vec<Item>,
+    /// The partitions of its operations.
+    partitions: Vec<sessiongrid_model::PartitionId>,
+}
+
+enum Item {
+    Answered(sessiongrid_model::Reply),
+    Op(PreparedOp),
 }
 
 /// The next event of a subscriber's feed; never ready when not subscribed.

@@ -1,7 +1,8 @@
 //! Accept loop of the Redis door.
 //!
-//! Each accepted socket gets a task; a semaphore caps connections at `connections_max` (one over
-//! the cap is told so and closed). Shutdown: stop accepting, tell every connection to finish the
+//! Each accepted socket gets a task on one of the grid's engine threads (they take turns), where
+//! the partitions it reaches most cheaply live; a semaphore caps connections at
+//! `connections_max` (one over the cap is told so and closed). Shutdown: stop accepting, tell every connection to finish the
 //! requests it has already read, and wait for them.
 
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug_span, info, warn, Instrument};
 
 use super::commands::CommandMetrics;
 use super::connection::Connection;
@@ -107,12 +108,22 @@ impl RedisDoor {
                 continue;
             };
             let _ = socket.set_nodelay(true);
+            // Moved to the engine thread's own reactor there.
+            let socket = match socket.into_std() {
+                Ok(socket) => socket,
+                Err(e) => {
+                    warn!(error = %e, "could not hand a connection over");
+                    continue;
+                }
+            };
             let shared = self.shared.clone();
             let stop = shutdown.clone();
             let id = shared.next_client_id();
-            let span = info_span!("client", id, %peer);
-            tracker.spawn(
+            let span = debug_span!("client", id, %peer);
+            let runtime = shared.grid.connection_runtime();
+            tracker.spawn_on(
                 async move {
+                    let Ok(socket) = TcpStream::from_std(socket) else { return };
                     shared.connections.fetch_add(1, Ordering::Relaxed);
                     metrics::gauge!("sessiongrid_connections").increment(1);
                     Connection::new(socket, shared.clone(), id).serve(stop).await;
@@ -121,6 +132,7 @@ impl RedisDoor {
                     drop(permit);
                 }
                 .instrument(span),
+                &runtime,
             );
         }
         drop(self.listener);

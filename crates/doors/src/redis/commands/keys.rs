@@ -7,7 +7,7 @@ use sessiongrid_model::op::ExpireCond;
 use sessiongrid_model::{time, Op, Reply};
 
 use super::args::{expire_deadline, syntax_error};
-use super::{grid_error, CmdResult, Ctx};
+use super::{grid_error, CmdResult, Ctx, OneOp, Req};
 
 /// Sums the integer replies of one operation over every key argument.
 async fn count(ctx: &Ctx<'_>, op: Op) -> CmdResult {
@@ -29,7 +29,8 @@ pub async fn exists(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 /// `EXPIRE`/`PEXPIRE` (`absolute` false) and `EXPIREAT`/`PEXPIREAT`; `unit_ms` 1000 for seconds.
-pub async fn expire(ctx: &mut Ctx<'_>, unit_ms: i64, absolute: bool) -> CmdResult {
+pub fn expire(r: &Req<'_>, unit_ms: i64, absolute: bool) -> OneOp {
+    let args = r.args;
     let command = match (unit_ms, absolute) {
         (1000, false) => "expire",
         (1000, true) => "expireat",
@@ -37,14 +38,14 @@ pub async fn expire(ctx: &mut Ctx<'_>, unit_ms: i64, absolute: bool) -> CmdResul
         (_, true) => "pexpireat",
     };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for i in 3..ctx.args.len() {
+    for i in 3..args.len() {
         match () {
-            _ if ctx.args.is(i, "nx") => nx = true,
-            _ if ctx.args.is(i, "xx") => xx = true,
-            _ if ctx.args.is(i, "gt") => gt = true,
-            _ if ctx.args.is(i, "lt") => lt = true,
+            _ if args.is(i, "nx") => nx = true,
+            _ if args.is(i, "xx") => xx = true,
+            _ if args.is(i, "gt") => gt = true,
+            _ if args.is(i, "lt") => lt = true,
             _ => {
-                let opt = ctx.args.text(i);
+                let opt = args.text(i);
                 return Err(Reply::error(format!("ERR Unsupported option {opt}")));
             }
         }
@@ -64,11 +65,11 @@ pub async fn expire(ctx: &mut Ctx<'_>, unit_ms: i64, absolute: bool) -> CmdResul
         (_, true, ..) => ExpireCond::IfHasExpiry,
         _ => ExpireCond::Always,
     };
-    let when = ctx.args.int(2)?;
+    let when = args.int(2)?;
     let at_ms = expire_deadline(when, unit_ms, absolute, time::now_ms(), command)?;
     // XX combined with GT/LT needs both: an existing deadline, and the comparison.
     let cond = if xx && cond != ExpireCond::IfHasExpiry { both_xx(cond) } else { cond };
-    ctx.exec(ctx.args.get(1).clone(), Op::Expire { at_ms, cond }).await
+    Ok((args.get(1).clone(), Op::Expire { at_ms, cond }))
 }
 
 /// XX+GT is GT (GT already requires a deadline); XX+LT requires a deadline and a smaller value,

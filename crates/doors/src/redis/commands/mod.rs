@@ -1,8 +1,11 @@
 //! The command table and dispatch. Adding a command: a line in [`COMMANDS`], a function in the
-//! family file, and an arm in [`run`].
+//! family file, and an arm in [`one_op`] (a command that is one operation on one key) or in
+//! [`run`] (anything else).
 //!
-//! Every command function returns `Result<Reply, Reply>`: the error side is an error reply, so
-//! argument parsing can use `?`.
+//! Every command function returns `Result<_, Reply>`: the error side is an error reply, so
+//! argument parsing can use `?`. A command that is one operation on one key only builds that
+//! operation ([`OneOp`]); the connection runs it, alongside the operations of its pipelined
+//! neighbours on other partitions.
 
 mod args;
 mod connection;
@@ -27,6 +30,15 @@ use super::server::Shared;
 pub use args::Args;
 
 pub type CmdResult = Result<Reply, Reply>;
+
+/// The key and operation of a command that is one operation on one key.
+pub type OneOp = Result<(Bytes, Op), Reply>;
+
+/// What a single-operation command is built from: its arguments and the door's settings.
+pub struct Req<'a> {
+    pub shared: &'a Shared,
+    pub args: &'a Args,
+}
 
 /// What a command runs with.
 pub struct Ctx<'a> {
@@ -190,76 +202,149 @@ impl CommandMetrics {
     }
 }
 
-/// Executes one request and returns its reply. Never fails: every problem is an error reply.
-pub async fn execute(shared: &Shared, client: &mut ClientState, args: Vec<Bytes>) -> Reply {
+/// A request checked and, when it is one operation on one key, built.
+pub enum Prepared {
+    /// Answered already: an unknown command, wrong arity, no authentication, bad arguments.
+    Answered(Reply),
+    /// One operation on one key, to run on the grid (then [`finish`]).
+    Op(PreparedOp),
+    /// Anything else: runs alone, in order ([`run_prepared`]).
+    Run(PreparedRun),
+}
+
+pub struct PreparedOp {
+    index: usize,
+    started: Instant,
+    pub key: Bytes,
+    pub op: Op,
+}
+
+pub struct PreparedRun {
+    index: usize,
+    started: Instant,
+    args: Args,
+}
+
+/// Checks a request against the table (name, arity, authentication) and builds it.
+pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepared {
     shared.commands_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some(index) = position(&args[0]) else {
         shared.command_metrics[COMMANDS.len()].error.increment(1);
-        return unknown_command(&args);
+        return Prepared::Answered(unknown_command(&args));
     };
     let spec = &COMMANDS[index];
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        return Reply::error(format!("ERR wrong number of arguments for '{}' command", spec.name));
+        let reply = format!("ERR wrong number of arguments for '{}' command", spec.name);
+        return Prepared::Answered(Reply::error(reply));
     }
     if !client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
-        return Reply::error("NOAUTH Authentication required.");
+        return Prepared::Answered(Reply::error("NOAUTH Authentication required."));
     }
     let started = Instant::now();
-    let mut ctx = Ctx { shared, client, args: Args::new(args) };
+    let args = Args::new(args);
+    match one_op(spec.name, &Req { shared, args: &args }) {
+        Some(Ok((key, op))) => Prepared::Op(PreparedOp { index, started, key, op }),
+        Some(Err(reply)) => Prepared::Answered(finish(shared, index, started, reply)),
+        None => Prepared::Run(PreparedRun { index, started, args }),
+    }
+}
+
+/// Runs a single operation on the grid and answers it.
+pub async fn run_op(shared: &Shared, op: PreparedOp) -> Reply {
+    let PreparedOp { index, started, key, op } = op;
+    let span = tracing::debug_span!("request", command = COMMANDS[index].name);
+    let reply = shared.grid.exec(key, op).instrument(span).await.unwrap_or_else(grid_error);
+    finish(shared, index, started, reply)
+}
+
+/// Runs a command that is not a single operation, with the connection's state.
+pub async fn run_prepared(shared: &Shared, client: &mut ClientState, run: PreparedRun) -> Reply {
+    let PreparedRun { index, started, args } = run;
+    let name = COMMANDS[index].name;
+    let mut ctx = Ctx { shared, client, args };
     // A span per request (inside the connection's `client` span); values never go in it.
-    let span = tracing::debug_span!("request", command = spec.name);
-    let reply = run(spec.name, &mut ctx).instrument(span).await.unwrap_or_else(|e| e);
+    let span = tracing::debug_span!("request", command = name);
+    let reply = self::run(name, &mut ctx).instrument(span).await.unwrap_or_else(|e| e);
+    finish(shared, index, started, reply)
+}
+
+/// Counts a command's answer and time.
+fn finish(shared: &Shared, index: usize, started: Instant, reply: Reply) -> Reply {
     let m = &shared.command_metrics[index];
     if reply.is_error() { &m.error } else { &m.ok }.increment(1);
     m.duration.record(started.elapsed());
     reply
 }
 
+/// Executes one request and returns its reply. Never fails: every problem is an error reply.
+pub async fn execute(shared: &Shared, client: &mut ClientState, args: Vec<Bytes>) -> Reply {
+    match prepare(shared, client, args) {
+        Prepared::Answered(reply) => reply,
+        Prepared::Op(op) => run_op(shared, op).await,
+        Prepared::Run(run) => run_prepared(shared, client, run).await,
+    }
+}
+
+/// The operation of a command that is one operation on one key; `None` for other commands.
+fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
+    let key = || r.args.get(1).clone();
+    let op = match name {
+        "append" => return Some(strings::append(r)),
+        "decr" => return Some(strings::incr_by(r, Some(-1))),
+        "decrby" => return Some(strings::decr_by(r)),
+        "expire" => return Some(keys::expire(r, 1000, false)),
+        "expireat" => return Some(keys::expire(r, 1000, true)),
+        "get" => Op::Get,
+        "getdel" => Op::GetDel,
+        "hdel" => return Some(hashes::hdel(r)),
+        "hexists" => return Some(hashes::hexists(r)),
+        "hget" => return Some(hashes::hget(r)),
+        "hgetall" => Op::HGetAll,
+        "hincrby" => return Some(hashes::hincrby(r)),
+        "hkeys" => Op::HKeys,
+        "hlen" => Op::HLen,
+        "hmget" => return Some(hashes::hmget(r)),
+        "hmset" => return Some(hashes::hset(r, false, true)),
+        "hset" => return Some(hashes::hset(r, false, false)),
+        "hsetnx" => return Some(hashes::hset(r, true, false)),
+        "hvals" => Op::HVals,
+        "incr" => return Some(strings::incr_by(r, Some(1))),
+        "incrby" => return Some(strings::incr_by(r, None)),
+        "persist" => Op::Persist,
+        "pexpire" => return Some(keys::expire(r, 1, false)),
+        "pexpireat" => return Some(keys::expire(r, 1, true)),
+        "psetex" => return Some(strings::setex(r, 1)),
+        "pttl" => Op::Ttl { millis: true },
+        "set" => return Some(strings::set(r)),
+        "setex" => return Some(strings::setex(r, 1000)),
+        "setnx" => return Some(strings::setnx(r)),
+        "strlen" => Op::StrLen,
+        "ttl" => Op::Ttl { millis: false },
+        "type" => Op::Type,
+        _ => return None,
+    };
+    Some(Ok((key(), op)))
+}
+
 async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
     match name {
-        "append" => strings::append(ctx).await,
         "auth" => connection::auth(ctx),
         "client" => connection::client(ctx),
         "command" => server::command(ctx),
         "config" => server::config(ctx),
         "dbsize" => keys::dbsize(ctx).await,
-        "decr" => strings::incr_by(ctx, Some(-1)).await,
-        "decrby" => strings::decr_by(ctx).await,
         "del" | "unlink" => keys::del(ctx).await,
         "echo" => Ok(Reply::Bulk(ctx.args.get(1).clone())),
         "exists" => keys::exists(ctx).await,
-        "expire" => keys::expire(ctx, 1000, false).await,
-        "expireat" => keys::expire(ctx, 1000, true).await,
         "flushall" | "flushdb" => keys::flush(ctx).await,
-        "get" => strings::get(ctx).await,
-        "getdel" => ctx.exec(ctx.args.get(1).clone(), Op::GetDel).await,
         "getex" => strings::getex(ctx).await,
-        "hdel" => hashes::hdel(ctx).await,
         "hello" => connection::hello(ctx),
-        "hexists" => hashes::hexists(ctx).await,
-        "hget" => hashes::hget(ctx).await,
-        "hgetall" => hashes::simple(ctx, Op::HGetAll).await,
-        "hincrby" => hashes::hincrby(ctx).await,
-        "hkeys" => hashes::simple(ctx, Op::HKeys).await,
-        "hlen" => hashes::simple(ctx, Op::HLen).await,
-        "hmget" => hashes::hmget(ctx).await,
-        "hmset" => hashes::hset(ctx, false, true).await,
-        "hset" => hashes::hset(ctx, false, false).await,
-        "hsetnx" => hashes::hset(ctx, true, false).await,
-        "hvals" => hashes::simple(ctx, Op::HVals).await,
-        "incr" => strings::incr_by(ctx, Some(1)).await,
-        "incrby" => strings::incr_by(ctx, None).await,
         "info" => server::info(ctx).await,
         "keys" => keys::keys(ctx).await,
         "mget" => strings::mget(ctx).await,
         "mset" => strings::mset(ctx).await,
-        "persist" => ctx.exec(ctx.args.get(1).clone(), Op::Persist).await,
-        "pexpire" => keys::expire(ctx, 1, false).await,
-        "pexpireat" => keys::expire(ctx, 1, true).await,
         "ping" => connection::ping(ctx),
-        "psetex" => strings::setex(ctx, 1).await,
-        "pttl" => ctx.exec(ctx.args.get(1).clone(), Op::Ttl { millis: true }).await,
         "quit" => {
             ctx.client.quit = true;
             Ok(Reply::Ok)
@@ -280,14 +365,8 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "session.stats" => sessions::stats(ctx).await,
         "session.subscribe" => pubsub::session_subscribe(ctx),
         "session.touch" => sessions::touch(ctx).await,
-        "set" => strings::set(ctx).await,
-        "setex" => strings::setex(ctx, 1000).await,
-        "setnx" => strings::setnx(ctx).await,
-        "strlen" => ctx.exec(ctx.args.get(1).clone(), Op::StrLen).await,
         "subscribe" => pubsub::subscribe(ctx),
         "unsubscribe" => pubsub::unsubscribe(ctx),
-        "ttl" => ctx.exec(ctx.args.get(1).clone(), Op::Ttl { millis: false }).await,
-        "type" => ctx.exec(ctx.args.get(1).clone(), Op::Type).await,
         other => Err(Reply::error(format!("ERR command '{other}' is listed but not wired"))),
     }
 }

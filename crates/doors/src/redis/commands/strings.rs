@@ -5,19 +5,15 @@ use bytes::Bytes;
 use sessiongrid_model::op::ExpiryChange;
 use sessiongrid_model::{time, Op, Reply, SetCond};
 
-use super::args::{int, set_deadline, syntax_error};
-use super::{CmdResult, Ctx};
+use super::args::{int, set_deadline, syntax_error, Args};
+use super::{CmdResult, Ctx, OneOp, Req};
 
 /// Refuses a value over `value_bytes_max` before it reaches a partition.
-fn check_value(ctx: &Ctx<'_>, value: &Bytes) -> Result<(), Reply> {
-    if value.len() > ctx.shared.config.value_bytes_max {
+fn check_value(r: &Req<'_>, value: &Bytes) -> Result<(), Reply> {
+    if value.len() > r.shared.config.value_bytes_max {
         return Err(Reply::error("ERR value is larger than value_bytes_max"));
     }
     Ok(())
-}
-
-pub async fn get(ctx: &mut Ctx<'_>) -> CmdResult {
-    ctx.exec(ctx.args.get(1).clone(), Op::Get).await
 }
 
 /// The expiry options of `SET` and `GETEX`.
@@ -36,22 +32,22 @@ type ExpiryArg = Option<(ExpiryOpt, Bytes)>;
 /// If argument `i` is an expiry option, parses it into `expiry` and returns the position after
 /// its value. `blocked` is true when an option that excludes expiries (KEEPTTL, PERSIST) was seen.
 fn parse_expiry(
-    ctx: &Ctx<'_>,
+    args: &Args,
     i: usize,
     expiry: &mut ExpiryArg,
     blocked: bool,
 ) -> Result<Option<usize>, Reply> {
-    let Some(opt) = ExpiryOpt::at(ctx, i) else { return Ok(None) };
+    let Some(opt) = ExpiryOpt::at(args, i) else { return Ok(None) };
     let conflicting = blocked || expiry.as_ref().is_some_and(|(o, _)| *o != opt);
-    if conflicting || i + 1 >= ctx.args.len() {
+    if conflicting || i + 1 >= args.len() {
         return Err(syntax_error());
     }
-    *expiry = Some((opt, ctx.args.get(i + 1).clone()));
+    *expiry = Some((opt, args.get(i + 1).clone()));
     Ok(Some(i + 2))
 }
 
 impl ExpiryOpt {
-    fn at(ctx: &Ctx<'_>, i: usize) -> Option<ExpiryOpt> {
+    fn at(args: &Args, i: usize) -> Option<ExpiryOpt> {
         [
             ("ex", ExpiryOpt::Ex),
             ("px", ExpiryOpt::Px),
@@ -59,7 +55,7 @@ impl ExpiryOpt {
             ("pxat", ExpiryOpt::PxAt),
         ]
         .into_iter()
-        .find(|(word, _)| ctx.args.is(i, word))
+        .find(|(word, _)| args.is(i, word))
         .map(|(_, opt)| opt)
     }
 
@@ -78,23 +74,24 @@ impl ExpiryOpt {
 
 /// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL]`. As in Redis, repeating an option
 /// is allowed (the last value wins) but two different expiry options, or NX with XX, are not.
-pub async fn set(ctx: &mut Ctx<'_>) -> CmdResult {
-    let value = ctx.args.get(2).clone();
+pub fn set(r: &Req<'_>) -> OneOp {
+    let args = r.args;
+    let value = args.get(2).clone();
     let mut cond = SetCond::Always;
     let mut get = false;
     let mut keep_ttl = false;
     let mut expiry: ExpiryArg = None;
     let mut i = 3;
-    while i < ctx.args.len() {
-        if let Some(next) = parse_expiry(ctx, i, &mut expiry, keep_ttl)? {
+    while i < args.len() {
+        if let Some(next) = parse_expiry(args, i, &mut expiry, keep_ttl)? {
             i = next;
             continue;
         }
         match () {
-            _ if ctx.args.is(i, "nx") && cond != SetCond::IfPresent => cond = SetCond::IfAbsent,
-            _ if ctx.args.is(i, "xx") && cond != SetCond::IfAbsent => cond = SetCond::IfPresent,
-            _ if ctx.args.is(i, "get") => get = true,
-            _ if ctx.args.is(i, "keepttl") && expiry.is_none() => keep_ttl = true,
+            _ if args.is(i, "nx") && cond != SetCond::IfPresent => cond = SetCond::IfAbsent,
+            _ if args.is(i, "xx") && cond != SetCond::IfAbsent => cond = SetCond::IfPresent,
+            _ if args.is(i, "get") => get = true,
+            _ if args.is(i, "keepttl") && expiry.is_none() => keep_ttl = true,
             _ => return Err(syntax_error()),
         }
         i += 1;
@@ -104,25 +101,25 @@ pub async fn set(ctx: &mut Ctx<'_>) -> CmdResult {
         None if keep_ttl => ExpiryChange::Keep,
         None => ExpiryChange::Clear,
     };
-    check_value(ctx, &value)?;
-    ctx.exec(ctx.args.get(1).clone(), Op::Set { value, cond, expiry, get }).await
+    check_value(r, &value)?;
+    Ok((args.get(1).clone(), Op::Set { value, cond, expiry, get }))
 }
 
 /// `SETEX key seconds value` (`unit_ms` 1000) and `PSETEX key ms value` (1).
-pub async fn setex(ctx: &mut Ctx<'_>, unit_ms: i64) -> CmdResult {
+pub fn setex(r: &Req<'_>, unit_ms: i64) -> OneOp {
     let command = if unit_ms == 1 { "psetex" } else { "setex" };
-    let when = ctx.args.int(2)?;
+    let when = r.args.int(2)?;
     let at = set_deadline(when, unit_ms, false, time::now_ms(), command)?;
-    let value = ctx.args.get(3).clone();
-    check_value(ctx, &value)?;
+    let value = r.args.get(3).clone();
+    check_value(r, &value)?;
     let op = Op::Set { value, cond: SetCond::Always, expiry: ExpiryChange::At(at), get: false };
-    ctx.exec(ctx.args.get(1).clone(), op).await
+    Ok((r.args.get(1).clone(), op))
 }
 
-pub async fn setnx(ctx: &mut Ctx<'_>) -> CmdResult {
-    let value = ctx.args.get(2).clone();
-    check_value(ctx, &value)?;
-    ctx.exec(ctx.args.get(1).clone(), Op::SetNx { value }).await
+pub fn setnx(r: &Req<'_>) -> OneOp {
+    let value = r.args.get(2).clone();
+    check_value(r, &value)?;
+    Ok((r.args.get(1).clone(), Op::SetNx { value }))
 }
 
 /// `GETEX key [EX|PX|EXAT|PXAT n|PERSIST]`. As in Redis, the key is looked up before the
@@ -132,7 +129,7 @@ pub async fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut expiry: ExpiryArg = None;
     let mut i = 2;
     while i < ctx.args.len() {
-        if let Some(next) = parse_expiry(ctx, i, &mut expiry, persist)? {
+        if let Some(next) = parse_expiry(&ctx.args, i, &mut expiry, persist)? {
             i = next;
         } else if ctx.args.is(i, "persist") && expiry.is_none() {
             persist = true;
@@ -159,23 +156,22 @@ pub async fn getex(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 /// `INCR`/`DECR` (fixed `delta`) and `INCRBY` (delta from the arguments).
-pub async fn incr_by(ctx: &mut Ctx<'_>, delta: Option<i64>) -> CmdResult {
+pub fn incr_by(r: &Req<'_>, delta: Option<i64>) -> OneOp {
     let delta = match delta {
         Some(d) => d,
-        None => ctx.args.int(2)?,
+        None => r.args.int(2)?,
     };
-    ctx.exec(ctx.args.get(1).clone(), Op::IncrBy { delta }).await
+    Ok((r.args.get(1).clone(), Op::IncrBy { delta }))
 }
 
-pub async fn decr_by(ctx: &mut Ctx<'_>) -> CmdResult {
-    let delta = ctx.args.int(2)?;
+pub fn decr_by(r: &Req<'_>) -> OneOp {
+    let delta = r.args.int(2)?;
     let delta = delta.checked_neg().ok_or_else(|| Reply::error("ERR decrement would overflow"))?;
-    ctx.exec(ctx.args.get(1).clone(), Op::IncrBy { delta }).await
+    Ok((r.args.get(1).clone(), Op::IncrBy { delta }))
 }
 
-pub async fn append(ctx: &mut Ctx<'_>) -> CmdResult {
-    let value = ctx.args.get(2).clone();
-    ctx.exec(ctx.args.get(1).clone(), Op::Append { value }).await
+pub fn append(r: &Req<'_>) -> OneOp {
+    Ok((r.args.get(1).clone(), Op::Append { value: r.args.get(2).clone() }))
 }
 
 pub async fn mget(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -196,7 +192,7 @@ pub async fn mset(ctx: &mut Ctx<'_>) -> CmdResult {
         return Err(Reply::error("ERR wrong number of arguments for 'mset' command"));
     }
     for pair in pairs.chunks(2) {
-        check_value(ctx, &pair[1])?;
+        check_value(&Req { shared: ctx.shared, args: &ctx.args }, &pair[1])?;
     }
     for pair in pairs.chunks(2) {
         let op = Op::Set {
