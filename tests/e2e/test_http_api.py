@@ -86,7 +86,7 @@ def test_session_lifecycle_over_http_matches_the_redis_door(node):
     status, body = api(node, "POST", f"/sessions/{sid}", {"if_version": 1, "set": {"x": {"tag": "utf8", "value": "y"}}})
     assert status == 409 and body["error"] == "conflict"
     status, body = api(node, "POST", f"/sessions/{sid}", {"remove": ["obj"], "if_version": 1})
-    assert status == 409 and body["error"] == "conflict", "a removal honours if_version too"
+    assert status == 409 and body["error"] == "conflict", f"a removal honours if_version too: {body}"
     status, body = api(node, "POST", f"/sessions/{sid}", {"remove": ["obj"], "if_version": 2})
     assert status == 200 and body["version"] == 3
     status, only = api(node, "GET", f"/sessions/{sid}?attrs=name&touch=false")

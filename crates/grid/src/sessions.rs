@@ -41,7 +41,19 @@ const ROTATE_ATTEMPTS: usize = 5;
 pub enum SessionError {
     #[error(transparent)]
     Grid(#[from] GridError),
-    /// The grid refused; the text starts with its code (`CONFLICT`, `LOGINREJECTED`, `ERR`).
+    /// The session is at another version than the write required (`CONFLICT ...`).
+    #[error("{0}")]
+    Conflict(String),
+    /// The login policy refused a login (`LOGINREJECTED ...`).
+    #[error("{0}")]
+    LoginRejected(String),
+    /// A session limit (attributes, sizes) refused the write (`ERR session limit: ...`).
+    #[error("{0}")]
+    Limit(String),
+    /// Worth trying again (`TRYAGAIN ...`).
+    #[error("{0}")]
+    TryAgain(String),
+    /// Any other refusal; the text starts with its code (`ERR ...`).
     #[error("{0}")]
     Refused(String),
     /// A bad argument.
@@ -50,6 +62,21 @@ pub enum SessionError {
 }
 
 pub type SessionResult<T> = Result<T, SessionError>;
+
+impl SessionError {
+    /// A partition's error reply, by its code: the first word, as every RESP error carries
+    /// it. The one place a refusal's text is read; everything after matches on the variant.
+    fn from_reply(text: String) -> SessionError {
+        let code = text.split(' ').next().unwrap_or_default();
+        match code {
+            "CONFLICT" => SessionError::Conflict(text),
+            "LOGINREJECTED" => SessionError::LoginRejected(text),
+            "TRYAGAIN" => SessionError::TryAgain(text),
+            "ERR" if text.starts_with("ERR session limit") => SessionError::Limit(text),
+            _ => SessionError::Refused(text),
+        }
+    }
+}
 
 /// Cheap to clone; all clones share the counter.
 #[derive(Clone)]
@@ -113,7 +140,7 @@ impl Sessions {
     async fn exec(&self, key: Bytes, op: SessionOp) -> SessionResult<Reply> {
         let span = debug_span!("session_op", op = op.name(), key = %log_key(&key));
         match self.grid.exec(key, Op::Session(op)).instrument(span).await? {
-            Reply::Error(e) => Err(SessionError::Refused(e)),
+            Reply::Error(e) => Err(SessionError::from_reply(e)),
             reply => Ok(reply),
         }
     }
@@ -295,7 +322,7 @@ impl Sessions {
             let end = self.end_op(EndReason::Rotated, Some(s.version), Some(new.clone()));
             match self.exec(session_key(id), end).await {
                 Ok(Reply::Bulk(_)) => {}
-                Err(SessionError::Refused(e)) if e.starts_with("CONFLICT") => {
+                Err(SessionError::Conflict(_)) => {
                     self.discard_copy(&new).await?;
                     continue;
                 }
@@ -323,7 +350,7 @@ impl Sessions {
             }
             return Ok(Some(new));
         }
-        Err(SessionError::Refused(
+        Err(SessionError::TryAgain(
             "TRYAGAIN the session kept changing while it was being rotated".into(),
         ))
     }
@@ -368,10 +395,10 @@ impl Sessions {
             };
             let evicted: Vec<Bytes> = match self.exec(user_key(&principal), register).await {
                 Ok(reply) => decode(reply)?,
-                Err(SessionError::Refused(e)) if e.starts_with("LOGINREJECTED") => {
+                Err(SessionError::LoginRejected(e)) => {
                     self.logins_rejected.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("sessiongrid_sessions_logins_rejected_total").increment(1);
-                    return Err(SessionError::Refused(e));
+                    return Err(SessionError::LoginRejected(e));
                 }
                 Err(e) => return Err(e),
             };
@@ -611,4 +638,28 @@ fn decode<T: serde::de::DeserializeOwned>(reply: Reply) -> SessionResult<T> {
 
 fn unexpected(reply: Reply) -> SessionError {
     SessionError::Refused(format!("ERR unexpected reply from the grid: {reply:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_typed_by_its_code() {
+        let typed = |text: &str| SessionError::from_reply(text.to_string());
+        assert!(matches!(
+            typed("CONFLICT session is at version 3, not 2"),
+            SessionError::Conflict(_)
+        ));
+        assert!(matches!(
+            typed("LOGINREJECTED user has 1 live session(s)"),
+            SessionError::LoginRejected(_)
+        ));
+        assert!(matches!(typed("ERR session limit: too many attributes"), SessionError::Limit(_)));
+        assert!(matches!(typed("TRYAGAIN not serving"), SessionError::TryAgain(_)));
+        let other = typed("ERR corrupt session");
+        assert!(matches!(&other, SessionError::Refused(_)));
+        assert_eq!(other.to_string(), "ERR corrupt session", "the reply's text is kept as is");
+        assert!(matches!(typed("CONFLICTING"), SessionError::Refused(_)), "a code is a whole word");
+    }
 }

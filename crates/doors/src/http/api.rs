@@ -51,17 +51,13 @@ fn failed(e: SessionError) -> Response {
     let (status, code) = match &e {
         SessionError::Grid(g) if g.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "try_again"),
         SessionError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-        SessionError::Refused(t) if t.starts_with("CONFLICT") => (StatusCode::CONFLICT, "conflict"),
-        SessionError::Refused(t) if t.starts_with("LOGINREJECTED") => {
-            (StatusCode::CONFLICT, "login_rejected")
+        SessionError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        SessionError::LoginRejected(_) => (StatusCode::CONFLICT, "login_rejected"),
+        SessionError::Limit(_) => (StatusCode::PAYLOAD_TOO_LARGE, "limit"),
+        SessionError::TryAgain(_) => (StatusCode::SERVICE_UNAVAILABLE, "try_again"),
+        SessionError::Grid(_) | SessionError::Refused(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }
-        SessionError::Refused(t) if t.starts_with("ERR session limit") => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "limit")
-        }
-        SessionError::Refused(t) if t.starts_with("TRYAGAIN") => {
-            (StatusCode::SERVICE_UNAVAILABLE, "try_again")
-        }
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     let mut response = (status, json::error(code, &text)).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -167,7 +163,7 @@ async fn write(
             let at = s.ok_or_else(not_found)?.version;
             if at != expected {
                 let text = format!("CONFLICT session is at version {at}, not {expected}");
-                return Err(failed(SessionError::Refused(text)));
+                return Err(failed(SessionError::Conflict(text)));
             }
         }
     } else {
