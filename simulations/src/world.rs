@@ -450,8 +450,16 @@ impl World {
             );
             if view != sim.view {
                 let coordinator = self.index.get(&view.1);
+                let key = self.debug.trace_key.as_deref().unwrap_or_default();
+                let owners: Vec<_> = t
+                    .and_then(|t| {
+                        let p = sessiongrid_model::partition_of(key, t.partitions.len() as u16);
+                        t.partitions.get(p as usize)
+                    })
+                    .map(|a| a.owners.iter().filter_map(|o| self.index.get(o)).collect())
+                    .unwrap_or_default();
                 eprintln!(
-                    "t={} node {i}: epoch {} coordinator {coordinator:?} members {} merging {}",
+                    "t={} node {i}: epoch {} coordinator {coordinator:?} members {} merging {} key's owners {owners:?}",
                     self.now, view.0, view.2, view.3
                 );
                 sim.view = view;

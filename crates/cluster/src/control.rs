@@ -91,7 +91,8 @@ impl<D: NodeStore> Control<D> {
             membership,
             merge: None,
             merge_stores: Vec::new(),
-            next_merge_id: 1,
+            // Like forwards, numbered above any earlier life of this node (see `dedup`).
+            next_merge_id: crate::dedup::first_forward_id(now.wall),
             merges: 0,
             out: Vec::new(),
         };

@@ -16,6 +16,7 @@
 //! - [`partition`] — one partition as its actor runs it: a replica, its adopted topology, and the
 //!   checks a request or a peer's message passes first.
 //! - [`route`] — where a client request goes.
+//! - [`dedup`] — the forwarded requests a partition has taken, so none runs twice.
 //! - [`node`] — control and partitions composed as the runtime composes them, with the messages
 //!   between them made explicit so the simulator can delay and interleave them.
 //! - [`msg`] — every message between nodes.
@@ -24,6 +25,7 @@
 
 pub mod config;
 pub mod control;
+pub mod dedup;
 pub mod log;
 pub mod membership;
 pub mod merge;

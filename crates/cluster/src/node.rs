@@ -120,7 +120,7 @@ impl<D: NodeStore> Node<D> {
             control,
             partitions,
             forwards: BTreeMap::new(),
-            next_forward: 1,
+            next_forward: crate::dedup::first_forward_id(now.wall),
             local: BTreeMap::new(),
             waiting: Vec::new(),
             internal: Vec::new(),

@@ -18,6 +18,7 @@ use sessiongrid_model::{Op, PartitionId, Reply};
 
 use crate::config::ClusterConfig;
 use crate::control::Lease;
+use crate::dedup::SeenRequests;
 use crate::msg::{MemberMsg, Msg, Query, Refusal, ReplicaMsg};
 use crate::placement::NodeId;
 use crate::replica::{Effect, Origin, Replica};
@@ -60,6 +61,8 @@ pub struct Partition<S> {
     active: bool,
     /// Replica messages from epochs newer than the adopted one: (from, epoch, body).
     early: Vec<(NodeId, Epoch, ReplicaMsg)>,
+    /// Forwarded requests already taken, so a copy delivered again is not run again.
+    seen: SeenRequests,
     out: Vec<PartitionOutput>,
 }
 
@@ -72,6 +75,7 @@ impl<S: PartitionStore> Partition<S> {
             topology: None,
             active: false,
             early: Vec::new(),
+            seen: SeenRequests::default(),
             out: Vec::new(),
         }
     }
@@ -166,6 +170,9 @@ impl<S: PartitionStore> Partition<S> {
         key: Bytes,
         op: Op,
     ) {
+        if !self.first_time(origin) {
+            return;
+        }
         self.pull_if_behind(origin, epoch, lease);
         if let Err(r) = self.check(now, lease) {
             return self.refuse(origin, r);
@@ -177,6 +184,9 @@ impl<S: PartitionStore> Partition<S> {
 
     /// A whole-partition query, like [`Partition::request`].
     pub fn query(&mut self, now: Now, lease: Lease, origin: Origin, epoch: Epoch, query: Query) {
+        if !self.first_time(origin) {
+            return;
+        }
         self.pull_if_behind(origin, epoch, lease);
         if let Err(r) = self.check(now, lease) {
             return self.refuse(origin, r);
@@ -184,6 +194,28 @@ impl<S: PartitionStore> Partition<S> {
         let mut effects = Vec::new();
         self.replica.query(now, origin, query, &mut effects);
         self.apply(effects);
+    }
+
+    /// False for a forwarded request this partition has taken before, refused or run: its
+    /// requester has the answer, or will time out (a refused one was sent again under a new
+    /// id). A duplicate is dropped without a word.
+    fn first_time(&mut self, origin: Origin) -> bool {
+        match origin {
+            Origin::Local(_) => true,
+            Origin::Remote { node, id } => {
+                let first = self.seen.first_time(node, id);
+                if !first {
+                    metrics::counter!("sessiongrid_requests_duplicate_total").increment(1);
+                    tracing::debug!(
+                        partition = self.p,
+                        from = node,
+                        id,
+                        "a request delivered twice; dropped"
+                    );
+                }
+                first
+            }
+        }
     }
 
     /// A peer routed by a newer topology than this node's control has: fetch it.

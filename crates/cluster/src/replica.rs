@@ -511,6 +511,7 @@ impl<S: PartitionStore> Replica<S> {
         }
         debug_assert!(version > prev.version, "a primary's versions increase");
         let entry = LogEntry { pos: LogPos { term, version }, key, state, events };
+        tracing::trace!(partition = self.p, node = self.me, version, key = ?entry.key, "commit");
         self.store.append(&entry, Some(prior)).map_err(|e| Refusal::Store(e.0))?;
         self.pos = Some(entry.pos);
         for (&n, f) in self.followers.iter_mut() {
@@ -652,13 +653,15 @@ impl<S: PartitionStore> Replica<S> {
             return self.ask_sync(now, from, out);
         };
         for entry in entries.into_iter().skip(start) {
-            if let Err(e) = self.store.append(&entry, None) {
-                warn!(partition = self.p, error = %e, "could not apply a replicated write");
+            if self.pos.is_some_and(|p| p.version >= entry.pos.version) {
+                // Not a continuation of this log: a confused or lying primary. Checked before
+                // the write, which would otherwise overwrite newer state.
+                warn!(partition = self.p, from, "an append that does not move forward; ignored");
                 break;
             }
-            if self.pos.is_some_and(|p| p.version >= entry.pos.version) {
-                // Not a continuation of this log: a confused or lying primary.
-                warn!(partition = self.p, from, "an append that does not move forward; ignored");
+            tracing::trace!(partition = self.p, node = self.me, version = entry.pos.version, key = ?entry.key, "replicated");
+            if let Err(e) = self.store.append(&entry, None) {
+                warn!(partition = self.p, error = %e, "could not apply a replicated write");
                 break;
             }
             self.max_version = self.max_version.max(entry.pos.version);

@@ -1,6 +1,6 @@
 //! The protocol's disk, over the node's RocksDB [`Store`]: every write lands with the
 //! partition's new position in one atomic batch, so after a kill -9 a replica restarts exactly
-//! where its data is. Each partition keeps its hot entries in an LRU tier within its share of
+//! where its data is. Each partition keeps its hot entries in a memory tier within its share of
 //! the memory budget; disk is the truth and the tier always equals it.
 
 use std::sync::Arc;

@@ -58,10 +58,19 @@ impl Default for Clock {
 }
 
 /// Requests forwarded to a peer, waiting for its answer.
-#[derive(Default)]
 pub struct Forwards {
     next: AtomicU64,
     waiting: Mutex<HashMap<u64, oneshot::Sender<Result<Reply, Refusal>>>>,
+}
+
+impl Default for Forwards {
+    /// Ids above every one this node used before a restart: a primary drops a request id it
+    /// has seen from this node (see `sessiongrid_cluster::dedup`).
+    fn default() -> Self {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let first = sessiongrid_cluster::dedup::first_forward_id(wall);
+        Forwards { next: AtomicU64::new(first - 1), waiting: Mutex::default() }
+    }
 }
 
 impl Forwards {

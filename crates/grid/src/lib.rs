@@ -3,14 +3,17 @@
 //!
 //! # Layout
 //! - [`grid`] — [`Grid`], the entry point the doors call: start, execute, scan, flush, shut down.
+//! - [`shard`] — the engine threads: each a single-threaded runtime with its share of the
+//!   partitions and of the client connections.
+//! - [`commit`] — an engine thread's commit group: its partitions' writes as one RocksDB write.
 //! - [`engine`] — what the actors share, and the path of a request: routed, forwarded, retried.
 //! - [`control`] — the control actor: membership and the topology the node follows.
 //! - [`partition`] — the partition actor, single writer of one partition.
 //! - [`supervisor`] — restarts failed partition actors from disk.
 //! - [`transport`] — the [`transport::Transport`] peers are reached through, and the
 //!   [`transport::Inbox`] that hands their messages to the right actor.
-//! - [`disk`] — the protocol's disk over RocksDB: writes and positions in one batch, the LRU tier.
-//! - [`cache`] — the per-partition LRU of hot entries within the memory budget.
+//! - [`disk`] — the protocol's disk over RocksDB: writes and positions in one batch, the memory tier.
+//! - [`cache`] — the per-partition tier of hot entries within the memory budget (CLOCK eviction).
 //! - [`status`] — [`status::ClusterStatus`] and the cluster gauges.
 //! - [`events`] — [`events::EventBus`]: session events for subscribers, and their counts.
 //! - [`sessions`] — [`Sessions`]: session and login operations built from single-key grid operations.

@@ -2,7 +2,7 @@
 //!
 //! # Ownership
 //! - **Owns** the partition's [`Partition`] state machine (its replica, the topology it follows)
-//!   and, through its [`DiskPartition`], the partition's rows and its LRU tier of hot entries.
+//!   and, through its [`DiskPartition`], the partition's rows and its memory tier of hot entries.
 //! - **Started** by the [`supervisor`](crate::supervisor) at node start, and again by it if the
 //!   actor fails; a restarted actor starts from disk (every acknowledged write is there) and is
 //!   given the topology control follows.

@@ -87,6 +87,14 @@ fn main() {
                     cfg.serve_splits = false;
                 }
                 cfg.isolate_max = num(3, 1) as usize;
+                if let Ok(filter) = std::env::var("SIM_LOG") {
+                    let _ = tracing_subscriber::fmt()
+                        .with_env_filter(filter)
+                        .without_time()
+                        .with_ansi(false)
+                        .with_writer(std::io::stderr)
+                        .try_init();
+                }
                 let r = World::new(cfg).run();
                 println!(
                     "seed {seed}: {} acked writes, {} failed, {} splits, {} merges, longest outage {} ms, {} violations",

@@ -184,7 +184,8 @@ impl Connection {
             match item {
                 Item::Answered(reply) => answered.push(Some(reply)),
                 Item::Op(op) => {
-                    running.push(commands::run_op(shared, op));
+                    // Boxed: join_all moves its futures, and a request's future is large.
+                    running.push(Box::pin(commands::run_op(shared, op)));
                     answered.push(None);
                 }
             }
