@@ -314,3 +314,91 @@ impl<S: PartitionStore> Partition<S> {
         self.out.push(PartitionOutput::Events(events));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sessiongrid_model::Entry;
+
+    use super::*;
+    use crate::storage::{Counts, Prior, StoreResult};
+    use crate::{LogEntry, LogPos};
+
+    /// Entries in a map: enough for a partition that is its key's only owner.
+    #[derive(Default)]
+    struct Mem {
+        entries: BTreeMap<Bytes, Entry>,
+        pos: Option<LogPos>,
+    }
+
+    impl PartitionStore for Mem {
+        fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
+            Ok(self.entries.get(key).cloned())
+        }
+        fn append(&mut self, e: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
+            match &e.state {
+                Some(entry) => self.entries.insert(e.key.clone(), entry.clone()),
+                None => self.entries.remove(&e.key),
+            };
+            self.pos = Some(e.pos);
+            Ok(())
+        }
+        fn position(&self) -> Option<LogPos> {
+            self.pos
+        }
+        fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()> {
+            self.pos = pos;
+            Ok(())
+        }
+        fn scan(&mut self, _: Option<&[u8]>, _: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
+            Ok(Vec::new())
+        }
+        fn replace_range(
+            &mut self,
+            _: Option<&[u8]>,
+            _: Option<&[u8]>,
+            _: &[(Bytes, Entry)],
+        ) -> StoreResult<()> {
+            Ok(())
+        }
+        fn counts(&mut self) -> StoreResult<Counts> {
+            Ok(Counts::default())
+        }
+        fn due(&mut self, _: u64, _: usize) -> StoreResult<Vec<Bytes>> {
+            Ok(Vec::new())
+        }
+        fn clear(&mut self) -> StoreResult<()> {
+            self.entries.clear();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_forwarded_request_delivered_twice_runs_once() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let t = Arc::new(Topology::founded_by(7, 1));
+        let lease = Lease { epoch: t.epoch, until: u64::MAX };
+        let now = Now { mono: 1, wall: 1 };
+        let mut p = Partition::new(0, 7, cfg, Mem { pos: Some(LogPos::ZERO), ..Mem::default() });
+        p.adopt(now, t.clone());
+        let key = Bytes::from_static(b"counter");
+        let incr = || Op::IncrBy { delta: 1 };
+        let from_peer = Origin::Remote { node: 9, id: 41 };
+        p.request(now, lease, from_peer, t.epoch, key.clone(), incr());
+        p.request(now, lease, from_peer, t.epoch, key.clone(), incr());
+        let answers = p
+            .take_outputs()
+            .into_iter()
+            .filter(|o| matches!(o, PartitionOutput::Send(9, Msg::Response { id: 41, .. })))
+            .count();
+        assert_eq!(answers, 1, "the copy is dropped without an answer");
+        p.request(now, lease, Origin::Remote { node: 9, id: 42 }, t.epoch, key.clone(), incr());
+        p.request(now, lease, Origin::Local(1), t.epoch, key, Op::Get);
+        let got = p.take_outputs().into_iter().find_map(|o| match o {
+            PartitionOutput::Reply(1, result) => Some(result),
+            _ => None,
+        });
+        assert_eq!(got, Some(Ok(Reply::Bulk(Bytes::from_static(b"2")))));
+    }
+}
