@@ -256,6 +256,11 @@ impl NodeConfig {
         check(self.memory_max_bytes > 0, "memory_max_bytes", "positive")?;
         check(self.expiry_sweep_interval_ms > 0, "expiry_sweep_interval_ms", "positive")?;
         check(self.expiry_sweep_keys_max > 0, "expiry_sweep_keys_max", "positive")?;
+        check(
+            self.engine_threads <= 1024,
+            "engine_threads",
+            "at most 1024 (0: one per two cores)",
+        )?;
         check(self.array_len_max > 0, "array_len_max", "positive")?;
         check(self.connections_max > 0, "connections_max", "positive")?;
         check(self.inline_bytes_max >= 64, "inline_bytes_max", "at least 64")?;
@@ -313,5 +318,12 @@ mod tests {
     fn inconsistent_limits_are_refused() {
         let c = NodeConfig { value_bytes_max: 10, bulk_bytes_max: 5, ..Default::default() };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn engine_threads_default_to_one_per_two_cores_and_are_bounded() {
+        assert!(NodeConfig::default().engine_threads() >= 1);
+        assert_eq!(NodeConfig { engine_threads: 3, ..Default::default() }.engine_threads(), 3);
+        assert!(NodeConfig { engine_threads: 5000, ..Default::default() }.validate().is_err());
     }
 }
