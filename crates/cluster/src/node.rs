@@ -111,7 +111,7 @@ impl<D: NodeStore> Node<D> {
     ) -> Self {
         let me = disk.node_id();
         let partitions = (0..cfg.partitions)
-            .map(|p| Partition::new(p, me, cfg.clone(), disk.partition(p)))
+            .map(|p| Partition::new(p, me, cfg.clone(), disk.partition(p), now))
             .collect();
         let control = Control::new(disk, cfg.clone(), seeds, joining, now);
         let mut node = Node {

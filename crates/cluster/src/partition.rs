@@ -67,11 +67,14 @@ pub struct Partition<S> {
 }
 
 impl<S: PartitionStore> Partition<S> {
-    pub fn new(p: PartitionId, me: NodeId, cfg: Arc<ClusterConfig>, store: S) -> Self {
+    /// A partition started at `now`: its snapshots are numbered from its start time, so a
+    /// restarted node's are newer than any it sent before.
+    pub fn new(p: PartitionId, me: NodeId, cfg: Arc<ClusterConfig>, store: S, now: Now) -> Self {
+        let first_snapshot = crate::dedup::first_forward_id(now.wall);
         Partition {
             p,
             me,
-            replica: Replica::new(p, me, cfg, store),
+            replica: Replica::new(p, me, cfg, store).with_snapshot_ids_from(first_snapshot),
             topology: None,
             active: false,
             early: Vec::new(),
@@ -380,7 +383,8 @@ mod tests {
         let t = Arc::new(Topology::founded_by(7, 1));
         let lease = Lease { epoch: t.epoch, until: u64::MAX };
         let now = Now { mono: 1, wall: 1 };
-        let mut p = Partition::new(0, 7, cfg, Mem { pos: Some(LogPos::ZERO), ..Mem::default() });
+        let store = Mem { pos: Some(LogPos::ZERO), ..Mem::default() };
+        let mut p = Partition::new(0, 7, cfg, store, now);
         p.adopt(now, t.clone());
         let key = Bytes::from_static(b"counter");
         let incr = || Op::IncrBy { delta: 1 };

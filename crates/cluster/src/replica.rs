@@ -137,6 +137,9 @@ pub struct Replica<S> {
     // As follower.
     incoming: Option<IncomingSnapshot>,
     finished: Option<(u64, u32)>,
+    /// The newest snapshot a primary began sending here: (primary, id). A chunk 0 of an
+    /// older or the same one from that primary is a late or repeated copy.
+    snapshot_seen: Option<(NodeId, u64)>,
     sync_asked_at: Option<u64>,
     /// The store refused to record the protocol's own state (the position, or dropping a copy):
     /// memory and disk may disagree, so the partition must restart from disk.
@@ -167,11 +170,20 @@ impl<S: PartitionStore> Replica<S> {
             unconfirmed: VecDeque::new(),
             incoming: None,
             finished: None,
+            snapshot_seen: None,
             sync_asked_at: None,
             failed: None,
         };
         replica.reset();
         replica
+    }
+
+    /// Numbers this replica's snapshots from `first` on: above every id it used before a
+    /// restart (see [`crate::dedup::first_forward_id`]), so a follower can tell a late copy of
+    /// an old snapshot from a new one.
+    pub fn with_snapshot_ids_from(mut self, first: u64) -> Self {
+        self.next_snapshot = first;
+        self
     }
 
     /// Forgets everything but the store: the replica is idle, as if just started on it.
@@ -188,13 +200,13 @@ impl<S: PartitionStore> Replica<S> {
         self.handoff_from = None;
         self.followers.clear();
         self.pending.clear();
-        self.next_snapshot = 1;
         self.next_sweep = 0;
         self.unpublished.clear();
         self.published = base.version;
         self.unconfirmed.clear();
         self.incoming = None;
         self.finished = None;
+        self.snapshot_seen = None;
         self.sync_asked_at = None;
         self.failed = None;
     }
@@ -706,6 +718,14 @@ impl<S: PartitionStore> Replica<S> {
             return out.push(Effect::Send(self.p, from, ack));
         }
         if seq == 0 && self.incoming.as_ref().is_none_or(|s| s.id != id) {
+            // A primary numbers its snapshots upwards: chunk 0 of one it began before the
+            // newest it sent here is a late or repeated copy, and installing it would undo the
+            // writes appended since.
+            if self.snapshot_seen.is_some_and(|(primary, newest)| primary == from && id <= newest) {
+                debug!(partition = self.p, node = self.me, from, id, "late snapshot chunk ignored");
+                return;
+            }
+            self.snapshot_seen = Some((from, id));
             self.set_position(None);
             self.incoming = Some(IncomingSnapshot { id, next_seq: 0 });
         }
@@ -1036,5 +1056,48 @@ mod tests {
         t.epoch = 2;
         r.adopt(now, &t, &mut out);
         assert_eq!(r.next_version(), u64::MAX);
+    }
+
+    #[test]
+    fn a_late_chunk_of_a_replaced_snapshot_does_not_undo_newer_writes() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![1, 7];
+        t.partitions[0].owners = vec![7, 1];
+        t.partitions[0].target = vec![7, 1];
+        let mut r = Replica::new(0, 1, cfg, Nothing(Some(LogPos::ZERO)));
+        let now = Now { mono: 0, wall: 0 };
+        let mut out = Vec::new();
+        r.adopt(now, &t, &mut out);
+        let term = Term { epoch: t.epoch, primary: 7 };
+        let at = |version| LogPos { term, version };
+        let snapshot = |id, version| Chunk {
+            id,
+            seq: 0,
+            after: None,
+            through: None,
+            entries: Vec::new(),
+            as_of: at(version),
+        };
+        r.receive(now, 7, ReplicaMsg::Chunk(snapshot(2, 14)), &mut out);
+        assert_eq!(r.position(), Some(at(14)));
+        let entry = LogEntry {
+            pos: at(15),
+            key: Bytes::from_static(b"k"),
+            state: None,
+            events: Vec::new(),
+        };
+        let append = ReplicaMsg::Append { prev: at(14), entries: vec![entry], published: 0 };
+        r.receive(now, 7, append, &mut out);
+        assert_eq!(r.position(), Some(at(15)));
+        // The primary's first snapshot, replaced by the second, arrives late; then the second
+        // again.
+        r.receive(now, 7, ReplicaMsg::Chunk(snapshot(1, 14)), &mut out);
+        assert_eq!(r.position(), Some(at(15)), "the write after the snapshot is kept");
+        r.receive(now, 7, ReplicaMsg::Chunk(snapshot(2, 14)), &mut out);
+        assert_eq!(r.position(), Some(at(15)));
+        // A new one is installed, even as of an older position (it rolls a copy back).
+        r.receive(now, 7, ReplicaMsg::Chunk(snapshot(3, 13)), &mut out);
+        assert_eq!(r.position(), Some(at(13)));
     }
 }

@@ -100,7 +100,8 @@ impl Actor for PartitionActor {
         let shared = args.shared;
         let disk = args.disk.partition(args.id);
         let (pending, committer) = (disk.pending(), disk.committer());
-        let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk);
+        let now = shared.clock.now();
+        let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk, now);
         myself.send_interval(TICK, || PartitionMsg::Tick);
         let waiting = HashMap::new();
         Ok(PartitionState { shared, partition, pending, committer, waiting, next_id: 1, myself })
