@@ -116,13 +116,8 @@ struct Inner {
     durability: Durability,
     partitions: u16,
     read_seconds: metrics::Histogram,
-}
-
-/// Writes a RocksDB batch on the calling thread, as durably as the store is configured.
-fn write_now(inner: &Inner, wb: WriteBatch) -> Result<(), StoreError> {
-    let mut opts = WriteOptions::default();
-    opts.set_sync(inner.durability == Durability::Power);
-    inner.db.write_opt(wb, &opts).map_err(StoreError::from)
+    write_seconds: metrics::Histogram,
+    write_errors: metrics::Counter,
 }
 
 impl Store {
@@ -177,8 +172,15 @@ impl Store {
         if partitions == 0 {
             return Err(StoreError::Corrupt { what: "partition count" });
         }
-        let read_seconds = metrics::histogram!("sessiongrid_store_read_seconds");
-        Ok(Store { inner: Arc::new(Inner { db, durability, partitions, read_seconds }) })
+        let inner = Inner {
+            db,
+            durability,
+            partitions,
+            read_seconds: metrics::histogram!("sessiongrid_store_read_seconds"),
+            write_seconds: metrics::histogram!("sessiongrid_store_write_seconds"),
+            write_errors: metrics::counter!("sessiongrid_store_write_errors_total"),
+        };
+        Ok(Store { inner: Arc::new(inner) })
     }
 
     /// The partition count this data directory was created with.
@@ -233,11 +235,15 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         let mut wb = WriteBatch::default();
         batch.write_into(&self.inner.db, &mut wb);
-        let result = write_now(&self.inner, wb);
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.inner.durability == Durability::Power);
+        let result = self.inner.db.write_opt(wb, &opts).map_err(StoreError::from);
+        self.inner.write_seconds.record(started.elapsed());
         if result.is_err() {
-            metrics::counter!("sessiongrid_store_write_errors_total").increment(1);
+            self.inner.write_errors.increment(1);
         }
         result
     }
