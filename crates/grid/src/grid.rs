@@ -98,11 +98,10 @@ impl Grid {
         cluster.sweep_keys_max = config.expiry_sweep_keys_max;
         cluster.validate().map_err(|e| GridError::Start(e.to_string()))?;
         let cache_bytes_max = (config.memory_max_bytes / partitions as u64) as usize;
-        let committers =
+        let committers: Vec<_> =
             (0..config.engine_threads()).map(|_| Arc::new(Committer::new(store.clone()))).collect();
-        let shards =
-            Arc::new(Shards::start(committers).map_err(|e| GridError::Start(e.to_string()))?);
-        let committers = (0..shards.len() as u16).map(|p| shards.committer(p).clone()).collect();
+        let shards = Shards::start(&committers).map_err(|e| GridError::Start(e.to_string()))?;
+        let shards = Arc::new(shards);
         let disk = DiskNode::new(store.clone(), peers.id, cache_bytes_max, committers);
         let events = Arc::new(EventBus::default());
         events.set_node(peers.id);

@@ -84,7 +84,6 @@ pub struct PartitionState {
     /// Local requests waiting for their answer, by the id the state machine knows them by.
     waiting: HashMap<u64, RpcReplyPort<Result<Reply, Refusal>>>,
     next_id: u64,
-    myself: ActorRef<PartitionMsg>,
 }
 
 impl Actor for PartitionActor {
@@ -104,12 +103,12 @@ impl Actor for PartitionActor {
         let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk, now);
         myself.send_interval(TICK, || PartitionMsg::Tick);
         let waiting = HashMap::new();
-        Ok(PartitionState { shared, partition, pending, committer, waiting, next_id: 1, myself })
+        Ok(PartitionState { shared, partition, pending, committer, waiting, next_id: 1 })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<PartitionMsg>,
+        myself: ActorRef<PartitionMsg>,
         msg: PartitionMsg,
         state: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
@@ -122,7 +121,7 @@ impl Actor for PartitionActor {
         if let Some(e) = failure.or_else(|| state.pending.failure().map(|e| e.to_string())) {
             return Err(format!("partition {}: {e}", state.partition.id()).into());
         }
-        state.release();
+        state.release(myself);
         Ok(())
     }
 }
@@ -173,7 +172,7 @@ impl PartitionState {
 
     /// Hands this message's writes and outputs to the thread's committer; with no write of its
     /// own and none before it still on the way to disk, delivers the outputs at once.
-    fn release(&mut self) {
+    fn release(&mut self, actor: ActorRef<PartitionMsg>) {
         let outputs = self.outputs();
         if self.pending.is_idle() {
             return deliver(&self.shared, self.partition.id(), outputs);
@@ -181,7 +180,7 @@ impl PartitionState {
         if outputs.is_empty() && !self.pending.has_writes() {
             return;
         }
-        let (shared, p, actor) = (self.shared.clone(), self.partition.id(), self.myself.clone());
+        let (shared, p) = (self.shared.clone(), self.partition.id());
         self.committer.submit(
             &self.pending,
             Box::new(move |result| match result {

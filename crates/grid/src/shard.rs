@@ -27,27 +27,27 @@ thread_local! {
     static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-struct Shard {
-    handle: Handle,
+/// A running shard thread: how to stop it, and its committer, written once more after it stops.
+struct Running {
+    stop: oneshot::Sender<()>,
+    thread: JoinHandle<()>,
     committer: Arc<Committer>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 pub struct Shards {
-    shards: Mutex<Vec<Shard>>,
+    running: Mutex<Vec<Running>>,
     handles: Vec<Handle>,
-    committers: Vec<Arc<Committer>>,
     next: AtomicUsize,
 }
 
 impl Shards {
-    /// Starts one shard per committer.
-    pub fn start(committers: Vec<Arc<Committer>>) -> std::io::Result<Shards> {
-        let mut shards = Vec::with_capacity(committers.len());
+    /// Starts one shard per committer; shard `i` runs `committers[i]`.
+    pub fn start(committers: &[Arc<Committer>]) -> std::io::Result<Shards> {
+        let mut running = Vec::with_capacity(committers.len());
+        let mut handles = Vec::with_capacity(committers.len());
         for (i, committer) in committers.iter().enumerate() {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let handle = runtime.handle().clone();
+            handles.push(runtime.handle().clone());
             let (stop, stopped) = oneshot::channel::<()>();
             let writer = committer.clone();
             let thread =
@@ -59,34 +59,15 @@ impl Shards {
                     });
                     drop(runtime);
                 })?;
-            shards.push(Shard {
-                handle,
-                committer: committer.clone(),
-                stop: Some(stop),
-                thread: Some(thread),
-            });
+            running.push(Running { stop, thread, committer: committer.clone() });
         }
-        info!(shards = shards.len(), "engine threads started");
-        let handles = shards.iter().map(|s| s.handle.clone()).collect();
-        Ok(Shards { shards: Mutex::new(shards), handles, committers, next: AtomicUsize::new(0) })
-    }
-
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
+        info!(shards = handles.len(), "engine threads started");
+        Ok(Shards { running: Mutex::new(running), handles, next: AtomicUsize::new(0) })
     }
 
     /// The runtime of the shard partition `p` lives on.
     pub fn of_partition(&self, p: PartitionId) -> &Handle {
         &self.handles[p as usize % self.handles.len()]
-    }
-
-    /// The committer of the shard partition `p` lives on.
-    pub fn committer(&self, p: PartitionId) -> &Arc<Committer> {
-        &self.committers[p as usize % self.committers.len()]
     }
 
     /// The runtime for the next client connection (shards take turns).
@@ -98,18 +79,18 @@ impl Shards {
     /// Stops every shard and waits for the threads, except the caller's own if it is one (that
     /// one ends once the caller's task returns).
     pub fn stop(&self) {
-        let mut shards = std::mem::take(&mut *self.shards.lock().expect("shards lock"));
+        let running = std::mem::take(&mut *self.running.lock().expect("shards lock"));
         let me = SHARD.with(Cell::get);
-        for shard in &mut shards {
-            if let Some(stop) = shard.stop.take() {
-                let _ = stop.send(());
-            }
+        let mut stopping = Vec::with_capacity(running.len());
+        for Running { stop, thread, committer } in running {
+            let _ = stop.send(());
+            stopping.push((thread, committer));
         }
-        for (i, shard) in shards.iter_mut().enumerate() {
-            if let Some(thread) = shard.thread.take().filter(|_| me != Some(i)) {
+        for (i, (thread, committer)) in stopping.into_iter().enumerate() {
+            if me != Some(i) {
                 let _ = thread.join();
                 // What its partitions made before they stopped (nothing of it was answered).
-                shard.committer.flush();
+                committer.flush();
             }
         }
     }
