@@ -277,15 +277,6 @@ fn finish(shared: &Shared, index: usize, started: Instant, reply: Reply) -> Repl
     reply
 }
 
-/// Executes one request and returns its reply. Never fails: every problem is an error reply.
-pub async fn execute(shared: &Shared, client: &mut ClientState, args: Vec<Bytes>) -> Reply {
-    match prepare(shared, client, args) {
-        Prepared::Answered(reply) => reply,
-        Prepared::Op(op) => run_op(shared, op).await,
-        Prepared::Run(run) => run_prepared(shared, client, run).await,
-    }
-}
-
 /// The operation of a command that is one operation on one key; `None` for other commands.
 fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
     let key = || r.args.get(1).clone();
