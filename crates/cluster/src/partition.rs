@@ -320,62 +320,8 @@ impl<S: PartitionStore> Partition<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use sessiongrid_model::Entry;
-
     use super::*;
-    use crate::storage::{Counts, Prior, StoreResult};
-    use crate::{LogEntry, LogPos};
-
-    /// Entries in a map: enough for a partition that is its key's only owner.
-    #[derive(Default)]
-    struct Mem {
-        entries: BTreeMap<Bytes, Entry>,
-        pos: Option<LogPos>,
-    }
-
-    impl PartitionStore for Mem {
-        fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
-            Ok(self.entries.get(key).cloned())
-        }
-        fn append(&mut self, e: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
-            match &e.state {
-                Some(entry) => self.entries.insert(e.key.clone(), entry.clone()),
-                None => self.entries.remove(&e.key),
-            };
-            self.pos = Some(e.pos);
-            Ok(())
-        }
-        fn position(&self) -> Option<LogPos> {
-            self.pos
-        }
-        fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()> {
-            self.pos = pos;
-            Ok(())
-        }
-        fn scan(&mut self, _: Option<&[u8]>, _: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
-            Ok(Vec::new())
-        }
-        fn replace_range(
-            &mut self,
-            _: Option<&[u8]>,
-            _: Option<&[u8]>,
-            _: &[(Bytes, Entry)],
-        ) -> StoreResult<()> {
-            Ok(())
-        }
-        fn counts(&mut self) -> StoreResult<Counts> {
-            Ok(Counts::default())
-        }
-        fn due(&mut self, _: u64, _: usize) -> StoreResult<Vec<Bytes>> {
-            Ok(Vec::new())
-        }
-        fn clear(&mut self) -> StoreResult<()> {
-            self.entries.clear();
-            Ok(())
-        }
-    }
+    use crate::storage::MemStore;
 
     #[test]
     fn a_forwarded_request_delivered_twice_runs_once() {
@@ -383,8 +329,7 @@ mod tests {
         let t = Arc::new(Topology::founded_by(7, 1));
         let lease = Lease { epoch: t.epoch, until: u64::MAX };
         let now = Now { mono: 1, wall: 1 };
-        let store = Mem { pos: Some(LogPos::ZERO), ..Mem::default() };
-        let mut p = Partition::new(0, 7, cfg, store, now);
+        let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
         p.adopt(now, t.clone());
         let key = Bytes::from_static(b"counter");
         let incr = || Op::IncrBy { delta: 1 };

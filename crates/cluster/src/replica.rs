@@ -977,60 +977,25 @@ fn probe(pos: LogPos, published: u64) -> ReplicaMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::StoreResult;
+    use crate::storage::MemStore;
 
-    /// A partition store that holds nothing, enough to drive the follower side.
-    struct Nothing(Option<LogPos>);
-
-    impl PartitionStore for Nothing {
-        fn get(&mut self, _: &[u8]) -> StoreResult<Option<Entry>> {
-            Ok(None)
-        }
-        fn append(&mut self, e: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
-            self.0 = Some(e.pos);
-            Ok(())
-        }
-        fn position(&self) -> Option<LogPos> {
-            self.0
-        }
-        fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()> {
-            self.0 = pos;
-            Ok(())
-        }
-        fn scan(&mut self, _: Option<&[u8]>, _: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
-            Ok(Vec::new())
-        }
-        fn replace_range(
-            &mut self,
-            _: Option<&[u8]>,
-            _: Option<&[u8]>,
-            _: &[(Bytes, Entry)],
-        ) -> StoreResult<()> {
-            Ok(())
-        }
-        fn counts(&mut self) -> StoreResult<crate::storage::Counts> {
-            Ok(crate::storage::Counts::default())
-        }
-        fn due(&mut self, _: u64, _: usize) -> StoreResult<Vec<Bytes>> {
-            Ok(Vec::new())
-        }
-        fn clear(&mut self) -> StoreResult<()> {
-            self.0 = Some(LogPos::ZERO);
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_lying_primary_cannot_overflow_versions_or_chunk_numbers() {
+    /// A follower (node 1) of partition 0, whose primary is node 7, and the topology it follows.
+    fn follower_of_7() -> (Replica<MemStore>, Topology) {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut t = Topology::founded_by(7, 1);
         t.members = vec![1, 7];
         t.partitions[0].owners = vec![7, 1];
         t.partitions[0].target = vec![7, 1];
-        let mut r = Replica::new(0, 1, cfg, Nothing(Some(LogPos::ZERO)));
+        let mut r = Replica::new(0, 1, cfg, MemStore::empty());
+        r.adopt(Now { mono: 0, wall: 0 }, &t, &mut Vec::new());
+        (r, t)
+    }
+
+    #[test]
+    fn a_lying_primary_cannot_overflow_versions_or_chunk_numbers() {
+        let (mut r, mut t) = follower_of_7();
         let now = Now { mono: 0, wall: 0 };
         let mut out = Vec::new();
-        r.adopt(now, &t, &mut out);
         let top = LogPos { term: Term { epoch: 1, primary: 7 }, version: u64::MAX };
         let entry =
             LogEntry { pos: top, key: Bytes::from_static(b"k"), state: None, events: Vec::new() };
@@ -1060,15 +1025,9 @@ mod tests {
 
     #[test]
     fn a_late_chunk_of_a_replaced_snapshot_does_not_undo_newer_writes() {
-        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
-        let mut t = Topology::founded_by(7, 1);
-        t.members = vec![1, 7];
-        t.partitions[0].owners = vec![7, 1];
-        t.partitions[0].target = vec![7, 1];
-        let mut r = Replica::new(0, 1, cfg, Nothing(Some(LogPos::ZERO)));
+        let (mut r, t) = follower_of_7();
         let now = Now { mono: 0, wall: 0 };
         let mut out = Vec::new();
-        r.adopt(now, &t, &mut out);
         let term = Term { epoch: t.epoch, primary: 7 };
         let at = |version| LogPos { term, version };
         let snapshot = |id, version| Chunk {

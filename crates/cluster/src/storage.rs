@@ -91,3 +91,63 @@ pub trait NodeStore {
 
     fn save_topology(&mut self, topology: &Topology) -> StoreResult<()>;
 }
+
+/// A partition's entries in a map, for the protocol's unit tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct MemStore {
+    pub entries: std::collections::BTreeMap<Bytes, Entry>,
+    pub pos: Option<LogPos>,
+}
+
+#[cfg(test)]
+impl MemStore {
+    /// An empty partition with a history that starts at zero.
+    pub fn empty() -> MemStore {
+        MemStore { pos: Some(LogPos::ZERO), ..MemStore::default() }
+    }
+}
+
+#[cfg(test)]
+impl PartitionStore for MemStore {
+    fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
+        Ok(self.entries.get(key).cloned())
+    }
+    fn append(&mut self, e: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
+        match &e.state {
+            Some(entry) => self.entries.insert(e.key.clone(), entry.clone()),
+            None => self.entries.remove(&e.key),
+        };
+        self.pos = Some(e.pos);
+        Ok(())
+    }
+    fn position(&self) -> Option<LogPos> {
+        self.pos
+    }
+    fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()> {
+        self.pos = pos;
+        Ok(())
+    }
+    fn scan(&mut self, _: Option<&[u8]>, _: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
+        Ok(Vec::new())
+    }
+    fn replace_range(
+        &mut self,
+        _: Option<&[u8]>,
+        _: Option<&[u8]>,
+        _: &[(Bytes, Entry)],
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+    fn counts(&mut self) -> StoreResult<Counts> {
+        Ok(Counts::default())
+    }
+    fn due(&mut self, _: u64, _: usize) -> StoreResult<Vec<Bytes>> {
+        Ok(Vec::new())
+    }
+    fn clear(&mut self) -> StoreResult<()> {
+        self.entries.clear();
+        self.pos = Some(LogPos::ZERO);
+        Ok(())
+    }
+}

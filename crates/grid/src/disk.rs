@@ -423,6 +423,32 @@ mod tests {
         assert_eq!(disk.partition(3).position(), Some(LogPos::ZERO), "never written");
     }
 
+    fn set(disk: &mut DiskPartition, version: u64, key: &'static [u8], len: usize) {
+        let value = sessiongrid_model::Value::Str(Bytes::from(vec![b'x'; len]));
+        let pos = LogPos { version, ..LogPos::ZERO };
+        let state = Some(Entry::new(value));
+        let entry = LogEntry { pos, key: Bytes::from_static(key), state, events: Vec::new() };
+        disk.append(&entry, None).unwrap();
+    }
+
+    #[test]
+    fn a_key_the_tier_dropped_or_never_held_is_still_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(dir.path(), 4, sessiongrid_model::config::Durability::Process).unwrap();
+        let committer = Arc::new(Committer::new(store.clone()));
+        // A tier with room for one small entry per partition.
+        let mut disk = DiskNode::new(store, 7, 400, vec![committer]);
+        let mut p = disk.partition(1);
+        assert!(p.get(b"nothing").unwrap().is_none(), "an empty partition answers from memory");
+        set(&mut p, 1, b"big", 1000);
+        assert!(p.get(b"big").unwrap().is_some(), "too big for the tier: read from disk");
+        let mut p = disk.partition(2);
+        set(&mut p, 1, b"first", 10);
+        set(&mut p, 2, b"second", 200);
+        assert!(p.get(b"first").unwrap().is_some(), "evicted: read from disk");
+    }
+
     #[test]
     fn a_topology_saved_before_lite_members_still_loads() {
         #[derive(serde::Serialize)]
