@@ -19,7 +19,9 @@ use admin::AdminCommand;
 use clap::Parser;
 
 /// Many small allocations per request (frames, keys, replies): mimalloc serves them from
-/// per-thread pages, at a fraction of the system allocator's cost.
+/// per-thread pages, at a fraction of the system allocator's cost (GET 130k against 113k ops/s
+/// in one run). Built without transparent huge pages (`no_thp`): with them a node under a 16 MiB
+/// entry budget peaked at 165 MiB of RSS instead of 140.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
