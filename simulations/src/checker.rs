@@ -21,6 +21,8 @@ pub enum WriteStatus {
     Acked,
     /// Failed or timed out: it may or may not have been applied.
     Indeterminate,
+    /// Refused as not carried out (what `TRYAGAIN` promises): it must never be read.
+    Refused,
 }
 
 #[derive(Clone, Debug)]
@@ -47,6 +49,8 @@ struct KeyHistory {
     writes: Vec<Write>,
     /// Writes of the last split window: the index of the first, how many, and their sides.
     window: Option<(usize, usize, Vec<Side>)>,
+    /// Values of writes refused as not carried out.
+    refused: Vec<Bytes>,
 }
 
 impl KeyHistory {
@@ -74,6 +78,7 @@ pub struct Checker {
     pub violations: Vec<String>,
     pub acked_writes: u64,
     pub failed_writes: u64,
+    pub refused_writes: u64,
     pub reads: u64,
     pub failed_reads: u64,
     /// A split window is open: reads are not checked.
@@ -87,6 +92,7 @@ impl Checker {
         self.keys.entry(key.clone()).or_insert_with(|| KeyHistory {
             writes: vec![Write { value: None, status: WriteStatus::Acked }],
             window: None,
+            refused: Vec::new(),
         })
     }
 
@@ -116,6 +122,14 @@ impl Checker {
         match status {
             WriteStatus::Acked => self.acked_writes += 1,
             WriteStatus::Indeterminate => self.failed_writes += 1,
+            WriteStatus::Refused => {
+                // A refused delete leaves nothing to look for; a refused value must never show.
+                self.refused_writes += 1;
+                if let Some(v) = value {
+                    self.history(key).refused.push(v);
+                }
+                return;
+            }
         }
         let h = self.history(key);
         h.writes.push(Write { value, status });
@@ -134,6 +148,12 @@ impl Checker {
     /// A read of `key` at time `at` returned `value`.
     pub fn read(&mut self, at: u64, key: &Bytes, value: Option<Bytes>) {
         self.reads += 1;
+        if value.as_ref().is_some_and(|v| self.history(key).refused.contains(v)) {
+            self.violations.push(format!(
+                "t={at}ms key {key:?}: read {value:?}, a write refused as not carried out"
+            ));
+            return;
+        }
         if self.splitting {
             self.unchecked_reads += 1;
             return;
@@ -177,6 +197,18 @@ mod tests {
         c.read(1, &k, b("1"));
         c.read(2, &k, b("2"));
         assert!(c.violations.is_empty(), "{:?}", c.violations);
+    }
+
+    #[test]
+    fn flags_a_refused_write_that_was_carried_out() {
+        let k = Bytes::from_static(b"k");
+        let mut c = Checker::default();
+        c.write(&k, b("1"), WriteStatus::Acked, None);
+        c.write(&k, b("2"), WriteStatus::Refused, None);
+        c.read(1, &k, b("1"));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.read(2, &k, b("2"));
+        assert_eq!(c.violations.len(), 1, "{:?}", c.violations);
     }
 
     #[test]

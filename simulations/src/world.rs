@@ -602,6 +602,9 @@ impl World {
             }
             (Kind::Read, Err(_)) => self.checker.failed_read(),
             (Kind::Write(v), Ok(_)) => self.checker.write(&f.key, v, WriteStatus::Acked, side),
+            (Kind::Write(v), Err(why)) if why.is_retryable() => {
+                self.checker.write(&f.key, v, WriteStatus::Refused, side)
+            }
             (Kind::Write(v), Err(_)) => {
                 self.checker.write(&f.key, v, WriteStatus::Indeterminate, side)
             }

@@ -221,10 +221,30 @@ def test_rolling_restart_under_load_loses_nothing_and_fails_no_client(pool):
         assert read_all(node, writer.acked) == []
 
 
+def http_json(node: GridProcess, path: str):
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}{path}", timeout=5) as r:
+        return json.loads(r.read())
+
+
 def test_with_when_split_deny_a_minority_refuses_and_nothing_diverges(pool):
+    """The lonely node refuses with TRYAGAIN what it would have served itself: such a write
+    never lands. A write it had forwarded to a paused primary gets no answer in time: that one
+    is INDETERMINATE (the primary may carry it out once it runs again), never TRYAGAIN."""
     cluster = Cluster(pool, 3, extra=("--when-split", "deny"))
     cluster.wait_settled()
     lonely, *others = cluster.nodes
+    me = http_json(lonely, "/api/v1/cluster")["node"]
+    table = http_json(lonely, "/api/v1/partitions")
+    primary = {p["partition"]: p["primary"] for p in table}
+
+    def key_where(mine: bool) -> str:
+        return next(
+            k
+            for k in (f"during:{i}" for i in range(10_000))
+            if (primary[binascii.crc_hqx(k.encode(), 0) % len(table)] == me) == mine
+        )
+
+    here, there = key_where(True), key_where(False)
     lonely.client().set("before", "split")
     for node in others:
         os.kill(node.pid, signal.SIGSTOP)
@@ -232,7 +252,11 @@ def test_with_when_split_deny_a_minority_refuses_and_nothing_diverges(pool):
         time.sleep(2.5)  # past the lease and the failure timeout
         client = lonely.client(socket_timeout=10)
         with pytest.raises(redis.exceptions.TryAgainError):
-            client.set("during", "split")
+            client.set(here, "split")
+        with pytest.raises(redis.exceptions.ResponseError) as forwarded:
+            client.set(there, "split")
+        refused = isinstance(forwarded.value, redis.exceptions.TryAgainError)
+        assert refused or str(forwarded.value).startswith("INDETERMINATE"), forwarded.value
         with pytest.raises(redis.exceptions.TryAgainError):
             client.get("before")
     finally:
@@ -242,7 +266,9 @@ def test_with_when_split_deny_a_minority_refuses_and_nothing_diverges(pool):
     for node in cluster.nodes:
         client = node.client()
         assert client.get("before") == b"split"
-        assert client.get("during") is None
+        assert client.get(here) is None
+        if refused:
+            assert client.get(there) is None
 
 
 def test_a_node_that_founds_a_cluster_serves_before_anyone_joins(pool):

@@ -191,7 +191,10 @@ impl<D: NodeStore> Node<D> {
             .collect();
         for id in late {
             if let Some((req, _, _)) = self.forwards.remove(&id) {
-                self.out.push(Output::Reply(req.id, Err(Refusal::Timeout)));
+                // No answer says nothing about a write: the primary may have it queued.
+                let why =
+                    if req.work.read_only() { Refusal::Timeout } else { Refusal::Indeterminate };
+                self.out.push(Output::Reply(req.id, Err(why)));
             }
         }
         let (due, later): (Vec<_>, Vec<_>) =

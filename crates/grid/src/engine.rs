@@ -201,10 +201,12 @@ impl Shared {
         let mut view = self.view.subscribe();
         let timeout = tokio::time::sleep(Duration::from_millis(self.cfg.request_timeout_ms));
         tokio::pin!(timeout, rx);
+        // No answer says nothing about a write: the primary may have it queued or applied.
+        let unanswered = if work.read_only() { Refusal::Timeout } else { Refusal::Indeterminate };
         let result = loop {
             tokio::select! {
-                answer = &mut rx => break answer.unwrap_or(Err(Refusal::Timeout)),
-                _ = &mut timeout => break Err(Refusal::Timeout),
+                answer = &mut rx => break answer.unwrap_or(Err(unanswered)),
+                _ = &mut timeout => break Err(unanswered),
                 changed = view.changed() => {
                     let gone = changed.is_err()
                         || view.borrow().topology.as_ref().is_some_and(|t| !t.is_member(primary));

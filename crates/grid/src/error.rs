@@ -24,13 +24,19 @@ pub enum GridError {
 }
 
 impl GridError {
-    /// True if the client should retry (Redis' `TRYAGAIN`).
+    /// True if the operation had no effect and the client should retry (Redis' `TRYAGAIN`).
     pub fn is_transient(&self) -> bool {
         match self {
             GridError::Unavailable { .. } => true,
-            GridError::Cluster(r) => !matches!(r, Refusal::Store(_)),
+            GridError::Cluster(r) => !matches!(r, Refusal::Store(_) | Refusal::Indeterminate),
             _ => false,
         }
+    }
+
+    /// True if a write may or may not have been applied: sending it again could apply it twice,
+    /// so it is not a `TRYAGAIN` (clients retry those on their own).
+    pub fn is_indeterminate(&self) -> bool {
+        matches!(self, GridError::Cluster(Refusal::Indeterminate))
     }
 }
 

@@ -53,6 +53,10 @@ pub enum SessionError {
     /// Worth trying again (`TRYAGAIN ...`).
     #[error("{0}")]
     TryAgain(String),
+    /// A write that may or may not have been applied (`INDETERMINATE ...`): read before
+    /// sending it again.
+    #[error("{0}")]
+    Indeterminate(String),
     /// Any other refusal; the text starts with its code (`ERR ...`).
     #[error("{0}")]
     Refused(String),
@@ -72,6 +76,7 @@ impl SessionError {
             "CONFLICT" => SessionError::Conflict(text),
             "LOGINREJECTED" => SessionError::LoginRejected(text),
             "TRYAGAIN" => SessionError::TryAgain(text),
+            "INDETERMINATE" => SessionError::Indeterminate(text),
             "ERR" if text.starts_with("ERR session limit") => SessionError::Limit(text),
             _ => SessionError::Refused(text),
         }
@@ -657,6 +662,7 @@ mod tests {
         ));
         assert!(matches!(typed("ERR session limit: too many attributes"), SessionError::Limit(_)));
         assert!(matches!(typed("TRYAGAIN not serving"), SessionError::TryAgain(_)));
+        assert!(matches!(typed("INDETERMINATE not confirmed"), SessionError::Indeterminate(_)));
         let other = typed("ERR corrupt session");
         assert!(matches!(&other, SessionError::Refused(_)));
         assert_eq!(other.to_string(), "ERR corrupt session", "the reply's text is kept as is");

@@ -50,6 +50,10 @@ fn failed(e: SessionError) -> Response {
     let text = e.to_string();
     let (status, code) = match &e {
         SessionError::Grid(g) if g.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "try_again"),
+        SessionError::Grid(g) if g.is_indeterminate() => {
+            (StatusCode::GATEWAY_TIMEOUT, "indeterminate")
+        }
+        SessionError::Indeterminate(_) => (StatusCode::GATEWAY_TIMEOUT, "indeterminate"),
         SessionError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         SessionError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         SessionError::LoginRejected(_) => (StatusCode::CONFLICT, "login_rejected"),

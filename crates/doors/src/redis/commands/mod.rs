@@ -58,6 +58,8 @@ impl Ctx<'_> {
 pub fn grid_error(e: GridError) -> Reply {
     if e.is_transient() {
         Reply::error(format!("TRYAGAIN {e}"))
+    } else if e.is_indeterminate() {
+        Reply::error(format!("INDETERMINATE {e}"))
     } else {
         Reply::error(format!("ERR {e}"))
     }
