@@ -10,7 +10,9 @@
 //! serve, so from the split until the healed sides have merged ("the window") reads are not
 //! checked, and a key written through both sides in the window may end with any value written
 //! there (the merge keeps one by version). A key written through one side only must end with
-//! that side's writes, as anywhere else.
+//! that side's writes, as anywhere else. The fields of a hash are followed as values of their
+//! own, but the merge keeps a key whole: a field written through one side may still end with
+//! its value from before the split if another field was written through the other.
 
 use std::collections::BTreeMap;
 
@@ -47,7 +49,8 @@ pub enum Side {
 struct KeyHistory {
     /// Index 0 is the key's initial state (absent), always "acknowledged".
     writes: Vec<Write>,
-    /// Writes of the last split window: the index of the first, how many, and their sides.
+    /// Writes of the last split window: the index of the first, how many, and the sides of
+    /// them and of its siblings' (see [`Checker::sibling_written`]).
     window: Option<(usize, usize, Vec<Side>)>,
     /// Values of writes refused as not carried out.
     refused: Vec<Bytes>,
@@ -65,7 +68,7 @@ impl KeyHistory {
         let last_acked = self.last_acked_before(self.writes.len());
         let Some((first, count, sides)) = &self.window else { return last_acked };
         let one_side = sides.iter().all(|s| *s == sides[0]) && sides[0] != Side::Healing;
-        if *count < 2 || one_side || last_acked >= first + count {
+        if sides.len() < 2 || one_side || last_acked >= first + count {
             return last_acked;
         }
         self.last_acked_before(*first)
@@ -139,6 +142,15 @@ impl Checker {
             window.1 = index + 1 - window.0;
             window.2.push(side);
         }
+    }
+
+    /// A value stored in the same key as `key` (another field of its hash) was written
+    /// through `side` in a split window. The merge after the split keeps one side's copy of a
+    /// key whole, so a key written through both sides may end with either side's fields.
+    pub fn sibling_written(&mut self, key: &Bytes, side: Side) {
+        let h = self.history(key);
+        let next = h.writes.len();
+        h.window.get_or_insert_with(|| (next, 0, Vec::new())).2.push(side);
     }
 
     pub fn failed_read(&mut self) {

@@ -27,10 +27,11 @@ impl PartitionStore for MemPartition {
 
     fn append(&mut self, entry: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
         let mut d = self.0.borrow_mut();
-        match &entry.state {
-            Some(e) => d.entries.insert(entry.key.clone(), e.clone()),
-            None => d.entries.remove(&entry.key),
-        };
+        let mut slot = d.entries.remove(&entry.key);
+        entry.delta.apply_as_rows(&mut slot);
+        if let Some(e) = slot {
+            d.entries.insert(entry.key.clone(), e);
+        }
         d.pos = Some(entry.pos);
         Ok(())
     }

@@ -115,10 +115,37 @@ struct SimNode {
     adopt_at: BTreeMap<u16, u64>,
 }
 
+/// What a request does to the values the checker follows: a string key is one of them, a
+/// hash key one per field in [`HASH_FIELDS`] (`key/field`).
 #[derive(Clone)]
 enum Kind {
     Read,
-    Write(Option<Bytes>),
+    /// Sets these checked values (`None`: deletes them).
+    Write(Vec<(Bytes, Option<Bytes>)>),
+}
+
+/// The fields of the simulation's hash keys: each write sets one, so the rest must survive it.
+const HASH_FIELDS: [&str; 2] = ["f1", "f2"];
+
+fn is_hash(key: &[u8]) -> bool {
+    key.contains(&b'h')
+}
+
+/// The checked values a key holds.
+fn checked(key: &Bytes) -> Vec<Bytes> {
+    if !is_hash(key) {
+        return vec![key.clone()];
+    }
+    HASH_FIELDS.iter().map(|f| Bytes::from([&key[..], b"/", f.as_bytes()].concat())).collect()
+}
+
+/// The request that reads a key.
+fn read_op(key: &[u8]) -> Op {
+    if is_hash(key) {
+        Op::HGetAll
+    } else {
+        Op::Get
+    }
 }
 
 struct Inflight {
@@ -222,7 +249,13 @@ impl World {
         }
         let clients = (0..cfg.clients)
             .map(|c| Client {
-                keys: (0..cfg.keys_per_client).map(|k| Bytes::from(format!("c{c}:k{k}"))).collect(),
+                // Every other key is a hash, written one field at a time.
+                keys: (0..cfg.keys_per_client)
+                    .map(|k| {
+                        let kind = if k % 2 == 1 { "h" } else { "k" };
+                        Bytes::from(format!("c{c}:{kind}{k}"))
+                    })
+                    .collect(),
                 inflight: None,
                 written: 0,
             })
@@ -535,19 +568,27 @@ impl World {
         let key = self.clients[c].keys[self.rng.random_range(0..self.cfg.keys_per_client)].clone();
         let roll = self.rng.random_range(0..100);
         let (kind, op) = if roll < 40 {
-            (Kind::Read, Op::Get)
+            (Kind::Read, read_op(&key))
         } else if roll < 90 {
             self.clients[c].written += 1;
             let value = Bytes::from(format!("c{c}-{}", self.clients[c].written));
-            let op = Op::Set {
-                value: value.clone(),
-                cond: SetCond::Always,
-                expiry: ExpiryChange::Clear,
-                get: false,
-            };
-            (Kind::Write(Some(value)), op)
+            if is_hash(&key) {
+                let field = HASH_FIELDS[self.rng.random_range(0..HASH_FIELDS.len())];
+                let pairs = vec![(Bytes::from_static(field.as_bytes()), value.clone())];
+                let target = Bytes::from([&key[..], b"/", field.as_bytes()].concat());
+                let op = Op::HSet { pairs, only_new: false, reply_ok: false };
+                (Kind::Write(vec![(target, Some(value))]), op)
+            } else {
+                let op = Op::Set {
+                    value: value.clone(),
+                    cond: SetCond::Always,
+                    expiry: ExpiryChange::Clear,
+                    get: false,
+                };
+                (Kind::Write(vec![(key.clone(), Some(value))]), op)
+            }
         } else {
-            (Kind::Write(None), Op::Del)
+            (Kind::Write(checked(&key).into_iter().map(|k| (k, None)).collect()), Op::Del)
         };
         self.issue(c, node, key, kind, op);
     }
@@ -595,18 +636,23 @@ impl World {
         // side (the node it was sent to forwarded it before the cut).
         let side = f.side.or_else(|| self.side(f.node, &f.kind).map(|_| Side::Healing));
         match (f.kind, result) {
-            (Kind::Read, Ok(Reply::Bulk(v))) => self.checker.read(self.now, &f.key, Some(v)),
-            (Kind::Read, Ok(Reply::Nil)) => self.checker.read(self.now, &f.key, None),
-            (Kind::Read, Ok(other)) => {
-                self.checker.violations.push(format!("GET {:?} answered {other:?}", f.key))
-            }
+            (Kind::Read, Ok(reply)) => self.check_read(&f.key, reply),
             (Kind::Read, Err(_)) => self.checker.failed_read(),
-            (Kind::Write(v), Ok(_)) => self.checker.write(&f.key, v, WriteStatus::Acked, side),
-            (Kind::Write(v), Err(why)) if why.is_retryable() => {
-                self.checker.write(&f.key, v, WriteStatus::Refused, side)
-            }
-            (Kind::Write(v), Err(_)) => {
-                self.checker.write(&f.key, v, WriteStatus::Indeterminate, side)
+            (Kind::Write(writes), result) => {
+                let status = match result {
+                    Ok(_) => WriteStatus::Acked,
+                    Err(why) if why.is_retryable() => WriteStatus::Refused,
+                    Err(_) => WriteStatus::Indeterminate,
+                };
+                let targets: Vec<Bytes> = writes.iter().map(|(t, _)| t.clone()).collect();
+                for (target, v) in writes {
+                    self.checker.write(&target, v, status.clone(), side);
+                }
+                if let Some(side) = side {
+                    for sibling in checked(&f.key).iter().filter(|k| !targets.contains(k)) {
+                        self.checker.sibling_written(sibling, side);
+                    }
+                }
             }
         }
         if self.split.is_some() && self.cut.is_empty() && self.merged() {
@@ -847,6 +893,26 @@ impl World {
         self.requests.clear();
     }
 
+    /// Checks what a read of `key` answered against each value it holds.
+    fn check_read(&mut self, key: &Bytes, reply: Reply) {
+        match (is_hash(key), reply) {
+            (false, Reply::Bulk(v)) => self.checker.read(self.now, key, Some(v)),
+            (false, Reply::Nil) => self.checker.read(self.now, key, None),
+            (true, Reply::Map(fields)) => {
+                for (target, field) in checked(key).iter().zip(HASH_FIELDS) {
+                    let value = fields.iter().find_map(|(f, v)| match (f, v) {
+                        (Reply::Bulk(f), Reply::Bulk(v)) if f == field.as_bytes() => {
+                            Some(v.clone())
+                        }
+                        _ => None,
+                    });
+                    self.checker.read(self.now, target, value);
+                }
+            }
+            (_, other) => self.checker.violations.push(format!("read {key:?} answered {other:?}")),
+        }
+    }
+
     /// Reads every key once more, through rotating nodes, with the cluster whole again.
     fn final_reads(&mut self) {
         if self.split.take().is_some() {
@@ -855,13 +921,13 @@ impl World {
             }
             self.checker.split_merged();
         }
-        let keys: Vec<Bytes> = self.checker.keys().cloned().collect();
+        let keys: Vec<Bytes> = self.clients.iter().flat_map(|c| c.keys.clone()).collect();
         for (i, key) in keys.into_iter().enumerate() {
             let node = i % self.nodes.len();
             let mut answered = false;
             for _ in 0..5 {
                 let before = self.checker.reads;
-                self.issue(0, node, key.clone(), Kind::Read, Op::Get);
+                self.issue(0, node, key.clone(), Kind::Read, read_op(&key));
                 self.run_until(self.now + 200);
                 if self.clients[0].inflight.is_none() && self.checker.reads > before {
                     answered = true;

@@ -3,7 +3,8 @@
 
 use std::collections::VecDeque;
 
-use sessiongrid_model::Entry;
+#[cfg(test)]
+use sessiongrid_model::Delta;
 
 use crate::msg::{LogEntry, LogPos};
 
@@ -19,7 +20,7 @@ pub struct RecentLog {
 }
 
 fn cost(entry: &LogEntry) -> usize {
-    entry.key.len() + entry.state.as_ref().map_or(0, Entry::cost_bytes)
+    entry.key.len() + entry.delta.cost_bytes()
 }
 
 impl RecentLog {
@@ -75,7 +76,12 @@ mod tests {
 
     fn entry(version: u64) -> LogEntry {
         let pos = LogPos { term: Term { epoch: 1, primary: 7 }, version };
-        LogEntry { pos, key: Bytes::from_static(b"k"), state: None, events: Vec::new() }
+        LogEntry {
+            pos,
+            key: Bytes::from_static(b"k"),
+            delta: Delta::Whole(None),
+            events: Vec::new(),
+        }
     }
 
     #[test]

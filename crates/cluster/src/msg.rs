@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sessiongrid_model::session::event::SessionEvent;
-use sessiongrid_model::{Entry, KeyFilter, Op, PartitionId, Reply};
+use sessiongrid_model::{Delta, Entry, KeyFilter, Op, PartitionId, Reply};
 
 use crate::placement::NodeId;
 use crate::topology::{Epoch, Topology};
@@ -33,13 +33,15 @@ impl LogPos {
     pub const ZERO: LogPos = LogPos { term: Term { epoch: 0, primary: 0 }, version: 0 };
 }
 
-/// One write as replicated: the key's whole new state (`None`: deleted), so applying it twice or
-/// replaying it over a newer snapshot gives the same result.
+/// One write as replicated: the key's whole new state (`None`: deleted), or the new header and
+/// changed fields of a hash or session. Each sets what it carries to absolute values, so
+/// applying it twice, or replaying the writes since a snapshot began over the snapshot's newer
+/// data, ends in the primary's state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub pos: LogPos,
     pub key: Bytes,
-    pub state: Option<Entry>,
+    pub delta: Delta,
     /// The session events of this write, kept by followers until the primary has published
     /// them, so a follower that takes over can publish what its predecessor could not.
     pub events: Vec<SessionEvent>,

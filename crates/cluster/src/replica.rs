@@ -7,8 +7,11 @@
 //! - **Catching up.** A follower applies an append only if it continues its own log (same
 //!   position); otherwise it asks to be synced from its position. The primary sends the missing
 //!   entries from its recent log if it has that position, or else a snapshot: chunks that replace
-//!   key ranges, then the writes since the snapshot began, replayed in order. Because an entry is a
-//!   key's whole state, the replay over newer chunk data ends in exactly the primary's state.
+//!   key ranges, then the writes since the snapshot began, replayed in order. Because an entry
+//!   sets what it carries (a key's whole state, or a hash's header and some fields) to absolute
+//!   values, the replay over newer chunk data ends in exactly the primary's state: a key's
+//!   writes up to its chunk's time rebuild what the chunk holds, and a change of kind is always
+//!   a whole write.
 //! - **Handoff.** A new primary whose predecessor is still alive serves only once the predecessor
 //!   released the partition or its lease has surely run out.
 //! - **Events.** A write's session events travel with it. The primary publishes them once every
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sessiongrid_model::apply::apply;
 use sessiongrid_model::session::event::{self, Before, SessionEvent};
-use sessiongrid_model::{Entry, Op, PartitionId, Reply, Value};
+use sessiongrid_model::{Delta, Entry, Op, PartitionId, Reply, Value};
 use tracing::{debug, error, warn};
 
 use crate::config::ClusterConfig;
@@ -387,18 +390,20 @@ impl<S: PartitionStore> Replica<S> {
         }
         let expired = slot.as_ref().is_some_and(|e| e.is_expired(now.wall));
         let outcome = apply(op, &mut slot, now.wall);
-        if expired && outcome.changed && slot.is_none() {
+        if expired && outcome.changed() && slot.is_none() {
             metrics::counter!("sessiongrid_expired_keys_total").increment(1);
         }
-        if !outcome.changed {
+        if !outcome.changed() {
             return self.answer_after_pending(now, origin, outcome.reply, out);
         }
         let events = event::derive(&key, &before, slot.as_ref(), now.wall);
-        if self.cfg.heals_splits() && live && slot.is_none() {
+        let delta = if self.cfg.heals_splits() && live && slot.is_none() {
             // Deleted (not expired): a tombstone keeps the deletion for a split's merge.
-            slot = Some(Entry::deleted(now.wall));
-        }
-        match self.commit(now, key, slot, prior, events, out) {
+            Delta::Whole(Some(Entry::deleted(now.wall)))
+        } else {
+            Delta::of(&slot, &outcome.change)
+        };
+        match self.commit(now, key, delta, prior, events, out) {
             Ok(version) => self.await_replicas(now, version, origin, outcome.reply, out),
             Err(r) => out.push(Effect::Reply(origin, Err(r))),
         }
@@ -444,7 +449,8 @@ impl<S: PartitionStore> Replica<S> {
                 };
                 let mut last = None;
                 for (key, entry) in entries {
-                    match self.commit(now, key, None, Prior::of(Some(&entry)), Vec::new(), out) {
+                    let (gone, prior) = (Delta::Whole(None), Prior::of(Some(&entry)));
+                    match self.commit(now, key, gone, prior, Vec::new(), out) {
                         Ok(version) => last = Some(version),
                         Err(r) => return out.push(Effect::Reply(origin, Err(r))),
                     }
@@ -506,7 +512,7 @@ impl<S: PartitionStore> Replica<S> {
         &mut self,
         now: Now,
         key: Bytes,
-        mut state: Option<Entry>,
+        mut delta: Delta,
         prior: Prior,
         mut events: Vec<SessionEvent>,
         out: &mut Vec<Effect>,
@@ -515,14 +521,12 @@ impl<S: PartitionStore> Replica<S> {
             return Err(Refusal::NotPrimary);
         };
         let version = self.next_version();
-        if let Some(e) = state.as_mut() {
-            e.version = version;
-        }
+        delta.set_version(version);
         for e in &mut events {
             (e.node, e.partition, e.version) = (self.me, self.p, version);
         }
         debug_assert!(version > prev.version, "a primary's versions increase");
-        let entry = LogEntry { pos: LogPos { term, version }, key, state, events };
+        let entry = LogEntry { pos: LogPos { term, version }, key, delta, events };
         tracing::trace!(partition = self.p, node = self.me, version, key = ?entry.key, "commit");
         self.store.append(&entry, Some(prior)).map_err(|e| Refusal::Store(e.0))?;
         self.pos = Some(entry.pos);
@@ -954,7 +958,8 @@ impl<S: PartitionStore> Replica<S> {
                 continue;
             }
             let events = event::derive(&key, &Before::of(&key, Some(&entry)), None, now.wall);
-            if self.commit(now, key, None, Prior::of(Some(&entry)), events, out).is_err() {
+            let gone = Delta::Whole(None);
+            if self.commit(now, key, gone, Prior::of(Some(&entry)), events, out).is_err() {
                 return;
             }
             metrics::counter!("sessiongrid_expired_keys_total").increment(1);
@@ -965,7 +970,7 @@ impl<S: PartitionStore> Replica<S> {
 
 /// Bytes of the writes in a catch-up, for the transfer metric.
 fn entries_bytes(entries: &[LogEntry]) -> u64 {
-    let size = |e: &LogEntry| e.key.len() + e.state.as_ref().map_or(0, Entry::cost_bytes);
+    let size = |e: &LogEntry| e.key.len() + e.delta.cost_bytes();
     entries.iter().map(size).sum::<usize>() as u64
 }
 
@@ -997,8 +1002,12 @@ mod tests {
         let now = Now { mono: 0, wall: 0 };
         let mut out = Vec::new();
         let top = LogPos { term: Term { epoch: 1, primary: 7 }, version: u64::MAX };
-        let entry =
-            LogEntry { pos: top, key: Bytes::from_static(b"k"), state: None, events: Vec::new() };
+        let entry = LogEntry {
+            pos: top,
+            key: Bytes::from_static(b"k"),
+            delta: Delta::Whole(None),
+            events: Vec::new(),
+        };
         r.receive(
             now,
             7,
@@ -1043,7 +1052,7 @@ mod tests {
         let entry = LogEntry {
             pos: at(15),
             key: Bytes::from_static(b"k"),
-            state: None,
+            delta: Delta::Whole(None),
             events: Vec::new(),
         };
         let append = ReplicaMsg::Append { prev: at(14), entries: vec![entry], published: 0 };

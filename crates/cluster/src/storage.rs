@@ -23,6 +23,8 @@ pub struct Prior {
     pub expire_at_ms: Option<u64>,
     /// It held a live session.
     pub session: bool,
+    /// It held a hash or session, whose fields have rows of their own.
+    pub fields: bool,
 }
 
 impl Prior {
@@ -31,6 +33,7 @@ impl Prior {
             existed: slot.is_some_and(Entry::is_key),
             expire_at_ms: slot.and_then(|e| e.expire_at_ms),
             session: slot.is_some_and(Entry::is_session),
+            fields: slot.is_some_and(|e| e.value.has_fields()),
         }
     }
 }
@@ -114,10 +117,11 @@ impl PartitionStore for MemStore {
         Ok(self.entries.get(key).cloned())
     }
     fn append(&mut self, e: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
-        match &e.state {
-            Some(entry) => self.entries.insert(e.key.clone(), entry.clone()),
-            None => self.entries.remove(&e.key),
-        };
+        let mut slot = self.entries.remove(&e.key);
+        e.delta.apply_as_rows(&mut slot);
+        if let Some(entry) = slot {
+            self.entries.insert(e.key.clone(), entry);
+        }
         self.pos = Some(e.pos);
         Ok(())
     }

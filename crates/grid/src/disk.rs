@@ -11,7 +11,7 @@ use sessiongrid_cluster::msg::Term;
 use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::topology::Assignment;
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
-use sessiongrid_model::{Entry, PartitionId};
+use sessiongrid_model::{Delta, Entry, PartitionId};
 use sessiongrid_store::{PartitionMeta, Position, Store};
 use tracing::warn;
 
@@ -200,10 +200,10 @@ impl DiskPartition {
         out
     }
 
-    fn remember(&mut self, key: &[u8], entry: Option<&Entry>) {
+    fn remember(&mut self, key: &[u8], entry: Option<Entry>) {
         match entry {
             Some(e) => {
-                let (key, e) = (Bytes::copy_from_slice(key), e.clone());
+                let key = Bytes::copy_from_slice(key);
                 match self.account(|cache| cache.insert(key, e)) {
                     Some(0) => {}
                     Some(evicted) => {
@@ -217,6 +217,37 @@ impl DiskPartition {
                 self.account(|cache| cache.take(key));
             }
         }
+    }
+
+    /// Brings the tier's copy of a key up to a change written to disk. A field change patches
+    /// the copy in place; one the copy cannot take (not there, or of another kind) drops it,
+    /// so the next read sees the disk.
+    fn remember_change(&mut self, key: &[u8], delta: &Delta) {
+        match delta {
+            Delta::Whole(state) => self.remember(key, state.clone()),
+            Delta::Fields { .. } => {
+                let mut slot = self.account(|cache| cache.take(key));
+                if delta.apply_to(&mut slot) {
+                    self.remember(key, slot);
+                } else {
+                    self.complete = false;
+                }
+            }
+        }
+    }
+
+    /// What a key holds before a write, from the tier or from its header row on disk.
+    fn prior(&mut self, key: &[u8]) -> StoreResult<Prior> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Prior::of(Some(hit)));
+        }
+        if self.complete {
+            return Ok(Prior::of(None));
+        }
+        self.settle()?;
+        self.metrics.disk_reads.increment(1);
+        let header = self.store.get_header(self.p, key).map_err(err)?;
+        Ok(Prior::of(header.as_ref()))
     }
 
     fn write(
@@ -285,7 +316,7 @@ impl PartitionStore for DiskPartition {
         self.metrics.disk_reads.increment(1);
         let entry = self.store.get(self.p, key).map_err(err)?;
         if let Some(e) = &entry {
-            self.remember(key, Some(e));
+            self.remember(key, Some(e.clone()));
         }
         Ok(entry)
     }
@@ -293,27 +324,33 @@ impl PartitionStore for DiskPartition {
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {
         let prior = match prior {
             Some(prior) => prior,
-            None => Prior::of(self.get(&entry.key)?.as_ref()),
+            None => self.prior(&entry.key)?,
         };
         let old_expiry = prior.expire_at_ms;
+        let head = entry.delta.head();
         let mut meta = self.meta;
-        let new_key = entry.state.as_ref().is_some_and(Entry::is_key);
+        let new_key = head.is_some_and(Entry::is_key);
         meta.keys = meta.keys + count(new_key) - count(prior.existed).min(meta.keys);
-        let new_expiring = entry.state.as_ref().is_some_and(|e| e.expire_at_ms.is_some());
+        let new_expiring = head.is_some_and(|e| e.expire_at_ms.is_some());
         meta.expiring =
             meta.expiring + count(new_expiring) - count(old_expiry.is_some()).min(meta.expiring);
-        let new_session = entry.state.as_ref().is_some_and(Entry::is_session);
+        let new_session = head.is_some_and(Entry::is_session);
         meta.sessions =
             meta.sessions + count(new_session) - count(prior.session).min(meta.sessions);
         meta.seq = entry.pos.version;
-        let written = self.write(Some(entry.pos), meta, |batch| match &entry.state {
-            Some(e) => batch.put(&entry.key, e, old_expiry),
-            None => batch.delete(&entry.key, old_expiry),
+        let key = &entry.key;
+        let written = self.write(Some(entry.pos), meta, |batch| match &entry.delta {
+            Delta::Whole(Some(e)) => batch.put(key, e, old_expiry, prior.fields),
+            Delta::Whole(None) => batch.delete(key, old_expiry, prior.fields),
+            Delta::Fields { header, rows } => batch.patch(key, header, rows, old_expiry),
         });
-        // Refused: the key leaves the tier, so the next read sees disk.
-        let state = if written.is_ok() { entry.state.as_ref() } else { None };
-        self.complete &= written.is_ok();
-        self.remember(&entry.key, state);
+        if written.is_ok() {
+            self.remember_change(key, &entry.delta);
+        } else {
+            // Refused: the key leaves the tier, so the next read sees disk.
+            self.complete = false;
+            self.remember(key, None);
+        }
         written
     }
 
@@ -375,11 +412,9 @@ impl PartitionStore for DiskPartition {
             for (k, at) in &doomed {
                 batch.unindex(k, *at);
             }
-            let from = after.map_or_else(Vec::new, |a| [a, &[0u8][..]].concat());
-            let to = through.map(|t| [t, &[0u8][..]].concat());
-            batch.delete_entries(&from, to.as_deref());
+            batch.delete_entries(after, through);
             for (k, e) in entries {
-                batch.put(k, e, None);
+                batch.put(k, e, None, false);
             }
         })
     }
@@ -426,8 +461,8 @@ mod tests {
     fn set(disk: &mut DiskPartition, version: u64, key: &'static [u8], len: usize) {
         let value = sessiongrid_model::Value::Str(Bytes::from(vec![b'x'; len]));
         let pos = LogPos { version, ..LogPos::ZERO };
-        let state = Some(Entry::new(value));
-        let entry = LogEntry { pos, key: Bytes::from_static(key), state, events: Vec::new() };
+        let delta = Delta::Whole(Some(Entry::new(value)));
+        let entry = LogEntry { pos, key: Bytes::from_static(key), delta, events: Vec::new() };
         disk.append(&entry, None).unwrap();
     }
 

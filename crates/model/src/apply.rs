@@ -1,6 +1,6 @@
 //! The Redis semantics of every [`Op`], as a pure function over the key's current entry.
 //!
-//! [`apply`] mutates the slot in place and reports whether it changed; the caller (the partition
+//! [`apply`] mutates the slot in place and reports what changed (see [`Change`]); the caller (the partition
 //! actor) persists a change, bumps the version, and undoes the change in memory if the disk
 //! refuses it. An entry found expired is treated as absent and removed, which is a change: a read
 //! of an expired key deletes it, exactly like Redis' lazy expiry.
@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+use crate::delta::Change;
 use crate::entry::{Entry, Value};
 use crate::num::parse_i64;
 use crate::op::{ExpireCond, ExpiryChange, Op, SetCond};
@@ -18,8 +19,15 @@ use crate::{merge, session};
 #[derive(Debug, PartialEq)]
 pub struct Outcome {
     pub reply: Reply,
-    /// True if the slot differs from what it was (including an expired entry being removed).
-    pub changed: bool,
+    /// What changed in the slot (an expired entry being removed included).
+    pub change: Change,
+}
+
+impl Outcome {
+    /// True if the slot differs from what it was.
+    pub fn changed(&self) -> bool {
+        self.change.any()
+    }
 }
 
 /// Applies `op` to `slot` (the key's entry, `None` if absent) at time `now_ms`.
@@ -30,45 +38,52 @@ pub fn apply(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> Outcome {
     }
     if let Op::Merge(incoming) = op {
         let merged = merge::merge(*incoming, slot, now_ms);
-        return Outcome { reply: Reply::Int(merged as i64), changed: merged || expired };
+        return Outcome { reply: Reply::Int(merged as i64), change: (merged || expired).into() };
     }
     // A deleted key's tombstone reads as no key, and stays if the operation writes nothing.
     let tombstone = slot.take_if(|e| e.is_deleted());
-    let (reply, changed) = match op {
+    let had_fields = slot.as_ref().is_some_and(|e| e.value.has_fields());
+    let (reply, mut change) = match op {
         Op::Session(op) => session::apply::apply(op, slot, now_ms),
         op => redis(op, slot, now_ms),
     };
-    if !changed && slot.is_none() {
+    if !change.any() && slot.is_none() {
         *slot = tombstone;
     }
-    Outcome { reply, changed: changed || expired }
+    // Only a value that had its fields and keeps them changes field by field; a new one, a
+    // replaced one or an expired one's leftover rows are written whole.
+    let kept_fields = had_fields && slot.as_ref().is_some_and(|e| e.value.has_fields());
+    if expired || (matches!(change, Change::Fields(_)) && !kept_fields) {
+        change = Change::Whole;
+    }
+    Outcome { reply, change }
 }
 
 /// A Redis command on a key the grid may manage: a tombstone reads as no key (and a write
 /// replaces it); a session or registry answers only the commands every type answers.
-fn redis(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
+fn redis(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
     match slot.as_ref().map(|e| &e.value) {
         Some(Value::Ended(_)) => {
             // Reads see no key; nothing may write over the tombstone (it keeps the id dead).
             let tomb = slot.take();
-            let (reply, changed) = dispatch(op, slot, now_ms);
+            let (reply, change) = dispatch(op, slot, now_ms);
             *slot = tomb;
-            if changed {
-                return (Reply::wrong_type(), false);
+            if change.any() {
+                return (Reply::wrong_type(), Change::Nothing);
             }
-            (reply, false)
+            (reply, Change::Nothing)
         }
         Some(Value::Session(_) | Value::Logins(_))
             if !matches!(op, Op::Del | Op::Exists | Op::Type | Op::Ttl { .. }) =>
         {
-            (Reply::wrong_type(), false)
+            (Reply::wrong_type(), Change::Nothing)
         }
         _ => dispatch(op, slot, now_ms),
     }
 }
 
-fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
-    match op {
+fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
+    let (reply, changed) = match op {
         Op::Get => (read_str(slot, |s| Reply::Bulk(s.clone())), false),
         Op::Set { value, cond, expiry, get } => set(slot, value, cond, expiry, get),
         Op::SetNx { value } => match slot {
@@ -99,16 +114,18 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
         }
         Op::Exists => (Reply::Int(slot.is_some() as i64), false),
         Op::Type => (Reply::Status(slot.as_ref().map_or("none", Entry::type_name).into()), false),
-        Op::Expire { at_ms, cond } => expire(slot, at_ms, cond, now_ms),
+        Op::Expire { at_ms, cond } => return header_only(expire(slot, at_ms, cond, now_ms), slot),
         Op::Ttl { millis } => (ttl(slot, millis, now_ms), false),
-        Op::Persist => match slot {
-            Some(e) if e.expire_at_ms.is_some() => {
-                e.expire_at_ms = None;
-                (Reply::Int(1), true)
-            }
-            _ => (Reply::Int(0), false),
-        },
-        Op::HSet { pairs, only_new, reply_ok } => hset(slot, pairs, only_new, reply_ok),
+        Op::Persist => {
+            let persisted = match slot {
+                Some(e) if e.expire_at_ms.is_some() => {
+                    e.expire_at_ms = None;
+                    (Reply::Int(1), true)
+                }
+                _ => (Reply::Int(0), false),
+            };
+            return header_only(persisted, slot);
+        }
         Op::HGet { field } => (read_hash(slot, |h| opt_bulk(h.get(&field))), false),
         Op::HMGet { fields } => {
             let reply = match hash_of(slot) {
@@ -129,7 +146,6 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
             });
             (reply, false)
         }
-        Op::HDel { fields } => hdel(slot, fields),
         Op::HLen => (read_hash_or_empty(slot, |h| Reply::Int(h.len() as i64)), false),
         Op::HExists { field } => {
             (read_hash_or_empty(slot, |h| Reply::Int(h.contains_key(&field) as i64)), false)
@@ -146,12 +162,24 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
             }),
             false,
         ),
-        Op::HIncrBy { field, delta } => hincr_by(slot, field, delta),
-        Op::Session(op) => session::apply::apply(op, slot, now_ms),
+        Op::HSet { pairs, only_new, reply_ok } => return hset(slot, pairs, only_new, reply_ok),
+        Op::HDel { fields } => return hdel(slot, fields),
+        Op::HIncrBy { field, delta } => return hincr_by(slot, field, delta),
+        Op::Session(op) => return session::apply::apply(op, slot, now_ms),
         Op::Merge(incoming) => {
             let merged = merge::merge(*incoming, slot, now_ms);
             (Reply::Int(merged as i64), merged)
         }
+    };
+    (reply, changed.into())
+}
+
+/// A change of deadline: the header alone for a value stored field by field.
+fn header_only((reply, changed): (Reply, bool), slot: &Option<Entry>) -> (Reply, Change) {
+    let fields = slot.as_ref().is_some_and(|e| e.value.has_fields());
+    match changed {
+        true if fields => (reply, Change::Fields(Vec::new())),
+        changed => (reply, changed.into()),
     }
 }
 
@@ -341,41 +369,47 @@ fn hset(
     pairs: Vec<(Bytes, Bytes)>,
     only_new: bool,
     reply_ok: bool,
-) -> (Reply, bool) {
-    let Some(h) = hash_mut(slot) else { return (Reply::wrong_type(), false) };
+) -> (Reply, Change) {
+    let Some(h) = hash_mut(slot) else { return (Reply::wrong_type(), Change::Nothing) };
     let mut added = 0;
-    let mut changed = false;
+    let mut written = Vec::with_capacity(pairs.len());
     for (field, value) in pairs {
         if only_new && h.contains_key(&field) {
             continue;
         }
-        changed = true;
+        written.push(field.clone());
         if h.insert(field, value).is_none() {
             added += 1;
         }
     }
-    if !changed && h.is_empty() {
-        *slot = None;
-    }
-    (if reply_ok { Reply::Ok } else { Reply::Int(added) }, changed)
+    let change = if written.is_empty() {
+        if h.is_empty() {
+            *slot = None;
+        }
+        Change::Nothing
+    } else {
+        Change::Fields(written)
+    };
+    (if reply_ok { Reply::Ok } else { Reply::Int(added) }, change)
 }
 
-fn hdel(slot: &mut Option<Entry>, fields: Vec<Bytes>) -> (Reply, bool) {
+fn hdel(slot: &mut Option<Entry>, fields: Vec<Bytes>) -> (Reply, Change) {
     let h = match slot {
-        None => return (Reply::Int(0), false),
+        None => return (Reply::Int(0), Change::Nothing),
         Some(Entry { value: Value::Hash(h), .. }) => h,
-        Some(_) => return (Reply::wrong_type(), false),
+        Some(_) => return (Reply::wrong_type(), Change::Nothing),
     };
-    let removed = fields.iter().filter(|f| h.shift_remove(*f).is_some()).count();
+    let removed: Vec<Bytes> = fields.into_iter().filter(|f| h.shift_remove(f).is_some()).collect();
     if h.is_empty() {
         *slot = None;
     }
-    (Reply::Int(removed as i64), removed > 0)
+    let count = removed.len() as i64;
+    (Reply::Int(count), if removed.is_empty() { Change::Nothing } else { Change::Fields(removed) })
 }
 
-fn hincr_by(slot: &mut Option<Entry>, field: Bytes, delta: i64) -> (Reply, bool) {
+fn hincr_by(slot: &mut Option<Entry>, field: Bytes, delta: i64) -> (Reply, Change) {
     let created = slot.is_none();
-    let Some(h) = hash_mut(slot) else { return (Reply::wrong_type(), false) };
+    let Some(h) = hash_mut(slot) else { return (Reply::wrong_type(), Change::Nothing) };
     let current = match h.get(&field) {
         None => 0,
         Some(v) => match parse_i64(v) {
@@ -386,16 +420,16 @@ fn hincr_by(slot: &mut Option<Entry>, field: Bytes, delta: i64) -> (Reply, bool)
     let Some(next) = current.checked_add(delta) else {
         return undo_create(slot, created, OVERFLOW);
     };
-    h.insert(field, Bytes::from(next.to_string()));
-    (Reply::Int(next), true)
+    h.insert(field.clone(), Bytes::from(next.to_string()));
+    (Reply::Int(next), Change::Fields(vec![field]))
 }
 
 /// Error exit for a write that created an empty hash it did not fill.
-fn undo_create(slot: &mut Option<Entry>, created: bool, error: &str) -> (Reply, bool) {
+fn undo_create(slot: &mut Option<Entry>, created: bool, error: &str) -> (Reply, Change) {
     if created {
         *slot = None;
     }
-    (Reply::error(error), false)
+    (Reply::error(error), Change::Nothing)
 }
 
 #[cfg(test)]
@@ -415,7 +449,7 @@ mod tests {
         let mut slot = Some(Entry::deleted(0));
         for op in [Op::Get, Op::Exists, Op::Del, Op::Type, Op::Ttl { millis: false }] {
             let out = apply(op.clone(), &mut slot, 1);
-            assert!(!out.changed, "{op:?}");
+            assert!(!out.changed(), "{op:?}");
             assert!(
                 matches!(out.reply, Reply::Nil | Reply::Int(0 | -2))
                     || out.reply == Reply::Status("none".into()),
@@ -430,7 +464,7 @@ mod tests {
             expiry: ExpiryChange::Clear,
             get: false,
         };
-        assert!(apply(set, &mut slot, 1).changed, "SET NX sees no key");
+        assert!(apply(set, &mut slot, 1).changed(), "SET NX sees no key");
         assert_eq!(slot.unwrap().value, Value::Str(s("v")));
     }
 
@@ -443,7 +477,7 @@ mod tests {
         let mut slot =
             Some(Entry { value: Value::Str(s("v")), expire_at_ms: Some(999), version: 1 });
         let out = apply(Op::Get, &mut slot, 1_000);
-        assert_eq!(out, Outcome { reply: Reply::Nil, changed: true });
+        assert_eq!(out, Outcome { reply: Reply::Nil, change: Change::Whole });
         assert!(slot.is_none());
     }
 
@@ -509,7 +543,7 @@ mod tests {
         );
         let before = slot.clone();
         let out = apply(Op::Append { value: s("x") }, &mut slot, 0);
-        assert_eq!(out, Outcome { reply: Reply::wrong_type(), changed: false });
+        assert_eq!(out, Outcome { reply: Reply::wrong_type(), change: Change::Nothing });
         assert_eq!(slot, before);
     }
 
@@ -580,5 +614,25 @@ mod tests {
         assert_eq!(run(Op::Del, &mut slot), Reply::Int(0));
         assert_eq!(run(set_op("x"), &mut slot), Reply::wrong_type());
         assert!(slot.as_ref().unwrap().is_ended(), "nothing replaces the tombstone");
+    }
+
+    #[test]
+    fn hash_writes_report_the_fields_they_changed_and_new_or_expired_hashes_are_whole() {
+        let hset = |f: &str, v: &str| Op::HSet {
+            pairs: vec![(s(f), s(v))],
+            only_new: false,
+            reply_ok: false,
+        };
+        let mut slot = None;
+        assert_eq!(apply(hset("a", "1"), &mut slot, 1).change, Change::Whole, "a new hash");
+        assert_eq!(apply(hset("b", "2"), &mut slot, 1).change, Change::Fields(vec![s("b")]));
+        let hdel = |fields: &[&str]| Op::HDel { fields: fields.iter().map(|f| s(f)).collect() };
+        assert_eq!(apply(hdel(&["a", "zz"]), &mut slot, 1).change, Change::Fields(vec![s("a")]));
+        let expire = Op::Expire { at_ms: 50, cond: ExpireCond::Always };
+        assert_eq!(apply(expire, &mut slot, 1).change, Change::Fields(vec![]), "the header alone");
+        let incr = Op::HIncrBy { field: s("n"), delta: 2 };
+        assert_eq!(apply(incr.clone(), &mut slot, 100).change, Change::Whole, "expired: replaced");
+        assert_eq!(apply(hdel(&["n"]), &mut slot, 100).change, Change::Whole, "emptied: gone");
+        assert_eq!(slot, None);
     }
 }

@@ -6,6 +6,8 @@
 //! - [`entry`] — what is stored under a key: a string or a hash, with its expiry and version.
 //! - [`op`] — single-key operations a partition executes, and [`reply`] what they answer.
 //! - [`apply`] — the Redis semantics of every operation, as a pure function over one entry.
+//! - [`delta`] — what a write changed, as stored and replicated: the whole entry, or a hash's or
+//!   session's header and the fields that changed.
 //! - [`merge`] — how an entry from the other side of a healed network split joins this side's.
 //! - [`glob`] — Redis glob patterns for `KEYS` and `SCAN MATCH`; [`filter`] the key filter built on them.
 //! - [`session`] — HTTP sessions, their tombstones and per-user login registries, with their rules.
@@ -14,6 +16,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod delta;
 pub mod entry;
 pub mod filter;
 pub mod glob;
@@ -25,6 +28,7 @@ pub mod reply;
 pub mod session;
 pub mod time;
 
+pub use delta::{Change, Delta};
 pub use entry::{Entry, Value};
 pub use filter::KeyFilter;
 pub use key::{partition_of, PartitionId};

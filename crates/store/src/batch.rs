@@ -1,6 +1,7 @@
 //! One atomic write of a partition, recorded as owned operations so it can wait in a queue and
 //! be written together with other partitions' batches, as one RocksDB write.
 
+use bytes::Bytes;
 use rocksdb::{WriteBatch, DB};
 use sessiongrid_model::{Entry, PartitionId};
 
@@ -12,6 +13,7 @@ pub(crate) enum Family {
     Entries,
     Expiry,
     Meta,
+    Fields,
 }
 
 enum BatchOp {
@@ -31,13 +33,49 @@ impl Batch {
         Batch { partition, ops: Vec::new() }
     }
 
-    /// Stores `entry` under `key`; moves its expiry-index row from `old_expiry` if it changed.
-    pub fn put(&mut self, key: &[u8], entry: &Entry, old_expiry: Option<u64>) {
+    /// Stores `entry` under `key`, replacing what was there; moves its expiry-index row from
+    /// `old_expiry` if it changed. `old_fields`: the key held a value with field rows, which go.
+    pub fn put(&mut self, key: &[u8], entry: &Entry, old_expiry: Option<u64>, old_fields: bool) {
+        if old_fields {
+            self.delete_fields(key);
+        }
+        if entry.value.has_fields() {
+            self.put_header(key, &entry.header(), old_expiry);
+            for (field, row) in entry.value.field_rows() {
+                self.put_field(key, &field, row.to_vec());
+            }
+        } else {
+            self.put_header(key, entry, old_expiry);
+        }
+    }
+
+    /// Stores the new header of the hash or session under `key` and its changed field rows
+    /// (`None`: removed), leaving its other fields as they are.
+    pub fn patch(
+        &mut self,
+        key: &[u8],
+        header: &Entry,
+        rows: &[(Bytes, Option<Bytes>)],
+        old_expiry: Option<u64>,
+    ) {
+        self.put_header(key, header, old_expiry);
+        for (field, row) in rows {
+            match row {
+                Some(row) => self.put_field(key, field, row.to_vec()),
+                None => {
+                    let k = keys::field_key(self.partition, key, field);
+                    self.ops.push(BatchOp::Delete(Family::Fields, k));
+                }
+            }
+        }
+    }
+
+    fn put_header(&mut self, key: &[u8], header: &Entry, old_expiry: Option<u64>) {
         let p = self.partition;
-        self.ops.push(BatchOp::Put(Family::Entries, keys::entry_key(p, key), entry.encode()));
-        if old_expiry != entry.expire_at_ms {
+        self.ops.push(BatchOp::Put(Family::Entries, keys::entry_key(p, key), header.encode()));
+        if old_expiry != header.expire_at_ms {
             self.unindex(key, old_expiry);
-            if let Some(at) = entry.expire_at_ms {
+            if let Some(at) = header.expire_at_ms {
                 self.ops.push(BatchOp::Put(
                     Family::Expiry,
                     keys::expiry_key(p, at, key),
@@ -47,9 +85,23 @@ impl Batch {
         }
     }
 
-    /// Removes `key` and its expiry-index row.
-    pub fn delete(&mut self, key: &[u8], old_expiry: Option<u64>) {
+    fn put_field(&mut self, key: &[u8], field: &[u8], row: Vec<u8>) {
+        let k = keys::field_key(self.partition, key, field);
+        self.ops.push(BatchOp::Put(Family::Fields, k, row));
+    }
+
+    fn delete_fields(&mut self, key: &[u8]) {
+        let (from, to) =
+            (keys::fields_prefix(self.partition, key), keys::fields_end(self.partition, key));
+        self.ops.push(BatchOp::DeleteRange(Family::Fields, from, to));
+    }
+
+    /// Removes `key`, its field rows if it has any (`old_fields`) and its expiry-index row.
+    pub fn delete(&mut self, key: &[u8], old_expiry: Option<u64>, old_fields: bool) {
         self.ops.push(BatchOp::Delete(Family::Entries, keys::entry_key(self.partition, key)));
+        if old_fields {
+            self.delete_fields(key);
+        }
         self.unindex(key, old_expiry);
     }
 
@@ -71,22 +123,27 @@ impl Batch {
         self.ops.push(BatchOp::Put(Family::Meta, keys::extra_key(name), value.to_vec()));
     }
 
-    /// Deletes the partition's entries with user keys in `[from, to)` (`to = None`: to the end of
-    /// the partition). Their expiry rows are the caller's to remove.
-    pub fn delete_entries(&mut self, from: &[u8], to: Option<&[u8]>) {
+    /// Deletes the partition's entries, and their field rows, with user keys after `after`
+    /// through `through` (`None`: from the first / to the last key of the partition). Their
+    /// expiry rows are the caller's to remove.
+    pub fn delete_entries(&mut self, after: Option<&[u8]>, through: Option<&[u8]>) {
         let p = self.partition;
-        let end = match to {
-            Some(to) => keys::entry_key(p, to),
-            None => keys::partition_end(p),
-        };
-        self.ops.push(BatchOp::DeleteRange(Family::Entries, keys::entry_key(p, from), end));
+        // The smallest key greater than `k` is `k` + 00.
+        let past = |k: &[u8]| keys::entry_key(p, &[k, &[0u8][..]].concat());
+        let from = after.map_or_else(|| keys::partition_start(p), past);
+        let to = through.map_or_else(|| keys::partition_end(p), past);
+        self.ops.push(BatchOp::DeleteRange(Family::Entries, from, to));
+        let from = after.map_or_else(|| keys::partition_start(p), |k| keys::fields_end(p, k));
+        let to = through.map_or_else(|| keys::partition_end(p), |k| keys::fields_end(p, k));
+        self.ops.push(BatchOp::DeleteRange(Family::Fields, from, to));
     }
 
-    /// Deletes every entry and expiry row of the partition.
+    /// Deletes every entry, field and expiry row of the partition.
     pub fn delete_partition(&mut self) {
         let (start, end) =
             (keys::partition_start(self.partition), keys::partition_end(self.partition));
         self.ops.push(BatchOp::DeleteRange(Family::Entries, start.clone(), end.clone()));
+        self.ops.push(BatchOp::DeleteRange(Family::Fields, start.clone(), end.clone()));
         self.ops.push(BatchOp::DeleteRange(Family::Expiry, start, end));
     }
 
@@ -106,6 +163,7 @@ impl Batch {
                 Family::Entries => keys::CF_ENTRIES,
                 Family::Expiry => keys::CF_EXPIRY,
                 Family::Meta => keys::CF_META,
+                Family::Fields => keys::CF_FIELDS,
             };
             db.cf_handle(name).expect("column families are created at open")
         };

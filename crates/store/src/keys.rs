@@ -1,15 +1,19 @@
-//! Byte layout of the three column families.
+//! Byte layout of the four column families.
 //!
 //! | column family | key                                   | value                  |
 //! |---------------|---------------------------------------|------------------------|
-//! | `entries`     | partition (u16 BE) + user key         | postcard [`Entry`]     |
+//! | `entries`     | partition (u16 BE) + user key         | postcard [`Entry`] (a hash or session: its header, fields left out) |
+//! | `fields`      | partition (u16 BE) + escaped user key + `00 01` + field | a hash field's value, or a postcard session attribute |
 //! | `expiry`      | partition (u16 BE) + deadline (u64 BE) + user key | empty      |
 //! | `meta`        | `partitions`                          | u16 BE                 |
 //! | `meta`        | `p/` + partition (u16 BE)             | postcard `PartitionMeta` |
 //! | `meta`        | `x/` + name                           | bytes owned by an upper layer |
+//! | `meta`        | `format`                              | u16 BE: [`FORMAT`]     |
 //!
 //! Big-endian prefixes keep a partition's rows contiguous and its expiry rows in deadline order, so
-//! the sweeper reads only rows that are due.
+//! the sweeper reads only rows that are due. In `fields` a key is escaped (`00` becomes `00 ff`)
+//! and ended by `00 01`: no key's prefix is another's, and the field rows of a range of keys
+//! are a range of rows, so deleting keys by range deletes their fields by range too.
 //!
 //! [`Entry`]: sessiongrid_model::Entry
 
@@ -18,8 +22,14 @@ use sessiongrid_model::PartitionId;
 pub const CF_ENTRIES: &str = "entries";
 pub const CF_EXPIRY: &str = "expiry";
 pub const CF_META: &str = "meta";
+pub const CF_FIELDS: &str = "fields";
 
 pub const META_PARTITIONS: &[u8] = b"partitions";
+pub const META_FORMAT: &[u8] = b"format";
+
+/// The layout this code writes: 2 keeps hashes' and sessions' fields in rows of their own (1,
+/// unrecorded, kept them inside their entry).
+pub const FORMAT: u16 = 2;
 
 pub fn entry_key(p: PartitionId, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + key.len());
@@ -28,9 +38,52 @@ pub fn entry_key(p: PartitionId, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Splits an `entries` row key into its partition and user key.
+pub fn split_entry_key(row_key: &[u8]) -> Option<(PartitionId, &[u8])> {
+    let p: [u8; 2] = row_key.get(..2)?.try_into().ok()?;
+    Some((PartitionId::from_be_bytes(p), &row_key[2..]))
+}
+
 /// Splits an `entries` row key into its user key.
 pub fn user_key(row_key: &[u8]) -> &[u8] {
     &row_key[2.min(row_key.len())..]
+}
+
+/// Appends `key`, escaped and terminated, so that the result orders as `key` does and no
+/// key's encoding is a prefix of another's.
+fn push_escaped(out: &mut Vec<u8>, key: &[u8]) {
+    for &b in key {
+        out.push(b);
+        if b == 0 {
+            out.push(0xff);
+        }
+    }
+    out.extend_from_slice(&[0, 1]);
+}
+
+/// Prefix of every field row of `key`.
+pub fn fields_prefix(p: PartitionId, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + key.len());
+    k.extend_from_slice(&p.to_be_bytes());
+    push_escaped(&mut k, key);
+    k
+}
+
+pub fn field_key(p: PartitionId, key: &[u8], field: &[u8]) -> Vec<u8> {
+    let mut k = fields_prefix(p, key);
+    k.extend_from_slice(field);
+    k
+}
+
+/// First row after every field row of `key` (exclusive bound): past its prefix.
+pub fn fields_end(p: PartitionId, key: &[u8]) -> Vec<u8> {
+    let mut k = fields_prefix(p, key);
+    // The prefix ends in `00 01`; `00 02` sorts after every row under it and before the
+    // next key (which continues with a byte >= 01, or with `00 ff`).
+    if let Some(last) = k.last_mut() {
+        *last = 2;
+    }
+    k
 }
 
 pub fn expiry_key(p: PartitionId, at_ms: u64, key: &[u8]) -> Vec<u8> {
@@ -85,6 +138,20 @@ mod tests {
         assert!(a < b && b < c);
         assert!(partition_start(1) <= a && c >= partition_end(1));
         assert_eq!(split_expiry_key(&b), Some((6, &b"aaa"[..])));
+    }
+
+    #[test]
+    fn field_rows_order_as_their_keys_and_no_key_holds_anothers() {
+        let keys: [&[u8]; 6] = [b"", b"a", b"a\x00", b"a\x00b", b"a\x01", b"ab"];
+        for pair in keys.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(field_key(0, a, b"\xff\xff") < field_key(0, b, b""), "{a:?} {b:?}");
+            assert!(fields_end(0, a) <= fields_prefix(0, b), "{a:?} {b:?}");
+            assert!(field_key(0, a, b"\xff\xff\xff") < fields_end(0, a));
+            assert!(!fields_prefix(0, b).starts_with(&fields_prefix(0, a)));
+        }
+        assert!(fields_end(3, b"\xff") <= partition_end(3));
+        assert!(fields_prefix(3, b"") >= partition_start(3));
     }
 
     #[test]

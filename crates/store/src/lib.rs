@@ -4,12 +4,15 @@
 //! # Layout
 //! - [`keys`] — how entries, expiry-index rows and partition metadata are laid out as RocksDB keys.
 //! - [`store`] — [`Store`], the handle partitions use: point reads, atomic batches, scans.
-//! - [`batch`] — [`Batch`], one atomic write of a partition (entries + expiry index + metadata).
+//! - [`batch`] — [`Batch`], one atomic write of a partition (entries + fields + expiry index +
+//!   metadata); a hash or session is a header row plus a row per field.
+//! - `format` — the directory's layout version and the upgrade of older directories at open.
 //!
 //! Every write of a partition is one `WriteBatch`, so an entry, its expiry-index row and the
 //! partition's key count and sequence number can never disagree after a crash.
 
 pub mod batch;
+mod format;
 pub mod keys;
 pub mod store;
 

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
     IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
@@ -23,6 +24,12 @@ pub enum StoreError {
     Corrupt { what: &'static str },
     #[error("storage: the write task was cancelled")]
     Cancelled,
+    #[error(
+        "storage: the data directory is in format {found}, newer than this build reads \
+         (format {}); run the newer sessiongrid on it, or start this one on an empty directory",
+        keys::FORMAT
+    )]
+    NewerFormat { found: u16 },
 }
 
 /// Where a partition's copy stands in its replicated history, recorded with its metadata. The
@@ -100,6 +107,10 @@ impl PartitionMeta {
     }
 }
 
+pub(crate) fn decode_entry(row: &[u8]) -> Result<Entry, StoreError> {
+    Entry::decode(row).map_err(|_| StoreError::Corrupt { what: "entry" })
+}
+
 /// Bytes of RocksDB block cache; entries have their own budget in the partitions.
 const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Size of one memtable; at most two per column family are alive.
@@ -151,6 +162,7 @@ impl Store {
             ColumnFamilyDescriptor::new(keys::CF_ENTRIES, opts.clone()),
             ColumnFamilyDescriptor::new(keys::CF_EXPIRY, opts.clone()),
             ColumnFamilyDescriptor::new(keys::CF_META, meta_opts),
+            ColumnFamilyDescriptor::new(keys::CF_FIELDS, opts.clone()),
         ];
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let meta = db.cf_handle(keys::CF_META).expect("meta column family exists");
@@ -172,6 +184,7 @@ impl Store {
         if partitions == 0 {
             return Err(StoreError::Corrupt { what: "partition count" });
         }
+        crate::format::upgrade(&db)?;
         let inner = Inner {
             db,
             durability,
@@ -204,6 +217,10 @@ impl Store {
         self.cf(keys::CF_META)
     }
 
+    pub(crate) fn fields(&self) -> &ColumnFamily {
+        self.cf(keys::CF_FIELDS)
+    }
+
     pub fn partition_meta(&self, p: PartitionId) -> Result<PartitionMeta, StoreError> {
         match self.inner.db.get_cf(self.meta(), keys::meta_key(p))? {
             None => Ok(PartitionMeta::default()),
@@ -211,17 +228,55 @@ impl Store {
         }
     }
 
-    /// Reads one entry from disk.
+    /// Reads one entry from disk, a hash's or session's fields included.
     pub fn get(&self, p: PartitionId, key: &[u8]) -> Result<Option<Entry>, StoreError> {
         let started = Instant::now();
         let row = self.inner.db.get_pinned_cf(self.entries(), keys::entry_key(p, key))?;
-        self.inner.read_seconds.record(started.elapsed());
-        match row {
-            None => Ok(None),
+        let entry = match row {
+            None => None,
             Some(v) => {
-                Entry::decode(&v).map(Some).map_err(|_| StoreError::Corrupt { what: "entry" })
+                let mut entry = decode_entry(&v)?;
+                self.load_fields(p, key, &mut entry)?;
+                Some(entry)
+            }
+        };
+        self.inner.read_seconds.record(started.elapsed());
+        Ok(entry)
+    }
+
+    /// Reads a key's header row alone: a hash or session without its fields.
+    pub fn get_header(&self, p: PartitionId, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        let row = self.inner.db.get_pinned_cf(self.entries(), keys::entry_key(p, key))?;
+        row.map(|v| decode_entry(&v)).transpose()
+    }
+
+    /// Fills a hash or session read from its header row with its field rows.
+    fn load_fields(&self, p: PartitionId, key: &[u8], entry: &mut Entry) -> Result<(), StoreError> {
+        if !entry.value.has_fields() {
+            return Ok(());
+        }
+        let prefix = keys::fields_prefix(p, key);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::fields_end(p, key));
+        let iter = self.inner.db.iterator_cf_opt(
+            self.fields(),
+            ro,
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for row in iter {
+            let (k, v) = row?;
+            let name = Bytes::copy_from_slice(&k[prefix.len()..]);
+            if !entry.value.set_field_row(&name, Some(&v)) {
+                return Err(StoreError::Corrupt { what: "field" });
             }
         }
+        Ok(())
+    }
+
+    /// The `entries` row of a key as it is on disk.
+    #[cfg(test)]
+    pub(crate) fn inner_get_raw(&self, p: PartitionId, key: &[u8]) -> Vec<u8> {
+        self.inner.db.get_cf(self.entries(), keys::entry_key(p, key)).unwrap().unwrap()
     }
 
     pub fn batch(&self, p: PartitionId) -> Batch {
@@ -277,8 +332,10 @@ impl Store {
         let mut rows = Vec::new();
         for row in iter.take(limit) {
             let (k, v) = row?;
-            let entry = Entry::decode(&v).map_err(|_| StoreError::Corrupt { what: "entry" })?;
-            rows.push((keys::user_key(&k).to_vec(), entry));
+            let mut entry = decode_entry(&v)?;
+            let key = keys::user_key(&k).to_vec();
+            self.load_fields(p, &key, &mut entry)?;
+            rows.push((key, entry));
         }
         Ok(rows)
     }
@@ -367,7 +424,7 @@ mod tests {
         {
             let store = Store::open(dir.path(), 8, Durability::Process).unwrap();
             let mut b = store.batch(3);
-            b.put(b"k", &entry("v", Some(50)), None);
+            b.put(b"k", &entry("v", Some(50)), None, false);
             b.set_meta(&PartitionMeta { keys: 1, seq: 7, expiring: 1, ..PartitionMeta::default() });
             store.commit(b).unwrap();
         }
@@ -388,14 +445,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         let mut b = store.batch(0);
-        b.put(b"a", &entry("1", Some(10)), None);
+        b.put(b"a", &entry("1", Some(10)), None, false);
         store.commit(b).unwrap();
         let mut b = store.batch(0);
-        b.put(b"a", &entry("1", Some(20)), Some(10));
+        b.put(b"a", &entry("1", Some(20)), Some(10), false);
         store.commit(b).unwrap();
         assert_eq!(store.due_expiries(0, 100, 10).unwrap(), vec![(20, b"a".to_vec())]);
         let mut b = store.batch(0);
-        b.delete(b"a", Some(20));
+        b.delete(b"a", Some(20), false);
         store.commit(b).unwrap();
         assert_eq!(store.due_expiries(0, 100, 10).unwrap(), vec![]);
     }
@@ -406,7 +463,7 @@ mod tests {
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         for p in 0..4 {
             let mut b = store.batch(p);
-            b.put(b"k", &entry("v", Some(5)), None);
+            b.put(b"k", &entry("v", Some(5)), None, false);
             store.commit(b).unwrap();
         }
         let mut b = store.batch(1);
@@ -420,5 +477,81 @@ mod tests {
         }
         assert_eq!(seen, vec![(0, b"k".to_vec()), (2, b"k".to_vec()), (3, b"k".to_vec())]);
         assert!(store.due_expiries(1, 10, 10).unwrap().is_empty());
+    }
+
+    fn hash(fields: &[(&str, &str)], version: u64) -> Entry {
+        let h = fields
+            .iter()
+            .map(|(k, v)| {
+                (Bytes::copy_from_slice(k.as_bytes()), Bytes::copy_from_slice(v.as_bytes()))
+            })
+            .collect();
+        Entry { value: Value::Hash(h), expire_at_ms: None, version }
+    }
+
+    #[tokio::test]
+    async fn a_hash_is_a_header_and_a_row_per_field_and_a_patch_writes_only_its_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        let mut b = store.batch(0);
+        b.put(b"h", &hash(&[("a", "1"), ("b", "2")], 1), None, false);
+        b.put(b"h\x00", &hash(&[("z", "9")], 1), None, false);
+        store.commit(b).unwrap();
+        let mut b = store.batch(0);
+        let rows = [
+            (Bytes::from_static(b"a"), None),
+            (Bytes::from_static(b"c"), Some(Bytes::from_static(b"3"))),
+        ];
+        b.patch(b"h", &hash(&[], 2), &rows, None);
+        store.commit(b).unwrap();
+        let mut want = hash(&[("b", "2"), ("c", "3")], 2);
+        assert_eq!(store.get(0, b"h").unwrap(), Some(want.clone()));
+        // A whole put replaces every field; a string over a hash leaves no field behind.
+        let mut b = store.batch(0);
+        b.put(b"h", &hash(&[("d", "4")], 3), None, true);
+        store.commit(b).unwrap();
+        want = hash(&[("d", "4")], 3);
+        assert_eq!(store.get(0, b"h").unwrap(), Some(want));
+        let mut b = store.batch(0);
+        b.put(b"h", &entry("s", None), None, true);
+        b.put(b"h", &hash(&[], 4), None, false);
+        store.commit(b).unwrap();
+        assert_eq!(store.get(0, b"h").unwrap(), Some(hash(&[], 4)));
+        assert_eq!(store.get(0, b"h\x00").unwrap(), Some(hash(&[("z", "9")], 1)), "untouched");
+        let keys: Vec<_> =
+            store.scan(0, None, 10).unwrap().into_iter().map(|(k, e)| (k, e.value)).collect();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[1], (b"h\x00".to_vec(), hash(&[("z", "9")], 1).value));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_range_of_keys_deletes_their_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        let mut b = store.batch(2);
+        for k in ["a", "b", "c", "d"] {
+            b.put(k.as_bytes(), &hash(&[("f", k)], 1), None, false);
+        }
+        store.commit(b).unwrap();
+        let mut b = store.batch(2);
+        b.delete_entries(Some(b"a"), Some(b"c"));
+        store.commit(b).unwrap();
+        let left: Vec<_> = store.scan(2, None, 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(left, vec![b"a".to_vec(), b"d".to_vec()]);
+        // The fields of the deleted keys went with them: a new empty hash there has none.
+        let mut b = store.batch(2);
+        b.put(b"b", &hash(&[], 2), None, false);
+        b.delete(b"d", None, true);
+        store.commit(b).unwrap();
+        assert_eq!(store.get(2, b"b").unwrap(), Some(hash(&[], 2)));
+        assert_eq!(store.get(2, b"a").unwrap(), Some(hash(&[("f", "a")], 1)));
+        let mut b = store.batch(2);
+        b.put(b"d", &hash(&[], 3), None, false);
+        store.commit(b).unwrap();
+        assert_eq!(
+            store.get(2, b"d").unwrap(),
+            Some(hash(&[], 3)),
+            "a deleted hash leaves no field"
+        );
     }
 }

@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 
 use super::op::SessionOp;
 use super::{Attr, EndReason, Login, LoginPolicy, Session, SessionLimits, Tombstone};
+use crate::delta::Change;
 use crate::entry::{Entry, Value};
 use crate::reply::Reply;
 
@@ -12,13 +13,14 @@ use crate::reply::Reply;
 /// a twentieth of the idle timeout), so a burst of reads is not a burst of writes.
 const TOUCH_GRANULARITY_MS: u64 = 1000;
 
-/// Applies `op` to `slot`, which holds no expired entry. Returns the reply and whether the slot
-/// changed.
-pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bool) {
-    match op {
+/// Applies `op` to `slot`, which holds no expired entry. Returns the reply and what changed:
+/// writes of attributes, touches and logins change the session's header and the attributes
+/// they name; creating, replacing or ending one changes it whole.
+pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
+    let (reply, changed) = match op {
         SessionOp::Create { id, group, idle_ms, absolute_ms } => {
             if slot.is_some() {
-                return (Reply::Int(0), false);
+                return (Reply::Int(0), Change::Nothing);
             }
             let session = Session {
                 id,
@@ -36,69 +38,85 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bo
         }
         SessionOp::Adopt { mut session } => {
             if slot.is_some() {
-                return (Reply::Int(0), false);
+                return (Reply::Int(0), Change::Nothing);
             }
             session.last_access_ms = now_ms;
             put(slot, *session);
             (Reply::Int(1), true)
         }
-        SessionOp::Get { touch } => with_session(slot, |s| {
-            let stale =
-                now_ms.saturating_sub(s.last_access_ms) >= TOUCH_GRANULARITY_MS.min(s.idle_ms / 20);
-            let changed = touch && stale;
-            if changed {
+        SessionOp::Get { touch } => {
+            return with_session(slot, |s| {
+                let stale = now_ms.saturating_sub(s.last_access_ms)
+                    >= TOUCH_GRANULARITY_MS.min(s.idle_ms / 20);
+                let change = if touch && stale {
+                    s.last_access_ms = now_ms;
+                    Change::Fields(Vec::new())
+                } else {
+                    Change::Nothing
+                };
+                (Reply::Bulk(s.encode().into()), change)
+            })
+        }
+        SessionOp::Set { if_version, replace, idle_ms, attrs, limits } => {
+            return with_session(slot, |s| {
+                if let Err(e) = check_version(s, if_version) {
+                    return (e, Change::Nothing);
+                }
+                let mut next = if replace { IndexMap::new() } else { s.attrs.clone() };
+                let version = s.version + 1;
+                let names: Vec<Bytes> = attrs.iter().map(|(name, _, _)| name.clone()).collect();
+                for (name, tag, value) in attrs {
+                    next.insert(name, Attr { tag, value, version });
+                }
+                if let Err(e) = check_limits(s, &next, &limits) {
+                    return (e, Change::Nothing);
+                }
+                s.attrs = next;
+                s.version = version;
                 s.last_access_ms = now_ms;
-            }
-            (Reply::Bulk(s.encode().into()), changed)
-        }),
-        SessionOp::Set { if_version, replace, idle_ms, attrs, limits } => with_session(slot, |s| {
-            if let Err(e) = check_version(s, if_version) {
-                return (e, false);
-            }
-            let mut next = if replace { IndexMap::new() } else { s.attrs.clone() };
-            let version = s.version + 1;
-            for (name, tag, value) in attrs {
-                next.insert(name, Attr { tag, value, version });
-            }
-            if let Err(e) = check_limits(s, &next, &limits) {
-                return (e, false);
-            }
-            s.attrs = next;
-            s.version = version;
-            s.last_access_ms = now_ms;
-            if let Some(idle_ms) = idle_ms {
-                s.idle_ms = idle_ms;
-            }
-            (Reply::Int(version as i64), true)
-        }),
-        SessionOp::Del { names } => with_session(slot, |s| {
-            let removed = names.iter().filter(|n| s.attrs.shift_remove(*n).is_some()).count();
-            if removed > 0 {
-                s.version += 1;
-            }
-            s.last_access_ms = now_ms;
-            (Reply::Int(removed as i64), true)
-        }),
-        SessionOp::Touch { idle_ms } => with_session(slot, |s| {
-            s.last_access_ms = now_ms;
-            if let Some(idle_ms) = idle_ms {
-                s.idle_ms = idle_ms;
-            }
-            (Reply::Int(s.deadline_ms().saturating_sub(now_ms) as i64), true)
-        }),
+                if let Some(idle_ms) = idle_ms {
+                    s.idle_ms = idle_ms;
+                }
+                let change = if replace { Change::Whole } else { Change::Fields(names) };
+                (Reply::Int(version as i64), change)
+            })
+        }
+        SessionOp::Del { names } => {
+            return with_session(slot, |s| {
+                let removed: Vec<Bytes> =
+                    names.into_iter().filter(|n| s.attrs.shift_remove(n).is_some()).collect();
+                if !removed.is_empty() {
+                    s.version += 1;
+                }
+                s.last_access_ms = now_ms;
+                (Reply::Int(removed.len() as i64), Change::Fields(removed))
+            })
+        }
+        SessionOp::Touch { idle_ms } => {
+            return with_session(slot, |s| {
+                s.last_access_ms = now_ms;
+                if let Some(idle_ms) = idle_ms {
+                    s.idle_ms = idle_ms;
+                }
+                let left = s.deadline_ms().saturating_sub(now_ms) as i64;
+                (Reply::Int(left), Change::Fields(Vec::new()))
+            })
+        }
         SessionOp::End { reason, if_version, moved_to, retention_ms } => {
             end(slot, reason, if_version, moved_to, retention_ms, now_ms)
         }
-        SessionOp::SetPrincipal { principal } => with_session(slot, |s| {
-            let before = Reply::Bulk(s.encode().into());
-            if s.principal == principal {
-                return (before, false);
-            }
-            s.principal = principal;
-            s.version += 1;
-            s.last_access_ms = now_ms;
-            (before, true)
-        }),
+        SessionOp::SetPrincipal { principal } => {
+            return with_session(slot, |s| {
+                let before = Reply::Bulk(s.encode().into());
+                if s.principal == principal {
+                    return (before, Change::Nothing);
+                }
+                s.principal = principal;
+                s.version += 1;
+                s.last_access_ms = now_ms;
+                (before, Change::Fields(Vec::new()))
+            })
+        }
         SessionOp::Probe => {
             let reply = match slot.as_ref().map(|e| &e.value) {
                 None => Reply::Nil,
@@ -130,7 +148,8 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, bo
                 None => (Reply::Int(0), false),
             })
         }
-    }
+    };
+    (reply, changed.into())
 }
 
 fn encoded<T: serde::Serialize>(value: &T) -> Reply {
@@ -148,19 +167,19 @@ fn put(slot: &mut Option<Entry>, session: Session) {
 /// moves the entry's deadline with the session's.
 fn with_session(
     slot: &mut Option<Entry>,
-    f: impl FnOnce(&mut Session) -> (Reply, bool),
-) -> (Reply, bool) {
-    let Some(entry) = slot.as_mut() else { return (Reply::Nil, false) };
+    f: impl FnOnce(&mut Session) -> (Reply, Change),
+) -> (Reply, Change) {
+    let Some(entry) = slot.as_mut() else { return (Reply::Nil, Change::Nothing) };
     match &mut entry.value {
         Value::Session(s) => {
-            let (reply, changed) = f(s);
-            if changed {
+            let (reply, change) = f(s);
+            if change.any() {
                 entry.expire_at_ms = Some(s.deadline_ms());
             }
-            (reply, changed)
+            (reply, change)
         }
-        Value::Ended(_) => (Reply::Nil, false),
-        _ => (Reply::wrong_type(), false),
+        Value::Ended(_) => (Reply::Nil, Change::Nothing),
+        _ => (Reply::wrong_type(), Change::Nothing),
     }
 }
 
@@ -330,7 +349,7 @@ mod tests {
     fn create(slot: &mut Option<Entry>, now: u64) {
         let op =
             SessionOp::Create { id: b("x"), group: b("g"), idle_ms: 1000, absolute_ms: Some(5000) };
-        assert_eq!(apply(op, slot, now), (Reply::Int(1), true));
+        assert_eq!(apply(op, slot, now), (Reply::Int(1), Change::Whole));
     }
 
     fn session(slot: &Option<Entry>) -> Session {
@@ -367,9 +386,13 @@ mod tests {
     fn reads_touch_at_most_once_per_granule() {
         let mut slot = None;
         create(&mut slot, 0);
-        assert!(!apply(SessionOp::Get { touch: true }, &mut slot, 10).1, "just accessed");
-        assert!(apply(SessionOp::Get { touch: true }, &mut slot, 60).1, "idle / 20 = 50 ms");
-        assert!(!apply(SessionOp::Get { touch: false }, &mut slot, 900).1);
+        assert!(!apply(SessionOp::Get { touch: true }, &mut slot, 10).1.any(), "just accessed");
+        assert_eq!(
+            apply(SessionOp::Get { touch: true }, &mut slot, 60).1,
+            Change::Fields(vec![]),
+            "idle / 20 = 50 ms: the header alone"
+        );
+        assert!(!apply(SessionOp::Get { touch: false }, &mut slot, 900).1.any());
     }
 
     #[test]
@@ -379,7 +402,7 @@ mod tests {
         assert_eq!(apply(set("a", "1", Some(1)), &mut slot, 1).0, Reply::Int(2));
         let (reply, changed) = apply(set("a", "2", Some(1)), &mut slot, 2);
         assert!(matches!(reply, Reply::Error(e) if e.starts_with("CONFLICT")));
-        assert!(!changed);
+        assert!(!changed.any());
         assert_eq!(session(&slot).attrs[&b("a")].value, b("1"));
         assert_eq!(apply(set("a", "3", None), &mut slot, 3).0, Reply::Int(3));
     }
@@ -414,12 +437,19 @@ mod tests {
         };
         assert!(matches!(apply(end(Some(b("new"))), &mut slot, 5).0, Reply::Bulk(_)));
         assert_eq!(slot.as_ref().unwrap().expire_at_ms, Some(10_005));
-        assert_eq!(apply(SessionOp::Get { touch: true }, &mut slot, 6), (Reply::Nil, false));
-        assert_eq!(apply(set("a", "1", None), &mut slot, 6), (Reply::Nil, false));
-        assert_eq!(apply(end(None), &mut slot, 6), (Reply::Nil, false));
+        assert_eq!(
+            apply(SessionOp::Get { touch: true }, &mut slot, 6),
+            (Reply::Nil, Change::Nothing)
+        );
+        assert_eq!(apply(set("a", "1", None), &mut slot, 6), (Reply::Nil, Change::Nothing));
+        assert_eq!(apply(end(None), &mut slot, 6), (Reply::Nil, Change::Nothing));
         let again =
             SessionOp::Create { id: b("x"), group: b("g"), idle_ms: 1000, absolute_ms: None };
-        assert_eq!(apply(again, &mut slot, 7), (Reply::Int(0), false), "the id stays taken");
+        assert_eq!(
+            apply(again, &mut slot, 7),
+            (Reply::Int(0), Change::Nothing),
+            "the id stays taken"
+        );
         assert_eq!(apply(SessionOp::Probe, &mut slot, 7).0, Reply::Bulk(b("new")));
     }
 

@@ -1,0 +1,135 @@
+//! The data directory's layout version, and the upgrade of directories written in an older one.
+//!
+//! Format 1 (no `format` row) kept a hash's fields and a session's attributes inside its entry
+//! row. Format 2 keeps them in rows of their own ([`keys::CF_FIELDS`]); opening a format-1
+//! directory moves them there once, in batches, before anything else reads it. A directory of
+//! a newer format is refused rather than misread.
+
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
+use tracing::info;
+
+use crate::keys;
+use crate::store::{decode_entry, StoreError};
+
+/// Rows rewritten per batch while upgrading.
+const UPGRADE_BATCH_ROWS: usize = 1024;
+
+/// Brings the directory to [`keys::FORMAT`], or refuses one this build cannot read.
+pub(crate) fn upgrade(db: &DB) -> Result<(), StoreError> {
+    let cf = |name| db.cf_handle(name).expect("column families are created at open");
+    let found = match db.get_cf(cf(keys::CF_META), keys::META_FORMAT)? {
+        None => 1,
+        Some(v) => {
+            let bytes: [u8; 2] =
+                v.as_slice().try_into().map_err(|_| StoreError::Corrupt { what: "format" })?;
+            u16::from_be_bytes(bytes)
+        }
+    };
+    if found > keys::FORMAT {
+        return Err(StoreError::NewerFormat { found });
+    }
+    if found == keys::FORMAT {
+        return Ok(());
+    }
+    let (entries, fields) = (cf(keys::CF_ENTRIES), cf(keys::CF_FIELDS));
+    let (mut moved, mut batch, mut in_batch) = (0u64, WriteBatch::default(), 0);
+    for row in db.iterator_cf(entries, IteratorMode::Start) {
+        let (k, v) = row?;
+        let entry = decode_entry(&v)?;
+        let rows = entry.value.field_rows();
+        if rows.is_empty() {
+            continue;
+        }
+        let (p, key) =
+            keys::split_entry_key(&k).ok_or(StoreError::Corrupt { what: "entry key" })?;
+        batch.put_cf(entries, &k, entry.header().encode());
+        for (field, row) in rows {
+            batch.put_cf(fields, keys::field_key(p, key, &field), row);
+        }
+        moved += 1;
+        in_batch += 1;
+        if in_batch == UPGRADE_BATCH_ROWS {
+            db.write(std::mem::take(&mut batch))?;
+            in_batch = 0;
+        }
+    }
+    batch.put_cf(cf(keys::CF_META), keys::META_FORMAT, keys::FORMAT.to_be_bytes());
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    db.write_opt(batch, &sync)?;
+    if moved > 0 {
+        info!(
+            from = found,
+            to = keys::FORMAT,
+            hashes_and_sessions = moved,
+            "upgraded the data directory"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use indexmap::IndexMap;
+    use rocksdb::{ColumnFamilyDescriptor, Options};
+    use sessiongrid_model::config::Durability;
+    use sessiongrid_model::{Entry, Value};
+
+    use super::*;
+    use crate::Store;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// Writes rows as format 1 did: the partition count, whole entries, no format row.
+    fn write_format_1(dir: &std::path::Path, rows: &[(u16, &str, Entry)]) {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META]
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, dir, cfs).unwrap();
+        let meta = db.cf_handle(keys::CF_META).unwrap();
+        db.put_cf(meta, keys::META_PARTITIONS, 4u16.to_be_bytes()).unwrap();
+        let entries = db.cf_handle(keys::CF_ENTRIES).unwrap();
+        for (p, key, entry) in rows {
+            db.put_cf(entries, keys::entry_key(*p, key.as_bytes()), entry.encode()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_directory_written_with_whole_hashes_opens_with_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = IndexMap::new();
+        h.insert(b("f1"), b("v1"));
+        h.insert(b("f\x002"), b("v2"));
+        let hash = Entry { value: Value::Hash(h), expire_at_ms: Some(99), version: 4 };
+        let string = Entry::new(Value::Str(b("s")));
+        write_format_1(dir.path(), &[(1, "h", hash.clone()), (1, "s", string.clone())]);
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        assert_eq!(store.get(1, b"h").unwrap(), Some(hash.clone()));
+        assert_eq!(store.get(1, b"s").unwrap(), Some(string));
+        let header = store.inner_get_raw(1, b"h");
+        assert_eq!(decode_entry(&header).unwrap(), hash.header(), "the fields moved out");
+        drop(store);
+        let again = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        assert_eq!(again.get(1, b"h").unwrap(), Some(hash), "upgraded once");
+    }
+
+    #[test]
+    fn a_directory_of_a_newer_format_is_refused_with_a_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), 4, Durability::Process).unwrap());
+        {
+            let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META, keys::CF_FIELDS];
+            let db = DB::open_cf(&Options::default(), dir.path(), cfs).unwrap();
+            let meta = db.cf_handle(keys::CF_META).unwrap();
+            db.put_cf(meta, keys::META_FORMAT, 9u16.to_be_bytes()).unwrap();
+        }
+        let err = Store::open(dir.path(), 4, Durability::Process).err().unwrap();
+        assert!(matches!(err, StoreError::NewerFormat { found: 9 }), "{err}");
+        assert!(err.to_string().contains("newer sessiongrid"), "{err}");
+    }
+}
