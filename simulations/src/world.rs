@@ -856,6 +856,9 @@ impl World {
         let minority: Vec<usize> = (0..size).map(|k| (victim + k) % n).collect();
         let until = self.now + self.rng.random_range(500..4000);
         self.fault_log.push((self.now, format!("isolate {minority:?} until {until}")));
+        if self.debug.trace_key.is_some() {
+            eprintln!("t={} isolate {minority:?} until {until}", self.now);
+        }
         for &a in &minority {
             for b in (0..n).filter(|b| !minority.contains(b)) {
                 self.cut.insert((a, b), until);
