@@ -30,7 +30,7 @@ wait_port "$rport"; wait_port "$gport"
 
 bench() { # port pipeline test -> ops/s
   # SET/GET spread over 100k keys. HSET writes one field of one hash: with -r it would grow a
-  # single 100k-field hash, and the grid rewrites a whole hash per write (see README).
+  # single 100k-field hash, which the grid copies in memory on every write (see README).
   local spread=(-r 100000); [ "$3" = hset ] && spread=()
   redis-benchmark -p "$1" -c 50 -d 256 -n "$REQUESTS" -P "$2" "${spread[@]}" -t "$3" --csv -q \
     2>/dev/null | awk -F'","' 'NR==2 {print $2+0}'

@@ -61,8 +61,10 @@ final class RespClient implements Closeable {
     }
 
     /**
-     * Runs one command. With {@code retry}, a network failure or a {@code TRYAGAIN} (a partition
-     * failing over) is sent again, on the next address, until the timeout has passed.
+     * Runs one command. With {@code retry} (the caller's command is safe to repeat), a network
+     * failure, a {@code TRYAGAIN} (a partition failing over, nothing done) or an
+     * {@code INDETERMINATE} (a write its owners did not confirm) is sent again, on the next
+     * address, until the timeout has passed.
      */
     Object call(boolean retry, Object... args) throws IOException {
         long deadline = System.nanoTime() + timeoutMillis * 1_000_000L;
@@ -73,7 +75,8 @@ final class RespClient implements Closeable {
                 c = borrow();
                 Object reply = c.call(args);
                 release(c);
-                boolean again = reply instanceof GridError e && e.is("TRYAGAIN");
+                boolean again =
+                        reply instanceof GridError e && (e.is("TRYAGAIN") || e.is("INDETERMINATE"));
                 if (!again || !retry || System.nanoTime() > deadline) {
                     return reply;
                 }
