@@ -317,6 +317,39 @@ SCRIPTS: dict[str, list] = {
         ("HSET", "h", "s", ""), ("HINCRBY", "h", "s", "1"), ("HSET", "h", "s", " 1"),
         ("HINCRBY", "h", "s", "1"), ("HGETALL", "h"),
     ],
+    "floats": [
+        ("INCRBYFLOAT", "f", "10.5"), ("INCRBYFLOAT", "f", "0.1"), ("INCRBYFLOAT", "f", "-10.6"),
+        ("SET", "f", "1"), ("INCRBYFLOAT", "f", "-1.1"), ("SET", "f", "1"),
+        ("INCRBYFLOAT", "f", "-0.5"), ("INCRBYFLOAT", "f", "5.0e3"),
+        ("SET", "f", "17179869184"), ("INCRBYFLOAT", "f", "1.5"), ("GET", "f"),
+        ("INCRBYFLOAT", "f", "abc"), ("INCRBYFLOAT", "f", " 1"), ("INCRBYFLOAT", "f", "inf"),
+        ("INCRBYFLOAT", "f", "nan"), ("INCRBYFLOAT", "f", ""), ("SET", "s", " 11"),
+        ("INCRBYFLOAT", "s", "1"), ("SET", "s", "1.5x"), ("INCRBYFLOAT", "s", "1"),
+        ("HINCRBYFLOAT", "h", "x", "10.5"), ("HINCRBYFLOAT", "h", "x", "0.1"),
+        ("HINCRBYFLOAT", "h", "x", "abc"), ("HSET", "h", "s", "x"), ("HINCRBYFLOAT", "h", "s", "1"),
+        ("HINCRBYFLOAT", "h", "y", "inf"), ("HINCRBYFLOAT", "h", "y", "-2.25"),
+        ("HINCRBYFLOAT", "fresh", "f", "x"), ("EXISTS", "fresh"), ("HGETALL", "h"),
+        ("HSTRLEN", "h", "x"), ("HSTRLEN", "h", "nope"), ("HSTRLEN", "nope", "x"),
+        *WRONGTYPE_SETUP,
+        ("INCRBYFLOAT", "hash", "1"), ("HINCRBYFLOAT", "str", "f", "1"), ("HSTRLEN", "str", "f"),
+    ],
+    "ranges": [
+        ("SET", "s", "Hello World"), ("GETRANGE", "s", "0", "4"), ("GETRANGE", "s", "-5", "-1"),
+        ("GETRANGE", "s", "-1", "-5"), ("GETRANGE", "s", "5", "3"), ("GETRANGE", "s", "0", "100"),
+        ("GETRANGE", "s", "-100", "-50"), ("GETRANGE", "s", "-100", "2"), ("GETRANGE", "nope", "0", "1"),
+        ("SUBSTR", "s", "0", "-1"), ("GETRANGE", "s", "a", "1"), ("SET", "e", ""),
+        ("GETRANGE", "e", "0", "-1"), ("SETRANGE", "s", "6", "Redis"), ("GET", "s"),
+        ("SETRANGE", "n", "3", "ab"), ("GET", "n"), ("SETRANGE", "n2", "5", ""), ("EXISTS", "n2"),
+        ("SETRANGE", "s", "0", ""), ("SETRANGE", "s", "-1", "x"), ("SETRANGE", "s", "x", "y"),
+        ("SET", "t", "v", "EX", "100"), ("SETRANGE", "t", "0", "w"), ("TTL", "t"),
+        ("GETSET", "t", "new"), ("TTL", "t"), ("GETSET", "absent", "v"), ("GET", "absent"),
+        ("EXPIRETIME", "t"), ("EXPIRETIME", "nope"), ("SET", "x", "1", "EXAT", FUTURE_S),
+        ("EXPIRETIME", "x"), ("PEXPIRETIME", "x"), ("SET", "y", "1", "PXAT", FUTURE_MS),
+        ("PEXPIRETIME", "y"), ("EXPIRETIME", "y"), ("TOUCH", "x", "y", "nope", "x"),
+        *WRONGTYPE_SETUP,
+        ("GETRANGE", "hash", "0", "1"), ("SETRANGE", "hash", "0", "x"), ("GETSET", "hash", "x"),
+        ("EXPIRETIME", "hash"),
+    ],
     "flush": [
         ("MSET", "a", "1", "b", "2"), ("HSET", "h", "f", "v"), ("DBSIZE",),
         ("FLUSHDB",), ("DBSIZE",), ("EXISTS", "a", "b", "h"),
@@ -353,7 +386,7 @@ SCRIPTS: dict[str, list] = {
 # --------------------------------------------------------------------------
 
 #: Commands whose positive integer replies are durations that depend on the clock.
-TTL_TOLERANCE = {"TTL": 2, "PTTL": 2000}
+TTL_TOLERANCE = {"TTL": 2, "PTTL": 2000, "EXPIRETIME": 2, "PEXPIRETIME": 2000}
 
 
 class Near:
@@ -755,6 +788,16 @@ def mixed_commands(n: int, seed: int) -> list[tuple]:
         lambda: ("GETDEL", rng.choice(skeys)),
         lambda: ("GETEX", rng.choice(skeys), *rng.choice([(), ("PERSIST",), ("EX", "500")])),
         lambda: ("ECHO", rng.choice(["hi", "", BINARY])),
+        lambda: ("GETSET", rng.choice(skeys + hkeys[:1]), rng.choice(["g", "3"])),
+        lambda: ("INCRBYFLOAT", rng.choice(skeys), rng.choice(["1.5", "-1.1", "0.1", "5.0e3", "x"])),
+        lambda: ("GETRANGE", rng.choice(skeys + hkeys[:1]), str(rng.randint(-4, 3)), str(rng.randint(-4, 6))),
+        lambda: ("SUBSTR", rng.choice(skeys), "0", "-1"),
+        lambda: ("SETRANGE", rng.choice(skeys + hkeys[:1]), str(rng.randint(0, 6)), rng.choice(["ab", "", "\x00z"])),
+        lambda: ("EXPIRETIME", rng.choice(skeys + hkeys)),
+        lambda: ("PEXPIRETIME", rng.choice(skeys + hkeys)),
+        lambda: ("TOUCH", rng.choice(skeys), rng.choice(hkeys), "missing"),
+        lambda: ("HSTRLEN", rng.choice(hkeys + skeys[:1]), rng.choice(fields)),
+        lambda: ("HINCRBYFLOAT", rng.choice(hkeys), rng.choice(fields), rng.choice(["2.5", "-0.5", "x"])),
         lambda: ("PING",),
         lambda: ("DBSIZE",),
         lambda: ("NOSUCHCOMMAND", "x"),

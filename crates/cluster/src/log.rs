@@ -3,9 +3,6 @@
 
 use std::collections::VecDeque;
 
-#[cfg(test)]
-use sessiongrid_model::Delta;
-
 use crate::msg::{LogEntry, LogPos};
 
 pub struct RecentLog {
@@ -73,6 +70,7 @@ mod tests {
     use super::*;
     use crate::msg::Term;
     use bytes::Bytes;
+    use sessiongrid_model::Delta;
 
     fn entry(version: u64) -> LogEntry {
         let pos = LogPos { term: Term { epoch: 1, primary: 7 }, version };

@@ -409,14 +409,20 @@ impl<S: PartitionStore> Replica<S> {
         }
     }
 
-    /// Refuses an `APPEND` that would grow a string past `value_bytes_max`.
+    /// Refuses an `APPEND` or `SETRANGE` that would grow a string past `value_bytes_max`.
     fn check_size(&self, op: &Op, current: Option<&Entry>, now: Now) -> Option<Reply> {
-        let Op::Append { value } = op else { return None };
-        let len = match current {
+        let len = || match current {
             Some(e @ Entry { value: Value::Str(s), .. }) if !e.is_expired(now.wall) => s.len(),
             _ => 0,
         };
-        (len.saturating_add(value.len()) > self.cfg.value_bytes_max)
+        let grown = match op {
+            Op::Append { value } => len().saturating_add(value.len()),
+            Op::SetRange { offset, value } if !value.is_empty() => {
+                usize::try_from(*offset).unwrap_or(usize::MAX).saturating_add(value.len())
+            }
+            _ => return None,
+        };
+        (grown > self.cfg.value_bytes_max)
             .then(|| Reply::error("ERR string exceeds maximum allowed size (value_bytes_max)"))
     }
 

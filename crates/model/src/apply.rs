@@ -10,9 +10,9 @@ use indexmap::IndexMap;
 
 use crate::delta::Change;
 use crate::entry::{Entry, Value};
-use crate::num::parse_i64;
+use crate::num::{format_f64, parse_f64, parse_i64};
 use crate::op::{ExpireCond, ExpiryChange, Op, SetCond};
-use crate::reply::{Reply, NOT_INTEGER, OVERFLOW};
+use crate::reply::{Reply, NAN_OR_INFINITY, NOT_FLOAT, NOT_INTEGER, OVERFLOW};
 use crate::{merge, session};
 
 /// Result of applying one operation.
@@ -103,6 +103,15 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
         }
         Op::GetEx { expiry } => getex(slot, expiry, now_ms),
         Op::IncrBy { delta } => incr_by(slot, delta),
+        Op::IncrByFloat { delta } => incr_by_float(slot, &delta),
+        Op::GetRange { start, end } => {
+            let reply = match slot {
+                None => Reply::Bulk(Bytes::new()),
+                _ => read_str(slot, |s| Reply::Bulk(range(s, start, end))),
+            };
+            (reply, false)
+        }
+        Op::SetRange { offset, value } => set_range(slot, offset, value),
         Op::Append { value } => append(slot, value),
         Op::StrLen => match slot {
             None => (Reply::Int(0), false),
@@ -116,6 +125,18 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
         Op::Type => (Reply::Status(slot.as_ref().map_or("none", Entry::type_name).into()), false),
         Op::Expire { at_ms, cond } => return header_only(expire(slot, at_ms, cond, now_ms), slot),
         Op::Ttl { millis } => (ttl(slot, millis, now_ms), false),
+        Op::ExpireTime { millis } => {
+            let reply = match slot {
+                None => Reply::Int(-2),
+                Some(Entry { expire_at_ms: None, .. }) => Reply::Int(-1),
+                Some(Entry { expire_at_ms: Some(at), .. }) if millis => Reply::Int(*at as i64),
+                // Rounded to the nearest second, as Redis does.
+                Some(Entry { expire_at_ms: Some(at), .. }) => {
+                    Reply::Int(at.saturating_add(500) as i64 / 1000)
+                }
+            };
+            (reply, false)
+        }
         Op::Persist => {
             let persisted = match slot {
                 Some(e) if e.expire_at_ms.is_some() => {
@@ -165,6 +186,12 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
         Op::HSet { pairs, only_new, reply_ok } => return hset(slot, pairs, only_new, reply_ok),
         Op::HDel { fields } => return hdel(slot, fields),
         Op::HIncrBy { field, delta } => return hincr_by(slot, field, delta),
+        Op::HIncrByFloat { field, delta } => return hincr_by_float(slot, field, &delta),
+        Op::HStrLen { field } => {
+            let len =
+                |h: &IndexMap<Bytes, Bytes>| Reply::Int(h.get(&field).map_or(0, Bytes::len) as i64);
+            (read_hash_or_empty(slot, len), false)
+        }
         Op::Session(op) => return session::apply::apply(op, slot, now_ms),
         Op::Merge(incoming) => {
             let merged = merge::merge(*incoming, slot, now_ms);
@@ -300,6 +327,70 @@ fn incr_by(slot: &mut Option<Entry>, delta: i64) -> (Reply, bool) {
     (Reply::Int(next), true)
 }
 
+fn incr_by_float(slot: &mut Option<Entry>, delta: &[u8]) -> (Reply, bool) {
+    let current = match slot {
+        None => 0.0,
+        Some(Entry { value: Value::Str(s), .. }) => match parse_f64(s) {
+            Some(f) => f,
+            None => return (Reply::error(NOT_FLOAT), false),
+        },
+        Some(_) => return (Reply::wrong_type(), false),
+    };
+    let Some(next) = float_sum(current, delta) else {
+        return (Reply::error(NAN_OR_INFINITY), false);
+    };
+    let text = Bytes::from(format_f64(next));
+    match slot {
+        Some(e) => e.value = Value::Str(text.clone()),
+        None => *slot = Some(Entry::new(Value::Str(text.clone()))),
+    }
+    (Reply::Bulk(text), true)
+}
+
+/// `current + delta`, if the delta reads and the sum is finite.
+fn float_sum(current: f64, delta: &[u8]) -> Option<f64> {
+    parse_f64(delta).map(|d| current + d).filter(|f| f.is_finite())
+}
+
+/// The bytes of `s` from `start` to `end` inclusive, counted from the end when negative, as
+/// `GETRANGE` clamps them.
+fn range(s: &Bytes, start: i64, end: i64) -> Bytes {
+    let len = s.len() as i64;
+    if (start < 0 && end < 0 && start > end) || len == 0 {
+        return Bytes::new();
+    }
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
+    if start > end {
+        return Bytes::new();
+    }
+    s.slice(start as usize..=end as usize)
+}
+
+fn set_range(slot: &mut Option<Entry>, offset: u64, value: Bytes) -> (Reply, bool) {
+    let current = match slot {
+        None => Bytes::new(),
+        Some(Entry { value: Value::Str(s), .. }) => s.clone(),
+        Some(_) => return (Reply::wrong_type(), false),
+    };
+    if value.is_empty() {
+        // Nothing to write: the length as it is, and no key created.
+        return (Reply::Int(current.len() as i64), false);
+    }
+    let offset = offset as usize;
+    let mut joined = current.to_vec();
+    if joined.len() < offset + value.len() {
+        joined.resize(offset + value.len(), 0);
+    }
+    joined[offset..offset + value.len()].copy_from_slice(&value);
+    let len = joined.len();
+    match slot {
+        Some(e) => e.value = Value::Str(joined.into()),
+        None => *slot = Some(Entry::new(Value::Str(joined.into()))),
+    }
+    (Reply::Int(len as i64), true)
+}
+
 fn append(slot: &mut Option<Entry>, value: Bytes) -> (Reply, bool) {
     match slot {
         None => {
@@ -422,6 +513,24 @@ fn hincr_by(slot: &mut Option<Entry>, field: Bytes, delta: i64) -> (Reply, Chang
     };
     h.insert(field.clone(), Bytes::from(next.to_string()));
     (Reply::Int(next), Change::Fields(vec![field]))
+}
+
+fn hincr_by_float(slot: &mut Option<Entry>, field: Bytes, delta: &[u8]) -> (Reply, Change) {
+    let created = slot.is_none();
+    let Some(h) = hash_mut(slot) else { return (Reply::wrong_type(), Change::Nothing) };
+    let current = match h.get(&field) {
+        None => 0.0,
+        Some(v) => match parse_f64(v) {
+            Some(f) => f,
+            None => return undo_create(slot, created, "ERR hash value is not a float"),
+        },
+    };
+    let Some(next) = float_sum(current, delta) else {
+        return undo_create(slot, created, NAN_OR_INFINITY);
+    };
+    let text = Bytes::from(format_f64(next));
+    h.insert(field.clone(), text.clone());
+    (Reply::Bulk(text), Change::Fields(vec![field]))
 }
 
 /// Error exit for a write that created an empty hash it did not fill.

@@ -63,6 +63,20 @@ pub enum Op {
     IncrBy {
         delta: i64,
     },
+    /// `INCRBYFLOAT`; the door has checked that `delta` parses as a finite float.
+    IncrByFloat {
+        delta: Bytes,
+    },
+    /// `GETRANGE`: the bytes from `start` to `end` inclusive (negative: from the end).
+    GetRange {
+        start: i64,
+        end: i64,
+    },
+    /// `SETRANGE`: overwrites from `offset`, padding with zero bytes.
+    SetRange {
+        offset: u64,
+        value: Bytes,
+    },
     Append {
         value: Bytes,
     },
@@ -77,6 +91,10 @@ pub enum Op {
     },
     /// `TTL` (`millis = false`) or `PTTL`.
     Ttl {
+        millis: bool,
+    },
+    /// `EXPIRETIME` (`millis = false`) or `PEXPIRETIME`.
+    ExpireTime {
         millis: bool,
     },
     Persist,
@@ -106,6 +124,14 @@ pub enum Op {
         field: Bytes,
         delta: i64,
     },
+    /// `HINCRBYFLOAT`; the door has checked that `delta` parses as a finite float.
+    HIncrByFloat {
+        field: Bytes,
+        delta: Bytes,
+    },
+    HStrLen {
+        field: Bytes,
+    },
     /// An operation on a session or a user's login registry.
     Session(SessionOp),
     /// The key's entry from the other side of a healed network split, joined with this side's
@@ -126,6 +152,9 @@ impl Op {
                 | Op::Exists
                 | Op::Type
                 | Op::Ttl { .. }
+                | Op::ExpireTime { .. }
+                | Op::GetRange { .. }
+                | Op::HStrLen { .. }
                 | Op::HGet { .. }
                 | Op::HMGet { .. }
                 | Op::HGetAll
@@ -145,6 +174,9 @@ impl Op {
             Op::GetDel => "getdel",
             Op::GetEx { .. } => "getex",
             Op::IncrBy { .. } => "incrby",
+            Op::IncrByFloat { .. } => "incrbyfloat",
+            Op::GetRange { .. } => "getrange",
+            Op::SetRange { .. } => "setrange",
             Op::Append { .. } => "append",
             Op::StrLen => "strlen",
             Op::Del => "del",
@@ -152,6 +184,7 @@ impl Op {
             Op::Type => "type",
             Op::Expire { .. } => "expire",
             Op::Ttl { .. } => "ttl",
+            Op::ExpireTime { .. } => "expiretime",
             Op::Persist => "persist",
             Op::HSet { .. } => "hset",
             Op::HGet { .. } => "hget",
@@ -163,6 +196,8 @@ impl Op {
             Op::HKeys => "hkeys",
             Op::HVals => "hvals",
             Op::HIncrBy { .. } => "hincrby",
+            Op::HIncrByFloat { .. } => "hincrbyfloat",
+            Op::HStrLen { .. } => "hstrlen",
             Op::Session(op) => op.name(),
             Op::Merge(_) => "merge",
         }

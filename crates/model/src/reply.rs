@@ -56,3 +56,5 @@ pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const SYNTAX: &str = "ERR syntax error";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const NAN_OR_INFINITY: &str = "ERR increment would produce NaN or Infinity";

@@ -1,5 +1,7 @@
-//! Hash commands: HSET HMSET HSETNX HGET HMGET HGETALL HDEL HLEN HEXISTS HKEYS HVALS HINCRBY.
+//! Hash commands: HSET HMSET HSETNX HGET HMGET HGETALL HDEL HLEN HEXISTS HKEYS HVALS HINCRBY
+//! HINCRBYFLOAT HSTRLEN.
 
+use sessiongrid_model::num::parse_f64;
 use sessiongrid_model::{Op, Reply};
 
 use super::{OneOp, Req};
@@ -17,6 +19,20 @@ pub fn hset(r: &Req<'_>, only_new: bool, reply_ok: bool) -> OneOp {
     }
     let pairs = rest.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
     Ok((r.args.get(1).clone(), Op::HSet { pairs, only_new, reply_ok }))
+}
+
+/// `HINCRBYFLOAT key field increment`
+pub fn hincrbyfloat(r: &Req<'_>) -> OneOp {
+    let delta = super::strings::float_arg(r.args.get(3))?;
+    if parse_f64(&delta).is_some_and(f64::is_infinite) {
+        return Err(Reply::error("ERR value is NaN or Infinity"));
+    }
+    let field = r.args.get(2).clone();
+    Ok((r.args.get(1).clone(), Op::HIncrByFloat { field, delta }))
+}
+
+pub fn hstrlen(r: &Req<'_>) -> OneOp {
+    Ok((r.args.get(1).clone(), Op::HStrLen { field: r.args.get(2).clone() }))
 }
 
 pub fn hget(r: &Req<'_>) -> OneOp {

@@ -1,5 +1,6 @@
 //! Keyspace commands: DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT PEXPIREAT SCAN KEYS DBSIZE
-//! FLUSHDB FLUSHALL (TTL, PTTL, PERSIST and TYPE are single operations wired in the table).
+//! FLUSHDB FLUSHALL TOUCH (TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST and TYPE are single
+//! operations wired in the table).
 
 use bytes::Bytes;
 use sessiongrid_grid::KeyFilter;

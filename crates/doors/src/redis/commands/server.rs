@@ -1,4 +1,4 @@
-//! Server commands: COMMAND (COUNT, DOCS, INFO), CONFIG GET, INFO.
+//! Server commands: COMMAND (COUNT, DOCS, INFO), CONFIG GET, INFO, TIME.
 
 use std::sync::atomic::Ordering;
 
@@ -122,4 +122,12 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
         shared.commands_processed.load(Ordering::Relaxed),
     );
     Ok(Reply::Verbatim(Bytes::from(body)))
+}
+
+/// `TIME`: unix seconds and the microseconds within the second, as bulk strings.
+pub fn time() -> Reply {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (secs, micros) = (now.as_secs(), now.subsec_micros());
+    Reply::Array(vec![Reply::Bulk(secs.to_string().into()), Reply::Bulk(micros.to_string().into())])
 }

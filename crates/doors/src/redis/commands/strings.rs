@@ -1,8 +1,10 @@
-//! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL MGET MSET INCR INCRBY DECR DECRBY
-//! APPEND STRLEN.
+//! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL GETSET MGET MSET INCR INCRBY DECR
+//! DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE (SUBSTR) SETRANGE.
 
 use bytes::Bytes;
+use sessiongrid_model::num::parse_f64;
 use sessiongrid_model::op::ExpiryChange;
+use sessiongrid_model::reply::NOT_FLOAT;
 use sessiongrid_model::{time, Op, Reply, SetCond};
 
 use super::args::{int, set_deadline, syntax_error, Args};
@@ -168,6 +170,41 @@ pub fn decr_by(r: &Req<'_>) -> OneOp {
     let delta = r.args.int(2)?;
     let delta = delta.checked_neg().ok_or_else(|| Reply::error("ERR decrement would overflow"))?;
     Ok((r.args.get(1).clone(), Op::IncrBy { delta }))
+}
+
+/// `INCRBYFLOAT key increment`
+pub fn incr_by_float(r: &Req<'_>) -> OneOp {
+    let delta = float_arg(r.args.get(2))?;
+    Ok((r.args.get(1).clone(), Op::IncrByFloat { delta }))
+}
+
+/// An increment that must read as a finite float (`INCRBYFLOAT`, `HINCRBYFLOAT`).
+pub fn float_arg(arg: &Bytes) -> Result<Bytes, Reply> {
+    match parse_f64(arg) {
+        Some(_) => Ok(arg.clone()),
+        None => Err(Reply::error(NOT_FLOAT)),
+    }
+}
+
+/// `GETSET key value`: `SET key value GET`, which also drops the key's deadline.
+pub fn getset(r: &Req<'_>) -> OneOp {
+    let value = r.args.get(2).clone();
+    check_value(r, &value)?;
+    let op = Op::Set { value, cond: SetCond::Always, expiry: ExpiryChange::Clear, get: true };
+    Ok((r.args.get(1).clone(), op))
+}
+
+/// `GETRANGE key start end` (and its old name `SUBSTR`).
+pub fn getrange(r: &Req<'_>) -> OneOp {
+    let (start, end) = (r.args.int(2)?, r.args.int(3)?);
+    Ok((r.args.get(1).clone(), Op::GetRange { start, end }))
+}
+
+/// `SETRANGE key offset value`
+pub fn setrange(r: &Req<'_>) -> OneOp {
+    let offset =
+        u64::try_from(r.args.int(2)?).map_err(|_| Reply::error("ERR offset is out of range"))?;
+    Ok((r.args.get(1).clone(), Op::SetRange { offset, value: r.args.get(3).clone() }))
 }
 
 pub fn append(r: &Req<'_>) -> OneOp {
