@@ -25,6 +25,10 @@ impl PartitionStore for MemPartition {
         Ok(self.0.borrow().entries.get(key).cloned())
     }
 
+    fn get_fields(&mut self, key: &[u8], names: &[Bytes]) -> StoreResult<Option<Entry>> {
+        Ok(self.0.borrow().entries.get(key).map(|e| e.view(names)))
+    }
+
     fn append(&mut self, entry: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
         let mut d = self.0.borrow_mut();
         let mut slot = d.entries.remove(&entry.key);

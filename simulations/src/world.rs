@@ -587,6 +587,11 @@ impl World {
                 };
                 (Kind::Write(vec![(key.clone(), Some(value))]), op)
             }
+        } else if is_hash(&key) && roll < 95 {
+            let field = HASH_FIELDS[self.rng.random_range(0..HASH_FIELDS.len())];
+            let target = Bytes::from([&key[..], b"/", field.as_bytes()].concat());
+            let op = Op::HDel { fields: vec![Bytes::from_static(field.as_bytes())] };
+            (Kind::Write(vec![(target, None)]), op)
         } else {
             (Kind::Write(checked(&key).into_iter().map(|k| (k, None)).collect()), Op::Del)
         };

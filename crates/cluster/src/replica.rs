@@ -373,7 +373,11 @@ impl<S: PartitionStore> Replica<S> {
         if let Err(r) = self.check_serving(now) {
             return out.push(Effect::Reply(origin, Err(r)));
         }
-        let mut slot = match self.store.get(&key) {
+        let read = match op.hash_fields() {
+            Some(names) => self.store.get_fields(&key, &names),
+            None => self.store.get(&key),
+        };
+        let mut slot = match read {
             Ok(slot) => slot,
             Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
         };

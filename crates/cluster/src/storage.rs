@@ -52,6 +52,13 @@ pub struct Counts {
 pub trait PartitionStore {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>>;
 
+    /// The key's entry as an operation on hash fields `names` needs it ([`Entry::view`]): a
+    /// big hash need not be read whole. A store without a cheaper way returns it whole.
+    fn get_fields(&mut self, key: &[u8], names: &[Bytes]) -> StoreResult<Option<Entry>> {
+        let _ = names;
+        self.get(key)
+    }
+
     /// Writes the entry's new state and makes its position the partition's, atomically and
     /// durably, before returning. `prior` is what the key held, if the caller knows.
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()>;

@@ -14,6 +14,8 @@ use sessiongrid_model::Entry;
 
 struct Slot {
     entry: Entry,
+    /// What the entry is charged, kept so that nothing walks a big value to recount it.
+    cost: usize,
     /// Used since the hand last passed it.
     used: bool,
     /// Which insertion of the key this is; ring positions of earlier ones are stale.
@@ -48,9 +50,33 @@ impl EntryCache {
     /// Removes and returns the entry, so the caller can modify it and [`insert`](Self::insert)
     /// it back.
     pub fn take(&mut self, key: &[u8]) -> Option<Entry> {
-        let (key, slot) = self.slots.remove_entry(key)?;
-        self.bytes -= cost(&key, &slot.entry);
+        let slot = self.slots.remove(key)?;
+        self.bytes -= slot.cost;
         Some(slot.entry)
+    }
+
+    /// Changes the cached entry in place with `f`, which reports by how much its cost changed
+    /// (`None`: it could not change it). False if the key is not cached or `f` failed; the
+    /// caller then drops the entry. A patch that grows the entry past the budget evicts others.
+    pub fn patch(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(&mut Option<Entry>) -> Option<isize>,
+    ) -> bool {
+        let Some(slot) = self.slots.get_mut(key) else { return false };
+        let mut entry = Some(std::mem::replace(&mut slot.entry, Entry::deleted(0)));
+        let change = f(&mut entry);
+        let (Some(change), Some(patched)) = (change, entry) else { return false };
+        slot.entry = patched;
+        slot.used = true;
+        slot.cost = slot.cost.saturating_add_signed(change);
+        self.bytes = self.bytes.saturating_add_signed(change);
+        if slot.cost > self.budget_bytes {
+            return false; // grown past the whole budget: the caller drops it
+        }
+        let key = Bytes::copy_from_slice(key);
+        self.evict_over_budget(Some(&key));
+        true
     }
 
     /// The cached entry, now marked used.
@@ -69,7 +95,8 @@ impl EntryCache {
             return None;
         }
         if let Some(slot) = self.slots.get_mut(&key) {
-            self.bytes = self.bytes - cost(&key, &slot.entry) + c;
+            self.bytes = self.bytes - slot.cost + c;
+            slot.cost = c;
             slot.entry = entry;
             slot.used = true;
             return Some(self.evict_over_budget(Some(&key)));
@@ -79,7 +106,7 @@ impl EntryCache {
         let generation = self.next_generation;
         self.next_generation += 1;
         self.ring.push_back((key.clone(), generation));
-        self.slots.insert(key, Slot { entry, used: false, generation });
+        self.slots.insert(key, Slot { entry, cost: c, used: false, generation });
         self.bytes += c;
         self.compact();
         Some(evicted)
@@ -109,7 +136,7 @@ impl EntryCache {
                 continue;
             }
             let slot = self.slots.remove(&key).expect("present");
-            self.bytes -= cost(&key, &slot.entry);
+            self.bytes -= slot.cost;
             evicted += 1;
         }
         evicted

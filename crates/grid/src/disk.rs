@@ -226,10 +226,10 @@ impl DiskPartition {
         match delta {
             Delta::Whole(state) => self.remember(key, state.clone()),
             Delta::Fields { .. } => {
-                let mut slot = self.account(|cache| cache.take(key));
-                if delta.apply_to(&mut slot) {
-                    self.remember(key, slot);
-                } else {
+                let patched = self.account(|cache| cache.patch(key, |slot| delta.patch(slot)));
+                if !patched {
+                    // Not held (or not of its kind): it is read from disk when next asked for.
+                    self.account(|cache| cache.take(key));
                     self.complete = false;
                 }
             }
@@ -319,6 +319,18 @@ impl PartitionStore for DiskPartition {
             self.remember(key, Some(e.clone()));
         }
         Ok(entry)
+    }
+
+    fn get_fields(&mut self, key: &[u8], names: &[Bytes]) -> StoreResult<Option<Entry>> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(hit.view(names)));
+        }
+        if self.complete {
+            return Ok(None);
+        }
+        self.settle()?;
+        self.metrics.disk_reads.increment(1);
+        self.store.get_fields(self.p, key, names).map_err(err)
     }
 
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {

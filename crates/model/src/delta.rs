@@ -88,17 +88,35 @@ impl Delta {
     /// or session it was made from; if `slot` holds something else, it is left as it was and
     /// `false` returned: the caller drops its copy and reads the key from disk again.
     pub fn apply_to(&self, slot: &mut Option<Entry>) -> bool {
+        self.patch(slot).is_some()
+    }
+
+    /// Like [`Delta::apply_to`], and reports by how much the copy's cost changed (bytes), in
+    /// time proportional to the fields the delta carries, not to the value's size.
+    pub fn patch(&self, slot: &mut Option<Entry>) -> Option<isize> {
+        let cost = |slot: &Option<Entry>| slot.as_ref().map_or(0, Entry::cost_bytes) as isize;
         match self {
             Delta::Whole(state) => {
+                let before = cost(slot);
                 slot.clone_from(state);
-                true
+                Some(cost(slot) - before)
             }
             Delta::Fields { header, rows } => {
-                let Some(entry) = slot.as_mut() else { return false };
+                let entry = slot.as_mut()?;
+                let fields = |e: &Entry| -> isize {
+                    let named: usize = rows.iter().map(|(n, _)| e.value.field_cost(n)).sum();
+                    (e.header_cost() + named) as isize
+                };
+                let before = fields(entry);
                 if !entry.set_header(header) {
-                    return false;
+                    return None;
                 }
-                rows.iter().all(|(name, row)| entry.value.set_field_row(name, row.as_deref()))
+                for (name, row) in rows {
+                    if !entry.value.set_field_row(name, row.as_deref()) {
+                        return None;
+                    }
+                }
+                Some(fields(entry) - before)
             }
         }
     }
@@ -202,6 +220,21 @@ impl Value {
 }
 
 impl Entry {
+    /// What an operation on `names` needs of a hash: its header, those of the fields it has,
+    /// and one other field if there is one (so that removing the named ones tells whether the
+    /// hash is left empty). Any other value is returned whole.
+    pub fn view(&self, names: &[Bytes]) -> Entry {
+        let Value::Hash(h) = &self.value else { return self.clone() };
+        let mut view: indexmap::IndexMap<Bytes, Bytes> = names
+            .iter()
+            .filter_map(|n| h.get_key_value(n).map(|(k, v)| (k.clone(), v.clone())))
+            .collect();
+        if let Some((k, v)) = h.iter().find(|(k, _)| !names.contains(k)) {
+            view.insert(k.clone(), v.clone());
+        }
+        Entry { value: Value::Hash(view), expire_at_ms: self.expire_at_ms, version: self.version }
+    }
+
     /// The entry as its header row stores it: fields left out.
     pub fn header(&self) -> Entry {
         Entry {
@@ -280,8 +313,10 @@ mod tests {
         assert_eq!(header.value.field_rows(), vec![]);
         assert_eq!(rows[1], (b("gone"), None));
         let mut copy = before;
-        assert!(delta.apply_to(&mut copy));
+        let was = copy.as_ref().unwrap().cost_bytes() as isize;
+        let change = delta.patch(&mut copy).unwrap();
         assert_eq!(copy, slot);
+        assert_eq!(was + change, slot.as_ref().unwrap().cost_bytes() as isize, "cost kept exactly");
         let postcard = postcard::to_stdvec(&delta).unwrap();
         assert_eq!(postcard::from_bytes::<Delta>(&postcard).unwrap(), delta);
     }

@@ -42,6 +42,21 @@ const ENTRY_OVERHEAD_BYTES: usize = 96;
 /// Approximate cost of one hash field beyond its bytes.
 const FIELD_OVERHEAD_BYTES: usize = 48;
 
+impl Value {
+    /// What field `name` of a hash or session costs (0 if it has no such field).
+    pub fn field_cost(&self, name: &[u8]) -> usize {
+        match self {
+            Value::Hash(h) => {
+                h.get(name).map_or(0, |v| name.len() + v.len() + FIELD_OVERHEAD_BYTES)
+            }
+            Value::Session(s) => {
+                s.attrs.get(name).map_or(0, |a| crate::session::attr_bytes(name, a))
+            }
+            _ => 0,
+        }
+    }
+}
+
 impl Entry {
     pub fn new(value: Value) -> Self {
         Entry { value, expire_at_ms: None, version: 0 }
@@ -62,15 +77,24 @@ impl Entry {
         self.expire_at_ms.is_some_and(|at| at < now_ms)
     }
 
-    /// Bytes this entry is charged against the memory budget (key not included).
+    /// Bytes this entry is charged against the memory budget (key not included): its header's
+    /// cost plus each field's.
     pub fn cost_bytes(&self) -> usize {
+        let fields: usize = match &self.value {
+            Value::Hash(h) => h.keys().map(|k| self.value.field_cost(k)).sum(),
+            Value::Session(s) => s.attrs.keys().map(|k| self.value.field_cost(k)).sum(),
+            _ => 0,
+        };
+        self.header_cost() + fields
+    }
+
+    /// What the entry costs without the fields of a hash or session.
+    pub fn header_cost(&self) -> usize {
         ENTRY_OVERHEAD_BYTES
             + match &self.value {
                 Value::Str(s) => s.len(),
-                Value::Hash(h) => {
-                    h.iter().map(|(k, v)| k.len() + v.len() + FIELD_OVERHEAD_BYTES).sum()
-                }
-                Value::Session(s) => s.bytes(),
+                Value::Hash(_) => 0,
+                Value::Session(s) => s.header_bytes(),
                 Value::Ended(t) => t.group.len() + t.moved_to.as_ref().map_or(0, Bytes::len),
                 Value::Logins(l) => {
                     l.iter().map(|l| l.id.len() + l.group.len() + FIELD_OVERHEAD_BYTES).sum()

@@ -165,6 +165,21 @@ impl Op {
         )
     }
 
+    /// The fields of a hash command that reads or writes only named fields: the partition then
+    /// needs those fields of the hash (and whether it has others), not all of it.
+    pub fn hash_fields(&self) -> Option<Vec<Bytes>> {
+        match self {
+            Op::HGet { field }
+            | Op::HExists { field }
+            | Op::HStrLen { field }
+            | Op::HIncrBy { field, .. }
+            | Op::HIncrByFloat { field, .. } => Some(vec![field.clone()]),
+            Op::HMGet { fields } | Op::HDel { fields } => Some(fields.clone()),
+            Op::HSet { pairs, .. } => Some(pairs.iter().map(|(f, _)| f.clone()).collect()),
+            _ => None,
+        }
+    }
+
     /// Low-cardinality name for metrics and spans.
     pub fn name(&self) -> &'static str {
         match self {

@@ -11,7 +11,7 @@ use rocksdb::{
 };
 use serde::{Deserialize, Serialize};
 use sessiongrid_model::config::Durability;
-use sessiongrid_model::{Entry, PartitionId};
+use sessiongrid_model::{Entry, PartitionId, Value};
 
 use crate::batch::Batch;
 use crate::keys;
@@ -242,6 +242,52 @@ impl Store {
         };
         self.inner.read_seconds.record(started.elapsed());
         Ok(entry)
+    }
+
+    /// Reads what an operation on fields `names` of a hash needs ([`Entry::view`]): the header,
+    /// those fields, and the first other field if there is one. Any other value is read whole.
+    pub fn get_fields(
+        &self,
+        p: PartitionId,
+        key: &[u8],
+        names: &[Bytes],
+    ) -> Result<Option<Entry>, StoreError> {
+        let started = Instant::now();
+        let Some(mut entry) = self.get_header(p, key)? else { return Ok(None) };
+        match entry.value {
+            Value::Hash(_) => {}
+            Value::Session(_) => {
+                self.load_fields(p, key, &mut entry)?;
+                return Ok(Some(entry));
+            }
+            _ => return Ok(Some(entry)),
+        }
+        for name in names {
+            if let Some(row) =
+                self.inner.db.get_pinned_cf(self.fields(), keys::field_key(p, key, name))?
+            {
+                entry.value.set_field_row(name, Some(&row));
+            }
+        }
+        let prefix = keys::fields_prefix(p, key);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::fields_end(p, key));
+        let iter = self.inner.db.iterator_cf_opt(
+            self.fields(),
+            ro,
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        // At most one row per named field comes before another one.
+        for row in iter.take(names.len() + 1) {
+            let (k, v) = row?;
+            let name = Bytes::copy_from_slice(&k[prefix.len()..]);
+            if !names.contains(&name) {
+                entry.value.set_field_row(&name, Some(&v));
+                break;
+            }
+        }
+        self.inner.read_seconds.record(started.elapsed());
+        Ok(Some(entry))
     }
 
     /// Reads a key's header row alone: a hash or session without its fields.
@@ -553,5 +599,29 @@ mod tests {
             Some(hash(&[], 3)),
             "a deleted hash leaves no field"
         );
+    }
+
+    #[tokio::test]
+    async fn an_operation_on_some_fields_reads_those_and_one_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        let mut b = store.batch(1);
+        b.put(b"h", &hash(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")], 5), None, false);
+        b.put(b"s", &entry("v", None), None, false);
+        store.commit(b).unwrap();
+        let names =
+            |n: &[&str]| n.iter().map(|f| Bytes::copy_from_slice(f.as_bytes())).collect::<Vec<_>>();
+        let view = store.get_fields(1, b"h", &names(&["c", "zz"])).unwrap().unwrap();
+        assert_eq!(view, hash(&[("a", "1"), ("c", "3")], 5), "c, and a to show the hash has more");
+        let view = store.get_fields(1, b"h", &names(&["a", "b", "c", "d"])).unwrap().unwrap();
+        assert_eq!(
+            view,
+            hash(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")], 5),
+            "nothing else"
+        );
+        assert_eq!(store.get_fields(1, b"s", &names(&["a"])).unwrap(), Some(entry("v", None)));
+        assert_eq!(store.get_fields(1, b"nope", &names(&["a"])).unwrap(), None);
+        let full = store.get(1, b"h").unwrap().unwrap();
+        assert_eq!(full.view(&names(&["c", "zz"])), hash(&[("c", "3"), ("a", "1")], 5));
     }
 }

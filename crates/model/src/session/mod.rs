@@ -139,15 +139,15 @@ impl Session {
     }
 
     pub fn bytes(&self) -> usize {
+        self.header_bytes() + self.attrs.iter().map(|(k, a)| attr_bytes(k, a)).sum::<usize>()
+    }
+
+    /// What the session costs without its attributes.
+    pub fn header_bytes(&self) -> usize {
         SESSION_OVERHEAD_BYTES
             + self.id.len()
             + self.group.len()
             + self.principal.as_ref().map_or(0, Bytes::len)
-            + self
-                .attrs
-                .iter()
-                .map(|(k, a)| k.len() + a.value.len() + ATTR_OVERHEAD_BYTES)
-                .sum::<usize>()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -157,6 +157,11 @@ impl Session {
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
+}
+
+/// What one attribute costs, for limits and the memory budget.
+pub fn attr_bytes(name: &[u8], attr: &Attr) -> usize {
+    name.len() + attr.value.len() + ATTR_OVERHEAD_BYTES
 }
 
 /// Why a session ended.
