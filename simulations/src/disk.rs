@@ -9,6 +9,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use sessiongrid_cluster::storage::{Counts, Prior, StoreResult};
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
+use sessiongrid_model::op::FieldNeeds;
 use sessiongrid_model::{Entry, PartitionId};
 
 #[derive(Default)]
@@ -25,8 +26,8 @@ impl PartitionStore for MemPartition {
         Ok(self.0.borrow().entries.get(key).cloned())
     }
 
-    fn get_fields(&mut self, key: &[u8], names: &[Bytes]) -> StoreResult<Option<Entry>> {
-        Ok(self.0.borrow().entries.get(key).map(|e| e.view(names)))
+    fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
+        Ok(self.0.borrow().entries.get(key).map(|e| e.view(needs)))
     }
 
     fn append(&mut self, entry: &LogEntry, _: Option<Prior>) -> StoreResult<()> {

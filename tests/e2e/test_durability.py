@@ -5,6 +5,7 @@
 - with more entry bytes than memory_max_bytes, RSS stays bounded and every key is readable.
 """
 
+import random
 import threading
 import time
 import urllib.request
@@ -152,3 +153,50 @@ def test_memory_budget_bounds_rss_and_keeps_every_key(pool):
     assert metric(node, "sessiongrid_memory_entries_bytes") <= budget
     data = n * 1024
     assert peak < 160 * 1024 * 1024, f"peak RSS {peak >> 20} MiB for {data >> 20} MiB of data"
+
+
+@pytest.mark.parametrize("budget", [1 << 20, 512 << 20])
+def test_a_hash_is_written_field_by_field_and_survives_kill_9_whole(pool, budget):
+    """A hash of 4000 fields (1.2 MB), written, incremented and deleted one field at a time, in
+    a partition whose memory share holds it (512 MiB budget, 2 MiB a partition; patched in
+    place) or does not (1 MiB: every operation reads its fields from disk). HLEN, HGETALL and HSTRLEN agree with a model before and after a
+    kill -9; deleting the last field deletes the key."""
+    node = pool.grid(config={"memory_max_bytes": budget})
+    c = node.client()
+    model: dict[bytes, bytes] = {}
+    rng = random.Random(budget)
+    for start in range(0, 4000, 500):
+        pipe = c.pipeline(transaction=False)
+        for i in range(start, start + 500):
+            field, value = f"f{i}".encode(), (f"v{i:05d}" * 40).encode()
+            pipe.hset("big", field, value)
+            model[field] = value
+        pipe.execute()
+    for _ in range(2000):
+        field = f"f{rng.randrange(4200)}".encode()
+        roll = rng.random()
+        if roll < 0.4:
+            assert c.hdel("big", field) == int(field in model)
+            model.pop(field, None)
+        elif roll < 0.7:
+            if field in model and not model[field].isdigit():
+                assert c.hset("big", field, "10") == 0
+                model[field] = b"10"
+            elif field in model:
+                model[field] = str(int(model[field]) + 5).encode()
+                assert c.hincrby("big", field, 5) == int(model[field])
+        else:
+            assert c.hget("big", field) == model.get(field)
+            assert c.hstrlen("big", field) == len(model.get(field, b""))
+    held = metric(node, "sessiongrid_memory_entries_bytes") > 500_000
+    assert held == (budget > 1 << 20), "the big budget holds the hash in memory, the small not"
+    for check in range(2):
+        assert c.hlen("big") == len(model)
+        assert c.hgetall("big") == model
+        if check == 0:
+            node.sigkill()
+            node.restart()
+            c = node.client()
+    assert c.hdel("big", *model.keys()) == len(model)
+    assert c.exists("big") == 0
+    assert c.hgetall("big") == {}

@@ -374,7 +374,7 @@ impl<S: PartitionStore> Replica<S> {
             return out.push(Effect::Reply(origin, Err(r)));
         }
         let read = match op.hash_fields() {
-            Some(names) => self.store.get_fields(&key, &names),
+            Some(needs) => self.store.get_fields(&key, &needs),
             None => self.store.get(&key),
         };
         let mut slot = match read {

@@ -2,6 +2,7 @@
 //! memory that survives a simulated crash.
 
 use bytes::Bytes;
+use sessiongrid_model::op::FieldNeeds;
 use sessiongrid_model::{Entry, PartitionId};
 
 use crate::msg::{LogEntry, LogPos};
@@ -52,10 +53,10 @@ pub struct Counts {
 pub trait PartitionStore {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>>;
 
-    /// The key's entry as an operation on hash fields `names` needs it ([`Entry::view`]): a
-    /// big hash need not be read whole. A store without a cheaper way returns it whole.
-    fn get_fields(&mut self, key: &[u8], names: &[Bytes]) -> StoreResult<Option<Entry>> {
-        let _ = names;
+    /// The key's entry as an operation on some hash fields needs it ([`Entry::view`]): a big
+    /// hash need not be read whole. A store without a cheaper way returns it whole.
+    fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
+        let _ = needs;
         self.get(key)
     }
 

@@ -11,6 +11,7 @@ use sessiongrid_cluster::msg::Term;
 use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::topology::Assignment;
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
+use sessiongrid_model::op::FieldNeeds;
 use sessiongrid_model::{Delta, Entry, PartitionId};
 use sessiongrid_store::{PartitionMeta, Position, Store};
 use tracing::warn;
@@ -321,16 +322,16 @@ impl PartitionStore for DiskPartition {
         Ok(entry)
     }
 
-    fn get_fields(&mut self, key: &[u8], names: &[Bytes]) -> StoreResult<Option<Entry>> {
+    fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
         if let Some(hit) = self.cache.get(key) {
-            return Ok(Some(hit.view(names)));
+            return Ok(Some(hit.view(needs)));
         }
         if self.complete {
             return Ok(None);
         }
         self.settle()?;
         self.metrics.disk_reads.increment(1);
-        self.store.get_fields(self.p, key, names).map_err(err)
+        self.store.get_fields(self.p, key, needs).map_err(err)
     }
 
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use crate::entry::{Entry, Value};
+use crate::op::FieldNeeds;
 use crate::session::{Attr, Session};
 
 /// What [`crate::apply::apply`] changed in the slot.
@@ -220,16 +221,18 @@ impl Value {
 }
 
 impl Entry {
-    /// What an operation on `names` needs of a hash: its header, those of the fields it has,
-    /// and one other field if there is one (so that removing the named ones tells whether the
-    /// hash is left empty). Any other value is returned whole.
-    pub fn view(&self, names: &[Bytes]) -> Entry {
+    /// What an operation needs of a hash: its header, those of the named fields it has, and,
+    /// if asked, one other field if there is one (so that removing the named ones tells whether
+    /// the hash is left empty). Any other value is returned whole.
+    pub fn view(&self, needs: &FieldNeeds) -> Entry {
         let Value::Hash(h) = &self.value else { return self.clone() };
-        let mut view: indexmap::IndexMap<Bytes, Bytes> = names
+        let mut view: indexmap::IndexMap<Bytes, Bytes> = needs
+            .names
             .iter()
             .filter_map(|n| h.get_key_value(n).map(|(k, v)| (k.clone(), v.clone())))
             .collect();
-        if let Some((k, v)) = h.iter().find(|(k, _)| !names.contains(k)) {
+        let other = || h.iter().find(|(k, _)| !needs.names.contains(k));
+        if let Some((k, v)) = needs.others.then(other).flatten() {
             view.insert(k.clone(), v.clone());
         }
         Entry { value: Value::Hash(view), expire_at_ms: self.expire_at_ms, version: self.version }
@@ -335,6 +338,25 @@ mod tests {
             Some(Entry { value: Value::Hash(IndexMap::new()), ..hash.clone().unwrap() });
         assert!(delta.apply_to(&mut older));
         assert_eq!(older, hash);
+    }
+
+    #[test]
+    fn an_hdel_on_a_view_deletes_the_hash_only_when_it_held_nothing_else() {
+        let mut h = IndexMap::new();
+        h.insert(b("a"), b("1"));
+        h.insert(b("b"), b("2"));
+        let full = Entry { value: Value::Hash(h), expire_at_ms: None, version: 3 };
+        let hdel =
+            |names: &[&str]| crate::Op::HDel { fields: names.iter().map(|n| b(n)).collect() };
+        let one = hdel(&["a", "zz"]);
+        let mut slot = Some(full.view(&one.hash_fields().unwrap()));
+        let out = crate::apply::apply(one, &mut slot, 1);
+        assert_eq!(out.change, Change::Fields(vec![b("a")]));
+        assert!(slot.is_some(), "b is still there");
+        let both = hdel(&["a", "b"]);
+        let mut slot = Some(full.view(&both.hash_fields().unwrap()));
+        assert_eq!(crate::apply::apply(both, &mut slot, 1).change, Change::Whole);
+        assert_eq!(slot, None);
     }
 
     #[test]

@@ -42,6 +42,15 @@ pub enum ExpireCond {
     IfLessExisting,
 }
 
+/// What of a hash an operation on some of its fields needs ([`Op::hash_fields`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldNeeds {
+    pub names: Vec<Bytes>,
+    /// Whether the hash has fields besides `names`: removing the named ones deletes the key
+    /// only if it has none.
+    pub others: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Get,
@@ -165,19 +174,20 @@ impl Op {
         )
     }
 
-    /// The fields of a hash command that reads or writes only named fields: the partition then
-    /// needs those fields of the hash (and whether it has others), not all of it.
-    pub fn hash_fields(&self) -> Option<Vec<Bytes>> {
-        match self {
+    /// What a hash command that reads or writes only named fields needs of the hash: the
+    /// partition then reads those fields, not all of it.
+    pub fn hash_fields(&self) -> Option<FieldNeeds> {
+        let names = match self {
             Op::HGet { field }
             | Op::HExists { field }
             | Op::HStrLen { field }
             | Op::HIncrBy { field, .. }
-            | Op::HIncrByFloat { field, .. } => Some(vec![field.clone()]),
-            Op::HMGet { fields } | Op::HDel { fields } => Some(fields.clone()),
-            Op::HSet { pairs, .. } => Some(pairs.iter().map(|(f, _)| f.clone()).collect()),
-            _ => None,
-        }
+            | Op::HIncrByFloat { field, .. } => vec![field.clone()],
+            Op::HMGet { fields } | Op::HDel { fields } => fields.clone(),
+            Op::HSet { pairs, .. } => pairs.iter().map(|(f, _)| f.clone()).collect(),
+            _ => return None,
+        };
+        Some(FieldNeeds { names, others: matches!(self, Op::HDel { .. }) })
     }
 
     /// Low-cardinality name for metrics and spans.

@@ -11,6 +11,7 @@ use rocksdb::{
 };
 use serde::{Deserialize, Serialize};
 use sessiongrid_model::config::Durability;
+use sessiongrid_model::op::FieldNeeds;
 use sessiongrid_model::{Entry, PartitionId, Value};
 
 use crate::batch::Batch;
@@ -244,14 +245,16 @@ impl Store {
         Ok(entry)
     }
 
-    /// Reads what an operation on fields `names` of a hash needs ([`Entry::view`]): the header,
-    /// those fields, and the first other field if there is one. Any other value is read whole.
+    /// Reads what an operation on some fields of a hash needs ([`Entry::view`]): the header,
+    /// those fields and, if asked, the first other field if there is one. Any other value is
+    /// read whole.
     pub fn get_fields(
         &self,
         p: PartitionId,
         key: &[u8],
-        names: &[Bytes],
+        needs: &FieldNeeds,
     ) -> Result<Option<Entry>, StoreError> {
+        let names = &needs.names;
         let started = Instant::now();
         let Some(mut entry) = self.get_header(p, key)? else { return Ok(None) };
         match entry.value {
@@ -268,6 +271,10 @@ impl Store {
             {
                 entry.value.set_field_row(name, Some(&row));
             }
+        }
+        if !needs.others {
+            self.inner.read_seconds.record(started.elapsed());
+            return Ok(Some(entry));
         }
         let prefix = keys::fields_prefix(p, key);
         let mut ro = ReadOptions::default();
@@ -609,8 +616,10 @@ mod tests {
         b.put(b"h", &hash(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")], 5), None, false);
         b.put(b"s", &entry("v", None), None, false);
         store.commit(b).unwrap();
-        let names =
-            |n: &[&str]| n.iter().map(|f| Bytes::copy_from_slice(f.as_bytes())).collect::<Vec<_>>();
+        let names = |n: &[&str]| FieldNeeds {
+            names: n.iter().map(|f| Bytes::copy_from_slice(f.as_bytes())).collect(),
+            others: true,
+        };
         let view = store.get_fields(1, b"h", &names(&["c", "zz"])).unwrap().unwrap();
         assert_eq!(view, hash(&[("a", "1"), ("c", "3")], 5), "c, and a to show the hash has more");
         let view = store.get_fields(1, b"h", &names(&["a", "b", "c", "d"])).unwrap().unwrap();
@@ -623,5 +632,8 @@ mod tests {
         assert_eq!(store.get_fields(1, b"nope", &names(&["a"])).unwrap(), None);
         let full = store.get(1, b"h").unwrap().unwrap();
         assert_eq!(full.view(&names(&["c", "zz"])), hash(&[("c", "3"), ("a", "1")], 5));
+        let only = FieldNeeds { others: false, ..names(&["c", "zz"]) };
+        assert_eq!(store.get_fields(1, b"h", &only).unwrap().unwrap(), hash(&[("c", "3")], 5));
+        assert_eq!(full.view(&only), hash(&[("c", "3")], 5));
     }
 }
