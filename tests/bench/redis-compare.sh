@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): Debian's redis-benchmark against a Sessiongrid node and against
 # redis-server (AOF, fsync every second) on this machine, in one run. Prints ops/s and the ratio
-# grid/redis for SET, GET and HSET with -c 50 -d 256, without pipelining and with -P 16, the
+# grid/redis for SET, GET and HSET with -c 50 -d 256, without pipelining and with -P 16 (and HSET
+# growing one hash to 100k fields, unpipelined), the
 # server CPU (user + sys) per operation of each and its ratio, then the node's RSS per 1 KiB key
 # after loading 1M keys.
 #
@@ -29,10 +30,11 @@ gpid=$!; pids+=($gpid)
 wait_port "$rport"; wait_port "$gport"
 
 bench() { # port pipeline test -> ops/s
-  # SET/GET spread over 100k keys. HSET writes one field of one hash: with -r it would grow a
-  # single 100k-field hash, which the grid copies in memory on every write (see README).
-  local spread=(-r 100000); [ "$3" = hset ] && spread=()
-  redis-benchmark -p "$1" -c 50 -d 256 -n "$REQUESTS" -P "$2" "${spread[@]}" -t "$3" --csv -q \
+  # SET/GET spread over 100k keys. HSET writes one field of one hash; HSET-big (-r) grows one
+  # hash to 100k fields, far past a partition's share of the memory budget.
+  local spread=(-r 100000) test="$3"; [ "$3" = hset ] && spread=()
+  [ "$3" = hset-big ] && test=hset
+  redis-benchmark -p "$1" -c 50 -d 256 -n "$REQUESTS" -P "$2" "${spread[@]}" -t "$test" --csv -q \
     2>/dev/null | awk -F'","' 'NR==2 {print $2+0}'
 }
 cpu_us() { # before after -> server CPU microseconds per request
@@ -42,7 +44,8 @@ cpu_us() { # before after -> server CPU microseconds per request
 printf '%-6s %-4s %12s %12s %7s %13s %13s %7s\n' test P redis_ops/s grid_ops/s ratio \
   redis_cpu_us grid_cpu_us ratio
 for p in 1 16; do
-  for t in set get hset; do
+  tests="set get hset"; [ "$p" = 1 ] && tests="$tests hset-big"
+  for t in $tests; do
     c0=$(cpu_ticks "$rpid"); r=$(bench "$rport" "$p" "$t"); c1=$(cpu_ticks "$rpid")
     g0=$(cpu_ticks "$gpid"); g=$(bench "$gport" "$p" "$t"); g1=$(cpu_ticks "$gpid")
     rc=$(cpu_us "$c0" "$c1"); gc=$(cpu_us "$g0" "$g1")
