@@ -350,6 +350,20 @@ SCRIPTS: dict[str, list] = {
         ("GETRANGE", "hash", "0", "1"), ("SETRANGE", "hash", "0", "x"), ("GETSET", "hash", "x"),
         ("EXPIRETIME", "hash"),
     ],
+    "hscan-hrandfield": [
+        ("HSET", "h", "b", "1", "a", "2", "c", "3", "ab", "4"), ("HDEL", "h", "a"),
+        ("HSCAN", "h", "0"), ("HSCAN", "h", "0", "MATCH", "a*"), ("HSCAN", "h", "0", "COUNT", "1"),
+        ("HSCAN", "h", "0", "MATCH", "*", "COUNT", "100"), ("HSCAN", "nope", "0"),
+        ("HSCAN", "h", "x"), ("HSCAN", "h", "0", "COUNT", "0"), ("HSCAN", "h", "0", "MATCH"),
+        ("HSCAN", "h", "0", "FOO", "1"),
+        ("HSET", "one", "f", "v"), ("HRANDFIELD", "one"), ("HRANDFIELD", "one", "3"),
+        ("HRANDFIELD", "one", "-3"), ("HRANDFIELD", "one", "2", "WITHVALUES"),
+        ("HRANDFIELD", "one", "-2", "WITHVALUES"), ("HRANDFIELD", "one", "0"),
+        ("HRANDFIELD", "nope"), ("HRANDFIELD", "nope", "5"), ("HRANDFIELD", "nope", "5", "WITHVALUES"),
+        ("HRANDFIELD", "one", "x"), ("HRANDFIELD", "one", "1", "FOO"),
+        *WRONGTYPE_SETUP,
+        ("HSCAN", "str", "0"), ("HRANDFIELD", "str"), ("HRANDFIELD", "str", "2"),
+    ],
     "flush": [
         ("MSET", "a", "1", "b", "2"), ("HSET", "h", "f", "v"), ("DBSIZE",),
         ("FLUSHDB",), ("DBSIZE",), ("EXISTS", "a", "b", "h"),
@@ -862,3 +876,34 @@ def test_binary_key_and_value_roundtrip(grid):
         assert client.hget(b"hbin\r\n", blob) == blob
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_hrandfield_picks_as_redis_does(baseline, grid, protocol):
+    """Random picks cannot be compared reply by reply: both servers must keep the same rules.
+    A positive count gives distinct fields (all of them when it exceeds the hash), a negative
+    one exactly that many (repeats allowed), WITHVALUES each field's own value."""
+    fields = {f"f{i}": f"v{i}" for i in range(10)}
+    flushall(baseline, grid)
+    for server in (baseline, grid):
+        c = server.client(protocol=protocol)
+        try:
+            c.hset("h", mapping=fields)
+            some = c.hrandfield("h", 5)
+            assert len(some) == 5 and len(set(some)) == 5 and {f.decode() for f in some} <= fields.keys()
+            assert sorted(f.decode() for f in c.hrandfield("h", 20)) == sorted(fields)
+            many = c.hrandfield("h", -20)
+            assert len(many) == 20 and {f.decode() for f in many} <= fields.keys()
+            pairs = c.execute_command("HRANDFIELD", "h", "-7", "WITHVALUES")
+            if protocol == 3:
+                assert len(pairs) == 7 and all(len(p) == 2 for p in pairs), (server.name, pairs)
+                flat = [x for p in pairs for x in p]
+            else:
+                flat = pairs
+            assert len(flat) == 14
+            for f, v in zip(flat[::2], flat[1::2]):
+                assert fields[f.decode()] == v.decode(), server.name
+            seen = {c.hrandfield("h").decode() for _ in range(200)}
+            assert len(seen) >= 8, f"{server.name}: one field at a time is random ({seen})"
+        finally:
+            c.close()

@@ -13,7 +13,7 @@ use crate::entry::{Entry, Value};
 use crate::num::{format_f64, parse_f64, parse_i64};
 use crate::op::{ExpireCond, ExpiryChange, Op, SetCond};
 use crate::reply::{Reply, NAN_OR_INFINITY, NOT_FLOAT, NOT_INTEGER, OVERFLOW};
-use crate::{merge, session};
+use crate::{glob, merge, session};
 
 /// Result of applying one operation.
 #[derive(Debug, PartialEq)]
@@ -187,6 +187,22 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
         Op::HDel { fields } => return hdel(slot, fields),
         Op::HIncrBy { field, delta } => return hincr_by(slot, field, delta),
         Op::HIncrByFloat { field, delta } => return hincr_by_float(slot, field, &delta),
+        Op::HScan { pattern } => {
+            let scan = |h: &IndexMap<Bytes, Bytes>| {
+                let matching = h
+                    .iter()
+                    .filter(|(f, _)| pattern.as_ref().is_none_or(|p| glob::matches(p, f)))
+                    .flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())]);
+                Reply::Array(vec![
+                    Reply::Bulk(Bytes::from_static(b"0")),
+                    Reply::Array(matching.collect()),
+                ])
+            };
+            (read_hash_or_empty(slot, scan), false)
+        }
+        Op::HRandField { count, values, seed } => {
+            (read_hash_or_empty(slot, |h| rand_fields(h, count, values, seed)), false)
+        }
         Op::HStrLen { field } => {
             let len =
                 |h: &IndexMap<Bytes, Bytes>| Reply::Int(h.get(&field).map_or(0, Bytes::len) as i64);
@@ -531,6 +547,50 @@ fn hincr_by_float(slot: &mut Option<Entry>, field: Bytes, delta: &[u8]) -> (Repl
     let text = Bytes::from(format_f64(next));
     h.insert(field.clone(), text.clone());
     (Reply::Bulk(text), Change::Fields(vec![field]))
+}
+
+/// `HRANDFIELD`: as Redis, a positive count returns distinct fields (all of them if the hash
+/// has no more), a negative one exactly that many, possibly repeated; with values, each field
+/// is followed by its value.
+fn rand_fields(h: &IndexMap<Bytes, Bytes>, count: Option<i64>, values: bool, seed: u64) -> Reply {
+    let mut state = seed | 1;
+    let mut next = |n: usize| {
+        // xorshift64: enough to pick fields; the seed comes from the door.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let Some(count) = count else {
+        return match h.len() {
+            0 => Reply::Nil,
+            n => Reply::Bulk(h.get_index(next(n)).map(|(f, _)| f.clone()).unwrap_or_default()),
+        };
+    };
+    let picks: Vec<usize> = if h.is_empty() {
+        Vec::new()
+    } else if count < 0 {
+        (0..count.unsigned_abs()).map(|_| next(h.len())).collect()
+    } else {
+        let mut all: Vec<usize> = (0..h.len()).collect();
+        let wanted = (count as usize).min(h.len());
+        for i in 0..wanted {
+            let j = i + next(all.len() - i);
+            all.swap(i, j);
+        }
+        all.truncate(wanted);
+        all
+    };
+    let mut out = Vec::with_capacity(picks.len() * (1 + values as usize));
+    for i in picks {
+        if let Some((f, v)) = h.get_index(i) {
+            out.push(Reply::Bulk(f.clone()));
+            if values {
+                out.push(Reply::Bulk(v.clone()));
+            }
+        }
+    }
+    Reply::Array(out)
 }
 
 /// Error exit for a write that created an empty hash it did not fill.

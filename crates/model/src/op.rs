@@ -141,6 +141,18 @@ pub enum Op {
     HStrLen {
         field: Bytes,
     },
+    /// `HSCAN` from cursor 0: every field (and value) matching `pattern`, in one reply with
+    /// cursor 0, as Redis answers for a small hash.
+    HScan {
+        pattern: Option<Bytes>,
+    },
+    /// `HRANDFIELD`: `count` fields (`None`: one, as a bulk string; negative: may repeat),
+    /// chosen by `seed`, with their values if asked.
+    HRandField {
+        count: Option<i64>,
+        values: bool,
+        seed: u64,
+    },
     /// An operation on a session or a user's login registry.
     Session(SessionOp),
     /// The key's entry from the other side of a healed network split, joined with this side's
@@ -164,6 +176,8 @@ impl Op {
                 | Op::ExpireTime { .. }
                 | Op::GetRange { .. }
                 | Op::HStrLen { .. }
+                | Op::HScan { .. }
+                | Op::HRandField { .. }
                 | Op::HGet { .. }
                 | Op::HMGet { .. }
                 | Op::HGetAll
@@ -223,6 +237,8 @@ impl Op {
             Op::HIncrBy { .. } => "hincrby",
             Op::HIncrByFloat { .. } => "hincrbyfloat",
             Op::HStrLen { .. } => "hstrlen",
+            Op::HScan { .. } => "hscan",
+            Op::HRandField { .. } => "hrandfield",
             Op::Session(op) => op.name(),
             Op::Merge(_) => "merge",
         }
