@@ -333,3 +333,25 @@ def test_partitions_whose_every_owner_is_lost_wait_until_an_operator_forgets_the
             assert got == v.encode(), k
     client.set(probe, "again")
     assert client.get(probe) == b"again"
+
+
+def test_rename_and_copy_move_keys_between_partitions_on_other_nodes(pool):
+    """RENAME, RENAMENX and COPY of keys whose partitions have their primaries on different
+    nodes, sent through every node: values, types and deadlines arrive, sources go."""
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    clients = [node.client() for node in cluster.nodes]
+    for i in range(60):
+        clients[0].set(f"old:{i}", f"v{i}", ex=1000)
+        clients[0].hset(f"oldh:{i}", mapping={"a": str(i), "b": "x"})
+    for i in range(60):
+        c = clients[i % 3]
+        assert c.rename(f"old:{i}", f"new:{i}") is True
+        assert c.renamenx(f"oldh:{i}", f"newh:{i}") is True
+        assert c.copy(f"new:{i}", f"copy:{i}") is True
+    for i in range(60):
+        c = clients[(i + 1) % 3]
+        assert c.get(f"new:{i}") == b"v" + str(i).encode() == c.get(f"copy:{i}")
+        assert 900 < c.ttl(f"new:{i}") <= 1000
+        assert c.hgetall(f"newh:{i}") == {b"a": str(i).encode(), b"b": b"x"}
+        assert c.exists(f"old:{i}", f"oldh:{i}") == 0

@@ -278,6 +278,14 @@ def test_bad_arguments_get_clear_errors(node):
     assert c.execute_command("SESSION.GET", sid) is not None
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         c.get(f"sg:session:{sid}")
+    # RENAME and COPY cannot move a session, nor overwrite one; the source stays.
+    for command in ("RENAME", "COPY"):
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            c.execute_command(command, f"sg:session:{sid}", "stolen")
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            c.execute_command(command, "plain", f"sg:session:{sid}", *(("REPLACE",) if command == "COPY" else ()))
+    assert c.get("plain") == "v" and c.exists("stolen") == 0
+    assert c.execute_command("SESSION.GET", sid) is not None
 
 
 def test_list_and_stats_cover_every_session(node):

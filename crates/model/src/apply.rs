@@ -122,6 +122,25 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
             (Reply::Int(existed as i64), existed)
         }
         Op::Exists => (Reply::Int(slot.is_some() as i64), false),
+        Op::Dump => match slot {
+            None => (Reply::Nil, false),
+            Some(e) => (Reply::Bulk(e.encode().into()), false),
+        },
+        Op::Restore { entry, replace } => {
+            if slot.is_some() && !replace {
+                return (Reply::Int(0), Change::Nothing);
+            }
+            let version = slot.as_ref().map_or(0, |e| e.version);
+            *slot = Some(Entry { version, ..*entry });
+            (Reply::Int(1), true)
+        }
+        Op::DelIf { version } => match slot {
+            Some(e) if e.version == version => {
+                *slot = None;
+                (Reply::Int(1), true)
+            }
+            _ => (Reply::Int(0), false),
+        },
         Op::Type => (Reply::Status(slot.as_ref().map_or("none", Entry::type_name).into()), false),
         Op::Expire { at_ms, cond } => return header_only(expire(slot, at_ms, cond, now_ms), slot),
         Op::Ttl { millis } => (ttl(slot, millis, now_ms), false),

@@ -153,6 +153,20 @@ pub enum Op {
         values: bool,
         seed: u64,
     },
+    /// The key's entry (postcard-encoded, deadline and version included) for `RENAME` and
+    /// `COPY`; nil if absent.
+    Dump,
+    /// Stores `entry` (from [`Op::Dump`] of another key) unless the key exists and not
+    /// `replace`: 1 if stored, 0 if not.
+    Restore {
+        entry: Box<Entry>,
+        replace: bool,
+    },
+    /// Deletes the key if its last write is still `version` (the source of a `RENAME`, unless
+    /// written since it was copied): 1 if deleted.
+    DelIf {
+        version: u64,
+    },
     /// An operation on a session or a user's login registry.
     Session(SessionOp),
     /// The key's entry from the other side of a healed network split, joined with this side's
@@ -177,6 +191,7 @@ impl Op {
                 | Op::GetRange { .. }
                 | Op::HStrLen { .. }
                 | Op::HScan { .. }
+                | Op::Dump
                 | Op::HRandField { .. }
                 | Op::HGet { .. }
                 | Op::HMGet { .. }
@@ -238,6 +253,9 @@ impl Op {
             Op::HIncrByFloat { .. } => "hincrbyfloat",
             Op::HStrLen { .. } => "hstrlen",
             Op::HScan { .. } => "hscan",
+            Op::Dump => "dump",
+            Op::Restore { .. } => "restore",
+            Op::DelIf { .. } => "delif",
             Op::HRandField { .. } => "hrandfield",
             Op::Session(op) => op.name(),
             Op::Merge(_) => "merge",

@@ -1,11 +1,11 @@
 //! Keyspace commands: DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT PEXPIREAT SCAN KEYS DBSIZE
-//! FLUSHDB FLUSHALL TOUCH (TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST and TYPE are single
-//! operations wired in the table).
+//! FLUSHDB FLUSHALL TOUCH RENAME RENAMENX COPY (TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST and
+//! TYPE are single operations wired in the table).
 
 use bytes::Bytes;
 use sessiongrid_grid::KeyFilter;
 use sessiongrid_model::op::ExpireCond;
-use sessiongrid_model::{time, Op, Reply};
+use sessiongrid_model::{time, Entry, Op, Reply};
 
 use super::args::{expire_deadline, syntax_error};
 use super::{grid_error, CmdResult, Ctx, OneOp, Req};
@@ -23,6 +23,66 @@ async fn count(ctx: &Ctx<'_>, op: Op) -> CmdResult {
 
 pub async fn del(ctx: &mut Ctx<'_>) -> CmdResult {
     count(ctx, Op::Del).await
+}
+
+/// The entry under `key`, as `Op::Dump` encodes it; `None` if absent.
+async fn dump(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Entry>, Reply> {
+    match ctx.exec(key.clone(), Op::Dump).await? {
+        Reply::Bulk(bytes) => Entry::decode(&bytes)
+            .map(Some)
+            .map_err(|_| Reply::error("ERR internal: unreadable entry")),
+        e @ Reply::Error(_) => Err(e), // a key the grid manages (a session): WRONGTYPE
+        _ => Ok(None),
+    }
+}
+
+/// `RENAME src dst` (`nx` false) and `RENAMENX src dst`. The two keys may live in different
+/// partitions: the source is copied, then deleted unless written since, so an interrupted
+/// rename leaves both keys, never neither, and a write to the source while it is being renamed
+/// stays there (as if made just after the rename).
+pub async fn rename(ctx: &mut Ctx<'_>, nx: bool) -> CmdResult {
+    let (src, dst) = (ctx.args.get(1).clone(), ctx.args.get(2).clone());
+    let Some(entry) = dump(ctx, &src).await? else {
+        return Err(Reply::error("ERR no such key"));
+    };
+    if src == dst {
+        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+    }
+    let version = entry.version;
+    let restore = Op::Restore { entry: Box::new(entry), replace: !nx };
+    match ctx.exec(dst, restore).await? {
+        Reply::Int(1) => {}
+        Reply::Int(_) => return Ok(Reply::Int(0)),
+        refused => return Err(refused), // the destination is a key the grid manages
+    }
+    ctx.exec(src, Op::DelIf { version }).await?;
+    Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+}
+
+/// `COPY src dst [DB 0] [REPLACE]`: 1 if copied, 0 if the source is absent or the destination
+/// exists (without REPLACE).
+pub async fn copy(ctx: &mut Ctx<'_>) -> CmdResult {
+    let (src, dst) = (ctx.args.get(1).clone(), ctx.args.get(2).clone());
+    let mut replace = false;
+    let mut i = 3;
+    while i < ctx.args.len() {
+        if ctx.args.is(i, "replace") {
+            replace = true;
+            i += 1;
+        } else if ctx.args.is(i, "db") && i + 1 < ctx.args.len() {
+            if ctx.args.int(i + 1)? != 0 {
+                return Err(Reply::error("ERR DB index is out of range"));
+            }
+            i += 2;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    if src == dst {
+        return Err(Reply::error("ERR source and destination objects are the same"));
+    }
+    let Some(entry) = dump(ctx, &src).await? else { return Ok(Reply::Int(0)) };
+    ctx.exec(dst, Op::Restore { entry: Box::new(entry), replace }).await
 }
 
 pub async fn exists(ctx: &mut Ctx<'_>) -> CmdResult {

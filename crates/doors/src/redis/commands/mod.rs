@@ -101,6 +101,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("client", -2, C, NONE),
     spec("command", -1, C, NONE),
     spec("config", -2, A, NONE),
+    spec("copy", -3, W, (1, 2, 1)),
     spec("dbsize", 1, R, NONE),
     spec("decr", 2, W, ONE),
     spec("decrby", 3, W, ONE),
@@ -149,6 +150,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("psetex", 4, W, ONE),
     spec("pttl", 2, R, ONE),
     spec("quit", -1, C, NONE),
+    spec("rename", 3, W, (1, 2, 1)),
+    spec("renamenx", 3, W, (1, 2, 1)),
     spec("scan", -2, R, NONE),
     spec("select", 2, C, NONE),
     spec("session.byuser", 2, R, NONE),
@@ -347,6 +350,7 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "client" => connection::client(ctx),
         "command" => server::command(ctx),
         "config" => server::config(ctx),
+        "copy" => keys::copy(ctx).await,
         "dbsize" => keys::dbsize(ctx).await,
         "del" | "unlink" => keys::del(ctx).await,
         "echo" => Ok(Reply::Bulk(ctx.args.get(1).clone())),
@@ -361,6 +365,8 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "mget" => strings::mget(ctx).await,
         "mset" => strings::mset(ctx).await,
         "ping" => connection::ping(ctx),
+        "rename" => keys::rename(ctx, false).await,
+        "renamenx" => keys::rename(ctx, true).await,
         "time" => Ok(server::time()),
         "quit" => {
             ctx.client.quit = true;
