@@ -377,6 +377,17 @@ SCRIPTS: dict[str, list] = {
         ("SET", "e", "1", "PX", "100000"), ("COPY", "e", "e2"), ("PTTL", "e2"),
         ("RENAME", "e", "x"), ("PTTL", "x"), ("RENAME", "a"), ("COPY", "a"),
     ],
+    "object": [
+        ("SET", "i", "12345"), ("SET", "neg", "-7"), ("SET", "e", "short"), ("SET", "r", "x" * 45),
+        ("SET", "z", "0123"), ("OBJECT", "ENCODING", "i"), ("OBJECT", "ENCODING", "neg"),
+        ("OBJECT", "ENCODING", "e"), ("OBJECT", "ENCODING", "r"), ("OBJECT", "ENCODING", "z"),
+        ("HSET", "small", "f", "v"), ("OBJECT", "ENCODING", "small"),
+        ("HSET", "wide", "f", "v" * 65), ("OBJECT", "ENCODING", "wide"),
+        ("HSET", "many", *(x for k in range(513) for x in (f"f{k}", "v"))), ("OBJECT", "ENCODING", "many"),
+        ("OBJECT", "ENCODING", "nope"), ("OBJECT", "IDLETIME", "nope"), ("OBJECT", "FREQ", "nope"),
+        ("OBJECT", "FREQ", "e"), ("OBJECT", "IDLETIME", "e"), ("OBJECT", "ENCODING"),
+        ("OBJECT", "FOO", "e"), ("OBJECT", "ENCODING", "e", "extra"),
+    ],
     "flush": [
         ("MSET", "a", "1", "b", "2"), ("HSET", "h", "f", "v"), ("DBSIZE",),
         ("FLUSHDB",), ("DBSIZE",), ("EXISTS", "a", "b", "h"),

@@ -122,6 +122,7 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
             (Reply::Int(existed as i64), existed)
         }
         Op::Exists => (Reply::Int(slot.is_some() as i64), false),
+        Op::Encoding => (slot.as_ref().map_or(Reply::Nil, encoding), false),
         Op::Dump => match slot {
             None => (Reply::Nil, false),
             Some(e) => (Reply::Bulk(e.encode().into()), false),
@@ -566,6 +567,23 @@ fn hincr_by_float(slot: &mut Option<Entry>, field: Bytes, delta: &[u8]) -> (Repl
     let text = Bytes::from(format_f64(next));
     h.insert(field.clone(), text.clone());
     (Reply::Bulk(text), Change::Fields(vec![field]))
+}
+
+/// What Redis 7.0 calls the encoding of a value like this one (with the thresholds of its
+/// packaged configuration: 512 fields of at most 64 bytes for a listpack hash).
+fn encoding(entry: &Entry) -> Reply {
+    let name = match &entry.value {
+        Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
+        Value::Str(s) if s.len() <= 44 => "embstr",
+        Value::Hash(h)
+            if h.len() <= 512 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) =>
+        {
+            "listpack"
+        }
+        Value::Hash(_) => "hashtable",
+        _ => "raw",
+    };
+    Reply::Bulk(Bytes::from_static(name.as_bytes()))
 }
 
 /// `HRANDFIELD`: as Redis, a positive count returns distinct fields (all of them if the hash

@@ -153,6 +153,8 @@ pub enum Op {
         values: bool,
         seed: u64,
     },
+    /// `OBJECT ENCODING`: the name Redis 7.0 would give the value's encoding; nil if absent.
+    Encoding,
     /// The key's entry (postcard-encoded, deadline and version included) for `RENAME` and
     /// `COPY`; nil if absent.
     Dump,
@@ -192,6 +194,7 @@ impl Op {
                 | Op::HStrLen { .. }
                 | Op::HScan { .. }
                 | Op::Dump
+                | Op::Encoding
                 | Op::HRandField { .. }
                 | Op::HGet { .. }
                 | Op::HMGet { .. }
@@ -254,6 +257,7 @@ impl Op {
             Op::HStrLen { .. } => "hstrlen",
             Op::HScan { .. } => "hscan",
             Op::Dump => "dump",
+            Op::Encoding => "encoding",
             Op::Restore { .. } => "restore",
             Op::DelIf { .. } => "delif",
             Op::HRandField { .. } => "hrandfield",

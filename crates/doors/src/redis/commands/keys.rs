@@ -1,5 +1,5 @@
 //! Keyspace commands: DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT PEXPIREAT SCAN KEYS DBSIZE
-//! FLUSHDB FLUSHALL TOUCH RENAME RENAMENX COPY (TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST and
+//! FLUSHDB FLUSHALL TOUCH RENAME RENAMENX COPY OBJECT (TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST and
 //! TYPE are single operations wired in the table).
 
 use bytes::Bytes;
@@ -83,6 +83,53 @@ pub async fn copy(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     let Some(entry) = dump(ctx, &src).await? else { return Ok(Reply::Int(0)) };
     ctx.exec(dst, Op::Restore { entry: Box::new(entry), replace }).await
+}
+
+/// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key` and `OBJECT HELP`. The grid keeps no access
+/// times or counts: IDLETIME is 0 and FREQ answers as Redis does without an LFU policy.
+pub async fn object(ctx: &mut Ctx<'_>) -> CmdResult {
+    let sub = ctx.args.text(1).to_ascii_lowercase();
+    if sub == "help" {
+        let lines = [
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+            "HELP",
+            "    Print this help.",
+        ];
+        return Ok(Reply::Array(lines.iter().map(|l| Reply::Status((*l).into())).collect()));
+    }
+    if !["encoding", "freq", "idletime", "refcount"].contains(&sub.as_str()) {
+        let name = ctx.args.text(1);
+        return Err(Reply::error(format!("ERR unknown subcommand '{name}'. Try OBJECT HELP.")));
+    }
+    if ctx.args.len() != 3 {
+        let message = format!("ERR wrong number of arguments for 'object|{sub}' command");
+        return Err(Reply::error(message));
+    }
+    let reply = ctx.exec(ctx.args.get(2).clone(), Op::Encoding).await?;
+    match (sub.as_str(), reply) {
+        (_, e @ Reply::Error(_)) => Err(e),
+        (_, Reply::Nil) => Ok(Reply::Nil),
+        ("encoding", found) => Ok(found),
+        ("freq", _) => Err(Reply::error(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please \
+             note that when switching between policies at runtime LRU and LFU data will take \
+             some time to adjust.",
+        )),
+        ("idletime", _) => Ok(Reply::Int(0)),
+        _ => Ok(Reply::Int(1)),
+    }
 }
 
 pub async fn exists(ctx: &mut Ctx<'_>) -> CmdResult {
