@@ -87,6 +87,12 @@ def test_create_get_set_del_touch(node):
     assert 59_000 < left <= 60_000
     only = c.execute_command("SESSION.GET", sid, "ATTRS", "name", "NOTOUCH")
     assert attrs(only) == {"name": "Zoë"}
+    c.execute_command("SESSION.SET", sid, "big", "bytes", "x" * 1000)
+    names = c.execute_command("SESSION.GET", sid, "NAMES", "NOTOUCH")
+    assert names["attributes"] == {"name": ["utf8", None, 2], "big": ["bytes", None, 4]}
+    some = c.execute_command("SESSION.GET", sid, "ATTRS", "big", "missing", "NAMES")
+    assert some["attributes"] == {"big": ["bytes", None, 4]}
+    assert c.execute_command("SESSION.DEL", sid, "big") == 1
     assert 4_000 < c.execute_command("SESSION.TOUCH", sid, "IDLE", 5) <= 5_000
     assert c.execute_command("SESSION.GET", sid)["idle-timeout"] == 5
 

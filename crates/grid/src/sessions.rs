@@ -110,6 +110,8 @@ pub struct GetOptions {
     pub attrs: Option<Vec<Bytes>>,
     /// Leave last access where it is.
     pub no_touch: bool,
+    /// Attribute names, tags and versions only: values are left out (empty).
+    pub names: bool,
 }
 
 /// A write of attributes (`SESSION.SET`).
@@ -208,7 +210,8 @@ impl Sessions {
         if !id::looks_valid(id) {
             return Ok(None);
         }
-        let op = SessionOp::Get { touch: !opts.no_touch };
+        let op =
+            SessionOp::Get { touch: !opts.no_touch, attrs: opts.attrs.clone(), names: opts.names };
         let Some(mut s) = self.exec_session(id, op).await? else { return Ok(None) };
         s.attrs.retain(|name, _| {
             visible_to(name, opts.app.as_deref())
@@ -315,7 +318,10 @@ impl Sessions {
             return Ok(None);
         }
         for _ in 0..ROTATE_ATTEMPTS {
-            let Some(s) = self.exec_session(id, SessionOp::Get { touch: false }).await? else {
+            let Some(s) = self
+                .exec_session(id, SessionOp::Get { touch: false, attrs: None, names: false })
+                .await?
+            else {
                 return Ok(None);
             };
             let new = new_id();
@@ -380,7 +386,7 @@ impl Sessions {
         }
         let span = info_span!("session_login");
         async {
-            let get = SessionOp::Get { touch: false };
+            let get = SessionOp::Get { touch: false, attrs: None, names: false };
             let Some(s) = self.exec_session(id, get).await? else {
                 return Ok(LoginOutcome::NoSession);
             };
@@ -475,7 +481,7 @@ impl Sessions {
             let mut id = login.id.clone();
             let mut found = None;
             for _ in 0..MOVES_FOLLOWED_MAX {
-                let get = SessionOp::Get { touch: false };
+                let get = SessionOp::Get { touch: false, attrs: None, names: false };
                 if let Some(s) = self.exec_session(&id, get).await? {
                     found = Some(s);
                     break;

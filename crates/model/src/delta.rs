@@ -204,17 +204,7 @@ impl Value {
     fn without_fields(&self) -> Value {
         match self {
             Value::Hash(_) => Value::Hash(Default::default()),
-            Value::Session(s) => Value::Session(Box::new(Session {
-                id: s.id.clone(),
-                group: s.group.clone(),
-                created_ms: s.created_ms,
-                last_access_ms: s.last_access_ms,
-                idle_ms: s.idle_ms,
-                absolute_at_ms: s.absolute_at_ms,
-                principal: s.principal.clone(),
-                attrs: Default::default(),
-                version: s.version,
-            })),
+            Value::Session(s) => Value::Session(Box::new(s.clone_header())),
             other => other.clone(),
         }
     }

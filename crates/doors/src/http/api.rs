@@ -114,6 +114,7 @@ async fn read(
             .attrs
             .map(|a| a.split(',').map(|n| Bytes::copy_from_slice(n.as_bytes())).collect()),
         no_touch: q.touch == Some(false),
+        ..GetOptions::default()
     };
     match cx.sessions.get(id.as_bytes(), &opts).await.map_err(failed)? {
         Some(s) => Ok(ok(json::session(&s, true))),

@@ -44,7 +44,7 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
             put(slot, *session);
             (Reply::Int(1), true)
         }
-        SessionOp::Get { touch } => {
+        SessionOp::Get { touch, attrs, names } => {
             return with_session(slot, |s| {
                 let stale = now_ms.saturating_sub(s.last_access_ms)
                     >= TOUCH_GRANULARITY_MS.min(s.idle_ms / 20);
@@ -54,7 +54,7 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
                 } else {
                     Change::Nothing
                 };
-                (Reply::Bulk(s.encode().into()), change)
+                (Reply::Bulk(shown(s, attrs.as_deref(), names).into()), change)
             })
         }
         SessionOp::Set { if_version, replace, idle_ms, attrs, limits } => {
@@ -150,6 +150,23 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
         }
     };
     (reply, changed.into())
+}
+
+/// The session encoded for a reader: all of it, or only some attributes, or their names.
+fn shown(s: &Session, only: Option<&[Bytes]>, names: bool) -> Vec<u8> {
+    if only.is_none() && !names {
+        return s.encode();
+    }
+    let attrs = s
+        .attrs
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|wanted| wanted.contains(name)))
+        .map(|(name, a)| {
+            let value = if names { Bytes::new() } else { a.value.clone() };
+            (name.clone(), Attr { value, ..a.clone() })
+        })
+        .collect();
+    Session { attrs, ..s.clone_header() }.encode()
 }
 
 fn encoded<T: serde::Serialize>(value: &T) -> Reply {
@@ -386,13 +403,20 @@ mod tests {
     fn reads_touch_at_most_once_per_granule() {
         let mut slot = None;
         create(&mut slot, 0);
-        assert!(!apply(SessionOp::Get { touch: true }, &mut slot, 10).1.any(), "just accessed");
+        assert!(
+            !apply(SessionOp::Get { touch: true, attrs: None, names: false }, &mut slot, 10)
+                .1
+                .any(),
+            "just accessed"
+        );
         assert_eq!(
-            apply(SessionOp::Get { touch: true }, &mut slot, 60).1,
+            apply(SessionOp::Get { touch: true, attrs: None, names: false }, &mut slot, 60).1,
             Change::Fields(vec![]),
             "idle / 20 = 50 ms: the header alone"
         );
-        assert!(!apply(SessionOp::Get { touch: false }, &mut slot, 900).1.any());
+        assert!(!apply(SessionOp::Get { touch: false, attrs: None, names: false }, &mut slot, 900)
+            .1
+            .any());
     }
 
     #[test]
@@ -438,7 +462,7 @@ mod tests {
         assert!(matches!(apply(end(Some(b("new"))), &mut slot, 5).0, Reply::Bulk(_)));
         assert_eq!(slot.as_ref().unwrap().expire_at_ms, Some(10_005));
         assert_eq!(
-            apply(SessionOp::Get { touch: true }, &mut slot, 6),
+            apply(SessionOp::Get { touch: true, attrs: None, names: false }, &mut slot, 6),
             (Reply::Nil, Change::Nothing)
         );
         assert_eq!(apply(set("a", "1", None), &mut slot, 6), (Reply::Nil, Change::Nothing));

@@ -142,6 +142,21 @@ impl Session {
         self.header_bytes() + self.attrs.iter().map(|(k, a)| attr_bytes(k, a)).sum::<usize>()
     }
 
+    /// The session without its attributes.
+    pub fn clone_header(&self) -> Session {
+        Session {
+            id: self.id.clone(),
+            group: self.group.clone(),
+            created_ms: self.created_ms,
+            last_access_ms: self.last_access_ms,
+            idle_ms: self.idle_ms,
+            absolute_at_ms: self.absolute_at_ms,
+            principal: self.principal.clone(),
+            attrs: IndexMap::new(),
+            version: self.version,
+        }
+    }
+
     /// What the session costs without its attributes.
     pub fn header_bytes(&self) -> usize {
         SESSION_OVERHEAD_BYTES

@@ -16,8 +16,10 @@ pub enum SessionOp {
     /// Stores `session` (which carries this key's id) as it is, last accessed now. `1` if stored,
     /// `0` if the id is taken.
     Adopt { session: Box<Session> },
-    /// The session (encoded), or nil. With `touch`, last access moves to now.
-    Get { touch: bool },
+    /// The session (encoded), or nil. With `touch`, last access moves to now. With `attrs`,
+    /// only those attributes; with `names`, attributes without their values: a reader of one
+    /// attribute of a big session is sent that attribute.
+    Get { touch: bool, attrs: Option<Vec<Bytes>>, names: bool },
     /// Writes attributes (with `replace`, they become all the session's attributes; with
     /// `idle_ms`, the idle timeout changes too): the new version, nil if absent, `CONFLICT` if
     /// `if_version` differs.
@@ -60,7 +62,7 @@ pub enum SessionOp {
 
 impl SessionOp {
     pub fn is_write(&self) -> bool {
-        !matches!(self, SessionOp::Get { touch: false } | SessionOp::Probe | SessionOp::Logins)
+        !matches!(self, SessionOp::Get { touch: false, .. } | SessionOp::Probe | SessionOp::Logins)
     }
 
     pub fn name(&self) -> &'static str {

@@ -68,6 +68,9 @@ pub async fn get(ctx: &mut Ctx<'_>) -> CmdResult {
         if ctx.args.is(i, "notouch") {
             opts.no_touch = true;
             i += 1;
+        } else if ctx.args.is(i, "names") {
+            opts.names = true;
+            i += 1;
         } else if ctx.args.is(i, "app") && i + 1 < ctx.args.len() {
             opts.app = Some(ctx.args.get(i + 1).clone());
             i += 2;
@@ -75,7 +78,8 @@ pub async fn get(ctx: &mut Ctx<'_>) -> CmdResult {
             // Attribute names run to the end or to NOTOUCH / APP.
             let mut names = Vec::new();
             i += 1;
-            while i < ctx.args.len() && !ctx.args.is(i, "notouch") && !ctx.args.is(i, "app") {
+            let option = |i| ["notouch", "app", "names"].iter().any(|o| ctx.args.is(i, o));
+            while i < ctx.args.len() && !option(i) {
                 names.push(ctx.args.get(i).clone());
                 i += 1;
             }
@@ -85,12 +89,22 @@ pub async fn get(ctx: &mut Ctx<'_>) -> CmdResult {
         }
     }
     let found = ctx.shared.sessions.get(ctx.args.get(1), &opts).await.map_err(refused)?;
-    Ok(found.map_or(Reply::Nil, |s| session_reply(&s, true)))
+    let shown = if opts.names { Shown::Names } else { Shown::Values };
+    Ok(found.map_or(Reply::Nil, |s| session_reply(&s, shown)))
 }
 
-/// The metadata of a session and, with `attrs`, its attributes as `name -> [tag, value,
-/// version]`.
-pub fn session_reply(s: &Session, attrs: bool) -> Reply {
+/// What a session reply shows of the attributes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Nothing,
+    /// `name -> [tag, value, version]`.
+    Values,
+    /// `name -> [tag, nil, version]`.
+    Names,
+}
+
+/// The metadata of a session and its attributes as `shown` says.
+pub fn session_reply(s: &Session, shown: Shown) -> Reply {
     let text = |t: &str| Reply::bulk(Bytes::copy_from_slice(t.as_bytes()));
     let int = |n: u64| Reply::Int(n as i64);
     let mut map = vec![
@@ -104,14 +118,17 @@ pub fn session_reply(s: &Session, attrs: bool) -> Reply {
         (text("principal"), s.principal.clone().map_or(Reply::Nil, Reply::Bulk)),
         (text("version"), int(s.version)),
     ];
-    if attrs {
+    if shown != Shown::Nothing {
         let attrs = s
             .attrs
             .iter()
             .map(|(name, a)| {
                 let value = Reply::Array(vec![
                     text(a.tag.name()),
-                    Reply::Bulk(a.value.clone()),
+                    match shown {
+                        Shown::Names => Reply::Nil,
+                        _ => Reply::Bulk(a.value.clone()),
+                    },
                     int(a.version),
                 ]);
                 (Reply::Bulk(name.clone()), value)
@@ -230,7 +247,7 @@ pub async fn logout(ctx: &mut Ctx<'_>) -> CmdResult {
 /// `SESSION.BYUSER principal` -> array of session metadata maps
 pub async fn by_user(ctx: &mut Ctx<'_>) -> CmdResult {
     let live = ctx.shared.sessions.by_user(ctx.args.get(1)).await.map_err(refused)?;
-    Ok(Reply::Array(live.iter().map(|s| session_reply(s, false)).collect()))
+    Ok(Reply::Array(live.iter().map(|s| session_reply(s, Shown::Nothing)).collect()))
 }
 
 /// `SESSION.KICKUSER principal` -> how many sessions ended
