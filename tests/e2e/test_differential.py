@@ -364,6 +364,10 @@ SCRIPTS: dict[str, list] = {
         *WRONGTYPE_SETUP,
         ("HSCAN", "str", "0"), ("HRANDFIELD", "str"), ("HRANDFIELD", "str", "2"),
     ],
+    "randomkey": [
+        ("RANDOMKEY",), ("SET", "only", "1"), ("RANDOMKEY",), ("DEL", "only"), ("RANDOMKEY",),
+        ("HSET", "h", "f", "v"), ("RANDOMKEY",), ("RANDOMKEY", "x"),
+    ],
     "rename-copy": [
         ("SET", "a", "1", "EX", "100"), ("RENAME", "a", "b"), ("GET", "a"), ("GET", "b"), ("TTL", "b"),
         ("RENAME", "a", "b"), ("RENAME", "b", "b"), ("RENAMENX", "b", "b"), ("GET", "b"),
@@ -933,5 +937,17 @@ def test_hrandfield_picks_as_redis_does(baseline, grid, protocol):
                 assert fields[f.decode()] == v.decode(), server.name
             seen = {c.hrandfield("h").decode() for _ in range(200)}
             assert len(seen) >= 8, f"{server.name}: one field at a time is random ({seen})"
+        finally:
+            c.close()
+
+
+def test_randomkey_picks_among_all_keys(baseline, grid):
+    flushall(baseline, grid)
+    for server in (baseline, grid):
+        c = server.client()
+        try:
+            c.mset({f"k{i}": i for i in range(20)})
+            seen = {c.randomkey() for _ in range(300)}
+            assert seen <= {f"k{i}".encode() for i in range(20)} and len(seen) >= 10, (server.name, seen)
         finally:
             c.close()

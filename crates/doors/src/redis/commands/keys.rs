@@ -1,6 +1,6 @@
 //! Keyspace commands: DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT PEXPIREAT SCAN KEYS DBSIZE
-//! FLUSHDB FLUSHALL TOUCH RENAME RENAMENX COPY OBJECT (TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST and
-//! TYPE are single operations wired in the table).
+//! FLUSHDB FLUSHALL TOUCH RENAME RENAMENX COPY OBJECT RANDOMKEY (TTL, PTTL, EXPIRETIME,
+//! PEXPIRETIME, PERSIST and TYPE are single operations wired in the table).
 
 use bytes::Bytes;
 use sessiongrid_grid::KeyFilter;
@@ -212,6 +212,22 @@ fn check_pattern(pattern: &[u8]) -> Result<(), Reply> {
         return Err(Reply::error("ERR pattern longer than 4096 bytes"));
     }
     Ok(())
+}
+
+/// `RANDOMKEY`: a key of the first partition holding any, from a random one on; nil if the
+/// grid holds none.
+pub async fn randomkey(ctx: &mut Ctx<'_>) -> CmdResult {
+    let partitions = ctx.shared.grid.partitions();
+    let start = rand::random_range(0..partitions);
+    for i in 0..partitions {
+        let p = (start + i) % partitions;
+        let found = ctx.shared.grid.keys(p, KeyFilter::default()).await.map_err(grid_error)?;
+        if !found.is_empty() {
+            let pick = rand::random_range(0..found.len());
+            return Ok(Reply::Bulk(found[pick].clone()));
+        }
+    }
+    Ok(Reply::Nil)
 }
 
 pub async fn keys(ctx: &mut Ctx<'_>) -> CmdResult {
