@@ -364,6 +364,15 @@ SCRIPTS: dict[str, list] = {
         *WRONGTYPE_SETUP,
         ("HSCAN", "str", "0"), ("HRANDFIELD", "str"), ("HRANDFIELD", "str", "2"),
     ],
+    "msetnx-config": [
+        ("MSETNX", "a", "1", "b", "2"), ("MGET", "a", "b"), ("MSETNX", "b", "3", "c", "4"),
+        ("EXISTS", "c"), ("MSETNX", "x", "1", "y", "2", "x", "3"), ("GET", "x"),
+        ("MSETNX", "x"), ("MSETNX",), ("MSETNX", "p", "1", "q"),
+        # Values as packaged: the baseline server keeps what a script sets for the scripts after.
+        ("CONFIG", "SET", "hash-max-ziplist-entries", "512"), ("CONFIG", "SET", "hash-max-listpack-value", "64"),
+        ("CONFIG", "SET", "no-such-option", "1"), ("CONFIG", "SET", "hash-max-ziplist-entries"),
+        ("FUNCTION", "FLUSH"), ("FUNCTION", "FLUSH", "ASYNC"), ("FUNCTION", "LIST"),
+    ],
     "randomkey": [
         ("RANDOMKEY",), ("SET", "only", "1"), ("RANDOMKEY",), ("DEL", "only"), ("RANDOMKEY",),
         ("HSET", "h", "f", "v"), ("RANDOMKEY",), ("RANDOMKEY", "x"),

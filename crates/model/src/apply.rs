@@ -123,6 +123,9 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
         }
         Op::Exists => (Reply::Int(slot.is_some() as i64), false),
         Op::Encoding => (slot.as_ref().map_or(Reply::Nil, encoding), false),
+        Op::Usage => {
+            (slot.as_ref().map_or(Reply::Nil, |e| Reply::Int(e.cost_bytes() as i64)), false)
+        }
         Op::Dump => match slot {
             None => (Reply::Nil, false),
             Some(e) => (Reply::Bulk(e.encode().into()), false),

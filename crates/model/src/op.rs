@@ -155,6 +155,8 @@ pub enum Op {
     },
     /// `OBJECT ENCODING`: the name Redis 7.0 would give the value's encoding; nil if absent.
     Encoding,
+    /// `MEMORY USAGE`: the bytes the entry is charged in the memory tier; nil if absent.
+    Usage,
     /// The key's entry (postcard-encoded, deadline and version included) for `RENAME` and
     /// `COPY`; nil if absent.
     Dump,
@@ -195,6 +197,7 @@ impl Op {
                 | Op::HScan { .. }
                 | Op::Dump
                 | Op::Encoding
+                | Op::Usage
                 | Op::HRandField { .. }
                 | Op::HGet { .. }
                 | Op::HMGet { .. }
@@ -258,6 +261,7 @@ impl Op {
             Op::HScan { .. } => "hscan",
             Op::Dump => "dump",
             Op::Encoding => "encoding",
+            Op::Usage => "usage",
             Op::Restore { .. } => "restore",
             Op::DelIf { .. } => "delif",
             Op::HRandField { .. } => "hrandfield",

@@ -1,5 +1,5 @@
 //! Keyspace commands: DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT PEXPIREAT SCAN KEYS DBSIZE
-//! FLUSHDB FLUSHALL TOUCH RENAME RENAMENX COPY OBJECT RANDOMKEY (TTL, PTTL, EXPIRETIME,
+//! FLUSHDB FLUSHALL TOUCH RENAME RENAMENX COPY OBJECT MEMORY RANDOMKEY (TTL, PTTL, EXPIRETIME,
 //! PEXPIRETIME, PERSIST and TYPE are single operations wired in the table).
 
 use bytes::Bytes;
@@ -129,6 +129,27 @@ pub async fn object(ctx: &mut Ctx<'_>) -> CmdResult {
         )),
         ("idletime", _) => Ok(Reply::Int(0)),
         _ => Ok(Reply::Int(1)),
+    }
+}
+
+/// `MEMORY USAGE key [SAMPLES n]`: what the key is charged against the memory budget (its
+/// bytes and a fixed overhead), or nil.
+pub async fn memory(ctx: &mut Ctx<'_>) -> CmdResult {
+    if !ctx.args.is(1, "usage") {
+        let sub = ctx.args.text(1);
+        return Err(Reply::error(format!("ERR unknown subcommand '{sub}'. Try MEMORY HELP.")));
+    }
+    match ctx.args.len() {
+        3 => {}
+        5 if ctx.args.is(3, "samples") => {
+            ctx.args.int(4)?;
+        }
+        _ => return Err(syntax_error()),
+    }
+    let key = ctx.args.get(2).clone();
+    match ctx.exec(key.clone(), Op::Usage).await? {
+        Reply::Int(n) => Ok(Reply::Int(n + key.len() as i64)),
+        other => Ok(other),
     }
 }
 

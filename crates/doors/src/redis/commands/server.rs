@@ -1,4 +1,4 @@
-//! Server commands: COMMAND (COUNT, DOCS, INFO), CONFIG GET, INFO, TIME.
+//! Server commands: COMMAND (COUNT, DOCS, INFO), CONFIG GET/SET, FUNCTION FLUSH/LIST, INFO, TIME.
 
 use std::sync::atomic::Ordering;
 
@@ -54,12 +54,74 @@ pub fn command(ctx: &mut Ctx<'_>) -> CmdResult {
     }
 }
 
-/// `CONFIG GET pattern...`: the settings clients probe. Nothing can be set at runtime.
+/// `FUNCTION FLUSH [ASYNC|SYNC]` and `FUNCTION LIST`: the grid stores no functions yet, so
+/// there is nothing to flush or list (test suites and tools flush them before they start).
+pub fn function(ctx: &mut Ctx<'_>) -> CmdResult {
+    let sub = ctx.args.text(1).to_ascii_lowercase();
+    match sub.as_str() {
+        "flush" if ctx.args.len() == 2 => Ok(Reply::Ok),
+        "flush" if ctx.args.len() == 3 && (ctx.args.is(2, "async") || ctx.args.is(2, "sync")) => {
+            Ok(Reply::Ok)
+        }
+        "flush" => Err(Reply::error("ERR syntax error")),
+        "list" => Ok(Reply::Array(Vec::new())),
+        _ => Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
+            ctx.args.text(1)
+        ))),
+    }
+}
+
+/// Redis settings about how Redis encodes and frees values in memory, and its snapshots. The
+/// grid stores values its own way, so `CONFIG SET` accepts them and changes nothing (test
+/// suites and tools set them).
+const TUNING_WITHOUT_EFFECT: &[&str] = &[
+    "hash-max-ziplist-entries",
+    "hash-max-ziplist-value",
+    "hash-max-listpack-entries",
+    "hash-max-listpack-value",
+    "set-max-intset-entries",
+    "zset-max-ziplist-entries",
+    "zset-max-ziplist-value",
+    "zset-max-listpack-entries",
+    "zset-max-listpack-value",
+    "list-max-ziplist-size",
+    "list-max-listpack-size",
+    "list-compress-depth",
+    "stream-node-max-bytes",
+    "stream-node-max-entries",
+    "activerehashing",
+    "lazyfree-lazy-eviction",
+    "lazyfree-lazy-expire",
+    "lazyfree-lazy-server-del",
+    "lazyfree-lazy-user-del",
+    "lazyfree-lazy-user-flush",
+    // RDB snapshots: the grid writes every change through to RocksDB instead.
+    "save",
+];
+
+/// `CONFIG GET pattern...` (the settings clients probe) and `CONFIG SET` of the settings in
+/// [`TUNING_WITHOUT_EFFECT`]; nothing else can be set at runtime.
 pub fn config(ctx: &mut Ctx<'_>) -> CmdResult {
+    if ctx.args.is(1, "set") {
+        let pairs = ctx.args.from(2);
+        if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+            return Err(Reply::error("ERR wrong number of arguments for 'config|set' command"));
+        }
+        for pair in pairs.chunks(2) {
+            let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+            if !TUNING_WITHOUT_EFFECT.contains(&name.as_str()) {
+                return Err(Reply::error(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                )));
+            }
+        }
+        return Ok(Reply::Ok);
+    }
     if !ctx.args.is(1, "get") {
         let sub = ctx.args.text(1);
         return Err(Reply::error(format!(
-            "ERR unknown subcommand '{sub}'. Only CONFIG GET is supported."
+            "ERR unknown subcommand '{sub}'. Only CONFIG GET and SET are supported."
         )));
     }
     if ctx.args.len() < 3 {

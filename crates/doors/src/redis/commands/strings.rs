@@ -1,5 +1,5 @@
-//! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL GETSET MGET MSET INCR INCRBY DECR
-//! DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE (SUBSTR) SETRANGE.
+//! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL GETSET MGET MSET MSETNX INCR INCRBY
+//! DECR DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE (SUBSTR) SETRANGE.
 
 use bytes::Bytes;
 use sessiongrid_model::num::parse_f64;
@@ -224,9 +224,32 @@ pub async fn mget(ctx: &mut Ctx<'_>) -> CmdResult {
 /// `MSET`: each key is set atomically; the command as a whole is not (keys may live in different
 /// partitions).
 pub async fn mset(ctx: &mut Ctx<'_>) -> CmdResult {
+    set_all(ctx, "mset").await?;
+    Ok(Reply::Ok)
+}
+
+/// `MSETNX`: 1 and every key set if none existed, else 0 and nothing set. As `MSET`, each key
+/// is set atomically but the command is not: a key created by another client between the check
+/// and the writes is overwritten.
+pub async fn msetnx(ctx: &mut Ctx<'_>) -> CmdResult {
+    let pairs = ctx.args.from(1).to_vec();
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+        return Err(Reply::error("ERR wrong number of arguments for 'msetnx' command"));
+    }
+    for pair in pairs.chunks(2) {
+        if ctx.exec(pair[0].clone(), Op::Exists).await? != Reply::Int(0) {
+            return Ok(Reply::Int(0));
+        }
+    }
+    set_all(ctx, "msetnx").await?;
+    Ok(Reply::Int(1))
+}
+
+/// Sets every `key value` pair of the arguments, in order.
+async fn set_all(ctx: &mut Ctx<'_>, command: &str) -> Result<(), Reply> {
     let pairs = ctx.args.from(1);
-    if !pairs.len().is_multiple_of(2) {
-        return Err(Reply::error("ERR wrong number of arguments for 'mset' command"));
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+        return Err(Reply::error(format!("ERR wrong number of arguments for '{command}' command")));
     }
     for pair in pairs.chunks(2) {
         check_value(&Req { shared: ctx.shared, args: &ctx.args }, &pair[1])?;
@@ -240,5 +263,5 @@ pub async fn mset(ctx: &mut Ctx<'_>) -> CmdResult {
         };
         ctx.exec(pair[0].clone(), op).await?;
     }
-    Ok(Reply::Ok)
+    Ok(())
 }
