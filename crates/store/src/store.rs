@@ -276,18 +276,9 @@ impl Store {
             self.inner.read_seconds.record(started.elapsed());
             return Ok(Some(entry));
         }
-        let prefix = keys::fields_prefix(p, key);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::fields_end(p, key));
-        let iter = self.inner.db.iterator_cf_opt(
-            self.fields(),
-            ro,
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
         // At most one row per named field comes before another one.
-        for row in iter.take(names.len() + 1) {
-            let (k, v) = row?;
-            let name = Bytes::copy_from_slice(&k[prefix.len()..]);
+        for row in self.field_rows(p, key).take(names.len() + 1) {
+            let (name, v) = row?;
             if !names.contains(&name) {
                 entry.value.set_field_row(&name, Some(&v));
                 break;
@@ -308,22 +299,30 @@ impl Store {
         if !entry.value.has_fields() {
             return Ok(());
         }
-        let prefix = keys::fields_prefix(p, key);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::fields_end(p, key));
-        let iter = self.inner.db.iterator_cf_opt(
-            self.fields(),
-            ro,
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        for row in iter {
-            let (k, v) = row?;
-            let name = Bytes::copy_from_slice(&k[prefix.len()..]);
+        for row in self.field_rows(p, key) {
+            let (name, v) = row?;
             if !entry.value.set_field_row(&name, Some(&v)) {
                 return Err(StoreError::Corrupt { what: "field" });
             }
         }
         Ok(())
+    }
+
+    /// The field rows of `key` in field order, as (field name, row).
+    fn field_rows(
+        &self,
+        p: PartitionId,
+        key: &[u8],
+    ) -> impl Iterator<Item = Result<(Bytes, Box<[u8]>), StoreError>> + '_ {
+        let prefix = keys::fields_prefix(p, key);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::fields_end(p, key));
+        let mode = IteratorMode::From(&prefix, Direction::Forward);
+        let name_at = prefix.len();
+        self.inner.db.iterator_cf_opt(self.fields(), ro, mode).map(move |row| {
+            let (k, v) = row?;
+            Ok((Bytes::copy_from_slice(&k[name_at..]), v))
+        })
     }
 
     /// The `entries` row of a key as it is on disk.
