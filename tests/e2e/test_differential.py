@@ -373,6 +373,17 @@ SCRIPTS: dict[str, list] = {
         ("CONFIG", "SET", "no-such-option", "1"), ("CONFIG", "SET", "hash-max-ziplist-entries"),
         ("FUNCTION", "FLUSH"), ("FUNCTION", "FLUSH", "ASYNC"), ("FUNCTION", "LIST"),
     ],
+    "bits": [
+        ("SETBIT", "b", "1", "1"), ("GET", "b"), ("SETBIT", "b", "7", "1"), ("GET", "b"),
+        ("SETBIT", "b", "1", "0"), ("GETBIT", "b", "1"), ("GETBIT", "b", "7"), ("GETBIT", "b", "100"),
+        ("SETBIT", "b", "20", "1"), ("GET", "b"), ("STRLEN", "b"), ("GETBIT", "nope", "3"),
+        ("SET", "s", "A"), ("GETBIT", "s", "1"), ("SETBIT", "s", "6", "1"), ("GET", "s"),
+        ("SETBIT", "s", "6", "1"), ("SETBIT", "b", "-1", "1"), ("SETBIT", "b", "4294967296", "1"),
+        ("SETBIT", "b", "1", "2"), ("SETBIT", "b", "1", "-1"), ("SETBIT", "b", "x", "1"),
+        ("GETBIT", "b", "-1"), ("GETBIT", "b", "x"),
+        *WRONGTYPE_SETUP,
+        ("SETBIT", "hash", "1", "1"), ("GETBIT", "hash", "1"),
+    ],
     "randomkey": [
         ("RANDOMKEY",), ("SET", "only", "1"), ("RANDOMKEY",), ("DEL", "only"), ("RANDOMKEY",),
         ("HSET", "h", "f", "v"), ("RANDOMKEY",), ("RANDOMKEY", "x"),

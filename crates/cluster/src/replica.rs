@@ -424,6 +424,7 @@ impl<S: PartitionStore> Replica<S> {
             Op::SetRange { offset, value } if !value.is_empty() => {
                 usize::try_from(*offset).unwrap_or(usize::MAX).saturating_add(value.len())
             }
+            Op::SetBit { offset, .. } => usize::try_from(offset / 8 + 1).unwrap_or(usize::MAX),
             _ => return None,
         };
         (grown > self.cfg.value_bytes_max)

@@ -112,6 +112,18 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
             (reply, false)
         }
         Op::SetRange { offset, value } => set_range(slot, offset, value),
+        Op::SetBit { offset, on } => set_bit(slot, offset, on),
+        Op::GetBit { offset } => {
+            let bit = |s: &Bytes| {
+                let byte = s.get((offset / 8) as usize).copied().unwrap_or(0);
+                Reply::Int(i64::from(byte >> (7 - offset % 8) & 1))
+            };
+            let reply = match slot {
+                None => Reply::Int(0),
+                _ => read_str(slot, bit),
+            };
+            (reply, false)
+        }
         Op::Append { value } => append(slot, value),
         Op::StrLen => match slot {
             None => (Reply::Int(0), false),
@@ -404,6 +416,34 @@ fn range(s: &Bytes, start: i64, end: i64) -> Bytes {
         return Bytes::new();
     }
     s.slice(start as usize..=end as usize)
+}
+
+fn set_bit(slot: &mut Option<Entry>, offset: u64, on: bool) -> (Reply, bool) {
+    let current = match slot {
+        None => Bytes::new(),
+        Some(Entry { value: Value::Str(s), .. }) => s.clone(),
+        Some(_) => return (Reply::wrong_type(), false),
+    };
+    let (byte, mask) = ((offset / 8) as usize, 1u8 << (7 - offset % 8));
+    let mut bytes = current.to_vec();
+    if bytes.len() <= byte {
+        bytes.resize(byte + 1, 0);
+    }
+    let old = bytes[byte] & mask != 0;
+    if on {
+        bytes[byte] |= mask;
+    } else {
+        bytes[byte] &= !mask;
+    }
+    let grew = bytes.len() > current.len();
+    if old == on && !grew && slot.is_some() {
+        return (Reply::Int(i64::from(old)), false);
+    }
+    match slot {
+        Some(e) => e.value = Value::Str(bytes.into()),
+        None => *slot = Some(Entry::new(Value::Str(bytes.into()))),
+    }
+    (Reply::Int(i64::from(old)), true)
 }
 
 fn set_range(slot: &mut Option<Entry>, offset: u64, value: Bytes) -> (Reply, bool) {

@@ -81,6 +81,15 @@ pub enum Op {
         start: i64,
         end: i64,
     },
+    /// `SETBIT`: sets bit `offset` (0 is the high bit of the first byte), padding with zero
+    /// bytes; replies the bit's old value.
+    SetBit {
+        offset: u64,
+        on: bool,
+    },
+    GetBit {
+        offset: u64,
+    },
     /// `SETRANGE`: overwrites from `offset`, padding with zero bytes.
     SetRange {
         offset: u64,
@@ -193,6 +202,7 @@ impl Op {
                 | Op::Ttl { .. }
                 | Op::ExpireTime { .. }
                 | Op::GetRange { .. }
+                | Op::GetBit { .. }
                 | Op::HStrLen { .. }
                 | Op::HScan { .. }
                 | Op::Dump
@@ -237,6 +247,8 @@ impl Op {
             Op::IncrByFloat { .. } => "incrbyfloat",
             Op::GetRange { .. } => "getrange",
             Op::SetRange { .. } => "setrange",
+            Op::SetBit { .. } => "setbit",
+            Op::GetBit { .. } => "getbit",
             Op::Append { .. } => "append",
             Op::StrLen => "strlen",
             Op::Del => "del",

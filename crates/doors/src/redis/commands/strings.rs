@@ -1,5 +1,5 @@
 //! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL GETSET MGET MSET MSETNX INCR INCRBY
-//! DECR DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE (SUBSTR) SETRANGE.
+//! DECR DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE (SUBSTR) SETRANGE SETBIT GETBIT.
 
 use bytes::Bytes;
 use sessiongrid_model::num::parse_f64;
@@ -198,6 +198,30 @@ pub fn getset(r: &Req<'_>) -> OneOp {
 pub fn getrange(r: &Req<'_>) -> OneOp {
     let (start, end) = (r.args.int(2)?, r.args.int(3)?);
     Ok((r.args.get(1).clone(), Op::GetRange { start, end }))
+}
+
+/// A bit offset of `SETBIT`/`GETBIT`: below 2^32, as in Redis.
+fn bit_offset(r: &Req<'_>) -> Result<u64, Reply> {
+    let offset = r.args.int(2).ok().and_then(|o| u64::try_from(o).ok());
+    offset
+        .filter(|o| *o < 1 << 32)
+        .ok_or_else(|| Reply::error("ERR bit offset is not an integer or out of range"))
+}
+
+/// `SETBIT key offset 0|1`
+pub fn setbit(r: &Req<'_>) -> OneOp {
+    let offset = bit_offset(r)?;
+    let on = match r.args.get(3).as_ref() {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(Reply::error("ERR bit is not an integer or out of range")),
+    };
+    Ok((r.args.get(1).clone(), Op::SetBit { offset, on }))
+}
+
+/// `GETBIT key offset`
+pub fn getbit(r: &Req<'_>) -> OneOp {
+    Ok((r.args.get(1).clone(), Op::GetBit { offset: bit_offset(r)? }))
 }
 
 /// `SETRANGE key offset value`
