@@ -359,43 +359,53 @@ fn getex(slot: &mut Option<Entry>, expiry: ExpiryChange, now_ms: u64) -> (Reply,
 }
 
 fn incr_by(slot: &mut Option<Entry>, delta: i64) -> (Reply, bool) {
-    let current = match slot {
-        None => 0,
-        Some(Entry { value: Value::Str(s), .. }) => match parse_i64(s) {
+    let current = match string_of(slot) {
+        Ok(None) => 0,
+        Ok(Some(s)) => match parse_i64(s) {
             Some(n) => n,
             None => return (Reply::error(NOT_INTEGER), false),
         },
-        Some(_) => return (Reply::wrong_type(), false),
+        Err(e) => return (e, false),
     };
     let Some(next) = current.checked_add(delta) else {
         return (Reply::error(OVERFLOW), false);
     };
-    let value = Value::Str(Bytes::from(next.to_string()));
-    match slot {
-        Some(e) => e.value = value,
-        None => *slot = Some(Entry::new(value)),
-    }
+    put_str(slot, Bytes::from(next.to_string()));
     (Reply::Int(next), true)
 }
 
 fn incr_by_float(slot: &mut Option<Entry>, delta: &[u8]) -> (Reply, bool) {
-    let current = match slot {
-        None => 0.0,
-        Some(Entry { value: Value::Str(s), .. }) => match parse_f64(s) {
+    let current = match string_of(slot) {
+        Ok(None) => 0.0,
+        Ok(Some(s)) => match parse_f64(s) {
             Some(f) => f,
             None => return (Reply::error(NOT_FLOAT), false),
         },
-        Some(_) => return (Reply::wrong_type(), false),
+        Err(e) => return (e, false),
     };
     let Some(next) = float_sum(current, delta) else {
         return (Reply::error(NAN_OR_INFINITY), false);
     };
     let text = Bytes::from(format_f64(next));
-    match slot {
-        Some(e) => e.value = Value::Str(text.clone()),
-        None => *slot = Some(Entry::new(Value::Str(text.clone()))),
-    }
+    put_str(slot, text.clone());
     (Reply::Bulk(text), true)
+}
+
+/// The string at the slot (`None` if absent), or the WRONGTYPE reply.
+fn string_of(slot: &Option<Entry>) -> Result<Option<&Bytes>, Reply> {
+    match slot {
+        None => Ok(None),
+        Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
+        Some(_) => Err(Reply::wrong_type()),
+    }
+}
+
+/// Stores `value` as the slot's string, keeping the deadline of the value it replaces.
+fn put_str(slot: &mut Option<Entry>, value: Bytes) {
+    match slot {
+        Some(e) => e.value = Value::Str(value),
+        None => *slot = Some(Entry::new(Value::Str(value))),
+    }
 }
 
 /// `current + delta`, if the delta reads and the sum is finite.
@@ -419,74 +429,56 @@ fn range(s: &Bytes, start: i64, end: i64) -> Bytes {
 }
 
 fn set_bit(slot: &mut Option<Entry>, offset: u64, on: bool) -> (Reply, bool) {
-    let current = match slot {
-        None => Bytes::new(),
-        Some(Entry { value: Value::Str(s), .. }) => s.clone(),
-        Some(_) => return (Reply::wrong_type(), false),
+    let mut bytes = match string_of(slot) {
+        Ok(s) => s.map_or_else(Vec::new, |s| s.to_vec()),
+        Err(e) => return (e, false),
     };
     let (byte, mask) = ((offset / 8) as usize, 1u8 << (7 - offset % 8));
-    let mut bytes = current.to_vec();
-    if bytes.len() <= byte {
+    let grows = bytes.len() <= byte;
+    if grows {
         bytes.resize(byte + 1, 0);
     }
     let old = bytes[byte] & mask != 0;
+    if old == on && !grows {
+        return (Reply::Int(i64::from(old)), false);
+    }
     if on {
         bytes[byte] |= mask;
     } else {
         bytes[byte] &= !mask;
     }
-    let grew = bytes.len() > current.len();
-    if old == on && !grew && slot.is_some() {
-        return (Reply::Int(i64::from(old)), false);
-    }
-    match slot {
-        Some(e) => e.value = Value::Str(bytes.into()),
-        None => *slot = Some(Entry::new(Value::Str(bytes.into()))),
-    }
+    put_str(slot, bytes.into());
     (Reply::Int(i64::from(old)), true)
 }
 
 fn set_range(slot: &mut Option<Entry>, offset: u64, value: Bytes) -> (Reply, bool) {
-    let current = match slot {
-        None => Bytes::new(),
-        Some(Entry { value: Value::Str(s), .. }) => s.clone(),
-        Some(_) => return (Reply::wrong_type(), false),
+    let mut joined = match string_of(slot) {
+        Ok(s) => s.map_or_else(Vec::new, |s| s.to_vec()),
+        Err(e) => return (e, false),
     };
     if value.is_empty() {
         // Nothing to write: the length as it is, and no key created.
-        return (Reply::Int(current.len() as i64), false);
+        return (Reply::Int(joined.len() as i64), false);
     }
-    let offset = offset as usize;
-    let mut joined = current.to_vec();
-    if joined.len() < offset + value.len() {
-        joined.resize(offset + value.len(), 0);
+    let end = offset as usize + value.len();
+    if joined.len() < end {
+        joined.resize(end, 0);
     }
-    joined[offset..offset + value.len()].copy_from_slice(&value);
+    joined[offset as usize..end].copy_from_slice(&value);
     let len = joined.len();
-    match slot {
-        Some(e) => e.value = Value::Str(joined.into()),
-        None => *slot = Some(Entry::new(Value::Str(joined.into()))),
-    }
+    put_str(slot, joined.into());
     (Reply::Int(len as i64), true)
 }
 
 fn append(slot: &mut Option<Entry>, value: Bytes) -> (Reply, bool) {
-    match slot {
-        None => {
-            let len = value.len();
-            *slot = Some(Entry::new(Value::Str(value)));
-            (Reply::Int(len as i64), true)
-        }
-        Some(Entry { value: Value::Str(s), .. }) => {
-            let mut joined = Vec::with_capacity(s.len() + value.len());
-            joined.extend_from_slice(s);
-            joined.extend_from_slice(&value);
-            let len = joined.len();
-            *s = Bytes::from(joined);
-            (Reply::Int(len as i64), true)
-        }
-        Some(_) => (Reply::wrong_type(), false),
-    }
+    let joined = match string_of(slot) {
+        Ok(None) => value,
+        Ok(Some(s)) => [&s[..], &value[..]].concat().into(),
+        Err(e) => return (e, false),
+    };
+    let len = joined.len();
+    put_str(slot, joined);
+    (Reply::Int(len as i64), true)
 }
 
 fn expire(slot: &mut Option<Entry>, at_ms: u64, cond: ExpireCond, now_ms: u64) -> (Reply, bool) {
