@@ -16,10 +16,6 @@ pub struct RecentLog {
     bytes_max: usize,
 }
 
-fn cost(entry: &LogEntry) -> usize {
-    entry.key.len() + entry.delta.cost_bytes()
-}
-
 impl RecentLog {
     /// A log that keeps at most `max` entries and `bytes_max` bytes of them.
     pub fn new(base: LogPos, max: usize, bytes_max: usize) -> Self {
@@ -38,11 +34,11 @@ impl RecentLog {
             self.entries.back().map_or(self.base.version, |e| e.pos.version) < entry.pos.version,
             "versions increase along the log"
         );
-        self.bytes += cost(&entry);
+        self.bytes += entry.cost_bytes();
         self.entries.push_back(entry);
         while self.entries.len() > self.max || self.bytes > self.bytes_max {
             let Some(old) = self.entries.pop_front() else { break };
-            self.bytes -= cost(&old);
+            self.bytes -= old.cost_bytes();
             self.base = old.pos;
         }
     }

@@ -47,6 +47,13 @@ pub struct LogEntry {
     pub events: Vec<SessionEvent>,
 }
 
+impl LogEntry {
+    /// Bytes of its key and of what it carries, as the recent log and transfers count them.
+    pub fn cost_bytes(&self) -> usize {
+        self.key.len() + self.delta.cost_bytes()
+    }
+}
+
 /// Why a request was not executed. All but [`Refusal::Indeterminate`] mean it had no effect, so
 /// it is safe to send again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -405,7 +405,7 @@ impl<S: PartitionStore> Replica<S> {
             // Deleted (not expired): a tombstone keeps the deletion for a split's merge.
             Delta::Whole(Some(Entry::deleted(now.wall)))
         } else {
-            Delta::of(&slot, &outcome.change)
+            Delta::of(slot, &outcome.change)
         };
         match self.commit(now, key, delta, prior, events, out) {
             Ok(version) => self.await_replicas(now, version, origin, outcome.reply, out),
@@ -981,8 +981,7 @@ impl<S: PartitionStore> Replica<S> {
 
 /// Bytes of the writes in a catch-up, for the transfer metric.
 fn entries_bytes(entries: &[LogEntry]) -> u64 {
-    let size = |e: &LogEntry| e.key.len() + e.delta.cost_bytes();
-    entries.iter().map(size).sum::<usize>() as u64
+    entries.iter().map(LogEntry::cost_bytes).sum::<usize>() as u64
 }
 
 /// An empty append: the follower acknowledges if it is at `pos`, or asks to be synced.

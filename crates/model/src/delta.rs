@@ -51,14 +51,15 @@ pub enum Delta {
 }
 
 impl Delta {
-    /// The delta that takes a key to `slot`, which `change` produced.
-    pub fn of(slot: &Option<Entry>, change: &Change) -> Delta {
+    /// The delta that takes a key to `slot`, which `change` produced (taken, not copied: a
+    /// whole write carries the entry itself).
+    pub fn of(slot: Option<Entry>, change: &Change) -> Delta {
         match (slot, change) {
             (Some(entry), Change::Fields(names)) if entry.value.has_fields() => Delta::Fields {
                 header: entry.header(),
                 rows: names.iter().map(|n| (n.clone(), entry.value.field_row(n))).collect(),
             },
-            _ => Delta::Whole(slot.clone()),
+            (slot, _) => Delta::Whole(slot),
         }
     }
 
@@ -300,7 +301,7 @@ mod tests {
         s.attrs.shift_remove(&b("gone"));
         s.last_access_ms = 900;
         (*expire_at_ms, *version) = (Some(1900), 8);
-        let delta = Delta::of(&slot, &Change::Fields(vec![b("a"), b("gone")]));
+        let delta = Delta::of(slot.clone(), &Change::Fields(vec![b("a"), b("gone")]));
         assert!(delta.cost_bytes() < 1_000, "the big attribute stays home");
         let Delta::Fields { header, rows } = &delta else { panic!("{delta:?}") };
         assert_eq!(header.value.field_rows(), vec![]);
@@ -319,7 +320,7 @@ mod tests {
         let mut h = IndexMap::new();
         h.insert(b("f"), b("v"));
         let hash = Some(Entry { value: Value::Hash(h), expire_at_ms: None, version: 3 });
-        let delta = Delta::of(&hash, &Change::Fields(vec![b("f")]));
+        let delta = Delta::of(hash.clone(), &Change::Fields(vec![b("f")]));
         let mut string = Some(Entry::new(Value::Str(b("s"))));
         assert!(!delta.apply_to(&mut string));
         let mut absent = None;
@@ -352,7 +353,7 @@ mod tests {
     #[test]
     fn a_whole_change_or_a_value_without_fields_carries_the_entry() {
         let s = Some(Entry::new(Value::Str(b("v"))));
-        assert_eq!(Delta::of(&s, &Change::Fields(vec![])), Delta::Whole(s.clone()));
-        assert_eq!(Delta::of(&None, &Change::Whole), Delta::Whole(None));
+        assert_eq!(Delta::of(s.clone(), &Change::Fields(vec![])), Delta::Whole(s));
+        assert_eq!(Delta::of(None, &Change::Whole), Delta::Whole(None));
     }
 }
