@@ -74,8 +74,9 @@ impl EntryCache {
         if slot.cost > self.budget_bytes {
             return false; // grown past the whole budget: the caller drops it
         }
-        let key = Bytes::copy_from_slice(key);
-        self.evict_over_budget(Some(&key));
+        if self.bytes > self.budget_bytes {
+            self.evict_over_budget(Some(&Bytes::copy_from_slice(key)));
+        }
         true
     }
 
@@ -190,6 +191,31 @@ mod tests {
         assert!(cache.bytes() <= one * 3);
         assert!(cache.take(b"k1").is_none(), "the oldest entry not used since went first");
         assert!(cache.take(b"k0").is_some(), "a used entry got a second chance");
+    }
+
+    #[test]
+    fn a_patch_keeps_the_charged_bytes_exact_and_the_budget() {
+        let one = cost(&Bytes::from_static(b"k0"), &entry(100));
+        let budget = one * 3 + 20;
+        let mut cache = EntryCache::new(budget);
+        for i in 0..3 {
+            cache.insert(Bytes::from(format!("k{i}")), entry(100));
+        }
+        let grow = |by: usize| {
+            move |slot: &mut Option<Entry>| {
+                let e = slot.as_mut()?;
+                let Value::Str(s) = &e.value else { return None };
+                e.value = Value::Str(Bytes::from(vec![b'x'; s.len() + by]));
+                Some(by as isize)
+            }
+        };
+        assert!(cache.patch(b"k1", grow(10)));
+        assert_eq!(cache.bytes(), 3 * one + 10, "within budget: nothing evicted");
+        assert!(cache.patch(b"k1", grow(one)), "grown past the rest: others go");
+        assert!(cache.get(b"k1").is_some() && cache.bytes() <= budget);
+        assert!(!cache.patch(b"k1", grow(3 * one)), "past the whole budget: refused");
+        assert!(!cache.patch(b"absent", grow(1)));
+        assert!(!cache.patch(b"k1", |_| None), "a patch that fails is refused");
     }
 
     #[test]
