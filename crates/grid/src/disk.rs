@@ -237,18 +237,31 @@ impl DiskPartition {
         }
     }
 
-    /// What a key holds before a write, from the tier or from its header row on disk.
-    fn prior(&mut self, key: &[u8]) -> StoreResult<Prior> {
+    /// Reads `key` through `seen` from the tier or, if the tier may lack it, through `read`
+    /// from disk once this partition's pending writes are there: `None` if absent.
+    fn lookup<T>(
+        &mut self,
+        key: &[u8],
+        seen: impl FnOnce(&Entry) -> T,
+        read: impl FnOnce(&Store, PartitionId) -> Result<Option<T>, sessiongrid_store::StoreError>,
+    ) -> StoreResult<Option<T>> {
         if let Some(hit) = self.cache.get(key) {
-            return Ok(Prior::of(Some(hit)));
+            return Ok(Some(seen(hit)));
         }
         if self.complete {
-            return Ok(Prior::of(None));
+            return Ok(None);
         }
         self.settle()?;
         self.metrics.disk_reads.increment(1);
-        let header = self.store.get_header(self.p, key).map_err(err)?;
-        Ok(Prior::of(header.as_ref()))
+        read(&self.store, self.p).map_err(err)
+    }
+
+    /// What a key holds before a write, from the tier or from its header row on disk.
+    fn prior(&mut self, key: &[u8]) -> StoreResult<Prior> {
+        let of = |e: &Entry| Prior::of(Some(e));
+        let prior =
+            self.lookup(key, of, |store, p| Ok(store.get_header(p, key)?.as_ref().map(of)))?;
+        Ok(prior.unwrap_or(Prior::of(None)))
     }
 
     fn write(
@@ -307,31 +320,17 @@ fn count(present: bool) -> u64 {
 
 impl PartitionStore for DiskPartition {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
-        if let Some(hit) = self.cache.get(key) {
-            return Ok(Some(hit.clone()));
-        }
-        if self.complete {
-            return Ok(None);
-        }
-        self.settle()?;
-        self.metrics.disk_reads.increment(1);
-        let entry = self.store.get(self.p, key).map_err(err)?;
-        if let Some(e) = &entry {
+        // Read from disk (`true`), the entry joins the tier.
+        let read = |store: &Store, p| Ok(store.get(p, key)?.map(|e| (e, true)));
+        let found = self.lookup(key, |hit| (hit.clone(), false), read)?;
+        if let Some((e, true)) = &found {
             self.remember(key, Some(e.clone()));
         }
-        Ok(entry)
+        Ok(found.map(|(e, _)| e))
     }
 
     fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
-        if let Some(hit) = self.cache.get(key) {
-            return Ok(Some(hit.view(needs)));
-        }
-        if self.complete {
-            return Ok(None);
-        }
-        self.settle()?;
-        self.metrics.disk_reads.increment(1);
-        self.store.get_fields(self.p, key, needs).map_err(err)
+        self.lookup(key, |hit| hit.view(needs), |store, p| store.get_fields(p, key, needs))
     }
 
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {
