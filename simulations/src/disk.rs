@@ -32,11 +32,7 @@ impl PartitionStore for MemPartition {
 
     fn append(&mut self, entry: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
         let mut d = self.0.borrow_mut();
-        let mut slot = d.entries.remove(&entry.key);
-        entry.delta.apply_as_rows(&mut slot);
-        if let Some(e) = slot {
-            d.entries.insert(entry.key.clone(), e);
-        }
+        sessiongrid_cluster::storage::apply_to_map(&mut d.entries, entry);
         d.pos = Some(entry.pos);
         Ok(())
     }

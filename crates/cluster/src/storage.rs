@@ -103,6 +103,16 @@ pub trait NodeStore {
     fn save_topology(&mut self, topology: &Topology) -> StoreResult<()>;
 }
 
+/// Applies a log entry to entries kept whole in a map, as the disk applies it to rows: the
+/// stores in memory of the protocol's tests and of the simulator.
+pub fn apply_to_map(entries: &mut std::collections::BTreeMap<Bytes, Entry>, entry: &LogEntry) {
+    let mut slot = entries.remove(&entry.key);
+    entry.delta.apply_as_rows(&mut slot);
+    if let Some(e) = slot {
+        entries.insert(entry.key.clone(), e);
+    }
+}
+
 /// A partition's entries in a map, for the protocol's unit tests.
 #[cfg(test)]
 #[derive(Default)]
@@ -125,11 +135,7 @@ impl PartitionStore for MemStore {
         Ok(self.entries.get(key).cloned())
     }
     fn append(&mut self, e: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
-        let mut slot = self.entries.remove(&e.key);
-        e.delta.apply_as_rows(&mut slot);
-        if let Some(entry) = slot {
-            self.entries.insert(e.key.clone(), entry);
-        }
+        apply_to_map(&mut self.entries, e);
         self.pos = Some(e.pos);
         Ok(())
     }
