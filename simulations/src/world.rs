@@ -521,8 +521,12 @@ impl World {
                         self.complete(client, result);
                     }
                 }
-                // The workload writes no sessions and no operator drains a node.
-                Output::Events(_) | Output::DrainRequested => {}
+                // The workload writes no sessions, publishes nothing and no operator drains a
+                // node.
+                Output::Events(_)
+                | Output::Notify(..)
+                | Output::Published { .. }
+                | Output::DrainRequested => {}
             }
         }
     }

@@ -355,3 +355,32 @@ def test_rename_and_copy_move_keys_between_partitions_on_other_nodes(pool):
         assert 900 < c.ttl(f"new:{i}") <= 1000
         assert c.hgetall(f"newh:{i}") == {b"a": str(i).encode(), b"b": b"x"}
         assert c.exists(f"old:{i}", f"oldh:{i}") == 0
+
+
+def test_a_message_published_on_one_node_reaches_subscribers_on_every_node(pool):
+    """PUBLISH through any node reaches channel and pattern subscribers connected to every
+    node; PUBLISH counts the subscriptions of the node it was sent to."""
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    subscribers = []
+    for node in cluster.nodes:
+        ps = node.client().pubsub()
+        ps.subscribe("news")
+        ps.psubscribe("n*")
+        assert ps.get_message(timeout=5)["type"] == "subscribe"
+        assert ps.get_message(timeout=5)["type"] == "psubscribe"
+        subscribers.append(ps)
+    publishers = [node.client() for node in cluster.nodes]
+    for i, publisher in enumerate(publishers):
+        assert publisher.publish("news", f"m{i}") == 2  # its own node's channel + pattern
+    for ps in subscribers:
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < 6 and time.monotonic() < deadline:
+            m = ps.get_message(timeout=1)
+            if m is not None:
+                got.append((m["type"], m["data"]))
+        assert sorted(got) == sorted(
+            [(t, f"m{i}".encode()) for i in range(3) for t in ("message", "pmessage")])
+        ps.close()
+    assert wait_until(lambda: publishers[0].pubsub_numpat() == 0, timeout=5), "unsubscribed"

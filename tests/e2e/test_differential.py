@@ -63,6 +63,33 @@ class WireOnly:
     cmd: tuple
 
 
+@dataclass(frozen=True)
+class Unordered:
+    """A command whose reply lists members in an order Redis does not promise (a set's
+    members, an intersection): its elements are compared sorted. ``at`` leads to a nested
+    list (``(1,)`` for the members of a SCAN-style reply)."""
+
+    cmd: tuple
+    at: tuple = ()
+
+
+def unordered(outcome, at: tuple = ()):
+    """``outcome`` with the elements of the list at ``at`` (a redis-py list or a RESP array,
+    set or map) sorted."""
+    if isinstance(outcome, list):
+        items, rebuild = outcome, lambda items: items
+    elif (isinstance(outcome, tuple) and len(outcome) == 2 and isinstance(outcome[1], list)
+          and outcome[0] in ("array", "set", "map", "dict")):
+        items, rebuild = outcome[1], lambda items: (outcome[0], items)
+    else:
+        return outcome
+    if at:
+        items = list(items)
+        items[at[0]] = unordered(items[at[0]], at[1:])
+        return rebuild(items)
+    return rebuild(sorted(items, key=repr))
+
+
 SCRIPTS: dict[str, list] = {
     "connection": [
         ("PING",), ("PING", "hello"), ("PING", ""), ("PING", BINARY), ("PING", "a", "b"),
@@ -423,6 +450,398 @@ SCRIPTS: dict[str, list] = {
         ("SET", "a", "1"), ("FLUSHALL", "FOO"), ("FLUSHDB", "FOO"), ("FLUSHALL", "SYNC", "ASYNC"),
         ("FLUSHDB", "a", "b", "c"), ("DBSIZE",),
     ],
+    "sets": WRONGTYPE_SETUP + [
+        ("SADD", "s", "3", "1", "2", "1"), ("SMEMBERS", "s"), ("SCARD", "s"),
+        ("SADD", "s", "-5", "10"), ("SMEMBERS", "s"), ("SISMEMBER", "s", "2"),
+        ("SISMEMBER", "s", "9"), ("SMISMEMBER", "s", "1", "9", "10"), ("SMISMEMBER", "nokey", "1"),
+        ("SREM", "s", "1", "99"), ("SMEMBERS", "s"), ("SREM", "nokey", "a"),
+        ("SADD", "w", "b", "a", "c", BINARY), Unordered(("SMEMBERS", "w")), ("SCARD", "w"),
+        ("SISMEMBER", "w", BINARY), ("SREM", "w", "a", "b", "c", BINARY), ("EXISTS", "w"),
+        ("SMEMBERS", "nokey"), ("SCARD", "nokey"), ("SISMEMBER", "nokey", "a"),
+        ("SADD", "str", "a"), ("SMEMBERS", "str"), ("SCARD", "hash"), ("SREM", "str", "a"),
+        ("SISMEMBER", "str", "a"), ("SMISMEMBER", "str", "a"), ("SADD", "s"), ("SREM", "s"),
+        ("SISMEMBER", "s"), ("SMISMEMBER", "s"), ("SMEMBERS", "s", "x"), ("SCARD", "s", "x"),
+        ("TYPE", "s"), ("OBJECT", "ENCODING", "s"), ("SADD", "s", "x"), ("OBJECT", "ENCODING", "s"),
+        ("GET", "s"), ("HGET", "s", "f"), ("INCR", "s"),
+    ],
+    "set-pop-rand": WRONGTYPE_SETUP + [
+        ("SADD", "s", "1", "2", "3", "4", "5"), ("SRANDMEMBER", "s", "0"),
+        ("SRANDMEMBER", "s", "5"), ("SRANDMEMBER", "s", "9"), ("SRANDMEMBER", "nokey"),
+        ("SRANDMEMBER", "nokey", "3"), ("SRANDMEMBER", "nokey", "-3"), ("SRANDMEMBER", "s", "x"),
+        ("SRANDMEMBER", "s", I64_MIN), ("SRANDMEMBER", "s", "1", "2"), ("SRANDMEMBER", "str"),
+        ("SPOP", "s", "0"), ("SPOP", "s", "-1"), ("SPOP", "s", "x"), ("SPOP", "s", "1", "2"),
+        ("SPOP", "nokey"), ("SPOP", "nokey", "2"), ("SPOP", "str"), ("SPOP", "str", "2"),
+        ("SPOP", "s", "5"), ("EXISTS", "s"), ("SADD", "one", "x"), ("SPOP", "one"),
+        ("EXISTS", "one"), ("SADD", "one", "x"), ("SRANDMEMBER", "one"), ("SRANDMEMBER", "one", "-3"),
+        ("SRANDMEMBER", "one", "3"), ("SPOP", "one", "1"), ("EXISTS", "one"),
+    ],
+    "set-algebra": WRONGTYPE_SETUP + [
+        ("SADD", "a", "1", "2", "3", "4"), ("SADD", "b", "3", "4", "5"), ("SADD", "c", "4", "9"),
+        ("SADD", "w", "x", "y", "4"), ("SINTER", "a", "b"), ("SINTER", "a", "b", "c"),
+        ("SINTER", "a", "nokey"), ("SINTER", "a", "str"), ("SINTER", "nokey", "str"),
+        ("SUNION", "a", "b", "c"), ("SUNION", "nokey"), ("SUNION", "a", "hash"),
+        ("SDIFF", "a", "b"), ("SDIFF", "a", "b", "c"), ("SDIFF", "nokey", "a"), ("SDIFF", "a", "str"),
+        Unordered(("SUNION", "a", "w")), ("SINTER", "w", "a"), Unordered(("SDIFF", "w", "a")),
+        ("SINTERSTORE", "d", "a", "b"), ("SMEMBERS", "d"), ("SUNIONSTORE", "d", "a", "c"),
+        ("SMEMBERS", "d"), ("SDIFFSTORE", "d", "a", "a"), ("EXISTS", "d"),
+        ("SET", "d", "str"), ("SINTERSTORE", "d", "a", "b"), ("TYPE", "d"), ("SMEMBERS", "d"),
+        ("EXPIRE", "d", "100"), ("SUNIONSTORE", "d", "a"), ("TTL", "d"),
+        ("SINTERSTORE", "d", "a", "str"), ("SINTERSTORE", "d", "a", "nokey"), ("EXISTS", "d"),
+        ("SINTERCARD", "2", "a", "b"), ("SINTERCARD", "3", "a", "b", "c"),
+        ("SINTERCARD", "2", "a", "b", "LIMIT", "1"), ("SINTERCARD", "2", "a", "b", "LIMIT", "0"),
+        ("SINTERCARD", "0", "a"), ("SINTERCARD", "-1", "a"), ("SINTERCARD", "3", "a", "b"),
+        ("SINTERCARD", "1", "a", "LIMIT", "-1"), ("SINTERCARD", "1", "a", "LIMIT"),
+        ("SINTERCARD", "1", "a", "FOO", "1"), ("SINTERCARD", "x", "a"), ("SINTERCARD", "1", "str"),
+        ("SINTERCARD", "2", "a", "nokey"), ("SINTER",), ("SINTERSTORE", "d"),
+        ("SMOVE", "a", "b", "1"), ("SMEMBERS", "a"), ("SMEMBERS", "b"), ("SMOVE", "a", "b", "99"),
+        ("SMOVE", "nokey", "str", "1"), ("SMOVE", "a", "str", "2"), ("SMOVE", "str", "a", "2"),
+        ("SMOVE", "a", "a", "2"), ("SMOVE", "a", "a", "99"), ("SMOVE", "c", "new", "9"),
+        ("SMOVE", "c", "new", "4"), ("EXISTS", "c"), ("SMEMBERS", "new"),
+    ],
+    "sscan": WRONGTYPE_SETUP + [
+        ("SADD", "s", "a1", "a2", "b1"), Unordered(("SSCAN", "s", "0"), (1,)),
+        Unordered(("SSCAN", "s", "0", "MATCH", "a*"), (1,)), ("SSCAN", "s", "0", "COUNT", "0"),
+        ("SSCAN", "s", "x"), ("SSCAN", "nokey", "0"), ("SSCAN", "str", "0"),
+        ("SSCAN", "s", "0", "MATCH"), ("SADD", "n", "1", "2"), ("SSCAN", "n", "0"),
+    ],
+    "zset-add": WRONGTYPE_SETUP + [
+        ("ZADD", "z", "1", "a", "2", "b", "1.5", "c"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZADD", "z", "3", "a"), ("ZADD", "z", "CH", "3", "a", "4", "b", "9", "new"),
+        ("ZADD", "z", "NX", "100", "a", "5", "d"), ("ZADD", "z", "XX", "100", "a", "5", "e"),
+        ("ZADD", "z", "XX", "CH", "100", "a", "5", "e"), ("ZSCORE", "z", "a"), ("ZSCORE", "z", "e"),
+        ("ZADD", "z", "GT", "CH", "50", "a", "200", "b", "1", "f"), ("ZSCORE", "z", "a"),
+        ("ZADD", "z", "LT", "CH", "50", "a", "300", "b"), ("ZADD", "z", "XX", "GT", "60", "a"),
+        ("ZADD", "z", "XX", "LT", "CH", "40", "a"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZADD", "z", "INCR", "2.5", "a"), ("ZADD", "z", "INCR", "1", "newer"),
+        ("ZADD", "z", "NX", "INCR", "1", "a"), ("ZADD", "z", "XX", "INCR", "1", "missing"),
+        ("ZADD", "z", "GT", "INCR", "-1", "a"), ("ZADD", "z", "LT", "INCR", "-1", "a"),
+        ("ZADD", "z", "INCR", "0", "a"), ("ZADD", "z", "incr", "ch", "nx", "5", "zz"),
+        ("ZADD", "nokey", "XX", "1", "a"), ("EXISTS", "nokey"), ("ZADD", "nokey", "XX", "INCR", "1", "a"),
+        ("ZADD", "z", "NX", "XX", "1", "a"), ("ZADD", "z", "GT", "LT", "1", "a"),
+        ("ZADD", "z", "NX", "GT", "1", "a"), ("ZADD", "z", "NX", "LT", "1", "a"),
+        ("ZADD", "z", "INCR", "1", "a", "2", "b"), ("ZADD", "z", "1"), ("ZADD", "z", "1", "a", "2"),
+        ("ZADD", "z", "NX"), ("ZADD", "z", "x", "a"), ("ZADD", "z", "1", "a", "nan", "b"),
+        ("ZADD", "z", " 1", "a"), ("ZADD", "z", "1 ", "a"), ("ZADD", "z", "", "a"),
+        ("ZADD", "z", "1e999", "a"), ("ZADD", "z", "FOO", "1", "a"), ("ZADD", "z"), ("ZADD", "z", "1"),
+        ("ZADD", "z", "NX", "XX", "x", "a"), ("ZADD", "z", "INCR", "x", "a"),
+        ("ZADD", "inf", "inf", "x", "-inf", "y", "+inf", "z"), ("ZADD", "inf", "INCR", "-inf", "x"),
+        ("ZADD", "inf", "INCR", "inf", "y"), ("ZADD", "inf", "INCR", "+inf", "x"),
+        ("ZRANGE", "inf", "0", "-1", "WITHSCORES"),
+        ("ZADD", "f", "0.1", "a", "1e20", "b", "-0", "c", "0x10", "d", "1e-320", "e", "-1.5e-7", "f",
+         "123456789012345678", "g", "3.0", "h", "1E3", "i"),
+        ("ZRANGE", "f", "0", "-1", "WITHSCORES"), ("ZSCORE", "f", "c"), ("ZSCORE", "f", "e"),
+        ("ZADD", "f", "0", "c"), ("ZSCORE", "f", "c"), ("ZINCRBY", "f", "0.2", "a"),
+        ("ZADD", BINARY_KEY, "1", BINARY, "2", ""), ("ZRANGE", BINARY_KEY, "0", "-1", "WITHSCORES"),
+        ("ZADD", "str", "1", "a"), ("ZADD", "hash", "XX", "1", "a"), ("ZADD", "str", "x", "a"),
+        ("TYPE", "z"), ("OBJECT", "ENCODING", "z"), ("ZADD", "big", "1", "x" * 100),
+        ("OBJECT", "ENCODING", "big"), ("GET", "z"), ("SADD", "z", "x"),
+    ],
+    "zset-score-rank": WRONGTYPE_SETUP + [
+        ("ZADD", "z", "1", "a", "2", "b", "2", "c", "3", "d"), ("ZCARD", "z"), ("ZCARD", "nokey"),
+        ("ZSCORE", "z", "b"), ("ZSCORE", "z", "x"), ("ZSCORE", "nokey", "x"),
+        ("ZMSCORE", "z", "a", "x", "d"), ("ZMSCORE", "nokey", "a", "b"), ("ZMSCORE", "z"),
+        ("ZRANK", "z", "a"), ("ZRANK", "z", "c"), ("ZRANK", "z", "x"), ("ZRANK", "nokey", "a"),
+        ("ZREVRANK", "z", "a"), ("ZREVRANK", "z", "d"), ("ZREVRANK", "z", "x"),
+        ("ZRANK", "z", "a", "WITHSCORE"), ("ZRANK", "z"),
+        ("ZINCRBY", "z", "5", "a"), ("ZINCRBY", "z", "-0.5", "new"), ("ZINCRBY", "z", "x", "a"),
+        ("ZINCRBY", "z", "nx", "a"), ("ZINCRBY", "z", "1"), ("ZINCRBY", "nokey2", "1.5", "m"),
+        ("ZADD", "z", "inf", "i"), ("ZINCRBY", "z", "-inf", "i"), ("ZINCRBY", "z", "inf", "i"),
+        ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZCARD", "str"), ("ZSCORE", "str", "a"), ("ZMSCORE", "hash", "a"), ("ZRANK", "str", "a"),
+        ("ZREVRANK", "hash", "a"), ("ZINCRBY", "str", "1", "a"), ("ZCARD", "z", "x"),
+    ],
+    "zset-range": WRONGTYPE_SETUP + [
+        ("ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"),
+        ("ZRANGE", "z", "0", "-1"), ("ZRANGE", "z", "1", "2"), ("ZRANGE", "z", "-2", "-1"),
+        ("ZRANGE", "z", "-100", "100"), ("ZRANGE", "z", "3", "1"), ("ZRANGE", "z", "5", "10"),
+        ("ZRANGE", "z", "0", "-1", "REV"), ("ZRANGE", "z", "0", "1", "REV", "WITHSCORES"),
+        ("ZRANGE", "z", "0", "-1", "withscores", "rev"), ("ZRANGE", "z", "0", "-1", "LIMIT", "0", "-1"),
+        ("ZRANGE", "z", "0", "-1", "LIMIT", "1", "2"), ("ZRANGE", "z", "x", "1"),
+        ("ZRANGE", "z", "0", "1", "FOO"), ("ZRANGE", "z", "0", "1", "LIMIT", "1"),
+        ("ZRANGE", "z", "0", "1", "LIMIT", "x", "1"),
+        ("ZRANGE", "z", "2", "4", "BYSCORE"), ("ZRANGE", "z", "(2", "4", "BYSCORE", "WITHSCORES"),
+        ("ZRANGE", "z", "4", "(2", "BYSCORE", "REV"), ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "1", "2"),
+        ("ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2", "WITHSCORES"),
+        ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "-1", "2"),
+        ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "2", "-5"),
+        ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "10", "1"),
+        ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "0", "0"),
+        ("ZRANGE", "z", "x", "1", "BYSCORE"), ("ZRANGE", "z", "(", "", "BYSCORE"),
+        ("ZRANGE", "z", "1", "nan", "BYSCORE"), ("ZRANGE", "z", "[a", "[c", "BYSCORE"),
+        ("ZRANGE", "z", "0", "-1", "BYSCORE", "BYLEX"), ("ZRANGE", "z", "0", "-1", "REV", "REV"),
+        ("ZRANGE", "nokey", "0", "-1"), ("ZRANGE", "nokey", "x", "y", "BYSCORE"),
+        ("ZRANGE", "str", "0", "-1"), ("ZRANGE", "hash", "0", "1", "BYSCORE"),
+        ("ZREVRANGE", "z", "0", "1"), ("ZREVRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZREVRANGE", "z", "0", "1", "REV"), ("ZREVRANGE", "z", "0", "1", "BYSCORE"),
+        ("ZREVRANGE", "z", "0", "1", "LIMIT", "0", "1"),
+        ("ZRANGEBYSCORE", "z", "2", "4"), ("ZRANGEBYSCORE", "z", "-inf", "(3", "WITHSCORES"),
+        ("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", "1", "2", "WITHSCORES"),
+        ("ZRANGEBYSCORE", "z", "4", "2"), ("ZRANGEBYSCORE", "z", "2", "4", "REV"),
+        ("ZRANGEBYSCORE", "z", "2", "4", "BYSCORE"), ("ZRANGEBYSCORE", "z", "a", "4"),
+        ("ZREVRANGEBYSCORE", "z", "4", "2"), ("ZREVRANGEBYSCORE", "z", "+inf", "(3", "WITHSCORES"),
+        ("ZREVRANGEBYSCORE", "z", "+inf", "-inf", "LIMIT", "1", "1"), ("ZREVRANGEBYSCORE", "z", "2", "4"),
+        ("ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e", "0", "", "0", "aa"),
+        ("ZRANGEBYLEX", "lex", "-", "+"), ("ZRANGEBYLEX", "lex", "[b", "(d"), ("ZRANGEBYLEX", "lex", "(a", "[c"),
+        ("ZRANGEBYLEX", "lex", "-", "+", "LIMIT", "1", "3"), ("ZRANGEBYLEX", "lex", "+", "-"),
+        ("ZRANGEBYLEX", "lex", "[", "[a"), ("ZRANGEBYLEX", "lex", "(", "+"),
+        ("ZRANGEBYLEX", "lex", "a", "+"), ("ZRANGEBYLEX", "lex", "-", "+x"), ("ZRANGEBYLEX", "lex", "", "+"),
+        ("ZRANGEBYLEX", "lex", "-", "+", "WITHSCORES"), ("ZREVRANGEBYLEX", "lex", "+", "-"),
+        ("ZREVRANGEBYLEX", "lex", "[d", "(a"), ("ZREVRANGEBYLEX", "lex", "+", "-", "LIMIT", "2", "2"),
+        ("ZRANGE", "lex", "[b", "[d", "BYLEX"), ("ZRANGE", "lex", "[d", "[b", "BYLEX", "REV"),
+        ("ZRANGE", "lex", "-", "+", "BYLEX", "LIMIT", "1", "1"), ("ZRANGE", "lex", "-", "+", "BYLEX", "WITHSCORES"),
+        ("ZRANGE", "lex", "a", "b", "BYLEX"), ("ZRANGEBYLEX", "z", "-", "+"), ("ZRANGEBYLEX", "z", "[b", "[d"),
+        ("ZRANGEBYLEX", "str", "-", "+"), ("ZRANGEBYLEX", "nokey", "-", "+"), ("ZRANGE", "z"),
+        ("ZRANGEBYSCORE", "z", "1"), ("ZRANGE", "z", "0", "-1", "LIMIT", "0", "1"),
+    ],
+    "zset-count-remrange": WRONGTYPE_SETUP + [
+        ("ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"),
+        ("ZCOUNT", "z", "2", "4"), ("ZCOUNT", "z", "(2", "(4"), ("ZCOUNT", "z", "-inf", "+inf"),
+        ("ZCOUNT", "z", "5", "1"), ("ZCOUNT", "z", "x", "1"), ("ZCOUNT", "nokey", "0", "1"),
+        ("ZCOUNT", "z", " 2", "4\x00"), ("ZCOUNT", "str", "0", "1"), ("ZCOUNT", "nokey", "x", "1"),
+        ("ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"),
+        ("ZLEXCOUNT", "lex", "-", "+"), ("ZLEXCOUNT", "lex", "[b", "+"), ("ZLEXCOUNT", "lex", "(b", "(d"),
+        ("ZLEXCOUNT", "lex", "b", "+"), ("ZLEXCOUNT", "nokey", "-", "+"), ("ZLEXCOUNT", "hash", "-", "+"),
+        ("ZREMRANGEBYRANK", "z", "0", "0"), ("ZRANGE", "z", "0", "-1"),
+        ("ZREMRANGEBYRANK", "z", "-1", "-1"), ("ZREMRANGEBYRANK", "z", "5", "10"),
+        ("ZREMRANGEBYRANK", "z", "x", "1"), ("ZRANGE", "z", "0", "-1"),
+        ("ZREMRANGEBYSCORE", "z", "(2", "3"), ("ZREMRANGEBYSCORE", "z", "x", "3"),
+        ("ZREMRANGEBYSCORE", "z", "10", "20"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("ZREMRANGEBYSCORE", "z", "-inf", "+inf"), ("EXISTS", "z"),
+        ("ZREMRANGEBYLEX", "lex", "[b", "[c"), ("ZREMRANGEBYLEX", "lex", "x", "[c"),
+        ("ZRANGE", "lex", "0", "-1"), ("ZREMRANGEBYLEX", "lex", "-", "+"), ("EXISTS", "lex"),
+        ("ZREMRANGEBYRANK", "nokey", "0", "-1"), ("ZREMRANGEBYSCORE", "nokey", "0", "1"),
+        ("ZREMRANGEBYLEX", "nokey", "-", "+"), ("ZREMRANGEBYRANK", "str", "0", "1"),
+        ("ZREMRANGEBYSCORE", "hash", "0", "1"), ("ZREMRANGEBYLEX", "str", "-", "+"),
+        ("ZADD", "r", "1", "a", "2", "b"), ("ZREMRANGEBYRANK", "r", "0", "-1"), ("EXISTS", "r"),
+        ("ZADD", "m", "1", "a", "2", "b", "3", "c"), ("ZREM", "m", "a", "x", "a"), ("ZREM", "m", "x"),
+        ("ZREM", "m", "b", "c", "d"), ("EXISTS", "m"), ("ZREM", "nokey", "a"), ("ZREM", "str", "a"),
+        ("ZREM", "m"), ("ZREMRANGEBYRANK", "z", "0"),
+    ],
+    "zset-pop": WRONGTYPE_SETUP + [
+        ("ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"),
+        ("ZPOPMIN", "z"), ("ZPOPMAX", "z"), ("ZPOPMIN", "z", "2"), ("ZPOPMAX", "z", "0"),
+        ("ZPOPMIN", "z", "-1"), ("ZPOPMIN", "z", "x"), ("ZPOPMIN", "z", "1", "2"),
+        ("ZPOPMAX", "z", "10"), ("EXISTS", "z"), ("ZPOPMIN", "nokey"), ("ZPOPMIN", "nokey", "2"),
+        ("ZPOPMAX", "nokey", "0"), ("ZPOPMIN", "str"), ("ZPOPMAX", "hash", "1"),
+        ("ZADD", "y", "1", "a", "2", "b", "3", "c"),
+        ("ZMPOP", "2", "nokey", "y", "MIN"), ("ZMPOP", "1", "y", "MAX", "COUNT", "10"), ("EXISTS", "y"),
+        ("ZMPOP", "1", "y", "MIN"), ("ZMPOP", "2", "nokey", "str", "MIN"), ("ZMPOP", "2", "str", "nokey", "MAX"),
+        ("ZMPOP", "0", "y", "MIN"), ("ZMPOP", "x", "y", "MIN"), ("ZMPOP", "-1", "y", "MIN"),
+        ("ZMPOP", "2", "y", "MIN"), ("ZMPOP", "1", "y", "FOO"), ("ZMPOP", "1", "y", "MIN", "COUNT"),
+        ("ZMPOP", "1", "y", "MIN", "COUNT", "0"), ("ZMPOP", "1", "y", "MIN", "COUNT", "x"),
+        ("ZMPOP", "1", "y", "MIN", "COUNT", "1", "COUNT", "1"), ("ZMPOP", "1", "y", "MIN", "FOO"),
+        ("ZMPOP", "5", "y", "MIN"), ("ZMPOP", "1", "y"),
+        ("ZADD", "w", "1", "a", "2", "b", "3", "c"),
+        ("BZPOPMIN", "nokey", "w", "0"), ("BZPOPMAX", "w", "1"), ("BZPOPMIN", "nokey", "0.01"),
+        ("BZPOPMAX", "nokey", "nokey2", "0.02"), ("BZPOPMIN", "str", "w", "0"), ("BZPOPMIN", "nokey", "hash", "1"),
+        ("BZPOPMIN", "w", "x"), ("BZPOPMIN", "w", "-1"), ("BZPOPMIN", "w", "-0.0001"),
+        ("BZPOPMIN", "w", ""), ("BZPOPMIN", "w", " 1"), ("BZPOPMIN", "w", "nan"), ("BZPOPMIN", "w", "inf"),
+        ("BZPOPMIN", "w", "1e300"), ("BZPOPMIN", "w"),
+        ("ZADD", "w", "1", "a", "2", "b", "3", "c"),
+        ("BZMPOP", "0", "2", "nokey", "w", "MAX", "COUNT", "2"), ("BZMPOP", "1", "1", "w", "MIN"),
+        ("BZMPOP", "0.01", "1", "w", "MIN"), ("BZMPOP", "0.01", "2", "nokey", "str", "MIN"),
+        ("BZMPOP", "x", "1", "w", "MIN"), ("BZMPOP", "-1", "1", "w", "MIN"), ("BZMPOP", "0", "0", "w", "MIN"),
+        ("BZMPOP", "0", "1", "w", "FOO"), ("BZMPOP", "x", "1", "w", "FOO"),
+        ("BZMPOP", "0", "1", "w", "MIN", "COUNT", "0"), ("BZMPOP", "0", "1", "w"),
+    ],
+    "zset-randmember-scan": WRONGTYPE_SETUP + [
+        ("ZADD", "z", "1", "a", "2", "b", "3.5", "c"), ("ZRANDMEMBER", "z", "3"),
+        ("ZRANDMEMBER", "z", "10", "WITHSCORES"), ("ZRANDMEMBER", "z", "0"), ("ZRANDMEMBER", "z", "0", "WITHSCORES"),
+        ("ZRANDMEMBER", "nokey"), ("ZRANDMEMBER", "nokey", "5"), ("ZRANDMEMBER", "nokey", "-5", "WITHSCORES"),
+        ("ZRANDMEMBER", "z", "x"), ("ZRANDMEMBER", "z", "1", "FOO"), ("ZRANDMEMBER", "z", "1", "WITHSCORES", "x"),
+        ("ZRANDMEMBER", "z", I64_MIN), ("ZRANDMEMBER", "z", I64_MAX, "WITHSCORES"),
+        ("ZRANDMEMBER", "z", "-4611686018427387904", "WITHSCORES"), ("ZRANDMEMBER", "str"),
+        ("ZRANDMEMBER", "hash", "1"), ("ZRANDMEMBER", "str", "x"),
+        ("ZADD", "one", "7", "only"), ("ZRANDMEMBER", "one"), ("ZRANDMEMBER", "one", "-3", "WITHSCORES"),
+        ("ZRANDMEMBER", "one", "1", "WITHSCORES"), ("ZRANDMEMBER", "one", "-2"),
+        ("ZADD", "s", "1", "a1", "2.5", "a2", "3", "b1", "1e20", "big", "0.1", "tenth"),
+        ("ZSCAN", "s", "0"), ("ZSCAN", "s", "0", "MATCH", "a*"), ("ZSCAN", "s", "0", "COUNT", "100"),
+        ("ZSCAN", "s", "x"), ("ZSCAN", "nokey", "0"), ("ZSCAN", "str", "0"), ("ZSCAN", "s", "0", "MATCH"),
+    ],
+    "zset-algebra": WRONGTYPE_SETUP + [
+        ("ZADD", "a", "1", "x", "2", "y", "3", "z"), ("ZADD", "b", "10", "y", "20", "z", "30", "w"),
+        ("SADD", "set", "x", "w", "q"), ("ZADD", "inf", "inf", "x", "-inf", "y"),
+        ("ZUNION", "2", "a", "b"), ("ZUNION", "2", "a", "b", "WITHSCORES"),
+        ("ZUNION", "2", "a", "b", "WEIGHTS", "2", "0.5", "WITHSCORES"),
+        ("ZUNION", "2", "a", "b", "AGGREGATE", "MIN", "WITHSCORES"),
+        ("ZUNION", "2", "a", "b", "AGGREGATE", "max", "WEIGHTS", "1", "-1", "WITHSCORES"),
+        ("ZUNION", "3", "a", "b", "set", "WITHSCORES"), ("ZUNION", "2", "a", "nokey", "WITHSCORES"),
+        ("ZUNION", "2", "a", "inf", "WITHSCORES"), ("ZUNION", "2", "inf", "inf", "WITHSCORES"),
+        ("ZUNION", "2", "inf", "a", "WEIGHTS", "0", "1", "WITHSCORES"),
+        ("ZINTER", "2", "a", "b"), ("ZINTER", "2", "a", "b", "WITHSCORES"),
+        ("ZINTER", "2", "a", "b", "AGGREGATE", "MAX", "WITHSCORES"),
+        ("ZINTER", "2", "a", "set", "WEIGHTS", "1", "5", "WITHSCORES"), ("ZINTER", "2", "a", "nokey"),
+        ("ZINTER", "3", "a", "b", "a", "WITHSCORES"), ("ZINTER", "2", "inf", "inf", "WITHSCORES"),
+        ("ZDIFF", "2", "a", "b"), ("ZDIFF", "2", "a", "b", "WITHSCORES"), ("ZDIFF", "2", "set", "a", "WITHSCORES"),
+        ("ZDIFF", "1", "nokey"), ("ZDIFF", "2", "a", "b", "WEIGHTS", "1", "2"),
+        ("ZDIFF", "2", "a", "b", "AGGREGATE", "SUM"),
+        ("ZUNIONSTORE", "d", "2", "a", "b"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+        ("ZINTERSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+        ("ZDIFFSTORE", "d", "2", "a", "b"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+        ("ZUNIONSTORE", "d", "2", "a", "set"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+        ("SET", "d", "x"), ("EXPIRE", "d", "100"), ("ZINTERSTORE", "d", "1", "a"), ("TTL", "d"), ("TYPE", "d"),
+        ("ZINTERSTORE", "d", "2", "a", "nokey"), ("EXISTS", "d"), ("ZDIFFSTORE", "d", "1", "nokey"),
+        ("ZUNIONSTORE", "d", "1", "a", "WITHSCORES"), ("ZUNIONSTORE", "d", "2", "a", "str"),
+        ("ZINTERCARD", "2", "a", "b"), ("ZINTERCARD", "2", "a", "b", "LIMIT", "1"),
+        ("ZINTERCARD", "2", "a", "b", "LIMIT", "0"), ("ZINTERCARD", "2", "a", "set"),
+        ("ZINTERCARD", "1", "a", "LIMIT", "-1"), ("ZINTERCARD", "1", "a", "LIMIT", "x"),
+        ("ZINTERCARD", "1", "a", "WITHSCORES"), ("ZINTERCARD", "1", "a", "WEIGHTS", "1"),
+        ("ZINTERCARD", "0", "a"), ("ZINTERCARD", "3", "a", "b"), ("ZINTERCARD", "1", "str"),
+        ("ZUNION", "0", "a"), ("ZUNION", "-1", "a"), ("ZUNION", "x", "a"), ("ZUNION", "3", "a", "b"),
+        ("ZUNION", "2", "a", "str"), ("ZUNION", "2", "a", "hash", "FOO"), ("ZUNION", "1", "a", "FOO"),
+        ("ZUNION", "2", "a", "b", "WEIGHTS", "1"), ("ZUNION", "2", "a", "b", "WEIGHTS", "1", "x"),
+        ("ZUNION", "2", "a", "b", "AGGREGATE", "FOO"), ("ZUNION", "2", "a", "b", "AGGREGATE"),
+        ("ZINTERSTORE", "d", "0", "a"), ("ZDIFFSTORE", "d", "-1", "a"), ("ZINTER", "1", "str"),
+        ("ZDIFF", "2", "a", "hash"), ("ZUNIONSTORE", "d"), ("ZUNION", "1"),
+    ],
+    "zset-rangestore": WRONGTYPE_SETUP + [
+        ("ZADD", "src", "1", "a", "2", "b", "3", "c", "4", "d"),
+        ("ZRANGESTORE", "dst", "src", "0", "1"), ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "dst", "src", "(1", "+inf", "BYSCORE", "LIMIT", "1", "1"), ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "dst", "src", "0", "-1", "REV"), ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "dst", "src", "[c", "-", "BYLEX", "REV"), ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "dst", "src", "5", "10"), ("EXISTS", "dst"),
+        ("SET", "dst", "x"), ("ZRANGESTORE", "dst", "src", "0", "0"), ("TYPE", "dst"),
+        ("ZRANGESTORE", "dst", "nokey", "0", "-1"), ("EXISTS", "dst"),
+        ("ZRANGESTORE", "dst", "src", "0", "-1", "WITHSCORES"), ("ZRANGESTORE", "dst", "str", "0", "-1"),
+        ("ZRANGESTORE", "dst", "src", "x", "1"), ("ZRANGESTORE", "dst", "src", "0", "1", "LIMIT", "0", "1"),
+        ("ZRANGESTORE", "src", "src", "1", "2"), ("ZRANGE", "src", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "dst", "src", "0"),
+    ],
+    "list-push-pop": WRONGTYPE_SETUP + [
+        ("RPUSH", "l", "a", "b", "c"), ("LPUSH", "l", "x", "y"), ("LRANGE", "l", "0", "-1"),
+        ("LLEN", "l"), ("RPUSH", "l", BINARY, ""), ("LRANGE", "l", "0", "-1"),
+        ("LPOP", "l"), ("RPOP", "l"), ("LPOP", "l", "2"), ("RPOP", "l", "2"), ("LRANGE", "l", "0", "-1"),
+        ("LPOP", "l", "0"), ("RPOP", "l", "0"), ("LPOP", "l", "-1"), ("RPOP", "l", "x"),
+        ("LPOP", "l", "1.5"), ("LPOP", "l", "1", "2"), ("RPOP", "l", "1", "2", "3"),
+        ("LPOP", "nokey"), ("RPOP", "nokey"), ("LPOP", "nokey", "0"), ("RPOP", "nokey", "3"),
+        ("LPOP", "nokey", "-1"), ("LPOP", "l", "99"), ("EXISTS", "l"), ("LPOP", "l"),
+        ("LPUSHX", "l", "a"), ("RPUSHX", "l", "a", "b"), ("EXISTS", "l"),
+        ("RPUSH", "l", "1"), ("LPUSHX", "l", "0", "-1"), ("RPUSHX", "l", "2", "3"),
+        ("LRANGE", "l", "0", "-1"), ("LLEN", "nokey"), ("TYPE", "l"), ("OBJECT", "ENCODING", "l"),
+        ("LPUSH", "str", "a"), ("RPUSH", "hash", "a"), ("LPUSHX", "str", "a"), ("RPUSHX", "hash", "a"),
+        ("LPOP", "str"), ("RPOP", "hash", "2"), ("LPOP", "str", "0"), ("LPOP", "str", "-1"),
+        ("LLEN", "str"), ("LPUSH", "l"), ("RPUSH",), ("LPOP",), ("LLEN", "l", "x"),
+        ("GET", "l"), ("HGET", "l", "f"), ("SADD", "l", "x"), ("INCR", "l"),
+        ("RPUSH", "big", "x" * 100_000), ("LINDEX", "big", "0"), ("EXPIRE", "l", "100"),
+        ("RPUSH", "l", "z"), ("TTL", "l"),
+    ],
+    "list-index-set-range": WRONGTYPE_SETUP + [
+        ("RPUSH", "l", "a", "b", "c", "d", "e"), ("LINDEX", "l", "0"), ("LINDEX", "l", "-1"),
+        ("LINDEX", "l", "-5"), ("LINDEX", "l", "-6"), ("LINDEX", "l", "5"), ("LINDEX", "l", "x"),
+        ("LINDEX", "l", I64_MIN), ("LINDEX", "l", I64_MAX), ("LINDEX", "l", I64_MAX_PLUS_1),
+        ("LINDEX", "nokey", "x"), ("LINDEX", "nokey", "0"), ("LINDEX", "str", "x"), ("LINDEX", "hash", "0"),
+        ("LSET", "l", "0", "A"), ("LSET", "l", "-1", BINARY), ("LSET", "l", "5", "x"),
+        ("LSET", "l", "-6", "x"), ("LSET", "l", "x", "x"), ("LSET", "nokey", "0", "x"),
+        ("LSET", "nokey", "x", "x"), ("LSET", "str", "0", "x"), ("LSET", "hash", "x", "x"),
+        ("LRANGE", "l", "0", "-1"), ("LRANGE", "l", "1", "2"), ("LRANGE", "l", "-2", "-1"),
+        ("LRANGE", "l", "-100", "100"), ("LRANGE", "l", "3", "1"), ("LRANGE", "l", "5", "10"),
+        ("LRANGE", "l", "0", "-6"), ("LRANGE", "l", I64_MIN, I64_MAX), ("LRANGE", "l", "x", "1"),
+        ("LRANGE", "l", "0", "y"), ("LRANGE", "nokey", "0", "-1"), ("LRANGE", "nokey", "x", "1"),
+        ("LRANGE", "str", "0", "-1"), ("LRANGE", "str", "x", "1"), ("LRANGE", "l", "0"),
+        ("LSET", "l", "0"), ("LINDEX", "l"),
+    ],
+    "list-rem-trim-insert": WRONGTYPE_SETUP + [
+        ("RPUSH", "l", "a", "x", "b", "x", "c", "x", "x"), ("LREM", "l", "1", "x"),
+        ("LRANGE", "l", "0", "-1"), ("LREM", "l", "-2", "x"), ("LRANGE", "l", "0", "-1"),
+        ("LREM", "l", "0", "x"), ("LRANGE", "l", "0", "-1"), ("LREM", "l", "0", "zz"),
+        ("LREM", "l", "x", "a"), ("LREM", "nokey", "0", "a"), ("LREM", "nokey", "x", "a"),
+        ("LREM", "str", "0", "a"), ("LREM", "l", "0", "a"), ("LREM", "l", "0", "b"),
+        ("LREM", "l", "5", "c"), ("EXISTS", "l"),
+        ("RPUSH", "l", "a", "b", "c"), ("LINSERT", "l", "BEFORE", "b", "X"),
+        ("LINSERT", "l", "after", "c", "Y"), ("LINSERT", "l", "After", "a", BINARY),
+        ("LINSERT", "l", "before", "zz", "Z"), ("LINSERT", "l", "middle", "a", "Z"),
+        ("LINSERT", "nokey", "before", "a", "Z"), ("LINSERT", "nokey", "middle", "a", "Z"),
+        ("LINSERT", "str", "before", "a", "Z"), ("LINSERT", "hash", "foo", "a", "Z"),
+        ("LRANGE", "l", "0", "-1"), ("LINSERT", "l", "before", "a"),
+        ("LTRIM", "l", "1", "-2"), ("LRANGE", "l", "0", "-1"), ("LTRIM", "l", "-2", "100"),
+        ("LRANGE", "l", "0", "-1"), ("LTRIM", "l", "x", "1"), ("LTRIM", "l", "0", "y"),
+        ("LTRIM", "nokey", "0", "1"), ("LTRIM", "nokey", "x", "1"), ("LTRIM", "str", "0", "1"),
+        ("LTRIM", "l", "0", "0"), ("LRANGE", "l", "0", "-1"), ("LTRIM", "l", "1", "0"),
+        ("EXISTS", "l"), ("RPUSH", "l", "a", "b"), ("LTRIM", "l", "5", "10"), ("EXISTS", "l"),
+        ("RPUSH", "l", "a", "b"), ("LTRIM", "l", I64_MIN, I64_MAX), ("LRANGE", "l", "0", "-1"),
+        ("LTRIM", "l", "0"),
+    ],
+    "list-lpos": WRONGTYPE_SETUP + [
+        ("RPUSH", "l", "a", "b", "c", "1", "2", "3", "c", "c"), ("LPOS", "l", "c"),
+        ("LPOS", "l", "c", "RANK", "2"), ("LPOS", "l", "c", "RANK", "-1"), ("LPOS", "l", "c", "RANK", "-3"),
+        ("LPOS", "l", "c", "RANK", "4"), ("LPOS", "l", "c", "COUNT", "0"), ("LPOS", "l", "c", "COUNT", "2"),
+        ("LPOS", "l", "c", "COUNT", "0", "RANK", "-2"), ("LPOS", "l", "c", "COUNT", "0", "MAXLEN", "7"),
+        ("LPOS", "l", "c", "RANK", "-1", "MAXLEN", "1"), ("LPOS", "l", "c", "MAXLEN", "2"),
+        ("LPOS", "l", "zz"), ("LPOS", "l", "zz", "COUNT", "1"), ("LPOS", "l", "c", "rank", "2", "rank", "1"),
+        ("LPOS", "l", "c", "RANK", "0"), ("LPOS", "l", "c", "RANK", "x"), ("LPOS", "l", "c", "COUNT", "-1"),
+        ("LPOS", "l", "c", "COUNT", "x"), ("LPOS", "l", "c", "MAXLEN", "-1"), ("LPOS", "l", "c", "MAXLEN", "x"),
+        ("LPOS", "l", "c", "RANK"), ("LPOS", "l", "c", "FOO", "1"), ("LPOS", "l", "c", "COUNT"),
+        ("LPOS", "l", "c", "RANK", I64_MIN), ("LPOS", "l", "c", "RANK", I64_MIN, "COUNT", "2"),
+        ("LPOS", "l", "c", "RANK", I64_MAX), ("LPOS", "nokey", "c"), ("LPOS", "nokey", "c", "COUNT", "0"),
+        ("LPOS", "nokey", "c", "RANK", "0"), ("LPOS", "str", "c"), ("LPOS", "hash", "c", "COUNT", "1"),
+        ("LPOS", "l"), ("RPUSH", "b", BINARY), ("LPOS", "b", BINARY),
+    ],
+    "list-move": WRONGTYPE_SETUP + [
+        ("RPUSH", "src", "a", "b", "c"), ("LMOVE", "src", "dst", "LEFT", "RIGHT"),
+        ("LMOVE", "src", "dst", "right", "left"), ("LRANGE", "src", "0", "-1"), ("LRANGE", "dst", "0", "-1"),
+        ("LMOVE", "dst", "dst", "LEFT", "RIGHT"), ("LRANGE", "dst", "0", "-1"),
+        ("LMOVE", "dst", "dst", "LEFT", "LEFT"), ("LMOVE", "dst", "dst", "RIGHT", "LEFT"),
+        ("LRANGE", "dst", "0", "-1"), ("RPOPLPUSH", "src", "dst"), ("EXISTS", "src"),
+        ("RPOPLPUSH", "src", "dst"), ("LMOVE", "src", "dst", "LEFT", "LEFT"), ("LRANGE", "dst", "0", "-1"),
+        ("RPOPLPUSH", "dst", "dst"), ("LRANGE", "dst", "0", "-1"),
+        ("LMOVE", "dst", "str", "LEFT", "LEFT"), ("RPOPLPUSH", "dst", "hash"), ("LLEN", "dst"),
+        ("LMOVE", "str", "dst", "LEFT", "LEFT"), ("RPOPLPUSH", "str", "str"), ("LMOVE", "nokey", "str", "LEFT", "LEFT"),
+        ("RPOPLPUSH", "nokey", "hash"), ("LMOVE", "dst", "x", "UP", "LEFT"), ("LMOVE", "dst", "x", "LEFT", "DOWN"),
+        ("LMOVE", "nokey", "x", "UP", "LEFT"), ("LMOVE", "dst", "x", "LEFT"), ("RPOPLPUSH", "dst"),
+        ("RPUSH", "one", BINARY), ("LMOVE", "one", "two", "RIGHT", "RIGHT"), ("EXISTS", "one"),
+        ("LRANGE", "two", "0", "-1"), ("RPUSH", "s1", "x"), ("RPOPLPUSH", "s1", "s1"), ("LRANGE", "s1", "0", "-1"),
+    ],
+    "list-mpop": WRONGTYPE_SETUP + [
+        ("RPUSH", "a", "1", "2", "3"), ("RPUSH", "b", "x", "y"),
+        ("LMPOP", "2", "nokey", "a", "LEFT"), ("LMPOP", "2", "a", "b", "RIGHT", "COUNT", "5"),
+        ("LMPOP", "2", "a", "b", "left", "count", "1"), ("LMPOP", "3", "nokey", "a", "b", "RIGHT", "COUNT", "9"),
+        ("EXISTS", "a", "b"), ("LMPOP", "1", "nokey", "LEFT"), ("LMPOP", "2", "nokey", "str", "LEFT"),
+        ("RPUSH", "a", "1"), ("LMPOP", "2", "a", "str", "LEFT"), ("RPUSH", "a", "1"),
+        ("LMPOP", "2", "str", "a", "LEFT"), ("LMPOP", "0", "a", "LEFT"), ("LMPOP", "-1", "a", "LEFT"),
+        ("LMPOP", "x", "a", "LEFT"), ("LMPOP", "2", "a", "LEFT"), ("LMPOP", "1", "a", "MIDDLE"),
+        ("LMPOP", "1", "a", "LEFT", "COUNT", "0"), ("LMPOP", "1", "a", "LEFT", "COUNT", "-1"),
+        ("LMPOP", "1", "a", "LEFT", "COUNT", "x"), ("LMPOP", "1", "a", "LEFT", "COUNT"),
+        ("LMPOP", "1", "a", "LEFT", "COUNT", "1", "COUNT", "1"), ("LMPOP", "1", "a", "LEFT", "FOO"),
+        ("LMPOP", I64_MAX, "a", "LEFT"), ("LMPOP", "1", "a"), ("LMPOP", "1"),
+        ("LMPOP", "1", "a", "RIGHT"), ("EXISTS", "a"),
+    ],
+    "list-blocking": WRONGTYPE_SETUP + [
+        ("BLPOP", "nokey", "0.05"), ("BRPOP", "nokey", "other", "0.05"),
+        ("RPUSH", "l", "a", "b", "c"), ("BLPOP", "nokey", "l", "0.05"), ("BRPOP", "l", "nokey", "0"),
+        ("BLPOP", "l", "1"), ("EXISTS", "l"), ("RPUSH", "l", "a", "b", "c", BINARY),
+        ("BLMPOP", "0.05", "2", "nokey", "l", "LEFT"), ("BLMPOP", "0", "1", "l", "RIGHT", "COUNT", "2"),
+        ("BLMPOP", "0.05", "1", "nokey", "LEFT", "COUNT", "2"), ("BLMOVE", "l", "d", "LEFT", "RIGHT", "0"),
+        ("BLMOVE", "nokey", "d", "LEFT", "RIGHT", "0.05"), ("BRPOPLPUSH", "d", "d", "0.05"),
+        ("BRPOPLPUSH", "nokey", "d", "0.05"), ("LRANGE", "d", "0", "-1"), ("EXISTS", "l"),
+        ("BLPOP", "str", "0.05"), ("BRPOP", "nokey", "hash", "0.05"), ("BLMPOP", "0.05", "1", "str", "LEFT"),
+        ("BLMOVE", "str", "d", "LEFT", "LEFT", "0.05"), ("BLMOVE", "d", "str", "LEFT", "LEFT", "0.05"),
+        ("BLMOVE", "nokey", "str", "LEFT", "LEFT", "0.05"), ("BRPOPLPUSH", "d", "hash", "0.05"),
+        ("BLPOP", "nokey", "abc"), ("BLPOP", "nokey", "-1"), ("BLPOP", "nokey", "-0.5"),
+        ("BLPOP", "nokey", "inf"), ("BLPOP", "nokey", "nan"), ("BLPOP", "nokey", " 1"),
+        ("BLPOP", "nokey", "1e30"), ("BLPOP", "nokey", ""), ("BRPOP", "str", "x"),
+        ("BLMOVE", "d", "e", "LEFT", "LEFT", "x"), ("BLMOVE", "d", "e", "UP", "LEFT", "x"),
+        ("BRPOPLPUSH", "d", "e", "-1"), ("BLMPOP", "x", "1", "d", "LEFT"), ("BLMPOP", "x", "0", "d", "LEFT"),
+        ("BLMPOP", "0", "1", "d", "LEFT", "COUNT", "0"), ("BLMPOP", "-1", "1", "d", "UP"),
+        ("BLPOP", "nokey"), ("BLMPOP", "0", "1", "d"), ("BLMOVE", "d", "e", "LEFT", "LEFT"),
+        ("BRPOPLPUSH", "d", "e"), ("BLPOP", "nokey", "0.001"),
+    ],
+    # Subscribing changes what a connection may send: wire runners only, where every frame
+    # of a multi-frame reply is read by the next command in turn (on both servers alike).
+    "pubsub": [
+        ("PUBLISH", "ch", "nobody"), ("PUBSUB", "NUMPAT"), ("PUBSUB", "CHANNELS"),
+        ("PUBSUB", "NUMSUB", "ch", "other"), ("PUBSUB", "NUMSUB"), ("PUBSUB", "FOO"),
+        ("PUBSUB", "CHANNELS", "a", "b"), ("PUBSUB", "NUMPAT", "x"), ("PUBLISH", "ch"),
+        WireOnly(("UNSUBSCRIBE",)), WireOnly(("PUNSUBSCRIBE", "a", "b")),
+        WireOnly(("UNSUBSCRIBE", "x")), WireOnly(("PSUBSCRIBE",)),
+        WireOnly(("SUBSCRIBE", "ch", "ch2")), WireOnly(("PING",)), WireOnly(("PING", "x")),
+        WireOnly(("PSUBSCRIBE", "c*", "d?")), WireOnly(("PUBLISH", "ch", "hello")),
+        WireOnly(("PING", "y")), WireOnly(("PUBSUB", "NUMSUB", "ch", "ch2")),
+        WireOnly(("PUBSUB", "NUMPAT")), WireOnly(("PUBSUB", "CHANNELS", "ch2*")),
+        WireOnly(("SET", "a", "1")), WireOnly(("GET", "a")), WireOnly(("PUNSUBSCRIBE", "c*")),
+        WireOnly(("UNSUBSCRIBE", "ch2")), WireOnly(("UNSUBSCRIBE",)), WireOnly(("PUNSUBSCRIBE",)), WireOnly(("PING",)),
+        WireOnly(("GET", "a")),
+    ],
     "unknown-commands": [
         ("FOO",), ("FOO", "a", "b"), ("foo", "x"), ("FOO", ""), ("FOO", "a\r\nb", "c\nd"),
         ("FOO", "x" * 200), ("FOO", "a" * 60, "b" * 60, "c" * 60, "d"), ("X" * 200,),
@@ -572,7 +991,11 @@ def run_differential(baseline, grid, script: list, mode: str) -> None:
                 if factory is not WireRunner:
                     continue
                 step = step.cmd
-            expected, actual = base_runner.run(step), grid_runner.run(step)
+            if isinstance(step, Unordered):
+                expected, actual = base_runner.run(step.cmd), grid_runner.run(step.cmd)
+                expected, actual = unordered(expected, step.at), unordered(actual, step.at)
+            else:
+                expected, actual = base_runner.run(step), grid_runner.run(step)
             if expected != actual:
                 mismatches.append((index, step, expected, actual))
     finally:
@@ -597,6 +1020,26 @@ def run_differential(baseline, grid, script: list, mode: str) -> None:
 def test_script_matches_redis(baseline, grid, script_name, mode):
     """Every command of the script gets the same reply (or error) from the grid as from Redis."""
     run_differential(baseline, grid, SCRIPTS[script_name], mode)
+
+
+def test_client_reply_off_and_skip_silence_replies_as_in_redis(baseline, grid):
+    """CLIENT REPLY OFF silences every reply (its own too) until ON; SKIP silences its own and
+    the next command's; messages of a subscription still arrive (RESP3)."""
+    flushall(baseline, grid)
+    script = [("CLIENT", "REPLY", "OFF"), ("SET", "a", "1"), ("GET", "a"),
+              ("CLIENT", "REPLY", "ON"), ("GET", "a"), ("CLIENT", "REPLY", "SKIP"),
+              ("INCR", "a"), ("GET", "a"), ("CLIENT", "REPLY", "FOO"), ("CLIENT", "REPLY")]
+    transcripts = []
+    for server in (baseline, grid):
+        conn = RespConnection(server.port)
+        try:
+            for cmd in script:
+                conn.send_command(*cmd)
+            replies = [conn.read_reply(timeout=5) for _ in range(5)]
+            transcripts.append([tree for tree, _raw in replies])
+        finally:
+            conn.close()
+    assert transcripts[0] == transcripts[1]
 
 
 def test_select_zero_matches_and_nonzero_is_rejected(baseline, grid):

@@ -25,10 +25,12 @@ hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
   2>"$work/node.log" &
 pid=$!
 for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+# Its own test-server ports, so two runs on one machine do not collide.
+baseport=$((21111 + (RANDOM % 200) * 64))
 singles=()
 for u in $UNITS; do singles+=(--single "$u"); done
 (cd "$SUITE" && tclsh tests/test_helper.tcl --host 127.0.0.1 --port "$port" --singledb \
-  --ignore-encoding --ignore-digest --durable --timeout 60 "${singles[@]}") 2>&1 \
+  --ignore-encoding --ignore-digest --durable --timeout 60 --baseport "$baseport" "${singles[@]}") 2>&1 \
   | sed 's/\x1b\[[0-9;]*m//g' >"$work/suite.log" || true
 awk '
   /^Testing / { unit = $2 }

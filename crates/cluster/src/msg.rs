@@ -118,6 +118,11 @@ pub enum Msg {
     Replica { partition: PartitionId, epoch: Epoch, body: ReplicaMsg },
     /// Session events published by a primary, for the receiver's subscribers.
     Events(Vec<SessionEvent>),
+    /// A Redis `PUBLISH` made on the sender, for the receiver's subscribers.
+    Publish { channel: Bytes, message: Bytes },
+    /// The keyspace events to publish (`notify-keyspace-events`), set on the sender for every
+    /// member.
+    NotifyFlags(u16),
 }
 
 /// What control actors say to each other.

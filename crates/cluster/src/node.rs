@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sessiongrid_model::notify::Notices;
 use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
 
@@ -32,6 +33,13 @@ pub enum Output {
     Reply(u64, Result<Reply, Refusal>),
     /// Session events for this node's subscribers.
     Events(Vec<SessionEvent>),
+    /// Keyspace events of a write this node applied.
+    Notify(Bytes, Notices),
+    /// A message another node published, for this node's subscribers.
+    Published {
+        channel: Bytes,
+        message: Bytes,
+    },
     /// An operator asked this node to drain: the embedding process should stop gracefully.
     DrainRequested,
 }
@@ -314,6 +322,11 @@ impl<D: NodeStore> Node<D> {
                 }
             }
             Msg::Events(events) => self.out.push(Output::Events(events)),
+            Msg::Publish { channel, message } => {
+                self.out.push(Output::Published { channel, message })
+            }
+            // Keyspace events are published by the embedding node, which keeps the flags.
+            Msg::NotifyFlags(_) => {}
             Msg::Membership(msg) => {
                 self.control.receive(now, from, msg);
                 self.collect(now);
@@ -350,6 +363,9 @@ impl<D: NodeStore> Node<D> {
                     }
                 }
                 PartitionOutput::Events(events) => self.out.push(Output::Events(events)),
+                PartitionOutput::Notify(key, notices) => {
+                    self.out.push(Output::Notify(key, notices))
+                }
                 PartitionOutput::Synced(node) => self.internal.push(Internal::Synced(p, node)),
             }
         }

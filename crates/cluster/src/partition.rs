@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sessiongrid_model::notify::Notices;
 use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{Op, PartitionId, Reply};
 
@@ -38,6 +39,8 @@ pub enum PartitionOutput {
     Events(Vec<SessionEvent>),
     /// A learner now holds a complete copy: control tells the coordinator.
     Synced(NodeId),
+    /// Keyspace events of a write this node applied, to publish if the node's flags want them.
+    Notify(Bytes, Notices),
 }
 
 /// What a partition reports about itself, for status pages and gauges.
@@ -302,6 +305,9 @@ impl<S: PartitionStore> Partition<S> {
                     self.out.push(PartitionOutput::Send(node, Msg::Response { id, result }))
                 }
                 Effect::Publish(events) => self.publish(events),
+                Effect::Notify(key, notices) => {
+                    self.out.push(PartitionOutput::Notify(key, notices))
+                }
                 Effect::Synced(_, node) => self.out.push(PartitionOutput::Synced(node)),
             }
         }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sessiongrid_model::apply::apply;
+use sessiongrid_model::notify::{self, Notices};
 use sessiongrid_model::session::event::{self, Before, SessionEvent};
 use sessiongrid_model::{Delta, Entry, Op, PartitionId, Reply, Value};
 use tracing::{debug, error, warn};
@@ -51,6 +52,9 @@ pub enum Effect {
     Synced(PartitionId, NodeId),
     /// Session events of writes every counted owner has: deliver them to subscribers.
     Publish(Vec<SessionEvent>),
+    /// The keyspace events of a write of this key, made as it was applied (as Redis makes
+    /// them: before it is replicated).
+    Notify(Bytes, Notices),
 }
 
 /// Most events a follower keeps for its primary; past it the oldest go (they were most likely
@@ -373,7 +377,7 @@ impl<S: PartitionStore> Replica<S> {
         if let Err(r) = self.check_serving(now) {
             return out.push(Effect::Reply(origin, Err(r)));
         }
-        let read = match op.hash_fields() {
+        let read = match op.fields() {
             Some(needs) => self.store.get_fields(&key, &needs),
             None => self.store.get(&key),
         };
@@ -393,6 +397,7 @@ impl<S: PartitionStore> Replica<S> {
             self.max_version = self.max_version.max(incoming.version);
         }
         let expired = slot.as_ref().is_some_and(|e| e.is_expired(now.wall));
+        let named = notify::Named::of(&op);
         let outcome = apply(op, &mut slot, now.wall);
         if expired && outcome.changed() && slot.is_none() {
             metrics::counter!("sessiongrid_expired_keys_total").increment(1);
@@ -401,14 +406,22 @@ impl<S: PartitionStore> Replica<S> {
             return self.answer_after_pending(now, origin, outcome.reply, out);
         }
         let events = event::derive(&key, &before, slot.as_ref(), now.wall);
+        let exists = slot.as_ref().is_some_and(Entry::is_key);
+        let notices = named.events(live, exists, expired);
         let delta = if self.cfg.heals_splits() && live && slot.is_none() {
             // Deleted (not expired): a tombstone keeps the deletion for a split's merge.
             Delta::Whole(Some(Entry::deleted(now.wall)))
         } else {
             Delta::of(slot, &outcome.change)
         };
+        let notified = (!notices.is_empty()).then(|| key.clone());
         match self.commit(now, key, delta, prior, events, out) {
-            Ok(version) => self.await_replicas(now, version, origin, outcome.reply, out),
+            Ok(version) => {
+                if let Some(key) = notified {
+                    out.push(Effect::Notify(key, notices));
+                }
+                self.await_replicas(now, version, origin, outcome.reply, out)
+            }
             Err(r) => out.push(Effect::Reply(origin, Err(r))),
         }
     }
@@ -970,9 +983,10 @@ impl<S: PartitionStore> Replica<S> {
             }
             let events = event::derive(&key, &Before::of(&key, Some(&entry)), None, now.wall);
             let gone = Delta::Whole(None);
-            if self.commit(now, key, gone, Prior::of(Some(&entry)), events, out).is_err() {
+            if self.commit(now, key.clone(), gone, Prior::of(Some(&entry)), events, out).is_err() {
                 return;
             }
+            out.push(Effect::Notify(key, notify::expired()));
             metrics::counter!("sessiongrid_expired_keys_total").increment(1);
         }
         self.publish_replicated(out);

@@ -233,7 +233,6 @@ fn config_view(config: &NodeConfig) -> Vec<(&'static str, String)> {
         ("maxclients", config.connections_max.to_string()),
         ("maxmemory", config.memory_max_bytes.to_string()),
         ("maxmemory-policy", "noeviction".into()),
-        ("notify-keyspace-events", String::new()),
         ("proto-max-bulk-len", config.bulk_bytes_max.to_string()),
         ("save", String::new()),
         ("timeout", "0".into()),

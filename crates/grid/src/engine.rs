@@ -10,20 +10,23 @@
 //! - `forwards` (request paths and the inbox): requests waiting for a peer's answer.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use ractor::{ActorRef, RpcReplyPort};
 pub use sessiongrid_cluster::node::Work;
 use sessiongrid_cluster::route::{route, Route, RETRY_MS};
-use sessiongrid_cluster::{ClusterConfig, Lease, NodeId, Now, Refusal, Topology};
+use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Now, Refusal, Topology};
+use sessiongrid_model::notify::{self, Flags, Notices};
 use sessiongrid_model::{PartitionId, Reply};
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::control::ControlMsg;
 use crate::events::EventBus;
 use crate::partition::PartitionMsg;
+use crate::pubsub::PubSub;
 use crate::transport::Transport;
 
 /// The topologies control publishes for request paths.
@@ -105,6 +108,10 @@ pub struct Shared {
     pub forwards: Forwards,
     pub transport: Arc<dyn Transport>,
     pub events: Arc<EventBus>,
+    /// Redis pub/sub: this node's subscribers.
+    pub pubsub: PubSub,
+    /// The keyspace events this node publishes for the writes it applies.
+    pub notify_flags: AtomicU16,
     /// Fires when an operator asked this node to drain.
     pub drain_requested: Notify,
     /// Requests sent to another node's primary, and refusals routed again.
@@ -124,6 +131,31 @@ impl Shared {
     pub fn to_partition(&self, p: PartitionId, msg: PartitionMsg) {
         if let Some(actor) = self.partition(p) {
             let _ = actor.cast(msg);
+        }
+    }
+
+    /// Delivers `message` to this node's subscribers of `channel` and sends it to every other
+    /// member for theirs; answers how many subscriptions of this node it reached.
+    pub fn publish(&self, channel: Bytes, message: Bytes) -> usize {
+        let members = self.view.borrow().topology.as_ref().map(|t| t.members.clone());
+        for member in members.unwrap_or_default().into_iter().filter(|m| *m != self.me) {
+            let msg = Msg::Publish { channel: channel.clone(), message: message.clone() };
+            self.transport.send(member, msg);
+        }
+        self.pubsub.deliver(channel, message)
+    }
+
+    /// Publishes the keyspace events of a write of `key` that the node's flags ask for.
+    pub fn notify(&self, key: &[u8], notices: Notices) {
+        let flags = Flags(self.notify_flags.load(Ordering::Relaxed));
+        for (_, event) in notices.iter().filter(|(class, _)| flags.wants(*class)) {
+            let [keyspace, keyevent] = notify::channels(key, event);
+            if flags.keyspace() {
+                self.publish(keyspace.0, keyspace.1);
+            }
+            if flags.keyevent() {
+                self.publish(keyevent.0, keyevent.1);
+            }
         }
     }
 

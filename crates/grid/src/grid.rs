@@ -4,6 +4,7 @@
 //! A single node is a cluster of one: the same actors, the same replicated state machine, a
 //! transport with no peers. It founds its cluster alone, so it serves at once.
 
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -11,8 +12,9 @@ use bytes::Bytes;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use sessiongrid_cluster::storage::Counts;
-use sessiongrid_cluster::{ClusterConfig, Lease, NodeId, Query, Refusal};
+use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Query, Refusal};
 use sessiongrid_model::config::NodeConfig;
+use sessiongrid_model::notify::{Flags, Notices};
 use sessiongrid_model::{partition_of, KeyFilter, Op, PartitionId, Reply};
 use sessiongrid_store::Store;
 use tokio::sync::{watch, Notify};
@@ -25,6 +27,7 @@ use crate::engine::{Clock, Forwards, Shared, View, Work};
 use crate::error::GridError;
 use crate::events::EventBus;
 use crate::partition::PartitionMsg;
+use crate::pubsub::PubSub;
 use crate::shard::Shards;
 use crate::status::{publish_gauges, ClusterStatus};
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
@@ -116,6 +119,8 @@ impl Grid {
             forwards: Forwards::default(),
             transport: peers.transport,
             events,
+            pubsub: PubSub::default(),
+            notify_flags: AtomicU16::new(0),
             drain_requested: Notify::new(),
             forwarded: metrics::counter!("sessiongrid_requests_forwarded_total"),
             retried: metrics::counter!("sessiongrid_requests_retried_total"),
@@ -182,6 +187,39 @@ impl Grid {
     /// Session events of the whole grid, as this node sees them.
     pub fn events(&self) -> &Arc<EventBus> {
         &self.inner.shared.events
+    }
+
+    /// This node's pub/sub subscribers.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.inner.shared.pubsub
+    }
+
+    /// `PUBLISH`: delivers `message` to this node's subscribers of `channel` and sends it to
+    /// every other member for theirs. Answers how many subscriptions of this node it reached.
+    pub fn publish(&self, channel: Bytes, message: Bytes) -> usize {
+        self.inner.shared.publish(channel, message)
+    }
+
+    /// Sets which keyspace events the grid publishes (`CONFIG SET notify-keyspace-events`),
+    /// on this node and every current member. A node that joins later starts with none.
+    pub fn set_notify_flags(&self, flags: Flags) {
+        let shared = &self.inner.shared;
+        shared.notify_flags.store(flags.0, Ordering::Relaxed);
+        let members = shared.view.borrow().topology.as_ref().map(|t| t.members.clone());
+        for member in members.unwrap_or_default().into_iter().filter(|m| *m != shared.me) {
+            shared.transport.send(member, Msg::NotifyFlags(flags.0));
+        }
+    }
+
+    /// The keyspace events this node publishes.
+    pub fn notify_flags(&self) -> Flags {
+        Flags(self.inner.shared.notify_flags.load(Ordering::Relaxed))
+    }
+
+    /// Publishes keyspace events of a command the door built from several operations
+    /// (`RENAME`, `SINTERSTORE`...).
+    pub fn notify(&self, key: &[u8], notices: Notices) {
+        self.inner.shared.notify(key, notices)
     }
 
     pub fn partitions(&self) -> u16 {

@@ -16,6 +16,7 @@
 //! - [`cache`] — the per-partition tier of hot entries within the memory budget (CLOCK eviction).
 //! - [`status`] — [`status::ClusterStatus`] and the cluster gauges.
 //! - [`events`] — [`events::EventBus`]: session events for subscribers, and their counts.
+//! - [`pubsub`] — [`pubsub::PubSub`]: Redis channels, delivered on every node.
 //! - [`sessions`] — [`Sessions`]: session and login operations built from single-key grid operations.
 //! - [`error`] — [`GridError`].
 
@@ -28,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod grid;
 pub mod partition;
+pub mod pubsub;
 pub mod sessions;
 pub mod shard;
 pub mod status;

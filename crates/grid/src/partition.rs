@@ -62,6 +62,7 @@ enum Delivery {
     Send(NodeId, Msg),
     Reply(RpcReplyPort<Result<Reply, Refusal>>, Result<Reply, Refusal>),
     Events(Vec<sessiongrid_model::session::event::SessionEvent>),
+    Notify(bytes::Bytes, sessiongrid_model::notify::Notices),
     Synced(NodeId),
 }
 
@@ -157,7 +158,11 @@ impl PartitionState {
                     p.query(now, lease, Origin::Remote { node: from, id }, epoch, query)
                 }
                 Msg::Replica { epoch, body, .. } => p.receive(now, lease, from, epoch, body),
-                Msg::Response { .. } | Msg::Events(_) | Msg::Membership(_) => {
+                Msg::Response { .. }
+                | Msg::Events(_)
+                | Msg::Publish { .. }
+                | Msg::NotifyFlags(_)
+                | Msg::Membership(_) => {
                     tracing::debug!(from, "not a partition's message")
                 }
             },
@@ -203,6 +208,7 @@ impl PartitionState {
                     None => continue,
                 },
                 PartitionOutput::Events(events) => Delivery::Events(events),
+                PartitionOutput::Notify(key, notices) => Delivery::Notify(key, notices),
                 PartitionOutput::Synced(node) => Delivery::Synced(node),
             });
         }
@@ -218,6 +224,7 @@ fn deliver(shared: &Shared, p: PartitionId, outputs: Vec<Delivery>) {
                 let _ = reply.send(result);
             }
             Delivery::Events(events) => shared.events.publish(events),
+            Delivery::Notify(key, notices) => shared.notify(&key, notices),
             Delivery::Synced(node) => shared.to_control(ControlMsg::Synced(p, node)),
         }
     }

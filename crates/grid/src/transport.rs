@@ -5,6 +5,7 @@
 //! queries to that partition's actor; answers to the request waiting for them; membership to
 //! control), so no central thread sits on the data path.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use sessiongrid_cluster::control::MERGE_ID_BIT;
@@ -87,6 +88,10 @@ impl Inbox {
             }
             Msg::Response { id, result } => shared.forwards.answer(id, result),
             Msg::Events(events) => shared.events.publish(events),
+            Msg::Publish { channel, message } => {
+                shared.pubsub.deliver(channel, message);
+            }
+            Msg::NotifyFlags(flags) => shared.notify_flags.store(flags, Ordering::Relaxed),
             Msg::Membership(msg) => shared.to_control(ControlMsg::Peer { from, msg }),
         }
     }

@@ -12,6 +12,7 @@ use crate::delta::Change;
 use crate::entry::{Entry, Value};
 use crate::num::{format_f64, parse_f64, parse_i64};
 use crate::op::{ExpireCond, ExpiryChange, Op, SetCond};
+use crate::pick::Picker;
 use crate::reply::{Reply, NAN_OR_INFINITY, NOT_FLOAT, NOT_INTEGER, OVERFLOW};
 use crate::{glob, merge, session};
 
@@ -244,6 +245,9 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
             (read_hash_or_empty(slot, len), false)
         }
         Op::Session(op) => return session::apply::apply(op, slot, now_ms),
+        Op::Sets(op) => return crate::set::apply::apply(op, slot),
+        Op::Zsets(op) => return crate::zset::apply::apply(op, slot),
+        Op::Lists(op) => return crate::list::apply::apply(op, slot),
         Op::Merge(incoming) => {
             let merged = merge::merge(*incoming, slot, now_ms);
             (Reply::Int(merged as i64), merged)
@@ -605,7 +609,8 @@ fn hincr_by_float(slot: &mut Option<Entry>, field: Bytes, delta: &[u8]) -> (Repl
 }
 
 /// What Redis 7.0 calls the encoding of a value like this one (with the thresholds of its
-/// packaged configuration: 512 fields of at most 64 bytes for a listpack hash).
+/// packaged configuration: 512 fields of at most 64 bytes for a listpack hash, 128 members of
+/// at most 64 bytes for a listpack sorted set, 512 integers for an intset).
 fn encoding(entry: &Entry) -> Reply {
     let name = match &entry.value {
         Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
@@ -616,6 +621,11 @@ fn encoding(entry: &Entry) -> Reply {
             "listpack"
         }
         Value::Hash(_) => "hashtable",
+        Value::Set(s) if crate::set::is_intset(s) => "intset",
+        Value::Set(_) => "hashtable",
+        Value::Zset(z) if z.len() <= 128 && z.iter().all(|(m, _)| m.len() <= 64) => "listpack",
+        Value::Zset(_) => "skiplist",
+        Value::List(_) => "quicklist",
         _ => "raw",
     };
     Reply::Bulk(Bytes::from_static(name.as_bytes()))
@@ -625,33 +635,19 @@ fn encoding(entry: &Entry) -> Reply {
 /// has no more), a negative one exactly that many, possibly repeated; with values, each field
 /// is followed by its value.
 fn rand_fields(h: &IndexMap<Bytes, Bytes>, count: Option<i64>, values: bool, seed: u64) -> Reply {
-    let mut state = seed | 1;
-    let mut next = |n: usize| {
-        // xorshift64: enough to pick fields; the seed comes from the door.
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    let mut picker = Picker::new(seed);
     let Some(count) = count else {
         return match h.len() {
             0 => Reply::Nil,
-            n => Reply::Bulk(h.get_index(next(n)).map(|(f, _)| f.clone()).unwrap_or_default()),
+            n => Reply::Bulk(
+                h.get_index(picker.below(n)).map(|(f, _)| f.clone()).unwrap_or_default(),
+            ),
         };
     };
-    let picks: Vec<usize> = if h.is_empty() {
-        Vec::new()
-    } else if count < 0 {
-        (0..count.unsigned_abs()).map(|_| next(h.len())).collect()
+    let picks = if count < 0 {
+        picker.repeated(h.len(), count.unsigned_abs() as usize)
     } else {
-        let mut all: Vec<usize> = (0..h.len()).collect();
-        let wanted = (count as usize).min(h.len());
-        for i in 0..wanted {
-            let j = i + next(all.len() - i);
-            all.swap(i, j);
-        }
-        all.truncate(wanted);
-        all
+        picker.distinct(h.len(), count as usize)
     };
     let mut out = Vec::with_capacity(picks.len() * (1 + values as usize));
     for i in picks {

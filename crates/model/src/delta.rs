@@ -1,6 +1,6 @@
 //! What a write changed, in the form the disk stores and followers receive.
 //!
-//! Hashes and sessions are stored as a header row (the entry with its fields left out: type,
+//! Hashes, sets, sorted sets, lists and sessions are stored as a header row (the entry with its fields left out: type,
 //! deadline, version, a session's times and principal) and one row per field. A write that
 //! changes some fields of one reports them ([`Change::Fields`]); its [`Delta`] then carries the
 //! new header and only those rows, so writing one attribute of a 50 KB session costs that
@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::entry::{Entry, Value};
 use crate::op::FieldNeeds;
 use crate::session::{Attr, Session};
+use crate::zset::Zset;
 
 /// What [`crate::apply::apply`] changed in the slot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -153,7 +154,10 @@ impl Delta {
 impl Value {
     /// True for the values stored as a header row plus one row per field.
     pub fn has_fields(&self) -> bool {
-        matches!(self, Value::Hash(_) | Value::Session(_))
+        matches!(
+            self,
+            Value::Hash(_) | Value::Session(_) | Value::Set(_) | Value::Zset(_) | Value::List(_)
+        )
     }
 
     /// The stored form of field `name`, if the value has it.
@@ -161,6 +165,9 @@ impl Value {
         match self {
             Value::Hash(h) => h.get(name).cloned(),
             Value::Session(s) => s.attrs.get(name).map(encode_attr),
+            Value::Set(s) => s.contains(name).then(Bytes::new),
+            Value::Zset(z) => z.score(name).map(Zset::row),
+            Value::List(l) => l.row(name).cloned(),
             _ => None,
         }
     }
@@ -170,6 +177,9 @@ impl Value {
         match self {
             Value::Hash(h) => h.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             Value::Session(s) => s.attrs.iter().map(|(k, a)| (k.clone(), encode_attr(a))).collect(),
+            Value::Set(s) => s.iter().map(|m| (m.clone(), Bytes::new())).collect(),
+            Value::Zset(z) => z.iter().map(|(m, score)| (m.clone(), Zset::row(score))).collect(),
+            Value::List(l) => l.rows().map(|(n, v)| (n, v.clone())).collect(),
             _ => Vec::new(),
         }
     }
@@ -197,7 +207,40 @@ impl Value {
                 s.attrs.shift_remove(name);
                 true
             }
+            (Value::Set(s), Some(_)) => {
+                s.insert(name.clone());
+                true
+            }
+            (Value::Set(s), None) => {
+                s.swap_remove(name);
+                true
+            }
+            (Value::Zset(z), Some(v)) => match Zset::score_of_row(v) {
+                Some(score) => {
+                    z.insert(name.clone(), score);
+                    true
+                }
+                None => false,
+            },
+            (Value::Zset(z), None) => {
+                z.remove(name);
+                true
+            }
+            (Value::List(l), row) => l.set_row(name, row),
             _ => false,
+        }
+    }
+
+    /// A field not among `names`, with its stored form, if there is one.
+    fn first_field_besides(&self, names: &[Bytes]) -> Option<(Bytes, Bytes)> {
+        let other = |n: &Bytes| !names.contains(n);
+        match self {
+            Value::Hash(h) => h.iter().find(|(k, _)| other(k)).map(|(k, v)| (k.clone(), v.clone())),
+            Value::Set(s) => s.iter().find(|m| other(m)).map(|m| (m.clone(), Bytes::new())),
+            Value::Zset(z) => {
+                z.iter().find(|(m, _)| other(m)).map(|(m, s)| (m.clone(), Zset::row(s)))
+            }
+            _ => None,
         }
     }
 
@@ -206,27 +249,35 @@ impl Value {
         match self {
             Value::Hash(_) => Value::Hash(Default::default()),
             Value::Session(s) => Value::Session(Box::new(s.clone_header())),
+            Value::Set(_) => Value::Set(Default::default()),
+            Value::Zset(_) => Value::Zset(Default::default()),
+            Value::List(l) => Value::List(l.header()),
             other => other.clone(),
         }
     }
 }
 
 impl Entry {
-    /// What an operation needs of a hash: its header, those of the named fields it has, and,
-    /// if asked, one other field if there is one (so that removing the named ones tells whether
-    /// the hash is left empty). Any other value is returned whole.
+    /// What an operation needs of a hash, set or sorted set: its header, those of the named
+    /// fields it has, and, if asked, one other field if there is one (so that removing the
+    /// named ones tells whether it is left empty). Any other value is returned whole.
     pub fn view(&self, needs: &FieldNeeds) -> Entry {
-        let Value::Hash(h) = &self.value else { return self.clone() };
-        let mut view: indexmap::IndexMap<Bytes, Bytes> = needs
-            .names
-            .iter()
-            .filter_map(|n| h.get_key_value(n).map(|(k, v)| (k.clone(), v.clone())))
-            .collect();
-        let other = || h.iter().find(|(k, _)| !needs.names.contains(k));
-        if let Some((k, v)) = needs.others.then(other).flatten() {
-            view.insert(k.clone(), v.clone());
+        if !matches!(self.value, Value::Hash(_) | Value::Set(_) | Value::Zset(_)) {
+            return self.clone();
         }
-        Entry { value: Value::Hash(view), expire_at_ms: self.expire_at_ms, version: self.version }
+        let mut view = self.header();
+        for name in &needs.names {
+            if let Some(row) = self.value.field_row(name) {
+                view.value.set_field_row(name, Some(&row));
+            }
+        }
+        if needs.others {
+            let other = self.value.first_field_besides(&needs.names);
+            if let Some((name, row)) = other {
+                view.value.set_field_row(&name, Some(&row));
+            }
+        }
+        view
     }
 
     /// The entry as its header row stores it: fields left out.
@@ -242,7 +293,11 @@ impl Entry {
     /// False (nothing changed) if the two are not the same kind of value with fields.
     pub fn set_header(&mut self, header: &Entry) -> bool {
         match (&mut self.value, &header.value) {
-            (Value::Hash(_), Value::Hash(_)) => {}
+            (Value::Hash(_), Value::Hash(_))
+            | (Value::Set(_), Value::Set(_))
+            | (Value::Zset(_), Value::Zset(_))
+            // A list's rows move its head themselves (see `List::set_row`).
+            | (Value::List(_), Value::List(_)) => {}
             (Value::Session(mine), Value::Session(theirs)) => {
                 let attrs = std::mem::take(&mut mine.attrs);
                 **mine = Session { attrs, ..(**theirs).clone() };
@@ -340,12 +395,12 @@ mod tests {
         let hdel =
             |names: &[&str]| crate::Op::HDel { fields: names.iter().map(|n| b(n)).collect() };
         let one = hdel(&["a", "zz"]);
-        let mut slot = Some(full.view(&one.hash_fields().unwrap()));
+        let mut slot = Some(full.view(&one.fields().unwrap()));
         let out = crate::apply::apply(one, &mut slot, 1);
         assert_eq!(out.change, Change::Fields(vec![b("a")]));
         assert!(slot.is_some(), "b is still there");
         let both = hdel(&["a", "b"]);
-        let mut slot = Some(full.view(&both.hash_fields().unwrap()));
+        let mut slot = Some(full.view(&both.fields().unwrap()));
         assert_eq!(crate::apply::apply(both, &mut slot, 1).change, Change::Whole);
         assert_eq!(slot, None);
     }

@@ -4,9 +4,13 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::list::List;
 use crate::session::{Login, Session, Tombstone};
+use crate::set::Set;
+use crate::zset::Zset;
 
-/// A stored value. Hash fields keep insertion order, as small Redis hashes do. Sessions, their
+/// A stored value. Hash fields keep insertion order, as small Redis hashes do. Hashes, sets,
+/// sorted sets, lists and sessions are stored field by field (see [`crate::delta`]). Sessions, their
 /// tombstones and login registries are managed by the grid (see [`crate::session`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
@@ -21,6 +25,9 @@ pub enum Value {
     /// network split merge, the deletion beats the older copy the other side kept. Commands see
     /// no key here, and any write replaces it.
     Deleted,
+    Set(Set),
+    Zset(Box<Zset>),
+    List(List),
 }
 
 /// How long a deleted key's tombstone stays: a split healed later than this may bring the key
@@ -52,6 +59,23 @@ impl Value {
             Value::Session(s) => {
                 s.attrs.get(name).map_or(0, |a| crate::session::attr_bytes(name, a))
             }
+            Value::Set(s) if s.contains(name) => name.len() + FIELD_OVERHEAD_BYTES,
+            Value::Zset(z) => z.score(name).map_or(0, |_| name.len() + 8 + FIELD_OVERHEAD_BYTES),
+            Value::List(l) => l.row(name).map_or(0, |v| v.len() + 8 + FIELD_OVERHEAD_BYTES),
+            _ => 0,
+        }
+    }
+
+    /// What all its fields cost (0 for a value without fields).
+    pub fn fields_cost(&self) -> usize {
+        match self {
+            Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + FIELD_OVERHEAD_BYTES).sum(),
+            Value::Session(s) => {
+                s.attrs.iter().map(|(k, a)| crate::session::attr_bytes(k, a)).sum()
+            }
+            Value::Set(s) => s.iter().map(|m| m.len() + FIELD_OVERHEAD_BYTES).sum(),
+            Value::Zset(z) => z.iter().map(|(m, _)| m.len() + 8 + FIELD_OVERHEAD_BYTES).sum(),
+            Value::List(l) => l.iter().map(|v| v.len() + 8 + FIELD_OVERHEAD_BYTES).sum(),
             _ => 0,
         }
     }
@@ -80,12 +104,7 @@ impl Entry {
     /// Bytes this entry is charged against the memory budget (key not included): its header's
     /// cost plus each field's.
     pub fn cost_bytes(&self) -> usize {
-        let fields: usize = match &self.value {
-            Value::Hash(h) => h.keys().map(|k| self.value.field_cost(k)).sum(),
-            Value::Session(s) => s.attrs.keys().map(|k| self.value.field_cost(k)).sum(),
-            _ => 0,
-        };
-        self.header_cost() + fields
+        self.header_cost() + self.value.fields_cost()
     }
 
     /// What the entry costs without the fields of a hash or session.
@@ -93,7 +112,7 @@ impl Entry {
         ENTRY_OVERHEAD_BYTES
             + match &self.value {
                 Value::Str(s) => s.len(),
-                Value::Hash(_) => 0,
+                Value::Hash(_) | Value::Set(_) | Value::Zset(_) | Value::List(_) => 0,
                 Value::Session(s) => s.header_bytes(),
                 Value::Ended(t) => t.group.len() + t.moved_to.as_ref().map_or(0, Bytes::len),
                 Value::Logins(l) => {
@@ -132,6 +151,9 @@ impl Entry {
             Value::Ended(_) => "none",
             Value::Logins(_) => "principal",
             Value::Deleted => "none",
+            Value::Set(_) => "set",
+            Value::Zset(_) => "zset",
+            Value::List(_) => "list",
         }
     }
 

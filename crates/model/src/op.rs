@@ -7,7 +7,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::Entry;
+use crate::list::op::ListOp;
 use crate::session::op::SessionOp;
+use crate::set::op::SetOp;
+use crate::zset::op::ZsetOp;
 
 /// The precondition of a `SET`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +45,7 @@ pub enum ExpireCond {
     IfLessExisting,
 }
 
-/// What of a hash an operation on some of its fields needs ([`Op::hash_fields`]).
+/// What of a hash, set or sorted set an operation on some of its fields needs ([`Op::fields`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldNeeds {
     pub names: Vec<Bytes>,
@@ -182,6 +185,9 @@ pub enum Op {
     },
     /// An operation on a session or a user's login registry.
     Session(SessionOp),
+    Sets(SetOp),
+    Zsets(ZsetOp),
+    Lists(ListOp),
     /// The key's entry from the other side of a healed network split, joined with this side's
     /// by [`crate::merge`]; replies 1 if it changed the key.
     Merge(Box<Entry>),
@@ -190,8 +196,12 @@ pub enum Op {
 impl Op {
     /// True if the operation may change the entry; reads never write to disk.
     pub fn is_write(&self) -> bool {
-        if let Op::Session(op) = self {
-            return op.is_write();
+        match self {
+            Op::Session(op) => return op.is_write(),
+            Op::Sets(op) => return op.is_write(),
+            Op::Zsets(op) => return op.is_write(),
+            Op::Lists(op) => return op.is_write(),
+            _ => {}
         }
         !matches!(
             self,
@@ -219,10 +229,12 @@ impl Op {
         )
     }
 
-    /// What a hash command that reads or writes only named fields needs of the hash: the
-    /// partition then reads those fields, not all of it.
-    pub fn hash_fields(&self) -> Option<FieldNeeds> {
+    /// What a command that reads or writes only named fields needs of a hash, set or sorted
+    /// set: the partition then reads those fields, not all of it.
+    pub fn fields(&self) -> Option<FieldNeeds> {
         let names = match self {
+            Op::Sets(op) => return op.fields(),
+            Op::Zsets(op) => return op.fields(),
             Op::HGet { field }
             | Op::HExists { field }
             | Op::HStrLen { field }
@@ -278,6 +290,9 @@ impl Op {
             Op::DelIf { .. } => "delif",
             Op::HRandField { .. } => "hrandfield",
             Op::Session(op) => op.name(),
+            Op::Sets(op) => op.name(),
+            Op::Zsets(op) => op.name(),
+            Op::Lists(op) => op.name(),
             Op::Merge(_) => "merge",
         }
     }

@@ -28,6 +28,14 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// Several replies to one request, in order (`SUBSCRIBE a b` confirms each channel).
     Many(Vec<Reply>),
+    /// A floating-point number (a sorted set's score): a `,` double in RESP3, a bulk string in
+    /// RESP2, both written as C's `%.17g` (see [`crate::num::format_g17`]).
+    Double(f64),
+    /// A null array (RESP2 `*-1`, RESP3 `_`): what a blocking pop answers when it times out.
+    NilArray,
+    /// Pairs in order, such as members with their scores: one flat array in RESP2, an array of
+    /// two-element arrays in RESP3 (Redis' `WITHSCORES` shape; not a map, order matters).
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 impl Reply {

@@ -47,6 +47,34 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
         Reply::Set(items) => {
             seq(out, if proto == Protocol::Resp3 { b'~' } else { b'*' }, items, proto)
         }
+        Reply::Double(f) => {
+            let text = sessiongrid_model::num::format_g17(*f);
+            match proto {
+                Protocol::Resp2 => encode(&Reply::Bulk(text.into()), proto, out),
+                Protocol::Resp3 => line(out, b',', text.as_bytes()),
+            }
+        }
+        Reply::NilArray => match proto {
+            Protocol::Resp2 => out.put_slice(b"*-1\r\n"),
+            Protocol::Resp3 => out.put_slice(b"_\r\n"),
+        },
+        Reply::Pairs(pairs) => match proto {
+            Protocol::Resp2 => {
+                number(out, b'*', 2 * pairs.len() as i64);
+                for (first, second) in pairs {
+                    encode(first, proto, out);
+                    encode(second, proto, out);
+                }
+            }
+            Protocol::Resp3 => {
+                number(out, b'*', pairs.len() as i64);
+                for (first, second) in pairs {
+                    out.put_slice(b"*2\r\n");
+                    encode(first, proto, out);
+                    encode(second, proto, out);
+                }
+            }
+        },
         Reply::Map(pairs) => {
             match proto {
                 Protocol::Resp2 => number(out, b'*', 2 * pairs.len() as i64),
@@ -130,6 +158,18 @@ mod tests {
         assert_eq!(enc(&Reply::Nil, Protocol::Resp2), "$-1\r\n");
         assert_eq!(enc(&Reply::Nil, Protocol::Resp3), "_\r\n");
         assert_eq!(enc(&Reply::Int(i64::MIN), Protocol::Resp2), ":-9223372036854775808\r\n");
+    }
+
+    #[test]
+    fn doubles_null_arrays_and_pairs() {
+        assert_eq!(enc(&Reply::Double(0.1), Protocol::Resp3), ",0.10000000000000001\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), Protocol::Resp2), "$3\r\n1.5\r\n");
+        assert_eq!(enc(&Reply::Double(f64::NEG_INFINITY), Protocol::Resp3), ",-inf\r\n");
+        assert_eq!(enc(&Reply::NilArray, Protocol::Resp2), "*-1\r\n");
+        assert_eq!(enc(&Reply::NilArray, Protocol::Resp3), "_\r\n");
+        let pairs = Reply::Pairs(vec![(Reply::bulk(Bytes::from_static(b"m")), Reply::Double(2.0))]);
+        assert_eq!(enc(&pairs, Protocol::Resp2), "*2\r\n$1\r\nm\r\n$1\r\n2\r\n");
+        assert_eq!(enc(&pairs, Protocol::Resp3), "*1\r\n*2\r\n$1\r\nm\r\n,2\r\n");
     }
 
     #[test]

@@ -245,7 +245,7 @@ impl Store {
         Ok(entry)
     }
 
-    /// Reads what an operation on some fields of a hash needs ([`Entry::view`]): the header,
+    /// Reads what an operation on some fields of a hash, set or sorted set needs ([`Entry::view`]): the header,
     /// those fields and, if asked, the first other field if there is one. Any other value is
     /// read whole.
     pub fn get_fields(
@@ -257,13 +257,9 @@ impl Store {
         let names = &needs.names;
         let started = Instant::now();
         let Some(mut entry) = self.get_header(p, key)? else { return Ok(None) };
-        match entry.value {
-            Value::Hash(_) => {}
-            Value::Session(_) => {
-                self.load_fields(p, key, &mut entry)?;
-                return Ok(Some(entry));
-            }
-            _ => return Ok(Some(entry)),
+        if !matches!(entry.value, Value::Hash(_) | Value::Set(_) | Value::Zset(_)) {
+            self.load_fields(p, key, &mut entry)?;
+            return Ok(Some(entry));
         }
         for name in names {
             if let Some(row) =

@@ -2,7 +2,9 @@
 //!
 //! Replies of all requests decoded from one read are written together, so pipelined clients get
 //! one write per batch. A protocol error answers `-ERR Protocol error: ...` and closes the
-//! connection; nothing else the client sends can end it besides `QUIT`.
+//! connection; nothing else the client sends can end it besides `QUIT`. While a command that is
+//! not a single operation runs (a blocking pop may wait long), the socket is still read: what
+//! arrives is kept for later, and a hangup ends the command's wait and then the connection.
 //!
 //! Pipelined single-key operations run in waves: consecutive ones on different partitions are
 //! sent together and answered in order, so a pipeline costs one round through the partitions
@@ -21,12 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use sessiongrid_model::session::event::SessionEvent;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::commands;
 use super::commands::pubsub::Subscription;
 use super::commands::{Prepared, PreparedOp};
 use super::server::Shared;
+use sessiongrid_grid::pubsub::Published;
 use sessiongrid_resp::{encode, Decoder, Protocol};
 
 /// What a connection remembers between commands.
@@ -40,6 +43,11 @@ pub struct ClientState {
     pub quit: bool,
     /// Channels subscribed to, with the event feed; `None` when not subscribed.
     pub subscription: Option<Subscription>,
+    /// Whether replies are sent (`CLIENT REPLY`); pub/sub messages always are.
+    pub replies: Replies,
+    /// Cancelled once the client has hung up (seen while a command runs alone) or the door is
+    /// stopping: a blocking command stops waiting then.
+    pub hangup: CancellationToken,
 }
 
 /// Flush the write buffer once it holds this much, even mid-batch.
@@ -71,6 +79,8 @@ impl Connection {
                 authenticated,
                 quit: false,
                 subscription: None,
+                replies: Replies::On,
+                hangup: CancellationToken::new(),
             },
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -81,6 +91,7 @@ impl Connection {
     /// Serves until the client leaves, breaks the protocol, or `stop` is cancelled; requests
     /// already read when `stop` fires are still answered.
     pub async fn serve(mut self, stop: CancellationToken) {
+        self.client.hangup = stop.child_token();
         if let Err(e) = self.serve_inner(stop).await {
             debug!(error = %e, "connection closed by i/o error");
         }
@@ -93,18 +104,25 @@ impl Connection {
                 self.socket.write_all(&self.wbuf).await?;
                 self.wbuf.clear();
             }
-            if !keep_open || stop.is_cancelled() {
+            if !keep_open || stop.is_cancelled() || self.client.hangup.is_cancelled() {
                 return Ok(());
             }
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK_BYTES {
                 self.rbuf.reserve(READ_CHUNK_BYTES);
             }
-            let feed = self.client.subscription.as_mut().map(|s| &mut s.feed);
+            let (feed, messages) = match self.client.subscription.as_mut() {
+                Some(Subscription { feed, messages, .. }) => (Some(feed), Some(messages)),
+                None => (None, None),
+            };
             let read = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 read = self.socket.read_buf(&mut self.rbuf) => read?,
-                event = next_event(feed) => {
+                event = next(feed) => {
                     self.deliver(event);
+                    continue;
+                }
+                published = next(messages) => {
+                    self.deliver_published(published);
                     continue;
                 }
             };
@@ -145,8 +163,9 @@ impl Connection {
                 }
                 Prepared::Run(run) => {
                     self.run_wave(&mut wave).await;
-                    let reply = commands::run_prepared(&self.shared, &mut self.client, run).await;
-                    encode(&reply, self.client.proto, &mut self.wbuf);
+                    let reply = self.run_alone(run).await;
+                    self.drain_feeds();
+                    answer(&mut self.client, &reply, &mut self.wbuf);
                     if self.client.quit {
                         return Ok(false);
                     }
@@ -162,6 +181,29 @@ impl Connection {
         Ok(true)
     }
 
+    /// Runs a command that is not a single operation while reading the socket, so that a
+    /// client hanging up during a blocking command is noticed (it cancels `hangup`, and the
+    /// command stops waiting); what the client sends meanwhile is kept for later, up to
+    /// `pipeline_bytes_max`.
+    async fn run_alone(&mut self, run: commands::PreparedRun) -> sessiongrid_model::Reply {
+        let hangup = self.client.hangup.clone();
+        let mut watching = !hangup.is_cancelled();
+        let command = commands::run_prepared(&self.shared, &mut self.client, run);
+        tokio::pin!(command);
+        loop {
+            tokio::select! {
+                reply = &mut command => return reply,
+                read = self.socket.read_buf(&mut self.rbuf), if watching => match read {
+                    Ok(0) | Err(_) => {
+                        hangup.cancel();
+                        watching = false;
+                    }
+                    Ok(_) => watching = self.rbuf.len() <= self.shared.config.pipeline_bytes_max,
+                },
+            }
+        }
+    }
+
     /// Runs the operations of `wave` together and encodes every reply of it, in order.
     async fn run_wave(&mut self, wave: &mut Wave) {
         let items = std::mem::take(&mut wave.items);
@@ -174,7 +216,7 @@ impl Connection {
                     Item::Answered(reply) => reply,
                     Item::Op(op) => commands::run_op(shared, op).await,
                 };
-                encode(&reply, self.client.proto, &mut self.wbuf);
+                answer(&mut self.client, &reply, &mut self.wbuf);
             }
             return;
         }
@@ -192,7 +234,7 @@ impl Connection {
         }
         let mut replies = futures::future::join_all(running).await.into_iter();
         for reply in answered.into_iter().flat_map(|a| a.or_else(|| replies.next())) {
-            encode(&reply, self.client.proto, &mut self.wbuf);
+            answer(&mut self.client, &reply, &mut self.wbuf);
         }
     }
 
@@ -212,11 +254,70 @@ impl Connection {
         }
     }
 
+    /// Encodes the messages and events already waiting for this subscriber, so that what a
+    /// command published to its own connection comes before its reply, as in Redis.
+    fn drain_feeds(&mut self) {
+        loop {
+            let Some(sub) = self.client.subscription.as_mut() else { return };
+            match sub.messages.try_recv() {
+                Ok(p) => self.deliver_published(Ok(p)),
+                Err(TryRecvError::Lagged(missed)) => {
+                    self.deliver_published(Err(RecvError::Lagged(missed)))
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Encodes what a published message makes for this subscriber.
+    fn deliver_published(&mut self, published: Result<Arc<Published>, RecvError>) {
+        let Some(sub) = self.client.subscription.as_ref() else { return };
+        let messages = match published {
+            Ok(p) => sub.published(&p),
+            Err(RecvError::Lagged(missed)) => {
+                metrics::counter!("sessiongrid_pubsub_lagged_total").increment(missed);
+                return;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        for m in messages {
+            encode(&m, self.client.proto, &mut self.wbuf);
+        }
+    }
+
     fn protocol_error(&mut self, text: &str) {
         metrics::counter!("sessiongrid_protocol_errors_total").increment(1);
         debug!(error = text, "protocol error; closing");
         let reply = sessiongrid_model::Reply::error(format!("ERR Protocol error: {text}"));
         encode(&reply, self.client.proto, &mut self.wbuf);
+    }
+}
+
+/// What `CLIENT REPLY` asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replies {
+    On,
+    Off,
+    /// Skip this many more replies (`SKIP`: its own and the next command's), then `On`.
+    Skip(u8),
+}
+
+/// Encodes a command's reply unless the client asked not to get it; pub/sub confirmations
+/// are messages, which always go out (as in Redis).
+fn answer(client: &mut ClientState, reply: &sessiongrid_model::Reply, wbuf: &mut BytesMut) {
+    use sessiongrid_model::Reply;
+    let push = match reply {
+        Reply::Push(_) => true,
+        Reply::Many(all) => all.iter().all(|r| matches!(r, Reply::Push(_))),
+        _ => false,
+    };
+    match client.replies {
+        Replies::On => encode(reply, client.proto, wbuf),
+        _ if push => encode(reply, client.proto, wbuf),
+        Replies::Off => {}
+        Replies::Skip(n) => {
+            client.replies = if n <= 1 { Replies::On } else { Replies::Skip(n - 1) }
+        }
     }
 }
 
@@ -233,10 +334,10 @@ enum Item {
     Op(PreparedOp),
 }
 
-/// The next event of a subscriber's feed; never ready when not subscribed.
-async fn next_event(
-    feed: Option<&mut tokio::sync::broadcast::Receiver<Arc<SessionEvent>>>,
-) -> Result<Arc<SessionEvent>, RecvError> {
+/// The next item of a subscriber's feed; never ready when not subscribed.
+async fn next<T: Clone>(
+    feed: Option<&mut tokio::sync::broadcast::Receiver<T>>,
+) -> Result<T, RecvError> {
     match feed {
         Some(feed) => feed.recv().await,
         None => std::future::pending().await,

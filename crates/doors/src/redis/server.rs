@@ -44,6 +44,8 @@ pub struct Shared {
     pub started: std::time::Instant,
     pub connections: AtomicU64,
     pub commands_processed: AtomicU64,
+    /// Clients waiting in a blocking command (`INFO`'s `blocked_clients`).
+    pub blocked_clients: AtomicU64,
     /// Per-command metric handles, indexed like the command table.
     pub command_metrics: Vec<CommandMetrics>,
 }
@@ -74,6 +76,7 @@ impl RedisDoor {
             started: std::time::Instant::now(),
             connections: AtomicU64::new(0),
             commands_processed: AtomicU64::new(0),
+            blocked_clients: AtomicU64::new(0),
             command_metrics: CommandMetrics::for_all_commands(),
         });
         Ok(RedisDoor { listener, shared })

@@ -5,12 +5,21 @@ use sessiongrid_model::Reply;
 
 use super::args::syntax_error;
 use super::{CmdResult, Ctx};
+use crate::redis::connection::Replies;
 use sessiongrid_resp::Protocol;
 
 /// The Redis version the door answers to clients that check it.
 pub const REDIS_VERSION: &str = "7.0.0";
 
 pub fn ping(ctx: &mut Ctx<'_>) -> CmdResult {
+    // A RESP2 subscriber's PING is answered as a message would be, as Redis does.
+    if ctx.client.subscription.is_some() && ctx.client.proto == Protocol::Resp2 {
+        let arg = ctx.args.from(1).first().cloned().unwrap_or_default();
+        return match ctx.args.len() {
+            1 | 2 => Ok(Reply::Array(vec![Reply::bulk(&b"pong"[..]), Reply::Bulk(arg)])),
+            _ => Err(Reply::error("ERR wrong number of arguments for 'ping' command")),
+        };
+    }
     match ctx.args.len() {
         1 => Ok(Reply::Status("PONG".into())),
         2 => Ok(Reply::Bulk(ctx.args.get(1).clone())),
@@ -165,7 +174,17 @@ pub fn client(ctx: &mut Ctx<'_>) -> CmdResult {
                 Err(Reply::error(format!("ERR Unrecognized option '{attr}'")))
             }
         }
-        "getname" | "id" => arity_error(),
+        "reply" if ctx.args.len() == 3 => {
+            ctx.client.replies = match ctx.args.text(2).to_ascii_lowercase().as_str() {
+                "on" => Replies::On,
+                "off" => Replies::Off,
+                "skip" if ctx.client.replies == Replies::Off => Replies::Off,
+                "skip" => Replies::Skip(2),
+                _ => return Err(syntax_error()),
+            };
+            Ok(Reply::Ok)
+        }
+        "getname" | "id" | "reply" => arity_error(),
         _ => {
             let sub = ctx.args.text(1);
             Err(Reply::error(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP.")))

@@ -34,9 +34,16 @@ pub fn hincrbyfloat(r: &Req<'_>) -> OneOp {
     Ok((r.args.get(1).clone(), Op::HIncrByFloat { field, delta }))
 }
 
-/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: every matching field in one reply with
-/// cursor 0 (as Redis does for a small hash); a cursor other than 0 has nothing left.
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: every matching field in one page (see
+/// [`member_scan`]).
 pub async fn hscan(ctx: &mut Ctx<'_>) -> CmdResult {
+    member_scan(ctx, |pattern| Op::HScan { pattern }).await
+}
+
+/// `HSCAN`, `SSCAN` and `ZSCAN key cursor [MATCH pattern] [COUNT count]`: every matching field
+/// or member in one reply with cursor 0 (as Redis does for a small value); a cursor other than
+/// 0 has nothing left.
+pub async fn member_scan(ctx: &mut Ctx<'_>, op: impl FnOnce(Option<Bytes>) -> Op) -> CmdResult {
     let cursor: u64 = std::str::from_utf8(ctx.args.get(2))
         .ok()
         .and_then(|s| s.parse().ok())
@@ -59,7 +66,7 @@ pub async fn hscan(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         i += 2;
     }
-    let reply = ctx.exec(ctx.args.get(1).clone(), Op::HScan { pattern }).await?;
+    let reply = ctx.exec(ctx.args.get(1).clone(), op(pattern)).await?;
     if cursor != 0 && !reply.is_error() {
         let done = vec![Reply::Bulk(Bytes::from_static(b"0")), Reply::Array(Vec::new())];
         return Ok(Reply::Array(done));
@@ -94,7 +101,7 @@ pub async fn hrandfield(ctx: &mut Ctx<'_>) -> CmdResult {
 
 /// Most fields `HRANDFIELD` returns at once: a negative count repeats fields, so without a cap
 /// one small command could ask for an endless reply.
-const COUNT_MAX: u64 = 1 << 20;
+pub const COUNT_MAX: u64 = 1 << 20;
 
 pub fn hstrlen(r: &Req<'_>) -> OneOp {
     Ok((r.args.get(1).clone(), Op::HStrLen { field: r.args.get(2).clone() }))

@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use sessiongrid_grid::KeyFilter;
+use sessiongrid_model::notify::{Class, Notices};
 use sessiongrid_model::op::ExpireCond;
-use sessiongrid_model::{time, Entry, Op, Reply};
+use sessiongrid_model::{time, Entry, Op, Reply, Value};
 
 use super::args::{expire_deadline, syntax_error};
 use super::{grid_error, CmdResult, Ctx, OneOp, Req};
@@ -50,14 +51,55 @@ pub async fn rename(ctx: &mut Ctx<'_>, nx: bool) -> CmdResult {
     }
     let version = entry.version;
     let restore = Op::Restore { entry: Box::new(entry), replace: !nx };
-    match ctx.exec(dst, restore).await? {
+    match ctx.exec(dst.clone(), restore).await? {
         Reply::Int(1) => {}
         Reply::Int(_) => return Ok(Reply::Int(0)),
         refused => return Err(refused), // the destination is a key the grid manages
     }
-    ctx.exec(src, Op::DelIf { version }).await?;
+    ctx.exec(src.clone(), Op::DelIf { version }).await?;
+    ctx.shared.grid.notify(&src, Notices::one(Class::Generic, "rename_from"));
+    ctx.shared.grid.notify(&dst, Notices::one(Class::Generic, "rename_to"));
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
+
+/// Replaces whatever `key` holds with `value` (no deadline), or deletes it: where `SUNIONSTORE`
+/// and its kind put their result.
+/// Its keyspace event is named after the command (`sinterstore`), or `del` if it deleted.
+pub async fn overwrite(ctx: &Ctx<'_>, key: Bytes, value: Option<Value>) -> Result<(), Reply> {
+    let class = match value {
+        Some(Value::Zset(_)) => Class::Zset,
+        _ => Class::Set,
+    };
+    let stored = value.is_some();
+    let op = match value {
+        None => Op::Del,
+        Some(value) => Op::Restore { entry: Box::new(Entry::new(value)), replace: true },
+    };
+    let notice = match ctx.exec(key.clone(), op).await? {
+        e @ Reply::Error(_) => return Err(e),
+        _ if stored => {
+            let command = ctx.args.text(0).to_ascii_lowercase();
+            STORE_EVENTS.iter().find(|e| **e == command).map(|e| Notices::one(class, e))
+        }
+        Reply::Int(1) => Some(Notices::one(Class::Generic, "del")),
+        _ => None,
+    };
+    if let Some(notice) = notice {
+        ctx.shared.grid.notify(&key, notice);
+    }
+    Ok(())
+}
+
+/// The commands that store a computed set or sorted set, which is also their event's name.
+const STORE_EVENTS: [&str; 7] = [
+    "sinterstore",
+    "sunionstore",
+    "sdiffstore",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zrangestore",
+];
 
 /// `COPY src dst [DB 0] [REPLACE]`: 1 if copied, 0 if the source is absent or the destination
 /// exists (without REPLACE).
@@ -82,7 +124,11 @@ pub async fn copy(ctx: &mut Ctx<'_>) -> CmdResult {
         return Err(Reply::error("ERR source and destination objects are the same"));
     }
     let Some(entry) = dump(ctx, &src).await? else { return Ok(Reply::Int(0)) };
-    ctx.exec(dst, Op::Restore { entry: Box::new(entry), replace }).await
+    let copied = ctx.exec(dst.clone(), Op::Restore { entry: Box::new(entry), replace }).await?;
+    if copied == Reply::Int(1) {
+        ctx.shared.grid.notify(&dst, Notices::one(Class::Generic, "copy_to"));
+    }
+    Ok(copied)
 }
 
 /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key` and `OBJECT HELP`. The grid keeps no access

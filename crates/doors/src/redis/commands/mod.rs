@@ -8,20 +8,26 @@
 //! neighbours on other partitions.
 
 mod args;
+mod blocking;
 mod connection;
 mod hashes;
 mod keys;
+mod lists;
 pub mod pubsub;
 mod server;
 mod sessions;
+mod sets;
 mod strings;
+mod zsets;
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use metrics::{Counter, Histogram};
 use sessiongrid_grid::GridError;
+use sessiongrid_model::list::op::End;
 use sessiongrid_model::{Op, Reply};
+use sessiongrid_resp::Protocol;
 use tracing::Instrument;
 
 use super::connection::ClientState;
@@ -98,6 +104,14 @@ const ALL: (i32, i32, i32) = (1, -1, 1);
 pub static COMMANDS: &[Spec] = &[
     spec("append", 3, W, ONE),
     spec("auth", -2, C, NONE),
+    spec("blmove", 6, W, (1, 2, 1)),
+    spec("blmpop", -5, W, NONE),
+    spec("blpop", -3, W, (1, -2, 1)),
+    spec("brpop", -3, W, (1, -2, 1)),
+    spec("brpoplpush", 4, W, (1, 2, 1)),
+    spec("bzmpop", -5, W, NONE),
+    spec("bzpopmax", -3, W, (1, -2, 1)),
+    spec("bzpopmin", -3, W, (1, -2, 1)),
     spec("client", -2, C, NONE),
     spec("command", -1, C, NONE),
     spec("config", -2, A, NONE),
@@ -142,6 +156,19 @@ pub static COMMANDS: &[Spec] = &[
     spec("incrbyfloat", 3, W, ONE),
     spec("info", -1, R, NONE),
     spec("keys", 2, R, NONE),
+    spec("lindex", 3, R, ONE),
+    spec("linsert", 5, W, ONE),
+    spec("llen", 2, R, ONE),
+    spec("lmove", 5, W, (1, 2, 1)),
+    spec("lmpop", -4, W, NONE),
+    spec("lpop", -2, W, ONE),
+    spec("lpos", -3, R, ONE),
+    spec("lpush", -3, W, ONE),
+    spec("lpushx", -3, W, ONE),
+    spec("lrange", 4, R, ONE),
+    spec("lrem", 4, W, ONE),
+    spec("lset", 4, W, ONE),
+    spec("ltrim", 4, W, ONE),
     spec("memory", -2, R, (2, 2, 1)),
     spec("mget", -2, R, ALL),
     spec("mset", -3, W, (1, -1, 2)),
@@ -153,12 +180,24 @@ pub static COMMANDS: &[Spec] = &[
     spec("pexpiretime", 2, R, ONE),
     spec("ping", -1, C, NONE),
     spec("psetex", 4, W, ONE),
+    spec("psubscribe", -2, C2, NONE),
     spec("pttl", 2, R, ONE),
+    spec("publish", 3, C2, NONE),
+    spec("pubsub", -2, C2, NONE),
+    spec("punsubscribe", -1, C2, NONE),
     spec("quit", -1, C, NONE),
     spec("randomkey", 1, R, NONE),
     spec("rename", 3, W, (1, 2, 1)),
     spec("renamenx", 3, W, (1, 2, 1)),
+    spec("rpop", -2, W, ONE),
+    spec("rpoplpush", 3, W, (1, 2, 1)),
+    spec("rpush", -3, W, ONE),
+    spec("rpushx", -3, W, ONE),
+    spec("sadd", -3, W, ONE),
     spec("scan", -2, R, NONE),
+    spec("scard", 2, R, ONE),
+    spec("sdiff", -2, R, ALL),
+    spec("sdiffstore", -3, W, ALL),
     spec("select", 2, C, NONE),
     spec("session.byuser", 2, R, NONE),
     spec("session.create", -2, W, NONE),
@@ -179,15 +218,60 @@ pub static COMMANDS: &[Spec] = &[
     spec("setex", 4, W, ONE),
     spec("setnx", 3, W, ONE),
     spec("setrange", 4, W, ONE),
+    spec("sinter", -2, R, ALL),
+    spec("sintercard", -3, R, NONE),
+    spec("sinterstore", -3, W, ALL),
+    spec("sismember", 3, R, ONE),
+    spec("smembers", 2, R, ONE),
+    spec("smismember", -3, R, ONE),
+    spec("smove", 4, W, (1, 2, 1)),
+    spec("spop", -2, W, ONE),
+    spec("srandmember", -2, R, ONE),
+    spec("srem", -3, W, ONE),
+    spec("sscan", -3, R, ONE),
     spec("strlen", 2, R, ONE),
     spec("subscribe", -2, C2, NONE),
     spec("substr", 4, R, ONE),
+    spec("sunion", -2, R, ALL),
+    spec("sunionstore", -3, W, ALL),
     spec("time", 1, R, NONE),
     spec("touch", -2, R, ALL),
     spec("ttl", 2, R, ONE),
     spec("type", 2, R, ONE),
     spec("unlink", -2, W, ALL),
     spec("unsubscribe", -1, C2, NONE),
+    spec("zadd", -4, W, ONE),
+    spec("zcard", 2, R, ONE),
+    spec("zcount", 4, R, ONE),
+    spec("zdiff", -3, R, NONE),
+    spec("zdiffstore", -4, W, ONE),
+    spec("zincrby", 4, W, ONE),
+    spec("zinter", -3, R, NONE),
+    spec("zintercard", -3, R, NONE),
+    spec("zinterstore", -4, W, ONE),
+    spec("zlexcount", 4, R, ONE),
+    spec("zmpop", -4, W, NONE),
+    spec("zmscore", -3, R, ONE),
+    spec("zpopmax", -2, W, ONE),
+    spec("zpopmin", -2, W, ONE),
+    spec("zrandmember", -2, R, ONE),
+    spec("zrange", -4, R, ONE),
+    spec("zrangebylex", -4, R, ONE),
+    spec("zrangebyscore", -4, R, ONE),
+    spec("zrangestore", -5, W, (1, 2, 1)),
+    spec("zrank", 3, R, ONE),
+    spec("zrem", -3, W, ONE),
+    spec("zremrangebylex", 4, W, ONE),
+    spec("zremrangebyrank", 4, W, ONE),
+    spec("zremrangebyscore", 4, W, ONE),
+    spec("zrevrange", -4, R, ONE),
+    spec("zrevrangebylex", -4, R, ONE),
+    spec("zrevrangebyscore", -4, R, ONE),
+    spec("zrevrank", 3, R, ONE),
+    spec("zscan", -3, R, ONE),
+    spec("zscore", 3, R, ONE),
+    spec("zunion", -3, R, NONE),
+    spec("zunionstore", -4, W, ONE),
 ];
 
 /// The position in [`COMMANDS`] of a command name, in any case.
@@ -250,6 +334,22 @@ pub struct PreparedRun {
     args: Args,
 }
 
+/// What a RESP2 connection in subscribed mode may run (RESP3 mixes replies and messages).
+const ALLOWED_SUBSCRIBED: &[&str] = &[
+    "subscribe",
+    "unsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "session.subscribe",
+    "ping",
+    "quit",
+    "reset",
+];
+
+/// Commands whose first argument names a subcommand (`pubsub|numsub`) in messages.
+const CONTAINERS: &[&str] =
+    &["client", "command", "config", "function", "memory", "object", "pubsub", "script"];
+
 /// Checks a request against the table (name, arity, authentication) and builds it.
 pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepared {
     shared.commands_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -265,6 +365,22 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     }
     if !client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
         return Prepared::Answered(Reply::error("NOAUTH Authentication required."));
+    }
+    if client.subscription.is_some()
+        && client.proto == Protocol::Resp2
+        && !ALLOWED_SUBSCRIBED.contains(&spec.name)
+    {
+        let name = match args.get(1) {
+            Some(sub) if CONTAINERS.contains(&spec.name) => {
+                format!("{}|{}", spec.name, String::from_utf8_lossy(sub).to_lowercase())
+            }
+            _ => spec.name.to_string(),
+        };
+        let reply = format!(
+            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+             RESET are allowed in this context"
+        );
+        return Prepared::Answered(Reply::error(reply));
     }
     let started = Instant::now();
     let args = Args::new(args);
@@ -334,28 +450,78 @@ fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
         "incr" => return Some(strings::incr_by(r, Some(1))),
         "incrby" => return Some(strings::incr_by(r, None)),
         "incrbyfloat" => return Some(strings::incr_by_float(r)),
+        "lindex" => return Some(lists::lindex(r)),
+        "linsert" => return Some(lists::linsert(r)),
+        "llen" => return Some(lists::llen(r)),
+        "lpop" => return Some(lists::pop(r, End::Left)),
+        "lpos" => return Some(lists::lpos(r)),
+        "lpush" => return Some(lists::push(r, End::Left, false)),
+        "lpushx" => return Some(lists::push(r, End::Left, true)),
+        "lrange" => return Some(lists::lrange(r)),
+        "lrem" => return Some(lists::lrem(r)),
+        "lset" => return Some(lists::lset(r)),
+        "ltrim" => return Some(lists::ltrim(r)),
         "persist" => Op::Persist,
         "pexpire" => return Some(keys::expire(r, 1, false)),
         "pexpireat" => return Some(keys::expire(r, 1, true)),
         "pexpiretime" => Op::ExpireTime { millis: true },
         "psetex" => return Some(strings::setex(r, 1)),
         "pttl" => Op::Ttl { millis: true },
+        "rpop" => return Some(lists::pop(r, End::Right)),
+        "rpush" => return Some(lists::push(r, End::Right, false)),
+        "rpushx" => return Some(lists::push(r, End::Right, true)),
+        "sadd" => return Some(sets::sadd(r)),
+        "scard" => return Some(sets::scard(r)),
         "set" => return Some(strings::set(r)),
         "setbit" => return Some(strings::setbit(r)),
         "setex" => return Some(strings::setex(r, 1000)),
         "setnx" => return Some(strings::setnx(r)),
         "setrange" => return Some(strings::setrange(r)),
+        "sismember" => return Some(sets::sismember(r)),
+        "smembers" => return Some(sets::smembers(r)),
+        "smismember" => return Some(sets::smismember(r)),
+        "spop" => return Some(sets::spop(r)),
+        "srandmember" => return Some(sets::srandmember(r)),
+        "srem" => return Some(sets::srem(r)),
         "strlen" => Op::StrLen,
         "ttl" => Op::Ttl { millis: false },
         "type" => Op::Type,
+        "zadd" => return Some(zsets::zadd(r, false)),
+        "zcard" => return Some(zsets::zcard(r)),
+        "zcount" => return Some(zsets::zcount(r)),
+        "zincrby" => return Some(zsets::zadd(r, true)),
+        "zlexcount" => return Some(zsets::zlexcount(r)),
+        "zmscore" => return Some(zsets::zmscore(r)),
+        "zpopmax" => return Some(zsets::zpop(r, true)),
+        "zpopmin" => return Some(zsets::zpop(r, false)),
+        "zrandmember" => return Some(zsets::zrandmember(r)),
+        "zrange" => return Some(zsets::zrange(r, None, None)),
+        "zrangebylex" => return Some(zsets::zrange(r, Some(zsets::Kind::Lex), Some(false))),
+        "zrangebyscore" => return Some(zsets::zrange(r, Some(zsets::Kind::Score), Some(false))),
+        "zrank" => return Some(zsets::zrank(r, false)),
+        "zrem" => return Some(zsets::zrem(r)),
+        "zremrangebylex" => return Some(zsets::zremrange(r, zsets::Kind::Lex)),
+        "zremrangebyrank" => return Some(zsets::zremrange(r, zsets::Kind::Rank)),
+        "zremrangebyscore" => return Some(zsets::zremrange(r, zsets::Kind::Score)),
+        "zrevrange" => return Some(zsets::zrange(r, Some(zsets::Kind::Rank), Some(true))),
+        "zrevrangebylex" => return Some(zsets::zrange(r, Some(zsets::Kind::Lex), Some(true))),
+        "zrevrangebyscore" => return Some(zsets::zrange(r, Some(zsets::Kind::Score), Some(true))),
+        "zrevrank" => return Some(zsets::zrank(r, true)),
+        "zscore" => return Some(zsets::zscore(r)),
         _ => return None,
     };
     Some(Ok((key(), op)))
 }
 
 async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
+    use zsets::{Algebra::*, Output};
     match name {
         "auth" => connection::auth(ctx),
+        "blmove" => lists::blmove(ctx).await,
+        "blmpop" => lists::blmpop(ctx).await,
+        "blpop" => lists::bpop(ctx, End::Left).await,
+        "brpop" => lists::bpop(ctx, End::Right).await,
+        "brpoplpush" => lists::brpoplpush(ctx).await,
         "client" => connection::client(ctx),
         "command" => server::command(ctx),
         "config" => server::config(ctx),
@@ -372,21 +538,37 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "hello" => connection::hello(ctx),
         "info" => server::info(ctx).await,
         "keys" => keys::keys(ctx).await,
+        "lmove" => lists::lmove(ctx).await,
+        "lmpop" => lists::lmpop(ctx).await,
         "memory" => keys::memory(ctx).await,
         "mget" => strings::mget(ctx).await,
         "mset" => strings::mset(ctx).await,
         "msetnx" => strings::msetnx(ctx).await,
         "object" => keys::object(ctx).await,
         "ping" => connection::ping(ctx),
+        "psubscribe" => pubsub::psubscribe(ctx),
+        "publish" => pubsub::publish(ctx),
+        "pubsub" => pubsub::pubsub(ctx),
+        "punsubscribe" => pubsub::punsubscribe(ctx),
         "randomkey" => keys::randomkey(ctx).await,
         "rename" => keys::rename(ctx, false).await,
         "renamenx" => keys::rename(ctx, true).await,
+        "rpoplpush" => lists::rpoplpush(ctx).await,
         "time" => Ok(server::time()),
         "quit" => {
             ctx.client.quit = true;
             Ok(Reply::Ok)
         }
         "scan" => keys::scan(ctx).await,
+        "sdiff" => sets::read_combined(ctx, sets::Combine::Diff).await,
+        "sdiffstore" => sets::store_combined(ctx, sets::Combine::Diff).await,
+        "sinter" => sets::read_combined(ctx, sets::Combine::Inter).await,
+        "sintercard" => sets::sintercard(ctx).await,
+        "sinterstore" => sets::store_combined(ctx, sets::Combine::Inter).await,
+        "smove" => sets::smove(ctx).await,
+        "sscan" => sets::sscan(ctx).await,
+        "sunion" => sets::read_combined(ctx, sets::Combine::Union).await,
+        "sunionstore" => sets::store_combined(ctx, sets::Combine::Union).await,
         "select" => connection::select(ctx),
         "session.byuser" => sessions::by_user(ctx).await,
         "session.create" => sessions::create(ctx).await,
@@ -404,6 +586,19 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "session.touch" => sessions::touch(ctx).await,
         "subscribe" => pubsub::subscribe(ctx),
         "unsubscribe" => pubsub::unsubscribe(ctx),
+        "bzmpop" => zsets::bzmpop(ctx).await,
+        "bzpopmax" => zsets::bzpop(ctx, true).await,
+        "bzpopmin" => zsets::bzpop(ctx, false).await,
+        "zdiff" => zsets::algebra(ctx, name, Diff, Output::Reply).await,
+        "zdiffstore" => zsets::algebra(ctx, name, Diff, Output::Store).await,
+        "zinter" => zsets::algebra(ctx, name, Inter, Output::Reply).await,
+        "zintercard" => zsets::algebra(ctx, name, Inter, Output::Card).await,
+        "zinterstore" => zsets::algebra(ctx, name, Inter, Output::Store).await,
+        "zmpop" => zsets::zmpop(ctx).await,
+        "zrangestore" => zsets::zrangestore(ctx).await,
+        "zscan" => zsets::zscan(ctx).await,
+        "zunion" => zsets::algebra(ctx, name, Union, Output::Reply).await,
+        "zunionstore" => zsets::algebra(ctx, name, Union, Output::Store).await,
         other => Err(Reply::error(format!("ERR command '{other}' is listed but not wired"))),
     }
 }

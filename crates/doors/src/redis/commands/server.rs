@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use sessiongrid_model::notify::Flags;
 use sessiongrid_model::{glob, Reply};
 
 use super::connection::REDIS_VERSION;
@@ -102,19 +103,33 @@ const TUNING_WITHOUT_EFFECT: &[&str] = &[
 
 /// `CONFIG GET pattern...` (the settings clients probe) and `CONFIG SET` of the settings in
 /// [`TUNING_WITHOUT_EFFECT`]; nothing else can be set at runtime.
+/// The setting of which keyspace events are published, grid-wide.
+const NOTIFY: &str = "notify-keyspace-events";
+
 pub fn config(ctx: &mut Ctx<'_>) -> CmdResult {
     if ctx.args.is(1, "set") {
         let pairs = ctx.args.from(2);
         if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
             return Err(Reply::error("ERR wrong number of arguments for 'config|set' command"));
         }
+        let mut notify = None;
         for pair in pairs.chunks(2) {
             let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-            if !TUNING_WITHOUT_EFFECT.contains(&name.as_str()) {
+            if name == NOTIFY {
+                notify = Some(Flags::parse(&pair[1]).ok_or_else(|| {
+                    Reply::error(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{NOTIFY}') - \
+                         Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
+                    ))
+                })?);
+            } else if !TUNING_WITHOUT_EFFECT.contains(&name.as_str()) {
                 return Err(Reply::error(format!(
                     "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
                 )));
             }
+        }
+        if let Some(flags) = notify {
+            ctx.shared.grid.set_notify_flags(flags);
         }
         return Ok(Reply::Ok);
     }
@@ -127,9 +142,9 @@ pub fn config(ctx: &mut Ctx<'_>) -> CmdResult {
     if ctx.args.len() < 3 {
         return Err(Reply::error("ERR wrong number of arguments for 'config|get' command"));
     }
-    let view = &ctx.shared.config.config_view;
+    let notify = (NOTIFY, ctx.shared.grid.notify_flags().text());
+    let view = ctx.shared.config.config_view.iter().chain([&notify]);
     let pairs = view
-        .iter()
         .filter(|(name, _)| {
             ctx.args.from(2).iter().any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
         })
@@ -170,7 +185,7 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
         "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\n\
          sessiongrid_version:{}\r\nprocess_id:{}\r\nuptime_in_seconds:{uptime}\r\n\
          uptime_in_days:{}\r\n\r\n\
-         # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n\
+         # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n\
          # Persistence\r\nloading:0\r\naof_enabled:1\r\nsessiongrid_disk_bytes:{disk_bytes}\r\n\r\n\
          # Stats\r\ntotal_commands_processed:{}\r\n\r\n\
          # Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n\
@@ -181,6 +196,7 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
         uptime / 86_400,
         shared.connections.load(Ordering::Relaxed),
         shared.config.connections_max,
+        shared.blocked_clients.load(Ordering::Relaxed),
         shared.commands_processed.load(Ordering::Relaxed),
     );
     Ok(Reply::Verbatim(Bytes::from(body)))

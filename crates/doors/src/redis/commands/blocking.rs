@@ -1,0 +1,119 @@
+//! What the blocking commands share: their timeout argument, and the wait between two tries.
+//!
+//! A blocked command does not sleep until woken by a write (the keys it waits on may live in
+//! other partitions, on other nodes): it tries again after a pause that grows from
+//! [`PAUSE_MIN`] to [`PAUSE_MAX`], until its timeout passes or its client hangs up. While it
+//! waits, it counts in `INFO`'s `blocked_clients`, as in Redis.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sessiongrid_model::num::strtod;
+use sessiongrid_model::{time, Reply};
+use tokio_util::sync::CancellationToken;
+
+use super::Ctx;
+
+/// Shortest and longest pause between two tries.
+pub const PAUSE_MIN: Duration = Duration::from_millis(2);
+pub const PAUSE_MAX: Duration = Duration::from_millis(50);
+
+/// A blocking command's timeout in seconds, as Redis reads it (`getTimeoutFromObjectOrReply`):
+/// a float, truncated to whole milliseconds; 0 waits forever (`None`).
+pub fn timeout_arg(arg: &[u8]) -> Result<Option<Duration>, Reply> {
+    let not_float = || Reply::error("ERR timeout is not a float or out of range");
+    if arg.first().is_none_or(|b| b.is_ascii_whitespace()) {
+        return Err(not_float());
+    }
+    let (seconds, used, _) = strtod(arg);
+    if used != arg.len() || seconds.is_nan() {
+        return Err(not_float());
+    }
+    let ms = seconds * 1000.0;
+    // C's conversion of an out-of-range value gives i64::MIN on x86: "negative".
+    let ms =
+        if ms.is_finite() && ms.abs() < 9_223_372_036_854_775_808.0 { ms as i64 } else { i64::MIN };
+    if ms < 0 {
+        return Err(Reply::error("ERR timeout is negative"));
+    }
+    // Redis 7.0 adds the clock without checking: a deadline past i64::MAX wraps below zero,
+    // which it never reaches, so the command waits forever.
+    if ms == 0 || ms > i64::MAX - time::now_ms() as i64 {
+        return Ok(None);
+    }
+    Ok(Some(Duration::from_millis(ms as u64)))
+}
+
+/// The waits of one blocked command.
+pub struct Waiter<'a> {
+    deadline: Option<Instant>,
+    pause: Duration,
+    hangup: CancellationToken,
+    blocked_clients: &'a AtomicU64,
+    counted: bool,
+}
+
+impl<'a> Waiter<'a> {
+    /// Starts the clock of a command that waits at most `timeout` (`None`: forever).
+    pub fn new(ctx: &Ctx<'a>, timeout: Option<Duration>) -> Self {
+        Waiter {
+            deadline: timeout.map(|t| Instant::now() + t),
+            pause: PAUSE_MIN,
+            hangup: ctx.client.hangup.clone(),
+            blocked_clients: &ctx.shared.blocked_clients,
+            counted: false,
+        }
+    }
+
+    /// Waits before the next try. False once the timeout has passed or the client has hung up
+    /// (or the door is stopping): the command then answers a timeout.
+    pub async fn pause(&mut self) -> bool {
+        let wait = match self.deadline {
+            None => self.pause,
+            Some(at) => match at.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left.min(self.pause),
+                _ => return false,
+            },
+        };
+        if !self.counted {
+            self.blocked_clients.fetch_add(1, Ordering::Relaxed);
+            self.counted = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.hangup.cancelled() => return false,
+        }
+        self.pause = (self.pause * 2).min(PAUSE_MAX);
+        true
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_redis_reads_them() {
+        assert_eq!(timeout_arg(b"0"), Ok(None));
+        assert_eq!(timeout_arg(b"0.0001"), Ok(None), "under a millisecond waits forever");
+        assert_eq!(timeout_arg(b"1.5"), Ok(Some(Duration::from_millis(1500))));
+        assert_eq!(timeout_arg(b"0x1"), Ok(Some(Duration::from_secs(1))));
+        let negative = Err(Reply::error("ERR timeout is negative"));
+        for arg in [&b"-1"[..], b"inf", b"-inf", b"1e30"] {
+            assert_eq!(timeout_arg(arg), negative, "{arg:?}");
+        }
+        let not_float = Err(Reply::error("ERR timeout is not a float or out of range"));
+        for arg in [&b"abc"[..], b" 1", b"nan", b"", b"1x"] {
+            assert_eq!(timeout_arg(arg), not_float, "{arg:?}");
+        }
+        assert_eq!(timeout_arg(b"9223371000000000"), Ok(None), "a deadline past i64::MAX");
+    }
+}
