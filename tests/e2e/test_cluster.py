@@ -384,3 +384,35 @@ def test_a_message_published_on_one_node_reaches_subscribers_on_every_node(pool)
             [(t, f"m{i}".encode()) for i in range(3) for t in ("message", "pmessage")])
         ps.close()
     assert wait_until(lambda: publishers[0].pubsub_numpat() == 0, timeout=5), "unsubscribed"
+
+
+def test_keyspace_events_of_writes_through_any_node_reach_a_subscriber_on_another(pool):
+    """CONFIG SET notify-keyspace-events on one node applies to the grid: writes through every
+    node publish their events from the key's primary, an expired key publishes `expired` when
+    swept, and a RENAME publishes rename_from/rename_to (as a Spring-Session-like store needs)."""
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    clients = [node.client() for node in cluster.nodes]
+    assert clients[0].config_set("notify-keyspace-events", "KEA")
+    assert wait_until(lambda: all(
+        c.config_get("notify-keyspace-events")["notify-keyspace-events"] == "AKE"
+        for c in clients), timeout=5)
+    ps = clients[1].pubsub()
+    ps.psubscribe("__keyevent@0__:*")
+    assert ps.get_message(timeout=5)["type"] == "psubscribe"
+    for i in range(30):
+        c = clients[i % 3]
+        c.set(f"s:{i}", "v", px=300)
+        c.hset(f"h:{i}", "f", "v")
+        c.rename(f"h:{i}", f"h2:{i}")
+    wanted = {(event, key) for i in range(30) for event, key in [
+        ("set", f"s:{i}"), ("expire", f"s:{i}"), ("expired", f"s:{i}"), ("hset", f"h:{i}"),
+        ("rename_from", f"h:{i}"), ("rename_to", f"h2:{i}")]}
+    seen = set()
+    deadline = time.monotonic() + 20
+    while not wanted <= seen and time.monotonic() < deadline:
+        m = ps.get_message(timeout=1)
+        if m and m["type"] == "pmessage":
+            seen.add((m["channel"].decode().split(":", 1)[1], m["data"].decode()))
+    assert wanted <= seen, sorted(wanted - seen)[:10]
+    ps.close()

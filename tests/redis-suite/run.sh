@@ -19,23 +19,31 @@ work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" node --data-dir "$work/data" --resp-listen "127.0.0.1:$port" --http-listen "127.0.0.1:$hport" \
-  2>"$work/node.log" &
-pid=$!
-for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
-# Its own test-server ports, so two runs on one machine do not collide.
-baseport=$((21111 + (RANDOM % 200) * 64))
-singles=()
-for u in $UNITS; do singles+=(--single "$u"); done
-(cd "$SUITE" && tclsh tests/test_helper.tcl --host 127.0.0.1 --port "$port" --singledb \
-  --ignore-encoding --ignore-digest --durable --timeout 60 --baseport "$baseport" "${singles[@]}") 2>&1 \
-  | sed 's/\x1b\[[0-9;]*m//g' >"$work/suite.log" || true
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Each unit runs against a fresh node, so one that stops at a timeout (a client left blocked)
+# neither ends the run nor disturbs the next unit.
+: >"$work/suite.log"
+for u in $UNITS; do
+  port=$(free_port)
+  hport=$(free_port)
+  rm -rf "$work/data"
+  "$BIN" node --data-dir "$work/data" --resp-listen "127.0.0.1:$port" \
+    --http-listen "127.0.0.1:$hport" 2>"$work/node.log" &
+  pid=$!
+  for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+  # Its own test-server ports, so two runs on one machine do not collide.
+  baseport=$((21111 + (RANDOM % 200) * 64))
+  (cd "$SUITE" && tclsh tests/test_helper.tcl --host 127.0.0.1 --port "$port" --singledb \
+    --ignore-encoding --ignore-digest --durable --timeout 60 --baseport "$baseport" \
+    --single "$u") 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >>"$work/suite.log" || true
+  kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  pid=""
+done
 awk '
   /^Testing / { unit = $2 }
   /^\[ok\]/   { ok[unit]++; total_ok++ }
   /^\[err\]/  { err[unit]++; total_err++ }
+  /^\[TIMEOUT\]/ { err[unit]++; total_err++ }
   END {
     for (u in ok) printf "%-22s %4d ok %4d failed\n", u, ok[u], err[u]
     for (u in err) if (!(u in ok)) printf "%-22s %4d ok %4d failed\n", u, 0, err[u]
