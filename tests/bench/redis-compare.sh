@@ -4,7 +4,9 @@
 # grid/redis for SET, GET and HSET with -c 50 -d 256, without pipelining and with -P 16 (and HSET
 # growing one hash to 100k fields, unpipelined), the
 # server CPU (user + sys) per operation of each and its ratio, then the node's RSS per 1 KiB key
-# after loading 1M keys.
+# after loading 1M keys. Also, unpipelined, SADD and ZADD (one key growing to 100k members, as
+# redis-benchmark does with -r). Not LPUSH/LPOP: a write to a list still reads the whole list,
+# so on one list growing by 200k elements the run would take hours (BENCH_LISTS=1 adds them).
 #
 # Usage: tests/bench/redis-compare.sh [path/to/sessiongrid]   (default: release build)
 set -euo pipefail
@@ -44,7 +46,8 @@ cpu_us() { # before after -> server CPU microseconds per request
 printf '%-6s %-4s %12s %12s %7s %13s %13s %7s\n' test P redis_ops/s grid_ops/s ratio \
   redis_cpu_us grid_cpu_us ratio
 for p in 1 16; do
-  tests="set get hset"; [ "$p" = 1 ] && tests="$tests hset-big"
+  tests="set get hset"; [ "$p" = 1 ] && tests="$tests hset-big sadd zadd"
+  [ "$p" = 1 ] && [ -n "${BENCH_LISTS:-}" ] && tests="$tests lpush lpop"
   for t in $tests; do
     c0=$(cpu_ticks "$rpid"); r=$(bench "$rport" "$p" "$t"); c1=$(cpu_ticks "$rpid")
     g0=$(cpu_ticks "$gpid"); g=$(bench "$gport" "$p" "$t"); g1=$(cpu_ticks "$gpid")
