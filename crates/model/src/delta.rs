@@ -232,15 +232,36 @@ impl Value {
     }
 
     /// A field not among `names`, with its stored form, if there is one.
-    fn first_field_besides(&self, names: &[Bytes]) -> Option<(Bytes, Bytes)> {
-        let other = |n: &Bytes| !names.contains(n);
+    fn first_field_besides(&self, names: &[Bytes]) -> Option<&Bytes> {
+        let other = |n: &&Bytes| !names.contains(n);
         match self {
-            Value::Hash(h) => h.iter().find(|(k, _)| other(k)).map(|(k, v)| (k.clone(), v.clone())),
-            Value::Set(s) => s.iter().find(|m| other(m)).map(|m| (m.clone(), Bytes::new())),
-            Value::Zset(z) => {
-                z.iter().find(|(m, _)| other(m)).map(|(m, s)| (m.clone(), Zset::row(s)))
-            }
+            Value::Hash(h) => h.keys().find(other),
+            Value::Set(s) => s.iter().find(other),
+            Value::Zset(z) => z.iter().map(|(m, _)| m).find(other),
             _ => None,
+        }
+    }
+
+    /// Copies field `name`, if this value has it, into `into` (a value of the same kind),
+    /// sharing its bytes rather than copying them.
+    fn copy_field(&self, name: &[u8], into: &mut Value) {
+        match (self, into) {
+            (Value::Hash(from), Value::Hash(to)) => {
+                if let Some((k, v)) = from.get_key_value(name) {
+                    to.insert(k.clone(), v.clone());
+                }
+            }
+            (Value::Set(from), Value::Set(to)) => {
+                if let Some(m) = from.get(name) {
+                    to.insert(m.clone());
+                }
+            }
+            (Value::Zset(from), Value::Zset(to)) => {
+                if let Some((m, score)) = from.member(name) {
+                    to.insert(m.clone(), score);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -267,15 +288,11 @@ impl Entry {
         }
         let mut view = self.header();
         for name in &needs.names {
-            if let Some(row) = self.value.field_row(name) {
-                view.value.set_field_row(name, Some(&row));
-            }
+            self.value.copy_field(name, &mut view.value);
         }
-        if needs.others {
-            let other = self.value.first_field_besides(&needs.names);
-            if let Some((name, row)) = other {
-                view.value.set_field_row(&name, Some(&row));
-            }
+        let other = needs.others.then(|| self.value.first_field_besides(&needs.names)).flatten();
+        if let Some(name) = other {
+            self.value.copy_field(name, &mut view.value);
         }
         view
     }

@@ -70,6 +70,11 @@ impl Zset {
         self.scores.is_empty()
     }
 
+    /// The stored member equal to `member`, with its score.
+    pub fn member(&self, member: &[u8]) -> Option<(&Bytes, f64)> {
+        self.scores.get_key_value(member).map(|(m, s)| (m, *s))
+    }
+
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         self.scores.get(member).copied()
     }
