@@ -22,14 +22,12 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use sessiongrid_model::session::event::SessionEvent;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::commands;
 use super::commands::pubsub::Subscription;
 use super::commands::{Prepared, PreparedOp};
 use super::server::Shared;
-use sessiongrid_grid::pubsub::Published;
 use sessiongrid_resp::{encode, Decoder, Protocol};
 
 /// What a connection remembers between commands.
@@ -118,11 +116,11 @@ impl Connection {
                 _ = stop.cancelled() => return Ok(()),
                 read = self.socket.read_buf(&mut self.rbuf) => read?,
                 event = next(feed) => {
-                    self.deliver(event);
+                    self.deliver(|sub| sub.on_event(event));
                     continue;
                 }
                 published = next(messages) => {
-                    self.deliver_published(published);
+                    self.deliver(|sub| sub.on_published(published));
                     continue;
                 }
             };
@@ -238,50 +236,25 @@ impl Connection {
         }
     }
 
-    /// Encodes the pub/sub messages of one event (or of a lag) for this subscriber.
-    fn deliver(&mut self, event: Result<Arc<SessionEvent>, RecvError>) {
+    /// Encodes the pub/sub messages a subscription makes of what its feeds delivered.
+    fn deliver(&mut self, messages: impl FnOnce(&Subscription) -> Vec<sessiongrid_model::Reply>) {
         let Some(sub) = self.client.subscription.as_ref() else { return };
-        let messages = match event {
-            Ok(e) => sub.messages(&e),
-            Err(RecvError::Lagged(missed)) => {
-                metrics::counter!("sessiongrid_session_events_lagged_total").increment(missed);
-                sub.lagged(missed)
-            }
-            Err(RecvError::Closed) => return,
-        };
-        for m in messages {
+        for m in messages(sub) {
             encode(&m, self.client.proto, &mut self.wbuf);
         }
     }
 
-    /// Encodes the messages and events already waiting for this subscriber, so that what a
-    /// command published to its own connection comes before its reply, as in Redis.
+    /// Encodes the messages already waiting for this subscriber, so that what a command
+    /// published to its own connection comes before its reply, as in Redis.
     fn drain_feeds(&mut self) {
         loop {
             let Some(sub) = self.client.subscription.as_mut() else { return };
-            match sub.messages.try_recv() {
-                Ok(p) => self.deliver_published(Ok(p)),
-                Err(TryRecvError::Lagged(missed)) => {
-                    self.deliver_published(Err(RecvError::Lagged(missed)))
-                }
+            let published = match sub.messages.try_recv() {
+                Ok(p) => Ok(p),
+                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return,
-            }
-        }
-    }
-
-    /// Encodes what a published message makes for this subscriber.
-    fn deliver_published(&mut self, published: Result<Arc<Published>, RecvError>) {
-        let Some(sub) = self.client.subscription.as_ref() else { return };
-        let messages = match published {
-            Ok(p) => sub.published(&p),
-            Err(RecvError::Lagged(missed)) => {
-                metrics::counter!("sessiongrid_pubsub_lagged_total").increment(missed);
-                return;
-            }
-            Err(RecvError::Closed) => return,
-        };
-        for m in messages {
-            encode(&m, self.client.proto, &mut self.wbuf);
+            };
+            self.deliver(|sub| sub.on_published(published));
         }
     }
 

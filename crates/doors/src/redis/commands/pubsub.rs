@@ -15,6 +15,7 @@ use sessiongrid_grid::Grid;
 use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{glob, Reply};
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::{CmdResult, Ctx};
 
@@ -58,7 +59,7 @@ impl Subscription {
 
     /// The pub/sub messages an event makes on this connection: one per subscribed channel it
     /// belongs to.
-    pub fn messages(&self, event: &SessionEvent) -> Vec<Reply> {
+    fn messages(&self, event: &SessionEvent) -> Vec<Reply> {
         let group_channel: Bytes = [GROUP_PREFIX, &event.group].concat().into();
         let wanted = [Bytes::from_static(ALL_EVENTS), group_channel];
         let matching: Vec<&Bytes> = wanted.iter().filter(|c| self.channels.contains(*c)).collect();
@@ -71,7 +72,7 @@ impl Subscription {
 
     /// What a published message makes on this connection: a `message` if it subscribes to the
     /// channel, a `pmessage` for each pattern of its that matches.
-    pub fn published(&self, published: &Published) -> Vec<Reply> {
+    fn published(&self, published: &Published) -> Vec<Reply> {
         let Published { channel, message: payload } = published;
         let mut out = Vec::new();
         if self.channels.contains(channel) {
@@ -88,8 +89,34 @@ impl Subscription {
         out
     }
 
+    /// The messages of what the session-event feed delivered: an event, or how many this
+    /// subscriber missed by falling behind.
+    pub fn on_event(&self, event: Result<Arc<SessionEvent>, RecvError>) -> Vec<Reply> {
+        match event {
+            Ok(e) => self.messages(&e),
+            Err(RecvError::Lagged(missed)) => {
+                metrics::counter!("sessiongrid_session_events_lagged_total").increment(missed);
+                self.lagged(missed)
+            }
+            Err(RecvError::Closed) => Vec::new(),
+        }
+    }
+
+    /// The messages of what the published-message feed delivered (a subscriber that fell
+    /// behind loses the oldest, as a Redis client past its output buffer limit would).
+    pub fn on_published(&self, published: Result<Arc<Published>, RecvError>) -> Vec<Reply> {
+        match published {
+            Ok(p) => self.published(&p),
+            Err(RecvError::Lagged(missed)) => {
+                metrics::counter!("sessiongrid_pubsub_lagged_total").increment(missed);
+                Vec::new()
+            }
+            Err(RecvError::Closed) => Vec::new(),
+        }
+    }
+
     /// What a subscriber that fell `missed` events behind is told, on every channel it has.
-    pub fn lagged(&self, missed: u64) -> Vec<Reply> {
+    fn lagged(&self, missed: u64) -> Vec<Reply> {
         let payload = Bytes::from(format!("{{\"event\":\"lagged\",\"missed\":{missed}}}"));
         self.channels.iter().map(|c| message(c.clone(), payload.clone())).collect()
     }
