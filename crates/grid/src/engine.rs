@@ -137,12 +137,18 @@ impl Shared {
     /// Delivers `message` to this node's subscribers of `channel` and sends it to every other
     /// member for theirs; answers how many subscriptions of this node it reached.
     pub fn publish(&self, channel: Bytes, message: Bytes) -> usize {
-        let members = self.view.borrow().topology.as_ref().map(|t| t.members.clone());
-        for member in members.unwrap_or_default().into_iter().filter(|m| *m != self.me) {
-            let msg = Msg::Publish { channel: channel.clone(), message: message.clone() };
-            self.transport.send(member, msg);
-        }
+        self.to_members(Msg::Publish { channel: channel.clone(), message: message.clone() });
         self.pubsub.deliver(channel, message)
+    }
+
+    /// Sends `msg` to every other member of the topology this node follows.
+    pub fn to_members(&self, msg: Msg) {
+        // Not sent while holding the view: control must never wait for a send to publish one.
+        let topology = self.view.borrow().topology.clone();
+        let Some(topology) = topology else { return };
+        for &member in topology.members.iter().filter(|m| **m != self.me) {
+            self.transport.send(member, msg.clone());
+        }
     }
 
     /// Publishes the keyspace events of a write of `key` that the node's flags ask for.

@@ -205,10 +205,7 @@ impl Grid {
     pub fn set_notify_flags(&self, flags: Flags) {
         let shared = &self.inner.shared;
         shared.notify_flags.store(flags.0, Ordering::Relaxed);
-        let members = shared.view.borrow().topology.as_ref().map(|t| t.members.clone());
-        for member in members.unwrap_or_default().into_iter().filter(|m| *m != shared.me) {
-            shared.transport.send(member, Msg::NotifyFlags(flags.0));
-        }
+        shared.to_members(Msg::NotifyFlags(flags.0));
     }
 
     /// The keyspace events this node publishes.
