@@ -51,6 +51,47 @@ pub fn int(arg: &[u8]) -> Result<i64, Reply> {
     parse_i64(arg).ok_or_else(|| Reply::error(NOT_INTEGER))
 }
 
+/// The arguments of `LMPOP`/`ZMPOP` and their blocking forms: the keys, which side to pop
+/// from, and how many (1 if not given).
+pub struct Mpop<S> {
+    pub keys: Vec<Bytes>,
+    pub side: S,
+    pub count: u64,
+}
+
+/// Parses `numkeys key [key ...] SIDE [COUNT count]` from argument `at` (`side` reads SIDE),
+/// with Redis' errors in Redis' order.
+pub fn mpop<S>(
+    args: &Args,
+    at: usize,
+    side: impl FnOnce(&Args, usize) -> Result<S, Reply>,
+) -> Result<Mpop<S>, Reply> {
+    let numkeys = parse_i64(args.get(at))
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| Reply::error("ERR numkeys should be greater than 0"))?;
+    let side_at = usize::try_from(numkeys)
+        .ok()
+        .and_then(|n| n.checked_add(at + 1))
+        .filter(|&i| i < args.len())
+        .ok_or_else(syntax_error)?;
+    let side = side(args, side_at)?;
+    let mut count = None;
+    let mut i = side_at + 1;
+    while i < args.len() {
+        if count.is_none() && args.is(i, "count") && i + 1 < args.len() {
+            let n = parse_i64(args.get(i + 1))
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| Reply::error("ERR count should be greater than 0"))?;
+            count = Some(n as u64);
+            i += 2;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    let keys = args.from(at + 1)[..side_at - at - 1].to_vec();
+    Ok(Mpop { keys, side, count: count.unwrap_or(1) })
+}
+
 pub fn syntax_error() -> Reply {
     Reply::error(SYNTAX)
 }

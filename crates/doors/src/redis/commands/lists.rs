@@ -20,7 +20,7 @@ use sessiongrid_model::num::parse_i64;
 use sessiongrid_model::reply::WRONGTYPE;
 use sessiongrid_model::{Op, Reply};
 
-use super::args::{syntax_error, Args};
+use super::args::{mpop, syntax_error, Args, Mpop};
 use super::blocking::{timeout_arg, Waiter};
 use super::{CmdResult, Ctx, OneOp, Req};
 
@@ -226,40 +226,9 @@ async fn move_once(
     Ok(Some(Reply::Bulk(item)))
 }
 
-/// What `[B]LMPOP` asks for.
-struct MpopRequest {
-    keys: Vec<Bytes>,
-    end: End,
-    count: u64,
-}
-
-/// Parses `numkeys key [key ...] LEFT|RIGHT [COUNT count]` starting at argument `at`, with
-/// Redis' errors in Redis' order.
-fn mpop_args(args: &Args, at: usize) -> Result<MpopRequest, Reply> {
-    let numkeys = parse_i64(args.get(at))
-        .filter(|&n| n >= 1)
-        .ok_or_else(|| Reply::error("ERR numkeys should be greater than 0"))?;
-    let end_at = usize::try_from(numkeys)
-        .ok()
-        .and_then(|n| n.checked_add(at + 1))
-        .filter(|&i| i < args.len())
-        .ok_or_else(syntax_error)?;
-    let end = end_arg(args, end_at)?;
-    let mut count = None;
-    let mut i = end_at + 1;
-    while i < args.len() {
-        if count.is_none() && args.is(i, "count") && i + 1 < args.len() {
-            let n = parse_i64(args.get(i + 1))
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| Reply::error("ERR count should be greater than 0"))?;
-            count = Some(n as u64);
-            i += 2;
-        } else {
-            return Err(syntax_error());
-        }
-    }
-    let keys = args.from(at + 1)[..end_at - at - 1].to_vec();
-    Ok(MpopRequest { keys, end, count: count.unwrap_or(1) })
+/// `LMPOP`'s arguments from `at`: `numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
+fn mpop_args(args: &Args, at: usize) -> Result<Mpop<End>, Reply> {
+    mpop(args, at, end_arg)
 }
 
 /// Pops from the first of `keys` that holds a list: `[key, element]` for a single pop
@@ -287,7 +256,7 @@ async fn pop_first(
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 pub async fn lmpop(ctx: &mut Ctx<'_>) -> CmdResult {
     let request = mpop_args(&ctx.args, 1)?;
-    let popped = pop_first(ctx, &request.keys, request.end, Some(request.count), false).await?;
+    let popped = pop_first(ctx, &request.keys, request.side, Some(request.count), false).await?;
     Ok(popped.unwrap_or(Reply::NilArray))
 }
 
@@ -317,7 +286,7 @@ pub async fn blmpop(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut waiting = false;
     loop {
         let popped =
-            pop_first(ctx, &request.keys, request.end, Some(request.count), waiting).await?;
+            pop_first(ctx, &request.keys, request.side, Some(request.count), waiting).await?;
         if let Some(reply) = popped {
             return Ok(reply);
         }
@@ -388,6 +357,6 @@ mod tests {
         );
         let ok = mpop_args(&args(&["lmpop", "2", "a", "b", "RIGHT", "COUNT", "3"]), 1);
         let ok = ok.ok().unwrap_or_else(|| panic!("parses"));
-        assert_eq!((ok.keys.len(), ok.end, ok.count), (2, End::Right, 3));
+        assert_eq!((ok.keys.len(), ok.side, ok.count), (2, End::Right, 3));
     }
 }

@@ -20,7 +20,7 @@ use sessiongrid_model::zset::range::{LexRange, ScoreRange};
 use sessiongrid_model::zset::Zset;
 use sessiongrid_model::{Op, Reply, Value};
 
-use super::args::{int, syntax_error, Args};
+use super::args::{int, mpop, syntax_error, Args, Mpop};
 use super::blocking::{timeout_arg, Waiter};
 use super::hashes::{member_scan, COUNT_MAX};
 use super::keys::overwrite;
@@ -516,50 +516,19 @@ fn combine(
 /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
 pub async fn zmpop(ctx: &mut Ctx<'_>) -> CmdResult {
     let request = mpop_args(&ctx.args, 1)?;
-    Ok(pop_first(ctx, &request.keys, request.max, Some(request.count), true)
+    Ok(pop_first(ctx, &request.keys, request.side, Some(request.count), true)
         .await?
         .unwrap_or(Reply::NilArray))
 }
 
-/// A parsed `[B]ZMPOP`: its keys, which end, how many.
-struct MpopRequest {
-    keys: Vec<Bytes>,
-    max: bool,
-    count: u64,
-}
-
-/// Parses `numkeys key [key ...] MIN|MAX [COUNT count]` from argument `at`, with Redis' errors.
-fn mpop_args(args: &Args, at: usize) -> Result<MpopRequest, Reply> {
-    let numkeys = int(args.get(at))
-        .ok()
-        .filter(|&n| n >= 1)
-        .ok_or_else(|| Reply::error("ERR numkeys should be greater than 0"))?;
-    let where_at = (at as u64 + 1).saturating_add(numkeys as u64);
-    if where_at >= args.len() as u64 {
-        return Err(syntax_error());
-    }
-    let where_at = where_at as usize;
-    let max = match args.get(where_at).to_ascii_lowercase().as_slice() {
-        b"min" => false,
-        b"max" => true,
-        _ => return Err(syntax_error()),
-    };
-    let mut count = None;
-    let mut i = where_at + 1;
-    while i < args.len() {
-        if count.is_none() && args.is(i, "count") && i + 1 < args.len() {
-            let n = int(args.get(i + 1))
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| Reply::error("ERR count should be greater than 0"))?;
-            count = Some(n as u64);
-            i += 2;
-        } else {
-            return Err(syntax_error());
-        }
-    }
-    let keys = args.from(at + 1)[..numkeys as usize].to_vec();
-    Ok(MpopRequest { keys, max, count: count.unwrap_or(1) })
+/// `ZMPOP`'s arguments from `at`: `numkeys key [key ...] MIN|MAX [COUNT count]` (the side:
+/// true for MAX).
+fn mpop_args(args: &Args, at: usize) -> Result<Mpop<bool>, Reply> {
+    mpop(args, at, |args, i| match args.get(i).to_ascii_lowercase().as_slice() {
+        b"min" => Ok(false),
+        b"max" => Ok(true),
+        _ => Err(syntax_error()),
+    })
 }
 
 /// Pops from the first of `keys` that holds members: `[key, member, score]` for a single pop
@@ -611,7 +580,7 @@ pub async fn bzpop(ctx: &mut Ctx<'_>, max: bool) -> CmdResult {
 pub async fn bzmpop(ctx: &mut Ctx<'_>) -> CmdResult {
     let request = mpop_args(&ctx.args, 2)?;
     let timeout = timeout_arg(ctx.args.get(1))?;
-    blocking_pop(ctx, &request.keys, request.max, Some(request.count), timeout).await
+    blocking_pop(ctx, &request.keys, request.side, Some(request.count), timeout).await
 }
 
 /// Pops as soon as a key has members, trying again with growing pauses (see [`Waiter`]); a
