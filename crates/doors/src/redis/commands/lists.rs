@@ -14,6 +14,8 @@
 //! null array then. While it waits, a key of another type among its keys is passed over (Redis
 //! wakes a blocked client only for a list), and its client hanging up ends the wait.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use sessiongrid_model::list::op::{End, ListOp};
 use sessiongrid_model::num::parse_i64;
@@ -264,17 +266,7 @@ pub async fn lmpop(ctx: &mut Ctx<'_>) -> CmdResult {
 pub async fn bpop(ctx: &mut Ctx<'_>, end: End) -> CmdResult {
     let timeout = timeout_arg(ctx.args.get(ctx.args.len() - 1))?;
     let keys = ctx.args.from(1)[..ctx.args.len() - 2].to_vec();
-    let mut waiter = Waiter::new(ctx, timeout);
-    let mut waiting = false;
-    loop {
-        if let Some(reply) = pop_first(ctx, &keys, end, None, waiting).await? {
-            return Ok(reply);
-        }
-        if !waiter.pause().await {
-            return Ok(Reply::NilArray);
-        }
-        waiting = true;
-    }
+    blocking_pop(ctx, &keys, end, None, timeout).await
 }
 
 /// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`: the timeout is checked
@@ -282,12 +274,22 @@ pub async fn bpop(ctx: &mut Ctx<'_>, end: End) -> CmdResult {
 pub async fn blmpop(ctx: &mut Ctx<'_>) -> CmdResult {
     let request = mpop_args(&ctx.args, 2)?;
     let timeout = timeout_arg(ctx.args.get(1))?;
+    blocking_pop(ctx, &request.keys, request.side, Some(request.count), timeout).await
+}
+
+/// Pops as soon as a key holds a list, trying again with growing pauses (see [`Waiter`]); a
+/// null array once `timeout` (`None`: never) has passed or the client has hung up.
+async fn blocking_pop(
+    ctx: &Ctx<'_>,
+    keys: &[Bytes],
+    end: End,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+) -> CmdResult {
     let mut waiter = Waiter::new(ctx, timeout);
     let mut waiting = false;
     loop {
-        let popped =
-            pop_first(ctx, &request.keys, request.side, Some(request.count), waiting).await?;
-        if let Some(reply) = popped {
+        if let Some(reply) = pop_first(ctx, keys, end, count, waiting).await? {
             return Ok(reply);
         }
         if !waiter.pause().await {
