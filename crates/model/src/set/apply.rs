@@ -31,7 +31,13 @@ pub fn apply(op: SetOp, slot: &mut Option<Entry>) -> (Reply, Change) {
             }
             return (reply, fields(removed));
         }
-        SetOp::Pop { count, seed } => return pop(slot, count, seed),
+        SetOp::Pop { count, seed } => {
+            let popped = pop(set, count, seed);
+            if set.is_empty() {
+                *slot = None;
+            }
+            return popped;
+        }
         SetOp::Members => Reply::Set(listed(set).into_iter().map(Reply::Bulk).collect()),
         SetOp::IsMember { member } => Reply::Int(set.contains(&member) as i64),
         SetOp::MIsMember { members } => {
@@ -80,12 +86,11 @@ fn absent(op: SetOp, slot: &mut Option<Entry>) -> (Reply, Change) {
 }
 
 /// `SPOP`: removes and returns random members (all of them if `count` reaches the size).
-fn pop(slot: &mut Option<Entry>, count: Option<u64>, seed: u64) -> (Reply, Change) {
-    let Some(Entry { value: Value::Set(set), .. }) = slot else { unreachable!("checked") };
+fn pop(set: &mut Set, count: Option<u64>, seed: u64) -> (Reply, Change) {
     let wanted = count.unwrap_or(1).min(set.len() as u64) as usize;
     if wanted == set.len() && count.is_some() {
         let all = listed(set);
-        *slot = None;
+        set.clear();
         return (Reply::Set(all.into_iter().map(Reply::Bulk).collect()), Change::Whole);
     }
     let mut picker = Picker::new(seed);
@@ -101,9 +106,6 @@ fn pop(slot: &mut Option<Entry>, count: Option<u64>, seed: u64) -> (Reply, Chang
         None => popped.first().cloned().map_or(Reply::Nil, Reply::Bulk),
         Some(_) => Reply::Set(popped.iter().cloned().map(Reply::Bulk).collect()),
     };
-    if set.is_empty() {
-        *slot = None;
-    }
     (reply, Change::Fields(popped))
 }
 
