@@ -34,17 +34,6 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
     }
 }
 
-/// A float as Redis reads one (`INCRBYFLOAT`): the whole string, no spaces, not NaN (an
-/// infinity reads, and the sum it makes is refused).
-pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(s).ok()?;
-    let first = s.bytes().next()?;
-    if first.is_ascii_whitespace() || s.bytes().last().is_some_and(|b| b.is_ascii_whitespace()) {
-        return None;
-    }
-    s.parse::<f64>().ok().filter(|f| !f.is_nan())
-}
-
 /// A float as Redis writes the result of `INCRBYFLOAT`: plain decimal, at most 17 digits after
 /// the point, no exponent, no trailing zeros. Redis adds in `long double`; rounding this `f64`
 /// to 15 significant digits gives what that extra precision prints (1 - 1.1 is -0.1, not
@@ -181,9 +170,11 @@ fn hex_float(s: &[u8]) -> (f64, usize, bool) {
     (result, end, result.is_infinite() || (result == 0.0 && value != 0.0))
 }
 
-/// A float argument as Redis' `getDoubleFromObject` reads it (`ZADD` scores, `ZINCRBY`,
-/// `WEIGHTS`): the whole argument, no leading space, not NaN, no overflow or underflow.
-pub fn parse_redis_f64(arg: &[u8]) -> Option<f64> {
+/// A float argument as Redis reads one (`getDoubleFromObject` for `ZADD` scores, `ZINCRBY`,
+/// `WEIGHTS`; `string2ld` for `INCRBYFLOAT`): the whole argument through `strtod`, no leading
+/// space, not NaN, no overflow or underflow (an infinity written out reads, and a sum it makes
+/// is refused).
+pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     if arg.first().is_none_or(|b| is_c_space(*b)) {
         return None;
     }
@@ -295,13 +286,13 @@ mod tests {
 
     #[test]
     fn redis_floats_refuse_spaces_nan_and_overflow() {
-        assert_eq!(parse_redis_f64(b"1.5"), Some(1.5));
-        assert_eq!(parse_redis_f64(b"-inf"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_redis_f64(b"+inf"), Some(f64::INFINITY));
-        assert_eq!(parse_redis_f64(b"0x10"), Some(16.0));
-        assert_eq!(parse_redis_f64(b"1e-320"), Some(1e-320));
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"0x10"), Some(16.0));
+        assert_eq!(parse_f64(b"1e-320"), Some(1e-320));
         for bad in [&b""[..], b" 1", b"1 ", b"nan", b"1e999", b"1e-999", b"abc", b"1\x002"] {
-            assert_eq!(parse_redis_f64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(parse_f64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 

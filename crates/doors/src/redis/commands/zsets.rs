@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sessiongrid_model::num::parse_redis_f64;
+use sessiongrid_model::num::parse_f64;
 use sessiongrid_model::reply::NOT_FLOAT;
 use sessiongrid_model::zset::op::{AddCmp, AddCond, AddOptions, Float, ZRange, ZsetOp};
 use sessiongrid_model::zset::range::{LexRange, ScoreRange};
@@ -79,7 +79,7 @@ pub fn zadd(r: &Req<'_>, incr: bool) -> OneOp {
     };
     let mut pairs = Vec::with_capacity(rest.len() / 2);
     for pair in rest.chunks(2) {
-        let score = parse_redis_f64(&pair[0]).ok_or_else(|| Reply::error(NOT_FLOAT))?;
+        let score = parse_f64(&pair[0]).ok_or_else(|| Reply::error(NOT_FLOAT))?;
         pairs.push((Float(score), pair[1].clone()));
     }
     let max = r.shared.config.value_bytes_max;
@@ -428,7 +428,7 @@ fn algebra_options(
         let remaining = args.len() - at;
         if weighable && remaining > inputs.len() && args.is(at, "weights") {
             for (i, input) in inputs.iter_mut().enumerate() {
-                input.weight = parse_redis_f64(args.get(at + 1 + i))
+                input.weight = parse_f64(args.get(at + 1 + i))
                     .ok_or_else(|| Reply::error("ERR weight value is not a float"))?;
             }
             at += 1 + inputs.len();
