@@ -26,6 +26,7 @@
 pub mod config;
 pub mod control;
 pub mod dedup;
+pub mod hold;
 pub mod log;
 pub mod membership;
 pub mod merge;
@@ -40,7 +41,7 @@ pub mod topology;
 
 pub use config::{ClusterConfig, SplitPolicy};
 pub use control::{Control, ControlOutput, Lease};
-pub use msg::{Intent, LogEntry, LogPos, MemberMsg, Msg, Query, Refusal};
+pub use msg::{Intent, LogEntry, LogPos, MemberMsg, Msg, Query, Refusal, Txn};
 pub use node::{Internal, Node, Output};
 pub use partition::{Partition, PartitionOutput, PartitionStats};
 pub use placement::NodeId;

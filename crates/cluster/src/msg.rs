@@ -80,6 +80,14 @@ impl Refusal {
     }
 }
 
+/// A transaction's (or script's) name on the partitions it holds: the node running it and a
+/// number that node does not reuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Txn {
+    pub node: NodeId,
+    pub id: u64,
+}
+
 /// A request about a whole partition, answered by its primary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Query {
@@ -89,6 +97,30 @@ pub enum Query {
     Count,
     /// Deletes every key; each deletion is replicated like any other write.
     Flush,
+    /// Holds the partition for `txn`, for at most `ms`: until it is released, the partition
+    /// runs only requests within `txn`; the others wait, in the order they came. Answered once
+    /// the hold is `txn`'s.
+    Hold { txn: Txn, ms: u64 },
+    /// Ends `txn`'s hold; answered (1 if it still held the partition, else 0) once every
+    /// owner has its writes, which are replicated together when it ends.
+    Release { txn: Txn },
+    /// `query` as part of `txn`, which holds the partition (a free partition it takes).
+    Within { txn: Txn, query: Box<Query> },
+    /// One operation on one key (within a transaction).
+    Op { key: Bytes, op: Op },
+}
+
+impl Query {
+    /// True if it changes nothing, so sending it again is harmless (taking or ending a hold
+    /// twice is the same as once).
+    pub fn read_only(&self) -> bool {
+        match self {
+            Query::Keys(_) | Query::Count | Query::Hold { .. } | Query::Release { .. } => true,
+            Query::Flush => false,
+            Query::Within { query, .. } => query.read_only(),
+            Query::Op { op, .. } => !op.is_write(),
+        }
+    }
 }
 
 /// What a member tells the coordinator about itself on each ping. (On the wire `Stay` and

@@ -74,7 +74,7 @@ impl Work {
     pub fn read_only(&self) -> bool {
         match self {
             Work::Op { op, .. } => !op.is_write(),
-            Work::Query { query, .. } => !matches!(query, Query::Flush),
+            Work::Query { query, .. } => query.read_only(),
         }
     }
 

@@ -327,6 +327,7 @@ impl<S: PartitionStore> Partition<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::msg::Txn;
     use crate::storage::MemStore;
 
     #[test]
@@ -355,5 +356,54 @@ mod tests {
             _ => None,
         });
         assert_eq!(got, Some(Ok(Reply::Bulk(Bytes::from_static(b"2")))));
+    }
+
+    fn replies(p: &mut Partition<MemStore>) -> Vec<(u64, Result<Reply, Refusal>)> {
+        p.take_outputs()
+            .into_iter()
+            .filter_map(|o| match o {
+                PartitionOutput::Reply(id, result) => Some((id, result)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_held_partition_runs_other_requests_only_after_the_transaction() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let t = Arc::new(Topology::founded_by(7, 1));
+        let lease = Lease { epoch: t.epoch, until: u64::MAX };
+        let now = Now { mono: 1, wall: 1 };
+        let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
+        p.adopt(now, t.clone());
+        let (a, b) = (Txn { node: 7, id: 1 }, Txn { node: 7, id: 2 });
+        let key = Bytes::from_static(b"k");
+        let within =
+            |txn, op| Query::Within { txn, query: Box::new(Query::Op { key: key.clone(), op }) };
+        let epoch = t.epoch;
+        p.query(now, lease, Origin::Local(1), epoch, Query::Hold { txn: a, ms: 1000 });
+        assert_eq!(replies(&mut p), vec![(1, Ok(Reply::Ok))]);
+        // Another client's write and another transaction's hold wait.
+        p.request(now, lease, Origin::Local(2), epoch, key.clone(), Op::IncrBy { delta: 10 });
+        p.query(now, lease, Origin::Local(3), epoch, Query::Hold { txn: b, ms: 1000 });
+        // A request of `b` before it holds anything finds the partition busy.
+        p.query(now, lease, Origin::Local(4), epoch, within(b, Op::Get));
+        let busy = replies(&mut p);
+        assert!(matches!(&busy[..], [(4, Ok(r))] if r.is_error()), "{busy:?}");
+        p.query(now, lease, Origin::Local(5), epoch, within(a, Op::IncrBy { delta: 1 }));
+        p.query(now, lease, Origin::Local(6), epoch, within(a, Op::IncrBy { delta: 1 }));
+        assert_eq!(replies(&mut p), vec![(5, Ok(Reply::Int(1))), (6, Ok(Reply::Int(2)))]);
+        p.query(now, lease, Origin::Local(7), epoch, Query::Release { txn: a });
+        // Released: the write that waited runs after the transaction, then `b` takes the hold.
+        let after = replies(&mut p);
+        assert_eq!(
+            after,
+            vec![(7, Ok(Reply::Int(1))), (2, Ok(Reply::Int(12))), (3, Ok(Reply::Ok))]
+        );
+        // `b`'s hold runs out: a waiting read runs then.
+        p.request(now, lease, Origin::Local(8), epoch, key.clone(), Op::Get);
+        assert_eq!(replies(&mut p), vec![]);
+        p.tick(Now { mono: 2000, wall: 2 });
+        assert_eq!(replies(&mut p), vec![(8, Ok(Reply::Bulk(Bytes::from_static(b"12"))))]);
     }
 }

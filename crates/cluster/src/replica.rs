@@ -30,8 +30,9 @@ use sessiongrid_model::{Delta, Entry, Op, PartitionId, Reply, Value};
 use tracing::{debug, error, warn};
 
 use crate::config::ClusterConfig;
+use crate::hold::{Holds, Standing, Waiting};
 use crate::log::RecentLog;
-use crate::msg::{Chunk, LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term};
+use crate::msg::{Chunk, LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term, Txn};
 use crate::placement::NodeId;
 use crate::storage::{PartitionStore, Prior, StoreError};
 use crate::topology::Topology;
@@ -151,6 +152,8 @@ pub struct Replica<S> {
     /// The store refused to record the protocol's own state (the position, or dropping a copy):
     /// memory and disk may disagree, so the partition must restart from disk.
     failed: Option<StoreError>,
+    /// As primary: a transaction's hold, and the requests waiting for its end.
+    holds: Holds,
 }
 
 impl<S: PartitionStore> Replica<S> {
@@ -180,6 +183,7 @@ impl<S: PartitionStore> Replica<S> {
             snapshot_seen: None,
             sync_asked_at: None,
             failed: None,
+            holds: Holds::default(),
         };
         replica.reset();
         replica
@@ -216,6 +220,7 @@ impl<S: PartitionStore> Replica<S> {
         self.snapshot_seen = None;
         self.sync_asked_at = None;
         self.failed = None;
+        self.holds.drain();
     }
 
     /// Why this replica must be restarted from disk, if it must.
@@ -336,6 +341,11 @@ impl<S: PartitionStore> Replica<S> {
         for p in self.pending.drain(..) {
             out.push(Effect::Reply(p.origin, Err(Refusal::Indeterminate)));
         }
+        // A transaction holding the partition loses it (its writes never reached the backups);
+        // the requests waiting for it go to the new primary.
+        for w in self.holds.drain() {
+            out.push(Effect::Reply(w.origin(), Err(Refusal::NotPrimary)));
+        }
         self.followers.clear();
         self.term = None;
         // The successor holds these writes' events (or the writes are lost) and publishes them.
@@ -377,6 +387,24 @@ impl<S: PartitionStore> Replica<S> {
         if let Err(r) = self.check_serving(now) {
             return out.push(Effect::Reply(origin, Err(r)));
         }
+        self.end_hold_if_out(now, out);
+        if self.holds.is_held() {
+            return self.holds.wait(Waiting::Request { origin, key, op });
+        }
+        self.run_op(now, origin, key, op, false, out)
+    }
+
+    /// Runs a client operation. `held`: within the transaction holding the partition, answered
+    /// as soon as it is applied (its writes reach the backups when the hold ends).
+    fn run_op(
+        &mut self,
+        now: Now,
+        origin: Origin,
+        key: Bytes,
+        op: Op,
+        held: bool,
+        out: &mut Vec<Effect>,
+    ) {
         let read = match op.fields() {
             Some(needs) => self.store.get_fields(&key, &needs),
             None => self.store.get(&key),
@@ -389,7 +417,7 @@ impl<S: PartitionStore> Replica<S> {
         let before = Before::of(&key, slot.as_ref());
         let live = slot.as_ref().is_some_and(|e| e.is_key() && !e.is_expired(now.wall));
         if let Some(too_big) = self.check_size(&op, slot.as_ref(), now) {
-            return self.answer_after_pending(now, origin, too_big, out);
+            return self.answer(now, origin, too_big, held, out);
         }
         if let Op::Merge(incoming) = &op {
             // Numbered on from the other side's writes, so what this side writes next beats
@@ -403,7 +431,7 @@ impl<S: PartitionStore> Replica<S> {
             metrics::counter!("sessiongrid_expired_keys_total").increment(1);
         }
         if !outcome.changed() {
-            return self.answer_after_pending(now, origin, outcome.reply, out);
+            return self.answer(now, origin, outcome.reply, held, out);
         }
         let events = event::derive(&key, &before, slot.as_ref(), now.wall);
         let exists = slot.as_ref().is_some_and(Entry::is_key);
@@ -420,7 +448,11 @@ impl<S: PartitionStore> Replica<S> {
                 if let Some(key) = notified {
                     out.push(Effect::Notify(key, notices));
                 }
-                self.await_replicas(now, version, origin, outcome.reply, out)
+                if held {
+                    out.push(Effect::Reply(origin, Ok(outcome.reply)));
+                } else {
+                    self.await_replicas(now, version, origin, outcome.reply, out)
+                }
             }
             Err(r) => out.push(Effect::Reply(origin, Err(r))),
         }
@@ -449,6 +481,108 @@ impl<S: PartitionStore> Replica<S> {
         if let Err(r) = self.check_serving(now) {
             return out.push(Effect::Reply(origin, Err(r)));
         }
+        self.end_hold_if_out(now, out);
+        match query {
+            Query::Hold { txn, ms } => match self.holds.standing(Some(txn)) {
+                Standing::Free | Standing::Holder => {
+                    self.take_hold(txn, now.mono.saturating_add(ms));
+                    out.push(Effect::Reply(origin, Ok(Reply::Ok)));
+                }
+                Standing::Other => self.holds.wait(Waiting::Query { origin, query }),
+            },
+            Query::Release { txn } => {
+                let held = self.holds.standing(Some(txn)) == Standing::Holder;
+                if held {
+                    self.holds.end();
+                    self.ship_held(now, out);
+                }
+                self.answer_after_pending(now, origin, Reply::Int(held as i64), out);
+                self.resume_waiting(now, out);
+            }
+            Query::Within { txn, query } => match self.holds.standing(Some(txn)) {
+                Standing::Free | Standing::Holder => {
+                    if !self.holds.is_held() {
+                        // A key the transaction did not name up front: its partition was free.
+                        self.take_hold(txn, now.mono.saturating_add(self.cfg.request_timeout_ms));
+                    }
+                    self.run_query(now, origin, *query, true, out)
+                }
+                Standing::Other => {
+                    let busy = "BUSYKEY a key's partition is held by another transaction";
+                    out.push(Effect::Reply(origin, Ok(Reply::error(busy))))
+                }
+            },
+            query if self.holds.is_held() => self.holds.wait(Waiting::Query { origin, query }),
+            query => self.run_query(now, origin, query, false, out),
+        }
+    }
+
+    fn take_hold(&mut self, txn: Txn, until: u64) {
+        let horizon = self.pos.map_or(0, |p| p.version);
+        self.holds.take(txn, until, horizon);
+    }
+
+    /// Ends a hold that ran out: its transaction's node died or hung.
+    fn end_hold_if_out(&mut self, now: Now, out: &mut Vec<Effect>) {
+        if let Some(h) = self.holds.end_if_out(now.mono) {
+            warn!(partition = self.p, txn = ?h.txn, "a transaction's hold ran out; released");
+            self.ship_held(now, out);
+            self.resume_waiting(now, out);
+        }
+    }
+
+    /// Sends the writes made under the hold that just ended to every follower waiting for them.
+    fn ship_held(&mut self, now: Now, out: &mut Vec<Effect>) {
+        let Some(pos) = self.pos else { return };
+        let behind: Vec<(NodeId, LogPos)> = self
+            .followers
+            .iter()
+            .filter(|(_, f)| f.snapshot.is_none())
+            .filter_map(|(&n, f)| f.sent.filter(|s| *s != pos).map(|s| (n, s)))
+            .collect();
+        for (n, sent) in behind {
+            if self.log.contains(sent) {
+                self.send_suffix(now, n, sent, out);
+            }
+        }
+    }
+
+    /// Runs the requests that waited for a hold, in order, until one takes the partition again.
+    fn resume_waiting(&mut self, now: Now, out: &mut Vec<Effect>) {
+        while let Some(w) = self.holds.next_waiting() {
+            match w {
+                Waiting::Request { origin, key, op } => self.request(now, origin, key, op, out),
+                Waiting::Query { origin, query } => self.query(now, origin, query, out),
+            }
+        }
+    }
+
+    /// Answers `origin` now if `held` (within the transaction holding the partition), else once
+    /// every write it may have seen is on every owner.
+    fn answer(
+        &mut self,
+        now: Now,
+        origin: Origin,
+        reply: Reply,
+        held: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        if held {
+            out.push(Effect::Reply(origin, Ok(reply)));
+        } else {
+            self.answer_after_pending(now, origin, reply, out);
+        }
+    }
+
+    /// Runs a query, `held` as in [`Replica::run_op`].
+    fn run_query(
+        &mut self,
+        now: Now,
+        origin: Origin,
+        query: Query,
+        held: bool,
+        out: &mut Vec<Effect>,
+    ) {
         let reply = match query {
             Query::Count => match self.store.counts() {
                 Ok(c) => Reply::Array(
@@ -479,13 +613,19 @@ impl<S: PartitionStore> Replica<S> {
                         Err(r) => return out.push(Effect::Reply(origin, Err(r))),
                     }
                 }
-                if let Some(version) = last {
-                    return self.await_replicas(now, version, origin, Reply::Ok, out);
+                match last {
+                    Some(version) if !held => {
+                        return self.await_replicas(now, version, origin, Reply::Ok, out)
+                    }
+                    _ => Reply::Ok,
                 }
-                Reply::Ok
+            }
+            Query::Op { key, op } => return self.run_op(now, origin, key, op, held, out),
+            Query::Hold { .. } | Query::Release { .. } | Query::Within { .. } => {
+                Reply::error("ERR a transaction's request cannot nest another")
             }
         };
-        self.answer_after_pending(now, origin, reply, out);
+        self.answer(now, origin, reply, held, out);
     }
 
     /// Answers a request that changed nothing. If it saw writes not yet on every owner, it waits
@@ -554,8 +694,9 @@ impl<S: PartitionStore> Replica<S> {
         tracing::trace!(partition = self.p, node = self.me, version, key = ?entry.key, "commit");
         self.store.append(&entry, Some(prior)).map_err(|e| Refusal::Store(e.0))?;
         self.pos = Some(entry.pos);
+        let held = self.holds.is_held();
         for (&n, f) in self.followers.iter_mut() {
-            if f.snapshot.is_none() && f.sent == Some(prev) {
+            if f.snapshot.is_none() && f.sent == Some(prev) && !held {
                 f.sent = Some(entry.pos);
                 f.sent_at = now.mono;
                 f.told = self.published;
@@ -842,9 +983,16 @@ impl<S: PartitionStore> Replica<S> {
     }
 
     fn send_suffix(&mut self, now: Now, to: NodeId, from_pos: LogPos, out: &mut Vec<Effect>) {
-        let Some(entries) = self.log.after(from_pos, self.cfg.snapshot_chunk_entries) else {
+        let Some(mut entries) = self.log.after(from_pos, self.cfg.snapshot_chunk_entries) else {
             return self.start_snapshot(now, to, out);
         };
+        if let Some(hold) = self.holds.current() {
+            // A transaction's writes go out together, when its hold ends.
+            entries.retain(|e| e.pos.version <= hold.horizon);
+            if entries.is_empty() {
+                return;
+            }
+        }
         let Some(f) = self.followers.get_mut(&to) else { return };
         f.sent = Some(entries.last().map_or(from_pos, |e| e.pos));
         f.sent_at = now.mono;
@@ -924,6 +1072,7 @@ impl<S: PartitionStore> Replica<S> {
         if self.role != Role::Primary {
             return;
         }
+        self.end_hold_if_out(now, out);
         let Some(pos) = self.pos else { return };
         let retransmit = self.cfg.retransmit_ms;
         let mut suffixes = Vec::new();
@@ -955,7 +1104,7 @@ impl<S: PartitionStore> Replica<S> {
         for (n, acked) in suffixes {
             self.send_suffix(now, n, acked, out);
         }
-        if now.mono >= self.next_sweep {
+        if now.mono >= self.next_sweep && !self.holds.is_held() {
             self.next_sweep = now.mono + self.cfg.sweep_interval_ms;
             self.sweep(now, out);
         }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use sessiongrid_cluster::storage::Counts;
-use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Query, Refusal};
+use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Query, Refusal, Txn};
 use sessiongrid_model::config::NodeConfig;
 use sessiongrid_model::notify::{Flags, Notices};
 use sessiongrid_model::{partition_of, KeyFilter, Op, PartitionId, Reply};
@@ -41,14 +41,16 @@ const GAUGES: Duration = Duration::from_secs(1);
 /// Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
 pub struct Grid {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     store: Store,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// Started as a cluster member (with peers), not as a single node.
-    clustered: bool,
+    pub(crate) clustered: bool,
+    /// The number of this node's last transaction (see [`crate::txn`]).
+    pub(crate) txns: std::sync::atomic::AtomicU64,
     control: ActorRef<ControlMsg>,
     supervisor: ActorRef<SupervisorMsg>,
     shards: Arc<Shards>,
@@ -138,7 +140,8 @@ impl Grid {
         peers.inbox.attach(shared.clone());
         info!(partitions, node = peers.id, clustered, data_dir = %config.data_dir.display(), "grid started");
         let gauges = Mutex::new(None);
-        let inner = Inner { store, shared, clustered, control, supervisor, shards, gauges };
+        let txns = crate::txn::first_number();
+        let inner = Inner { store, shared, clustered, txns, control, supervisor, shards, gauges };
         let grid = Grid { inner: Arc::new(inner) };
         if clustered {
             let task = tokio::spawn(refresh_gauges(Arc::downgrade(&grid.inner)));
@@ -234,20 +237,35 @@ impl Grid {
         answer.map_err(GridError::Cluster)
     }
 
-    async fn query(&self, partition: PartitionId, query: Query) -> Result<Reply, GridError> {
+    pub(crate) async fn query(
+        &self,
+        partition: PartitionId,
+        query: Query,
+    ) -> Result<Reply, GridError> {
         let work = Work::Query { partition, query };
         self.inner.shared.exec(work).await.map_err(GridError::Cluster)
     }
 
-    /// Runs `query` on every partition at once; answers in partition order.
-    async fn query_all(&self, query: Query) -> Vec<Result<Reply, GridError>> {
-        let asks = (0..self.partitions()).map(|p| self.query(p, query.clone()));
+    /// Runs `query` (within `txn`, if given) on every partition at once; answers in partition
+    /// order.
+    async fn query_all(&self, txn: Option<Txn>, query: Query) -> Vec<Result<Reply, GridError>> {
+        let asks = (0..self.partitions()).map(|p| self.query(p, within(txn, query.clone())));
         futures::future::join_all(asks).await
     }
 
     /// Keys of partition `p` that pass `filter`.
     pub async fn keys(&self, p: PartitionId, filter: KeyFilter) -> Result<Vec<Bytes>, GridError> {
-        match self.query(p, Query::Keys(filter)).await? {
+        self.keys_in(None, p, filter).await
+    }
+
+    /// [`Grid::keys`] within transaction `txn`.
+    pub async fn keys_in(
+        &self,
+        txn: Option<Txn>,
+        p: PartitionId,
+        filter: KeyFilter,
+    ) -> Result<Vec<Bytes>, GridError> {
+        match self.query(p, within(txn, Query::Keys(filter))).await? {
             Reply::Array(keys) => Ok(keys
                 .into_iter()
                 .filter_map(|k| if let Reply::Bulk(k) = k { Some(k) } else { None })
@@ -258,7 +276,12 @@ impl Grid {
 
     /// Number of keys in the grid (expired, not yet swept keys included, as in Redis).
     pub async fn dbsize(&self) -> Result<u64, GridError> {
-        Ok(self.keyspace().await?.0)
+        self.dbsize_in(None).await
+    }
+
+    /// [`Grid::dbsize`] within transaction `txn`.
+    pub async fn dbsize_in(&self, txn: Option<Txn>) -> Result<u64, GridError> {
+        Ok(self.partition_counts_in(txn).await?.iter().map(|c| c.keys).sum())
     }
 
     /// (keys, keys with a deadline) of the whole grid.
@@ -269,8 +292,12 @@ impl Grid {
 
     /// The counts of every partition, indexed by partition, from each partition's primary.
     pub async fn partition_counts(&self) -> Result<Vec<Counts>, GridError> {
+        self.partition_counts_in(None).await
+    }
+
+    async fn partition_counts_in(&self, txn: Option<Txn>) -> Result<Vec<Counts>, GridError> {
         let mut all = Vec::with_capacity(self.partitions() as usize);
-        for answer in self.query_all(Query::Count).await {
+        for answer in self.query_all(txn, Query::Count).await {
             let counts = match answer? {
                 Reply::Array(c) => c,
                 _ => return Err(GridError::Cluster(Refusal::Timeout)),
@@ -286,7 +313,12 @@ impl Grid {
 
     /// Deletes every key of every partition.
     pub async fn flush_all(&self) -> Result<(), GridError> {
-        for answer in self.query_all(Query::Flush).await {
+        self.flush_all_in(None).await
+    }
+
+    /// [`Grid::flush_all`] within transaction `txn`.
+    pub async fn flush_all_in(&self, txn: Option<Txn>) -> Result<(), GridError> {
+        for answer in self.query_all(txn, Query::Flush).await {
             answer?;
         }
         Ok(())
@@ -332,6 +364,14 @@ impl Grid {
     /// The store, for diagnostics (`INFO`, metrics).
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+}
+
+/// `query` as part of `txn`, if there is one.
+fn within(txn: Option<Txn>, query: Query) -> Query {
+    match txn {
+        Some(txn) => Query::Within { txn, query: Box::new(query) },
+        None => query,
     }
 }
 

@@ -18,6 +18,7 @@
 //! - [`events`] — [`events::EventBus`]: session events for subscribers, and their counts.
 //! - [`pubsub`] — [`pubsub::PubSub`]: Redis channels, delivered on every node.
 //! - [`sessions`] — [`Sessions`]: session and login operations built from single-key grid operations.
+//! - [`txn`] — transactions and scripts: the holds on their keys' partitions.
 //! - [`error`] — [`GridError`].
 
 pub mod cache;
@@ -35,8 +36,10 @@ pub mod shard;
 pub mod status;
 pub mod supervisor;
 pub mod transport;
+pub mod txn;
 
 pub use error::GridError;
 pub use grid::{Grid, Peers};
+pub use sessiongrid_cluster::Txn;
 pub use sessiongrid_model::KeyFilter;
 pub use sessions::Sessions;

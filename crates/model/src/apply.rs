@@ -75,7 +75,7 @@ fn redis(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
             (reply, Change::Nothing)
         }
         Some(Value::Session(_) | Value::Logins(_))
-            if !matches!(op, Op::Del | Op::Exists | Op::Type | Op::Ttl { .. }) =>
+            if !matches!(op, Op::Del | Op::Exists | Op::Type | Op::Ttl { .. } | Op::Version) =>
         {
             (Reply::wrong_type(), Change::Nothing)
         }
@@ -139,6 +139,7 @@ fn dispatch(op: Op, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Change) {
         Op::Usage => {
             (slot.as_ref().map_or(Reply::Nil, |e| Reply::Int(e.cost_bytes() as i64)), false)
         }
+        Op::Version => (slot.as_ref().map_or(Reply::Nil, |e| Reply::Int(e.version as i64)), false),
         Op::Dump => match slot {
             None => (Reply::Nil, false),
             Some(e) => (Reply::Bulk(e.encode().into()), false),

@@ -191,6 +191,8 @@ pub enum Op {
     /// The key's entry from the other side of a healed network split, joined with this side's
     /// by [`crate::merge`]; replies 1 if it changed the key.
     Merge(Box<Entry>),
+    /// The version of the key's last write (`WATCH`); nil if there is no key.
+    Version,
 }
 
 impl Op {
@@ -216,6 +218,7 @@ impl Op {
                 | Op::HStrLen { .. }
                 | Op::HScan { .. }
                 | Op::Dump
+                | Op::Version
                 | Op::Encoding
                 | Op::Usage
                 | Op::HRandField { .. }
@@ -241,6 +244,7 @@ impl Op {
             | Op::HIncrBy { field, .. }
             | Op::HIncrByFloat { field, .. } => vec![field.clone()],
             Op::HMGet { fields } | Op::HDel { fields } => fields.clone(),
+            Op::Version => Vec::new(),
             Op::HSet { pairs, .. } => pairs.iter().map(|(f, _)| f.clone()).collect(),
             _ => return None,
         };
@@ -284,6 +288,7 @@ impl Op {
             Op::HStrLen { .. } => "hstrlen",
             Op::HScan { .. } => "hscan",
             Op::Dump => "dump",
+            Op::Version => "version",
             Op::Encoding => "encoding",
             Op::Usage => "usage",
             Op::Restore { .. } => "restore",

@@ -46,6 +46,8 @@ pub struct ClientState {
     /// Cancelled once the client has hung up (seen while a command runs alone) or the door is
     /// stopping: a blocking command stops waiting then.
     pub hangup: CancellationToken,
+    /// `MULTI`/`WATCH` state, and the transaction commands run within during `EXEC` or a script.
+    pub txn: commands::multi::Transaction,
 }
 
 /// Flush the write buffer once it holds this much, even mid-batch.
@@ -79,6 +81,7 @@ impl Connection {
                 subscription: None,
                 replies: Replies::On,
                 hangup: CancellationToken::new(),
+                txn: Default::default(),
             },
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -150,7 +153,12 @@ impl Connection {
                 }
             };
             match commands::prepare(&self.shared, &self.client, args) {
-                Prepared::Answered(reply) => wave.items.push(Item::Answered(reply)),
+                Prepared::Answered(reply) => {
+                    if reply.is_error() {
+                        self.client.txn.refused();
+                    }
+                    wave.items.push(Item::Answered(reply))
+                }
                 Prepared::Op(op) => {
                     let p = self.shared.grid.partition_of(&op.key);
                     if wave.partitions.contains(&p) || wave.partitions.len() == WAVE_MAX {

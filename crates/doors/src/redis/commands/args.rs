@@ -7,6 +7,7 @@ use sessiongrid_model::Reply;
 
 /// A request's arguments; index 0 is the command name. Arity was checked before a command runs,
 /// so commands index the positions their arity guarantees.
+#[derive(Debug)]
 pub struct Args(Vec<Bytes>);
 
 impl Args {

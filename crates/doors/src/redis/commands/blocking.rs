@@ -56,6 +56,8 @@ pub struct Waiter<'a> {
 impl<'a> Waiter<'a> {
     /// Starts the clock of a command that waits at most `timeout` (`None`: forever).
     pub fn new(ctx: &Ctx<'a>, timeout: Option<Duration>) -> Self {
+        // Inside a transaction a blocking command does not wait, as in Redis.
+        let timeout = if ctx.client.txn.txn().is_some() { Some(Duration::ZERO) } else { timeout };
         Waiter {
             deadline: timeout.map(|t| Instant::now() + t),
             pause: PAUSE_MIN,

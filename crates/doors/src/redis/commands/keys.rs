@@ -9,7 +9,7 @@ use sessiongrid_model::op::ExpireCond;
 use sessiongrid_model::{time, Entry, Op, Reply, Value};
 
 use super::args::{expire_deadline, syntax_error};
-use super::{grid_error, CmdResult, Ctx, OneOp, Req};
+use super::{CmdResult, Ctx, OneOp, Req};
 
 /// Sums the integer replies of one operation over every key argument.
 async fn count(ctx: &Ctx<'_>, op: Op) -> CmdResult {
@@ -257,7 +257,7 @@ fn both_xx(cond: ExpireCond) -> ExpireCond {
 }
 
 pub async fn dbsize(ctx: &mut Ctx<'_>) -> CmdResult {
-    let n = ctx.shared.grid.dbsize().await.map_err(grid_error)?;
+    let n = ctx.dbsize().await?;
     Ok(Reply::Int(n as i64))
 }
 
@@ -267,7 +267,7 @@ pub async fn flush(ctx: &mut Ctx<'_>) -> CmdResult {
     {
         return Err(syntax_error());
     }
-    ctx.shared.grid.flush_all().await.map_err(grid_error)?;
+    ctx.flush_all().await?;
     Ok(Reply::Ok)
 }
 
@@ -288,7 +288,7 @@ pub async fn randomkey(ctx: &mut Ctx<'_>) -> CmdResult {
     let start = rand::random_range(0..partitions);
     for i in 0..partitions {
         let p = (start + i) % partitions;
-        let found = ctx.shared.grid.keys(p, KeyFilter::default()).await.map_err(grid_error)?;
+        let found = ctx.keys(p, KeyFilter::default()).await?;
         if !found.is_empty() {
             let pick = rand::random_range(0..found.len());
             return Ok(Reply::Bulk(found[pick].clone()));
@@ -304,7 +304,7 @@ pub async fn keys(ctx: &mut Ctx<'_>) -> CmdResult {
     let filter = KeyFilter { pattern: (!all).then_some(pattern), ..KeyFilter::default() };
     let mut keys = Vec::new();
     for p in 0..ctx.shared.grid.partitions() {
-        let found = ctx.shared.grid.keys(p, filter.clone()).await.map_err(grid_error)?;
+        let found = ctx.keys(p, filter.clone()).await?;
         keys.extend(found.into_iter().map(Reply::Bulk));
     }
     Ok(Reply::Array(keys))
@@ -346,7 +346,7 @@ pub async fn scan(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut next = cursor;
     let mut keys = Vec::new();
     while next < partitions && (keys.len() as i64) < count {
-        let found = ctx.shared.grid.keys(next as u16, filter.clone()).await.map_err(grid_error)?;
+        let found = ctx.keys(next as u16, filter.clone()).await?;
         keys.extend(found.into_iter().map(Reply::Bulk));
         next += 1;
     }

@@ -327,6 +327,9 @@ async fn blocking_move(
         if let Some(reply) = move_once(ctx, &src, &dst, from, to, waiting).await? {
             return Ok(reply);
         }
+        if ctx.client.txn.txn().is_some() {
+            return Ok(Reply::Nil); // inside a transaction: answered as LMOVE would
+        }
         if !waiter.pause().await {
             return Ok(Reply::NilArray);
         }

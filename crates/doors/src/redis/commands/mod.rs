@@ -13,6 +13,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+pub mod multi;
 pub mod pubsub;
 mod server;
 mod sessions;
@@ -26,7 +27,7 @@ use bytes::Bytes;
 use metrics::{Counter, Histogram};
 use sessiongrid_grid::GridError;
 use sessiongrid_model::list::op::End;
-use sessiongrid_model::{Op, Reply};
+use sessiongrid_model::{KeyFilter, Op, PartitionId, Reply};
 use sessiongrid_resp::Protocol;
 use tracing::Instrument;
 
@@ -54,9 +55,38 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Runs one single-key operation on the grid.
+    /// Runs one single-key operation on the grid (within the running transaction, if any).
     pub async fn exec(&self, key: Bytes, op: Op) -> CmdResult {
-        self.shared.grid.exec(key, op).await.map_err(grid_error)
+        let txn = self.client.txn.txn();
+        if txn.is_some() {
+            self.client.txn.touch(self.shared.grid.partition_of(&key));
+        }
+        self.shared.grid.exec_in(txn, key, op).await.map_err(grid_error)
+    }
+
+    /// The keys of partition `p` that pass `filter` (within the running transaction, if any).
+    pub async fn keys(&self, p: PartitionId, filter: KeyFilter) -> Result<Vec<Bytes>, Reply> {
+        let txn = self.client.txn.txn();
+        self.client.txn.touch(p);
+        self.shared.grid.keys_in(txn, p, filter).await.map_err(grid_error)
+    }
+
+    /// The number of keys in the grid (within the running transaction, if any).
+    pub async fn dbsize(&self) -> Result<u64, Reply> {
+        self.touch_all();
+        self.shared.grid.dbsize_in(self.client.txn.txn()).await.map_err(grid_error)
+    }
+
+    /// Deletes every key (within the running transaction, if any).
+    pub async fn flush_all(&self) -> Result<(), Reply> {
+        self.touch_all();
+        self.shared.grid.flush_all_in(self.client.txn.txn()).await.map_err(grid_error)
+    }
+
+    fn touch_all(&self) {
+        for p in 0..self.shared.grid.partitions() {
+            self.client.txn.touch(p);
+        }
     }
 }
 
@@ -120,7 +150,9 @@ pub static COMMANDS: &[Spec] = &[
     spec("decr", 2, W, ONE),
     spec("decrby", 3, W, ONE),
     spec("del", -2, W, ALL),
+    spec("discard", 1, C, NONE),
     spec("echo", 2, C, NONE),
+    spec("exec", -1, C, NONE),
     spec("exists", -2, R, ALL),
     spec("expire", -3, W, ONE),
     spec("expireat", -3, W, ONE),
@@ -173,6 +205,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("mget", -2, R, ALL),
     spec("mset", -3, W, (1, -1, 2)),
     spec("msetnx", -3, W, (1, -1, 2)),
+    spec("multi", 1, C, NONE),
     spec("object", -2, R, (2, 2, 1)),
     spec("persist", 2, W, ONE),
     spec("pexpire", -3, W, ONE),
@@ -240,6 +273,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("type", 2, R, ONE),
     spec("unlink", -2, W, ALL),
     spec("unsubscribe", -1, C2, NONE),
+    spec("unwatch", 1, C, NONE),
+    spec("watch", -2, C, ALL),
     spec("zadd", -4, W, ONE),
     spec("zcard", 2, R, ONE),
     spec("zcount", 4, R, ONE),
@@ -384,6 +419,9 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     }
     let started = Instant::now();
     let args = Args::new(args);
+    if client.txn.queueing() && !multi::runs_while_queueing(spec.name) {
+        return Prepared::Run(PreparedRun { index, started, args });
+    }
     match one_op(spec.name, &Req { shared, args: &args }) {
         Some(Ok((key, op))) => Prepared::Op(PreparedOp { index, started, key, op }),
         Some(Err(reply)) => Prepared::Answered(finish(shared, index, started, reply)),
@@ -404,6 +442,9 @@ pub async fn run_prepared(shared: &Shared, client: &mut ClientState, run: Prepar
     let PreparedRun { index, started, args } = run;
     let name = COMMANDS[index].name;
     let mut ctx = Ctx { shared, client, args };
+    if ctx.client.txn.queueing() && !multi::runs_while_queueing(name) {
+        return multi::queue(&mut ctx).unwrap_or_else(|e| e);
+    }
     // A span per request (inside the connection's `client` span); values never go in it.
     let span = tracing::debug_span!("request", command = name);
     let reply = self::run(name, &mut ctx).instrument(span).await.unwrap_or_else(|e| e);
@@ -419,7 +460,7 @@ fn finish(shared: &Shared, index: usize, started: Instant, reply: Reply) -> Repl
 }
 
 /// The operation of a command that is one operation on one key; `None` for other commands.
-fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
+pub(crate) fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
     let key = || r.args.get(1).clone();
     let op = match name {
         "append" => return Some(strings::append(r)),
@@ -513,7 +554,7 @@ fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
     Some(Ok((key(), op)))
 }
 
-async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
+pub(crate) async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
     use zsets::{Algebra::*, Output};
     match name {
         "auth" => connection::auth(ctx),
@@ -528,7 +569,9 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "copy" => keys::copy(ctx).await,
         "dbsize" => keys::dbsize(ctx).await,
         "del" | "unlink" => keys::del(ctx).await,
+        "discard" => multi::discard(ctx),
         "echo" => Ok(Reply::Bulk(ctx.args.get(1).clone())),
+        "exec" => multi::exec(ctx).await,
         "exists" | "touch" => keys::exists(ctx).await,
         "flushall" | "flushdb" => keys::flush(ctx).await,
         "function" => server::function(ctx),
@@ -544,6 +587,7 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "mget" => strings::mget(ctx).await,
         "mset" => strings::mset(ctx).await,
         "msetnx" => strings::msetnx(ctx).await,
+        "multi" => multi::multi(ctx),
         "object" => keys::object(ctx).await,
         "ping" => connection::ping(ctx),
         "psubscribe" => pubsub::psubscribe(ctx),
@@ -586,6 +630,8 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "session.touch" => sessions::touch(ctx).await,
         "subscribe" => pubsub::subscribe(ctx),
         "unsubscribe" => pubsub::unsubscribe(ctx),
+        "unwatch" => multi::unwatch(ctx),
+        "watch" => multi::watch(ctx).await,
         "bzmpop" => zsets::bzmpop(ctx).await,
         "bzpopmax" => zsets::bzpop(ctx, true).await,
         "bzpopmin" => zsets::bzpop(ctx, false).await,
