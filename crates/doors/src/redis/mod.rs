@@ -3,9 +3,11 @@
 //! - [`server`] — accept loop, connection limit, graceful shutdown.
 //! - [`connection`] — one client: read, decode, execute in order, write (pipelining for free).
 //! - [`commands`] — the command table and one file per command family.
+//! - [`scripting`] — Lua scripts and functions (`EVAL`, `FCALL`), run like transactions.
 
 pub mod commands;
 pub mod connection;
+pub mod scripting;
 pub mod server;
 
 pub use server::{RedisDoor, RedisDoorConfig};

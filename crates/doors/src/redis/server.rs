@@ -48,6 +48,8 @@ pub struct Shared {
     pub blocked_clients: AtomicU64,
     /// Per-command metric handles, indexed like the command table.
     pub command_metrics: Vec<CommandMetrics>,
+    /// Lua scripts and function libraries of this node.
+    pub scripts: super::scripting::Scripts,
 }
 
 impl Shared {
@@ -78,6 +80,7 @@ impl RedisDoor {
             commands_processed: AtomicU64::new(0),
             blocked_clients: AtomicU64::new(0),
             command_metrics: CommandMetrics::for_all_commands(),
+            scripts: Default::default(),
         });
         Ok(RedisDoor { listener, shared })
     }

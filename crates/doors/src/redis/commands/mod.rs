@@ -32,6 +32,7 @@ use sessiongrid_resp::Protocol;
 use tracing::Instrument;
 
 use super::connection::ClientState;
+use super::scripting;
 use super::server::Shared;
 
 pub use args::Args;
@@ -126,6 +127,8 @@ const R: &[&str] = &["readonly", "fast"];
 const C: &[&str] = &["fast", "no-auth"];
 const A: &[&str] = &["admin"];
 const C2: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+/// Scripts: run as `noscript` commands with keys given by their count.
+const SCRIPT: &[&str] = &["noscript", "skip-monitor"];
 const NONE: (i32, i32, i32) = (0, 0, 0);
 const ONE: (i32, i32, i32) = (1, 1, 1);
 const ALL: (i32, i32, i32) = (1, -1, 1);
@@ -152,11 +155,17 @@ pub static COMMANDS: &[Spec] = &[
     spec("del", -2, W, ALL),
     spec("discard", 1, C, NONE),
     spec("echo", 2, C, NONE),
+    spec("eval", -3, SCRIPT, NONE),
+    spec("eval_ro", -3, SCRIPT, NONE),
+    spec("evalsha", -3, SCRIPT, NONE),
+    spec("evalsha_ro", -3, SCRIPT, NONE),
     spec("exec", -1, C, NONE),
     spec("exists", -2, R, ALL),
     spec("expire", -3, W, ONE),
     spec("expireat", -3, W, ONE),
     spec("expiretime", 2, R, ONE),
+    spec("fcall", -3, SCRIPT, NONE),
+    spec("fcall_ro", -3, SCRIPT, NONE),
     spec("flushall", -1, W, NONE),
     spec("flushdb", -1, W, NONE),
     spec("function", -2, W, NONE),
@@ -229,6 +238,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("sadd", -3, W, ONE),
     spec("scan", -2, R, NONE),
     spec("scard", 2, R, ONE),
+    spec("script", -2, SCRIPT, NONE),
     spec("sdiff", -2, R, ALL),
     spec("sdiffstore", -3, W, ALL),
     spec("select", 2, C, NONE),
@@ -571,10 +581,16 @@ pub(crate) async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "del" | "unlink" => keys::del(ctx).await,
         "discard" => multi::discard(ctx),
         "echo" => Ok(Reply::Bulk(ctx.args.get(1).clone())),
+        "eval" => scripting::eval(ctx, false, false).await,
+        "eval_ro" => scripting::eval(ctx, false, true).await,
+        "evalsha" => scripting::eval(ctx, true, false).await,
+        "evalsha_ro" => scripting::eval(ctx, true, true).await,
+        "fcall" => scripting::fcall(ctx, false).await,
+        "fcall_ro" => scripting::fcall(ctx, true).await,
         "exec" => multi::exec(ctx).await,
         "exists" | "touch" => keys::exists(ctx).await,
         "flushall" | "flushdb" => keys::flush(ctx).await,
-        "function" => server::function(ctx),
+        "function" => scripting::function(ctx).await,
         "getex" => strings::getex(ctx).await,
         "hrandfield" => hashes::hrandfield(ctx).await,
         "hscan" => hashes::hscan(ctx).await,
@@ -604,6 +620,7 @@ pub(crate) async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
             Ok(Reply::Ok)
         }
         "scan" => keys::scan(ctx).await,
+        "script" => scripting::script(ctx),
         "sdiff" => sets::read_combined(ctx, sets::Combine::Diff).await,
         "sdiffstore" => sets::store_combined(ctx, sets::Combine::Diff).await,
         "sinter" => sets::read_combined(ctx, sets::Combine::Inter).await,

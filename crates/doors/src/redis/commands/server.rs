@@ -55,24 +55,6 @@ pub fn command(ctx: &mut Ctx<'_>) -> CmdResult {
     }
 }
 
-/// `FUNCTION FLUSH [ASYNC|SYNC]` and `FUNCTION LIST`: the grid stores no functions yet, so
-/// there is nothing to flush or list (test suites and tools flush them before they start).
-pub fn function(ctx: &mut Ctx<'_>) -> CmdResult {
-    let sub = ctx.args.text(1).to_ascii_lowercase();
-    match sub.as_str() {
-        "flush" if ctx.args.len() == 2 => Ok(Reply::Ok),
-        "flush" if ctx.args.len() == 3 && (ctx.args.is(2, "async") || ctx.args.is(2, "sync")) => {
-            Ok(Reply::Ok)
-        }
-        "flush" => Err(Reply::error("ERR syntax error")),
-        "list" => Ok(Reply::Array(Vec::new())),
-        _ => Err(Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
-            ctx.args.text(1)
-        ))),
-    }
-}
-
 /// Redis settings about how Redis encodes and frees values in memory, and its snapshots. The
 /// grid stores values its own way, so `CONFIG SET` accepts them and changes nothing (test
 /// suites and tools set them).
