@@ -154,6 +154,8 @@ pub struct Replica<S> {
     failed: Option<StoreError>,
     /// As primary: a transaction's hold, and the requests waiting for its end.
     holds: Holds,
+    /// The expiry sweep runs (`DEBUG SET-ACTIVE-EXPIRE 0` stops it; reads still expire keys).
+    active_expire: bool,
 }
 
 impl<S: PartitionStore> Replica<S> {
@@ -184,6 +186,7 @@ impl<S: PartitionStore> Replica<S> {
             sync_asked_at: None,
             failed: None,
             holds: Holds::default(),
+            active_expire: true,
         };
         replica.reset();
         replica
@@ -255,6 +258,11 @@ impl<S: PartitionStore> Replica<S> {
         limit: usize,
     ) -> crate::storage::StoreResult<Vec<(Bytes, Entry)>> {
         self.store.scan(after, limit)
+    }
+
+    /// Turns the expiry sweep on or off.
+    pub fn set_active_expire(&mut self, on: bool) {
+        self.active_expire = on;
     }
 
     pub fn is_idle(&self) -> bool {
@@ -1104,7 +1112,7 @@ impl<S: PartitionStore> Replica<S> {
         for (n, acked) in suffixes {
             self.send_suffix(now, n, acked, out);
         }
-        if now.mono >= self.next_sweep && !self.holds.is_held() {
+        if now.mono >= self.next_sweep && !self.holds.is_held() && self.active_expire {
             self.next_sweep = now.mono + self.cfg.sweep_interval_ms;
             self.sweep(now, out);
         }

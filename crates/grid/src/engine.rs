@@ -112,6 +112,8 @@ pub struct Shared {
     pub pubsub: PubSub,
     /// The keyspace events this node publishes for the writes it applies.
     pub notify_flags: AtomicU16,
+    /// Partitions sweep expired keys (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub active_expire: std::sync::atomic::AtomicBool,
     /// Fires when an operator asked this node to drain.
     pub drain_requested: Notify,
     /// Requests sent to another node's primary, and refusals routed again.

@@ -123,6 +123,7 @@ impl Grid {
             events,
             pubsub: PubSub::default(),
             notify_flags: AtomicU16::new(0),
+            active_expire: std::sync::atomic::AtomicBool::new(true),
             drain_requested: Notify::new(),
             forwarded: metrics::counter!("sessiongrid_requests_forwarded_total"),
             retried: metrics::counter!("sessiongrid_requests_retried_total"),
@@ -212,6 +213,12 @@ impl Grid {
     }
 
     /// The keyspace events this node publishes.
+    /// Turns this node's sweep of expired keys on or off (`DEBUG SET-ACTIVE-EXPIRE`); reads
+    /// still treat an expired key as absent.
+    pub fn set_active_expire(&self, on: bool) {
+        self.inner.shared.active_expire.store(on, Ordering::Relaxed);
+    }
+
     pub fn notify_flags(&self) -> Flags {
         Flags(self.inner.shared.notify_flags.load(Ordering::Relaxed))
     }

@@ -167,7 +167,12 @@ impl PartitionState {
                 }
             },
             PartitionMsg::Adopt(t) => p.adopt(now, t),
-            PartitionMsg::Tick => p.tick(now),
+            PartitionMsg::Tick => {
+                p.replica().set_active_expire(
+                    self.shared.active_expire.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                p.tick(now)
+            }
             PartitionMsg::Stats(reply) => {
                 let _ = reply.send(p.stats());
             }

@@ -36,6 +36,10 @@ pub enum Reply {
     /// Pairs in order, such as members with their scores: one flat array in RESP2, an array of
     /// two-element arrays in RESP3 (Redis' `WITHSCORES` shape; not a map, order matters).
     Pairs(Vec<(Reply, Reply)>),
+    /// A boolean: RESP3 `#t`/`#f`, the integer 1 or 0 in RESP2.
+    Bool(bool),
+    /// An integer of any size, in decimal: RESP3 `(`, a bulk string in RESP2.
+    BigNumber(Bytes),
 }
 
 impl Reply {

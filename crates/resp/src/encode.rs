@@ -58,6 +58,14 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
             Protocol::Resp2 => out.put_slice(b"*-1\r\n"),
             Protocol::Resp3 => out.put_slice(b"_\r\n"),
         },
+        Reply::Bool(b) => match proto {
+            Protocol::Resp2 => number(out, b':', i64::from(*b)),
+            Protocol::Resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        },
+        Reply::BigNumber(digits) => match proto {
+            Protocol::Resp2 => encode(&Reply::Bulk(digits.clone()), proto, out),
+            Protocol::Resp3 => line(out, b'(', digits),
+        },
         Reply::Pairs(pairs) => match proto {
             Protocol::Resp2 => {
                 number(out, b'*', 2 * pairs.len() as i64);

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use sessiongrid_model::notify::Flags;
-use sessiongrid_model::{glob, Reply};
+use sessiongrid_model::{glob, Op, Reply};
 
 use super::connection::REDIS_VERSION;
 use super::{lookup, CmdResult, Ctx, Spec, COMMANDS};
@@ -168,6 +168,7 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
          sessiongrid_version:{}\r\nprocess_id:{}\r\nuptime_in_seconds:{uptime}\r\n\
          uptime_in_days:{}\r\n\r\n\
          # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n\
+         # Memory\r\nnumber_of_cached_scripts:{}\r\n\r\n\
          # Persistence\r\nloading:0\r\naof_enabled:1\r\nsessiongrid_disk_bytes:{disk_bytes}\r\n\r\n\
          # Stats\r\ntotal_commands_processed:{}\r\n\r\n\
          # Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n\
@@ -179,6 +180,7 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
         shared.connections.load(Ordering::Relaxed),
         shared.config.connections_max,
         shared.blocked_clients.load(Ordering::Relaxed),
+        shared.scripts.count(),
         shared.commands_processed.load(Ordering::Relaxed),
     );
     Ok(Reply::Verbatim(Bytes::from(body)))
@@ -190,4 +192,80 @@ pub fn time() -> Reply {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let (secs, micros) = (now.as_secs(), now.subsec_micros());
     Reply::Array(vec![Reply::Bulk(secs.to_string().into()), Reply::Bulk(micros.to_string().into())])
+}
+
+/// `DEBUG`: the subcommands test suites and tools use. Those about Redis' own encodings,
+/// snapshots and scripts' deny flags change nothing here; `RELOAD` and `LOADAOF` answer OK at
+/// once, as every acknowledged write is already on disk.
+pub async fn debug(ctx: &mut Ctx<'_>) -> CmdResult {
+    let sub = ctx.args.text(1).to_ascii_lowercase();
+    match (sub.as_str(), ctx.args.len()) {
+        ("set-active-expire", 3) => {
+            ctx.shared.grid.set_active_expire(ctx.args.int(2)? != 0);
+            Ok(Reply::Ok)
+        }
+        ("sleep", 3) => {
+            let seconds: f64 = ctx.args.text(2).parse().unwrap_or(0.0);
+            let pause = std::time::Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
+            tokio::time::sleep(pause).await;
+            Ok(Reply::Ok)
+        }
+        ("reload" | "loadaof" | "change-repl-id", _)
+        | ("quicklist-packed-threshold" | "set-disable-deny-scripts" | "stringmatch-len", 3)
+        | ("listpack" | "quicklist", 3) => Ok(Reply::Ok),
+        ("protocol", 3) => protocol_sample(&ctx.args.text(2).to_ascii_lowercase()),
+        ("object", 3) => {
+            let encoding = ctx.exec(ctx.args.get(2).clone(), Op::Encoding).await?;
+            let Reply::Bulk(encoding) = encoding else {
+                return Err(Reply::error("ERR no such key"));
+            };
+            let usage = ctx.exec(ctx.args.get(2).clone(), Op::Usage).await?;
+            let size = if let Reply::Int(n) = usage { n } else { 0 };
+            Ok(Reply::Status(
+                format!(
+                    "Value at:0x0 refcount:1 encoding:{} serializedlength:{size} lru:0 \
+                     lru_seconds_idle:0",
+                    String::from_utf8_lossy(&encoding)
+                )
+                .into(),
+            ))
+        }
+        _ => Err(Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            ctx.args.text(1)
+        ))),
+    }
+}
+
+/// `DEBUG PROTOCOL <type>`: a reply of each RESP type, for clients' tests.
+fn protocol_sample(kind: &str) -> CmdResult {
+    let numbers = || (0..3).map(Reply::Int).collect::<Vec<_>>();
+    Ok(match kind {
+        "string" => Reply::bulk("Hello World"),
+        "integer" => Reply::Int(12345),
+        // Redis' own sample value (not pi).
+        #[allow(clippy::approx_constant)]
+        "double" => Reply::Double(3.141),
+        "bignum" => Reply::BigNumber(Bytes::from_static(b"1234567999999999999999999999999999999")),
+        "null" => Reply::Nil,
+        "array" => Reply::Array(numbers()),
+        "set" => Reply::Set(numbers()),
+        "map" => Reply::Map((0..3).map(|j| (Reply::Int(j), Reply::Bool(j == 1))).collect()),
+        "attrib" => Reply::bulk("Some real reply following the attribute"),
+        "verbatim" => Reply::Verbatim(Bytes::from_static(b"This is a verbatim\nstring")),
+        "true" => Reply::Bool(true),
+        "false" => Reply::Bool(false),
+        _ => {
+            return Err(Reply::error(
+                "ERR Wrong protocol type name. Please use one of the following: \
+                 string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ))
+        }
+    })
+}
+
+/// `CLUSTER ...`: answered as a Redis without cluster support answers, so clients that probe
+/// for a Redis Cluster use the plain protocol (a grid routes every key itself).
+pub fn cluster() -> CmdResult {
+    Err(Reply::error("ERR This instance has cluster support disabled"))
 }

@@ -31,7 +31,22 @@ pub fn to_lua(lua: &Lua, reply: Reply, resp: u8) -> mlua::Result<Value> {
         Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
         Reply::Int(n) => Value::Number(n as f64),
-        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(&b)?),
+        Reply::Bulk(b) => Value::String(lua.create_string(&b)?),
+        Reply::Verbatim(b) if resp3 => {
+            let v = lua.create_table()?;
+            v.raw_set("format", "txt")?;
+            v.raw_set("string", lua.create_string(&b)?)?;
+            wrapped(lua, "verbatim_string", v)?
+        }
+        Reply::Verbatim(b) => Value::String(lua.create_string(&b)?),
+        Reply::Bool(b) if resp3 => Value::Boolean(b),
+        Reply::Bool(b) => Value::Number(f64::from(u8::from(b))),
+        Reply::BigNumber(digits) if resp3 => {
+            let t = lua.create_table()?;
+            t.raw_set("big_number", lua.create_string(&digits)?)?;
+            Value::Table(t)
+        }
+        Reply::BigNumber(digits) => Value::String(lua.create_string(&digits)?),
         Reply::Error(e) => Value::Table(error_table(lua, &e)?),
         Reply::Double(d) if resp3 => {
             let t = lua.create_table()?;
@@ -95,6 +110,7 @@ pub fn from_lua(value: &Value, resp: u8) -> Reply {
 fn from_lua_at(value: &Value, resp: u8, depth: usize) -> Reply {
     match value {
         Value::Nil => Reply::Nil,
+        Value::Boolean(b) if resp == 3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
         Value::Boolean(false) => Reply::Nil,
         Value::Integer(n) => Reply::Int(*n),
@@ -124,10 +140,20 @@ fn table(t: &Table, resp: u8, depth: usize) -> Reply {
     if let Value::String(s) = field("ok") {
         return Reply::Status(s.to_string_lossy().into());
     }
-    if resp == 3 {
-        if let Value::Number(d) = field("double") {
-            return Reply::Double(d);
+    if let Value::Number(d) = field("double") {
+        return Reply::Double(d);
+    }
+    if let Value::String(s) = field("big_number") {
+        let bytes = s.as_bytes();
+        let digits = bytes.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b });
+        return Reply::BigNumber(digits.collect());
+    }
+    if let Value::Table(v) = field("verbatim_string") {
+        if let Ok(Value::String(s)) = v.raw_get::<Value>("string") {
+            return Reply::Verbatim(Bytes::copy_from_slice(&s.as_bytes()));
         }
+    }
+    {
         if let Value::Table(map) = field("map") {
             let pairs = map.pairs::<Value, Value>().filter_map(Result::ok);
             let pairs = pairs

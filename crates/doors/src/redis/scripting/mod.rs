@@ -60,6 +60,11 @@ impl Scripts {
         sha
     }
 
+    /// How many scripts the node keeps (`INFO`'s `number_of_cached_scripts`).
+    pub fn count(&self) -> usize {
+        self.bodies.lock().expect("scripts lock").len()
+    }
+
     fn body(&self, sha: &str) -> Option<Bytes> {
         self.bodies.lock().expect("scripts lock").get(sha).cloned()
     }
@@ -252,42 +257,41 @@ async fn run_held(
     serve.instrument(tracing::debug_span!("script")).await
 }
 
-/// Commands a script may not run.
-fn not_from_scripts(name: &str) -> bool {
-    matches!(
-        name,
-        "auth"
-            | "blmove"
-            | "blmpop"
-            | "blpop"
-            | "brpop"
-            | "brpoplpush"
-            | "bzmpop"
-            | "bzpopmax"
-            | "bzpopmin"
-            | "discard"
-            | "eval"
-            | "eval_ro"
-            | "evalsha"
-            | "evalsha_ro"
-            | "exec"
-            | "fcall"
-            | "fcall_ro"
-            | "function"
-            | "hello"
-            | "multi"
-            | "psubscribe"
-            | "punsubscribe"
-            | "quit"
-            | "script"
-            | "subscribe"
-            | "unsubscribe"
-            | "unwatch"
-            | "watch"
-            | "session.subscribe"
-            | "client"
-    )
-}
+/// Commands a script may not run: blocking ones, transactions, scripts, subscriptions and
+/// the connection's own state.
+const NOT_FROM_SCRIPTS: &[&str] = &[
+    "auth",
+    "blmove",
+    "blmpop",
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "bzmpop",
+    "bzpopmax",
+    "bzpopmin",
+    "client",
+    "cluster",
+    "discard",
+    "eval",
+    "eval_ro",
+    "evalsha",
+    "evalsha_ro",
+    "exec",
+    "fcall",
+    "fcall_ro",
+    "function",
+    "hello",
+    "multi",
+    "psubscribe",
+    "punsubscribe",
+    "quit",
+    "script",
+    "session.subscribe",
+    "subscribe",
+    "unsubscribe",
+    "unwatch",
+    "watch",
+];
 
 /// Runs a command a script sent, as the client's own, within the script's hold.
 async fn command_from_script(ctx: &mut Ctx<'_>, args: Vec<Bytes>, read_only: bool) -> Reply {
@@ -299,7 +303,7 @@ async fn command_from_script(ctx: &mut Ctx<'_>, args: Vec<Bytes>, read_only: boo
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Reply::error("ERR Wrong number of args calling Redis command from script");
     }
-    if not_from_scripts(spec.name) {
+    if NOT_FROM_SCRIPTS.contains(&spec.name) {
         return Reply::error("ERR This Redis command is not allowed from script");
     }
     if read_only && spec.flags.contains(&"write") {

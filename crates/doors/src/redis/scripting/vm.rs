@@ -71,6 +71,53 @@ pub struct FunctionMeta {
 pub const FLAGS: &[&str] =
     &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
 
+/// Builds the globals scripts see, from the real ones (`...`: globals, the runtime `redis`
+/// table, the one library code gets while it loads, and a function telling whether one loads).
+/// Errors are raised from Lua, as strings, so a script's `pcall` gets Redis' text.
+const SANDBOX: &str = r#"
+local real, redis, loading_redis, is_loading = ...
+local error, rawget, setmetatable, tostring = error, rawget, setmetatable, tostring
+local protected = setmetatable({}, {__mode = 'k'})
+local function refuse() error("Attempt to modify a readonly table", 2) end
+local function locked()
+  local t = setmetatable({}, {__newindex = refuse})
+  protected[t] = true
+  return t
+end
+local function read_only(inner)
+  local t = setmetatable({}, {__index = inner, __newindex = refuse, __metatable = locked()})
+  protected[t] = true
+  return t
+end
+for _, name in ipairs({'string', 'table', 'math', 'cjson', 'bit', 'struct', 'cmsgpack'}) do
+  if rawget(real, name) ~= nil then real[name] = read_only(real[name]) end
+end
+redis, loading_redis = read_only(redis), read_only(loading_redis)
+local env = {}
+setmetatable(env, {
+  __index = function(_, name)
+    if name == 'redis' then
+      if is_loading() then return loading_redis end
+      return redis
+    end
+    if name == '_G' then return env end
+    local v = rawget(real, name)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = refuse,
+  __metatable = locked(),
+})
+protected[env] = true
+real.setmetatable = function(t, m)
+  if protected[t] then error("Attempt to modify a readonly table", 2) end
+  return setmetatable(t, m)
+end
+return env
+"#;
+
 pub struct Vm {
     lua: Lua,
     /// The real globals, behind the proxies; `KEYS` and `ARGV` are set here.
@@ -96,13 +143,13 @@ impl Vm {
         libs::install(&lua)?;
         let redis = redis_table(&lua, false)?;
         let loading_redis = redis_table(&lua, true)?;
-        // Library tables become read-only proxies.
-        for name in ["string", "table", "math", "cjson", "bit", "struct", "cmsgpack"] {
-            if let Value::Table(t) = globals.raw_get::<Value>(name)? {
-                globals.raw_set(name, read_only(&lua, t)?)?;
-            }
-        }
-        let env = proxy(&lua, &globals, read_only(&lua, redis)?, read_only(&lua, loading_redis)?)?;
+        let loading = lua.create_function(|lua, ()| Ok(lua.app_data_ref::<Loading>().is_some()))?;
+        let env = lua.load(SANDBOX).set_name("=sandbox").call::<Table>((
+            globals.clone(),
+            redis,
+            loading_redis,
+            loading,
+        ))?;
         let loadstring: Function = globals.raw_get("loadstring")?;
         globals.raw_set("loadstring", sandboxed_loadstring(&lua, loadstring, env.clone())?)?;
         let runner = lua
@@ -363,75 +410,6 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Value> {
     Ok(Value::Table(table))
 }
 
-/// A table that reads through to `inner` and refuses writes.
-fn read_only(lua: &Lua, inner: Table) -> mlua::Result<Table> {
-    let outer = lua.create_table()?;
-    let meta = lua.create_table()?;
-    meta.raw_set("__index", inner)?;
-    meta.raw_set("__newindex", lua.create_function(refuse_write)?)?;
-    meta.raw_set("__metatable", locked(lua)?)?;
-    outer.set_metatable(Some(meta));
-    Ok(outer)
-}
-
-/// What `getmetatable` shows of a protected table: a table that cannot be written either.
-fn locked(lua: &Lua) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    let meta = lua.create_table()?;
-    meta.raw_set("__newindex", lua.create_function(refuse_write)?)?;
-    t.set_metatable(Some(meta));
-    Ok(t)
-}
-
-fn refuse_write(_: &Lua, _: MultiValue) -> mlua::Result<()> {
-    Err(mlua::Error::runtime("Attempt to modify a readonly table"))
-}
-
-/// The globals scripts see: `globals` read through (an undefined name is an error), `redis`
-/// (`loading` while a library loads: it can register functions, not run commands), `_G`
-/// itself, and no writes.
-fn proxy(lua: &Lua, globals: &Table, redis: Table, loading: Table) -> mlua::Result<Table> {
-    let env = lua.create_table()?;
-    let meta = lua.create_table()?;
-    let (real, own) = (globals.clone(), env.clone());
-    let (redis, loading) = (Value::Table(redis), Value::Table(loading));
-    meta.raw_set(
-        "__index",
-        lua.create_function(move |lua, (_, name): (Value, mlua::String)| {
-            match &*name.as_bytes() {
-                b"redis" if lua.app_data_ref::<Loading>().is_some() => return Ok(loading.clone()),
-                b"redis" => return Ok(redis.clone()),
-                b"_G" => return Ok(Value::Table(own.clone())),
-                _ => {}
-            }
-            match real.raw_get::<Value>(name.clone())? {
-                Value::Nil => Err(mlua::Error::runtime(format!(
-                    "Script attempted to access nonexistent global variable '{}'",
-                    name.to_string_lossy()
-                ))),
-                v => Ok(v),
-            }
-        })?,
-    )?;
-    meta.raw_set("__newindex", lua.create_function(refuse_write)?)?;
-    meta.raw_set("__metatable", locked(lua)?)?;
-    env.set_metatable(Some(meta));
-    // `setmetatable` on a protected table fails with Redis' words rather than Lua's.
-    let setmetatable: Function = globals.raw_get("setmetatable")?;
-    globals.raw_set(
-        "setmetatable",
-        lua.create_function(move |_, (t, m): (Table, Value)| {
-            if t.metatable()
-                .is_some_and(|mt| mt.raw_get::<Value>("__metatable").is_ok_and(|v| v != Value::Nil))
-            {
-                return Err(mlua::Error::runtime("Attempt to modify a readonly table"));
-            }
-            setmetatable.call::<Table>((t, m))
-        })?,
-    )?;
-    Ok(env)
-}
-
 /// `loadstring` that refuses binary chunks and gives what it loads the scripts' globals.
 fn sandboxed_loadstring(lua: &Lua, original: Function, env: Table) -> mlua::Result<Function> {
     lua.create_function(move |lua, (code, name): (mlua::String, Option<mlua::String>)| {
@@ -467,7 +445,10 @@ fn redis_table(lua: &Lua, loading: bool) -> mlua::Result<Table> {
     redis.raw_set("log", lua.create_function(log)?)?;
     redis.raw_set(
         "sha1hex",
-        lua.create_function(|_, s: mlua::String| Ok(super::sha1_hex(&s.as_bytes())))?,
+        lua.create_function(|_, args: MultiValue| match args.front() {
+            Some(Value::String(s)) if args.len() == 1 => Ok(super::sha1_hex(&s.as_bytes())),
+            _ => Err(mlua::Error::runtime("wrong number of arguments")),
+        })?,
     )?;
     redis.raw_set(
         "error_reply",
@@ -488,22 +469,25 @@ fn redis_table(lua: &Lua, loading: bool) -> mlua::Result<Table> {
         redis.raw_set("register_function", lua.create_function(register_function)?)?;
         return Ok(redis);
     }
-    let pcall = lua.create_function(command)?;
-    let call = lua
+    // The arguments travel as one table: a call may have more than the C stack holds.
+    let (call, pcall) = lua
         .load(
-            "local raw, error, type, rawget = ...\n\
-             return function(...)\n\
-               local r = raw(...)\n\
+            "local raw, error, type, rawget, select = ...\n\
+             local function pcall(...) return raw(select('#', ...), {...}) end\n\
+             local function call(...)\n\
+               local r = raw(select('#', ...), {...})\n\
                if type(r) == 'table' and rawget(r, 'err') ~= nil then error(r, 0) end\n\
                return r\n\
-             end",
+             end\n\
+             return call, pcall",
         )
         .set_name("=redis.call")
-        .call::<Function>((
-            pcall.clone(),
+        .call::<(Function, Function)>((
+            lua.create_function(command)?,
             lua.globals().raw_get::<Value>("error")?,
             lua.globals().raw_get::<Value>("type")?,
             lua.globals().raw_get::<Value>("rawget")?,
+            lua.globals().raw_get::<Value>("select")?,
         ))?;
     redis.raw_set("call", call)?;
     redis.raw_set("pcall", pcall)?;
@@ -551,20 +535,20 @@ fn redis_table(lua: &Lua, loading: bool) -> mlua::Result<Table> {
     Ok(redis)
 }
 
-/// `redis.pcall`: the command's reply (an error as `{err=...}`).
-fn command(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
-    if args.is_empty() {
+/// `redis.pcall` with its `n` arguments in `args`: the command's reply (an error as
+/// `{err=...}`).
+fn command(lua: &Lua, (n, args): (usize, Table)) -> mlua::Result<Value> {
+    if n == 0 {
         let text = "ERR Please specify at least one argument for this redis lib call";
         return Ok(Value::Table(error_table(lua, text)?));
     }
-    let mut argv = Vec::with_capacity(args.len());
-    for arg in args {
+    let mut argv = Vec::with_capacity(n);
+    for i in 1..=n {
+        let arg = args.raw_get::<Value>(i)?;
         let bytes = match arg {
             Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(arg)? {
-                Some(s) => Bytes::copy_from_slice(&s.as_bytes()),
-                None => Bytes::new(),
-            },
+            Value::Integer(n) => Bytes::from(n.to_string()),
+            Value::Number(n) => Bytes::from(number_text(n)),
             _ => {
                 let text = "ERR Lua redis lib command arguments must be strings or integers";
                 return Ok(Value::Table(error_table(lua, text)?));
@@ -582,6 +566,16 @@ fn command(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
     let reply = if sent { reply.recv().ok() } else { None };
     let reply = reply.unwrap_or_else(|| Reply::error("ERR the script's client is gone"));
     to_lua(lua, reply, resp)
+}
+
+/// A number passed to a command, as Redis writes it: the shortest text that reads back as the
+/// same double.
+fn number_text(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e17 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
 }
 
 fn log(_: &Lua, args: MultiValue) -> mlua::Result<()> {
