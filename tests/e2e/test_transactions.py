@@ -143,3 +143,66 @@ def test_in_a_cluster_a_transaction_keeps_to_one_partition_and_survives_a_kill(p
     assert count == len(log), "a transaction was half applied"
     assert count >= done, "an acknowledged transaction was lost"
     assert int(survivor.get("{acct}bob")) == 2 * TRANSFERS
+
+
+MOVE_ONE = """
+local from = tonumber(redis.call('get', KEYS[1]) or '0')
+redis.call('set', KEYS[1], from - 1)
+redis.call('incr', KEYS[2])
+return from - 1
+"""
+
+READ_BOTH = "return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}"
+
+
+def test_a_script_is_atomic_and_isolated_like_a_transaction(grid):
+    """Writers move 1 from one key to another in a script; readers read both in one: the sum
+    is always 0, also with the keys in different partitions of a single node."""
+    flushall(grid)
+    problems: list = []
+    stop = threading.Event()
+    keys = ("acct:carol", "acct:dave")
+
+    def writer():
+        c = grid.client()
+        move = c.register_script(MOVE_ONE)  # EVALSHA, falling back to EVAL
+        for _ in range(TRANSFERS):
+            move(keys=keys)
+
+    def reader():
+        c = grid.client()
+        while not stop.is_set():
+            x, y = c.eval(READ_BOTH, 2, *keys)
+            if int(x or 0) + int(y or 0) != 0:
+                problems.append((x, y))
+
+    readers = [threading.Thread(target=reader, daemon=True) for _ in range(2)]
+    writers = [threading.Thread(target=writer, daemon=True) for _ in range(2)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join(120)
+    stop.set()
+    for t in readers:
+        t.join(10)
+    assert problems == [], f"readers saw half a script: {problems[:5]}"
+    assert int(grid.client().get("acct:dave")) == 2 * TRANSFERS
+
+
+def test_in_a_cluster_a_script_keeps_to_one_partition_and_functions_load_per_node(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    first, second, _ = cluster.nodes
+    c = first.client()
+    with pytest.raises(redis.ResponseError, match="same slot"):
+        c.eval(MOVE_ONE, 2, "alpha", "beta")
+    assert c.eval(MOVE_ONE, 2, "{t}alpha", "{t}beta") == -1
+    # Through another node the same keys, and the script cache of that node.
+    other = second.client()
+    assert other.eval(READ_BOTH, 2, "{t}alpha", "{t}beta") == [b"-1", b"1"]
+    library = "#!lua name=bank\nredis.register_function('move', function(keys, args)\n" \
+              "  return redis.call('incrby', keys[1], args[1])\nend)"
+    for node in cluster.nodes:
+        assert node.client().function_load(library) == b"bank"
+    assert other.fcall("move", 1, "{t}alpha", 5) == 4
+    assert c.get("{t}alpha") == b"4"

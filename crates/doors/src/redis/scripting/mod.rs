@@ -349,11 +349,20 @@ fn flush_scripts(scripts: &Scripts) -> CmdResult {
     Ok(Reply::Ok)
 }
 
+/// Redis' error for a subcommand it does not know, or one given the wrong arguments.
 fn unknown_subcommand(command: &str, ctx: &Ctx<'_>) -> Reply {
-    Reply::error(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {command} HELP.",
-        ctx.args.text(1)
-    ))
+    let known: &[&str] = match command {
+        "SCRIPT" => &["load", "exists", "flush", "kill", "help"],
+        _ => &["load", "delete", "flush", "kill", "list", "stats", "dump", "restore", "help"],
+    };
+    let sub = ctx.args.text(1);
+    if known.contains(&sub.to_ascii_lowercase().as_str()) {
+        Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {command} HELP."
+        ))
+    } else {
+        Reply::error(format!("ERR unknown subcommand '{sub}'. Try {command} HELP."))
+    }
 }
 
 /// `FUNCTION LOAD|DELETE|FLUSH|LIST|KILL|STATS`.
@@ -497,7 +506,9 @@ fn function_list(ctx: &Ctx<'_>) -> CmdResult {
                     (Reply::bulk("description"), Reply::Nil),
                     (
                         Reply::bulk("flags"),
-                        Reply::Set(f.flags.iter().map(|x| Reply::bulk(x.clone())).collect()),
+                        Reply::Set(
+                            f.flags.iter().map(|x| Reply::Status(x.clone().into())).collect(),
+                        ),
                     ),
                 ])
             });

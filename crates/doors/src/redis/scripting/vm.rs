@@ -568,13 +568,12 @@ fn command(lua: &Lua, (n, args): (usize, Table)) -> mlua::Result<Value> {
     to_lua(lua, reply, resp)
 }
 
-/// A number passed to a command, as Redis writes it: the shortest text that reads back as the
-/// same double.
+/// A number passed to a command, as Redis 7.0 writes it (`%.17g`).
 fn number_text(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e17 {
         format!("{}", n as i64)
     } else {
-        format!("{n}")
+        sessiongrid_model::num::format_g17(n)
     }
 }
 

@@ -1,0 +1,140 @@
+"""Real clients' session handling on a 3-node grid, with a node killed -9 midway.
+
+phpredis' session handler with locking on (``redis.session.locking_enabled=1``): two
+``php -S`` servers share sessions through the grid; every request takes the session's lock
+(``SET ... NX PX``), writes, and unlocks with ``EVALSHA`` (falling back to ``EVAL``). Before
+scripts existed the lock stayed until its expiry and the next request failed.
+
+Skipped when Debian's ``php-cli`` and ``php-redis`` are not installed (``tests/setup.sh
+--tests`` installs them).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, wait_until
+from gridcluster import Cluster
+
+COUNTER_PHP = """<?php
+session_start();
+$_SESSION['count'] = ($_SESSION['count'] ?? 0) + 1;
+$_SESSION['served_by'] = getenv('SERVER_NAME_TAG');
+echo $_SESSION['count'];
+"""
+
+
+def php_has_redis() -> bool:
+    if shutil.which("php") is None:
+        return False
+    modules = subprocess.run(["php", "-m"], capture_output=True, text=True).stdout
+    return "redis" in modules.split()
+
+
+pytestmark = pytest.mark.skipif(not php_has_redis(), reason="php-cli with php-redis not installed")
+
+
+class PhpServer:
+    """``php -S`` serving the counter page, its sessions in the grid through ``save_path``."""
+
+    def __init__(self, root: Path, save_path: str, tag: str):
+        self.port = free_port()
+        ini = [
+            "-d", "session.save_handler=redis",
+            "-d", f'session.save_path="{save_path}"',
+            "-d", "redis.session.locking_enabled=1",
+            "-d", "redis.session.lock_retries=200",
+            "-d", "redis.session.lock_wait_time=20000",
+            "-d", "redis.session.lock_expire=30",
+        ]
+        env = {"SERVER_NAME_TAG": tag, "PATH": "/usr/bin:/bin"}
+        self.proc = subprocess.Popen(
+            ["php", *ini, "-S", f"127.0.0.1:{self.port}", "-t", str(root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        assert wait_until(self.ready, 10), "php -S did not start"
+
+    def ready(self) -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/missing", timeout=1)
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def test_phpredis_sessions_with_locking_survive_a_node_killed_midway(pool):
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    first, second, third = cluster.nodes
+    root = Path(tempfile.mkdtemp(prefix="sessiongrid-php-"))
+    (root / "counter.php").write_text(COUNTER_PHP)
+    # Each PHP server talks to its own node; the third node is the one killed.
+    servers = [
+        PhpServer(root, f"tcp://127.0.0.1:{first.resp_port}?timeout=5", "a"),
+        PhpServer(root, f"tcp://127.0.0.1:{second.resp_port}?timeout=5", "b"),
+    ]
+    try:
+        jar = http.cookiejar.CookieJar()
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        seen = []
+        for i in range(40):
+            if i == 20:
+                third.sigkill()
+            server = servers[i % 2]
+            started = time.monotonic()
+            body = browser.open(f"http://127.0.0.1:{server.port}/counter.php", timeout=30).read()
+            seen.append((int(body), time.monotonic() - started))
+        counts = [c for c, _ in seen]
+        assert counts == list(range(1, 41)), f"a request lost or waited out the lock: {counts}"
+        # No request waited for a lock left behind (phpredis waits lock_wait_time per retry).
+        slow = [round(t, 2) for _, t in seen if t > 5]
+        assert slow == [], f"requests waited for a stale lock: {slow}"
+        keys = first.client().keys("PHPREDIS_SESSION:*")
+        assert len(keys) == 1 and not any(k.endswith(b"_LOCK") for k in keys), keys
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+CLIENTS = Path(__file__).parent / "clients"
+
+
+def node_clients_ready() -> bool:
+    return shutil.which("node") is not None and (CLIENTS / "node_modules" / "ioredis").is_dir() \
+        and (CLIENTS / "node_modules" / "redis").is_dir()
+
+
+@pytest.mark.skipif(not node_clients_ready(),
+                    reason="node with ioredis and node-redis not installed (tests/setup.sh --tests)")
+def test_ioredis_and_node_redis_run_multi_eval_and_pubsub_across_a_cluster_losing_a_node(pool):
+    """ioredis 5 and node-redis 5 (RESP2 and RESP3): MULTI/EXEC, WATCH, EVAL/EVALSHA and
+    pub/sub, writes through one node and subscribers on another; again after a third node is
+    killed -9."""
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    first, second, third = cluster.nodes
+
+    def run_clients():
+        done = subprocess.run(
+            ["node", str(CLIENTS / "node-clients.mjs"), str(first.resp_port), str(second.resp_port)],
+            capture_output=True, text=True, timeout=120, cwd=CLIENTS)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        assert '"name":"done"' in done.stdout
+
+    run_clients()
+    third.sigkill()
+    run_clients()
