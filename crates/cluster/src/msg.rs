@@ -97,6 +97,8 @@ pub enum Query {
     Count,
     /// Deletes every key; each deletion is replicated like any other write.
     Flush,
+    /// Deletes every key of one logical database (`FLUSHDB`), as [`Query::Flush`].
+    FlushDb(u8),
     /// Holds the partition for `txn`, for at most `ms`: until it is released, the partition
     /// runs only requests within `txn`; the others wait, in the order they came. Answered once
     /// the hold is `txn`'s.
@@ -116,7 +118,7 @@ impl Query {
     pub fn read_only(&self) -> bool {
         match self {
             Query::Keys(_) | Query::Count | Query::Hold { .. } | Query::Release { .. } => true,
-            Query::Flush => false,
+            Query::Flush | Query::FlushDb(_) => false,
             Query::Within { query, .. } => query.read_only(),
             Query::Op { op, .. } => !op.is_write(),
         }

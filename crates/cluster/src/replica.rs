@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sessiongrid_model::apply::apply;
+use sessiongrid_model::key::split_db;
 use sessiongrid_model::notify::{self, Notices};
 use sessiongrid_model::session::event::{self, Before, SessionEvent};
 use sessiongrid_model::{Delta, Entry, Op, PartitionId, Reply, Value};
@@ -608,13 +609,15 @@ impl<S: PartitionStore> Replica<S> {
                 ),
                 Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
             },
-            Query::Flush => {
+            Query::Flush | Query::FlushDb(_) => {
                 let entries = match self.all_entries() {
                     Ok(entries) => entries,
                     Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
                 };
+                let db = if let Query::FlushDb(db) = query { Some(db) } else { None };
+                let in_db = |key: &[u8]| db.is_none_or(|db| split_db(key).0 == db);
                 let mut last = None;
-                for (key, entry) in entries {
+                for (key, entry) in entries.into_iter().filter(|(k, _)| in_db(k)) {
                     let (gone, prior) = (Delta::Whole(None), Prior::of(Some(&entry)));
                     match self.commit(now, key, gone, prior, Vec::new(), out) {
                         Ok(version) => last = Some(version),

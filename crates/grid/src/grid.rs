@@ -323,6 +323,14 @@ impl Grid {
         self.flush_all_in(None).await
     }
 
+    /// Deletes every key of logical database `db` (within transaction `txn`, if given).
+    pub async fn flush_db_in(&self, txn: Option<Txn>, db: u8) -> Result<(), GridError> {
+        for answer in self.query_all(txn, Query::FlushDb(db)).await {
+            answer?;
+        }
+        Ok(())
+    }
+
     /// [`Grid::flush_all`] within transaction `txn`.
     pub async fn flush_all_in(&self, txn: Option<Txn>) -> Result<(), GridError> {
         for answer in self.query_all(txn, Query::Flush).await {

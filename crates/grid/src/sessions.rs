@@ -560,6 +560,7 @@ impl Sessions {
             pattern: Some(pattern.into()),
             type_name: Some("principal".into()),
             group: None,
+            db: None,
         };
         let mut listed = Vec::new();
         for p in 0..self.grid.partitions() {
@@ -618,7 +619,7 @@ impl Sessions {
 fn session_filter(group: Option<Bytes>) -> KeyFilter {
     let mut pattern = SESSION_PREFIX.to_vec();
     pattern.push(b'*');
-    KeyFilter { pattern: Some(pattern.into()), type_name: Some("session".into()), group }
+    KeyFilter { pattern: Some(pattern.into()), type_name: Some("session".into()), group, db: None }
 }
 
 /// A fresh session id: 160 bits from the operating system's CSPRNG (through `rand`'s

@@ -14,11 +14,19 @@ pub struct KeyFilter {
     pub type_name: Option<String>,
     /// Only sessions of this group.
     pub group: Option<Bytes>,
+    /// Only keys of this logical database (see [`crate::key::db_key`]); the pattern is
+    /// matched against the key as its clients name it.
+    pub db: Option<u8>,
 }
 
 impl KeyFilter {
     pub fn accepts(&self, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
-        !entry.is_expired(now_ms)
+        let (db, key) = match self.db {
+            Some(_) => crate::key::split_db(key),
+            None => (0, key),
+        };
+        self.db.is_none_or(|want| want == db)
+            && !entry.is_expired(now_ms)
             && !entry.is_ended()
             && !entry.is_deleted()
             && self.pattern.as_ref().is_none_or(|p| glob::matches(p, key))

@@ -8,6 +8,28 @@
 /// Index of a partition, `0..partitions`.
 pub type PartitionId = u16;
 
+/// Redis' logical databases (`SELECT 0..15`).
+pub const DATABASES: u8 = 16;
+
+/// What a key of database `db` is stored as: as given in database 0 (so data written before
+/// there were databases stays in 0), behind a prefix in the others: a NUL byte, `db`, the
+/// database's number and a NUL byte. The prefix holds no brace, so a key's hash tag puts it in
+/// the same partition in every database.
+pub fn db_key(db: u8, key: bytes::Bytes) -> bytes::Bytes {
+    if db == 0 {
+        return key;
+    }
+    [&[0, b'd', b'b', db, 0][..], &key].concat().into()
+}
+
+/// The database of a stored key and the key as its clients name it (see [`db_key`]).
+pub fn split_db(stored: &[u8]) -> (u8, &[u8]) {
+    match stored {
+        [0, b'd', b'b', db, 0, key @ ..] if *db > 0 && *db < DATABASES => (*db, key),
+        _ => (0, stored),
+    }
+}
+
 /// The part of `key` that decides its partition: its hash tag if it has a non-empty one.
 pub fn hash_slice(key: &[u8]) -> &[u8] {
     let Some(open) = key.iter().position(|&b| b == b'{') else { return key };
@@ -39,6 +61,18 @@ pub fn crc16(bytes: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_of_another_database_keeps_its_name_and_its_tag_partition() {
+        let key = bytes::Bytes::from_static(b"{user42}.cart");
+        assert_eq!(db_key(0, key.clone()), key);
+        let in_3 = db_key(3, key.clone());
+        assert_eq!(split_db(&in_3), (3, &b"{user42}.cart"[..]));
+        assert_eq!(partition_of(&in_3, 256), partition_of(&key, 256));
+        assert_eq!(split_db(b"plain"), (0, &b"plain"[..]));
+        // Not a prefix this grid writes: a key of database 0 as it is.
+        assert_eq!(split_db(b"\0db\x20\0x"), (0, &b"\0db\x20\0x"[..]));
+    }
 
     #[test]
     fn crc16_matches_redis_cluster_reference() {

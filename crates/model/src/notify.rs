@@ -242,8 +242,9 @@ fn of_op(op: &Op, exists: bool) -> [Option<Notice>; 2] {
 
 /// The channel and message of `event` on `key`: (keyspace, keyevent).
 pub fn channels(key: &[u8], event: &str) -> [(Bytes, Bytes); 2] {
-    let keyspace = [b"__keyspace@0__:", key].concat();
-    let keyevent = [b"__keyevent@0__:", event.as_bytes()].concat();
+    let (db, key) = crate::key::split_db(key);
+    let keyspace = [format!("__keyspace@{db}__:").as_bytes(), key].concat();
+    let keyevent = [format!("__keyevent@{db}__:").as_bytes(), event.as_bytes()].concat();
     [
         (keyspace.into(), Bytes::copy_from_slice(event.as_bytes())),
         (keyevent.into(), Bytes::copy_from_slice(key)),

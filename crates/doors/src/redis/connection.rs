@@ -48,6 +48,8 @@ pub struct ClientState {
     pub hangup: CancellationToken,
     /// `MULTI`/`WATCH` state, and the transaction commands run within during `EXEC` or a script.
     pub txn: commands::multi::Transaction,
+    /// The logical database the client's keys are in (`SELECT`).
+    pub db: u8,
 }
 
 /// Flush the write buffer once it holds this much, even mid-batch.
@@ -82,6 +84,7 @@ impl Connection {
                 replies: Replies::On,
                 hangup: CancellationToken::new(),
                 txn: Default::default(),
+                db: 0,
             },
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),

@@ -129,11 +129,10 @@ pub fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
     ]))
 }
 
+/// `SELECT db`: the client's commands then name keys of database `db` (0 to 15).
 pub fn select(ctx: &mut Ctx<'_>) -> CmdResult {
-    match ctx.args.int(1)? {
-        0 => Ok(Reply::Ok),
-        _ => Err(Reply::error("ERR DB index is out of range")),
-    }
+    ctx.client.db = super::keys::db_index(ctx.args.int(1)?)?;
+    Ok(Reply::Ok)
 }
 
 /// Client names may not contain spaces or control characters.

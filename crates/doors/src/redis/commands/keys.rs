@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use sessiongrid_grid::KeyFilter;
+use sessiongrid_model::key::{db_key, DATABASES};
 use sessiongrid_model::notify::{Class, Notices};
 use sessiongrid_model::op::ExpireCond;
 use sessiongrid_model::{time, Entry, Op, Reply, Value};
@@ -57,8 +58,8 @@ pub async fn rename(ctx: &mut Ctx<'_>, nx: bool) -> CmdResult {
         refused => return Err(refused), // the destination is a key the grid manages
     }
     ctx.exec(src.clone(), Op::DelIf { version }).await?;
-    ctx.shared.grid.notify(&src, Notices::one(Class::Generic, "rename_from"));
-    ctx.shared.grid.notify(&dst, Notices::one(Class::Generic, "rename_to"));
+    ctx.notify(&src, Notices::one(Class::Generic, "rename_from"));
+    ctx.notify(&dst, Notices::one(Class::Generic, "rename_to"));
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
 
@@ -85,7 +86,7 @@ pub async fn overwrite(ctx: &Ctx<'_>, key: Bytes, value: Option<Value>) -> Resul
         _ => None,
     };
     if let Some(notice) = notice {
-        ctx.shared.grid.notify(&key, notice);
+        ctx.notify(&key, notice);
     }
     Ok(())
 }
@@ -101,34 +102,63 @@ const STORE_EVENTS: [&str; 7] = [
     "zrangestore",
 ];
 
-/// `COPY src dst [DB 0] [REPLACE]`: 1 if copied, 0 if the source is absent or the destination
+/// `COPY src dst [DB n] [REPLACE]`: 1 if copied, 0 if the source is absent or the destination
 /// exists (without REPLACE).
 pub async fn copy(ctx: &mut Ctx<'_>) -> CmdResult {
     let (src, dst) = (ctx.args.get(1).clone(), ctx.args.get(2).clone());
     let mut replace = false;
+    let mut db = ctx.client.db;
     let mut i = 3;
     while i < ctx.args.len() {
         if ctx.args.is(i, "replace") {
             replace = true;
             i += 1;
         } else if ctx.args.is(i, "db") && i + 1 < ctx.args.len() {
-            if ctx.args.int(i + 1)? != 0 {
-                return Err(Reply::error("ERR DB index is out of range"));
-            }
+            db = db_index(ctx.args.int(i + 1)?)?;
             i += 2;
         } else {
             return Err(syntax_error());
         }
     }
-    if src == dst {
+    if src == dst && db == ctx.client.db {
         return Err(Reply::error("ERR source and destination objects are the same"));
     }
     let Some(entry) = dump(ctx, &src).await? else { return Ok(Reply::Int(0)) };
-    let copied = ctx.exec(dst.clone(), Op::Restore { entry: Box::new(entry), replace }).await?;
+    let to = db_key(db, dst);
+    let copied =
+        ctx.exec_stored(to.clone(), Op::Restore { entry: Box::new(entry), replace }).await?;
     if copied == Reply::Int(1) {
-        ctx.shared.grid.notify(&dst, Notices::one(Class::Generic, "copy_to"));
+        ctx.shared.grid.notify(&to, Notices::one(Class::Generic, "copy_to"));
     }
     Ok(copied)
+}
+
+/// A database number as `SELECT`, `MOVE` and `COPY ... DB` take it.
+pub fn db_index(n: i64) -> Result<u8, Reply> {
+    match u8::try_from(n) {
+        Ok(db) if db < DATABASES => Ok(db),
+        _ => Err(Reply::error("ERR DB index is out of range")),
+    }
+}
+
+/// `MOVE key db`: 1 if the key moved to database `db`, 0 if it is absent here or exists
+/// there. As `RENAME`: copied, then deleted here unless written since.
+pub async fn move_key(ctx: &mut Ctx<'_>) -> CmdResult {
+    let key = ctx.args.get(1).clone();
+    let db = db_index(ctx.args.int(2)?)?;
+    if db == ctx.client.db {
+        return Err(Reply::error("ERR source and destination objects are the same"));
+    }
+    let Some(entry) = dump(ctx, &key).await? else { return Ok(Reply::Int(0)) };
+    let version = entry.version;
+    let restore = Op::Restore { entry: Box::new(entry), replace: false };
+    match ctx.exec_stored(db_key(db, key.clone()), restore).await? {
+        Reply::Int(1) => {}
+        Reply::Int(_) => return Ok(Reply::Int(0)),
+        refused => return Err(refused),
+    }
+    ctx.exec(key, Op::DelIf { version }).await?;
+    Ok(Reply::Int(1))
 }
 
 /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key` and `OBJECT HELP`. The grid keeps no access
@@ -267,7 +297,7 @@ pub async fn flush(ctx: &mut Ctx<'_>) -> CmdResult {
     {
         return Err(syntax_error());
     }
-    ctx.flush_all().await?;
+    ctx.flush(ctx.args.is(0, "flushall")).await?;
     Ok(Reply::Ok)
 }
 

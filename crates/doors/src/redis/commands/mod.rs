@@ -26,6 +26,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use metrics::{Counter, Histogram};
 use sessiongrid_grid::GridError;
+use sessiongrid_model::key::{db_key, split_db};
 use sessiongrid_model::list::op::End;
 use sessiongrid_model::{KeyFilter, Op, PartitionId, Reply};
 use sessiongrid_resp::Protocol;
@@ -56,8 +57,24 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Runs one single-key operation on the grid (within the running transaction, if any).
+    /// `key` of the client's database as the grid stores it (see [`db_key`]).
+    pub fn stored(&self, key: Bytes) -> Bytes {
+        db_key(self.client.db, key)
+    }
+
+    /// Runs one single-key operation on a key of the client's database (within the running
+    /// transaction, if any).
     pub async fn exec(&self, key: Bytes, op: Op) -> CmdResult {
+        self.exec_stored(self.stored(key), op).await
+    }
+
+    /// Publishes keyspace events of a key of the client's database.
+    pub fn notify(&self, key: &Bytes, notices: sessiongrid_model::notify::Notices) {
+        self.shared.grid.notify(&self.stored(key.clone()), notices);
+    }
+
+    /// [`Ctx::exec`] on a key as stored.
+    pub async fn exec_stored(&self, key: Bytes, op: Op) -> CmdResult {
         let txn = self.client.txn.txn();
         if txn.is_some() {
             self.client.txn.touch(self.shared.grid.partition_of(&key));
@@ -65,23 +82,41 @@ impl Ctx<'_> {
         self.shared.grid.exec_in(txn, key, op).await.map_err(grid_error)
     }
 
-    /// The keys of partition `p` that pass `filter` (within the running transaction, if any).
+    /// The keys of the client's database in partition `p` that pass `filter`, as the client
+    /// names them (within the running transaction, if any).
     pub async fn keys(&self, p: PartitionId, filter: KeyFilter) -> Result<Vec<Bytes>, Reply> {
         let txn = self.client.txn.txn();
         self.client.txn.touch(p);
-        self.shared.grid.keys_in(txn, p, filter).await.map_err(grid_error)
+        let filter = KeyFilter { db: Some(self.client.db), ..filter };
+        let stored = self.shared.grid.keys_in(txn, p, filter).await.map_err(grid_error)?;
+        Ok(stored.into_iter().map(|k| k.slice(k.len() - split_db(&k).1.len()..)).collect())
     }
 
-    /// The number of keys in the grid (within the running transaction, if any).
+    /// The number of keys: in database 0, of the whole grid (every database's, from the
+    /// partitions' counts); in another database, counted key by key.
     pub async fn dbsize(&self) -> Result<u64, Reply> {
         self.touch_all();
-        self.shared.grid.dbsize_in(self.client.txn.txn()).await.map_err(grid_error)
+        if self.client.db == 0 {
+            return self.shared.grid.dbsize_in(self.client.txn.txn()).await.map_err(grid_error);
+        }
+        let mut n = 0;
+        for p in 0..self.shared.grid.partitions() {
+            n += self.keys(p, KeyFilter::default()).await?.len() as u64;
+        }
+        Ok(n)
     }
 
-    /// Deletes every key (within the running transaction, if any).
-    pub async fn flush_all(&self) -> Result<(), Reply> {
+    /// Deletes every key of every database (`all`) or of the client's (within the running
+    /// transaction, if any).
+    pub async fn flush(&self, all: bool) -> Result<(), Reply> {
         self.touch_all();
-        self.shared.grid.flush_all_in(self.client.txn.txn()).await.map_err(grid_error)
+        let (grid, txn) = (&self.shared.grid, self.client.txn.txn());
+        let flushed = if all {
+            grid.flush_all_in(txn).await
+        } else {
+            grid.flush_db_in(txn, self.client.db).await
+        };
+        flushed.map_err(grid_error)
     }
 
     fn touch_all(&self) {
@@ -214,6 +249,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("ltrim", 4, W, ONE),
     spec("memory", -2, R, (2, 2, 1)),
     spec("mget", -2, R, ALL),
+    spec("move", 3, W, ONE),
     spec("mset", -3, W, (1, -1, 2)),
     spec("msetnx", -3, W, (1, -1, 2)),
     spec("multi", 1, C, NONE),
@@ -435,7 +471,9 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
         return Prepared::Run(PreparedRun { index, started, args });
     }
     match one_op(spec.name, &Req { shared, args: &args }) {
-        Some(Ok((key, op))) => Prepared::Op(PreparedOp { index, started, key, op }),
+        Some(Ok((key, op))) => {
+            Prepared::Op(PreparedOp { index, started, key: db_key(client.db, key), op })
+        }
         Some(Err(reply)) => Prepared::Answered(finish(shared, index, started, reply)),
         None => Prepared::Run(PreparedRun { index, started, args }),
     }
@@ -605,6 +643,7 @@ pub(crate) async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "lmpop" => lists::lmpop(ctx).await,
         "memory" => keys::memory(ctx).await,
         "mget" => strings::mget(ctx).await,
+        "move" => keys::move_key(ctx).await,
         "mset" => strings::mset(ctx).await,
         "msetnx" => strings::msetnx(ctx).await,
         "multi" => multi::multi(ctx),

@@ -31,7 +31,8 @@ pub struct Transaction {
     queued: Option<Vec<Args>>,
     /// A command was refused while queueing: `EXEC` aborts.
     dirty: bool,
-    /// Watched keys with the version of their last write (`None`: no key).
+    /// Watched keys (as stored: with their database) with the version of their last write
+    /// (`None`: no key).
     watched: Vec<(Bytes, Option<u64>)>,
     /// While `EXEC` or a script runs: the grid transaction its commands run within.
     running: Option<Running>,
@@ -125,10 +126,11 @@ pub async fn watch(ctx: &mut Ctx<'_>) -> CmdResult {
         return Err(Reply::error("ERR WATCH inside MULTI is not allowed"));
     }
     for key in ctx.args.from(1).to_vec() {
-        if ctx.client.txn.watched.iter().any(|(k, _)| *k == key) {
+        if ctx.client.txn.watched.iter().any(|(k, _)| *k == ctx.stored(key.clone())) {
             continue;
         }
-        let version = version_of(ctx.exec(key.clone(), Op::Version).await?);
+        let key = ctx.stored(key);
+        let version = version_of(ctx.exec_stored(key.clone(), Op::Version).await?);
         ctx.client.txn.watched.push((key, version));
     }
     Ok(Reply::Ok)
@@ -167,7 +169,9 @@ pub async fn exec(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut partitions = BTreeSet::new();
     for args in &queued {
         match lookup(args.get(0)).and_then(|spec| command_keys(spec, args)) {
-            Some(keys) => partitions.extend(keys.iter().map(|k| grid.partition_of(k))),
+            Some(keys) => {
+                partitions.extend(keys.into_iter().map(|k| grid.partition_of(&ctx.stored(k))))
+            }
             None => partitions.extend(0..grid.partitions()),
         }
     }
@@ -184,7 +188,7 @@ async fn run_transaction(
     watched: &[(Bytes, Option<u64>)],
 ) -> CmdResult {
     for (key, version) in watched {
-        if version_of(ctx.exec(key.clone(), Op::Version).await?) != *version {
+        if version_of(ctx.exec_stored(key.clone(), Op::Version).await?) != *version {
             return Ok(Reply::NilArray);
         }
     }

@@ -211,10 +211,13 @@ async fn run(
     let own_hold = ctx.client.txn.txn().is_none();
     if own_hold {
         let partitions: BTreeSet<PartitionId> =
-            keys.iter().map(|k| ctx.shared.grid.partition_of(k)).collect();
+            keys.iter().map(|k| ctx.shared.grid.partition_of(&ctx.stored(k.clone()))).collect();
         multi::hold(ctx, &partitions.into_iter().collect::<Vec<_>>()).await?;
     }
+    // A `SELECT` inside the script does not change the client's database.
+    let db = ctx.client.db;
     let result = run_held(ctx, body, keys, argv, read_only).await;
+    ctx.client.db = db;
     let result = if own_hold { multi::release(ctx, result).await } else { result };
     metrics::histogram!("sessiongrid_script_duration_seconds").record(started.elapsed());
     let outcome = if result.as_ref().is_ok_and(|r| !r.is_error()) { "ok" } else { "error" };
