@@ -138,3 +138,36 @@ def test_ioredis_and_node_redis_run_multi_eval_and_pubsub_across_a_cluster_losin
     run_clients()
     third.sigkill()
     run_clients()
+
+
+def test_client_list_shows_connections_and_client_kill_closes_a_blocked_one(grid):
+    """CLIENT LIST/INFO show each connection's name, database and last command; CLIENT KILL
+    closes a connection, a blocked one included. Holds for redis-server too."""
+    import threading
+
+    import redis as redis_py
+
+    admin = grid.client()
+    admin.client_setname("admin")
+    admin.execute_command("SELECT", "2")
+    blocked = grid.client()
+    blocked_id = blocked.client_id()
+    out: dict = {}
+
+    def wait():
+        try:
+            out["reply"] = blocked.blpop(["nothing-here"], 0)
+        except redis_py.ConnectionError as exc:
+            out["closed"] = exc
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    assert wait_until(lambda: any(c.get("cmd") == "blpop" for c in admin.client_list()), 5)
+    me = admin.client_info()
+    assert me["name"] == "admin" and str(me["db"]) == "2"
+    listed = {int(c["id"]): c for c in admin.client_list()}
+    assert blocked_id in listed and listed[blocked_id]["cmd"] == "blpop"
+    assert admin.client_kill_filter(_id=blocked_id) == 1
+    thread.join(5)
+    assert not thread.is_alive() and "closed" in out, out
+    assert blocked_id not in {int(c["id"]) for c in admin.client_list()}

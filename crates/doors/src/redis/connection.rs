@@ -24,6 +24,7 @@ use tracing::debug;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
+use super::clients::ClientView;
 use super::commands;
 use super::commands::pubsub::Subscription;
 use super::commands::{Prepared, PreparedOp};
@@ -50,6 +51,8 @@ pub struct ClientState {
     pub txn: commands::multi::Transaction,
     /// The logical database the client's keys are in (`SELECT`).
     pub db: u8,
+    /// What `CLIENT LIST` shows of this connection.
+    pub view: Arc<ClientView>,
 }
 
 /// Flush the write buffer once it holds this much, even mid-batch.
@@ -68,8 +71,15 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(socket: TcpStream, shared: Arc<Shared>, id: u64) -> Self {
+    /// A connection from `addrs.0` to the door's `addrs.1`.
+    pub fn new(
+        socket: TcpStream,
+        shared: Arc<Shared>,
+        id: u64,
+        addrs: (std::net::SocketAddr, std::net::SocketAddr),
+    ) -> Self {
         let authenticated = shared.config.password.is_none();
+        let view = Arc::new(ClientView::new(id, addrs.0, addrs.1, CancellationToken::new()));
         let decoder = Decoder::new(shared.config.limits);
         Connection {
             socket,
@@ -85,6 +95,7 @@ impl Connection {
                 hangup: CancellationToken::new(),
                 txn: Default::default(),
                 db: 0,
+                view,
             },
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -96,9 +107,12 @@ impl Connection {
     /// already read when `stop` fires are still answered.
     pub async fn serve(mut self, stop: CancellationToken) {
         self.client.hangup = stop.child_token();
+        let view = self.client.view.clone();
+        self.shared.clients.register(view.clone());
         if let Err(e) = self.serve_inner(stop).await {
             debug!(error = %e, "connection closed by i/o error");
         }
+        self.shared.clients.remove(view.id);
     }
 
     async fn serve_inner(&mut self, stop: CancellationToken) -> std::io::Result<()> {
@@ -118,8 +132,10 @@ impl Connection {
                 Some(Subscription { feed, messages, .. }) => (Some(feed), Some(messages)),
                 None => (None, None),
             };
+            let kill = self.client.view.kill.clone();
             let read = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
+                _ = kill.cancelled() => return Ok(()),
                 read = self.socket.read_buf(&mut self.rbuf) => read?,
                 event = next(feed) => {
                     self.deliver(|sub| sub.on_event(event));
@@ -173,6 +189,9 @@ impl Connection {
                 Prepared::Run(run) => {
                     self.run_wave(&mut wave).await;
                     let reply = self.run_alone(run).await;
+                    if self.client.view.kill.is_cancelled() {
+                        return Ok(false); // killed (`CLIENT KILL`): closed without an answer
+                    }
                     self.drain_feeds();
                     answer(&mut self.client, &reply, &mut self.wbuf);
                     if self.client.quit {
@@ -196,12 +215,14 @@ impl Connection {
     /// `pipeline_bytes_max`.
     async fn run_alone(&mut self, run: commands::PreparedRun) -> sessiongrid_model::Reply {
         let hangup = self.client.hangup.clone();
+        let kill = self.client.view.kill.clone();
         let mut watching = !hangup.is_cancelled();
         let command = commands::run_prepared(&self.shared, &mut self.client, run);
         tokio::pin!(command);
         loop {
             tokio::select! {
                 reply = &mut command => return reply,
+                _ = kill.cancelled(), if !hangup.is_cancelled() => hangup.cancel(),
                 read = self.socket.read_buf(&mut self.rbuf), if watching => match read {
                     Ok(0) | Err(_) => {
                         hangup.cancel();

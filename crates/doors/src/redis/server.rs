@@ -50,6 +50,8 @@ pub struct Shared {
     pub command_metrics: Vec<CommandMetrics>,
     /// Lua scripts and function libraries of this node.
     pub scripts: super::scripting::Scripts,
+    /// The open connections.
+    pub clients: super::clients::Clients,
 }
 
 impl Shared {
@@ -81,6 +83,7 @@ impl RedisDoor {
             blocked_clients: AtomicU64::new(0),
             command_metrics: CommandMetrics::for_all_commands(),
             scripts: Default::default(),
+            clients: Default::default(),
         });
         Ok(RedisDoor { listener, shared })
     }
@@ -114,6 +117,7 @@ impl RedisDoor {
                 continue;
             };
             let _ = socket.set_nodelay(true);
+            let laddr = socket.local_addr().unwrap_or(peer);
             // Moved to the engine thread's own reactor there.
             let socket = match socket.into_std() {
                 Ok(socket) => socket,
@@ -132,7 +136,7 @@ impl RedisDoor {
                     let Ok(socket) = TcpStream::from_std(socket) else { return };
                     shared.connections.fetch_add(1, Ordering::Relaxed);
                     metrics::gauge!("sessiongrid_connections").increment(1);
-                    Connection::new(socket, shared.clone(), id).serve(stop).await;
+                    Connection::new(socket, shared.clone(), id, (peer, laddr)).serve(stop).await;
                     metrics::gauge!("sessiongrid_connections").decrement(1);
                     shared.connections.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);

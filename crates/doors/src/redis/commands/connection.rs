@@ -1,10 +1,13 @@
 //! Connection commands: PING AUTH HELLO SELECT CLIENT (ECHO and QUIT are wired in the table).
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use sessiongrid_model::Reply;
 
 use super::args::syntax_error;
 use super::{CmdResult, Ctx};
+use crate::redis::clients::ClientView;
 use crate::redis::connection::Replies;
 use sessiongrid_resp::Protocol;
 
@@ -114,6 +117,7 @@ pub fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
         ));
     }
     ctx.client.proto = proto;
+    ctx.client.view.resp.store(if proto == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
     if name.is_some() {
         ctx.client.name = name;
     }
@@ -132,6 +136,7 @@ pub fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
 /// `SELECT db`: the client's commands then name keys of database `db` (0 to 15).
 pub fn select(ctx: &mut Ctx<'_>) -> CmdResult {
     ctx.client.db = super::keys::db_index(ctx.args.int(1)?)?;
+    ctx.client.view.db.store(ctx.client.db, Ordering::Relaxed);
     Ok(Reply::Ok)
 }
 
@@ -156,6 +161,7 @@ pub fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             }
             let name = valid_name(ctx.args.get(2))?;
             ctx.client.name = (!name.is_empty()).then_some(name);
+            *ctx.client.view.name.lock().expect("client name lock") = ctx.client.name.clone();
             Ok(Reply::Ok)
         }
         "getname" if ctx.args.len() == 2 => {
@@ -183,10 +189,125 @@ pub fn client(ctx: &mut Ctx<'_>) -> CmdResult {
             };
             Ok(Reply::Ok)
         }
-        "getname" | "id" | "reply" => arity_error(),
+        "list" => client_list(ctx),
+        "info" if ctx.args.len() == 2 => {
+            Ok(Reply::Verbatim(format!("{}\n", ctx.client.view.line()).into()))
+        }
+        "kill" => client_kill(ctx),
+        "no-evict" | "no-touch" if ctx.args.len() == 3 => {
+            match ctx.args.text(2).to_ascii_lowercase().as_str() {
+                "on" | "off" => Ok(Reply::Ok),
+                _ => Err(syntax_error()),
+            }
+        }
+        "unpause" if ctx.args.len() == 2 => Ok(Reply::Ok),
+        "getredir" if ctx.args.len() == 2 => Ok(Reply::Int(-1)),
+        "getname" | "id" | "reply" | "info" | "no-evict" | "no-touch" | "unpause" | "getredir" => {
+            arity_error()
+        }
         _ => {
             let sub = ctx.args.text(1);
             Err(Reply::error(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP.")))
         }
     }
+}
+
+/// `CLIENT LIST [TYPE normal|pubsub|master|replica] [ID id...]`.
+fn client_list(ctx: &Ctx<'_>) -> CmdResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while i < ctx.args.len() {
+        if ctx.args.is(i, "type") && i + 1 < ctx.args.len() {
+            let kind = ctx.args.text(i + 1).to_ascii_lowercase();
+            match kind.as_str() {
+                "normal" | "pubsub" => {}
+                "master" | "replica" | "slave" => return Ok(Reply::Verbatim(Bytes::new())),
+                _ => return Err(Reply::error(format!("ERR Unknown client type '{kind}'"))),
+            }
+            i += 2;
+        } else if ctx.args.is(i, "id") && i + 1 < ctx.args.len() {
+            let mut wanted = Vec::new();
+            for arg in ctx.args.from(i + 1) {
+                let id = super::args::int(arg)
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| Reply::error("ERR Invalid client ID"))?;
+                wanted.push(id as u64);
+            }
+            ids = Some(wanted);
+            break;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    let lines: String = ctx
+        .shared
+        .clients
+        .all()
+        .iter()
+        .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+        .map(|c| format!("{}\n", c.line()))
+        .collect();
+    Ok(Reply::Verbatim(lines.into()))
+}
+
+/// One filter of `CLIENT KILL`: true for a connection it selects.
+type KillFilter = Box<dyn Fn(&ClientView) -> bool>;
+
+/// `CLIENT KILL ip:port` (1 or an error) or `CLIENT KILL <filter value>...` (how many it
+/// closed): filters `ID`, `ADDR`, `LADDR`, `SKIPME yes|no`, `TYPE normal|pubsub`, `USER`,
+/// `MAXAGE`.
+fn client_kill(ctx: &Ctx<'_>) -> CmdResult {
+    let me = ctx.client.view.id;
+    let clients = ctx.shared.clients.all();
+    if ctx.args.len() == 3 {
+        let addr = ctx.args.text(2);
+        let Some(c) = clients.iter().find(|c| c.addr.to_string() == addr) else {
+            return Err(Reply::error("ERR No such client"));
+        };
+        c.kill.cancel();
+        return Ok(Reply::Ok);
+    }
+    if ctx.args.len() < 4 || !ctx.args.len().is_multiple_of(2) {
+        return Err(syntax_error());
+    }
+    let mut skip_me = true;
+    let mut tests: Vec<KillFilter> = Vec::new();
+    for pair in ctx.args.from(2).chunks(2) {
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        match String::from_utf8_lossy(&pair[0]).to_ascii_lowercase().as_str() {
+            "id" => {
+                let id = value
+                    .parse::<u64>()
+                    .map_err(|_| Reply::error("ERR client-id should be greater than 0"))?;
+                tests.push(Box::new(move |c| c.id == id));
+            }
+            "addr" => tests.push(Box::new(move |c| c.addr.to_string() == value)),
+            "laddr" => tests.push(Box::new(move |c| c.laddr.to_string() == value)),
+            "user" => tests.push(Box::new(move |_| value == "default")),
+            "type" => match value.to_ascii_lowercase().as_str() {
+                "normal" | "pubsub" => {}
+                "master" | "replica" | "slave" => tests.push(Box::new(|_| false)),
+                other => return Err(Reply::error(format!("ERR Unknown client type '{other}'"))),
+            },
+            "skipme" => match value.to_ascii_lowercase().as_str() {
+                "yes" => skip_me = true,
+                "no" => skip_me = false,
+                _ => return Err(syntax_error()),
+            },
+            "maxage" => {
+                let secs = value.parse::<u64>().map_err(|_| syntax_error())?;
+                tests.push(Box::new(move |c| c.created.elapsed().as_secs() >= secs));
+            }
+            _ => return Err(syntax_error()),
+        }
+    }
+    let mut killed = 0;
+    for c in clients.iter().filter(|c| !(skip_me && c.id == me)) {
+        if tests.iter().all(|t| t(c)) {
+            c.kill.cancel();
+            killed += 1;
+        }
+    }
+    Ok(Reply::Int(killed))
 }

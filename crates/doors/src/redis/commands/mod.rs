@@ -441,6 +441,7 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
         return Prepared::Answered(unknown_command(&args));
     };
     let spec = &COMMANDS[index];
+    client.view.ran(index);
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         let reply = format!("ERR wrong number of arguments for '{}' command", spec.name);
