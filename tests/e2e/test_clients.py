@@ -171,3 +171,22 @@ def test_client_list_shows_connections_and_client_kill_closes_a_blocked_one(grid
     thread.join(5)
     assert not thread.is_alive() and "closed" in out, out
     assert blocked_id not in {int(c["id"]) for c in admin.client_list()}
+
+
+def test_shutdown_stops_the_node_and_keeps_what_it_acknowledged(pool):
+    """SHUTDOWN closes the connection without an answer (redis-py's shutdown() expects
+    that), the process exits cleanly, and a restart finds every acknowledged write."""
+    from conftest import GridProcess
+
+    node = GridProcess()
+    pool.processes.append(node)
+    node.start()
+    c = node.client()
+    c.set("kept", "yes")
+    with pytest.raises(Exception):
+        c.execute_command("SHUTDOWN", "ABORT")
+    c.shutdown()
+    assert wait_until(lambda: not node.is_alive(), 30), "the node did not stop"
+    assert node.proc.returncode == 0, node.log_text()[-2000:]
+    node.restart()
+    assert node.client().get("kept") == b"yes"

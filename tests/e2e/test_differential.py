@@ -833,7 +833,8 @@ SCRIPTS: dict[str, list] = {
         ("SET", "w", "3"), ("SELECT", "3"), ("MULTI",), ("GET", "w"), ("EXEC",),
         ("FLUSHDB",), ("KEYS", "*"), ("SELECT", "1"), Unordered(("KEYS", "*")), ("FLUSHALL",),
         ("KEYS", "*"),
-        ("SELECT", "0"), ("KEYS", "*"),
+        ("SELECT", "0"), ("KEYS", "*"), ("SET", "k", "v"), ("WAIT", "0", "0"), ("WAIT", "0", "-1"),
+        ("WAIT", "x", "0"),
     ],
     "list-rem-trim-insert": WRONGTYPE_SETUP + [
         ("RPUSH", "l", "a", "x", "b", "x", "c", "x", "x"), ("LREM", "l", "1", "x"),

@@ -206,3 +206,5 @@ def test_in_a_cluster_a_script_keeps_to_one_partition_and_functions_load_per_nod
         assert node.client().function_load(library) == b"bank"
     assert other.fcall("move", 1, "{t}alpha", 5) == 4
     assert c.get("{t}alpha") == b"4"
+    # WAIT: the write above is on the partition's other owner already (two copies).
+    assert c.execute_command("WAIT", 1, 100) == 1

@@ -99,6 +99,8 @@ pub enum Query {
     Flush,
     /// Deletes every key of one logical database (`FLUSHDB`), as [`Query::Flush`].
     FlushDb(u8),
+    /// How many other owners hold every write the partition acknowledged (`WAIT`).
+    InSync,
     /// Holds the partition for `txn`, for at most `ms`: until it is released, the partition
     /// runs only requests within `txn`; the others wait, in the order they came. Answered once
     /// the hold is `txn`'s.
@@ -117,7 +119,11 @@ impl Query {
     /// twice is the same as once).
     pub fn read_only(&self) -> bool {
         match self {
-            Query::Keys(_) | Query::Count | Query::Hold { .. } | Query::Release { .. } => true,
+            Query::Keys(_)
+            | Query::Count
+            | Query::InSync
+            | Query::Hold { .. }
+            | Query::Release { .. } => true,
             Query::Flush | Query::FlushDb(_) => false,
             Query::Within { query, .. } => query.read_only(),
             Query::Op { op, .. } => !op.is_write(),

@@ -632,6 +632,10 @@ impl<S: PartitionStore> Replica<S> {
                 }
             }
             Query::Op { key, op } => return self.run_op(now, origin, key, op, held, out),
+            Query::InSync => {
+                let owners = self.followers.values().filter(|f| f.owner && f.in_sync).count();
+                Reply::Int(owners as i64)
+            }
             Query::Hold { .. } | Query::Release { .. } | Query::Within { .. } => {
                 Reply::error("ERR a transaction's request cannot nest another")
             }

@@ -183,7 +183,22 @@ impl Grid {
         self.inner.control.cast(msg).map_err(|_| GridError::Cluster(Refusal::NotServing))
     }
 
-    /// Resolves when an operator asked this node to drain (never on a single node).
+    /// How many other owners of partition `p` hold every write it acknowledged (as its
+    /// primary counts them).
+    pub async fn in_sync_owners(&self, p: PartitionId) -> Result<u64, GridError> {
+        match self.query(p, Query::InSync).await? {
+            Reply::Int(n) => Ok(n.max(0) as u64),
+            _ => Err(GridError::Cluster(Refusal::Timeout)),
+        }
+    }
+
+    /// Asks this node to stop, as a signal would (`SHUTDOWN`): a member hands its partitions
+    /// over first. The process running the node acts on it (see [`Grid::drain_requested`]).
+    pub fn request_stop(&self) {
+        self.inner.shared.drain_requested.notify_one();
+    }
+
+    /// Resolves when an operator asked this node to drain or stop.
     pub async fn drain_requested(&self) {
         self.inner.shared.drain_requested.notified().await
     }

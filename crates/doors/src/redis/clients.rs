@@ -27,6 +27,8 @@ pub struct ClientView {
     pub last_active_ms: AtomicU64,
     pub db: AtomicU8,
     pub resp: AtomicU8,
+    /// The partition of the client's last write (`u32::MAX`: none), for `WAIT`.
+    pub last_write: std::sync::atomic::AtomicU32,
     /// Cancelled to close the connection (`CLIENT KILL`).
     pub kill: CancellationToken,
 }
@@ -43,6 +45,7 @@ impl ClientView {
             last_active_ms: AtomicU64::new(0),
             db: AtomicU8::new(0),
             resp: AtomicU8::new(2),
+            last_write: std::sync::atomic::AtomicU32::new(u32::MAX),
             kill,
         }
     }

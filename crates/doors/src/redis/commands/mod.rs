@@ -75,6 +75,10 @@ impl Ctx<'_> {
 
     /// [`Ctx::exec`] on a key as stored.
     pub async fn exec_stored(&self, key: Bytes, op: Op) -> CmdResult {
+        if op.is_write() {
+            let p = u32::from(self.shared.grid.partition_of(&key));
+            self.client.view.last_write.store(p, std::sync::atomic::Ordering::Relaxed);
+        }
         let txn = self.client.txn.txn();
         if txn.is_some() {
             self.client.txn.touch(self.shared.grid.partition_of(&key));
@@ -299,6 +303,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("setex", 4, W, ONE),
     spec("setnx", 3, W, ONE),
     spec("setrange", 4, W, ONE),
+    spec("shutdown", -1, A, NONE),
     spec("sinter", -2, R, ALL),
     spec("sintercard", -3, R, NONE),
     spec("sinterstore", -3, W, ALL),
@@ -322,6 +327,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("unlink", -2, W, ALL),
     spec("unsubscribe", -1, C2, NONE),
     spec("unwatch", 1, C, NONE),
+    spec("wait", 3, R, NONE),
     spec("watch", -2, C, ALL),
     spec("zadd", -4, W, ONE),
     spec("zcard", 2, R, ONE),
@@ -473,7 +479,12 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     }
     match one_op(spec.name, &Req { shared, args: &args }) {
         Some(Ok((key, op))) => {
-            Prepared::Op(PreparedOp { index, started, key: db_key(client.db, key), op })
+            let key = db_key(client.db, key);
+            if op.is_write() {
+                let p = u32::from(shared.grid.partition_of(&key));
+                client.view.last_write.store(p, std::sync::atomic::Ordering::Relaxed);
+            }
+            Prepared::Op(PreparedOp { index, started, key, op })
         }
         Some(Err(reply)) => Prepared::Answered(finish(shared, index, started, reply)),
         None => Prepared::Run(PreparedRun { index, started, args }),
@@ -689,9 +700,11 @@ pub(crate) async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "session.stats" => sessions::stats(ctx).await,
         "session.subscribe" => pubsub::session_subscribe(ctx),
         "session.touch" => sessions::touch(ctx).await,
+        "shutdown" => server::shutdown(ctx),
         "subscribe" => pubsub::subscribe(ctx),
         "unsubscribe" => pubsub::unsubscribe(ctx),
         "unwatch" => multi::unwatch(ctx),
+        "wait" => server::wait(ctx).await,
         "watch" => multi::watch(ctx).await,
         "bzmpop" => zsets::bzmpop(ctx).await,
         "bzpopmax" => zsets::bzpop(ctx, true).await,

@@ -269,3 +269,34 @@ fn protocol_sample(kind: &str) -> CmdResult {
 pub fn cluster() -> CmdResult {
     Err(Reply::error("ERR This instance has cluster support disabled"))
 }
+
+/// `WAIT numreplicas timeout`: every write is answered only once every in-sync owner of its
+/// partition has it, so nothing is waited for: the answer is how many other owners hold the
+/// partition of the client's last write (of partition 0 before any write).
+pub async fn wait(ctx: &mut Ctx<'_>) -> CmdResult {
+    ctx.args.int(1)?;
+    if ctx.args.int(2)? < 0 {
+        return Err(Reply::error("ERR timeout is negative"));
+    }
+    let last = ctx.client.view.last_write.load(Ordering::Relaxed);
+    let p = u16::try_from(last).unwrap_or(0);
+    let n = ctx.shared.grid.in_sync_owners(p).await.map_err(super::grid_error)?;
+    Ok(Reply::Int(n as i64))
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: the node stops as on SIGTERM (a member
+/// hands its partitions over first; every acknowledged write is already on disk). As in Redis,
+/// the connection closes without an answer.
+pub fn shutdown(ctx: &mut Ctx<'_>) -> CmdResult {
+    for i in 1..ctx.args.len() {
+        match ctx.args.text(i).to_ascii_lowercase().as_str() {
+            "nosave" | "save" | "now" | "force" => {}
+            "abort" => return Err(Reply::error("ERR No shutdown in progress.")),
+            _ => return Err(Reply::error("ERR syntax error")),
+        }
+    }
+    tracing::info!(client = ctx.client.view.id, "SHUTDOWN asked by a client");
+    ctx.shared.grid.request_stop();
+    ctx.client.view.kill.cancel();
+    Ok(Reply::Ok)
+}

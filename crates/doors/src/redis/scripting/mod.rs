@@ -290,9 +290,11 @@ const NOT_FROM_SCRIPTS: &[&str] = &[
     "quit",
     "script",
     "session.subscribe",
+    "shutdown",
     "subscribe",
     "unsubscribe",
     "unwatch",
+    "wait",
     "watch",
 ];
 
