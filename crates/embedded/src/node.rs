@@ -229,11 +229,12 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
 fn config_view(config: &NodeConfig) -> Vec<(&'static str, String)> {
     vec![
         ("appendonly", "yes".into()),
-        ("databases", "1".into()),
+        ("databases", sessiongrid_model::key::DATABASES.to_string()),
         ("maxclients", config.connections_max.to_string()),
         ("maxmemory", config.memory_max_bytes.to_string()),
         ("maxmemory-policy", "noeviction".into()),
         ("proto-max-bulk-len", config.bulk_bytes_max.to_string()),
+        ("replica-read-only", "yes".into()),
         ("save", String::new()),
         ("timeout", "0".into()),
     ]
