@@ -764,6 +764,8 @@ SCRIPTS: dict[str, list] = {
         ("WATCH", "w"), ("SET", "w", "6"), ("MULTI",), ("DISCARD",), ("MULTI",), ("GET", "w"), ("EXEC",),
         ("WATCH", "w"), ("FLUSHALL",), ("MULTI",), ("PING",), ("EXEC",),
         ("WATCH",), ("UNWATCH", "x"), ("MULTI", "x"), ("EXEC", "x"),
+        ("MULTI",), ("SET", "foo", "bar"), ("SAVE",), ("EXEC",), ("GET", "foo"),
+        ("MULTI",), ("SET", "foo", "bar"), ("SHUTDOWN",), ("EXEC",), ("GET", "foo"),
     ],
     "scripts": WRONGTYPE_SETUP + [
         ("EVAL", "return 1", "0"), ("EVAL", "return {1, 2, {3, 'x'}, nil, 5}", "0"),

@@ -278,6 +278,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("rpush", -3, W, ONE),
     spec("rpushx", -3, W, ONE),
     spec("sadd", -3, W, ONE),
+    spec("save", 1, A, NONE),
     spec("scan", -2, R, NONE),
     spec("scard", 2, R, ONE),
     spec("script", -2, SCRIPT, NONE),
@@ -475,6 +476,10 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     let started = Instant::now();
     let args = Args::new(args);
     if client.txn.queueing() && !multi::runs_while_queueing(spec.name) {
+        if multi::NOT_IN_TRANSACTIONS.contains(&spec.name) {
+            let reply = Reply::error("ERR Command not allowed inside a transaction");
+            return Prepared::Answered(reply);
+        }
         return Prepared::Run(PreparedRun { index, started, args });
     }
     match one_op(spec.name, &Req { shared, args: &args }) {
@@ -676,6 +681,7 @@ pub(crate) async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         }
         "scan" => keys::scan(ctx).await,
         "script" => scripting::script(ctx),
+        "save" => server::save(ctx),
         "sdiff" => sets::read_combined(ctx, sets::Combine::Diff).await,
         "sdiffstore" => sets::store_combined(ctx, sets::Combine::Diff).await,
         "sinter" => sets::read_combined(ctx, sets::Combine::Inter).await,

@@ -84,6 +84,9 @@ impl Transaction {
     }
 }
 
+/// Commands refused inside a `MULTI` (the transaction then aborts), as in Redis.
+pub const NOT_IN_TRANSACTIONS: &[&str] = &["save", "shutdown"];
+
 /// Commands that run at once inside a `MULTI` instead of being queued.
 pub fn runs_while_queueing(name: &str) -> bool {
     matches!(name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")

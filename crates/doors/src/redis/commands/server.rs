@@ -300,3 +300,10 @@ pub fn shutdown(ctx: &mut Ctx<'_>) -> CmdResult {
     ctx.client.view.kill.cancel();
     Ok(Reply::Ok)
 }
+
+/// `SAVE`: every acknowledged write is in RocksDB's log already; this syncs the log to disk
+/// (what a node does when it stops) and answers OK.
+pub fn save(ctx: &mut Ctx<'_>) -> CmdResult {
+    ctx.shared.grid.store().sync().map_err(|e| Reply::error(format!("ERR {e}")))?;
+    Ok(Reply::Ok)
+}

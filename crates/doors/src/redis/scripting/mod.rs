@@ -289,6 +289,7 @@ const NOT_FROM_SCRIPTS: &[&str] = &[
     "punsubscribe",
     "quit",
     "script",
+    "save",
     "session.subscribe",
     "shutdown",
     "subscribe",
