@@ -225,3 +225,31 @@ def test_password_survives_restart(pool: ProcessPool):
         assert conn.call("PING") == ("error", NOAUTH)
         assert conn.call("AUTH", PASSWORD) == ("simple", b"OK")
         assert conn.call("PING") == ("simple", b"PONG")
+
+
+@grid_only
+def test_protected_mode_refuses_an_open_door_on_a_non_loopback_address(tmp_path):
+    """A door on 0.0.0.0 without its credentials does not start and says which flag to set;
+    with the credentials, or --protected-mode no, it starts."""
+    from conftest import SESSIONGRID_BIN, free_port, write_secret
+
+    def node(*extra: str) -> subprocess.CompletedProcess:
+        args = [SESSIONGRID_BIN, "node", "--data-dir", str(tmp_path / "data"),
+                "--resp-listen", f"0.0.0.0:{free_port()}", "--http-listen", f"0.0.0.0:{free_port()}",
+                *extra]
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=5)
+        except subprocess.TimeoutExpired as started:
+            return subprocess.CompletedProcess(args, None, started.stdout, started.stderr)
+
+    refused = node()
+    assert refused.returncode not in (0, None), refused
+    assert "protected mode" in refused.stderr and "--requirepass-file" in refused.stderr
+    password, token = tmp_path / "password", tmp_path / "token"
+    write_secret(password, "s3cret")
+    only_redis = node("--requirepass-file", str(password))
+    assert only_redis.returncode not in (0, None) and "--admin-token-file" in only_redis.stderr
+    # Both credentials, or protected mode off: the node serves until the timeout stops it.
+    write_secret(token, "t0ken")
+    assert node("--requirepass-file", str(password), "--admin-token-file", str(token)).returncode is None
+    assert node("--protected-mode", "no").returncode is None

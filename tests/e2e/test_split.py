@@ -109,8 +109,9 @@ class NetnsCluster(Cluster):
 
     def args(self, p2p_port: int, secret_path) -> list[str]:
         host = self.net.address(self.index)
+        # The doors listen on the namespace's own address: not loopback, so protected mode off.
         args = ["--p2p-listen", f"{host}:{p2p_port}", "--replicas", str(self.replicas),
-                "--cluster-secret-file", str(secret_path)]
+                "--cluster-secret-file", str(secret_path), "--protected-mode", "no"]
         if self.seed_port is not None and self.index > 0:
             args += ["--join", f"{self.net.address(0)}:{self.seed_port}"]
         return args

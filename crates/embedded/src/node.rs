@@ -58,6 +58,7 @@ impl Node {
                 "join needs p2p_listen: a node joins a cluster over its peer-to-peer address"
             );
         }
+        protected_mode(&config, &doors)?;
         let grid = match &config.p2p_listen {
             Some(listen) => start_clustered(&config, listen).await?,
             None => start_single(&config).await?,
@@ -226,6 +227,46 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
 }
 
 /// What `CONFIG GET` reports: the settings Redis clients and session stores probe.
+/// Protected mode: a door reachable from other hosts needs its credentials.
+fn protected_mode(config: &NodeConfig, doors: &Doors) -> anyhow::Result<()> {
+    if !config.protected_mode {
+        return Ok(());
+    }
+    let open = [
+        (
+            doors.redis && config.requirepass_file.is_none(),
+            "Redis",
+            &config.resp_listen,
+            "--requirepass-file (requirepass_file)",
+        ),
+        (
+            doors.http && config.admin_token_file.is_none(),
+            "HTTP",
+            &config.http_listen,
+            "--admin-token-file (admin_token_file)",
+        ),
+    ];
+    for (unguarded, door, addr, flag) in open {
+        if unguarded && !loopback_only(addr) {
+            anyhow::bail!(
+                "protected mode: the {door} door would listen on {addr}, reachable from other \
+                 hosts, with no credentials; set {flag}, listen on a loopback address, or \
+                 start with --protected-mode no (protected_mode = false)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// True if every address `addr` resolves to is a loopback address (127.0.0.0/8, ::1).
+fn loopback_only(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match addr.to_socket_addrs() {
+        Ok(mut addrs) => addrs.all(|a| a.ip().is_loopback()),
+        Err(_) => false,
+    }
+}
+
 fn config_view(config: &NodeConfig) -> Vec<(&'static str, String)> {
     vec![
         ("appendonly", "yes".into()),

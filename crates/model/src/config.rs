@@ -63,6 +63,10 @@ pub struct NodeConfig {
     /// File holding the token the HTTP API (`/api/v1`) requires as `Authorization: Bearer`;
     /// none leaves the API open (bind `http_listen` to a private address then).
     pub admin_token_file: Option<PathBuf>,
+    /// Refuse to start a door on a non-loopback address without its credentials (the Redis
+    /// door without `requirepass_file`, the HTTP door without `admin_token_file`), as Redis'
+    /// protected mode does.
+    pub protected_mode: bool,
 
     /// Number of partitions; fixed when the data directory is created.
     pub partitions: u16,
@@ -203,6 +207,7 @@ impl Default for NodeConfig {
             lite: false,
             requirepass_file: None,
             admin_token_file: None,
+            protected_mode: true,
             partitions: 256,
             durability: Durability::Process,
             memory_max_bytes: 512 * 1024 * 1024,

@@ -67,6 +67,12 @@ pub enum LogFormat {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum YesNo {
+    Yes,
+    No,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum WhenSplitArg {
     Serve,
     Deny,
@@ -113,6 +119,10 @@ pub struct NodeArgs {
     /// File holding the bearer token the HTTP API requires (not world-readable).
     #[arg(long, env = "SESSIONGRID_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// With `yes` (the default) a door on a non-loopback address without its credentials
+    /// (--requirepass-file, --admin-token-file) refuses to start.
+    #[arg(long, env = "SESSIONGRID_PROTECTED_MODE", value_enum)]
+    pub protected_mode: Option<YesNo>,
     /// Log format.
     #[arg(long, env = "SESSIONGRID_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -168,6 +178,9 @@ impl NodeArgs {
         }
         if let Some(v) = &self.admin_token_file {
             config.admin_token_file = Some(v.clone());
+        }
+        if let Some(v) = self.protected_mode {
+            config.protected_mode = matches!(v, YesNo::Yes);
         }
         config.validate()?;
         Ok(config)
