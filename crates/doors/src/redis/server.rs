@@ -52,6 +52,8 @@ pub struct Shared {
     pub scripts: super::scripting::Scripts,
     /// The open connections.
     pub clients: super::clients::Clients,
+    /// Clients blocked on each key, in the order they blocked.
+    pub block_lines: super::commands::blocking::Lines,
 }
 
 impl Shared {
@@ -84,6 +86,7 @@ impl RedisDoor {
             command_metrics: CommandMetrics::for_all_commands(),
             scripts: Default::default(),
             clients: Default::default(),
+            block_lines: Default::default(),
         });
         Ok(RedisDoor { listener, shared })
     }

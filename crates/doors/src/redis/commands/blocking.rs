@@ -4,9 +4,19 @@
 //! other partitions, on other nodes): it tries again after a pause that grows from
 //! [`PAUSE_MIN`] to [`PAUSE_MAX`], until its timeout passes or its client hangs up. While it
 //! waits, it counts in `INFO`'s `blocked_clients`, as in Redis.
+//!
+//! Clients blocked on a key through one node are served in the order they blocked: each waits
+//! in that key's line ([`Lines`]) and tries only when it is first in the line of every key it
+//! waits on (the client that blocked earliest always is, so lines never wait on each other),
+//! and a newcomer queues behind clients already waiting. Clients blocked through different
+//! nodes are not ordered among themselves.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use sessiongrid_model::num::strtod;
 use sessiongrid_model::{time, Reply};
@@ -44,6 +54,52 @@ pub fn timeout_arg(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     Ok(Some(Duration::from_millis(ms as u64)))
 }
 
+/// The door's lines of blocked clients, per key (as stored), in the order they blocked.
+#[derive(Default)]
+pub struct Lines {
+    inner: Mutex<LinesInner>,
+}
+
+#[derive(Default)]
+struct LinesInner {
+    next_ticket: u64,
+    lines: HashMap<Bytes, VecDeque<u64>>,
+}
+
+impl Lines {
+    /// Queues a client at the end of the line of each of `keys`; its ticket.
+    fn join(&self, keys: &[Bytes]) -> u64 {
+        let mut inner = self.inner.lock().expect("lines lock");
+        inner.next_ticket += 1;
+        let ticket = inner.next_ticket;
+        for key in keys {
+            inner.lines.entry(key.clone()).or_default().push_back(ticket);
+        }
+        ticket
+    }
+
+    fn leave(&self, ticket: u64, keys: &[Bytes]) {
+        let mut inner = self.inner.lock().expect("lines lock");
+        for key in keys {
+            if let Some(line) = inner.lines.get_mut(key) {
+                line.retain(|t| *t != ticket);
+                if line.is_empty() {
+                    inner.lines.remove(key);
+                }
+            }
+        }
+    }
+
+    /// True if `ticket` (`None`: a client not queued yet) is first in every line of `keys`.
+    fn first(&self, ticket: Option<u64>, keys: &[Bytes]) -> bool {
+        let inner = self.inner.lock().expect("lines lock");
+        keys.iter().all(|key| match inner.lines.get(key).and_then(|line| line.front()) {
+            None => true,
+            Some(front) => Some(*front) == ticket,
+        })
+    }
+}
+
 /// The waits of one blocked command.
 pub struct Waiter<'a> {
     deadline: Option<Instant>,
@@ -51,20 +107,38 @@ pub struct Waiter<'a> {
     hangup: CancellationToken,
     blocked_clients: &'a AtomicU64,
     counted: bool,
+    lines: &'a Lines,
+    /// The keys waited on, as stored, and the place in their lines once queued.
+    keys: Vec<Bytes>,
+    ticket: Option<u64>,
+    /// Inside a transaction or script: tries once, waits in no line.
+    at_once: bool,
 }
 
 impl<'a> Waiter<'a> {
-    /// Starts the clock of a command that waits at most `timeout` (`None`: forever).
-    pub fn new(ctx: &Ctx<'a>, timeout: Option<Duration>) -> Self {
+    /// Starts the clock of a command that waits at most `timeout` (`None`: forever) for one of
+    /// `keys` (as the client names them).
+    pub fn new(ctx: &Ctx<'a>, timeout: Option<Duration>, keys: &[Bytes]) -> Self {
         // Inside a transaction a blocking command does not wait, as in Redis.
-        let timeout = if ctx.client.txn.txn().is_some() { Some(Duration::ZERO) } else { timeout };
+        let at_once = ctx.client.txn.txn().is_some();
+        let timeout = if at_once { Some(Duration::ZERO) } else { timeout };
         Waiter {
             deadline: timeout.map(|t| Instant::now() + t),
             pause: PAUSE_MIN,
             hangup: ctx.client.hangup.clone(),
             blocked_clients: &ctx.shared.blocked_clients,
             counted: false,
+            lines: &ctx.shared.block_lines,
+            keys: keys.iter().map(|k| ctx.stored(k.clone())).collect(),
+            ticket: None,
+            at_once,
         }
+    }
+
+    /// True if this command may try now: no client that blocked earlier on its keys (through
+    /// this node) still waits.
+    pub fn my_turn(&self) -> bool {
+        self.at_once || self.lines.first(self.ticket, &self.keys)
     }
 
     /// Waits before the next try. False once the timeout has passed or the client has hung up
@@ -81,6 +155,9 @@ impl<'a> Waiter<'a> {
             self.blocked_clients.fetch_add(1, Ordering::Relaxed);
             self.counted = true;
         }
+        if self.ticket.is_none() {
+            self.ticket = Some(self.lines.join(&self.keys));
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = self.hangup.cancelled() => return false,
@@ -94,6 +171,9 @@ impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         if self.counted {
             self.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(ticket) = self.ticket {
+            self.lines.leave(ticket, &self.keys);
         }
     }
 }

@@ -286,11 +286,13 @@ async fn blocking_pop(
     count: Option<u64>,
     timeout: Option<Duration>,
 ) -> CmdResult {
-    let mut waiter = Waiter::new(ctx, timeout);
+    let mut waiter = Waiter::new(ctx, timeout, keys);
     let mut waiting = false;
     loop {
-        if let Some(reply) = pop_first(ctx, keys, end, count, waiting).await? {
-            return Ok(reply);
+        if waiter.my_turn() {
+            if let Some(reply) = pop_first(ctx, keys, end, count, waiting).await? {
+                return Ok(reply);
+            }
         }
         if !waiter.pause().await {
             return Ok(Reply::NilArray);
@@ -321,11 +323,13 @@ async fn blocking_move(
     timeout: Option<std::time::Duration>,
 ) -> CmdResult {
     let (src, dst) = (ctx.args.get(1).clone(), ctx.args.get(2).clone());
-    let mut waiter = Waiter::new(ctx, timeout);
+    let mut waiter = Waiter::new(ctx, timeout, std::slice::from_ref(&src));
     let mut waiting = false;
     loop {
-        if let Some(reply) = move_once(ctx, &src, &dst, from, to, waiting).await? {
-            return Ok(reply);
+        if waiter.my_turn() {
+            if let Some(reply) = move_once(ctx, &src, &dst, from, to, waiting).await? {
+                return Ok(reply);
+            }
         }
         if ctx.client.txn.txn().is_some() {
             return Ok(Reply::Nil); // inside a transaction: answered as LMOVE would

@@ -8,7 +8,7 @@
 //! neighbours on other partitions.
 
 mod args;
-mod blocking;
+pub mod blocking;
 mod connection;
 mod hashes;
 mod keys;

@@ -592,11 +592,13 @@ async fn blocking_pop(
     count: Option<u64>,
     timeout: Option<Duration>,
 ) -> CmdResult {
-    let mut waiter = Waiter::new(ctx, timeout);
+    let mut waiter = Waiter::new(ctx, timeout, keys);
     let mut first_try = true;
     loop {
-        if let Some(reply) = pop_first(ctx, keys, max, count, first_try).await? {
-            return Ok(reply);
+        if waiter.my_turn() {
+            if let Some(reply) = pop_first(ctx, keys, max, count, first_try).await? {
+                return Ok(reply);
+            }
         }
         first_try = false;
         if !waiter.pause().await {
