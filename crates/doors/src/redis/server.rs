@@ -54,6 +54,8 @@ pub struct Shared {
     pub clients: super::clients::Clients,
     /// Clients blocked on each key, in the order they blocked.
     pub block_lines: super::commands::blocking::Lines,
+    /// Error replies by code (`INFO errorstats`).
+    pub errors: super::commands::ErrorStats,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl RedisDoor {
             scripts: Default::default(),
             clients: Default::default(),
             block_lines: Default::default(),
+            errors: Default::default(),
         });
         Ok(RedisDoor { listener, shared })
     }

@@ -21,6 +21,8 @@ mod sets;
 mod strings;
 mod zsets;
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -378,11 +380,18 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     position(name).map(|i| &COMMANDS[i])
 }
 
-/// Metric handles of one command, registered once so the hot path does no registry lookups.
+/// Metric handles of one command, registered once so the hot path does no registry lookups,
+/// and the figures `INFO commandstats` shows (reset by `CONFIG RESETSTAT`).
 pub struct CommandMetrics {
     ok: Counter,
     error: Counter,
     duration: Histogram,
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    /// Ran and answered an error.
+    pub failed: AtomicU64,
+    /// Refused before running (arity, authentication, not allowed here).
+    pub rejected: AtomicU64,
 }
 
 impl CommandMetrics {
@@ -392,6 +401,17 @@ impl CommandMetrics {
             ok: count("ok"),
             error: count("error"),
             duration: metrics::histogram!("sessiongrid_command_duration_seconds", "command" => command),
+            calls: AtomicU64::new(0),
+            usec: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        }
+    }
+
+    /// Zeroes the `INFO commandstats` figures.
+    pub fn reset(&self) {
+        for n in [&self.calls, &self.usec, &self.failed, &self.rejected] {
+            n.store(0, Relaxed);
         }
     }
 
@@ -445,17 +465,21 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     shared.commands_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some(index) = position(&args[0]) else {
         shared.command_metrics[COMMANDS.len()].error.increment(1);
-        return Prepared::Answered(unknown_command(&args));
+        let reply = unknown_command(&args);
+        if let Reply::Error(text) = &reply {
+            shared.errors.count(text);
+        }
+        return Prepared::Answered(reply);
     };
     let spec = &COMMANDS[index];
     client.view.ran(index);
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         let reply = format!("ERR wrong number of arguments for '{}' command", spec.name);
-        return Prepared::Answered(Reply::error(reply));
+        return rejected(shared, index, Reply::error(reply));
     }
     if !client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
-        return Prepared::Answered(Reply::error("NOAUTH Authentication required."));
+        return rejected(shared, index, Reply::error("NOAUTH Authentication required."));
     }
     if client.subscription.is_some()
         && client.proto == Protocol::Resp2
@@ -471,14 +495,14 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
             "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
              RESET are allowed in this context"
         );
-        return Prepared::Answered(Reply::error(reply));
+        return rejected(shared, index, Reply::error(reply));
     }
     let started = Instant::now();
     let args = Args::new(args);
     if client.txn.queueing() && !multi::runs_while_queueing(spec.name) {
         if multi::NOT_IN_TRANSACTIONS.contains(&spec.name) {
             let reply = Reply::error("ERR Command not allowed inside a transaction");
-            return Prepared::Answered(reply);
+            return rejected(shared, index, reply);
         }
         return Prepared::Run(PreparedRun { index, started, args });
     }
@@ -521,9 +545,54 @@ pub async fn run_prepared(shared: &Shared, client: &mut ClientState, run: Prepar
 /// Counts a command's answer and time.
 fn finish(shared: &Shared, index: usize, started: Instant, reply: Reply) -> Reply {
     let m = &shared.command_metrics[index];
+    let elapsed = started.elapsed();
     if reply.is_error() { &m.error } else { &m.ok }.increment(1);
-    m.duration.record(started.elapsed());
+    m.duration.record(elapsed);
+    m.calls.fetch_add(1, Relaxed);
+    m.usec.fetch_add(elapsed.as_micros() as u64, Relaxed);
+    if let Reply::Error(text) = &reply {
+        m.failed.fetch_add(1, Relaxed);
+        shared.errors.count(text);
+    }
     reply
+}
+
+/// A command refused before it ran.
+fn rejected(shared: &Shared, index: usize, reply: Reply) -> Prepared {
+    shared.command_metrics[index].rejected.fetch_add(1, Relaxed);
+    if let Reply::Error(text) = &reply {
+        shared.errors.count(text);
+    }
+    Prepared::Answered(reply)
+}
+
+/// Error replies by their code (`ERR`, `WRONGTYPE`...), for `INFO errorstats`.
+#[derive(Default)]
+pub struct ErrorStats {
+    counts: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl ErrorStats {
+    pub fn count(&self, text: &str) {
+        let code = text.split(' ').next().unwrap_or("ERR");
+        let mut counts = self.counts.lock().expect("error stats lock");
+        match counts.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(code.to_string(), 1);
+            }
+        }
+    }
+
+    pub fn reset(&self) {
+        self.counts.lock().expect("error stats lock").clear();
+    }
+
+    /// The `# Errorstats` section's lines.
+    pub fn lines(&self) -> String {
+        let counts = self.counts.lock().expect("error stats lock");
+        counts.iter().map(|(code, n)| format!("errorstat_{code}:count={n}\r\n")).collect()
+    }
 }
 
 /// The operation of a command that is one operation on one key; `None` for other commands.

@@ -115,6 +115,13 @@ pub fn config(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         return Ok(Reply::Ok);
     }
+    if ctx.args.is(1, "resetstat") && ctx.args.len() == 2 {
+        for m in &ctx.shared.command_metrics {
+            m.reset();
+        }
+        ctx.shared.errors.reset();
+        return Ok(Reply::Ok);
+    }
     if !ctx.args.is(1, "get") {
         let sub = ctx.args.text(1);
         return Err(Reply::error(format!(
@@ -143,6 +150,13 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
         Err(_) => String::new(),
     };
     let uptime = shared.started.elapsed().as_secs();
+    let wants =
+        |section: &str| ctx.args.from(1).iter().any(|a| a.eq_ignore_ascii_case(section.as_bytes()));
+    let commandstats = if wants("commandstats") || wants("all") || wants("everything") {
+        command_stats(shared)
+    } else {
+        String::new()
+    };
     let store = shared.grid.store();
     let disk_bytes = store.property("rocksdb.total-sst-files-size").unwrap_or(0);
     // Not Redis' `# Cluster` section: clients that see `cluster_enabled:1` switch to the
@@ -172,7 +186,8 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
          # Persistence\r\nloading:0\r\naof_enabled:1\r\nsessiongrid_disk_bytes:{disk_bytes}\r\n\r\n\
          # Stats\r\ntotal_commands_processed:{}\r\n\r\n\
          # Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n\
-         {cluster}\
+         # Errorstats\r\n{}\r\n\
+         {cluster}{commandstats}\
          # Keyspace\r\n{keyspace}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
@@ -182,6 +197,7 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
         shared.blocked_clients.load(Ordering::Relaxed),
         shared.scripts.count(),
         shared.commands_processed.load(Ordering::Relaxed),
+        shared.errors.lines(),
     );
     Ok(Reply::Verbatim(Bytes::from(body)))
 }
@@ -306,4 +322,27 @@ pub fn shutdown(ctx: &mut Ctx<'_>) -> CmdResult {
 pub fn save(ctx: &mut Ctx<'_>) -> CmdResult {
     ctx.shared.grid.store().sync().map_err(|e| Reply::error(format!("ERR {e}")))?;
     Ok(Reply::Ok)
+}
+
+/// `INFO commandstats`: calls, time and failures of every command run since the start or the
+/// last `CONFIG RESETSTAT`.
+fn command_stats(shared: &super::super::server::Shared) -> String {
+    let mut out = String::from("# Commandstats\r\n");
+    for (spec, m) in COMMANDS.iter().zip(&shared.command_metrics) {
+        let calls = m.calls.load(Ordering::Relaxed);
+        let rejected = m.rejected.load(Ordering::Relaxed);
+        if calls == 0 && rejected == 0 {
+            continue;
+        }
+        let usec = m.usec.load(Ordering::Relaxed);
+        let per_call = if calls == 0 { 0.0 } else { usec as f64 / calls as f64 };
+        out.push_str(&format!(
+            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},\
+             rejected_calls={rejected},failed_calls={}\r\n",
+            spec.name,
+            m.failed.load(Ordering::Relaxed)
+        ));
+    }
+    out.push_str("\r\n");
+    out
 }
