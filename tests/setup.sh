@@ -10,7 +10,9 @@ set -euo pipefail
 packages=(libclang-dev redis-server redis-tools)
 python_check='import pytest, redis'
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(chromium openjdk-17-jdk-headless tomcat10 libservlet-api-java iproute2 php-cli php-redis nodejs npm)
+  packages+=(chromium openjdk-17-jdk-headless tomcat10 libservlet-api-java iproute2 php-cli php-redis)
+  # Node.js from Debian only where there is none (a NodeSource build bundles npm and conflicts).
+  command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
   python_check='import pytest, redis, websocket'
 fi
 need=()
