@@ -30,6 +30,9 @@ pub struct Hold {
     /// The partition's version when the hold began: writes after it stay on this node until
     /// the hold ends.
     pub horizon: u64,
+    /// Unix ms when the hold began: the transaction's requests see this time, as a Redis
+    /// script or transaction does (a key does not expire in the middle of one).
+    pub wall: u64,
 }
 
 /// A request that came while another transaction held the partition.
@@ -82,11 +85,12 @@ impl Holds {
         }
     }
 
-    /// Gives the partition to `txn` until `until`; `horizon` is the partition's version now.
-    pub fn take(&mut self, txn: Txn, until: u64, horizon: u64) {
+    /// Gives the partition to `txn` until `until`; `horizon` is the partition's version and
+    /// `wall` the time now.
+    pub fn take(&mut self, txn: Txn, until: u64, horizon: u64, wall: u64) {
         debug_assert!(self.current.is_none_or(|h| h.txn == txn), "one hold at a time");
-        let horizon = self.current.map_or(horizon, |h| h.horizon);
-        self.current = Some(Hold { txn, until, horizon });
+        let (horizon, wall) = self.current.map_or((horizon, wall), |h| (h.horizon, h.wall));
+        self.current = Some(Hold { txn, until, horizon, wall });
         metrics::counter!("sessiongrid_partition_holds_total").increment(1);
     }
 

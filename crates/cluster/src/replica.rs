@@ -494,7 +494,7 @@ impl<S: PartitionStore> Replica<S> {
         match query {
             Query::Hold { txn, ms } => match self.holds.standing(Some(txn)) {
                 Standing::Free | Standing::Holder => {
-                    self.take_hold(txn, now.mono.saturating_add(ms));
+                    self.take_hold(txn, now.mono.saturating_add(ms), now.wall);
                     out.push(Effect::Reply(origin, Ok(Reply::Ok)));
                 }
                 Standing::Other => self.holds.wait(Waiting::Query { origin, query }),
@@ -512,9 +512,12 @@ impl<S: PartitionStore> Replica<S> {
                 Standing::Free | Standing::Holder => {
                     if !self.holds.is_held() {
                         // A key the transaction did not name up front: its partition was free.
-                        self.take_hold(txn, now.mono.saturating_add(self.cfg.request_timeout_ms));
+                        let until = now.mono.saturating_add(self.cfg.request_timeout_ms);
+                        self.take_hold(txn, until, now.wall);
                     }
-                    self.run_query(now, origin, *query, true, out)
+                    // The transaction's clock stands still, as in Redis.
+                    let wall = self.holds.current().map_or(now.wall, |h| h.wall);
+                    self.run_query(Now { wall, ..now }, origin, *query, true, out)
                 }
                 Standing::Other => {
                     let busy = "BUSYKEY a key's partition is held by another transaction";
@@ -526,9 +529,9 @@ impl<S: PartitionStore> Replica<S> {
         }
     }
 
-    fn take_hold(&mut self, txn: Txn, until: u64) {
+    fn take_hold(&mut self, txn: Txn, until: u64, wall: u64) {
         let horizon = self.pos.map_or(0, |p| p.version);
-        self.holds.take(txn, until, horizon);
+        self.holds.take(txn, until, horizon, wall);
     }
 
     /// Ends a hold that ran out: its transaction's node died or hung.
