@@ -108,8 +108,11 @@ pub enum Query {
     /// Ends `txn`'s hold; answered (1 if it still held the partition, else 0) once every
     /// owner has its writes, which are replicated together when it ends.
     Release { txn: Txn },
-    /// `query` as part of `txn`, which holds the partition (a free partition it takes).
-    Within { txn: Txn, query: Box<Query> },
+    /// `query` as part of `txn`, which holds the partition. A free partition the transaction
+    /// takes if `take` (a key it did not name up front); else it answers an error: the hold
+    /// was lost (the partition moved to a new primary, which never had the transaction's
+    /// earlier writes), so nothing more of the transaction may run there.
+    Within { txn: Txn, query: Box<Query>, take: bool },
     /// One operation on one key (within a transaction).
     Op { key: Bytes, op: Op },
 }

@@ -378,8 +378,11 @@ mod tests {
         p.adopt(now, t.clone());
         let (a, b) = (Txn { node: 7, id: 1 }, Txn { node: 7, id: 2 });
         let key = Bytes::from_static(b"k");
-        let within =
-            |txn, op| Query::Within { txn, query: Box::new(Query::Op { key: key.clone(), op }) };
+        let within = |txn, op| Query::Within {
+            txn,
+            query: Box::new(Query::Op { key: key.clone(), op }),
+            take: true,
+        };
         let epoch = t.epoch;
         p.query(now, lease, Origin::Local(1), epoch, Query::Hold { txn: a, ms: 1000 });
         assert_eq!(replies(&mut p), vec![(1, Ok(Reply::Ok))]);
@@ -405,5 +408,17 @@ mod tests {
         assert_eq!(replies(&mut p), vec![]);
         p.tick(Now { mono: 2000, wall: 2 });
         assert_eq!(replies(&mut p), vec![(8, Ok(Reply::Bulk(Bytes::from_static(b"12"))))]);
+        // A transaction that finds a partition it held up front free lost its hold there (a
+        // new primary never had its writes): refused, not run.
+        let late = Query::Within {
+            txn: a,
+            query: Box::new(Query::Op { key: key.clone(), op: Op::IncrBy { delta: 1 } }),
+            take: false,
+        };
+        p.query(now, lease, Origin::Local(9), epoch, late);
+        let refused = replies(&mut p);
+        assert!(matches!(&refused[..], [(9, Ok(r))] if r.is_error()), "{refused:?}");
+        p.request(now, lease, Origin::Local(10), epoch, key.clone(), Op::Get);
+        assert_eq!(replies(&mut p), vec![(10, Ok(Reply::Bulk(Bytes::from_static(b"12"))))]);
     }
 }

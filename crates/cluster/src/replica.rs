@@ -508,7 +508,12 @@ impl<S: PartitionStore> Replica<S> {
                 self.answer_after_pending(now, origin, Reply::Int(held as i64), out);
                 self.resume_waiting(now, out);
             }
-            Query::Within { txn, query } => match self.holds.standing(Some(txn)) {
+            Query::Within { txn, query, take } => match self.holds.standing(Some(txn)) {
+                Standing::Free if !take => {
+                    let lost = "ERR the transaction lost its hold on this key's partition (it \
+                                moved to another node); the transaction's writes there are gone";
+                    out.push(Effect::Reply(origin, Ok(Reply::error(lost))))
+                }
                 Standing::Free | Standing::Holder => {
                     if !self.holds.is_held() {
                         // A key the transaction did not name up front: its partition was free.

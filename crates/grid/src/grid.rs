@@ -270,7 +270,7 @@ impl Grid {
 
     /// Runs `query` (within `txn`, if given) on every partition at once; answers in partition
     /// order.
-    async fn query_all(&self, txn: Option<Txn>, query: Query) -> Vec<Result<Reply, GridError>> {
+    async fn query_all(&self, txn: In, query: Query) -> Vec<Result<Reply, GridError>> {
         let asks = (0..self.partitions()).map(|p| self.query(p, within(txn, query.clone())));
         futures::future::join_all(asks).await
     }
@@ -283,7 +283,7 @@ impl Grid {
     /// [`Grid::keys`] within transaction `txn`.
     pub async fn keys_in(
         &self,
-        txn: Option<Txn>,
+        txn: In,
         p: PartitionId,
         filter: KeyFilter,
     ) -> Result<Vec<Bytes>, GridError> {
@@ -302,7 +302,7 @@ impl Grid {
     }
 
     /// [`Grid::dbsize`] within transaction `txn`.
-    pub async fn dbsize_in(&self, txn: Option<Txn>) -> Result<u64, GridError> {
+    pub async fn dbsize_in(&self, txn: In) -> Result<u64, GridError> {
         Ok(self.partition_counts_in(txn).await?.iter().map(|c| c.keys).sum())
     }
 
@@ -317,7 +317,7 @@ impl Grid {
         self.partition_counts_in(None).await
     }
 
-    async fn partition_counts_in(&self, txn: Option<Txn>) -> Result<Vec<Counts>, GridError> {
+    async fn partition_counts_in(&self, txn: In) -> Result<Vec<Counts>, GridError> {
         let mut all = Vec::with_capacity(self.partitions() as usize);
         for answer in self.query_all(txn, Query::Count).await {
             let counts = match answer? {
@@ -339,7 +339,7 @@ impl Grid {
     }
 
     /// Deletes every key of logical database `db` (within transaction `txn`, if given).
-    pub async fn flush_db_in(&self, txn: Option<Txn>, db: u8) -> Result<(), GridError> {
+    pub async fn flush_db_in(&self, txn: In, db: u8) -> Result<(), GridError> {
         for answer in self.query_all(txn, Query::FlushDb(db)).await {
             answer?;
         }
@@ -347,7 +347,7 @@ impl Grid {
     }
 
     /// [`Grid::flush_all`] within transaction `txn`.
-    pub async fn flush_all_in(&self, txn: Option<Txn>) -> Result<(), GridError> {
+    pub async fn flush_all_in(&self, txn: In) -> Result<(), GridError> {
         for answer in self.query_all(txn, Query::Flush).await {
             answer?;
         }
@@ -397,10 +397,14 @@ impl Grid {
     }
 }
 
-/// `query` as part of `txn`, if there is one.
-fn within(txn: Option<Txn>, query: Query) -> Query {
+/// The transaction a partition-wide query runs within, if any, and whether it may take a free
+/// partition (see `Query::Within`).
+pub type In = Option<(Txn, bool)>;
+
+/// `query` as part of a transaction, if there is one.
+fn within(txn: In, query: Query) -> Query {
     match txn {
-        Some(txn) => Query::Within { txn, query: Box::new(query) },
+        Some((txn, take)) => Query::Within { txn, query: Box::new(query), take },
         None => query,
     }
 }

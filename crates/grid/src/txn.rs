@@ -71,11 +71,18 @@ impl Grid {
         Ok(kept)
     }
 
-    /// Executes one operation on one key, within `txn` if there is one.
-    pub async fn exec_in(&self, txn: Option<Txn>, key: Bytes, op: Op) -> Result<Reply, GridError> {
+    /// Executes one operation on one key, within `txn` if there is one; `take`: the
+    /// transaction may take the key's partition if it is free (see `Query::Within`).
+    pub async fn exec_in(
+        &self,
+        txn: Option<Txn>,
+        take: bool,
+        key: Bytes,
+        op: Op,
+    ) -> Result<Reply, GridError> {
         let Some(txn) = txn else { return self.exec(key, op).await };
         let partition = self.partition_of(&key);
-        let query = Query::Within { txn, query: Box::new(Query::Op { key, op }) };
+        let query = Query::Within { txn, query: Box::new(Query::Op { key, op }), take };
         let span = tracing::debug_span!("grid_op_in_txn", partition);
         let work = Work::Query { partition, query };
         self.inner.shared.exec(work).instrument(span).await.map_err(GridError::Cluster)

@@ -81,29 +81,32 @@ impl Ctx<'_> {
             let p = u32::from(self.shared.grid.partition_of(&key));
             self.client.view.last_write.store(p, std::sync::atomic::Ordering::Relaxed);
         }
-        let txn = self.client.txn.txn();
-        if txn.is_some() {
-            self.client.txn.touch(self.shared.grid.partition_of(&key));
+        let p = self.shared.grid.partition_of(&key);
+        let scope = self.client.txn.scope(p);
+        if scope.is_some() {
+            self.client.txn.touch(p);
         }
-        self.shared.grid.exec_in(txn, key, op).await.map_err(grid_error)
+        let (txn, take) = scope.map_or((None, true), |(txn, take)| (Some(txn), take));
+        self.shared.grid.exec_in(txn, take, key, op).await.map_err(grid_error)
     }
 
     /// The keys of the client's database in partition `p` that pass `filter`, as the client
     /// names them (within the running transaction, if any).
     pub async fn keys(&self, p: PartitionId, filter: KeyFilter) -> Result<Vec<Bytes>, Reply> {
-        let txn = self.client.txn.txn();
+        let scope = self.client.txn.scope(p);
         self.client.txn.touch(p);
         let filter = KeyFilter { db: Some(self.client.db), ..filter };
-        let stored = self.shared.grid.keys_in(txn, p, filter).await.map_err(grid_error)?;
+        let stored = self.shared.grid.keys_in(scope, p, filter).await.map_err(grid_error)?;
         Ok(stored.into_iter().map(|k| k.slice(k.len() - split_db(&k).1.len()..)).collect())
     }
 
     /// The number of keys: in database 0, of the whole grid (every database's, from the
     /// partitions' counts); in another database, counted key by key.
     pub async fn dbsize(&self) -> Result<u64, Reply> {
-        self.touch_all();
         if self.client.db == 0 {
-            return self.shared.grid.dbsize_in(self.client.txn.txn()).await.map_err(grid_error);
+            let scope = self.client.txn.scope_all(self.shared.grid.partitions());
+            self.touch_all();
+            return self.shared.grid.dbsize_in(scope).await.map_err(grid_error);
         }
         let mut n = 0;
         for p in 0..self.shared.grid.partitions() {
@@ -115,8 +118,9 @@ impl Ctx<'_> {
     /// Deletes every key of every database (`all`) or of the client's (within the running
     /// transaction, if any).
     pub async fn flush(&self, all: bool) -> Result<(), Reply> {
+        let (grid, txn) =
+            (&self.shared.grid, self.client.txn.scope_all(self.shared.grid.partitions()));
         self.touch_all();
-        let (grid, txn) = (&self.shared.grid, self.client.txn.txn());
         let flushed = if all {
             grid.flush_all_in(txn).await
         } else {

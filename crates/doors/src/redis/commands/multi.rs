@@ -41,6 +41,8 @@ pub struct Transaction {
 #[derive(Debug)]
 struct Running {
     txn: Txn,
+    /// The partitions held up front, sorted.
+    held: Vec<PartitionId>,
     /// Partitions the transaction's requests went to: held up front, or taken on first use.
     touched: Mutex<BTreeSet<PartitionId>>,
 }
@@ -63,6 +65,18 @@ impl Transaction {
         self.running.as_ref().map(|r| r.txn)
     }
 
+    /// What a request to partition `p` runs within: the running transaction, and whether it
+    /// may take `p` if free (not for a partition held up front: finding it free means the
+    /// hold was lost, see `Query::Within`).
+    pub fn scope(&self, p: PartitionId) -> Option<(Txn, bool)> {
+        self.running.as_ref().map(|r| (r.txn, r.held.binary_search(&p).is_err()))
+    }
+
+    /// [`Transaction::scope`] for a request to every one of `partitions`.
+    pub fn scope_all(&self, partitions: u16) -> Option<(Txn, bool)> {
+        self.running.as_ref().map(|r| (r.txn, r.held.len() < partitions as usize))
+    }
+
     /// Notes that the running transaction sent a request to partition `p`.
     pub fn touch(&self, p: PartitionId) {
         if let Some(r) = &self.running {
@@ -73,7 +87,7 @@ impl Transaction {
     /// Starts running `txn`, which holds `held`.
     pub fn start(&mut self, txn: Txn, held: &[PartitionId]) {
         let touched = Mutex::new(held.iter().copied().collect());
-        self.running = Some(Running { txn, touched });
+        self.running = Some(Running { txn, held: held.to_vec(), touched });
     }
 
     /// Ends the running transaction: the partitions it must release.
@@ -223,8 +237,13 @@ pub async fn release(ctx: &mut Ctx<'_>, result: CmdResult) -> CmdResult {
     match ctx.shared.grid.release(txn, &touched).await {
         Ok(true) => result,
         Ok(false) => {
-            tracing::warn!(?txn, "a transaction outlived its hold");
-            result
+            // Its hold ran out (its time limit) or its partition moved mid-way: what it wrote
+            // before may or may not be there.
+            tracing::warn!(?txn, "a transaction lost its hold");
+            Err(Reply::error(
+                "INDETERMINATE the transaction lost its hold on a partition (failover or time \
+                 limit): some of its writes may not have been applied",
+            ))
         }
         Err(e) => Err(grid_error(e)),
     }
