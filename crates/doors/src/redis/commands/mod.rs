@@ -158,6 +158,18 @@ pub struct Spec {
     pub keys: (i32, i32, i32),
 }
 
+impl Spec {
+    /// True if a request of `argc` arguments (the name included) has this command's arity.
+    pub fn arity_fits(&self, argc: usize) -> bool {
+        let n = argc as i32;
+        if self.arity > 0 {
+            n == self.arity
+        } else {
+            n >= -self.arity
+        }
+    }
+}
+
 const fn spec(
     name: &'static str,
     arity: i32,
@@ -477,8 +489,7 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     };
     let spec = &COMMANDS[index];
     client.view.ran(index);
-    let n = args.len() as i32;
-    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+    if !spec.arity_fits(args.len()) {
         let reply = format!("ERR wrong number of arguments for '{}' command", spec.name);
         return rejected(shared, index, Reply::error(reply));
     }
@@ -546,6 +557,23 @@ pub async fn run_prepared(shared: &Shared, client: &mut ClientState, run: Prepar
     finish(shared, index, started, reply)
 }
 
+/// Runs command `index` of [`COMMANDS`] with `args`, checked already, as one of the client's
+/// own inside whatever transaction runs (a queued command at `EXEC`, a script's `redis.call`);
+/// an error is its reply.
+pub(crate) async fn run_checked(ctx: &mut Ctx<'_>, index: usize, args: Args) -> Reply {
+    let name = COMMANDS[index].name;
+    match one_op(name, &Req { shared: ctx.shared, args: &args }) {
+        Some(Ok((key, op))) => ctx.exec(key, op).await.unwrap_or_else(|e| e),
+        Some(Err(reply)) => reply,
+        None => {
+            let saved = std::mem::replace(&mut ctx.args, args);
+            let reply = Box::pin(run(name, ctx)).await.unwrap_or_else(|e| e);
+            ctx.args = saved;
+            reply
+        }
+    }
+}
+
 /// Counts a command's answer and time.
 fn finish(shared: &Shared, index: usize, started: Instant, reply: Reply) -> Reply {
     let m = &shared.command_metrics[index];
@@ -600,7 +628,7 @@ impl ErrorStats {
 }
 
 /// The operation of a command that is one operation on one key; `None` for other commands.
-pub(crate) fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
+fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
     let key = || r.args.get(1).clone();
     let op = match name {
         "append" => return Some(strings::append(r)),
@@ -694,7 +722,7 @@ pub(crate) fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
     Some(Ok((key(), op)))
 }
 
-pub(crate) async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
+async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
     use zsets::{Algebra::*, Output};
     match name {
         "auth" => connection::auth(ctx),

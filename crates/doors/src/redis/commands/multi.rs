@@ -18,7 +18,7 @@ use bytes::Bytes;
 use sessiongrid_grid::Txn;
 use sessiongrid_model::{Op, PartitionId, Reply};
 
-use super::{grid_error, lookup, one_op, Args, CmdResult, Ctx, Req, Spec};
+use super::{grid_error, lookup, Args, CmdResult, Ctx, Spec};
 
 /// How long a transaction or script may hold its partitions; past it they are taken back
 /// (its node died or hung) and other clients' requests run.
@@ -251,20 +251,10 @@ pub async fn release(ctx: &mut Ctx<'_>, result: CmdResult) -> CmdResult {
 
 /// Runs one queued command within the transaction; errors are its reply.
 async fn run_queued(ctx: &mut Ctx<'_>, args: Args) -> Reply {
-    let Some(index) = super::position(args.get(0)) else {
-        return Reply::error("ERR unknown command");
-    };
-    let spec = &super::COMMANDS[index];
-    let one = one_op(spec.name, &Req { shared: ctx.shared, args: &args });
-    match one {
-        Some(Ok((key, op))) => ctx.exec(key, op).await.unwrap_or_else(|e| e),
-        Some(Err(reply)) => reply,
-        None => {
-            let saved = std::mem::replace(&mut ctx.args, args);
-            let reply = Box::pin(super::run(spec.name, ctx)).await.unwrap_or_else(|e| e);
-            ctx.args = saved;
-            reply
-        }
+    // Looked up and checked when it was queued.
+    match super::position(args.get(0)) {
+        Some(index) => super::run_checked(ctx, index, args).await,
+        None => Reply::error("ERR unknown command"),
     }
 }
 

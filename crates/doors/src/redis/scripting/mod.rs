@@ -25,7 +25,7 @@ use sha1::{Digest, Sha1};
 use tracing::Instrument;
 
 use super::commands::multi;
-use super::commands::{one_op, position, CmdResult, Ctx, Req, COMMANDS};
+use super::commands::{position, CmdResult, Ctx, COMMANDS};
 use vm::{Body, Call, FunctionMeta, Job, Vm};
 
 /// How long a script may run before it is stopped.
@@ -305,8 +305,7 @@ async fn command_from_script(ctx: &mut Ctx<'_>, args: Vec<Bytes>, read_only: boo
         return Reply::error("ERR Unknown Redis command called from script");
     };
     let spec = &COMMANDS[index];
-    let n = args.len() as i32;
-    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+    if !spec.arity_fits(args.len()) {
         return Reply::error("ERR Wrong number of args calling Redis command from script");
     }
     if NOT_FROM_SCRIPTS.contains(&spec.name) {
@@ -315,17 +314,7 @@ async fn command_from_script(ctx: &mut Ctx<'_>, args: Vec<Bytes>, read_only: boo
     if read_only && spec.flags.contains(&"write") {
         return Reply::error("ERR Write commands are not allowed from read-only scripts.");
     }
-    let args = super::commands::Args::new(args);
-    match one_op(spec.name, &Req { shared: ctx.shared, args: &args }) {
-        Some(Ok((key, op))) => ctx.exec(key, op).await.unwrap_or_else(|e| e),
-        Some(Err(reply)) => reply,
-        None => {
-            let saved = std::mem::replace(&mut ctx.args, args);
-            let reply = Box::pin(super::commands::run(spec.name, ctx)).await.unwrap_or_else(|e| e);
-            ctx.args = saved;
-            reply
-        }
-    }
+    super::commands::run_checked(ctx, index, super::commands::Args::new(args)).await
 }
 
 /// `SCRIPT LOAD|EXISTS|FLUSH|KILL`.
