@@ -179,7 +179,7 @@ impl Connection {
                     wave.items.push(Item::Answered(reply))
                 }
                 Prepared::Op(op) => {
-                    let p = self.shared.grid.partition_of(&op.key);
+                    let p = op.partition;
                     if wave.partitions.contains(&p) || wave.partitions.len() == WAVE_MAX {
                         self.run_wave(&mut wave).await;
                     }

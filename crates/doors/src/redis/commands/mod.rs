@@ -77,11 +77,10 @@ impl Ctx<'_> {
 
     /// [`Ctx::exec`] on a key as stored.
     pub async fn exec_stored(&self, key: Bytes, op: Op) -> CmdResult {
-        if op.is_write() {
-            let p = u32::from(self.shared.grid.partition_of(&key));
-            self.client.view.last_write.store(p, std::sync::atomic::Ordering::Relaxed);
-        }
         let p = self.shared.grid.partition_of(&key);
+        if op.is_write() {
+            self.client.view.last_write.store(u32::from(p), Relaxed);
+        }
         let scope = self.client.txn.scope(p);
         if scope.is_some() {
             self.client.txn.touch(p);
@@ -451,6 +450,8 @@ pub struct PreparedOp {
     index: usize,
     started: Instant,
     pub key: Bytes,
+    /// The key's partition.
+    pub partition: PartitionId,
     pub op: Op,
 }
 
@@ -524,11 +525,11 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     match one_op(spec.name, &Req { shared, args: &args }) {
         Some(Ok((key, op))) => {
             let key = db_key(client.db, key);
+            let partition = shared.grid.partition_of(&key);
             if op.is_write() {
-                let p = u32::from(shared.grid.partition_of(&key));
-                client.view.last_write.store(p, std::sync::atomic::Ordering::Relaxed);
+                client.view.last_write.store(u32::from(partition), Relaxed);
             }
-            Prepared::Op(PreparedOp { index, started, key, op })
+            Prepared::Op(PreparedOp { index, started, key, partition, op })
         }
         Some(Err(reply)) => Prepared::Answered(finish(shared, index, started, reply)),
         None => Prepared::Run(PreparedRun { index, started, args }),
@@ -537,7 +538,7 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
 
 /// Runs a single operation on the grid and answers it.
 pub async fn run_op(shared: &Shared, op: PreparedOp) -> Reply {
-    let PreparedOp { index, started, key, op } = op;
+    let PreparedOp { index, started, key, op, .. } = op;
     let span = tracing::debug_span!("request", command = COMMANDS[index].name);
     let reply = shared.grid.exec(key, op).instrument(span).await.unwrap_or_else(grid_error);
     finish(shared, index, started, reply)
