@@ -330,14 +330,21 @@ mod tests {
     use crate::msg::Txn;
     use crate::storage::MemStore;
 
-    #[test]
-    fn a_forwarded_request_delivered_twice_runs_once() {
+    /// The only partition of node 7, which founded its cluster alone: primary, under a lease
+    /// that never runs out.
+    fn primary_alone() -> (Partition<MemStore>, Arc<Topology>, Lease, Now) {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let t = Arc::new(Topology::founded_by(7, 1));
         let lease = Lease { epoch: t.epoch, until: u64::MAX };
         let now = Now { mono: 1, wall: 1 };
         let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
         p.adopt(now, t.clone());
+        (p, t, lease, now)
+    }
+
+    #[test]
+    fn a_forwarded_request_delivered_twice_runs_once() {
+        let (mut p, t, lease, now) = primary_alone();
         let key = Bytes::from_static(b"counter");
         let incr = || Op::IncrBy { delta: 1 };
         let from_peer = Origin::Remote { node: 9, id: 41 };
@@ -370,12 +377,7 @@ mod tests {
 
     #[test]
     fn a_held_partition_runs_other_requests_only_after_the_transaction() {
-        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
-        let t = Arc::new(Topology::founded_by(7, 1));
-        let lease = Lease { epoch: t.epoch, until: u64::MAX };
-        let now = Now { mono: 1, wall: 1 };
-        let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
-        p.adopt(now, t.clone());
+        let (mut p, t, lease, now) = primary_alone();
         let (a, b) = (Txn { node: 7, id: 1 }, Txn { node: 7, id: 2 });
         let key = Bytes::from_static(b"k");
         let within = |txn, op| Query::Within {
