@@ -19,26 +19,23 @@ from gridcluster import Cluster
 TRANSFERS = 300
 
 
-def transfer_between(client_of, a: str, b: str, stop: threading.Event) -> list:
-    """Moves 1 from ``a`` to ``b`` in a transaction, ``TRANSFERS`` times, while readers read
-    both in one; returns what went wrong (a reader seeing a sum other than 0)."""
+def torn_reads(client_of, move_one, read_both) -> list:
+    """Two writers each call ``move_one(client)`` ``TRANSFERS`` times while two readers call
+    ``read_both(client)``; returns the reads whose two values do not sum to 0 (a reader that
+    saw half a move)."""
     problems: list = []
+    stop = threading.Event()
 
     def writer():
         c = client_of()
         for _ in range(TRANSFERS):
-            pipe = c.pipeline(transaction=True)
-            pipe.decrby(a, 1).incrby(b, 1)
-            pipe.execute()
+            move_one(c)
 
     def reader():
         c = client_of()
         while not stop.is_set():
-            pipe = c.pipeline(transaction=True)
-            pipe.get(a).get(b)
-            x, y = pipe.execute()
-            total = int(x or 0) + int(y or 0)
-            if total != 0:
+            x, y = read_both(c)
+            if int(x or 0) + int(y or 0) != 0:
                 problems.append((x, y))
 
     readers = [threading.Thread(target=reader, daemon=True) for _ in range(2)]
@@ -51,6 +48,23 @@ def transfer_between(client_of, a: str, b: str, stop: threading.Event) -> list:
     for t in readers:
         t.join(10)
     return problems
+
+
+def transfer_between(client_of, a: str, b: str) -> list:
+    """Moves 1 from ``a`` to ``b`` in a transaction while readers read both in one (see
+    ``torn_reads``)."""
+
+    def move_one(c):
+        pipe = c.pipeline(transaction=True)
+        pipe.decrby(a, 1).incrby(b, 1)
+        pipe.execute()
+
+    def read_both(c):
+        pipe = c.pipeline(transaction=True)
+        pipe.get(a).get(b)
+        return pipe.execute()
+
+    return torn_reads(client_of, move_one, read_both)
 
 
 def optimistic_increments(client_of, key: str, clients: int, each: int) -> int:
@@ -86,8 +100,7 @@ def optimistic_increments(client_of, key: str, clients: int, each: int) -> int:
 def test_a_transaction_across_partitions_is_isolated_on_a_single_node(grid):
     flushall(grid)
     # No hash tag: the two keys live in different partitions.
-    problems = transfer_between(lambda: grid.client(), "account:alice", "account:bob",
-                                threading.Event())
+    problems = transfer_between(lambda: grid.client(), "account:alice", "account:bob")
     assert problems == [], f"readers saw half a transaction: {problems[:5]}"
     c = grid.client()
     assert int(c.get("account:alice")) == -2 * TRANSFERS
@@ -120,7 +133,7 @@ def test_in_a_cluster_a_transaction_keeps_to_one_partition_and_survives_a_kill(p
         turn[0] += 1
         return nodes[turn[0] % 3].client()
 
-    problems = transfer_between(client_of, "{acct}alice", "{acct}bob", threading.Event())
+    problems = transfer_between(client_of, "{acct}alice", "{acct}bob")
     assert problems == [], f"readers saw half a transaction: {problems[:5]}"
     assert int(c.get("{acct}bob")) == 2 * TRANSFERS
     # The node that holds the partition's primary may die: what EXEC acknowledged stays, and
@@ -159,32 +172,10 @@ def test_a_script_is_atomic_and_isolated_like_a_transaction(grid):
     """Writers move 1 from one key to another in a script; readers read both in one: the sum
     is always 0, also with the keys in different partitions of a single node."""
     flushall(grid)
-    problems: list = []
-    stop = threading.Event()
     keys = ("acct:carol", "acct:dave")
-
-    def writer():
-        c = grid.client()
-        move = c.register_script(MOVE_ONE)  # EVALSHA, falling back to EVAL
-        for _ in range(TRANSFERS):
-            move(keys=keys)
-
-    def reader():
-        c = grid.client()
-        while not stop.is_set():
-            x, y = c.eval(READ_BOTH, 2, *keys)
-            if int(x or 0) + int(y or 0) != 0:
-                problems.append((x, y))
-
-    readers = [threading.Thread(target=reader, daemon=True) for _ in range(2)]
-    writers = [threading.Thread(target=writer, daemon=True) for _ in range(2)]
-    for t in readers + writers:
-        t.start()
-    for t in writers:
-        t.join(120)
-    stop.set()
-    for t in readers:
-        t.join(10)
+    move = grid.client().register_script(MOVE_ONE)  # EVALSHA, falling back to EVAL
+    problems = torn_reads(lambda: grid.client(), lambda c: move(keys=keys, client=c),
+                          lambda c: c.eval(READ_BOTH, 2, *keys))
     assert problems == [], f"readers saw half a script: {problems[:5]}"
     assert int(grid.client().get("acct:dave")) == 2 * TRANSFERS
 
