@@ -54,6 +54,34 @@ pub fn timeout_arg(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     Ok(Some(Duration::from_millis(ms as u64)))
 }
 
+/// Runs `attempt` (told whether the command has waited before) until it answers, in turn with
+/// the clients that blocked on the same `keys` before, pausing in between; `None` once
+/// `timeout` has passed or the client has hung up (at once inside a transaction).
+pub async fn in_turn<F, Fut>(
+    ctx: &Ctx<'_>,
+    timeout: Option<Duration>,
+    keys: &[Bytes],
+    mut attempt: F,
+) -> Result<Option<Reply>, Reply>
+where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Reply>, Reply>>,
+{
+    let mut waiter = Waiter::new(ctx, timeout, keys);
+    let mut waited = false;
+    loop {
+        if waiter.my_turn() {
+            if let Some(reply) = attempt(waited).await? {
+                return Ok(Some(reply));
+            }
+        }
+        if !waiter.pause().await {
+            return Ok(None);
+        }
+        waited = true;
+    }
+}
+
 /// The door's lines of blocked clients, per key (as stored), in the order they blocked.
 #[derive(Default)]
 pub struct Lines {

@@ -23,7 +23,7 @@ use sessiongrid_model::reply::WRONGTYPE;
 use sessiongrid_model::{Op, Reply};
 
 use super::args::{mpop, syntax_error, Args, Mpop};
-use super::blocking::{timeout_arg, Waiter};
+use super::blocking::{in_turn, timeout_arg};
 use super::{CmdResult, Ctx, OneOp, Req};
 
 fn op(key: &Bytes, op: ListOp) -> OneOp {
@@ -286,19 +286,8 @@ async fn blocking_pop(
     count: Option<u64>,
     timeout: Option<Duration>,
 ) -> CmdResult {
-    let mut waiter = Waiter::new(ctx, timeout, keys);
-    let mut waiting = false;
-    loop {
-        if waiter.my_turn() {
-            if let Some(reply) = pop_first(ctx, keys, end, count, waiting).await? {
-                return Ok(reply);
-            }
-        }
-        if !waiter.pause().await {
-            return Ok(Reply::NilArray);
-        }
-        waiting = true;
-    }
+    let attempt = |waited| pop_first(ctx, keys, end, count, waited);
+    Ok(in_turn(ctx, timeout, keys, attempt).await?.unwrap_or(Reply::NilArray))
 }
 
 /// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`
@@ -323,22 +312,11 @@ async fn blocking_move(
     timeout: Option<std::time::Duration>,
 ) -> CmdResult {
     let (src, dst) = (ctx.args.get(1).clone(), ctx.args.get(2).clone());
-    let mut waiter = Waiter::new(ctx, timeout, std::slice::from_ref(&src));
-    let mut waiting = false;
-    loop {
-        if waiter.my_turn() {
-            if let Some(reply) = move_once(ctx, &src, &dst, from, to, waiting).await? {
-                return Ok(reply);
-            }
-        }
-        if ctx.client.txn.txn().is_some() {
-            return Ok(Reply::Nil); // inside a transaction: answered as LMOVE would
-        }
-        if !waiter.pause().await {
-            return Ok(Reply::NilArray);
-        }
-        waiting = true;
-    }
+    let attempt = |waited| move_once(ctx, &src, &dst, from, to, waited);
+    let moved = in_turn(ctx, timeout, std::slice::from_ref(&src), attempt).await?;
+    // Inside a transaction it does not wait, and answers as LMOVE would.
+    let none = if ctx.client.txn.txn().is_some() { Reply::Nil } else { Reply::NilArray };
+    Ok(moved.unwrap_or(none))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use sessiongrid_model::zset::Zset;
 use sessiongrid_model::{Op, Reply, Value};
 
 use super::args::{int, mpop, syntax_error, Args, Mpop};
-use super::blocking::{timeout_arg, Waiter};
+use super::blocking::{in_turn, timeout_arg};
 use super::hashes::{member_scan, COUNT_MAX};
 use super::keys::overwrite;
 use super::{CmdResult, Ctx, OneOp, Req};
@@ -592,17 +592,6 @@ async fn blocking_pop(
     count: Option<u64>,
     timeout: Option<Duration>,
 ) -> CmdResult {
-    let mut waiter = Waiter::new(ctx, timeout, keys);
-    let mut first_try = true;
-    loop {
-        if waiter.my_turn() {
-            if let Some(reply) = pop_first(ctx, keys, max, count, first_try).await? {
-                return Ok(reply);
-            }
-        }
-        first_try = false;
-        if !waiter.pause().await {
-            return Ok(Reply::NilArray);
-        }
-    }
+    let attempt = |waited: bool| pop_first(ctx, keys, max, count, !waited);
+    Ok(in_turn(ctx, timeout, keys, attempt).await?.unwrap_or(Reply::NilArray))
 }
