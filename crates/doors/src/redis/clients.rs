@@ -50,10 +50,10 @@ impl ClientView {
         }
     }
 
-    /// Notes a command (its index in the command table).
-    pub fn ran(&self, command: usize) {
+    /// Notes a command (its index in the command table) that started `at`.
+    pub fn ran(&self, command: usize, at: Instant) {
         self.last_command.store(command, Ordering::Relaxed);
-        let ms = self.created.elapsed().as_millis() as u64;
+        let ms = at.saturating_duration_since(self.created).as_millis() as u64;
         self.last_active_ms.store(ms, Ordering::Relaxed);
     }
 

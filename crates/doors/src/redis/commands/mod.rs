@@ -489,7 +489,9 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
         return Prepared::Answered(reply);
     };
     let spec = &COMMANDS[index];
-    client.view.ran(index);
+    // One clock read per request: the command's start, and the client's last activity.
+    let started = Instant::now();
+    client.view.ran(index, started);
     if !spec.arity_fits(args.len()) {
         let reply = format!("ERR wrong number of arguments for '{}' command", spec.name);
         return rejected(shared, index, Reply::error(reply));
@@ -513,7 +515,6 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
         );
         return rejected(shared, index, Reply::error(reply));
     }
-    let started = Instant::now();
     let args = Args::new(args);
     if client.txn.queueing() && !multi::runs_while_queueing(spec.name) {
         if multi::NOT_IN_TRANSACTIONS.contains(&spec.name) {
