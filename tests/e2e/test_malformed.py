@@ -304,3 +304,12 @@ def test_connections_max(pool: ProcessPool):
         for conn in conns:
             conn.close()
     assert node.is_alive()
+
+
+@grid_only
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "x", "1e400"])
+def test_debug_sleep_takes_any_argument_without_harm(node, healthy, seconds):
+    """DEBUG SLEEP with an argument that is no usable duration answers at once (Redis would
+    sleep 0), and the node lives on."""
+    assert healthy.execute_command("DEBUG", "SLEEP", seconds) in (b"OK", "OK", True)
+    assert_healthy(node, healthy)

@@ -222,7 +222,9 @@ pub async fn debug(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         ("sleep", 3) => {
             let seconds: f64 = ctx.args.text(2).parse().unwrap_or(0.0);
-            let pause = std::time::Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
+            // NaN (`DEBUG SLEEP nan`) would panic in `from_secs_f64`.
+            let seconds = if seconds.is_finite() { seconds.clamp(0.0, 3600.0) } else { 0.0 };
+            let pause = std::time::Duration::from_secs_f64(seconds);
             tokio::time::sleep(pause).await;
             Ok(Reply::Ok)
         }
