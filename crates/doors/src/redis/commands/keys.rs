@@ -29,7 +29,12 @@ pub async fn del(ctx: &mut Ctx<'_>) -> CmdResult {
 
 /// The entry under `key`, as `Op::Dump` encodes it; `None` if absent.
 async fn dump(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Entry>, Reply> {
-    match ctx.exec(key.clone(), Op::Dump).await? {
+    dump_stored(ctx, &ctx.stored(key.clone())).await
+}
+
+/// [`dump`] of a key as stored.
+async fn dump_stored(ctx: &Ctx<'_>, stored: &Bytes) -> Result<Option<Entry>, Reply> {
+    match ctx.exec_stored(stored.clone(), Op::Dump).await? {
         Reply::Bulk(bytes) => Entry::decode(&bytes)
             .map(Some)
             .map_err(|_| Reply::error("ERR internal: unreadable entry")),
@@ -139,6 +144,60 @@ pub fn db_index(n: i64) -> Result<u8, Reply> {
         Ok(db) if db < DATABASES => Ok(db),
         _ => Err(Reply::error("ERR DB index is out of range")),
     }
+}
+
+/// `SWAPDB a b`: the keys of two databases trade places, at once for every client (every
+/// partition is held while they move, unless a transaction already holds them). A key's name
+/// decides its partition in each database, so its entry moves between partitions: it costs a
+/// read, a delete and a write per key, not Redis' pointer swap. Sessions stay in database 0.
+pub async fn swapdb(ctx: &mut Ctx<'_>) -> CmdResult {
+    let index = |i, which| {
+        ctx.args.int(i).map_err(|_| Reply::error(format!("ERR invalid {which} DB index")))
+    };
+    let (a, b) = (db_index(index(1, "first")?)?, db_index(index(2, "second")?)?);
+    if a == b {
+        return Ok(Reply::Ok);
+    }
+    if ctx.client.txn.txn().is_some() {
+        swap_dbs(ctx, a, b).await?;
+        return Ok(Reply::Ok);
+    }
+    let every: Vec<_> = (0..ctx.shared.grid.partitions()).collect();
+    super::multi::hold(ctx, &every).await?;
+    let swapped = swap_dbs(ctx, a, b).await.map(|()| Reply::Ok);
+    super::multi::release(ctx, swapped).await
+}
+
+/// Moves every key of databases `a` and `b` to its name in the other: all are read, then
+/// deleted, then written, so none overwrites another still to move. A key whose new name holds
+/// a session goes back where it was.
+async fn swap_dbs(ctx: &Ctx<'_>, a: u8, b: u8) -> Result<(), Reply> {
+    let mut moving = Vec::new();
+    for p in 0..ctx.shared.grid.partitions() {
+        for db in [a, b] {
+            for key in ctx.keys_of(db, p, KeyFilter::default()).await? {
+                let stored = db_key(db, key.clone());
+                match dump_stored(ctx, &stored).await {
+                    Ok(Some(entry)) => moving.push((db, key, entry)),
+                    Ok(None) => {} // expired since it was listed
+                    Err(Reply::Error(e)) if e.starts_with("WRONGTYPE") => {} // a session stays
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    for (db, key, entry) in &moving {
+        ctx.exec_stored(db_key(*db, key.clone()), Op::DelIf { version: entry.version }).await?;
+    }
+    for (db, key, entry) in moving {
+        let restore = |entry| Op::Restore { entry: Box::new(entry), replace: false };
+        let to = if db == a { b } else { a };
+        if ctx.exec_stored(db_key(to, key.clone()), restore(entry.clone())).await? != Reply::Int(1)
+        {
+            ctx.exec_stored(db_key(db, key), restore(entry)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// `MOVE key db`: 1 if the key moved to database `db`, 0 if it is absent here or exists

@@ -92,9 +92,19 @@ impl Ctx<'_> {
     /// The keys of the client's database in partition `p` that pass `filter`, as the client
     /// names them (within the running transaction, if any).
     pub async fn keys(&self, p: PartitionId, filter: KeyFilter) -> Result<Vec<Bytes>, Reply> {
+        self.keys_of(self.client.db, p, filter).await
+    }
+
+    /// [`Ctx::keys`] of database `db`.
+    pub async fn keys_of(
+        &self,
+        db: u8,
+        p: PartitionId,
+        filter: KeyFilter,
+    ) -> Result<Vec<Bytes>, Reply> {
         let scope = self.client.txn.scope(p);
         self.client.txn.touch(p);
-        let filter = KeyFilter { db: Some(self.client.db), ..filter };
+        let filter = KeyFilter { db: Some(db), ..filter };
         let stored = self.shared.grid.keys_in(scope, p, filter).await.map_err(grid_error)?;
         Ok(stored.into_iter().map(|k| k.slice(k.len() - split_db(&k).1.len()..)).collect())
     }
@@ -338,6 +348,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("substr", 4, R, ONE),
     spec("sunion", -2, R, ALL),
     spec("sunionstore", -3, W, ALL),
+    spec("swapdb", 3, W, NONE),
     spec("time", 1, R, NONE),
     spec("touch", -2, R, ALL),
     spec("ttl", 2, R, ONE),
@@ -794,6 +805,7 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "sscan" => sets::sscan(ctx).await,
         "sunion" => sets::read_combined(ctx, sets::Combine::Union).await,
         "sunionstore" => sets::store_combined(ctx, sets::Combine::Union).await,
+        "swapdb" => keys::swapdb(ctx).await,
         "select" => connection::select(ctx),
         "session.byuser" => sessions::by_user(ctx).await,
         "session.create" => sessions::create(ctx).await,
