@@ -840,7 +840,8 @@ SCRIPTS: dict[str, list] = {
     ],
     "swapdb": [
         ("SET", "k", "zero"), ("SET", "only0", "a", "PX", FUTURE_MS), ("HSET", "h", "f", "0"),
-        ("SELECT", "1"), ("SET", "k", "one"), ("RPUSH", "{t}l", "x", "y"), ("SWAPDB", "0", "1"),
+        ("SELECT", "1"), ("SET", "k", "one"), ("RPUSH", "{t}l", "x", "y"), ("DBSIZE",), ("SELECT", "0"),
+        ("DBSIZE",), ("SELECT", "1"), ("SWAPDB", "0", "1"), ("DBSIZE",),
         ("GET", "k"), ("EXISTS", "only0", "h"), Unordered(("KEYS", "*")), ("SELECT", "0"),
         ("GET", "k"), ("LRANGE", "{t}l", "0", "-1"), ("GET", "only0"), Unordered(("KEYS", "*")),
         ("SELECT", "1"), ("PEXPIRETIME", "only0"), ("HGETALL", "h"), ("SWAPDB", "1", "1"),
@@ -1242,6 +1243,27 @@ def test_config_get_shape(baseline, grid, protocol, pattern):
             assert all(n.startswith(b"maxmemory") for n in names), (server.name, names)
         else:
             assert names == set(), (server.name, names)
+
+
+def test_info_keyspace_lists_each_database(baseline, grid):
+    """INFO keyspace: a line per non-empty database with its keys and keys with a TTL."""
+    sections = []
+    for server in (baseline, grid):
+        with RespConnection(server.port) as conn:
+            conn.call("FLUSHALL")
+            conn.call("SET", "a", "1")
+            conn.call("SET", "b", "2", "EX", "1000")
+            conn.call("SELECT", "3")
+            conn.call("HSET", "h", "f", "v")
+            conn.call("SELECT", "15")
+            conn.call("SET", "t", "v", "PX", "100000")
+            lines = conn.call("INFO", "keyspace")[1].decode().split("\r\n")
+            conn.call("FLUSHALL")
+        keyspace = [line.rsplit(",avg_ttl=", 1)[0] for line in lines if line.startswith("db")]
+        sections.append(keyspace)
+    assert sections[0] == sections[1] == [
+        "db0:keys=2,expires=1", "db3:keys=1,expires=0", "db15:keys=1,expires=1",
+    ]
 
 
 @pytest.mark.parametrize("protocol", [2, 3])

@@ -95,6 +95,10 @@ pub enum Query {
     Keys(KeyFilter),
     /// `[keys, keys with a deadline, live sessions]`.
     Count,
+    /// Keys and keys with a deadline of each logical database, `[keys0, expiring0, keys1,
+    /// ...]`: database 0's from the counts, the others' by reading their keys (stored first,
+    /// behind their prefix), so it costs the keys of databases 1..15.
+    DbCounts,
     /// Deletes every key; each deletion is replicated like any other write.
     Flush,
     /// Deletes every key of one logical database (`FLUSHDB`), as [`Query::Flush`].
@@ -124,6 +128,7 @@ impl Query {
         match self {
             Query::Keys(_)
             | Query::Count
+            | Query::DbCounts
             | Query::InSync
             | Query::Hold { .. }
             | Query::Release { .. } => true,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sessiongrid_model::apply::apply;
-use sessiongrid_model::key::split_db;
+use sessiongrid_model::key::{split_db, DATABASES, DB_PREFIX};
 use sessiongrid_model::notify::{self, Notices};
 use sessiongrid_model::session::event::{self, Before, SessionEvent};
 use sessiongrid_model::{Delta, Entry, Op, PartitionId, Reply, Value};
@@ -607,6 +607,12 @@ impl<S: PartitionStore> Replica<S> {
                 ),
                 Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
             },
+            Query::DbCounts => match self.db_counts() {
+                Ok(dbs) => Reply::Array(
+                    dbs.iter().flat_map(|&(k, e)| [k, e]).map(|n| Reply::Int(n as i64)).collect(),
+                ),
+                Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
+            },
             Query::Keys(filter) => match self.all_entries() {
                 Ok(entries) => Reply::Array(
                     entries
@@ -690,6 +696,34 @@ impl<S: PartitionStore> Replica<S> {
                 return Ok(all);
             }
         }
+    }
+
+    /// (keys, keys with a deadline) of each logical database (see [`Query::DbCounts`]).
+    fn db_counts(&mut self) -> Result<Vec<(u64, u64)>, StoreError> {
+        let total = self.store.counts()?;
+        let mut dbs = vec![(0, 0); usize::from(DATABASES)];
+        let mut after = Bytes::from_static(DB_PREFIX);
+        'scan: loop {
+            let rows = self.store.scan(Some(&after), 1024)?;
+            let done = rows.len() < 1024;
+            for (key, entry) in rows {
+                if !key.starts_with(DB_PREFIX) {
+                    break 'scan;
+                }
+                let db = usize::from(split_db(&key).0);
+                if db > 0 && entry.is_key() {
+                    dbs[db].0 += 1;
+                    dbs[db].1 += u64::from(entry.expire_at_ms.is_some());
+                }
+                after = key;
+            }
+            if done {
+                break;
+            }
+        }
+        let (keys, expiring) = dbs.iter().fold((0, 0), |(k, e), d| (k + d.0, e + d.1));
+        dbs[0] = (total.keys.saturating_sub(keys), total.expiring.saturating_sub(expiring));
+        Ok(dbs)
     }
 
     /// Writes a key's new state as the next entry of the log: through to the store, then to

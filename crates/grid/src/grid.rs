@@ -14,6 +14,7 @@ use ractor::{Actor, ActorRef};
 use sessiongrid_cluster::storage::Counts;
 use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Query, Refusal, Txn};
 use sessiongrid_model::config::NodeConfig;
+use sessiongrid_model::key::DATABASES;
 use sessiongrid_model::notify::{Flags, Notices};
 use sessiongrid_model::{partition_of, KeyFilter, Op, PartitionId, Reply};
 use sessiongrid_store::Store;
@@ -298,18 +299,24 @@ impl Grid {
 
     /// Number of keys in the grid (expired, not yet swept keys included, as in Redis).
     pub async fn dbsize(&self) -> Result<u64, GridError> {
-        self.dbsize_in(None).await
+        Ok(self.partition_counts().await?.iter().map(|c| c.keys).sum())
     }
 
-    /// [`Grid::dbsize`] within transaction `txn`.
-    pub async fn dbsize_in(&self, txn: In) -> Result<u64, GridError> {
-        Ok(self.partition_counts_in(txn).await?.iter().map(|c| c.keys).sum())
-    }
-
-    /// (keys, keys with a deadline) of the whole grid.
-    pub async fn keyspace(&self) -> Result<(u64, u64), GridError> {
-        let counts = self.partition_counts().await?;
-        Ok((counts.iter().map(|c| c.keys).sum(), counts.iter().map(|c| c.expiring).sum()))
+    /// (keys, keys with a deadline) of each logical database, summed over the grid (within
+    /// transaction `txn`, if given). Reads the keys of databases 1..15 (see `Query::DbCounts`).
+    pub async fn db_counts_in(&self, txn: In) -> Result<Vec<(u64, u64)>, GridError> {
+        let mut dbs = vec![(0, 0); usize::from(DATABASES)];
+        for answer in self.query_all(txn, Query::DbCounts).await {
+            let Reply::Array(counts) = answer? else {
+                return Err(GridError::Cluster(Refusal::Timeout));
+            };
+            let n = |r: &Reply| if let Reply::Int(n) = r { *n as u64 } else { 0 };
+            for (db, pair) in dbs.iter_mut().zip(counts.chunks(2)) {
+                db.0 += pair.first().map_or(0, n);
+                db.1 += pair.get(1).map_or(0, n);
+            }
+        }
+        Ok(dbs)
     }
 
     /// The counts of every partition, indexed by partition, from each partition's primary.

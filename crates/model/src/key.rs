@@ -19,8 +19,11 @@ pub fn db_key(db: u8, key: bytes::Bytes) -> bytes::Bytes {
     if db == 0 {
         return key;
     }
-    [&[0, b'd', b'b', db, 0][..], &key].concat().into()
+    [DB_PREFIX, &[db, 0], &key].concat().into()
 }
+
+/// What every key of databases 1..15 starts with (see [`db_key`]): they sort together.
+pub const DB_PREFIX: &[u8] = b"\0db";
 
 /// The database of a stored key and the key as its clients name it (see [`db_key`]).
 pub fn split_db(stored: &[u8]) -> (u8, &[u8]) {

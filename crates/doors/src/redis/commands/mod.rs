@@ -109,19 +109,12 @@ impl Ctx<'_> {
         Ok(stored.into_iter().map(|k| k.slice(k.len() - split_db(&k).1.len()..)).collect())
     }
 
-    /// The number of keys: in database 0, of the whole grid (every database's, from the
-    /// partitions' counts); in another database, counted key by key.
+    /// The number of keys of the client's database (within the running transaction, if any).
     pub async fn dbsize(&self) -> Result<u64, Reply> {
-        if self.client.db == 0 {
-            let scope = self.client.txn.scope_all(self.shared.grid.partitions());
-            self.touch_all();
-            return self.shared.grid.dbsize_in(scope).await.map_err(grid_error);
-        }
-        let mut n = 0;
-        for p in 0..self.shared.grid.partitions() {
-            n += self.keys(p, KeyFilter::default()).await?.len() as u64;
-        }
-        Ok(n)
+        let scope = self.client.txn.scope_all(self.shared.grid.partitions());
+        self.touch_all();
+        let dbs = self.shared.grid.db_counts_in(scope).await.map_err(grid_error)?;
+        Ok(dbs[usize::from(self.client.db)].0)
     }
 
     /// Deletes every key of every database (`all`) or of the client's (within the running

@@ -145,8 +145,13 @@ pub fn config(ctx: &mut Ctx<'_>) -> CmdResult {
 pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
     let shared = ctx.shared;
     // A cluster that cannot answer for every partition right now still gets its INFO.
-    let keyspace = match shared.grid.keyspace().await {
-        Ok((keys, expiring)) => format!("db0:keys={keys},expires={expiring},avg_ttl=0\r\n"),
+    let keyspace: String = match shared.grid.db_counts_in(None).await {
+        Ok(dbs) => (dbs.iter().enumerate())
+            .filter(|(_, (keys, _))| *keys > 0)
+            .map(|(db, (keys, expiring))| {
+                format!("db{db}:keys={keys},expires={expiring},avg_ttl=0\r\n")
+            })
+            .collect(),
         Err(_) => String::new(),
     };
     let uptime = shared.started.elapsed().as_secs();
