@@ -84,6 +84,8 @@ pub trait PartitionStore {
     fn counts(&mut self) -> StoreResult<Counts>;
 
     /// Up to `limit` keys whose deadline is before `now_ms` (unix ms), oldest deadline first.
+    /// It may miss the latest writes' deadlines (a later call finds them) and name keys written
+    /// since without one: callers check each key's entry.
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>>;
 
     /// Drops every entry and resets the position to [`LogPos::ZERO`].

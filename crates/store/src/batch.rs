@@ -26,11 +26,15 @@ enum BatchOp {
 pub struct Batch {
     partition: PartitionId,
     ops: Vec<BatchOp>,
+    /// Metadata rows by partition, written after `ops`: of the batches joined by
+    /// [`Batch::extend`], only each partition's last is written (every write of a partition
+    /// sets it; writing each would only add memtable entries that the last replaces).
+    metas: Vec<(PartitionId, Vec<u8>)>,
 }
 
 impl Batch {
     pub fn new(partition: PartitionId) -> Self {
-        Batch { partition, ops: Vec::new() }
+        Batch { partition, ops: Vec::new(), metas: Vec::new() }
     }
 
     /// Stores `entry` under `key`, replacing what was there; moves its expiry-index row from
@@ -115,7 +119,7 @@ impl Batch {
 
     /// Records the partition's metadata as of this batch.
     pub fn set_meta(&mut self, meta: &PartitionMeta) {
-        self.ops.push(BatchOp::Put(Family::Meta, keys::meta_key(self.partition), meta.encode()));
+        self.set_meta_row(self.partition, meta.encode());
     }
 
     /// Stores a named row of an upper layer with this batch.
@@ -150,10 +154,20 @@ impl Batch {
     /// Appends `later`'s operations, which then apply after this batch's.
     pub fn extend(&mut self, later: Batch) {
         self.ops.extend(later.ops);
+        for (p, row) in later.metas {
+            self.set_meta_row(p, row);
+        }
+    }
+
+    fn set_meta_row(&mut self, p: PartitionId, row: Vec<u8>) {
+        match self.metas.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, earlier)) => *earlier = row,
+            None => self.metas.push((p, row)),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.metas.is_empty()
     }
 
     /// Adds the operations to a RocksDB batch.
@@ -173,6 +187,9 @@ impl Batch {
                 BatchOp::Delete(f, k) => wb.delete_cf(cf(f), k),
                 BatchOp::DeleteRange(f, from, to) => wb.delete_range_cf(cf(f), from, to),
             }
+        }
+        for (p, row) in self.metas {
+            wb.put_cf(cf(Family::Meta), keys::meta_key(p), row);
         }
     }
 }
