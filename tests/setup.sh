@@ -5,12 +5,13 @@
 # headless) and websocket-client (to speak its DevTools protocol); a JDK, Tomcat 10 and the
 # javax Servlet API (the servlet connector is built and run on real Tomcats); iproute2 (the split
 # test puts nodes in network namespaces); PHP with phpredis (its session handler runs against a
-# cluster); Node.js with ioredis and node-redis (tests/e2e/clients). Safe to run again.
+# cluster); Node.js with ioredis and node-redis (tests/e2e/clients); openssl (the TLS tests make
+# their own CAs). Safe to run again.
 set -euo pipefail
 packages=(libclang-dev redis-server redis-tools)
 python_check='import pytest, redis'
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(chromium openjdk-17-jdk-headless tomcat10 libservlet-api-java iproute2 php-cli php-redis)
+  packages+=(chromium openjdk-17-jdk-headless tomcat10 libservlet-api-java iproute2 php-cli php-redis openssl)
   # Node.js from Debian only where there is none (a NodeSource build bundles npm and conflicts).
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
   python_check='import pytest, redis, websocket'

@@ -28,6 +28,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -473,14 +474,21 @@ class GridProcess(ManagedProcess):
         env.update(self.extra_env)
         return env
 
+    @property
+    def https(self) -> bool:
+        return "--http-tls" in self.extra_args
+
     def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/health"
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}/health"
 
     def is_ready(self) -> bool:
         if self.is_redis:
             return resp_ping(self.resp_port, self.password)
+        # Readiness only: the certificate is checked by the tests that use HTTPS.
+        context = ssl._create_unverified_context() if self.https else None
         try:
-            with urllib.request.urlopen(self.health_url(), timeout=1) as resp:
+            with urllib.request.urlopen(self.health_url(), timeout=1, context=context) as resp:
                 return resp.status == 200
         except (urllib.error.URLError, OSError, ValueError):
             return False

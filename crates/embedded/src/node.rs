@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sessiongrid_cluster::{ClusterConfig, SplitPolicy};
 use sessiongrid_doors::http::HttpContext;
 use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
+use sessiongrid_doors::tls::{Tls, TlsFiles};
 use sessiongrid_grid::transport::{Inbox, NoPeers};
 use sessiongrid_grid::{Grid, Peers, Sessions};
 use sessiongrid_model::config::{NodeConfig, WhenSplit};
@@ -67,11 +68,21 @@ impl Node {
         let shutdown = CancellationToken::new();
         let gauges = gauges::spawn(grid.clone(), config.p2p_listen.is_none(), shutdown.clone());
         let mut tasks = Vec::new();
-        if doors.redis {
-            let door =
-                RedisDoor::bind(&config.resp_listen, sessions.clone(), redis_config(&config)?)
+        let mut tls = Vec::new();
+        let redis_addrs = [
+            Some(config.resp_listen.as_str()).filter(|a| !a.is_empty()),
+            config.resp_tls_listen.as_deref(),
+        ];
+        if doors.redis && redis_addrs.iter().any(Option::is_some) {
+            let mut door = RedisDoor::new(sessions.clone(), redis_config(&config)?);
+            for (addr, secure) in redis_addrs.into_iter().zip([false, true]) {
+                let Some(addr) = addr else { continue };
+                let settings = secure.then(|| load_tls(&config, &[])).transpose()?;
+                tls.extend(settings.clone());
+                door.listen(addr, settings)
                     .await
-                    .with_context(|| format!("binding the redis door on {}", config.resp_listen))?;
+                    .with_context(|| format!("binding the redis door on {addr}"))?;
+            }
             let stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 door.run(stop).await;
@@ -86,20 +97,27 @@ impl Node {
                 sessions: sessions.clone(),
                 admin_token: admin_token.map(Into::into),
             };
+            let settings =
+                config.http_tls.then(|| load_tls(&config, &[b"http/1.1"])).transpose()?;
+            tls.extend(settings.clone());
             let http = sessiongrid_doors::http::bind(&config.http_listen)
                 .await
                 .with_context(|| format!("binding the http door on {}", config.http_listen))?;
             let stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
-                sessiongrid_doors::http::serve(http, context, stop).await.map_err(Into::into)
+                sessiongrid_doors::http::serve(http, settings, context, stop)
+                    .await
+                    .map_err(Into::into)
             }));
         }
         info!(
             resp = doors.redis.then_some(config.resp_listen.as_str()),
+            resp_tls = doors.redis.then_some(config.resp_tls_listen.as_deref()).flatten(),
             http = doors.http.then_some(config.http_listen.as_str()),
+            https = config.http_tls,
             "node serving"
         );
-        Ok(NodeHandle { grid, sessions, shutdown, tasks, gauges })
+        Ok(NodeHandle { grid, sessions, shutdown, tasks, gauges, tls })
     }
 }
 
@@ -112,6 +130,8 @@ pub struct NodeHandle {
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     gauges: JoinHandle<()>,
+    /// The doors' TLS settings, to reload.
+    tls: Vec<Arc<Tls>>,
 }
 
 impl NodeHandle {
@@ -140,6 +160,18 @@ impl NodeHandle {
         self.grid.drain_requested().await
     }
 
+    /// Reads the doors' TLS certificate, key and client CA files again (`SIGHUP`): new
+    /// connections use them, open ones keep theirs. On an error every door keeps what it had.
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        for tls in &self.tls {
+            tls.reload()?;
+        }
+        if !self.tls.is_empty() {
+            info!("TLS certificates reloaded");
+        }
+        Ok(())
+    }
+
     /// Stops the doors after the requests they have read, hands a member's partitions over to
     /// the others, stops the partitions and syncs the log.
     pub async fn shutdown(self) -> anyhow::Result<()> {
@@ -154,6 +186,16 @@ impl NodeHandle {
         info!("node stopped");
         Ok(())
     }
+}
+
+/// The doors' TLS settings from the configured files, offering `alpn` protocols.
+fn load_tls(config: &NodeConfig, alpn: &[&[u8]]) -> anyhow::Result<Arc<Tls>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) else {
+        anyhow::bail!("TLS needs tls_cert_file and tls_key_file");
+    };
+    let files =
+        TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: config.tls_ca_file.clone() };
+    Ok(Tls::load(files, alpn)?)
 }
 
 fn redis_config(config: &NodeConfig) -> anyhow::Result<RedisDoorConfig> {
@@ -232,12 +274,20 @@ fn protected_mode(config: &NodeConfig, doors: &Doors) -> anyhow::Result<()> {
     if !config.protected_mode {
         return Ok(());
     }
+    let password = config.requirepass_file.is_some();
+    let tls_addr = config.resp_tls_listen.clone().unwrap_or_default();
     let open = [
         (
-            doors.redis && config.requirepass_file.is_none(),
+            doors.redis && !password,
             "Redis",
             &config.resp_listen,
             "--requirepass-file (requirepass_file)",
+        ),
+        (
+            doors.redis && !password && config.tls_ca_file.is_none(),
+            "Redis TLS",
+            &tls_addr,
+            "--requirepass-file (requirepass_file) or --tls-ca-file (tls_ca_file)",
         ),
         (
             doors.http && config.admin_token_file.is_none(),
@@ -247,7 +297,7 @@ fn protected_mode(config: &NodeConfig, doors: &Doors) -> anyhow::Result<()> {
         ),
     ];
     for (unguarded, door, addr, flag) in open {
-        if unguarded && !loopback_only(addr) {
+        if unguarded && !addr.is_empty() && !loopback_only(addr) {
             anyhow::bail!(
                 "protected mode: the {door} door would listen on {addr}, reachable from other \
                  hosts, with no credentials; set {flag}, listen on a loopback address, or \

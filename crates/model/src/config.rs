@@ -39,10 +39,22 @@ pub enum WhenSplit {
 pub struct NodeConfig {
     /// Directory holding this node's RocksDB files and identity.
     pub data_dir: PathBuf,
-    /// Address of the Redis-protocol door.
+    /// Address of the Redis-protocol door (plain TCP); empty: none (TLS only).
     pub resp_listen: String,
+    /// Address of the Redis-protocol door over TLS (Redis' `tls-port`); needs `tls_cert_file`
+    /// and `tls_key_file`.
+    pub resp_tls_listen: Option<String>,
     /// Address of the HTTP door (health, metrics, API).
     pub http_listen: String,
+    /// The HTTP door speaks HTTPS only, with `tls_cert_file` and `tls_key_file`.
+    pub http_tls: bool,
+    /// The doors' TLS certificate chain (PEM, leaf first); re-read on `SIGHUP`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM; not world-readable); re-read on `SIGHUP`.
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that TLS clients' certificates must chain to; given, a client
+    /// without such a certificate is refused in the handshake.
+    pub tls_ca_file: Option<PathBuf>,
     /// Address for peer-to-peer grid traffic; `None` runs a single node.
     pub p2p_listen: Option<String>,
     /// Addresses of existing members to join through.
@@ -198,6 +210,11 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("./data"),
             resp_listen: "127.0.0.1:6379".into(),
             http_listen: "127.0.0.1:7070".into(),
+            resp_tls_listen: None,
+            http_tls: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
             p2p_listen: None,
             join: Vec::new(),
             cluster_secret_file: None,
@@ -257,6 +274,21 @@ impl NodeConfig {
             "used with p2p_listen and join (a lite member joins an existing grid)",
         )?;
         check(self.replicas > 0, "replicas", "at least 1")?;
+        check(
+            self.tls_cert_file.is_some() == self.tls_key_file.is_some(),
+            "tls_cert_file",
+            "given with tls_key_file (a certificate and its key)",
+        )?;
+        check(
+            self.tls_cert_file.is_some() || !(self.resp_tls_listen.is_some() || self.http_tls),
+            "resp_tls_listen",
+            "used with tls_cert_file and tls_key_file (as is http_tls)",
+        )?;
+        check(
+            self.tls_ca_file.is_none() || self.tls_cert_file.is_some(),
+            "tls_ca_file",
+            "used with tls_cert_file and tls_key_file",
+        )?;
         check(self.failure_timeout_ms >= 100, "failure_timeout_ms", "at least 100")?;
         check(self.memory_max_bytes > 0, "memory_max_bytes", "positive")?;
         check(self.expiry_sweep_interval_ms > 0, "expiry_sweep_interval_ms", "positive")?;
@@ -317,6 +349,21 @@ mod tests {
         assert_eq!((shop.login_max, shop.login_policy), (1, LoginPolicy::EvictOldest));
         assert_eq!(shop.idle_timeout_s, 60, "a group field left out takes the default");
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        let tls =
+            NodeConfig { resp_tls_listen: Some("127.0.0.1:6380".into()), ..Default::default() };
+        assert!(tls.validate().is_err());
+        let with_cert = NodeConfig { tls_cert_file: Some("c.pem".into()), ..tls.clone() };
+        assert!(with_cert.validate().is_err(), "a certificate without its key");
+        let pair = NodeConfig { tls_key_file: Some("k.pem".into()), ..with_cert };
+        pair.validate().unwrap();
+        let https = NodeConfig { http_tls: true, resp_tls_listen: None, ..Default::default() };
+        assert!(https.validate().is_err());
+        let ca_only = NodeConfig { tls_ca_file: Some("ca.pem".into()), ..Default::default() };
+        assert!(ca_only.validate().is_err());
     }
 
     #[test]

@@ -86,9 +86,24 @@ pub struct NodeArgs {
     /// Directory for this node's data [default: ./data].
     #[arg(long, env = "SESSIONGRID_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Address of the Redis-protocol door [default: 127.0.0.1:6379].
+    /// Address of the Redis-protocol door [default: 127.0.0.1:6379]; "" for none (TLS only).
     #[arg(long, env = "SESSIONGRID_RESP_LISTEN")]
     pub resp_listen: Option<String>,
+    /// Address of the Redis-protocol door over TLS (needs --tls-cert-file, --tls-key-file).
+    #[arg(long, env = "SESSIONGRID_RESP_TLS_LISTEN")]
+    pub resp_tls_listen: Option<String>,
+    /// The HTTP door speaks HTTPS only (needs --tls-cert-file, --tls-key-file).
+    #[arg(long, env = "SESSIONGRID_HTTP_TLS")]
+    pub http_tls: bool,
+    /// TLS certificate chain of the doors (PEM); re-read on SIGHUP.
+    #[arg(long, env = "SESSIONGRID_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key of that certificate (PEM); re-read on SIGHUP.
+    #[arg(long, env = "SESSIONGRID_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) TLS clients must present a certificate of; re-read on SIGHUP.
+    #[arg(long, env = "SESSIONGRID_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
     /// Address of the HTTP door (health, metrics, API) [default: 127.0.0.1:7070].
     #[arg(long, env = "SESSIONGRID_HTTP_LISTEN")]
     pub http_listen: Option<String>,
@@ -148,6 +163,21 @@ impl NodeArgs {
         }
         if let Some(v) = &self.http_listen {
             config.http_listen = v.clone();
+        }
+        if let Some(v) = &self.resp_tls_listen {
+            config.resp_tls_listen = Some(v.clone());
+        }
+        if self.http_tls {
+            config.http_tls = true;
+        }
+        if let Some(v) = &self.tls_cert_file {
+            config.tls_cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key_file {
+            config.tls_key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_ca_file {
+            config.tls_ca_file = Some(v.clone());
         }
         if let Some(v) = &self.p2p_listen {
             config.p2p_listen = Some(v.clone());

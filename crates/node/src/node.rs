@@ -1,5 +1,6 @@
 //! `sessiongrid node`: start the grid and its doors; on SIGTERM or SIGINT stop accepting, let
 //! connections finish the requests they have read, stop the partitions, sync the log, exit 0.
+//! On SIGHUP re-read the doors' TLS certificate files.
 
 use sessiongrid_embedded::{Doors, Node};
 use tokio::signal::unix::{signal, SignalKind};
@@ -22,19 +23,20 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     let metrics = telemetry::init_metrics()?;
     telemetry::spawn_upkeep(metrics.clone());
     let node = Node::start(config, Doors::all(Some(metrics))).await?;
-    tokio::select! {
-        signal = wait_for_signal() => signal?,
-        _ = node.drain_requested() => {}
-    }
-    node.shutdown().await
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = node.drain_requested() => break,
+            _ = hangup.recv() => {
+                if let Err(e) = node.reload_tls() {
+                    error!(error = format!("{e:#}"), "TLS reload failed; the doors keep their certificates");
+                }
+            }
+        }
     }
-    Ok(())
+    node.shutdown().await
 }

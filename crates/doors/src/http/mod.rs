@@ -8,6 +8,7 @@
 mod admin;
 mod api;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -19,10 +20,12 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sessiongrid_grid::Sessions;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use crate::json;
+use crate::tls::{Stream, Tls};
 
 /// What the HTTP door serves with.
 #[derive(Clone)]
@@ -38,9 +41,10 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves until `shutdown` is cancelled.
+/// Serves (HTTPS if `tls` is given) until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     context: HttpContext,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -53,8 +57,74 @@ pub async fn serve(
         .route("/metrics", get(render_metrics))
         .nest("/api/v1", api)
         .with_state(context);
-    info!(addr = %listener.local_addr()?, "http door listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    info!(addr = %listener.local_addr()?, tls = tls.is_some(), "http door listening");
+    let stop = shutdown.clone().cancelled_owned();
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        Some(tls) => {
+            let listener = TlsListener::start(listener, tls, shutdown)?;
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        }
+    }
+}
+
+/// The door's listener over TLS: each handshake runs in a task of its own (a slow client
+/// holds up no other) and the finished ones are handed to the server.
+struct TlsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(Stream, SocketAddr)>,
+}
+
+impl TlsListener {
+    fn start(
+        listener: TcpListener,
+        tls: Arc<Tls>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (socket, peer) = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tx.closed() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                };
+                let (tls, tx) = (tls.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tls.accept(socket).await {
+                        Ok(stream) => drop(tx.send((stream, peer)).await),
+                        Err(e) => debug!(%peer, error = %e, "TLS handshake failed"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { local, ready })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = Stream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Stream, SocketAddr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // Accepting stopped (shutdown): the server stops asking first.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }
 
 /// The dashboard: one page, its script and styles inside, no other asset. It reads the API

@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -29,6 +28,7 @@ use super::commands;
 use super::commands::pubsub::Subscription;
 use super::commands::{Prepared, PreparedOp};
 use super::server::Shared;
+use crate::tls::Stream;
 use sessiongrid_resp::{encode, Decoder, Protocol};
 
 /// What a connection remembers between commands.
@@ -62,7 +62,7 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 const WAVE_MAX: usize = 64;
 
 pub struct Connection {
-    socket: TcpStream,
+    socket: Stream,
     shared: Arc<Shared>,
     client: ClientState,
     decoder: Decoder,
@@ -73,7 +73,7 @@ pub struct Connection {
 impl Connection {
     /// A connection from `addrs.0` to the door's `addrs.1`.
     pub fn new(
-        socket: TcpStream,
+        socket: Stream,
         shared: Arc<Shared>,
         id: u64,
         addrs: (std::net::SocketAddr, std::net::SocketAddr),
@@ -115,12 +115,19 @@ impl Connection {
         self.shared.clients.remove(view.id);
     }
 
+    /// Sends the replies written so far (through TLS, if the connection has it, to the end).
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        self.socket.write_all(&self.wbuf).await?;
+        self.socket.flush().await?;
+        self.wbuf.clear();
+        Ok(())
+    }
+
     async fn serve_inner(&mut self, stop: CancellationToken) -> std::io::Result<()> {
         loop {
             let keep_open = self.process_buffered().await?;
             if !self.wbuf.is_empty() {
-                self.socket.write_all(&self.wbuf).await?;
-                self.wbuf.clear();
+                self.write_out().await?;
             }
             if !keep_open || stop.is_cancelled() || self.client.hangup.is_cancelled() {
                 return Ok(());
@@ -151,7 +158,7 @@ impl Connection {
             }
             if self.rbuf.len() > self.shared.config.pipeline_bytes_max {
                 self.protocol_error("too many unanswered bytes (pipeline_bytes_max)");
-                self.socket.write_all(&self.wbuf).await?;
+                self.write_out().await?;
                 return Ok(());
             }
         }
@@ -201,8 +208,7 @@ impl Connection {
             }
             if self.wbuf.len() >= WRITE_FLUSH_BYTES {
                 self.run_wave(&mut wave).await;
-                self.socket.write_all(&self.wbuf).await?;
-                self.wbuf.clear();
+                self.write_out().await?;
             }
         }
         self.run_wave(&mut wave).await;

@@ -1,9 +1,12 @@
 //! Accept loop of the Redis door.
 //!
-//! Each accepted socket gets a task on one of the grid's engine threads (they take turns), where
-//! the partitions it reaches most cheaply live; a semaphore caps connections at
-//! `connections_max` (one over the cap is told so and closed). Shutdown: stop accepting, tell every connection to finish the
-//! requests it has already read, and wait for them.
+//! A door listens on one or more addresses, plain or TLS (`tls-port` in Redis' terms), all
+//! serving the same clients' registry, scripts and limits. Each accepted socket gets a task on
+//! one of the grid's engine threads (they take turns), where the partitions it reaches most
+//! cheaply live, which first runs the TLS handshake on a TLS listener; a semaphore caps
+//! connections at `connections_max` (one over the cap is told so and closed). Shutdown: stop
+//! accepting, tell every connection to finish the requests it has already read, and wait for
+//! them.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,10 +19,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug_span, info, warn, Instrument};
+use tracing::{debug, debug_span, info, warn, Instrument};
 
 use super::commands::CommandMetrics;
 use super::connection::Connection;
+use crate::tls::{Stream, Tls};
 use sessiongrid_resp::Limits;
 
 /// What the door needs besides the grid.
@@ -65,17 +69,25 @@ impl Shared {
 }
 
 pub struct RedisDoor {
-    listener: TcpListener,
+    /// Each address with its TLS settings (`None`: plain TCP).
+    listeners: Vec<(TcpListener, Option<Arc<Tls>>)>,
     shared: Arc<Shared>,
 }
 
 impl RedisDoor {
+    /// A door listening on `addr` (plain TCP); see [`RedisDoor::listen`] for more.
     pub async fn bind(
         addr: &str,
         sessions: Sessions,
         config: RedisDoorConfig,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let mut door = RedisDoor::new(sessions, config);
+        door.listen(addr, None).await?;
+        Ok(door)
+    }
+
+    /// A door that listens nowhere yet.
+    pub fn new(sessions: Sessions, config: RedisDoorConfig) -> Self {
         let shared = Arc::new(Shared {
             grid: sessions.grid().clone(),
             sessions,
@@ -91,11 +103,21 @@ impl RedisDoor {
             block_lines: Default::default(),
             errors: Default::default(),
         });
-        Ok(RedisDoor { listener, shared })
+        RedisDoor { listeners: Vec::new(), shared }
     }
 
+    /// Also listens on `addr`, through TLS if `tls` is given.
+    pub async fn listen(&mut self, addr: &str, tls: Option<Arc<Tls>>) -> std::io::Result<()> {
+        self.listeners.push((TcpListener::bind(addr).await?, tls));
+        Ok(())
+    }
+
+    /// The address of the first listener.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match self.listeners.first() {
+            Some((listener, _)) => listener.local_addr(),
+            None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no listener")),
+        }
     }
 
     /// Serves until `shutdown` is cancelled, then waits for open connections to finish the
@@ -103,7 +125,36 @@ impl RedisDoor {
     pub async fn run(self, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.shared.config.connections_max));
         let tracker = TaskTracker::new();
-        info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "redis door listening");
+        let accepting = self.listeners.into_iter().map(|(listener, tls)| {
+            let door = Listener { listener, tls, shared: self.shared.clone() };
+            door.accept_loop(permits.clone(), tracker.clone(), shutdown.clone())
+        });
+        futures::future::join_all(accepting).await;
+        tracker.close();
+        // A client that stops reading could hold its connection open forever; give up on it.
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+            warn!(left = tracker.len(), "connections still open after the drain timeout");
+        }
+        info!("redis door closed");
+    }
+}
+
+/// One address of the door.
+struct Listener {
+    listener: TcpListener,
+    tls: Option<Arc<Tls>>,
+    shared: Arc<Shared>,
+}
+
+impl Listener {
+    async fn accept_loop(
+        self,
+        permits: Arc<Semaphore>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let addr = self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        info!(%addr, tls = self.tls.is_some(), "redis door listening");
         loop {
             let (socket, peer) = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -119,7 +170,10 @@ impl RedisDoor {
             };
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 metrics::counter!("sessiongrid_connections_rejected_total").increment(1);
-                tracker.spawn(refuse(socket));
+                // A TLS client would not understand a plain-text refusal: it is only closed.
+                if self.tls.is_none() {
+                    tracker.spawn(refuse(socket));
+                }
                 continue;
             };
             let _ = socket.set_nodelay(true);
@@ -132,17 +186,23 @@ impl RedisDoor {
                     continue;
                 }
             };
-            let shared = self.shared.clone();
-            let stop = shutdown.clone();
+            let (shared, tls, stop) = (self.shared.clone(), self.tls.clone(), shutdown.clone());
             let id = shared.next_client_id();
-            let span = debug_span!("client", id, %peer);
+            let span = debug_span!("client", id, %peer, tls = tls.is_some());
             let runtime = shared.grid.connection_runtime();
             tracker.spawn_on(
                 async move {
                     let Ok(socket) = TcpStream::from_std(socket) else { return };
+                    let stream = match tls {
+                        None => Stream::Plain(socket),
+                        Some(tls) => match tls.accept(socket).await {
+                            Ok(stream) => stream,
+                            Err(e) => return debug!(error = %e, "TLS handshake failed"),
+                        },
+                    };
                     shared.connections.fetch_add(1, Ordering::Relaxed);
                     metrics::gauge!("sessiongrid_connections").increment(1);
-                    Connection::new(socket, shared.clone(), id, (peer, laddr)).serve(stop).await;
+                    Connection::new(stream, shared.clone(), id, (peer, laddr)).serve(stop).await;
                     metrics::gauge!("sessiongrid_connections").decrement(1);
                     shared.connections.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
@@ -151,13 +211,6 @@ impl RedisDoor {
                 &runtime,
             );
         }
-        drop(self.listener);
-        tracker.close();
-        // A client that stops reading could hold its connection open forever; give up on it.
-        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
-            warn!(left = tracker.len(), "connections still open after the drain timeout");
-        }
-        info!("redis door closed");
     }
 }
 
