@@ -10,13 +10,18 @@ redis-py's ``password=`` (RESP2 and RESP3) and ``redis-cli -a``.
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 
-from conftest import REDIS_CLI, GridProcess, ProcessPool, RedisProcess, grid_only
+from conftest import (REDIS_CLI, GridProcess, ProcessPool, RedisProcess, grid_only, wait_until,
+                      write_secret)
 from respwire import RespConnection
 
 PASSWORD = "e2e-S3cret pw"  # contains a space on purpose: it is one argument
@@ -253,3 +258,67 @@ def test_protected_mode_refuses_an_open_door_on_a_non_loopback_address(tmp_path)
     write_secret(token, "t0ken")
     assert node("--requirepass-file", str(password), "--admin-token-file", str(token)).returncode is None
     assert node("--protected-mode", "no").returncode is None
+
+
+def wrong_auths(port: int, seconds: float, source: str = "127.0.0.1") -> int:
+    """Wrong AUTHs sent one after the other for ``seconds`` from ``source``: how many
+    were checked (answered WRONGPASS, not refused unchecked)."""
+    answered = 0
+    deadline = time.monotonic() + seconds
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds + 5,
+                                  source_address=(source, 0)) as raw:
+        while (remaining := deadline - time.monotonic()) > 0:
+            raw.settimeout(remaining)
+            raw.sendall(b"AUTH not-the-password\r\n")
+            try:
+                reply = raw.recv(200)
+            except socket.timeout:
+                break  # still waiting for its slot
+            assert reply.startswith((b"-WRONGPASS", b"-ERR too many failed")), reply
+            answered += reply.startswith(b"-WRONGPASS")
+    return answered
+
+
+@grid_only
+def test_wrong_passwords_are_slowed_per_address_and_audited(pool):
+    """After a few wrong passwords an address gets one attempt per second at most, on any
+    number of connections, while other addresses are not slowed and the right password
+    still works; each refusal is in the audit log."""
+    node = pool.grid(password=PASSWORD)
+    with ThreadPoolExecutor(max_workers=20) as workers:
+        counts = list(workers.map(lambda _: wrong_auths(node.resp_port, 4.0), range(20)))
+    # Unslowed, 20 connections have thousands of passwords checked in 4 s; slowed, the
+    # free failures, a doubling delay from 10 ms, then one a second; attempts beyond 10 s
+    # of waiting are refused unchecked.
+    assert sum(counts) <= 20, counts
+    # Another address is not slowed by that.
+    assert wrong_auths(node.resp_port, 1.0, source="127.0.0.2") >= 4
+    started = time.monotonic()
+    assert node.client(password=PASSWORD).ping()  # waits for its slot, then is let in
+    assert time.monotonic() - started < 10
+    log = node.log_text()
+    assert "sessiongrid::audit" in log and 'action="auth"' in log and 'outcome="refused"' in log, log[-2000:]
+    client = node.client()
+    client.execute_command("SESSION.KICKUSER", "bob")
+    assert wait_until(lambda: 'action="session.kickuser"' in node.log_text(), timeout=5)
+    assert 'target="bob"' in node.log_text()
+
+
+@grid_only
+def test_http_token_failures_and_drains_are_audited(pool, tmp_path):
+    token = tmp_path / "token"
+    write_secret(token, "t0ken")
+    node = pool.grid(extra_args=("--admin-token-file", str(token)))
+    base = f"http://127.0.0.1:{node.http_port}/api/v1"
+    wrong = urllib.request.Request(f"{base}/stats", headers={"Authorization": "Bearer nope"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(wrong, timeout=5)
+    assert refused.value.code == 401
+    kick = urllib.request.Request(f"{base}/users/alice/sessions", method="DELETE",
+                                  headers={"Authorization": "Bearer t0ken"})
+    with urllib.request.urlopen(kick, timeout=5) as response:
+        assert response.status == 200
+    assert wait_until(lambda: 'action="session.kickuser"' in node.log_text(), timeout=5)
+    log = node.log_text()
+    assert 'action="http auth"' in log and 'from="127.0.0.1:' in log, log[-2000:]
+    assert 'who="admin token"' in log and 'target="alice"' in log, log[-2000:]

@@ -96,6 +96,7 @@ impl Node {
                 metrics: doors.metrics.clone(),
                 sessions: sessions.clone(),
                 admin_token: admin_token.map(Into::into),
+                throttle: Default::default(),
             };
             let settings =
                 config.http_tls.then(|| load_tls(&config, &[b"http/1.1"])).transpose()?;

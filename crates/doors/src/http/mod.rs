@@ -10,12 +10,15 @@ mod api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::IncomingStream;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sessiongrid_grid::Sessions;
@@ -24,8 +27,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::json;
+use crate::throttle::{same_secret, Throttle};
 use crate::tls::{Stream, Tls};
+use crate::{audit, json};
 
 /// What the HTTP door serves with.
 #[derive(Clone)]
@@ -34,6 +38,8 @@ pub struct HttpContext {
     pub sessions: Sessions,
     /// Bearer token required by `/api/v1`; `None`: open.
     pub admin_token: Option<Arc<[u8]>>,
+    /// Addresses that sent a wrong token, slowed down.
+    pub throttle: Arc<Throttle>,
 }
 
 /// Binds the HTTP door.
@@ -50,6 +56,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let api = api::routes()
         .merge(admin::routes())
+        .layer(middleware::from_fn_with_state(context.clone(), audit_calls))
         .layer(middleware::from_fn_with_state(context.clone(), require_token));
     let app = Router::new()
         .route("/", get(dashboard))
@@ -60,9 +67,13 @@ pub async fn serve(
     info!(addr = %listener.local_addr()?, tls = tls.is_some(), "http door listening");
     let stop = shutdown.clone().cancelled_owned();
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        None => {
+            let app = app.into_make_service_with_connect_info::<Peer>();
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        }
         Some(tls) => {
             let listener = TlsListener::start(listener, tls, shutdown)?;
+            let app = app.into_make_service_with_connect_info::<Peer>();
             axum::serve(listener, app).with_graceful_shutdown(stop).await
         }
     }
@@ -145,20 +156,66 @@ async fn require_token(
     next: Next,
 ) -> Response {
     if let Some(token) = &context.admin_token {
+        let from = peer(&request);
+        let ip = from.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
+        let checked = context.throttle.slot(ip, Instant::now()).wait().await;
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g, token)) {
+        if !checked || !given.is_some_and(|g| same_secret(g, token)) {
             metrics::counter!("sessiongrid_http_auth_failures_total").increment(1);
+            let (from, call) = (address(from), format!("{} {}", request.method(), request.uri()));
+            audit::record("http auth", "unknown", &from, &call, "refused");
             let body = json::error("unauthorized", "a valid admin token is required");
             return (StatusCode::UNAUTHORIZED, body).into_response();
         }
+        context.throttle.succeeded(ip);
     }
     next.run(request).await
 }
 
-/// Compares without stopping at the first difference, so timing tells nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Records the API calls that act on other people's sessions or on the cluster (see
+/// [`crate::audit`]).
+async fn audit_calls(State(context): State<HttpContext>, request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let action = match (method.as_str(), parts.as_slice()) {
+        ("POST", ["nodes", _, "drain"]) => Some("drain"),
+        ("POST", ["nodes", _, "forget"]) => Some("forget"),
+        ("DELETE", ["users", _, "sessions"]) => Some("session.kickuser"),
+        _ => None,
+    };
+    let from = address(peer(&request));
+    let response = next.run(request).await;
+    if let Some(action) = action {
+        let who = if context.admin_token.is_some() { "admin token" } else { "anyone (no token)" };
+        let outcome = if response.status().is_success() { "ok" } else { "refused" };
+        audit::record(action, who, &from, parts.get(1).unwrap_or(&""), outcome);
+    }
+    response
+}
+
+/// The client's address, as a request carries it.
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+fn peer(request: &Request) -> Option<SocketAddr> {
+    request.extensions().get::<ConnectInfo<Peer>>().map(|c| c.0 .0)
+}
+
+fn address(peer: Option<SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_string(), |a| a.to_string())
 }

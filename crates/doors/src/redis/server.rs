@@ -60,6 +60,8 @@ pub struct Shared {
     pub block_lines: super::commands::blocking::Lines,
     /// Error replies by code (`INFO errorstats`).
     pub errors: super::commands::ErrorStats,
+    /// Addresses that failed `AUTH`, slowed down.
+    pub auth_throttle: crate::throttle::Throttle,
 }
 
 impl Shared {
@@ -102,6 +104,7 @@ impl RedisDoor {
             clients: Default::default(),
             block_lines: Default::default(),
             errors: Default::default(),
+            auth_throttle: Default::default(),
         });
         RedisDoor { listeners: Vec::new(), shared }
     }

@@ -1,6 +1,7 @@
 //! Connection commands: PING AUTH HELLO SELECT CLIENT (ECHO and QUIT are wired in the table).
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use sessiongrid_model::Reply;
@@ -9,6 +10,7 @@ use super::args::syntax_error;
 use super::{CmdResult, Ctx};
 use crate::redis::clients::ClientView;
 use crate::redis::connection::Replies;
+use crate::throttle::same_secret;
 use sessiongrid_resp::Protocol;
 
 /// The Redis version the door answers to clients that check it.
@@ -31,16 +33,17 @@ pub fn ping(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 /// Checks `user`/`password` against the configured password; only the `default` user exists.
+/// An address that failed a few times waits for its turn first (see [`crate::throttle`]).
 ///
 /// Without a configured password, `AUTH default <anything>` succeeds (as in Redis) but the
 /// one-argument form is an error.
-fn check_password(
+async fn check_password(
     ctx: &mut Ctx<'_>,
     user: &[u8],
     password: &[u8],
     explicit_user: bool,
 ) -> Result<(), Reply> {
-    let Some(expected) = &ctx.shared.config.password else {
+    let Some(expected) = ctx.shared.config.password.clone() else {
         if explicit_user {
             return if user == b"default" { Ok(()) } else { Err(wrong_pass()) };
         }
@@ -49,10 +52,19 @@ fn check_password(
              Are you sure your configuration is correct?",
         ));
     };
-    if user == b"default" && constant_time_eq(expected, password) {
+    let (throttle, ip) = (&ctx.shared.auth_throttle, ctx.client.view.addr.ip());
+    if !throttle.slot(ip, Instant::now()).wait().await {
+        ctx.audit("auth", &String::from_utf8_lossy(user), "refused unchecked");
+        return Err(Reply::error(
+            "ERR too many failed authentication attempts from this address, try again later",
+        ));
+    }
+    if user == b"default" && same_secret(&expected, password) {
+        throttle.succeeded(ip);
         ctx.client.authenticated = true;
         Ok(())
     } else {
+        ctx.audit("auth", &String::from_utf8_lossy(user), "refused");
         Err(wrong_pass())
     }
 }
@@ -62,19 +74,15 @@ fn wrong_pass() -> Reply {
     Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub fn auth(ctx: &mut Ctx<'_>) -> CmdResult {
+pub async fn auth(ctx: &mut Ctx<'_>) -> CmdResult {
     match ctx.args.len() {
         2 => {
             let pw = ctx.args.get(1).clone();
-            check_password(ctx, b"default", &pw, false)?;
+            check_password(ctx, b"default", &pw, false).await?;
         }
         3 => {
             let (user, pw) = (ctx.args.get(1).clone(), ctx.args.get(2).clone());
-            check_password(ctx, &user, &pw, true)?;
+            check_password(ctx, &user, &pw, true).await?;
         }
         _ => return Err(syntax_error()),
     }
@@ -82,7 +90,7 @@ pub fn auth(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
-pub fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
+pub async fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
     let mut proto = ctx.client.proto;
     if ctx.args.len() >= 2 {
         proto = match ctx.args.int(1) {
@@ -99,7 +107,7 @@ pub fn hello(ctx: &mut Ctx<'_>) -> CmdResult {
     while i < ctx.args.len() {
         if ctx.args.is(i, "auth") && i + 2 < ctx.args.len() {
             let (user, pw) = (ctx.args.get(i + 1).clone(), ctx.args.get(i + 2).clone());
-            check_password(ctx, &user, &pw, true)?;
+            check_password(ctx, &user, &pw, true).await?;
             i += 3;
         } else if ctx.args.is(i, "setname") && i + 1 < ctx.args.len() {
             name = Some(valid_name(ctx.args.get(i + 1))?);

@@ -131,6 +131,18 @@ impl Ctx<'_> {
         flushed.map_err(grid_error)
     }
 
+    /// Records an audited action of this client (see [`crate::audit`]).
+    pub fn audit(&self, action: &'static str, target: &str, outcome: &'static str) {
+        let who = match &self.client.name {
+            Some(name) => {
+                format!("default (client {} {})", self.client.id, String::from_utf8_lossy(name))
+            }
+            None => format!("default (client {})", self.client.id),
+        };
+        let from = self.client.view.addr.to_string();
+        crate::audit::record(action, &who, &from, target, outcome);
+    }
+
     fn touch_all(&self) {
         for p in 0..self.shared.grid.partitions() {
             self.client.txn.touch(p);
@@ -729,9 +741,34 @@ fn one_op(name: &'static str, r: &Req<'_>) -> Option<OneOp> {
 }
 
 async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
+    let result = dispatch(name, ctx).await;
+    if let Some((action, target)) = audited(name, &ctx.args) {
+        ctx.audit(action, &target, if result.is_ok() { "ok" } else { "refused" });
+    }
+    result
+}
+
+/// The audit record of a command that acts on other clients' data or on the node (see
+/// [`crate::audit`]): its action and target.
+fn audited(name: &'static str, args: &Args) -> Option<(&'static str, String)> {
+    let from = |i: usize| {
+        let words: Vec<String> = (i..args.len()).map(|i| args.text(i)).collect();
+        words.join(" ")
+    };
+    match name {
+        "session.kickuser" | "shutdown" | "flushall" | "flushdb" | "swapdb" => {
+            Some((name, from(1)))
+        }
+        "config" if args.is(1, "set") => Some(("config set", from(2))),
+        "client" if args.is(1, "kill") => Some(("client kill", from(2))),
+        _ => None,
+    }
+}
+
+async fn dispatch(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
     use zsets::{Algebra::*, Output};
     match name {
-        "auth" => connection::auth(ctx),
+        "auth" => connection::auth(ctx).await,
         "blmove" => lists::blmove(ctx).await,
         "blmpop" => lists::blmpop(ctx).await,
         "blpop" => lists::bpop(ctx, End::Left).await,
@@ -760,7 +797,7 @@ async fn run(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "getex" => strings::getex(ctx).await,
         "hrandfield" => hashes::hrandfield(ctx).await,
         "hscan" => hashes::hscan(ctx).await,
-        "hello" => connection::hello(ctx),
+        "hello" => connection::hello(ctx).await,
         "info" => server::info(ctx).await,
         "keys" => keys::keys(ctx).await,
         "lmove" => lists::lmove(ctx).await,
