@@ -5,8 +5,9 @@
 # growing one hash to 100k fields, unpipelined), the
 # server CPU (user + sys) per operation of each and its ratio, then the node's RSS per 1 KiB key
 # after loading 1M keys. Also, unpipelined, SADD and ZADD (one key growing to 100k members, as
-# redis-benchmark does with -r). Not LPUSH/LPOP: a write to a list still reads the whole list,
-# so on one list growing by 200k elements the run would take hours (BENCH_LISTS=1 adds them).
+# redis-benchmark does with -r) and LPUSH then LPOP on one list of up to 5k elements (a list
+# larger than its partition's share of memory_max_bytes, 2 MiB by default or about 6k elements of
+# 256 bytes, is read from disk whole by every write: BENCH_LONG_LISTS=1 runs the full count).
 #
 # Usage: tests/bench/redis-compare.sh [path/to/sessiongrid]   (default: release build)
 set -euo pipefail
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/../.."
 source tests/bench/lib.sh
 BIN="${1:-$(release_bin sessiongrid)}"
 REQUESTS="${REQUESTS:-200000}"
+LIST_REQUESTS=5000
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -34,24 +36,25 @@ wait_port "$rport"; wait_port "$gport"
 bench() { # port pipeline test -> ops/s
   # SET/GET spread over 100k keys. HSET writes one field of one hash; HSET-big (-r) grows one
   # hash to 100k fields, far past a partition's share of the memory budget.
-  local spread=(-r 100000) test="$3"; [ "$3" = hset ] && spread=()
+  local spread=(-r 100000) test="$3" n="$REQUESTS"; [ "$3" = hset ] && spread=()
   [ "$3" = hset-big ] && test=hset
-  redis-benchmark -p "$1" -c 50 -d 256 -n "$REQUESTS" -P "$2" "${spread[@]}" -t "$test" --csv -q \
+  case "$3" in lpush|lpop) spread=(); [ -n "${BENCH_LONG_LISTS:-}" ] || n=$LIST_REQUESTS ;; esac
+  redis-benchmark -p "$1" -c 50 -d 256 -n "$n" -P "$2" "${spread[@]}" -t "$test" --csv -q \
     2>/dev/null | awk -F'","' 'NR==2 {print $2+0}'
 }
-cpu_us() { # before after -> server CPU microseconds per request
-  awk -v b="$1" -v a="$2" -v hz="$(ticks_per_s)" -v n="$REQUESTS" 'BEGIN {printf "%.1f", (a - b) / hz * 1e6 / n}'
+cpu_us() { # before after requests -> server CPU microseconds per request
+  awk -v b="$1" -v a="$2" -v hz="$(ticks_per_s)" -v n="$3" 'BEGIN {printf "%.1f", (a - b) / hz * 1e6 / n}'
 }
 
 printf '%-6s %-4s %12s %12s %7s %13s %13s %7s\n' test P redis_ops/s grid_ops/s ratio \
   redis_cpu_us grid_cpu_us ratio
 for p in 1 16; do
-  tests="set get hset"; [ "$p" = 1 ] && tests="$tests hset-big sadd zadd"
-  [ "$p" = 1 ] && [ -n "${BENCH_LISTS:-}" ] && tests="$tests lpush lpop"
+  tests="set get hset"; [ "$p" = 1 ] && tests="$tests hset-big sadd zadd lpush lpop"
   for t in $tests; do
     c0=$(cpu_ticks "$rpid"); r=$(bench "$rport" "$p" "$t"); c1=$(cpu_ticks "$rpid")
     g0=$(cpu_ticks "$gpid"); g=$(bench "$gport" "$p" "$t"); g1=$(cpu_ticks "$gpid")
-    rc=$(cpu_us "$c0" "$c1"); gc=$(cpu_us "$g0" "$g1")
+    n=$REQUESTS; case "$t" in lpush|lpop) [ -n "${BENCH_LONG_LISTS:-}" ] || n=$LIST_REQUESTS ;; esac
+    rc=$(cpu_us "$c0" "$c1" "$n"); gc=$(cpu_us "$g0" "$g1" "$n")
     printf '%-6s %-4s %12.0f %12.0f %7.2f %13s %13s %7.2f\n' "$t" "$p" "$r" "$g" \
       "$(awk "BEGIN {print $g / $r}")" "$rc" "$gc" "$(awk "BEGIN {print ($rc > 0) ? $gc / $rc : 0}")"
   done

@@ -223,12 +223,19 @@ impl DiskPartition {
     /// Brings the tier's copy of a key up to a change written to disk. A field change patches
     /// the copy in place; one the copy cannot take (not there, or of another kind) drops it,
     /// so the next read sees the disk.
-    fn remember_change(&mut self, key: &[u8], delta: &Delta) {
+    /// A key that held nothing (`!existed`) is cached whole: its header and rows are all of it.
+    fn remember_change(&mut self, key: &[u8], delta: &Delta, existed: bool) {
         match delta {
             Delta::Whole(state) => self.remember(key, state.clone()),
-            Delta::Fields { .. } => {
+            Delta::Fields { header, rows } => {
                 let patched = self.account(|cache| cache.patch(key, |slot| delta.patch(slot)));
-                if !patched {
+                if !patched && !existed {
+                    let mut entry = header.clone();
+                    for (name, row) in rows {
+                        entry.value.set_field_row(name, row.as_deref());
+                    }
+                    self.remember(key, Some(entry));
+                } else if !patched {
                     // Not held (or not of its kind): it is read from disk when next asked for.
                     self.account(|cache| cache.take(key));
                     self.complete = false;
@@ -330,7 +337,19 @@ impl PartitionStore for DiskPartition {
     }
 
     fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
-        self.lookup(key, |hit| hit.view(needs), |store, p| store.get_fields(p, key, needs))
+        // A value read whole from disk (not a view of some fields) joins the tier.
+        let read = |store: &Store, p| {
+            let found = store.get_fields(p, key, needs)?;
+            Ok(found.map(|e| {
+                let whole = !e.value.is_read_in_part();
+                (e, whole)
+            }))
+        };
+        let found = self.lookup(key, |hit| (hit.view(needs), false), read)?;
+        if let Some((e, true)) = &found {
+            self.remember(key, Some(e.clone()));
+        }
+        Ok(found.map(|(e, _)| e))
     }
 
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {
@@ -357,7 +376,7 @@ impl PartitionStore for DiskPartition {
             Delta::Fields { header, rows } => batch.patch(key, header, rows, old_expiry),
         });
         if written.is_ok() {
-            self.remember_change(key, &entry.delta);
+            self.remember_change(key, &entry.delta, prior.existed);
         } else {
             // Refused: the key leaves the tier, so the next read sees disk.
             self.complete = false;
@@ -500,6 +519,33 @@ mod tests {
         set(&mut p, 1, b"first", 10);
         set(&mut p, 2, b"second", 200);
         assert!(p.get(b"first").unwrap().is_some(), "evicted: read from disk");
+    }
+
+    #[test]
+    fn a_new_list_or_hash_written_by_fields_stays_in_the_tier_whole() {
+        use sessiongrid_model::list::List;
+        use sessiongrid_model::Value;
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(dir.path(), 4, sessiongrid_model::config::Durability::Process).unwrap();
+        let committer = Arc::new(Committer::new(store.clone()));
+        let mut disk = DiskNode::new(store, 7, 1 << 20, vec![committer]);
+        let mut p = disk.partition(1);
+        let mut list = List::default();
+        let rows = ["a", "b"].map(|v| (list.push_back(Bytes::from_static(v.as_bytes())), v));
+        let header = Entry::new(Value::List(list.header()));
+        let rows = rows.map(|(n, v)| (n, Some(Bytes::from_static(v.as_bytes())))).to_vec();
+        let entry = LogEntry {
+            pos: LogPos { version: 1, ..LogPos::ZERO },
+            key: Bytes::from_static(b"l"),
+            delta: Delta::Fields { header, rows },
+            events: Vec::new(),
+        };
+        p.append(&entry, Some(Prior::of(None))).unwrap();
+        assert!(p.complete, "the tier still holds every key of the partition");
+        let cached = p.cache.get(b"l").cloned().expect("cached whole");
+        assert_eq!(cached.value, Value::List(list));
+        assert_eq!(p.get(b"l").unwrap(), Some(cached));
     }
 
     #[test]

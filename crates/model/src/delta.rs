@@ -152,6 +152,12 @@ impl Delta {
 }
 
 impl Value {
+    /// True for the values an operation reads in part, only the fields it names
+    /// ([`Entry::view`]); the others are read whole.
+    pub fn is_read_in_part(&self) -> bool {
+        matches!(self, Value::Hash(_) | Value::Set(_) | Value::Zset(_))
+    }
+
     /// True for the values stored as a header row plus one row per field.
     pub fn has_fields(&self) -> bool {
         matches!(
@@ -283,7 +289,7 @@ impl Entry {
     /// fields it has, and, if asked, one other field if there is one (so that removing the
     /// named ones tells whether it is left empty). Any other value is returned whole.
     pub fn view(&self, needs: &FieldNeeds) -> Entry {
-        if !matches!(self.value, Value::Hash(_) | Value::Set(_) | Value::Zset(_)) {
+        if !self.value.is_read_in_part() {
             return self.clone();
         }
         let mut view = self.header();

@@ -12,7 +12,7 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 use sessiongrid_model::config::Durability;
 use sessiongrid_model::op::FieldNeeds;
-use sessiongrid_model::{Entry, PartitionId, Value};
+use sessiongrid_model::{Entry, PartitionId};
 
 use crate::batch::Batch;
 use crate::keys;
@@ -257,7 +257,7 @@ impl Store {
         let names = &needs.names;
         let started = Instant::now();
         let Some(mut entry) = self.get_header(p, key)? else { return Ok(None) };
-        if !matches!(entry.value, Value::Hash(_) | Value::Set(_) | Value::Zset(_)) {
+        if !entry.value.is_read_in_part() {
             self.load_fields(p, key, &mut entry)?;
             return Ok(Some(entry));
         }

@@ -177,10 +177,10 @@ fn rem(list: &mut List, count: i64, item: &[u8]) -> (Reply, Change) {
         removed += u64::from(remove);
         !remove
     };
-    let kept: std::collections::VecDeque<Bytes> = if count < 0 {
+    let kept: imbl::Vector<Bytes> = if count < 0 {
         let mut kept: Vec<Bytes> = items.iter().rev().filter(|c| keep(c)).cloned().collect();
         kept.reverse();
-        kept.into()
+        kept.into_iter().collect()
     } else {
         items.iter().filter(|c| keep(c)).cloned().collect()
     };

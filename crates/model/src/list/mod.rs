@@ -5,20 +5,23 @@
 //! push or a pop writes one row, and the rows of a list, read in byte order, are its elements
 //! in order ([`position_name`] keeps numeric order in byte order). An operation in the middle
 //! (insert, remove) renumbers the elements after it and writes the list whole.
+//!
+//! The elements are a persistent vector: a copy of a list shares them with the original, so
+//! handing a cached list to an operation costs nothing however long it is, and a push or a pop
+//! on the copy copies only the path to the changed end (stored, it is a plain sequence).
 
 pub mod apply;
 pub mod op;
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
+use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 /// A list: `items[i]` is at position `head + i`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct List {
     head: i64,
-    items: VecDeque<Bytes>,
+    items: Vector<Bytes>,
 }
 
 /// The field name of position `pos`: big-endian with the sign bit flipped, so byte order is
@@ -89,13 +92,13 @@ impl List {
 
     /// The elements, to rearrange freely; the list is then written whole (its positions are
     /// renumbered from the current head).
-    pub fn items_mut(&mut self) -> &mut VecDeque<Bytes> {
+    pub fn items_mut(&mut self) -> &mut Vector<Bytes> {
         &mut self.items
     }
 
     /// The list without its elements: what its header row holds.
     pub fn header(&self) -> List {
-        List { head: self.head, items: VecDeque::new() }
+        List { head: self.head, items: Vector::new() }
     }
 
     /// The element at field `name`.
@@ -155,6 +158,30 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn lists_read_as_written_when_their_elements_were_a_deque() {
+        #[derive(Serialize)]
+        struct Before {
+            head: i64,
+            items: std::collections::VecDeque<Bytes>,
+        }
+        let before = Before { head: -2, items: [b("a"), b("b")].into() };
+        let bytes = postcard::to_stdvec(&before).unwrap();
+        let list: List = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!((list.head, list.iter().cloned().collect::<Vec<_>>()), (-2, vec![b("a"), b("b")]));
+        assert_eq!(postcard::to_stdvec(&list).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_copy_shares_the_elements_and_changes_apart() {
+        let mut list: List = (0..10_000).map(|i| Bytes::from(i.to_string())).collect();
+        let copy = list.clone();
+        list.push_front(b("first"));
+        list.pop_back();
+        assert_eq!((copy.len(), copy.get(0).cloned()), (10_000, Some(b("0"))));
+        assert_eq!((list.len(), list.get(0).cloned()), (10_000, Some(b("first"))));
     }
 
     #[test]
