@@ -595,8 +595,14 @@ impl Membership {
                 None
             }
             MemberMsg::Synced { partition, node } => {
+                // Only the partition's primary in this table vouches for a learner: a node that
+                // was primary in an older table (or under the other side's table, while a split
+                // heals) may report a learner in sync with a history that lacks the writes the
+                // current primary has acknowledged since.
                 let learning = self.topology.as_ref().is_some_and(|t| {
-                    t.assignment(partition).is_some_and(|a| a.learners().any(|n| n == node))
+                    t.assignment(partition).is_some_and(|a| {
+                        a.primary() == Some(from) && a.learners().any(|n| n == node)
+                    })
                 });
                 if self.is_coordinator() && learning && self.synced.insert((partition, node)) {
                     self.dirty = true;
@@ -844,6 +850,11 @@ impl Membership {
     fn meet(&mut self, now: u64, theirs: Arc<Topology>, out: &mut Outbox) {
         let Some(mine) = self.topology.clone() else { return };
         let coordinator = self.is_coordinator();
+        // Only a member both tables list is in doubt. A coordinator that took over a moment ago
+        // has not been pinged yet by the members that answered its takeover (they pinged their
+        // old coordinator until its table came), and must not count them out: it would lose to
+        // a side it outnumbers while that side, counting right, merges into it, and neither
+        // would ever publish again.
         let ours: BTreeSet<NodeId> = mine
             .members
             .iter()
@@ -851,6 +862,7 @@ impl Membership {
             .filter(|m| {
                 *m == self.me
                     || !coordinator
+                    || !theirs.is_member(*m)
                     || self.pinged.get(m).is_some_and(|at| now - at <= self.cfg.dead_after_ms)
             })
             .collect();
@@ -937,6 +949,46 @@ mod tests {
         assert!(m.topology().is_none(), "neither is adopted");
         m.receive(3, 9, MemberMsg::TopologyPush(Arc::new(Topology::founded_by(9, 4))), &mut out);
         assert_eq!(m.epoch(), 1, "a well-formed one is");
+    }
+
+    #[test]
+    fn only_the_primary_reports_a_learner_in_sync() {
+        let cfg =
+            Arc::new(ClusterConfig { partitions: 1, replicas: 2, ..ClusterConfig::default() });
+        let mut m = Membership::new(1, cfg, false, None, 0);
+        let mut out = Outbox::new();
+        m.tick(0, &mut out);
+        m.receive(1, 2, MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay }, &mut out);
+        m.tick(10, &mut out);
+        let epoch = m.epoch();
+        let learners: Vec<NodeId> = m.topology().unwrap().partitions[0].learners().collect();
+        assert_eq!(learners, vec![2]);
+        // Node 3 was primary under a table that is not this one: its word is not the primary's.
+        let synced = MemberMsg::Synced { partition: 0, node: 2 };
+        m.receive(20, 3, synced.clone(), &mut out);
+        m.tick(30, &mut out);
+        assert_eq!(m.epoch(), epoch, "nothing to publish");
+        m.receive(40, 1, synced, &mut out);
+        m.tick(50, &mut out);
+        assert!(m.topology().unwrap().partitions[0].owners.contains(&2));
+    }
+
+    #[test]
+    fn a_new_coordinator_counts_the_members_only_its_table_lists() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut m = Membership::new(4, cfg, true, None, 0);
+        let mut out = Outbox::new();
+        // Node 4 just published its first table; nodes 1 and 2 have not pinged it yet.
+        let mut mine = Topology::founded_by(4, 1);
+        mine.members = vec![1, 2, 4];
+        mine.epoch = TAKEOVER_EPOCH_GAP + 5;
+        m.receive(1, 1, MemberMsg::TopologyPush(Arc::new(mine)), &mut out);
+        // Its old coordinator, 3, cut off and healed, published a table of its own alone.
+        let mut theirs = Topology::founded_by(3, 1);
+        theirs.epoch = 12;
+        m.receive(2, 1, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
+        assert!(m.merging().is_none(), "three members do not merge into one");
+        assert_eq!(m.epoch_floor, 12, "the other side merges into this one");
     }
 
     #[test]

@@ -170,7 +170,10 @@ mod tests {
         let before = Before { head: -2, items: [b("a"), b("b")].into() };
         let bytes = postcard::to_stdvec(&before).unwrap();
         let list: List = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!((list.head, list.iter().cloned().collect::<Vec<_>>()), (-2, vec![b("a"), b("b")]));
+        assert_eq!(
+            (list.head, list.iter().cloned().collect::<Vec<_>>()),
+            (-2, vec![b("a"), b("b")])
+        );
         assert_eq!(postcard::to_stdvec(&list).unwrap(), bytes);
     }
 
