@@ -7,8 +7,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use crate::Tls;
 
 /// Most bytes of one bulk reply, and of one line of a reply (a type and a length, or a status).
 const BULK_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -33,25 +35,40 @@ pub(crate) fn broken(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
 }
 
+/// A connection's bytes: plain TCP or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Stream = BufReader<Box<dyn Io>>;
+
 pub struct Connection {
-    stream: BufReader<TcpStream>,
+    stream: Stream,
 }
 
 impl Connection {
-    /// Connects within `timeout`, and authenticates if a password is given.
+    /// Connects within `timeout` (through TLS if `tls` is given), and authenticates if a
+    /// password is given.
     pub async fn connect(
         address: &str,
         password: Option<&[u8]>,
         timeout: Duration,
+        tls: Option<&Tls>,
     ) -> io::Result<Connection> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+        let open = async {
+            let stream = TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            Ok::<Box<dyn Io>, io::Error>(match tls {
+                None => Box::new(stream),
+                Some(tls) => Box::new(tls.connect(address, stream).await?),
+            })
+        };
+        let stream = match tokio::time::timeout(timeout, open).await {
             Ok(stream) => stream?,
             Err(_) => {
                 let what = format!("{address}: connect timed out");
                 return Err(io::Error::new(io::ErrorKind::TimedOut, what));
             }
         };
-        stream.set_nodelay(true)?;
         let mut conn = Connection { stream: BufReader::new(stream) };
         if let Some(password) = password {
             if let Err(e) = conn.call(&[b"AUTH", password]).await? {
@@ -70,12 +87,14 @@ impl Connection {
             out.extend_from_slice(a);
             out.extend_from_slice(b"\r\n");
         }
-        self.stream.get_mut().write_all(&out).await?;
+        let stream = self.stream.get_mut();
+        stream.write_all(&out).await?;
+        stream.flush().await?;
         read(&mut self.stream, 0).await
     }
 }
 
-async fn line(conn: &mut BufReader<TcpStream>) -> io::Result<String> {
+async fn line(conn: &mut Stream) -> io::Result<String> {
     let mut buf = Vec::new();
     let n = (&mut *conn).take(LINE_BYTES_MAX).read_until(b'\n', &mut buf).await?;
     if n as u64 == LINE_BYTES_MAX && !buf.ends_with(b"\n") {
@@ -89,10 +108,7 @@ async fn line(conn: &mut BufReader<TcpStream>) -> io::Result<String> {
 }
 
 /// Reads one reply (arrays recurse, so the future is boxed).
-fn read(
-    conn: &mut BufReader<TcpStream>,
-    depth: usize,
-) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+fn read(conn: &mut Stream, depth: usize) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
     Box::pin(async move {
         if depth > DEPTH_MAX {
             return Err(broken("reply nested too deep"));
@@ -170,7 +186,7 @@ mod tests {
 
     async fn call(reply: &'static [u8]) -> Reply {
         let address = peer(reply).await;
-        let mut conn = Connection::connect(&address, None, Duration::from_secs(2)).await?;
+        let mut conn = Connection::connect(&address, None, Duration::from_secs(2), None).await?;
         conn.call(&[b"PING"]).await
     }
 
@@ -192,7 +208,8 @@ mod tests {
     #[tokio::test]
     async fn an_error_inside_an_array_leaves_the_connection_in_step() {
         let address = peer(b"*3\r\n:1\r\n-ERR inner\r\n:3\r\n+NEXT\r\n").await;
-        let mut conn = Connection::connect(&address, None, Duration::from_secs(2)).await.unwrap();
+        let mut conn =
+            Connection::connect(&address, None, Duration::from_secs(2), None).await.unwrap();
         assert_eq!(conn.call(&[b"FIRST"]).await.unwrap(), Err("ERR inner".into()));
         assert_eq!(conn.call(&[b"SECOND"]).await.unwrap(), Ok(Value::Bulk("NEXT".into())));
     }
@@ -222,7 +239,8 @@ mod tests {
                 });
             }
         });
-        let mut conn = Connection::connect(&address, None, Duration::from_secs(2)).await.unwrap();
+        let mut conn =
+            Connection::connect(&address, None, Duration::from_secs(2), None).await.unwrap();
         let error = conn.call(&[b"PING"]).await.unwrap_err();
         assert!(error.to_string().contains("too long"), "{error}");
     }

@@ -4,9 +4,12 @@
 //! # Layout
 //! - [`connection`] — one connection: send a command, read its reply, within bounds.
 //! - [`pool`] — connections to several nodes: a pool of idle ones, failover, `TRYAGAIN` retry.
+//! - [`tls`] — TLS to nodes' TLS ports: the CA to trust, the client certificate to show.
 
 pub mod connection;
 pub mod pool;
+pub mod tls;
 
 pub use connection::{Connection, Reply, Value};
 pub use pool::Pool;
+pub use tls::Tls;

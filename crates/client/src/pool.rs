@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::connection::{broken, Connection, Value};
+use crate::Tls;
 
 /// Connections kept idle.
 const IDLE_MAX: usize = 32;
@@ -25,16 +26,23 @@ pub struct Pool {
 struct Inner {
     addresses: Vec<String>,
     password: Option<Bytes>,
+    tls: Option<Tls>,
     idle: Mutex<Vec<Connection>>,
     next: AtomicUsize,
 }
 
 impl Pool {
     pub fn new(addresses: Vec<String>, password: Option<Bytes>) -> Pool {
+        Pool::with_tls(addresses, password, None)
+    }
+
+    /// A pool whose connections go through TLS if `tls` is given (to nodes' TLS ports).
+    pub fn with_tls(addresses: Vec<String>, password: Option<Bytes>, tls: Option<Tls>) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 addresses,
                 password,
+                tls,
                 idle: Mutex::new(Vec::new()),
                 next: AtomicUsize::new(0),
             }),
@@ -48,7 +56,8 @@ impl Pool {
         for _ in 0..n {
             let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
             let address = &self.inner.addresses[i];
-            match Connection::connect(address, self.inner.password.as_deref(), ATTEMPT).await {
+            let (password, tls) = (self.inner.password.as_deref(), self.inner.tls.as_ref());
+            match Connection::connect(address, password, ATTEMPT, tls).await {
                 Ok(conn) => return Ok(conn),
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(e),
                 Err(e) => last = e,

@@ -166,7 +166,7 @@ async fn run_test(
     let mut clients = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
         let address = &args.grid[i % args.grid.len()];
-        let mut conn = Connection::connect(address, password, Duration::from_secs(5))
+        let mut conn = Connection::connect(address, password, Duration::from_secs(5), None)
             .await
             .with_context(|| format!("connecting to {address}"))?;
         let subject = prepare(&mut conn, args, test, i, &value)

@@ -9,7 +9,8 @@
 //! Two backends:
 //! - [`GridStore::embedded`]: the `Sessions` of a node running in this process
 //!   (`sessiongrid-embedded`), no network hop to the node;
-//! - [`GridStore::remote`]: any grid nodes over their Redis door, with failover across them.
+//! - [`GridStore::remote`]: any grid nodes over their Redis door, with failover across them;
+//!   through TLS to their TLS ports with [`Remote::with_tls`] (a [`Tls`] trusting their CA).
 //!
 //! tower-sessions keeps `serde_json::Value`s; they are stored as JSON text, never as postcard
 //! (which cannot hold a `Value`).
@@ -26,6 +27,7 @@ use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, SessionStore};
 
 pub use remote::Remote;
+pub use sessiongrid_client::Tls;
 
 /// A session store backed by the grid; cheap to clone.
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 use std::io;
 
 use bytes::Bytes;
-use sessiongrid_client::{Pool, Value};
+use sessiongrid_client::{Pool, Tls, Value};
 
 /// Grid nodes' Redis doors, e.g. `["10.0.0.5:6379", "10.0.0.6:6379"]`; cheap to clone.
 #[derive(Clone)]
@@ -15,6 +15,12 @@ pub struct Remote {
 impl Remote {
     pub fn new(addresses: Vec<String>, password: Option<Bytes>) -> Remote {
         Remote { pool: Pool::new(addresses, password) }
+    }
+
+    /// Nodes' TLS ports (`resp_tls_listen`), checked against `tls`'s CA, e.g.
+    /// `Tls::from_pem_files("ca.pem".as_ref(), Some(("app.pem".as_ref(), "app.key".as_ref())))`.
+    pub fn with_tls(addresses: Vec<String>, password: Option<Bytes>, tls: Tls) -> Remote {
+        Remote { pool: Pool::with_tls(addresses, password, Some(tls)) }
     }
 
     async fn call(&self, args: &[&[u8]]) -> io::Result<Value> {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 use sessiongrid_embedded::{Doors, Node, NodeConfig};
-use sessiongrid_tower_sessions::{GridStore, Remote};
+use sessiongrid_tower_sessions::{GridStore, Remote, Tls};
 use time::{Duration, OffsetDateTime};
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::SessionStore;
@@ -78,5 +78,60 @@ async fn records_round_trip_embedded_and_over_the_redis_door() {
     web.create(&mut r).await.unwrap();
     let other = GridStore::embedded(node.sessions().clone(), "admin");
     assert!(other.load(&r.id).await.unwrap().is_none());
+    node.shutdown().await.unwrap();
+}
+
+/// PEM files of a test CA, a certificate for 127.0.0.1 and a client certificate, in `dir`:
+/// (ca, server cert, server key, client cert, client key).
+fn test_pki(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let issue = |names: Vec<String>, usage| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![usage];
+        (params.signed_by(&key, &ca, &ca_key).unwrap().pem(), key.serialize_pem())
+    };
+    let server = issue(vec!["127.0.0.1".into()], ExtendedKeyUsagePurpose::ServerAuth);
+    let client = issue(Vec::new(), ExtendedKeyUsagePurpose::ClientAuth);
+    let files =
+        ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"].map(|f| dir.join(f));
+    for (path, pem) in files.iter().zip([ca.pem(), server.0, server.1, client.0, client.1]) {
+        std::fs::write(path, pem).unwrap();
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_round_trip_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key, client_cert, client_key] = test_pki(dir.path());
+    let tls_addr = format!("127.0.0.1:{}", free_port());
+    let config = NodeConfig {
+        data_dir: dir.path().join("data"),
+        resp_listen: String::new(),
+        resp_tls_listen: Some(tls_addr.clone()),
+        tls_cert_file: Some(cert),
+        tls_key_file: Some(key),
+        tls_ca_file: Some(ca.clone()),
+        http_listen: format!("127.0.0.1:{}", free_port()),
+        partitions: 16,
+        ..NodeConfig::default()
+    };
+    let node =
+        Node::start(config, Doors { redis: true, http: false, metrics: None }).await.unwrap();
+    let tls = Tls::from_pem_files(&ca, Some((&client_cert, &client_key))).unwrap();
+    exercise(&GridStore::remote(Remote::with_tls(vec![tls_addr.clone()], None, tls), "web")).await;
+
+    // Without a client certificate the door refuses the handshake; in plain text, too.
+    let anonymous = Tls::from_pem_files(&ca, None).unwrap();
+    let refused =
+        GridStore::remote(Remote::with_tls(vec![tls_addr.clone()], None, anonymous), "web");
+    assert!(refused.create(&mut record(json!({ "a": 1 }))).await.is_err());
+    let plain = GridStore::remote(Remote::new(vec![tls_addr], None), "web");
+    assert!(plain.create(&mut record(json!({ "a": 1 }))).await.is_err());
     node.shutdown().await.unwrap();
 }
