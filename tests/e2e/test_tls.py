@@ -154,6 +154,15 @@ def test_the_http_door_serves_https_only(pool, pki):
         assert response.status == 200 and response.read() == b"ok\n"
     with urllib.request.urlopen(f"{url}/api/v1/stats", timeout=5, context=context) as response:
         assert response.status == 200
+    # The operator commands speak HTTPS when given the CA, and refuse a node it did not sign.
+    status = subprocess.run([SESSIONGRID_BIN, "status", "--http", f"127.0.0.1:{node.http_port}",
+                             "--https-ca-file", str(main.cert), "--json"],
+                            capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0 and '"members"' in status.stdout, status
+    stranger = subprocess.run([SESSIONGRID_BIN, "status", "--http", f"127.0.0.1:{node.http_port}",
+                               "--https-ca-file", str(pki["other"].cert)],
+                              capture_output=True, text=True, timeout=30)
+    assert stranger.returncode != 0 and "TLS" in stranger.stderr, stranger
     # Plain HTTP gets a TLS alert back, not a page.
     with pytest.raises((urllib.error.URLError, OSError, http.client.HTTPException)):
         urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/health", timeout=5).read()

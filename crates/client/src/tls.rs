@@ -55,7 +55,7 @@ impl Tls {
 
     /// Runs the handshake over `stream` to the node at `address` (`host:port`), whose
     /// certificate must name `host`.
-    pub(crate) async fn connect(
+    pub async fn connect(
         &self,
         address: &str,
         stream: TcpStream,

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sessiongrid_client::Tls;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use sessiongrid_embedded::secrets;
@@ -20,6 +21,10 @@ pub struct Target {
     /// File holding the node's admin token, if it has one.
     #[arg(long, env = "SESSIONGRID_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) that issued the node's HTTPS certificate (`http_tls`); given, the
+    /// command speaks HTTPS and checks the node's certificate against them.
+    #[arg(long, env = "SESSIONGRID_HTTPS_CA_FILE")]
+    pub https_ca_file: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -37,14 +42,27 @@ pub enum AdminCommand {
 struct Client {
     addr: String,
     token: Option<String>,
+    tls: Option<Tls>,
 }
+
+/// The connection's bytes: plain TCP or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl Client {
     /// One HTTP/1.1 request; the API answers JSON with a length, then closes.
     async fn call(&self, method: &str, path: &str) -> anyhow::Result<(u16, Value)> {
-        let mut stream = TcpStream::connect(&self.addr)
+        let tcp = TcpStream::connect(&self.addr)
             .await
             .with_context(|| format!("connecting to the node's http address {}", self.addr))?;
+        let mut stream: Box<dyn Io> = match &self.tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(
+                tls.connect(&self.addr, tcp)
+                    .await
+                    .with_context(|| format!("TLS handshake with {}", self.addr))?,
+            ),
+        };
         let auth = self.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n"));
         let request = format!(
             "{method} /api/v1{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n{}\r\n",
@@ -90,7 +108,11 @@ pub async fn run(args: Target, command: AdminCommand) -> anyhow::Result<()> {
         .map(secrets::read_secret)
         .transpose()?
         .map(|t| String::from_utf8_lossy(&t).into_owned());
-    let client = Client { addr: args.http.clone(), token };
+    let tls = match &args.https_ca_file {
+        Some(ca) => Some(Tls::from_pem_files(ca, None)?),
+        None => None,
+    };
+    let client = Client { addr: args.http.clone(), token, tls };
     // Each command gives the API's JSON and the text a person reads; `--json` picks the first.
     let (json, text) = match &command {
         AdminCommand::Status => {
