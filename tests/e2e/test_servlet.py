@@ -25,7 +25,7 @@ import time
 import pytest
 import redis
 
-from conftest import SESSIONGRID_BIN, grid_only
+from conftest import SESSIONGRID_BIN, free_port, grid_only
 from gridcluster import Cluster
 from tomcat import Browser, TomcatProcess, build_connector
 
@@ -346,3 +346,34 @@ def test_a_grid_node_killed_mid_run_loses_no_session_or_attribute(setup):
         assert b.text(setup.a, apps[i] + "/counter") == f"counter={counts[i] + 1}"
     victim._spawn()
     setup.cluster.wait_settled(timeout=60)
+
+
+def test_the_filter_speaks_tls_to_the_grid_with_a_client_certificate(pool, tmp_path):
+    """grid=rediss://...: the filter reaches the grid's TLS port, checks the node's certificate
+    against tlsCaFile and shows the application's certificate from a PKCS#12 key store."""
+    from test_tls import Pki, openssl
+    build_connector()
+    ca = Pki(tmp_path, "servlet")
+    cert, key = ca.issue("server")
+    app_cert, app_key = ca.issue("shop", client=True)
+    store, store_password = tmp_path / "shop.p12", tmp_path / "shop.p12.password"
+    store_password.write_text("changeit\n")
+    openssl("pkcs12", "-export", "-in", app_cert, "-inkey", app_key, "-out", store,
+            "-passout", "pass:changeit")
+    tls_port = free_port()
+    node = pool.grid(extra_args=("--resp-tls-listen", f"127.0.0.1:{tls_port}",
+                                 "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                                 "--tls-ca-file", str(ca.cert)))
+    app = {"group": "shop", "loginPolicy": "allow", "maxSessionsPerUser": "0", "cookieDomain": "",
+           "grid": f"rediss://127.0.0.1:{tls_port}", "tlsCaFile": str(ca.cert),
+           "tlsKeyStore": str(store), "tlsKeyStorePasswordFile": str(store_password)}
+    tomcat = TomcatProcess([tls_port], {"shop": app})
+    pool.processes.append(tomcat)
+    tomcat.start()
+    browser = Browser()
+    for i in range(1, 4):
+        assert browser.text(tomcat, "/shop/counter") == f"counter={i}"
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=5).read()
+    assert b'sessiongrid_tls_handshakes_total{result="ok"}' in metrics
+    _, ids = node.client().execute_command("SESSION.LIST", "GROUP", "shop", "COUNT", "100")
+    assert ids, "the session is in the grid"

@@ -18,6 +18,9 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Level;
 import java.util.logging.Logger;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.SSLSocketFactory;
 
 /**
  * A small Redis-protocol (RESP2) client for the grid's door: a pool of connections, spread over
@@ -46,17 +49,21 @@ final class RespClient implements Closeable {
     private final List<InetSocketAddress> addresses;
     private final byte[] password;
     private final int timeoutMillis;
+    /** TLS to the grid's TLS ports; {@code null}: plain TCP. */
+    private final SSLSocketFactory tls;
     private final BlockingQueue<Connection> idle;
     private final AtomicInteger next = new AtomicInteger();
     private volatile boolean closed;
 
-    RespClient(List<InetSocketAddress> addresses, byte[] password, int poolSize, int timeoutMillis) {
+    RespClient(List<InetSocketAddress> addresses, byte[] password, int poolSize, int timeoutMillis,
+            SSLSocketFactory tls) {
         if (addresses.isEmpty()) {
             throw new IllegalArgumentException("no grid address");
         }
         this.addresses = List.copyOf(addresses);
         this.password = password;
         this.timeoutMillis = timeoutMillis;
+        this.tls = tls;
         this.idle = new ArrayBlockingQueue<>(poolSize);
     }
 
@@ -186,14 +193,20 @@ final class RespClient implements Closeable {
         private final OutputStream out;
 
         Connection(InetSocketAddress address) throws IOException {
-            socket = new Socket();
+            Socket plain = new Socket();
+            // One attempt gets a third of a call's time, so a node that hangs leaves time to
+            // try the others.
+            int attempt = Math.max(500, timeoutMillis / 3);
             try {
-                // One attempt gets a third of a call's time, so a node that hangs leaves time to
-                // try the others.
-                int attempt = Math.max(500, timeoutMillis / 3);
-                socket.connect(address, attempt);
-                socket.setSoTimeout(attempt);
-                socket.setTcpNoDelay(true);
+                plain.connect(address, attempt);
+                plain.setSoTimeout(attempt);
+                plain.setTcpNoDelay(true);
+            } catch (IOException e) {
+                plain.close();
+                throw e;
+            }
+            socket = tls == null ? plain : secure(plain, address);
+            try {
                 in = new BufferedInputStream(socket.getInputStream(), 16 * 1024);
                 out = new BufferedOutputStream(socket.getOutputStream(), 16 * 1024);
                 if (password != null) {
@@ -204,6 +217,21 @@ final class RespClient implements Closeable {
                 }
             } catch (IOException e) {
                 socket.close();
+                throw e;
+            }
+        }
+
+        /** TLS over {@code plain}, the node's certificate checked against its host name or address. */
+        private Socket secure(Socket plain, InetSocketAddress address) throws IOException {
+            try {
+                SSLSocket secure = (SSLSocket) tls.createSocket(plain, address.getHostString(), address.getPort(), true);
+                SSLParameters parameters = secure.getSSLParameters();
+                parameters.setEndpointIdentificationAlgorithm("HTTPS");
+                secure.setSSLParameters(parameters);
+                secure.startHandshake();
+                return secure;
+            } catch (IOException e) {
+                plain.close();
                 throw e;
             }
         }

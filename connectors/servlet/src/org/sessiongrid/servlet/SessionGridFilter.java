@@ -6,6 +6,7 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -16,6 +17,7 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import javax.net.ssl.SSLSocketFactory;
 
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
@@ -124,8 +126,12 @@ public final class SessionGridFilter implements Filter {
         Settings s = new Settings();
         s.filter = this;
         List<InetSocketAddress> addresses = new ArrayList<>();
-        for (String part : required(config, "grid").split(",")) {
-            String a = part.trim();
+        String grid = required(config, "grid");
+        // rediss://: the grid's TLS ports (resp_tls_listen).
+        boolean secure = grid.startsWith("rediss://");
+        grid = grid.replaceFirst("^rediss?://", "");
+        for (String part : grid.split(",")) {
+            String a = part.trim().replaceFirst("^rediss?://", "");
             int colon = a.lastIndexOf(':');
             if (colon < 0) {
                 throw new ServletException("grid address " + a + " is not host:port");
@@ -147,7 +153,16 @@ public final class SessionGridFilter implements Filter {
         }
         int pool = Integer.parseInt(param(config, "poolSize", "32"));
         int timeout = Integer.parseInt(param(config, "timeoutMillis", "5000"));
-        s.client = new RespClient(resolved, password, pool, timeout);
+        SSLSocketFactory tls = null;
+        if (secure) {
+            try {
+                tls = Tls.socketFactory(param(config, "tlsCaFile", null), param(config, "tlsKeyStore", null),
+                        param(config, "tlsKeyStorePasswordFile", null));
+            } catch (IOException | GeneralSecurityException e) {
+                throw new ServletException("cannot set up TLS to the grid: " + e.getMessage(), e);
+            }
+        }
+        s.client = new RespClient(resolved, password, pool, timeout, tls);
         s.grid = new Grid(s.client);
         s.group = required(config, "group");
         s.app = param(config, "app", config.getServletContext().getContextPath().replace("/", ""));
