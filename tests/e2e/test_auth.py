@@ -302,6 +302,10 @@ def test_wrong_passwords_are_slowed_per_address_and_audited(pool):
     client.execute_command("SESSION.KICKUSER", "bob")
     assert wait_until(lambda: 'action="session.kickuser"' in node.log_text(), timeout=5)
     assert 'target="bob"' in node.log_text()
+    with pytest.raises(redis.exceptions.ResponseError):
+        client.config_set("requirepass", "guessed-secret")
+    assert wait_until(lambda: 'action="config set"' in node.log_text(), timeout=5)
+    assert "guessed-secret" not in node.log_text(), "values are not logged"
 
 
 @grid_only

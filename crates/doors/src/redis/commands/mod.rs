@@ -759,7 +759,11 @@ fn audited(name: &'static str, args: &Args) -> Option<(&'static str, String)> {
         "session.kickuser" | "shutdown" | "flushall" | "flushdb" | "swapdb" => {
             Some((name, from(1)))
         }
-        "config" if args.is(1, "set") => Some(("config set", from(2))),
+        // The parameters' names only: a value may be a secret a client tried to set.
+        "config" if args.is(1, "set") => {
+            let names: Vec<String> = (2..args.len()).step_by(2).map(|i| args.text(i)).collect();
+            Some(("config set", names.join(" ")))
+        }
         "client" if args.is(1, "kill") => Some(("client kill", from(2))),
         _ => None,
     }
