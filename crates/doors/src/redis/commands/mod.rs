@@ -133,11 +133,12 @@ impl Ctx<'_> {
 
     /// Records an audited action of this client (see [`crate::audit`]).
     pub fn audit(&self, action: &'static str, target: &str, outcome: &'static str) {
+        let user = if self.client.authenticated { "default" } else { "unauthenticated" };
         let who = match &self.client.name {
             Some(name) => {
-                format!("default (client {} {})", self.client.id, String::from_utf8_lossy(name))
+                format!("{user} (client {} {})", self.client.id, String::from_utf8_lossy(name))
             }
-            None => format!("default (client {})", self.client.id),
+            None => format!("{user} (client {})", self.client.id),
         };
         let from = self.client.view.addr.to_string();
         crate::audit::record(action, &who, &from, target, outcome);
