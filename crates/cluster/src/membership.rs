@@ -82,7 +82,7 @@ pub struct Membership {
     forgotten: BTreeSet<NodeId>,
     /// This node wants to leave.
     want_leave: bool,
-    /// Coordinator: learners reported in sync since the last publication.
+    /// Coordinator: learners reported in sync under the current topology.
     synced: BTreeSet<(PartitionId, NodeId)>,
     dirty: bool,
     lease_until: u64,
@@ -749,7 +749,6 @@ impl Membership {
         }
         let next = Arc::new(next);
         info!(epoch = next.epoch, members = next.members.len(), "publishing topology");
-        self.synced.clear();
         self.joiners.clear();
         self.forgotten.clear();
         self.dirty = false;
@@ -923,6 +922,10 @@ impl Membership {
         }
         self.takeover = None;
         self.suspects.clear();
+        // A learner is reported in sync under one table. Kept through other coordinators' tables
+        // (this node merged into another side, say, then took over there), the report could make
+        // a node that has dropped its copy since an owner, even the primary.
+        self.synced.clear();
         self.heard.insert(t.coordinator, now);
         for &m in &t.members {
             self.heard.entry(m).or_insert(now);
@@ -971,6 +974,28 @@ mod tests {
         m.receive(40, 1, synced, &mut out);
         m.tick(50, &mut out);
         assert!(m.topology().unwrap().partitions[0].owners.contains(&2));
+    }
+
+    #[test]
+    fn a_learner_reported_in_sync_under_one_table_is_forgotten_with_it() {
+        let cfg =
+            Arc::new(ClusterConfig { partitions: 1, replicas: 2, ..ClusterConfig::default() });
+        let mut m = Membership::new(1, cfg, false, None, 0);
+        let mut out = Outbox::new();
+        m.tick(0, &mut out);
+        m.receive(1, 2, MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay }, &mut out);
+        m.tick(10, &mut out);
+        m.receive(20, 1, MemberMsg::Synced { partition: 0, node: 2 }, &mut out);
+        assert!(m.synced.contains(&(0, 2)));
+        // Before it publishes, node 2 takes over (node 1 was paused, say) and node 1 follows
+        // its table. Should node 1 take over again later, its report says nothing by then: 2
+        // may have dropped its copy under 2's tables.
+        let mut theirs = Topology::founded_by(2, 1);
+        theirs.members = vec![1, 2];
+        theirs.epoch = m.epoch() + TAKEOVER_EPOCH_GAP;
+        m.receive(30, 2, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
+        assert_eq!(m.coordinator(), Some(2));
+        assert!(m.synced.is_empty(), "{:?}", m.synced);
     }
 
     #[test]

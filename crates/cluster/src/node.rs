@@ -187,8 +187,9 @@ impl<D: NodeStore> Node<D> {
     pub fn tick(&mut self, now: Now) {
         self.control.tick(now);
         self.collect(now);
+        let lease = self.control.lease();
         for i in 0..self.partitions.len() {
-            self.partitions[i].tick(now);
+            self.partitions[i].tick(now, lease);
             self.collect_partition(now, i);
         }
         let late: Vec<u64> = self

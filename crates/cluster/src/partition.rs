@@ -183,6 +183,7 @@ impl<S: PartitionStore> Partition<S> {
         if let Err(r) = self.check(now, lease) {
             return self.refuse(origin, r);
         }
+        self.note_lease(now, lease);
         let mut effects = Vec::new();
         self.replica.request(now, origin, key, op, &mut effects);
         self.apply(effects);
@@ -197,6 +198,7 @@ impl<S: PartitionStore> Partition<S> {
         if let Err(r) = self.check(now, lease) {
             return self.refuse(origin, r);
         }
+        self.note_lease(now, lease);
         let mut effects = Vec::new();
         self.replica.query(now, origin, query, &mut effects);
         self.apply(effects);
@@ -254,6 +256,7 @@ impl<S: PartitionStore> Partition<S> {
         epoch: Epoch,
         body: ReplicaMsg,
     ) {
+        self.note_lease(now, lease);
         let mine = self.epoch();
         if epoch > mine {
             // Kept for when this partition adopts that epoch (a dropped `Released` would cost a
@@ -280,14 +283,25 @@ impl<S: PartitionStore> Partition<S> {
         self.apply(effects);
     }
 
-    /// Retransmissions, the expiry sweep and timeouts.
-    pub fn tick(&mut self, now: Now) {
+    /// Retransmissions, the expiry sweep and timeouts; `lease` is control's latest.
+    pub fn tick(&mut self, now: Now, lease: Lease) {
         if !self.active {
             return;
         }
+        self.note_lease(now, lease);
         let mut effects = Vec::new();
         self.replica.tick(now, &mut effects);
         self.apply(effects);
+    }
+
+    /// Tells the replica if this node holds a lease in the epoch it follows (see
+    /// [`Replica::leased`]).
+    fn note_lease(&mut self, now: Now, lease: Lease) {
+        if lease.allows(self.epoch(), now.mono) {
+            let mut effects = Vec::new();
+            self.replica.leased(&mut effects);
+            self.apply(effects);
+        }
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
@@ -365,6 +379,35 @@ mod tests {
         assert_eq!(got, Some(Ok(Reply::Bulk(Bytes::from_static(b"2")))));
     }
 
+    #[test]
+    fn a_write_waits_for_a_lease_in_a_topology_that_dropped_a_backup() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let now = Now { mono: 1, wall: 1 };
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![1, 7];
+        t.partitions[0].owners = vec![7, 1];
+        t.partitions[0].target = vec![7, 1];
+        t.epoch = 5;
+        let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
+        p.adopt(now, Arc::new(t.clone()));
+        let lease = |epoch| Lease { epoch, until: u64::MAX };
+        let incr = Op::IncrBy { delta: 1 };
+        p.request(now, lease(5), Origin::Local(1), 5, Bytes::from_static(b"k"), incr);
+        assert_eq!(replies(&mut p), vec![], "backup 1 does not have it");
+        // This node's coordinator, cut off from the rest, declares 1 dead and publishes a table
+        // without it, which no other node may ever see.
+        t.members = vec![7];
+        t.partitions[0].owners = vec![7];
+        t.partitions[0].target = vec![7];
+        t.epoch = 6;
+        p.adopt(now, Arc::new(t));
+        p.tick(now, lease(5));
+        assert_eq!(replies(&mut p), vec![], "not answered without a lease in the new epoch");
+        // A majority has the new table: 1 is out for good.
+        p.tick(now, lease(6));
+        assert_eq!(replies(&mut p), vec![(1, Ok(Reply::Int(1)))]);
+    }
+
     fn replies(p: &mut Partition<MemStore>) -> Vec<(u64, Result<Reply, Refusal>)> {
         p.take_outputs()
             .into_iter()
@@ -408,7 +451,7 @@ mod tests {
         // `b`'s hold runs out: a waiting read runs then.
         p.request(now, lease, Origin::Local(8), epoch, key.clone(), Op::Get);
         assert_eq!(replies(&mut p), vec![]);
-        p.tick(Now { mono: 2000, wall: 2 });
+        p.tick(Now { mono: 2000, wall: 2 }, lease);
         assert_eq!(replies(&mut p), vec![(8, Ok(Reply::Bulk(Bytes::from_static(b"12"))))]);
         // A transaction that finds a partition it held up front free lost its hold there (a
         // new primary never had its writes): refused, not run.

@@ -155,6 +155,10 @@ pub struct Replica<S> {
     failed: Option<StoreError>,
     /// As primary: a transaction's hold, and the requests waiting for its end.
     holds: Holds,
+    /// As primary: the topology adopted last stopped counting a follower, and this node has
+    /// held no lease in its epoch since (see [`Replica::leased`]). Writes are not answered
+    /// meanwhile: the topology may be one the rest of the cluster never saw.
+    awaiting_lease: bool,
     /// The expiry sweep runs (`DEBUG SET-ACTIVE-EXPIRE 0` stops it; reads still expire keys).
     active_expire: bool,
 }
@@ -187,6 +191,7 @@ impl<S: PartitionStore> Replica<S> {
             sync_asked_at: None,
             failed: None,
             holds: Holds::default(),
+            awaiting_lease: false,
             active_expire: true,
         };
         replica.reset();
@@ -225,6 +230,7 @@ impl<S: PartitionStore> Replica<S> {
         self.sync_asked_at = None;
         self.failed = None;
         self.holds.drain();
+        self.awaiting_lease = false;
     }
 
     /// Why this replica must be restarted from disk, if it must.
@@ -289,6 +295,14 @@ impl<S: PartitionStore> Replica<S> {
                 if self.role != Role::Primary {
                     self.take_over(now, t, a.handoff_from);
                 }
+                // A counted follower that this topology drops or makes a learner no longer
+                // holds up the writes it lacks, but only once this node may serve the topology:
+                // a coordinator cut off from the rest may publish one without it that nobody
+                // else ever adopts, while the others promote that follower without those writes.
+                let uncounted = self.followers.iter().any(|(n, f)| {
+                    f.in_sync && (!a.holds(*n) || (f.owner && !a.owners.contains(n)))
+                });
+                self.awaiting_lease |= uncounted;
                 self.followers.retain(|n, _| a.holds(*n) && *n != self.me);
                 let prev = self.pos;
                 for &n in a.owners.iter().chain(&a.target).filter(|n| **n != self.me) {
@@ -357,6 +371,7 @@ impl<S: PartitionStore> Replica<S> {
         }
         self.followers.clear();
         self.term = None;
+        self.awaiting_lease = false;
         // The successor holds these writes' events (or the writes are lost) and publishes them.
         self.unpublished.clear();
         if let Some(next) = successor.filter(|n| *n != self.me) {
@@ -816,11 +831,21 @@ impl<S: PartitionStore> Replica<S> {
                 .all(|f| f.acked.is_some_and(|a| a.version >= version))
     }
 
+    /// This node holds a lease in the epoch of the topology adopted last, so it may serve that
+    /// topology (under `when_split = deny`: a majority has it) and the followers it dropped are
+    /// out. Answers the writes that waited only for them.
+    pub fn leased(&mut self, out: &mut Vec<Effect>) {
+        if self.awaiting_lease {
+            self.awaiting_lease = false;
+            self.try_complete(out);
+        }
+    }
+
     /// Answers every write that all counted followers now have, and publishes its events.
     fn try_complete(&mut self, out: &mut Vec<Effect>) {
         self.publish_replicated(out);
         while let Some(front) = self.pending.front() {
-            if !self.replicated(front.version) {
+            if self.awaiting_lease || !self.replicated(front.version) {
                 break;
             }
             let done = self.pending.pop_front().expect("front exists");

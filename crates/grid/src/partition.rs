@@ -171,7 +171,7 @@ impl PartitionState {
                 p.replica().set_active_expire(
                     self.shared.active_expire.load(std::sync::atomic::Ordering::Relaxed),
                 );
-                p.tick(now)
+                p.tick(now, lease)
             }
             PartitionMsg::Stats(reply) => {
                 let _ = reply.send(p.stats());
