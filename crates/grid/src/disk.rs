@@ -503,14 +503,19 @@ mod tests {
         disk.append(&entry, None).unwrap();
     }
 
-    #[test]
-    fn a_key_the_tier_dropped_or_never_held_is_still_read_from_disk() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A node's disk of 4 partitions in `dir`, with a tier of `budget` bytes per partition.
+    fn disk_node(dir: &tempfile::TempDir, budget: usize) -> DiskNode {
         let store =
             Store::open(dir.path(), 4, sessiongrid_model::config::Durability::Process).unwrap();
         let committer = Arc::new(Committer::new(store.clone()));
+        DiskNode::new(store, 7, budget, vec![committer])
+    }
+
+    #[test]
+    fn a_key_the_tier_dropped_or_never_held_is_still_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
         // A tier with room for one small entry per partition.
-        let mut disk = DiskNode::new(store, 7, 400, vec![committer]);
+        let mut disk = disk_node(&dir, 400);
         let mut p = disk.partition(1);
         assert!(p.get(b"nothing").unwrap().is_none(), "an empty partition answers from memory");
         set(&mut p, 1, b"big", 1000);
@@ -522,14 +527,11 @@ mod tests {
     }
 
     #[test]
-    fn a_new_list_or_hash_written_by_fields_stays_in_the_tier_whole() {
+    fn a_new_list_written_by_fields_stays_in_the_tier_whole() {
         use sessiongrid_model::list::List;
         use sessiongrid_model::Value;
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(dir.path(), 4, sessiongrid_model::config::Durability::Process).unwrap();
-        let committer = Arc::new(Committer::new(store.clone()));
-        let mut disk = DiskNode::new(store, 7, 1 << 20, vec![committer]);
+        let mut disk = disk_node(&dir, 1 << 20);
         let mut p = disk.partition(1);
         let mut list = List::default();
         let rows = ["a", "b"].map(|v| (list.push_back(Bytes::from_static(v.as_bytes())), v));
