@@ -36,7 +36,7 @@ pub(crate) fn broken(what: impl Into<String>) -> io::Error {
 }
 
 /// A connection's bytes: plain TCP or TLS over it.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 type Stream = BufReader<Box<dyn Io>>;

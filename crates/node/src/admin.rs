@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::Value;
-use sessiongrid_client::Tls;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use sessiongrid_client::{Io, Tls};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use sessiongrid_embedded::secrets;
@@ -44,10 +44,6 @@ struct Client {
     token: Option<String>,
     tls: Option<Tls>,
 }
-
-/// The connection's bytes: plain TCP or TLS over it.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl Client {
     /// One HTTP/1.1 request; the API answers JSON with a length, then closes.
