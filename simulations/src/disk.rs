@@ -98,6 +98,10 @@ impl PartitionStore for MemPartition {
         Ok(due.into_iter().take(limit).map(|(_, k)| k).collect())
     }
 
+    fn has_deadlines(&self) -> bool {
+        self.0.borrow().entries.values().any(|e| e.expire_at_ms.is_some())
+    }
+
     fn clear(&mut self) -> StoreResult<()> {
         let mut d = self.0.borrow_mut();
 

@@ -189,7 +189,9 @@ impl<D: NodeStore> Node<D> {
         self.collect(now);
         let lease = self.control.lease();
         for i in 0..self.partitions.len() {
-            self.partitions[i].tick(now, lease);
+            if self.partitions[i].next_tick().is_some_and(|at| at <= now.mono) {
+                self.partitions[i].tick(now, lease);
+            }
             self.collect_partition(now, i);
         }
         let late: Vec<u64> = self

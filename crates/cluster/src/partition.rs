@@ -283,6 +283,11 @@ impl<S: PartitionStore> Partition<S> {
         self.apply(effects);
     }
 
+    /// When [`Partition::tick`] next has work, if ever (see [`Replica::next_tick`]).
+    pub fn next_tick(&self) -> Option<u64> {
+        self.active.then(|| self.replica.next_tick()).flatten()
+    }
+
     /// Retransmissions, the expiry sweep and timeouts; `lease` is control's latest.
     pub fn tick(&mut self, now: Now, lease: Lease) {
         if !self.active {

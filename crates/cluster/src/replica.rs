@@ -1150,6 +1150,33 @@ impl<S: PartitionStore> Replica<S> {
     }
 
     /// Retransmissions, probes and timeouts.
+    /// When [`Replica::tick`] next has work (a monotonic time; at or before `now` means at the
+    /// next tick), or `None` if it has none until a message changes that. Only a primary has
+    /// any: retransmissions and snapshots to followers not caught up, learners to report, writes
+    /// or a hold waiting, and the expiry sweep while it has deadlines to watch. An idle
+    /// partition thus costs nothing between messages.
+    pub fn next_tick(&self) -> Option<u64> {
+        if self.role != Role::Primary {
+            return None;
+        }
+        let busy = self.holds.is_held()
+            || self.awaiting_lease
+            || self.pos.is_some_and(|pos| {
+                !self.pending.is_empty()
+                    || self.followers.values().any(|f| {
+                        f.snapshot.is_some()
+                            || f.acked != Some(pos)
+                            || f.told < self.published
+                            || (f.in_sync && !f.owner)
+                    })
+            });
+        if busy {
+            return Some(0);
+        }
+        let sweeps = self.pos.is_some() && self.active_expire && self.store.has_deadlines();
+        sweeps.then_some(self.next_sweep)
+    }
+
     pub fn tick(&mut self, now: Now, out: &mut Vec<Effect>) {
         if self.role != Role::Primary {
             return;

@@ -88,6 +88,10 @@ pub trait PartitionStore {
     /// since without one: callers check each key's entry.
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>>;
 
+    /// Whether any key may have a deadline, so [`PartitionStore::due`] may name one: with none,
+    /// the partition has no expiry sweep to run.
+    fn has_deadlines(&self) -> bool;
+
     /// Drops every entry and resets the position to [`LogPos::ZERO`].
     fn clear(&mut self) -> StoreResult<()>;
 }
@@ -164,6 +168,9 @@ impl PartitionStore for MemStore {
     }
     fn due(&mut self, _: u64, _: usize) -> StoreResult<Vec<Bytes>> {
         Ok(Vec::new())
+    }
+    fn has_deadlines(&self) -> bool {
+        false
     }
     fn clear(&mut self) -> StoreResult<()> {
         self.entries.clear();

@@ -468,6 +468,10 @@ impl PartitionStore for DiskPartition {
         Ok(rows.into_iter().map(|(_, k)| Bytes::from(k)).collect())
     }
 
+    fn has_deadlines(&self) -> bool {
+        self.meta.expiring > 0
+    }
+
     fn clear(&mut self) -> StoreResult<()> {
         self.account(EntryCache::clear);
         let written = self

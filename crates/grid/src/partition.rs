@@ -36,8 +36,13 @@ use crate::control::ControlMsg;
 use crate::disk::{DiskNode, DiskPartition};
 use crate::engine::{Shared, Work};
 
-/// How often a partition retransmits, sweeps expired keys and times out requests.
-const TICK: Duration = Duration::from_millis(20);
+/// How soon after a message a partition with work for its tick (retransmissions, snapshots,
+/// requests to time out, the expiry sweep) ticks; one without any does not, until a message
+/// gives it some (see [`Partition::next_tick`]).
+const TICK_MS: u64 = 20;
+/// An idle partition still ticks this often, to see settings that reach it without a message
+/// (`DEBUG SET-ACTIVE-EXPIRE`).
+const IDLE_TICK_MS: u64 = 1000;
 
 pub enum PartitionMsg {
     /// A client request of this node.
@@ -52,7 +57,8 @@ pub enum PartitionMsg {
     },
     /// A topology control adopted.
     Adopt(Arc<Topology>),
-    Tick,
+    /// The tick asked for at this monotonic time (a later ask may have replaced it).
+    Tick(u64),
     Stats(RpcReplyPort<PartitionStats>),
     /// A commit of this partition failed: memory is ahead of disk.
     Failed(String),
@@ -85,6 +91,8 @@ pub struct PartitionState {
     /// Local requests waiting for their answer, by the id the state machine knows them by.
     waiting: HashMap<u64, RpcReplyPort<Result<Reply, Refusal>>>,
     next_id: u64,
+    /// The tick asked for, if one is on its way.
+    tick_at: Option<u64>,
 }
 
 impl Actor for PartitionActor {
@@ -102,9 +110,18 @@ impl Actor for PartitionActor {
         let (pending, committer) = (disk.pending(), disk.committer());
         let now = shared.clock.now();
         let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk, now);
-        myself.send_interval(TICK, || PartitionMsg::Tick);
         let waiting = HashMap::new();
-        Ok(PartitionState { shared, partition, pending, committer, waiting, next_id: 1 })
+        let mut state = PartitionState {
+            shared,
+            partition,
+            pending,
+            committer,
+            waiting,
+            next_id: 1,
+            tick_at: None,
+        };
+        state.ask_tick(&myself);
+        Ok(state)
     }
 
     async fn handle(
@@ -122,6 +139,7 @@ impl Actor for PartitionActor {
         if let Some(e) = failure.or_else(|| state.pending.failure().map(|e| e.to_string())) {
             return Err(format!("partition {}: {e}", state.partition.id()).into());
         }
+        state.ask_tick(&myself);
         state.release(myself);
         Ok(())
     }
@@ -167,17 +185,31 @@ impl PartitionState {
                 }
             },
             PartitionMsg::Adopt(t) => p.adopt(now, t),
-            PartitionMsg::Tick => {
-                p.replica().set_active_expire(
-                    self.shared.active_expire.load(std::sync::atomic::Ordering::Relaxed),
-                );
-                p.tick(now, lease)
+            PartitionMsg::Tick(at) => {
+                if self.tick_at == Some(at) {
+                    self.tick_at = None;
+                    p.tick(now, lease)
+                }
             }
             PartitionMsg::Stats(reply) => {
                 let _ = reply.send(p.stats());
             }
             PartitionMsg::Failed(_) => {}
         }
+    }
+
+    /// Asks for a tick when the partition next has work for one (at most one on its way: a
+    /// sooner ask replaces a later one, which is then ignored).
+    fn ask_tick(&mut self, myself: &ActorRef<PartitionMsg>) {
+        let active_expire = self.shared.active_expire.load(std::sync::atomic::Ordering::Relaxed);
+        self.partition.replica().set_active_expire(active_expire);
+        let now = self.shared.clock.now().mono;
+        let at = self.partition.next_tick().map_or(now + IDLE_TICK_MS, |at| at.max(now + TICK_MS));
+        if self.tick_at.is_some_and(|asked| asked <= at) {
+            return;
+        }
+        self.tick_at = Some(at);
+        myself.send_after(Duration::from_millis(at - now), move || PartitionMsg::Tick(at));
     }
 
     /// Hands this message's writes and outputs to the thread's committer; with no write of its
