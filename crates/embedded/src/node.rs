@@ -8,6 +8,7 @@ use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sessiongrid_cluster::{ClusterConfig, SplitPolicy};
 use sessiongrid_doors::http::HttpContext;
+use sessiongrid_doors::redis::acl::Acl;
 use sessiongrid_doors::redis::{RedisDoor, RedisDoorConfig};
 use sessiongrid_doors::tls::{Tls, TlsFiles};
 use sessiongrid_grid::transport::{Inbox, NoPeers};
@@ -59,7 +60,8 @@ impl Node {
                 "join needs p2p_listen: a node joins a cluster over its peer-to-peer address"
             );
         }
-        protected_mode(&config, &doors)?;
+        let acl = Arc::new(load_acl(&config)?);
+        protected_mode(&config, &doors, &acl)?;
         let grid = match &config.p2p_listen {
             Some(listen) => start_clustered(&config, listen).await?,
             None => start_single(&config).await?,
@@ -74,7 +76,7 @@ impl Node {
             config.resp_tls_listen.as_deref(),
         ];
         if doors.redis && redis_addrs.iter().any(Option::is_some) {
-            let mut door = RedisDoor::new(sessions.clone(), redis_config(&config)?);
+            let mut door = RedisDoor::new(sessions.clone(), redis_config(&config, acl.clone()));
             for (addr, secure) in redis_addrs.into_iter().zip([false, true]) {
                 let Some(addr) = addr else { continue };
                 let settings = secure.then(|| load_tls(&config, &[])).transpose()?;
@@ -199,9 +201,14 @@ fn load_tls(config: &NodeConfig, alpn: &[&[u8]]) -> anyhow::Result<Arc<Tls>> {
     Ok(Tls::load(files, alpn)?)
 }
 
-fn redis_config(config: &NodeConfig) -> anyhow::Result<RedisDoorConfig> {
+/// The Redis door's users: the ACL file's, or the default user with the configured password.
+fn load_acl(config: &NodeConfig) -> anyhow::Result<Acl> {
     let password = config.requirepass_file.as_deref().map(secrets::read_secret).transpose()?;
-    Ok(RedisDoorConfig {
+    Acl::new(password.map(Bytes::from), config.aclfile.clone()).map_err(|e| anyhow::anyhow!(e))
+}
+
+fn redis_config(config: &NodeConfig, acl: Arc<Acl>) -> RedisDoorConfig {
+    RedisDoorConfig {
         limits: Limits {
             bulk_bytes_max: config.bulk_bytes_max,
             array_len_max: config.array_len_max,
@@ -211,9 +218,9 @@ fn redis_config(config: &NodeConfig) -> anyhow::Result<RedisDoorConfig> {
         connections_max: config.connections_max,
         value_bytes_max: config.value_bytes_max,
         pipeline_bytes_max: config.pipeline_bytes_max,
-        password: password.map(Bytes::from),
+        acl,
         config_view: config_view(config),
-    })
+    }
 }
 
 /// A single node: a cluster of one, with the identity it would have as a member, so a data
@@ -271,18 +278,18 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
 
 /// What `CONFIG GET` reports: the settings Redis clients and session stores probe.
 /// Protected mode: a door reachable from other hosts needs its credentials.
-fn protected_mode(config: &NodeConfig, doors: &Doors) -> anyhow::Result<()> {
+fn protected_mode(config: &NodeConfig, doors: &Doors, acl: &Acl) -> anyhow::Result<()> {
     if !config.protected_mode {
         return Ok(());
     }
-    let password = config.requirepass_file.is_some();
+    let password = acl.credentials_required();
     let tls_addr = config.resp_tls_listen.clone().unwrap_or_default();
     let open = [
         (
             doors.redis && !password,
             "Redis",
             &config.resp_listen,
-            "--requirepass-file (requirepass_file)",
+            "--requirepass-file (requirepass_file) or an --aclfile whose default user needs a password",
         ),
         (
             doors.redis && !password && config.tls_ca_file.is_none(),

@@ -72,6 +72,9 @@ pub struct NodeConfig {
     pub lite: bool,
     /// File holding the password clients must `AUTH` with; none means no password.
     pub requirepass_file: Option<PathBuf>,
+    /// ACL users file (Redis' `aclfile`: `user <name> <rules...>` lines); `ACL SAVE` writes it.
+    /// Without it the only user is `default`, with `requirepass_file`'s password if any.
+    pub aclfile: Option<PathBuf>,
     /// File holding the token the HTTP API (`/api/v1`) requires as `Authorization: Bearer`;
     /// none leaves the API open (bind `http_listen` to a private address then).
     pub admin_token_file: Option<PathBuf>,
@@ -223,6 +226,7 @@ impl Default for NodeConfig {
             when_split: WhenSplit::Serve,
             lite: false,
             requirepass_file: None,
+            aclfile: None,
             admin_token_file: None,
             protected_mode: true,
             partitions: 256,

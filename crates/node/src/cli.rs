@@ -131,6 +131,9 @@ pub struct NodeArgs {
     /// File holding the password clients must AUTH with (not world-readable).
     #[arg(long, env = "SESSIONGRID_REQUIREPASS_FILE")]
     pub requirepass_file: Option<PathBuf>,
+    /// ACL users file (`user <name> <rules...>` lines, as Redis' aclfile).
+    #[arg(long, env = "SESSIONGRID_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
     /// File holding the bearer token the HTTP API requires (not world-readable).
     #[arg(long, env = "SESSIONGRID_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
@@ -202,6 +205,9 @@ impl NodeArgs {
         }
         if let Some(v) = &self.requirepass_file {
             config.requirepass_file = Some(v.clone());
+        }
+        if let Some(v) = &self.aclfile {
+            config.aclfile = Some(v.clone());
         }
         if self.lite {
             config.lite = true;

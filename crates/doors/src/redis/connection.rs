@@ -23,6 +23,7 @@ use tracing::debug;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
+use super::acl::{Acl, Slot, User};
 use super::clients::ClientView;
 use super::commands;
 use super::commands::pubsub::Subscription;
@@ -38,6 +39,13 @@ pub struct ClientState {
     pub name: Option<Bytes>,
     pub proto: Protocol,
     pub authenticated: bool,
+    /// The ACL user the client acts as (`default` until it authenticates), as of ACL version
+    /// `acl_version`, and whether that user may do everything (no checks to make).
+    pub user: Arc<User>,
+    pub acl_version: u64,
+    pub unrestricted: bool,
+    /// The connection as counted against its user's connection limit.
+    pub slot: Option<Slot>,
     /// Set by `QUIT`: close after writing this reply.
     pub quit: bool,
     /// Channels subscribed to, with the event feed; `None` when not subscribed.
@@ -78,7 +86,9 @@ impl Connection {
         id: u64,
         addrs: (std::net::SocketAddr, std::net::SocketAddr),
     ) -> Self {
-        let authenticated = shared.config.password.is_none();
+        let acl = &shared.config.acl;
+        let (user, acl_version) = (acl.default_user(), acl.version());
+        let authenticated = user.open();
         let view = Arc::new(ClientView::new(id, addrs.0, addrs.1, CancellationToken::new()));
         let decoder = Decoder::new(shared.config.limits);
         Connection {
@@ -89,6 +99,10 @@ impl Connection {
                 name: None,
                 proto: Protocol::Resp2,
                 authenticated,
+                unrestricted: user.unrestricted(),
+                user,
+                acl_version,
+                slot: None,
                 quit: false,
                 subscription: None,
                 replies: Replies::On,
@@ -178,6 +192,13 @@ impl Connection {
                     return Ok(false);
                 }
             };
+            if !self.client.follow_acl(&self.shared.config.acl) {
+                self.run_wave(&mut wave).await;
+                let gone =
+                    sessiongrid_model::Reply::error("ERR this connection's user was deleted");
+                encode(&gone, self.client.proto, &mut self.wbuf);
+                return Ok(false);
+            }
             match commands::prepare(&self.shared, &self.client, args) {
                 Prepared::Answered(reply) => {
                     if reply.is_error() {
@@ -301,6 +322,40 @@ impl Connection {
         debug!(error = text, "protocol error; closing");
         let reply = sessiongrid_model::Reply::error(format!("ERR Protocol error: {text}"));
         encode(&reply, self.client.proto, &mut self.wbuf);
+    }
+}
+
+impl ClientState {
+    /// Takes up the latest rules of the client's user; false if the user is gone (deleted
+    /// while the client was authenticated as it: the connection closes, as in Redis).
+    fn follow_acl(&mut self, acl: &Acl) -> bool {
+        let version = acl.version();
+        if version == self.acl_version {
+            return true;
+        }
+        self.acl_version = version;
+        match acl.user(&self.user.name) {
+            Some(user) => {
+                self.unrestricted = user.unrestricted();
+                self.user = user;
+                true
+            }
+            None if !self.authenticated => {
+                self.user = acl.default_user();
+                self.unrestricted = self.user.unrestricted();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The client is now authenticated as `user`, counted in `slot`.
+    pub fn become_user(&mut self, user: Arc<User>, slot: Slot, version: u64) {
+        self.authenticated = true;
+        self.unrestricted = user.unrestricted();
+        self.user = user;
+        self.acl_version = version;
+        self.slot = Some(slot);
     }
 }
 

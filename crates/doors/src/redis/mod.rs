@@ -6,6 +6,7 @@
 //! - [`commands`] — the command table and one file per command family.
 //! - [`scripting`] — Lua scripts and functions (`EVAL`, `FCALL`), run like transactions.
 
+pub mod acl;
 pub mod clients;
 pub mod commands;
 pub mod connection;

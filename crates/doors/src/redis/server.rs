@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use sessiongrid_grid::{Grid, Sessions};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -21,20 +20,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, debug_span, info, warn, Instrument};
 
+use super::acl::Acl;
 use super::commands::CommandMetrics;
 use super::connection::Connection;
 use crate::tls::{Stream, Tls};
 use sessiongrid_resp::Limits;
 
 /// What the door needs besides the grid.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisDoorConfig {
     pub limits: Limits,
     pub connections_max: usize,
     pub value_bytes_max: usize,
     pub pipeline_bytes_max: usize,
-    /// Password of the `default` user; `None` means no authentication.
-    pub password: Option<Bytes>,
+    /// The users clients authenticate as, and what each may do.
+    pub acl: Arc<Acl>,
     /// Values `CONFIG GET` reports, as (name, value).
     pub config_view: Vec<(&'static str, String)>,
 }

@@ -10,7 +10,6 @@ use super::args::syntax_error;
 use super::{CmdResult, Ctx};
 use crate::redis::clients::ClientView;
 use crate::redis::connection::Replies;
-use crate::throttle::same_secret;
 use sessiongrid_resp::Protocol;
 
 /// The Redis version the door answers to clients that check it.
@@ -32,41 +31,74 @@ pub fn ping(ctx: &mut Ctx<'_>) -> CmdResult {
     }
 }
 
-/// Checks `user`/`password` against the configured password; only the `default` user exists.
-/// An address that failed a few times waits for its turn first (see [`crate::throttle`]).
+/// Authenticates the client as `user` if `password` is one of that user's (see
+/// [`User::admits`](crate::redis::acl::User::admits)). An address that failed a few times
+/// waits for its turn first (see [`crate::throttle`]); a user at its connection limit
+/// (`maxconns:`) is refused.
 ///
-/// Without a configured password, `AUTH default <anything>` succeeds (as in Redis) but the
-/// one-argument form is an error.
+/// `AUTH <password>` names the `default` user; while that user needs no password it is an
+/// error, as in Redis (`AUTH default <anything>` succeeds).
 async fn check_password(
     ctx: &mut Ctx<'_>,
     user: &[u8],
     password: &[u8],
     explicit_user: bool,
 ) -> Result<(), Reply> {
-    let Some(expected) = ctx.shared.config.password.clone() else {
-        if explicit_user {
-            return if user == b"default" { Ok(()) } else { Err(wrong_pass()) };
-        }
+    let acl = ctx.shared.config.acl.clone();
+    let version = acl.version();
+    let name = String::from_utf8_lossy(user).into_owned();
+    let found = acl.user(&name);
+    if !explicit_user && found.as_ref().is_some_and(|u| u.open()) {
         return Err(Reply::error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
         ));
+    }
+    let user = match found {
+        Some(user) if user.open() => user,
+        found => {
+            let (throttle, ip) = (&ctx.shared.auth_throttle, ctx.client.view.addr.ip());
+            if !throttle.slot(ip, Instant::now()).wait().await {
+                ctx.audit("auth", &name, "refused unchecked");
+                return Err(Reply::error(
+                    "ERR too many failed authentication attempts from this address, try again later",
+                ));
+            }
+            match found.filter(|u| u.admits(password)) {
+                Some(user) => {
+                    throttle.succeeded(ip);
+                    user
+                }
+                None => {
+                    ctx.audit("auth", &name, "refused");
+                    log_refused_auth(ctx, &name);
+                    return Err(wrong_pass());
+                }
+            }
+        }
     };
-    let (throttle, ip) = (&ctx.shared.auth_throttle, ctx.client.view.addr.ip());
-    if !throttle.slot(ip, Instant::now()).wait().await {
-        ctx.audit("auth", &String::from_utf8_lossy(user), "refused unchecked");
-        return Err(Reply::error(
-            "ERR too many failed authentication attempts from this address, try again later",
-        ));
-    }
-    if user == b"default" && same_secret(&expected, password) {
-        throttle.succeeded(ip);
-        ctx.client.authenticated = true;
-        Ok(())
-    } else {
-        ctx.audit("auth", &String::from_utf8_lossy(user), "refused");
-        Err(wrong_pass())
-    }
+    let Some(slot) = acl.connect(&user) else {
+        ctx.audit("auth", &name, "refused: connection limit");
+        return Err(Reply::error(format!(
+            "ERR user '{name}' has as many connections as it may open (maxconns:{})",
+            user.max_connections
+        )));
+    };
+    ctx.client.become_user(user, slot, version);
+    Ok(())
+}
+
+/// Records a refused password for `ACL LOG`.
+fn log_refused_auth(ctx: &Ctx<'_>, name: &str) {
+    ctx.shared.config.acl.log_denial(crate::redis::acl::Denial {
+        count: 1,
+        reason: "auth",
+        context: "toplevel",
+        object: "AUTH".into(),
+        username: name.to_string(),
+        at: Instant::now(),
+        client_info: format!("id={} addr={}", ctx.client.id, ctx.client.view.addr),
+    });
 }
 
 fn wrong_pass() -> Reply {

@@ -7,6 +7,7 @@
 //! operation ([`OneOp`]); the connection runs it, alongside the operations of its pipelined
 //! neighbours on other partitions.
 
+mod acl;
 mod args;
 pub mod blocking;
 mod connection;
@@ -133,7 +134,8 @@ impl Ctx<'_> {
 
     /// Records an audited action of this client (see [`crate::audit`]).
     pub fn audit(&self, action: &'static str, target: &str, outcome: &'static str) {
-        let user = if self.client.authenticated { "default" } else { "unauthenticated" };
+        let user =
+            if self.client.authenticated { &self.client.user.name } else { "unauthenticated" };
         let who = match &self.client.name {
             Some(name) => {
                 format!("{user} (client {} {})", self.client.id, String::from_utf8_lossy(name))
@@ -207,6 +209,7 @@ const ALL: (i32, i32, i32) = (1, -1, 1);
 
 /// Every command, sorted by name (looked up by binary search).
 pub static COMMANDS: &[Spec] = &[
+    spec("acl", -2, A, NONE),
     spec("append", 3, W, ONE),
     spec("auth", -2, C, NONE),
     spec("blmove", 6, W, (1, 2, 1)),
@@ -516,6 +519,13 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     if !client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
         return rejected(shared, index, Reply::error("NOAUTH Authentication required."));
     }
+    if !client.unrestricted {
+        if let Err(denied) = crate::redis::acl::check::check(&client.user, index, &args) {
+            let context = if client.txn.queueing() { "multi" } else { "toplevel" };
+            log_denial(shared, client, &denied, context);
+            return rejected(shared, index, denied.reply());
+        }
+    }
     if client.subscription.is_some()
         && client.proto == Protocol::Resp2
         && !ALLOWED_SUBSCRIBED.contains(&spec.name)
@@ -606,6 +616,25 @@ fn finish(shared: &Shared, index: usize, started: Instant, reply: Reply) -> Repl
         shared.errors.count(text);
     }
     reply
+}
+
+/// Records a refused command for `ACL LOG`.
+pub(crate) fn log_denial(
+    shared: &Shared,
+    client: &ClientState,
+    denied: &crate::redis::acl::check::Denied,
+    context: &'static str,
+) {
+    let (reason, object) = denied.reason();
+    shared.config.acl.log_denial(crate::redis::acl::Denial {
+        count: 1,
+        reason,
+        context,
+        object,
+        username: client.user.name.clone(),
+        at: Instant::now(),
+        client_info: format!("id={} addr={}", client.id, client.view.addr),
+    });
 }
 
 /// A command refused before it ran.
@@ -766,6 +795,17 @@ fn audited(name: &'static str, args: &Args) -> Option<(&'static str, String)> {
             Some(("config set", names.join(" ")))
         }
         "client" if args.is(1, "kill") => Some(("client kill", from(2))),
+        "acl" if ["setuser", "deluser", "load", "save"].iter().any(|s| args.is(1, s)) => {
+            // The user's name only: rules may hold a password.
+            let action = match args.text(1).to_ascii_lowercase().as_str() {
+                "setuser" => "acl setuser",
+                "deluser" => "acl deluser",
+                "load" => "acl load",
+                _ => "acl save",
+            };
+            let target = if args.is(1, "setuser") { args.text(2) } else { from(2) };
+            Some((action, target))
+        }
         _ => None,
     }
 }
@@ -773,6 +813,7 @@ fn audited(name: &'static str, args: &Args) -> Option<(&'static str, String)> {
 async fn dispatch(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
     use zsets::{Algebra::*, Output};
     match name {
+        "acl" => acl::acl(ctx),
         "auth" => connection::auth(ctx).await,
         "blmove" => lists::blmove(ctx).await,
         "blmpop" => lists::blmpop(ctx).await,

@@ -221,8 +221,16 @@ pub fn psubscribe(ctx: &mut Ctx<'_>) -> CmdResult {
 /// `SESSION.SUBSCRIBE [GROUP g]`: the events of the grid, or of one group.
 pub fn session_subscribe(ctx: &mut Ctx<'_>) -> CmdResult {
     let channel = match ctx.args.len() {
-        1 => Bytes::from_static(ALL_EVENTS),
-        3 if ctx.args.is(1, "group") => [GROUP_PREFIX, ctx.args.get(2)].concat().into(),
+        1 if ctx.client.user.all_groups() => Bytes::from_static(ALL_EVENTS),
+        1 => {
+            return Err(Reply::error(
+                "NOPERM this user is limited to some session groups: name one with GROUP",
+            ))
+        }
+        3 if ctx.args.is(1, "group") => {
+            super::sessions::check_group(ctx, ctx.args.get(2))?;
+            [GROUP_PREFIX, ctx.args.get(2)].concat().into()
+        }
         _ => return Err(super::args::syntax_error()),
     };
     subscribe_to(ctx, Kind::Channel, vec![channel])

@@ -29,6 +29,53 @@ fn status(s: &'static str) -> Reply {
     Reply::Status(s.into())
 }
 
+/// A user limited to some session groups (`group:` rules) reaches only their sessions.
+pub fn check_group(ctx: &Ctx<'_>, group: &[u8]) -> Result<(), Reply> {
+    if ctx.client.user.may_use_group(group) {
+        return Ok(());
+    }
+    let denied =
+        Reply::error("NOPERM this user has no permissions to access the sessions of this group");
+    log_group_denial(ctx, group);
+    Err(denied)
+}
+
+/// [`check_group`] for the group session `id` is in (none: nothing to protect). A session's
+/// group never changes, so the check holds for the operation that follows.
+async fn check_session(ctx: &Ctx<'_>, id: &Bytes) -> Result<(), Reply> {
+    if ctx.client.user.all_groups() {
+        return Ok(());
+    }
+    let peek = GetOptions { attrs: Some(Vec::new()), no_touch: true, ..GetOptions::default() };
+    match ctx.shared.sessions.get(id, &peek).await.map_err(refused)? {
+        Some(session) => check_group(ctx, &session.group),
+        None => Ok(()),
+    }
+}
+
+/// A listing over every group is only for a user that may see every group.
+fn needs_group(ctx: &Ctx<'_>, group: Option<&Bytes>) -> Result<(), Reply> {
+    match group {
+        Some(g) => check_group(ctx, g),
+        None if ctx.client.user.all_groups() => Ok(()),
+        None => Err(Reply::error(
+            "NOPERM this user is limited to some session groups: name one with GROUP",
+        )),
+    }
+}
+
+fn log_group_denial(ctx: &Ctx<'_>, group: &[u8]) {
+    ctx.shared.config.acl.log_denial(crate::redis::acl::Denial {
+        count: 1,
+        reason: "group",
+        context: "toplevel",
+        object: String::from_utf8_lossy(group).into_owned(),
+        username: ctx.client.user.name.clone(),
+        at: std::time::Instant::now(),
+        client_info: format!("id={} addr={}", ctx.client.id, ctx.client.view.addr),
+    });
+}
+
 /// `SESSION.CREATE group [IDLE sec] [ABSOLUTE sec] [APP name] [ID id]` -> id (nil if the
 /// given id is taken)
 pub async fn create(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -49,6 +96,7 @@ pub async fn create(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         i += 2;
     }
+    check_group(ctx, &group)?;
     let sessions = &ctx.shared.sessions;
     match id {
         None => sessions.create(group, idle, absolute).await.map(Reply::Bulk).map_err(refused),
@@ -88,6 +136,7 @@ pub async fn get(ctx: &mut Ctx<'_>) -> CmdResult {
             return Err(syntax_error());
         }
     }
+    check_session(ctx, ctx.args.get(1)).await?;
     let found = ctx.shared.sessions.get(ctx.args.get(1), &opts).await.map_err(refused)?;
     let shown = if opts.names { Shown::Names } else { Shown::Values };
     Ok(found.map_or(Reply::Nil, |s| session_reply(&s, shown)))
@@ -168,6 +217,7 @@ pub async fn set(ctx: &mut Ctx<'_>) -> CmdResult {
             .ok_or_else(|| Reply::error("ERR attribute tag must be json, utf8, bytes or java"))?;
         w.attrs.push((t[0].clone(), tag, t[2].clone()));
     }
+    check_session(ctx, ctx.args.get(1)).await?;
     let version = ctx.shared.sessions.write(ctx.args.get(1), w).await.map_err(refused)?;
     Ok(version.map_or(Reply::Nil, |v| Reply::Int(v as i64)))
 }
@@ -175,6 +225,7 @@ pub async fn set(ctx: &mut Ctx<'_>) -> CmdResult {
 /// `SESSION.DEL id attr ...` -> count, or nil
 pub async fn del(ctx: &mut Ctx<'_>) -> CmdResult {
     let names = ctx.args.from(2).to_vec();
+    check_session(ctx, ctx.args.get(1)).await?;
     let n = ctx.shared.sessions.del(ctx.args.get(1), names).await.map_err(refused)?;
     Ok(n.map_or(Reply::Nil, |n| Reply::Int(n as i64)))
 }
@@ -186,18 +237,21 @@ pub async fn touch(ctx: &mut Ctx<'_>) -> CmdResult {
         4 if ctx.args.is(2, "idle") => Some(count(ctx, 3, "IDLE")?),
         _ => return Err(syntax_error()),
     };
+    check_session(ctx, ctx.args.get(1)).await?;
     let left = ctx.shared.sessions.touch(ctx.args.get(1), idle).await.map_err(refused)?;
     Ok(left.map_or(Reply::Nil, |ms| Reply::Int(ms as i64)))
 }
 
 /// `SESSION.INVALIDATE id` -> 1/0
 pub async fn invalidate(ctx: &mut Ctx<'_>) -> CmdResult {
+    check_session(ctx, ctx.args.get(1)).await?;
     let ended = ctx.shared.sessions.invalidate(ctx.args.get(1)).await.map_err(refused)?;
     Ok(Reply::Int(ended as i64))
 }
 
 /// `SESSION.ROTATE id` -> new id, or nil
 pub async fn rotate(ctx: &mut Ctx<'_>) -> CmdResult {
+    check_session(ctx, ctx.args.get(1)).await?;
     let new = ctx.shared.sessions.rotate(ctx.args.get(1)).await.map_err(refused)?;
     Ok(new.map_or(Reply::Nil, Reply::Bulk))
 }
@@ -224,6 +278,7 @@ pub async fn login(ctx: &mut Ctx<'_>) -> CmdResult {
         i += 2;
     }
     let principal = ctx.args.get(2).clone();
+    check_session(ctx, ctx.args.get(1)).await?;
     let outcome = ctx
         .shared
         .sessions
@@ -240,6 +295,7 @@ pub async fn login(ctx: &mut Ctx<'_>) -> CmdResult {
 
 /// `SESSION.LOGOUT id` -> 1 if a user was logged out, else 0
 pub async fn logout(ctx: &mut Ctx<'_>) -> CmdResult {
+    check_session(ctx, ctx.args.get(1)).await?;
     let done = ctx.shared.sessions.logout(ctx.args.get(1)).await.map_err(refused)?;
     Ok(Reply::Int(done as i64))
 }
@@ -247,13 +303,24 @@ pub async fn logout(ctx: &mut Ctx<'_>) -> CmdResult {
 /// `SESSION.BYUSER principal` -> array of session metadata maps
 pub async fn by_user(ctx: &mut Ctx<'_>) -> CmdResult {
     let live = ctx.shared.sessions.by_user(ctx.args.get(1)).await.map_err(refused)?;
-    Ok(Reply::Array(live.iter().map(|s| session_reply(s, Shown::Nothing)).collect()))
+    let user = &ctx.client.user;
+    let visible = live.iter().filter(|s| user.may_use_group(&s.group));
+    Ok(Reply::Array(visible.map(|s| session_reply(s, Shown::Nothing)).collect()))
 }
 
 /// `SESSION.KICKUSER principal` -> how many sessions ended
 pub async fn kick_user(ctx: &mut Ctx<'_>) -> CmdResult {
-    let n = ctx.shared.sessions.kick_user(ctx.args.get(1)).await.map_err(refused)?;
-    Ok(Reply::Int(n as i64))
+    if ctx.client.user.all_groups() {
+        let n = ctx.shared.sessions.kick_user(ctx.args.get(1)).await.map_err(refused)?;
+        return Ok(Reply::Int(n as i64));
+    }
+    // Only the user's sessions in groups this client may reach end.
+    let live = ctx.shared.sessions.by_user(ctx.args.get(1)).await.map_err(refused)?;
+    let mut ended = 0;
+    for s in live.iter().filter(|s| ctx.client.user.may_use_group(&s.group)) {
+        ended += i64::from(ctx.shared.sessions.invalidate(&s.id).await.map_err(refused)?);
+    }
+    Ok(Reply::Int(ended))
 }
 
 /// `SESSION.LIST [GROUP g] [CURSOR c] [COUNT n]` -> [next cursor, [ids]]
@@ -272,6 +339,7 @@ pub async fn list(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         i += 2;
     }
+    needs_group(ctx, group.as_ref())?;
     let (next, ids) = ctx.shared.sessions.list(group, cursor, n).await.map_err(refused)?;
     let next = Reply::bulk(Bytes::from(next.to_string()));
     Ok(Reply::Array(vec![next, Reply::Array(ids.into_iter().map(Reply::Bulk).collect())]))
@@ -284,6 +352,7 @@ pub async fn stats(ctx: &mut Ctx<'_>) -> CmdResult {
         3 if ctx.args.is(1, "group") => Some(ctx.args.get(2).clone()),
         _ => return Err(syntax_error()),
     };
+    needs_group(ctx, group.as_ref())?;
     let s = ctx.shared.sessions.stats(group).await.map_err(refused)?;
     Ok(stats_reply(&s))
 }

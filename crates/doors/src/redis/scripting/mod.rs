@@ -314,6 +314,12 @@ async fn command_from_script(ctx: &mut Ctx<'_>, args: Vec<Bytes>, read_only: boo
     if read_only && spec.flags.contains(&"write") {
         return Reply::error("ERR Write commands are not allowed from read-only scripts.");
     }
+    if !ctx.client.unrestricted {
+        if let Err(denied) = crate::redis::acl::check::check(&ctx.client.user, index, &args) {
+            super::commands::log_denial(ctx.shared, ctx.client, &denied, "lua");
+            return denied.reply();
+        }
+    }
     super::commands::run_checked(ctx, index, super::commands::Args::new(args)).await
 }
 
