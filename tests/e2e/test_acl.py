@@ -11,7 +11,11 @@ limit holds; refusals are in ``ACL LOG`` and rule changes in the audit log.
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 import redis
@@ -190,3 +194,40 @@ def wait_ping(node) -> bool:
         except redis.exceptions.ResponseError:
             return False
     return wait_until(ok, 10, interval=0.1)
+
+
+def http(node, method: str, path: str, user: str | None = None, password: str | None = None,
+         body=None) -> tuple[int, object]:
+    """An API call with a user's name and password (``Authorization: Basic``)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{node.http_port}/api/v1{path}",
+                                     data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if user:
+        secret = base64.b64encode(f"{user}:{password or user + '-pw'}".encode()).decode()
+        request.add_header("Authorization", f"Basic {secret}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def test_the_http_api_holds_users_to_the_same_rules(grid):
+    cluster, _ = grid
+    node = cluster.nodes[1]
+    status, created = http(node, "POST", "/sessions", "shop", body={"group": "shop"})
+    assert status == 201, created
+    sid = created["id"]
+    assert http(node, "GET", f"/sessions/{sid}", "shop")[0] == 200
+    assert http(node, "GET", f"/sessions/{sid}", "bank")[0] == 403
+    assert http(node, "DELETE", f"/sessions/{sid}", "bank")[0] == 403
+    assert http(node, "POST", "/sessions", "bank", body={"group": "shop"})[0] == 403
+    assert http(node, "GET", "/sessions", "bank")[0] == 403, "listing every group"
+    assert http(node, "GET", "/sessions?group=bank", "bank")[0] == 200
+    assert http(node, "GET", "/events", "bank")[0] == 403
+    assert http(node, "POST", f"/nodes/{'0' * 16}/drain", "shop")[0] == 403
+    assert http(node, "GET", f"/sessions/{sid}", "shop", password="wrong")[0] == 401
+    # The session is still there for its owner.
+    assert http(node, "GET", f"/sessions/{sid}", "shop")[0] == 200

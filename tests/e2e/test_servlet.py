@@ -377,3 +377,32 @@ def test_the_filter_speaks_tls_to_the_grid_with_a_client_certificate(pool, tmp_p
     assert b'sessiongrid_tls_handshakes_total{result="ok"}' in metrics
     _, ids = node.client().execute_command("SESSION.LIST", "GROUP", "shop", "COUNT", "100")
     assert ids, "the session is in the grid"
+
+
+def test_the_filter_logs_in_as_an_acl_user_kept_to_its_group(pool, tmp_path):
+    """user=... with passwordFile: the filter authenticates as an ACL user; a filter whose user
+    is limited to another group gets no session (its requests fail, nothing is written)."""
+    build_connector()
+    acl = tmp_path / "users.acl"
+    acl.write_text("user default on nopass ~* &* +@all allgroups\n"
+                   "user shop on >shop-pw +@all ~* group:shop\n"
+                   "user bank on >bank-pw +@all ~* group:bank\n")
+    node = pool.grid(extra_args=("--aclfile", str(acl)))
+    passwords = {}
+    for user in ("shop", "bank"):
+        passwords[user] = tmp_path / f"{user}.password"
+        passwords[user].write_text(f"{user}-pw\n")
+    common = {"loginPolicy": "allow", "maxSessionsPerUser": "0", "cookieDomain": "",
+              "grid": f"127.0.0.1:{node.resp_port}"}
+    apps = {"shop": {**common, "group": "shop", "user": "shop", "passwordFile": str(passwords["shop"])},
+            "bank": {**common, "group": "shop", "user": "bank", "passwordFile": str(passwords["bank"])}}
+    tomcat = TomcatProcess([node.resp_port], apps)
+    pool.processes.append(tomcat)
+    tomcat.start()
+    browser = Browser()
+    for i in range(1, 3):
+        assert browser.text(tomcat, "/shop/counter") == f"counter={i}"
+    status, _ = Browser().get(tomcat, "/bank/counter")
+    assert status >= 500, "the bank's user may not create shop sessions"
+    _, ids = node.client().execute_command("SESSION.LIST", "GROUP", "shop", "COUNT", "100")
+    assert len(ids) == 1, ids

@@ -45,12 +45,27 @@ pub struct Connection {
     stream: Stream,
 }
 
+/// What a connection authenticates with: an ACL user's name and password, or (no user) the
+/// `default` user's password.
+#[derive(Clone, Debug)]
+pub struct Auth {
+    pub user: Option<Bytes>,
+    pub password: Bytes,
+}
+
+impl Auth {
+    /// The `default` user's password.
+    pub fn password(password: Bytes) -> Auth {
+        Auth { user: None, password }
+    }
+}
+
 impl Connection {
-    /// Connects within `timeout` (through TLS if `tls` is given), and authenticates if a
-    /// password is given.
+    /// Connects within `timeout` (through TLS if `tls` is given), and authenticates if
+    /// `auth` is given.
     pub async fn connect(
         address: &str,
-        password: Option<&[u8]>,
+        auth: Option<&Auth>,
         timeout: Duration,
         tls: Option<&Tls>,
     ) -> io::Result<Connection> {
@@ -70,9 +85,13 @@ impl Connection {
             }
         };
         let mut conn = Connection { stream: BufReader::new(stream) };
-        if let Some(password) = password {
-            if let Err(e) = conn.call(&[b"AUTH", password]).await? {
-                return Err(broken(format!("grid refused the password: {e}")));
+        if let Some(auth) = auth {
+            let answer = match &auth.user {
+                Some(user) => conn.call(&[b"AUTH", user, &auth.password]).await?,
+                None => conn.call(&[b"AUTH", &auth.password]).await?,
+            };
+            if let Err(e) = answer {
+                return Err(broken(format!("grid refused the credentials: {e}")));
             }
         }
         Ok(conn)

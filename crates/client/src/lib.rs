@@ -10,6 +10,6 @@ pub mod connection;
 pub mod pool;
 pub mod tls;
 
-pub use connection::{Connection, Io, Reply, Value};
+pub use connection::{Auth, Connection, Io, Reply, Value};
 pub use pool::Pool;
 pub use tls::Tls;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::connection::{broken, Connection, Value};
+use crate::connection::{broken, Auth, Connection, Value};
 use crate::Tls;
 
 /// Connections kept idle.
@@ -25,7 +25,7 @@ pub struct Pool {
 
 struct Inner {
     addresses: Vec<String>,
-    password: Option<Bytes>,
+    auth: Option<Auth>,
     tls: Option<Tls>,
     idle: Mutex<Vec<Connection>>,
     next: AtomicUsize,
@@ -38,10 +38,15 @@ impl Pool {
 
     /// A pool whose connections go through TLS if `tls` is given (to nodes' TLS ports).
     pub fn with_tls(addresses: Vec<String>, password: Option<Bytes>, tls: Option<Tls>) -> Pool {
+        Pool::with_auth(addresses, password.map(Auth::password), tls)
+    }
+
+    /// A pool whose connections authenticate with `auth` (an ACL user's name and password).
+    pub fn with_auth(addresses: Vec<String>, auth: Option<Auth>, tls: Option<Tls>) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 addresses,
-                password,
+                auth,
                 tls,
                 idle: Mutex::new(Vec::new()),
                 next: AtomicUsize::new(0),
@@ -56,8 +61,8 @@ impl Pool {
         for _ in 0..n {
             let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
             let address = &self.inner.addresses[i];
-            let (password, tls) = (self.inner.password.as_deref(), self.inner.tls.as_ref());
-            match Connection::connect(address, password, ATTEMPT, tls).await {
+            let (auth, tls) = (self.inner.auth.as_ref(), self.inner.tls.as_ref());
+            match Connection::connect(address, auth, ATTEMPT, tls).await {
                 Ok(conn) => return Ok(conn),
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(e),
                 Err(e) => last = e,

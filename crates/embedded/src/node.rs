@@ -99,6 +99,7 @@ impl Node {
                 sessions: sessions.clone(),
                 admin_token: admin_token.map(Into::into),
                 throttle: Default::default(),
+                acl: Some(acl.clone()),
             };
             let settings =
                 config.http_tls.then(|| load_tls(&config, &[b"http/1.1"])).transpose()?;

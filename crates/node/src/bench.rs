@@ -124,6 +124,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("bench needs at least one --grid address, one client and a positive --seconds");
     }
     let password = args.password_file.as_deref().map(secrets::read_secret).transpose()?;
+    let auth = password.map(|p| sessiongrid_client::Auth::password(p.into()));
     let duration = Duration::from_secs_f64(args.seconds);
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>7} [{bar:30}] {msg}")
@@ -134,7 +135,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let bar = bars.add(ProgressBar::new(duration.as_millis() as u64));
         bar.set_style(style.clone());
         bar.set_prefix(test.name());
-        let outcome = run_test(&args, password.as_deref(), test, duration, &bar).await?;
+        let outcome = run_test(&args, auth.as_ref(), test, duration, &bar).await?;
         bar.finish_with_message(format!("{:.0} ops/s, {} errors", outcome.rate(), outcome.errors));
         outcomes.push(outcome);
     }
@@ -155,7 +156,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 async fn run_test(
     args: &BenchArgs,
-    password: Option<&[u8]>,
+    auth: Option<&sessiongrid_client::Auth>,
     test: Test,
     duration: Duration,
     bar: &ProgressBar,
@@ -166,7 +167,7 @@ async fn run_test(
     let mut clients = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
         let address = &args.grid[i % args.grid.len()];
-        let mut conn = Connection::connect(address, password, Duration::from_secs(5), None)
+        let mut conn = Connection::connect(address, auth, Duration::from_secs(5), None)
             .await
             .with_context(|| format!("connecting to {address}"))?;
         let subject = prepare(&mut conn, args, test, i, &value)

@@ -4,7 +4,7 @@
 use std::io;
 
 use bytes::Bytes;
-use sessiongrid_client::{Pool, Tls, Value};
+use sessiongrid_client::{Auth, Pool, Tls, Value};
 
 /// Grid nodes' Redis doors, e.g. `["10.0.0.5:6379", "10.0.0.6:6379"]`; cheap to clone.
 #[derive(Clone)]
@@ -21,6 +21,18 @@ impl Remote {
     /// `Tls::from_pem_files("ca.pem".as_ref(), Some(("app.pem".as_ref(), "app.key".as_ref())))`.
     pub fn with_tls(addresses: Vec<String>, password: Option<Bytes>, tls: Tls) -> Remote {
         Remote { pool: Pool::with_tls(addresses, password, Some(tls)) }
+    }
+
+    /// Nodes that hold applications to ACL users: this one logs in as `user` (over TLS if
+    /// `tls` is given), and reaches only the sessions of the groups its rules allow.
+    pub fn with_user(
+        addresses: Vec<String>,
+        user: Bytes,
+        password: Bytes,
+        tls: Option<Tls>,
+    ) -> Remote {
+        let auth = Auth { user: Some(user), password };
+        Remote { pool: Pool::with_auth(addresses, Some(auth), tls) }
     }
 
     async fn call(&self, args: &[&[u8]]) -> io::Result<Value> {

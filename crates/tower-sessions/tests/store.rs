@@ -135,3 +135,43 @@ async fn records_round_trip_over_tls_with_a_client_certificate() {
     assert!(plain.create(&mut record(json!({ "a": 1 }))).await.is_err());
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_logged_in_as_an_acl_user_reaches_its_groups_sessions_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("users.acl");
+    std::fs::write(
+        &acl,
+        "user default off\n\
+         user web on >web-pw +@all ~* group:web\n\
+         user admin on >admin-pw +@all ~* group:admin\n",
+    )
+    .unwrap();
+    let resp = format!("127.0.0.1:{}", free_port());
+    let config = NodeConfig {
+        data_dir: dir.path().join("data"),
+        resp_listen: resp.clone(),
+        http_listen: format!("127.0.0.1:{}", free_port()),
+        aclfile: Some(acl),
+        partitions: 16,
+        ..NodeConfig::default()
+    };
+    let node =
+        Node::start(config, Doors { redis: true, http: false, metrics: None }).await.unwrap();
+    let login = |user: &'static str, password: &'static str| {
+        Remote::with_user(vec![resp.clone()], user.into(), password.into(), None)
+    };
+    let web = GridStore::remote(login("web", "web-pw"), "web");
+    exercise(&web).await;
+
+    let mut r = record(json!({ "a": 1 }));
+    web.create(&mut r).await.unwrap();
+    // The admin application's user cannot create in the web group, nor read its sessions.
+    let intruder = GridStore::remote(login("admin", "admin-pw"), "web");
+    assert!(intruder.create(&mut record(json!({ "b": 2 }))).await.is_err());
+    assert!(intruder.load(&r.id).await.is_err(), "NOPERM, not an absent session");
+    let wrong = GridStore::remote(login("web", "nope"), "web");
+    assert!(wrong.load(&r.id).await.is_err());
+    assert_eq!(web.load(&r.id).await.unwrap().expect("still there").data, r.data);
+    node.shutdown().await.unwrap();
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,7 @@ use sessiongrid_grid::sessions::{GetOptions, LoginOutcome, SessionError};
 use sessiongrid_model::session::{LoginPolicy, Tag};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::caller::Caller;
 use super::HttpContext;
 use crate::json;
 
@@ -82,7 +83,12 @@ struct CreateBody {
     absolute_timeout_s: Option<u64>,
 }
 
-async fn create(State(cx): State<HttpContext>, Json(body): Json<CreateBody>) -> ApiResult {
+async fn create(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<CreateBody>,
+) -> ApiResult {
+    caller.check_group(body.group.as_bytes())?;
     let group = Bytes::from(body.group);
     let id = cx
         .sessions
@@ -105,9 +111,11 @@ struct ReadQuery {
 
 async fn read(
     State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(q): Query<ReadQuery>,
 ) -> ApiResult {
+    caller.check_session(&cx.sessions, &id).await?;
     let opts = GetOptions {
         app: q.app.map(Bytes::from),
         attrs: q
@@ -145,9 +153,11 @@ struct WriteBody {
 /// Setting happens first (under `if_version`), then removing.
 async fn write(
     State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Json(body): Json<WriteBody>,
 ) -> ApiResult {
+    caller.check_session(&cx.sessions, &id).await?;
     if body.set.is_empty() && body.remove.is_empty() {
         return Err(bad_request("nothing to set or remove"));
     }
@@ -185,14 +195,24 @@ async fn write(
     Ok(ok(json!({ "version": version })))
 }
 
-async fn invalidate(State(cx): State<HttpContext>, Path(id): Path<String>) -> ApiResult {
+async fn invalidate(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    caller.check_session(&cx.sessions, &id).await?;
     match cx.sessions.invalidate(id.as_bytes()).await.map_err(failed)? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(not_found()),
     }
 }
 
-async fn rotate(State(cx): State<HttpContext>, Path(id): Path<String>) -> ApiResult {
+async fn rotate(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    caller.check_session(&cx.sessions, &id).await?;
     let new = cx.sessions.rotate(id.as_bytes()).await.map_err(failed)?.ok_or_else(not_found)?;
     Ok(ok(json!({ "id": String::from_utf8_lossy(&new) })))
 }
@@ -207,9 +227,11 @@ struct LoginBody {
 
 async fn login(
     State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Json(body): Json<LoginBody>,
 ) -> ApiResult {
+    caller.check_session(&cx.sessions, &id).await?;
     let principal = Bytes::from(body.principal);
     let outcome =
         cx.sessions.login(id.as_bytes(), principal, body.policy, body.max).await.map_err(failed)?;
@@ -223,19 +245,42 @@ async fn login(
     }
 }
 
-async fn logout(State(cx): State<HttpContext>, Path(id): Path<String>) -> ApiResult {
+async fn logout(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    caller.check_session(&cx.sessions, &id).await?;
     let done = cx.sessions.logout(id.as_bytes()).await.map_err(failed)?;
     Ok(ok(json!({ "logged_out": done })))
 }
 
-async fn by_user(State(cx): State<HttpContext>, Path(principal): Path<String>) -> ApiResult {
+async fn by_user(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Path(principal): Path<String>,
+) -> ApiResult {
     let live = cx.sessions.by_user(principal.as_bytes()).await.map_err(failed)?;
-    Ok(ok(Value::Array(live.iter().map(|s| json::session(s, false)).collect())))
+    let visible = live.iter().filter(|s| caller.sees(&s.group));
+    Ok(ok(Value::Array(visible.map(|s| json::session(s, false)).collect())))
 }
 
 /// Forced logout: ends every session of the user.
-async fn kick_user(State(cx): State<HttpContext>, Path(principal): Path<String>) -> ApiResult {
-    let ended = cx.sessions.kick_user(principal.as_bytes()).await.map_err(failed)?;
+async fn kick_user(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Path(principal): Path<String>,
+) -> ApiResult {
+    if caller.all_groups() {
+        let ended = cx.sessions.kick_user(principal.as_bytes()).await.map_err(failed)?;
+        return Ok(ok(json!({ "ended": ended })));
+    }
+    // Only the user's sessions in groups the caller may reach end.
+    let live = cx.sessions.by_user(principal.as_bytes()).await.map_err(failed)?;
+    let mut ended = 0;
+    for s in live.iter().filter(|s| caller.sees(&s.group)) {
+        ended += u64::from(cx.sessions.invalidate(&s.id).await.map_err(failed)?);
+    }
     Ok(ok(json!({ "ended": ended })))
 }
 
@@ -246,7 +291,12 @@ struct TopQuery {
 }
 
 /// The users with the most live sessions.
-async fn top_users(State(cx): State<HttpContext>, Query(q): Query<TopQuery>) -> ApiResult {
+async fn top_users(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<TopQuery>,
+) -> ApiResult {
+    caller.check_listing(None)?;
     let n = q.top.unwrap_or(10).min(1000);
     let top = cx.sessions.top_users(n).await.map_err(failed)?;
     let top: Vec<Value> = top
@@ -264,7 +314,12 @@ struct ListQuery {
     count: Option<usize>,
 }
 
-async fn list(State(cx): State<HttpContext>, Query(q): Query<ListQuery>) -> ApiResult {
+async fn list(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    caller.check_listing(q.group.as_deref())?;
     let group = q.group.map(Bytes::from);
     let (next, ids) = cx
         .sessions
@@ -281,7 +336,12 @@ struct GroupQuery {
     group: Option<String>,
 }
 
-async fn stats(State(cx): State<HttpContext>, Query(q): Query<GroupQuery>) -> ApiResult {
+async fn stats(
+    State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<GroupQuery>,
+) -> ApiResult {
+    caller.check_listing(q.group.as_deref())?;
     let stats = cx.sessions.stats(q.group.map(Bytes::from)).await.map_err(failed)?;
     Ok(ok(json::stats(&stats)))
 }
@@ -290,8 +350,10 @@ async fn stats(State(cx): State<HttpContext>, Query(q): Query<GroupQuery>) -> Ap
 /// group, if asked); a subscriber that falls behind gets a `lagged` event with the count missed.
 async fn events(
     State(cx): State<HttpContext>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<GroupQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Response> {
+    caller.check_listing(q.group.as_deref())?;
     let feed = cx.sessions.grid().events().subscribe();
     let group = q.group.map(Bytes::from);
     let stream = futures::stream::unfold((feed, group), |(mut feed, group)| async move {
@@ -307,5 +369,5 @@ async fn events(
             return Some((Ok(event), (feed, group)));
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -7,6 +7,7 @@
 
 mod admin;
 mod api;
+pub mod caller;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,9 +28,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::redis::acl::Acl;
 use crate::throttle::{same_secret, Throttle};
 use crate::tls::{Stream, Tls};
 use crate::{audit, json};
+use caller::Caller;
 
 /// What the HTTP door serves with.
 #[derive(Clone)]
@@ -40,6 +43,9 @@ pub struct HttpContext {
     pub admin_token: Option<Arc<[u8]>>,
     /// Addresses that sent a wrong token, slowed down.
     pub throttle: Arc<Throttle>,
+    /// ACL users, who may call the API with their name and password (`Authorization: Basic`)
+    /// within their rules.
+    pub acl: Option<Arc<Acl>>,
 }
 
 /// Binds the HTTP door.
@@ -150,28 +156,48 @@ async fn render_metrics(State(context): State<HttpContext>) -> String {
     context.metrics.as_ref().map(|h| h.render()).unwrap_or_default()
 }
 
+/// Checks the caller's credentials and puts the [`Caller`] in the request: the admin token
+/// (`Bearer`), or an ACL user's name and password (`Basic`) for the calls its rules allow.
+/// Without an admin token, a request without credentials may do everything (bind the door to
+/// a private address then; protected mode insists).
 async fn require_token(
     State(context): State<HttpContext>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &context.admin_token {
-        let from = peer(&request);
-        let ip = from.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
-        let checked = context.throttle.slot(ip, Instant::now()).wait().await;
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        if !checked || !given.is_some_and(|g| same_secret(g, token)) {
-            metrics::counter!("sessiongrid_http_auth_failures_total").increment(1);
-            let (from, call) = (address(from), format!("{} {}", request.method(), request.uri()));
-            audit::record("http auth", "unknown", &from, &call, "refused");
-            let body = json::error("unauthorized", "a valid admin token is required");
-            return (StatusCode::UNAUTHORIZED, body).into_response();
-        }
-        context.throttle.succeeded(ip);
+    let given = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let basic = given.as_deref().is_some_and(|g| g.starts_with(b"Basic "));
+    if context.admin_token.is_none() && !basic {
+        request.extensions_mut().insert(Caller::Admin);
+        return next.run(request).await;
     }
+    let from = peer(&request);
+    let ip = from.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
+    let checked = context.throttle.slot(ip, Instant::now()).wait().await;
+    let caller = match (&given, &context.admin_token, &context.acl) {
+        _ if !checked => None,
+        (Some(g), _, Some(acl)) if basic => caller::basic_user(acl, g).map(Caller::User),
+        (Some(g), Some(token), _) => g
+            .strip_prefix(b"Bearer ")
+            .is_some_and(|g| same_secret(g, token))
+            .then_some(Caller::Admin),
+        _ => None,
+    };
+    let call = format!("{} {}", request.method(), request.uri());
+    let Some(caller) = caller else {
+        metrics::counter!("sessiongrid_http_auth_failures_total").increment(1);
+        audit::record("http auth", "unknown", &address(from), &call, "refused");
+        let body = json::error("unauthorized", "a valid admin token or user is required");
+        return (StatusCode::UNAUTHORIZED, body).into_response();
+    };
+    context.throttle.succeeded(ip);
+    if let Caller::User(user) = &caller {
+        if !caller::may_call(user, request.method(), request.uri().path()) {
+            audit::record("http call", &user.name, &address(from), &call, "refused");
+            return caller::forbidden("this user's rules do not allow this call");
+        }
+    }
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 
@@ -187,11 +213,15 @@ async fn audit_calls(State(context): State<HttpContext>, request: Request, next:
         _ => None,
     };
     let from = address(peer(&request));
+    let who = match request.extensions().get::<Caller>() {
+        Some(Caller::User(user)) => format!("user {}", user.name),
+        _ if context.admin_token.is_some() => "admin token".to_string(),
+        _ => "anyone (no token)".to_string(),
+    };
     let response = next.run(request).await;
     if let Some(action) = action {
-        let who = if context.admin_token.is_some() { "admin token" } else { "anyone (no token)" };
         let outcome = if response.status().is_success() { "ok" } else { "refused" };
-        audit::record(action, who, &from, parts.get(1).unwrap_or(&""), outcome);
+        audit::record(action, &who, &from, parts.get(1).unwrap_or(&""), outcome);
     }
     response
 }

@@ -519,7 +519,9 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     if !client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
         return rejected(shared, index, Reply::error("NOAUTH Authentication required."));
     }
-    if !client.unrestricted {
+    // Logging in (again, as another user) and leaving are for everyone, as in Redis.
+    let logs_in = matches!(spec.name, "auth" | "hello" | "quit");
+    if !client.unrestricted && !logs_in {
         if let Err(denied) = crate::redis::acl::check::check(&client.user, index, &args) {
             let context = if client.txn.queueing() { "multi" } else { "toplevel" };
             log_denial(shared, client, &denied, context);

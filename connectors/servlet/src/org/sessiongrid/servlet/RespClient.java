@@ -47,6 +47,8 @@ final class RespClient implements Closeable {
     }
 
     private final List<InetSocketAddress> addresses;
+    /** The ACL user to log in as; {@code null}: the {@code default} user. */
+    private final String user;
     private final byte[] password;
     private final int timeoutMillis;
     /** TLS to the grid's TLS ports; {@code null}: plain TCP. */
@@ -55,12 +57,13 @@ final class RespClient implements Closeable {
     private final AtomicInteger next = new AtomicInteger();
     private volatile boolean closed;
 
-    RespClient(List<InetSocketAddress> addresses, byte[] password, int poolSize, int timeoutMillis,
-            SSLSocketFactory tls) {
+    RespClient(List<InetSocketAddress> addresses, String user, byte[] password, int poolSize,
+            int timeoutMillis, SSLSocketFactory tls) {
         if (addresses.isEmpty()) {
             throw new IllegalArgumentException("no grid address");
         }
         this.addresses = List.copyOf(addresses);
+        this.user = user;
         this.password = password;
         this.timeoutMillis = timeoutMillis;
         this.tls = tls;
@@ -210,9 +213,9 @@ final class RespClient implements Closeable {
                 in = new BufferedInputStream(socket.getInputStream(), 16 * 1024);
                 out = new BufferedOutputStream(socket.getOutputStream(), 16 * 1024);
                 if (password != null) {
-                    Object reply = call("AUTH", password);
+                    Object reply = user == null ? call("AUTH", password) : call("AUTH", user, password);
                     if (reply instanceof GridError e) {
-                        throw new IOException("grid refused the password: " + e.getMessage());
+                        throw new IOException("grid refused the credentials: " + e.getMessage());
                     }
                 }
             } catch (IOException e) {

@@ -162,7 +162,11 @@ public final class SessionGridFilter implements Filter {
                 throw new ServletException("cannot set up TLS to the grid: " + e.getMessage(), e);
             }
         }
-        s.client = new RespClient(resolved, password, pool, timeout, tls);
+        String user = param(config, "user", null);
+        if (user != null && password == null) {
+            throw new ServletException("user " + user + " needs its password in passwordFile");
+        }
+        s.client = new RespClient(resolved, user, password, pool, timeout, tls);
         s.grid = new Grid(s.client);
         s.group = required(config, "group");
         s.app = param(config, "app", config.getServletContext().getContextPath().replace("/", ""));
