@@ -118,6 +118,10 @@ pub struct Membership {
     /// node's pings as having no other live coordinator. It publishes once all did, or after
     /// `dead_after_ms` without the others, so a node cut off from everyone takes over alone.
     takeover: Option<(u64, BTreeSet<NodeId>)>,
+    /// Another member taking over from this node's coordinator that answered this node's ping
+    /// as its coordinator, and when it last did: the table it is about to publish counts this
+    /// node and its copies.
+    taker: Option<(NodeId, u64)>,
 }
 
 impl Membership {
@@ -164,6 +168,7 @@ impl Membership {
             left: None,
             epoch_floor: 0,
             takeover: None,
+            taker: None,
         };
         if let Some(t) = &m.topology {
             let others: BTreeSet<NodeId> = t.members.iter().copied().filter(|n| *n != me).collect();
@@ -370,6 +375,7 @@ impl Membership {
             let heard = t.stable.iter().filter(|m| t.is_member(**m) && in_touch(m)).count();
             let may_change =
                 self.cfg.split == SplitPolicy::Serve || 2 * heard > t.stable.len().max(1);
+            let mut answers_awaited = false;
             if may_change {
                 for m in silent {
                     if self.suspects.insert(m) {
@@ -380,8 +386,16 @@ impl Membership {
                     }
                 }
                 if t.coordinator != self.me {
-                    // Taking over from a dead coordinator.
-                    self.dirty |= !self.cfg.heals_splits() || self.take_over(now, &t);
+                    // Taking over from a dead coordinator: published once the members have
+                    // answered (see `take_over`), even if the table is marked for a new epoch
+                    // already (a learner reported in sync meanwhile, or a smaller side this
+                    // node met as a member long ago, a mark only a coordinator acts on).
+                    // Published at once, it listed the members cut off with the old
+                    // coordinator; on the heal they merged into this side while still listed
+                    // as its owners, and the merge never finished (sim seed 57063 of `serve 2`).
+                    let ready = !self.cfg.heals_splits() || self.take_over(now, &t);
+                    self.dirty |= ready;
+                    answers_awaited = !ready;
                 }
             }
             // A member that asked its old coordinator to let it leave and then took over
@@ -393,7 +407,7 @@ impl Membership {
                 || t.coordinator != self.me
                 || self.lease_valid(now);
             let current = self.newest_epoch_seen <= t.epoch.max(self.epoch_floor) && leased;
-            let published = if self.dirty && may_change && current {
+            let published = if self.dirty && may_change && current && !answers_awaited {
                 Some(self.publish(now, out))
             } else {
                 None
@@ -544,6 +558,13 @@ impl Membership {
                     if coordinator == self.me || self.suspects.contains(&coordinator) {
                         answered.insert(from);
                     }
+                }
+                let taking_over = from != self.me
+                    && coordinator == from
+                    && member
+                    && self.topology.as_ref().is_some_and(|t| t.coordinator != from);
+                if taking_over && !self.is_coordinator() {
+                    self.taker = Some((from, now));
                 }
                 let mine = self.epoch();
                 // A coordinator needs a fresh pong from any member; a member needs its
@@ -783,6 +804,10 @@ impl Membership {
             self.meet(now, t, out);
             return None;
         }
+        if self.counted_by_taker(now, &t) {
+            debug!(epoch = t.epoch, "not adopted: the other side's table, made without this node");
+            return None;
+        }
         if self.topology.as_ref().is_some_and(|cur| !t.supersedes(cur)) {
             return None;
         }
@@ -840,6 +865,22 @@ impl Membership {
             return false;
         };
         t.coordinator != mine.coordinator && !mine.is_member(t.coordinator)
+    }
+
+    /// True if `t` is a table of this node's coordinator that leaves this node out, come while
+    /// another member that counts this node in takes over from that coordinator: the two sides
+    /// of a split. Adopted, `t` would make this node drop its copies, which the taker's table is
+    /// about to count as complete (that table made the node primary of an emptied copy, which
+    /// then overwrote the other owner's, sim seed 57403 of `serve 2`); once it is published, `t`
+    /// is the other side's and the two merge. A taker not heard as such for `dead_after_ms` has
+    /// given up (or died), and `t` is followed.
+    fn counted_by_taker(&self, now: u64, t: &Topology) -> bool {
+        let (Some((taker, at)), Some(mine)) = (self.taker, &self.topology) else { return false };
+        self.cfg.heals_splits()
+            && t.coordinator == mine.coordinator
+            && taker != t.coordinator
+            && !t.is_member(self.me)
+            && now.saturating_sub(at) <= self.cfg.dead_after_ms
     }
 
     /// This node meets `theirs`, the other side of a healed split: the side with more members
@@ -921,6 +962,7 @@ impl Membership {
             self.departed.pop_first();
         }
         self.takeover = None;
+        self.taker = None;
         self.suspects.clear();
         // A learner is reported in sync under one table. Kept through other coordinators' tables
         // (this node merged into another side, say, then took over there), the report could make
@@ -1014,6 +1056,83 @@ mod tests {
         m.receive(2, 1, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
         assert!(m.merging().is_none(), "three members do not merge into one");
         assert_eq!(m.epoch_floor, 12, "the other side merges into this one");
+    }
+
+    /// Node `me`, a member of coordinator 1's table of `members` (one partition), as adopted at
+    /// time 0.
+    fn member_of_1(me: NodeId, members: Vec<NodeId>) -> (Membership, Arc<Topology>) {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut m = Membership::new(me, cfg, true, None, 0);
+        let mut t = Topology::founded_by(1, 1);
+        t.members = members;
+        t.epoch = 5;
+        let t = Arc::new(t);
+        m.receive(0, 1, MemberMsg::TopologyPush(t.clone()), &mut Outbox::new());
+        assert_eq!(m.epoch(), 5);
+        (m, t)
+    }
+
+    #[test]
+    fn a_takeover_waits_for_answers_even_if_the_table_is_dirty_already() {
+        let (mut m, _) = member_of_1(2, vec![1, 2, 3]);
+        let mut out = Outbox::new();
+        // Long ago, as a member, node 2 met a smaller other side, which merges into this one:
+        // that marks the table for a new epoch, which only a coordinator publishes.
+        let mut theirs = Topology::founded_by(9, 1);
+        theirs.epoch = 7;
+        m.receive(10, 9, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
+        assert!(m.merging().is_none() && m.dirty);
+        // Coordinator 1 falls silent with node 3; node 2, the lowest left, takes over.
+        for now in (20..=1030).step_by(10) {
+            m.tick(now, &mut out);
+        }
+        assert!(m.is_coordinator());
+        assert_eq!(m.epoch(), 5, "nothing published before node 3 answered");
+        assert!(out.iter().any(|(to, msg)| *to == 3 && matches!(msg, MemberMsg::Ping { .. })));
+        let pong = MemberMsg::Pong { echo: 1040, epoch: 5, coordinator: 2, member: true };
+        m.receive(1045, 3, pong, &mut out);
+        m.tick(1050, &mut out);
+        let t = m.topology().unwrap();
+        assert!(t.epoch > 5 && t.coordinator == 2);
+        assert_eq!(t.members, vec![2, 3], "node 3 answered, the old coordinator did not");
+    }
+
+    #[test]
+    fn a_member_a_takeover_counts_keeps_out_of_its_old_coordinators_table_without_it() {
+        // Node 3 lost coordinator 1 and follows node 2, which takes over and answers as its
+        // coordinator: its table will count node 3 and its copies.
+        let (mut m, mine) = member_of_1(3, vec![1, 2, 3]);
+        let mut out = Outbox::new();
+        for now in (10..=1020).step_by(10) {
+            m.tick(now, &mut out);
+        }
+        assert_eq!(m.coordinator(), Some(2));
+        let pong = MemberMsg::Pong { echo: 1020, epoch: 5, coordinator: 2, member: true };
+        m.receive(1025, 2, pong, &mut out);
+        // Coordinator 1, cut off with node 4, declared nodes 2 and 3 dead meanwhile. Its table
+        // would make node 3 drop its copies: it is the other side of a split.
+        let mut without = Topology::clone(&mine);
+        without.members = vec![1, 4];
+        without.epoch = 9;
+        let without = Arc::new(without);
+        m.receive(1030, 4, MemberMsg::TopologyPush(without.clone()), &mut out);
+        assert_eq!(m.epoch(), 5, "not adopted while the takeover counts node 3");
+        // The takeover's table comes; the other side's is then met as such.
+        let mut taken = Topology::clone(&mine);
+        taken.coordinator = 2;
+        taken.members = vec![2, 3];
+        taken.epoch = 5 + TAKEOVER_EPOCH_GAP;
+        m.receive(1040, 2, MemberMsg::TopologyPush(Arc::new(taken)), &mut out);
+        assert_eq!(m.epoch(), 5 + TAKEOVER_EPOCH_GAP);
+        // A taker that falls silent has given up (or died): the table is followed then.
+        let (mut m, _) = member_of_1(3, vec![1, 2, 3]);
+        for now in (10..=1020).step_by(10) {
+            m.tick(now, &mut out);
+        }
+        let pong = MemberMsg::Pong { echo: 1020, epoch: 5, coordinator: 2, member: true };
+        m.receive(1025, 2, pong, &mut out);
+        m.receive(1025 + 1001, 4, MemberMsg::TopologyPush(without), &mut out);
+        assert_eq!(m.epoch(), 9);
     }
 
     #[test]
