@@ -231,3 +231,13 @@ def test_the_http_api_holds_users_to_the_same_rules(grid):
     assert http(node, "GET", f"/sessions/{sid}", "shop", password="wrong")[0] == 401
     # The session is still there for its owner.
     assert http(node, "GET", f"/sessions/{sid}", "shop")[0] == 200
+
+
+def test_client_list_names_each_connections_user(grid):
+    cluster, _ = grid
+    node = cluster.nodes[2]
+    shop = as_user(node, "shop")
+    shop.client_setname("cart-service")
+    lines = [c for c in node.client().client_list() if c["name"] == "cart-service"]
+    assert [c["user"] for c in lines] == ["shop"], lines
+    assert node.client().client_kill_filter(user="shop") >= 1

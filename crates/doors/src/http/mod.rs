@@ -60,16 +60,7 @@ pub async fn serve(
     context: HttpContext,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let api = api::routes()
-        .merge(admin::routes())
-        .layer(middleware::from_fn_with_state(context.clone(), audit_calls))
-        .layer(middleware::from_fn_with_state(context.clone(), require_token));
-    let app = Router::new()
-        .route("/", get(dashboard))
-        .route("/health", get(|| async { "ok\n" }))
-        .route("/metrics", get(render_metrics))
-        .nest("/api/v1", api)
-        .with_state(context);
+    let app = app(context);
     info!(addr = %listener.local_addr()?, tls = tls.is_some(), "http door listening");
     let stop = shutdown.clone().cancelled_owned();
     match tls {
@@ -83,6 +74,20 @@ pub async fn serve(
             axum::serve(listener, app).with_graceful_shutdown(stop).await
         }
     }
+}
+
+/// Every route of the door.
+pub fn app(context: HttpContext) -> Router {
+    let api = api::routes()
+        .merge(admin::routes())
+        .layer(middleware::from_fn_with_state(context.clone(), audit_calls))
+        .layer(middleware::from_fn_with_state(context.clone(), require_token));
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/metrics", get(render_metrics))
+        .nest("/api/v1", api)
+        .with_state(context)
 }
 
 /// The door's listener over TLS: each handshake runs in a task of its own (a slow client

@@ -21,6 +21,8 @@ pub struct ClientView {
     pub laddr: SocketAddr,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
+    /// The ACL user the connection is authenticated as.
+    pub user: Mutex<String>,
     /// Index in the command table of the last command (`usize::MAX`: none yet).
     pub last_command: AtomicUsize,
     /// Milliseconds after `created` of the last command.
@@ -41,6 +43,7 @@ impl ClientView {
             laddr,
             created: Instant::now(),
             name: Mutex::new(None),
+            user: Mutex::new("default".into()),
             last_command: AtomicUsize::new(usize::MAX),
             last_active_ms: AtomicU64::new(0),
             db: AtomicU8::new(0),
@@ -63,6 +66,7 @@ impl ClientView {
         let idle = age.as_millis() as u64
             - self.last_active_ms.load(Ordering::Relaxed).min(age.as_millis() as u64);
         let name = self.name.lock().expect("client name lock").clone().unwrap_or_default();
+        let user = self.user.lock().expect("client user lock").clone();
         let command = match self.last_command.load(Ordering::Relaxed) {
             usize::MAX => "NULL",
             i => super::commands::COMMANDS.get(i).map_or("NULL", |s| s.name),
@@ -70,7 +74,7 @@ impl ClientView {
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 \
              ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+             omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -79,6 +83,7 @@ impl ClientView {
             idle / 1000,
             self.db.load(Ordering::Relaxed),
             command,
+            user,
             self.resp.load(Ordering::Relaxed),
         )
     }

@@ -353,6 +353,7 @@ impl ClientState {
     pub fn become_user(&mut self, user: Arc<User>, slot: Slot, version: u64) {
         self.authenticated = true;
         self.unrestricted = user.unrestricted();
+        *self.view.user.lock().expect("client user lock") = user.name.clone();
         self.user = user;
         self.acl_version = version;
         self.slot = Some(slot);

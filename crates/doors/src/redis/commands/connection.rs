@@ -324,7 +324,9 @@ fn client_kill(ctx: &Ctx<'_>) -> CmdResult {
             }
             "addr" => tests.push(Box::new(move |c| c.addr.to_string() == value)),
             "laddr" => tests.push(Box::new(move |c| c.laddr.to_string() == value)),
-            "user" => tests.push(Box::new(move |_| value == "default")),
+            "user" => {
+                tests.push(Box::new(move |c| *c.user.lock().expect("client user lock") == value))
+            }
             "type" => match value.to_ascii_lowercase().as_str() {
                 "normal" | "pubsub" => {}
                 "master" | "replica" | "slave" => tests.push(Box::new(|_| false)),
