@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for FUZZ_SECONDS each (default 60), from its corpus in the repository:
-# the RESP request decoder (crates/resp/fuzz) and a node fed arbitrary peer frames
-# (simulations/fuzz). Installs a nightly toolchain and cargo-fuzz if they are missing. Exits
+# the RESP request decoder (crates/resp/fuzz), a node fed arbitrary peer frames
+# (simulations/fuzz) and a node's HTTP API fed arbitrary requests (crates/doors/fuzz). Each
+# corpus is also replayed by an ordinary test on every build (`fuzz_corpus` tests). Installs a nightly toolchain and cargo-fuzz if they are missing. Exits
 # non-zero if a target crashes; the crashing input is left in <target dir>/fuzz/artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +17,4 @@ run() { # crate-dir target
 }
 run crates/resp resp_decode
 run simulations peer_msg
+run crates/doors http_api

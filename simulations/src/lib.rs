@@ -14,6 +14,8 @@
 
 pub mod checker;
 pub mod disk;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod scale;
 pub mod world;
 

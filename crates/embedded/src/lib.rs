@@ -27,6 +27,8 @@
 //! - [`secrets`] — reading secret files (cluster secret, passwords, tokens) safely.
 //! - `gauges.rs` — gauges a node refreshes itself.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod gauges;
 mod node;
 pub mod secrets;

@@ -8,6 +8,8 @@
 
 pub mod decode;
 pub mod encode;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inline;
 
 pub use decode::{Decoder, Limits, ProtocolError};
