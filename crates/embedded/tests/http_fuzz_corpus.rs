@@ -16,3 +16,10 @@ fn no_request_of_the_fuzz_corpus_gets_a_500() {
     }
     assert!(inputs >= 8, "only {inputs} inputs in {}", dir.display());
 }
+
+/// The fuzz target keeps one API for the whole run in a `static`.
+#[test]
+fn the_api_can_be_shared_by_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<HttpApi>();
+}
