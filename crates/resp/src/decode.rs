@@ -232,24 +232,6 @@ mod tests {
         }
     }
 
-    /// Decodes `data` fed in pieces of `chunk` bytes: (requests, ended in an error).
-    fn decode_chunked(data: &[u8], chunk: usize) -> (Vec<Vec<Bytes>>, bool) {
-        let mut d = Decoder::new(LIMITS);
-        let mut buf = BytesMut::new();
-        let mut out = Vec::new();
-        for piece in data.chunks(chunk.max(1)) {
-            buf.extend_from_slice(piece);
-            loop {
-                match d.decode(&mut buf) {
-                    Ok(Some(req)) => out.push(req),
-                    Ok(None) => break,
-                    Err(_) => return (out, true),
-                }
-            }
-        }
-        (out, false)
-    }
-
     /// The same property the `resp_decode` fuzz target checks, over seeded pseudo-random inputs
     /// built from protocol-shaped pieces: never a panic, and chunking never changes the result.
     #[test]
@@ -289,7 +271,8 @@ mod tests {
                 data.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
             }
             let chunk = 1 + (next() % 8) as usize;
-            assert_eq!(decode_chunked(&data, data.len()), decode_chunked(&data, chunk), "{data:?}");
+            let decode = |chunk| crate::fuzzing::decode_chunked(LIMITS, &data, chunk);
+            assert_eq!(decode(data.len()), decode(chunk), "{data:?}");
         }
     }
 }

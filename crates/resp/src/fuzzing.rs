@@ -12,10 +12,10 @@ const LIMITS: Limits = Limits {
     request_bytes_max: 65536,
 };
 
-/// The requests decoded from `data` fed `chunk` bytes at a time, and whether it ended in an
-/// error.
-fn decode(data: &[u8], chunk: usize) -> (Vec<Vec<Bytes>>, bool) {
-    let mut decoder = Decoder::new(LIMITS);
+/// The requests decoded from `data` fed `chunk` bytes at a time under `limits`, and whether it
+/// ended in an error.
+pub(crate) fn decode_chunked(limits: Limits, data: &[u8], chunk: usize) -> (Vec<Vec<Bytes>>, bool) {
+    let mut decoder = Decoder::new(limits);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for piece in data.chunks(chunk.max(1)) {
@@ -35,7 +35,7 @@ fn decode(data: &[u8], chunk: usize) -> (Vec<Vec<Bytes>>, bool) {
 /// not panic, and splitting the input must not change what it decodes.
 pub fn decode_in_chunks(data: &[u8]) {
     let Some((&chunk, data)) = data.split_first() else { return };
-    let whole = decode(data, data.len());
-    let pieces = decode(data, usize::from(chunk));
+    let whole = decode_chunked(LIMITS, data, data.len());
+    let pieces = decode_chunked(LIMITS, data, usize::from(chunk));
     assert_eq!(whole, pieces, "chunking changed the decoded requests");
 }
