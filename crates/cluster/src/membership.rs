@@ -996,8 +996,8 @@ mod tests {
         assert_eq!(m.epoch(), 1, "a well-formed one is");
     }
 
-    #[test]
-    fn only_the_primary_reports_a_learner_in_sync() {
+    /// Node 1 founded a one-partition cluster that node 2 joined (at time 1) as its learner.
+    fn founder_with_learner_2() -> (Membership, Outbox) {
         let cfg =
             Arc::new(ClusterConfig { partitions: 1, replicas: 2, ..ClusterConfig::default() });
         let mut m = Membership::new(1, cfg, false, None, 0);
@@ -1005,6 +1005,12 @@ mod tests {
         m.tick(0, &mut out);
         m.receive(1, 2, MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay }, &mut out);
         m.tick(10, &mut out);
+        (m, out)
+    }
+
+    #[test]
+    fn only_the_primary_reports_a_learner_in_sync() {
+        let (mut m, mut out) = founder_with_learner_2();
         let epoch = m.epoch();
         let learners: Vec<NodeId> = m.topology().unwrap().partitions[0].learners().collect();
         assert_eq!(learners, vec![2]);
@@ -1020,13 +1026,7 @@ mod tests {
 
     #[test]
     fn a_learner_reported_in_sync_under_one_table_is_forgotten_with_it() {
-        let cfg =
-            Arc::new(ClusterConfig { partitions: 1, replicas: 2, ..ClusterConfig::default() });
-        let mut m = Membership::new(1, cfg, false, None, 0);
-        let mut out = Outbox::new();
-        m.tick(0, &mut out);
-        m.receive(1, 2, MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay }, &mut out);
-        m.tick(10, &mut out);
+        let (mut m, mut out) = founder_with_learner_2();
         m.receive(20, 1, MemberMsg::Synced { partition: 0, node: 2 }, &mut out);
         assert!(m.synced.contains(&(0, 2)));
         // Before it publishes, node 2 takes over (node 1 was paused, say) and node 1 follows
