@@ -6,11 +6,7 @@ use bytes::Bytes;
 use sessiongrid_model::Reply;
 
 use super::User;
-use crate::redis::commands::{Spec, COMMANDS};
-
-/// Commands whose first argument names a subcommand.
-const CONTAINERS: &[&str] =
-    &["acl", "client", "command", "config", "function", "memory", "object", "pubsub", "script"];
+use crate::redis::commands::{Spec, COMMANDS, CONTAINERS};
 
 /// What a user may not do.
 #[derive(Debug, PartialEq, Eq)]

@@ -493,9 +493,10 @@ const ALLOWED_SUBSCRIBED: &[&str] = &[
     "reset",
 ];
 
-/// Commands whose first argument names a subcommand (`pubsub|numsub`) in messages.
-const CONTAINERS: &[&str] =
-    &["client", "command", "config", "function", "memory", "object", "pubsub", "script"];
+/// Commands whose first argument names a subcommand (`pubsub|numsub`), in messages and ACL
+/// rules.
+pub const CONTAINERS: &[&str] =
+    &["acl", "client", "command", "config", "function", "memory", "object", "pubsub", "script"];
 
 /// Checks a request against the table (name, arity, authentication) and builds it.
 pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepared {
