@@ -71,7 +71,8 @@ async fn check_password(
                 }
                 None => {
                     ctx.audit("auth", &name, "refused");
-                    log_refused_auth(ctx, &name);
+                    let refused = ("auth", "AUTH".to_string());
+                    super::log_denial(ctx.shared, ctx.client, "toplevel", &name, refused);
                     return Err(wrong_pass());
                 }
             }
@@ -86,19 +87,6 @@ async fn check_password(
     };
     ctx.client.become_user(user, slot, version);
     Ok(())
-}
-
-/// Records a refused password for `ACL LOG`.
-fn log_refused_auth(ctx: &Ctx<'_>, name: &str) {
-    ctx.shared.config.acl.log_denial(crate::redis::acl::Denial {
-        count: 1,
-        reason: "auth",
-        context: "toplevel",
-        object: "AUTH".into(),
-        username: name.to_string(),
-        at: Instant::now(),
-        client_info: format!("id={} addr={}", ctx.client.id, ctx.client.view.addr),
-    });
 }
 
 fn wrong_pass() -> Reply {

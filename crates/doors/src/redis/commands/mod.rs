@@ -525,7 +525,7 @@ pub fn prepare(shared: &Shared, client: &ClientState, args: Vec<Bytes>) -> Prepa
     if !client.unrestricted && !logs_in {
         if let Err(denied) = crate::redis::acl::check::check(&client.user, index, &args) {
             let context = if client.txn.queueing() { "multi" } else { "toplevel" };
-            log_denial(shared, client, &denied, context);
+            log_denial(shared, client, context, &client.user.name, denied.reason());
             return rejected(shared, index, denied.reply());
         }
     }
@@ -621,20 +621,22 @@ fn finish(shared: &Shared, index: usize, started: Instant, reply: Reply) -> Repl
     reply
 }
 
-/// Records a refused command for `ACL LOG`.
+/// Records for `ACL LOG` what `client`, as `username`, was refused: `(reason, object)`, as
+/// [`Denied::reason`](crate::redis::acl::check::Denied::reason) names them (also `auth` and
+/// `group`).
 pub(crate) fn log_denial(
     shared: &Shared,
     client: &ClientState,
-    denied: &crate::redis::acl::check::Denied,
     context: &'static str,
+    username: &str,
+    (reason, object): (&'static str, String),
 ) {
-    let (reason, object) = denied.reason();
     shared.config.acl.log_denial(crate::redis::acl::Denial {
         count: 1,
         reason,
         context,
         object,
-        username: client.user.name.clone(),
+        username: username.to_string(),
         at: Instant::now(),
         client_info: format!("id={} addr={}", client.id, client.view.addr),
     });

@@ -36,7 +36,8 @@ pub fn check_group(ctx: &Ctx<'_>, group: &[u8]) -> Result<(), Reply> {
     }
     let denied =
         Reply::error("NOPERM this user has no permissions to access the sessions of this group");
-    log_group_denial(ctx, group);
+    let refused = ("group", String::from_utf8_lossy(group).into_owned());
+    super::log_denial(ctx.shared, ctx.client, "toplevel", &ctx.client.user.name, refused);
     Err(denied)
 }
 
@@ -62,18 +63,6 @@ fn needs_group(ctx: &Ctx<'_>, group: Option<&Bytes>) -> Result<(), Reply> {
             "NOPERM this user is limited to some session groups: name one with GROUP",
         )),
     }
-}
-
-fn log_group_denial(ctx: &Ctx<'_>, group: &[u8]) {
-    ctx.shared.config.acl.log_denial(crate::redis::acl::Denial {
-        count: 1,
-        reason: "group",
-        context: "toplevel",
-        object: String::from_utf8_lossy(group).into_owned(),
-        username: ctx.client.user.name.clone(),
-        at: std::time::Instant::now(),
-        client_info: format!("id={} addr={}", ctx.client.id, ctx.client.view.addr),
-    });
 }
 
 /// `SESSION.CREATE group [IDLE sec] [ABSOLUTE sec] [APP name] [ID id]` -> id (nil if the

@@ -316,7 +316,8 @@ async fn command_from_script(ctx: &mut Ctx<'_>, args: Vec<Bytes>, read_only: boo
     }
     if !ctx.client.unrestricted {
         if let Err(denied) = crate::redis::acl::check::check(&ctx.client.user, index, &args) {
-            super::commands::log_denial(ctx.shared, ctx.client, &denied, "lua");
+            let user = &ctx.client.user.name;
+            super::commands::log_denial(ctx.shared, ctx.client, "lua", user, denied.reason());
             return denied.reply();
         }
     }
