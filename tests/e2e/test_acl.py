@@ -93,6 +93,9 @@ def test_sessions_are_kept_to_their_group(grid):
     assert len(shop.execute_command("SESSION.BYUSER", "erin")) == 1
     cursor, ids = shop.execute_command("SESSION.LIST", "GROUP", "shop")
     assert sid in ids
+    # A forced logout by the shop ends the shop's session of that user.
+    assert shop.execute_command("SESSION.KICKUSER", "erin") == 1
+    assert shop.execute_command("SESSION.GET", sid) is None
 
 
 def test_event_feeds_and_channels_are_kept_to_their_owner(grid):

@@ -220,6 +220,13 @@ impl Sessions {
         Ok(Some(s))
     }
 
+    /// The session's metadata (group, user, version, deadlines; no attributes) without touching
+    /// it; `None` if absent, ended or expired.
+    pub async fn peek(&self, id: &[u8]) -> SessionResult<Option<Session>> {
+        let opts = GetOptions { no_touch: true, attrs: Some(Vec::new()), ..GetOptions::default() };
+        self.get(id, &opts).await
+    }
+
     /// Writes attributes: the session's new version, `None` if it does not exist.
     pub async fn set(
         &self,
@@ -459,10 +466,20 @@ impl Sessions {
 
     /// Ends every session of a user: how many were live.
     pub async fn kick_user(&self, principal: &[u8]) -> SessionResult<u64> {
+        self.kick_user_in(principal, |_| true).await
+    }
+
+    /// Ends the sessions of a user in the groups `reaches` accepts (those a caller limited to
+    /// some groups may end): how many were live.
+    pub async fn kick_user_in(
+        &self,
+        principal: &[u8],
+        reaches: impl Fn(&[u8]) -> bool,
+    ) -> SessionResult<u64> {
         let (live, dead, moved) = self.check_logins(principal).await?;
         self.tidy_registry(principal, dead, moved).await?;
         let mut kicked = 0;
-        for s in live {
+        for s in live.into_iter().filter(|s| reaches(&s.group)) {
             kicked += self.end(&s.id, EndReason::Kicked).await?.is_some() as u64;
         }
         Ok(kicked)

@@ -172,9 +172,7 @@ async fn write(
     if attrs.is_empty() {
         if let Some(expected) = body.if_version {
             // Removing only: check the version here (the grid's removal takes none).
-            let opts =
-                GetOptions { no_touch: true, attrs: Some(Vec::new()), ..GetOptions::default() };
-            let s = cx.sessions.get(id.as_bytes(), &opts).await.map_err(failed)?;
+            let s = cx.sessions.peek(id.as_bytes()).await.map_err(failed)?;
             let at = s.ok_or_else(not_found)?.version;
             if at != expected {
                 let text = format!("CONFLICT session is at version {at}, not {expected}");
@@ -188,8 +186,7 @@ async fn write(
     if !body.remove.is_empty() {
         let names = body.remove.into_iter().map(Bytes::from).collect();
         cx.sessions.del(id.as_bytes(), names).await.map_err(failed)?.ok_or_else(not_found)?;
-        let opts = GetOptions { no_touch: true, attrs: Some(Vec::new()), ..GetOptions::default() };
-        let s = cx.sessions.get(id.as_bytes(), &opts).await.map_err(failed)?;
+        let s = cx.sessions.peek(id.as_bytes()).await.map_err(failed)?;
         version = Some(s.ok_or_else(not_found)?.version);
     }
     Ok(ok(json!({ "version": version })))
@@ -271,17 +268,8 @@ async fn kick_user(
     Extension(caller): Extension<Caller>,
     Path(principal): Path<String>,
 ) -> ApiResult {
-    if caller.all_groups() {
-        let ended = cx.sessions.kick_user(principal.as_bytes()).await.map_err(failed)?;
-        return Ok(ok(json!({ "ended": ended })));
-    }
-    // Only the user's sessions in groups the caller may reach end.
-    let live = cx.sessions.by_user(principal.as_bytes()).await.map_err(failed)?;
-    let mut ended = 0;
-    for s in live.iter().filter(|s| caller.sees(&s.group)) {
-        ended += u64::from(cx.sessions.invalidate(&s.id).await.map_err(failed)?);
-    }
-    Ok(ok(json!({ "ended": ended })))
+    let ended = cx.sessions.kick_user_in(principal.as_bytes(), |g| caller.sees(g));
+    Ok(ok(json!({ "ended": ended.await.map_err(failed)? })))
 }
 
 #[derive(Deserialize, Default)]

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use sessiongrid_grid::sessions::GetOptions;
 use sessiongrid_grid::Sessions;
 
 use crate::json;
@@ -46,8 +45,7 @@ impl Caller {
         if self.all_groups() {
             return Ok(());
         }
-        let peek = GetOptions { attrs: Some(Vec::new()), no_touch: true, ..GetOptions::default() };
-        match sessions.get(id.as_bytes(), &peek).await {
+        match sessions.peek(id.as_bytes()).await {
             Ok(Some(s)) => self.check_group(&s.group),
             _ => Ok(()),
         }

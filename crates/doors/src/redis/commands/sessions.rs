@@ -47,8 +47,7 @@ async fn check_session(ctx: &Ctx<'_>, id: &Bytes) -> Result<(), Reply> {
     if ctx.client.user.all_groups() {
         return Ok(());
     }
-    let peek = GetOptions { attrs: Some(Vec::new()), no_touch: true, ..GetOptions::default() };
-    match ctx.shared.sessions.get(id, &peek).await.map_err(refused)? {
+    match ctx.shared.sessions.peek(id).await.map_err(refused)? {
         Some(session) => check_group(ctx, &session.group),
         None => Ok(()),
     }
@@ -299,17 +298,9 @@ pub async fn by_user(ctx: &mut Ctx<'_>) -> CmdResult {
 
 /// `SESSION.KICKUSER principal` -> how many sessions ended
 pub async fn kick_user(ctx: &mut Ctx<'_>) -> CmdResult {
-    if ctx.client.user.all_groups() {
-        let n = ctx.shared.sessions.kick_user(ctx.args.get(1)).await.map_err(refused)?;
-        return Ok(Reply::Int(n as i64));
-    }
-    // Only the user's sessions in groups this client may reach end.
-    let live = ctx.shared.sessions.by_user(ctx.args.get(1)).await.map_err(refused)?;
-    let mut ended = 0;
-    for s in live.iter().filter(|s| ctx.client.user.may_use_group(&s.group)) {
-        ended += i64::from(ctx.shared.sessions.invalidate(&s.id).await.map_err(refused)?);
-    }
-    Ok(Reply::Int(ended))
+    let user = &ctx.client.user;
+    let kicked = ctx.shared.sessions.kick_user_in(ctx.args.get(1), |g| user.may_use_group(g));
+    Ok(Reply::Int(kicked.await.map_err(refused)? as i64))
 }
 
 /// `SESSION.LIST [GROUP g] [CURSOR c] [COUNT n]` -> [next cursor, [ids]]
