@@ -127,6 +127,22 @@ def test_sweeper_deletes_expired_keys_without_reads(pool):
     assert metric(node, "sessiongrid_expired_keys_total") >= 3000
 
 
+def test_a_sweeper_turned_back_on_sweeps_partitions_that_got_no_message_since(pool):
+    """DEBUG SET-ACTIVE-EXPIRE 0 stops the sweep; turned back on, it reaches partitions that
+    nothing wrote to or read from meanwhile (an idle partition still looks once a second)."""
+    node = pool.grid()
+    c = node.client()
+    assert c.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    c.set("brief", "x", px=100)
+    time.sleep(1.5)
+    assert c.dbsize() == 1, "not swept while the sweep is off"
+    assert c.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+    deadline = time.time() + 10
+    while time.time() < deadline and c.dbsize() != 0:
+        time.sleep(0.1)
+    assert c.dbsize() == 0
+
+
 def test_memory_budget_bounds_rss_and_keeps_every_key(pool):
     """256 MiB of values into a node with a 16 MiB entry budget: RSS stays far below the data
     size, the in-memory entry bytes stay within budget, and every key reads back intact."""

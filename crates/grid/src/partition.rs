@@ -21,13 +21,14 @@
 //! - **Exits** when the supervisor stops it at shutdown.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sessiongrid_cluster::replica::Origin;
 use sessiongrid_cluster::{Msg, NodeId, Partition, PartitionOutput, PartitionStats, Refusal};
-use sessiongrid_cluster::{NodeStore, Topology};
+use sessiongrid_cluster::{NodeStore, Now, Topology};
 use sessiongrid_model::{PartitionId, Reply};
 use tracing::debug_span;
 
@@ -120,7 +121,7 @@ impl Actor for PartitionActor {
             next_id: 1,
             tick_at: None,
         };
-        state.ask_tick(&myself);
+        state.ask_tick(&myself, now.mono);
         Ok(state)
     }
 
@@ -134,19 +135,20 @@ impl Actor for PartitionActor {
             // Memory is ahead of disk: the supervisor restarts the partition from disk.
             return Err(format!("partition {}: {e}", state.partition.id()).into());
         }
-        state.handle(msg);
+        let now = state.handle(msg);
         let failure = state.partition.failure().map(|e| e.to_string());
         if let Some(e) = failure.or_else(|| state.pending.failure().map(|e| e.to_string())) {
             return Err(format!("partition {}: {e}", state.partition.id()).into());
         }
-        state.ask_tick(&myself);
+        state.ask_tick(&myself, now.mono);
         state.release(myself);
         Ok(())
     }
 }
 
 impl PartitionState {
-    fn handle(&mut self, msg: PartitionMsg) {
+    /// Runs one message; returns the time it ran at.
+    fn handle(&mut self, msg: PartitionMsg) -> Now {
         let now = self.shared.clock.now();
         let lease = self.shared.lease();
         let p = &mut self.partition;
@@ -188,6 +190,8 @@ impl PartitionState {
             PartitionMsg::Tick(at) => {
                 if self.tick_at == Some(at) {
                     self.tick_at = None;
+                    let active_expire = self.shared.active_expire.load(Ordering::Relaxed);
+                    p.replica().set_active_expire(active_expire);
                     p.tick(now, lease)
                 }
             }
@@ -196,14 +200,12 @@ impl PartitionState {
             }
             PartitionMsg::Failed(_) => {}
         }
+        now
     }
 
     /// Asks for a tick when the partition next has work for one (at most one on its way: a
     /// sooner ask replaces a later one, which is then ignored).
-    fn ask_tick(&mut self, myself: &ActorRef<PartitionMsg>) {
-        let active_expire = self.shared.active_expire.load(std::sync::atomic::Ordering::Relaxed);
-        self.partition.replica().set_active_expire(active_expire);
-        let now = self.shared.clock.now().mono;
+    fn ask_tick(&mut self, myself: &ActorRef<PartitionMsg>, now: u64) {
         let at = self.partition.next_tick().map_or(now + IDLE_TICK_MS, |at| at.max(now + TICK_MS));
         if self.tick_at.is_some_and(|asked| asked <= at) {
             return;
