@@ -11,17 +11,14 @@ limit holds; refusals are in ``ACL LOG`` and rule changes in the audit log.
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 import redis
 
 from conftest import REDIS_CLI, grid_only
 from gridcluster import Cluster
+from test_http_api import api
 
 pytestmark = grid_only
 
@@ -199,22 +196,9 @@ def wait_ping(node) -> bool:
     return wait_until(ok, 10, interval=0.1)
 
 
-def http(node, method: str, path: str, user: str | None = None, password: str | None = None,
-         body=None) -> tuple[int, object]:
-    """An API call with a user's name and password (``Authorization: Basic``)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{node.http_port}/api/v1{path}",
-                                     data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if user:
-        secret = base64.b64encode(f"{user}:{password or user + '-pw'}".encode()).decode()
-        request.add_header("Authorization", f"Basic {secret}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read()
-            return response.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+def http(node, method: str, path: str, user: str, password: str | None = None, body=None):
+    """An API call as ACL user ``user`` (password ``<user>-pw`` unless given)."""
+    return api(node, method, path, body, basic=(user, password or f"{user}-pw"))
 
 
 def test_the_http_api_holds_users_to_the_same_rules(grid):

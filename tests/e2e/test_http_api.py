@@ -31,14 +31,19 @@ def node(module_pool) -> GridProcess:
     return node.start(extra_args=["--admin-token-file", str(token_path)])
 
 
-def api(node: GridProcess, method: str, path: str, body=None, token: str | None = TOKEN):
-    """(status, parsed JSON or None)."""
+def api(node: GridProcess, method: str, path: str, body=None, token: str | None = TOKEN,
+        basic: tuple[str, str] | None = None):
+    """(status, parsed JSON or None); as the ACL user ``basic`` (name, password) if given, else
+    with the admin ``token``."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{node.http_port}/api/v1{path}",
                                      data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
-    if token is not None:
+    if basic is not None:
+        secret = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {secret}")
+    elif token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
