@@ -327,36 +327,29 @@ impl Connection {
 
 impl ClientState {
     /// Takes up the latest rules of the client's user; false if the user is gone (deleted
-    /// while the client was authenticated as it: the connection closes, as in Redis).
+    /// while the client was authenticated as it: the connection closes, as in Redis; the
+    /// `default` user of a client not authenticated yet cannot be deleted).
     fn follow_acl(&mut self, acl: &Acl) -> bool {
         let version = acl.version();
         if version == self.acl_version {
             return true;
         }
         self.acl_version = version;
-        match acl.user(&self.user.name) {
-            Some(user) => {
-                self.unrestricted = user.unrestricted();
-                self.user = user;
-                true
-            }
-            None if !self.authenticated => {
-                self.user = acl.default_user();
-                self.unrestricted = self.user.unrestricted();
-                true
-            }
-            None => false,
-        }
+        acl.user(&self.user.name).map(|user| self.take_user(user)).is_some()
     }
 
     /// The client is now authenticated as `user`, counted in `slot`.
     pub fn become_user(&mut self, user: Arc<User>, slot: Slot, version: u64) {
         self.authenticated = true;
-        self.unrestricted = user.unrestricted();
         *self.view.user.lock().expect("client user lock") = user.name.clone();
-        self.user = user;
+        self.take_user(user);
         self.acl_version = version;
         self.slot = Some(slot);
+    }
+
+    fn take_user(&mut self, user: Arc<User>) {
+        self.unrestricted = user.unrestricted();
+        self.user = user;
     }
 }
 
