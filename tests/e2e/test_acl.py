@@ -16,7 +16,7 @@ import subprocess
 import pytest
 import redis
 
-from conftest import REDIS_CLI, grid_only
+from conftest import REDIS_CLI, grid_only, wait_until
 from gridcluster import Cluster
 from test_http_api import api
 
@@ -90,9 +90,12 @@ def test_sessions_are_kept_to_their_group(grid):
     assert len(shop.execute_command("SESSION.BYUSER", "erin")) == 1
     cursor, ids = shop.execute_command("SESSION.LIST", "GROUP", "shop")
     assert sid in ids
-    # A forced logout by the shop ends the shop's session of that user.
+    # A forced logout by the shop ends the shop's session of that user, as a kick.
+    kicked = lambda: shop.execute_command("SESSION.STATS", "GROUP", "shop")[b"cluster"][b"kicked"]
+    before = kicked()
     assert shop.execute_command("SESSION.KICKUSER", "erin") == 1
     assert shop.execute_command("SESSION.GET", sid) is None
+    assert wait_until(lambda: kicked() == before + 1, 10, interval=0.1)
 
 
 def test_event_feeds_and_channels_are_kept_to_their_owner(grid):
@@ -186,8 +189,6 @@ def test_a_users_connection_limit_holds(grid):
 
 
 def wait_ping(node) -> bool:
-    from conftest import wait_until
-
     def ok() -> bool:
         try:
             return node.client(username="tiny", password="tiny-pw").ping()
