@@ -393,10 +393,24 @@ impl Membership {
                     // Published at once, it listed the members cut off with the old
                     // coordinator; on the heal they merged into this side while still listed
                     // as its owners, and the merge never finished (sim seed 57063 of `serve 2`).
-                    let ready = !self.cfg.heals_splits() || self.take_over(now, &t);
+                    let ready = if self.cfg.heals_splits() {
+                        self.take_over(now, &t)
+                    } else if self.cfg.split == SplitPolicy::Deny {
+                        self.take_over_with_majority(now, &t)
+                    } else {
+                        true
+                    };
                     self.dirty |= ready;
                     answers_awaited = !ready;
                 }
+            }
+            // Under `Deny`, a table all members confirmed becomes the stable set (`publish`).
+            if self.cfg.split == SplitPolicy::Deny
+                && t.coordinator == self.me
+                && t.stable != t.members
+                && self.confirmed_by_all(&t)
+            {
+                self.dirty = true;
             }
             // A member that asked its old coordinator to let it leave and then took over
             // from it asks itself.
@@ -552,10 +566,12 @@ impl Membership {
             }
             MemberMsg::Pong { echo, epoch, coordinator, member } => {
                 self.newest_epoch_seen = self.newest_epoch_seen.max(epoch);
+                let behind = epoch <= self.epoch();
                 if let Some((_, answered)) = self.takeover.as_mut() {
                     // A member that follows a coordinator this node does not believe dead
-                    // belongs to another cluster (the other side of a split).
-                    if coordinator == self.me || self.suspects.contains(&coordinator) {
+                    // belongs to another cluster (the other side of a split); one with a newer
+                    // table knows a successor this node has not heard of.
+                    if behind && (coordinator == self.me || self.suspects.contains(&coordinator)) {
                         answered.insert(from);
                     }
                 }
@@ -671,6 +687,12 @@ impl Membership {
         echoes.get(needed - 1).map_or(0, |e| e.saturating_add(self.cfg.lease_ms))
     }
 
+    /// Under `Deny`: every member of `t`, this coordinator's current table, answered its pings
+    /// in `t`'s epoch (so every one of them follows `t`).
+    fn confirmed_by_all(&self, t: &Topology) -> bool {
+        t.members.iter().all(|m| *m == self.me || self.echoes.contains_key(m))
+    }
+
     /// Answers the pings that came while this coordinator had no lease to vouch with.
     fn grant_waiting(&mut self, epoch: Epoch, out: &mut Outbox) {
         for (m, (sent_at, their_epoch)) in std::mem::take(&mut self.ungranted) {
@@ -761,12 +783,30 @@ impl Membership {
             next.epoch = t.epoch.max(self.newest_epoch_seen).saturating_add(TAKEOVER_EPOCH_GAP);
         }
         next.epoch = next.epoch.max(self.epoch_floor.saturating_add(1));
-        let all_alive = next.members.iter().all(|m| {
-            *m == self.me
-                || self.contact.get(m).is_some_and(|at| now - at <= self.cfg.heartbeat_ms * 3)
-        });
-        if all_alive {
-            next.stable = next.members.clone();
+        match self.cfg.split {
+            SplitPolicy::Serve => {
+                let all_alive = next.members.iter().all(|m| {
+                    *m == self.me
+                        || self
+                            .contact
+                            .get(m)
+                            .is_some_and(|at| now - at <= self.cfg.heartbeat_ms * 3)
+                });
+                if all_alive {
+                    next.stable = next.members.clone();
+                }
+            }
+            // Under `Deny` the majorities of two stable sets need not overlap ({0,1,2} of five
+            // and {3,4} of {2,3,4}), so the set a lease counts changes only to the members of a
+            // table every one of them confirmed: until then, a majority of the old set is still
+            // needed, which a side cut off right after publishing does not have (sim seed 8465
+            // of `deny 2`: coordinator 3, cut off with node 4 just after hearing node 2,
+            // published {2,3,4} as stable and leased it with 4 while 0, 1, 2 took over).
+            SplitPolicy::Deny => {
+                if self.confirmed_by_all(&t) {
+                    next.stable = t.members.clone();
+                }
+            }
         }
         let next = Arc::new(next);
         info!(epoch = next.epoch, members = next.members.len(), "publishing topology");
@@ -856,6 +896,24 @@ impl Membership {
             self.suspects.insert(m);
         }
         true
+    }
+
+    /// Under `Deny`, taking over from a dead coordinator: true once a majority of the stable
+    /// set (this node included) answered this node's pings with no newer table. Evidence of
+    /// earlier contact is not enough: a node cut off with a minority, which heard the others
+    /// until just before the cut, took over, and its table (numbered past every table of the
+    /// old line) was adopted on the heal by the majority, which had moved on without it; the
+    /// acknowledged writes of that majority's tables were then read back older (sim seed 6088
+    /// of `deny 2`). Without a majority it never publishes; it follows whichever table reaches
+    /// it next.
+    fn take_over_with_majority(&mut self, now: u64, t: &Topology) -> bool {
+        let Some((_, answered)) = &self.takeover else {
+            self.takeover = Some((now, BTreeSet::new()));
+            self.next_ping = now;
+            return false;
+        };
+        let count = t.stable.iter().filter(|m| **m == self.me || answered.contains(m)).count();
+        2 * count > t.stable.len()
     }
 
     /// True if `t` is another cluster's: its coordinator is one this node's cluster removed (the
@@ -1133,6 +1191,82 @@ mod tests {
         m.receive(1025, 2, pong, &mut out);
         m.receive(1025 + 1001, 4, MemberMsg::TopologyPush(without), &mut out);
         assert_eq!(m.epoch(), 9);
+    }
+
+    fn deny(partitions: u16) -> Arc<ClusterConfig> {
+        Arc::new(ClusterConfig { partitions, split: SplitPolicy::Deny, ..ClusterConfig::default() })
+    }
+
+    fn pong(echo: u64, epoch: Epoch, coordinator: NodeId) -> MemberMsg {
+        MemberMsg::Pong { echo, epoch, coordinator, member: true }
+    }
+
+    #[test]
+    fn under_deny_a_table_becomes_the_stable_set_once_every_member_confirmed_it() {
+        let mut m = Membership::new(1, deny(1), false, None, 0);
+        let mut out = Outbox::new();
+        m.tick(0, &mut out);
+        for n in [2, 3] {
+            m.receive(
+                1,
+                n,
+                MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay },
+                &mut out,
+            );
+        }
+        m.tick(10, &mut out);
+        let joined = m.topology().unwrap().clone();
+        assert_eq!((joined.members.clone(), joined.stable.clone()), (vec![1, 2, 3], vec![1]));
+        m.receive(15, 2, pong(10, joined.epoch, 1), &mut out);
+        m.tick(20, &mut out);
+        assert_eq!(m.epoch(), joined.epoch, "node 3 has not confirmed it yet");
+        m.receive(25, 3, pong(20, joined.epoch, 1), &mut out);
+        m.tick(30, &mut out);
+        let stable = m.topology().unwrap().clone();
+        assert_eq!(stable.stable, vec![1, 2, 3]);
+        // Node 3 falls silent; node 2 keeps answering.
+        let mut now = 30;
+        while m.topology().unwrap().members.len() == 3 {
+            now += 10;
+            m.receive(now, 2, pong(now, m.epoch(), 1), &mut out);
+            m.tick(now, &mut out);
+            assert!(now < 2000, "node 3 is declared dead");
+        }
+        let shrunk = m.topology().unwrap().clone();
+        assert_eq!((shrunk.members.clone(), shrunk.stable.clone()), (vec![1, 2], vec![1, 2, 3]));
+        assert!(!m.lease_valid(now), "a majority of {{1, 2, 3}} has not confirmed {{1, 2}} yet");
+        m.receive(now + 5, 2, pong(now, shrunk.epoch, 1), &mut out);
+        assert!(m.lease_valid(now + 5));
+        m.tick(now + 10, &mut out);
+        assert_eq!(m.topology().unwrap().stable, vec![1, 2], "confirmed by all");
+    }
+
+    #[test]
+    fn under_deny_a_takeover_publishes_only_once_a_majority_answered_it() {
+        let mut m = Membership::new(2, deny(1), true, None, 0);
+        let mut out = Outbox::new();
+        let mut t = Topology::founded_by(1, 1);
+        t.members = vec![1, 2, 3, 4, 5];
+        t.stable = t.members.clone();
+        t.epoch = 5;
+        m.receive(0, 1, MemberMsg::TopologyPush(Arc::new(t)), &mut out);
+        // Nodes 3, 4 and 5 were heard just before node 2 was cut off with coordinator 1 gone:
+        // earlier contact with a majority, and nobody answering now.
+        for n in [3, 4, 5] {
+            m.receive(990, n, pong(980, 5, 1), &mut out);
+        }
+        for now in (10..=1900).step_by(10) {
+            m.tick(now, &mut out);
+        }
+        assert!(m.is_coordinator(), "node 2 takes over");
+        assert_eq!(m.epoch(), 5, "but publishes nothing without a majority answering");
+        m.receive(1905, 3, pong(1900, 5, 1), &mut out);
+        m.tick(1910, &mut out);
+        assert_eq!(m.epoch(), 5, "two of five answered");
+        m.receive(1915, 5, pong(1910, 5, 2), &mut out);
+        m.tick(1920, &mut out);
+        let taken = m.topology().unwrap();
+        assert!(taken.epoch > 5 && taken.coordinator == 2, "three of five answered");
     }
 
     #[test]
