@@ -544,14 +544,23 @@ impl World {
     fn send(&mut self, from_index: usize, from: NodeId, to: NodeId, msg: Msg) {
         let Some(&to_index) = self.index.get(&to) else { return };
         self.report.messages += 1;
-        if self.cut.contains_key(&(from_index, to_index)) || self.rng.random_bool(self.cfg.drop) {
+        if self.rng.random_bool(self.cfg.drop) {
             return;
+        }
+        // Across a cut link a message is lost, or (a stalled TCP stream) delivered once the
+        // link is back: seconds late, after its sender has given up on it.
+        let mut sent = self.now;
+        if let Some(&until) = self.cut.get(&(from_index, to_index)) {
+            if self.rng.random_bool(0.5) {
+                return;
+            }
+            sent = until;
         }
         let copies = if self.rng.random_bool(self.cfg.duplicate) { 2 } else { 1 };
         let incarnation = self.nodes[to_index].incarnation;
         for _ in 0..copies {
             let (lo, hi) = self.cfg.delay_ms;
-            let at = self.now + self.rng.random_range(lo..=hi);
+            let at = sent + self.rng.random_range(lo..=hi);
             self.at(at, Event::Deliver { to: to_index, incarnation, from, msg: msg.clone() });
         }
     }
@@ -802,7 +811,7 @@ impl World {
                 self.nodes[victim].paused_until = until;
                 self.at(until, Event::Unpause(victim));
             }
-            60..85 if self.cluster.split == SplitPolicy::Deny => {
+            60..72 if self.cluster.split == SplitPolicy::Deny => {
                 self.isolate(victim);
             }
             60..72 if self.cfg.serve_splits => {
@@ -813,10 +822,18 @@ impl World {
             60..85 => {
                 self.report.cuts += 1;
                 let other = (victim + self.rng.random_range(1..n)) % n;
-                let until = self.now + self.rng.random_range(50..600);
-                self.fault_log.push((self.now, format!("cut {victim}-{other} until {until}")));
+                // Under `deny` a cut may outlast the failure timeout: nothing may then serve
+                // stale data (under `serve` that is a split, the `isolate` fault's business).
+                let longest = if self.cluster.split == SplitPolicy::Deny { 2500 } else { 600 };
+                let until = self.now + self.rng.random_range(50..longest);
+                // Half the cuts go one way only: `other` stops hearing `victim`.
+                let one_way = self.rng.random_bool(0.5);
+                let what = if one_way { "one-way cut" } else { "cut" };
+                self.fault_log.push((self.now, format!("{what} {victim}-{other} until {until}")));
                 self.cut.insert((victim, other), until);
-                self.cut.insert((other, victim), until);
+                if !one_way {
+                    self.cut.insert((other, victim), until);
+                }
                 self.at(until, Event::Uncut(victim, other));
             }
             85..92 => {

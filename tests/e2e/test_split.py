@@ -11,9 +11,6 @@ Needs CAP_NET_ADMIN (``ip netns``); skipped where namespaces cannot be created.
 
 from __future__ import annotations
 
-import os
-import random
-import shutil
 import subprocess
 import time
 
@@ -22,57 +19,7 @@ import redis
 
 from conftest import GridProcess, make_client, wait_until
 from gridcluster import SECRET, Cluster, info
-
-IP = shutil.which("ip") or "/usr/sbin/ip"
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=30)
-
-
-class Net:
-    """A bridge in this namespace and one namespace per node, each linked to the bridge."""
-
-    def __init__(self, size: int):
-        tag = f"{os.getpid() % 1000}{random.randrange(100, 999)}"
-        self.subnet = f"10.{random.randrange(64, 250)}.{random.randrange(1, 250)}"
-        self.bridge = f"sgbr{tag}"
-        self.namespaces = [f"sg{tag}n{i}" for i in range(size)]
-        self.links = [f"sg{tag}h{i}" for i in range(size)]
-        try:
-            self._build()
-        except subprocess.CalledProcessError:
-            self.close()
-            raise
-
-    def _build(self) -> None:
-        sh(IP, "link", "add", self.bridge, "type", "bridge")
-        sh(IP, "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
-        sh(IP, "link", "set", self.bridge, "up")
-        for i, (ns, host) in enumerate(zip(self.namespaces, self.links)):
-            sh(IP, "netns", "add", ns)
-            sh(IP, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            sh(IP, "link", "set", host, "master", self.bridge)
-            sh(IP, "link", "set", host, "up")
-            sh(IP, "-n", ns, "addr", "add", f"{self.address(i)}/24", "dev", "eth0")
-            sh(IP, "-n", ns, "link", "set", "eth0", "up")
-            sh(IP, "-n", ns, "link", "set", "lo", "up")
-
-    def address(self, i: int) -> str:
-        return f"{self.subnet}.{10 + i}"
-
-    def cut(self, i: int) -> None:
-        sh(IP, "link", "set", self.links[i], "down")
-
-    def heal(self, i: int) -> None:
-        sh(IP, "link", "set", self.links[i], "up")
-
-    def close(self) -> None:
-        for ns in self.namespaces:
-            sh(IP, "netns", "del", ns, check=False)
-        for host in self.links:
-            sh(IP, "link", "del", host, check=False)
-        sh(IP, "link", "del", self.bridge, check=False)
+from netns import IP, Net, available, sh
 
 
 class NetnsNode(GridProcess):
@@ -134,10 +81,9 @@ class NetnsCluster(Cluster):
 
 @pytest.fixture
 def net():
-    probe = f"sgprobe{os.getpid()}"
-    if not os.access(IP, os.X_OK) or sh(IP, "netns", "add", probe, check=False).returncode != 0:
-        pytest.skip("network namespaces cannot be created here (needs iproute2 and CAP_NET_ADMIN)")
-    sh(IP, "netns", "del", probe, check=False)
+    why_not = available()
+    if why_not:
+        pytest.skip(why_not)
     try:
         n = Net(3)
     except subprocess.CalledProcessError as e:

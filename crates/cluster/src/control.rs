@@ -251,7 +251,9 @@ impl<D: NodeStore> Control<D> {
                 let id = MERGE_ID_BIT | self.next_merge_id;
                 self.next_merge_id += 1;
                 let op = Op::Merge(Box::new(item.entry.clone()));
-                let msg = Msg::Request { id, epoch: target.epoch, key: item.key.clone(), op };
+                let expires_at = now.wall.saturating_add(self.cfg.request_timeout_ms);
+                let (epoch, key) = (target.epoch, item.key.clone());
+                let msg = Msg::Request { id, epoch, expires_at, key, op };
                 self.out.push(ControlOutput::Send(primary, msg));
                 push.sent(id, item, now.mono);
                 continue;

@@ -156,10 +156,12 @@ pub enum Intent {
 pub enum Msg {
     /// Membership and topologies: for the receiver's control.
     Membership(MemberMsg),
-    /// A client request forwarded to the partition's primary.
-    Request { id: u64, epoch: Epoch, key: Bytes, op: Op },
+    /// A client request forwarded to the partition's primary. The sender gives up on it at
+    /// `expires_at` (its wall clock, unix ms): delivered later (a stream that stalled through a
+    /// network cut delivers what it held once the link is back), it is not run.
+    Request { id: u64, epoch: Epoch, expires_at: u64, key: Bytes, op: Op },
     /// A whole-partition request forwarded to the partition's primary.
-    Query { id: u64, epoch: Epoch, partition: PartitionId, query: Query },
+    Query { id: u64, epoch: Epoch, expires_at: u64, partition: PartitionId, query: Query },
     /// The answer to a [`Msg::Request`] or [`Msg::Query`], for the request waiting for it.
     Response { id: u64, result: Result<Reply, Refusal> },
     /// Replication of one partition between its primary and the nodes that hold it.

@@ -78,11 +78,14 @@ impl Work {
         }
     }
 
-    /// The message that forwards it to the primary, routed by topology `epoch`.
-    pub fn forward(self, id: u64, epoch: Epoch) -> Msg {
+    /// The message that forwards it to the primary, routed by topology `epoch`, given up on
+    /// at `expires_at` (wall clock).
+    pub fn forward(self, id: u64, epoch: Epoch, expires_at: u64) -> Msg {
         match self {
-            Work::Op { key, op } => Msg::Request { id, epoch, key, op },
-            Work::Query { partition, query } => Msg::Query { id, epoch, partition, query },
+            Work::Op { key, op } => Msg::Request { id, epoch, expires_at, key, op },
+            Work::Query { partition, query } => {
+                Msg::Query { id, epoch, expires_at, partition, query }
+            }
         }
     }
 }
@@ -239,7 +242,8 @@ impl<D: NodeStore> Node<D> {
             Route::Remote { primary, epoch } => {
                 let id = self.next_forward;
                 self.next_forward += 1;
-                let msg = req.work.clone().forward(id, epoch);
+                let expires_at = now.wall.saturating_add(self.cfg.request_timeout_ms);
+                let msg = req.work.clone().forward(id, epoch, expires_at);
                 self.out.push(Output::Send(primary, msg));
                 self.forwards.insert(id, (req, now.mono, primary));
             }
@@ -296,15 +300,15 @@ impl<D: NodeStore> Node<D> {
     pub fn receive(&mut self, now: Now, from: NodeId, msg: Msg) {
         let lease = self.control.lease();
         match msg {
-            Msg::Request { id, epoch, key, op } => {
+            Msg::Request { id, epoch, expires_at, key, op } => {
                 let p = partition_of(&key, self.cfg.partitions);
-                let origin = Origin::Remote { node: from, id };
+                let origin = Origin::Remote { node: from, id, expires_at };
                 self.partitions[p as usize].request(now, lease, origin, epoch, key, op);
                 self.collect_partition(now, p as usize);
             }
-            Msg::Query { id, epoch, partition, query } => {
+            Msg::Query { id, epoch, expires_at, partition, query } => {
                 let Some(i) = self.index(partition) else { return };
-                let origin = Origin::Remote { node: from, id };
+                let origin = Origin::Remote { node: from, id, expires_at };
                 self.partitions[i].query(now, lease, origin, epoch, query);
                 self.collect_partition(now, i);
             }

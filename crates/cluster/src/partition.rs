@@ -176,7 +176,7 @@ impl<S: PartitionStore> Partition<S> {
         key: Bytes,
         op: Op,
     ) {
-        if !self.first_time(origin) {
+        if !self.first_time(now, origin) {
             return;
         }
         self.pull_if_behind(origin, epoch, lease);
@@ -191,7 +191,7 @@ impl<S: PartitionStore> Partition<S> {
 
     /// A whole-partition query, like [`Partition::request`].
     pub fn query(&mut self, now: Now, lease: Lease, origin: Origin, epoch: Epoch, query: Query) {
-        if !self.first_time(origin) {
+        if !self.first_time(now, origin) {
             return;
         }
         self.pull_if_behind(origin, epoch, lease);
@@ -206,11 +206,24 @@ impl<S: PartitionStore> Partition<S> {
 
     /// False for a forwarded request this partition has taken before, refused or run: its
     /// requester has the answer, or will time out (a refused one was sent again under a new
-    /// id). A duplicate is dropped without a word.
-    fn first_time(&mut self, origin: Origin) -> bool {
+    /// id). A duplicate is dropped without a word. Also false for one come after its sender
+    /// gave up on it (`expires_at`): run then, an old write would overwrite what was
+    /// acknowledged since (a stream stalled by a network cut delivers everything it held when
+    /// the link comes back, seconds late).
+    fn first_time(&mut self, now: Now, origin: Origin) -> bool {
         match origin {
             Origin::Local(_) => true,
-            Origin::Remote { node, id } => {
+            Origin::Remote { node, id, expires_at } if now.wall > expires_at => {
+                metrics::counter!("sessiongrid_requests_late_total").increment(1);
+                tracing::debug!(
+                    partition = self.p,
+                    from = node,
+                    id,
+                    "a request come too late; dropped"
+                );
+                false
+            }
+            Origin::Remote { node, id, .. } => {
                 let first = self.seen.first_time(node, id);
                 if !first {
                     metrics::counter!("sessiongrid_requests_duplicate_total").increment(1);
@@ -239,7 +252,7 @@ impl<S: PartitionStore> Partition<S> {
         match origin {
             Origin::Local(id) => self.out.push(PartitionOutput::Reply(id, Err(why))),
             // A peer retries elsewhere on any "not here" answer.
-            Origin::Remote { node, id } => {
+            Origin::Remote { node, id, .. } => {
                 let result = Err(Refusal::NotPrimary);
                 self.out.push(PartitionOutput::Send(node, Msg::Response { id, result }))
             }
@@ -320,7 +333,7 @@ impl<S: PartitionStore> Partition<S> {
                 Effect::Reply(Origin::Local(id), result) => {
                     self.out.push(PartitionOutput::Reply(id, result))
                 }
-                Effect::Reply(Origin::Remote { node, id }, result) => {
+                Effect::Reply(Origin::Remote { node, id, .. }, result) => {
                     self.out.push(PartitionOutput::Send(node, Msg::Response { id, result }))
                 }
                 Effect::Publish(events) => self.publish(events),
@@ -366,7 +379,7 @@ mod tests {
         let (mut p, t, lease, now) = primary_alone();
         let key = Bytes::from_static(b"counter");
         let incr = || Op::IncrBy { delta: 1 };
-        let from_peer = Origin::Remote { node: 9, id: 41 };
+        let from_peer = Origin::Remote { node: 9, id: 41, expires_at: u64::MAX };
         p.request(now, lease, from_peer, t.epoch, key.clone(), incr());
         p.request(now, lease, from_peer, t.epoch, key.clone(), incr());
         let answers = p
@@ -375,7 +388,8 @@ mod tests {
             .filter(|o| matches!(o, PartitionOutput::Send(9, Msg::Response { id: 41, .. })))
             .count();
         assert_eq!(answers, 1, "the copy is dropped without an answer");
-        p.request(now, lease, Origin::Remote { node: 9, id: 42 }, t.epoch, key.clone(), incr());
+        let other = Origin::Remote { node: 9, id: 42, expires_at: u64::MAX };
+        p.request(now, lease, other, t.epoch, key.clone(), incr());
         p.request(now, lease, Origin::Local(1), t.epoch, key, Op::Get);
         let got = p.take_outputs().into_iter().find_map(|o| match o {
             PartitionOutput::Reply(1, result) => Some(result),

@@ -43,7 +43,13 @@ use crate::Now;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
     Local(u64),
-    Remote { node: NodeId, id: u64 },
+    /// Forwarded by `node` as its request `id`; it gives up at `expires_at` (its wall clock,
+    /// unix ms), and the request is not run after that.
+    Remote {
+        node: NodeId,
+        id: u64,
+        expires_at: u64,
+    },
 }
 
 #[derive(Debug)]

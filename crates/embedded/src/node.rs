@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sessiongrid_cluster::config::Faults;
 use sessiongrid_cluster::{ClusterConfig, SplitPolicy};
 use sessiongrid_doors::http::HttpContext;
 use sessiongrid_doors::redis::acl::Acl;
@@ -245,8 +246,23 @@ fn cluster_config(config: &NodeConfig) -> ClusterConfig {
             WhenSplit::Deny => SplitPolicy::Deny,
         },
         lite: config.lite,
+        faults: planted_defects(),
         ..ClusterConfig::default()
     }
+}
+
+/// Defects switched on by `SESSIONGRID_PLANT_DEFECT` (`ack-before-backups`), to show that a
+/// checker run against real nodes (`tests/chaos/`) finds them. Never set it on a node that
+/// holds data anyone needs.
+fn planted_defects() -> Faults {
+    let planted = std::env::var("SESSIONGRID_PLANT_DEFECT").unwrap_or_default();
+    let faults = Faults { ack_before_backups: planted == "ack-before-backups" };
+    if faults.ack_before_backups {
+        warn!("SESSIONGRID_PLANT_DEFECT: writes are acknowledged before their backups have them");
+    } else if !planted.is_empty() {
+        warn!(planted, "SESSIONGRID_PLANT_DEFECT names no known defect; none planted");
+    }
+    faults
 }
 
 /// Joins (or founds) a cluster over libp2p.

@@ -237,7 +237,8 @@ impl Shared {
     async fn forward(&self, primary: NodeId, epoch: u64, work: &Work) -> Result<Reply, Refusal> {
         self.forwarded.increment(1);
         let (id, rx) = self.forwards.register();
-        self.transport.send(primary, work.clone().forward(id, epoch));
+        let expires_at = self.clock.now().wall.saturating_add(self.cfg.request_timeout_ms);
+        self.transport.send(primary, work.clone().forward(id, epoch, expires_at));
         let mut view = self.view.subscribe();
         let timeout = tokio::time::sleep(Duration::from_millis(self.cfg.request_timeout_ms));
         tokio::pin!(timeout, rx);

@@ -168,14 +168,15 @@ impl PartitionState {
                 }
             }
             PartitionMsg::Peer { from, msg } => match msg {
-                Msg::Request { id, epoch, key, op } => {
+                Msg::Request { id, epoch, expires_at, key, op } => {
                     let _span =
                         debug_span!("partition_op", partition = p.id(), op = op.name(), from)
                             .entered();
-                    p.request(now, lease, Origin::Remote { node: from, id }, epoch, key, op)
+                    let origin = Origin::Remote { node: from, id, expires_at };
+                    p.request(now, lease, origin, epoch, key, op)
                 }
-                Msg::Query { id, epoch, query, .. } => {
-                    p.query(now, lease, Origin::Remote { node: from, id }, epoch, query)
+                Msg::Query { id, epoch, expires_at, query, .. } => {
+                    p.query(now, lease, Origin::Remote { node: from, id, expires_at }, epoch, query)
                 }
                 Msg::Replica { epoch, body, .. } => p.receive(now, lease, from, epoch, body),
                 Msg::Response { .. }

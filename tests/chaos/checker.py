@@ -1,0 +1,230 @@
+"""The history of a chaos run and the rules it must keep.
+
+Times are ``time.monotonic()`` of the one process that ran every client, so they compare. A
+write that got an error or no answer may or may not have taken effect ("unknown"); the rules
+allow either, never a value older than the last acknowledged one:
+
+* **Registers** (each key written by one client, in order, every write a unique value or a
+  delete): a read returns the value of the last write acknowledged before the read started, or
+  of a later write issued before the read ended (acknowledged or not). The final read, through
+  every node once the cluster has settled, is held to the same rule.
+* **Counters** (INCR by one client): every answer is above the previous one and between the
+  increments acknowledged and those sent so far; the final value too.
+* **Compare-and-set** (``SESSION.SET IFVERSION`` of counter ``n`` in shared sessions): no two
+  acknowledged sets wrote the same ``n`` (one of them lost the other's update), and a read
+  never returns less than an ``n`` acknowledged before it started; the session never vanishes.
+* **Logins with MAX 1**: once the faults stop, no user has two live sessions on any node.
+* **Rotation**: a rotated-away id never reads as a session again, and the new id keeps the
+  attribute written before the rotation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Write:
+    n: int
+    value: str | None
+    start: float
+    end: float
+    acked: bool
+
+
+@dataclass
+class Report:
+    operations: dict
+    violations: list[str] = field(default_factory=list)
+
+
+class History:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.t0 = time.monotonic()
+        self.writes: dict[str, dict[int, Write]] = {}
+        self.reads: list[tuple[str, str | None, float, float, bool, int]] = []
+        self.incrs: dict[str, list[tuple[int, int | None]]] = {}
+        self.counters_final: list[tuple[str, int]] = []
+        self.shared: list[str] = []
+        self.cas_sets: list[tuple[str, int, float, float, bool]] = []
+        self.session_reads: list[tuple[str, int | None, float, float, bool]] = []
+        self.logins: list[tuple[str, int, int]] = []
+        self.rotated_ids: list[tuple[str, str, str, float]] = []
+        self.old_reads: list[tuple[str, bool, float]] = []
+        self.rotations_final: list[tuple[str, str, str, bool, str | None]] = []
+        self.counts = {"total": 0, "ok": 0, "failed": 0}
+        self.extra: list[str] = []
+        self.fault_log: list[tuple[float, str]] = []
+
+    def _count(self, ok: bool) -> None:
+        with self.lock:
+            self.counts["total"] += 1
+            self.counts["ok" if ok else "failed"] += 1
+
+    # -- recording --------------------------------------------------------------------------
+
+    def write(self, key: str, n: int, value: str | None, start: float, end: float, acked) -> None:
+        self._count(bool(acked))
+        with self.lock:
+            self.writes.setdefault(key, {})[n] = Write(n, value, start, end, bool(acked))
+
+    def read(self, key: str, value, start: float, end: float, final: bool = False,
+             node: int = -1) -> None:
+        self._count(True)
+        with self.lock:
+            self.reads.append((key, value, start, end, final, node))
+
+    def incr(self, key: str, sent: int, reply: int | None) -> None:
+        self._count(reply is not None)
+        with self.lock:
+            self.incrs.setdefault(key, []).append((sent, reply))
+
+    def final_counter(self, key: str, value: int) -> None:
+        self.counters_final.append((key, value))
+
+    def shared_sessions(self, ids: list[str]) -> None:
+        self.shared = list(ids)
+
+    def cas(self, sid: str, n: int, start: float, end: float, acked: bool) -> None:
+        self._count(acked)
+        with self.lock:
+            self.cas_sets.append((sid, n, start, end, acked))
+
+    def session_read(self, sid: str, n: int | None, start: float, end: float,
+                     final: bool = False) -> None:
+        self._count(True)
+        with self.lock:
+            self.session_reads.append((sid, n, start, end, final))
+
+    def op(self, what: str, ok: bool) -> None:
+        self._count(ok)
+
+    def logged_in(self, user: str, live: int, node: int) -> None:
+        self.logins.append((user, live, node))
+
+    def rotated(self, old: str, new: str, token: str, at: float) -> None:
+        self._count(True)
+        with self.lock:
+            self.rotated_ids.append((old, new, token, at))
+
+    def old_id_read(self, old: str, found: bool, start: float) -> None:
+        self._count(True)
+        with self.lock:
+            self.old_reads.append((old, found, start))
+
+    def rotations(self) -> list[tuple[str, str, str]]:
+        return [(old, new, token) for old, new, token, _ in self.rotated_ids]
+
+    def rotation_final(self, old: str, new: str, token: str, gone: bool, cart) -> None:
+        self.rotations_final.append((old, new, token, gone, cart))
+
+    def register_keys(self) -> list[str]:
+        return sorted(self.writes)
+
+    def counter_keys(self) -> list[str]:
+        return sorted(self.incrs)
+
+    def violation(self, what: str) -> None:
+        self.extra.append(what)
+
+    def fault(self, at: float, what: str) -> None:
+        self.fault_log.append((at, what))
+
+
+def check(h: History) -> Report:
+    report = Report(operations=dict(h.counts))
+    v = report.violations
+    v.extend(h.extra)
+    _registers(h, v)
+    _counters(h, v)
+    _cas(h, v)
+    for user, live, node in h.logins:
+        if live > 1:
+            v.append(f"user {user} has {live} live sessions on node {node} (MAX 1)")
+    for old, found, start in h.old_reads:
+        if found:
+            v.append(f"rotated-away session {old} read back as live at t={start - h.t0:.3f}s")
+    for old, new, token, gone, cart in h.rotations_final:
+        if not gone:
+            v.append(f"rotated-away session {old} is live again at the end")
+        if cart != token:
+            v.append(f"session {new}, rotated from {old}: cart {cart!r}, acknowledged {token!r}")
+    return report
+
+
+def partition(key: str, partitions: int = 256) -> int:
+    """The key's partition: CRC16 (XMODEM, as Redis Cluster) of the key or its {tag}."""
+    k = key.encode()
+    start = k.find(b"{")
+    if start >= 0:
+        end = k.find(b"}", start + 1)
+        if end > start + 1:
+            k = k[start + 1:end]
+    crc = 0
+    for byte in k:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc % partitions
+
+
+def _registers(h: History, v: list[str]) -> None:
+    for key, value, start, end, final, node in h.reads:
+        writes = h.writes.get(key, {})
+        acked = [w.n for w in writes.values() if w.acked and w.end < start]
+        floor = max(acked, default=0)
+        # Writes the read may see: the last acknowledged one and any later one already sent.
+        allowed = [w for w in writes.values() if w.n >= floor and w.start < end]
+        if value is None:
+            ok = floor == 0 or any(w.value is None for w in allowed)
+        else:
+            ok = any(w.value == value for w in allowed)
+        if not ok:
+            last = writes.get(floor)
+            want = last.value if last else None
+            when = "final read" if final else f"t={start - h.t0:.3f}s"
+            acked_at = f" (acknowledged at t={last.end - h.t0:.3f}s)" if last else ""
+            v.append(f"{key} (partition {partition(key)}): {when} read {value!r} through node "
+                     f"{node}; the last acknowledged "
+                     f"write (#{floor}) wrote {want!r}{acked_at}")
+
+
+def _counters(h: History, v: list[str]) -> None:
+    for key, answers in h.incrs.items():
+        acked = sent = previous = 0
+        for n, reply in answers:
+            sent = n
+            if reply is None:
+                continue
+            acked += 1
+            if not (acked <= reply <= sent) or reply <= previous:
+                v.append(f"{key}: INCR #{n} answered {reply} after {previous}, with {acked} "
+                         f"acknowledged of {sent} sent")
+            previous = reply
+        for k, final in h.counters_final:
+            if k == key and not (acked <= final <= sent):
+                v.append(f"{key}: final value {final}, with {acked} increments acknowledged "
+                         f"of {sent} sent")
+
+
+def _cas(h: History, v: list[str]) -> None:
+    seen: dict[tuple[str, int], int] = {}
+    for sid, n, _start, _end, acked in h.cas_sets:
+        if acked:
+            seen[(sid, n)] = seen.get((sid, n), 0) + 1
+    for (sid, n), times in seen.items():
+        if times > 1:
+            v.append(f"session {sid}: {times} acknowledged IFVERSION sets wrote n={n} "
+                     f"(an update was lost)")
+    for sid, n, start, _end, final in h.session_reads:
+        floor = max((m for s, m, _, end, acked in h.cas_sets
+                     if s == sid and acked and end < start), default=0)
+        when = "final read" if final else f"t={start - h.t0:.3f}s"
+        if n is None:
+            v.append(f"session {sid} vanished ({when})")
+        elif n < floor:
+            v.append(f"session {sid}: {when} read n={n}, below the acknowledged n={floor}")
