@@ -547,14 +547,11 @@ impl World {
         if self.rng.random_bool(self.cfg.drop) {
             return;
         }
-        // Across a cut link a message is lost or, under `deny`, possibly (a stalled TCP stream)
-        // delivered once the link is back: seconds late, after its sender has given up on it.
-        // (Under `serve` late delivery across a healed split still breaks merges: seed 493 of
-        // `serve 2` loses a write acknowledged by the minority; not modelled there yet.)
+        // Across a cut link a message is lost or (a stalled TCP stream) delivered once the link
+        // is back: seconds late, after its sender has given up on it.
         let mut sent = self.now;
         if let Some(&until) = self.cut.get(&(from_index, to_index)) {
-            let late = self.cluster.split == SplitPolicy::Deny && self.rng.random_bool(0.5);
-            if !late {
+            if !self.rng.random_bool(0.5) {
                 return;
             }
             sent = until;

@@ -182,9 +182,9 @@ class Run:
 
     # -- faults -----------------------------------------------------------------------------
 
-    def fault(self, what: str) -> None:
+    def fault(self, kind: str, what: str) -> None:
         at = time.monotonic() - self.history.t0
-        self.faults.append((at, what))
+        self.faults.append((at, kind))
         self.history.fault(at, what)
         log(f"fault at t={at:.1f}s: {what}")
 
@@ -198,57 +198,57 @@ class Run:
         hold = rng.uniform(2, 8)
         node = self.nodes[a]
         if kind == "kill":
-            self.fault(f"kill -9 node {a}, restart after {hold:.1f}s")
+            self.fault(kind, f"kill -9 node {a}, restart after {hold:.1f}s")
             node.kill()
             time.sleep(hold)
             node.restart()
         elif kind == "pause":
             hold = rng.uniform(0.5, 10)
-            self.fault(f"pause node {a} for {hold:.1f}s")
+            self.fault(kind, f"pause node {a} for {hold:.1f}s")
             node.signal(signal.SIGSTOP)
             time.sleep(hold)
             node.signal(signal.SIGCONT)
         elif kind == "cut":
-            self.fault(f"cut nodes {a} and {b} apart for {hold:.1f}s")
+            self.fault(kind, f"cut nodes {a} and {b} apart for {hold:.1f}s")
             self.net.drop(a, b)
             self.net.drop(b, a)
             time.sleep(hold)
             self.net.clear(a)
             self.net.clear(b)
         elif kind == "one-way":
-            self.fault(f"node {b} stops hearing node {a} for {hold:.1f}s")
+            self.fault(kind, f"node {b} stops hearing node {a} for {hold:.1f}s")
             self.net.drop(a, b)
             time.sleep(hold)
             self.net.clear(b)
         elif kind == "isolate":
-            self.fault(f"node {a} cut off from everyone for {hold:.1f}s")
+            self.fault(kind, f"node {a} cut off from everyone for {hold:.1f}s")
             self.net.cut(a)
             time.sleep(hold)
             self.net.heal(a)
         elif kind == "loss":
             percent = rng.choice([10, 20, 30, 50])
-            self.fault(f"node {a} loses {percent}% of packets for {hold:.1f}s")
+            self.fault(kind, f"node {a} loses {percent}% of packets for {hold:.1f}s")
             self.net.loss(a, percent)
             time.sleep(hold)
             self.net.clear(a)
         elif kind == "disk-full":
-            self.fault(f"node {a}'s disk full for {hold:.1f}s")
+            self.fault(kind, f"node {a}'s disk full for {hold:.1f}s")
             node.fill()
             time.sleep(hold)
             node.unfill()
             self.probe_writes(f"node {a}'s disk had space again")
         else:
-            self.fault(f"node {a} restarted with its data directory lost")
+            self.fault(kind, f"node {a} restarted with its data directory lost")
             node.kill()
             node.wipe()
             node.restart()
         log(f"healed at t={time.monotonic() - self.history.t0:.1f}s")
         if not node.running():
-            self.fault(f"node {a} exited (code {node.proc.returncode}); restarted")
+            self.fault("exited", f"node {a} exited (code {node.proc.returncode}); restarted")
             node.restart()
         if not self.wait_settled():
             self.history.violation(f"the cluster did not settle within {SETTLE_S}s after: "
-                                   f"{self.faults[-1][1]}")
+                                   f"{self.history.fault_log[-1][1]}")
             self.heal_all()
             self.wait_settled(SETTLE_S)
 
@@ -395,27 +395,33 @@ class Run:
     def read_back(self, shared: list[str]) -> None:
         """Every key and session through every node, once the cluster has settled."""
         for i, node in enumerate(self.nodes):
-            c = redis.Redis(host=node.host, port=RESP, socket_timeout=5, decode_responses=True)
-            c3 = redis.Redis(host=node.host, port=RESP, socket_timeout=5, decode_responses=True,
-                             protocol=3)
-            for key in self.history.register_keys():
-                start = time.monotonic()
-                self.history.read(key, c.get(key), start, time.monotonic(), final=True, node=i)
-            for counter in self.history.counter_keys():
-                self.history.final_counter(counter, int(c.get(counter) or 0))
-            for sid in shared:
-                start = time.monotonic()
-                s = c3.execute_command("SESSION.GET", sid, "NOTOUCH")
-                n = None if s is None else int(s["attributes"]["n"][1])
-                self.history.session_read(sid, n, start, time.monotonic(), final=True)
-            for user in (f"user{u}" for u in range(4)):
-                live = c3.execute_command("SESSION.BYUSER", user)
-                self.history.logged_in(user, len(live), node=i)
-            for old, new, token in self.history.rotations():
-                gone = c3.execute_command("SESSION.GET", old, "NOTOUCH") is None
-                s = c3.execute_command("SESSION.GET", new, "NOTOUCH")
-                cart = None if s is None else s["attributes"].get("cart", [None, None])[1]
-                self.history.rotation_final(old, new, token, gone, cart)
+            try:
+                self.read_back_through(i, node, shared)
+            except (redis.RedisError, OSError) as e:
+                self.history.violation(f"node {i} failed the final reads: {e}")
+
+    def read_back_through(self, i: int, node: Node, shared: list[str]) -> None:
+        c = redis.Redis(host=node.host, port=RESP, socket_timeout=5, decode_responses=True)
+        c3 = redis.Redis(host=node.host, port=RESP, socket_timeout=5, decode_responses=True,
+                         protocol=3)
+        for key in self.history.register_keys():
+            start = time.monotonic()
+            self.history.read(key, c.get(key), start, time.monotonic(), final=True, node=i)
+        for counter in self.history.counter_keys():
+            self.history.final_counter(counter, int(c.get(counter) or 0))
+        for sid in shared:
+            start = time.monotonic()
+            s = c3.execute_command("SESSION.GET", sid, "NOTOUCH")
+            n = None if s is None else int(s["attributes"]["n"][1])
+            self.history.session_read(sid, n, start, time.monotonic(), final=True)
+        for user in (f"user{u}" for u in range(4)):
+            live = c3.execute_command("SESSION.BYUSER", user)
+            self.history.logged_in(user, len(live), node=i)
+        for old, new, token in self.history.rotations():
+            gone = c3.execute_command("SESSION.GET", old, "NOTOUCH") is None
+            s = c3.execute_command("SESSION.GET", new, "NOTOUCH")
+            cart = None if s is None else s["attributes"].get("cart", [None, None])[1]
+            self.history.rotation_final(old, new, token, gone, cart)
 
     def go(self) -> int:
         log(f"forming a cluster of {self.n} in {self.root}")
@@ -446,9 +452,7 @@ class Run:
         self.read_back(shared)
         report = check(self.history)
         kinds: dict[str, int] = {}
-        for _, what in self.faults:
-            kind = what.split(" for ")[0].split(",")[0]
-            kind = " ".join(w for w in kind.split() if not w.isdigit())
+        for _, kind in self.faults:
             kinds[kind] = kinds.get(kind, 0) + 1
         print(json.dumps({"seed": self.args.seed, "minutes": self.args.minutes,
                           "nodes": self.n, "split": self.split, "planted": self.plant,

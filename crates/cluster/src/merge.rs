@@ -79,16 +79,28 @@ impl Push {
     }
 
     /// The next entry to send, with the primary to send it to; entries of partitions without a
-    /// live owner over there are dropped.
+    /// live owner over there are dropped. An entry of a partition whose primary is this node in
+    /// a table of the other side that still counts this node as a member waits for a newer
+    /// table: that one is from before the other side declared this node dead (a stream stalled
+    /// by the split delivers it late), and dropped, the entry would be lost when this node joins
+    /// the other side and lets its copy go (sim seed 493 of `serve 2`).
     pub fn next_send(&mut self, target: &Topology, me: NodeId) -> Option<(Item, NodeId)> {
+        let mut waiting = Vec::new();
+        let mut next = None;
         while let Some(item) = self.queued.pop_front() {
-            let primary =
-                target.primary(item.partition).filter(|n| *n != me && target.is_member(*n));
-            if let Some(primary) = primary {
-                return Some((item, primary));
+            match target.primary(item.partition) {
+                Some(n) if n == me && target.is_member(me) => waiting.push(item),
+                Some(n) if target.is_member(n) => {
+                    next = Some((item, n));
+                    break;
+                }
+                _ => {}
             }
         }
-        None
+        for item in waiting.into_iter().rev() {
+            self.queued.push_front(item);
+        }
+        next
     }
 
     pub fn sent(&mut self, id: u64, item: Item, now: u64) {
@@ -113,5 +125,55 @@ impl Push {
         for id in late {
             self.answered(id, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessiongrid_model::Value;
+
+    fn row(key: &'static str) -> (Bytes, Entry) {
+        (Bytes::from_static(key.as_bytes()), Entry::new(Value::Str(Bytes::from_static(b"v"))))
+    }
+
+    /// A two-partition table of coordinator 1: partition 0's primary is `p0`, 1's is `p1`.
+    fn table(members: Vec<NodeId>, p0: NodeId, p1: NodeId) -> Topology {
+        let mut t = Topology::founded_by(1, 2);
+        t.members = members;
+        t.partitions[0].owners = vec![p0];
+        t.partitions[1].owners = vec![p1];
+        t
+    }
+
+    #[test]
+    fn an_entry_waits_while_the_other_sides_table_still_makes_this_node_its_primary() {
+        let me = 7;
+        let mut push = Push::new(vec![0, 1], 0);
+        push.read(0, vec![row("a")], None);
+        push.read(1, vec![row("b")], None);
+        // A table of the other side from before it declared node 7 dead: 7 is a member and
+        // partition 0's primary there.
+        let stale = table(vec![1, 7], me, 1);
+        let (sent, to) = push.next_send(&stale, me).expect("partition 1 goes to node 1");
+        assert_eq!((sent.key.as_ref(), to), (&b"b"[..], 1));
+        assert!(push.next_send(&stale, me).is_none(), "partition 0 waits");
+        assert!(!push.is_done());
+        // Its newer table has node 1 as partition 0's primary.
+        let newer = table(vec![1], 1, 1);
+        let (sent, to) = push.next_send(&newer, me).expect("partition 0 goes now");
+        assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 1));
+    }
+
+    #[test]
+    fn an_entry_of_a_partition_the_other_side_waits_for_this_node_with_is_not_pushed() {
+        let me = 7;
+        let mut push = Push::new(vec![0], 0);
+        push.read(0, vec![row("a")], None);
+        // Node 7 is no member over there, but still the owner of partition 0, which waits for
+        // it: its copy stays with it when it joins.
+        let waits = table(vec![1], me, 1);
+        assert!(push.next_send(&waits, me).is_none());
+        assert!(push.is_done());
     }
 }
