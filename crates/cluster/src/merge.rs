@@ -33,6 +33,8 @@ pub struct Push {
     queued: VecDeque<Item>,
     /// Sent and not confirmed, by request id, with when they went.
     inflight: BTreeMap<u64, (Item, u64)>,
+    /// Held back: entries of partitions the other side's table made this node primary of.
+    held: Vec<Item>,
     pub pushed: u64,
     pub started_at: u64,
 }
@@ -43,11 +45,13 @@ impl Push {
             todo: partitions.into_iter().map(|p| (p, None)).collect(),
             queued: VecDeque::new(),
             inflight: BTreeMap::new(),
+            held: Vec::new(),
             pushed: 0,
             started_at: now,
         }
     }
 
+    /// Everything read and sent, and confirmed (entries held back aside).
     pub fn is_done(&self) -> bool {
         self.todo.is_empty() && self.queued.is_empty() && self.inflight.is_empty()
     }
@@ -80,27 +84,31 @@ impl Push {
 
     /// The next entry to send, with the primary to send it to; entries of partitions without a
     /// live owner over there are dropped. An entry of a partition whose primary is this node in
-    /// a table of the other side that still counts this node as a member waits for a newer
-    /// table: that one is from before the other side declared this node dead (a stream stalled
-    /// by the split delivers it late), and dropped, the entry would be lost when this node joins
-    /// the other side and lets its copy go (sim seed 493 of `serve 2`).
+    /// the other side's table (which counts it as a member) is held back until the push is
+    /// otherwise done, and then looked at again ([`Push::recheck_held`]).
     pub fn next_send(&mut self, target: &Topology, me: NodeId) -> Option<(Item, NodeId)> {
-        let mut waiting = Vec::new();
-        let mut next = None;
         while let Some(item) = self.queued.pop_front() {
             match target.primary(item.partition) {
-                Some(n) if n == me && target.is_member(me) => waiting.push(item),
-                Some(n) if target.is_member(n) => {
-                    next = Some((item, n));
-                    break;
-                }
+                Some(n) if n == me && target.is_member(me) => self.held.push(item),
+                Some(n) if target.is_member(n) => return Some((item, n)),
                 _ => {}
             }
         }
-        for item in waiting.into_iter().rev() {
-            self.queued.push_front(item);
-        }
-        next
+        None
+    }
+
+    /// With everything else pushed: queues again the held-back entries whose partition the
+    /// other side's table (`target`, newer by now) no longer makes this node primary of, and
+    /// lets the others go (that table keeps this node's copy, so nothing is lost). True if any
+    /// was queued. A table of the other side from before it declared this node dead, delivered
+    /// late (a stream stalled by the split), still lists the node as a primary; its entries
+    /// dropped then were lost when the node joined a newer table and let its copy go (sim seed
+    /// 493 of `serve 2`).
+    pub fn recheck_held(&mut self, target: &Topology, me: NodeId) -> bool {
+        let held = std::mem::take(&mut self.held);
+        let before = self.queued.len();
+        self.queued.extend(held.into_iter().filter(|i| target.primary(i.partition) != Some(me)));
+        self.queued.len() > before
     }
 
     pub fn sent(&mut self, id: u64, item: Item, now: u64) {
@@ -157,10 +165,12 @@ mod tests {
         let stale = table(vec![1, 7], me, 1);
         let (sent, to) = push.next_send(&stale, me).expect("partition 1 goes to node 1");
         assert_eq!((sent.key.as_ref(), to), (&b"b"[..], 1));
-        assert!(push.next_send(&stale, me).is_none(), "partition 0 waits");
-        assert!(!push.is_done());
+        assert!(push.next_send(&stale, me).is_none(), "partition 0 is held back");
+        assert!(!push.recheck_held(&stale, me), "the same table: nothing to send");
         // Its newer table has node 1 as partition 0's primary.
+        push.held.push(Item { partition: 0, key: Bytes::from_static(b"a"), entry: row("a").1 });
         let newer = table(vec![1], 1, 1);
+        assert!(push.recheck_held(&newer, me));
         let (sent, to) = push.next_send(&newer, me).expect("partition 0 goes now");
         assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 1));
     }
