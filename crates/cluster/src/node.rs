@@ -378,21 +378,25 @@ impl<D: NodeStore> Node<D> {
         }
     }
 
-    /// Reads forwarded to a node that left the cluster go again to the new primary at once.
-    /// Writes wait out their expiry: a node declared dead may be alive across a cut, and a
-    /// stream stalled by it delivers the write once the link is back; answered "indeterminate"
-    /// at once, the client would go on, and the late write land over what it wrote next (sim
-    /// seed 132 of `serve 2`, a `DEL` undone). After the expiry the write is not run.
+    /// Requests forwarded to a node that left the cluster get no answer: reads go again to the
+    /// new primary at once; writes fail at once as indeterminate (the dead node may have applied
+    /// them), instead of both waiting out the timeout. (Under `serve` a node declared dead may
+    /// be alive across a cut and run such a write when the link is back, after the client went
+    /// on; waiting out the expiry instead closes that, at up to `request_timeout_ms` more of
+    /// write outage on every failover: not done, see ARCHITECTURE.)
     fn abandon_dead_forwards(&mut self, now: Now, t: &Topology) {
         let dead: Vec<u64> = self
             .forwards
             .iter()
-            .filter(|(_, (req, _, to))| !t.is_member(*to) && req.work.read_only())
+            .filter(|(_, (_, _, to))| !t.is_member(*to))
             .map(|(id, _)| *id)
             .collect();
         for id in dead {
-            if let Some((req, _, _)) = self.forwards.remove(&id) {
+            let Some((req, _, _)) = self.forwards.remove(&id) else { continue };
+            if req.work.read_only() {
                 self.route(now, req);
+            } else {
+                self.out.push(Output::Reply(req.id, Err(Refusal::Indeterminate)));
             }
         }
     }

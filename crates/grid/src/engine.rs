@@ -232,10 +232,8 @@ impl Shared {
         }
     }
 
-    /// Sends `work` to `primary` and waits for its answer, the timeout, or (a read) the primary
-    /// leaving the topology, after which it is routed again. A write waits out its expiry even
-    /// then: a primary declared dead may be alive across a cut and run it when the link is back,
-    /// which must not happen after its client was answered (see `Node::abandon_dead_forwards`).
+    /// Sends `work` to `primary` and waits for its answer, the timeout, or the primary leaving
+    /// the topology (a read is then routed again; a write is indeterminate).
     async fn forward(&self, primary: NodeId, epoch: u64, work: &Work) -> Result<Reply, Refusal> {
         self.forwarded.increment(1);
         let (id, rx) = self.forwards.register();
@@ -250,11 +248,11 @@ impl Shared {
             tokio::select! {
                 answer = &mut rx => break answer.unwrap_or(Err(unanswered)),
                 _ = &mut timeout => break Err(unanswered),
-                changed = view.changed(), if work.read_only() => {
+                changed = view.changed() => {
                     let gone = changed.is_err()
                         || view.borrow().topology.as_ref().is_some_and(|t| !t.is_member(primary));
                     if gone {
-                        break Err(Refusal::NotPrimary);
+                        break Err(if work.read_only() { Refusal::NotPrimary } else { Refusal::Indeterminate });
                     }
                 }
             }
