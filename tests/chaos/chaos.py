@@ -197,6 +197,7 @@ class Run:
         b = (a + rng.randrange(1, n)) % n
         hold = rng.uniform(2, 8)
         node = self.nodes[a]
+        net = self.net
         if kind == "kill":
             self.fault(kind, f"kill -9 node {a}, restart after {hold:.1f}s")
             node.kill()
@@ -204,38 +205,24 @@ class Run:
             node.restart()
         elif kind == "pause":
             hold = rng.uniform(0.5, 10)
-            self.fault(kind, f"pause node {a} for {hold:.1f}s")
-            node.signal(signal.SIGSTOP)
-            time.sleep(hold)
-            node.signal(signal.SIGCONT)
+            self.hold(kind, f"pause node {a} for {hold:.1f}s", hold,
+                      lambda: node.signal(signal.SIGSTOP), lambda: node.signal(signal.SIGCONT))
         elif kind == "cut":
-            self.fault(kind, f"cut nodes {a} and {b} apart for {hold:.1f}s")
-            self.net.drop(a, b)
-            self.net.drop(b, a)
-            time.sleep(hold)
-            self.net.clear(a)
-            self.net.clear(b)
+            self.hold(kind, f"cut nodes {a} and {b} apart for {hold:.1f}s", hold,
+                      lambda: (net.drop(a, b), net.drop(b, a)),
+                      lambda: (net.clear(a), net.clear(b)))
         elif kind == "one-way":
-            self.fault(kind, f"node {b} stops hearing node {a} for {hold:.1f}s")
-            self.net.drop(a, b)
-            time.sleep(hold)
-            self.net.clear(b)
+            self.hold(kind, f"node {b} stops hearing node {a} for {hold:.1f}s", hold,
+                      lambda: net.drop(a, b), lambda: net.clear(b))
         elif kind == "isolate":
-            self.fault(kind, f"node {a} cut off from everyone for {hold:.1f}s")
-            self.net.cut(a)
-            time.sleep(hold)
-            self.net.heal(a)
+            self.hold(kind, f"node {a} cut off from everyone for {hold:.1f}s", hold,
+                      lambda: net.cut(a), lambda: net.heal(a))
         elif kind == "loss":
             percent = rng.choice([10, 20, 30, 50])
-            self.fault(kind, f"node {a} loses {percent}% of packets for {hold:.1f}s")
-            self.net.loss(a, percent)
-            time.sleep(hold)
-            self.net.clear(a)
+            self.hold(kind, f"node {a} loses {percent}% of packets for {hold:.1f}s", hold,
+                      lambda: net.loss(a, percent), lambda: net.clear(a))
         elif kind == "disk-full":
-            self.fault(kind, f"node {a}'s disk full for {hold:.1f}s")
-            node.fill()
-            time.sleep(hold)
-            node.unfill()
+            self.hold(kind, f"node {a}'s disk full for {hold:.1f}s", hold, node.fill, node.unfill)
             self.probe_writes(f"node {a}'s disk had space again")
         else:
             self.fault(kind, f"node {a} restarted with its data directory lost")
@@ -252,6 +239,13 @@ class Run:
             self.heal_all()
             self.wait_settled(SETTLE_S)
 
+    def hold(self, kind: str, what: str, seconds: float, start, end) -> None:
+        """A fault started, held for ``seconds``, then ended."""
+        self.fault(kind, what)
+        start()
+        time.sleep(seconds)
+        end()
+
     def probe_writes(self, since: str, within: float = 30) -> None:
         """Writes to every partition's primary work again (else a violation)."""
         rng = random.Random(0)
@@ -265,8 +259,8 @@ class Run:
             if pending:
                 time.sleep(0.5)
         if pending:
-            self.history.violation(f"{len(pending)} of 128 probe writes still refused {within:.0f}s "
-                                   f"after {since}")
+            self.history.violation(f"{len(pending)} of 128 probe writes still refused "
+                                   f"{within:.0f}s after {since}")
 
     def heal_all(self) -> None:
         for i, node in enumerate(self.nodes):
