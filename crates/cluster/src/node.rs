@@ -200,7 +200,7 @@ impl<D: NodeStore> Node<D> {
         let late: Vec<u64> = self
             .forwards
             .iter()
-            .filter(|(_, (_, sent, _))| now.mono >= sent + self.cfg.request_timeout_ms)
+            .filter(|(_, (req, _, _))| now.mono >= req.deadline)
             .map(|(id, _)| *id)
             .collect();
         for id in late {
@@ -232,6 +232,12 @@ impl<D: NodeStore> Node<D> {
     }
 
     fn route(&mut self, now: Now, req: ClientRequest) {
+        if now.mono >= req.deadline {
+            // Its client has been answered, or is about to be: sent on now (after a pause, say),
+            // a write would land after whatever that client did next (sim seed 10953 of
+            // `deny 2`). No attempt so far was run (each was refused), so it is a plain timeout.
+            return self.out.push(Output::Reply(req.id, Err(Refusal::Timeout)));
+        }
         let p = req.work.partition(self.cfg.partitions);
         let lease = self.control.lease();
         match route(self.me, self.control.routing_topology(), lease, now.mono, p) {
@@ -242,7 +248,8 @@ impl<D: NodeStore> Node<D> {
             Route::Remote { primary, epoch } => {
                 let id = self.next_forward;
                 self.next_forward += 1;
-                let expires_at = now.wall.saturating_add(self.cfg.request_timeout_ms);
+                // The primary drops it once its client's deadline has passed.
+                let expires_at = now.wall.saturating_add(req.deadline - now.mono);
                 let msg = req.work.clone().forward(id, epoch, expires_at);
                 self.out.push(Output::Send(primary, msg));
                 self.forwards.insert(id, (req, now.mono, primary));

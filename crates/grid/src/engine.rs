@@ -198,7 +198,9 @@ impl Shared {
             let routing = self.view.borrow().routing.clone();
             let result = match route(self.me, routing.as_ref(), self.lease(), self.mono_ms(), p) {
                 Route::Local => self.exec_local(p, work.clone()).await,
-                Route::Remote { primary, epoch } => self.forward(primary, epoch, &work).await,
+                Route::Remote { primary, epoch } => {
+                    self.forward(primary, epoch, &work, deadline).await
+                }
                 Route::Wait(why) => Err(why),
                 Route::Refuse(why) => return Err(why),
             };
@@ -232,15 +234,23 @@ impl Shared {
         }
     }
 
-    /// Sends `work` to `primary` and waits for its answer, the timeout, or the primary leaving
-    /// the topology (a read is then routed again; a write is indeterminate).
-    async fn forward(&self, primary: NodeId, epoch: u64, work: &Work) -> Result<Reply, Refusal> {
+    /// Sends `work` to `primary` and waits for its answer, the request's `deadline`, or the
+    /// primary leaving the topology (a read is then routed again; a write is indeterminate).
+    async fn forward(
+        &self,
+        primary: NodeId,
+        epoch: u64,
+        work: &Work,
+        deadline: Instant,
+    ) -> Result<Reply, Refusal> {
         self.forwarded.increment(1);
         let (id, rx) = self.forwards.register();
-        let expires_at = self.clock.now().wall.saturating_add(self.cfg.request_timeout_ms);
+        // The primary drops it once the request's deadline has passed (its client has its answer).
+        let left = deadline.saturating_duration_since(Instant::now());
+        let expires_at = self.clock.now().wall.saturating_add(left.as_millis() as u64);
         self.transport.send(primary, work.clone().forward(id, epoch, expires_at));
         let mut view = self.view.subscribe();
-        let timeout = tokio::time::sleep(Duration::from_millis(self.cfg.request_timeout_ms));
+        let timeout = tokio::time::sleep(left);
         tokio::pin!(timeout, rx);
         // No answer says nothing about a write: the primary may have it queued or applied.
         let unanswered = if work.read_only() { Refusal::Timeout } else { Refusal::Indeterminate };
