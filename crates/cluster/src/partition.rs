@@ -375,7 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn a_forwarded_request_delivered_twice_runs_once() {
+    fn a_forwarded_request_delivered_twice_or_too_late_runs_once() {
         let (mut p, t, lease, now) = primary_alone();
         let key = Bytes::from_static(b"counter");
         let incr = || Op::IncrBy { delta: 1 };
@@ -390,6 +390,9 @@ mod tests {
         assert_eq!(answers, 1, "the copy is dropped without an answer");
         let other = Origin::Remote { node: 9, id: 42, expires_at: u64::MAX };
         p.request(now, lease, other, t.epoch, key.clone(), incr());
+        // One its sender gave up on before it came (a stream stalled by a cut) is not run.
+        let late = Origin::Remote { node: 9, id: 43, expires_at: now.wall - 1 };
+        p.request(now, lease, late, t.epoch, key.clone(), incr());
         p.request(now, lease, Origin::Local(1), t.epoch, key, Op::Get);
         let got = p.take_outputs().into_iter().find_map(|o| match o {
             PartitionOutput::Reply(1, result) => Some(result),
