@@ -101,8 +101,8 @@ pub struct Node<D: NodeStore> {
     cfg: Arc<ClusterConfig>,
     control: Control<D>,
     partitions: Vec<Partition<D::Partition>>,
-    /// Requests sent to another node's primary, by forward id: (request, sent at, to).
-    forwards: BTreeMap<u64, (ClientRequest, u64, NodeId)>,
+    /// Requests sent to another node's primary, by forward id: (request, to).
+    forwards: BTreeMap<u64, (ClientRequest, NodeId)>,
     next_forward: u64,
     /// Requests handed to a local partition, by client id.
     local: BTreeMap<u64, ClientRequest>,
@@ -200,11 +200,11 @@ impl<D: NodeStore> Node<D> {
         let late: Vec<u64> = self
             .forwards
             .iter()
-            .filter(|(_, (req, _, _))| now.mono >= req.deadline)
+            .filter(|(_, (req, _))| now.mono >= req.deadline)
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            if let Some((req, _, _)) = self.forwards.remove(&id) {
+            if let Some((req, _)) = self.forwards.remove(&id) {
                 // No answer says nothing about a write: the primary may have it queued.
                 let why =
                     if req.work.read_only() { Refusal::Timeout } else { Refusal::Indeterminate };
@@ -252,7 +252,7 @@ impl<D: NodeStore> Node<D> {
                 let expires_at = now.wall.saturating_add(req.deadline - now.mono);
                 let msg = req.work.clone().forward(id, epoch, expires_at);
                 self.out.push(Output::Send(primary, msg));
-                self.forwards.insert(id, (req, now.mono, primary));
+                self.forwards.insert(id, (req, primary));
             }
             Route::Wait(why) => self.retry(now, req, why),
             Route::Refuse(why) => self.out.push(Output::Reply(req.id, Err(why))),
@@ -329,7 +329,7 @@ impl<D: NodeStore> Node<D> {
                 self.collect(now);
             }
             Msg::Response { id, result } => {
-                let Some((req, _, _)) = self.forwards.remove(&id) else { return };
+                let Some((req, _)) = self.forwards.remove(&id) else { return };
                 match result {
                     Err(r) if r.is_retryable() => self.retry(now, req, r),
                     result => self.out.push(Output::Reply(req.id, result)),
@@ -395,11 +395,11 @@ impl<D: NodeStore> Node<D> {
         let dead: Vec<u64> = self
             .forwards
             .iter()
-            .filter(|(_, (_, _, to))| !t.is_member(*to))
+            .filter(|(_, (_, to))| !t.is_member(*to))
             .map(|(id, _)| *id)
             .collect();
         for id in dead {
-            let Some((req, _, _)) = self.forwards.remove(&id) else { continue };
+            let Some((req, _)) = self.forwards.remove(&id) else { continue };
             if req.work.read_only() {
                 self.route(now, req);
             } else {
