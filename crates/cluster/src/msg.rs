@@ -71,6 +71,9 @@ pub enum Refusal {
     Timeout,
     /// The owner's disk refused the write; nothing changed.
     Store(String),
+    /// The owner's disk refuses writes for now (it is full or failing; the last failure's
+    /// error): the write was not run, and reads are still served.
+    WritesRefused(String),
 }
 
 impl Refusal {

@@ -104,12 +104,24 @@ impl<S: PartitionStore> Partition<S> {
     }
 
     /// Why this partition must be restarted from disk, if it must (see [`Replica::failure`]).
-    pub fn failure(&self) -> Option<&crate::storage::StoreError> {
+    pub fn failure(&self) -> Option<crate::storage::StoreError> {
         self.replica.failure()
     }
 
     pub fn take_outputs(&mut self) -> Vec<PartitionOutput> {
         std::mem::take(&mut self.out)
+    }
+
+    /// The "not here" refusal local request `id`, just made, got at once, if it got one. Such
+    /// refusals come from the partition's role and lease, which no request changes: every
+    /// request made after it in the same message would be refused alike.
+    pub fn refused_now(&self, id: u64) -> Option<Refusal> {
+        match self.out.last() {
+            Some(PartitionOutput::Reply(i, Err(r))) if *i == id && r.is_retryable() => {
+                Some(r.clone())
+            }
+            _ => None,
+        }
     }
 
     pub fn stats(&mut self) -> PartitionStats {

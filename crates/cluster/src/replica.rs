@@ -239,9 +239,10 @@ impl<S: PartitionStore> Replica<S> {
         self.awaiting_lease = false;
     }
 
-    /// Why this replica must be restarted from disk, if it must.
-    pub fn failure(&self) -> Option<&StoreError> {
-        self.failed.as_ref()
+    /// Why this replica must be restarted from disk, if it must: it could not record its
+    /// position, or its store failed to put a write it took on disk.
+    pub fn failure(&self) -> Option<StoreError> {
+        self.failed.clone().or_else(|| self.store.commit_failure())
     }
 
     /// As primary: how many writes the furthest-behind counted follower still lacks.
@@ -456,12 +457,21 @@ impl<S: PartitionStore> Replica<S> {
         }
         let expired = slot.as_ref().is_some_and(|e| e.is_expired(now.wall));
         let named = notify::Named::of(&op);
+        let writes = op.is_write();
         let outcome = apply(op, &mut slot, now.wall);
-        if expired && outcome.changed() && slot.is_none() {
-            metrics::counter!("sessiongrid_expired_keys_total").increment(1);
-        }
         if !outcome.changed() {
             return self.answer(now, origin, outcome.reply, held, out);
+        }
+        if let Some(e) = self.store.refuses_writes() {
+            // Nothing is written: a write is refused; a read that found its key expired is
+            // answered all the same, the deletion left for when the disk takes writes again.
+            if writes {
+                return out.push(Effect::Reply(origin, Err(Refusal::WritesRefused(e.0))));
+            }
+            return self.answer(now, origin, outcome.reply, held, out);
+        }
+        if expired && slot.is_none() {
+            metrics::counter!("sessiongrid_expired_keys_total").increment(1);
         }
         let events = event::derive(&key, &before, slot.as_ref(), now.wall);
         let exists = slot.as_ref().is_some_and(Entry::is_key);
@@ -645,6 +655,9 @@ impl<S: PartitionStore> Replica<S> {
                 Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
             },
             Query::Flush | Query::FlushDb(_) => {
+                if let Some(e) = self.store.refuses_writes() {
+                    return out.push(Effect::Reply(origin, Err(Refusal::WritesRefused(e.0))));
+                }
                 let entries = match self.all_entries() {
                     Ok(entries) => entries,
                     Err(e) => return out.push(Effect::Reply(origin, Err(Refusal::Store(e.0)))),
@@ -1233,7 +1246,7 @@ impl<S: PartitionStore> Replica<S> {
 impl<S: PartitionStore> Replica<S> {
     /// Deletes entries past their deadline and replicates the deletions, as a read of them would.
     fn sweep(&mut self, now: Now, out: &mut Vec<Effect>) {
-        if self.check_serving(now).is_err() {
+        if self.check_serving(now).is_err() || self.store.refuses_writes().is_some() {
             return;
         }
         let due = match self.store.due(now.wall, self.cfg.sweep_keys_max) {

@@ -94,6 +94,19 @@ pub trait PartitionStore {
 
     /// Drops every entry and resets the position to [`LogPos::ZERO`].
     fn clear(&mut self) -> StoreResult<()>;
+
+    /// A write this store took (its call returned `Ok`) that it then failed to put on disk, if
+    /// one did: memory is ahead of disk, so the partition must restart from disk, and nothing
+    /// the write caused may leave it. A store that writes before returning never has one.
+    fn commit_failure(&self) -> Option<StoreError> {
+        None
+    }
+
+    /// Why the disk refuses writes for now (it is full or failing), if it does: writes are
+    /// then refused before they run, and reads still served.
+    fn refuses_writes(&mut self) -> Option<StoreError> {
+        None
+    }
 }
 
 /// A node's disk: its partitions and what it must remember across restarts.

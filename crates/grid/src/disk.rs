@@ -479,6 +479,14 @@ impl PartitionStore for DiskPartition {
         self.complete = written.is_ok();
         written
     }
+
+    fn commit_failure(&self) -> Option<StoreError> {
+        self.pending.failure().map(err)
+    }
+
+    fn refuses_writes(&mut self) -> Option<StoreError> {
+        self.store.refuses_writes().map(err)
+    }
 }
 
 #[cfg(test)]

@@ -188,6 +188,55 @@ impl Shared {
         Box::pin(self.exec_routed(p, work)).await
     }
 
+    /// Runs `works`, all of one partition, in order: as one message to the partition when its
+    /// primary is here and serves (their writes then share one commit), else one by one.
+    /// Answers in the order given.
+    pub async fn exec_many(&self, works: Vec<Work>) -> Vec<Result<Reply, Refusal>> {
+        let mut results = Vec::with_capacity(works.len());
+        let Some(p) = works.first().map(|w| w.partition(self.cfg.partitions)) else {
+            return results;
+        };
+        debug_assert!(works.iter().all(|w| w.partition(self.cfg.partitions) == p));
+        let routing = self.view.borrow().routing.clone();
+        let local = matches!(
+            route(self.me, routing.as_ref(), self.lease(), self.mono_ms(), p),
+            Route::Local
+        );
+        // The partition actor died with the batch: what it did not answer may have been applied.
+        let mut died = false;
+        if let Some(actor) = self.partition(p).filter(|_| local) {
+            let (items, answers): (Vec<_>, Vec<_>) = works
+                .iter()
+                .map(|work| {
+                    let (tx, rx) = oneshot::channel();
+                    ((work.clone(), RpcReplyPort::from(tx)), rx)
+                })
+                .unzip();
+            if actor.cast(PartitionMsg::LocalBatch(items)).is_ok() {
+                for answer in answers {
+                    match answer.await {
+                        // This one and every later one were refused without running.
+                        Ok(Err(r)) if r.is_retryable() => break,
+                        Ok(result) => results.push(result),
+                        Err(_) => {
+                            died = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        for work in works.into_iter().skip(results.len()) {
+            let result = if died && !work.read_only() {
+                Err(Refusal::Indeterminate)
+            } else {
+                self.exec(work).await
+            };
+            results.push(result);
+        }
+        results
+    }
+
     fn mono_ms(&self) -> u64 {
         self.clock.now().mono
     }

@@ -28,7 +28,9 @@ impl GridError {
     pub fn is_transient(&self) -> bool {
         match self {
             GridError::Unavailable { .. } => true,
-            GridError::Cluster(r) => !matches!(r, Refusal::Store(_) | Refusal::Indeterminate),
+            GridError::Cluster(r) => {
+                !matches!(r, Refusal::Store(_) | Refusal::Indeterminate | Refusal::WritesRefused(_))
+            }
             _ => false,
         }
     }
@@ -37,6 +39,11 @@ impl GridError {
     /// so it is not a `TRYAGAIN` (clients retry those on their own).
     pub fn is_indeterminate(&self) -> bool {
         matches!(self, GridError::Cluster(Refusal::Indeterminate))
+    }
+
+    /// True if the owner's disk refuses writes for now (full or failing); reads are served.
+    pub fn is_writes_refused(&self) -> bool {
+        matches!(self, GridError::Cluster(Refusal::WritesRefused(_)))
     }
 }
 
@@ -54,5 +61,9 @@ fn refusal_text(r: &Refusal) -> String {
         }
         Refusal::Timeout => "no answer from the partition's owner in time".into(),
         Refusal::Store(e) => format!("store: {e}"),
+        Refusal::WritesRefused(e) => format!(
+            "the disk refuses writes ({e}); nothing was written, reads are served, and writes \
+             are taken again once the disk has room"
+        ),
     }
 }

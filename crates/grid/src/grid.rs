@@ -260,6 +260,15 @@ impl Grid {
         answer.map_err(GridError::Cluster)
     }
 
+    /// Executes operations on keys of one partition in the order given, their writes committed
+    /// together when the partition's primary is this node.
+    pub async fn exec_many(&self, ops: Vec<(Bytes, Op)>) -> Vec<Result<Reply, GridError>> {
+        let span = tracing::debug_span!("grid_ops", ops = ops.len());
+        let works = ops.into_iter().map(|(key, op)| Work::Op { key, op }).collect();
+        let answers = self.inner.shared.exec_many(works).instrument(span).await;
+        answers.into_iter().map(|a| a.map_err(GridError::Cluster)).collect()
+    }
+
     pub(crate) async fn query(
         &self,
         partition: PartitionId,

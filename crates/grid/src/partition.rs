@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sessiongrid_cluster::replica::Origin;
+use sessiongrid_cluster::{Lease, NodeStore, Now, Topology};
 use sessiongrid_cluster::{Msg, NodeId, Partition, PartitionOutput, PartitionStats, Refusal};
-use sessiongrid_cluster::{NodeStore, Now, Topology};
 use sessiongrid_model::{PartitionId, Reply};
 use tracing::debug_span;
 
@@ -51,6 +51,10 @@ pub enum PartitionMsg {
         work: Work,
         reply: RpcReplyPort<Result<Reply, Refusal>>,
     },
+    /// Client requests of this node, run in order, their writes committed together (a
+    /// pipeline's operations on this partition). Once one is refused as "not here", the rest
+    /// are refused alike without running, so the caller can send them again in order.
+    LocalBatch(Vec<(Work, RpcReplyPort<Result<Reply, Refusal>>)>),
     /// A request, query or replication message from a peer.
     Peer {
         from: NodeId,
@@ -136,9 +140,8 @@ impl Actor for PartitionActor {
             return Err(format!("partition {}: {e}", state.partition.id()).into());
         }
         let now = state.handle(msg);
-        let failure = state.partition.failure().map(|e| e.to_string());
-        if let Some(e) = failure.or_else(|| state.pending.failure().map(|e| e.to_string())) {
-            return Err(format!("partition {}: {e}", state.partition.id()).into());
+        if let Some(e) = state.partition.failure() {
+            return Err(format!("partition {}: {}", state.partition.id(), e.0).into());
         }
         state.ask_tick(&myself, now.mono);
         state.release(myself);
@@ -154,17 +157,17 @@ impl PartitionState {
         let p = &mut self.partition;
         match msg {
             PartitionMsg::Local { work, reply } => {
-                let id = self.next_id;
-                self.next_id += 1;
-                self.waiting.insert(id, reply);
-                let (origin, epoch) = (Origin::Local(id), p.epoch());
-                match work {
-                    Work::Op { key, op } => {
-                        let _span = debug_span!("partition_op", partition = p.id(), op = op.name())
-                            .entered();
-                        p.request(now, lease, origin, epoch, key, op)
+                self.local(now, lease, work, reply);
+            }
+            PartitionMsg::LocalBatch(items) => {
+                let mut refused = None;
+                for (work, reply) in items {
+                    if let Some(r) = &refused {
+                        let _ = reply.send(Err(Refusal::clone(r)));
+                        continue;
                     }
-                    Work::Query { query, .. } => p.query(now, lease, origin, epoch, query),
+                    let id = self.local(now, lease, work, reply);
+                    refused = self.partition.refused_now(id);
                 }
             }
             PartitionMsg::Peer { from, msg } => match msg {
@@ -202,6 +205,30 @@ impl PartitionState {
             PartitionMsg::Failed(_) => {}
         }
         now
+    }
+
+    /// Runs a client request of this node; returns the id the state machine knows it by.
+    fn local(
+        &mut self,
+        now: Now,
+        lease: Lease,
+        work: Work,
+        reply: RpcReplyPort<Result<Reply, Refusal>>,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.waiting.insert(id, reply);
+        let p = &mut self.partition;
+        let (origin, epoch) = (Origin::Local(id), p.epoch());
+        match work {
+            Work::Op { key, op } => {
+                let _span =
+                    debug_span!("partition_op", partition = p.id(), op = op.name()).entered();
+                p.request(now, lease, origin, epoch, key, op)
+            }
+            Work::Query { query, .. } => p.query(now, lease, origin, epoch, query),
+        }
+        id
     }
 
     /// Asks for a tick when the partition next has work for one (at most one on its way: a

@@ -8,7 +8,7 @@ use sessiongrid_model::{Entry, PartitionId};
 use crate::keys;
 use crate::store::PartitionMeta;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Family {
     Entries,
     Expiry,
@@ -170,7 +170,29 @@ impl Batch {
         self.ops.is_empty() && self.metas.is_empty()
     }
 
-    /// Adds the operations to a RocksDB batch.
+    /// Which operations still matter: not one a later put or delete of the same row replaces
+    /// (with no range deletion of its family in between). A group of many writes of one hot
+    /// key then costs RocksDB one row, not one per write; the group lands atomically all the
+    /// same, so no state in between was ever on disk to keep.
+    fn live(&self) -> Vec<bool> {
+        let mut live = vec![true; self.ops.len()];
+        if self.ops.len() < 2 {
+            return live;
+        }
+        let mut later: hashbrown::HashSet<(Family, &[u8])> =
+            hashbrown::HashSet::with_capacity(self.ops.len());
+        for (i, op) in self.ops.iter().enumerate().rev() {
+            match op {
+                BatchOp::Put(f, k, _) | BatchOp::Delete(f, k) => {
+                    live[i] = later.insert((*f, k.as_slice()))
+                }
+                BatchOp::DeleteRange(f, ..) => later.retain(|(g, _)| g != f),
+            }
+        }
+        live
+    }
+
+    /// Adds the operations that still matter to a RocksDB batch.
     pub(crate) fn write_into(self, db: &DB, wb: &mut WriteBatch) {
         let cf = |f: Family| {
             let name = match f {
@@ -181,7 +203,8 @@ impl Batch {
             };
             db.cf_handle(name).expect("column families are created at open")
         };
-        for op in self.ops {
+        let live = self.live();
+        for (op, _) in self.ops.into_iter().zip(live).filter(|(_, live)| *live) {
             match op {
                 BatchOp::Put(f, k, v) => wb.put_cf(cf(f), k, v),
                 BatchOp::Delete(f, k) => wb.delete_cf(cf(f), k),
@@ -191,5 +214,36 @@ impl Batch {
         for (p, row) in self.metas {
             wb.put_cf(cf(Family::Meta), keys::meta_key(p), row);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(f: Family, k: &str) -> BatchOp {
+        BatchOp::Put(f, k.as_bytes().to_vec(), b"v".to_vec())
+    }
+
+    fn live(ops: Vec<BatchOp>) -> Vec<bool> {
+        Batch { partition: 0, ops, metas: Vec::new() }.live()
+    }
+
+    #[test]
+    fn a_row_written_again_later_in_the_batch_is_written_once() {
+        let (e, x) = (Family::Entries, Family::Expiry);
+        let del = |f, k: &str| BatchOp::Delete(f, k.as_bytes().to_vec());
+        let ops = vec![put(e, "a"), put(e, "b"), del(e, "a"), put(x, "a"), put(e, "a")];
+        assert_eq!(live(ops), [false, true, false, true, true]);
+    }
+
+    #[test]
+    fn a_range_deletion_keeps_the_writes_before_it() {
+        let (e, f) = (Family::Entries, Family::Fields);
+        let range = |f| BatchOp::DeleteRange(f, b"a".to_vec(), b"z".to_vec());
+        // The range deletion of fields keeps the field row before it; the entry row before it
+        // is still replaced by the later one.
+        let ops = vec![put(f, "h1"), put(e, "h"), range(f), put(f, "h1"), put(e, "h")];
+        assert_eq!(live(ops), [true, false, true, true, true]);
     }
 }

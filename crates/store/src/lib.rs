@@ -7,12 +7,15 @@
 //! - [`batch`] — [`Batch`], one atomic write of a partition (entries + fields + expiry index +
 //!   metadata); a hash or session is a header row plus a row per field.
 //! - `format` — the directory's layout version and the upgrade of older directories at open.
+//! - `health` — whether the disk takes writes: after a failed write, writes are refused up
+//!   front (reads go on) until a probe write, once a second, succeeds.
 //!
 //! Every write of a partition is one `WriteBatch`, so an entry, its expiry-index row and the
 //! partition's key count and sequence number can never disagree after a crash.
 
 pub mod batch;
 mod format;
+mod health;
 pub mod keys;
 pub mod store;
 

@@ -15,6 +15,7 @@ use sessiongrid_model::op::FieldNeeds;
 use sessiongrid_model::{Entry, PartitionId};
 
 use crate::batch::Batch;
+use crate::health::WriteHealth;
 use crate::keys;
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -130,6 +131,7 @@ struct Inner {
     read_seconds: metrics::Histogram,
     write_seconds: metrics::Histogram,
     write_errors: metrics::Counter,
+    health: WriteHealth,
 }
 
 impl Store {
@@ -193,6 +195,7 @@ impl Store {
             read_seconds: metrics::histogram!("sessiongrid_store_read_seconds"),
             write_seconds: metrics::histogram!("sessiongrid_store_write_seconds"),
             write_errors: metrics::counter!("sessiongrid_store_write_errors_total"),
+            health: WriteHealth::new(),
         };
         Ok(Store { inner: Arc::new(inner) })
     }
@@ -345,10 +348,30 @@ impl Store {
         opts.set_sync(self.inner.durability == Durability::Power);
         let result = self.inner.db.write_opt(wb, &opts).map_err(StoreError::from);
         self.inner.write_seconds.record(started.elapsed());
-        if result.is_err() {
-            self.inner.write_errors.increment(1);
+        match &result {
+            Ok(()) => self.inner.health.succeeded(),
+            Err(e) => {
+                self.inner.write_errors.increment(1);
+                self.inner.health.failed(e);
+            }
         }
         result
+    }
+
+    /// The error of the write that failed last, while the disk refuses writes (it is full or
+    /// failing): the layers above refuse writes with it up front and keep serving reads. At
+    /// most once a second, a call first tries a small write; once one succeeds, writes are
+    /// taken again.
+    pub fn refuses_writes(&self) -> Option<StoreError> {
+        self.inner.health.refusal(|| {
+            let mut opts = WriteOptions::default();
+            opts.set_sync(self.inner.durability == Durability::Power);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let row = keys::extra_key(b"disk-probe");
+            Ok(self.inner.db.put_cf_opt(self.meta(), row, now.to_be_bytes(), &opts)?)
+        })
     }
 
     /// A named row of an upper layer (see [`Batch::put_extra`]).

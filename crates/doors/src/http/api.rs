@@ -51,6 +51,9 @@ fn failed(e: SessionError) -> Response {
     let text = e.to_string();
     let (status, code) = match &e {
         SessionError::Grid(g) if g.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "try_again"),
+        SessionError::Grid(g) if g.is_writes_refused() => {
+            (StatusCode::INSUFFICIENT_STORAGE, "writes_refused")
+        }
         SessionError::Grid(g) if g.is_indeterminate() => {
             (StatusCode::GATEWAY_TIMEOUT, "indeterminate")
         }

@@ -6,13 +6,13 @@
 //! not a single operation runs (a blocking pop may wait long), the socket is still read: what
 //! arrives is kept for later, and a hangup ends the command's wait and then the connection.
 //!
-//! Pipelined single-key operations run in waves: consecutive ones on different partitions are
-//! sent together and answered in order, so a pipeline costs one round through the partitions
-//! instead of one per command. A wave ends before an operation on a partition already in it
-//! (operations on one key take effect in the order sent) and before any other command (which
-//! runs alone, seeing the effects of everything before it). Within a wave, operations on
-//! different partitions may take effect in any order, as commands to different slots of a
-//! Redis Cluster do.
+//! Pipelined single-key operations run in waves: consecutive ones are sent together, one
+//! message per partition holding that partition's operations in the order sent (their writes
+//! share one commit), and answered in order, so a pipeline costs one round through the
+//! partitions instead of one per command. A wave ends before any other command (which runs
+//! alone, seeing the effects of everything before it). Within a wave, operations on one
+//! partition take effect in the order sent; operations on different partitions may take
+//! effect in any order, as commands to different slots of a Redis Cluster do.
 
 use std::sync::Arc;
 
@@ -31,6 +31,7 @@ use super::commands::{Prepared, PreparedOp};
 use super::server::Shared;
 use crate::tls::Stream;
 use sessiongrid_resp::{encode, Decoder, Protocol};
+use std::future::Future;
 
 /// What a connection remembers between commands.
 #[derive(Debug)]
@@ -207,11 +208,10 @@ impl Connection {
                     wave.items.push(Item::Answered(reply))
                 }
                 Prepared::Op(op) => {
-                    let p = op.partition;
-                    if wave.partitions.contains(&p) || wave.partitions.len() == WAVE_MAX {
+                    if wave.ops == WAVE_MAX {
                         self.run_wave(&mut wave).await;
                     }
-                    wave.partitions.push(p);
+                    wave.ops += 1;
                     wave.items.push(Item::Op(op));
                 }
                 Prepared::Run(run) => {
@@ -264,9 +264,8 @@ impl Connection {
     /// Runs the operations of `wave` together and encodes every reply of it, in order.
     async fn run_wave(&mut self, wave: &mut Wave) {
         let items = std::mem::take(&mut wave.items);
-        wave.partitions.clear();
+        let ops = std::mem::take(&mut wave.ops);
         let shared = &self.shared;
-        let ops = items.iter().filter(|i| matches!(i, Item::Op(_))).count();
         if ops <= 1 {
             for item in items {
                 let reply = match item {
@@ -277,20 +276,43 @@ impl Connection {
             }
             return;
         }
-        let mut running = Vec::with_capacity(ops);
+        // The operations by partition, in the order sent; each item remembers its group.
+        let mut groups: Vec<Vec<PreparedOp>> = Vec::new();
         let mut answered = Vec::with_capacity(items.len());
         for item in items {
             match item {
-                Item::Answered(reply) => answered.push(Some(reply)),
+                Item::Answered(reply) => answered.push(Ok(reply)),
                 Item::Op(op) => {
-                    // Boxed: join_all moves its futures, and a request's future is large.
-                    running.push(Box::pin(commands::run_op(shared, op)));
-                    answered.push(None);
+                    let group = match groups.iter().position(|g| g[0].partition == op.partition) {
+                        Some(g) => g,
+                        None => {
+                            groups.push(Vec::new());
+                            groups.len() - 1
+                        }
+                    };
+                    groups[group].push(op);
+                    answered.push(Err(group));
                 }
             }
         }
-        let mut replies = futures::future::join_all(running).await.into_iter();
-        for reply in answered.into_iter().flat_map(|a| a.or_else(|| replies.next())) {
+        // Boxed: join_all moves its futures, and a request's future is large.
+        let running = groups.into_iter().map(
+            |mut ops| -> std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>> {
+                match ops.len() {
+                    1 => {
+                        Box::pin(async move { vec![commands::run_op(shared, ops.remove(0)).await] })
+                    }
+                    _ => Box::pin(commands::run_ops(shared, ops)),
+                }
+            },
+        );
+        let mut replies: Vec<_> =
+            futures::future::join_all(running).await.into_iter().map(Vec::into_iter).collect();
+        for slot in answered {
+            let reply = match slot {
+                Ok(reply) => reply,
+                Err(group) => replies[group].next().expect("a reply per operation"),
+            };
             answer(&mut self.client, &reply, &mut self.wbuf);
         }
     }
@@ -385,8 +407,8 @@ fn answer(client: &mut ClientState, reply: &sessiongrid_model::Reply, wbuf: &mut
 #[derive(Default)]
 struct Wave {
     items: Vec<Item>,
-    /// The partitions of its operations.
-    partitions: Vec<sessiongrid_model::PartitionId>,
+    /// How many of them are operations.
+    ops: usize,
 }
 
 enum Item {

@@ -159,6 +159,9 @@ pub fn grid_error(e: GridError) -> Reply {
         Reply::error(format!("TRYAGAIN {e}"))
     } else if e.is_indeterminate() {
         Reply::error(format!("INDETERMINATE {e}"))
+    } else if e.is_writes_refused() {
+        // The code Redis answers writes with while it cannot persist them.
+        Reply::error(format!("MISCONF {e}"))
     } else {
         Reply::error(format!("ERR {e}"))
     }
@@ -573,6 +576,19 @@ pub async fn run_op(shared: &Shared, op: PreparedOp) -> Reply {
     let span = tracing::debug_span!("request", command = COMMANDS[index].name);
     let reply = shared.grid.exec(key, op).instrument(span).await.unwrap_or_else(grid_error);
     finish(shared, index, started, reply)
+}
+
+/// Runs operations on keys of one partition in order; answers in the same order.
+pub async fn run_ops(shared: &Shared, ops: Vec<PreparedOp>) -> Vec<Reply> {
+    let span = tracing::debug_span!("requests", count = ops.len());
+    let (calls, work): (Vec<_>, Vec<_>) =
+        ops.into_iter().map(|o| ((o.index, o.started), (o.key, o.op))).unzip();
+    let answers = shared.grid.exec_many(work).instrument(span).await;
+    calls
+        .into_iter()
+        .zip(answers)
+        .map(|((index, started), a)| finish(shared, index, started, a.unwrap_or_else(grid_error)))
+        .collect()
 }
 
 /// Runs a command that is not a single operation, with the connection's state.
