@@ -1,5 +1,11 @@
 //! Disks in memory. A simulated crash drops the node but keeps its disk, exactly as a kill -9
 //! keeps what RocksDB wrote to its WAL before the write was acknowledged.
+//!
+//! A disk can fail its writes for a while (a full disk), as the node's does: a write the
+//! partition made is taken and then fails to reach the disk, so the partition must restart
+//! from disk with nothing that write caused sent ([`PartitionStore::commit_failure`]); once one
+//! has failed, writes are refused up front ([`PartitionStore::refuses_writes`]) until the disk
+//! takes them again.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -7,7 +13,7 @@ use std::ops::Bound;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use sessiongrid_cluster::storage::{Counts, Prior, StoreResult};
+use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::op::FieldNeeds;
 use sessiongrid_model::{Entry, PartitionId};
@@ -18,36 +24,68 @@ pub struct PartitionData {
     pub pos: Option<LogPos>,
 }
 
-#[derive(Clone)]
-pub struct MemPartition(Rc<RefCell<PartitionData>>);
+/// Whether a disk takes writes.
+#[derive(Default)]
+pub struct Health {
+    /// Writes fail (a fault is on).
+    pub failing: bool,
+    /// A write failed since the disk last took one: the node knows, and refuses writes.
+    known: bool,
+}
+
+fn full() -> StoreError {
+    StoreError("storage: No space left on device (simulated)".into())
+}
+
+pub struct MemPartition {
+    data: Rc<RefCell<PartitionData>>,
+    health: Rc<RefCell<Health>>,
+    /// A write this copy took failed to reach the disk.
+    failed: Option<StoreError>,
+}
+
+impl MemPartition {
+    /// Runs `write` on the data if the disk takes writes; otherwise the write is lost and this
+    /// copy of the partition has failed.
+    fn write(&mut self, write: impl FnOnce(&mut PartitionData)) {
+        let mut health = self.health.borrow_mut();
+        if health.failing {
+            health.known = true;
+            self.failed.get_or_insert_with(full);
+        } else if self.failed.is_none() {
+            write(&mut self.data.borrow_mut());
+        }
+    }
+}
 
 impl PartitionStore for MemPartition {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
-        Ok(self.0.borrow().entries.get(key).cloned())
+        Ok(self.data.borrow().entries.get(key).cloned())
     }
 
     fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
-        Ok(self.0.borrow().entries.get(key).map(|e| e.view(needs)))
+        Ok(self.data.borrow().entries.get(key).map(|e| e.view(needs)))
     }
 
     fn append(&mut self, entry: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
-        let mut d = self.0.borrow_mut();
-        sessiongrid_cluster::storage::apply_to_map(&mut d.entries, entry);
-        d.pos = Some(entry.pos);
+        self.write(|d| {
+            sessiongrid_cluster::storage::apply_to_map(&mut d.entries, entry);
+            d.pos = Some(entry.pos);
+        });
         Ok(())
     }
 
     fn position(&self) -> Option<LogPos> {
-        self.0.borrow().pos
+        self.data.borrow().pos
     }
 
     fn set_position(&mut self, pos: Option<LogPos>) -> StoreResult<()> {
-        self.0.borrow_mut().pos = pos;
+        self.write(|d| d.pos = pos);
         Ok(())
     }
 
     fn scan(&mut self, after: Option<&[u8]>, limit: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
-        let d = self.0.borrow();
+        let d = self.data.borrow();
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(d.entries
             .range::<[u8], _>((start, Bound::Unbounded))
@@ -62,22 +100,23 @@ impl PartitionStore for MemPartition {
         through: Option<&[u8]>,
         entries: &[(Bytes, Entry)],
     ) -> StoreResult<()> {
-        let mut d = self.0.borrow_mut();
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let end = through.map_or(Bound::Unbounded, Bound::Included);
-        let doomed: Vec<Bytes> =
-            d.entries.range::<[u8], _>((start, end)).map(|(k, _)| k.clone()).collect();
-        for k in doomed {
-            d.entries.remove(&k);
-        }
-        for (k, v) in entries {
-            d.entries.insert(k.clone(), v.clone());
-        }
+        self.write(|d| {
+            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+            let end = through.map_or(Bound::Unbounded, Bound::Included);
+            let doomed: Vec<Bytes> =
+                d.entries.range::<[u8], _>((start, end)).map(|(k, _)| k.clone()).collect();
+            for k in doomed {
+                d.entries.remove(&k);
+            }
+            for (k, v) in entries {
+                d.entries.insert(k.clone(), v.clone());
+            }
+        });
         Ok(())
     }
 
     fn counts(&mut self) -> StoreResult<Counts> {
-        let d = self.0.borrow();
+        let d = self.data.borrow();
         let expiring = d.entries.values().filter(|e| e.expire_at_ms.is_some()).count();
         let sessions = d.entries.values().filter(|e| e.is_session()).count();
         Ok(Counts {
@@ -88,7 +127,7 @@ impl PartitionStore for MemPartition {
     }
 
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {
-        let d = self.0.borrow();
+        let d = self.data.borrow();
         let mut due: Vec<(u64, Bytes)> = d
             .entries
             .iter()
@@ -99,15 +138,27 @@ impl PartitionStore for MemPartition {
     }
 
     fn has_deadlines(&self) -> bool {
-        self.0.borrow().entries.values().any(|e| e.expire_at_ms.is_some())
+        self.data.borrow().entries.values().any(|e| e.expire_at_ms.is_some())
     }
 
     fn clear(&mut self) -> StoreResult<()> {
-        let mut d = self.0.borrow_mut();
-
-        d.entries.clear();
-        d.pos = Some(LogPos::ZERO);
+        self.write(|d| {
+            d.entries.clear();
+            d.pos = Some(LogPos::ZERO);
+        });
         Ok(())
+    }
+
+    fn commit_failure(&self) -> Option<StoreError> {
+        self.failed.clone()
+    }
+
+    /// Refused once a write has failed, until the disk takes writes again (the node's probe
+    /// succeeds at once here).
+    fn refuses_writes(&mut self) -> Option<StoreError> {
+        let mut health = self.health.borrow_mut();
+        health.known &= health.failing;
+        health.known.then(full)
     }
 }
 
@@ -115,6 +166,7 @@ pub struct DiskState {
     pub id: NodeId,
     pub partitions: BTreeMap<PartitionId, Rc<RefCell<PartitionData>>>,
     pub topology: Option<Topology>,
+    pub health: Rc<RefCell<Health>>,
 }
 
 /// A node's disk; clones share it, so it outlives the node that uses it.
@@ -127,7 +179,13 @@ impl MemDisk {
             id,
             partitions: BTreeMap::new(),
             topology: None,
+            health: Rc::default(),
         })))
+    }
+
+    /// From now on, writes fail (`true`) or are taken (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.0.borrow().health.borrow_mut().failing = failing;
     }
 
     /// The entry stored under `key` in partition `p`, if this disk has it.
@@ -147,7 +205,7 @@ impl NodeStore for MemDisk {
                 pos: Some(LogPos::ZERO),
             }))
         });
-        MemPartition(data.clone())
+        MemPartition { data: data.clone(), health: d.health.clone(), failed: None }
     }
 
     fn node_id(&self) -> NodeId {
@@ -159,7 +217,14 @@ impl NodeStore for MemDisk {
     }
 
     fn save_topology(&mut self, topology: &Topology) -> StoreResult<()> {
-        self.0.borrow_mut().topology = Some(topology.clone());
+        let mut d = self.0.borrow_mut();
+        let mut health = d.health.borrow_mut();
+        if health.failing {
+            health.known = true;
+            return Err(full());
+        }
+        drop(health);
+        d.topology = Some(topology.clone());
         Ok(())
     }
 }

@@ -94,6 +94,8 @@ enum Event {
     RestartAll,
     Unpause(usize),
     Uncut(usize, usize),
+    /// A node's disk takes writes again.
+    DiskHeals(usize),
     /// A leaving node checks whether it has handed everything over; then it restarts.
     FinishLeave {
         node: usize,
@@ -197,6 +199,10 @@ pub struct Report {
     /// Nodes that merged into the other side of a healed split.
     pub merges: u64,
     pub whole_restarts: u64,
+    /// Times a node's disk failed its writes for a while.
+    pub disk_faults: u64,
+    /// Partitions restarted from disk after a write failed to reach it.
+    pub partition_restarts: u64,
     pub graceful_restarts: u64,
     pub final_epoch: u64,
     /// The longest time, while clients ran, in which no client operation succeeded.
@@ -329,6 +335,12 @@ impl World {
         r.failed_reads = self.checker.failed_reads;
         r.merges +=
             self.nodes.iter().filter_map(|n| n.node.as_ref()).map(|n| n.merges()).sum::<u64>();
+        r.partition_restarts += self
+            .nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref())
+            .map(|n| n.partition_restarts())
+            .sum::<u64>();
         r.final_epoch = self
             .nodes
             .iter()
@@ -436,6 +448,7 @@ impl World {
                 self.cut.remove(&(a, b));
                 self.cut.remove(&(b, a));
             }
+            Event::DiskHeals(i) => self.nodes[i].disk.set_failing(false),
         }
     }
 
@@ -457,6 +470,8 @@ impl World {
 
     fn crash(&mut self, i: usize) {
         self.report.merges += self.nodes[i].node.as_ref().map_or(0, |n| n.merges());
+        self.report.partition_restarts +=
+            self.nodes[i].node.as_ref().map_or(0, |n| n.partition_restarts());
         self.nodes[i].node = None;
         self.nodes[i].incarnation += 1;
         self.nodes[i].paused_until = 0;
@@ -664,6 +679,8 @@ impl World {
                 let status = match result {
                     Ok(_) => WriteStatus::Acked,
                     Err(why) if why.is_retryable() => WriteStatus::Refused,
+                    // Refused before it ran: the disk refused writes.
+                    Err(Refusal::WritesRefused(_)) => WriteStatus::Refused,
                     Err(_) => WriteStatus::Indeterminate,
                 };
                 let targets: Vec<Bytes> = writes.iter().map(|(t, _)| t.clone()).collect();
@@ -864,7 +881,14 @@ impl World {
                 let back = self.now + self.rng.random_range(200..2000);
                 self.at(back, Event::RestartAll);
             }
-            _ => {}
+            _ => {
+                self.report.disk_faults += 1;
+                let until = self.now + self.rng.random_range(200..3000);
+                self.fault_log
+                    .push((self.now, format!("disk {victim} fails writes until {until}")));
+                self.nodes[victim].disk.set_failing(true);
+                self.at(until, Event::DiskHeals(victim));
+            }
         }
     }
 
@@ -915,6 +939,7 @@ impl World {
         self.cut.clear();
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = 0;
+            self.nodes[i].disk.set_failing(false);
             if self.nodes[i].node.is_none() {
                 self.start(i);
             }

@@ -137,6 +137,11 @@ impl<D: NodeStore> Control<D> {
     }
 
     /// The topology requests are routed by: the side this node merges into, while it does.
+    /// The node's disk, where a partition restarted after a failure opens its copy again.
+    pub fn disk_mut(&mut self) -> &mut D {
+        &mut self.disk
+    }
+
     pub fn routing_topology(&self) -> Option<&Arc<Topology>> {
         self.membership.routing_topology()
     }

@@ -110,6 +110,8 @@ pub struct Node<D: NodeStore> {
     waiting: Vec<(u64, ClientRequest)>,
     internal: Vec<Internal>,
     out: Vec<Output>,
+    /// Partitions restarted from disk after a write failed to reach it.
+    restarts: u64,
 }
 
 impl<D: NodeStore> Node<D> {
@@ -136,6 +138,7 @@ impl<D: NodeStore> Node<D> {
             waiting: Vec::new(),
             internal: Vec::new(),
             out: Vec::new(),
+            restarts: 0,
         };
         node.collect(now);
         node
@@ -163,6 +166,11 @@ impl<D: NodeStore> Node<D> {
 
     pub fn merges(&self) -> u64 {
         self.control.merges()
+    }
+
+    /// How many times a partition restarted from disk after a write failed to reach it.
+    pub fn partition_restarts(&self) -> u64 {
+        self.restarts
     }
 
     pub fn drained(&self) -> bool {
@@ -365,6 +373,9 @@ impl<D: NodeStore> Node<D> {
     }
 
     fn collect_partition(&mut self, now: Now, i: usize) {
+        if self.partitions[i].failure().is_some() {
+            return self.restart_partition(now, i);
+        }
         let p = self.partitions[i].id();
         for output in self.partitions[i].take_outputs() {
             match output {
@@ -382,6 +393,36 @@ impl<D: NodeStore> Node<D> {
                 }
                 PartitionOutput::Synced(node) => self.internal.push(Internal::Synced(p, node)),
             }
+        }
+    }
+
+    /// Partition `i`'s store failed to put a write on disk, so memory is ahead of disk: what
+    /// the partition said since its last message is dropped (nothing a lost write caused may
+    /// leave), and it starts again from disk, as the node's supervisor restarts a failed actor.
+    /// The requests it had end as a dead actor's do (writes indeterminate, reads routed again),
+    /// and it is handed the topology control follows, as a message like any other.
+    fn restart_partition(&mut self, now: Now, i: usize) {
+        let p = self.partitions[i].id();
+        self.restarts += 1;
+        let store = self.control.disk_mut().partition(p);
+        self.partitions[i] = Partition::new(p, self.me, self.cfg.clone(), store, now);
+        let partitions = self.cfg.partitions;
+        let theirs: Vec<u64> = self
+            .local
+            .iter()
+            .filter(|(_, req)| req.work.partition(partitions) == p)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in theirs {
+            let Some(req) = self.local.remove(&id) else { continue };
+            if req.work.read_only() {
+                self.route(now, req);
+            } else {
+                self.out.push(Output::Reply(req.id, Err(Refusal::Indeterminate)));
+            }
+        }
+        if let Some(t) = self.control.topology().cloned() {
+            self.internal.push(Internal::Adopt(p, t));
         }
     }
 

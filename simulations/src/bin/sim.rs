@@ -97,11 +97,13 @@ fn main() {
                 }
                 let r = World::new(cfg).run();
                 println!(
-                    "seed {seed}: {} acked writes, {} failed, {} splits, {} merges, longest outage {} ms, {} violations",
+                    "seed {seed}: {} acked writes, {} failed, {} splits, {} merges, {} disk faults ({} partition restarts), longest outage {} ms, {} violations",
                     r.acked_writes,
                     r.failed_writes,
                     r.cuts,
                     r.merges,
+                    r.disk_faults,
+                    r.partition_restarts,
                     r.longest_outage_ms,
                     r.violations.len()
                 );
