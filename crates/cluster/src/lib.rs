@@ -17,6 +17,8 @@
 //!   checks a request or a peer's message passes first.
 //! - [`route`] — where a client request goes.
 //! - [`dedup`] — the forwarded requests a partition has taken, so none runs twice.
+//! - [`events`] — session events sent to every member until each acknowledges them, and
+//!   delivered once per sender.
 //! - [`node`] — control and partitions composed as the runtime composes them, with the messages
 //!   between them made explicit so the simulator can delay and interleave them.
 //! - [`msg`] — every message between nodes.
@@ -26,6 +28,7 @@
 pub mod config;
 pub mod control;
 pub mod dedup;
+pub mod events;
 pub mod hold;
 pub mod log;
 pub mod membership;

@@ -169,13 +169,19 @@ pub enum Msg {
     Response { id: u64, result: Result<Reply, Refusal> },
     /// Replication of one partition between its primary and the nodes that hold it.
     Replica { partition: PartitionId, epoch: Epoch, body: ReplicaMsg },
-    /// Session events published by a primary, for the receiver's subscribers.
+    /// Session events published by a primary, for the receiver's subscribers, unacknowledged
+    /// (as nodes sent them before [`Msg::PartitionEvents`]).
     Events(Vec<SessionEvent>),
     /// A Redis `PUBLISH` made on the sender, for the receiver's subscribers.
     Publish { channel: Bytes, message: Bytes },
     /// The keyspace events to publish (`notify-keyspace-events`), set on the sender for every
     /// member.
     NotifyFlags(u16),
+    /// Session events of a partition's writes, from its primary, for the receiver's
+    /// subscribers; the receiver answers [`Msg::EventsAck`] (see [`crate::events`]).
+    PartitionEvents { partition: PartitionId, events: Vec<SessionEvent> },
+    /// The sender delivered every event of `partition` the receiver sent up to `through`.
+    EventsAck { partition: PartitionId, through: u64 },
 }
 
 /// What control actors say to each other.

@@ -17,6 +17,7 @@ use sessiongrid_model::{partition_of, Op, PartitionId, Reply};
 
 use crate::config::ClusterConfig;
 use crate::control::{Control, ControlOutput, Lease, MERGE_ID_BIT};
+use crate::events::Inflow;
 use crate::msg::{Msg, Query, Refusal};
 use crate::partition::{Partition, PartitionOutput};
 use crate::placement::NodeId;
@@ -112,6 +113,8 @@ pub struct Node<D: NodeStore> {
     out: Vec<Output>,
     /// Partitions restarted from disk after a write failed to reach it.
     restarts: u64,
+    /// Session events other nodes sent, as far as delivered.
+    inflow: Inflow,
 }
 
 impl<D: NodeStore> Node<D> {
@@ -139,6 +142,7 @@ impl<D: NodeStore> Node<D> {
             internal: Vec::new(),
             out: Vec::new(),
             restarts: 0,
+            inflow: Inflow::default(),
         };
         node.collect(now);
         node
@@ -344,6 +348,18 @@ impl<D: NodeStore> Node<D> {
                 }
             }
             Msg::Events(events) => self.out.push(Output::Events(events)),
+            Msg::PartitionEvents { partition, events } => {
+                let (fresh, through) = self.inflow.receive(from, partition, events);
+                self.out.push(Output::Send(from, Msg::EventsAck { partition, through }));
+                if !fresh.is_empty() {
+                    self.out.push(Output::Events(fresh));
+                }
+            }
+            Msg::EventsAck { partition, through } => {
+                let Some(i) = self.index(partition) else { return };
+                self.partitions[i].events_acked(now, from, through);
+                self.collect_partition(now, i);
+            }
             Msg::Publish { channel, message } => {
                 self.out.push(Output::Published { channel, message })
             }

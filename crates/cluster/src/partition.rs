@@ -20,6 +20,7 @@ use sessiongrid_model::{Op, PartitionId, Reply};
 use crate::config::ClusterConfig;
 use crate::control::Lease;
 use crate::dedup::SeenRequests;
+use crate::events::{EventsOut, Outboxes};
 use crate::msg::{MemberMsg, Msg, Query, Refusal, ReplicaMsg};
 use crate::placement::NodeId;
 use crate::replica::{Effect, Origin, Replica};
@@ -35,7 +36,8 @@ pub enum PartitionOutput {
     Send(NodeId, Msg),
     /// The answer to the local request with this id.
     Reply(u64, Result<Reply, Refusal>),
-    /// Session events for this node's subscribers (other members were sent [`Msg::Events`]).
+    /// Session events for this node's subscribers (other members are sent
+    /// [`Msg::PartitionEvents`]).
     Events(Vec<SessionEvent>),
     /// A learner now holds a complete copy: control tells the coordinator.
     Synced(NodeId),
@@ -66,6 +68,9 @@ pub struct Partition<S> {
     early: Vec<(NodeId, Epoch, ReplicaMsg)>,
     /// Forwarded requests already taken, so a copy delivered again is not run again.
     seen: SeenRequests,
+    /// Events sent to other members and not acknowledged yet.
+    outboxes: Outboxes,
+    retransmit_ms: u64,
     out: Vec<PartitionOutput>,
 }
 
@@ -74,6 +79,7 @@ impl<S: PartitionStore> Partition<S> {
     /// restarted node's are newer than any it sent before.
     pub fn new(p: PartitionId, me: NodeId, cfg: Arc<ClusterConfig>, store: S, now: Now) -> Self {
         let first_snapshot = crate::dedup::first_forward_id(now.wall);
+        let retransmit_ms = cfg.retransmit_ms;
         Partition {
             p,
             me,
@@ -82,6 +88,8 @@ impl<S: PartitionStore> Partition<S> {
             active: false,
             early: Vec::new(),
             seen: SeenRequests::default(),
+            outboxes: Outboxes::default(),
+            retransmit_ms,
             out: Vec::new(),
         }
     }
@@ -142,6 +150,7 @@ impl<S: PartitionStore> Partition<S> {
             return;
         }
         debug_assert!(t.members.windows(2).all(|w| w[0] < w[1]), "members are sorted");
+        self.outboxes.keep_only(&t.members);
         let holds = t.assignment(self.p).is_some_and(|a| a.holds(self.me));
         if holds || self.active {
             let mut effects = Vec::new();
@@ -152,7 +161,7 @@ impl<S: PartitionStore> Partition<S> {
                 self.replica.reset();
             }
             self.topology = Some(t.clone());
-            self.apply(effects);
+            self.apply(now, effects);
         } else {
             self.topology = Some(t.clone());
         }
@@ -198,7 +207,7 @@ impl<S: PartitionStore> Partition<S> {
         self.note_lease(now, lease);
         let mut effects = Vec::new();
         self.replica.request(now, origin, key, op, &mut effects);
-        self.apply(effects);
+        self.apply(now, effects);
     }
 
     /// A whole-partition query, like [`Partition::request`].
@@ -213,7 +222,7 @@ impl<S: PartitionStore> Partition<S> {
         self.note_lease(now, lease);
         let mut effects = Vec::new();
         self.replica.query(now, origin, query, &mut effects);
-        self.apply(effects);
+        self.apply(now, effects);
     }
 
     /// False for a forwarded request this partition has taken before, refused or run: its
@@ -305,23 +314,29 @@ impl<S: PartitionStore> Partition<S> {
         }
         let mut effects = Vec::new();
         self.replica.receive(now, from, body, &mut effects);
-        self.apply(effects);
+        self.apply(now, effects);
     }
 
-    /// When [`Partition::tick`] next has work, if ever (see [`Replica::next_tick`]).
+    /// When [`Partition::tick`] next has work, if ever (see [`Replica::next_tick`]), events
+    /// to send again included.
     pub fn next_tick(&self) -> Option<u64> {
-        self.active.then(|| self.replica.next_tick()).flatten()
+        let replica = self.active.then(|| self.replica.next_tick()).flatten();
+        let events = self.outboxes.next_retransmit(self.retransmit_ms);
+        replica.into_iter().chain(events).min()
     }
 
     /// Retransmissions, the expiry sweep and timeouts; `lease` is control's latest.
     pub fn tick(&mut self, now: Now, lease: Lease) {
+        let mut sends = Vec::new();
+        self.outboxes.retransmit(now.mono, self.retransmit_ms, &mut sends);
+        self.send_events(sends);
         if !self.active {
             return;
         }
         self.note_lease(now, lease);
         let mut effects = Vec::new();
         self.replica.tick(now, &mut effects);
-        self.apply(effects);
+        self.apply(now, effects);
     }
 
     /// Tells the replica if this node holds a lease in the epoch it follows (see
@@ -330,11 +345,19 @@ impl<S: PartitionStore> Partition<S> {
         if lease.allows(self.epoch(), now.mono) {
             let mut effects = Vec::new();
             self.replica.leased(&mut effects);
-            self.apply(effects);
+            self.apply(now, effects);
         }
     }
 
-    fn apply(&mut self, effects: Vec<Effect>) {
+    fn apply(&mut self, now: Now, effects: Vec<Effect>) {
+        self.apply_effects(now, effects);
+        // Followers keep a write's events until every member has them, so a successor
+        // publishes again what a failed primary may not have got to every member.
+        let delivered = self.outboxes.delivered_through();
+        self.replica.events_delivered(delivered);
+    }
+
+    fn apply_effects(&mut self, now: Now, effects: Vec<Effect>) {
         let epoch = self.epoch();
         for effect in effects {
             match effect {
@@ -348,7 +371,7 @@ impl<S: PartitionStore> Partition<S> {
                 Effect::Reply(Origin::Remote { node, id, .. }, result) => {
                     self.out.push(PartitionOutput::Send(node, Msg::Response { id, result }))
                 }
-                Effect::Publish(events) => self.publish(events),
+                Effect::Publish(events) => self.publish(now, events),
                 Effect::Notify(key, notices) => {
                     self.out.push(PartitionOutput::Notify(key, notices))
                 }
@@ -357,14 +380,32 @@ impl<S: PartitionStore> Partition<S> {
         }
     }
 
-    /// Delivers events to this node's subscribers and every other member's.
-    fn publish(&mut self, events: Vec<SessionEvent>) {
+    /// Delivers events to this node's subscribers and, until each acknowledges them, every
+    /// other member's (see [`crate::events`]).
+    fn publish(&mut self, now: Now, events: Vec<SessionEvent>) {
         if let Some(t) = &self.topology {
-            for &n in t.members.iter().filter(|n| **n != self.me) {
-                self.out.push(PartitionOutput::Send(n, Msg::Events(events.clone())));
-            }
+            let others = t.members.iter().copied().filter(|n| *n != self.me);
+            let mut sends = Vec::new();
+            self.outboxes.publish(now.mono, others, &events, &mut sends);
+            self.send_events(sends);
         }
         self.out.push(PartitionOutput::Events(events));
+    }
+
+    /// Member `from` delivered this partition's events up to version `through`.
+    pub fn events_acked(&mut self, now: Now, from: NodeId, through: u64) {
+        let mut sends = Vec::new();
+        self.outboxes.acked(now.mono, from, through, &mut sends);
+        self.send_events(sends);
+        let delivered = self.outboxes.delivered_through();
+        self.replica.events_delivered(delivered);
+    }
+
+    fn send_events(&mut self, sends: Vec<EventsOut>) {
+        for (to, events) in sends {
+            let msg = Msg::PartitionEvents { partition: self.p, events };
+            self.out.push(PartitionOutput::Send(to, msg));
+        }
     }
 }
 
@@ -440,6 +481,67 @@ mod tests {
         // A majority has the new table: 1 is out for good.
         p.tick(now, lease(6));
         assert_eq!(replies(&mut p), vec![(1, Ok(Reply::Int(1)))]);
+    }
+
+    /// The events messages among `p`'s outputs: (to, versions).
+    fn events_sent(p: &mut Partition<MemStore>) -> Vec<(NodeId, Vec<u64>)> {
+        p.take_outputs()
+            .into_iter()
+            .filter_map(|o| match o {
+                PartitionOutput::Send(to, Msg::PartitionEvents { events, .. }) => {
+                    Some((to, events.iter().map(|e| e.version).collect()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_go_to_every_other_member_until_each_acknowledges_them() {
+        use sessiongrid_model::session::{op::SessionOp, session_key};
+        // Node 7 owns the partition alone; 8 and 9 are members that hold none of it.
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![7, 8, 9];
+        let lease = Lease { epoch: t.epoch, until: u64::MAX };
+        let at = |mono| Now { mono, wall: 1 };
+        let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
+        p.adopt(at(1), Arc::new(t.clone()));
+        let create = |id: &'static [u8]| {
+            let op = SessionOp::Create {
+                id: Bytes::from_static(id),
+                group: Bytes::new(),
+                idle_ms: 60_000,
+                absolute_ms: None,
+            };
+            (session_key(id), Op::Session(op))
+        };
+        let (key, op) = create(b"a");
+        p.request(at(1), lease, Origin::Local(1), t.epoch, key, op);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![1]), (9, vec![1])]);
+        // 8 acknowledges; 9's answer is lost. The next event goes to 8 at once, and waits for
+        // 9's acknowledgement, or for the retransmission with all 9 still lacks.
+        p.events_acked(at(2), 8, 1);
+        let (key, op) = create(b"b");
+        p.request(at(3), lease, Origin::Local(2), t.epoch, key, op);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![2])]);
+        let retransmit = 1 + cfg.retransmit_ms;
+        assert_eq!(p.next_tick(), Some(retransmit), "the first message to 9 is due again");
+        p.tick(at(retransmit), lease);
+        assert_eq!(events_sent(&mut p), vec![(9, vec![1, 2])]);
+        p.events_acked(at(retransmit), 9, 2);
+        p.events_acked(at(retransmit), 8, 2);
+        assert!(events_sent(&mut p).is_empty());
+        assert_eq!(p.next_tick(), None, "nothing left to send again, nothing else to do");
+        // A member that leaves is forgotten: what it did not acknowledge is not sent again.
+        let (key, op) = create(b"c");
+        p.request(at(retransmit), lease, Origin::Local(3), t.epoch, key, op);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![3]), (9, vec![3])]);
+        t.members = vec![7, 8];
+        t.epoch += 1;
+        p.adopt(at(retransmit), Arc::new(t));
+        p.tick(at(2 * retransmit), lease);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![3])]);
     }
 
     fn replies(p: &mut Partition<MemStore>) -> Vec<(u64, Result<Reply, Refusal>)> {

@@ -15,9 +15,11 @@
 //! - **Handoff.** A new primary whose predecessor is still alive serves only once the predecessor
 //!   released the partition or its lease has surely run out.
 //! - **Events.** A write's session events travel with it. The primary publishes them once every
-//!   counted follower has the write, and tells followers how far it has published; a follower
-//!   keeps the rest, and publishes them itself if it becomes primary. So an event of an
-//!   acknowledged write is published at least once, whichever owner survives.
+//!   counted follower has the write, and tells followers how far its events are published
+//!   and with every member (the partition sends them until each member acknowledges them,
+//!   `events.rs`); a follower keeps the rest, and publishes them itself if it becomes primary.
+//!   So an event of an acknowledged write reaches every live member at least once, whichever
+//!   owner survives.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -145,8 +147,13 @@ pub struct Replica<S> {
     next_sweep: u64,
     /// Events of writes not yet on every counted follower, in version order.
     unpublished: VecDeque<SessionEvent>,
-    /// Every event up to this version has been published (by this node or its predecessors).
+    /// Every event up to this version has been published (by this node or its predecessors)
+    /// and is with every member: followers forget those, and a successor publishes the rest.
     published: u64,
+    /// Every event up to this version has been handed out to be published.
+    handed_out: u64,
+    /// Every event up to this version is with every member; `None`: none is on its way.
+    delivered: Option<u64>,
     // As follower: events the primary may not have published yet, in version order.
     unconfirmed: VecDeque<SessionEvent>,
     // As follower.
@@ -190,6 +197,8 @@ impl<S: PartitionStore> Replica<S> {
             next_sweep: 0,
             unpublished: VecDeque::new(),
             published: 0,
+            handed_out: 0,
+            delivered: None,
             unconfirmed: VecDeque::new(),
             incoming: None,
             finished: None,
@@ -229,6 +238,8 @@ impl<S: PartitionStore> Replica<S> {
         self.next_sweep = 0;
         self.unpublished.clear();
         self.published = base.version;
+        self.handed_out = base.version;
+        self.delivered = None;
         self.unconfirmed.clear();
         self.incoming = None;
         self.finished = None;
@@ -823,7 +834,20 @@ impl<S: PartitionStore> Replica<S> {
             out.push(Effect::Publish(ready));
         }
         // Every event of a write up to `replicated` is out (those left are of later writes).
-        self.published = self.published.max(replicated);
+        self.handed_out = self.handed_out.max(replicated);
+        self.advance_published();
+    }
+
+    /// How far the events handed out have reached every member: `None` if none is on its way.
+    /// Until they have, followers keep them, so a successor publishes them again.
+    pub fn events_delivered(&mut self, through: Option<u64>) {
+        self.delivered = through;
+        self.advance_published();
+    }
+
+    fn advance_published(&mut self) {
+        let with_all = self.delivered.map_or(self.handed_out, |d| d.min(self.handed_out));
+        self.published = self.published.max(with_all);
     }
 
     /// Answers `origin` with `reply` once every counted follower has `version`.

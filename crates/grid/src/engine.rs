@@ -16,10 +16,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ractor::{ActorRef, RpcReplyPort};
+use sessiongrid_cluster::events::Inflow;
 pub use sessiongrid_cluster::node::Work;
 use sessiongrid_cluster::route::{route, Route, RETRY_MS};
 use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Now, Refusal, Topology};
 use sessiongrid_model::notify::{self, Flags, Notices};
+use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{PartitionId, Reply};
 use tokio::sync::{oneshot, watch, Notify};
 
@@ -108,6 +110,8 @@ pub struct Shared {
     pub forwards: Forwards,
     pub transport: Arc<dyn Transport>,
     pub events: Arc<EventBus>,
+    /// Session events other members sent, as far as delivered (each once per sender).
+    pub inflow: Mutex<Inflow>,
     /// Redis pub/sub: this node's subscribers.
     pub pubsub: PubSub,
     /// The keyspace events this node publishes for the writes it applies.
@@ -128,6 +132,17 @@ impl Shared {
 
     pub fn partition(&self, p: PartitionId) -> Option<ActorRef<PartitionMsg>> {
         self.partitions.read().expect("partition table lock").get(p as usize).cloned()
+    }
+
+    /// Events of partition `p` that member `from` sent: those not delivered before, and the
+    /// version to acknowledge.
+    pub fn inflow(
+        &self,
+        from: NodeId,
+        p: PartitionId,
+        events: Vec<SessionEvent>,
+    ) -> (Vec<SessionEvent>, u64) {
+        self.inflow.lock().expect("event inflow lock").receive(from, p, events)
     }
 
     pub fn to_partition(&self, p: PartitionId, msg: PartitionMsg) {

@@ -4,8 +4,10 @@
 //! On a single node the partitions publish here directly. In a cluster the protocol node does:
 //! events of partitions this node is primary of, and events other primaries sent it. Each node
 //! thus sees every event of the cluster; it counts those it published itself (`node`) apart
-//! from all it saw (`cluster`, since this node started). Delivery is at least once: a failover
-//! can repeat an event, which `(partition, version)` identifies.
+//! from all it saw (`cluster`, since this node started). Delivery is at least once: primaries
+//! send events until each member acknowledges them, a member delivers each once per sender
+//! (`sessiongrid_cluster::events`), and a failover can repeat an event, which
+//! `(partition, version)` identifies.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

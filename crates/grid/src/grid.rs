@@ -126,6 +126,7 @@ impl Grid {
             notify_flags: AtomicU16::new(0),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             drain_requested: Notify::new(),
+            inflow: Mutex::default(),
             forwarded: metrics::counter!("sessiongrid_requests_forwarded_total"),
             retried: metrics::counter!("sessiongrid_requests_retried_total"),
         });

@@ -182,8 +182,10 @@ impl PartitionState {
                     p.query(now, lease, Origin::Remote { node: from, id, expires_at }, epoch, query)
                 }
                 Msg::Replica { epoch, body, .. } => p.receive(now, lease, from, epoch, body),
+                Msg::EventsAck { through, .. } => p.events_acked(now, from, through),
                 Msg::Response { .. }
                 | Msg::Events(_)
+                | Msg::PartitionEvents { .. }
                 | Msg::Publish { .. }
                 | Msg::NotifyFlags(_)
                 | Msg::Membership(_) => {

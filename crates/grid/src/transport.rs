@@ -88,6 +88,18 @@ impl Inbox {
             }
             Msg::Response { id, result } => shared.forwards.answer(id, result),
             Msg::Events(events) => shared.events.publish(events),
+            Msg::PartitionEvents { partition, events } => {
+                let (fresh, through) = shared.inflow(from, partition, events);
+                shared.transport.send(from, Msg::EventsAck { partition, through });
+                if !fresh.is_empty() {
+                    shared.events.publish(fresh);
+                }
+            }
+            Msg::EventsAck { partition: p, .. } => {
+                if p < partitions {
+                    shared.to_partition(p, PartitionMsg::Peer { from, msg });
+                }
+            }
             Msg::Publish { channel, message } => {
                 shared.pubsub.deliver(channel, message);
             }
