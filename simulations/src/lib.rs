@@ -11,12 +11,14 @@
 //! - [`disk`] — in-memory disks that survive a simulated crash.
 //! - [`scale`] — many-node scenarios: movement against the ideal, balance, convergence, traffic.
 //! - [`checker`] — the history and the properties it must keep.
+//! - [`subscribers`] — what each node's event subscribers saw, and the at-least-once promise.
 
 pub mod checker;
 pub mod disk;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod scale;
+pub mod subscribers;
 pub mod world;
 
 pub use world::{Report, SimConfig, World};

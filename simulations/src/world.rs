@@ -13,10 +13,12 @@ use sessiongrid_cluster::{
     ClusterConfig, Internal, Msg, Node, NodeId, Now, Output, Refusal, SplitPolicy, Topology,
 };
 use sessiongrid_model::op::{ExpiryChange, SetCond};
+use sessiongrid_model::session::{op::SessionOp, session_key};
 use sessiongrid_model::{Op, Reply};
 
 use crate::checker::{Checker, Side, WriteStatus};
 use crate::disk::MemDisk;
+use crate::subscribers::Subscribers;
 
 /// Unix time the virtual clock starts at.
 const WALL_START_MS: u64 = 1_750_000_000_000;
@@ -124,6 +126,9 @@ enum Kind {
     Read,
     /// Sets these checked values (`None`: deletes them).
     Write(Vec<(Bytes, Option<Bytes>)>),
+    /// Creates the session with this id, whose creation every steady node's subscribers must
+    /// see.
+    CreateSession(Bytes),
 }
 
 /// The fields of the simulation's hash keys: each write sets one, so the rest must survive it.
@@ -157,6 +162,8 @@ struct Inflight {
     kind: Kind,
     /// The side of a split a write went to, if it was issued in a split window.
     side: Option<Side>,
+    /// When the request was made (virtual ms).
+    issued_at: u64,
 }
 
 struct Client {
@@ -201,6 +208,8 @@ pub struct Report {
     pub whole_restarts: u64,
     /// Times a node's disk failed its writes for a while.
     pub disk_faults: u64,
+    /// Sessions whose creation was acknowledged (and whose event every steady node must see).
+    pub sessions_created: u64,
     /// Partitions restarted from disk after a write failed to reach it.
     pub partition_restarts: u64,
     pub graceful_restarts: u64,
@@ -224,6 +233,7 @@ pub struct World {
     requests: BTreeMap<u64, usize>,
     next_request: u64,
     checker: Checker,
+    subscribers: Subscribers,
     clients_running: bool,
     debug: Debug,
     last_success: u64,
@@ -268,6 +278,7 @@ impl World {
             .collect();
         let cluster = Arc::new(cfg.cluster.clone());
         let report = Report { seed: cfg.seed, ..Report::default() };
+        let subscribers = Subscribers::new(nodes.len());
         World {
             cfg,
             cluster,
@@ -283,6 +294,7 @@ impl World {
             requests: BTreeMap::new(),
             next_request: 1,
             checker: Checker::default(),
+            subscribers,
             clients_running: false,
             debug: Debug::from_env(),
             last_success: 0,
@@ -328,6 +340,9 @@ impl World {
         self.run_until(self.now + 8_000);
         self.final_reads();
         let r = &mut self.report;
+        let up: Vec<bool> = self.nodes.iter().map(|n| n.node.is_some()).collect();
+        self.checker.violations.extend(self.subscribers.check(&up));
+        r.sessions_created = self.subscribers.created() as u64;
         r.violations = std::mem::take(&mut self.checker.violations);
         r.acked_writes = self.checker.acked_writes;
         r.failed_writes = self.checker.failed_writes;
@@ -407,8 +422,25 @@ impl World {
                     return self.at(at, Event::Internal { node, incarnation, msg });
                 }
                 let now = self.clock();
+                let adopting = match &msg {
+                    Internal::Adopt(p, _) => Some(*p),
+                    _ => None,
+                };
                 if let Some(x) = self.nodes[node].node.as_mut() {
+                    let before = adopting.and_then(|p| x.partition_topology(p));
                     x.deliver(now, msg);
+                    if let Some(before) = before {
+                        // A partition sends events to the members of the topology it follows:
+                        // a node it left out until now, or leaves out from now on, may have
+                        // missed some.
+                        let after = adopting.and_then(|p| x.partition_topology(p));
+                        for (&id, &j) in &self.index {
+                            let now_out = after.as_ref().is_some_and(|t| !t.is_member(id));
+                            if !before.is_member(id) || now_out {
+                                self.subscribers.excluded(j, self.now);
+                            }
+                        }
+                    }
                 }
                 self.drain(node);
             }
@@ -461,6 +493,7 @@ impl World {
         n.incarnation += 1;
         n.paused_until = 0;
         n.node = Some(Node::new(n.disk.clone(), self.cluster.clone(), seeds, joining, now));
+        self.subscribers.started(i, self.now);
         n.adopt_at.clear();
         let incarnation = n.incarnation;
         self.drain(i);
@@ -515,6 +548,13 @@ impl World {
         }
         let internal = node.take_internal();
         let outputs = node.take_outputs();
+        if let Some(t) = node.topology() {
+            for (&id, &j) in &self.index {
+                if !t.is_member(id) {
+                    self.subscribers.excluded(j, self.now);
+                }
+            }
+        }
         let incarnation = sim.incarnation;
         for msg in internal {
             let at = self.now + self.actor_delay();
@@ -536,12 +576,9 @@ impl World {
                         self.complete(client, result);
                     }
                 }
-                // The workload writes no sessions, publishes nothing and no operator drains a
-                // node.
-                Output::Events(_)
-                | Output::Notify(..)
-                | Output::Published { .. }
-                | Output::DrainRequested => {}
+                Output::Events(events) => self.subscribers.events(i, &events),
+                // The workload publishes nothing and no operator drains a node.
+                Output::Notify(..) | Output::Published { .. } | Output::DrainRequested => {}
             }
         }
     }
@@ -619,6 +656,17 @@ impl World {
                 };
                 (Kind::Write(vec![(key.clone(), Some(value))]), op)
             }
+        } else if roll >= 97 {
+            self.clients[c].written += 1;
+            let id = Bytes::from(format!("c{c}-s{}", self.clients[c].written));
+            let create = SessionOp::Create {
+                id: id.clone(),
+                group: Bytes::new(),
+                idle_ms: 3_600_000,
+                absolute_ms: None,
+            };
+            let key = session_key(&id);
+            return self.issue(c, node, key, Kind::CreateSession(id), Op::Session(create));
         } else if is_hash(&key) && roll < 95 {
             let field = HASH_FIELDS[self.rng.random_range(0..HASH_FIELDS.len())];
             let target = Bytes::from([&key[..], b"/", field.as_bytes()].concat());
@@ -635,7 +683,9 @@ impl World {
         self.next_request += 1;
         self.requests.insert(request, c);
         let side = self.side(node, &kind);
-        self.clients[c].inflight = Some(Inflight { request, node, key: key.clone(), kind, side });
+        let issued_at = self.now;
+        let inflight = Inflight { request, node, key: key.clone(), kind, side, issued_at };
+        self.clients[c].inflight = Some(inflight);
         let deadline = self.now + CLIENT_TIMEOUT_MS;
         self.at(deadline, Event::ClientTimeout { client: c, request });
         let now = self.clock();
@@ -654,6 +704,7 @@ impl World {
             let kind = match &f.kind {
                 Kind::Read => "read".to_string(),
                 Kind::Write(v) => format!("write {v:?}"),
+                Kind::CreateSession(id) => format!("create session {id:?}"),
             };
             eprintln!("t={} client {c} via node {}: {kind} -> {result:?}", self.now, f.node);
         }
@@ -675,6 +726,10 @@ impl World {
         match (f.kind, result) {
             (Kind::Read, Ok(reply)) => self.check_read(&f.key, reply),
             (Kind::Read, Err(_)) => self.checker.failed_read(),
+            (Kind::CreateSession(id), Ok(reply)) if !reply.is_error() => {
+                self.subscribers.acknowledged(id, f.issued_at)
+            }
+            (Kind::CreateSession(_), _) => {}
             (Kind::Write(writes), result) => {
                 let status = match result {
                     Ok(_) => WriteStatus::Acked,

@@ -151,3 +151,17 @@ fn acknowledging_before_the_backups_is_caught() {
     }
     panic!("no seed caught a primary that acknowledges before its backups have the write");
 }
+
+#[test]
+fn sending_events_only_once_is_caught() {
+    for seed in 0..seeds() {
+        let mut cfg = SimConfig::new(seed);
+        cfg.cluster.faults.events_sent_once = true;
+        let r = run(cfg);
+        if !r.violations.is_empty() {
+            println!("planted bug caught by seed {seed}: {}", r.violations[0]);
+            return;
+        }
+    }
+    panic!("no seed caught a primary that sends each session event only once");
+}

@@ -61,6 +61,8 @@ pub enum SplitPolicy {
 pub struct Faults {
     /// Acknowledge a write as soon as the primary has it, before its backups do.
     pub ack_before_backups: bool,
+    /// Send session events to each member once, never again when no acknowledgement comes.
+    pub events_sent_once: bool,
 }
 
 /// A setting that cannot work, found when a node starts.

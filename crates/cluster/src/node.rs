@@ -164,6 +164,11 @@ impl<D: NodeStore> Node<D> {
         self.control.topology()
     }
 
+    /// The topology partition `p` follows (it adopts control's after a while).
+    pub fn partition_topology(&self, p: PartitionId) -> Option<Arc<Topology>> {
+        self.partitions.get(p as usize)?.topology().cloned()
+    }
+
     pub fn merging(&self) -> bool {
         self.control.merging()
     }

@@ -71,6 +71,8 @@ pub struct Partition<S> {
     /// Events sent to other members and not acknowledged yet.
     outboxes: Outboxes,
     retransmit_ms: u64,
+    /// The planted defect [`crate::config::Faults::events_sent_once`].
+    events_sent_once: bool,
     out: Vec<PartitionOutput>,
 }
 
@@ -79,7 +81,7 @@ impl<S: PartitionStore> Partition<S> {
     /// restarted node's are newer than any it sent before.
     pub fn new(p: PartitionId, me: NodeId, cfg: Arc<ClusterConfig>, store: S, now: Now) -> Self {
         let first_snapshot = crate::dedup::first_forward_id(now.wall);
-        let retransmit_ms = cfg.retransmit_ms;
+        let (retransmit_ms, events_sent_once) = (cfg.retransmit_ms, cfg.faults.events_sent_once);
         Partition {
             p,
             me,
@@ -90,6 +92,7 @@ impl<S: PartitionStore> Partition<S> {
             seen: SeenRequests::default(),
             outboxes: Outboxes::default(),
             retransmit_ms,
+            events_sent_once,
             out: Vec::new(),
         }
     }
@@ -321,14 +324,17 @@ impl<S: PartitionStore> Partition<S> {
     /// to send again included.
     pub fn next_tick(&self) -> Option<u64> {
         let replica = self.active.then(|| self.replica.next_tick()).flatten();
-        let events = self.outboxes.next_retransmit(self.retransmit_ms);
+        let events =
+            self.outboxes.next_retransmit(self.retransmit_ms).filter(|_| !self.events_sent_once);
         replica.into_iter().chain(events).min()
     }
 
     /// Retransmissions, the expiry sweep and timeouts; `lease` is control's latest.
     pub fn tick(&mut self, now: Now, lease: Lease) {
         let mut sends = Vec::new();
-        self.outboxes.retransmit(now.mono, self.retransmit_ms, &mut sends);
+        if !self.events_sent_once {
+            self.outboxes.retransmit(now.mono, self.retransmit_ms, &mut sends);
+        }
         self.send_events(sends);
         if !self.active {
             return;

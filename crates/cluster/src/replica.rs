@@ -830,7 +830,10 @@ impl<S: PartitionStore> Replica<S> {
         while self.unpublished.front().is_some_and(|e| e.version <= replicated) {
             ready.extend(self.unpublished.pop_front());
         }
-        if !ready.is_empty() {
+        if let Some(first) = ready.first() {
+            // On their way from now on: not with every member until the node says so.
+            let before = first.version - 1;
+            self.delivered = Some(self.delivered.map_or(before, |d| d.min(before)));
             out.push(Effect::Publish(ready));
         }
         // Every event of a write up to `replicated` is out (those left are of later writes).

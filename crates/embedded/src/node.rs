@@ -256,7 +256,8 @@ fn cluster_config(config: &NodeConfig) -> ClusterConfig {
 /// holds data anyone needs.
 fn planted_defects() -> Faults {
     let planted = std::env::var("SESSIONGRID_PLANT_DEFECT").unwrap_or_default();
-    let faults = Faults { ack_before_backups: planted == "ack-before-backups" };
+    let faults =
+        Faults { ack_before_backups: planted == "ack-before-backups", ..Faults::default() };
     if faults.ack_before_backups {
         warn!("SESSIONGRID_PLANT_DEFECT: writes are acknowledged before their backups have them");
     } else if !planted.is_empty() {
