@@ -89,7 +89,11 @@ impl Outboxes {
 
     /// Every event up to this version is with every member; `None` if none is on its way.
     pub fn delivered_through(&self) -> Option<u64> {
-        self.boxes.values().filter_map(|o| o.events.front()).map(|e| e.version - 1).min()
+        self.boxes
+            .values()
+            .filter_map(|o| o.events.front())
+            .map(|e| e.version.saturating_sub(1))
+            .min()
     }
 
     /// Forgets nodes that are no longer members.

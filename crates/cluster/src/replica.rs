@@ -832,7 +832,7 @@ impl<S: PartitionStore> Replica<S> {
         }
         if let Some(first) = ready.first() {
             // On their way from now on: not with every member until the node says so.
-            let before = first.version - 1;
+            let before = first.version.saturating_sub(1);
             self.delivered = Some(self.delivered.map_or(before, |d| d.min(before)));
             out.push(Effect::Publish(ready));
         }
