@@ -276,4 +276,15 @@ pub enum ReplicaMsg {
     },
     /// The previous primary has stopped serving the partition.
     Released,
+    /// A primary that started afresh from its disk asks for the follower's copies of the events
+    /// of writes up to `through`: it cannot know whether its earlier life got them to every
+    /// member.
+    EventsWanted {
+        through: u64,
+    },
+    /// The answer to [`ReplicaMsg::EventsWanted`]: the follower's copies of those events.
+    EventsHanded {
+        through: u64,
+        events: Vec<SessionEvent>,
+    },
 }

@@ -89,6 +89,10 @@ struct Follower {
     snapshot: Option<OutgoingSnapshot>,
     /// The `published` mark this follower was last sent.
     told: u64,
+    /// It handed back its copies of the events this replica's earlier life may not have got
+    /// to every member; when it was last asked.
+    handed: bool,
+    wanted_at: Option<u64>,
 }
 
 impl Follower {
@@ -102,6 +106,8 @@ impl Follower {
             synced_at: 0,
             snapshot: None,
             told: 0,
+            handed: false,
+            wanted_at: None,
         }
     }
 }
@@ -154,6 +160,10 @@ pub struct Replica<S> {
     handed_out: u64,
     /// Every event up to this version is with every member; `None`: none is on its way.
     delivered: Option<u64>,
+    /// Writes up to this version came before this replica started from its disk: whether their
+    /// events reached every member is unknown, so as primary it publishes the copies its
+    /// followers hand back before `published` passes them (0: nothing inherited).
+    inherited: u64,
     // As follower: events the primary may not have published yet, in version order.
     unconfirmed: VecDeque<SessionEvent>,
     // As follower.
@@ -199,6 +209,7 @@ impl<S: PartitionStore> Replica<S> {
             published: 0,
             handed_out: 0,
             delivered: None,
+            inherited: 0,
             unconfirmed: VecDeque::new(),
             incoming: None,
             finished: None,
@@ -237,9 +248,11 @@ impl<S: PartitionStore> Replica<S> {
         self.pending.clear();
         self.next_sweep = 0;
         self.unpublished.clear();
-        self.published = base.version;
+        // Nothing is vouched for: followers keep every event until a primary that knows says so.
+        self.published = 0;
         self.handed_out = base.version;
         self.delivered = None;
+        self.inherited = base.version;
         self.unconfirmed.clear();
         self.incoming = None;
         self.finished = None;
@@ -849,6 +862,9 @@ impl<S: PartitionStore> Replica<S> {
     }
 
     fn advance_published(&mut self) {
+        if self.inherited > 0 {
+            return; // Until the followers have handed back what this replica inherited.
+        }
         let with_all = self.delivered.map_or(self.handed_out, |d| d.min(self.handed_out));
         self.published = self.published.max(with_all);
     }
@@ -922,7 +938,45 @@ impl<S: PartitionStore> Replica<S> {
                     self.serve_at = now.mono;
                 }
             }
+            (Role::Follower, ReplicaMsg::EventsWanted { through }) if self.is_primary(from) => {
+                let events =
+                    self.unconfirmed.iter().filter(|e| e.version <= through).cloned().collect();
+                out.push(Effect::Send(self.p, from, ReplicaMsg::EventsHanded { through, events }));
+            }
+            (Role::Primary, ReplicaMsg::EventsHanded { through, events }) => {
+                self.on_events_handed(from, through, events, out)
+            }
             (role, msg) => debug!(partition = self.p, ?role, ?msg, "ignored replica message"),
+        }
+    }
+
+    /// A follower's copies of events this replica inherited: published (again) now; once
+    /// every follower has answered, `published` may pass them.
+    fn on_events_handed(
+        &mut self,
+        from: NodeId,
+        through: u64,
+        events: Vec<SessionEvent>,
+        out: &mut Vec<Effect>,
+    ) {
+        if through != self.inherited || self.inherited == 0 {
+            return;
+        }
+        let Some(f) = self.followers.get_mut(&from) else { return };
+        f.handed = true;
+        let fresh: Vec<SessionEvent> =
+            events.into_iter().filter(|e| !self.unpublished.contains(e)).collect();
+        let mut all: Vec<SessionEvent> = self.unpublished.drain(..).chain(fresh).collect();
+        all.sort_by_key(|e| e.version);
+        self.unpublished = all.into();
+        self.settle_inherited();
+        self.publish_replicated(out);
+    }
+
+    /// Forgets what this replica inherited once every follower has handed back its copies.
+    fn settle_inherited(&mut self) {
+        if self.inherited > 0 && self.followers.values().all(|f| f.handed) {
+            self.inherited = 0;
         }
     }
 
@@ -986,6 +1040,10 @@ impl<S: PartitionStore> Replica<S> {
     /// The primary has published everything up to `published`: forget those events.
     fn confirm_published(&mut self, published: u64) {
         self.published = self.published.max(published);
+        if published >= self.inherited {
+            // A primary vouches for everything this replica inherited.
+            self.inherited = 0;
+        }
         while self.unconfirmed.front().is_some_and(|e| e.version <= published) {
             self.unconfirmed.pop_front();
         }
@@ -1207,6 +1265,7 @@ impl<S: PartitionStore> Replica<S> {
         }
         let busy = self.holds.is_held()
             || self.awaiting_lease
+            || self.inherited > 0
             || self.pos.is_some_and(|pos| {
                 !self.pending.is_empty()
                     || self.followers.values().any(|f| {
@@ -1230,6 +1289,16 @@ impl<S: PartitionStore> Replica<S> {
         self.end_hold_if_out(now, out);
         let Some(pos) = self.pos else { return };
         let retransmit = self.cfg.retransmit_ms;
+        self.settle_inherited();
+        if self.inherited > 0 {
+            let through = self.inherited;
+            for (&n, f) in self.followers.iter_mut().filter(|(_, f)| !f.handed) {
+                if f.wanted_at.is_none_or(|at| now.mono >= at + retransmit) {
+                    f.wanted_at = Some(now.mono);
+                    out.push(Effect::Send(self.p, n, ReplicaMsg::EventsWanted { through }));
+                }
+            }
+        }
         let mut suffixes = Vec::new();
         for (&n, f) in self.followers.iter_mut() {
             if let Some(s) = f.snapshot.as_mut() {
