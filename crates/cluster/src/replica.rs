@@ -18,8 +18,10 @@
 //!   counted follower has the write, and tells followers how far its events are published
 //!   and with every member (the partition sends them until each member acknowledges them,
 //!   `events.rs`); a follower keeps the rest, and publishes them itself if it becomes primary.
-//!   So an event of an acknowledged write reaches every live member at least once, whichever
-//!   owner survives.
+//!   A replica started from its disk vouches for no event: as primary it first takes back its
+//!   followers' copies of the events of the writes it inherited and publishes them again. So
+//!   an event of an acknowledged write reaches every live member at least once, whichever
+//!   owner survives or restarts.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
