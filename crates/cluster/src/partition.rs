@@ -357,8 +357,12 @@ impl<S: PartitionStore> Partition<S> {
 
     fn apply(&mut self, now: Now, effects: Vec<Effect>) {
         self.apply_effects(now, effects);
-        // Followers keep a write's events until every member has them, so a successor
-        // publishes again what a failed primary may not have got to every member.
+        self.report_delivered();
+    }
+
+    /// Tells the replica how far its events are with every member: followers keep a write's
+    /// events until then, so a successor publishes again what may not have reached one.
+    fn report_delivered(&mut self) {
         let delivered = self.outboxes.delivered_through();
         self.replica.events_delivered(delivered);
     }
@@ -403,8 +407,7 @@ impl<S: PartitionStore> Partition<S> {
         let mut sends = Vec::new();
         self.outboxes.acked(now.mono, from, through, &mut sends);
         self.send_events(sends);
-        let delivered = self.outboxes.delivered_through();
-        self.replica.events_delivered(delivered);
+        self.report_delivered();
     }
 
     fn send_events(&mut self, sends: Vec<EventsOut>) {
