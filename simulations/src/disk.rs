@@ -16,12 +16,15 @@ use bytes::Bytes;
 use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::op::FieldNeeds;
+use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{Entry, PartitionId};
 
 #[derive(Default)]
 pub struct PartitionData {
     pub entries: BTreeMap<Bytes, Entry>,
     pub pos: Option<LogPos>,
+    /// Session events by the version of their write, until forgotten.
+    pub events: BTreeMap<u64, Vec<SessionEvent>>,
 }
 
 /// Whether a disk takes writes.
@@ -71,7 +74,22 @@ impl PartitionStore for MemPartition {
         self.write(|d| {
             sessiongrid_cluster::storage::apply_to_map(&mut d.entries, entry);
             d.pos = Some(entry.pos);
+            if !entry.events.is_empty() {
+                d.events.insert(entry.pos.version, entry.events.clone());
+            }
         });
+        Ok(())
+    }
+
+    fn kept_events(&mut self) -> StoreResult<Vec<SessionEvent>> {
+        Ok(self.data.borrow().events.values().flatten().cloned().collect())
+    }
+
+    fn forget_events(&mut self, through: u64) -> StoreResult<()> {
+        let kept = self.data.borrow().events.first_key_value().map(|(v, _)| *v);
+        if kept.is_some_and(|v| v <= through) && !self.health.borrow().known {
+            self.write(|d| d.events.retain(|v, _| *v > through));
+        }
         Ok(())
     }
 
@@ -144,6 +162,7 @@ impl PartitionStore for MemPartition {
     fn clear(&mut self) -> StoreResult<()> {
         self.write(|d| {
             d.entries.clear();
+            d.events.clear();
             d.pos = Some(LogPos::ZERO);
         });
         Ok(())
@@ -203,6 +222,7 @@ impl NodeStore for MemDisk {
             Rc::new(RefCell::new(PartitionData {
                 entries: BTreeMap::new(),
                 pos: Some(LogPos::ZERO),
+                events: BTreeMap::new(),
             }))
         });
         MemPartition { data: data.clone(), health: d.health.clone(), failed: None }

@@ -553,6 +553,49 @@ mod tests {
         assert_eq!(events_sent(&mut p), vec![(8, vec![3])]);
     }
 
+    #[test]
+    fn a_primary_restarted_from_disk_sends_again_the_events_no_member_acknowledged() {
+        use sessiongrid_model::session::{op::SessionOp, session_key};
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![7, 8, 9];
+        let t = Arc::new(t);
+        let lease = Lease { epoch: t.epoch, until: u64::MAX };
+        let at = |mono| Now { mono, wall: 1 };
+        let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
+        p.adopt(at(1), t.clone());
+        for (n, id) in [b"a", b"b"].into_iter().enumerate() {
+            let op = SessionOp::Create {
+                id: Bytes::from_static(id),
+                group: Bytes::new(),
+                idle_ms: 60_000,
+                absolute_ms: None,
+            };
+            p.request(
+                at(1),
+                lease,
+                Origin::Local(n as u64),
+                t.epoch,
+                session_key(id),
+                Op::Session(op),
+            );
+        }
+        assert_eq!(events_sent(&mut p), vec![(8, vec![1]), (9, vec![1])]);
+        p.events_acked(at(2), 8, 1);
+        p.events_acked(at(2), 9, 1);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![2]), (9, vec![2])]);
+        p.events_acked(at(2), 8, 2);
+        // Killed before 9 acknowledged the second: its disk is all that is left of it.
+        let disk = p.replica().store().clone();
+        let mut p = Partition::new(0, 7, cfg, disk, at(3));
+        p.adopt(at(3), t.clone());
+        p.tick(at(3), lease);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![2]), (9, vec![2])], "published again");
+        p.events_acked(at(4), 8, 2);
+        p.events_acked(at(4), 9, 2);
+        assert!(p.replica().store().events.is_empty(), "with every member: forgotten");
+    }
+
     fn replies(p: &mut Partition<MemStore>) -> Vec<(u64, Result<Reply, Refusal>)> {
         p.take_outputs()
             .into_iter()

@@ -18,10 +18,11 @@
 //!   counted follower has the write, and tells followers how far its events are published
 //!   and with every member (the partition sends them until each member acknowledges them,
 //!   `events.rs`); a follower keeps the rest, and publishes them itself if it becomes primary.
-//!   A replica started from its disk vouches for no event: as primary it first takes back its
-//!   followers' copies of the events of the writes it inherited and publishes them again. So
-//!   an event of an acknowledged write reaches every live member at least once, whichever
-//!   owner survives or restarts.
+//!   Every owner's disk keeps a write's events with the write until the published mark passes
+//!   them, so a replica started from its disk has its copies back; it vouches for no event,
+//!   and as primary it publishes its copies again and first takes back its followers' copies
+//!   of the events of the writes it inherited. So an event of an acknowledged write reaches
+//!   every live member at least once, whichever owners survive or restart.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -256,6 +257,7 @@ impl<S: PartitionStore> Replica<S> {
         self.delivered = None;
         self.inherited = base.version;
         self.unconfirmed.clear();
+        self.take_kept_events();
         self.incoming = None;
         self.finished = None;
         self.snapshot_seen = None;
@@ -263,6 +265,12 @@ impl<S: PartitionStore> Replica<S> {
         self.failed = None;
         self.holds.drain();
         self.awaiting_lease = false;
+    }
+
+    /// What its disk holds, for tests that restart a replica on it.
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &S {
+        &self.store
     }
 
     /// Why this replica must be restarted from disk, if it must: it could not record its
@@ -868,7 +876,31 @@ impl<S: PartitionStore> Replica<S> {
             return; // Until the followers have handed back what this replica inherited.
         }
         let with_all = self.delivered.map_or(self.handed_out, |d| d.min(self.handed_out));
-        self.published = self.published.max(with_all);
+        if with_all > self.published {
+            self.published = with_all;
+            self.forget_kept_events();
+        }
+    }
+
+    /// Takes the events the disk kept with their writes as copies that no primary vouched
+    /// for: published again if this replica becomes primary, forgotten once one vouches.
+    fn take_kept_events(&mut self) {
+        match self.store.kept_events() {
+            Ok(events) => {
+                let excess = events.len().saturating_sub(UNCONFIRMED_EVENTS_MAX);
+                self.unconfirmed = events.into_iter().skip(excess).collect();
+            }
+            Err(e) => {
+                error!(partition = self.p, error = %e, "could not read the kept session events")
+            }
+        }
+    }
+
+    /// The disk need not keep the events up to `published` any longer.
+    fn forget_kept_events(&mut self) {
+        if let Err(e) = self.store.forget_events(self.published) {
+            warn!(partition = self.p, error = %e, "could not drop session events delivered");
+        }
     }
 
     /// Answers `origin` with `reply` once every counted follower has `version`.
@@ -1041,7 +1073,10 @@ impl<S: PartitionStore> Replica<S> {
 
     /// The primary has published everything up to `published`: forget those events.
     fn confirm_published(&mut self, published: u64) {
-        self.published = self.published.max(published);
+        if published > self.published {
+            self.published = published;
+            self.forget_kept_events();
+        }
         if published >= self.inherited {
             // A primary vouches for everything this replica inherited.
             self.inherited = 0;

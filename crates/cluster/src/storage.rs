@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use sessiongrid_model::op::FieldNeeds;
+use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{Entry, PartitionId};
 
 use crate::msg::{LogEntry, LogPos};
@@ -60,9 +61,19 @@ pub trait PartitionStore {
         self.get(key)
     }
 
-    /// Writes the entry's new state and makes its position the partition's, atomically and
-    /// durably, before returning. `prior` is what the key held, if the caller knows.
+    /// Writes the entry's new state and its session events (kept until
+    /// [`PartitionStore::forget_events`]) and makes its position the partition's, atomically
+    /// and durably, before returning. `prior` is what the key held, if the caller knows.
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()>;
+
+    /// The session events [`PartitionStore::append`] kept and nothing forgot since, oldest
+    /// first: those of writes that may not have reached every member yet, read when a replica
+    /// starts from disk, so that no restart loses one.
+    fn kept_events(&mut self) -> StoreResult<Vec<SessionEvent>>;
+
+    /// Every event up to version `through` is with every member: the disk may drop them. A
+    /// disk that refuses writes keeps them (they are published again at worst).
+    fn forget_events(&mut self, through: u64) -> StoreResult<()>;
 
     /// The position of the last applied write; `None` if the copy is incomplete (a snapshot was
     /// being installed).
@@ -92,7 +103,7 @@ pub trait PartitionStore {
     /// the partition has no expiry sweep to run.
     fn has_deadlines(&self) -> bool;
 
-    /// Drops every entry and resets the position to [`LogPos::ZERO`].
+    /// Drops every entry and kept event and resets the position to [`LogPos::ZERO`].
     fn clear(&mut self) -> StoreResult<()>;
 
     /// A write this store took (its call returned `Ok`) that it then failed to put on disk, if
@@ -134,10 +145,11 @@ pub fn apply_to_map(entries: &mut std::collections::BTreeMap<Bytes, Entry>, entr
 
 /// A partition's entries in a map, for the protocol's unit tests.
 #[cfg(test)]
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct MemStore {
     pub entries: std::collections::BTreeMap<Bytes, Entry>,
     pub pos: Option<LogPos>,
+    pub events: std::collections::BTreeMap<u64, Vec<SessionEvent>>,
 }
 
 #[cfg(test)]
@@ -156,6 +168,16 @@ impl PartitionStore for MemStore {
     fn append(&mut self, e: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
         apply_to_map(&mut self.entries, e);
         self.pos = Some(e.pos);
+        if !e.events.is_empty() {
+            self.events.insert(e.pos.version, e.events.clone());
+        }
+        Ok(())
+    }
+    fn kept_events(&mut self) -> StoreResult<Vec<SessionEvent>> {
+        Ok(self.events.values().flatten().cloned().collect())
+    }
+    fn forget_events(&mut self, through: u64) -> StoreResult<()> {
+        self.events.retain(|v, _| *v > through);
         Ok(())
     }
     fn position(&self) -> Option<LogPos> {
@@ -187,6 +209,7 @@ impl PartitionStore for MemStore {
     }
     fn clear(&mut self) -> StoreResult<()> {
         self.entries.clear();
+        self.events.clear();
         self.pos = Some(LogPos::ZERO);
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! where its data is. Each partition keeps its hot entries in a memory tier within its share of
 //! the memory budget; disk is the truth and the tier always equals it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use sessiongrid_cluster::storage::{Counts, Prior, StoreError, StoreResult};
 use sessiongrid_cluster::topology::Assignment;
 use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, Topology};
 use sessiongrid_model::op::FieldNeeds;
+use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{Delta, Entry, PartitionId};
 use sessiongrid_store::{PartitionMeta, Position, Store};
 use tracing::warn;
@@ -130,6 +132,8 @@ pub struct DiskPartition {
     /// Writes made but not on disk yet.
     pending: Pending,
     committer: Arc<Committer>,
+    /// The versions of the writes whose session events have a row (until forgotten).
+    kept: BTreeSet<u64>,
 }
 
 /// Handles to the node-wide series a partition's tier contributes to.
@@ -170,7 +174,14 @@ impl DiskPartition {
         let complete = store.scan(p, None, 1).is_ok_and(|rows| rows.is_empty());
         let metrics = CacheMetrics::new();
         let pending = Pending::default();
-        DiskPartition { store, p, pos, meta, cache, complete, metrics, pending, committer }
+        let kept = match store.kept_events(p) {
+            Ok(rows) => rows.into_iter().map(|(version, _)| version).collect(),
+            Err(e) => {
+                warn!(partition = p, error = %e, "could not read the kept session events");
+                BTreeSet::new()
+            }
+        };
+        DiskPartition { store, p, pos, meta, cache, complete, metrics, pending, committer, kept }
     }
 }
 
@@ -370,12 +381,25 @@ impl PartitionStore for DiskPartition {
             meta.sessions + count(new_session) - count(prior.session).min(meta.sessions);
         meta.seq = entry.pos.version;
         let key = &entry.key;
-        let written = self.write(Some(entry.pos), meta, |batch| match &entry.delta {
-            Delta::Whole(Some(e)) => batch.put(key, e, old_expiry, prior.fields),
-            Delta::Whole(None) => batch.delete(key, old_expiry, prior.fields),
-            Delta::Fields { header, rows } => batch.patch(key, header, rows, old_expiry),
+        let events = match entry.events.is_empty() {
+            true => None,
+            false => Some(postcard::to_allocvec(&entry.events).map_err(err)?),
+        };
+        let version = entry.pos.version;
+        let written = self.write(Some(entry.pos), meta, |batch| {
+            match &entry.delta {
+                Delta::Whole(Some(e)) => batch.put(key, e, old_expiry, prior.fields),
+                Delta::Whole(None) => batch.delete(key, old_expiry, prior.fields),
+                Delta::Fields { header, rows } => batch.patch(key, header, rows, old_expiry),
+            }
+            if let Some(events) = events {
+                batch.keep_events(version, events);
+            }
         });
         if written.is_ok() {
+            if !entry.events.is_empty() {
+                self.kept.insert(version);
+            }
             self.remember_change(key, &entry.delta, prior.existed);
         } else {
             // Refused: the key leaves the tier, so the next read sees disk.
@@ -383,6 +407,34 @@ impl PartitionStore for DiskPartition {
             self.remember(key, None);
         }
         written
+    }
+
+    fn kept_events(&mut self) -> StoreResult<Vec<SessionEvent>> {
+        if self.kept.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.settle()?;
+        let mut events = Vec::new();
+        for (version, row) in self.store.kept_events(self.p).map_err(err)? {
+            match postcard::from_bytes::<Vec<SessionEvent>>(&row) {
+                Ok(of_write) => events.extend(of_write),
+                Err(e) => {
+                    warn!(partition = self.p, version, error = %e, "unreadable session events")
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    fn forget_events(&mut self, through: u64) -> StoreResult<()> {
+        let doomed: Vec<u64> = self.kept.range(..=through).copied().collect();
+        if doomed.is_empty() || self.store.refuses_writes().is_some() {
+            return Ok(());
+        }
+        let (pos, meta) = (self.pos, self.meta);
+        self.write(pos, meta, |batch| doomed.iter().for_each(|v| batch.forget_events(*v)))?;
+        self.kept.retain(|v| *v > through);
+        Ok(())
     }
 
     fn position(&self) -> Option<LogPos> {
@@ -474,8 +526,11 @@ impl PartitionStore for DiskPartition {
 
     fn clear(&mut self) -> StoreResult<()> {
         self.account(EntryCache::clear);
-        let written = self
-            .write(Some(LogPos::ZERO), PartitionMeta::default(), |batch| batch.delete_partition());
+        let kept = std::mem::take(&mut self.kept);
+        let written = self.write(Some(LogPos::ZERO), PartitionMeta::default(), |batch| {
+            batch.delete_partition();
+            kept.iter().for_each(|v| batch.forget_events(*v));
+        });
         self.complete = written.is_ok();
         written
     }
@@ -521,6 +576,53 @@ mod tests {
             Store::open(dir.path(), 4, sessiongrid_model::config::Durability::Process).unwrap();
         let committer = Arc::new(Committer::new(store.clone()));
         DiskNode::new(store, 7, budget, vec![committer])
+    }
+
+    #[test]
+    fn session_events_stay_on_disk_until_forgotten_or_cleared() {
+        use sessiongrid_model::session::event::EventKind;
+        let write = |version, events: usize| LogEntry {
+            pos: LogPos { version, ..LogPos::ZERO },
+            key: Bytes::from_static(b"s"),
+            delta: Delta::Whole(Some(Entry::new(sessiongrid_model::Value::Str(Bytes::new())))),
+            events: (0..events)
+                .map(|i| SessionEvent {
+                    kind: EventKind::Created,
+                    id: Bytes::from(format!("s{version}-{i}")),
+                    group: Bytes::new(),
+                    principal: None,
+                    moved_to: None,
+                    at_ms: 1,
+                    node: 7,
+                    partition: 1,
+                    version,
+                })
+                .collect(),
+        };
+        let kept = |p: &mut DiskPartition| -> Vec<Bytes> {
+            p.kept_events().unwrap().into_iter().map(|e| e.id).collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut disk = disk_node(&dir, 1 << 20);
+            let mut p = disk.partition(1);
+            p.append(&write(1, 2), None).unwrap();
+            set(&mut p, 2, b"k", 10);
+            p.append(&write(3, 1), None).unwrap();
+            assert_eq!(kept(&mut p), ["s1-0", "s1-1", "s3-0"]);
+            p.forget_events(2).unwrap();
+            p.settle().unwrap();
+        }
+        // As after a kill -9: what was on disk is all there is.
+        let mut disk = disk_node(&dir, 1 << 20);
+        let mut p = disk.partition(1);
+        assert_eq!(kept(&mut p), ["s3-0"]);
+        assert!(kept(&mut disk.partition(2)).is_empty(), "another partition's are its own");
+        p.clear().unwrap();
+        assert!(kept(&mut p).is_empty());
+        p.settle().unwrap();
+        drop((p, disk));
+        assert!(kept(&mut disk_node(&dir, 1 << 20).partition(1)).is_empty());
     }
 
     #[test]

@@ -127,6 +127,19 @@ impl Batch {
         self.ops.push(BatchOp::Put(Family::Meta, keys::extra_key(name), value.to_vec()));
     }
 
+    /// Keeps the session events of the write at `version` (encoded by the caller) until
+    /// [`Batch::forget_events`] drops them.
+    pub fn keep_events(&mut self, version: u64, events: Vec<u8>) {
+        let key = keys::events_key(self.partition, version);
+        self.ops.push(BatchOp::Put(Family::Meta, key, events));
+    }
+
+    /// Drops the session events kept for the write at `version`. (A point deletion: range
+    /// deletions do not mix with the in-place updates of the `meta` family.)
+    pub fn forget_events(&mut self, version: u64) {
+        self.ops.push(BatchOp::Delete(Family::Meta, keys::events_key(self.partition, version)));
+    }
+
     /// Deletes the partition's entries, and their field rows, with user keys after `after`
     /// through `through` (`None`: from the first / to the last key of the partition). Their
     /// expiry rows are the caller's to remove.

@@ -8,6 +8,7 @@
 //! | `meta`        | `partitions`                          | u16 BE                 |
 //! | `meta`        | `p/` + partition (u16 BE)             | postcard `PartitionMeta` |
 //! | `meta`        | `x/` + name                           | bytes owned by an upper layer |
+//! | `meta`        | `e/` + partition (u16 BE) + version (u64 BE) | the session events of one write, owned by an upper layer, kept until every member has them |
 //! | `meta`        | `format`                              | u16 BE: [`FORMAT`]     |
 //!
 //! Big-endian prefixes keep a partition's rows contiguous and its expiry rows in deadline order, so
@@ -119,6 +120,20 @@ pub fn meta_key(p: PartitionId) -> Vec<u8> {
     k
 }
 
+/// The row keeping the session events of partition `p`'s write at `version`.
+pub fn events_key(p: PartitionId, version: u64) -> Vec<u8> {
+    let mut k = events_prefix(p);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// What every events row of partition `p` starts with.
+pub fn events_prefix(p: PartitionId) -> Vec<u8> {
+    let mut k = b"e/".to_vec();
+    k.extend_from_slice(&p.to_be_bytes());
+    k
+}
+
 /// A named row of the layers above (cluster identity, topology, replica positions).
 pub fn extra_key(name: &[u8]) -> Vec<u8> {
     let mut k = b"x/".to_vec();
@@ -152,6 +167,13 @@ mod tests {
         }
         assert!(fields_end(3, b"\xff") <= partition_end(3));
         assert!(fields_prefix(3, b"") >= partition_start(3));
+    }
+
+    #[test]
+    fn events_rows_sort_by_version_within_their_partition() {
+        assert!(events_key(1, 9) < events_key(1, 10) && events_key(1, u64::MAX) < events_key(2, 0));
+        assert!(events_key(1, 0).starts_with(&events_prefix(1)));
+        assert!(!events_key(1, 0).starts_with(&meta_key(1)) && !meta_key(1).starts_with(b"e/"));
     }
 
     #[test]

@@ -379,6 +379,23 @@ impl Store {
         Ok(self.inner.db.get_cf(self.meta(), keys::extra_key(name))?)
     }
 
+    /// The session events rows of partition `p` ([`crate::Batch::keep_events`]), as
+    /// (version, bytes), oldest first.
+    pub fn kept_events(&self, p: PartitionId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let prefix = keys::events_prefix(p);
+        let iter =
+            self.inner.db.iterator_cf(self.meta(), IteratorMode::From(&prefix, Direction::Forward));
+        let mut rows = Vec::new();
+        for row in iter {
+            let (k, v) = row?;
+            let Some(version) = k.strip_prefix(prefix.as_slice()) else { break };
+            let version: [u8; 8] =
+                version.try_into().map_err(|_| StoreError::Corrupt { what: "events row" })?;
+            rows.push((u64::from_be_bytes(version), v.into_vec()));
+        }
+        Ok(rows)
+    }
+
     /// Up to `limit` (user key, entry) pairs of partition `p` with keys after `after` (from the
     /// first if `None`), in key order.
     pub fn scan(
