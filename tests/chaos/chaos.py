@@ -151,6 +151,9 @@ class Run:
         self.local = threading.local()
         self.stop = threading.Event()
         self.faults: list[tuple[float, str]] = []
+        # The nodes the fault being injected touches.
+        self.touched: set[int] = set()
+        self.unsubscribe = threading.Event()
 
     # -- the cluster ------------------------------------------------------------------------
 
@@ -185,7 +188,7 @@ class Run:
     def fault(self, kind: str, what: str) -> None:
         at = time.monotonic() - self.history.t0
         self.faults.append((at, kind))
-        self.history.fault(at, what)
+        self.history.fault(at, what, self.touched)
         log(f"fault at t={at:.1f}s: {what}")
 
     def inject(self) -> None:
@@ -198,6 +201,7 @@ class Run:
         hold = rng.uniform(2, 8)
         node = self.nodes[a]
         net = self.net
+        self.touched = {a, b} if kind in ("cut", "one-way") else {a}
         if kind == "kill":
             self.fault(kind, f"kill -9 node {a}, restart after {hold:.1f}s")
             node.kill()
@@ -238,6 +242,7 @@ class Run:
                                    f"{self.history.fault_log[-1][1]}")
             self.heal_all()
             self.wait_settled(SETTLE_S)
+        self.history.fault_over()
 
     def hold(self, kind: str, what: str, seconds: float, start, end) -> None:
         """A fault started, held for ``seconds``, then ended."""
@@ -353,9 +358,52 @@ class Run:
             return
         self.history.cas(sid, n + 1, start, time.monotonic(), ok and reply is not None)
 
-    def login(self, rng: random.Random, user: str) -> None:
+    def create(self, rng: random.Random) -> str | None:
+        """A new session; its creation event must reach the subscribers."""
+        start = time.monotonic()
         ok, sid = self.call(rng, "SESSION.CREATE", "chaos")
+        self.history.op("create", ok)
         if not ok:
+            return None
+        self.history.session_created(sid, start)
+        return sid
+
+    def subscriber(self, i: int) -> None:
+        """Node ``i``'s subscriber to session events, subscribed again whenever its
+        connection ends; each subscription records what it was told."""
+        node = self.nodes[i]
+        while not self.unsubscribe.is_set():
+            try:
+                c = redis.Redis(host=node.host, port=RESP, socket_timeout=5,
+                                socket_connect_timeout=1, decode_responses=True)
+                ps = c.pubsub()
+                ps.subscribe("sessiongrid:events")
+                deadline = time.monotonic() + 5
+                while True:
+                    m = ps.get_message(timeout=0.5)
+                    if m and m["type"] == "subscribe":
+                        break
+                    if time.monotonic() > deadline:
+                        raise OSError("the subscription was not confirmed")
+                sub = self.history.subscribed(i)
+                try:
+                    while not self.unsubscribe.is_set():
+                        m = ps.get_message(timeout=0.5)
+                        if m and m.get("type") == "message":
+                            e = json.loads(m["data"])
+                            if e.get("event") == "created":
+                                sub.created.add(e["id"])
+                finally:
+                    if not self.unsubscribe.is_set():
+                        sub.end = time.monotonic()
+                    ps.close()
+                    c.close()
+            except (redis.RedisError, OSError, ValueError):
+                time.sleep(0.5)
+
+    def login(self, rng: random.Random, user: str) -> None:
+        sid = self.create(rng)
+        if sid is None:
             return
         ok, reply = self.call(rng, "SESSION.LOGIN", sid, user, "POLICY", "evict-oldest", "MAX",
                               1)
@@ -365,8 +413,8 @@ class Run:
             self.history.op("logout", ok)
 
     def rotate(self, rng: random.Random) -> None:
-        ok, sid = self.call(rng, "SESSION.CREATE", "chaos")
-        if not ok:
+        sid = self.create(rng)
+        if sid is None:
             return
         token = f"cart-{rng.randrange(1 << 30)}"
         ok, _ = self.call(rng, "SESSION.SET", sid, "cart", "utf8", token)
@@ -427,6 +475,9 @@ class Run:
             c3.execute_command("SESSION.SET", sid, "n", "utf8", 0)
             shared.append(sid)
         self.history.shared_sessions(shared)
+        listeners = [threading.Thread(target=self.subscriber, args=(i,)) for i in range(self.n)]
+        for t in listeners:
+            t.start()
         workers = [threading.Thread(target=self.registers, args=(w,)) for w in range(4)]
         workers += [threading.Thread(target=self.sessions, args=(w, shared)) for w in range(3)]
         for t in workers:
@@ -444,6 +495,10 @@ class Run:
         if not self.wait_settled(SETTLE_S * 2):
             self.history.violation("the cluster did not settle after every fault was healed")
         self.read_back(shared)
+        time.sleep(2)  # Events still on their way after the heal.
+        self.unsubscribe.set()
+        for t in listeners:
+            t.join()
         report = check(self.history)
         kinds: dict[str, int] = {}
         for _, kind in self.faults:

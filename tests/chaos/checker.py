@@ -16,6 +16,10 @@ allow either, never a value older than the last acknowledged one:
 * **Logins with MAX 1**: once the faults stop, no user has two live sessions on any node.
 * **Rotation**: a rotated-away id never reads as a session again, and the new id keeps the
   attribute written before the rotation.
+* **Events**: every acknowledged ``SESSION.CREATE`` reaches, at least once, every subscriber
+  that was subscribed before the request and stayed so to the end, on a node no fault touched
+  from the request on (a node cut off, paused or short of disk may be declared dead, and a
+  member declared dead misses what was published meanwhile: the documented limit).
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ class Write:
     start: float
     end: float
     acked: bool
+
+
+@dataclass
+class Subscription:
+    """One subscriber connection to one node, from its subscription to its end (``None``: it
+    lasted to the end of the run), and the sessions whose creation it was told of."""
+    node: int
+    start: float
+    end: float | None = None
+    created: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -58,6 +72,11 @@ class History:
         self.counts = {"total": 0, "ok": 0, "failed": 0}
         self.extra: list[str] = []
         self.fault_log: list[tuple[float, str]] = []
+        # Faults by the nodes they touched: [start, end (None: not over), nodes], from t0;
+        # a fault is over once healed and the cluster settled.
+        self.node_faults: list[list] = []
+        self.created: list[tuple[str, float]] = []
+        self.subscriptions: list[Subscription] = []
 
     def _count(self, ok: bool) -> None:
         with self.lock:
@@ -130,8 +149,25 @@ class History:
     def violation(self, what: str) -> None:
         self.extra.append(what)
 
-    def fault(self, at: float, what: str) -> None:
-        self.fault_log.append((at, what))
+    def fault(self, at: float, what: str, nodes: set[int]) -> None:
+        with self.lock:
+            self.fault_log.append((at, what))
+            self.node_faults.append([at, None, nodes])
+
+    def fault_over(self) -> None:
+        with self.lock:
+            if self.node_faults and self.node_faults[-1][1] is None:
+                self.node_faults[-1][1] = time.monotonic() - self.t0
+
+    def session_created(self, sid: str, start: float) -> None:
+        with self.lock:
+            self.created.append((sid, start))
+
+    def subscribed(self, node: int) -> Subscription:
+        s = Subscription(node, time.monotonic())
+        with self.lock:
+            self.subscriptions.append(s)
+        return s
 
 
 def check(h: History) -> Report:
@@ -152,7 +188,25 @@ def check(h: History) -> Report:
             v.append(f"rotated-away session {old} is live again at the end")
         if cart != token:
             v.append(f"session {new}, rotated from {old}: cart {cart!r}, acknowledged {token!r}")
+    report.operations["events_checked"] = _events(h, v)
     return report
+
+
+def _events(h: History, v: list[str]) -> int:
+    """The events rule; returns how many (creation, subscriber) pairs it checked."""
+    checked = 0
+    for sid, start in h.created:
+        since = start - h.t0
+        touched = set().union(*(nodes for _, end, nodes in h.node_faults
+                                if end is None or end >= since))
+        for s in h.subscriptions:
+            if s.end is not None or s.start > start or s.node in touched:
+                continue
+            checked += 1
+            if sid not in s.created:
+                v.append(f"session {sid} created at t={since:.3f}s never reached the "
+                         f"subscriber of node {s.node} (subscribed at t={s.start - h.t0:.3f}s)")
+    return checked
 
 
 def partition(key: str, partitions: int = 256) -> int:
