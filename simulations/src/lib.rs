@@ -12,9 +12,12 @@
 //! - [`scale`] — many-node scenarios: movement against the ideal, balance, convergence, traffic.
 //! - [`checker`] — the history and the properties it must keep.
 //! - [`subscribers`] — what each node's event subscribers saw, and the at-least-once promise.
+//! - [`flows`] — clients running the grid's session operations that span keys (rotate, login
+//!   with at most one session per user, logout), and the rules over what they leave.
 
 pub mod checker;
 pub mod disk;
+pub mod flows;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod scale;

@@ -13,11 +13,12 @@ use sessiongrid_cluster::{
     ClusterConfig, Internal, Msg, Node, NodeId, Now, Output, Refusal, SplitPolicy, Topology,
 };
 use sessiongrid_model::op::{ExpiryChange, SetCond};
-use sessiongrid_model::session::{op::SessionOp, session_key};
+use sessiongrid_model::session::{flows, op::SessionOp, session_key};
 use sessiongrid_model::{Op, Reply};
 
 use crate::checker::{Checker, Side, WriteStatus};
 use crate::disk::MemDisk;
+use crate::flows::{Ask, Flow, Ledger, Outcome, Step, USERS};
 use crate::subscribers::Subscribers;
 
 /// Unix time the virtual clock starts at.
@@ -129,6 +130,10 @@ enum Kind {
     /// Creates the session with this id, whose creation every steady node's subscribers must
     /// see.
     CreateSession(Bytes),
+    /// A step of the client's flow.
+    FlowStep,
+    /// Reads a session once the faults are over.
+    FinalSession(Bytes),
 }
 
 /// The fields of the simulation's hash keys: each write sets one, so the rest must survive it.
@@ -170,12 +175,18 @@ struct Client {
     keys: Vec<Bytes>,
     inflight: Option<Inflight>,
     written: u64,
+    /// Its sessions (as it last knew their ids), for its flows.
+    sessions: Vec<Bytes>,
+    flow: Option<Flow>,
+    /// Ids its rotations gave out.
+    rotation_ids: u64,
 }
 
 /// Debugging switches for a failing seed, read once from the environment: `SIM_TRACE_KEY`,
 /// `SIM_OUTAGES`, `SIM_DUMP` (see `tests/seeds.rs`).
 struct Debug {
     trace_key: Option<Vec<u8>>,
+    flows: bool,
     outages: bool,
     dump: bool,
 }
@@ -184,6 +195,7 @@ impl Debug {
     fn from_env() -> Self {
         Debug {
             trace_key: std::env::var("SIM_TRACE_KEY").ok().map(String::into_bytes),
+            flows: std::env::var("SIM_TRACE_FLOWS").is_ok(),
             outages: std::env::var("SIM_OUTAGES").is_ok(),
             dump: std::env::var("SIM_DUMP").is_ok(),
         }
@@ -210,6 +222,9 @@ pub struct Report {
     pub disk_faults: u64,
     /// Sessions whose creation was acknowledged (and whose event every steady node must see).
     pub sessions_created: u64,
+    /// Rotations, logins and logouts clients ran, and those that ended in an error.
+    pub flows: u64,
+    pub flows_failed: u64,
     /// Partitions restarted from disk after a write failed to reach it.
     pub partition_restarts: u64,
     pub graceful_restarts: u64,
@@ -234,6 +249,9 @@ pub struct World {
     next_request: u64,
     checker: Checker,
     subscribers: Subscribers,
+    ledger: Ledger,
+    /// What each session id held once the faults were over (`None`: no live session).
+    final_sessions: BTreeMap<Bytes, Option<sessiongrid_model::session::Session>>,
     clients_running: bool,
     debug: Debug,
     last_success: u64,
@@ -274,6 +292,9 @@ impl World {
                     .collect(),
                 inflight: None,
                 written: 0,
+                sessions: Vec::new(),
+                flow: None,
+                rotation_ids: 0,
             })
             .collect();
         let cluster = Arc::new(cfg.cluster.clone());
@@ -295,6 +316,8 @@ impl World {
             next_request: 1,
             checker: Checker::default(),
             subscribers,
+            ledger: Ledger::default(),
+            final_sessions: BTreeMap::new(),
             clients_running: false,
             debug: Debug::from_env(),
             last_success: 0,
@@ -657,8 +680,11 @@ impl World {
                 (Kind::Write(vec![(key.clone(), Some(value))]), op)
             }
         } else if roll >= 97 {
+            if !self.clients[c].sessions.is_empty() && self.rng.random_bool(0.6) {
+                return self.start_flow(c, node);
+            }
             self.clients[c].written += 1;
-            let id = Bytes::from(format!("c{c}-s{}", self.clients[c].written));
+            let id = Bytes::from(format!("sim-c{c}-s{:010}", self.clients[c].written));
             let create = SessionOp::Create {
                 id: id.clone(),
                 group: Bytes::new(),
@@ -676,6 +702,62 @@ impl World {
             (Kind::Write(checked(&key).into_iter().map(|k| (k, None)).collect()), Op::Del)
         };
         self.issue(c, node, key, kind, op);
+    }
+
+    /// Starts a rotation, login or logout of one of client `c`'s sessions, through `node`.
+    fn start_flow(&mut self, c: usize, node: usize) {
+        let sessions = &self.clients[c].sessions;
+        let id = sessions[self.rng.random_range(0..sessions.len())].clone();
+        let ask = match self.rng.random_range(0..3) {
+            0 => Ask::Rotate { id },
+            1 => {
+                let user = USERS[self.rng.random_range(0..USERS.len())];
+                Ask::Login { id, user: Bytes::from_static(user.as_bytes()) }
+            }
+            _ => Ask::Logout { id },
+        };
+        self.clients[c].flow = Some(Flow::new(ask, c, self.clients[c].rotation_ids));
+        if !self.flow_step(c, node, None) && self.clients_running {
+            self.at(self.now + 1, Event::ClientStep(c));
+        }
+    }
+
+    /// Runs client `c`'s flow on with `answer`: true if it sent its next request (through
+    /// `node`, as a node's own flow sends every step), false if it is done.
+    fn flow_step(&mut self, c: usize, node: usize, answer: Option<Result<Reply, Refusal>>) -> bool {
+        let wall = self.clock().wall;
+        let Some(flow) = self.clients[c].flow.as_mut() else { return false };
+        if self.debug.flows {
+            eprintln!("t={} client {c} via node {node}: {:?} <- {answer:?}", self.now, flow.ask);
+        }
+        let step = flow.advance(wall, answer);
+        self.clients[c].rotation_ids = flow.issued();
+        match step {
+            Step::Request(key, op) => {
+                if self.debug.flows {
+                    eprintln!("    -> {:?} {op:?}", String::from_utf8_lossy(&key));
+                }
+                self.issue(c, node, key, Kind::FlowStep, op);
+                true
+            }
+            Step::Done(outcome) => {
+                let flow = self.clients[c].flow.take().expect("a flow runs");
+                self.flow_done(c, &flow.ask, outcome);
+                false
+            }
+        }
+    }
+
+    fn flow_done(&mut self, c: usize, ask: &Ask, outcome: Outcome) {
+        if self.debug.flows {
+            eprintln!("t={} client {c}: {ask:?} -> {outcome:?}", self.now);
+        }
+        self.ledger.done(ask, &outcome);
+        if let (Ask::Rotate { id }, Outcome::Rotated(new)) = (ask, outcome) {
+            let sessions = &mut self.clients[c].sessions;
+            sessions.retain(|s| s != id);
+            sessions.extend(new);
+        }
     }
 
     fn issue(&mut self, c: usize, node: usize, key: Bytes, kind: Kind, op: Op) {
@@ -705,6 +787,8 @@ impl World {
                 Kind::Read => "read".to_string(),
                 Kind::Write(v) => format!("write {v:?}"),
                 Kind::CreateSession(id) => format!("create session {id:?}"),
+                Kind::FlowStep => "flow step".to_string(),
+                Kind::FinalSession(id) => format!("final read of session {id:?}"),
             };
             eprintln!("t={} client {c} via node {}: {kind} -> {result:?}", self.now, f.node);
         }
@@ -727,9 +811,21 @@ impl World {
             (Kind::Read, Ok(reply)) => self.check_read(&f.key, reply),
             (Kind::Read, Err(_)) => self.checker.failed_read(),
             (Kind::CreateSession(id), Ok(reply)) if !reply.is_error() => {
+                self.ledger.ids.push(id.clone());
+                self.clients[c].sessions.push(id.clone());
                 self.subscribers.acknowledged(id, f.issued_at)
             }
             (Kind::CreateSession(_), _) => {}
+            (Kind::FlowStep, result) => {
+                if self.flow_step(c, f.node, Some(result)) {
+                    return; // its next request is on its way
+                }
+            }
+            (Kind::FinalSession(id), Ok(reply)) => {
+                let held = flows::decode_session::<crate::flows::Failed>(reply).ok().flatten();
+                self.final_sessions.insert(id, held);
+            }
+            (Kind::FinalSession(_), Err(_)) => {} // unanswered: read again
             (Kind::Write(writes), result) => {
                 let status = match result {
                     Ok(_) => WriteStatus::Acked,
@@ -1028,6 +1124,9 @@ impl World {
 
     /// Reads every key once more, through rotating nodes, with the cluster whole again.
     fn final_reads(&mut self) {
+        for client in &mut self.clients {
+            client.flow = None; // what it had left to do is never done, as after a crash
+        }
         if self.split.take().is_some() {
             if !self.merged() {
                 self.checker.violations.push("the sides of a split never merged".to_string());
@@ -1052,5 +1151,30 @@ impl World {
                 self.checker.violations.push(format!("key {key:?} unreadable after healing"));
             }
         }
+        self.final_session_reads();
+    }
+
+    /// Reads every session id clients were given, then checks what their flows left.
+    fn final_session_reads(&mut self) {
+        let ids = self.ledger.ids.clone();
+        let get = SessionOp::Get { touch: false, attrs: Some(Vec::new()), names: false };
+        for (i, id) in ids.into_iter().enumerate() {
+            let node = i % self.nodes.len();
+            for _ in 0..5 {
+                let (key, kind) = (session_key(&id), Kind::FinalSession(id.clone()));
+                self.issue(0, node, key, kind, Op::Session(get.clone()));
+                self.run_until(self.now + 200);
+                self.clients[0].inflight = None;
+                if self.final_sessions.contains_key(&id) {
+                    break;
+                }
+            }
+            if !self.final_sessions.contains_key(&id) {
+                self.checker.violations.push(format!("session {id:?} unreadable after healing"));
+            }
+        }
+        self.checker.violations.extend(self.ledger.check(&self.final_sessions));
+        self.report.flows = self.ledger.flows;
+        self.report.flows_failed = self.ledger.flows_failed;
     }
 }

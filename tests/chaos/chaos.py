@@ -374,8 +374,11 @@ class Run:
         node = self.nodes[i]
         while not self.unsubscribe.is_set():
             try:
+                # No reconnecting behind the subscriber's back: a new connection is a new
+                # subscription, which misses what was published in between.
                 c = redis.Redis(host=node.host, port=RESP, socket_timeout=5,
-                                socket_connect_timeout=1, decode_responses=True)
+                                socket_connect_timeout=1, decode_responses=True,
+                                retry=Retry(NoBackoff(), 0))
                 ps = c.pubsub()
                 ps.subscribe("sessiongrid:events")
                 deadline = time.monotonic() + 5
@@ -393,6 +396,8 @@ class Run:
                             e = json.loads(m["data"])
                             if e.get("event") == "created":
                                 sub.created.add(e["id"])
+                            elif e.get("event") == "lagged":
+                                break  # it missed some: a subscription that ends here
                 finally:
                     if not self.unsubscribe.is_set():
                         sub.end = time.monotonic()

@@ -1,18 +1,8 @@
 //! [`Sessions`]: the session operations every door offers, as grid operations.
 //!
 //! A single-session operation is one [`SessionOp`] on the session's key, run atomically by its
-//! partition's primary. Operations that span keys are sequences whose order keeps the rules
-//! true at every step, whatever fails in between:
-//!
-//! - **Rotate**: copy the session to a fresh id, then end the old id only if it is still at the
-//!   version copied (else discard the copy and start over). The old id's tombstone is the
-//!   moment of rotation; a failure before it leaves the old session as it was.
-//! - **Login**: the user's registry is the one place where a login is decided, so two logins of
-//!   one user on two nodes are ordered there. Before registering, ids the registry lists whose
-//!   sessions have ended or expired are found (and rotated ones renamed), so they do not count.
-//!   The sessions a policy evicts are ended after the registry changed.
-//! - **By user**: the registry is read and every listed session checked, so an ended or expired
-//!   session is never listed even if its registry row is still there; such rows are removed.
+//! partition's primary. Operations that span keys (rotate, login, logout, by user) are the
+//! sequences of [`sessiongrid_model::session::flows`], run here on the grid.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,66 +10,52 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rand::RngCore;
 use sessiongrid_model::config::SessionConfig;
+pub use sessiongrid_model::session::flows::LoginOutcome;
+use sessiongrid_model::session::flows::{self, Exec};
 use sessiongrid_model::session::op::SessionOp;
 use sessiongrid_model::session::{
-    id, id_of_key, log_key, session_key, user_key, visible_to, EndReason, Login, LoginPolicy,
-    Session, Tag, SESSION_PREFIX, USER_PREFIX,
+    id, id_of_key, log_key, session_key, visible_to, EndReason, Login, LoginPolicy, Session, Tag,
+    SESSION_PREFIX, USER_PREFIX,
 };
 use sessiongrid_model::{time, KeyFilter, Op, PartitionId, Reply};
-use tracing::{debug, debug_span, info_span, Instrument};
+use tracing::{debug_span, info_span, Instrument};
 
 use crate::error::GridError;
 use crate::events::EventCounts;
 use crate::grid::Grid;
 
-/// How many rotations a session id is followed through in a user's registry.
-const MOVES_FOLLOWED_MAX: usize = 8;
-/// Attempts before giving up on a rotation that keeps racing with writes.
-const ROTATE_ATTEMPTS: usize = 5;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error(transparent)]
-    Grid(#[from] GridError),
-    /// The session is at another version than the write required (`CONFLICT ...`).
-    #[error("{0}")]
-    Conflict(String),
-    /// The login policy refused a login (`LOGINREJECTED ...`).
-    #[error("{0}")]
-    LoginRejected(String),
-    /// A session limit (attributes, sizes) refused the write (`ERR session limit: ...`).
-    #[error("{0}")]
-    Limit(String),
-    /// Worth trying again (`TRYAGAIN ...`).
-    #[error("{0}")]
-    TryAgain(String),
-    /// A write that may or may not have been applied (`INDETERMINATE ...`): read before
-    /// sending it again.
-    #[error("{0}")]
-    Indeterminate(String),
-    /// Any other refusal; the text starts with its code (`ERR ...`).
-    #[error("{0}")]
-    Refused(String),
-    /// A bad argument.
-    #[error("ERR {0}")]
-    Invalid(String),
-}
+/// Why a session operation failed.
+pub type SessionError = flows::Error<GridError>;
 
 pub type SessionResult<T> = Result<T, SessionError>;
 
-impl SessionError {
-    /// A partition's error reply, by its code: the first word, as every RESP error carries
-    /// it. The one place a refusal's text is read; everything after matches on the variant.
-    fn from_reply(text: String) -> SessionError {
-        let code = text.split(' ').next().unwrap_or_default();
-        match code {
-            "CONFLICT" => SessionError::Conflict(text),
-            "LOGINREJECTED" => SessionError::LoginRejected(text),
-            "TRYAGAIN" => SessionError::TryAgain(text),
-            "INDETERMINATE" => SessionError::Indeterminate(text),
-            "ERR" if text.starts_with("ERR session limit") => SessionError::Limit(text),
-            _ => SessionError::Refused(text),
-        }
+impl From<GridError> for SessionError {
+    fn from(e: GridError) -> Self {
+        flows::Error::Grid(e)
+    }
+}
+
+/// The grid as the flows' executor.
+struct OnGrid<'a>(&'a Grid);
+
+impl Exec for OnGrid<'_> {
+    type Error = GridError;
+
+    async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, GridError> {
+        let name = match &op {
+            Op::Session(op) => op.name(),
+            _ => "key",
+        };
+        let span = debug_span!("session_op", op = name, key = %log_key(&key));
+        self.0.exec(key, op).instrument(span).await
+    }
+
+    fn new_id(&self) -> Bytes {
+        new_id()
+    }
+
+    fn now_ms(&self) -> u64 {
+        time::now_ms()
     }
 }
 
@@ -126,15 +102,6 @@ pub struct Write {
     pub attrs: Vec<(Bytes, Tag, Bytes)>,
 }
 
-/// How a login went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LoginOutcome {
-    /// Logged in; these sessions of the user were ended to make room.
-    LoggedIn { evicted: Vec<Bytes> },
-    /// The session does not exist (or ended meanwhile).
-    NoSession,
-}
-
 impl Sessions {
     pub fn new(grid: Grid, config: SessionConfig) -> Self {
         Sessions { grid, config: Arc::new(config), logins_rejected: Arc::default() }
@@ -145,15 +112,11 @@ impl Sessions {
     }
 
     async fn exec(&self, key: Bytes, op: SessionOp) -> SessionResult<Reply> {
-        let span = debug_span!("session_op", op = op.name(), key = %log_key(&key));
-        match self.grid.exec(key, Op::Session(op)).instrument(span).await? {
-            Reply::Error(e) => Err(SessionError::from_reply(e)),
-            reply => Ok(reply),
-        }
+        flows::exec(&OnGrid(&self.grid), key, op).await
     }
 
     async fn exec_session(&self, id: &[u8], op: SessionOp) -> SessionResult<Option<Session>> {
-        decode_session(self.exec(session_key(id), op).await?)
+        flows::decode_session(self.exec(session_key(id), op).await?)
     }
 
     /// Starts a session in `group`: its new id. Timeouts default to the group's.
@@ -296,87 +259,13 @@ impl Sessions {
 
     /// Ends a session and takes it out of its user's registry: the session as it was.
     async fn end(&self, id: &[u8], reason: EndReason) -> SessionResult<Option<Session>> {
-        if !id::looks_valid(id) {
-            return Ok(None);
-        }
-        let op = self.end_op(reason, None, None);
-        let Some(s) = self.exec_session(id, op).await? else { return Ok(None) };
-        if let Some(p) = &s.principal {
-            let ids = vec![Bytes::copy_from_slice(id)];
-            self.exec(user_key(p), SessionOp::Unregister { ids }).await?;
-        }
-        Ok(Some(s))
-    }
-
-    fn end_op(
-        &self,
-        reason: EndReason,
-        if_version: Option<u64>,
-        moved_to: Option<Bytes>,
-    ) -> SessionOp {
-        let retention_ms = self.config.tombstone_retention_s.saturating_mul(1000);
-        SessionOp::End { reason, if_version, moved_to, retention_ms }
+        flows::end(&OnGrid(&self.grid), &self.config, id, reason).await
     }
 
     /// Moves the session to a new id and ends the old one: the new id, `None` if there was no
     /// session.
     pub async fn rotate(&self, id: &[u8]) -> SessionResult<Option<Bytes>> {
-        if !id::looks_valid(id) {
-            return Ok(None);
-        }
-        for _ in 0..ROTATE_ATTEMPTS {
-            let Some(s) = self
-                .exec_session(id, SessionOp::Get { touch: false, attrs: None, names: false })
-                .await?
-            else {
-                return Ok(None);
-            };
-            let new = new_id();
-            let copy = Session { id: new.clone(), ..s.clone() };
-            let adopt = SessionOp::Adopt { session: Box::new(copy) };
-            if self.exec(session_key(&new), adopt).await? != Reply::Int(1) {
-                continue;
-            }
-            let end = self.end_op(EndReason::Rotated, Some(s.version), Some(new.clone()));
-            match self.exec(session_key(id), end).await {
-                Ok(Reply::Bulk(_)) => {}
-                Err(SessionError::Conflict(_)) => {
-                    self.discard_copy(&new).await?;
-                    continue;
-                }
-                Ok(_) => {
-                    self.discard_copy(&new).await?;
-                    return Ok(None);
-                }
-                Err(e) => {
-                    // Unclear whether the old id ended (a failover cut the answer): ask it.
-                    // Dropping the copy of a rotation that happened would lose the session.
-                    match self.exec(session_key(id), SessionOp::Probe).await {
-                        Ok(Reply::Bulk(to)) if to == new => {}
-                        Ok(Reply::Int(1)) => {
-                            self.discard_copy(&new).await?;
-                            return Err(e);
-                        }
-                        _ => return Err(e),
-                    }
-                }
-            }
-            if let Some(p) = &s.principal {
-                let rename =
-                    SessionOp::Rename { from: Bytes::copy_from_slice(id), to: new.clone() };
-                self.exec(user_key(p), rename).await?;
-            }
-            return Ok(Some(new));
-        }
-        Err(SessionError::TryAgain(
-            "TRYAGAIN the session kept changing while it was being rotated".into(),
-        ))
-    }
-
-    /// Drops the copy of a rotation that did not happen; nobody was ever given its id.
-    async fn discard_copy(&self, new: &[u8]) -> SessionResult<()> {
-        self.grid.exec(session_key(new), Op::Del).await?;
-        Ok(())
+        flows::rotate(&OnGrid(&self.grid), &self.config, id).await
     }
 
     /// Logs `principal` in on session `id` under the login policy (the group's unless given).
@@ -388,80 +277,27 @@ impl Sessions {
         max: Option<usize>,
     ) -> SessionResult<LoginOutcome> {
         self.check_name("principal", &principal)?;
-        if !id::looks_valid(id) {
-            return Ok(LoginOutcome::NoSession);
+        let on = OnGrid(&self.grid);
+        let login = flows::login(&on, &self.config, id, principal, policy, max);
+        match login.instrument(info_span!("session_login")).await {
+            Err(SessionError::LoginRejected(e)) => {
+                self.logins_rejected.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("sessiongrid_sessions_logins_rejected_total").increment(1);
+                Err(SessionError::LoginRejected(e))
+            }
+            outcome => outcome,
         }
-        let span = info_span!("session_login");
-        async {
-            let get = SessionOp::Get { touch: false, attrs: None, names: false };
-            let Some(s) = self.exec_session(id, get).await? else {
-                return Ok(LoginOutcome::NoSession);
-            };
-            if s.principal.as_ref() == Some(&principal) {
-                return Ok(LoginOutcome::LoggedIn { evicted: Vec::new() });
-            }
-            let rules = self.config.group(&s.group);
-            let (_, dead, moved) = self.check_logins(&principal).await?;
-            let id = Bytes::copy_from_slice(id);
-            let login = Login { id: id.clone(), group: s.group.clone(), at_ms: time::now_ms() };
-            let register = SessionOp::Register {
-                login,
-                dead,
-                moved,
-                policy: policy.unwrap_or(rules.login_policy),
-                max: max.unwrap_or(rules.login_max),
-            };
-            let evicted: Vec<Bytes> = match self.exec(user_key(&principal), register).await {
-                Ok(reply) => decode(reply)?,
-                Err(SessionError::LoginRejected(e)) => {
-                    self.logins_rejected.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("sessiongrid_sessions_logins_rejected_total").increment(1);
-                    return Err(SessionError::LoginRejected(e));
-                }
-                Err(e) => return Err(e),
-            };
-            // The registry no longer lists them, so they end whatever happens to this login.
-            for old in &evicted {
-                self.end(old, EndReason::Evicted).await?;
-            }
-            let set = SessionOp::SetPrincipal { principal: Some(principal.clone()) };
-            if self.exec_session(&id, set).await?.is_none() {
-                // Ended meanwhile (perhaps evicted by a newer login of the same user).
-                let ids = vec![id];
-                self.exec(user_key(&principal), SessionOp::Unregister { ids }).await?;
-                return Ok(LoginOutcome::NoSession);
-            }
-            if let Some(previous) = &s.principal {
-                // The session was another user's until now: it leaves that user's registry
-                // only once it holds this login, so a refused switch leaves it where it was.
-                let ids = vec![id.clone()];
-                self.exec(user_key(previous), SessionOp::Unregister { ids }).await?;
-            }
-            Ok(LoginOutcome::LoggedIn { evicted })
-        }
-        .instrument(span)
-        .await
     }
 
     /// Logs the user out of session `id` (the session stays, anonymous): false if no session
     /// or nobody was logged in.
     pub async fn logout(&self, id: &[u8]) -> SessionResult<bool> {
-        if !id::looks_valid(id) {
-            return Ok(false);
-        }
-        let op = SessionOp::SetPrincipal { principal: None };
-        let Some(before) = self.exec_session(id, op).await? else { return Ok(false) };
-        let Some(p) = before.principal else { return Ok(false) };
-        let ids = vec![Bytes::copy_from_slice(id)];
-        self.exec(user_key(&p), SessionOp::Unregister { ids }).await?;
-        Ok(true)
+        flows::logout(&OnGrid(&self.grid), id).await
     }
 
     /// The live sessions of a user, oldest login first (attributes left out).
     pub async fn by_user(&self, principal: &[u8]) -> SessionResult<Vec<Session>> {
-        let (live, dead, moved) = self.check_logins(principal).await?;
-        self.tidy_registry(principal, dead, moved).await?;
-        Ok(live)
+        flows::by_user(&OnGrid(&self.grid), principal).await
     }
 
     /// Ends every session of a user: how many were live.
@@ -476,74 +312,11 @@ impl Sessions {
         principal: &[u8],
         reaches: impl Fn(&[u8]) -> bool,
     ) -> SessionResult<u64> {
-        let (live, dead, moved) = self.check_logins(principal).await?;
-        self.tidy_registry(principal, dead, moved).await?;
         let mut kicked = 0;
-        for s in live.into_iter().filter(|s| reaches(&s.group)) {
+        for s in self.by_user(principal).await?.into_iter().filter(|s| reaches(&s.group)) {
             kicked += self.end(&s.id, EndReason::Kicked).await?.is_some() as u64;
         }
         Ok(kicked)
-    }
-
-    /// Reads a user's registry and checks every session it lists: (live sessions of the user,
-    /// ids that are no longer the user's, rotated ids with their new id). A listed session not
-    /// yet marked with any user is a login in progress and is neither live nor dead.
-    async fn check_logins(
-        &self,
-        principal: &[u8],
-    ) -> SessionResult<(Vec<Session>, Vec<Bytes>, Vec<(Bytes, Bytes)>)> {
-        let logins: Vec<Login> = decode(self.exec(user_key(principal), SessionOp::Logins).await?)?;
-        let (mut live, mut dead, mut moved) = (Vec::new(), Vec::new(), Vec::new());
-        for login in logins {
-            let mut id = login.id.clone();
-            let mut found = None;
-            for _ in 0..MOVES_FOLLOWED_MAX {
-                let get = SessionOp::Get { touch: false, attrs: None, names: false };
-                if let Some(s) = self.exec_session(&id, get).await? {
-                    found = Some(s);
-                    break;
-                }
-                match self.exec(session_key(&id), SessionOp::Probe).await? {
-                    Reply::Bulk(next) => id = next,
-                    _ => break,
-                }
-            }
-            let Some(mut s) = found else {
-                dead.push(login.id);
-                continue;
-            };
-            if s.id != login.id {
-                moved.push((login.id.clone(), s.id.clone()));
-            }
-            match s.principal.as_deref() {
-                Some(p) if p == principal => {
-                    s.attrs.clear();
-                    live.push(s);
-                }
-                // A login still in progress (registered, the session not yet marked, or still
-                // marked with the user it is switching from): it counts against the user's
-                // limit but is not listed until it completes. A switch away from this user
-                // removes the row itself once it holds.
-                _ => {}
-            }
-        }
-        Ok((live, dead, moved))
-    }
-
-    async fn tidy_registry(
-        &self,
-        principal: &[u8],
-        dead: Vec<Bytes>,
-        moved: Vec<(Bytes, Bytes)>,
-    ) -> SessionResult<()> {
-        if !dead.is_empty() {
-            debug!(removed = dead.len(), "ended sessions left a user's registry");
-            self.exec(user_key(principal), SessionOp::Unregister { ids: dead }).await?;
-        }
-        for (from, to) in moved {
-            self.exec(user_key(principal), SessionOp::Rename { from, to }).await?;
-        }
-        Ok(())
     }
 
     /// Session ids of the grid (of one group), a few partitions at a time: the ids found from
@@ -582,7 +355,8 @@ impl Sessions {
         let mut listed = Vec::new();
         for p in 0..self.grid.partitions() {
             for key in self.grid.keys(p, filter.clone()).await? {
-                let logins: Vec<Login> = decode(self.exec(key.clone(), SessionOp::Logins).await?)?;
+                let logins: Vec<Login> =
+                    flows::decode_registry(self.exec(key.clone(), SessionOp::Logins).await?)?;
                 let principal = key.slice(USER_PREFIX.len()..);
                 listed.push((principal, logins.len() as u64));
             }
@@ -645,51 +419,4 @@ fn new_id() -> Bytes {
     let mut random = [0u8; id::RANDOM_BYTES];
     rand::rng().fill_bytes(&mut random);
     Bytes::from(id::encode(&random))
-}
-
-fn decode_session(reply: Reply) -> SessionResult<Option<Session>> {
-    match reply {
-        Reply::Nil => Ok(None),
-        Reply::Bulk(b) => Session::decode(&b)
-            .map(Some)
-            .map_err(|e| SessionError::Refused(format!("ERR corrupt session: {e}"))),
-        other => Err(unexpected(other)),
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(reply: Reply) -> SessionResult<T> {
-    match reply {
-        Reply::Bulk(b) => postcard::from_bytes(&b)
-            .map_err(|e| SessionError::Refused(format!("ERR corrupt registry: {e}"))),
-        other => Err(unexpected(other)),
-    }
-}
-
-fn unexpected(reply: Reply) -> SessionError {
-    SessionError::Refused(format!("ERR unexpected reply from the grid: {reply:?}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refusal_is_typed_by_its_code() {
-        let typed = |text: &str| SessionError::from_reply(text.to_string());
-        assert!(matches!(
-            typed("CONFLICT session is at version 3, not 2"),
-            SessionError::Conflict(_)
-        ));
-        assert!(matches!(
-            typed("LOGINREJECTED user has 1 live session(s)"),
-            SessionError::LoginRejected(_)
-        ));
-        assert!(matches!(typed("ERR session limit: too many attributes"), SessionError::Limit(_)));
-        assert!(matches!(typed("TRYAGAIN not serving"), SessionError::TryAgain(_)));
-        assert!(matches!(typed("INDETERMINATE not confirmed"), SessionError::Indeterminate(_)));
-        let other = typed("ERR corrupt session");
-        assert!(matches!(&other, SessionError::Refused(_)));
-        assert_eq!(other.to_string(), "ERR corrupt session", "the reply's text is kept as is");
-        assert!(matches!(typed("CONFLICTING"), SessionError::Refused(_)), "a code is a whole word");
-    }
 }

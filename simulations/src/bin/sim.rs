@@ -97,10 +97,12 @@ fn main() {
                 }
                 let r = World::new(cfg).run();
                 println!(
-                    "seed {seed}: {} acked writes, {} failed, {} sessions, {} splits, {} merges, {} disk faults ({} partition restarts), longest outage {} ms, {} violations",
+                    "seed {seed}: {} acked writes, {} failed, {} sessions ({} flows, {} failed), {} splits, {} merges, {} disk faults ({} partition restarts), longest outage {} ms, {} violations",
                     r.acked_writes,
                     r.failed_writes,
                     r.sessions_created,
+                    r.flows,
+                    r.flows_failed,
                     r.cuts,
                     r.merges,
                     r.disk_faults,

@@ -318,16 +318,16 @@ fn register(
                 l.id = to.clone();
             }
         }
-        if logins.iter().any(|l| l.id == login.id) {
-            let changed = *logins != before;
-            return (encoded(&Vec::<Bytes>::new()), changed);
-        }
+        // Registered already: a login tried again after a failure, admitted the first time.
+        let again = logins.iter().any(|l| l.id == login.id);
+        let others: Vec<Bytes> =
+            logins.iter().filter(|l| l.id != login.id).map(|l| l.id.clone()).collect();
         let mut evicted = Vec::new();
-        if max > 0 && logins.len() >= max {
+        if max > 0 && others.len() >= max {
             match policy {
                 LoginPolicy::Allow => {}
-                LoginPolicy::Reject => {
-                    let n = logins.len();
+                LoginPolicy::Reject if !again => {
+                    let n = others.len();
                     *logins = before;
                     return (
                         Reply::error(format!(
@@ -336,14 +336,17 @@ fn register(
                         false,
                     );
                 }
-                LoginPolicy::EvictOldest => {
-                    let excess = logins.len() + 1 - max;
-                    evicted = logins.drain(..excess).map(|l| l.id).collect();
-                }
+                LoginPolicy::Reject => {}
+                // Their rows stay until they are known to have ended: a session evicted that
+                // did not end (its login failed half-way) is evicted again by the next login.
+                LoginPolicy::EvictOldest => evicted = others[..others.len() + 1 - max].to_vec(),
             }
         }
-        logins.push(login);
-        (encoded(&evicted), true)
+        if !again {
+            logins.push(login);
+        }
+        let changed = *logins != before;
+        (encoded(&evicted), changed)
     })
 }
 
@@ -494,20 +497,30 @@ mod tests {
     #[test]
     fn login_policies_hold_at_most_max_logins() {
         let mut slot = None;
+        let ids = |slot: &mut Option<Entry>| -> Vec<Bytes> {
+            match apply(SessionOp::Logins, slot, 0).0 {
+                Reply::Bulk(b) => postcard::from_bytes::<Vec<Login>>(&b)
+                    .unwrap()
+                    .into_iter()
+                    .map(|l| l.id)
+                    .collect(),
+                Reply::Nil => Vec::new(),
+                other => panic!("{other:?}"),
+            }
+        };
         assert!(evicted(register(&mut slot, "a", &[], LoginPolicy::Reject)).is_empty());
         assert!(evicted(register(&mut slot, "b", &[], LoginPolicy::Reject)).is_empty());
         let reply = register(&mut slot, "c", &[], LoginPolicy::Reject);
         assert!(matches!(reply, Reply::Error(e) if e.starts_with("LOGINREJECTED")));
         assert!(evicted(register(&mut slot, "c", &["a"], LoginPolicy::Reject)).is_empty());
+        assert!(evicted(register(&mut slot, "c", &[], LoginPolicy::Reject)).is_empty(), "again");
         assert_eq!(evicted(register(&mut slot, "d", &[], LoginPolicy::EvictOldest)), [b("b")]);
-        assert!(evicted(register(&mut slot, "d", &[], LoginPolicy::EvictOldest)).is_empty());
+        assert_eq!(ids(&mut slot), [b("b"), b("c"), b("d")], "b is listed until it has ended");
+        // Its end failed: the login tried again evicts it again.
+        assert_eq!(evicted(register(&mut slot, "d", &[], LoginPolicy::EvictOldest)), [b("b")]);
+        assert!(evicted(register(&mut slot, "d", &["b"], LoginPolicy::EvictOldest)).is_empty());
         assert!(evicted(register(&mut slot, "e", &[], LoginPolicy::Allow)).is_empty());
-        let ids: Vec<Login> = match apply(SessionOp::Logins, &mut slot, 0).0 {
-            Reply::Bulk(b) => postcard::from_bytes(&b).unwrap(),
-            other => panic!("{other:?}"),
-        };
-        let ids: Vec<&[u8]> = ids.iter().map(|l| &l.id[..]).collect();
-        assert_eq!(ids, [&b"c"[..], b"d", b"e"]);
+        assert_eq!(ids(&mut slot), [b("c"), b("d"), b("e")]);
         let all = vec![b("c"), b("d"), b("e")];
         assert_eq!(apply(SessionOp::Unregister { ids: all }, &mut slot, 0).0, Reply::Int(3));
         assert!(slot.is_none(), "an empty registry is removed");

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod event;
+pub mod flows;
 pub mod op;
 
 use bytes::Bytes;

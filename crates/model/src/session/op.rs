@@ -45,8 +45,10 @@ pub enum SessionOp {
     /// The user's registry (encoded `Vec<Login>`), oldest login first.
     Logins,
     /// Adds a login to the user's registry after dropping `dead` ids and renaming `moved` ones;
-    /// with `max` live logins already there, applies `policy`. The evicted ids (encoded
-    /// `Vec<Bytes>`), or `LOGINREJECTED`.
+    /// with `max` other logins there, applies `policy`. The ids to evict (encoded
+    /// `Vec<Bytes>`), which stay listed until they are unregistered once ended (so one whose
+    /// end failed is evicted again), or `LOGINREJECTED`. A login already listed (tried again)
+    /// is not rejected.
     Register {
         login: Login,
         dead: Vec<Bytes>,

@@ -1,0 +1,423 @@
+//! Session operations that span keys, as sequences of single-key operations run by an
+//! [`Exec`]: the grid's, or the simulator's clients, which drive these same sequences through
+//! simulated faults. Their order keeps the rules true at every step, whatever fails in between:
+//!
+//! - **Rotate**: copy the session to a fresh id, then end the old id only if it is still at the
+//!   version copied (else discard the copy and start over). The old id's tombstone is the
+//!   moment of rotation; a failure before it leaves the old session as it was.
+//! - **Login**: the user's registry is the one place where a login is decided, so two logins of
+//!   one user on two nodes are ordered there. Before registering, ids the registry lists whose
+//!   sessions have ended or expired are found (and rotated ones renamed), so they do not count.
+//!   The sessions a policy evicts are ended, then unregistered, before the new login is marked
+//!   on its session: a session marked with a user is always listed in the user's registry, so
+//!   one whose eviction failed half-way is evicted again by the next login.
+//! - **By user**: the registry is read and every listed session checked, so an ended or expired
+//!   session is never listed even if its registry row is still there; such rows are removed.
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::config::SessionConfig;
+use crate::session::op::SessionOp;
+use crate::session::{id, session_key, user_key, EndReason, Login, LoginPolicy, Session};
+use crate::{Op, Reply};
+
+/// How many rotations a session id is followed through in a user's registry.
+const MOVES_FOLLOWED_MAX: usize = 8;
+/// Attempts before giving up on a rotation that keeps racing with writes.
+const ROTATE_ATTEMPTS: usize = 5;
+
+/// What runs a flow's single-key operations.
+pub trait Exec {
+    type Error;
+
+    /// Runs `op` on `key` (at its partition's primary): its reply, an error reply included.
+    fn exec(&self, key: Bytes, op: Op) -> impl Future<Output = Result<Reply, Self::Error>>;
+
+    /// A session id nobody was ever given.
+    fn new_id(&self) -> Bytes;
+
+    /// Now, in unix ms.
+    fn now_ms(&self) -> u64;
+}
+
+/// Why a session operation failed; `E` is the executor's error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error<E: std::error::Error> {
+    #[error(transparent)]
+    Grid(E),
+    /// The session is at another version than the write required (`CONFLICT ...`).
+    #[error("{0}")]
+    Conflict(String),
+    /// The login policy refused a login (`LOGINREJECTED ...`).
+    #[error("{0}")]
+    LoginRejected(String),
+    /// A session limit (attributes, sizes) refused the write (`ERR session limit: ...`).
+    #[error("{0}")]
+    Limit(String),
+    /// Worth trying again (`TRYAGAIN ...`).
+    #[error("{0}")]
+    TryAgain(String),
+    /// A write that may or may not have been applied (`INDETERMINATE ...`): read before
+    /// sending it again.
+    #[error("{0}")]
+    Indeterminate(String),
+    /// Any other refusal; the text starts with its code (`ERR ...`).
+    #[error("{0}")]
+    Refused(String),
+    /// A bad argument.
+    #[error("ERR {0}")]
+    Invalid(String),
+}
+
+impl<E: std::error::Error> Error<E> {
+    /// A partition's error reply, by its code: the first word, as every RESP error carries
+    /// it. The one place a refusal's text is read; everything after matches on the variant.
+    pub fn from_reply(text: String) -> Self {
+        let code = text.split(' ').next().unwrap_or_default();
+        match code {
+            "CONFLICT" => Error::Conflict(text),
+            "LOGINREJECTED" => Error::LoginRejected(text),
+            "TRYAGAIN" => Error::TryAgain(text),
+            "INDETERMINATE" => Error::Indeterminate(text),
+            "ERR" if text.starts_with("ERR session limit") => Error::Limit(text),
+            _ => Error::Refused(text),
+        }
+    }
+}
+
+pub type FlowResult<T, X> = Result<T, Error<<X as Exec>::Error>>;
+
+/// How a login went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Logged in; these sessions of the user were ended to make room.
+    LoggedIn { evicted: Vec<Bytes> },
+    /// The session does not exist (or ended meanwhile).
+    NoSession,
+}
+
+/// A user's registry, every session it lists checked: (live sessions of the user, ids that are
+/// no longer the user's, rotated ids with their new id).
+pub type Checked = (Vec<Session>, Vec<Bytes>, Vec<(Bytes, Bytes)>);
+
+/// Runs a session operation; an error reply becomes its typed error.
+pub async fn exec<X: Exec>(x: &X, key: Bytes, op: SessionOp) -> FlowResult<Reply, X>
+where
+    X::Error: std::error::Error,
+{
+    match x.exec(key, Op::Session(op)).await.map_err(Error::Grid)? {
+        Reply::Error(e) => Err(Error::from_reply(e)),
+        reply => Ok(reply),
+    }
+}
+
+async fn exec_session<X: Exec>(x: &X, id: &[u8], op: SessionOp) -> FlowResult<Option<Session>, X>
+where
+    X::Error: std::error::Error,
+{
+    decode_session(exec(x, session_key(id), op).await?)
+}
+
+fn end_op(
+    config: &SessionConfig,
+    reason: EndReason,
+    if_version: Option<u64>,
+    moved_to: Option<Bytes>,
+) -> SessionOp {
+    let retention_ms = config.tombstone_retention_s.saturating_mul(1000);
+    SessionOp::End { reason, if_version, moved_to, retention_ms }
+}
+
+/// Ends a session and takes it out of its user's registry: the session as it was.
+pub async fn end<X: Exec>(
+    x: &X,
+    config: &SessionConfig,
+    id: &[u8],
+    reason: EndReason,
+) -> FlowResult<Option<Session>, X>
+where
+    X::Error: std::error::Error,
+{
+    if !id::looks_valid(id) {
+        return Ok(None);
+    }
+    let Some(s) = exec_session(x, id, end_op(config, reason, None, None)).await? else {
+        return Ok(None);
+    };
+    if let Some(p) = &s.principal {
+        let ids = vec![Bytes::copy_from_slice(id)];
+        exec(x, user_key(p), SessionOp::Unregister { ids }).await?;
+    }
+    Ok(Some(s))
+}
+
+/// Moves the session to a new id and ends the old one: the new id, `None` if there was no
+/// session.
+pub async fn rotate<X: Exec>(
+    x: &X,
+    config: &SessionConfig,
+    id: &[u8],
+) -> FlowResult<Option<Bytes>, X>
+where
+    X::Error: std::error::Error,
+{
+    if !id::looks_valid(id) {
+        return Ok(None);
+    }
+    for _ in 0..ROTATE_ATTEMPTS {
+        let get = SessionOp::Get { touch: false, attrs: None, names: false };
+        let Some(s) = exec_session(x, id, get).await? else {
+            return Ok(None);
+        };
+        let new = x.new_id();
+        let copy = Session { id: new.clone(), ..s.clone() };
+        let adopt = SessionOp::Adopt { session: Box::new(copy) };
+        if exec(x, session_key(&new), adopt).await? != Reply::Int(1) {
+            continue;
+        }
+        let end = end_op(config, EndReason::Rotated, Some(s.version), Some(new.clone()));
+        match exec(x, session_key(id), end).await {
+            Ok(Reply::Bulk(_)) => {}
+            Err(Error::Conflict(_)) => {
+                discard_copy(x, &new).await?;
+                continue;
+            }
+            Ok(_) => {
+                discard_copy(x, &new).await?;
+                return Ok(None);
+            }
+            Err(e) => {
+                // Unclear whether the old id ended (a failover cut the answer): ask it.
+                // Dropping the copy of a rotation that happened would lose the session.
+                match exec(x, session_key(id), SessionOp::Probe).await {
+                    Ok(Reply::Bulk(to)) if to == new => {}
+                    Ok(Reply::Int(1)) => {
+                        discard_copy(x, &new).await?;
+                        return Err(e);
+                    }
+                    _ => return Err(e),
+                }
+            }
+        }
+        if let Some(p) = &s.principal {
+            let rename = SessionOp::Rename { from: Bytes::copy_from_slice(id), to: new.clone() };
+            exec(x, user_key(p), rename).await?;
+        }
+        return Ok(Some(new));
+    }
+    Err(Error::TryAgain("TRYAGAIN the session kept changing while it was being rotated".into()))
+}
+
+/// Drops the copy of a rotation that did not happen; nobody was ever given its id.
+async fn discard_copy<X: Exec>(x: &X, new: &[u8]) -> FlowResult<(), X>
+where
+    X::Error: std::error::Error,
+{
+    x.exec(session_key(new), Op::Del).await.map_err(Error::Grid)?;
+    Ok(())
+}
+
+/// Logs `principal` in on session `id` under the login policy (the group's unless given).
+pub async fn login<X: Exec>(
+    x: &X,
+    config: &SessionConfig,
+    id: &[u8],
+    principal: Bytes,
+    policy: Option<LoginPolicy>,
+    max: Option<usize>,
+) -> FlowResult<LoginOutcome, X>
+where
+    X::Error: std::error::Error,
+{
+    if !id::looks_valid(id) {
+        return Ok(LoginOutcome::NoSession);
+    }
+    let get = SessionOp::Get { touch: false, attrs: None, names: false };
+    let Some(s) = exec_session(x, id, get).await? else {
+        return Ok(LoginOutcome::NoSession);
+    };
+    if s.principal.as_ref() == Some(&principal) {
+        return Ok(LoginOutcome::LoggedIn { evicted: Vec::new() });
+    }
+    let rules = config.group(&s.group);
+    let (_, dead, moved) = check_logins(x, &principal).await?;
+    let id = Bytes::copy_from_slice(id);
+    let login = Login { id: id.clone(), group: s.group.clone(), at_ms: x.now_ms() };
+    let register = SessionOp::Register {
+        login,
+        dead,
+        moved,
+        policy: policy.unwrap_or(rules.login_policy),
+        max: max.unwrap_or(rules.login_max),
+    };
+    let evicted: Vec<Bytes> = decode_registry(exec(x, user_key(&principal), register).await?)?;
+    // Ended before this login holds, and unregistered only once ended: if this flow stops
+    // half-way, the registry still lists them, and the next login evicts them again.
+    for old in &evicted {
+        end(x, config, old, EndReason::Evicted).await?;
+    }
+    if !evicted.is_empty() {
+        let ids = evicted.clone();
+        exec(x, user_key(&principal), SessionOp::Unregister { ids }).await?;
+    }
+    let set = SessionOp::SetPrincipal { principal: Some(principal.clone()) };
+    if exec_session(x, &id, set).await?.is_none() {
+        // Ended meanwhile (perhaps evicted by a newer login of the same user).
+        let ids = vec![id];
+        exec(x, user_key(&principal), SessionOp::Unregister { ids }).await?;
+        return Ok(LoginOutcome::NoSession);
+    }
+    if let Some(previous) = &s.principal {
+        // The session was another user's until now: it leaves that user's registry only once
+        // it holds this login, so a refused switch leaves it where it was.
+        let ids = vec![id.clone()];
+        exec(x, user_key(previous), SessionOp::Unregister { ids }).await?;
+    }
+    Ok(LoginOutcome::LoggedIn { evicted })
+}
+
+/// Logs the user out of session `id` (the session stays, anonymous): false if no session or
+/// nobody was logged in.
+pub async fn logout<X: Exec>(x: &X, id: &[u8]) -> FlowResult<bool, X>
+where
+    X::Error: std::error::Error,
+{
+    if !id::looks_valid(id) {
+        return Ok(false);
+    }
+    let op = SessionOp::SetPrincipal { principal: None };
+    let Some(before) = exec_session(x, id, op).await? else { return Ok(false) };
+    let Some(p) = before.principal else { return Ok(false) };
+    let ids = vec![Bytes::copy_from_slice(id)];
+    exec(x, user_key(&p), SessionOp::Unregister { ids }).await?;
+    Ok(true)
+}
+
+/// The live sessions of a user, oldest login first (attributes left out); the registry rows
+/// of sessions that ended go, those of rotated ones follow them.
+pub async fn by_user<X: Exec>(x: &X, principal: &[u8]) -> FlowResult<Vec<Session>, X>
+where
+    X::Error: std::error::Error,
+{
+    let (live, dead, moved) = check_logins(x, principal).await?;
+    tidy_registry(x, principal, dead, moved).await?;
+    Ok(live)
+}
+
+/// Reads a user's registry and checks every session it lists. A listed session not yet marked
+/// with any user is a login in progress and is neither live nor dead.
+pub async fn check_logins<X: Exec>(x: &X, principal: &[u8]) -> FlowResult<Checked, X>
+where
+    X::Error: std::error::Error,
+{
+    let logins: Vec<Login> =
+        decode_registry(exec(x, user_key(principal), SessionOp::Logins).await?)?;
+    let (mut live, mut dead, mut moved) = (Vec::new(), Vec::new(), Vec::new());
+    for login in logins {
+        let mut id = login.id.clone();
+        let mut found = None;
+        for _ in 0..MOVES_FOLLOWED_MAX {
+            let get = SessionOp::Get { touch: false, attrs: None, names: false };
+            if let Some(s) = exec_session(x, &id, get).await? {
+                found = Some(s);
+                break;
+            }
+            match exec(x, session_key(&id), SessionOp::Probe).await? {
+                Reply::Bulk(next) => id = next,
+                _ => break,
+            }
+        }
+        let Some(mut s) = found else {
+            dead.push(login.id);
+            continue;
+        };
+        if s.id != login.id {
+            moved.push((login.id.clone(), s.id.clone()));
+        }
+        match s.principal.as_deref() {
+            Some(p) if p == principal => {
+                s.attrs.clear();
+                live.push(s);
+            }
+            // A login still in progress (registered, the session not yet marked, or still
+            // marked with the user it is switching from): it counts against the user's limit
+            // but is not listed until it completes. A switch away from this user removes the
+            // row itself once it holds.
+            _ => {}
+        }
+    }
+    Ok((live, dead, moved))
+}
+
+/// Removes the registry rows of ended sessions and renames those of rotated ones.
+pub async fn tidy_registry<X: Exec>(
+    x: &X,
+    principal: &[u8],
+    dead: Vec<Bytes>,
+    moved: Vec<(Bytes, Bytes)>,
+) -> FlowResult<(), X>
+where
+    X::Error: std::error::Error,
+{
+    if !dead.is_empty() {
+        exec(x, user_key(principal), SessionOp::Unregister { ids: dead }).await?;
+    }
+    for (from, to) in moved {
+        exec(x, user_key(principal), SessionOp::Rename { from, to }).await?;
+    }
+    Ok(())
+}
+
+/// A session read's reply: the session, or `None` if absent, ended or expired.
+pub fn decode_session<E: std::error::Error>(reply: Reply) -> Result<Option<Session>, Error<E>> {
+    match reply {
+        Reply::Nil => Ok(None),
+        Reply::Bulk(b) => Session::decode(&b)
+            .map(Some)
+            .map_err(|e| Error::Refused(format!("ERR corrupt session: {e}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A registry read's reply ([`SessionOp::Logins`], [`SessionOp::Register`]), decoded.
+pub fn decode_registry<T: serde::de::DeserializeOwned, E: std::error::Error>(
+    reply: Reply,
+) -> Result<T, Error<E>> {
+    match reply {
+        Reply::Bulk(b) => postcard::from_bytes(&b)
+            .map_err(|e| Error::Refused(format!("ERR corrupt registry: {e}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected<E: std::error::Error>(reply: Reply) -> Error<E> {
+    Error::Refused(format!("ERR unexpected reply from the grid: {reply:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("unreachable")]
+    struct Unreachable;
+
+    #[test]
+    fn a_refusal_is_typed_by_its_code() {
+        let typed = |text: &str| Error::<Unreachable>::from_reply(text.to_string());
+        assert!(matches!(typed("CONFLICT session is at version 3, not 2"), Error::Conflict(_)));
+        assert!(matches!(
+            typed("LOGINREJECTED user has 1 live session(s)"),
+            Error::LoginRejected(_)
+        ));
+        assert!(matches!(typed("ERR session limit: too many attributes"), Error::Limit(_)));
+        assert!(matches!(typed("TRYAGAIN not serving"), Error::TryAgain(_)));
+        assert!(matches!(typed("INDETERMINATE not confirmed"), Error::Indeterminate(_)));
+        let other = typed("ERR corrupt session");
+        assert!(matches!(&other, Error::Refused(_)));
+        assert_eq!(other.to_string(), "ERR corrupt session", "the reply's text is kept as is");
+        assert!(matches!(typed("CONFLICTING"), Error::Refused(_)), "a code is a whole word");
+    }
+}
