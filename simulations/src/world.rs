@@ -727,6 +727,9 @@ impl World {
     fn flow_step(&mut self, c: usize, node: usize, answer: Option<Result<Reply, Refusal>>) -> bool {
         let wall = self.clock().wall;
         let Some(flow) = self.clients[c].flow.as_mut() else { return false };
+        if let (Ask::Login { user, .. }, Some(_)) = (&flow.ask, &self.split) {
+            self.ledger.split_logins.insert(user.clone());
+        }
         if self.debug.flows {
             eprintln!("t={} client {c} via node {node}: {:?} <- {answer:?}", self.now, flow.ask);
         }

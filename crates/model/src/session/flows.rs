@@ -130,7 +130,9 @@ fn end_op(
     SessionOp::End { reason, if_version, moved_to, retention_ms }
 }
 
-/// Ends a session and takes it out of its user's registry: the session as it was.
+/// Ends a session and takes it out of its user's registry: the session as it was. An eviction
+/// or a forced logout ends the session wherever a rotation moved it: one that raced with the
+/// rotation would otherwise end only the old id, and leave the new one live and unlisted.
 pub async fn end<X: Exec>(
     x: &X,
     config: &SessionConfig,
@@ -143,14 +145,24 @@ where
     if !id::looks_valid(id) {
         return Ok(None);
     }
-    let Some(s) = exec_session(x, id, end_op(config, reason, None, None)).await? else {
-        return Ok(None);
-    };
-    if let Some(p) = &s.principal {
-        let ids = vec![Bytes::copy_from_slice(id)];
-        exec(x, user_key(p), SessionOp::Unregister { ids }).await?;
+    let follow = matches!(reason, EndReason::Evicted | EndReason::Kicked);
+    let mut id = Bytes::copy_from_slice(id);
+    for _ in 0..MOVES_FOLLOWED_MAX {
+        if let Some(s) = exec_session(x, &id, end_op(config, reason, None, None)).await? {
+            if let Some(p) = &s.principal {
+                exec(x, user_key(p), SessionOp::Unregister { ids: vec![id] }).await?;
+            }
+            return Ok(Some(s));
+        }
+        if !follow {
+            break;
+        }
+        match exec(x, session_key(&id), SessionOp::Probe).await? {
+            Reply::Bulk(next) => id = next,
+            _ => break,
+        }
     }
-    Ok(Some(s))
+    Ok(None)
 }
 
 /// Moves the session to a new id and ends the old one: the new id, `None` if there was no
