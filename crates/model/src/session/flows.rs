@@ -410,11 +410,86 @@ fn unexpected<E: std::error::Error>(reply: Reply) -> Error<E> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+    use std::task::{Context, Poll, Waker};
+
     use super::*;
+    use crate::Entry;
 
     #[derive(Debug, thiserror::Error)]
     #[error("unreachable")]
     struct Unreachable;
+
+    /// Every key in one map, every operation applied at once.
+    #[derive(Default)]
+    struct OneMap {
+        entries: RefCell<BTreeMap<Bytes, Entry>>,
+        ids: Cell<u64>,
+    }
+
+    impl Exec for OneMap {
+        type Error = Unreachable;
+
+        async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, Unreachable> {
+            let mut entries = self.entries.borrow_mut();
+            let mut slot = entries.remove(&key);
+            let reply = crate::apply::apply(op, &mut slot, 1_000).reply;
+            entries.extend(slot.map(|e| (key, e)));
+            Ok(reply)
+        }
+
+        fn new_id(&self) -> Bytes {
+            self.ids.set(self.ids.get() + 1);
+            Bytes::from(format!("session-number-{:04}", self.ids.get()))
+        }
+
+        fn now_ms(&self) -> u64 {
+            1_000
+        }
+    }
+
+    /// Runs a flow whose every step is answered at once.
+    fn run<T>(flow: impl Future<Output = T>) -> T {
+        let mut flow = std::pin::pin!(flow);
+        match flow.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("a step of OneMap never waits"),
+        }
+    }
+
+    fn live(x: &OneMap, id: &Bytes) -> Option<Session> {
+        let get = SessionOp::Get { touch: false, attrs: None, names: false };
+        run(exec_session(x, id, get)).unwrap()
+    }
+
+    #[test]
+    fn an_eviction_or_kick_follows_a_rotation_an_invalidation_does_not() {
+        let config = SessionConfig::default();
+        for (reason, follows) in
+            [(EndReason::Evicted, true), (EndReason::Kicked, true), (EndReason::Invalidated, false)]
+        {
+            let x = OneMap::default();
+            let a = x.new_id();
+            let create = SessionOp::Create {
+                id: a.clone(),
+                group: Bytes::new(),
+                idle_ms: 60_000,
+                absolute_ms: None,
+            };
+            run(exec(&x, session_key(&a), create)).unwrap();
+            // A rotation of `a` (which an eviction raced: it read the registry before) ended it.
+            let moved = x.new_id();
+            let copy = Session { id: moved.clone(), ..live(&x, &a).unwrap() };
+            let adopt = SessionOp::Adopt { session: Box::new(copy) };
+            run(exec(&x, session_key(&moved), adopt)).unwrap();
+            let end_a = end_op(&config, EndReason::Rotated, None, Some(moved.clone()));
+            run(exec(&x, session_key(&a), end_a)).unwrap();
+            let ended = run(end(&x, &config, &a, reason)).unwrap();
+            assert_eq!(ended.map(|s| s.id), follows.then(|| moved.clone()), "{reason:?}");
+            assert_eq!(live(&x, &moved).is_none(), follows, "{reason:?}");
+        }
+    }
 
     #[test]
     fn a_refusal_is_typed_by_its_code() {
