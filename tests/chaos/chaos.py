@@ -514,6 +514,8 @@ class Run:
                           "fault_kinds": kinds, "violations": len(report.violations)}))
         for v in report.violations[:30]:
             print(f"VIOLATION: {v}")
+        for line in report.late[:10]:
+            print(f"LATE: {line}")
         print(f"{report.operations['total']} operations ({report.operations['ok']} ok, "
               f"{report.operations['failed']} failed), {len(self.faults)} faults, "
               f"{len(report.violations)} violations")
