@@ -810,6 +810,7 @@ impl World {
         // A write issued before a split and answered in it may have been carried out on either
         // side (the node it was sent to forwarded it before the cut).
         let side = f.side.or_else(|| self.side(f.node, &f.kind).map(|_| Side::Healing));
+        let mut busy = false;
         match (f.kind, result) {
             (Kind::Read, Ok(reply)) => self.check_read(&f.key, reply),
             (Kind::Read, Err(_)) => self.checker.failed_read(),
@@ -819,11 +820,7 @@ impl World {
                 self.subscribers.acknowledged(id, f.issued_at)
             }
             (Kind::CreateSession(_), _) => {}
-            (Kind::FlowStep, result) => {
-                if self.flow_step(c, f.node, Some(result)) {
-                    return; // its next request is on its way
-                }
-            }
+            (Kind::FlowStep, result) => busy = self.flow_step(c, f.node, Some(result)),
             (Kind::FinalSession(id), Ok(reply)) => {
                 let held = flows::decode_session::<crate::flows::Failed>(reply).ok().flatten();
                 self.final_sessions.insert(id, held);
@@ -856,7 +853,8 @@ impl World {
             self.dump(&f.key);
             panic!("stop at the first violation (SIM_DUMP)");
         }
-        if self.clients_running {
+        // A client whose flow sent its next request steps again once that is answered.
+        if self.clients_running && !busy {
             let think = self.rng.random_range(1..20);
             self.at(self.now + think, Event::ClientStep(c));
         }
