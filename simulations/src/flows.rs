@@ -42,7 +42,7 @@ struct Port {
 }
 
 /// The `n`th id client `client`'s rotations give out: its own, so never another's.
-pub fn rotation_id(client: usize, n: u64) -> Bytes {
+fn rotation_id(client: usize, n: u64) -> Bytes {
     Bytes::from(format!("sim-c{client}-r{n:010}"))
 }
 

@@ -116,7 +116,7 @@ impl Sessions {
     }
 
     async fn exec_session(&self, id: &[u8], op: SessionOp) -> SessionResult<Option<Session>> {
-        flows::decode_session(self.exec(session_key(id), op).await?)
+        flows::exec_session(&OnGrid(&self.grid), id, op).await
     }
 
     /// Starts a session in `group`: its new id. Timeouts default to the group's.

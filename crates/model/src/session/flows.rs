@@ -113,7 +113,12 @@ where
     }
 }
 
-async fn exec_session<X: Exec>(x: &X, id: &[u8], op: SessionOp) -> FlowResult<Option<Session>, X>
+/// Runs a session operation that answers the session (or nil), decoded.
+pub async fn exec_session<X: Exec>(
+    x: &X,
+    id: &[u8],
+    op: SessionOp,
+) -> FlowResult<Option<Session>, X>
 where
     X::Error: std::error::Error,
 {
