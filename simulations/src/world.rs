@@ -404,6 +404,13 @@ impl World {
     }
 
     fn handle(&mut self, event: Event) {
+        let node = match &event {
+            Event::Deliver { to, .. } => Some(*to),
+            Event::Tick { node, .. } | Event::Internal { node, .. } => Some(*node),
+            _ => None,
+        };
+        // `SIM_LOG`'s lines say which node and when.
+        let _span = node.map(|i| tracing::info_span!("node", i, t = self.now).entered());
         match event {
             Event::Deliver { to, incarnation, from, msg } => {
                 let n = &self.nodes[to];

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use sessiongrid_model::{Op, PartitionId};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::ClusterConfig;
 use crate::membership::{Membership, Outbox};
@@ -196,7 +196,7 @@ impl<D: NodeStore> Control<D> {
             self.on_topology(t);
         }
         if let Some(push) = self.merge.as_mut() {
-            push.expire(now.mono.saturating_sub(self.cfg.request_timeout_ms));
+            push.retry(now.mono.saturating_sub(self.cfg.request_timeout_ms));
         }
         self.drive_merge(now);
     }
@@ -237,6 +237,9 @@ impl<D: NodeStore> Control<D> {
 
     /// The answer to merge operation `id` (see [`MERGE_ID_BIT`]).
     pub fn merge_answered(&mut self, now: Now, id: u64, ok: bool) {
+        if !ok {
+            debug!(id, "merge operation refused; sent again at the next tick");
+        }
         if self.merge.as_mut().is_some_and(|push| push.answered(id, ok)) {
             self.drive_merge(now);
         }
@@ -258,6 +261,7 @@ impl<D: NodeStore> Control<D> {
                 let op = Op::Merge(Box::new(item.entry.clone()));
                 let expires_at = now.wall.saturating_add(self.cfg.request_timeout_ms);
                 let (epoch, key) = (target.epoch, item.key.clone());
+                debug!(partition = item.partition, to = primary, epoch, "merge operation sent");
                 let msg = Msg::Request { id, epoch, expires_at, key, op };
                 self.out.push(ControlOutput::Send(primary, msg));
                 push.sent(id, item, now.mono);

@@ -114,6 +114,10 @@ pub struct Membership {
     left: Option<Arc<Topology>>,
     /// The newest epoch of a side this one won against: the next publication goes past it.
     epoch_floor: Epoch,
+    /// Coordinator: members of its table that merge into this side from the other side of a
+    /// split (they sent that side's table, which lists them). They serve nothing while they
+    /// merge, so the next table leaves them out; they join again once merged.
+    merging_in: BTreeSet<NodeId>,
     /// Taking over from a suspected coordinator: since when, and the members that answered this
     /// node's pings as having no other live coordinator. It publishes once all did, or after
     /// `dead_after_ms` without the others, so a node cut off from everyone takes over alone.
@@ -163,6 +167,7 @@ impl Membership {
             rejoining: None,
             born: now,
             departed: BTreeSet::new(),
+            merging_in: BTreeSet::new(),
             next_probe: now,
             merging: None,
             left: None,
@@ -621,7 +626,21 @@ impl Membership {
                 self.push_to(from, out);
                 None
             }
-            MemberMsg::TopologyPush(t) => self.adopt(now, t, out),
+            MemberMsg::TopologyPush(t) => {
+                let merging_in = from != self.me
+                    && self.is_coordinator()
+                    && t.is_member(from)
+                    && self.is_other_side(&t)
+                    && self.topology.as_ref().is_some_and(|mine| mine.is_member(from));
+                let adopted = self.adopt(now, t, out);
+                if merging_in && self.merging.is_none() && self.merging_in.insert(from) {
+                    // Kept as an owner, it would hold up the writes of the partitions it
+                    // follows, its own merge operations among them, for good (sim seed 11591).
+                    info!(node = from, "member merging in from the other side of a split");
+                    self.dirty = true;
+                }
+                adopted
+            }
             MemberMsg::Leave => {
                 let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
                 if self.is_coordinator() && member && self.leaving.insert(from) {
@@ -762,7 +781,7 @@ impl Membership {
             .members
             .iter()
             .copied()
-            .filter(|m| !self.suspects.contains(m))
+            .filter(|m| !self.suspects.contains(m) && !self.merging_in.contains(m))
             .chain(self.joiners.iter().copied())
             .collect();
         // Who is leaving comes from the pings (and `Leave`), so a node that restarted is not.
@@ -819,6 +838,7 @@ impl Membership {
         info!(epoch = next.epoch, members = next.members.len(), "publishing topology");
         self.joiners.clear();
         self.forgotten.clear();
+        self.merging_in.clear();
         self.dirty = false;
         self.set(now, next.clone());
         if self.cfg.split == SplitPolicy::Deny {
@@ -1121,6 +1141,44 @@ mod tests {
         m.receive(2, 1, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
         assert!(m.merging().is_none(), "three members do not merge into one");
         assert_eq!(m.epoch_floor, 12, "the other side merges into this one");
+    }
+
+    #[test]
+    fn a_member_merging_in_from_the_other_side_is_left_out_until_it_joins_again() {
+        let cfg = Arc::new(ClusterConfig { partitions: 4, ..ClusterConfig::default() });
+        let mut m = Membership::new(1, cfg, false, None, 0);
+        let mut out = Outbox::new();
+        m.tick(0, &mut out);
+        for n in [2, 3, 4] {
+            m.receive(
+                1,
+                n,
+                MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay },
+                &mut out,
+            );
+        }
+        m.tick(10, &mut out);
+        assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
+        // Node 3 served the other side of a split (coordinator 9's, which lists it) and merges
+        // into this one, which still counts it: it pushes its side's table here.
+        let mut theirs = Topology::founded_by(9, 4);
+        theirs.members = vec![3, 9];
+        theirs.epoch = 7;
+        m.receive(20, 3, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
+        assert!(m.merging().is_none(), "this side stays");
+        m.tick(30, &mut out);
+        let t = m.topology().unwrap().clone();
+        assert_eq!(t.members, vec![1, 2, 4], "it serves nothing while it merges");
+        assert!(t.epoch > 7);
+        // Merged, it pings with this side's table and joins again.
+        m.receive(
+            40,
+            3,
+            MemberMsg::Ping { sent_at: 40, epoch: t.epoch, intent: Intent::Stay },
+            &mut out,
+        );
+        m.tick(50, &mut out);
+        assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
     }
 
     /// Node `me`, a member of coordinator 1's table of `members` (one partition), as adopted at

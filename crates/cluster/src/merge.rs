@@ -35,6 +35,9 @@ pub struct Push {
     inflight: BTreeMap<u64, (Item, u64)>,
     /// Held back: entries of partitions the other side's table made this node primary of.
     held: Vec<Item>,
+    /// Refused or unanswered: sent again at the next tick, not at once (a primary that is not
+    /// serving yet would be asked again and again within milliseconds).
+    refused: Vec<Item>,
     pub pushed: u64,
     pub started_at: u64,
 }
@@ -46,6 +49,7 @@ impl Push {
             queued: VecDeque::new(),
             inflight: BTreeMap::new(),
             held: Vec::new(),
+            refused: Vec::new(),
             pushed: 0,
             started_at: now,
         }
@@ -53,7 +57,10 @@ impl Push {
 
     /// Everything read and sent, and confirmed (entries held back aside).
     pub fn is_done(&self) -> bool {
-        self.todo.is_empty() && self.queued.is_empty() && self.inflight.is_empty()
+        self.todo.is_empty()
+            && self.queued.is_empty()
+            && self.inflight.is_empty()
+            && self.refused.is_empty()
     }
 
     /// Room for more in flight.
@@ -121,18 +128,19 @@ impl Push {
         if ok {
             self.pushed += 1;
         } else {
-            self.queued.push_back(item);
+            self.refused.push(item);
         }
         true
     }
 
-    /// Queues again what has gone unanswered since `before`.
-    pub fn expire(&mut self, before: u64) {
+    /// At a tick: queues again what was refused, and what has gone unanswered since `before`.
+    pub fn retry(&mut self, before: u64) {
         let late: Vec<u64> =
             self.inflight.iter().filter(|(_, (_, at))| *at < before).map(|(id, _)| *id).collect();
         for id in late {
             self.answered(id, false);
         }
+        self.queued.extend(self.refused.drain(..));
     }
 }
 
@@ -173,6 +181,26 @@ mod tests {
         assert!(push.recheck_held(&newer, me));
         let (sent, to) = push.next_send(&newer, me).expect("partition 0 goes now");
         assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 1));
+    }
+
+    #[test]
+    fn a_refused_entry_is_sent_again_at_the_next_tick_not_at_once() {
+        let me = 7;
+        let mut push = Push::new(vec![0], 0);
+        push.read(0, vec![row("a")], None);
+        let t = table(vec![1], 1, 1);
+        let (item, _) = push.next_send(&t, me).expect("sent");
+        push.sent(1, item, 0);
+        assert!(push.answered(1, false));
+        assert!(push.next_send(&t, me).is_none(), "not sent again before the tick");
+        assert!(!push.is_done());
+        push.retry(0);
+        let (item, _) = push.next_send(&t, me).expect("sent again at the tick");
+        push.sent(2, item, 10);
+        push.retry(5);
+        assert!(push.next_send(&t, me).is_none(), "in flight, not late yet");
+        assert!(push.answered(2, true));
+        assert!(push.is_done() && push.pushed == 1);
     }
 
     #[test]

@@ -273,6 +273,7 @@ impl<S: PartitionStore> Partition<S> {
     }
 
     fn refuse(&mut self, origin: Origin, why: Refusal) {
+        tracing::debug!(partition = self.p, epoch = self.epoch(), ?why, "request refused");
         match origin {
             Origin::Local(id) => self.out.push(PartitionOutput::Reply(id, Err(why))),
             // A peer retries elsewhere on any "not here" answer.
@@ -527,30 +528,33 @@ mod tests {
         };
         let (key, op) = create(b"a");
         p.request(at(1), lease, Origin::Local(1), t.epoch, key, op);
-        assert_eq!(events_sent(&mut p), vec![(8, vec![1]), (9, vec![1])]);
+        // Versions are numbered on from where the primary took over.
+        let sent = events_sent(&mut p);
+        let v = |n: u64| sent[0].1[0] + n - 1;
+        assert_eq!(sent, vec![(8, vec![v(1)]), (9, vec![v(1)])]);
         // 8 acknowledges; 9's answer is lost. The next event goes to 8 at once, and waits for
         // 9's acknowledgement, or for the retransmission with all 9 still lacks.
-        p.events_acked(at(2), 8, 1);
+        p.events_acked(at(2), 8, v(1));
         let (key, op) = create(b"b");
         p.request(at(3), lease, Origin::Local(2), t.epoch, key, op);
-        assert_eq!(events_sent(&mut p), vec![(8, vec![2])]);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![v(2)])]);
         let retransmit = 1 + cfg.retransmit_ms;
         assert_eq!(p.next_tick(), Some(retransmit), "the first message to 9 is due again");
         p.tick(at(retransmit), lease);
-        assert_eq!(events_sent(&mut p), vec![(9, vec![1, 2])]);
-        p.events_acked(at(retransmit), 9, 2);
-        p.events_acked(at(retransmit), 8, 2);
+        assert_eq!(events_sent(&mut p), vec![(9, vec![v(1), v(2)])]);
+        p.events_acked(at(retransmit), 9, v(2));
+        p.events_acked(at(retransmit), 8, v(2));
         assert!(events_sent(&mut p).is_empty());
         assert_eq!(p.next_tick(), None, "nothing left to send again, nothing else to do");
         // A member that leaves is forgotten: what it did not acknowledge is not sent again.
         let (key, op) = create(b"c");
         p.request(at(retransmit), lease, Origin::Local(3), t.epoch, key, op);
-        assert_eq!(events_sent(&mut p), vec![(8, vec![3]), (9, vec![3])]);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![v(3)]), (9, vec![v(3)])]);
         t.members = vec![7, 8];
         t.epoch += 1;
         p.adopt(at(retransmit), Arc::new(t));
         p.tick(at(2 * retransmit), lease);
-        assert_eq!(events_sent(&mut p), vec![(8, vec![3])]);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![v(3)])]);
     }
 
     #[test]
@@ -580,19 +584,21 @@ mod tests {
                 Op::Session(op),
             );
         }
-        assert_eq!(events_sent(&mut p), vec![(8, vec![1]), (9, vec![1])]);
-        p.events_acked(at(2), 8, 1);
-        p.events_acked(at(2), 9, 1);
-        assert_eq!(events_sent(&mut p), vec![(8, vec![2]), (9, vec![2])]);
-        p.events_acked(at(2), 8, 2);
+        let sent = events_sent(&mut p);
+        let v = |n: u64| sent[0].1[0] + n - 1;
+        assert_eq!(sent, vec![(8, vec![v(1)]), (9, vec![v(1)])]);
+        p.events_acked(at(2), 8, v(1));
+        p.events_acked(at(2), 9, v(1));
+        assert_eq!(events_sent(&mut p), vec![(8, vec![v(2)]), (9, vec![v(2)])]);
+        p.events_acked(at(2), 8, v(2));
         // Killed before 9 acknowledged the second: its disk is all that is left of it.
         let disk = p.replica().store().clone();
         let mut p = Partition::new(0, 7, cfg, disk, at(3));
         p.adopt(at(3), t.clone());
         p.tick(at(3), lease);
-        assert_eq!(events_sent(&mut p), vec![(8, vec![2]), (9, vec![2])], "published again");
-        p.events_acked(at(4), 8, 2);
-        p.events_acked(at(4), 9, 2);
+        assert_eq!(events_sent(&mut p), vec![(8, vec![v(2)]), (9, vec![v(2)])], "published again");
+        p.events_acked(at(4), 8, v(2));
+        p.events_acked(at(4), 9, v(2));
         assert!(p.replica().store().events.is_empty(), "with every member: forgotten");
     }
 

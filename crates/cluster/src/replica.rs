@@ -74,6 +74,13 @@ pub enum Effect {
 /// published long ago, and the primary's `published` mark was lost).
 const UNCONFIRMED_EVENTS_MAX: usize = 16 * 1024;
 
+/// How far a new primary's versions jump past the newest it has seen. Its predecessor may have
+/// applied writes it never replicated (their clients were told nothing, or timed out) under the
+/// versions that follow; if the two then serve both sides of a split, a key written on this
+/// side must still beat the predecessor's unreplicated copy of it when the sides merge, which
+/// keeps the higher version (sim seed 7884 of `serve 2`). Versions only need to increase.
+const TAKEOVER_VERSION_GAP: u64 = 1 << 32;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Primary,
@@ -387,6 +394,7 @@ impl<S: PartitionStore> Replica<S> {
             if self.handoff_from.is_some() { now.mono + self.cfg.lease_ms } else { now.mono };
         self.incoming = None;
         self.followers.clear();
+        self.max_version = self.max_version.saturating_add(TAKEOVER_VERSION_GAP);
         // What the predecessor may not have published is this node's to publish now.
         self.unpublished.extend(self.unconfirmed.drain(..));
         if self.pos.is_none() {
