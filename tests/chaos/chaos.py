@@ -8,7 +8,9 @@
   tmpfs of its own (so it can fill up);
 * injects one fault at a time, chosen and timed from ``--seed`` and logged: kill -9 and restart,
   SIGSTOP/SIGCONT pauses of 0.5-10 s, a link cut between two nodes (both ways or one way), a
-  node cut off from everyone, packet loss, a full disk, a node restarted with its data directory
+  node cut off from everyone, packet loss, a slow link (a token bucket: packets delayed up to a
+  second and dropped past that; the kernels this runs on may lack netem, and TCP hides
+  reordering from the nodes anyway), a full disk, a node restarted with its data directory
   lost. After each fault it waits until the cluster has settled again (every node serving, all
   members seen, nothing moving), so at most one copy of any partition is ever in doubt;
 * meanwhile clients run SET/GET/DEL on registers (each key written by one client, every write a
@@ -51,7 +53,7 @@ DISK_MB = 256
 SETTLE_S = 90
 # The faults a run picks from, with their weights.
 FAULTS = {"kill": 20, "pause": 20, "cut": 15, "one-way": 10, "isolate": 10, "loss": 10,
-          "disk-full": 8, "data-lost": 7}
+          "slow": 8, "disk-full": 8, "data-lost": 7}
 
 
 def log(msg: str) -> None:
@@ -225,6 +227,11 @@ class Run:
             percent = rng.choice([10, 20, 30, 50])
             self.hold(kind, f"node {a} loses {percent}% of packets for {hold:.1f}s", hold,
                       lambda: net.loss(a, percent), lambda: net.clear(a))
+        elif kind == "slow":
+            kbit, latency = rng.choice([256, 1024, 4096]), rng.choice([200, 500, 1000])
+            self.hold(kind, f"node {a}'s link slowed to {kbit} kbit/s, queueing up to "
+                            f"{latency} ms, for {hold:.1f}s", hold,
+                      lambda: net.slow(a, kbit, latency), lambda: net.unslow(a))
         elif kind == "disk-full":
             self.hold(kind, f"node {a}'s disk full for {hold:.1f}s", hold, node.fill, node.unfill)
             self.probe_writes(f"node {a}'s disk had space again")

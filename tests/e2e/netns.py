@@ -13,6 +13,7 @@ import subprocess
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 NFT = shutil.which("nft") or "/usr/sbin/nft"
+TC = shutil.which("tc") or "/usr/sbin/tc"
 
 # The nftables table each namespace's filters live in.
 TABLE = "sgfaults"
@@ -79,6 +80,20 @@ class Net:
         self._filters(i)
         self._nft(i, "add", "rule", "inet", TABLE, "input", "numgen", "random", "mod", "100",
                   "<", str(percent), "drop")
+
+    def slow(self, i: int, kbit: int, latency_ms: int) -> None:
+        """Node ``i``'s link, both ways, carries ``kbit`` kbit/s: what exceeds it waits in a queue
+        of up to ``latency_ms`` (delayed) and is dropped past that. (A token bucket: the kernels
+        these tests run on may lack netem.)"""
+        shape = ("root", "tbf", "rate", f"{kbit}kbit", "burst", "16kb",
+                 "latency", f"{latency_ms}ms")
+        sh(TC, "qdisc", "replace", "dev", self.links[i], *shape)
+        sh(IP, "netns", "exec", self.namespaces[i], TC, "qdisc", "replace", "dev", "eth0", *shape)
+
+    def unslow(self, i: int) -> None:
+        sh(TC, "qdisc", "del", "dev", self.links[i], "root", check=False)
+        sh(IP, "netns", "exec", self.namespaces[i], TC, "qdisc", "del", "dev", "eth0", "root",
+           check=False)
 
     def clear(self, i: int) -> None:
         """Removes node ``i``'s filters."""

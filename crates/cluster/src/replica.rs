@@ -1037,6 +1037,11 @@ impl<S: PartitionStore> Replica<S> {
         if self.incoming.is_some() {
             return;
         }
+        if self.store.refuses_writes().is_some() {
+            // A full disk: nothing is applied or acknowledged, and the primary sends again
+            // later. Applied, the write would fail and restart this partition every time.
+            return;
+        }
         let Some(pos) = self.pos else {
             return self.ask_sync(now, from, out);
         };
@@ -1116,6 +1121,9 @@ impl<S: PartitionStore> Replica<S> {
         let ack = ReplicaMsg::ChunkAck { id, seq };
         if self.finished == Some((id, seq)) {
             return out.push(Effect::Send(self.p, from, ack));
+        }
+        if self.store.refuses_writes().is_some() {
+            return; // as for an append: the chunk comes again
         }
         if seq == 0 && self.incoming.as_ref().is_none_or(|s| s.id != id) {
             // A primary numbers its snapshots upwards: chunk 0 of one it began before the
