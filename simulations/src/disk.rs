@@ -5,7 +5,7 @@
 //! partition made is taken and then fails to reach the disk, so the partition must restart
 //! from disk with nothing that write caused sent ([`PartitionStore::commit_failure`]); once one
 //! has failed, writes are refused up front ([`PartitionStore::refuses_writes`]) until the disk
-//! takes them again.
+//! takes them again. A disk can also fail its reads for a while (an unreadable partition).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -34,10 +34,16 @@ pub struct Health {
     pub failing: bool,
     /// A write failed since the disk last took one: the node knows, and refuses writes.
     known: bool,
+    /// Reads fail (a fault is on): a partition that cannot be read.
+    unreadable: bool,
 }
 
 fn full() -> StoreError {
     StoreError("storage: No space left on device (simulated)".into())
+}
+
+fn unreadable() -> StoreError {
+    StoreError("storage: Input/output error (simulated)".into())
 }
 
 pub struct MemPartition {
@@ -59,15 +65,23 @@ impl MemPartition {
             write(&mut self.data.borrow_mut());
         }
     }
+
+    /// The data, unless the disk fails reads.
+    fn read(&self) -> StoreResult<std::cell::Ref<'_, PartitionData>> {
+        if self.health.borrow().unreadable {
+            return Err(unreadable());
+        }
+        Ok(self.data.borrow())
+    }
 }
 
 impl PartitionStore for MemPartition {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
-        Ok(self.data.borrow().entries.get(key).cloned())
+        Ok(self.read()?.entries.get(key).cloned())
     }
 
     fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
-        Ok(self.data.borrow().entries.get(key).map(|e| e.view(needs)))
+        Ok(self.read()?.entries.get(key).map(|e| e.view(needs)))
     }
 
     fn append(&mut self, entry: &LogEntry, _: Option<Prior>) -> StoreResult<()> {
@@ -82,7 +96,7 @@ impl PartitionStore for MemPartition {
     }
 
     fn kept_events(&mut self) -> StoreResult<Vec<SessionEvent>> {
-        Ok(self.data.borrow().events.values().flatten().cloned().collect())
+        Ok(self.read()?.events.values().flatten().cloned().collect())
     }
 
     fn forget_events(&mut self, through: u64) -> StoreResult<()> {
@@ -103,7 +117,7 @@ impl PartitionStore for MemPartition {
     }
 
     fn scan(&mut self, after: Option<&[u8]>, limit: usize) -> StoreResult<Vec<(Bytes, Entry)>> {
-        let d = self.data.borrow();
+        let d = self.read()?;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(d.entries
             .range::<[u8], _>((start, Bound::Unbounded))
@@ -134,7 +148,7 @@ impl PartitionStore for MemPartition {
     }
 
     fn counts(&mut self) -> StoreResult<Counts> {
-        let d = self.data.borrow();
+        let d = self.read()?;
         let expiring = d.entries.values().filter(|e| e.expire_at_ms.is_some()).count();
         let sessions = d.entries.values().filter(|e| e.is_session()).count();
         Ok(Counts {
@@ -145,7 +159,7 @@ impl PartitionStore for MemPartition {
     }
 
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>> {
-        let d = self.data.borrow();
+        let d = self.read()?;
         let mut due: Vec<(u64, Bytes)> = d
             .entries
             .iter()
@@ -205,6 +219,11 @@ impl MemDisk {
     /// From now on, writes fail (`true`) or are taken (`false`).
     pub fn set_failing(&self, failing: bool) {
         self.0.borrow().health.borrow_mut().failing = failing;
+    }
+
+    /// From now on, reads fail (`true`) or are served (`false`).
+    pub fn set_unreadable(&self, unreadable: bool) {
+        self.0.borrow().health.borrow_mut().unreadable = unreadable;
     }
 
     /// The entry stored under `key` in partition `p`, if this disk has it.

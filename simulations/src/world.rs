@@ -510,7 +510,10 @@ impl World {
                 self.cut.remove(&(a, b));
                 self.cut.remove(&(b, a));
             }
-            Event::DiskHeals(i) => self.nodes[i].disk.set_failing(false),
+            Event::DiskHeals(i) => {
+                self.nodes[i].disk.set_failing(false);
+                self.nodes[i].disk.set_unreadable(false);
+            }
         }
     }
 
@@ -1043,9 +1046,14 @@ impl World {
             _ => {
                 self.report.disk_faults += 1;
                 let until = self.now + self.rng.random_range(200..3000);
-                self.fault_log
-                    .push((self.now, format!("disk {victim} fails writes until {until}")));
-                self.nodes[victim].disk.set_failing(true);
+                let reads = self.rng.random_bool(0.3);
+                let what = if reads { "reads" } else { "writes" };
+                self.fault_log.push((self.now, format!("disk {victim} fails {what} until {until}")));
+                if reads {
+                    self.nodes[victim].disk.set_unreadable(true);
+                } else {
+                    self.nodes[victim].disk.set_failing(true);
+                }
                 self.at(until, Event::DiskHeals(victim));
             }
         }
@@ -1099,6 +1107,7 @@ impl World {
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = 0;
             self.nodes[i].disk.set_failing(false);
+            self.nodes[i].disk.set_unreadable(false);
             if self.nodes[i].node.is_none() {
                 self.start(i);
             }
