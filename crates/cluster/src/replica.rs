@@ -842,7 +842,13 @@ impl<S: PartitionStore> Replica<S> {
             }
         }
         self.unpublished.extend(entry.events.iter().cloned());
-        self.log.push(entry);
+        if self.followers.is_empty() {
+            // Nobody to catch up from it (a single node, or a copy waiting for a new owner,
+            // which takes a snapshot): keeping it would only cost time and memory.
+            self.log.reset(entry.pos);
+        } else {
+            self.log.push(entry);
+        }
         Ok(version)
     }
 
