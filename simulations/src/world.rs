@@ -1048,7 +1048,8 @@ impl World {
                 let until = self.now + self.rng.random_range(200..3000);
                 let reads = self.rng.random_bool(0.3);
                 let what = if reads { "reads" } else { "writes" };
-                self.fault_log.push((self.now, format!("disk {victim} fails {what} until {until}")));
+                self.fault_log
+                    .push((self.now, format!("disk {victim} fails {what} until {until}")));
                 if reads {
                     self.nodes[victim].disk.set_unreadable(true);
                 } else {
