@@ -553,9 +553,11 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="sg-chaos-"))
     net = Net(args.nodes)
     run = None
+    result = 2
     try:
         run = Run(args, net, root)
-        return run.go()
+        result = run.go()
+        return result
     finally:
         if run is not None:
             for node in run.nodes:
@@ -563,6 +565,9 @@ def main() -> int:
         net.close()
         if args.keep:
             log(f"kept {root}")
+        elif result == 1:
+            # Violations: the nodes' logs are what explains them (their data was on tmpfs).
+            log(f"violations: the nodes' logs are kept in {root}")
         else:
             sh("rm", "-rf", str(root), check=False)
 
