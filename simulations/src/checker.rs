@@ -25,6 +25,10 @@ pub enum WriteStatus {
     Indeterminate,
     /// Refused as not carried out (what `TRYAGAIN` promises): it must never be read.
     Refused,
+    /// Sent through a node that crashed before answering: it may land at any time, even after
+    /// the client's next writes (the node may have forwarded it before dying, and the message
+    /// is still delivered, as a dead process's socket still sends what it was given).
+    Orphaned,
 }
 
 #[derive(Clone, Debug)]
@@ -88,6 +92,8 @@ pub struct Checker {
     splitting: bool,
     /// Reads made in split windows.
     pub unchecked_reads: u64,
+    /// Reads of an orphaned write that landed after a later acknowledged one.
+    pub late_orphans: u64,
 }
 
 impl Checker {
@@ -124,7 +130,7 @@ impl Checker {
     ) {
         match status {
             WriteStatus::Acked => self.acked_writes += 1,
-            WriteStatus::Indeterminate => self.failed_writes += 1,
+            WriteStatus::Indeterminate | WriteStatus::Orphaned => self.failed_writes += 1,
             WriteStatus::Refused => {
                 // A refused delete leaves nothing to look for; a refused value must never show.
                 self.refused_writes += 1;
@@ -173,6 +179,11 @@ impl Checker {
         let h = self.history(key);
         let oldest = h.oldest_allowed();
         let allowed = h.writes[oldest..].iter().any(|w| w.value == value);
+        let orphan = |w: &Write| w.status == WriteStatus::Orphaned && w.value == value;
+        if !allowed && h.writes[..oldest].iter().any(orphan) {
+            self.late_orphans += 1;
+            return;
+        }
         if !allowed {
             let older = h.writes[..oldest].iter().rposition(|w| w.value == value);
             let what = match older {
@@ -234,6 +245,19 @@ mod tests {
         c.read(2, &k, b("2"));
         c.read(3, &k, b("9"));
         assert_eq!(c.violations.len(), 3, "{:?}", c.violations);
+    }
+
+    #[test]
+    fn an_orphaned_write_may_land_after_later_ones_but_an_acknowledged_one_may_not() {
+        let mut c = Checker::default();
+        let k = Bytes::from_static(b"k");
+        c.write(&k, b("1"), WriteStatus::Acked, None);
+        c.write(&k, b("2"), WriteStatus::Orphaned, None);
+        c.write(&k, b("3"), WriteStatus::Acked, None);
+        c.read(0, &k, b("2"));
+        assert!(c.violations.is_empty() && c.late_orphans == 1);
+        c.read(1, &k, b("1"));
+        assert_eq!(c.violations.len(), 1, "an older acknowledged value is still a violation");
     }
 
     #[test]

@@ -544,7 +544,7 @@ impl World {
         // Clients connected to it see their connection reset.
         for c in 0..self.clients.len() {
             if self.clients[c].inflight.as_ref().is_some_and(|f| f.node == i) {
-                self.complete(c, Err(Refusal::Timeout));
+                self.finish(c, Err(Refusal::Timeout), true);
             }
         }
     }
@@ -794,6 +794,11 @@ impl World {
     }
 
     fn complete(&mut self, c: usize, result: Result<Reply, Refusal>) {
+        self.finish(c, result, false)
+    }
+
+    /// Completes client `c`'s request; `orphaned`: the node it went through crashed with it.
+    fn finish(&mut self, c: usize, result: Result<Reply, Refusal>, orphaned: bool) {
         let Some(f) = self.clients[c].inflight.take() else { return };
         if self.debug.trace_key.as_deref() == Some(f.key.as_ref()) {
             let kind = match &f.kind {
@@ -842,6 +847,7 @@ impl World {
                     Err(why) if why.is_retryable() => WriteStatus::Refused,
                     // Refused before it ran: the disk refused writes.
                     Err(Refusal::WritesRefused(_)) => WriteStatus::Refused,
+                    Err(_) if orphaned => WriteStatus::Orphaned,
                     Err(_) => WriteStatus::Indeterminate,
                 };
                 let targets: Vec<Bytes> = writes.iter().map(|(t, _)| t.clone()).collect();
