@@ -397,6 +397,13 @@ impl<S: PartitionStore> Replica<S> {
         self.max_version = self.max_version.saturating_add(TAKEOVER_VERSION_GAP);
         // What the predecessor may not have published is this node's to publish now.
         self.unpublished.extend(self.unconfirmed.drain(..));
+        // This copy may lack events its predecessor had not yet got to every member: a copy
+        // that came by snapshot holds none. The other followers' copies are asked for, as after
+        // a start from disk (sim seed 31245: a learner promoted on its primary's graceful leave
+        // never published a creation only the other follower still kept).
+        if let Some(pos) = self.pos.filter(|p| p.version > self.published) {
+            self.inherited = self.inherited.max(pos.version);
+        }
         if self.pos.is_none() {
             // Promoted while re-syncing: every range holds either the old primary's newer data or
             // this node's own copy, which had every acknowledged write (acknowledgements waited
