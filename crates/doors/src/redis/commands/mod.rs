@@ -406,11 +406,11 @@ pub static COMMANDS: &[Spec] = &[
 
 /// The position in [`COMMANDS`] of a command name, in any case.
 pub fn position(name: &[u8]) -> Option<usize> {
-    if name.len() > 24 {
-        return None;
-    }
-    let lower = name.to_ascii_lowercase();
-    COMMANDS.binary_search_by(|s| s.name.as_bytes().cmp(&lower)).ok()
+    let mut buf = [0u8; 24];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    COMMANDS.binary_search_by(|s| s.name.as_bytes().cmp(lower)).ok()
 }
 
 /// The spec of a command name, in any case.
@@ -969,6 +969,7 @@ mod tests {
         assert!(COMMANDS.windows(2).all(|w| w[0].name < w[1].name));
         assert_eq!(lookup(b"GeT").map(|s| s.name), Some("get"));
         assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(b"").is_none() && lookup(&[b'g'; 25]).is_none());
     }
 
     #[test]
