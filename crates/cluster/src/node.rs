@@ -342,9 +342,6 @@ impl<D: NodeStore> Node<D> {
                 self.collect_partition(now, i);
             }
             Msg::Response { id, result } if id & MERGE_ID_BIT != 0 => {
-                if let Err(why) = &result {
-                    tracing::debug!(id, from, ?why, "merge operation refused");
-                }
                 self.control.merge_answered(now, id, result.is_ok());
                 self.collect(now);
             }
