@@ -1496,6 +1496,32 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_whose_disk_refuses_writes_takes_nothing_until_it_takes_writes_again() {
+        let (mut r, t) = follower_of_7();
+        let now = Now { mono: 0, wall: 0 };
+        let at = |version| LogPos { term: Term { epoch: t.epoch, primary: 7 }, version };
+        let append = || ReplicaMsg::Append {
+            prev: LogPos::ZERO,
+            entries: vec![LogEntry {
+                pos: at(1),
+                key: Bytes::from_static(b"k"),
+                delta: Delta::Whole(None),
+                events: Vec::new(),
+            }],
+            published: 0,
+        };
+        r.store.refusing = true;
+        let mut out = Vec::new();
+        r.receive(now, 7, append(), &mut out);
+        assert_eq!(r.position(), Some(LogPos::ZERO), "nothing applied");
+        assert!(out.is_empty(), "nothing acknowledged: {out:?}");
+        r.store.refusing = false;
+        r.receive(now, 7, append(), &mut out);
+        assert_eq!(r.position(), Some(at(1)));
+        assert!(out.iter().any(|e| matches!(e, Effect::Send(_, 7, ReplicaMsg::Ack { .. }))));
+    }
+
+    #[test]
     fn a_late_chunk_of_a_replaced_snapshot_does_not_undo_newer_writes() {
         let (mut r, t) = follower_of_7();
         let now = Now { mono: 0, wall: 0 };

@@ -150,6 +150,8 @@ pub(crate) struct MemStore {
     pub entries: std::collections::BTreeMap<Bytes, Entry>,
     pub pos: Option<LogPos>,
     pub events: std::collections::BTreeMap<u64, Vec<SessionEvent>>,
+    /// The disk refuses writes (it is full).
+    pub refusing: bool,
 }
 
 #[cfg(test)]
@@ -212,5 +214,8 @@ impl PartitionStore for MemStore {
         self.events.clear();
         self.pos = Some(LogPos::ZERO);
         Ok(())
+    }
+    fn refuses_writes(&mut self) -> Option<StoreError> {
+        self.refusing.then(|| StoreError("No space left on device".into()))
     }
 }
