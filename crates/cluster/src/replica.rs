@@ -19,9 +19,10 @@
 //!   and with every member (the partition sends them until each member acknowledges them,
 //!   `events.rs`); a follower keeps the rest, and publishes them itself if it becomes primary.
 //!   Every owner's disk keeps a write's events with the write until the published mark passes
-//!   them, so a replica started from its disk has its copies back; it vouches for no event,
-//!   and as primary it publishes its copies again and first takes back its followers' copies
-//!   of the events of the writes it inherited. So an event of an acknowledged write reaches
+//!   them, so a replica started from its disk has its copies back; it vouches for no event.
+//!   A new primary publishes its copies again and first takes back its followers' copies of
+//!   the events of the writes past the published mark it knows (all of them after a start from
+//!   disk; a copy that came by snapshot has none). So an event of an acknowledged write reaches
 //!   every live member at least once, whichever owners survive or restart.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -170,9 +171,10 @@ pub struct Replica<S> {
     handed_out: u64,
     /// Every event up to this version is with every member; `None`: none is on its way.
     delivered: Option<u64>,
-    /// Writes up to this version came before this replica started from its disk: whether their
-    /// events reached every member is unknown, so as primary it publishes the copies its
-    /// followers hand back before `published` passes them (0: nothing inherited).
+    /// As primary: writes up to this version came before it took over, past the published mark
+    /// it knew (after a start from disk, none), so whether their events reached every member is
+    /// unknown; it publishes the copies its followers hand back before `published` passes them
+    /// (0: nothing inherited).
     inherited: u64,
     // As follower: events the primary may not have published yet, in version order.
     unconfirmed: VecDeque<SessionEvent>,
@@ -262,7 +264,7 @@ impl<S: PartitionStore> Replica<S> {
         self.published = 0;
         self.handed_out = base.version;
         self.delivered = None;
-        self.inherited = base.version;
+        self.inherited = 0;
         self.unconfirmed.clear();
         self.take_kept_events();
         self.incoming = None;
@@ -397,12 +399,13 @@ impl<S: PartitionStore> Replica<S> {
         self.max_version = self.max_version.saturating_add(TAKEOVER_VERSION_GAP);
         // What the predecessor may not have published is this node's to publish now.
         self.unpublished.extend(self.unconfirmed.drain(..));
-        // This copy may lack events its predecessor had not yet got to every member: a copy
-        // that came by snapshot holds none. The other followers' copies are asked for, as after
-        // a start from disk (sim seed 31245: a learner promoted on its primary's graceful leave
-        // never published a creation only the other follower still kept).
-        if let Some(pos) = self.pos.filter(|p| p.version > self.published) {
-            self.inherited = self.inherited.max(pos.version);
+        // This copy may lack events of writes past the published mark it knows: a copy that
+        // came by snapshot holds none, one started from disk vouches for none. The followers'
+        // copies are asked for (sim seed 31245: a learner promoted on its primary's graceful
+        // leave never published a creation only the other follower still kept).
+        self.inherited = self.pos.map_or(0, |p| p.version).max(self.inherited);
+        if self.inherited <= self.published {
+            self.inherited = 0;
         }
         if self.pos.is_none() {
             // Promoted while re-syncing: every range holds either the old primary's newer data or
@@ -1493,6 +1496,35 @@ mod tests {
         t.epoch = 2;
         r.adopt(now, &t, &mut out);
         assert_eq!(r.next_version(), u64::MAX);
+    }
+
+    #[test]
+    fn a_new_primary_asks_its_followers_for_events_past_the_published_mark_and_numbers_on_past_them(
+    ) {
+        let (mut r, mut t) = follower_of_7();
+        let now = Now { mono: 0, wall: 0 };
+        let mut out = Vec::new();
+        let at = |version| LogPos { term: Term { epoch: t.epoch, primary: 7 }, version };
+        // Its copy comes by snapshot, which carries no events; nothing is published yet.
+        let snapshot =
+            Chunk { id: 1, seq: 0, after: None, through: None, entries: Vec::new(), as_of: at(14) };
+        r.receive(now, 7, ReplicaMsg::Chunk(snapshot), &mut out);
+        assert_eq!(r.position(), Some(at(14)));
+        // Node 7 leaves; node 1 is primary, node 9 (which may keep events 7 had not got to
+        // every member) its follower.
+        t.members = vec![1, 7, 9];
+        t.partitions[0].owners = vec![1, 9];
+        t.partitions[0].target = vec![1, 9];
+        t.epoch += 1;
+        out.clear();
+        r.adopt(now, &t, &mut out);
+        r.tick(now, &mut out);
+        let asked = out
+            .iter()
+            .any(|e| matches!(e, Effect::Send(_, 9, ReplicaMsg::EventsWanted { through: 14 })));
+        assert!(asked, "{out:?}");
+        // Its own writes are numbered far past anything its predecessor may have applied.
+        assert_eq!(r.next_version(), 14 + TAKEOVER_VERSION_GAP + 1);
     }
 
     #[test]
