@@ -220,6 +220,10 @@ pub struct Report {
     pub whole_restarts: u64,
     /// Times a node's disk failed its writes for a while.
     pub disk_faults: u64,
+    /// Times a node lost many of its messages, and delayed the rest, for seconds.
+    pub lossy_links: u64,
+    /// Nodes restarted with their data lost (as a new node, with a new id).
+    pub data_lost: u64,
     /// Sessions whose creation was acknowledged (and whose event every steady node must see).
     pub sessions_created: u64,
     /// Rotations, logins and logouts clients ran, and those that ended in an error.
@@ -244,6 +248,10 @@ pub struct World {
     nodes: Vec<SimNode>,
     index: BTreeMap<NodeId, usize>,
     cut: BTreeMap<(usize, usize), u64>,
+    /// Nodes whose every link loses many messages and delays the rest, until when.
+    lossy: BTreeMap<usize, u64>,
+    /// When the last message sent over each lossy link (from, to) got through.
+    stream_free_at: BTreeMap<(usize, usize), u64>,
     clients: Vec<Client>,
     requests: BTreeMap<u64, usize>,
     next_request: u64,
@@ -311,6 +319,8 @@ impl World {
             nodes,
             index,
             cut: BTreeMap::new(),
+            lossy: BTreeMap::new(),
+            stream_free_at: BTreeMap::new(),
             clients,
             requests: BTreeMap::new(),
             next_request: 1,
@@ -518,9 +528,10 @@ impl World {
     }
 
     fn start(&mut self, i: usize) {
-        // Node 0 founds the cluster; the others join through any node.
+        // Node 0 founds the cluster; the others join through any node, as node 0 does when it
+        // comes back with its data lost.
         let seeds: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-        let joining = i != 0;
+        let joining = i != 0 || self.nodes[i].incarnation > 0;
         let now = self.clock();
         let n = &mut self.nodes[i];
         n.incarnation += 1;
@@ -532,6 +543,15 @@ impl World {
         self.drain(i);
         let first = self.now + self.rng.random_range(0..TICK_MS);
         self.at(first, Event::Tick { node: i, incarnation });
+    }
+
+    /// Node `i`'s data dir is gone: it comes back as a new node, under a new id.
+    fn lose_data(&mut self, i: usize) {
+        let id: NodeId = self.rng.random();
+        self.index.remove(&self.nodes[i].id);
+        self.index.insert(id, i);
+        self.nodes[i].id = id;
+        self.nodes[i].disk = MemDisk::new(id);
     }
 
     fn crash(&mut self, i: usize) {
@@ -644,6 +664,24 @@ impl World {
                 return;
             }
             sent = until;
+        }
+        // A lossy link (a node losing a third of its packets): TCP sends a lost packet again
+        // after a timeout that doubles each time, and everything behind it on the stream waits
+        // (one stream per pair of nodes), so messages arrive in bursts, up to seconds late; a
+        // stream that gives up loses a few.
+        let lossy = [from_index, to_index]
+            .iter()
+            .any(|i| self.lossy.get(i).is_some_and(|until| *until > self.now));
+        if lossy {
+            if self.rng.random_bool(0.02) {
+                return;
+            }
+            if self.rng.random_bool(0.3) {
+                sent += 200 << self.rng.random_range(0..4);
+            }
+            let free_at = self.stream_free_at.entry((from_index, to_index)).or_insert(0);
+            sent = sent.max(*free_at);
+            *free_at = sent;
         }
         let copies = if self.rng.random_bool(self.cfg.duplicate) { 2 } else { 1 };
         let incarnation = self.nodes[to_index].incarnation;
@@ -861,7 +899,7 @@ impl World {
                 }
             }
         }
-        if self.split.is_some() && self.cut.is_empty() && self.merged() {
+        if self.split.is_some() && self.links_whole() && self.merged() {
             self.split = None;
             self.checker.split_merged();
         }
@@ -925,6 +963,7 @@ impl World {
         let copies = self.cluster.replicas.min(count);
         all_up
             && t.members.len() == count
+            && nodes.iter().all(|n| t.is_member(n.id))
             && nodes.iter().all(|n| {
                 n.node.as_ref().and_then(|x| x.topology()).is_some_and(|x| x.epoch == t.epoch)
             })
@@ -980,7 +1019,8 @@ impl World {
         }
         let next = self.now + self.rng.random_range(300..1500);
         self.at(next, Event::FaultStep);
-        if !self.healthy() || !self.cut.is_empty() {
+        self.lossy.retain(|_, until| *until > self.now);
+        if !self.healthy() || !self.cut.is_empty() || !self.lossy.is_empty() {
             return;
         }
         let n = self.nodes.len();
@@ -1007,6 +1047,26 @@ impl World {
                 let minority = self.isolate(victim);
                 self.split = Some(minority);
                 self.checker.split_started();
+            }
+            // Under `serve`, a node that others hear only seconds late is on a side of its own
+            // for a while: a split (without healing, its sides would never merge).
+            72..76 if self.cluster.split == SplitPolicy::Deny || self.cfg.serve_splits => {
+                self.report.lossy_links += 1;
+                let until = self.now + self.rng.random_range(1000..6000);
+                self.fault_log.push((self.now, format!("lossy {victim} until {until}")));
+                self.lossy.insert(victim, until);
+                if self.cluster.split == SplitPolicy::Serve {
+                    self.split = Some(vec![victim]);
+                    self.checker.split_started();
+                }
+            }
+            76..80 => {
+                self.report.data_lost += 1;
+                self.fault_log.push((self.now, format!("data lost {victim}")));
+                self.crash(victim);
+                self.lose_data(victim);
+                let back = self.now + self.rng.random_range(100..2000);
+                self.at(back, Event::Restart(victim));
             }
             60..85 => {
                 self.report.cuts += 1;
@@ -1066,10 +1126,15 @@ impl World {
         }
     }
 
+    /// No link is cut or lossy.
+    fn links_whole(&self) -> bool {
+        self.cut.is_empty() && self.lossy.values().all(|until| *until <= self.now)
+    }
+
     /// The side of the current split a write through `node` goes to, if one is open.
     fn side(&self, node: usize, kind: &Kind) -> Option<Side> {
         match (&self.split, kind) {
-            (Some(_), Kind::Write(_)) if self.cut.is_empty() => Some(Side::Healing),
+            (Some(_), Kind::Write(_)) if self.links_whole() => Some(Side::Healing),
             (Some(minority), Kind::Write(_)) if minority.contains(&node) => Some(Side::Minority),
             (Some(_), Kind::Write(_)) => Some(Side::Majority),
             _ => None,
@@ -1111,6 +1176,7 @@ impl World {
 
     fn heal(&mut self) {
         self.cut.clear();
+        self.lossy.clear();
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = 0;
             self.nodes[i].disk.set_failing(false);
@@ -1146,6 +1212,13 @@ impl World {
         }
     }
 
+    /// Client `c` stops waiting for its request: a late answer to it is not the next one's.
+    fn give_up(&mut self, c: usize) {
+        if let Some(f) = self.clients[c].inflight.take() {
+            self.requests.remove(&f.request);
+        }
+    }
+
     /// Reads every key once more, through rotating nodes, with the cluster whole again.
     fn final_reads(&mut self) {
         for client in &mut self.clients {
@@ -1169,7 +1242,7 @@ impl World {
                     answered = true;
                     break;
                 }
-                self.clients[0].inflight = None;
+                self.give_up(0);
             }
             if !answered {
                 self.checker.violations.push(format!("key {key:?} unreadable after healing"));
@@ -1188,7 +1261,7 @@ impl World {
                 let (key, kind) = (session_key(&id), Kind::FinalSession(id.clone()));
                 self.issue(0, node, key, kind, Op::Session(get.clone()));
                 self.run_until(self.now + 200);
-                self.clients[0].inflight = None;
+                self.give_up(0);
                 if self.final_sessions.contains_key(&id) {
                     break;
                 }

@@ -215,9 +215,10 @@ impl<D: NodeStore> Control<D> {
         }
     }
 
-    /// A local partition reports learner `node` in sync: for the coordinator, wherever it is.
-    pub fn synced(&mut self, now: Now, partition: PartitionId, node: NodeId) {
-        let msg = MemberMsg::Synced { partition, node };
+    /// A local partition reports learner `node` in sync, as it acknowledged under the table of
+    /// epoch `as_of`: for the coordinator, wherever it is.
+    pub fn synced(&mut self, now: Now, partition: PartitionId, node: NodeId, as_of: Epoch) {
+        let msg = MemberMsg::Synced { partition, node, as_of };
         match self.membership.coordinator() {
             Some(c) if c == self.me => self.membership_receive(now, self.me, msg),
             Some(c) => self.out.push(ControlOutput::Send(c, msg.into())),

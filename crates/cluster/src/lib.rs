@@ -49,7 +49,7 @@ pub use node::{Internal, Node, Output};
 pub use partition::{Partition, PartitionOutput, PartitionStats};
 pub use placement::NodeId;
 pub use storage::{NodeStore, PartitionStore, StoreError};
-pub use topology::Topology;
+pub use topology::{Epoch, Topology};
 
 /// The time as a node sees it: `mono` (monotonic ms) for timers and leases, `wall` (unix ms) for
 /// expiry deadlines.

@@ -84,6 +84,10 @@ pub struct Membership {
     want_leave: bool,
     /// Coordinator: learners reported in sync under the current topology.
     synced: BTreeSet<(PartitionId, NodeId)>,
+    /// Since which epoch each learner of the current topology has been one without a break,
+    /// as far as this node knows: an acknowledgement it made under an older table may predate
+    /// a table that left it out, under which it dropped its copy.
+    learning_since: BTreeMap<(PartitionId, NodeId), Epoch>,
     dirty: bool,
     lease_until: u64,
     /// The highest epoch any peer mentioned: a coordinator behind it fetches that topology
@@ -155,6 +159,7 @@ impl Membership {
             forgotten: BTreeSet::new(),
             want_leave: false,
             synced: BTreeSet::new(),
+            learning_since: BTreeMap::new(),
             dirty: false,
             lease_until: 0,
             newest_epoch_seen: 0,
@@ -175,6 +180,9 @@ impl Membership {
             takeover: None,
             taker: None,
         };
+        if let Some(t) = m.topology.clone() {
+            m.learning_since = m.learners_since(&t);
+        }
         if let Some(t) = &m.topology {
             let others: BTreeSet<NodeId> = t.members.iter().copied().filter(|n| *n != me).collect();
             if !others.is_empty() {
@@ -657,7 +665,7 @@ impl Membership {
                 }
                 None
             }
-            MemberMsg::Synced { partition, node } => {
+            MemberMsg::Synced { partition, node, as_of } => {
                 // Only the partition's primary in this table vouches for a learner: a node that
                 // was primary in an older table (or under the other side's table, while a split
                 // heals) may report a learner in sync with a history that lacks the writes the
@@ -667,7 +675,23 @@ impl Membership {
                         a.primary() == Some(from) && a.learners().any(|n| n == node)
                     })
                 });
+                // And only on an acknowledgement the learner made while learning without a break
+                // since: it may have dropped its copy under a table that left it out, one its
+                // primary never saw (sim seed 632).
+                let since = self.learning_since.get(&(partition, node)).copied();
+                let fresh = since.is_some_and(|since| as_of >= since);
+                if !fresh && learning {
+                    debug!(
+                        partition,
+                        node,
+                        as_of,
+                        ?since,
+                        "in-sync report older than the learner's copy"
+                    );
+                }
+                let learning = learning && fresh;
                 if self.is_coordinator() && learning && self.synced.insert((partition, node)) {
+                    debug!(partition, node, primary = from, "learner reported in sync");
                     self.dirty = true;
                 }
                 None
@@ -1033,6 +1057,26 @@ impl Membership {
         self.merging = Some(theirs);
     }
 
+    /// Since when each learner of `t` has been one: for one that was a learner of the same
+    /// partition in the table `t` directly follows (the next epoch of one coordinator), as long
+    /// as it was there; otherwise from `t`.
+    fn learners_since(&self, t: &Topology) -> BTreeMap<(PartitionId, NodeId), Epoch> {
+        let before = self.topology.as_ref().filter(|old| {
+            old.coordinator == t.coordinator && old.epoch.checked_add(1) == Some(t.epoch)
+        });
+        let mut since = BTreeMap::new();
+        for (p, a) in t.partitions.iter().enumerate() {
+            let p = p as PartitionId;
+            for n in a.learners() {
+                let kept = before
+                    .filter(|old| old.assignment(p).is_some_and(|o| o.learners().any(|l| l == n)))
+                    .and_then(|_| self.learning_since.get(&(p, n)).copied());
+                since.insert((p, n), kept.unwrap_or(t.epoch));
+            }
+        }
+        since
+    }
+
     fn set(&mut self, now: u64, t: Arc<Topology>) {
         if let Some(old) = &self.topology {
             let dead = old.members.iter().filter(|m| {
@@ -1053,6 +1097,7 @@ impl Membership {
         // (this node merged into another side, say, then took over there), the report could make
         // a node that has dropped its copy since an owner, even the primary.
         self.synced.clear();
+        self.learning_since = self.learners_since(&t);
         self.heard.insert(t.coordinator, now);
         for &m in &t.members {
             self.heard.entry(m).or_insert(now);
@@ -1100,7 +1145,7 @@ mod tests {
         let learners: Vec<NodeId> = m.topology().unwrap().partitions[0].learners().collect();
         assert_eq!(learners, vec![2]);
         // Node 3 was primary under a table that is not this one: its word is not the primary's.
-        let synced = MemberMsg::Synced { partition: 0, node: 2 };
+        let synced = MemberMsg::Synced { partition: 0, node: 2, as_of: epoch };
         m.receive(20, 3, synced.clone(), &mut out);
         m.tick(30, &mut out);
         assert_eq!(m.epoch(), epoch, "nothing to publish");
@@ -1110,9 +1155,46 @@ mod tests {
     }
 
     #[test]
+    fn a_learner_left_out_and_back_counts_only_as_in_sync_under_a_table_since() {
+        let (mut m, mut out) = founder_with_learner_2();
+        let first = m.epoch();
+        // Node 2 falls silent and is declared dead; it comes back and learns again.
+        for now in (100..=1200).step_by(100) {
+            m.tick(now, &mut out);
+        }
+        assert!(!m.topology().unwrap().is_member(2));
+        let without = m.epoch();
+        let ping = |epoch| MemberMsg::Ping { sent_at: 1300, epoch, intent: Intent::Stay };
+        m.receive(1300, 2, ping(without), &mut out);
+        m.tick(1310, &mut out);
+        let back = m.epoch();
+        assert!(m.topology().unwrap().partitions[0].learners().any(|n| n == 2));
+        // Its primary, which never saw the table without it, reports it in sync on what it
+        // acknowledged before: it has dropped that copy since.
+        m.receive(1320, 1, MemberMsg::Synced { partition: 0, node: 2, as_of: first }, &mut out);
+        m.tick(1330, &mut out);
+        assert_eq!(m.epoch(), back, "nothing to publish");
+        // Acknowledged under the table that took it back, it counts, in that table's
+        // successors too (node 3 joins meanwhile).
+        m.receive(
+            1340,
+            3,
+            MemberMsg::Ping { sent_at: 1340, epoch: 0, intent: Intent::Stay },
+            &mut out,
+        );
+        m.tick(1345, &mut out);
+        assert_eq!(m.epoch(), back + 1);
+        assert!(m.topology().unwrap().partitions[0].learners().any(|n| n == 2));
+        m.receive(1350, 1, MemberMsg::Synced { partition: 0, node: 2, as_of: back }, &mut out);
+        m.tick(1360, &mut out);
+        assert!(m.topology().unwrap().partitions[0].owners.contains(&2));
+    }
+
+    #[test]
     fn a_learner_reported_in_sync_under_one_table_is_forgotten_with_it() {
         let (mut m, mut out) = founder_with_learner_2();
-        m.receive(20, 1, MemberMsg::Synced { partition: 0, node: 2 }, &mut out);
+        let as_of = m.epoch();
+        m.receive(20, 1, MemberMsg::Synced { partition: 0, node: 2, as_of }, &mut out);
         assert!(m.synced.contains(&(0, 2)));
         // Before it publishes, node 2 takes over (node 1 was paused, say) and node 1 follows
         // its table. Should node 1 take over again later, its report says nothing by then: 2

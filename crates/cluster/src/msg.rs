@@ -214,10 +214,12 @@ pub enum MemberMsg {
     TopologyPush(Arc<Topology>),
     /// A member asks the coordinator to move its partitions elsewhere before it stops.
     Leave,
-    /// A primary tells the coordinator that a learner holds a complete copy.
+    /// A primary tells the coordinator that a learner holds a complete copy, as it
+    /// acknowledged while following the table of epoch `as_of`.
     Synced {
         partition: PartitionId,
         node: NodeId,
+        as_of: Epoch,
     },
     /// The receiver's epoch is newer than the sender's: catch up.
     Stale {
@@ -259,20 +261,23 @@ pub enum ReplicaMsg {
         entries: Vec<LogEntry>,
         published: u64,
     },
-    /// The follower's position after applying what it had.
+    /// The follower's position after applying what it had, following the table of `epoch`.
     Ack {
         pos: LogPos,
+        epoch: Epoch,
     },
     /// A follower whose log does not continue the primary's asks to be caught up from `pos`
     /// (`None`: it holds an incomplete copy).
     SyncRequest {
         pos: Option<LogPos>,
+        epoch: Epoch,
     },
     /// One piece of a snapshot.
     Chunk(Chunk),
     ChunkAck {
         id: u64,
         seq: u32,
+        epoch: Epoch,
     },
     /// The previous primary has stopped serving the partition.
     Released,

@@ -50,8 +50,8 @@ pub enum Output {
 pub enum Internal {
     /// Control tells partition `.0` about a topology it adopted.
     Adopt(PartitionId, Arc<Topology>),
-    /// Partition `.0` reports learner `.1` in sync, to control.
-    Synced(PartitionId, NodeId),
+    /// Partition `.0` reports learner `.1` in sync as of the table of epoch `.2`, to control.
+    Synced(PartitionId, NodeId, Epoch),
     /// A client request routed to a local partition.
     Work(PartitionId, u64, Work),
 }
@@ -294,8 +294,8 @@ impl<D: NodeStore> Node<D> {
                     self.collect_partition(now, i);
                 }
             }
-            Internal::Synced(partition, node) => {
-                self.control.synced(now, partition, node);
+            Internal::Synced(partition, node, as_of) => {
+                self.control.synced(now, partition, node, as_of);
                 self.collect(now);
             }
             Internal::Work(p, id, work) => {
@@ -383,7 +383,7 @@ impl<D: NodeStore> Node<D> {
             match output {
                 ControlOutput::Send(to, msg) => self.out.push(Output::Send(to, msg)),
                 ControlOutput::Adopt(t) => {
-                    self.abandon_dead_forwards(now, &t);
+                    self.reroute_dead_reads(now, &t);
                     for p in 0..self.cfg.partitions {
                         self.internal.push(Internal::Adopt(p, t.clone()));
                     }
@@ -412,7 +412,9 @@ impl<D: NodeStore> Node<D> {
                 PartitionOutput::Notify(key, notices) => {
                     self.out.push(Output::Notify(key, notices))
                 }
-                PartitionOutput::Synced(node) => self.internal.push(Internal::Synced(p, node)),
+                PartitionOutput::Synced(node, as_of) => {
+                    self.internal.push(Internal::Synced(p, node, as_of))
+                }
             }
         }
     }
@@ -447,25 +449,22 @@ impl<D: NodeStore> Node<D> {
         }
     }
 
-    /// Requests forwarded to a node that left the cluster get no answer: reads go again to the
-    /// new primary at once; writes fail at once as indeterminate (the dead node may have applied
-    /// them), instead of both waiting out the timeout. (Under `serve` a node declared dead may
-    /// be alive across a cut and run such a write when the link is back, after the client went
-    /// on; waiting out the expiry instead closes that, at up to `request_timeout_ms` more of
-    /// write outage on every failover: not done, see ARCHITECTURE.)
-    fn abandon_dead_forwards(&mut self, now: Now, t: &Topology) {
+    /// Reads forwarded to a node that left the cluster go again to the new primary at once,
+    /// instead of waiting out the timeout. Writes wait for their deadline, past which the
+    /// primary drops them: the node may be alive (declared dead across a cut or a lossy link,
+    /// or back since) and still run one that reaches it late; answered indeterminate at once,
+    /// it landed after the write its client sent next (sim seed 1095: a hash field set again
+    /// to its older value).
+    fn reroute_dead_reads(&mut self, now: Now, t: &Topology) {
         let dead: Vec<u64> = self
             .forwards
             .iter()
-            .filter(|(_, (_, to))| !t.is_member(*to))
+            .filter(|(_, (req, to))| req.work.read_only() && !t.is_member(*to))
             .map(|(id, _)| *id)
             .collect();
         for id in dead {
-            let Some((req, _)) = self.forwards.remove(&id) else { continue };
-            if req.work.read_only() {
+            if let Some((req, _)) = self.forwards.remove(&id) {
                 self.route(now, req);
-            } else {
-                self.out.push(Output::Reply(req.id, Err(Refusal::Indeterminate)));
             }
         }
     }

@@ -39,8 +39,9 @@ pub enum PartitionOutput {
     /// Session events for this node's subscribers (other members are sent
     /// [`Msg::PartitionEvents`]).
     Events(Vec<SessionEvent>),
-    /// A learner now holds a complete copy: control tells the coordinator.
-    Synced(NodeId),
+    /// A learner now holds a complete copy, acknowledged under the table of this epoch:
+    /// control tells the coordinator.
+    Synced(NodeId, Epoch),
     /// Keyspace events of a write this node applied, to publish if the node's flags want them.
     Notify(Bytes, Notices),
 }
@@ -386,7 +387,9 @@ impl<S: PartitionStore> Partition<S> {
                 Effect::Notify(key, notices) => {
                     self.out.push(PartitionOutput::Notify(key, notices))
                 }
-                Effect::Synced(_, node) => self.out.push(PartitionOutput::Synced(node)),
+                Effect::Synced(_, node, as_of) => {
+                    self.out.push(PartitionOutput::Synced(node, as_of))
+                }
             }
         }
     }

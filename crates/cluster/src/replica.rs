@@ -42,7 +42,7 @@ use crate::log::RecentLog;
 use crate::msg::{Chunk, LogEntry, LogPos, Query, Refusal, ReplicaMsg, Term, Txn};
 use crate::placement::NodeId;
 use crate::storage::{PartitionStore, Prior, StoreError};
-use crate::topology::Topology;
+use crate::topology::{Epoch, Topology};
 use crate::Now;
 
 /// Who is waiting for a request's answer.
@@ -62,8 +62,9 @@ pub enum Origin {
 pub enum Effect {
     Send(PartitionId, NodeId, ReplicaMsg),
     Reply(Origin, Result<Reply, Refusal>),
-    /// A learner now holds a complete copy; the coordinator should make it an owner.
-    Synced(PartitionId, NodeId),
+    /// A learner now holds a complete copy, and acknowledged it while following the table of
+    /// this epoch; the coordinator should make it an owner.
+    Synced(PartitionId, NodeId, Epoch),
     /// Session events of writes every counted owner has: deliver them to subscribers.
     Publish(Vec<SessionEvent>),
     /// The keyspace events of a write of this key, made as it was applied (as Redis makes
@@ -94,6 +95,8 @@ struct Follower {
     /// Counted for acknowledgements: an owner, or a learner that has caught up once.
     in_sync: bool,
     acked: Option<LogPos>,
+    /// The newest table the follower said it followed in an acknowledgement of `acked`.
+    acked_epoch: Epoch,
     sent: Option<LogPos>,
     sent_at: u64,
     synced_at: u64,
@@ -112,6 +115,7 @@ impl Follower {
             owner,
             in_sync: owner,
             acked: None,
+            acked_epoch: 0,
             sent: None,
             sent_at: 0,
             synced_at: 0,
@@ -150,6 +154,8 @@ pub struct Replica<S> {
     store: S,
     role: Role,
     primary: Option<NodeId>,
+    /// The epoch of the table this replica adopted last.
+    epoch: Epoch,
     /// Mirrors the store's position; `None` while a snapshot is being installed.
     pos: Option<LogPos>,
     log: RecentLog,
@@ -208,6 +214,7 @@ impl<S: PartitionStore> Replica<S> {
             store,
             role: Role::Idle,
             primary: None,
+            epoch: 0,
             pos: None,
             max_version: 0,
             term: None,
@@ -329,6 +336,7 @@ impl<S: PartitionStore> Replica<S> {
     /// Takes the partition's role in a new topology.
     pub fn adopt(&mut self, now: Now, t: &Topology, out: &mut Vec<Effect>) {
         let Some(a) = t.assignment(self.p) else { return };
+        self.epoch = t.epoch;
         let primary = a.primary();
         let role = if primary == Some(self.me) {
             Role::Primary
@@ -982,14 +990,16 @@ impl<S: PartitionStore> Replica<S> {
                 self.on_append(now, from, prev, entries, out)
             }
             (Role::Follower, ReplicaMsg::Chunk(chunk)) if self.is_primary(from) => {
-                self.on_chunk(from, chunk, out)
+                self.on_chunk(now, from, chunk, out)
             }
-            (Role::Primary, ReplicaMsg::Ack { pos }) => self.on_ack(now, from, pos, out),
-            (Role::Primary, ReplicaMsg::SyncRequest { pos }) => {
-                self.on_sync_request(now, from, pos, out)
+            (Role::Primary, ReplicaMsg::Ack { pos, epoch }) => {
+                self.on_ack(now, from, pos, epoch, out)
             }
-            (Role::Primary, ReplicaMsg::ChunkAck { id, seq }) => {
-                self.on_chunk_ack(now, from, id, seq, out)
+            (Role::Primary, ReplicaMsg::SyncRequest { pos, epoch }) => {
+                self.on_sync_request(now, from, pos, epoch, out)
+            }
+            (Role::Primary, ReplicaMsg::ChunkAck { id, seq, epoch }) => {
+                self.on_chunk_ack(now, from, id, seq, epoch, out)
             }
             (Role::Primary, ReplicaMsg::Released) => {
                 if self.handoff_from == Some(from) {
@@ -1096,7 +1106,7 @@ impl<S: PartitionStore> Replica<S> {
             self.log.push(entry);
         }
         if let Some(pos) = self.pos {
-            out.push(Effect::Send(self.p, from, ReplicaMsg::Ack { pos }));
+            out.push(Effect::Send(self.p, from, ReplicaMsg::Ack { pos, epoch: self.epoch }));
         }
     }
 
@@ -1128,13 +1138,17 @@ impl<S: PartitionStore> Replica<S> {
         let recently = self.sync_asked_at.is_some_and(|at| now.mono < at + self.cfg.retransmit_ms);
         if !recently {
             self.sync_asked_at = Some(now.mono);
-            out.push(Effect::Send(self.p, from, ReplicaMsg::SyncRequest { pos: self.pos }));
+            out.push(Effect::Send(
+                self.p,
+                from,
+                ReplicaMsg::SyncRequest { pos: self.pos, epoch: self.epoch },
+            ));
         }
     }
 
-    fn on_chunk(&mut self, from: NodeId, chunk: Chunk, out: &mut Vec<Effect>) {
+    fn on_chunk(&mut self, now: Now, from: NodeId, chunk: Chunk, out: &mut Vec<Effect>) {
         let Chunk { id, seq, after, through, entries, as_of } = chunk;
-        let ack = ReplicaMsg::ChunkAck { id, seq };
+        let ack = ReplicaMsg::ChunkAck { id, seq, epoch: self.epoch };
         if self.finished == Some((id, seq)) {
             return out.push(Effect::Send(self.p, from, ack));
         }
@@ -1153,7 +1167,14 @@ impl<S: PartitionStore> Replica<S> {
             self.set_position(None);
             self.incoming = Some(IncomingSnapshot { id, next_seq: 0 });
         }
-        let Some(incoming) = self.incoming.as_mut().filter(|s| s.id == id) else { return };
+        let Some(incoming) = self.incoming.as_mut().filter(|s| s.id == id) else {
+            if self.incoming.is_none() && self.finished.is_none_or(|(done, _)| done != id) {
+                // A snapshot this replica dropped midway (left out of the partition for a
+                // while): the primary would send this chunk for good.
+                self.ask_sync(now, from, out);
+            }
+            return;
+        };
         if seq.checked_add(1) == Some(incoming.next_seq) {
             return out.push(Effect::Send(self.p, from, ack));
         }
@@ -1190,15 +1211,25 @@ impl<S: PartitionStore> Replica<S> {
         self.pos == Some(pos) || self.log.contains(pos)
     }
 
-    fn on_ack(&mut self, now: Now, from: NodeId, pos: LogPos, out: &mut Vec<Effect>) {
-        let Some(f) = self.followers.get_mut(&from) else { return };
-        if f.snapshot.is_some() || f.acked.is_some_and(|a| pos.version <= a.version) {
-            return; // stale
+    fn on_ack(&mut self, now: Now, from: NodeId, pos: LogPos, epoch: Epoch, out: &mut Vec<Effect>) {
+        if self.followers.get(&from).is_none_or(|f| f.snapshot.is_some()) {
+            return;
+        }
+        if !self.went_back(from, Some(pos), epoch) {
+            let Some(f) = self.followers.get_mut(&from) else { return };
+            if let Some(acked) = f.acked.filter(|a| pos.version <= a.version) {
+                if pos == acked {
+                    f.acked_epoch = f.acked_epoch.max(epoch);
+                }
+                return; // stale, or the answer to a probe
+            }
         }
         if !(self.pos == Some(pos) || self.log.contains(pos)) {
             return self.start_snapshot(now, from, out);
         }
+        let Some(f) = self.followers.get_mut(&from) else { return };
         f.acked = Some(pos);
+        f.acked_epoch = f.acked_epoch.max(epoch);
         if f.sent.is_none_or(|s| s.version < pos.version) {
             f.sent = Some(pos);
         }
@@ -1206,7 +1237,7 @@ impl<S: PartitionStore> Replica<S> {
             if !f.in_sync {
                 f.in_sync = true;
                 f.synced_at = now.mono;
-                out.push(Effect::Synced(self.p, from));
+                out.push(Effect::Synced(self.p, from, f.acked_epoch));
             }
         } else if f.sent == Some(pos) {
             self.send_suffix(now, from, pos, out);
@@ -1219,11 +1250,13 @@ impl<S: PartitionStore> Replica<S> {
         now: Now,
         from: NodeId,
         pos: Option<LogPos>,
+        epoch: Epoch,
         out: &mut Vec<Effect>,
     ) {
         if !self.followers.contains_key(&from) {
             return;
         }
+        self.went_back(from, pos, epoch);
         match pos {
             Some(pos) if self.knows(pos) => {
                 if let Some(f) = self.followers.get_mut(&from) {
@@ -1231,10 +1264,26 @@ impl<S: PartitionStore> Replica<S> {
                     f.acked = None;
                     f.sent = None;
                 }
-                self.on_ack(now, from, pos, out);
+                self.on_ack(now, from, pos, epoch, out);
             }
             _ => self.start_snapshot(now, from, out),
         }
+    }
+
+    /// True if follower `from`'s copy went back (to `pos`; `None`: incomplete) under a newer
+    /// table than the one it last acknowledged in: it dropped its copy under a table this node
+    /// did not see (left out of the partition, then back as a learner), so what it
+    /// acknowledged before says nothing now, and it is counted afresh (sim seed 632: reported
+    /// in sync on an old acknowledgement, it was made the only owner with an empty copy).
+    fn went_back(&mut self, from: NodeId, pos: Option<LogPos>, epoch: Epoch) -> bool {
+        let Some(f) = self.followers.get_mut(&from) else { return false };
+        let behind = f.acked.is_some_and(|a| pos.is_none_or(|p| p.version < a.version));
+        if !behind || epoch <= f.acked_epoch {
+            return false;
+        }
+        debug!(partition = self.p, follower = from, "a follower's copy went back");
+        *f = Follower::new(f.owner);
+        true
     }
 
     fn send_suffix(&mut self, now: Now, to: NodeId, from_pos: LogPos, out: &mut Vec<Effect>) {
@@ -1301,7 +1350,15 @@ impl<S: PartitionStore> Replica<S> {
         out.push(Effect::Send(self.p, to, ReplicaMsg::Chunk(chunk)));
     }
 
-    fn on_chunk_ack(&mut self, now: Now, from: NodeId, id: u64, seq: u32, out: &mut Vec<Effect>) {
+    fn on_chunk_ack(
+        &mut self,
+        now: Now,
+        from: NodeId,
+        id: u64,
+        seq: u32,
+        epoch: Epoch,
+        out: &mut Vec<Effect>,
+    ) {
         let Some(f) = self.followers.get_mut(&from) else { return };
         let Some(s) = f.snapshot.as_ref().filter(|s| s.id == id) else { return };
         if s.chunk.seq != seq {
@@ -1314,7 +1371,7 @@ impl<S: PartitionStore> Replica<S> {
                 f.snapshot = None;
                 debug!(partition = self.p, follower = from, "snapshot delivered");
                 if self.knows(as_of) {
-                    self.on_ack(now, from, as_of, out);
+                    self.on_ack(now, from, as_of, epoch, out);
                 } else {
                     self.start_snapshot(now, from, out); // the log moved on too far meanwhile
                 }
@@ -1391,7 +1448,12 @@ impl<S: PartitionStore> Replica<S> {
             }
             if f.in_sync && !f.owner && now.mono >= f.synced_at + retransmit {
                 f.synced_at = now.mono;
-                out.push(Effect::Synced(self.p, n));
+                out.push(Effect::Synced(self.p, n, f.acked_epoch));
+                if f.acked == Some(pos) && f.acked_epoch < self.epoch {
+                    // The coordinator counts only an acknowledgement made under a table that
+                    // still had it learning: ask for one under this node's newest.
+                    out.push(Effect::Send(self.p, n, probe(pos, self.published)));
+                }
             }
         }
         for (n, acked) in suffixes {
@@ -1551,6 +1613,40 @@ mod tests {
         r.receive(now, 7, append(), &mut out);
         assert_eq!(r.position(), Some(at(1)));
         assert!(out.iter().any(|e| matches!(e, Effect::Send(_, 7, ReplicaMsg::Ack { .. }))));
+    }
+
+    #[test]
+    fn a_learner_whose_copy_went_back_under_a_newer_table_is_reported_in_sync_only_anew() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let now = Now { mono: 0, wall: 0 };
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![1, 7];
+        t.partitions[0].target = vec![7, 1];
+        t.epoch = 5;
+        let mut r = Replica::new(0, 7, cfg, MemStore::empty());
+        let mut out = Vec::new();
+        r.adopt(now, &t, &mut out);
+        let incr = Op::IncrBy { delta: 1 };
+        r.request(now, Origin::Local(1), Bytes::from_static(b"k"), incr, &mut out);
+        let pos = r.position().expect("a primary has a position");
+        out.clear();
+        r.receive(now, 1, ReplicaMsg::Ack { pos, epoch: 5 }, &mut out);
+        assert!(out.iter().any(|e| matches!(e, Effect::Synced(0, 1, 5))), "{out:?}");
+        // Left out under table 6, which this node never saw, node 1 dropped its copy; a learner
+        // again under table 7, it answers a probe from nothing.
+        out.clear();
+        r.receive(now, 1, ReplicaMsg::SyncRequest { pos: Some(LogPos::ZERO), epoch: 7 }, &mut out);
+        let later = |ms| Now { mono: ms, wall: ms };
+        r.tick(later(10_000), &mut out);
+        assert!(!out.iter().any(|e| matches!(e, Effect::Synced(..))), "{out:?}");
+        let resent = out.iter().any(|e| {
+            matches!(e, Effect::Send(_, 1, ReplicaMsg::Append { entries, .. }) if !entries.is_empty())
+        });
+        assert!(resent, "the write goes again: {out:?}");
+        // Caught up again, it counts from the table it acknowledged under.
+        out.clear();
+        r.receive(later(10_001), 1, ReplicaMsg::Ack { pos, epoch: 7 }, &mut out);
+        assert!(out.iter().any(|e| matches!(e, Effect::Synced(0, 1, 7))), "{out:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sessiongrid_cluster::{Control, ControlOutput, MemberMsg, NodeId, Topology};
+use sessiongrid_cluster::{Control, ControlOutput, Epoch, MemberMsg, NodeId, Topology};
 use sessiongrid_model::PartitionId;
 use tracing::info;
 
@@ -34,7 +34,7 @@ pub enum ControlMsg {
         msg: MemberMsg,
     },
     /// A local partition's learner `.1` holds a complete copy.
-    Synced(PartitionId, NodeId),
+    Synced(PartitionId, NodeId, Epoch),
     /// A peer answered a merge operation.
     MergeAnswered {
         id: u64,
@@ -114,7 +114,9 @@ impl ControlState {
         let me = self.shared.me;
         match msg {
             ControlMsg::Peer { from, msg } => self.control.receive(now, from, msg),
-            ControlMsg::Synced(partition, node) => self.control.synced(now, partition, node),
+            ControlMsg::Synced(partition, node, as_of) => {
+                self.control.synced(now, partition, node, as_of)
+            }
             ControlMsg::MergeAnswered { id, ok } => self.control.merge_answered(now, id, ok),
             ControlMsg::Seed(seed) => self.control.add_seed(seed),
             ControlMsg::Tick => {

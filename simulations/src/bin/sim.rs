@@ -97,7 +97,7 @@ fn main() {
                 }
                 let r = World::new(cfg).run();
                 println!(
-                    "seed {seed}: {} acked writes, {} failed, {} sessions ({} flows, {} failed), {} splits, {} merges, {} disk faults ({} partition restarts), longest outage {} ms, {} violations",
+                    "seed {seed}: {} acked writes, {} failed, {} sessions ({} flows, {} failed), {} splits, {} merges, {} disk faults ({} partition restarts), {} lossy nodes, {} data lost, longest outage {} ms, {} violations",
                     r.acked_writes,
                     r.failed_writes,
                     r.sessions_created,
@@ -107,6 +107,8 @@ fn main() {
                     r.merges,
                     r.disk_faults,
                     r.partition_restarts,
+                    r.lossy_links,
+                    r.data_lost,
                     r.longest_outage_ms,
                     r.violations.len()
                 );
