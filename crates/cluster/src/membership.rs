@@ -615,8 +615,11 @@ impl Membership {
                 } else if confirms && self.is_coordinator() && self.cfg.split == SplitPolicy::Deny {
                     // Only a member that has this epoch confirms it: a coordinator cut off
                     // right after publishing must not serve (or let anyone serve) a topology
-                    // the majority never saw.
-                    if epoch == mine {
+                    // the majority never saw. And only one that follows this node: a member
+                    // taking over from a coordinator the others still hear counted their
+                    // answers as its lease and served the old table's partitions after that
+                    // coordinator had handed them on (sim seed 1226 of `deny 2`, a lossy node).
+                    if epoch == mine && coordinator == self.me {
                         let had_lease = self.lease_valid(now);
                         let newest = self.echoes.entry(from).or_insert(0);
                         *newest = (*newest).max(echo);
@@ -1415,6 +1418,31 @@ mod tests {
         m.tick(1920, &mut out);
         let taken = m.topology().unwrap();
         assert!(taken.epoch > 5 && taken.coordinator == 2, "three of five answered");
+    }
+
+    #[test]
+    fn under_deny_a_member_taking_over_counts_no_lease_from_members_that_follow_another() {
+        let mut m = Membership::new(2, deny(1), true, None, 0);
+        let mut out = Outbox::new();
+        let mut t = Topology::founded_by(1, 1);
+        t.members = vec![1, 2, 3, 4, 5];
+        t.stable = t.members.clone();
+        t.epoch = 5;
+        m.receive(0, 1, MemberMsg::TopologyPush(Arc::new(t)), &mut out);
+        // Node 2 stops hearing coordinator 1 (a lossy link) and takes over; the others still
+        // hear node 1 and answer node 2's pings as its members.
+        for now in (10..=1900).step_by(10) {
+            m.tick(now, &mut out);
+        }
+        assert!(m.is_coordinator(), "node 2 takes over");
+        for n in [3, 4, 5] {
+            m.receive(1905, n, pong(1900, 5, 1), &mut out);
+        }
+        assert!(!m.lease_valid(1910), "their answers are node 1's lease, not node 2's");
+        for n in [3, 4] {
+            m.receive(1915, n, pong(1910, 5, 2), &mut out);
+        }
+        assert!(m.lease_valid(1920), "two of five follow node 2: with it, a majority");
     }
 
     #[test]
