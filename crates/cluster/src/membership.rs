@@ -505,16 +505,16 @@ impl Membership {
             MemberMsg::Welcome { topology: Some(t), settled } => {
                 if self.is_other_side(&t) {
                     // A restarting node's saved topology is not a live cluster.
-                    return if settled { self.adopt(now, t, out) } else { None };
+                    return if settled { self.adopt(now, from, t, out) } else { None };
                 }
                 let Some(waiting) = self.rejoining.as_mut() else {
-                    return self.adopt(now, t, out);
+                    return self.adopt(now, from, t, out);
                 };
                 waiting.remove(&from);
                 let current =
                     settled && self.topology.as_ref().is_none_or(|mine| !mine.supersedes(&t));
                 let all_answered = waiting.is_empty();
-                let adopted = self.adopt(now, t, out);
+                let adopted = self.adopt(now, from, t, out);
                 if current || all_answered {
                     return self.finish_rejoin(now, out).or(adopted);
                 }
@@ -638,12 +638,32 @@ impl Membership {
                 None
             }
             MemberMsg::TopologyPush(t) => {
+                if let Some(target) = &self.merging {
+                    // The side this node merges into merged into a third one meanwhile, which
+                    // its coordinator joined: that side's table is where this node's data goes
+                    // now. Held to the old one, the merge sent to its primaries, merging or gone,
+                    // for good (sim seed 1265, a lossy node splitting the cluster three ways).
+                    let moved_on = from == target.coordinator
+                        && t.coordinator != target.coordinator
+                        && t.is_member(from)
+                        && t.supersedes(target)
+                        && t.well_formed(self.cfg.partitions);
+                    if moved_on {
+                        info!(
+                            coordinator = t.coordinator,
+                            epoch = t.epoch,
+                            "the side this node merges into merged into another; following it"
+                        );
+                        self.merging = Some(t);
+                        return None;
+                    }
+                }
                 let merging_in = from != self.me
                     && self.is_coordinator()
                     && t.is_member(from)
                     && self.is_other_side(&t)
                     && self.topology.as_ref().is_some_and(|mine| mine.is_member(from));
-                let adopted = self.adopt(now, t, out);
+                let adopted = self.adopt(now, from, t, out);
                 if merging_in && self.merging.is_none() && self.merging_in.insert(from) {
                     // Kept as an owner, it would hold up the writes of the partitions it
                     // follows, its own merge operations among them, for good (sim seed 11591).
@@ -791,7 +811,7 @@ impl Membership {
         if !self.joining || (lowest && (all_answered || waited)) {
             info!(node = self.me, "founding a cluster");
             let t = Arc::new(Topology::founded_by(self.me, self.cfg.partitions));
-            return self.adopt(now, t, out);
+            return self.adopt(now, self.me, t, out);
         }
         if now >= self.next_hello {
             self.next_hello = now + self.cfg.join_retry_ms;
@@ -881,7 +901,14 @@ impl Membership {
         next
     }
 
-    fn adopt(&mut self, now: u64, t: Arc<Topology>, out: &mut Outbox) -> Option<Arc<Topology>> {
+    /// Takes topology `t`, which node `from` sent (this node, for one it made).
+    fn adopt(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        t: Arc<Topology>,
+        out: &mut Outbox,
+    ) -> Option<Arc<Topology>> {
         if !t.well_formed(self.cfg.partitions) {
             warn!(epoch = t.epoch, "ignored a malformed topology from a peer");
             return None;
@@ -895,7 +922,7 @@ impl Membership {
             return None;
         }
         if self.is_other_side(&t) {
-            self.meet(now, t, out);
+            self.meet(now, from, t, out);
             return None;
         }
         if self.counted_by_taker(now, &t) {
@@ -999,7 +1026,7 @@ impl Membership {
     /// (on a tie, the lower coordinator id) stays, the other merges into it. A member both list
     /// counts for the side whose coordinator it pings: a stale topology (of a node that was
     /// paused or cut off) still lists nodes that have long followed another coordinator.
-    fn meet(&mut self, now: u64, theirs: Arc<Topology>, out: &mut Outbox) {
+    fn meet(&mut self, now: u64, from: NodeId, theirs: Arc<Topology>, out: &mut Outbox) {
         let Some(mine) = self.topology.clone() else { return };
         let coordinator = self.is_coordinator();
         // Only a member both tables list is in doubt. A coordinator that took over a moment ago
@@ -1022,8 +1049,12 @@ impl Membership {
         let rank_ours = (ours.len(), std::cmp::Reverse(mine.coordinator));
         let rank_theirs = (their_own, std::cmp::Reverse(theirs.coordinator));
         // This side's coordinator has gone over to the other side already (which left this
-        // node out).
-        let deserted = mine.coordinator != self.me
+        // node out), as it says by sending that side's table. Another node's copy may be from
+        // before that side declared this coordinator dead, delivered late: believed, it sent
+        // this node to merge into a side that was itself merging into this one (sim seed 1265,
+        // a lossy node).
+        let deserted = from == mine.coordinator
+            && mine.coordinator != self.me
             && theirs.is_member(mine.coordinator)
             && !theirs.is_member(self.me);
         if rank_ours > rank_theirs && !deserted {
@@ -1264,6 +1295,33 @@ mod tests {
         );
         m.tick(50, &mut out);
         assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_member_merges_away_when_its_coordinator_says_so_and_follows_where_that_side_goes() {
+        let (mut m, _) = member_of_1(2, vec![1, 2, 3]);
+        let mut out = Outbox::new();
+        // The other side's table lists coordinator 1 but not node 2, as it did before it
+        // declared node 1 dead: a late copy from one of its nodes says nothing of node 1.
+        let mut theirs = Topology::founded_by(9, 1);
+        theirs.members = vec![1, 9];
+        theirs.epoch = 3;
+        let theirs = Arc::new(theirs);
+        m.receive(10, 9, MemberMsg::TopologyPush(theirs.clone()), &mut out);
+        assert!(m.merging().is_none(), "this side counts three to their one");
+        // Node 1 itself sends it: it has gone over, and node 2 merges into that side.
+        m.receive(20, 1, MemberMsg::TopologyPush(theirs), &mut out);
+        assert_eq!(m.merging().map(|t| t.coordinator), Some(9));
+        // That side merges into coordinator 7's meanwhile, which node 9 joins: the data goes
+        // there now. Another node's word for it is not enough.
+        let mut third = Topology::founded_by(7, 1);
+        third.members = vec![1, 7, 9];
+        third.epoch = 40;
+        let third = Arc::new(third);
+        m.receive(30, 1, MemberMsg::TopologyPush(third.clone()), &mut out);
+        assert_eq!(m.merging().map(|t| t.coordinator), Some(9));
+        m.receive(40, 9, MemberMsg::TopologyPush(third), &mut out);
+        assert_eq!(m.merging().map(|t| t.coordinator), Some(7));
     }
 
     /// Node `me`, a member of coordinator 1's table of `members` (one partition), as adopted at
