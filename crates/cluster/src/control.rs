@@ -155,6 +155,11 @@ impl<D: NodeStore> Control<D> {
         self.membership.merging().is_some()
     }
 
+    /// True while this node, restarted with a saved topology, waits to hear the cluster.
+    pub fn rejoining(&self) -> bool {
+        self.membership.is_rejoining()
+    }
+
     /// Merges into the other side of a healed split this node has finished.
     pub fn merges(&self) -> u64 {
         self.merges

@@ -173,6 +173,10 @@ impl<D: NodeStore> Node<D> {
         self.control.merging()
     }
 
+    pub fn rejoining(&self) -> bool {
+        self.control.rejoining()
+    }
+
     pub fn merges(&self) -> u64 {
         self.control.merges()
     }
