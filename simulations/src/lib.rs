@@ -2,8 +2,9 @@
 //!
 //! The grid's protocol ([`sessiongrid_cluster`]) runs unchanged over in-memory disks and an
 //! in-memory network, with one seeded RNG and a virtual clock: message delay, loss, duplication
-//! and reordering, link cuts, crashes and restarts with the disk as it was, pauses, and
-//! whole-cluster restarts. A [`checker::Checker`] records every operation and its answer and
+//! and reordering, link cuts, lossy nodes (messages resent late, holding up their stream),
+//! crashes and restarts with the disk as it was or lost, pauses, disks failing writes or reads,
+//! and whole-cluster restarts. A [`checker::Checker`] records every operation and its answer and
 //! verifies the grid's properties. A failing seed replays exactly.
 //!
 //! # Layout
