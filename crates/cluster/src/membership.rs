@@ -1449,8 +1449,8 @@ mod tests {
         assert_eq!(m.topology().unwrap().stable, vec![1, 2], "confirmed by all");
     }
 
-    #[test]
-    fn under_deny_a_takeover_publishes_only_once_a_majority_answered_it() {
+    /// Node 2, a member of coordinator 1's stable table of five under `Deny` (epoch 5).
+    fn member_2_of_five_under_deny() -> (Membership, Outbox) {
         let mut m = Membership::new(2, deny(1), true, None, 0);
         let mut out = Outbox::new();
         let mut t = Topology::founded_by(1, 1);
@@ -1458,6 +1458,12 @@ mod tests {
         t.stable = t.members.clone();
         t.epoch = 5;
         m.receive(0, 1, MemberMsg::TopologyPush(Arc::new(t)), &mut out);
+        (m, out)
+    }
+
+    #[test]
+    fn under_deny_a_takeover_publishes_only_once_a_majority_answered_it() {
+        let (mut m, mut out) = member_2_of_five_under_deny();
         // Nodes 3, 4 and 5 were heard just before node 2 was cut off with coordinator 1 gone:
         // earlier contact with a majority, and nobody answering now.
         for n in [3, 4, 5] {
@@ -1480,13 +1486,7 @@ mod tests {
 
     #[test]
     fn under_deny_a_member_taking_over_counts_no_lease_from_members_that_follow_another() {
-        let mut m = Membership::new(2, deny(1), true, None, 0);
-        let mut out = Outbox::new();
-        let mut t = Topology::founded_by(1, 1);
-        t.members = vec![1, 2, 3, 4, 5];
-        t.stable = t.members.clone();
-        t.epoch = 5;
-        m.receive(0, 1, MemberMsg::TopologyPush(Arc::new(t)), &mut out);
+        let (mut m, mut out) = member_2_of_five_under_deny();
         // Node 2 stops hearing coordinator 1 (a lossy link) and takes over; the others still
         // hear node 1 and answer node 2's pings as its members.
         for now in (10..=1900).step_by(10) {
