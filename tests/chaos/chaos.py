@@ -60,6 +60,13 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def read_log(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 class Node:
     """One `sessiongrid node` process in namespace ``i``, its data on a tmpfs of its own."""
 
@@ -511,6 +518,7 @@ class Run:
         self.unsubscribe.set()
         for t in listeners:
             t.join()
+        self.history.declared_dead([read_log(n.dir / "log") for n in self.nodes])
         report = check(self.history)
         kinds: dict[str, int] = {}
         for _, kind in self.faults:

@@ -22,14 +22,22 @@ allow either, never a value older than the last acknowledged one:
 * **Events**: every acknowledged ``SESSION.CREATE`` reaches, at least once, every subscriber
   that was subscribed before the request and stayed so to the end, on a node no fault touched
   from the request on (a node cut off, paused or short of disk may be declared dead, and a
-  member declared dead misses what was published meanwhile: the documented limit).
+  member declared dead misses what was published meanwhile: the documented limit), nor one the
+  cluster declared dead meanwhile (the nodes' logs say when: a coordinator on a lossy link
+  declares live nodes dead).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
+
+# After a node declared dead joins again, the tables with it take a moment to reach the
+# partitions that publish events.
+REJOIN_GRACE_S = 2.0
 
 
 @dataclass
@@ -63,6 +71,7 @@ class History:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.t0 = time.monotonic()
+        self.wall0 = time.time()
         self.writes: dict[str, dict[int, Write]] = {}
         self.reads: list[tuple[str, str | None, float, float, bool, int]] = []
         self.incrs: dict[str, list[tuple[int, int | None]]] = {}
@@ -158,6 +167,47 @@ class History:
         with self.lock:
             self.fault_log.append((at, what))
             self.node_faults.append([at, None, nodes])
+
+    def declared_dead(self, logs: list[str]) -> None:
+        """Adds to the faults, from the nodes' logs (one text per node, by index), the times a
+        coordinator declared a node dead until it joined again and the tables with it had reached
+        its partitions: a node left out of the topology may miss session events published
+        meanwhile (the documented limit), and a coordinator on a lossy link declares live nodes
+        dead without any fault on them."""
+        def at(stamp: str) -> float:
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - self.wall0
+
+        owner: dict[str, int] = {}
+        # Each node's ids, by when they started: one restarted with its data lost has a new one.
+        started: dict[int, list[tuple[float, str]]] = {}
+        for i, text in enumerate(logs):
+            for m in re.finditer(r"^(\S+Z) .*p2p transport started node=(\d+)", text,
+                                 re.MULTILINE):
+                owner[m.group(2)] = i
+                started.setdefault(i, []).append((at(m.group(1)), m.group(2)))
+
+        def current(i: int, t: float) -> str | None:
+            ids = [node for since, node in started.get(i, []) if since <= t]
+            return ids[-1] if ids else None
+
+        marks: list[tuple[float, str, str]] = []
+        for text in logs:
+            for m in re.finditer(r"^(\S+Z) .*(member declared dead|node joining) node=(\d+)",
+                                 text, re.MULTILINE):
+                marks.append((at(m.group(1)), m.group(2), m.group(3)))
+        # Declared dead until that node (under any of its ids: one restarted with its data lost
+        # comes back under a new one) joins again.
+        out: dict[int, float] = {}
+        for t, what, node in sorted(marks):
+            i = owner.get(node)
+            if i is None or current(i, t) != node:
+                continue  # an id the node no longer has: that restart is a fault of its own
+            if what == "member declared dead":
+                out.setdefault(i, t)
+            elif i in out:
+                self.node_faults.append([out.pop(i), t + REJOIN_GRACE_S, {i}])
+        for i, start in out.items():
+            self.node_faults.append([start, None, {i}])
 
     def fault_over(self) -> None:
         with self.lock:
