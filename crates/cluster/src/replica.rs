@@ -1650,6 +1650,39 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_that_dropped_a_snapshot_midway_asks_for_a_new_one() {
+        let (mut r, mut t) = follower_of_7();
+        let now = Now { mono: 0, wall: 0 };
+        let mut out = Vec::new();
+        let as_of = LogPos { term: Term { epoch: t.epoch, primary: 7 }, version: 9 };
+        let chunk = |seq, through: Option<&'static [u8]>| Chunk {
+            id: 5,
+            seq,
+            after: None,
+            through: through.map(Bytes::from_static),
+            entries: Vec::new(),
+            as_of,
+        };
+        r.receive(now, 7, ReplicaMsg::Chunk(chunk(0, Some(b"m"))), &mut out);
+        // Left out of the partition for a while, it lets its copy go, then learns again.
+        let owners = t.partitions[0].clone();
+        t.partitions[0].owners = vec![7];
+        t.partitions[0].target = vec![7];
+        t.epoch += 1;
+        r.adopt(now, &t, &mut out);
+        t.partitions[0] = owners;
+        t.epoch += 1;
+        r.adopt(now, &t, &mut out);
+        out.clear();
+        // The primary goes on with the snapshot it started: chunk 1 alone cannot be installed.
+        r.receive(now, 7, ReplicaMsg::Chunk(chunk(1, None)), &mut out);
+        let asked = out
+            .iter()
+            .any(|e| matches!(e, Effect::Send(_, 7, ReplicaMsg::SyncRequest { epoch, .. }) if *epoch == t.epoch));
+        assert!(asked, "{out:?}");
+    }
+
+    #[test]
     fn a_late_chunk_of_a_replaced_snapshot_does_not_undo_newer_writes() {
         let (mut r, t) = follower_of_7();
         let now = Now { mono: 0, wall: 0 };
