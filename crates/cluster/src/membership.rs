@@ -711,6 +711,7 @@ impl Membership {
                         ?since,
                         "in-sync report older than the learner's copy"
                     );
+                    metrics::counter!("sessiongrid_cluster_stale_sync_reports_total").increment(1);
                 }
                 let learning = learning && fresh;
                 if self.is_coordinator() && learning && self.synced.insert((partition, node)) {

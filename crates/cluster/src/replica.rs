@@ -1282,6 +1282,7 @@ impl<S: PartitionStore> Replica<S> {
             return false;
         }
         debug!(partition = self.p, follower = from, "a follower's copy went back");
+        metrics::counter!("sessiongrid_replication_copies_gone_back_total").increment(1);
         *f = Follower::new(f.owner);
         true
     }

@@ -131,6 +131,16 @@ fn describe() {
         "Members declared dead, and coordinators suspected, by this node's failure detector"
     );
     describe_counter!(
+        "sessiongrid_cluster_stale_sync_reports_total",
+        "Reports of a learner in sync that the coordinator refused: made on an acknowledgement \
+         from before the learner was left out of its partition and taken back"
+    );
+    describe_counter!(
+        "sessiongrid_replication_copies_gone_back_total",
+        "Followers whose copy went back under a newer table (let go while left out of the \
+         partition): counted afresh and synced again"
+    );
+    describe_counter!(
         "sessiongrid_transfer_snapshots_total",
         "Partition copies this node started sending to a new or lagging owner"
     );
