@@ -1,7 +1,7 @@
 //! The libp2p swarm and its event loop.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,7 +157,13 @@ struct State {
     joins: Vec<Multiaddr>,
     /// Join addresses with a live connection.
     joined: BTreeSet<Multiaddr>,
+    /// When a failed handshake from each address was last logged as a warning.
+    refused_logged: HashMap<IpAddr, tokio::time::Instant>,
 }
+
+/// A failed handshake from one address is logged as a warning at most this often (peers that
+/// still dial a node restarted under a new identity retry by the dozen each second).
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(30);
 
 async fn run(
     mut swarm: Swarm<Behaviour>,
@@ -166,7 +172,13 @@ async fn run(
     joins: Vec<Multiaddr>,
     writers: Arc<Writers>,
 ) {
-    let mut state = State { inbox, peers: HashMap::new(), joins, joined: BTreeSet::new() };
+    let mut state = State {
+        inbox,
+        peers: HashMap::new(),
+        joins,
+        joined: BTreeSet::new(),
+        refused_logged: HashMap::new(),
+    };
     let mut redial = tokio::time::interval(REDIAL);
     let mut last_bootstrap = tokio::time::Instant::now() - REDIAL;
     loop {
@@ -239,7 +251,30 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
         }
         SwarmEvent::IncomingConnectionError { error, send_back_addr, .. } => {
             metrics::counter!("sessiongrid_p2p_handshake_failures_total").increment(1);
-            warn!(peer = %send_back_addr, error = %error, "refused a peer (wrong or missing cluster secret?)");
+            let now = tokio::time::Instant::now();
+            let ip = send_back_addr.iter().find_map(|p| match p {
+                Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+                Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+                _ => None,
+            });
+            let warned = ip.and_then(|ip| state.refused_logged.get(&ip));
+            if warned.is_some_and(|at| now.duration_since(*at) < REFUSED_LOG_EVERY) {
+                debug!(peer = %send_back_addr, error = %error, "refused a peer");
+            } else {
+                if let Some(ip) = ip {
+                    if state.refused_logged.len() >= 1024 {
+                        state.refused_logged.clear(); // many strangers: start over
+                    }
+                    state.refused_logged.insert(ip, now);
+                }
+                warn!(
+                    peer = %send_back_addr,
+                    error = %error,
+                    "refused a peer (a wrong or missing cluster secret, or a peer still dialing a \
+                     node that restarted under a new identity; repeats from this address are \
+                     logged at debug for 30 s)"
+                );
+            }
         }
         SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
             peer_id,
