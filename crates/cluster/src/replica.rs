@@ -127,6 +127,27 @@ impl Follower {
     }
 }
 
+impl Follower {
+    /// True if this follower's copy went back (to `pos`; `None`: incomplete) under a newer
+    /// table than the one it last acknowledged in: it dropped its copy under a table the
+    /// primary did not see (left out of the partition, then back as a learner), so what it
+    /// acknowledged before says nothing now, and it is counted afresh (sim seed 632: reported
+    /// in sync on an old acknowledgement, it was made the only owner with an empty copy).
+    fn went_back(&mut self, pos: Option<LogPos>, epoch: Epoch) -> bool {
+        let behind = self.acked.is_some_and(|a| pos.is_none_or(|p| p.version < a.version));
+        if !behind || epoch <= self.acked_epoch {
+            return false;
+        }
+        *self = Follower::new(self.owner);
+        true
+    }
+}
+
+fn copy_went_back(p: PartitionId, follower: NodeId) {
+    debug!(partition = p, follower, "a follower's copy went back");
+    metrics::counter!("sessiongrid_replication_copies_gone_back_total").increment(1);
+}
+
 struct OutgoingSnapshot {
     id: u64,
     as_of: LogPos,
@@ -1212,22 +1233,21 @@ impl<S: PartitionStore> Replica<S> {
     }
 
     fn on_ack(&mut self, now: Now, from: NodeId, pos: LogPos, epoch: Epoch, out: &mut Vec<Effect>) {
-        if self.followers.get(&from).is_none_or(|f| f.snapshot.is_some()) {
+        let Some(f) = self.followers.get_mut(&from) else { return };
+        if f.snapshot.is_some() {
             return;
         }
-        if !self.went_back(from, Some(pos), epoch) {
-            let Some(f) = self.followers.get_mut(&from) else { return };
-            if let Some(acked) = f.acked.filter(|a| pos.version <= a.version) {
-                if pos == acked {
-                    f.acked_epoch = f.acked_epoch.max(epoch);
-                }
-                return; // stale, or the answer to a probe
+        if f.went_back(Some(pos), epoch) {
+            copy_went_back(self.p, from);
+        } else if let Some(acked) = f.acked.filter(|a| pos.version <= a.version) {
+            if pos == acked {
+                f.acked_epoch = f.acked_epoch.max(epoch);
             }
+            return; // stale, or the answer to a probe
         }
         if !(self.pos == Some(pos) || self.log.contains(pos)) {
             return self.start_snapshot(now, from, out);
         }
-        let Some(f) = self.followers.get_mut(&from) else { return };
         f.acked = Some(pos);
         f.acked_epoch = f.acked_epoch.max(epoch);
         if f.sent.is_none_or(|s| s.version < pos.version) {
@@ -1253,10 +1273,10 @@ impl<S: PartitionStore> Replica<S> {
         epoch: Epoch,
         out: &mut Vec<Effect>,
     ) {
-        if !self.followers.contains_key(&from) {
-            return;
+        let Some(f) = self.followers.get_mut(&from) else { return };
+        if f.went_back(pos, epoch) {
+            copy_went_back(self.p, from);
         }
-        self.went_back(from, pos, epoch);
         match pos {
             Some(pos) if self.knows(pos) => {
                 if let Some(f) = self.followers.get_mut(&from) {
@@ -1268,23 +1288,6 @@ impl<S: PartitionStore> Replica<S> {
             }
             _ => self.start_snapshot(now, from, out),
         }
-    }
-
-    /// True if follower `from`'s copy went back (to `pos`; `None`: incomplete) under a newer
-    /// table than the one it last acknowledged in: it dropped its copy under a table this node
-    /// did not see (left out of the partition, then back as a learner), so what it
-    /// acknowledged before says nothing now, and it is counted afresh (sim seed 632: reported
-    /// in sync on an old acknowledgement, it was made the only owner with an empty copy).
-    fn went_back(&mut self, from: NodeId, pos: Option<LogPos>, epoch: Epoch) -> bool {
-        let Some(f) = self.followers.get_mut(&from) else { return false };
-        let behind = f.acked.is_some_and(|a| pos.is_none_or(|p| p.version < a.version));
-        if !behind || epoch <= f.acked_epoch {
-            return false;
-        }
-        debug!(partition = self.p, follower = from, "a follower's copy went back");
-        metrics::counter!("sessiongrid_replication_copies_gone_back_total").increment(1);
-        *f = Follower::new(f.owner);
-        true
     }
 
     fn send_suffix(&mut self, now: Now, to: NodeId, from_pos: LogPos, out: &mut Vec<Effect>) {
