@@ -181,9 +181,8 @@ impl Membership {
             taker: None,
         };
         if let Some(t) = m.topology.clone() {
+            // From the saved table's own epoch: what came before it is not known.
             m.learning_since = m.learners_since(&t);
-        }
-        if let Some(t) = &m.topology {
             let others: BTreeSet<NodeId> = t.members.iter().copied().filter(|n| *n != me).collect();
             if !others.is_empty() {
                 info!(epoch = t.epoch, "restarted with a saved topology; rejoining");
@@ -703,7 +702,7 @@ impl Membership {
                 // primary never saw (sim seed 632).
                 let since = self.learning_since.get(&(partition, node)).copied();
                 let fresh = since.is_some_and(|since| as_of >= since);
-                if !fresh && learning {
+                if learning && !fresh {
                     debug!(
                         partition,
                         node,
@@ -713,8 +712,11 @@ impl Membership {
                     );
                     metrics::counter!("sessiongrid_cluster_stale_sync_reports_total").increment(1);
                 }
-                let learning = learning && fresh;
-                if self.is_coordinator() && learning && self.synced.insert((partition, node)) {
+                if self.is_coordinator()
+                    && learning
+                    && fresh
+                    && self.synced.insert((partition, node))
+                {
                     debug!(partition, node, primary = from, "learner reported in sync");
                     self.dirty = true;
                 }

@@ -33,7 +33,8 @@ pub enum ControlMsg {
         from: NodeId,
         msg: MemberMsg,
     },
-    /// A local partition's learner `.1` holds a complete copy.
+    /// A local partition's learner `.1` holds a complete copy, acknowledged under the table of
+    /// epoch `.2`.
     Synced(PartitionId, NodeId, Epoch),
     /// A peer answered a merge operation.
     MergeAnswered {
