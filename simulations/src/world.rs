@@ -70,7 +70,7 @@ impl SimConfig {
             whole_cluster_restarts: true,
             isolate_max: 1,
             serve_splits: true,
-            lossy_under_serve: std::env::var("SIM_LOSSY_SERVE").is_ok(),
+            lossy_under_serve: false,
         }
     }
 }
@@ -1029,8 +1029,7 @@ impl World {
         }
         let next = self.now + self.rng.random_range(300..1500);
         self.at(next, Event::FaultStep);
-        self.lossy.retain(|_, until| *until > self.now);
-        if !self.healthy() || !self.cut.is_empty() || !self.lossy.is_empty() {
+        if !self.healthy() || !self.links_whole() {
             return;
         }
         let n = self.nodes.len();
