@@ -1037,7 +1037,7 @@ impl World {
         match self.rng.random_range(0..100) {
             0..35 => {
                 self.report.crashes += 1;
-                self.fault_log.push((self.now, format!("crash {victim}")));
+                self.log_fault(format!("crash {victim}"));
                 self.crash(victim);
                 let back = self.now + self.rng.random_range(300..3000);
                 self.at(back, Event::Restart(victim));
@@ -1045,7 +1045,7 @@ impl World {
             35..60 => {
                 self.report.pauses += 1;
                 let until = self.now + self.rng.random_range(200..2500);
-                self.fault_log.push((self.now, format!("pause {victim} until {until}")));
+                self.log_fault(format!("pause {victim} until {until}"));
                 self.nodes[victim].paused_until = until;
                 self.at(until, Event::Unpause(victim));
             }
@@ -1065,7 +1065,7 @@ impl World {
             {
                 self.report.lossy_links += 1;
                 let until = self.now + self.rng.random_range(1000..6000);
-                self.fault_log.push((self.now, format!("lossy {victim} until {until}")));
+                self.log_fault(format!("lossy {victim} until {until}"));
                 self.lossy.insert(victim, until);
                 if self.cluster.split == SplitPolicy::Serve {
                     self.split = Some(vec![victim]);
@@ -1074,7 +1074,7 @@ impl World {
             }
             76..80 => {
                 self.report.data_lost += 1;
-                self.fault_log.push((self.now, format!("data lost {victim}")));
+                self.log_fault(format!("data lost {victim}"));
                 self.crash(victim);
                 self.lose_data(victim);
                 let back = self.now + self.rng.random_range(100..2000);
@@ -1090,7 +1090,7 @@ impl World {
                 // Half the cuts go one way only: `other` stops hearing `victim`.
                 let one_way = self.rng.random_bool(0.5);
                 let what = if one_way { "one-way cut" } else { "cut" };
-                self.fault_log.push((self.now, format!("{what} {victim}-{other} until {until}")));
+                self.log_fault(format!("{what} {victim}-{other} until {until}"));
                 self.cut.insert((victim, other), until);
                 if !one_way {
                     self.cut.insert((other, victim), until);
@@ -1099,7 +1099,7 @@ impl World {
             }
             85..92 => {
                 self.report.graceful_restarts += 1;
-                self.fault_log.push((self.now, format!("graceful restart {victim}")));
+                self.log_fault(format!("graceful restart {victim}"));
                 let now = self.clock();
                 if let Some(node) = self.nodes[victim].node.as_mut() {
                     node.leave(now);
@@ -1114,7 +1114,7 @@ impl World {
             }
             92..97 if self.cfg.whole_cluster_restarts => {
                 self.report.whole_restarts += 1;
-                self.fault_log.push((self.now, "crash all".to_string()));
+                self.log_fault("crash all".to_string());
                 for i in 0..n {
                     self.crash(i);
                 }
@@ -1126,8 +1126,7 @@ impl World {
                 let until = self.now + self.rng.random_range(200..3000);
                 let reads = self.rng.random_bool(0.3);
                 let what = if reads { "reads" } else { "writes" };
-                self.fault_log
-                    .push((self.now, format!("disk {victim} fails {what} until {until}")));
+                self.log_fault(format!("disk {victim} fails {what} until {until}"));
                 if reads {
                     self.nodes[victim].disk.set_unreadable(true);
                 } else {
@@ -1136,6 +1135,12 @@ impl World {
                 self.at(until, Event::DiskHeals(victim));
             }
         }
+    }
+
+    /// Records a fault in the schedule's log (printed with a violation) and in `SIM_LOG`'s.
+    fn log_fault(&mut self, what: String) {
+        tracing::info!(t = self.now, "fault: {what}");
+        self.fault_log.push((self.now, what));
     }
 
     /// No link is cut or lossy.
@@ -1160,7 +1165,7 @@ impl World {
         let size = self.rng.random_range(1..=self.cfg.isolate_max.clamp(1, (n - 1) / 2));
         let minority: Vec<usize> = (0..size).map(|k| (victim + k) % n).collect();
         let until = self.now + self.rng.random_range(500..4000);
-        self.fault_log.push((self.now, format!("isolate {minority:?} until {until}")));
+        self.log_fault(format!("isolate {minority:?} until {until}"));
         if self.debug.trace_key.is_some() {
             eprintln!("t={} isolate {minority:?} until {until}", self.now);
         }

@@ -562,12 +562,14 @@ impl Membership {
                 if epoch > mine {
                     out.push((from, MemberMsg::TopologyPull));
                 } else if self.is_coordinator() {
-                    // A node this one declared dead that pings with an older epoch is either
-                    // a late ping (sent before it was cut off) or a node that served the other
-                    // side of a split: it must see this topology (and merge, if it served)
-                    // before it may join.
-                    let stale = epoch < mine && self.departed.contains(&from);
-                    if !member && !stale && self.joiners.insert(from) {
+                    // A node that pings with an older epoch must see this topology first (and
+                    // merge, if it served the other side of a split) before it may join: its
+                    // ping may be a late one, sent before it was cut off, by a node still
+                    // coordinating a side of its own. Taken as a joiner, it was listed by both
+                    // sides, which then followed each other's tables (sim seed 3314 of `serve`:
+                    // a lossy coordinator's late ping, from a node the taker had not seen
+                    // declared dead since it had been leaving).
+                    if !member && epoch == mine && self.joiners.insert(from) {
                         info!(node = from, "node joining");
                         self.dirty = true;
                     } else if epoch < mine {
@@ -1173,6 +1175,26 @@ mod tests {
         m.receive(1, 2, MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay }, &mut out);
         m.tick(10, &mut out);
         (m, out)
+    }
+
+    #[test]
+    fn a_node_pinging_with_an_older_epoch_is_sent_the_table_before_it_may_join() {
+        let (mut m, mut out) = founder_with_learner_2();
+        let epoch = m.epoch();
+        out.clear();
+        // Node 3 was never declared dead here: a late ping of an old table is still no join.
+        let old = MemberMsg::Ping { sent_at: 20, epoch: epoch - 1, intent: Intent::Stay };
+        m.receive(20, 3, old, &mut out);
+        let pushed = out.iter().any(|(to, msg)| {
+            *to == 3 && matches!(msg, MemberMsg::TopologyPush(t) if t.epoch == epoch)
+        });
+        assert!(pushed, "node 3 is sent the current table");
+        m.tick(30, &mut out);
+        assert_eq!(m.epoch(), epoch, "node 3 is not a joiner yet");
+        let current = MemberMsg::Ping { sent_at: 40, epoch, intent: Intent::Stay };
+        m.receive(40, 3, current, &mut out);
+        m.tick(50, &mut out);
+        assert!(m.topology().unwrap().is_member(3), "with the current table it joins");
     }
 
     #[test]
