@@ -91,6 +91,22 @@ fn a_minority_cut_off_refuses_rather_than_diverges_when_split_is_denied() {
     }
 }
 
+/// Seeds that, with a node that hears and is heard only seconds late (a lossy link) under the
+/// default `serve`, never merged (3314: a lossy coordinator's late ping made it a member of the
+/// side that took over from it) or lost acknowledged writes (7227, 7463: a primary the
+/// coordinator had declared dead reported a learner in sync that followed the other side's
+/// table and had dropped its copy).
+#[test]
+fn lossy_nodes_under_serve_merge_and_lose_nothing() {
+    for seed in [3314, 7227, 7463] {
+        let mut cfg = SimConfig::new(seed);
+        cfg.lossy_under_serve = true;
+        let r = run(cfg);
+        println!("lossy serve {}", describe(&r));
+        assert_clean(&r);
+    }
+}
+
 /// Seeds that lost writes with two of five nodes cut off at once. Two causes: a primary that
 /// missed the epochs in which a backup left the partition (and dropped its copy) took the
 /// backup's old acknowledgements as proof that it was in sync when it came back as a learner

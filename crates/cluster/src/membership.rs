@@ -694,10 +694,16 @@ impl Membership {
                 // was primary in an older table (or under the other side's table, while a split
                 // heals) may report a learner in sync with a history that lacks the writes the
                 // current primary has acknowledged since.
+                // Nor a primary this node's cluster declared dead: cut off from it, it may be
+                // on the other side of a split with the learner, which may follow that side's
+                // table and have dropped its copy since (sim seed 7227 of `serve`, a lossy
+                // coordinator: the learner became the only owner of a copy it no longer had).
+                // It reports again once it is a member.
                 let learning = self.topology.as_ref().is_some_and(|t| {
-                    t.assignment(partition).is_some_and(|a| {
-                        a.primary() == Some(from) && a.learners().any(|n| n == node)
-                    })
+                    t.is_member(from)
+                        && t.assignment(partition).is_some_and(|a| {
+                            a.primary() == Some(from) && a.learners().any(|n| n == node)
+                        })
                 });
                 // And only on an acknowledgement the learner made while learning without a break
                 // since: it may have dropped its copy under a table that left it out, one its
@@ -1238,7 +1244,7 @@ mod tests {
         m.receive(
             1340,
             3,
-            MemberMsg::Ping { sent_at: 1340, epoch: 0, intent: Intent::Stay },
+            MemberMsg::Ping { sent_at: 1340, epoch: back, intent: Intent::Stay },
             &mut out,
         );
         m.tick(1345, &mut out);
