@@ -664,8 +664,17 @@ impl Membership {
                     && t.is_member(from)
                     && self.is_other_side(&t)
                     && self.topology.as_ref().is_some_and(|mine| mine.is_member(from));
-                let adopted = self.adopt(now, from, t, out);
-                if merging_in && self.merging.is_none() && self.merging_in.insert(from) {
+                let took_over = self.took_over_without_me(from, &t);
+                let adopted = if took_over {
+                    self.meet(now, from, t, out);
+                    None
+                } else {
+                    self.adopt(now, from, t, out)
+                };
+                if (merging_in || took_over)
+                    && self.merging.is_none()
+                    && self.merging_in.insert(from)
+                {
                     // Kept as an owner, it would hold up the writes of the partitions it
                     // follows, its own merge operations among them, for good (sim seed 11591).
                     info!(node = from, "member merging in from the other side of a split");
@@ -1015,6 +1024,23 @@ impl Membership {
             return false;
         };
         t.coordinator != mine.coordinator && !mine.is_member(t.coordinator)
+    }
+
+    /// True if `t`, which member `from` sent, is its own table as the coordinator of a side
+    /// that leaves this node, its coordinator, out: `from` took over without this node, and
+    /// sends its table because it met this side (to merge into it, or as the winner). The two
+    /// sides meet. Adopted, the table of a member merging into this side made this side follow
+    /// the loser's, and neither ever finished (sim seed 267 of `serve`, a lossy coordinator).
+    fn took_over_without_me(&self, from: NodeId, t: &Topology) -> bool {
+        let Some(mine) = self.topology.as_ref().filter(|_| self.cfg.heals_splits()) else {
+            return false;
+        };
+        from != self.me
+            && t.coordinator == from
+            && mine.coordinator == self.me
+            && mine.is_member(from)
+            && !t.is_member(self.me)
+            && t.supersedes(mine)
     }
 
     /// True if `t` is a table of this node's coordinator that leaves this node out, come while
