@@ -95,12 +95,13 @@ fn a_minority_cut_off_refuses_rather_than_diverges_when_split_is_denied() {
 /// default `serve`, never merged (3314: a lossy coordinator's late ping made it a member of the
 /// side that took over from it) or lost acknowledged writes (7227, 7463: a primary the
 /// coordinator had declared dead reported a learner in sync that followed the other side's
-/// table and had dropped its copy), or never finished merging (267, 5977: a member that took
-/// over from the lossy coordinator, merging into its side, sent it its own table, which that
-/// coordinator adopted since the sender was one of its members).
+/// table and had dropped its copy), or never finished merging (267, 4144, 5977: the table of a
+/// member that took over from the lossy coordinator, sent by that member or relayed, was
+/// adopted by that coordinator, since its sender was one of its members; 5477, 6770: the
+/// winner, short of the members merging in, lost to the old table of the side merging into it).
 #[test]
 fn lossy_nodes_under_serve_merge_and_lose_nothing() {
-    for seed in [267, 3314, 5977, 7227, 7463] {
+    for seed in [267, 3314, 4144, 5477, 5977, 6770, 7227, 7463] {
         let mut cfg = SimConfig::new(seed);
         cfg.lossy_under_serve = true;
         let r = run(cfg);

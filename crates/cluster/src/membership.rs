@@ -118,6 +118,10 @@ pub struct Membership {
     left: Option<Arc<Topology>>,
     /// The newest epoch of a side this one won against: the next publication goes past it.
     epoch_floor: Epoch,
+    /// The coordinators of sides this one won against, with the newest epoch of each: that
+    /// table, or an older one, sent again (a merging node sends its side's every heartbeat)
+    /// merges into this side still, whatever this side's size has become since.
+    won_against: BTreeMap<NodeId, Epoch>,
     /// Coordinator: members of its table that merge into this side from the other side of a
     /// split (they sent that side's table, which lists them). They serve nothing while they
     /// merge, so the next table leaves them out; they join again once merged.
@@ -177,6 +181,7 @@ impl Membership {
             merging: None,
             left: None,
             epoch_floor: 0,
+            won_against: BTreeMap::new(),
             takeover: None,
             taker: None,
         };
@@ -289,6 +294,7 @@ impl Membership {
         self.topology = None;
         self.departed.clear();
         self.epoch_floor = 0;
+        self.won_against.clear();
         self.newest_epoch_seen = t.epoch;
         self.set(now, t.clone());
         self.grace_all(now);
@@ -952,7 +958,7 @@ impl Membership {
         if self.topology.as_ref().is_some_and(|cur| !t.supersedes(cur)) {
             return None;
         }
-        debug!(epoch = t.epoch, coordinator = t.coordinator, "adopting topology");
+        debug!(epoch = t.epoch, coordinator = t.coordinator, from, "adopting topology");
         if self.cfg.split == SplitPolicy::Deny && self.epoch() != t.epoch {
             // Serve this epoch only once its coordinator, holding a majority that has it,
             // vouches for this node in it.
@@ -1094,7 +1100,18 @@ impl Membership {
             && mine.coordinator != self.me
             && theirs.is_member(mine.coordinator)
             && !theirs.is_member(self.me);
-        if rank_ours > rank_theirs && !deserted {
+        // Once this side won against that table it keeps winning: the members merging in from
+        // there are no longer this side's, and counted afresh this side could lose to the table
+        // of a side that is itself merging into it (sim seed 6770 with lossy nodes under
+        // `serve`: each merged into the other, for good).
+        let won_before =
+            self.won_against.get(&theirs.coordinator).is_some_and(|e| *e >= theirs.epoch);
+        if (rank_ours > rank_theirs || won_before) && !deserted {
+            if self.won_against.len() >= DEPARTED_MAX {
+                self.won_against.pop_first();
+            }
+            let newest = self.won_against.entry(theirs.coordinator).or_insert(0);
+            *newest = (*newest).max(theirs.epoch);
             if self.epoch_floor < theirs.epoch {
                 info!(
                     their_coordinator = theirs.coordinator,
@@ -1118,8 +1135,15 @@ impl Membership {
             out.push((m, MemberMsg::TopologyPush(theirs.clone())));
         }
         // So the other side learns this side's epoch and publishes past it (sent again at every
-        // heartbeat until it has).
-        out.push((theirs.coordinator, MemberMsg::TopologyPush(mine.clone())));
+        // heartbeat until it has). Not by a node other than this side's coordinator when the
+        // other side lists that coordinator as a member: the other side's coordinator would take
+        // it for its member's takeover relayed by one of its own, and may only meet it when that
+        // member sends it itself (adopting it made the winner follow the loser's table, sim seed
+        // 4144 with lossy nodes under `serve`; meeting any such table made a paused
+        // coordinator merge its copies on every heal, and lose writes).
+        if mine.coordinator == self.me || !theirs.is_member(mine.coordinator) {
+            out.push((theirs.coordinator, MemberMsg::TopologyPush(mine.clone())));
+        }
         // A node its side did not count in served nothing there: it need not wait.
         self.left = mine.is_member(self.me).then_some(mine);
         self.rejoining = None;
@@ -1379,6 +1403,24 @@ mod tests {
         assert_eq!(m.merging().map(|t| t.coordinator), Some(9));
         m.receive(40, 9, MemberMsg::TopologyPush(third), &mut out);
         assert_eq!(m.merging().map(|t| t.coordinator), Some(7));
+    }
+
+    #[test]
+    fn a_coordinator_meets_the_table_of_a_member_that_took_over_without_it() {
+        let (mut m, _) = member_of_1(1, vec![1, 2, 3]);
+        let mut out = Outbox::new();
+        m.receive(10, 3, MemberMsg::Ping { sent_at: 10, epoch: 5, intent: Intent::Stay }, &mut out);
+        // Node 2 took over alone (a lossy link), jumping the epoch, and sends its table.
+        let mut theirs = Topology::founded_by(2, 1);
+        theirs.members = vec![2];
+        theirs.epoch = 5 + TAKEOVER_EPOCH_GAP;
+        let theirs = Arc::new(theirs);
+        m.receive(30, 2, MemberMsg::TopologyPush(theirs.clone()), &mut out);
+        assert_eq!(m.topology().unwrap().coordinator, 1, "not adopted: the other side's");
+        assert!(m.merging().is_none(), "this side counts two to its one");
+        m.tick(40, &mut out);
+        assert!(m.epoch() > theirs.epoch, "published past it, for node 2 to merge into");
+        assert!(m.is_coordinator());
     }
 
     /// Node `me`, a member of coordinator 1's table of `members` (one partition), as adopted at
