@@ -1423,6 +1423,26 @@ mod tests {
         assert!(m.is_coordinator());
     }
 
+    #[test]
+    fn a_side_that_won_against_a_table_keeps_winning_against_it() {
+        let (mut m, _) = member_of_1(1, vec![1, 2, 3]);
+        let mut out = Outbox::new();
+        let ping = |at| MemberMsg::Ping { sent_at: at, epoch: 5, intent: Intent::Stay };
+        m.receive(10, 2, ping(10), &mut out);
+        m.receive(10, 3, ping(10), &mut out);
+        // The other side's table still lists nodes 2 and 3, which ping node 1: it merges here.
+        let mut theirs = Topology::founded_by(9, 1);
+        theirs.members = vec![2, 3, 9];
+        theirs.epoch = 3;
+        let theirs = Arc::new(theirs);
+        m.receive(20, 9, MemberMsg::TopologyPush(theirs.clone()), &mut out);
+        assert!(m.merging().is_none());
+        // Sent again by a node merging from there, long after nodes 2 and 3 last pinged node 1
+        // (they merge in, say): counted afresh, node 1's side would be the smaller one now.
+        m.receive(5000, 9, MemberMsg::TopologyPush(theirs), &mut out);
+        assert!(m.merging().is_none(), "still the winner");
+    }
+
     /// Node `me`, a member of coordinator 1's table of `members` (one partition), as adopted at
     /// time 0.
     fn member_of_1(me: NodeId, members: Vec<NodeId>) -> (Membership, Arc<Topology>) {
