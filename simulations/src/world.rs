@@ -172,6 +172,8 @@ struct Inflight {
     kind: Kind,
     /// The side of a split a write went to, if it was issued in a split window.
     side: Option<Side>,
+    /// The split window it was issued in (see `World::splits`).
+    split_seq: u64,
     /// When the request was made (virtual ms).
     issued_at: u64,
 }
@@ -273,6 +275,8 @@ pub struct World {
     faults_running: bool,
     /// Under `when_split = serve`: the nodes cut off by a split whose sides have not merged yet.
     split: Option<Vec<usize>>,
+    /// Split windows opened so far.
+    splits: u64,
     report: Report,
 }
 
@@ -339,6 +343,7 @@ impl World {
             fault_log: Vec::new(),
             faults_running: false,
             split: None,
+            splits: 0,
             report,
         }
     }
@@ -822,7 +827,9 @@ impl World {
         self.requests.insert(request, c);
         let side = self.side(node, &kind);
         let issued_at = self.now;
-        let inflight = Inflight { request, node, key: key.clone(), kind, side, issued_at };
+        let split_seq = self.splits;
+        let inflight =
+            Inflight { request, node, key: key.clone(), kind, side, split_seq, issued_at };
         self.clients[c].inflight = Some(inflight);
         let deadline = self.now + CLIENT_TIMEOUT_MS;
         self.at(deadline, Event::ClientTimeout { client: c, request });
@@ -866,8 +873,14 @@ impl World {
             self.last_success = self.now;
         }
         // A write issued before a split and answered in it may have been carried out on either
-        // side (the node it was sent to forwarded it before the cut).
-        let side = f.side.or_else(|| self.side(f.node, &f.kind).map(|_| Side::Healing));
+        // side (the node it was sent to forwarded it before the cut); so may one issued in an
+        // earlier split's window (sim seed 16671 with lossy nodes under `serve`: a write through
+        // the last split's minority, answered in the next one, counted as this one's minority).
+        let side = match f.side {
+            Some(_) if f.split_seq != self.splits => Some(Side::Healing),
+            Some(side) => Some(side),
+            None => self.side(f.node, &f.kind).map(|_| Side::Healing),
+        };
         let mut busy = false;
         match (f.kind, result) {
             (Kind::Read, Ok(reply)) => self.check_read(&f.key, reply),
@@ -1055,6 +1068,7 @@ impl World {
             60..72 if self.cfg.serve_splits => {
                 let minority = self.isolate(victim);
                 self.split = Some(minority);
+                self.splits += 1;
                 self.checker.split_started();
             }
             // Under `serve`, a node that others hear only seconds late is on a side of its own
@@ -1069,6 +1083,7 @@ impl World {
                 self.lossy.insert(victim, until);
                 if self.cluster.split == SplitPolicy::Serve {
                     self.split = Some(vec![victim]);
+                    self.splits += 1;
                     self.checker.split_started();
                 }
             }
