@@ -254,7 +254,12 @@ impl<D: NodeStore> Control<D> {
     /// While this node merges into the other side of a healed split: reads its copies and sends
     /// their entries over, a window at a time; once all are confirmed, joins that side.
     fn drive_merge(&mut self, now: Now) {
-        let Some(target) = self.membership.merging().cloned() else { return };
+        let Some(target) = self.membership.merging().cloned() else {
+            // Not merging (any more: a merge into a side that was merging too is given up).
+            self.merge = None;
+            self.merge_stores.clear();
+            return;
+        };
         if self.merge.is_none() {
             self.start_merge(now);
         }

@@ -122,6 +122,8 @@ pub struct Membership {
     /// table, or an older one, sent again (a merging node sends its side's every heartbeat)
     /// merges into this side still, whatever this side's size has become since.
     won_against: BTreeMap<NodeId, Epoch>,
+    /// When this node last woke from a pause (its process was stopped or starved).
+    woke_at: Option<u64>,
     /// Coordinator: members of its table that merge into this side from the other side of a
     /// split (they sent that side's table, which lists them). They serve nothing while they
     /// merge, so the next table leaves them out; they join again once merged.
@@ -182,6 +184,7 @@ impl Membership {
             left: None,
             epoch_floor: 0,
             won_against: BTreeMap::new(),
+            woke_at: None,
             takeover: None,
             taker: None,
         };
@@ -343,6 +346,7 @@ impl Membership {
                 "node was paused; resetting failure detector"
             );
             self.grace_all(now);
+            self.woke_at = Some(now);
         }
         self.last_tick = Some(now);
         if let Some(target) = &self.merging {
@@ -351,6 +355,7 @@ impl Membership {
             if now >= self.next_ping {
                 self.next_ping = now + self.cfg.heartbeat_ms;
                 out.push((target.coordinator, MemberMsg::TopologyPull));
+                out.push((target.coordinator, MemberMsg::Hello));
                 if let Some(left) = self.left.clone() {
                     out.push((target.coordinator, MemberMsg::TopologyPush(left)));
                 }
@@ -508,6 +513,12 @@ impl Membership {
                 None
             }
             MemberMsg::Welcome { topology: Some(t), settled } => {
+                if self.merging.as_ref().is_some_and(|target| from == target.coordinator) {
+                    if !settled {
+                        self.abort_mutual_merge(now);
+                    }
+                    return None;
+                }
                 if self.is_other_side(&t) {
                     // A restarting node's saved topology is not a live cluster.
                     return if settled { self.adopt(now, from, t, out) } else { None };
@@ -951,6 +962,21 @@ impl Membership {
             self.meet(now, from, t, out);
             return None;
         }
+        if from != t.coordinator && self.deposed_while_serving(now, &t) {
+            // Relayed, or pulled from a member: this side's pings say nothing sure of who
+            // follows whom, so it does not compete; it merges into the taker's side, its
+            // copies going there first, instead of letting them go (sim seed 979 with lossy
+            // nodes under `serve`: writes acknowledged by the lossy coordinator, as a
+            // partition's only owner after the takeover, were lost when it adopted the table).
+            if let Some(mine) = self.topology.clone() {
+                warn!(
+                    their_coordinator = t.coordinator,
+                    "a member took over without this coordinator; merging into its side"
+                );
+                self.merge_into(now, mine, t, out);
+            }
+            return None;
+        }
         if self.counted_by_taker(now, &t) {
             debug!(epoch = t.epoch, "not adopted: the other side's table, made without this node");
             return None;
@@ -1042,11 +1068,32 @@ impl Membership {
             return false;
         };
         from != self.me
+            && self.merging.is_none()
             && t.coordinator == from
             && mine.coordinator == self.me
             && mine.is_member(from)
             && !t.is_member(self.me)
             && t.supersedes(mine)
+    }
+
+    /// True if `t` is the table of a member of this node's table as coordinator of a side that
+    /// leaves this node, that table's coordinator, out, while this node went on coordinating
+    /// (it neither woke from a pause nor restarted since): its side may have served writes the
+    /// other side lacks.
+    fn deposed_while_serving(&self, now: u64, t: &Topology) -> bool {
+        let Some(mine) = self.topology.as_ref().filter(|_| self.cfg.heals_splits()) else {
+            return false;
+        };
+        let woke_lately =
+            self.woke_at.is_some_and(|w| now.saturating_sub(w) <= self.cfg.dead_after_ms);
+        t.coordinator != self.me
+            && mine.coordinator == self.me
+            && mine.is_member(t.coordinator)
+            && !t.is_member(self.me)
+            && t.supersedes(mine)
+            && self.rejoining.is_none()
+            && self.merging.is_none()
+            && !woke_lately
     }
 
     /// True if `t` is a table of this node's coordinator that leaves this node out, come while
@@ -1130,6 +1177,43 @@ impl Membership {
             our_members = mine.members.len(),
             "met the other side of a split; merging into it"
         );
+        self.merge_into(now, mine, theirs, out);
+    }
+
+    /// The side this node merges into is itself merging (its coordinator answers `Hello` as
+    /// unsettled), maybe into this one: neither could ever finish, as each refuses the other's
+    /// data while it merges (sim seed 11784). Of two such sides, the one with the higher
+    /// coordinator id gives up its merge and serves its table again, publishing past the other's
+    /// epoch; the other goes on. (One merging into a third side is given up on the same rule;
+    /// the two meet again once that side has settled.)
+    fn abort_mutual_merge(&mut self, now: u64) {
+        let (Some(target), Some(left)) = (self.merging.clone(), self.left.clone()) else {
+            return;
+        };
+        if left.coordinator < target.coordinator {
+            return;
+        }
+        warn!(
+            their_coordinator = target.coordinator,
+            "the side this node merges into is merging too; serving this side again"
+        );
+        self.merging = None;
+        self.left = None;
+        let newest = self.won_against.entry(target.coordinator).or_insert(0);
+        *newest = (*newest).max(target.epoch);
+        self.epoch_floor = self.epoch_floor.max(target.epoch);
+        self.dirty = true;
+        self.grace_all(now);
+    }
+
+    /// Stops serving `mine` and merges this node's data into `theirs`, the other side's table.
+    fn merge_into(
+        &mut self,
+        now: u64,
+        mine: Arc<Topology>,
+        theirs: Arc<Topology>,
+        out: &mut Outbox,
+    ) {
         metrics::counter!("sessiongrid_cluster_merges_total").increment(1);
         for &m in mine.members.iter().filter(|m| **m != self.me) {
             out.push((m, MemberMsg::TopologyPush(theirs.clone())));
@@ -1441,6 +1525,55 @@ mod tests {
         // (they merge in, say): counted afresh, node 1's side would be the smaller one now.
         m.receive(5000, 9, MemberMsg::TopologyPush(theirs), &mut out);
         assert!(m.merging().is_none(), "still the winner");
+    }
+
+    #[test]
+    fn a_coordinator_merges_into_a_takeover_relayed_to_it_unless_it_was_paused() {
+        let taker = |epoch| {
+            let mut t = Topology::founded_by(2, 1);
+            t.members = vec![2, 3];
+            t.epoch = epoch;
+            Arc::new(t)
+        };
+        // Node 3 relays the table of node 2, which took over without node 1: node 1's side may
+        // have served writes meanwhile, so it merges into node 2's side rather than drop them.
+        let (mut m, _) = member_of_1(1, vec![1, 2, 3]);
+        let mut out = Outbox::new();
+        m.tick(10, &mut out);
+        m.receive(20, 3, MemberMsg::TopologyPush(taker(5 + TAKEOVER_EPOCH_GAP)), &mut out);
+        assert_eq!(m.merging().map(|t| t.coordinator), Some(2));
+        // Woken from a pause, it served nothing since: it takes the table.
+        let (mut m, _) = member_of_1(1, vec![1, 2, 3]);
+        m.tick(10, &mut out);
+        m.tick(2000, &mut out);
+        m.receive(2010, 3, MemberMsg::TopologyPush(taker(5 + TAKEOVER_EPOCH_GAP)), &mut out);
+        assert!(m.merging().is_none());
+        assert_eq!(m.topology().unwrap().coordinator, 2);
+    }
+
+    #[test]
+    fn of_two_sides_merging_into_each_other_the_higher_coordinator_gives_up() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut m = Membership::new(5, cfg, true, None, 0);
+        let mut out = Outbox::new();
+        let mut mine = Topology::founded_by(5, 1);
+        mine.members = vec![3, 4, 5];
+        mine.epoch = 5;
+        m.receive(0, 5, MemberMsg::TopologyPush(Arc::new(mine)), &mut out);
+        m.tick(10, &mut out);
+        let mut theirs = Topology::founded_by(3, 1);
+        theirs.members = vec![3, 4];
+        theirs.epoch = 5 + TAKEOVER_EPOCH_GAP;
+        let theirs = Arc::new(theirs);
+        m.receive(20, 4, MemberMsg::TopologyPush(theirs.clone()), &mut out);
+        assert_eq!(m.merging().map(|t| t.coordinator), Some(3));
+        // Node 3's side is merging too (into this one): node 5, the higher id, stops.
+        let welcome = MemberMsg::Welcome { topology: Some(theirs.clone()), settled: false };
+        m.receive(30, 3, welcome, &mut out);
+        assert!(m.merging().is_none(), "merge given up");
+        m.tick(40, &mut out);
+        assert!(m.is_coordinator());
+        assert!(m.epoch() > theirs.epoch, "published past the other side's table");
     }
 
     /// Node `me`, a member of coordinator 1's table of `members` (one partition), as adopted at
