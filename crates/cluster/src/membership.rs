@@ -681,7 +681,7 @@ impl Membership {
                     && t.is_member(from)
                     && self.is_other_side(&t)
                     && self.topology.as_ref().is_some_and(|mine| mine.is_member(from));
-                let took_over = self.took_over_without_me(from, &t);
+                let took_over = from == t.coordinator && self.taken_over_without_me(&t);
                 let adopted = if took_over {
                     self.meet(now, from, t, out);
                     None
@@ -962,7 +962,7 @@ impl Membership {
             self.meet(now, from, t, out);
             return None;
         }
-        if from != t.coordinator && self.deposed_while_serving(now, &t) {
+        if from != t.coordinator && self.taken_over_without_me(&t) && self.served_since(now) {
             // Relayed, or pulled from a member: this side's pings say nothing sure of who
             // follows whom, so it does not compete; it merges into the taker's side, its
             // copies going there first, instead of letting them go (sim seed 979 with lossy
@@ -1058,42 +1058,40 @@ impl Membership {
         t.coordinator != mine.coordinator && !mine.is_member(t.coordinator)
     }
 
-    /// True if `t`, which member `from` sent, is its own table as the coordinator of a side
-    /// that leaves this node, its coordinator, out: `from` took over without this node, and
-    /// sends its table because it met this side (to merge into it, or as the winner). The two
-    /// sides meet. Adopted, the table of a member merging into this side made this side follow
-    /// the loser's, and neither ever finished (sim seed 267 of `serve`, a lossy coordinator).
-    fn took_over_without_me(&self, from: NodeId, t: &Topology) -> bool {
-        let Some(mine) = self.topology.as_ref().filter(|_| self.cfg.heals_splits()) else {
-            return false;
-        };
-        from != self.me
-            && self.merging.is_none()
-            && t.coordinator == from
-            && mine.coordinator == self.me
-            && mine.is_member(from)
-            && !t.is_member(self.me)
-            && t.supersedes(mine)
-    }
-
     /// True if `t` is the table of a member of this node's table as coordinator of a side that
-    /// leaves this node, that table's coordinator, out, while this node went on coordinating
-    /// (it neither woke from a pause nor restarted since): its side may have served writes the
-    /// other side lacks.
-    fn deposed_while_serving(&self, now: u64, t: &Topology) -> bool {
+    /// leaves this node, that table's coordinator, out: the member took over without it, and
+    /// the two tables list each other's coordinator, so neither is [`Self::is_other_side`]'s.
+    /// Sent by the taker itself (it met this side, to merge into it or as the winner), the two
+    /// sides meet: adopted, the table of a taker merging into this side made this side follow
+    /// the loser's, and neither ever finished (sim seed 267 of `serve`, a lossy coordinator).
+    /// Relayed, see [`Self::served_since`].
+    fn taken_over_without_me(&self, t: &Topology) -> bool {
         let Some(mine) = self.topology.as_ref().filter(|_| self.cfg.heals_splits()) else {
             return false;
         };
-        let woke_lately =
-            self.woke_at.is_some_and(|w| now.saturating_sub(w) <= self.cfg.dead_after_ms);
         t.coordinator != self.me
             && mine.coordinator == self.me
             && mine.is_member(t.coordinator)
             && !t.is_member(self.me)
             && t.supersedes(mine)
-            && self.rejoining.is_none()
             && self.merging.is_none()
-            && !woke_lately
+    }
+
+    /// True if this node went on coordinating (it neither woke from a pause nor restarted
+    /// lately): its side may have served writes a taker's side lacks.
+    fn served_since(&self, now: u64) -> bool {
+        let woke_lately =
+            self.woke_at.is_some_and(|w| now.saturating_sub(w) <= self.cfg.dead_after_ms);
+        self.rejoining.is_none() && !woke_lately
+    }
+
+    /// Notes that this side won against `coordinator`'s table of `epoch` (see `won_against`).
+    fn note_won(&mut self, coordinator: NodeId, epoch: Epoch) {
+        if self.won_against.len() >= DEPARTED_MAX && !self.won_against.contains_key(&coordinator) {
+            self.won_against.pop_first();
+        }
+        let newest = self.won_against.entry(coordinator).or_insert(0);
+        *newest = (*newest).max(epoch);
     }
 
     /// True if `t` is a table of this node's coordinator that leaves this node out, come while
@@ -1154,11 +1152,7 @@ impl Membership {
         let won_before =
             self.won_against.get(&theirs.coordinator).is_some_and(|e| *e >= theirs.epoch);
         if (rank_ours > rank_theirs || won_before) && !deserted {
-            if self.won_against.len() >= DEPARTED_MAX {
-                self.won_against.pop_first();
-            }
-            let newest = self.won_against.entry(theirs.coordinator).or_insert(0);
-            *newest = (*newest).max(theirs.epoch);
+            self.note_won(theirs.coordinator, theirs.epoch);
             if self.epoch_floor < theirs.epoch {
                 info!(
                     their_coordinator = theirs.coordinator,
@@ -1199,8 +1193,7 @@ impl Membership {
         );
         self.merging = None;
         self.left = None;
-        let newest = self.won_against.entry(target.coordinator).or_insert(0);
-        *newest = (*newest).max(target.epoch);
+        self.note_won(target.coordinator, target.epoch);
         self.epoch_floor = self.epoch_floor.max(target.epoch);
         self.dirty = true;
         self.grace_all(now);
@@ -1468,10 +1461,7 @@ mod tests {
         let mut out = Outbox::new();
         // The other side's table lists coordinator 1 but not node 2, as it did before it
         // declared node 1 dead: a late copy from one of its nodes says nothing of node 1.
-        let mut theirs = Topology::founded_by(9, 1);
-        theirs.members = vec![1, 9];
-        theirs.epoch = 3;
-        let theirs = Arc::new(theirs);
+        let theirs = table(9, vec![1, 9], 3);
         m.receive(10, 9, MemberMsg::TopologyPush(theirs.clone()), &mut out);
         assert!(m.merging().is_none(), "this side counts three to their one");
         // Node 1 itself sends it: it has gone over, and node 2 merges into that side.
@@ -1479,10 +1469,7 @@ mod tests {
         assert_eq!(m.merging().map(|t| t.coordinator), Some(9));
         // That side merges into coordinator 7's meanwhile, which node 9 joins: the data goes
         // there now. Another node's word for it is not enough.
-        let mut third = Topology::founded_by(7, 1);
-        third.members = vec![1, 7, 9];
-        third.epoch = 40;
-        let third = Arc::new(third);
+        let third = table(7, vec![1, 7, 9], 40);
         m.receive(30, 1, MemberMsg::TopologyPush(third.clone()), &mut out);
         assert_eq!(m.merging().map(|t| t.coordinator), Some(9));
         m.receive(40, 9, MemberMsg::TopologyPush(third), &mut out);
@@ -1495,10 +1482,7 @@ mod tests {
         let mut out = Outbox::new();
         m.receive(10, 3, MemberMsg::Ping { sent_at: 10, epoch: 5, intent: Intent::Stay }, &mut out);
         // Node 2 took over alone (a lossy link), jumping the epoch, and sends its table.
-        let mut theirs = Topology::founded_by(2, 1);
-        theirs.members = vec![2];
-        theirs.epoch = 5 + TAKEOVER_EPOCH_GAP;
-        let theirs = Arc::new(theirs);
+        let theirs = table(2, vec![2], 5 + TAKEOVER_EPOCH_GAP);
         m.receive(30, 2, MemberMsg::TopologyPush(theirs.clone()), &mut out);
         assert_eq!(m.topology().unwrap().coordinator, 1, "not adopted: the other side's");
         assert!(m.merging().is_none(), "this side counts two to its one");
@@ -1515,10 +1499,7 @@ mod tests {
         m.receive(10, 2, ping(10), &mut out);
         m.receive(10, 3, ping(10), &mut out);
         // The other side's table still lists nodes 2 and 3, which ping node 1: it merges here.
-        let mut theirs = Topology::founded_by(9, 1);
-        theirs.members = vec![2, 3, 9];
-        theirs.epoch = 3;
-        let theirs = Arc::new(theirs);
+        let theirs = table(9, vec![2, 3, 9], 3);
         m.receive(20, 9, MemberMsg::TopologyPush(theirs.clone()), &mut out);
         assert!(m.merging().is_none());
         // Sent again by a node merging from there, long after nodes 2 and 3 last pinged node 1
@@ -1529,12 +1510,7 @@ mod tests {
 
     #[test]
     fn a_coordinator_merges_into_a_takeover_relayed_to_it_unless_it_was_paused() {
-        let taker = |epoch| {
-            let mut t = Topology::founded_by(2, 1);
-            t.members = vec![2, 3];
-            t.epoch = epoch;
-            Arc::new(t)
-        };
+        let taker = |epoch| table(2, vec![2, 3], epoch);
         // Node 3 relays the table of node 2, which took over without node 1: node 1's side may
         // have served writes meanwhile, so it merges into node 2's side rather than drop them.
         let (mut m, _) = member_of_1(1, vec![1, 2, 3]);
@@ -1556,15 +1532,9 @@ mod tests {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut m = Membership::new(5, cfg, true, None, 0);
         let mut out = Outbox::new();
-        let mut mine = Topology::founded_by(5, 1);
-        mine.members = vec![3, 4, 5];
-        mine.epoch = 5;
-        m.receive(0, 5, MemberMsg::TopologyPush(Arc::new(mine)), &mut out);
+        m.receive(0, 5, MemberMsg::TopologyPush(table(5, vec![3, 4, 5], 5)), &mut out);
         m.tick(10, &mut out);
-        let mut theirs = Topology::founded_by(3, 1);
-        theirs.members = vec![3, 4];
-        theirs.epoch = 5 + TAKEOVER_EPOCH_GAP;
-        let theirs = Arc::new(theirs);
+        let theirs = table(3, vec![3, 4], 5 + TAKEOVER_EPOCH_GAP);
         m.receive(20, 4, MemberMsg::TopologyPush(theirs.clone()), &mut out);
         assert_eq!(m.merging().map(|t| t.coordinator), Some(3));
         // Node 3's side is merging too (into this one): node 5, the higher id, stops.
@@ -1576,15 +1546,20 @@ mod tests {
         assert!(m.epoch() > theirs.epoch, "published past the other side's table");
     }
 
+    /// A one-partition table of `coordinator` with `members`, numbered `epoch`.
+    fn table(coordinator: NodeId, members: Vec<NodeId>, epoch: Epoch) -> Arc<Topology> {
+        let mut t = Topology::founded_by(coordinator, 1);
+        t.members = members;
+        t.epoch = epoch;
+        Arc::new(t)
+    }
+
     /// Node `me`, a member of coordinator 1's table of `members` (one partition), as adopted at
     /// time 0.
     fn member_of_1(me: NodeId, members: Vec<NodeId>) -> (Membership, Arc<Topology>) {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut m = Membership::new(me, cfg, true, None, 0);
-        let mut t = Topology::founded_by(1, 1);
-        t.members = members;
-        t.epoch = 5;
-        let t = Arc::new(t);
+        let t = table(1, members, 5);
         m.receive(0, 1, MemberMsg::TopologyPush(t.clone()), &mut Outbox::new());
         assert_eq!(m.epoch(), 5);
         (m, t)
