@@ -125,9 +125,7 @@ impl Follower {
             wanted_at: None,
         }
     }
-}
 
-impl Follower {
     /// True if this follower's copy went back (to `pos`; `None`: incomplete) under a newer
     /// table than the one it last acknowledged in: it dropped its copy under a table the
     /// primary did not see (left out of the partition, then back as a learner), so what it
@@ -1273,20 +1271,19 @@ impl<S: PartitionStore> Replica<S> {
         epoch: Epoch,
         out: &mut Vec<Effect>,
     ) {
+        let known = pos.filter(|p| self.knows(*p));
         let Some(f) = self.followers.get_mut(&from) else { return };
         if f.went_back(pos, epoch) {
             copy_went_back(self.p, from);
         }
-        match pos {
-            Some(pos) if self.knows(pos) => {
-                if let Some(f) = self.followers.get_mut(&from) {
-                    f.snapshot = None;
-                    f.acked = None;
-                    f.sent = None;
-                }
+        match known {
+            Some(pos) => {
+                f.snapshot = None;
+                f.acked = None;
+                f.sent = None;
                 self.on_ack(now, from, pos, epoch, out);
             }
-            _ => self.start_snapshot(now, from, out),
+            None => self.start_snapshot(now, from, out),
         }
     }
 
