@@ -1067,9 +1067,7 @@ impl World {
             }
             60..72 if self.cfg.serve_splits => {
                 let minority = self.isolate(victim);
-                self.split = Some(minority);
-                self.splits += 1;
-                self.checker.split_started();
+                self.open_split(minority);
             }
             // Under `serve`, a node that others hear only seconds late is on a side of its own
             // for a while: a split (without healing, its sides would never merge).
@@ -1082,9 +1080,7 @@ impl World {
                 self.log_fault(format!("lossy {victim} until {until}"));
                 self.lossy.insert(victim, until);
                 if self.cluster.split == SplitPolicy::Serve {
-                    self.split = Some(vec![victim]);
-                    self.splits += 1;
-                    self.checker.split_started();
+                    self.open_split(vec![victim]);
                 }
             }
             76..80 => {
@@ -1150,6 +1146,13 @@ impl World {
                 self.at(until, Event::DiskHeals(victim));
             }
         }
+    }
+
+    /// A split window opens with `minority` on its smaller side (see `side`).
+    fn open_split(&mut self, minority: Vec<usize>) {
+        self.split = Some(minority);
+        self.splits += 1;
+        self.checker.split_started();
     }
 
     /// Records a fault in the schedule's log (printed with a violation) and in `SIM_LOG`'s.
