@@ -116,11 +116,10 @@ pub struct Membership {
     /// This node's side's last topology while it merges: the other side must publish past its
     /// epoch before this node joins, or this topology could look newer to it.
     left: Option<Arc<Topology>>,
-    /// The newest epoch of a side this one won against: the next publication goes past it.
-    epoch_floor: Epoch,
     /// The coordinators of sides this one won against, with the newest epoch of each: that
     /// table, or an older one, sent again (a merging node sends its side's every heartbeat)
-    /// merges into this side still, whatever this side's size has become since.
+    /// merges into this side still, whatever this side's size has become since; and the next
+    /// publication goes past every one of them ([`Membership::epoch_floor`]).
     won_against: BTreeMap<NodeId, Epoch>,
     /// When this node last woke from a pause (its process was stopped or starved).
     woke_at: Option<u64>,
@@ -182,7 +181,6 @@ impl Membership {
             next_probe: now,
             merging: None,
             left: None,
-            epoch_floor: 0,
             won_against: BTreeMap::new(),
             woke_at: None,
             takeover: None,
@@ -296,7 +294,6 @@ impl Membership {
         info!(epoch = t.epoch, coordinator = t.coordinator, "merged; joining the other side");
         self.topology = None;
         self.departed.clear();
-        self.epoch_floor = 0;
         self.won_against.clear();
         self.newest_epoch_seen = t.epoch;
         self.set(now, t.clone());
@@ -443,7 +440,7 @@ impl Membership {
             let leased = self.cfg.split == SplitPolicy::Serve
                 || t.coordinator != self.me
                 || self.lease_valid(now);
-            let current = self.newest_epoch_seen <= t.epoch.max(self.epoch_floor) && leased;
+            let current = self.newest_epoch_seen <= t.epoch.max(self.epoch_floor()) && leased;
             let published = if self.dirty && may_change && current && !answers_awaited {
                 Some(self.publish(now, out))
             } else {
@@ -892,7 +889,7 @@ impl Membership {
             // lease runs out (at most one per tick), so on a heal the successor's line wins.
             next.epoch = t.epoch.max(self.newest_epoch_seen).saturating_add(TAKEOVER_EPOCH_GAP);
         }
-        next.epoch = next.epoch.max(self.epoch_floor.saturating_add(1));
+        next.epoch = next.epoch.max(self.epoch_floor().saturating_add(1));
         match self.cfg.split {
             SplitPolicy::Serve => {
                 let all_alive = next.members.iter().all(|m| {
@@ -1085,10 +1082,19 @@ impl Membership {
         self.rejoining.is_none() && !woke_lately
     }
 
+    /// The newest epoch of a side this one won against: the next publication goes past it.
+    fn epoch_floor(&self) -> Epoch {
+        self.won_against.values().copied().max().unwrap_or(0)
+    }
+
     /// Notes that this side won against `coordinator`'s table of `epoch` (see `won_against`).
     fn note_won(&mut self, coordinator: NodeId, epoch: Epoch) {
         if self.won_against.len() >= DEPARTED_MAX && !self.won_against.contains_key(&coordinator) {
-            self.won_against.pop_first();
+            // The oldest goes: the floor stays the newest.
+            let oldest = self.won_against.iter().min_by_key(|(_, e)| **e).map(|(c, _)| *c);
+            if let Some(c) = oldest {
+                self.won_against.remove(&c);
+            }
         }
         let newest = self.won_against.entry(coordinator).or_insert(0);
         *newest = (*newest).max(epoch);
@@ -1152,16 +1158,15 @@ impl Membership {
         let won_before =
             self.won_against.get(&theirs.coordinator).is_some_and(|e| *e >= theirs.epoch);
         if (rank_ours > rank_theirs || won_before) && !deserted {
-            self.note_won(theirs.coordinator, theirs.epoch);
-            if self.epoch_floor < theirs.epoch {
+            if self.epoch_floor() < theirs.epoch {
                 info!(
                     their_coordinator = theirs.coordinator,
                     their_members = theirs.members.len(),
                     "met the other side of a split; it merges into this one"
                 );
-                self.epoch_floor = theirs.epoch;
                 self.dirty = true;
             }
+            self.note_won(theirs.coordinator, theirs.epoch);
             out.push((theirs.coordinator, MemberMsg::TopologyPush(mine)));
             return;
         }
@@ -1194,7 +1199,6 @@ impl Membership {
         self.merging = None;
         self.left = None;
         self.note_won(target.coordinator, target.epoch);
-        self.epoch_floor = self.epoch_floor.max(target.epoch);
         self.dirty = true;
         self.grace_all(now);
     }
@@ -1414,7 +1418,7 @@ mod tests {
         theirs.epoch = 12;
         m.receive(2, 1, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
         assert!(m.merging().is_none(), "three members do not merge into one");
-        assert_eq!(m.epoch_floor, 12, "the other side merges into this one");
+        assert_eq!(m.epoch_floor(), 12, "the other side merges into this one");
     }
 
     #[test]
