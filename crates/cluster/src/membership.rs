@@ -1550,6 +1550,25 @@ mod tests {
         assert!(m.epoch() > theirs.epoch, "published past the other side's table");
     }
 
+    #[test]
+    fn a_member_merging_away_leaves_its_coordinators_table_for_its_coordinator_to_send() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut m = Membership::new(3, cfg, true, None, 0);
+        let mut out = Outbox::new();
+        // Node 3 follows node 2, which took over without node 1; node 1's table still lists 2.
+        let ours = table(2, vec![2, 3], 5 + TAKEOVER_EPOCH_GAP);
+        m.receive(0, 2, MemberMsg::TopologyPush(ours.clone()), &mut out);
+        out.clear();
+        m.receive(10, 1, MemberMsg::TopologyPush(table(1, vec![1, 2, 4, 5], 9)), &mut out);
+        assert_eq!(m.merging().map(|t| t.coordinator), Some(1), "three to two: it merges");
+        // Node 1 would adopt node 2's table from node 3 (node 2 is its member): only node 2
+        // sends it, which node 1 meets as the other side's.
+        let relayed = out.iter().any(|(to, msg)| {
+            *to == 1 && matches!(msg, MemberMsg::TopologyPush(t) if t.coordinator == 2)
+        });
+        assert!(!relayed, "{out:?}");
+    }
+
     /// A one-partition table of `coordinator` with `members`, numbered `epoch`.
     fn table(coordinator: NodeId, members: Vec<NodeId>, epoch: Epoch) -> Arc<Topology> {
         let mut t = Topology::founded_by(coordinator, 1);
