@@ -105,11 +105,13 @@ impl Checker {
         })
     }
 
-    /// A split window opens: a key's window starts afresh unless the last one still excuses it.
-    pub fn split_started(&mut self) {
+    /// A split window opens: a key's window starts afresh unless the last one still excuses it
+    /// or a write of it issued in that window is still unanswered (`pending`: it may land on
+    /// either side, and is counted in the old window when it is answered).
+    pub fn split_started(&mut self, pending: &[Bytes]) {
         self.splitting = true;
-        for h in self.keys.values_mut() {
-            if h.oldest_allowed() == h.last_acked_before(h.writes.len()) {
+        for (key, h) in self.keys.iter_mut() {
+            if h.oldest_allowed() == h.last_acked_before(h.writes.len()) && !pending.contains(key) {
                 h.window = None;
             }
         }
@@ -266,7 +268,7 @@ mod tests {
         let mut c = Checker::default();
         c.write(&both, b("0"), WriteStatus::Acked, None);
         c.write(&one, b("0"), WriteStatus::Acked, None);
-        c.split_started();
+        c.split_started(&[]);
         c.write(&both, b("maj"), WriteStatus::Acked, Some(Side::Majority));
         c.write(&both, b("min"), WriteStatus::Acked, Some(Side::Minority));
         c.write(&one, b("min1"), WriteStatus::Acked, Some(Side::Minority));
@@ -281,5 +283,27 @@ mod tests {
         c.write(&both, b("after"), WriteStatus::Acked, None);
         c.read(4, &both, b("maj"));
         assert_eq!(c.violations.len(), 2, "a write after the merge is strict again");
+    }
+
+    #[test]
+    fn a_write_of_a_sibling_still_unanswered_when_the_next_split_starts_keeps_the_window() {
+        let (f1, f2) = (Bytes::from_static(b"h/f1"), Bytes::from_static(b"h/f2"));
+        let run = |pending: &[Bytes]| {
+            let mut c = Checker::default();
+            c.write(&f1, b("old"), WriteStatus::Acked, None);
+            c.split_started(&[]);
+            c.write(&f1, b("min"), WriteStatus::Acked, Some(Side::Minority));
+            c.split_merged();
+            // The next split starts while a write of f2 issued through the majority of the
+            // first is unanswered; it is answered in the second, counted as either side.
+            c.split_started(pending);
+            c.write(&f2, b("maj"), WriteStatus::Indeterminate, Some(Side::Healing));
+            c.sibling_written(&f1, Side::Healing);
+            c.split_merged();
+            c.read(1, &f1, b("old"));
+            c.violations.len()
+        };
+        assert_eq!(run(&[f1.clone(), f2.clone()]), 0, "the merge may keep the majority's copy");
+        assert_eq!(run(&[]), 1, "without the pending write, the minority's field must survive");
     }
 }

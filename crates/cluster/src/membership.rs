@@ -124,8 +124,9 @@ pub struct Membership {
     /// When this node last woke from a pause (its process was stopped or starved).
     woke_at: Option<u64>,
     /// Coordinator: members of its table that merge into this side from the other side of a
-    /// split (they sent that side's table, which lists them). They serve nothing while they
-    /// merge, so the next table leaves them out; they join again once merged.
+    /// split (they sent that side's table, which they follow). They serve nothing while they
+    /// merge, and may have dropped their copies there, so the next table leaves them out; they
+    /// join again once merged.
     merging_in: BTreeSet<NodeId>,
     /// Taking over from a suspected coordinator: since when, and the members that answered this
     /// node's pings as having no other live coordinator. It publishes once all did, or after
@@ -673,9 +674,13 @@ impl Membership {
                         return None;
                     }
                 }
+                // A member of this table that sends the other side's follows it: listed there,
+                // it served that side; left out, it dropped its copies under it, and this table
+                // would make it an owner of copies it no longer has (sim seed 9052 with lossy
+                // nodes under `serve`: declared dead over there, it merged straight into this
+                // side, which then made it the only owner of a partition, empty).
                 let merging_in = from != self.me
                     && self.is_coordinator()
-                    && t.is_member(from)
                     && self.is_other_side(&t)
                     && self.topology.as_ref().is_some_and(|mine| mine.is_member(from));
                 let took_over = from == t.coordinator && self.taken_over_without_me(&t);
@@ -1457,6 +1462,33 @@ mod tests {
         );
         m.tick(50, &mut out);
         assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_member_following_the_other_sides_table_that_left_it_out_is_no_owner_here() {
+        let cfg = Arc::new(ClusterConfig { partitions: 4, ..ClusterConfig::default() });
+        let mut m = Membership::new(1, cfg, false, None, 0);
+        let mut out = Outbox::new();
+        m.tick(0, &mut out);
+        for n in [2, 3, 4] {
+            m.receive(
+                1,
+                n,
+                MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay },
+                &mut out,
+            );
+        }
+        m.tick(10, &mut out);
+        assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
+        // Cut off from this side, node 3 followed coordinator 9's side, which declared it dead
+        // (so it dropped its copies), and merges into this one, which still counts it.
+        let mut theirs = Topology::founded_by(9, 4);
+        theirs.members = vec![8, 9];
+        theirs.epoch = 7;
+        m.receive(20, 3, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
+        m.tick(30, &mut out);
+        let t = m.topology().unwrap().clone();
+        assert_eq!(t.members, vec![1, 2, 4], "it owns no copy here until it learns again");
     }
 
     #[test]
