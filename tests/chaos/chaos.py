@@ -155,7 +155,7 @@ class Run:
         self.secret.chmod(0o600)
         self.rng = random.Random(args.seed)
         self.nodes = [Node(self, i) for i in range(self.n)]
-        self.history = History()
+        self.history = History(args.split)
         # The node the calling thread's last request went through.
         self.local = threading.local()
         self.stop = threading.Event()
@@ -340,7 +340,7 @@ class Run:
             else:
                 incrs += 1
                 ok, reply = self.call(rng, "INCR", counter)
-                self.history.incr(counter, incrs, reply if ok else None)
+                self.history.incr(counter, incrs, reply if ok else None, start, time.monotonic())
 
     def sessions(self, w: int, shared: list[str]) -> None:
         rng = random.Random(self.args.seed * 1000 + 500 + w)
@@ -424,9 +424,10 @@ class Run:
         sid = self.create(rng)
         if sid is None:
             return
+        start = time.monotonic()
         ok, reply = self.call(rng, "SESSION.LOGIN", sid, user, "POLICY", "evict-oldest", "MAX",
                               1)
-        self.history.op("login", ok)
+        self.history.login(user, start, time.monotonic(), ok)
         if ok and rng.random() < 0.3:
             ok, _ = self.call(rng, "SESSION.LOGOUT", sid)
             self.history.op("logout", ok)
@@ -436,13 +437,13 @@ class Run:
         if sid is None:
             return
         token = f"cart-{rng.randrange(1 << 30)}"
+        set_at = time.monotonic()
         ok, _ = self.call(rng, "SESSION.SET", sid, "cart", "utf8", token)
         if not ok:
             return
-        start = time.monotonic()
         ok, new = self.call(rng, "SESSION.ROTATE", sid)
         if ok and new is not None:
-            self.history.rotated(sid, new, token, time.monotonic())
+            self.history.rotated(sid, new, token, time.monotonic(), set_at)
             # Read back at once: the old id must be gone for good.
             start = time.monotonic()
             ok, old = self.call(rng, "SESSION.GET", sid, "NOTOUCH", protocol=3)

@@ -25,6 +25,22 @@ allow either, never a value older than the last acknowledged one:
   member declared dead misses what was published meanwhile: the documented limit), nor one the
   cluster declared dead meanwhile (the nodes' logs say when: a coordinator on a lossy link
   declares live nodes dead).
+
+Under ``when_split = serve`` both sides of a split serve, and when they merge each key keeps one
+side's copy whole (the higher version), as the architecture notes say. The fault windows (from
+a fault until it healed and the cluster settled, and the times a node was declared dead) are
+where sides may form, so:
+
+* reads that overlap a window are not checked (counted as ``unchecked_reads``): they may see
+  the other side;
+* a write, increment or ``IFVERSION`` set that overlaps a window may be lost at the merge (the
+  other side's copy of the key may win): it does not raise the floor later reads are held to,
+  and two such sets may both write the same ``n``; everything outside the windows is held to the
+  rules above (what both sides had before the split survives the merge), as is the final read;
+* ``MAX 1``: a user who logged in during a window may keep a session of each side;
+* rotation: the old id read right after a rotation in a window may still be live on the other
+  side, and a rotation in a window may lose the attribute set just before it on the other side;
+  the old id must be gone for good at the end all the same (an ended session wins the merge).
 """
 
 from __future__ import annotations
@@ -68,19 +84,23 @@ class Report:
 
 
 class History:
-    def __init__(self) -> None:
+    def __init__(self, split: str = "deny") -> None:
+        self.split = split
         self.lock = threading.Lock()
         self.t0 = time.monotonic()
         self.wall0 = time.time()
         self.writes: dict[str, dict[int, Write]] = {}
         self.reads: list[tuple[str, str | None, float, float, bool, int]] = []
-        self.incrs: dict[str, list[tuple[int, int | None]]] = {}
+        # Per counter: (increments sent so far, the answer or None, start, end).
+        self.incrs: dict[str, list[tuple[int, int | None, float, float]]] = {}
         self.counters_final: list[tuple[str, int]] = []
         self.shared: list[str] = []
         self.cas_sets: list[tuple[str, int, float, float, bool]] = []
         self.session_reads: list[tuple[str, int | None, float, float, bool]] = []
         self.logins: list[tuple[str, int, int]] = []
-        self.rotated_ids: list[tuple[str, str, str, float]] = []
+        self.login_times: list[tuple[str, float, float]] = []
+        # (old id, new id, cart token, when the cart was set, when the rotation was answered)
+        self.rotated_ids: list[tuple[str, str, str, float, float]] = []
         self.old_reads: list[tuple[str, bool, float]] = []
         self.rotations_final: list[tuple[str, str, str, bool, str | None]] = []
         self.counts = {"total": 0, "ok": 0, "failed": 0}
@@ -110,10 +130,11 @@ class History:
         with self.lock:
             self.reads.append((key, value, start, end, final, node))
 
-    def incr(self, key: str, sent: int, reply: int | None) -> None:
+    def incr(self, key: str, sent: int, reply: int | None, start: float = 0.0,
+             end: float = 0.0) -> None:
         self._count(reply is not None)
         with self.lock:
-            self.incrs.setdefault(key, []).append((sent, reply))
+            self.incrs.setdefault(key, []).append((sent, reply, start, end))
 
     def final_counter(self, key: str, value: int) -> None:
         self.counters_final.append((key, value))
@@ -135,13 +156,18 @@ class History:
     def op(self, what: str, ok: bool) -> None:
         self._count(ok)
 
+    def login(self, user: str, start: float, end: float, ok: bool) -> None:
+        self._count(ok)
+        with self.lock:
+            self.login_times.append((user, start, end))
+
     def logged_in(self, user: str, live: int, node: int) -> None:
         self.logins.append((user, live, node))
 
-    def rotated(self, old: str, new: str, token: str, at: float) -> None:
+    def rotated(self, old: str, new: str, token: str, at: float, start: float = 0.0) -> None:
         self._count(True)
         with self.lock:
-            self.rotated_ids.append((old, new, token, at))
+            self.rotated_ids.append((old, new, token, start or at, at))
 
     def old_id_read(self, old: str, found: bool, start: float) -> None:
         self._count(True)
@@ -149,7 +175,7 @@ class History:
             self.old_reads.append((old, found, start))
 
     def rotations(self) -> list[tuple[str, str, str]]:
-        return [(old, new, token) for old, new, token, _ in self.rotated_ids]
+        return [(old, new, token) for old, new, token, _, _ in self.rotated_ids]
 
     def rotation_final(self, old: str, new: str, token: str, gone: bool, cart) -> None:
         self.rotations_final.append((old, new, token, gone, cart))
@@ -162,6 +188,14 @@ class History:
 
     def violation(self, what: str) -> None:
         self.extra.append(what)
+
+    def diverged(self, start: float, end: float) -> bool:
+        """Under ``serve``: whether ``start``..``end`` (monotonic) overlaps a fault window,
+        where the two sides of a split may each have served the request."""
+        if self.split != "serve":
+            return False
+        a, b = start - self.t0, end - self.t0
+        return any(s <= b and (e is None or e >= a) for s, e, _ in self.node_faults)
 
     def fault(self, at: float, what: str, nodes: set[int]) -> None:
         with self.lock:
@@ -229,20 +263,24 @@ def check(h: History) -> Report:
     report = Report(operations=dict(h.counts))
     v = report.violations
     v.extend(h.extra)
-    _registers(h, v, report.late)
+    unchecked = _registers(h, v, report.late)
     report.operations["late_unanswered_writes"] = len(report.late)
+    if h.split == "serve":
+        report.operations["unchecked_reads"] = unchecked
     _counters(h, v)
     _cas(h, v)
+    split_users = {u for u, start, end in h.login_times if h.diverged(start, end)}
     for user, live, node in h.logins:
-        if live > 1:
+        if live > 1 and user not in split_users:
             v.append(f"user {user} has {live} live sessions on node {node} (MAX 1)")
     for old, found, start in h.old_reads:
-        if found:
+        if found and not h.diverged(start, start):
             v.append(f"rotated-away session {old} read back as live at t={start - h.t0:.3f}s")
+    split_rotations = {old for old, _, _, start, at in h.rotated_ids if h.diverged(start, at)}
     for old, new, token, gone, cart in h.rotations_final:
         if not gone:
             v.append(f"rotated-away session {old} is live again at the end")
-        if cart != token:
+        if cart != token and old not in split_rotations:
             v.append(f"session {new}, rotated from {old}: cart {cart!r}, acknowledged {token!r}")
     report.operations["events_checked"] = _events(h, v)
     return report
@@ -282,10 +320,16 @@ def partition(key: str, partitions: int = 256) -> int:
     return crc % partitions
 
 
-def _registers(h: History, v: list[str], late: list[str]) -> None:
+def _registers(h: History, v: list[str], late: list[str]) -> int:
+    """The registers rule; returns how many reads it left unchecked (``serve``'s windows)."""
+    unchecked = 0
     for key, value, start, end, final, node in h.reads:
+        if h.diverged(start, end):
+            unchecked += 1
+            continue
         writes = h.writes.get(key, {})
-        acked = [w.n for w in writes.values() if w.acked and w.end < start]
+        acked = [w.n for w in writes.values()
+                 if w.acked and w.end < start and not h.diverged(w.start, w.end)]
         floor = max(acked, default=0)
         # Writes the read may see: the last acknowledged one and any later one already sent.
         allowed = [w for w in writes.values() if w.n >= floor and w.start < end]
@@ -309,20 +353,31 @@ def _registers(h: History, v: list[str], late: list[str]) -> None:
             v.append(f"{key} (partition {partition(key)}): {when} read {value!r} through node "
                      f"{node}; the last acknowledged "
                      f"write (#{floor}) wrote {want!r}{acked_at}")
+    return unchecked
 
 
 def _counters(h: History, v: list[str]) -> None:
     for key, answers in h.incrs.items():
+        # `acked`: the acknowledged increments the counter must hold (under `serve`, not those
+        # of a window, which the merge may undo); `since`: when the previous answer was asked.
         acked = sent = previous = 0
-        for n, reply in answers:
+        since = None
+        for n, reply, start, end in answers:
             sent = n
             if reply is None:
                 continue
-            acked += 1
-            if not (acked <= reply <= sent) or reply <= previous:
+            diverged = h.diverged(start, end)
+            acked += 0 if diverged else 1
+            merged_since = since is not None and h.diverged(since, end)
+            if diverged or merged_since:
+                # Answered by one side, or after a merge that may have kept the other's count.
+                if not acked <= reply <= sent:
+                    v.append(f"{key}: INCR #{n} answered {reply}, with {acked} acknowledged "
+                             f"outside splits of {sent} sent")
+            elif not (acked <= reply <= sent) or reply <= previous:
                 v.append(f"{key}: INCR #{n} answered {reply} after {previous}, with {acked} "
                          f"acknowledged of {sent} sent")
-            previous = reply
+            previous, since = reply, start
         for k, final in h.counters_final:
             if k == key and not (acked <= final <= sent):
                 v.append(f"{key}: final value {final}, with {acked} increments acknowledged "
@@ -331,16 +386,20 @@ def _counters(h: History, v: list[str]) -> None:
 
 def _cas(h: History, v: list[str]) -> None:
     seen: dict[tuple[str, int], int] = {}
-    for sid, n, _start, _end, acked in h.cas_sets:
-        if acked:
+    for sid, n, start, end, acked in h.cas_sets:
+        # Under `serve`, each side may accept its own set of the same n in a window.
+        if acked and not h.diverged(start, end):
             seen[(sid, n)] = seen.get((sid, n), 0) + 1
     for (sid, n), times in seen.items():
         if times > 1:
             v.append(f"session {sid}: {times} acknowledged IFVERSION sets wrote n={n} "
                      f"(an update was lost)")
-    for sid, n, start, _end, final in h.session_reads:
-        floor = max((m for s, m, _, end, acked in h.cas_sets
-                     if s == sid and acked and end < start), default=0)
+    for sid, n, start, end, final in h.session_reads:
+        if n is not None and h.diverged(start, end):
+            continue
+        floor = max((m for s, m, set_start, set_end, acked in h.cas_sets
+                     if s == sid and acked and set_end < start
+                     and not h.diverged(set_start, set_end)), default=0)
         when = "final read" if final else f"t={start - h.t0:.3f}s"
         if n is None:
             v.append(f"session {sid} vanished ({when})")

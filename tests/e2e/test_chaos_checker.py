@@ -3,7 +3,9 @@
 Proves: a node the cluster declared dead, as the coordinators' logs say, is left out of the
 events rule from then until it joined again (and 2 s more); an id a node had before it came
 back with its data lost is not taken for the node's current one; a node nobody declared dead
-is still held to the rule.
+is still held to the rule. Under `when_split = serve`, a write or increment made during a
+fault window may be undone by the merge, but one made outside every window may not, and
+neither may under `deny`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "chaos"))
 
-from checker import History, Subscription, _events  # noqa: E402
+from checker import History, Subscription, _events, check  # noqa: E402
 
 T0 = datetime(2026, 12, 6, 0, 0, 0, tzinfo=timezone.utc)
 
@@ -28,8 +30,8 @@ def line(seconds: float, text: str) -> str:
     return f"{stamp(seconds)}  INFO x: {text}\n"
 
 
-def history() -> History:
-    h = History()
+def history(split: str = "deny") -> History:
+    h = History(split)
     h.wall0 = T0.timestamp()
     h.t0 = 0.0
     return h
@@ -66,3 +68,35 @@ def test_an_id_a_node_no_longer_has_is_not_the_node():
     ]
     h.declared_dead(logs)
     assert h.node_faults == []
+
+
+def split_history(split: str) -> History:
+    """Register k: #1 acknowledged before a fault window (10-20 s), #2 acknowledged within it
+    (the merge kept the other side's copy), read back after it; counter c: one increment
+    before the window, one in it (the other side's count won), then one after."""
+    h = history(split)
+    h.node_faults = [[10.0, 20.0, {3}]]
+    h.write("k", 1, "k=1", 1.0, 1.1, True)
+    h.write("k", 2, "k=2", 12.0, 12.1, True)
+    h.read("k", "k=1", 25.0, 25.1)
+    h.incr("c", 1, 1, 2.0, 2.1)
+    h.incr("c", 2, 2, 13.0, 13.1)
+    h.incr("c", 3, 2, 26.0, 26.1)
+    return h
+
+
+def test_under_serve_what_a_window_wrote_may_be_undone_by_the_merge():
+    assert check(split_history("serve")).violations == []
+    report = check(split_history("deny"))
+    assert len(report.violations) == 2, report.violations
+
+
+def test_under_serve_what_was_acknowledged_outside_the_windows_stays():
+    h = split_history("serve")
+    h.write("k", 3, "k=3", 27.0, 27.1, True)
+    h.read("k", "k=2", 30.0, 30.1)
+    h.incr("c", 4, 1, 31.0, 31.1)
+    h.read("k", "k=1", 15.0, 15.1)  # in the window: not checked
+    report = check(h)
+    assert len(report.violations) == 2, report.violations
+    assert report.operations["unchecked_reads"] == 1

@@ -26,10 +26,11 @@ enum BatchOp {
 pub struct Batch {
     partition: PartitionId,
     ops: Vec<BatchOp>,
-    /// Metadata rows by partition, written after `ops`: of the batches joined by
+    /// Metadata by partition, encoded and written after `ops`: of the batches joined by
     /// [`Batch::extend`], only each partition's last is written (every write of a partition
-    /// sets it; writing each would only add memtable entries that the last replaces).
-    metas: Vec<(PartitionId, Vec<u8>)>,
+    /// sets it; encoding and writing each would only add memtable entries that the last
+    /// replaces).
+    metas: Vec<(PartitionId, PartitionMeta)>,
 }
 
 impl Batch {
@@ -119,7 +120,7 @@ impl Batch {
 
     /// Records the partition's metadata as of this batch.
     pub fn set_meta(&mut self, meta: &PartitionMeta) {
-        self.set_meta_row(self.partition, meta.encode());
+        self.set_meta_of(self.partition, *meta);
     }
 
     /// Stores a named row of an upper layer with this batch.
@@ -167,15 +168,15 @@ impl Batch {
     /// Appends `later`'s operations, which then apply after this batch's.
     pub fn extend(&mut self, later: Batch) {
         self.ops.extend(later.ops);
-        for (p, row) in later.metas {
-            self.set_meta_row(p, row);
+        for (p, meta) in later.metas {
+            self.set_meta_of(p, meta);
         }
     }
 
-    fn set_meta_row(&mut self, p: PartitionId, row: Vec<u8>) {
+    fn set_meta_of(&mut self, p: PartitionId, meta: PartitionMeta) {
         match self.metas.iter_mut().find(|(q, _)| *q == p) {
-            Some((_, earlier)) => *earlier = row,
-            None => self.metas.push((p, row)),
+            Some((_, earlier)) => *earlier = meta,
+            None => self.metas.push((p, meta)),
         }
     }
 
@@ -224,8 +225,8 @@ impl Batch {
                 BatchOp::DeleteRange(f, from, to) => wb.delete_range_cf(cf(f), from, to),
             }
         }
-        for (p, row) in self.metas {
-            wb.put_cf(cf(Family::Meta), keys::meta_key(p), row);
+        for (p, meta) in self.metas {
+            wb.put_cf(cf(Family::Meta), keys::meta_key(p), meta.encode());
         }
     }
 }
