@@ -197,7 +197,9 @@ class Run:
     def fault(self, kind: str, what: str) -> None:
         at = time.monotonic() - self.history.t0
         self.faults.append((at, kind))
-        self.history.fault(at, what, self.touched)
+        # A node killed, restarted empty or refusing writes serves no side of its own.
+        splits = kind not in ("kill", "data-lost", "disk-full", "exited")
+        self.history.fault(at, what, self.touched, splits)
         log(f"fault at t={at:.1f}s: {what}")
 
     def inject(self) -> None:

@@ -27,9 +27,10 @@ allow either, never a value older than the last acknowledged one:
   declares live nodes dead).
 
 Under ``when_split = serve`` both sides of a split serve, and when they merge each key keeps one
-side's copy whole (the higher version), as the architecture notes say. The fault windows (from
-a fault until it healed and the cluster settled, and the times a node was declared dead) are
-where sides may form, so:
+side's copy whole (the higher version), as the architecture notes say. The windows of the faults
+that may leave two sides serving (from a cut, a node cut off, packet loss, a slow link or a
+pause until it healed and the cluster settled, and the times a node was declared dead; not a
+kill, a lost data directory or a full disk) are where sides may form, so:
 
 * reads that overlap a window are not checked (counted as ``unchecked_reads``): they may see
   the other side;
@@ -109,6 +110,13 @@ class History:
         # Faults by the nodes they touched: [start, end (None: not over), nodes], from t0;
         # a fault is over once healed and the cluster settled.
         self.node_faults: list[list] = []
+        # Under `serve`: [start, end (None: not over)] of the faults that may split the cluster
+        # into two serving sides (not a kill, a lost data directory or a full disk: a node
+        # down or refusing writes serves no side of its own), and of the times a node was
+        # declared dead, from t0.
+        self.windows: list[list] = []
+        # Indexes in `node_faults` of the faults that do not split (kills and the like).
+        self.no_split: set[int] = set()
         self.created: list[tuple[str, float]] = []
         self.subscriptions: list[Subscription] = []
 
@@ -190,17 +198,21 @@ class History:
         self.extra.append(what)
 
     def diverged(self, start: float, end: float) -> bool:
-        """Under ``serve``: whether ``start``..``end`` (monotonic) overlaps a fault window,
-        where the two sides of a split may each have served the request."""
+        """Under ``serve``: whether ``start``..``end`` (monotonic) overlaps a window where the
+        two sides of a split may each have served the request."""
         if self.split != "serve":
             return False
         a, b = start - self.t0, end - self.t0
-        return any(s <= b and (e is None or e >= a) for s, e, _ in self.node_faults)
+        return any(s <= b and (e is None or e >= a) for s, e in self.windows)
 
-    def fault(self, at: float, what: str, nodes: set[int]) -> None:
+    def fault(self, at: float, what: str, nodes: set[int], splits: bool = True) -> None:
         with self.lock:
             self.fault_log.append((at, what))
             self.node_faults.append([at, None, nodes])
+            if splits:
+                self.windows.append([at, None])
+            else:
+                self.no_split.add(len(self.node_faults) - 1)
 
     def declared_dead(self, logs: list[str]) -> None:
         """Adds to the faults, from the nodes' logs (one text per node, by index), the times a
@@ -239,14 +251,29 @@ class History:
             if what == "member declared dead":
                 out.setdefault(i, t)
             elif i in out:
-                self.node_faults.append([out.pop(i), t + REJOIN_GRACE_S, {i}])
+                start = out.pop(i)
+                self.node_faults.append([start, t + REJOIN_GRACE_S, {i}])
+                self.split_window(i, start, t + REJOIN_GRACE_S)
         for i, start in out.items():
             self.node_faults.append([start, None, {i}])
+            self.split_window(i, start, None)
+
+    def split_window(self, i: int, start: float, end: float | None) -> None:
+        """Node ``i`` was declared dead from ``start`` to ``end``: a window where it may have
+        served a side of its own, unless it was down (killed) meanwhile."""
+        def overlaps(k: int) -> bool:
+            s, e, nodes = self.node_faults[k]
+            return i in nodes and (end is None or s <= end) and (e is None or e >= start)
+        if not any(overlaps(k) for k in self.no_split):
+            self.windows.append([start, end])
 
     def fault_over(self) -> None:
         with self.lock:
+            now = time.monotonic() - self.t0
             if self.node_faults and self.node_faults[-1][1] is None:
-                self.node_faults[-1][1] = time.monotonic() - self.t0
+                self.node_faults[-1][1] = now
+            if self.windows and self.windows[-1][1] is None:
+                self.windows[-1][1] = now
 
     def session_created(self, sid: str, start: float) -> None:
         with self.lock:

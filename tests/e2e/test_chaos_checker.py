@@ -76,6 +76,7 @@ def split_history(split: str) -> History:
     before the window, one in it (the other side's count won), then one after."""
     h = history(split)
     h.node_faults = [[10.0, 20.0, {3}]]
+    h.windows = [[10.0, 20.0]]
     h.write("k", 1, "k=1", 1.0, 1.1, True)
     h.write("k", 2, "k=2", 12.0, 12.1, True)
     h.read("k", "k=1", 25.0, 25.1)
@@ -100,3 +101,13 @@ def test_under_serve_what_was_acknowledged_outside_the_windows_stays():
     report = check(h)
     assert len(report.violations) == 2, report.violations
     assert report.operations["unchecked_reads"] == 1
+
+
+def test_under_serve_a_kill_is_no_split():
+    h = history("serve")
+    h.fault(10.0, "kill -9 node 3", {3}, splits=False)
+    h.node_faults[-1][1] = 20.0
+    h.write("k", 1, "k=1", 1.0, 1.1, True)
+    h.write("k", 2, "k=2", 9.0, 9.1, True)
+    h.read("k", "k=1", 15.0, 15.1)
+    assert len(check(h).violations) == 1

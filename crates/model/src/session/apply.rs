@@ -4,7 +4,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use super::op::SessionOp;
-use super::{Attr, EndReason, Login, LoginPolicy, Session, SessionLimits, Tombstone};
+use super::{attr_bytes, Attr, EndReason, Login, LoginPolicy, Session, SessionLimits, Tombstone};
 use crate::delta::Change;
 use crate::entry::{Entry, Value};
 use crate::reply::Reply;
@@ -62,16 +62,19 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
                 if let Err(e) = check_version(s, if_version) {
                     return (e, Change::Nothing);
                 }
-                let mut next = if replace { IndexMap::new() } else { s.attrs.clone() };
                 let version = s.version + 1;
-                let names: Vec<Bytes> = attrs.iter().map(|(name, _, _)| name.clone()).collect();
-                for (name, tag, value) in attrs {
-                    next.insert(name, Attr { tag, value, version });
-                }
-                if let Err(e) = check_limits(s, &next, &limits) {
+                let written: Vec<(Bytes, Attr)> = attrs
+                    .into_iter()
+                    .map(|(name, tag, value)| (name, Attr { tag, value, version }))
+                    .collect();
+                if let Err(e) = check_limits(s, replace, &written, &limits) {
                     return (e, Change::Nothing);
                 }
-                s.attrs = next;
+                if replace {
+                    s.attrs.clear();
+                }
+                let names: Vec<Bytes> = written.iter().map(|(name, _)| name.clone()).collect();
+                s.attrs.extend(written);
                 s.version = version;
                 s.last_access_ms = now_ms;
                 if let Some(idle_ms) = idle_ms {
@@ -209,16 +212,32 @@ fn check_version(s: &Session, if_version: Option<u64>) -> Result<(), Reply> {
     }
 }
 
+/// Checks a write of `written` (replacing every attribute if `replace`) against the limits: the
+/// written attributes' names and values, and the session's attribute count and size after the
+/// write (worked out from the session as it is, not from a copy of it).
 fn check_limits(
     s: &Session,
-    attrs: &IndexMap<Bytes, Attr>,
+    replace: bool,
+    written: &[(Bytes, Attr)],
     limits: &SessionLimits,
 ) -> Result<(), Reply> {
     let fail = |what: &str| Err(Reply::error(format!("ERR session limit: {what}")));
-    if attrs.len() > limits.attrs_max {
+    let (mut count, mut bytes) =
+        if replace { (0, s.header_bytes()) } else { (s.attrs.len(), s.bytes()) };
+    for (i, (name, attr)) in written.iter().enumerate() {
+        if written[i + 1..].iter().any(|(later, _)| later == name) {
+            continue; // the last value written under a name is the one kept
+        }
+        match s.attrs.get(name).filter(|_| !replace) {
+            Some(old) => bytes -= attr_bytes(name, old),
+            None => count += 1,
+        }
+        bytes += attr_bytes(name, attr);
+    }
+    if count > limits.attrs_max {
         return fail(&format!("more than {} attributes (attrs_max)", limits.attrs_max));
     }
-    for (name, attr) in attrs {
+    for (name, attr) in written {
         if name.is_empty() || name.len() > limits.attr_name_bytes_max {
             return fail(&format!(
                 "attribute names must have 1 to {} bytes (attr_name_bytes_max)",
@@ -232,8 +251,7 @@ fn check_limits(
             ));
         }
     }
-    let candidate = Session { attrs: attrs.clone(), ..s.clone() };
-    if candidate.bytes() > limits.session_bytes_max {
+    if bytes > limits.session_bytes_max {
         return fail(&format!(
             "session over {} bytes (session_bytes_max)",
             limits.session_bytes_max
@@ -432,6 +450,41 @@ mod tests {
         assert!(!changed.any());
         assert_eq!(session(&slot).attrs[&b("a")].value, b("1"));
         assert_eq!(apply(set("a", "3", None), &mut slot, 3).0, Reply::Int(3));
+    }
+
+    #[test]
+    fn limits_count_what_the_session_holds_after_the_write() {
+        let mut slot = None;
+        create(&mut slot, 0);
+        let op = |replace, attrs: Vec<(&str, &str)>| SessionOp::Set {
+            if_version: None,
+            replace,
+            idle_ms: None,
+            attrs: attrs.into_iter().map(|(n, v)| (b(n), Tag::Utf8, b(v))).collect(),
+            limits: LIMITS,
+        };
+        let full = vec![("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")];
+        assert_eq!(apply(op(false, full), &mut slot, 1).0, Reply::Int(2));
+        // Four of four: a value written again, or twice in one write, adds no attribute.
+        assert_eq!(apply(op(false, vec![("a", "2"), ("a", "3")]), &mut slot, 2).0, Reply::Int(3));
+        assert_eq!(session(&slot).attrs[&b("a")].value, b("3"));
+        assert!(apply(op(false, vec![("e", "1")]), &mut slot, 3).0.is_error(), "a fifth");
+        // Replacing counts only what is written.
+        assert_eq!(apply(op(true, vec![("e", "1")]), &mut slot, 4).0, Reply::Int(4));
+        assert_eq!(session(&slot).attrs.len(), 1);
+        // Size: the session after the write, the old value of a name written again left out.
+        let tight = SessionLimits { session_bytes_max: session(&slot).bytes() + 10, ..LIMITS };
+        let grow = |value: &str| SessionOp::Set {
+            if_version: None,
+            replace: false,
+            idle_ms: None,
+            attrs: vec![(b("e"), Tag::Utf8, b(value))],
+            limits: tight,
+        };
+        assert!(!apply(grow(&"y".repeat(11)), &mut slot, 5).0.is_error(), "at the limit");
+        assert!(!apply(grow(&"z".repeat(11)), &mut slot, 6).0.is_error(), "the same size again");
+        assert!(apply(grow(&"y".repeat(12)), &mut slot, 7).0.is_error(), "one byte past");
+        assert_eq!(session(&slot).attrs[&b("e")].value, b(&"z".repeat(11)));
     }
 
     #[test]
