@@ -350,13 +350,15 @@ def partition(key: str, partitions: int = 256) -> int:
 def _registers(h: History, v: list[str], late: list[str]) -> int:
     """The registers rule; returns how many reads it left unchecked (``serve``'s windows)."""
     unchecked = 0
+    # The acknowledged writes each read is held to: not those of a window (worked out once).
+    held = {key: [w for w in writes.values() if w.acked and not h.diverged(w.start, w.end)]
+            for key, writes in h.writes.items()}
     for key, value, start, end, final, node in h.reads:
         if h.diverged(start, end):
             unchecked += 1
             continue
         writes = h.writes.get(key, {})
-        acked = [w.n for w in writes.values()
-                 if w.acked and w.end < start and not h.diverged(w.start, w.end)]
+        acked = [w.n for w in held.get(key, []) if w.end < start]
         floor = max(acked, default=0)
         # Writes the read may see: the last acknowledged one and any later one already sent.
         allowed = [w for w in writes.values() if w.n >= floor and w.start < end]
@@ -421,12 +423,12 @@ def _cas(h: History, v: list[str]) -> None:
         if times > 1:
             v.append(f"session {sid}: {times} acknowledged IFVERSION sets wrote n={n} "
                      f"(an update was lost)")
+    held = [(s, m, set_end) for s, m, set_start, set_end, acked in h.cas_sets
+            if acked and not h.diverged(set_start, set_end)]
     for sid, n, start, end, final in h.session_reads:
         if n is not None and h.diverged(start, end):
             continue
-        floor = max((m for s, m, set_start, set_end, acked in h.cas_sets
-                     if s == sid and acked and set_end < start
-                     and not h.diverged(set_start, set_end)), default=0)
+        floor = max((m for s, m, set_end in held if s == sid and set_end < start), default=0)
         when = "final read" if final else f"t={start - h.t0:.3f}s"
         if n is None:
             v.append(f"session {sid} vanished ({when})")
