@@ -49,8 +49,9 @@ pub struct SimConfig {
     /// `heal_splits` on).
     pub serve_splits: bool,
     /// Lossy nodes under `serve` too (with `serve_splits`): a node heard only seconds late
-    /// splits the cluster in ways whose merge does not always finish (see ARCHITECTURE), so
-    /// they run under `deny` only unless asked for (`SIM_LOSSY_SERVE=1`).
+    /// splits the cluster, into sides that list each other's coordinator (see ARCHITECTURE,
+    /// "Takeovers a live coordinator hears of"). On by default; `SIM_LOSSY_SERVE=0` runs
+    /// `serve` without them, as it ran before 2026-12-06.
     pub lossy_under_serve: bool,
 }
 
@@ -70,7 +71,7 @@ impl SimConfig {
             whole_cluster_restarts: true,
             isolate_max: 1,
             serve_splits: true,
-            lossy_under_serve: false,
+            lossy_under_serve: true,
         }
     }
 }

@@ -72,7 +72,9 @@ fn every_seed_keeps_the_properties_under_faults() {
 /// had been taken as written through one side only.
 #[test]
 fn a_seed_beyond_the_ci_range_keeps_the_properties() {
-    let r = run(SimConfig::new(11259));
+    let mut cfg = SimConfig::new(11259);
+    cfg.lossy_under_serve = false; // its schedule as it was found
+    let r = run(cfg);
     println!("{}", describe(&r));
     assert_clean(&r);
 }

@@ -81,7 +81,7 @@ fn main() {
                 if deny {
                     cfg.cluster.split = sessiongrid_cluster::SplitPolicy::Deny;
                 }
-                cfg.lossy_under_serve = std::env::var("SIM_LOSSY_SERVE").is_ok();
+                cfg.lossy_under_serve = std::env::var("SIM_LOSSY_SERVE").map_or(true, |v| v != "0");
                 if args.get(2).is_some_and(|a| a == "noheal") {
                     // The behaviour before healing: no long splits in serve mode.
                     cfg.cluster.heal_splits = false;
