@@ -1426,8 +1426,8 @@ mod tests {
         assert_eq!(m.epoch_floor(), 12, "the other side merges into this one");
     }
 
-    #[test]
-    fn a_member_merging_in_from_the_other_side_is_left_out_until_it_joins_again() {
+    /// Coordinator 1 of members 1-4 (four partitions), at time 10.
+    fn coordinator_of_four() -> (Membership, Outbox) {
         let cfg = Arc::new(ClusterConfig { partitions: 4, ..ClusterConfig::default() });
         let mut m = Membership::new(1, cfg, false, None, 0);
         let mut out = Outbox::new();
@@ -1442,6 +1442,12 @@ mod tests {
         }
         m.tick(10, &mut out);
         assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
+        (m, out)
+    }
+
+    #[test]
+    fn a_member_merging_in_from_the_other_side_is_left_out_until_it_joins_again() {
+        let (mut m, mut out) = coordinator_of_four();
         // Node 3 served the other side of a split (coordinator 9's, which lists it) and merges
         // into this one, which still counts it: it pushes its side's table here.
         let mut theirs = Topology::founded_by(9, 4);
@@ -1466,20 +1472,7 @@ mod tests {
 
     #[test]
     fn a_member_following_the_other_sides_table_that_left_it_out_is_no_owner_here() {
-        let cfg = Arc::new(ClusterConfig { partitions: 4, ..ClusterConfig::default() });
-        let mut m = Membership::new(1, cfg, false, None, 0);
-        let mut out = Outbox::new();
-        m.tick(0, &mut out);
-        for n in [2, 3, 4] {
-            m.receive(
-                1,
-                n,
-                MemberMsg::Ping { sent_at: 1, epoch: 1, intent: Intent::Stay },
-                &mut out,
-            );
-        }
-        m.tick(10, &mut out);
-        assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
+        let (mut m, mut out) = coordinator_of_four();
         // Cut off from this side, node 3 followed coordinator 9's side, which declared it dead
         // (so it dropped its copies), and merges into this one, which still counts it.
         let mut theirs = Topology::founded_by(9, 4);
