@@ -307,6 +307,23 @@ impl Membership {
         Some(t)
     }
 
+    /// This process runs at `now`. A gap since it last did means it was not running (paused, or
+    /// starved): silence it could not hear is not evidence that others died, and what it hears
+    /// first on waking (the messages queued meanwhile, handled before its next tick) must be
+    /// taken as heard by a node that just woke (sim seed 26402: a coordinator woken from a
+    /// pause met its member's takeover as the other side, won, and served alone).
+    fn note_running(&mut self, now: u64) {
+        if self.last_tick.is_some_and(|t| now.saturating_sub(t) > 3 * self.cfg.heartbeat_ms) {
+            warn!(
+                gap_ms = now - self.last_tick.unwrap_or(now),
+                "node was paused; resetting failure detector"
+            );
+            self.grace_all(now);
+            self.woke_at = Some(now);
+        }
+        self.last_tick = Some(now);
+    }
+
     /// True while a restarted node is still finding out whether its saved topology is current.
     pub fn is_rejoining(&self) -> bool {
         self.rejoining.is_some()
@@ -336,17 +353,7 @@ impl Membership {
 
     /// Drives timers; returns a topology if this node published or adopted one.
     pub fn tick(&mut self, now: u64, out: &mut Outbox) -> Option<Arc<Topology>> {
-        if self.last_tick.is_some_and(|t| now.saturating_sub(t) > 3 * self.cfg.heartbeat_ms) {
-            // This process was not running (paused, or starved): silence it could not hear is
-            // not evidence that others died.
-            warn!(
-                gap_ms = now - self.last_tick.unwrap_or(now),
-                "node was paused; resetting failure detector"
-            );
-            self.grace_all(now);
-            self.woke_at = Some(now);
-        }
-        self.last_tick = Some(now);
+        self.note_running(now);
         if let Some(target) = &self.merging {
             // The node driving the merge finishes it; meanwhile it follows the other side's
             // topology, so its merge operations go to the current primaries.
@@ -500,6 +507,7 @@ impl Membership {
         msg: MemberMsg,
         out: &mut Outbox,
     ) -> Option<Arc<Topology>> {
+        self.note_running(now);
         self.heard.insert(from, now);
         self.contact.insert(from, now);
         self.suspects.remove(&from);
@@ -683,7 +691,11 @@ impl Membership {
                     && self.is_coordinator()
                     && self.is_other_side(&t)
                     && self.topology.as_ref().is_some_and(|mine| mine.is_member(from));
-                let took_over = from == t.coordinator && self.taken_over_without_me(&t);
+                // A coordinator that woke from a pause (or restarted) since served nothing the
+                // taker's side lacks: it takes the table (below) instead of competing.
+                let took_over = from == t.coordinator
+                    && self.taken_over_without_me(&t)
+                    && self.served_since(now);
                 let adopted = if took_over {
                     self.meet(now, from, t, out);
                     None
@@ -1521,6 +1533,22 @@ mod tests {
     }
 
     #[test]
+    fn a_coordinator_woken_from_a_pause_takes_its_members_takeover_heard_before_its_next_tick() {
+        let (mut m, _) = member_of_1(1, vec![1, 2, 3]);
+        let mut out = Outbox::new();
+        m.tick(10, &mut out);
+        m.receive(20, 3, MemberMsg::Ping { sent_at: 20, epoch: 5, intent: Intent::Stay }, &mut out);
+        // Paused from 20 to 2000: node 2 took over meanwhile, with node 3. Its table is the
+        // first thing node 1 handles on waking, before any tick: it served nothing since, so
+        // it takes the table rather than meet it as the other side (and win on a stale count).
+        let theirs = table(2, vec![2, 3], 5 + TAKEOVER_EPOCH_GAP);
+        m.receive(2000, 2, MemberMsg::TopologyPush(theirs), &mut out);
+        assert!(m.merging().is_none());
+        assert_eq!(m.topology().unwrap().coordinator, 2);
+        assert!(!m.is_coordinator());
+    }
+
+    #[test]
     fn a_side_that_won_against_a_table_keeps_winning_against_it() {
         let (mut m, _) = member_of_1(1, vec![1, 2, 3]);
         let mut out = Outbox::new();
@@ -1741,10 +1769,13 @@ mod tests {
         let (mut m, mut out) = member_2_of_five_under_deny();
         // Nodes 3, 4 and 5 were heard just before node 2 was cut off with coordinator 1 gone:
         // earlier contact with a majority, and nobody answering now.
+        for now in (10..=980).step_by(10) {
+            m.tick(now, &mut out);
+        }
         for n in [3, 4, 5] {
             m.receive(990, n, pong(980, 5, 1), &mut out);
         }
-        for now in (10..=1900).step_by(10) {
+        for now in (990..=1900).step_by(10) {
             m.tick(now, &mut out);
         }
         assert!(m.is_coordinator(), "node 2 takes over");
