@@ -691,11 +691,7 @@ impl Membership {
                     && self.is_coordinator()
                     && self.is_other_side(&t)
                     && self.topology.as_ref().is_some_and(|mine| mine.is_member(from));
-                // A coordinator that woke from a pause (or restarted) since served nothing the
-                // taker's side lacks: it takes the table (below) instead of competing.
-                let took_over = from == t.coordinator
-                    && self.taken_over_without_me(&t)
-                    && self.served_since(now);
+                let took_over = from == t.coordinator && self.taken_over_without_me(now, &t);
                 let adopted = if took_over {
                     self.meet(now, from, t, out);
                     None
@@ -976,7 +972,7 @@ impl Membership {
             self.meet(now, from, t, out);
             return None;
         }
-        if from != t.coordinator && self.taken_over_without_me(&t) && self.served_since(now) {
+        if from != t.coordinator && self.taken_over_without_me(now, &t) {
             // Relayed, or pulled from a member: this side's pings say nothing sure of who
             // follows whom, so it does not compete; it merges into the taker's side, its
             // copies going there first, instead of letting them go (sim seed 979 with lossy
@@ -1078,25 +1074,25 @@ impl Membership {
     /// Sent by the taker itself (it met this side, to merge into it or as the winner), the two
     /// sides meet: adopted, the table of a taker merging into this side made this side follow
     /// the loser's, and neither ever finished (sim seed 267 of `serve`, a lossy coordinator).
-    /// Relayed, see [`Self::served_since`].
-    fn taken_over_without_me(&self, t: &Topology) -> bool {
+    /// Relayed, this node merges into the taker's side (see `adopt`). Only while this node went
+    /// on coordinating, so its side may have served writes the taker's lacks: one that woke from
+    /// a pause or restarted within `dead_after_ms` served nothing since, and just takes the
+    /// table (sim seed 26402: woken, a coordinator met its member's takeover, won on its stale
+    /// count of followers and acknowledged a deletion alone, which the merge undid).
+    fn taken_over_without_me(&self, now: u64, t: &Topology) -> bool {
         let Some(mine) = self.topology.as_ref().filter(|_| self.cfg.heals_splits()) else {
             return false;
         };
+        let woke_lately =
+            self.woke_at.is_some_and(|w| now.saturating_sub(w) <= self.cfg.dead_after_ms);
         t.coordinator != self.me
             && mine.coordinator == self.me
             && mine.is_member(t.coordinator)
             && !t.is_member(self.me)
             && t.supersedes(mine)
             && self.merging.is_none()
-    }
-
-    /// True if this node went on coordinating (it neither woke from a pause nor restarted
-    /// lately): its side may have served writes a taker's side lacks.
-    fn served_since(&self, now: u64) -> bool {
-        let woke_lately =
-            self.woke_at.is_some_and(|w| now.saturating_sub(w) <= self.cfg.dead_after_ms);
-        self.rejoining.is_none() && !woke_lately
+            && self.rejoining.is_none()
+            && !woke_lately
     }
 
     /// The newest epoch of a side this one won against: the next publication goes past it.
@@ -1462,10 +1458,7 @@ mod tests {
         let (mut m, mut out) = coordinator_of_four();
         // Node 3 served the other side of a split (coordinator 9's, which lists it) and merges
         // into this one, which still counts it: it pushes its side's table here.
-        let mut theirs = Topology::founded_by(9, 4);
-        theirs.members = vec![3, 9];
-        theirs.epoch = 7;
-        m.receive(20, 3, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
+        m.receive(20, 3, MemberMsg::TopologyPush(table_of(4, 9, vec![3, 9], 7)), &mut out);
         assert!(m.merging().is_none(), "this side stays");
         m.tick(30, &mut out);
         let t = m.topology().unwrap().clone();
@@ -1487,10 +1480,7 @@ mod tests {
         let (mut m, mut out) = coordinator_of_four();
         // Cut off from this side, node 3 followed coordinator 9's side, which declared it dead
         // (so it dropped its copies), and merges into this one, which still counts it.
-        let mut theirs = Topology::founded_by(9, 4);
-        theirs.members = vec![8, 9];
-        theirs.epoch = 7;
-        m.receive(20, 3, MemberMsg::TopologyPush(Arc::new(theirs)), &mut out);
+        m.receive(20, 3, MemberMsg::TopologyPush(table_of(4, 9, vec![8, 9], 7)), &mut out);
         m.tick(30, &mut out);
         let t = m.topology().unwrap().clone();
         assert_eq!(t.members, vec![1, 2, 4], "it owns no copy here until it learns again");
@@ -1624,7 +1614,17 @@ mod tests {
 
     /// A one-partition table of `coordinator` with `members`, numbered `epoch`.
     fn table(coordinator: NodeId, members: Vec<NodeId>, epoch: Epoch) -> Arc<Topology> {
-        let mut t = Topology::founded_by(coordinator, 1);
+        table_of(1, coordinator, members, epoch)
+    }
+
+    /// A table of `partitions` partitions of `coordinator` with `members`, numbered `epoch`.
+    fn table_of(
+        partitions: u16,
+        coordinator: NodeId,
+        members: Vec<NodeId>,
+        epoch: Epoch,
+    ) -> Arc<Topology> {
+        let mut t = Topology::founded_by(coordinator, partitions);
         t.members = members;
         t.epoch = epoch;
         Arc::new(t)
