@@ -398,12 +398,22 @@ mod tests {
     }
 
     fn set(attr: &str, value: &str, if_version: Option<u64>) -> SessionOp {
+        set_with(if_version, false, &[(attr, value)], LIMITS)
+    }
+
+    /// `SESSION.SET` of `attrs` (every other attribute dropped if `replace`) under `limits`.
+    fn set_with(
+        if_version: Option<u64>,
+        replace: bool,
+        attrs: &[(&str, &str)],
+        limits: SessionLimits,
+    ) -> SessionOp {
         SessionOp::Set {
             if_version,
-            replace: false,
+            replace,
             idle_ms: None,
-            attrs: vec![(b(attr), Tag::Utf8, b(value))],
-            limits: LIMITS,
+            attrs: attrs.iter().map(|(n, v)| (b(n), Tag::Utf8, b(v))).collect(),
+            limits,
         }
     }
 
@@ -456,31 +466,22 @@ mod tests {
     fn limits_count_what_the_session_holds_after_the_write() {
         let mut slot = None;
         create(&mut slot, 0);
-        let op = |replace, attrs: Vec<(&str, &str)>| SessionOp::Set {
-            if_version: None,
-            replace,
-            idle_ms: None,
-            attrs: attrs.into_iter().map(|(n, v)| (b(n), Tag::Utf8, b(v))).collect(),
-            limits: LIMITS,
-        };
-        let full = vec![("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")];
-        assert_eq!(apply(op(false, full), &mut slot, 1).0, Reply::Int(2));
+        let full = [("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")];
+        assert_eq!(apply(set_with(None, false, &full, LIMITS), &mut slot, 1).0, Reply::Int(2));
         // Four of four: a value written again, or twice in one write, adds no attribute.
-        assert_eq!(apply(op(false, vec![("a", "2"), ("a", "3")]), &mut slot, 2).0, Reply::Int(3));
+        let twice = set_with(None, false, &[("a", "2"), ("a", "3")], LIMITS);
+        assert_eq!(apply(twice, &mut slot, 2).0, Reply::Int(3));
         assert_eq!(session(&slot).attrs[&b("a")].value, b("3"));
-        assert!(apply(op(false, vec![("e", "1")]), &mut slot, 3).0.is_error(), "a fifth");
+        assert!(apply(set("e", "1", None), &mut slot, 3).0.is_error(), "a fifth");
         // Replacing counts only what is written.
-        assert_eq!(apply(op(true, vec![("e", "1")]), &mut slot, 4).0, Reply::Int(4));
+        assert_eq!(
+            apply(set_with(None, true, &[("e", "1")], LIMITS), &mut slot, 4).0,
+            Reply::Int(4)
+        );
         assert_eq!(session(&slot).attrs.len(), 1);
         // Size: the session after the write, the old value of a name written again left out.
         let tight = SessionLimits { session_bytes_max: session(&slot).bytes() + 10, ..LIMITS };
-        let grow = |value: &str| SessionOp::Set {
-            if_version: None,
-            replace: false,
-            idle_ms: None,
-            attrs: vec![(b("e"), Tag::Utf8, b(value))],
-            limits: tight,
-        };
+        let grow = |value: &str| set_with(None, false, &[("e", value)], tight);
         assert!(!apply(grow(&"y".repeat(11)), &mut slot, 5).0.is_error(), "at the limit");
         assert!(!apply(grow(&"z".repeat(11)), &mut slot, 6).0.is_error(), "the same size again");
         assert!(apply(grow(&"y".repeat(12)), &mut slot, 7).0.is_error(), "one byte past");
