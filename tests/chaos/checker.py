@@ -115,8 +115,8 @@ class History:
         # down or refusing writes serves no side of its own), and of the times a node was
         # declared dead, from t0.
         self.windows: list[list] = []
-        # Indexes in `node_faults` of the faults that do not split (kills and the like).
-        self.no_split: set[int] = set()
+        # The entries of `node_faults` that do not split (kills and the like).
+        self.downs: list[list] = []
         self.created: list[tuple[str, float]] = []
         self.subscriptions: list[Subscription] = []
 
@@ -208,11 +208,12 @@ class History:
     def fault(self, at: float, what: str, nodes: set[int], splits: bool = True) -> None:
         with self.lock:
             self.fault_log.append((at, what))
-            self.node_faults.append([at, None, nodes])
+            entry = [at, None, nodes]
+            self.node_faults.append(entry)
             if splits:
                 self.windows.append([at, None])
             else:
-                self.no_split.add(len(self.node_faults) - 1)
+                self.downs.append(entry)  # the same list: `fault_over` ends both
 
     def declared_dead(self, logs: list[str]) -> None:
         """Adds to the faults, from the nodes' logs (one text per node, by index), the times a
@@ -261,10 +262,10 @@ class History:
     def split_window(self, i: int, start: float, end: float | None) -> None:
         """Node ``i`` was declared dead from ``start`` to ``end``: a window where it may have
         served a side of its own, unless it was down (killed) meanwhile."""
-        def overlaps(k: int) -> bool:
-            s, e, nodes = self.node_faults[k]
+        def down(fault: list) -> bool:
+            s, e, nodes = fault
             return i in nodes and (end is None or s <= end) and (e is None or e >= start)
-        if not any(overlaps(k) for k in self.no_split):
+        if not any(down(f) for f in self.downs):
             self.windows.append([start, end])
 
     def fault_over(self) -> None:

@@ -111,3 +111,19 @@ def test_under_serve_a_kill_is_no_split():
     h.write("k", 2, "k=2", 9.0, 9.1, True)
     h.read("k", "k=1", 15.0, 15.1)
     assert len(check(h).violations) == 1
+
+
+def test_under_serve_a_node_declared_dead_opens_a_window_unless_it_was_down():
+    logs = [
+        line(0, "p2p transport started node=100") + line(11, "member declared dead node=200")
+        + line(19, "node joining node=200"),
+        line(0, "p2p transport started node=200"),
+    ]
+    killed = history("serve")
+    killed.fault(10.0, "kill -9 node 1", {1}, splits=False)
+    killed.fault_over()  # ends at the (made-up) clock's now, past the rejoin
+    killed.declared_dead(logs)
+    assert killed.windows == []
+    alive = history("serve")
+    alive.declared_dead(logs)
+    assert alive.windows == [[11.0, 21.0]]
