@@ -224,9 +224,12 @@ fn check_limits(
     let fail = |what: &str| Err(Reply::error(format!("ERR session limit: {what}")));
     let (mut count, mut bytes) =
         if replace { (0, s.header_bytes()) } else { (s.attrs.len(), s.bytes()) };
-    for (i, (name, attr)) in written.iter().enumerate() {
-        if written[i + 1..].iter().any(|(later, _)| later == name) {
-            continue; // the last value written under a name is the one kept
+    // The last value written under a name is the one kept: looked at from the end, once each
+    // (a set, so a write of many attributes stays linear).
+    let mut seen = std::collections::HashSet::with_capacity(written.len());
+    for (name, attr) in written.iter().rev() {
+        if !seen.insert(name) {
+            continue;
         }
         match s.attrs.get(name).filter(|_| !replace) {
             Some(old) => bytes -= attr_bytes(name, old),
