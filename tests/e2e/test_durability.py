@@ -216,3 +216,53 @@ def test_a_hash_is_written_field_by_field_and_survives_kill_9_whole(pool, budget
     assert c.hdel("big", *model.keys()) == len(model)
     assert c.exists("big") == 0
     assert c.hgetall("big") == {}
+
+
+def test_pipelined_field_writes_of_hashes_larger_than_memory_read_back_in_order(pool):
+    """Hashes far larger than their partition's memory share (1 MiB budget), written and read
+    in pipelines of 200 mixed commands: each reads the writes before it in the pipeline, most
+    of them not on disk yet (field writes, deletions of fields and of whole hashes), and every
+    reply matches a model."""
+    node = pool.grid(config={"memory_max_bytes": 1 << 20})
+    c = node.client()
+    keys = ["{h}a", "{h}b"]  # one partition: their writes share groups
+    model: dict[str, dict[bytes, bytes]] = {k: {} for k in keys}
+    filler = b"x" * 600
+    for k in keys:
+        for start in range(0, 3000, 500):
+            c.hset(k, mapping={f"f{i}".encode(): filler for i in range(start, start + 500)})
+            model[k].update({f"f{i}".encode(): filler for i in range(start, start + 500)})
+    rng = random.Random(7)
+    for _ in range(40):
+        pipe = c.pipeline(transaction=False)
+        expected = []
+        for _ in range(200):
+            k = rng.choice(keys)
+            h = model[k]
+            field = f"f{rng.randrange(3300)}".encode()
+            roll = rng.random()
+            if roll < 0.3:
+                value = f"v{rng.randrange(1000)}".encode()
+                pipe.hset(k, field, value)
+                expected.append(int(field not in h))
+                h[field] = value
+            elif roll < 0.5:
+                pipe.hdel(k, field)
+                expected.append(int(field in h))
+                h.pop(field, None)
+            elif roll < 0.8:
+                pipe.hget(k, field)
+                expected.append(h.get(field))
+            elif roll < 0.9:
+                pipe.hexists(k, field)
+                expected.append(field in h)
+            elif roll < 0.995:
+                pipe.hlen(k)
+                expected.append(len(h))
+            else:
+                pipe.delete(k)
+                expected.append(int(bool(h)))
+                h.clear()
+        assert pipe.execute() == expected
+    for k in keys:
+        assert c.hgetall(k) == model[k]

@@ -20,6 +20,7 @@ use tracing::warn;
 
 use crate::cache::EntryCache;
 use crate::commit::{Committer, Pending};
+use crate::unsettled::{Unsettled, Written};
 
 const TOPOLOGY: &[u8] = b"topology";
 
@@ -134,6 +135,8 @@ pub struct DiskPartition {
     committer: Arc<Committer>,
     /// The versions of the writes whose session events have a row (until forgotten).
     kept: BTreeSet<u64>,
+    /// Its writes that may not be on disk yet, for reads of keys the tier lacks.
+    unsettled: Unsettled,
 }
 
 /// Handles to the node-wide series a partition's tier contributes to.
@@ -181,7 +184,20 @@ impl DiskPartition {
                 BTreeSet::new()
             }
         };
-        DiskPartition { store, p, pos, meta, cache, complete, metrics, pending, committer, kept }
+        let unsettled = Unsettled::default();
+        DiskPartition {
+            store,
+            p,
+            pos,
+            meta,
+            cache,
+            complete,
+            metrics,
+            pending,
+            committer,
+            kept,
+            unsettled,
+        }
     }
 }
 
@@ -255,31 +271,44 @@ impl DiskPartition {
         }
     }
 
-    /// Reads `key` through `seen` from the tier or, if the tier may lack it, through `read`
-    /// from disk once this partition's pending writes are there: `None` if absent.
-    fn lookup<T>(
-        &mut self,
-        key: &[u8],
-        seen: impl FnOnce(&Entry) -> T,
-        read: impl FnOnce(&Store, PartitionId) -> Result<Option<T>, sessiongrid_store::StoreError>,
-    ) -> StoreResult<Option<T>> {
-        if let Some(hit) = self.cache.get(key) {
-            return Ok(Some(seen(hit)));
+    /// Makes a read of `key` from disk see this partition's writes: settles them first
+    /// unless the disk has all of `key`'s or (`overlay`) the caller reads its field writes
+    /// ([`Written::Fields`]) over the disk. A partition whose commit failed reads nothing.
+    fn before_disk_read(&mut self, key: &[u8], overlay: bool) -> StoreResult<()> {
+        if let Some(e) = self.pending.failure() {
+            return Err(err(e));
         }
-        if self.complete {
-            return Ok(None);
-        }
-        self.settle()?;
         self.metrics.disk_reads.increment(1);
-        read(&self.store, self.p).map_err(err)
+        if self.pending.is_idle() {
+            self.unsettled.clear();
+            return Ok(());
+        }
+        let settle = self.unsettled.untracked()
+            || match self.unsettled.of(key) {
+                None => false,
+                Some(Written::Fields { .. }) => !overlay,
+                Some(Written::Whole) => true,
+            };
+        if settle {
+            self.settle()?;
+        }
+        Ok(())
     }
 
     /// What a key holds before a write, from the tier or from its header row on disk.
     fn prior(&mut self, key: &[u8]) -> StoreResult<Prior> {
-        let of = |e: &Entry| Prior::of(Some(e));
-        let prior =
-            self.lookup(key, of, |store, p| Ok(store.get_header(p, key)?.as_ref().map(of)))?;
-        Ok(prior.unwrap_or(Prior::of(None)))
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Prior::of(Some(hit)));
+        }
+        if self.complete {
+            return Ok(Prior::of(None));
+        }
+        self.before_disk_read(key, true)?;
+        if let Some(Written::Fields { header, .. }) = self.unsettled.of(key) {
+            return Ok(Prior::of(Some(header)));
+        }
+        let header = self.store.get_header(self.p, key).map_err(err)?;
+        Ok(Prior::of(header.as_ref()))
     }
 
     fn write(
@@ -313,7 +342,11 @@ impl DiskPartition {
             }
             self.committer.flush();
         }
-        self.pending.failure().map_or(Ok(()), |e| Err(err(e)))
+        if let Some(e) = self.pending.failure() {
+            return Err(err(e));
+        }
+        self.unsettled.clear();
+        Ok(())
     }
 
     /// Where this partition's writes wait for its actor to submit them.
@@ -338,29 +371,40 @@ fn count(present: bool) -> u64 {
 
 impl PartitionStore for DiskPartition {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
-        // Read from disk (`true`), the entry joins the tier.
-        let read = |store: &Store, p| Ok(store.get(p, key)?.map(|e| (e, true)));
-        let found = self.lookup(key, |hit| (hit.clone(), false), read)?;
-        if let Some((e, true)) = &found {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(hit.clone()));
+        }
+        if self.complete {
+            return Ok(None);
+        }
+        self.before_disk_read(key, false)?;
+        let found = self.store.get(self.p, key).map_err(err)?;
+        if let Some(e) = &found {
             self.remember(key, Some(e.clone()));
         }
-        Ok(found.map(|(e, _)| e))
+        Ok(found)
     }
 
     fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
-        // A value read whole from disk (not a view of some fields) joins the tier.
-        let read = |store: &Store, p| {
-            let found = store.get_fields(p, key, needs)?;
-            Ok(found.map(|e| {
-                let whole = !e.value.is_read_in_part();
-                (e, whole)
-            }))
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(hit.view(needs)));
+        }
+        if self.complete {
+            return Ok(None);
+        }
+        self.before_disk_read(key, true)?;
+        let found = match self.unsettled.of(key) {
+            Some(Written::Fields { header, rows }) => {
+                self.store.fill_fields(self.p, key, header.clone(), needs, rows).map(Some)
+            }
+            _ => self.store.get_fields(self.p, key, needs),
         };
-        let found = self.lookup(key, |hit| (hit.view(needs), false), read)?;
-        if let Some((e, true)) = &found {
+        let found = found.map_err(err)?;
+        // A value read whole (not a view of some fields) joins the tier.
+        if let Some(e) = found.as_ref().filter(|e| !e.value.is_read_in_part()) {
             self.remember(key, Some(e.clone()));
         }
-        Ok(found.map(|(e, _)| e))
+        Ok(found)
     }
 
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {
@@ -368,6 +412,9 @@ impl PartitionStore for DiskPartition {
             Some(prior) => prior,
             None => self.prior(&entry.key)?,
         };
+        if self.pending.is_idle() {
+            self.unsettled.clear();
+        }
         let old_expiry = prior.expire_at_ms;
         let head = entry.delta.head();
         let mut meta = self.meta;
@@ -397,6 +444,7 @@ impl PartitionStore for DiskPartition {
             }
         });
         if written.is_ok() {
+            self.unsettled.record(key, &entry.delta);
             if !entry.events.is_empty() {
                 self.kept.insert(version);
             }
@@ -491,6 +539,7 @@ impl PartitionStore for DiskPartition {
         let pos = self.pos;
         self.account(EntryCache::clear);
         self.complete = false;
+        self.unsettled.record_untracked();
         self.write(pos, meta, |batch| {
             for (k, at) in &doomed {
                 batch.unindex(k, *at);
@@ -527,6 +576,7 @@ impl PartitionStore for DiskPartition {
     fn clear(&mut self) -> StoreResult<()> {
         self.account(EntryCache::clear);
         let kept = std::mem::take(&mut self.kept);
+        self.unsettled.record_untracked();
         let written = self.write(Some(LogPos::ZERO), PartitionMeta::default(), |batch| {
             batch.delete_partition();
             kept.iter().for_each(|v| batch.forget_events(*v));
@@ -638,6 +688,64 @@ mod tests {
         set(&mut p, 1, b"first", 10);
         set(&mut p, 2, b"second", 200);
         assert!(p.get(b"first").unwrap().is_some(), "evicted: read from disk");
+    }
+
+    /// A write of fields `rows` (`None`: removed) of hash `h` at `version`, over `prior`.
+    fn hset(p: &mut DiskPartition, version: u64, rows: &[(&str, Option<&str>)], prior: Prior) {
+        use sessiongrid_model::Value;
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let header = Entry { value: Value::Hash(Default::default()), expire_at_ms: None, version };
+        let rows = rows.iter().map(|(n, v)| (b(n), v.map(b))).collect();
+        let entry = LogEntry {
+            pos: LogPos { version, ..LogPos::ZERO },
+            key: Bytes::from_static(b"h"),
+            delta: Delta::Fields { header, rows },
+            events: Vec::new(),
+        };
+        p.append(&entry, Some(prior)).unwrap();
+    }
+
+    #[test]
+    fn a_hash_the_tier_cannot_hold_is_read_over_its_writes_not_on_disk_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = disk_node(&dir, 400);
+        let mut p = disk.partition(1);
+        let big = "x".repeat(1000);
+        hset(&mut p, 1, &[("a", Some(&big)), ("b", Some("2"))], Prior::of(None));
+        p.settle().unwrap();
+        assert!(p.cache.get(b"h").is_none(), "larger than the tier");
+        let hash = Prior::of(p.store.get_header(1, b"h").unwrap().as_ref());
+        hset(&mut p, 2, &[("c", Some("3")), ("b", None)], hash);
+        hset(&mut p, 3, &[("d", Some("4"))], hash);
+        let needs = |names: &[&str], others| FieldNeeds {
+            names: names.iter().map(|n| Bytes::copy_from_slice(n.as_bytes())).collect(),
+            others,
+        };
+        let view = p.get_fields(b"h", &needs(&["a", "b", "c", "zz"], false)).unwrap().unwrap();
+        assert_eq!(view.version, 3);
+        let names: Vec<_> = view.value.field_rows().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a", "c"], "b removed, c written, zz never there");
+        // The other field is one written since (d) or one on disk not removed since (a).
+        let view = p.get_fields(b"h", &needs(&["c"], true)).unwrap().unwrap();
+        assert_eq!(view.value.field_rows().len(), 2);
+        assert!(p.prior(b"h").unwrap().existed);
+        assert!(p.pending.has_writes(), "nothing was written to be read back");
+        assert_eq!(p.store.get_header(1, b"h").unwrap().unwrap().version, 1);
+        // A whole write cannot be read over: the read settles first.
+        let entry = LogEntry {
+            pos: LogPos { version: 4, ..LogPos::ZERO },
+            key: Bytes::from_static(b"h"),
+            delta: Delta::Whole(None),
+            events: Vec::new(),
+        };
+        p.append(&entry, Some(hash)).unwrap();
+        hset(&mut p, 5, &[("e", Some("5"))], Prior::of(None));
+        p.cache.take(b"h");
+        p.complete = false;
+        let view = p.get_fields(b"h", &needs(&["a", "e"], true)).unwrap().unwrap();
+        let names: Vec<_> = view.value.field_rows().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["e"], "the deletion took a with it");
+        assert!(p.pending.is_idle());
     }
 
     #[test]

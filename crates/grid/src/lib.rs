@@ -14,6 +14,7 @@
 //!   [`transport::Inbox`] that hands their messages to the right actor.
 //! - [`disk`] — the protocol's disk over RocksDB: writes and positions in one batch, the memory tier.
 //! - [`cache`] — the per-partition tier of hot entries within the memory budget (CLOCK eviction).
+//! - [`unsettled`] — a partition's writes not on disk yet, by key, read over the disk.
 //! - [`status`] — [`status::ClusterStatus`] and the cluster gauges.
 //! - [`events`] — [`events::EventBus`]: session events for subscribers, and their counts.
 //! - [`pubsub`] — [`pubsub::PubSub`]: Redis channels, delivered on every node.
@@ -37,6 +38,7 @@ pub mod status;
 pub mod supervisor;
 pub mod transport;
 pub mod txn;
+pub mod unsettled;
 
 pub use error::GridError;
 pub use grid::{Grid, Peers};

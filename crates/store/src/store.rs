@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use hashbrown::HashMap;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
     IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
@@ -160,6 +161,11 @@ impl Store {
         // one writer at a time.)
         opts.set_allow_concurrent_memtable_write(false);
         let mut meta_opts = opts.clone();
+        // Most reads that reach RocksDB are of rows the memtable does not hold (written before
+        // its last flush): a bloom filter of its keys answers those without searching its
+        // skiplist (cache misses all the way down).
+        opts.set_memtable_prefix_bloom_ratio(0.05);
+        opts.set_memtable_whole_key_filtering(true);
         meta_opts.set_inplace_update_support(true);
         let cfs = [
             ColumnFamilyDescriptor::new(keys::CF_ENTRIES, opts.clone()),
@@ -257,34 +263,61 @@ impl Store {
         key: &[u8],
         needs: &FieldNeeds,
     ) -> Result<Option<Entry>, StoreError> {
-        let names = &needs.names;
         let started = Instant::now();
-        let Some(mut entry) = self.get_header(p, key)? else { return Ok(None) };
+        let Some(header) = self.get_header(p, key)? else { return Ok(None) };
+        let entry = self.fill_fields(p, key, header, needs, &HashMap::new())?;
+        self.inner.read_seconds.record(started.elapsed());
+        Ok(Some(entry))
+    }
+
+    /// Fills `entry`, the newest header of `key`, with what `needs` asks for, as
+    /// [`Store::get_fields`] does, taking the rows in `written` (newer than the disk's; `None`:
+    /// removed) in place of the disk's. A value not read in part is read whole (`written`
+    /// must then be empty).
+    pub fn fill_fields(
+        &self,
+        p: PartitionId,
+        key: &[u8],
+        mut entry: Entry,
+        needs: &FieldNeeds,
+        written: &HashMap<Bytes, Option<Bytes>>,
+    ) -> Result<Entry, StoreError> {
         if !entry.value.is_read_in_part() {
+            debug_assert!(written.is_empty(), "rows over a value read whole");
             self.load_fields(p, key, &mut entry)?;
-            return Ok(Some(entry));
+            return Ok(entry);
         }
+        let names = &needs.names;
         for name in names {
-            if let Some(row) =
-                self.inner.db.get_pinned_cf(self.fields(), keys::field_key(p, key, name))?
-            {
-                entry.value.set_field_row(name, Some(&row));
+            match written.get(name) {
+                Some(row) => {
+                    entry.value.set_field_row(name, row.as_deref());
+                }
+                None => {
+                    let row_key = keys::field_key(p, key, name);
+                    if let Some(row) = self.inner.db.get_pinned_cf(self.fields(), row_key)? {
+                        entry.value.set_field_row(name, Some(&row));
+                    }
+                }
             }
         }
         if !needs.others {
-            self.inner.read_seconds.record(started.elapsed());
-            return Ok(Some(entry));
+            return Ok(entry);
         }
-        // At most one row per named field comes before another one.
-        for row in self.field_rows(p, key).take(names.len() + 1) {
+        let other = |name: &Bytes| !names.contains(name);
+        if let Some((name, Some(row))) = written.iter().find(|(n, r)| r.is_some() && other(n)) {
+            entry.value.set_field_row(name, Some(row));
+            return Ok(entry);
+        }
+        // Each row passed over is a named field or one removed since.
+        for row in self.field_rows(p, key).take(names.len() + written.len() + 1) {
             let (name, v) = row?;
-            if !names.contains(&name) {
+            if other(&name) && !written.contains_key(&name) {
                 entry.value.set_field_row(&name, Some(&v));
                 break;
             }
         }
-        self.inner.read_seconds.record(started.elapsed());
-        Ok(Some(entry))
+        Ok(entry)
     }
 
     /// Reads a key's header row alone: a hash or session without its fields.
