@@ -288,7 +288,7 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
         secret,
         max_frame_bytes: config.bulk_bytes_max.saturating_mul(2).max(64 << 20),
     };
-    let net = Net::start(net_config, inbox.clone())?;
+    let net = Net::new(net_config, inbox.clone());
     let id = net.id;
     let peers = Peers { id, transport: Arc::new(net), inbox, joining: !join.is_empty() };
     Ok(Grid::start_node(config, cluster_config(config), peers, true).await?)

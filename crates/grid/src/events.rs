@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use metrics::Counter;
 use sessiongrid_model::session::event::{EventKind, SessionEvent};
 use tokio::sync::broadcast;
 
@@ -60,6 +61,8 @@ pub struct EventBus {
     me: AtomicU64,
     /// Counts of every group together (`None`) and of each group.
     counts: Mutex<HashMap<Option<Bytes>, EventCounts>>,
+    /// `sessiongrid_session_events_total` by kind, in [`KINDS`] order.
+    published: [Counter; KINDS.len()],
 }
 
 impl Default for EventBus {
@@ -68,6 +71,9 @@ impl Default for EventBus {
             tx: broadcast::channel(SUBSCRIBER_BUFFER).0,
             me: AtomicU64::new(0),
             counts: Mutex::new(HashMap::new()),
+            published: KINDS.map(|kind| {
+                metrics::counter!("sessiongrid_session_events_total", "event" => kind.name())
+            }),
         }
     }
 }
@@ -89,22 +95,20 @@ impl EventBus {
             for e in &events {
                 let i = index(e.kind);
                 let mine = e.node == me;
-                let known = counts.contains_key(&Some(e.group.clone()));
-                let groups = if known || counts.len() <= GROUPS_COUNTED_MAX {
-                    vec![None, Some(e.group.clone())]
-                } else {
-                    vec![None]
-                };
-                for g in groups {
-                    let c = counts.entry(g).or_default();
+                let count = |c: &mut EventCounts| {
                     c.cluster[i] += 1;
-                    if mine {
-                        c.node[i] += 1;
-                    }
+                    c.node[i] += u64::from(mine);
+                };
+                count(counts.entry(None).or_default());
+                let group = Some(e.group.clone());
+                let room = counts.len() <= GROUPS_COUNTED_MAX;
+                match counts.get_mut(&group) {
+                    Some(c) => count(c),
+                    None if room => count(counts.entry(group).or_default()),
+                    None => {}
                 }
                 if mine {
-                    metrics::counter!("sessiongrid_session_events_total", "event" => e.kind.name())
-                        .increment(1);
+                    self.published[i].increment(1);
                 }
             }
         }

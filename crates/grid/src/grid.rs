@@ -108,6 +108,10 @@ impl Grid {
             (0..config.engine_threads()).map(|_| Arc::new(Committer::new(store.clone()))).collect();
         let shards = Shards::start(&committers).map_err(|e| GridError::Start(e.to_string()))?;
         let shards = Arc::new(shards);
+        {
+            let _engine = shards.of_partition(0).enter();
+            peers.transport.start().map_err(GridError::Start)?;
+        }
         let disk = DiskNode::new(store.clone(), peers.id, cache_bytes_max, committers);
         let events = Arc::new(EventBus::default());
         events.set_node(peers.id);

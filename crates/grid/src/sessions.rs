@@ -66,6 +66,7 @@ pub struct Sessions {
     config: Arc<SessionConfig>,
     /// Logins refused by a policy on this node (they change nothing, so they make no event).
     logins_rejected: Arc<AtomicU64>,
+    attribute_writes: metrics::Counter,
 }
 
 /// `SESSION.STATS`: live sessions in the grid, and session events by kind, published by this
@@ -104,7 +105,12 @@ pub struct Write {
 
 impl Sessions {
     pub fn new(grid: Grid, config: SessionConfig) -> Self {
-        Sessions { grid, config: Arc::new(config), logins_rejected: Arc::default() }
+        Sessions {
+            grid,
+            config: Arc::new(config),
+            logins_rejected: Arc::default(),
+            attribute_writes: metrics::counter!("sessiongrid_sessions_attribute_writes_total"),
+        }
     }
 
     pub fn grid(&self) -> &Grid {
@@ -217,7 +223,7 @@ impl Sessions {
         };
         match self.exec(session_key(id), op).await? {
             Reply::Int(v) => {
-                metrics::counter!("sessiongrid_sessions_attribute_writes_total").increment(1);
+                self.attribute_writes.increment(1);
                 Ok(Some(v as u64))
             }
             _ => Ok(None),

@@ -19,6 +19,13 @@ use crate::partition::PartitionMsg;
 /// How the node reaches its peers; libp2p in the binary.
 pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: NodeId, msg: Msg);
+
+    /// Starts the transport's tasks on the current runtime. The grid calls it once, on the
+    /// engine thread of partition 0, so that peers' messages are read and written on the
+    /// thread that does the work they cause, not handed between threads.
+    fn start(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The transport of a node without peers (a single node): there is nobody to send to.

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -53,18 +53,40 @@ struct Behaviour {
 
 /// The grid's handle on the network: send a message to a node by id.
 pub struct Net {
-    /// Live streams to peers; a message goes straight to its peer's stream.
-    writers: Arc<Writers>,
-    /// Messages for peers without a live stream go through the event loop, which opens one.
+    /// Live streams to peers; a message goes straight to its peer's stream. Set once started.
+    writers: OnceLock<Arc<Writers>>,
+    /// Messages for peers without a live stream go through the event loop, which opens one
+    /// (and those sent before it started wait there).
     outbound: mpsc::UnboundedSender<(NodeId, Msg)>,
+    /// What starting needs, until the grid starts the transport on its engine thread.
+    unstarted: Mutex<Option<Unstarted>>,
     pub id: NodeId,
+}
+
+struct Unstarted {
+    config: NetConfig,
+    inbox: Inbox,
+    outbound: mpsc::UnboundedReceiver<(NodeId, Msg)>,
 }
 
 impl GridTransport for Net {
     fn send(&self, to: NodeId, msg: Msg) {
-        if let Some(msg) = self.writers.send(to, msg) {
+        let unsent = match self.writers.get() {
+            Some(writers) => writers.send(to, msg),
+            None => Some(msg),
+        };
+        if let Some(msg) = unsent {
             let _ = self.outbound.send((to, msg));
         }
+    }
+
+    fn start(&self) -> Result<(), String> {
+        let Some(unstarted) = self.unstarted.lock().expect("net lock").take() else {
+            return Ok(()); // started already
+        };
+        let writers = Net::start_here(unstarted).map_err(|e| format!("{e:#}"))?;
+        let _ = self.writers.set(writers);
+        Ok(())
     }
 }
 
@@ -105,8 +127,18 @@ fn transport(
 }
 
 impl Net {
-    /// Starts listening and dialling; messages from peers are delivered to `inbox`.
-    pub fn start(config: NetConfig, inbox: Inbox) -> anyhow::Result<Net> {
+    /// A transport that, once started ([`GridTransport::start`]), listens and dials and
+    /// delivers peers' messages to `inbox`.
+    pub fn new(config: NetConfig, inbox: Inbox) -> Net {
+        let id = node_id(&config.keypair.public().to_peer_id());
+        let (outbound, rx) = mpsc::unbounded_channel();
+        let unstarted = Unstarted { config, inbox, outbound: rx };
+        Net { writers: OnceLock::new(), outbound, unstarted: Mutex::new(Some(unstarted)), id }
+    }
+
+    /// Starts listening and dialling, with every task of the transport on the current runtime.
+    fn start_here(unstarted: Unstarted) -> anyhow::Result<Arc<Writers>> {
+        let Unstarted { config, inbox, outbound: rx } = unstarted;
         let peer_id = config.keypair.public().to_peer_id();
         let id = node_id(&peer_id);
         let transport = transport(&config.keypair, config.secret.as_deref())?;
@@ -143,11 +175,10 @@ impl Net {
         tokio::spawn(accept_loop(incoming, inbox.clone(), max_frame_bytes));
         let writers = Arc::new(Writers::new(control, max_frame_bytes));
         swarm.listen_on(multiaddr(config.listen)).context("listening for peers")?;
-        let (outbound, rx) = mpsc::unbounded_channel();
         let joins: Vec<Multiaddr> = config.join.iter().copied().map(multiaddr).collect();
         info!(node = id, %peer_id, listen = %config.listen, "p2p transport started");
         tokio::spawn(run(swarm, rx, inbox, joins, writers.clone()));
-        Ok(Net { writers, outbound, id })
+        Ok(writers)
     }
 }
 
