@@ -108,10 +108,12 @@ impl Grid {
             (0..config.engine_threads()).map(|_| Arc::new(Committer::new(store.clone()))).collect();
         let shards = Shards::start(&committers).map_err(|e| GridError::Start(e.to_string()))?;
         let shards = Arc::new(shards);
-        {
-            let _engine = shards.of_partition(0).enter();
-            peers.transport.start().map_err(GridError::Start)?;
-        }
+        // On a node of one engine thread the transport runs there too: a replicated write then
+        // never changes threads. A node of several keeps it on the process's runtime, whose
+        // workers spread it over the cores.
+        let _engine = (shards.count() == 1).then(|| shards.of_partition(0).enter());
+        peers.transport.start().map_err(GridError::Start)?;
+        drop(_engine);
         let disk = DiskNode::new(store.clone(), peers.id, cache_bytes_max, committers);
         let events = Arc::new(EventBus::default());
         events.set_node(peers.id);

@@ -65,6 +65,10 @@ impl Shards {
         Ok(Shards { running: Mutex::new(running), handles, next: AtomicUsize::new(0) })
     }
 
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
     /// The runtime of the shard partition `p` lives on.
     pub fn of_partition(&self, p: PartitionId) -> &Handle {
         &self.handles[p as usize % self.handles.len()]

@@ -20,9 +20,9 @@ use crate::partition::PartitionMsg;
 pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: NodeId, msg: Msg);
 
-    /// Starts the transport's tasks on the current runtime. The grid calls it once, on the
-    /// engine thread of partition 0, so that peers' messages are read and written on the
-    /// thread that does the work they cause, not handed between threads.
+    /// Starts the transport's tasks on the current runtime. The grid calls it once; on a node
+    /// of one engine thread, on that thread, so that peers' messages are read and written
+    /// where the work they cause runs, not handed between threads.
     fn start(&self) -> Result<(), String> {
         Ok(())
     }

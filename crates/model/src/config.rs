@@ -254,7 +254,8 @@ pub enum ConfigError {
 
 impl NodeConfig {
     /// How many engine threads to run: `engine_threads`, or one per two cores (the other
-    /// half serve the kernel's network stack, RocksDB's flushes and compactions, and peers).
+    /// half serve the kernel's network stack, RocksDB's flushes and compactions, and, on a
+    /// node of several engine threads, peers).
     pub fn engine_threads(&self) -> usize {
         match self.engine_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
