@@ -251,7 +251,7 @@ where
     if !id::looks_valid(id) {
         return Ok(LoginOutcome::NoSession);
     }
-    let get = SessionOp::Get { touch: false, attrs: None, names: false };
+    let get = without_attrs();
     let Some(s) = exec_session(x, id, get).await? else {
         return Ok(LoginOutcome::NoSession);
     };
@@ -295,6 +295,12 @@ where
     Ok(LoginOutcome::LoggedIn { evicted })
 }
 
+/// Reads a session as it is, its attributes left out: what a login needs to know of it (a
+/// 50 KB session's attributes need not leave its partition).
+fn without_attrs() -> SessionOp {
+    SessionOp::Get { touch: false, attrs: Some(Vec::new()), names: false }
+}
+
 /// Logs the user out of session `id` (the session stays, anonymous): false if no session or
 /// nobody was logged in.
 pub async fn logout<X: Exec>(x: &X, id: &[u8]) -> FlowResult<bool, X>
@@ -336,7 +342,7 @@ where
         let mut id = login.id.clone();
         let mut found = None;
         for _ in 0..MOVES_FOLLOWED_MAX {
-            let get = SessionOp::Get { touch: false, attrs: None, names: false };
+            let get = without_attrs();
             if let Some(s) = exec_session(x, &id, get).await? {
                 found = Some(s);
                 break;
