@@ -229,20 +229,22 @@ impl DiskPartition {
     }
 
     fn remember(&mut self, key: &[u8], entry: Option<Entry>) {
+        self.remember_key(Bytes::copy_from_slice(key), entry)
+    }
+
+    /// [`DiskPartition::remember`] with the key already in a buffer of its own (a write's).
+    fn remember_key(&mut self, key: Bytes, entry: Option<Entry>) {
         match entry {
-            Some(e) => {
-                let key = Bytes::copy_from_slice(key);
-                match self.account(|cache| cache.insert(key, e)) {
-                    Some(0) => {}
-                    Some(evicted) => {
-                        self.complete = false;
-                        self.metrics.evictions.increment(evicted as u64);
-                    }
-                    None => self.complete = false,
+            Some(e) => match self.account(|cache| cache.insert(key, e)) {
+                Some(0) => {}
+                Some(evicted) => {
+                    self.complete = false;
+                    self.metrics.evictions.increment(evicted as u64);
                 }
-            }
+                None => self.complete = false,
+            },
             None => {
-                self.account(|cache| cache.take(key));
+                self.account(|cache| cache.take(&key));
             }
         }
     }
@@ -251,9 +253,9 @@ impl DiskPartition {
     /// the copy in place; one the copy cannot take (not there, or of another kind) drops it,
     /// so the next read sees the disk.
     /// A key that held nothing (`!existed`) is cached whole: its header and rows are all of it.
-    fn remember_change(&mut self, key: &[u8], delta: &Delta, existed: bool) {
+    fn remember_change(&mut self, key: &Bytes, delta: &Delta, existed: bool) {
         match delta {
-            Delta::Whole(state) => self.remember(key, state.clone()),
+            Delta::Whole(state) => self.remember_key(key.clone(), state.clone()),
             Delta::Fields { header, rows } => {
                 let patched = self.account(|cache| cache.patch(key, |slot| delta.patch(slot)));
                 if !patched && !existed {
