@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - [`swarm`] — the libp2p swarm, its event loop, and [`swarm::Net`], the grid's
-//!   [`sessiongrid_grid::transport::Transport`].
+//!   [`sessiongrid_grid::transport::Transport`]: built with the node, started by the grid on
+//!   the runtime its tasks are to run on (the engine thread, on a node of one).
 //! - [`streams`] — a writer per peer that batches queued messages into writes; readers of the
 //!   streams peers open.
 //! - [`codec`] — length-prefixed postcard frames with a size cap.
