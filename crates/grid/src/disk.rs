@@ -273,6 +273,26 @@ impl DiskPartition {
         }
     }
 
+    /// Reads `key` through `seen` from the tier or, if the tier may lack it, through `read`
+    /// from disk (`None` if absent), once the disk shows this partition's writes of `key`:
+    /// see [`DiskPartition::before_disk_read`].
+    fn lookup<T>(
+        &mut self,
+        key: &[u8],
+        overlay: bool,
+        seen: impl FnOnce(&Entry) -> T,
+        read: impl FnOnce(&mut Self) -> StoreResult<Option<T>>,
+    ) -> StoreResult<Option<T>> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(seen(hit)));
+        }
+        if self.complete {
+            return Ok(None);
+        }
+        self.before_disk_read(key, overlay)?;
+        read(self)
+    }
+
     /// Makes a read of `key` from disk see this partition's writes: settles them first
     /// unless the disk has all of `key`'s or (`overlay`) the caller reads its field writes
     /// ([`Written::Fields`]) over the disk. A partition whose commit failed reads nothing.
@@ -299,18 +319,14 @@ impl DiskPartition {
 
     /// What a key holds before a write, from the tier or from its header row on disk.
     fn prior(&mut self, key: &[u8]) -> StoreResult<Prior> {
-        if let Some(hit) = self.cache.get(key) {
-            return Ok(Prior::of(Some(hit)));
-        }
-        if self.complete {
-            return Ok(Prior::of(None));
-        }
-        self.before_disk_read(key, true)?;
-        if let Some(Written::Fields { header, .. }) = self.unsettled.of(key) {
-            return Ok(Prior::of(Some(header)));
-        }
-        let header = self.store.get_header(self.p, key).map_err(err)?;
-        Ok(Prior::of(header.as_ref()))
+        let of = |e: &Entry| Prior::of(Some(e));
+        let prior = self.lookup(key, true, of, |disk| {
+            if let Some(Written::Fields { header, .. }) = disk.unsettled.of(key) {
+                return Ok(Some(of(header)));
+            }
+            Ok(disk.store.get_header(disk.p, key).map_err(err)?.as_ref().map(of))
+        })?;
+        Ok(prior.unwrap_or(Prior::of(None)))
     }
 
     fn write(
@@ -373,40 +389,36 @@ fn count(present: bool) -> u64 {
 
 impl PartitionStore for DiskPartition {
     fn get(&mut self, key: &[u8]) -> StoreResult<Option<Entry>> {
-        if let Some(hit) = self.cache.get(key) {
-            return Ok(Some(hit.clone()));
-        }
-        if self.complete {
-            return Ok(None);
-        }
-        self.before_disk_read(key, false)?;
-        let found = self.store.get(self.p, key).map_err(err)?;
-        if let Some(e) = &found {
-            self.remember(key, Some(e.clone()));
-        }
-        Ok(found)
+        self.lookup(key, false, Entry::clone, |disk| {
+            let found = disk.store.get(disk.p, key).map_err(err)?;
+            if let Some(e) = &found {
+                disk.remember(key, Some(e.clone()));
+            }
+            Ok(found)
+        })
     }
 
     fn get_fields(&mut self, key: &[u8], needs: &FieldNeeds) -> StoreResult<Option<Entry>> {
-        if let Some(hit) = self.cache.get(key) {
-            return Ok(Some(hit.view(needs)));
-        }
-        if self.complete {
-            return Ok(None);
-        }
-        self.before_disk_read(key, true)?;
-        let found = match self.unsettled.of(key) {
-            Some(Written::Fields { header, rows }) => {
-                self.store.fill_fields(self.p, key, header.clone(), needs, rows).map(Some)
-            }
-            _ => self.store.get_fields(self.p, key, needs),
-        };
-        let found = found.map_err(err)?;
-        // A value read whole (not a view of some fields) joins the tier.
-        if let Some(e) = found.as_ref().filter(|e| !e.value.is_read_in_part()) {
-            self.remember(key, Some(e.clone()));
-        }
-        Ok(found)
+        self.lookup(
+            key,
+            true,
+            |hit| hit.view(needs),
+            |disk| {
+                let (store, p) = (&disk.store, disk.p);
+                let found = match disk.unsettled.of(key) {
+                    Some(Written::Fields { header, rows }) => {
+                        store.fill_fields(p, key, header.clone(), needs, rows).map(Some)
+                    }
+                    _ => store.get_fields(p, key, needs),
+                };
+                let found = found.map_err(err)?;
+                // A value read whole (not a view of some fields) joins the tier.
+                if let Some(e) = found.as_ref().filter(|e| !e.value.is_read_in_part()) {
+                    disk.remember(key, Some(e.clone()));
+                }
+                Ok(found)
+            },
+        )
     }
 
     fn append(&mut self, entry: &LogEntry, prior: Option<Prior>) -> StoreResult<()> {
@@ -614,12 +626,16 @@ mod tests {
         assert_eq!(disk.partition(3).position(), Some(LogPos::ZERO), "never written");
     }
 
+    /// The write at `version` of `delta` to `key`, without session events.
+    fn write_of(version: u64, key: &'static [u8], delta: Delta) -> LogEntry {
+        let pos = LogPos { version, ..LogPos::ZERO };
+        LogEntry { pos, key: Bytes::from_static(key), delta, events: Vec::new() }
+    }
+
     fn set(disk: &mut DiskPartition, version: u64, key: &'static [u8], len: usize) {
         let value = sessiongrid_model::Value::Str(Bytes::from(vec![b'x'; len]));
-        let pos = LogPos { version, ..LogPos::ZERO };
         let delta = Delta::Whole(Some(Entry::new(value)));
-        let entry = LogEntry { pos, key: Bytes::from_static(key), delta, events: Vec::new() };
-        disk.append(&entry, None).unwrap();
+        disk.append(&write_of(version, key, delta), None).unwrap();
     }
 
     /// A node's disk of 4 partitions in `dir`, with a tier of `budget` bytes per partition.
@@ -698,13 +714,7 @@ mod tests {
         let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
         let header = Entry { value: Value::Hash(Default::default()), expire_at_ms: None, version };
         let rows = rows.iter().map(|(n, v)| (b(n), v.map(b))).collect();
-        let entry = LogEntry {
-            pos: LogPos { version, ..LogPos::ZERO },
-            key: Bytes::from_static(b"h"),
-            delta: Delta::Fields { header, rows },
-            events: Vec::new(),
-        };
-        p.append(&entry, Some(prior)).unwrap();
+        p.append(&write_of(version, b"h", Delta::Fields { header, rows }), Some(prior)).unwrap();
     }
 
     #[test]
@@ -734,13 +744,7 @@ mod tests {
         assert!(p.pending.has_writes(), "nothing was written to be read back");
         assert_eq!(p.store.get_header(1, b"h").unwrap().unwrap().version, 1);
         // A whole write cannot be read over: the read settles first.
-        let entry = LogEntry {
-            pos: LogPos { version: 4, ..LogPos::ZERO },
-            key: Bytes::from_static(b"h"),
-            delta: Delta::Whole(None),
-            events: Vec::new(),
-        };
-        p.append(&entry, Some(hash)).unwrap();
+        p.append(&write_of(4, b"h", Delta::Whole(None)), Some(hash)).unwrap();
         hset(&mut p, 5, &[("e", Some("5"))], Prior::of(None));
         p.cache.take(b"h");
         p.complete = false;
@@ -761,12 +765,7 @@ mod tests {
         let rows = ["a", "b"].map(|v| (list.push_back(Bytes::from_static(v.as_bytes())), v));
         let header = Entry::new(Value::List(list.header()));
         let rows = rows.map(|(n, v)| (n, Some(Bytes::from_static(v.as_bytes())))).to_vec();
-        let entry = LogEntry {
-            pos: LogPos { version: 1, ..LogPos::ZERO },
-            key: Bytes::from_static(b"l"),
-            delta: Delta::Fields { header, rows },
-            events: Vec::new(),
-        };
+        let entry = write_of(1, b"l", Delta::Fields { header, rows });
         p.append(&entry, Some(Prior::of(None))).unwrap();
         assert!(p.complete, "the tier still holds every key of the partition");
         let cached = p.cache.get(b"l").cloned().expect("cached whole");
