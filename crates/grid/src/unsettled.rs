@@ -16,6 +16,8 @@ use sessiongrid_model::{Delta, Entry};
 /// Most keys tracked between two moments with nothing pending; past it, every read from disk
 /// settles until then.
 const KEYS_MAX: usize = 4096;
+/// Room for keys kept across a clear; a map grown past it is given back.
+const KEYS_KEPT_ROOM: usize = 64;
 
 #[derive(Default)]
 pub struct Unsettled {
@@ -34,11 +36,14 @@ pub enum Written {
 }
 
 impl Unsettled {
-    /// Everything written is on disk.
+    /// Everything written is on disk. (Called at most once per write: the map keeps its
+    /// room unless it grew large, so a write at a time does not allocate each time.)
     pub fn clear(&mut self) {
-        if self.untracked || !self.keys.is_empty() {
+        self.untracked = false;
+        if self.keys.capacity() > KEYS_KEPT_ROOM {
             self.keys = HashMap::new();
-            self.untracked = false;
+        } else {
+            self.keys.clear();
         }
     }
 
