@@ -111,9 +111,10 @@ impl Grid {
         // On a node of one engine thread the transport runs there too: a replicated write then
         // never changes threads. A node of several keeps it on the process's runtime, whose
         // workers spread it over the cores.
-        let _engine = (shards.count() == 1).then(|| shards.of_partition(0).enter());
-        peers.transport.start().map_err(GridError::Start)?;
-        drop(_engine);
+        {
+            let _on_engine = (shards.count() == 1).then(|| shards.of_partition(0).enter());
+            peers.transport.start().map_err(GridError::Start)?;
+        }
         let disk = DiskNode::new(store.clone(), peers.id, cache_bytes_max, committers);
         let events = Arc::new(EventBus::default());
         events.set_node(peers.id);
