@@ -9,6 +9,7 @@
 //! (`sessiongrid_cluster::events`), and a failover can repeat an event, which
 //! `(partition, version)` identifies.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,12 +101,11 @@ impl EventBus {
                     c.node[i] += u64::from(mine);
                 };
                 count(counts.entry(None).or_default());
-                let group = Some(e.group.clone());
                 let room = counts.len() <= GROUPS_COUNTED_MAX;
-                match counts.get_mut(&group) {
-                    Some(c) => count(c),
-                    None if room => count(counts.entry(group).or_default()),
-                    None => {}
+                match counts.entry(Some(e.group.clone())) {
+                    Entry::Occupied(c) => count(c.into_mut()),
+                    Entry::Vacant(c) if room => count(c.insert(EventCounts::default())),
+                    Entry::Vacant(_) => {}
                 }
                 if mine {
                     self.published[i].increment(1);
