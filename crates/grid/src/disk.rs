@@ -407,7 +407,7 @@ impl PartitionStore for DiskPartition {
                 let (store, p) = (&disk.store, disk.p);
                 let found = match disk.unsettled.of(key) {
                     Some(Written::Fields { header, rows }) => {
-                        store.fill_fields(p, key, header.clone(), needs, rows).map(Some)
+                        store.get_fields_over(p, key, header.clone(), needs, rows).map(Some)
                     }
                     _ => store.get_fields(p, key, needs),
                 };

@@ -161,12 +161,12 @@ impl Store {
         // one writer at a time.)
         opts.set_allow_concurrent_memtable_write(false);
         let mut meta_opts = opts.clone();
-        // Most reads that reach RocksDB are of rows the memtable does not hold (written before
-        // its last flush): a bloom filter of its keys answers those without searching its
-        // skiplist (cache misses all the way down).
+        meta_opts.set_inplace_update_support(true);
+        // Most reads of entries and fields that reach RocksDB are of rows the memtable does not
+        // hold (written before its last flush): a bloom filter of its keys answers those
+        // without searching its skiplist (cache misses all the way down).
         opts.set_memtable_prefix_bloom_ratio(0.05);
         opts.set_memtable_whole_key_filtering(true);
-        meta_opts.set_inplace_update_support(true);
         let cfs = [
             ColumnFamilyDescriptor::new(keys::CF_ENTRIES, opts.clone()),
             ColumnFamilyDescriptor::new(keys::CF_EXPIRY, opts.clone()),
@@ -270,11 +270,25 @@ impl Store {
         Ok(Some(entry))
     }
 
-    /// Fills `entry`, the newest header of `key`, with what `needs` asks for, as
-    /// [`Store::get_fields`] does, taking the rows in `written` (newer than the disk's; `None`:
-    /// removed) in place of the disk's. A value not read in part is read whole (`written`
-    /// must then be empty).
-    pub fn fill_fields(
+    /// Reads what [`Store::get_fields`] does of `key`, whose newest header is `header` and
+    /// whose rows in `written` (`None`: removed) are newer than the disk's: those are taken in
+    /// place of the disk's. A value not read in part is read whole (`written` must then be
+    /// empty).
+    pub fn get_fields_over(
+        &self,
+        p: PartitionId,
+        key: &[u8],
+        header: Entry,
+        needs: &FieldNeeds,
+        written: &HashMap<Bytes, Option<Bytes>>,
+    ) -> Result<Entry, StoreError> {
+        let started = Instant::now();
+        let entry = self.fill_fields(p, key, header, needs, written)?;
+        self.inner.read_seconds.record(started.elapsed());
+        Ok(entry)
+    }
+
+    fn fill_fields(
         &self,
         p: PartitionId,
         key: &[u8],
