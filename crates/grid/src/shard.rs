@@ -65,6 +65,7 @@ impl Shards {
         Ok(Shards { running: Mutex::new(running), handles, next: AtomicUsize::new(0) })
     }
 
+    /// How many engine threads there are.
     pub fn count(&self) -> usize {
         self.handles.len()
     }
