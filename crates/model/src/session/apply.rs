@@ -110,7 +110,7 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
         }
         SessionOp::SetPrincipal { principal } => {
             return with_session(slot, |s| {
-                let before = Reply::Bulk(s.encode().into());
+                let before = Reply::Bulk(shown(s, Some(&[]), false).into());
                 if s.principal == principal {
                     return (before, Change::Nothing);
                 }

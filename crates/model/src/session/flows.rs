@@ -251,8 +251,7 @@ where
     if !id::looks_valid(id) {
         return Ok(LoginOutcome::NoSession);
     }
-    let get = without_attrs();
-    let Some(s) = exec_session(x, id, get).await? else {
+    let Some(s) = exec_session(x, id, without_attrs()).await? else {
         return Ok(LoginOutcome::NoSession);
     };
     if s.principal.as_ref() == Some(&principal) {
@@ -342,8 +341,7 @@ where
         let mut id = login.id.clone();
         let mut found = None;
         for _ in 0..MOVES_FOLLOWED_MAX {
-            let get = without_attrs();
-            if let Some(s) = exec_session(x, &id, get).await? {
+            if let Some(s) = exec_session(x, &id, without_attrs()).await? {
                 found = Some(s);
                 break;
             }
@@ -437,6 +435,8 @@ mod tests {
     struct OneMap {
         entries: RefCell<BTreeMap<Bytes, Entry>>,
         ids: Cell<u64>,
+        /// Bytes of every bulk reply so far: what left the partitions.
+        replied: Cell<usize>,
     }
 
     impl Exec for OneMap {
@@ -447,6 +447,9 @@ mod tests {
             let mut slot = entries.remove(&key);
             let reply = crate::apply::apply(op, &mut slot, 1_000).reply;
             entries.extend(slot.map(|e| (key, e)));
+            if let Reply::Bulk(b) = &reply {
+                self.replied.set(self.replied.get() + b.len());
+            }
             Ok(reply)
         }
 
@@ -500,6 +503,46 @@ mod tests {
             assert_eq!(ended.map(|s| s.id), follows.then(|| moved.clone()), "{reason:?}");
             assert_eq!(live(&x, &moved).is_none(), follows, "{reason:?}");
         }
+    }
+
+    #[test]
+    fn a_login_reads_no_attribute_of_the_session_or_of_the_users_others() {
+        let config = SessionConfig::default();
+        let x = OneMap::default();
+        let big = Bytes::from(vec![b'x'; 50_000]);
+        let sessions: Vec<Bytes> = (0..3)
+            .map(|_| {
+                let id = x.new_id();
+                let create = SessionOp::Create {
+                    id: id.clone(),
+                    group: Bytes::new(),
+                    idle_ms: 60_000,
+                    absolute_ms: None,
+                };
+                run(exec(&x, session_key(&id), create)).unwrap();
+                let set = SessionOp::Set {
+                    if_version: None,
+                    replace: false,
+                    idle_ms: None,
+                    attrs: vec![(
+                        Bytes::from_static(b"cart"),
+                        crate::session::Tag::Utf8,
+                        big.clone(),
+                    )],
+                    limits: config.limits(),
+                };
+                run(exec(&x, session_key(&id), set)).unwrap();
+                id
+            })
+            .collect();
+        let before = x.replied.get();
+        for id in &sessions {
+            let login = login(&x, &config, id, Bytes::from_static(b"u"), None, None);
+            assert!(matches!(run(login).unwrap(), LoginOutcome::LoggedIn { .. }));
+        }
+        // Three logins read their session and, the last, two others of the user.
+        let read = x.replied.get() - before;
+        assert!(read < 5_000, "{read} bytes left the partitions for three logins");
     }
 
     #[test]

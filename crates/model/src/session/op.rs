@@ -38,7 +38,8 @@ pub enum SessionOp {
     /// Ends the session, leaving a tombstone kept `retention_ms`: the session as it was, nil if
     /// absent; `CONFLICT` if `if_version` differs.
     End { reason: EndReason, if_version: Option<u64>, moved_to: Option<Bytes>, retention_ms: u64 },
-    /// Sets or clears the logged-in user: the session as it was, nil if absent.
+    /// Sets or clears the logged-in user: the session as it was, its attributes left out (a
+    /// login or logout needs only who was logged in), nil if absent.
     SetPrincipal { principal: Option<Bytes> },
     /// Live (`1`), absent or expired (nil), ended (`0`) or rotated (the new id).
     Probe,
