@@ -13,12 +13,14 @@
 //!
 //! Waking the task is a push on the thread's own run queue, and it runs after every task that
 //! was ready when it was woken: the group holds the writes of everything that happened in
-//! between, as one write-ahead-log append, with no other thread involved.
+//! between, as one write-ahead-log append, with no other thread involved. The partitions'
+//! metadata goes in one row of the thread's journal ([`MetaJournal`]), not a row per
+//! partition.
 
 use std::sync::{Arc, Mutex};
 
 use metrics::Histogram;
-use sessiongrid_store::{Batch, Store, StoreError};
+use sessiongrid_store::{Batch, MetaJournal, Store, StoreError};
 use tokio::sync::Notify;
 
 /// Called once the commit's writes are on disk, or with the reason they are not.
@@ -78,6 +80,9 @@ struct Commit {
 /// See the module documentation.
 pub struct Committer {
     store: Store,
+    /// Where the groups record their partitions' metadata (taken only by `flush`, on the
+    /// thread).
+    journal: Mutex<MetaJournal>,
     group: Mutex<Vec<Commit>>,
     wake: Notify,
     /// Commits per write.
@@ -87,6 +92,7 @@ pub struct Committer {
 impl Committer {
     pub fn new(store: Store) -> Committer {
         Committer {
+            journal: Mutex::new(store.journal()),
             store,
             group: Mutex::new(Vec::new()),
             wake: Notify::new(),
@@ -128,7 +134,9 @@ impl Committer {
                 (Some(_), None) => {}
             }
         }
-        let result = all.map_or(Ok(()), |batch| self.store.commit(batch));
+        let result = all.map_or(Ok(()), |batch| {
+            self.store.commit_journaled(batch, &mut self.journal.lock().expect("journal lock"))
+        });
         self.groups.record(group.len() as f64);
         for Commit { pending, then, .. } in group {
             let outcome = {

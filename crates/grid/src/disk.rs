@@ -338,6 +338,7 @@ impl DiskPartition {
         let mut batch = self.store.batch(self.p);
         fill(&mut batch);
         let mut meta = meta;
+        meta.stamp = self.meta.stamp + 1;
         meta.position = match pos {
             Some(LogPos { term, version }) => {
                 Position::At { epoch: term.epoch, primary: term.primary, version }

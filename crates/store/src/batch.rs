@@ -5,6 +5,7 @@ use bytes::Bytes;
 use rocksdb::{WriteBatch, DB};
 use sessiongrid_model::{Entry, PartitionId};
 
+use crate::journal::Metas;
 use crate::keys;
 use crate::store::PartitionMeta;
 
@@ -30,7 +31,7 @@ pub struct Batch {
     /// [`Batch::extend`], only each partition's last is written (every write of a partition
     /// sets it; encoding and writing each would only add memtable entries that the last
     /// replaces).
-    metas: Vec<(PartitionId, PartitionMeta)>,
+    metas: Metas,
 }
 
 impl Batch {
@@ -206,8 +207,9 @@ impl Batch {
         live
     }
 
-    /// Adds the operations that still matter to a RocksDB batch.
-    pub(crate) fn write_into(self, db: &DB, wb: &mut WriteBatch) {
+    /// Adds the operations that still matter to a RocksDB batch; gives back the partitions'
+    /// metadata, for the caller to write where it belongs.
+    pub(crate) fn write_into(self, db: &DB, wb: &mut WriteBatch) -> Metas {
         let cf = |f: Family| {
             let name = match f {
                 Family::Entries => keys::CF_ENTRIES,
@@ -225,9 +227,7 @@ impl Batch {
                 BatchOp::DeleteRange(f, from, to) => wb.delete_range_cf(cf(f), from, to),
             }
         }
-        for (p, meta) in self.metas {
-            wb.put_cf(cf(Family::Meta), keys::meta_key(p), meta.encode());
-        }
+        self.metas
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Format 1 (no `format` row) kept a hash's fields and a session's attributes inside its entry
 //! row. Format 2 keeps them in rows of their own ([`keys::CF_FIELDS`]); opening a format-1
-//! directory moves them there once, in batches, before anything else reads it. A directory of
-//! a newer format is refused rather than misread.
+//! directory moves them there once, in batches, before anything else reads it. Format 3 adds
+//! the metadata journal ([`crate::journal`]), which a format-2 build would not read: opening a
+//! format-2 directory only records the new format. A directory of a newer format is refused
+//! rather than misread.
 
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
 use tracing::info;
@@ -31,8 +33,25 @@ pub(crate) fn upgrade(db: &DB) -> Result<(), StoreError> {
     if found == keys::FORMAT {
         return Ok(());
     }
+    let mut batch = WriteBatch::default();
+    let moved = if found == 1 { move_fields_out(db, &mut batch)? } else { 0 };
+    batch.put_cf(cf(keys::CF_META), keys::META_FORMAT, keys::FORMAT.to_be_bytes());
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    db.write_opt(batch, &sync)?;
+    if moved > 0 || found > 1 {
+        let to = keys::FORMAT;
+        info!(from = found, to, hashes_and_sessions = moved, "upgraded the data directory");
+    }
+    Ok(())
+}
+
+/// Moves every hash's and session's fields out of its entry row into rows of their own (format
+/// 1 to 2), in batches; the last one is left in `batch`.
+fn move_fields_out(db: &DB, batch: &mut WriteBatch) -> Result<u64, StoreError> {
+    let cf = |name| db.cf_handle(name).expect("column families are created at open");
     let (entries, fields) = (cf(keys::CF_ENTRIES), cf(keys::CF_FIELDS));
-    let (mut moved, mut batch, mut in_batch) = (0u64, WriteBatch::default(), 0);
+    let (mut moved, mut in_batch) = (0u64, 0);
     for row in db.iterator_cf(entries, IteratorMode::Start) {
         let (k, v) = row?;
         let entry = decode_entry(&v)?;
@@ -49,23 +68,11 @@ pub(crate) fn upgrade(db: &DB) -> Result<(), StoreError> {
         moved += 1;
         in_batch += 1;
         if in_batch == UPGRADE_BATCH_ROWS {
-            db.write(std::mem::take(&mut batch))?;
+            db.write(std::mem::take(batch))?;
             in_batch = 0;
         }
     }
-    batch.put_cf(cf(keys::CF_META), keys::META_FORMAT, keys::FORMAT.to_be_bytes());
-    let mut sync = WriteOptions::default();
-    sync.set_sync(true);
-    db.write_opt(batch, &sync)?;
-    if moved > 0 {
-        info!(
-            from = found,
-            to = keys::FORMAT,
-            hashes_and_sessions = moved,
-            "upgraded the data directory"
-        );
-    }
-    Ok(())
+    Ok(moved)
 }
 
 #[cfg(test)]
@@ -116,6 +123,34 @@ mod tests {
         drop(store);
         let again = Store::open(dir.path(), 4, Durability::Process).unwrap();
         assert_eq!(again.get(1, b"h").unwrap(), Some(hash), "upgraded once");
+    }
+
+    #[test]
+    fn a_format_2_directory_keeps_its_rows_and_its_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = Entry::new(Value::Hash(IndexMap::from([(b("f"), b("v"))])));
+        {
+            let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+            let mut batch = store.batch(1);
+            batch.put(b"h", &hash, None, false);
+            store.commit(batch).unwrap();
+        }
+        {
+            // Format 2: the format row, and metadata rows without stamps.
+            let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META, keys::CF_FIELDS];
+            let db = DB::open_cf(&Options::default(), dir.path(), cfs).unwrap();
+            let meta = db.cf_handle(keys::CF_META).unwrap();
+            db.put_cf(meta, keys::META_FORMAT, 2u16.to_be_bytes()).unwrap();
+            let row =
+                (5u64, 9u64, 0u64, 1u64, crate::Position::At { epoch: 1, primary: 2, version: 9 });
+            db.put_cf(meta, keys::meta_key(1), postcard::to_stdvec(&row).unwrap()).unwrap();
+        }
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        assert_eq!(store.get(1, b"h").unwrap(), Some(hash));
+        let meta = store.partition_meta(1).unwrap();
+        assert_eq!((meta.keys, meta.seq, meta.sessions, meta.stamp), (5, 9, 1, 0));
+        let format = store.get_raw_meta(keys::META_FORMAT);
+        assert_eq!(format, Some(keys::FORMAT.to_be_bytes().to_vec()));
     }
 
     #[test]

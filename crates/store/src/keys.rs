@@ -7,6 +7,7 @@
 //! | `expiry`      | partition (u16 BE) + deadline (u64 BE) + user key | empty      |
 //! | `meta`        | `partitions`                          | u16 BE                 |
 //! | `meta`        | `p/` + partition (u16 BE)             | postcard `PartitionMeta` |
+//! | `meta`        | `j/` + journal (u32 BE) + slot (u16 BE) | postcard list of (partition, `PartitionMeta`): one commit group's, see [`crate::journal`] |
 //! | `meta`        | `x/` + name                           | bytes owned by an upper layer |
 //! | `meta`        | `e/` + partition (u16 BE) + version (u64 BE) | the session events of one write, owned by an upper layer, kept until every member has them |
 //! | `meta`        | `format`                              | u16 BE: [`FORMAT`]     |
@@ -29,8 +30,9 @@ pub const META_PARTITIONS: &[u8] = b"partitions";
 pub const META_FORMAT: &[u8] = b"format";
 
 /// The layout this code writes: 2 keeps hashes' and sessions' fields in rows of their own (1,
-/// unrecorded, kept them inside their entry).
-pub const FORMAT: u16 = 2;
+/// unrecorded, kept them inside their entry); 3 may keep a partition's newest metadata in the
+/// metadata journal only, which a build reading only the partition rows would miss.
+pub const FORMAT: u16 = 3;
 
 pub fn entry_key(p: PartitionId, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + key.len());
@@ -117,6 +119,17 @@ pub fn partition_end(p: PartitionId) -> Vec<u8> {
 pub fn meta_key(p: PartitionId) -> Vec<u8> {
     let mut k = b"p/".to_vec();
     k.extend_from_slice(&p.to_be_bytes());
+    k
+}
+
+/// What every row of the metadata journal starts with.
+pub const JOURNAL_PREFIX: &[u8] = b"j/";
+
+/// Slot `slot` of journal `journal`.
+pub fn journal_key(journal: u32, slot: u16) -> Vec<u8> {
+    let mut k = JOURNAL_PREFIX.to_vec();
+    k.extend_from_slice(&journal.to_be_bytes());
+    k.extend_from_slice(&slot.to_be_bytes());
     k
 }
 

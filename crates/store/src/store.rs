@@ -1,6 +1,7 @@
 //! [`Store`]: the RocksDB handle shared by all partitions of a node.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use sessiongrid_model::{Entry, PartitionId};
 
 use crate::batch::Batch;
 use crate::health::WriteHealth;
+use crate::journal::MetaJournal;
 use crate::keys;
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -51,7 +53,8 @@ pub enum Position {
     },
 }
 
-/// Per-partition bookkeeping, written in the same batch as every change to the partition.
+/// Per-partition bookkeeping, written in the same batch as every change to the partition: in
+/// the partition's row, or in its committer's journal ([`crate::journal`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionMeta {
     /// Number of keys on disk (expired but not yet swept keys included, as Redis counts them).
@@ -64,6 +67,9 @@ pub struct PartitionMeta {
     pub sessions: u64,
     /// The copy's replication position.
     pub position: Position,
+    /// How many times the partition's metadata was written: of several copies (its row, the
+    /// journal's), the one with the highest stamp is the newest.
+    pub stamp: u64,
 }
 
 impl PartitionMeta {
@@ -71,9 +77,17 @@ impl PartitionMeta {
         postcard::to_stdvec(self).expect("meta serialises")
     }
 
-    /// Reads metadata, also as written before positions were kept here, or before sessions
-    /// were counted (there were none then).
+    /// Reads metadata, also as written before it was stamped (stamp 0), before positions were
+    /// kept here, or before sessions were counted (there were none then).
     pub fn decode(bytes: &[u8]) -> Result<PartitionMeta, StoreError> {
+        #[derive(Deserialize)]
+        struct BeforeStamp {
+            keys: u64,
+            seq: u64,
+            expiring: u64,
+            sessions: u64,
+            position: Position,
+        }
         #[derive(Deserialize)]
         struct Before {
             keys: u64,
@@ -89,12 +103,23 @@ impl PartitionMeta {
         }
         postcard::from_bytes(bytes)
             .or_else(|_| {
+                postcard::from_bytes::<BeforeStamp>(bytes).map(|b| PartitionMeta {
+                    keys: b.keys,
+                    seq: b.seq,
+                    expiring: b.expiring,
+                    sessions: b.sessions,
+                    position: b.position,
+                    stamp: 0,
+                })
+            })
+            .or_else(|_| {
                 postcard::from_bytes::<BeforePosition>(bytes).map(|b| PartitionMeta {
                     keys: b.keys,
                     seq: b.seq,
                     expiring: b.expiring,
                     sessions: b.sessions,
                     position: Position::Unrecorded,
+                    stamp: 0,
                 })
             })
             .or_else(|_| {
@@ -104,6 +129,7 @@ impl PartitionMeta {
                     expiring: b.expiring,
                     sessions: 0,
                     position: Position::Unrecorded,
+                    stamp: 0,
                 })
             })
             .map_err(|_| StoreError::Corrupt { what: "partition metadata" })
@@ -133,6 +159,8 @@ struct Inner {
     write_seconds: metrics::Histogram,
     write_errors: metrics::Counter,
     health: WriteHealth,
+    /// The id of the next [`MetaJournal`].
+    journals: AtomicU32,
 }
 
 impl Store {
@@ -155,10 +183,10 @@ impl Store {
         table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
         table.set_bloom_filter(10.0, false);
         opts.set_block_based_table_factory(&table);
-        // Partitions rewrite their metadata row on every write: updated in place in the
-        // memtable, it stays one entry per partition there instead of one per write, which
-        // every later insert would search past. (In-place updates require memtable writes from
-        // one writer at a time.)
+        // The metadata journal's slots and the partition rows are rewritten over and over:
+        // updated in place in the memtable, each stays one entry there instead of one per
+        // write, which every later insert would search past. (In-place updates require
+        // memtable writes from one writer at a time.)
         opts.set_allow_concurrent_memtable_write(false);
         let mut meta_opts = opts.clone();
         meta_opts.set_inplace_update_support(true);
@@ -194,6 +222,7 @@ impl Store {
             return Err(StoreError::Corrupt { what: "partition count" });
         }
         crate::format::upgrade(&db)?;
+        crate::journal::fold(&db, db.cf_handle(keys::CF_META).expect("meta column family exists"))?;
         let inner = Inner {
             db,
             durability,
@@ -202,6 +231,7 @@ impl Store {
             write_seconds: metrics::histogram!("sessiongrid_store_write_seconds"),
             write_errors: metrics::counter!("sessiongrid_store_write_errors_total"),
             health: WriteHealth::new(),
+            journals: AtomicU32::new(0),
         };
         Ok(Store { inner: Arc::new(inner) })
     }
@@ -223,6 +253,16 @@ impl Store {
         self.cf(keys::CF_EXPIRY)
     }
 
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &DB {
+        &self.inner.db
+    }
+
+    #[cfg(test)]
+    pub(crate) fn get_raw_meta(&self, row: &[u8]) -> Option<Vec<u8>> {
+        self.inner.db.get_cf(self.meta(), row).unwrap()
+    }
+
     pub(crate) fn meta(&self) -> &ColumnFamily {
         self.cf(keys::CF_META)
     }
@@ -231,11 +271,13 @@ impl Store {
         self.cf(keys::CF_FIELDS)
     }
 
+    /// Partition `p`'s metadata as of its last write on disk.
     pub fn partition_meta(&self, p: PartitionId) -> Result<PartitionMeta, StoreError> {
-        match self.inner.db.get_cf(self.meta(), keys::meta_key(p))? {
-            None => Ok(PartitionMeta::default()),
-            Some(v) => PartitionMeta::decode(&v),
-        }
+        let row = match self.inner.db.get_cf(self.meta(), keys::meta_key(p))? {
+            None => PartitionMeta::default(),
+            Some(v) => PartitionMeta::decode(&v)?,
+        };
+        crate::journal::newest(&self.inner.db, self.meta(), p, row)
     }
 
     /// Reads one entry from disk, a hash's or session's fields included.
@@ -381,16 +423,46 @@ impl Store {
         Batch::new(p)
     }
 
+    /// A new metadata journal, for one committer ([`Store::commit_journaled`]).
+    pub fn journal(&self) -> MetaJournal {
+        MetaJournal::new(self.inner.journals.fetch_add(1, Ordering::Relaxed))
+    }
+
     /// Writes `batch` atomically on the calling thread, as durably as configured: in the
-    /// write-ahead log (survives kill -9), or also fsynced in `power` mode. Partitions' writes
-    /// come here gathered by their engine thread's committer, many batches as one.
+    /// write-ahead log (survives kill -9), or also fsynced in `power` mode. The partitions'
+    /// metadata it carries is written to their rows.
     pub fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
         let mut wb = WriteBatch::default();
-        batch.write_into(&self.inner.db, &mut wb);
+        for (p, meta) in batch.write_into(&self.inner.db, &mut wb) {
+            wb.put_cf(self.meta(), keys::meta_key(p), meta.encode());
+        }
+        self.write(wb)
+    }
+
+    /// Writes `batch` as [`Store::commit`] does, its partitions' metadata recorded in
+    /// `journal`. Partitions' writes come here gathered by their engine thread's committer,
+    /// many batches as one.
+    pub fn commit_journaled(
+        &self,
+        batch: Batch,
+        journal: &mut MetaJournal,
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut wb = WriteBatch::default();
+        let metas = batch.write_into(&self.inner.db, &mut wb);
+        let checkpoint = journal.record(self.meta(), &metas, &mut wb);
+        self.write(wb)?;
+        journal.landed(metas, checkpoint);
+        Ok(())
+    }
+
+    fn write(&self, wb: WriteBatch) -> Result<(), StoreError> {
+        let started = Instant::now();
         let mut opts = WriteOptions::default();
         opts.set_sync(self.inner.durability == Durability::Power);
         let result = self.inner.db.write_opt(wb, &opts).map_err(StoreError::from);
