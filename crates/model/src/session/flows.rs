@@ -472,6 +472,19 @@ mod tests {
         }
     }
 
+    /// The id of a new session (60 s idle timeout, no attributes).
+    fn created(x: &OneMap) -> Bytes {
+        let id = x.new_id();
+        let create = SessionOp::Create {
+            id: id.clone(),
+            group: Bytes::new(),
+            idle_ms: 60_000,
+            absolute_ms: None,
+        };
+        run(exec(x, session_key(&id), create)).unwrap();
+        id
+    }
+
     fn live(x: &OneMap, id: &Bytes) -> Option<Session> {
         let get = SessionOp::Get { touch: false, attrs: None, names: false };
         run(exec_session(x, id, get)).unwrap()
@@ -484,14 +497,7 @@ mod tests {
             [(EndReason::Evicted, true), (EndReason::Kicked, true), (EndReason::Invalidated, false)]
         {
             let x = OneMap::default();
-            let a = x.new_id();
-            let create = SessionOp::Create {
-                id: a.clone(),
-                group: Bytes::new(),
-                idle_ms: 60_000,
-                absolute_ms: None,
-            };
-            run(exec(&x, session_key(&a), create)).unwrap();
+            let a = created(&x);
             // A rotation of `a` (which an eviction raced: it read the registry before) ended it.
             let moved = x.new_id();
             let copy = Session { id: moved.clone(), ..live(&x, &a).unwrap() };
@@ -512,14 +518,7 @@ mod tests {
         let big = Bytes::from(vec![b'x'; 50_000]);
         let sessions: Vec<Bytes> = (0..3)
             .map(|_| {
-                let id = x.new_id();
-                let create = SessionOp::Create {
-                    id: id.clone(),
-                    group: Bytes::new(),
-                    idle_ms: 60_000,
-                    absolute_ms: None,
-                };
-                run(exec(&x, session_key(&id), create)).unwrap();
+                let id = created(&x);
                 let set = SessionOp::Set {
                     if_version: None,
                     replace: false,
