@@ -119,20 +119,37 @@ fn newer(a: PartitionMeta, b: PartitionMeta) -> PartitionMeta {
     }
 }
 
+/// Partition `p`'s own row (the default if it has none), leaving the journal aside.
+pub(crate) fn row(
+    db: &DB,
+    meta_cf: &ColumnFamily,
+    p: PartitionId,
+) -> Result<PartitionMeta, StoreError> {
+    match db.get_cf(meta_cf, keys::meta_key(p))? {
+        Some(bytes) => PartitionMeta::decode(&bytes),
+        None => Ok(PartitionMeta::default()),
+    }
+}
+
+/// The newest metadata of each partition found in `rows`.
+fn newest_journaled(rows: &[Row]) -> HashMap<PartitionId, PartitionMeta> {
+    let mut found: HashMap<PartitionId, PartitionMeta> = HashMap::new();
+    for (p, meta) in rows.iter().flat_map(|(_, metas)| metas) {
+        let newest = found.get(p).map_or(*meta, |seen| newer(*seen, *meta));
+        found.insert(*p, newest);
+    }
+    found
+}
+
 /// Partition `p`'s newest metadata: its row, or a journal row holding a newer one.
 pub(crate) fn newest(
     db: &DB,
     meta_cf: &ColumnFamily,
     p: PartitionId,
-    row: PartitionMeta,
 ) -> Result<PartitionMeta, StoreError> {
-    let mut newest = row;
-    for (_, metas) in rows(db, meta_cf)? {
-        for (_, meta) in metas.into_iter().filter(|(q, _)| *q == p) {
-            newest = newer(newest, meta);
-        }
-    }
-    Ok(newest)
+    let row = row(db, meta_cf, p)?;
+    let journaled = newest_journaled(&rows(db, meta_cf)?).remove(&p);
+    Ok(journaled.map_or(row, |meta| newer(row, meta)))
 }
 
 /// Writes each partition's newest metadata found in the journal to its row and deletes the
@@ -142,21 +159,10 @@ pub(crate) fn fold(db: &DB, meta_cf: &ColumnFamily) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut found: HashMap<PartitionId, PartitionMeta> = HashMap::new();
-    for (_, metas) in &rows {
-        for (p, meta) in metas {
-            let newest = found.get(p).map_or(*meta, |seen| newer(*seen, *meta));
-            found.insert(*p, newest);
-        }
-    }
     let mut wb = WriteBatch::default();
     let mut moved = 0;
-    for (p, meta) in found {
-        let row = match db.get_cf(meta_cf, keys::meta_key(p))? {
-            Some(bytes) => PartitionMeta::decode(&bytes)?,
-            None => PartitionMeta::default(),
-        };
-        if meta.stamp > row.stamp {
+    for (p, meta) in newest_journaled(&rows) {
+        if meta.stamp > row(db, meta_cf, p)?.stamp {
             wb.put_cf(meta_cf, keys::meta_key(p), meta.encode());
             moved += 1;
         }
@@ -191,12 +197,8 @@ mod tests {
     }
 
     /// What partition `p`'s own row holds, leaving the journal aside.
-    fn row(store: &Store, p: PartitionId) -> PartitionMeta {
-        store
-            .db()
-            .get_cf(store.meta(), keys::meta_key(p))
-            .unwrap()
-            .map_or_else(PartitionMeta::default, |bytes| PartitionMeta::decode(&bytes).unwrap())
+    fn own_row(store: &Store, p: PartitionId) -> PartitionMeta {
+        row(store.db(), store.meta(), p).unwrap()
     }
 
     fn journal_rows(store: &Store) -> usize {
@@ -218,17 +220,20 @@ mod tests {
             for q in 0..3 {
                 assert_eq!(store.partition_meta(q).unwrap(), newest[q as usize], "after write {i}");
             }
-            behind += usize::from(row(&store, p) != newest[p as usize]);
+            behind += usize::from(own_row(&store, p) != newest[p as usize]);
             assert!(journal_rows(&store) <= usize::from(RING_ROWS));
         }
         assert!(behind > 2 * usize::from(RING_ROWS), "the rows were written on every write");
-        assert!((0..3).any(|p| row(&store, p) != newest[p as usize]), "stopped at a checkpoint");
+        assert!(
+            (0..3).any(|p| own_row(&store, p) != newest[p as usize]),
+            "stopped at a checkpoint"
+        );
         drop(store);
 
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         assert_eq!(journal_rows(&store), 0, "the journal is folded into the rows at open");
         for p in 0..3 {
-            assert_eq!(row(&store, p), newest[p as usize]);
+            assert_eq!(own_row(&store, p), newest[p as usize]);
             assert_eq!(store.partition_meta(p).unwrap(), newest[p as usize]);
         }
     }

@@ -273,11 +273,7 @@ impl Store {
 
     /// Partition `p`'s metadata as of its last write on disk.
     pub fn partition_meta(&self, p: PartitionId) -> Result<PartitionMeta, StoreError> {
-        let row = match self.inner.db.get_cf(self.meta(), keys::meta_key(p))? {
-            None => PartitionMeta::default(),
-            Some(v) => PartitionMeta::decode(&v)?,
-        };
-        crate::journal::newest(&self.inner.db, self.meta(), p, row)
+        crate::journal::newest(&self.inner.db, self.meta(), p)
     }
 
     /// Reads one entry from disk, a hash's or session's fields included.
