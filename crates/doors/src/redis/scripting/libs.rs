@@ -2221,11 +2221,13 @@ mod tests {
             let code = r#"
                 local deep = string.rep("[", 1000) .. string.rep("]", 1000)
                 local t = cjson.decode(deep)
+                -- the innermost array is empty, and cjson encodes an empty table as an object
+                local encoded = string.rep("[", 999) .. "{}" .. string.rep("]", 999)
                 local ok, e = pcall(cjson.encode, t)
-                assert(ok and e == deep or tostring(e):find("excessive nesting"))
+                assert(ok and e == encoded or not ok and tostring(e):find("excessive nesting"))
                 local objects = string.rep('{"a":', 1000) .. "1" .. string.rep("}", 1000)
                 ok, e = pcall(cjson.encode, cjson.decode(objects))
-                assert(ok and e == objects or tostring(e):find("excessive nesting"))
+                assert(ok and e == objects or not ok and tostring(e):find("excessive nesting"))
                 local cycle = {}
                 cycle.next = cycle
                 cjson.encode_max_depth(100000)
