@@ -184,6 +184,31 @@ pub enum Msg {
     EventsAck { partition: PartitionId, through: u64 },
 }
 
+impl Msg {
+    /// What kind of message it is, for metrics: the top-level variant, or a replication
+    /// message's own kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Membership(_) => "membership",
+            Msg::Request { .. } => "request",
+            Msg::Query { .. } => "query",
+            Msg::Response { .. } => "response",
+            Msg::Replica { body, .. } => match body {
+                ReplicaMsg::Append { entries, .. } if entries.is_empty() => "probe",
+                ReplicaMsg::Append { .. } => "append",
+                ReplicaMsg::Ack { .. } => "ack",
+                ReplicaMsg::SyncRequest { .. } => "sync_request",
+                ReplicaMsg::Chunk(_) => "chunk",
+                ReplicaMsg::ChunkAck { .. } => "chunk_ack",
+                ReplicaMsg::Released => "released",
+                ReplicaMsg::EventsWanted { .. } | ReplicaMsg::EventsHanded { .. } => "events",
+            },
+            Msg::Events(_) | Msg::PartitionEvents { .. } | Msg::EventsAck { .. } => "events",
+            Msg::Publish { .. } | Msg::NotifyFlags(_) => "pubsub",
+        }
+    }
+}
+
 /// What control actors say to each other.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum MemberMsg {

@@ -66,7 +66,8 @@ async fn write_loop(
     mut queue: mpsc::UnboundedReceiver<Msg>,
     max_frame_bytes: usize,
 ) {
-    let sent = metrics::counter!("sessiongrid_p2p_messages_sent_total");
+    let writes = metrics::counter!("sessiongrid_p2p_writes_total");
+    let mut sent = HashMap::new();
     let failed = metrics::counter!("sessiongrid_p2p_send_failures_total");
     let mut stream =
         match tokio::time::timeout(STREAM_TIMEOUT, control.open_stream(peer, PROTOCOL)).await {
@@ -83,12 +84,12 @@ async fn write_loop(
             }
         };
     let mut buf = Vec::with_capacity(4096);
+    let mut framed = Vec::new();
     while let Some(first) = queue.recv().await {
-        let mut framed = 0u64;
         let mut next = Some(first);
         while let Some(msg) = next {
             match encode_frame(&mut buf, &msg, max_frame_bytes) {
-                Ok(()) => framed += 1,
+                Ok(()) => framed.push(msg.kind()),
                 Err(e) => {
                     warn!(node, error = %e, "message to peer dropped");
                     failed.increment(1);
@@ -98,10 +99,16 @@ async fn write_loop(
         }
         if let Err(e) = write(&mut stream, &buf).await {
             debug!(node, error = %e, "stream to peer broke");
-            failed.increment(framed + queue.len() as u64);
+            failed.increment((framed.len() + queue.len()) as u64);
             return;
         }
-        sent.increment(framed);
+        writes.increment(1);
+        for kind in framed.drain(..) {
+            let counter = sent.entry(kind).or_insert_with(
+                || metrics::counter!("sessiongrid_p2p_messages_sent_total", "kind" => kind),
+            );
+            counter.increment(1);
+        }
         buf.clear();
     }
 }

@@ -98,7 +98,14 @@ fn describe() {
         "sessiongrid_p2p_handshake_failures_total",
         "Incoming peer connections refused (wrong or missing cluster secret, or not a peer)"
     );
-    describe_counter!("sessiongrid_p2p_messages_sent_total", "Grid messages sent to peers");
+    describe_counter!(
+        "sessiongrid_p2p_messages_sent_total",
+        "Grid messages sent to peers, by kind (request, response, append, ack, probe...)"
+    );
+    describe_counter!(
+        "sessiongrid_p2p_writes_total",
+        "Writes to peers' streams, each carrying every message queued for that peer"
+    );
     describe_counter!("sessiongrid_p2p_messages_received_total", "Grid messages received");
     describe_counter!("sessiongrid_p2p_send_failures_total", "Batches a peer did not receive");
     describe_counter!(
