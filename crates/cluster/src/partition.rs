@@ -496,6 +496,18 @@ mod tests {
         assert_eq!(replies(&mut p), vec![(1, Ok(Reply::Int(1)))]);
     }
 
+    /// The creation of session `id` (which has an event), as a request: (key, op).
+    fn create_session(id: &'static [u8]) -> (Bytes, Op) {
+        use sessiongrid_model::session::{op::SessionOp, session_key};
+        let op = SessionOp::Create {
+            id: Bytes::from_static(id),
+            group: Bytes::new(),
+            idle_ms: 60_000,
+            absolute_ms: None,
+        };
+        (session_key(id), Op::Session(op))
+    }
+
     /// The events messages among `p`'s outputs: (to, versions).
     fn events_sent(p: &mut Partition<MemStore>) -> Vec<(NodeId, Vec<u64>)> {
         p.take_outputs()
@@ -511,7 +523,6 @@ mod tests {
 
     #[test]
     fn events_go_to_every_other_member_until_each_acknowledges_them() {
-        use sessiongrid_model::session::{op::SessionOp, session_key};
         // Node 7 owns the partition alone; 8 and 9 are members that hold none of it.
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut t = Topology::founded_by(7, 1);
@@ -520,15 +531,7 @@ mod tests {
         let at = |mono| Now { mono, wall: 1 };
         let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
         p.adopt(at(1), Arc::new(t.clone()));
-        let create = |id: &'static [u8]| {
-            let op = SessionOp::Create {
-                id: Bytes::from_static(id),
-                group: Bytes::new(),
-                idle_ms: 60_000,
-                absolute_ms: None,
-            };
-            (session_key(id), Op::Session(op))
-        };
+        let create = create_session;
         let (key, op) = create(b"a");
         p.request(at(1), lease, Origin::Local(1), t.epoch, key, op);
         // Versions are numbered on from where the primary took over.
@@ -576,7 +579,6 @@ mod tests {
 
     #[test]
     fn a_follower_is_told_the_published_mark_only_for_events_and_once_writes_pause() {
-        use sessiongrid_model::session::{op::SessionOp, session_key};
         // Node 7 is primary, node 1 its follower.
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut t = Topology::founded_by(7, 1);
@@ -617,14 +619,9 @@ mod tests {
         assert_eq!(appends_to_1(&mut p), vec![], "no probe for a mark that frees nothing");
         // A session's creation has an event, which the follower keeps until it is told the
         // event reached every member: once writes pause, not after every write.
-        let create = SessionOp::Create {
-            id: Bytes::from_static(b"s"),
-            group: Bytes::new(),
-            idle_ms: 60_000,
-            absolute_ms: None,
-        };
         let now = 4 + 10 * retransmit;
-        p.request(at(now), lease, Origin::Local(2), epoch, session_key(b"s"), Op::Session(create));
+        let (key, op) = create_session(b"s");
+        p.request(at(now), lease, Origin::Local(2), epoch, key, op);
         let pos = appends_to_1(&mut p)[0].0[0];
         ack(&mut p, now, pos);
         p.events_acked(at(now), 1, pos.version);
@@ -639,7 +636,6 @@ mod tests {
 
     #[test]
     fn a_primary_restarted_from_disk_sends_again_the_events_no_member_acknowledged() {
-        use sessiongrid_model::session::{op::SessionOp, session_key};
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut t = Topology::founded_by(7, 1);
         t.members = vec![7, 8, 9];
@@ -649,20 +645,8 @@ mod tests {
         let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
         p.adopt(at(1), t.clone());
         for (n, id) in [b"a", b"b"].into_iter().enumerate() {
-            let op = SessionOp::Create {
-                id: Bytes::from_static(id),
-                group: Bytes::new(),
-                idle_ms: 60_000,
-                absolute_ms: None,
-            };
-            p.request(
-                at(1),
-                lease,
-                Origin::Local(n as u64),
-                t.epoch,
-                session_key(id),
-                Op::Session(op),
-            );
+            let (key, op) = create_session(id);
+            p.request(at(1), lease, Origin::Local(n as u64), t.epoch, key, op);
         }
         let sent = events_sent(&mut p);
         let v = |n: u64| sent[0].1[0] + n - 1;
