@@ -425,7 +425,7 @@ impl<S: PartitionStore> Partition<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{LogPos, Txn};
+    use crate::msg::Txn;
     use crate::storage::MemStore;
 
     /// The only partition of node 7, which founded its cluster alone: primary, under a lease
@@ -561,77 +561,6 @@ mod tests {
         p.adopt(at(retransmit), Arc::new(t));
         p.tick(at(2 * retransmit), lease);
         assert_eq!(events_sent(&mut p), vec![(8, vec![v(3)])]);
-    }
-
-    /// What `p` sent its follower 1: appends as (positions carried, published mark).
-    fn appends_to_1(p: &mut Partition<MemStore>) -> Vec<(Vec<LogPos>, u64)> {
-        p.take_outputs()
-            .into_iter()
-            .filter_map(|o| match o {
-                PartitionOutput::Send(
-                    1,
-                    Msg::Replica { body: ReplicaMsg::Append { entries, published, .. }, .. },
-                ) => Some((entries.iter().map(|e| e.pos).collect(), published)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_follower_is_told_the_published_mark_only_for_events_and_once_writes_pause() {
-        // Node 7 is primary, node 1 its follower.
-        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
-        let mut t = Topology::founded_by(7, 1);
-        t.members = vec![1, 7];
-        t.partitions[0].owners = vec![7, 1];
-        t.partitions[0].target = vec![7, 1];
-        let (epoch, retransmit) = (t.epoch, cfg.retransmit_ms);
-        let lease = Lease { epoch, until: u64::MAX };
-        let at = |mono| Now { mono, wall: 1 };
-        let mut p = Partition::new(0, 7, cfg, MemStore::empty(), at(1));
-        p.adopt(at(1), Arc::new(t));
-        let ack = |p: &mut Partition<MemStore>, mono, pos| {
-            p.receive(at(mono), lease, 1, epoch, ReplicaMsg::Ack { pos, epoch });
-        };
-        let probe = appends_to_1(&mut p);
-        assert_eq!(probe.len(), 1, "the new follower is probed");
-        let first = p.replica.position().expect("a primary has a position");
-        ack(&mut p, 1, first);
-        let incr = |p: &mut Partition<MemStore>, mono| {
-            let op = Op::IncrBy { delta: 1 };
-            p.request(at(mono), lease, Origin::Local(1), epoch, Bytes::from_static(b"k"), op);
-            let sent = appends_to_1(p);
-            assert_eq!(sent.len(), 1);
-            ack(p, mono, sent[0].0[0]);
-            assert_eq!(replies(p).len(), 1);
-        };
-        // The follower may keep events of writes from before this node took over: once its
-        // first write is published and writes pause, it is told so.
-        incr(&mut p, 2);
-        assert_eq!(p.next_tick(), Some(2 + retransmit));
-        p.tick(at(2 + retransmit), lease);
-        let told = appends_to_1(&mut p);
-        assert!(matches!(&told[..], [(entries, _)] if entries.is_empty()), "{told:?}");
-        // A write without events: its append is all the follower hears of it.
-        incr(&mut p, 3 + retransmit);
-        assert_eq!(p.next_tick(), None, "nothing to tell anyone");
-        p.tick(at(3 + 10 * retransmit), lease);
-        assert_eq!(appends_to_1(&mut p), vec![], "no probe for a mark that frees nothing");
-        // A session's creation has an event, which the follower keeps until it is told the
-        // event reached every member: once writes pause, not after every write.
-        let now = 4 + 10 * retransmit;
-        let (key, op) = create_session(b"s");
-        p.request(at(now), lease, Origin::Local(2), epoch, key, op);
-        let pos = appends_to_1(&mut p)[0].0[0];
-        ack(&mut p, now, pos);
-        p.events_acked(at(now), 1, pos.version);
-        p.take_outputs();
-        assert_eq!(p.next_tick(), Some(now + retransmit), "due once writes pause");
-        p.tick(at(now + 1), lease);
-        assert_eq!(appends_to_1(&mut p), vec![]);
-        p.tick(at(now + retransmit), lease);
-        assert_eq!(appends_to_1(&mut p), vec![(vec![], pos.version)], "an empty append, the mark");
-        assert_eq!(p.next_tick(), None);
     }
 
     #[test]

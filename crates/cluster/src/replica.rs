@@ -194,10 +194,6 @@ pub struct Replica<S> {
     published: u64,
     /// Every event up to this version has been handed out to be published.
     handed_out: u64,
-    /// The newest write that may have left followers a copy of session events (every write
-    /// before it took over counts): past it, moving `published` frees nothing on a follower,
-    /// so it needs no message of its own.
-    events_through: u64,
     /// Every event up to this version is with every member; `None`: none is on its way.
     delivered: Option<u64>,
     /// As primary: writes up to this version came before it took over, past the published mark
@@ -250,7 +246,6 @@ impl<S: PartitionStore> Replica<S> {
             unpublished: VecDeque::new(),
             published: 0,
             handed_out: 0,
-            events_through: 0,
             delivered: None,
             inherited: 0,
             unconfirmed: VecDeque::new(),
@@ -294,7 +289,6 @@ impl<S: PartitionStore> Replica<S> {
         // Nothing is vouched for: followers keep every event until a primary that knows says so.
         self.published = 0;
         self.handed_out = base.version;
-        self.events_through = 0;
         self.delivered = None;
         self.inherited = 0;
         self.unconfirmed.clear();
@@ -430,7 +424,6 @@ impl<S: PartitionStore> Replica<S> {
         self.incoming = None;
         self.followers.clear();
         self.max_version = self.max_version.saturating_add(TAKEOVER_VERSION_GAP);
-        self.events_through = self.max_version;
         // What the predecessor may not have published is this node's to publish now.
         self.unpublished.extend(self.unconfirmed.drain(..));
         // This copy may lack events of writes past the published mark it knows: a copy that
@@ -885,10 +878,7 @@ impl<S: PartitionStore> Replica<S> {
                 out.push(Effect::Send(self.p, n, append));
             }
         }
-        if !entry.events.is_empty() {
-            self.events_through = version;
-            self.unpublished.extend(entry.events.iter().cloned());
-        }
+        self.unpublished.extend(entry.events.iter().cloned());
         if self.followers.is_empty() {
             // Nobody to catch up from it (a single node, or a copy waiting for a new owner,
             // which takes a snapshot): keeping it would only cost time and memory.
@@ -1406,23 +1396,17 @@ impl<S: PartitionStore> Replica<S> {
             || self.pos.is_some_and(|pos| {
                 !self.pending.is_empty()
                     || self.followers.values().any(|f| {
-                        f.snapshot.is_some() || f.acked != Some(pos) || (f.in_sync && !f.owner)
+                        f.snapshot.is_some()
+                            || f.acked != Some(pos)
+                            || f.told < self.published
+                            || (f.in_sync && !f.owner)
                     })
             });
         if busy {
             return Some(0);
         }
-        let mark = self.mark_to_tell();
-        let owed = self.followers.values().filter(|f| f.told < mark);
-        let tell = owed.map(|f| f.sent_at + self.cfg.retransmit_ms);
         let sweeps = self.pos.is_some() && self.active_expire && self.store.has_deadlines();
-        tell.chain(sweeps.then_some(self.next_sweep)).min()
-    }
-
-    /// A follower told a `published` mark below this one keeps copies of events it could
-    /// forget.
-    fn mark_to_tell(&self) -> u64 {
-        self.published.min(self.events_through)
+        sweeps.then_some(self.next_sweep)
     }
 
     pub fn tick(&mut self, now: Now, out: &mut Vec<Effect>) {
@@ -1443,7 +1427,6 @@ impl<S: PartitionStore> Replica<S> {
             }
         }
         let mut suffixes = Vec::new();
-        let mark = self.mark_to_tell();
         for (&n, f) in self.followers.iter_mut() {
             if let Some(s) = f.snapshot.as_mut() {
                 if now.mono >= s.sent_at + retransmit {
@@ -1459,11 +1442,9 @@ impl<S: PartitionStore> Replica<S> {
                     _ => out.push(Effect::Send(self.p, n, probe(pos, self.published))),
                 }
             }
-            if f.acked == Some(pos) && f.told < mark && now.mono >= f.sent_at + retransmit {
-                // Writes paused (each append carries the mark): tell the follower which
-                // events it no longer needs to keep.
+            if f.acked == Some(pos) && f.told < self.published {
+                // Idle: tell the follower which events it no longer needs to keep.
                 f.told = self.published;
-                f.sent_at = now.mono;
                 out.push(Effect::Send(self.p, n, probe(pos, self.published)));
             }
             if f.in_sync && !f.owner && now.mono >= f.synced_at + retransmit {
