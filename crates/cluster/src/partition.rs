@@ -531,8 +531,7 @@ mod tests {
         let at = |mono| Now { mono, wall: 1 };
         let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
         p.adopt(at(1), Arc::new(t.clone()));
-        let create = create_session;
-        let (key, op) = create(b"a");
+        let (key, op) = create_session(b"a");
         p.request(at(1), lease, Origin::Local(1), t.epoch, key, op);
         // Versions are numbered on from where the primary took over.
         let sent = events_sent(&mut p);
@@ -541,7 +540,7 @@ mod tests {
         // 8 acknowledges; 9's answer is lost. The next event goes to 8 at once, and waits for
         // 9's acknowledgement, or for the retransmission with all 9 still lacks.
         p.events_acked(at(2), 8, v(1));
-        let (key, op) = create(b"b");
+        let (key, op) = create_session(b"b");
         p.request(at(3), lease, Origin::Local(2), t.epoch, key, op);
         assert_eq!(events_sent(&mut p), vec![(8, vec![v(2)])]);
         let retransmit = 1 + cfg.retransmit_ms;
@@ -553,7 +552,7 @@ mod tests {
         assert!(events_sent(&mut p).is_empty());
         assert_eq!(p.next_tick(), None, "nothing left to send again, nothing else to do");
         // A member that leaves is forgotten: what it did not acknowledge is not sent again.
-        let (key, op) = create(b"c");
+        let (key, op) = create_session(b"c");
         p.request(at(retransmit), lease, Origin::Local(3), t.epoch, key, op);
         assert_eq!(events_sent(&mut p), vec![(8, vec![v(3)]), (9, vec![v(3)])]);
         t.members = vec![7, 8];
