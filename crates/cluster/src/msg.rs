@@ -318,3 +318,30 @@ pub enum ReplicaMsg {
         events: Vec<SessionEvent>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_without_entries_counts_as_a_probe() {
+        let replica = |body| Msg::Replica { partition: 3, epoch: 1, body };
+        let entry = LogEntry {
+            pos: LogPos::ZERO,
+            key: Bytes::from_static(b"k"),
+            delta: Delta::Whole(None),
+            events: Vec::new(),
+        };
+        let append = |entries| ReplicaMsg::Append { prev: LogPos::ZERO, entries, published: 0 };
+        assert_eq!(replica(append(Vec::new())).kind(), "probe");
+        assert_eq!(replica(append(vec![entry])).kind(), "append");
+        let ack = ReplicaMsg::Ack { pos: LogPos::ZERO, epoch: 1 };
+        assert_eq!(replica(ack).kind(), "ack");
+        assert_eq!(replica(ReplicaMsg::Released).kind(), "released");
+        assert_eq!(Msg::Membership(MemberMsg::Leave).kind(), "membership");
+        let response = Msg::Response { id: 1, result: Err(Refusal::NotPrimary) };
+        assert_eq!(response.kind(), "response");
+        assert_eq!(Msg::EventsAck { partition: 3, through: 9 }.kind(), "events");
+        assert_eq!(Msg::NotifyFlags(0).kind(), "pubsub");
+    }
+}
