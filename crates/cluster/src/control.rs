@@ -293,7 +293,8 @@ impl<D: NodeStore> Control<D> {
             let live = rows.into_iter().filter(|(_, e)| !e.is_expired(now.wall)).collect();
             push.read(p, live, next);
         }
-        if !push.is_done() || push.recheck_held(&target, self.me) {
+        if !push.is_done() || push.recheck_held(&target, self.me, now.mono, self.cfg.dead_after_ms)
+        {
             return;
         }
         let (pushed, took_ms) = (push.pushed, now.mono - push.started_at);
