@@ -128,12 +128,6 @@ pub struct Membership {
     /// merge, and may have dropped their copies there, so the next table leaves them out; they
     /// join again once merged.
     merging_in: BTreeSet<NodeId>,
-    /// Coordinator: the newest table of a side merging into this one, until all its members
-    /// joined, and the members that went over to the other side (`merging_in`), until they
-    /// joined again or that side's members all did. Partitions that wait only for such nodes wait for that side's owners
-    /// instead ([`Topology::await_other_side`]).
-    other_side: Option<Arc<Topology>>,
-    gone_over: BTreeSet<NodeId>,
     /// Taking over from a suspected coordinator: since when, and the members that answered this
     /// node's pings as having no other live coordinator. It publishes once all did, or after
     /// `dead_after_ms` without the others, so a node cut off from everyone takes over alone.
@@ -185,8 +179,6 @@ impl Membership {
             born: now,
             departed: BTreeSet::new(),
             merging_in: BTreeSet::new(),
-            other_side: None,
-            gone_over: BTreeSet::new(),
             next_probe: now,
             merging: None,
             left: None,
@@ -304,8 +296,6 @@ impl Membership {
         self.topology = None;
         self.departed.clear();
         self.won_against.clear();
-        self.other_side = None;
-        self.gone_over.clear();
         self.newest_epoch_seen = t.epoch;
         self.set(now, t.clone());
         self.grace_all(now);
@@ -715,7 +705,6 @@ impl Membership {
                     // Kept as an owner, it would hold up the writes of the partitions it
                     // follows, its own merge operations among them, for good (sim seed 11591).
                     info!(node = from, "member merging in from the other side of a split");
-                    self.gone_over.insert(from);
                     self.dirty = true;
                 }
                 adopted
@@ -907,18 +896,6 @@ impl Membership {
             Arc::new(t.without(&self.forgotten))
         };
         let mut next = base.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
-        if let Some(theirs) = &self.other_side {
-            let changed = next.await_other_side(theirs, &self.gone_over);
-            if changed > 0 {
-                metrics::counter!("sessiongrid_cluster_partitions_awaiting_other_side_total")
-                    .increment(changed as u64);
-                info!(
-                    partitions = changed,
-                    their_coordinator = theirs.coordinator,
-                    "partitions that waited for nodes gone over to the other side wait for its owners"
-                );
-            }
-        }
         next.lite = self.lite.iter().copied().filter(|n| next.leaving.contains(n)).collect();
         if t.coordinator != self.me {
             // Taking over: jump past any epoch the predecessor may still publish before its
@@ -956,12 +933,6 @@ impl Membership {
         self.joiners.clear();
         self.forgotten.clear();
         self.merging_in.clear();
-        self.gone_over.retain(|n| !next.is_member(*n));
-        if self.other_side.as_ref().is_some_and(|t| t.members.iter().all(|m| next.is_member(*m))) {
-            // Every node of that side joined this one.
-            self.other_side = None;
-            self.gone_over.clear();
-        }
         self.dirty = false;
         self.set(now, next.clone());
         if self.cfg.split == SplitPolicy::Deny {
@@ -1210,7 +1181,6 @@ impl Membership {
             }
             self.note_won(theirs.coordinator, theirs.epoch);
             out.push((theirs.coordinator, MemberMsg::TopologyPush(mine)));
-            self.note_merging_in(theirs);
             return;
         }
         warn!(
@@ -1244,19 +1214,6 @@ impl Membership {
         self.note_won(target.coordinator, target.epoch);
         self.dirty = true;
         self.grace_all(now);
-    }
-
-    /// Notes that `theirs`, the table of the other side of a split, merges into this side: the
-    /// newest such table is the one whose owners hold that side's copies.
-    fn note_merging_in(&mut self, theirs: Arc<Topology>) {
-        let newer = self
-            .other_side
-            .as_ref()
-            .is_none_or(|t| theirs.coordinator != t.coordinator || theirs.supersedes(t));
-        if newer {
-            self.other_side = Some(theirs);
-            self.dirty = true;
-        }
     }
 
     /// Stops serving `mine` and merges this node's data into `theirs`, the other side's table.
@@ -1516,58 +1473,6 @@ mod tests {
         );
         m.tick(50, &mut out);
         assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn a_partition_waiting_for_nodes_gone_over_waits_for_the_owners_of_the_side_merging_in() {
-        let (mut m, mut out) = coordinator_of_four();
-        let t = m.topology().unwrap().clone();
-        for (p, a) in t.partitions.iter().enumerate() {
-            for node in a.learners() {
-                let synced =
-                    MemberMsg::Synced { partition: p as PartitionId, node, as_of: t.epoch };
-                m.receive(11, 1, synced, &mut out);
-            }
-        }
-        m.tick(12, &mut out);
-        let ours = m.topology().unwrap().clone();
-        let both: Vec<PartitionId> = (0..4)
-            .filter(|p| ours.partitions[*p as usize].owners.iter().all(|n| [3, 4].contains(n)))
-            .collect();
-        assert!(!both.is_empty(), "some partition is held by nodes 3 and 4 only: {ours:?}");
-        // Nodes 3 and 4 went over to coordinator 9's side (which counts 3 and 9 only: node 4
-        // dropped its copies there) and merge into this one: the partitions only they held
-        // wait, here, for copies they no longer have. That side's are with node 9.
-        let theirs = table_of(4, 9, vec![3, 9], 7);
-        m.receive(20, 3, MemberMsg::TopologyPush(theirs.clone()), &mut out);
-        m.receive(20, 4, MemberMsg::TopologyPush(theirs), &mut out);
-        m.tick(30, &mut out);
-        let t = m.topology().unwrap().clone();
-        assert_eq!(t.members, vec![1, 2]);
-        for p in 0..4u16 {
-            let owners = &t.partitions[p as usize].owners;
-            if both.contains(&p) {
-                assert_eq!(owners, &vec![9], "partition {p} waits for node 9's copy");
-            } else {
-                assert!(owners.iter().any(|n| t.is_member(*n)), "partition {p}: {owners:?}");
-            }
-        }
-        // Once node 9 has merged and joined, it owns them; the record of that side is gone.
-        for n in [3, 4, 9] {
-            m.receive(
-                40,
-                n,
-                MemberMsg::Ping { sent_at: 40, epoch: t.epoch, intent: Intent::Stay },
-                &mut out,
-            );
-        }
-        m.tick(50, &mut out);
-        let t = m.topology().unwrap().clone();
-        assert_eq!(t.members, vec![1, 2, 3, 4, 9]);
-        for p in &both {
-            assert_eq!(t.partitions[*p as usize].owners[0], 9, "partition {p}");
-        }
-        assert!(m.other_side.is_none() && m.gone_over.is_empty());
     }
 
     #[test]

@@ -5,10 +5,9 @@
 //! again whatever was refused or not answered. Merging is idempotent (a copy the other side already has, or has
 //! newer, changes nothing), so sending twice, or from both owners of a partition, is harmless.
 //! A partition the other side waits for this node with is not pushed: this node's copy is the
-//! one that side waits for. One that waits for another node is held back a while: that side's
-//! coordinator, once it knows this side merges into it, makes it wait for this side's owners
-//! instead ([`crate::topology::Topology::await_other_side`]), and its next table says where
-//! the entries go.
+//! one that side waits for. One that waits for another node is held back a while: that node,
+//! merging in too, comes back as its owner with the copy it kept (see `Replica::adopt`), and
+//! the entries go to it once it is a member there.
 
 use std::collections::{BTreeMap, VecDeque};
 

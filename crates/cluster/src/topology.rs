@@ -120,38 +120,6 @@ impl Topology {
         t
     }
 
-    /// Makes each partition that waits only for nodes gone over to the other side of a split
-    /// (`over_there`, or the coordinator of `theirs`, that side's table) wait instead for those
-    /// of them `theirs` makes its owners; returns how many it changed. (A node `theirs` lists
-    /// but not known to have gone over may be dead, or on this side: a takeover's table lists
-    /// every member of the old coordinator's, sim seed 30832 of `serve 2`.) That side merges into this one:
-    /// its history of the partition, which went on from the copies this table waits for, is
-    /// with its owners, and a node coming back from there brings whatever copy that side left
-    /// it (none, if that side gave the partition to others: sim seed 34468 of `serve 2`, where
-    /// such a node came back first and served the partition empty while its side's owner,
-    /// seeing this table wait for the other node, had not pushed its copy).
-    pub fn await_other_side(&mut self, theirs: &Topology, over_there: &BTreeSet<NodeId>) -> usize {
-        let members = &self.members;
-        let is_member = |n: &NodeId| members.binary_search(n).is_ok();
-        let over = |n: &NodeId| over_there.contains(n) || *n == theirs.coordinator;
-        let mut changed = 0;
-        for (a, b) in self.partitions.iter_mut().zip(&theirs.partitions) {
-            let waits = !a.owners.is_empty() && !a.owners.iter().any(is_member);
-            let went_over = a.owners.iter().all(over);
-            let holders: Vec<NodeId> = b
-                .owners
-                .iter()
-                .copied()
-                .filter(|n| over(n) && theirs.is_member(*n) && !is_member(n))
-                .collect();
-            if waits && went_over && !holders.is_empty() && holders != a.owners {
-                a.owners = holders;
-                changed += 1;
-            }
-        }
-        changed
-    }
-
     /// True once `node` is leaving and holds no partition any more: it may stop.
     pub fn drained(&self, node: NodeId) -> bool {
         self.leaving.binary_search(&node).is_ok() && self.partitions.iter().all(|a| !a.holds(node))
@@ -244,32 +212,6 @@ mod tests {
             }
         }
         s
-    }
-
-    #[test]
-    fn a_partition_waits_for_the_other_sides_owners_only_when_every_node_it_waits_for_went_over() {
-        let mut ours = Topology::founded_by(1, 4);
-        ours.members = vec![1, 2];
-        ours.partitions[0].owners = vec![3, 4]; // both went over
-        ours.partitions[1].owners = vec![1, 3]; // still served here
-        ours.partitions[2].owners = vec![3, 5]; // node 5 is lost elsewhere: it may come back
-        ours.partitions[3].owners = vec![4]; // that side has no live owner of it either
-                                             // Coordinator 9's side, which 3, 4 and 8 are known to have gone over to; it lists 7,
-                                             // which may be anywhere, and lost 6.
-        let mut theirs = Topology::founded_by(9, 4);
-        theirs.members = vec![3, 7, 8, 9];
-        for a in &mut theirs.partitions {
-            a.owners = vec![9, 7, 6, 8];
-        }
-        theirs.partitions[3].owners = vec![6];
-        let over_there = BTreeSet::from([3, 4, 8]);
-        let mut t = ours.clone();
-        assert_eq!(t.await_other_side(&theirs, &over_there), 1);
-        assert_eq!(t.await_other_side(&theirs, &over_there), 0, "done already");
-        assert_eq!(t.partitions[0].owners, vec![9, 8], "its owners gone over, primary first");
-        assert_eq!(t.partitions[1].owners, vec![1, 3]);
-        assert_eq!(t.partitions[2].owners, vec![3, 5]);
-        assert_eq!(t.partitions[3].owners, vec![4]);
     }
 
     #[test]
