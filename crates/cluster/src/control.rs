@@ -293,8 +293,7 @@ impl<D: NodeStore> Control<D> {
             let live = rows.into_iter().filter(|(_, e)| !e.is_expired(now.wall)).collect();
             push.read(p, live, next);
         }
-        if !push.is_done() || push.recheck_held(&target, self.me, now.mono, self.cfg.dead_after_ms)
-        {
+        if !push.is_done() || push.recheck_held(&target, self.me) {
             return;
         }
         let (pushed, took_ms) = (push.pushed, now.mono - push.started_at);

@@ -4,10 +4,8 @@
 //! per key, to the other side's primary of the key's partition, a window at a time, and sends
 //! again whatever was refused or not answered. Merging is idempotent (a copy the other side already has, or has
 //! newer, changes nothing), so sending twice, or from both owners of a partition, is harmless.
-//! A partition the other side waits for this node with is not pushed: this node's copy is the
-//! one that side waits for. One that waits for another node is held back a while: that node,
-//! merging in too, comes back as its owner with the copy it kept (see `Replica::adopt`), and
-//! the entries go to it once it is a member there.
+//! Partitions the other side has no live owner for are not pushed: this node's copy is the one
+//! that side waits for.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -35,16 +33,13 @@ pub struct Push {
     queued: VecDeque<Item>,
     /// Sent and not confirmed, by request id, with when they went.
     inflight: BTreeMap<u64, (Item, u64)>,
-    /// Held back: entries of partitions the other side's table made this node primary of, or
-    /// made wait for another node.
+    /// Held back: entries of partitions the other side's table made this node primary of.
     held: Vec<Item>,
     /// Refused or unanswered: sent again at the next tick, not at once (a primary that is not
     /// serving yet would be asked again and again within milliseconds).
     refused: Vec<Item>,
     pub pushed: u64,
     pub started_at: u64,
-    /// When everything but the held-back entries was first pushed.
-    rest_done_at: Option<u64>,
 }
 
 impl Push {
@@ -57,7 +52,6 @@ impl Push {
             refused: Vec::new(),
             pushed: 0,
             started_at: now,
-            rest_done_at: None,
         }
     }
 
@@ -95,41 +89,33 @@ impl Push {
         }
     }
 
-    /// The next entry to send, with the primary to send it to. An entry of a partition whose
-    /// primary over there is this node as a member, or another node that side lost, is held
-    /// back until the push is otherwise done, and then looked at again
-    /// ([`Push::recheck_held`]); one of a partition that waits for this node, or has no owner
-    /// at all, is let go.
+    /// The next entry to send, with the primary to send it to; entries of partitions without a
+    /// live owner over there are dropped. An entry of a partition whose primary is this node in
+    /// the other side's table (which counts it as a member) is held back until the push is
+    /// otherwise done, and then looked at again ([`Push::recheck_held`]).
     pub fn next_send(&mut self, target: &Topology, me: NodeId) -> Option<(Item, NodeId)> {
         while let Some(item) = self.queued.pop_front() {
             match target.primary(item.partition) {
-                Some(n) if n != me && target.is_member(n) => return Some((item, n)),
-                Some(n) if n != me || target.is_member(me) => self.held.push(item),
+                Some(n) if n == me && target.is_member(me) => self.held.push(item),
+                Some(n) if target.is_member(n) => return Some((item, n)),
                 _ => {}
             }
         }
         None
     }
 
-    /// With everything else pushed: looks again at the held-back entries under `target`, the
-    /// other side's table (newer by now). Entries whose partition has a live primary other
-    /// than this node are queued to go to it. Those whose primary is this node are let go: that
-    /// table keeps this node's copy. (A table of the other side from before it declared this
-    /// node dead, delivered late by a stream stalled by the split, still lists the node as a
-    /// primary; its entries dropped then were lost when the node joined a newer table and let
-    /// its copy go: sim seed 493 of `serve 2`.) Those whose primary is another node that side
-    /// lost wait for a table that says otherwise, for `wait_ms` from the first look, then are
-    /// let go: the partition waits for that node anyway. True while there is more to do.
-    pub fn recheck_held(&mut self, target: &Topology, me: NodeId, now: u64, wait_ms: u64) -> bool {
-        let waiting = now < self.rest_done_at.get_or_insert(now).saturating_add(wait_ms);
-        for item in std::mem::take(&mut self.held) {
-            match target.primary(item.partition) {
-                Some(n) if n != me && target.is_member(n) => self.queued.push_back(item),
-                Some(n) if n != me && waiting => self.held.push(item),
-                _ => {}
-            }
-        }
-        !self.queued.is_empty() || !self.held.is_empty()
+    /// With everything else pushed: queues again the held-back entries whose partition the
+    /// other side's table (`target`, newer by now) no longer makes this node primary of, and
+    /// lets the others go (that table keeps this node's copy, so nothing is lost). True if any
+    /// was queued. A table of the other side from before it declared this node dead, delivered
+    /// late (a stream stalled by the split), still lists the node as a primary; its entries
+    /// dropped then were lost when the node joined a newer table and let its copy go (sim seed
+    /// 493 of `serve 2`).
+    pub fn recheck_held(&mut self, target: &Topology, me: NodeId) -> bool {
+        let held = std::mem::take(&mut self.held);
+        let before = self.queued.len();
+        self.queued.extend(held.into_iter().filter(|i| target.primary(i.partition) != Some(me)));
+        self.queued.len() > before
     }
 
     pub fn sent(&mut self, id: u64, item: Item, now: u64) {
@@ -188,11 +174,11 @@ mod tests {
         let (sent, to) = push.next_send(&stale, me).expect("partition 1 goes to node 1");
         assert_eq!((sent.key.as_ref(), to), (&b"b"[..], 1));
         assert!(push.next_send(&stale, me).is_none(), "partition 0 is held back");
-        assert!(!push.recheck_held(&stale, me, 0, 1000), "the same table: nothing to send");
+        assert!(!push.recheck_held(&stale, me), "the same table: nothing to send");
         // Its newer table has node 1 as partition 0's primary.
         push.held.push(Item { partition: 0, key: Bytes::from_static(b"a"), entry: row("a").1 });
         let newer = table(vec![1], 1, 1);
-        assert!(push.recheck_held(&newer, me, 0, 1000));
+        assert!(push.recheck_held(&newer, me));
         let (sent, to) = push.next_send(&newer, me).expect("partition 0 goes now");
         assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 1));
     }
@@ -215,37 +201,6 @@ mod tests {
         assert!(push.next_send(&t, me).is_none(), "in flight, not late yet");
         assert!(push.answered(2, true));
         assert!(push.is_done() && push.pushed == 1);
-    }
-
-    #[test]
-    fn an_entry_of_a_partition_waiting_for_another_lost_node_waits_for_a_table_that_says_where_it_goes(
-    ) {
-        let me = 7;
-        let read = || {
-            let mut push = Push::new(vec![0], 0);
-            push.read(0, vec![row("a")], None);
-            push
-        };
-        // Partition 0 waits over there for node 5, which that side lost: it came over to this
-        // side, and its copy is not this side's history.
-        let waits_for_5 = table(vec![1], 5, 1);
-        let mut push = read();
-        assert!(push.next_send(&waits_for_5, me).is_none());
-        assert!(push.is_done() && push.recheck_held(&waits_for_5, me, 100, 1000), "held");
-        assert!(push.recheck_held(&waits_for_5, me, 1000, 1000), "for a while");
-        // That side's next table waits for this node's copy instead: nothing to send.
-        assert!(!push.recheck_held(&table(vec![1], me, 1), me, 1050, 1000));
-        // Or gives the partition a live primary: the entry goes there.
-        let mut push = read();
-        assert!(push.next_send(&waits_for_5, me).is_none());
-        assert!(push.recheck_held(&table(vec![1], 1, 1), me, 100, 1000));
-        let (sent, to) = push.next_send(&table(vec![1], 1, 1), me).expect("sent");
-        assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 1));
-        // No table says otherwise in time: let go, as the partition waits for node 5 anyway.
-        let mut push = read();
-        assert!(push.next_send(&waits_for_5, me).is_none());
-        assert!(push.recheck_held(&waits_for_5, me, 100, 1000));
-        assert!(!push.recheck_held(&waits_for_5, me, 1100, 1000));
     }
 
     #[test]

@@ -406,14 +406,7 @@ impl<S: PartitionStore> Replica<S> {
                 self.sync_asked_at = None;
             }
             Role::Idle => {
-                // A node the table does not count (declared dead, joining, merging in from
-                // the other side of a split) keeps its copy: a side that lost it may still
-                // wait for it as the partition's owner, and takes it back as it was. Dropped,
-                // that side made it the owner again of a copy it no longer had (sim seed 34468
-                // of `serve 2`, with a change of replication timing: a node declared dead
-                // over there merged back and served the partition empty).
-                let counted = t.is_member(self.me);
-                if counted && (self.role != Role::Idle || self.pos != Some(LogPos::ZERO)) {
+                if self.role != Role::Idle || self.pos != Some(LogPos::ZERO) {
                     self.drop_data();
                 }
             }
@@ -1530,33 +1523,6 @@ mod tests {
         let mut r = Replica::new(0, 1, cfg, MemStore::empty());
         r.adopt(Now { mono: 0, wall: 0 }, &t, &mut Vec::new());
         (r, t)
-    }
-
-    #[test]
-    fn a_copy_is_let_go_under_a_table_that_counts_this_node_and_kept_under_one_that_does_not() {
-        let (mut r, mut t) = follower_of_7();
-        let now = Now { mono: 0, wall: 0 };
-        let mut out = Vec::new();
-        let at = LogPos { term: Term { epoch: 1, primary: 7 }, version: 3 };
-        let snapshot =
-            Chunk { id: 1, seq: 0, after: None, through: None, entries: Vec::new(), as_of: at };
-        r.receive(now, 7, ReplicaMsg::Chunk(snapshot), &mut out);
-        assert_eq!(r.position(), Some(at));
-        // Declared dead (or followed as a joiner, or merging in from the other side of a
-        // split): the table counts neither node 1 nor its copy. Another side may still wait
-        // for that copy.
-        t.members = vec![7, 9];
-        t.partitions[0].owners = vec![7, 9];
-        t.partitions[0].target = vec![7, 9];
-        t.epoch = 2;
-        r.adopt(now, &t, &mut out);
-        assert!(r.is_idle());
-        assert_eq!(r.position(), Some(at), "kept");
-        // Counted again, without the partition: let go.
-        t.members = vec![1, 7, 9];
-        t.epoch = 3;
-        r.adopt(now, &t, &mut out);
-        assert_eq!(r.position(), Some(LogPos::ZERO), "let go");
     }
 
     #[test]
