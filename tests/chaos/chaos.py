@@ -381,7 +381,7 @@ class Run:
         self.history.op("create", ok)
         if not ok:
             return None
-        self.history.session_created(sid, start)
+        self.history.session_created(sid, start, self.local.node)
         return sid
 
     def subscriber(self, i: int) -> None:

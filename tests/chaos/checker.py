@@ -24,9 +24,10 @@ allow either, never a value older than the last acknowledged one:
   from the request on (a node cut off, paused or short of disk may be declared dead, and a
   member declared dead misses what was published meanwhile: the documented limit), nor one the
   cluster declared dead meanwhile (the nodes' logs say when: a coordinator on a lossy link
-  declares live nodes dead). Under ``serve``, a creation made within a fault window is not
-  checked: a side of its own may have served it, and its primary publishes to that side's
-  members only (the merge brings the session over, not its event).
+  declares live nodes dead). Under ``serve``, a creation made through a node a fault touched
+  while it ran need not reach the other nodes: that node may have served a side of its own,
+  whose primary publishes to that side's members only (the merge brings the session over, not
+  its event).
 
 Under ``when_split = serve`` both sides of a split serve, and when they merge each key keeps one
 side's copy whole (the higher version), as the architecture notes say. The windows of the faults
@@ -119,8 +120,9 @@ class History:
         self.windows: list[list] = []
         # The entries of `node_faults` that do not split (kills and the like).
         self.downs: list[list] = []
-        # Acknowledged creations: (session id, request sent, answer received), monotonic.
-        self.created: list[tuple[str, float, float]] = []
+        # Acknowledged creations: (session id, request sent, answer received (monotonic), the
+        # node it went through).
+        self.created: list[tuple[str, float, float, int]] = []
         self.subscriptions: list[Subscription] = []
 
     def _count(self, ok: bool) -> None:
@@ -279,10 +281,10 @@ class History:
             if self.windows and self.windows[-1][1] is None:
                 self.windows[-1][1] = now
 
-    def session_created(self, sid: str, start: float) -> None:
+    def session_created(self, sid: str, start: float, node: int) -> None:
         end = time.monotonic()
         with self.lock:
-            self.created.append((sid, start, end))
+            self.created.append((sid, start, end, node))
 
     def subscribed(self, node: int) -> Subscription:
         s = Subscription(node, time.monotonic())
@@ -321,8 +323,10 @@ def check(h: History) -> Report:
 def _events(h: History, v: list[str]) -> int:
     """The events rule; returns how many (creation, subscriber) pairs it checked."""
     checked = 0
-    for sid, start, end in h.created:
-        if h.diverged(start, end):
+    for sid, start, end, via in h.created:
+        if h.split == "serve" and any(
+                via in nodes and s <= end - h.t0 and (e is None or e >= start - h.t0)
+                for s, e, nodes in h.node_faults):
             continue
         since = start - h.t0
         touched = set().union(*(nodes for _, end, nodes in h.node_faults

@@ -50,7 +50,7 @@ def test_a_node_declared_dead_misses_events_until_it_is_back_and_settled():
     assert h.node_faults == [[10.0, 13.0, {1}]]
     # Created at 12 s: node 1 (back at 11 s, its partitions' tables maybe not yet) may miss it;
     # node 2 may not.
-    h.created = [("s1", 12.0, 12.1)]
+    h.created = [("s1", 12.0, 12.1, 0)]
     h.subscriptions = [Subscription(node=1, start=0.0), Subscription(node=2, start=0.0)]
     violations: list[str] = []
     assert _events(h, violations) == 1
@@ -58,26 +58,27 @@ def test_a_node_declared_dead_misses_events_until_it_is_back_and_settled():
                           "node 2 (subscribed at t=0.000s)"]
 
 
-def test_under_serve_a_creation_within_a_fault_window_may_reach_one_side_only():
+def test_under_serve_a_creation_through_a_node_a_fault_touched_may_reach_its_side_only():
     h = history("serve")
-    # Node 1 cut off from 10 s to 20 s: a side of its own may serve a creation, whose event
-    # reaches that side's members only; node 2's subscriber, untouched, still must see the
-    # creations made before and after.
+    # Node 1 cut off from 10 s to 20 s: it may serve a side of its own, whose events reach
+    # that side's members only. Node 2's subscriber, untouched, still must see creations made
+    # through node 1 before and after the cut, and through node 0 during it.
     h.fault(10.0, "isolate node 1", {1})
-    h.fault_over()
-    h.windows[-1][1] = 20.0
     h.node_faults[-1][1] = 20.0
-    h.created = [("before", 5.0, 5.1), ("within", 12.0, 12.1), ("after", 25.0, 25.1)]
+    h.windows[-1][1] = 20.0
+    h.created = [("before", 5.0, 5.1, 1), ("cut-off", 12.0, 12.1, 1), ("majority", 12.0, 12.1, 0),
+                 ("after", 25.0, 25.1, 1)]
     h.subscriptions = [Subscription(node=2, start=0.0)]
     violations: list[str] = []
-    assert _events(h, violations) == 2
+    assert _events(h, violations) == 3
     assert violations == [
-        "session before created at t=5.000s never reached the subscriber of node 2 "
-        "(subscribed at t=0.000s)",
-        "session after created at t=25.000s never reached the subscriber of node 2 "
-        "(subscribed at t=0.000s)",
+        f"session {sid} created at t={t:.3f}s never reached the subscriber of node 2 "
+        "(subscribed at t=0.000s)" for sid, t in [("before", 5.0), ("majority", 12.0),
+                                                    ("after", 25.0)]
     ]
-
+    # Under deny a cut-off node serves nothing: every creation is checked.
+    h.split = "deny"
+    assert _events(h, []) == 4
 
 def test_an_id_a_node_no_longer_has_is_not_the_node():
     h = history()
