@@ -26,3 +26,26 @@ pub mod subscribers;
 pub mod world;
 
 pub use world::{Report, SimConfig, World};
+
+/// The `tracing` filter for `SIM_LOG=<filter>`: the filter given, with this crate's `node{i t}`
+/// span turned on unless the filter says otherwise, so every line says which node logged it
+/// and when.
+pub fn log_filter(spec: &str) -> String {
+    if spec.contains("sessiongrid_simulations") {
+        spec.to_string()
+    } else {
+        format!("{spec},sessiongrid_simulations=info")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_log_filter_shows_which_node_logged_unless_told_otherwise() {
+        assert_eq!(
+            super::log_filter("sessiongrid_cluster=debug"),
+            "sessiongrid_cluster=debug,sessiongrid_simulations=info"
+        );
+        assert_eq!(super::log_filter("sessiongrid_simulations=off"), "sessiongrid_simulations=off");
+    }
+}

@@ -19,7 +19,7 @@ fn run(mut cfg: SimConfig) -> Report {
     }
     if let Ok(filter) = std::env::var("SIM_LOG") {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
+            .with_env_filter(sessiongrid_simulations::log_filter(&filter))
             .without_time()
             .with_writer(std::io::stderr)
             .try_init();

@@ -90,7 +90,7 @@ fn main() {
                 cfg.isolate_max = num(3, 1) as usize;
                 if let Ok(filter) = std::env::var("SIM_LOG") {
                     let _ = tracing_subscriber::fmt()
-                        .with_env_filter(filter)
+                        .with_env_filter(sessiongrid_simulations::log_filter(&filter))
                         .without_time()
                         .with_ansi(false)
                         .with_writer(std::io::stderr)
