@@ -323,11 +323,11 @@ def check(h: History) -> Report:
 def _events(h: History, v: list[str]) -> int:
     """The events rule; returns how many (creation, subscriber) pairs it checked."""
     checked = 0
-    for sid, start, end, via in h.created:
+    for sid, start, answered, via in h.created:
         if h.split == "serve" and any(
-                via in nodes and s <= end - h.t0 and (e is None or e >= start - h.t0)
+                via in nodes and s <= answered - h.t0 and (e is None or e >= start - h.t0)
                 for s, e, nodes in h.node_faults):
-            continue
+            continue  # through a node that may have served a side of its own
         since = start - h.t0
         touched = set().union(*(nodes for _, end, nodes in h.node_faults
                                 if end is None or end >= since))
