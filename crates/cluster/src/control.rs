@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::config::ClusterConfig;
 use crate::membership::{Membership, Outbox};
 use crate::merge::Push;
-use crate::msg::{LogPos, MemberMsg, Msg};
+use crate::msg::{MemberMsg, Msg};
 use crate::placement::NodeId;
 use crate::storage::{NodeStore, PartitionStore};
 use crate::topology::{Epoch, Topology};
@@ -298,12 +298,7 @@ impl<D: NodeStore> Control<D> {
         }
         let (pushed, took_ms) = (push.pushed, now.mono - push.started_at);
         let mut outbox = Outbox::new();
-        // The copies this node still holds (not let go, not half-synced): the other side may
-        // list it as the owner of others it had before, which it no longer has.
-        let vouched = (0..self.cfg.partitions)
-            .filter(|p| self.disk.partition(*p).position().is_some_and(|pos| pos != LogPos::ZERO))
-            .collect();
-        let adopted = self.membership.finish_merge(now.mono, vouched, &mut outbox);
+        let adopted = self.membership.finish_merge(now.mono, &mut outbox);
         self.flush_outbox(outbox);
         let Some(t) = adopted else { return }; // the other side has not published past ours
         info!(entries = pushed, took_ms, "pushed this node's data to the other side");

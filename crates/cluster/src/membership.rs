@@ -128,9 +128,6 @@ pub struct Membership {
     /// merge, and may have dropped their copies there, so the next table leaves them out; they
     /// join again once merged.
     merging_in: BTreeSet<NodeId>,
-    /// Coordinator: nodes that merged in from the other side of a split and asked to join, with
-    /// the partitions whose copies they vouch for ([`MemberMsg::Merged`]); until they join.
-    merged: BTreeMap<NodeId, BTreeSet<PartitionId>>,
     /// Taking over from a suspected coordinator: since when, and the members that answered this
     /// node's pings as having no other live coordinator. It publishes once all did, or after
     /// `dead_after_ms` without the others, so a node cut off from everyone takes over alone.
@@ -182,7 +179,6 @@ impl Membership {
             born: now,
             departed: BTreeSet::new(),
             merging_in: BTreeSet::new(),
-            merged: BTreeMap::new(),
             next_probe: now,
             merging: None,
             left: None,
@@ -286,12 +282,7 @@ impl Membership {
     /// This node has pushed its data to the side it merges into: once that side has published
     /// past this side's epoch, it takes that side's topology and asks to join. Returns the
     /// topology to act on (`None`: still waiting).
-    pub fn finish_merge(
-        &mut self,
-        now: u64,
-        vouched: Vec<PartitionId>,
-        out: &mut Outbox,
-    ) -> Option<Arc<Topology>> {
+    pub fn finish_merge(&mut self, now: u64, out: &mut Outbox) -> Option<Arc<Topology>> {
         let past = self
             .left
             .as_ref()
@@ -305,13 +296,10 @@ impl Membership {
         self.topology = None;
         self.departed.clear();
         self.won_against.clear();
-        self.merged.clear();
         self.newest_epoch_seen = t.epoch;
         self.set(now, t.clone());
         self.grace_all(now);
         self.next_ping = now + self.cfg.heartbeat_ms;
-        // Before the ping that makes it a joiner: the stream keeps the order.
-        out.push((t.coordinator, MemberMsg::Merged { vouched }));
         out.push((
             t.coordinator,
             MemberMsg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
@@ -729,18 +717,6 @@ impl Membership {
                 }
                 None
             }
-            MemberMsg::Merged { vouched } => {
-                let member = self.topology.as_ref().is_some_and(|t| t.is_member(from));
-                if self.is_coordinator() && !member {
-                    info!(
-                        node = from,
-                        vouched = vouched.len(),
-                        "node merged in from the other side"
-                    );
-                    self.merged.insert(from, vouched.into_iter().collect());
-                }
-                None
-            }
             MemberMsg::Forget { node } => {
                 let lost = self.topology.as_ref().is_some_and(|t| t.lost().contains(&node));
                 if self.is_coordinator() && lost && self.forgotten.insert(node) {
@@ -919,17 +895,6 @@ impl Membership {
         } else {
             Arc::new(t.without(&self.forgotten))
         };
-        // A node merged in from the other side is listed here as the owner of the partitions
-        // that waited for it, but holds only the copies it vouches for (sim seed 34468 of
-        // `serve 2`: declared dead over there, where the partition went to its other owner, it
-        // let its copy go, came back first and served the partition empty).
-        let joining: Vec<(NodeId, &BTreeSet<PartitionId>)> = self
-            .merged
-            .iter()
-            .filter(|(n, _)| self.joiners.contains(n) && !t.is_member(**n))
-            .map(|(n, v)| (*n, v))
-            .collect();
-        let base = if joining.is_empty() { base } else { Arc::new(base.without_copies(&joining)) };
         let mut next = base.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
         next.lite = self.lite.iter().copied().filter(|n| next.leaving.contains(n)).collect();
         if t.coordinator != self.me {
@@ -965,7 +930,6 @@ impl Membership {
         }
         let next = Arc::new(next);
         info!(epoch = next.epoch, members = next.members.len(), "publishing topology");
-        self.merged.retain(|n, _| !next.is_member(*n));
         self.joiners.clear();
         self.forgotten.clear();
         self.merging_in.clear();
@@ -1509,55 +1473,6 @@ mod tests {
         );
         m.tick(50, &mut out);
         assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn a_node_merged_in_owns_again_only_the_copies_it_vouches_for() {
-        let (mut m, mut out) = coordinator_of_four();
-        let t = m.topology().unwrap().clone();
-        for (p, a) in t.partitions.iter().enumerate() {
-            for node in a.learners() {
-                let synced =
-                    MemberMsg::Synced { partition: p as PartitionId, node, as_of: t.epoch };
-                m.receive(11, 1, synced, &mut out);
-            }
-        }
-        m.tick(12, &mut out);
-        let ours = m.topology().unwrap().clone();
-        let both: Vec<PartitionId> = (0..4)
-            .filter(|p| ours.partitions[*p as usize].owners.iter().all(|n| [3, 4].contains(n)))
-            .collect();
-        assert!(!both.is_empty(), "some partition is held by nodes 3 and 4 only: {ours:?}");
-        // Nodes 3 and 4 follow coordinator 9's side, merge in, and are left out meanwhile: the
-        // partitions only they held wait for them.
-        let theirs = table_of(4, 9, vec![3, 4, 9], 7);
-        m.receive(20, 3, MemberMsg::TopologyPush(theirs.clone()), &mut out);
-        m.receive(20, 4, MemberMsg::TopologyPush(theirs), &mut out);
-        m.tick(30, &mut out);
-        let t = m.topology().unwrap().clone();
-        assert_eq!(t.members, vec![1, 2]);
-        for p in &both {
-            assert_eq!(t.partitions[*p as usize].owners.len(), 2, "partition {p} waits for both");
-        }
-        // Over there node 3 let those copies go; node 4 kept them as an owner.
-        let join = |m: &mut Membership, n: NodeId, vouched: Vec<PartitionId>, out: &mut Outbox| {
-            m.receive(40, n, MemberMsg::Merged { vouched }, out);
-            m.receive(
-                40,
-                n,
-                MemberMsg::Ping { sent_at: 40, epoch: t.epoch, intent: Intent::Stay },
-                out,
-            );
-        };
-        join(&mut m, 3, Vec::new(), &mut out);
-        join(&mut m, 4, both.clone(), &mut out);
-        m.tick(50, &mut out);
-        let t = m.topology().unwrap().clone();
-        assert_eq!(t.members, vec![1, 2, 3, 4]);
-        for p in &both {
-            assert_eq!(t.partitions[*p as usize].owners, vec![4], "partition {p}: 4's copy only");
-        }
-        assert!(m.merged.is_empty(), "forgotten once they joined");
     }
 
     #[test]

@@ -256,12 +256,6 @@ pub enum MemberMsg {
     Forget {
         node: NodeId,
     },
-    /// Sent by a node that merged in from the other side of a split, just before it asks to
-    /// join: the partitions whose copy it still holds. Any other copy this side lists it for
-    /// it let go over there (or never had whole).
-    Merged {
-        vouched: Vec<PartitionId>,
-    },
 }
 
 impl From<MemberMsg> for Msg {

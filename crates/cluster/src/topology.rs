@@ -120,24 +120,6 @@ impl Topology {
         t
     }
 
-    /// This table with each node of `nodes` (not members) taken out of the owners of every
-    /// partition but those it vouches for: it holds no other copy. A partition left with no
-    /// owner starts empty in the next table.
-    pub fn without_copies(&self, nodes: &[(NodeId, &BTreeSet<PartitionId>)]) -> Topology {
-        let mut t = self.clone();
-        for (p, a) in t.partitions.iter_mut().enumerate() {
-            let p = p as PartitionId;
-            let gone = |n: &NodeId| {
-                nodes
-                    .iter()
-                    .any(|(m, vouched)| m == n && !vouched.contains(&p) && !self.is_member(*n))
-            };
-            a.owners.retain(|n| !gone(n));
-            a.target.retain(|n| !gone(n));
-        }
-        t
-    }
-
     /// True once `node` is leaving and holds no partition any more: it may stop.
     pub fn drained(&self, node: NodeId) -> bool {
         self.leaving.binary_search(&node).is_ok() && self.partitions.iter().all(|a| !a.holds(node))
@@ -230,22 +212,6 @@ mod tests {
             }
         }
         s
-    }
-
-    #[test]
-    fn a_node_is_taken_out_of_the_copies_it_does_not_vouch_for() {
-        let mut t = Topology::founded_by(1, 3);
-        t.members = vec![1, 2];
-        t.partitions[0].owners = vec![3, 4];
-        t.partitions[1].owners = vec![3];
-        t.partitions[2].owners = vec![1, 3];
-        let vouched = BTreeSet::from([0]);
-        let without = t.without_copies(&[(3, &vouched)]);
-        assert_eq!(without.partitions[0].owners, vec![3, 4], "vouched for");
-        assert!(without.partitions[1].owners.is_empty(), "starts empty in the next table");
-        assert_eq!(without.partitions[2].owners, vec![1]);
-        let member = t.without_copies(&[(1, &BTreeSet::new())]);
-        assert_eq!(member.partitions[2].owners, vec![1, 3], "a member is left as it is");
     }
 
     #[test]
