@@ -210,6 +210,15 @@ class History:
         a, b = start - self.t0, end - self.t0
         return any(s <= b and (e is None or e >= a) for s, e in self.windows)
 
+    def served_apart(self, node: int, start: float, end: float) -> bool:
+        """Under ``serve``: whether a fault touched ``node`` while a request through it ran
+        (``start``..``end``, monotonic): it may have served a side of its own."""
+        if self.split != "serve":
+            return False
+        a, b = start - self.t0, end - self.t0
+        return any(node in nodes and s <= b and (e is None or e >= a)
+                   for s, e, nodes in self.node_faults)
+
     def fault(self, at: float, what: str, nodes: set[int], splits: bool = True) -> None:
         with self.lock:
             self.fault_log.append((at, what))
@@ -324,10 +333,8 @@ def _events(h: History, v: list[str]) -> int:
     """The events rule; returns how many (creation, subscriber) pairs it checked."""
     checked = 0
     for sid, start, answered, via in h.created:
-        if h.split == "serve" and any(
-                via in nodes and s <= answered - h.t0 and (e is None or e >= start - h.t0)
-                for s, e, nodes in h.node_faults):
-            continue  # through a node that may have served a side of its own
+        if h.served_apart(via, start, answered):
+            continue
         since = start - h.t0
         touched = set().union(*(nodes for _, end, nodes in h.node_faults
                                 if end is None or end >= since))

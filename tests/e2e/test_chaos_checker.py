@@ -80,6 +80,7 @@ def test_under_serve_a_creation_through_a_node_a_fault_touched_may_reach_its_sid
     h.split = "deny"
     assert _events(h, []) == 4
 
+
 def test_an_id_a_node_no_longer_has_is_not_the_node():
     h = history()
     # Node 1 came back at 5 s with its data lost (new id 201); its old id 200 is declared dead
