@@ -6,8 +6,8 @@
 # server CPU (user + sys) per operation of each and its ratio, then the node's RSS per 1 KiB key
 # after loading 1M keys. Also, unpipelined, SADD and ZADD (one key growing to 100k members, as
 # redis-benchmark does with -r) and LPUSH then LPOP on one list of up to 5k elements (a list
-# larger than its partition's share of memory_max_bytes, 2 MiB by default or about 6k elements of
-# 256 bytes, is read from disk whole by every write: BENCH_LONG_LISTS=1 runs the full count).
+# costing over a quarter of memory_max_bytes, 128 MiB by default, is read from disk whole by
+# every write: BENCH_LONG_LISTS=1 runs the full count).
 #
 # Usage: tests/bench/redis-compare.sh [path/to/sessiongrid]   (default: release build)
 set -euo pipefail
@@ -35,7 +35,7 @@ wait_port "$rport"; wait_port "$gport"
 
 bench() { # port pipeline test -> ops/s
   # SET/GET spread over 100k keys. HSET writes one field of one hash; HSET-big (-r) grows one
-  # hash to 100k fields, far past a partition's share of the memory budget.
+  # hash to 100k fields (about 30 MB).
   local spread=(-r 100000) test="$3" n="$REQUESTS"; [ "$3" = hset ] && spread=()
   [ "$3" = hset-big ] && test=hset
   case "$3" in lpush|lpop) spread=(); [ -n "${BENCH_LONG_LISTS:-}" ] || n=$LIST_REQUESTS ;; esac

@@ -333,6 +333,7 @@ impl<S: PartitionStore> Partition<S> {
 
     /// Retransmissions, the expiry sweep and timeouts; `lease` is control's latest.
     pub fn tick(&mut self, now: Now, lease: Lease) {
+        self.replica.housekeep();
         let mut sends = Vec::new();
         if !self.events_sent_once {
             self.outboxes.retransmit(now.mono, self.retransmit_ms, &mut sends);

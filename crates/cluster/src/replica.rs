@@ -1409,6 +1409,11 @@ impl<S: PartitionStore> Replica<S> {
         sweeps.then_some(self.next_sweep)
     }
 
+    /// The store's own periodic work ([`PartitionStore::housekeep`]), whatever the role.
+    pub fn housekeep(&mut self) {
+        self.store.housekeep();
+    }
+
     pub fn tick(&mut self, now: Now, out: &mut Vec<Effect>) {
         if self.role != Role::Primary {
             return;

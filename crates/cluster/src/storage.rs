@@ -113,6 +113,10 @@ pub trait PartitionStore {
         None
     }
 
+    /// Work the store does now and then, at the partition's tick: a memory tier above its
+    /// share gives back what the node's other partitions need.
+    fn housekeep(&mut self) {}
+
     /// Why the disk refuses writes for now (it is full or failing), if it does: writes are
     /// then refused before they run, and reads still served.
     fn refuses_writes(&mut self) -> Option<StoreError> {

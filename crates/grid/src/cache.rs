@@ -1,16 +1,93 @@
-//! The in-memory tier of one partition: the hot entries within a byte budget.
+//! The in-memory tier: each partition's hot entries, within the node's memory budget.
 //!
-//! Disk holds every entry; the cache holds the hot ones. An entry is charged its key, its value
-//! bytes and a fixed overhead; inserting past the budget evicts entries not used since the
-//! eviction hand last passed them (CLOCK, second chance: an approximation of least recently
-//! used in which a hit only sets a bit, instead of relinking a list, which costs a GET several
-//! cache misses). An entry larger than the whole budget is not cached at all.
+//! Disk holds every entry; the tiers hold the hot ones. An entry is charged its key, its value
+//! bytes and a fixed overhead. The budget is the node's ([`Budget`]), not a fixed share of it
+//! per partition: a partition holds more than its share while the node has room (one big
+//! hash, or a node that holds copies of a few partitions only).
+//!
+//! Under pressure each tier evicts its own entries not used since its eviction hand last
+//! passed them (CLOCK, second chance: an approximation of least recently used in which a hit
+//! only sets a bit, instead of relinking a list, which costs a GET several cache misses). A
+//! tier that grows past the budget evicts its own; one that had to although it held no more
+//! than its share (the budget over the tiers holding anything) records what it gave up, and
+//! tiers above their share give that much back at their next tick ([`EntryCache::trim`]), so a
+//! partition gone cold cannot keep memory a busy one needs. The node's total stays within the
+//! budget, except by an entry that its tier holds alone. An entry that costs more than a
+//! quarter of the budget is not cached at all.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
 use sessiongrid_model::Entry;
+
+/// A node's memory budget for entries, shared by its partitions' tiers.
+#[derive(Debug)]
+pub struct Budget {
+    limit: usize,
+    /// What every tier holds, summed.
+    used: AtomicUsize,
+    /// Tiers holding anything: the budget's shares.
+    tiers: AtomicUsize,
+    /// Bytes tiers within their share evicted for want of room; tiers above theirs owe as much.
+    wanted: AtomicUsize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            limit,
+            used: AtomicUsize::new(0),
+            tiers: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(0),
+        })
+    }
+
+    /// What the node's tiers hold.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// One tier's fair share: the budget over the tiers holding anything.
+    fn share(&self) -> usize {
+        self.limit / self.tiers.load(Ordering::Relaxed).max(1)
+    }
+
+    /// The most one entry may cost and be cached.
+    fn entry_max(&self) -> usize {
+        self.limit / 4
+    }
+
+    /// True if `extra` more bytes would not fit.
+    fn over(&self, extra: usize) -> bool {
+        self.used().saturating_add(extra) > self.limit
+    }
+
+    fn want(&self, bytes: usize) {
+        let _ = self.wanted.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+            Some(w.saturating_add(bytes).min(self.limit))
+        });
+    }
+
+    /// Bytes owed to tiers within their share, if the node lacks that room; forgets the debt
+    /// once it has it.
+    fn owed(&self) -> usize {
+        let wanted = self.wanted.load(Ordering::Relaxed);
+        if wanted > 0 && !self.over(wanted) {
+            self.paid(wanted);
+            return 0;
+        }
+        wanted
+    }
+
+    fn paid(&self, bytes: usize) {
+        let _ = self
+            .wanted
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| Some(w.saturating_sub(bytes)));
+    }
+}
 
 struct Slot {
     entry: Entry,
@@ -29,7 +106,7 @@ pub struct EntryCache {
     ring: VecDeque<(Bytes, u64)>,
     next_generation: u64,
     bytes: usize,
-    budget_bytes: usize,
+    budget: Arc<Budget>,
 }
 
 fn cost(key: &Bytes, entry: &Entry) -> usize {
@@ -37,47 +114,62 @@ fn cost(key: &Bytes, entry: &Entry) -> usize {
 }
 
 impl EntryCache {
-    pub fn new(budget_bytes: usize) -> Self {
+    pub fn new(budget: Arc<Budget>) -> Self {
         EntryCache {
             slots: HashMap::new(),
             ring: VecDeque::new(),
             next_generation: 0,
             bytes: 0,
-            budget_bytes,
+            budget,
         }
+    }
+
+    /// Sets what this tier holds, and the node's total with it.
+    fn set_bytes(&mut self, bytes: usize) {
+        let (before, budget) = (self.bytes, &self.budget);
+        self.bytes = bytes;
+        if bytes >= before {
+            budget.used.fetch_add(bytes - before, Ordering::Relaxed);
+        } else {
+            budget.used.fetch_sub(before - bytes, Ordering::Relaxed);
+        }
+        match (before == 0, bytes == 0) {
+            (true, false) => budget.tiers.fetch_add(1, Ordering::Relaxed),
+            (false, true) => budget.tiers.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
     }
 
     /// Removes and returns the entry, so the caller can modify it and [`insert`](Self::insert)
     /// it back.
     pub fn take(&mut self, key: &[u8]) -> Option<Entry> {
         let slot = self.slots.remove(key)?;
-        self.bytes -= slot.cost;
+        self.set_bytes(self.bytes - slot.cost);
         Some(slot.entry)
     }
 
     /// Changes the cached entry in place with `f`, which reports by how much its cost changed
-    /// (`None`: it could not change it). False if the key is not cached or `f` failed; the
-    /// caller then drops the entry. A patch that grows the entry past the budget evicts others.
+    /// (`None`: it could not change it). Returns how many other entries were evicted for it,
+    /// or `None` if the key is not cached, `f` failed or the entry grew too big to be cached:
+    /// the caller then drops the entry.
     pub fn patch(
         &mut self,
         key: &[u8],
         f: impl FnOnce(&mut Option<Entry>) -> Option<isize>,
-    ) -> bool {
-        let Some(slot) = self.slots.get_mut(key) else { return false };
+    ) -> Option<usize> {
+        let slot = self.slots.get_mut(key)?;
         let mut entry = Some(std::mem::replace(&mut slot.entry, Entry::deleted(0)));
         let change = f(&mut entry);
-        let (Some(change), Some(patched)) = (change, entry) else { return false };
+        let (Some(change), Some(patched)) = (change, entry) else { return None };
         slot.entry = patched;
         slot.used = true;
         slot.cost = slot.cost.saturating_add_signed(change);
-        self.bytes = self.bytes.saturating_add_signed(change);
-        if slot.cost > self.budget_bytes {
-            return false; // grown past the whole budget: the caller drops it
+        let too_big = slot.cost > self.budget.entry_max();
+        self.set_bytes(self.bytes.saturating_add_signed(change));
+        if too_big {
+            return None;
         }
-        if self.bytes > self.budget_bytes {
-            self.evict_over_budget(Some(&Bytes::copy_from_slice(key)));
-        }
-        true
+        Some(self.make_room(0, Some(&Bytes::copy_from_slice(key))))
     }
 
     /// The cached entry, now marked used.
@@ -88,39 +180,68 @@ impl EntryCache {
     }
 
     /// Caches `entry` (marked used if the key was cached already); returns how many entries
-    /// were evicted for it, or `None` if it is larger than the whole budget and was not cached.
+    /// were evicted for it, or `None` if it is too big to be cached (and was not).
     pub fn insert(&mut self, key: Bytes, entry: Entry) -> Option<usize> {
         let c = cost(&key, &entry);
-        if c > self.budget_bytes {
+        if c > self.budget.entry_max() {
             self.take(&key);
             return None;
         }
         if let Some(slot) = self.slots.get_mut(&key) {
-            self.bytes = self.bytes - slot.cost + c;
+            let before = slot.cost;
             slot.cost = c;
             slot.entry = entry;
             slot.used = true;
-            return Some(self.evict_over_budget(Some(&key)));
+            self.set_bytes(self.bytes - before + c);
+            return Some(self.make_room(0, Some(&key)));
         }
-        let budget = self.budget_bytes;
-        let evicted = self.evict_while(|bytes| bytes + c > budget, None);
+        let evicted = self.make_room(c, None);
         let generation = self.next_generation;
         self.next_generation += 1;
         self.ring.push_back((key.clone(), generation));
         self.slots.insert(key, Slot { entry, cost: c, used: false, generation });
-        self.bytes += c;
+        self.set_bytes(self.bytes + c);
         self.compact();
         Some(evicted)
     }
 
-    /// Evicts until the cached bytes are within budget again, sparing `keep`.
-    fn evict_over_budget(&mut self, keep: Option<&Bytes>) -> usize {
-        let budget = self.budget_bytes;
-        self.evict_while(|bytes| bytes > budget, keep)
+    /// Evicts this tier's entries, sparing `keep`, until the node has room for `extra` more
+    /// bytes; returns how many went. What a tier within its share gives up, or cannot find,
+    /// is owed to it by the tiers above theirs.
+    fn make_room(&mut self, extra: usize, keep: Option<&Bytes>) -> usize {
+        if !self.budget.over(extra) {
+            return 0;
+        }
+        let budget = self.budget.clone();
+        let modest = self.bytes + extra <= budget.share();
+        let before = self.bytes;
+        let evicted = self.evict_while(|_| budget.over(extra), keep);
+        let short = (budget.used() + extra).saturating_sub(budget.limit);
+        let given = if modest { before - self.bytes } else { 0 };
+        budget.want(given + short);
+        evicted
     }
 
-    /// Moves the hand while `over(cached bytes)` holds: an entry used since its last visit
-    /// gets a second chance, one not used is evicted.
+    /// Gives back what tiers within their share are owed, if this one holds more than its
+    /// share (at the partition's tick); returns how many entries went.
+    pub fn trim(&mut self) -> usize {
+        let share = self.budget.share();
+        if self.bytes <= share {
+            return 0;
+        }
+        let owed = self.budget.owed();
+        if owed == 0 {
+            return 0;
+        }
+        let goal = self.bytes - (self.bytes - share).min(owed);
+        let before = self.bytes;
+        let evicted = self.evict_while(|bytes| bytes > goal, None);
+        self.budget.paid(before - self.bytes);
+        evicted
+    }
+
+    /// Moves the hand while `over(this tier's bytes)` holds: an entry used since its last
+    /// visit gets a second chance, one not used is evicted.
     fn evict_while(&mut self, over: impl Fn(usize) -> bool, keep: Option<&Bytes>) -> usize {
         let mut evicted = 0;
         while over(self.bytes) {
@@ -137,7 +258,7 @@ impl EntryCache {
                 continue;
             }
             let slot = self.slots.remove(&key).expect("present");
-            self.bytes -= slot.cost;
+            self.set_bytes(self.bytes - slot.cost);
             evicted += 1;
         }
         evicted
@@ -154,7 +275,7 @@ impl EntryCache {
     pub fn clear(&mut self) {
         self.slots.clear();
         self.ring.clear();
-        self.bytes = 0;
+        self.set_bytes(0);
     }
 
     pub fn bytes(&self) -> usize {
@@ -170,6 +291,12 @@ impl EntryCache {
     }
 }
 
+impl Drop for EntryCache {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,28 +306,33 @@ mod tests {
         Entry::new(Value::Str(Bytes::from(vec![b'x'; len])))
     }
 
+    /// What a key of `fill` with `entry(len)` costs.
+    fn one(len: usize) -> usize {
+        cost(&Bytes::from_static(b"k0000"), &entry(len))
+    }
+
+    fn fill(cache: &mut EntryCache, from: usize, n: usize, len: usize) {
+        for i in from..from + n {
+            cache.insert(Bytes::from(format!("k{i:04}")), entry(len));
+        }
+    }
+
     #[test]
     fn stays_within_budget_evicting_least_recent() {
-        let one = cost(&Bytes::from_static(b"k0"), &entry(100));
-        let mut cache = EntryCache::new(one * 3);
-        for i in 0..3 {
-            cache.insert(Bytes::from(format!("k{i}")), entry(100));
-        }
-        assert!(cache.get(b"k0").is_some());
-        assert_eq!(cache.insert(Bytes::from_static(b"k3"), entry(100)), Some(1));
-        assert!(cache.bytes() <= one * 3);
-        assert!(cache.take(b"k1").is_none(), "the oldest entry not used since went first");
-        assert!(cache.take(b"k0").is_some(), "a used entry got a second chance");
+        let mut cache = EntryCache::new(Budget::new(one(100) * 4));
+        fill(&mut cache, 0, 4, 100);
+        assert!(cache.get(b"k0000").is_some());
+        assert_eq!(cache.insert(Bytes::from_static(b"k0004"), entry(100)), Some(1));
+        assert!(cache.budget.used() <= one(100) * 4);
+        assert!(cache.take(b"k0001").is_none(), "the oldest entry not used since went first");
+        assert!(cache.take(b"k0000").is_some(), "a used entry got a second chance");
     }
 
     #[test]
     fn a_patch_keeps_the_charged_bytes_exact_and_the_budget() {
-        let one = cost(&Bytes::from_static(b"k0"), &entry(100));
-        let budget = one * 3 + 20;
-        let mut cache = EntryCache::new(budget);
-        for i in 0..3 {
-            cache.insert(Bytes::from(format!("k{i}")), entry(100));
-        }
+        let budget = one(100) * 12 + 20;
+        let mut cache = EntryCache::new(Budget::new(budget));
+        fill(&mut cache, 0, 12, 100);
         let grow = |by: usize| {
             move |slot: &mut Option<Entry>| {
                 let e = slot.as_mut()?;
@@ -209,34 +341,31 @@ mod tests {
                 Some(by as isize)
             }
         };
-        assert!(cache.patch(b"k1", grow(10)));
-        assert_eq!(cache.bytes(), 3 * one + 10, "within budget: nothing evicted");
-        assert!(cache.patch(b"k1", grow(one)), "grown past the rest: others go");
-        assert!(cache.get(b"k1").is_some() && cache.bytes() <= budget);
-        assert!(!cache.patch(b"k1", grow(3 * one)), "past the whole budget: refused");
-        assert!(!cache.patch(b"absent", grow(1)));
-        assert!(!cache.patch(b"k1", |_| None), "a patch that fails is refused");
+        assert_eq!(cache.patch(b"k0001", grow(10)), Some(0));
+        assert_eq!(cache.bytes(), 12 * one(100) + 10, "within budget: nothing evicted");
+        assert_eq!(cache.patch(b"k0001", grow(one(100))), Some(1), "grown past the rest: one goes");
+        assert!(cache.get(b"k0001").is_some() && cache.budget.used() <= budget);
+        assert_eq!(cache.patch(b"k0001", grow(budget)), None, "past a quarter of the budget");
+        assert_eq!(cache.patch(b"absent", grow(1)), None);
+        assert_eq!(cache.patch(b"k0002", |_| None), None, "a patch that fails is refused");
     }
 
     #[test]
     fn a_rewritten_entry_keeps_its_place_and_the_budget_holds() {
-        let one = cost(&Bytes::from_static(b"k0"), &entry(100));
-        let mut cache = EntryCache::new(one * 3);
-        for i in 0..3 {
-            cache.insert(Bytes::from(format!("k{i}")), entry(100));
-        }
-        assert_eq!(cache.insert(Bytes::from_static(b"k1"), entry(100)), Some(0));
-        assert_eq!(cache.len(), 3);
+        let mut cache = EntryCache::new(Budget::new(one(100) * 8));
+        fill(&mut cache, 0, 8, 100);
+        assert_eq!(cache.insert(Bytes::from_static(b"k0001"), entry(100)), Some(0));
+        assert_eq!(cache.len(), 8);
         // Growing an entry past the budget evicts others, never the entry itself.
-        let evicted = cache.insert(Bytes::from_static(b"k1"), entry(250));
+        let evicted = cache.insert(Bytes::from_static(b"k0001"), entry(250));
         assert!(evicted.is_some_and(|n| n >= 1), "{evicted:?}");
-        assert!(cache.get(b"k1").is_some());
-        assert!(cache.bytes() <= one * 3);
+        assert!(cache.get(b"k0001").is_some());
+        assert!(cache.budget.used() <= one(100) * 8);
     }
 
     #[test]
     fn taken_keys_do_not_pile_up_in_the_ring() {
-        let mut cache = EntryCache::new(1 << 20);
+        let mut cache = EntryCache::new(Budget::new(1 << 20));
         for i in 0..10_000 {
             let key = Bytes::from(format!("k{i}"));
             cache.insert(key.clone(), entry(10));
@@ -247,10 +376,42 @@ mod tests {
     }
 
     #[test]
-    fn oversized_entry_is_not_cached() {
-        let mut cache = EntryCache::new(50);
-        cache.insert(Bytes::from_static(b"big"), entry(1000));
+    fn an_entry_past_a_quarter_of_the_budget_is_not_cached() {
+        let mut cache = EntryCache::new(Budget::new(4000));
+        assert_eq!(cache.insert(Bytes::from_static(b"big"), entry(1000)), None);
         assert!(cache.is_empty());
-        assert_eq!(cache.bytes(), 0);
+        assert_eq!(cache.budget.used(), 0);
+    }
+
+    #[test]
+    fn one_tier_uses_the_budget_the_others_leave() {
+        let budget = Budget::new(one(100) * 100);
+        let mut busy = EntryCache::new(budget.clone());
+        let idle = EntryCache::new(budget.clone());
+        fill(&mut busy, 0, 100, 100);
+        assert_eq!((busy.len(), idle.len()), (100, 0), "the whole budget, with nobody else");
+        drop(idle);
+        drop(busy);
+        assert_eq!((budget.used(), budget.tiers.load(Ordering::Relaxed)), (0, 0), "given back");
+    }
+
+    #[test]
+    fn a_tier_gone_cold_gives_back_what_a_busy_one_within_its_share_needs() {
+        let budget = Budget::new(one(100) * 100);
+        let mut cold = EntryCache::new(budget.clone());
+        let mut busy = EntryCache::new(budget.clone());
+        fill(&mut cold, 0, 90, 100);
+        // The busy tier, within its share (half the budget), evicts its own meanwhile.
+        fill(&mut busy, 1000, 40, 100);
+        assert!(budget.used() <= one(100) * 100);
+        assert!(busy.len() < 40, "room was short: {}", busy.len());
+        assert_eq!(busy.trim(), 0, "within its share: owes nothing");
+        assert!(cold.trim() > 0, "above its share: gives back what the busy one lost");
+        assert!(cold.bytes() >= one(100) * 50, "not below its share");
+        let room = (one(100) * 100 - budget.used()) / one(100);
+        fill(&mut busy, 2000, room, 100);
+        assert_eq!(busy.len(), 40, "the busy tier grew back into the room given");
+        assert_eq!(budget.used(), one(100) * 100);
+        assert_eq!(cold.trim(), 0, "the debt is paid");
     }
 }

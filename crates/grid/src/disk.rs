@@ -18,7 +18,7 @@ use sessiongrid_model::{Delta, Entry, PartitionId};
 use sessiongrid_store::{PartitionMeta, Position, Store};
 use tracing::warn;
 
-use crate::cache::EntryCache;
+use crate::cache::{Budget, EntryCache};
 use crate::commit::{Committer, Pending};
 use crate::unsettled::{Unsettled, Written};
 
@@ -39,8 +39,8 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 pub struct DiskNode {
     store: Store,
     id: NodeId,
-    /// Each partition's share of the memory budget for hot entries.
-    cache_bytes_max: usize,
+    /// The memory budget its partitions' tiers share.
+    budget: Arc<Budget>,
     /// The commit group of each engine thread; partition `p` commits with `p % len`'s.
     committers: Arc<Vec<Arc<Committer>>>,
 }
@@ -49,11 +49,11 @@ impl DiskNode {
     pub fn new(
         store: Store,
         id: NodeId,
-        cache_bytes_max: usize,
+        budget: Arc<Budget>,
         committers: Vec<Arc<Committer>>,
     ) -> Self {
         assert!(!committers.is_empty(), "a disk needs a committer");
-        DiskNode { store, id, cache_bytes_max, committers: Arc::new(committers) }
+        DiskNode { store, id, budget, committers: Arc::new(committers) }
     }
 
     pub fn store(&self) -> &Store {
@@ -66,7 +66,7 @@ impl NodeStore for DiskNode {
 
     fn partition(&mut self, p: PartitionId) -> DiskPartition {
         let committer = self.committers[p as usize % self.committers.len()].clone();
-        DiskPartition::load(self.store.clone(), p, self.cache_bytes_max, committer)
+        DiskPartition::load(self.store.clone(), p, self.budget.clone(), committer)
     }
 
     fn node_id(&self) -> NodeId {
@@ -159,12 +159,7 @@ impl CacheMetrics {
 }
 
 impl DiskPartition {
-    fn load(
-        store: Store,
-        p: PartitionId,
-        cache_bytes_max: usize,
-        committer: Arc<Committer>,
-    ) -> Self {
+    fn load(store: Store, p: PartitionId, budget: Arc<Budget>, committer: Arc<Committer>) -> Self {
         let meta = store.partition_meta(p).unwrap_or_default();
         let pos = match meta.position {
             Position::At { epoch, primary, version } => {
@@ -173,7 +168,7 @@ impl DiskPartition {
             Position::Incomplete => None,
             Position::Unrecorded => legacy_position(&store, p, meta.seq),
         };
-        let cache = EntryCache::new(cache_bytes_max);
+        let cache = EntryCache::new(budget);
         let complete = store.scan(p, None, 1).is_ok_and(|rows| rows.is_empty());
         let metrics = CacheMetrics::new();
         let pending = Pending::default();
@@ -236,16 +231,20 @@ impl DiskPartition {
     fn remember_key(&mut self, key: Bytes, entry: Option<Entry>) {
         match entry {
             Some(e) => match self.account(|cache| cache.insert(key, e)) {
-                Some(0) => {}
-                Some(evicted) => {
-                    self.complete = false;
-                    self.metrics.evictions.increment(evicted as u64);
-                }
+                Some(evicted) => self.evicted(evicted),
                 None => self.complete = false,
             },
             None => {
                 self.account(|cache| cache.take(&key));
             }
+        }
+    }
+
+    /// The tier evicted entries: a key it lacks may be on disk now.
+    fn evicted(&mut self, evicted: usize) {
+        if evicted > 0 {
+            self.complete = false;
+            self.metrics.evictions.increment(evicted as u64);
         }
     }
 
@@ -258,13 +257,15 @@ impl DiskPartition {
             Delta::Whole(state) => self.remember_key(key.clone(), state.clone()),
             Delta::Fields { header, rows } => {
                 let patched = self.account(|cache| cache.patch(key, |slot| delta.patch(slot)));
-                if !patched && !existed {
+                if let Some(evicted) = patched {
+                    self.evicted(evicted);
+                } else if !existed {
                     let mut entry = header.clone();
                     for (name, row) in rows {
                         entry.value.set_field_row(name, row.as_deref());
                     }
                     self.remember(key, Some(entry));
-                } else if !patched {
+                } else {
                     // Not held (or not of its kind): it is read from disk when next asked for.
                     self.account(|cache| cache.take(key));
                     self.complete = false;
@@ -607,6 +608,11 @@ impl PartitionStore for DiskPartition {
     fn refuses_writes(&mut self) -> Option<StoreError> {
         self.store.refuses_writes().map(err)
     }
+
+    fn housekeep(&mut self) {
+        let evicted = self.account(EntryCache::trim);
+        self.evicted(evicted);
+    }
 }
 
 #[cfg(test)]
@@ -622,7 +628,7 @@ mod tests {
         batch.set_meta(&PartitionMeta { keys: 1, seq: 70, ..PartitionMeta::default() });
         store.commit(batch).unwrap();
         let committer = Arc::new(Committer::new(store.clone()));
-        let mut disk = DiskNode::new(store, 7, 1 << 20, vec![committer]);
+        let mut disk = DiskNode::new(store, 7, Budget::new(1 << 20), vec![committer]);
         assert_eq!(disk.partition(2).position(), Some(LogPos { version: 70, ..LogPos::ZERO }));
         assert_eq!(disk.partition(3).position(), Some(LogPos::ZERO), "never written");
     }
@@ -639,12 +645,12 @@ mod tests {
         disk.append(&write_of(version, key, delta), None).unwrap();
     }
 
-    /// A node's disk of 4 partitions in `dir`, with a tier of `budget` bytes per partition.
+    /// A node's disk of 4 partitions in `dir`, with a memory budget of `budget` bytes.
     fn disk_node(dir: &tempfile::TempDir, budget: usize) -> DiskNode {
         let store =
             Store::open(dir.path(), 4, sessiongrid_model::config::Durability::Process).unwrap();
         let committer = Arc::new(Committer::new(store.clone()));
-        DiskNode::new(store, 7, budget, vec![committer])
+        DiskNode::new(store, 7, Budget::new(budget), vec![committer])
     }
 
     #[test]
@@ -697,16 +703,18 @@ mod tests {
     #[test]
     fn a_key_the_tier_dropped_or_never_held_is_still_read_from_disk() {
         let dir = tempfile::tempdir().unwrap();
-        // A tier with room for one small entry per partition.
-        let mut disk = disk_node(&dir, 400);
+        // Room for a few small entries, none of more than 250 bytes.
+        let mut disk = disk_node(&dir, 1000);
         let mut p = disk.partition(1);
         assert!(p.get(b"nothing").unwrap().is_none(), "an empty partition answers from memory");
         set(&mut p, 1, b"big", 1000);
         assert!(p.get(b"big").unwrap().is_some(), "too big for the tier: read from disk");
         let mut p = disk.partition(2);
-        set(&mut p, 1, b"first", 10);
-        set(&mut p, 2, b"second", 200);
-        assert!(p.get(b"first").unwrap().is_some(), "evicted: read from disk");
+        for (version, key) in [b"k0", b"k1", b"k2", b"k3", b"k4", b"k5"].into_iter().enumerate() {
+            set(&mut p, version as u64 + 1, key, 100);
+        }
+        assert!(p.cache.get(b"k0").is_none() && !p.complete);
+        assert!(p.get(b"k0").unwrap().is_some(), "evicted: read from disk");
     }
 
     /// A write of fields `rows` (`None`: removed) of hash `h` at `version`, over `prior`.
@@ -753,6 +761,25 @@ mod tests {
         let names: Vec<_> = view.value.field_rows().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["e"], "the deletion took a with it");
         assert!(p.pending.is_idle());
+    }
+
+    #[test]
+    fn a_key_evicted_for_a_growing_hash_is_still_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = disk_node(&dir, 1000);
+        let mut p = disk.partition(1);
+        set(&mut p, 1, b"a", 10);
+        set(&mut p, 2, b"b", 10);
+        for (version, key) in [(3, b"c"), (4, b"d"), (5, b"e")] {
+            set(&mut p, version, key, 100);
+        }
+        hset(&mut p, 6, &[("f", Some("1"))], Prior::of(None));
+        assert!(p.complete && p.cache.get(b"h").is_some(), "a new hash is cached whole");
+        let hash = Prior::of(p.cache.get(b"h"));
+        hset(&mut p, 7, &[("g", Some(&"y".repeat(50)))], hash);
+        assert!(p.cache.get(b"h").is_some(), "patched in place");
+        assert!(p.cache.get(b"a").is_none(), "evicted for the hash's growth");
+        assert!(p.get(b"a").unwrap().is_some(), "and read from disk, not taken for absent");
     }
 
     #[test]

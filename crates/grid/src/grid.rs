@@ -21,6 +21,7 @@ use sessiongrid_store::Store;
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn, Instrument};
 
+use crate::cache::Budget;
 use crate::commit::Committer;
 use crate::control::{ControlActor, ControlArgs, ControlMsg, ControlStatus};
 use crate::disk::DiskNode;
@@ -103,7 +104,7 @@ impl Grid {
         cluster.sweep_interval_ms = config.expiry_sweep_interval_ms;
         cluster.sweep_keys_max = config.expiry_sweep_keys_max;
         cluster.validate().map_err(|e| GridError::Start(e.to_string()))?;
-        let cache_bytes_max = (config.memory_max_bytes / partitions as u64) as usize;
+        let budget = Budget::new(usize::try_from(config.memory_max_bytes).unwrap_or(usize::MAX));
         let committers: Vec<_> =
             (0..config.engine_threads()).map(|_| Arc::new(Committer::new(store.clone()))).collect();
         let shards = Shards::start(&committers).map_err(|e| GridError::Start(e.to_string()))?;
@@ -115,7 +116,7 @@ impl Grid {
             let _on_engine = (shards.count() == 1).then(|| shards.of_partition(0).enter());
             peers.transport.start().map_err(GridError::Start)?;
         }
-        let disk = DiskNode::new(store.clone(), peers.id, cache_bytes_max, committers);
+        let disk = DiskNode::new(store.clone(), peers.id, budget, committers);
         let events = Arc::new(EventBus::default());
         events.set_node(peers.id);
         let shared = Arc::new(Shared {
