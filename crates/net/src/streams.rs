@@ -86,6 +86,9 @@ async fn write_loop(
     let mut buf = Vec::with_capacity(4096);
     let mut framed = Vec::new();
     while let Some(first) = queue.recv().await {
+        // Let the tasks ready now (partition actors, connections) queue theirs first: one
+        // write then carries them all.
+        tokio::task::yield_now().await;
         let mut next = Some(first);
         while let Some(msg) = next {
             match encode_frame(&mut buf, &msg, max_frame_bytes) {
