@@ -3,7 +3,9 @@
 # redis-server (AOF, fsync every second), all on this machine in one run. Each target gets the
 # same load: three redis-benchmark processes at once (-c 17 -d 256 each), for the cluster one per
 # node. Each row also gives the server CPU (user + sys, summed over a target's processes) per
-# operation, and for the cluster the busiest thread's share of its node's CPU. Then one client's
+# operation, and for the cluster the busiest thread's share of its node's CPU; the cluster's
+# rows again with Redis Cluster clients (redis-benchmark --cluster: each key sent to its
+# primary's node, none forwarded). Then one client's
 # SET latency through each node (two of the three forward it to the key's primary), the
 # failover time over TRIALS kill -9 trials (kill to every sampled key readable again), and the
 # time a fourth node takes to own its share of JOIN_MB of data.
@@ -59,12 +61,16 @@ for i in 0 1 2; do start_node "$i"; done
 wait_port "$rport"; wait_port "$sport"; wait_settled 0 1 2
 
 load() { # test port... -> total ops/s of one redis-benchmark per port (3 in all)
+  # CLUSTER_CLIENT=1: each redis-benchmark is a Redis Cluster client (--cluster): it asks the
+  # node for the slots' primaries and sends each key to its primary's node.
   local t=$1; shift
   local ports=("$@"); while [ ${#ports[@]} -lt 3 ]; do ports+=("${ports[0]}"); done
-  local out=()
+  local out=() mode=()
+  [ -n "${CLUSTER_CLIENT:-}" ] && mode=(--cluster)
   for p in "${ports[@]}"; do
-    redis-benchmark -p "$p" -c 17 -d 256 -n "$REQUESTS" -r 100000 -t "$t" --csv -q 2>/dev/null \
-      | awk -F'","' 'NR==2 {print $2+0}' > "$work/bench.$p.$RANDOM" &
+    redis-benchmark -h 127.0.0.1 -p "$p" "${mode[@]}" -c 17 -d 256 -n "$REQUESTS" -r 100000 \
+      -t "$t" --csv -q 2>/dev/null \
+      | awk -F'","' '/^"[A-Z]/ {print $2+0}' > "$work/bench.$p.$RANDOM" &
     out+=($!)
   done
   wait "${out[@]}"
@@ -76,21 +82,34 @@ cpu_us() { # ticks ops -> CPU microseconds per operation
 }
 ops=$((3 * REQUESTS))
 echo "throughput (3 x redis-benchmark -c 17 -d 256, ops/s; CPU us per op of the servers)"
-printf '%-5s %10s %10s %10s %8s %8s %8s %8s %8s %s\n' test redis single cluster c/single c/redis \
+printf '%-6s %10s %10s %10s %8s %8s %8s %8s %8s %s\n' test redis single cluster c/single c/redis \
   redis_us single_us cluster_us "busiest thread per node (share of its CPU)"
-for t in set get; do
-  c0=$(cpu_ticks "${pid_of[redis]}"); r=$(load "$t" "$rport"); rc=$(( $(cpu_ticks "${pid_of[redis]}") - c0 ))
-  c0=$(cpu_ticks "${pid_of[single]}"); s=$(load "$t" "$sport"); sc=$(( $(cpu_ticks "${pid_of[single]}") - c0 ))
+# The cluster rows twice: plain clients through every node (two keys in three forwarded to
+# their primary), then Redis Cluster clients (each key sent to its primary's node).
+for t in set get set-cc get-cc; do
+  test=${t%-cc}
+  if [ "$t" = "$test" ]; then
+    c0=$(cpu_ticks "${pid_of[redis]}"); r=$(load "$test" "$rport"); rc=$(( $(cpu_ticks "${pid_of[redis]}") - c0 ))
+    c0=$(cpu_ticks "${pid_of[single]}"); s=$(load "$test" "$sport"); sc=$(( $(cpu_ticks "${pid_of[single]}") - c0 ))
+    eval "r_$test=$r rc_$test=$rc s_$test=$s sc_$test=$sc"
+  else
+    eval "r=\$r_$test rc=\$rc_$test s=\$s_$test sc=\$sc_$test"
+  fi
   nodes=("${pid_of[node0]}" "${pid_of[node1]}" "${pid_of[node2]}")
   for i in 0 1 2; do rm -f "$work/threads.$i"; busiest_thread "${nodes[$i]}" "$work/threads.$i"; done
   c0=$(cpu_ticks "${nodes[@]}")
-  c=$(load "$t" "${cport[0]}" "${cport[1]}" "${cport[2]}")
+  if [ "$t" = "$test" ]; then
+    c=$(load "$test" "${cport[0]}" "${cport[1]}" "${cport[2]}")
+  else
+    c=$(CLUSTER_CLIENT=1 load "$test" "${cport[0]}" "${cport[1]}" "${cport[2]}")
+  fi
   cc=$(( $(cpu_ticks "${nodes[@]}") - c0 ))
   busy=$(for i in 0 1 2; do busiest_thread "${nodes[$i]}" "$work/threads.$i"; done | tr '\n' ' ')
-  printf '%-5s %10.0f %10.0f %10.0f %8.2f %8.2f %8s %8s %8s %s\n' "$t" "$r" "$s" "$c" \
+  printf '%-6s %10.0f %10.0f %10.0f %8.2f %8.2f %8s %8s %8s %s\n' "$t" "$r" "$s" "$c" \
     "$(awk "BEGIN {print $c / $s}")" "$(awk "BEGIN {print $c / $r}")" \
     "$(cpu_us "$rc" "$ops")" "$(cpu_us "$sc" "$ops")" "$(cpu_us "$cc" "$ops")" "$busy"
 done
+echo "(set-cc, get-cc: the cluster's clients are Redis Cluster clients; redis and single from the row above)"
 
 echo; echo "one client's SET (redis-benchmark -c 1, one key), latency ms through each node"
 for i in 0 1 2; do

@@ -25,6 +25,7 @@ import ctypes
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -85,6 +86,19 @@ grid_only = pytest.mark.skipif(
 
 
 _handed_out: set[int] = set()
+
+
+def metric_sum(node, name: str, labels: str = "") -> float:
+    """The sum of every series of metric `name` a node exports whose labels contain `labels`."""
+    host = getattr(node, "host", "127.0.0.1")
+    with urllib.request.urlopen(f"http://{host}:{node.http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(rf"^{name}(\{{[^}}]*\}})? (\S+)$", line)
+        if m and labels in (m.group(1) or ""):
+            total += float(m.group(2))
+    return total
 
 
 def free_port() -> int:

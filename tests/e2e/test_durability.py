@@ -8,12 +8,11 @@
 import random
 import threading
 import time
-import urllib.request
 
 import pytest
 import redis
 
-from conftest import TARGET
+from conftest import TARGET, metric_sum
 
 pytestmark = pytest.mark.skipif(TARGET == "redis", reason="grid-only durability properties")
 
@@ -24,16 +23,6 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
-
-
-def metric(node, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 @pytest.mark.parametrize("durability", ["process", "power"])
@@ -124,7 +113,7 @@ def test_sweeper_deletes_expired_keys_without_reads(pool):
     while time.time() < deadline and c.dbsize() != 1:
         time.sleep(0.1)
     assert c.dbsize() == 1
-    assert metric(node, "sessiongrid_expired_keys_total") >= 3000
+    assert metric_sum(node, "sessiongrid_expired_keys_total") >= 3000
 
 
 def test_a_sweeper_turned_back_on_sweeps_partitions_that_got_no_message_since(pool):
@@ -158,7 +147,7 @@ def test_memory_budget_bounds_rss_and_keeps_every_key(pool):
             pipe.set(f"big:{i}", value(i))
         pipe.execute()
         peak = max(peak, rss_bytes(node.pid))
-    assert metric(node, "sessiongrid_memory_entries_bytes") <= budget
+    assert metric_sum(node, "sessiongrid_memory_entries_bytes") <= budget
     for start in range(0, n, 4096):
         keys = [f"big:{i}" for i in range(start, start + 4096)]
         got = c.mget(keys)
@@ -166,7 +155,7 @@ def test_memory_budget_bounds_rss_and_keeps_every_key(pool):
             assert v == value(i), f"big:{i} differs"
         peak = max(peak, rss_bytes(node.pid))
     # Reads move entries through the cache; the reported bytes must still be within budget.
-    assert metric(node, "sessiongrid_memory_entries_bytes") <= budget
+    assert metric_sum(node, "sessiongrid_memory_entries_bytes") <= budget
     data = n * 1024
     assert peak < 160 * 1024 * 1024, f"peak RSS {peak >> 20} MiB for {data >> 20} MiB of data"
 
@@ -186,13 +175,13 @@ def test_keys_evicted_while_hashes_grow_in_place_still_read_back(pool):
     for i in range(200):
         pipe.hset(f"h:{i}", "f0", "x")
     pipe.execute()
-    evicted_before = metric(node, "sessiongrid_memory_evictions_total")
+    evicted_before = metric_sum(node, "sessiongrid_memory_evictions_total")
     for round in range(1, 16):
         pipe = c.pipeline(transaction=False)
         for i in range(200):
             pipe.hset(f"h:{i}", f"f{round}", b"y" * 400)
         pipe.execute()
-    assert metric(node, "sessiongrid_memory_evictions_total") > evicted_before
+    assert metric_sum(node, "sessiongrid_memory_evictions_total") > evicted_before
     got = c.mget([f"s:{i}" for i in range(100)])
     missing = [i for i, v in enumerate(got) if v != value(i)]
     assert not missing, f"{len(missing)} strings read back wrong, e.g. s:{missing[:5]}"
@@ -234,7 +223,7 @@ def test_a_hash_is_written_field_by_field_and_survives_kill_9_whole(pool, budget
         else:
             assert c.hget("big", field) == model.get(field)
             assert c.hstrlen("big", field) == len(model.get(field, b""))
-    held = metric(node, "sessiongrid_memory_entries_bytes") > 500_000
+    held = metric_sum(node, "sessiongrid_memory_entries_bytes") > 500_000
     assert held == (budget > 1 << 20), "the big budget holds the hash in memory, the small not"
     for check in range(2):
         assert c.hlen("big") == len(model)

@@ -11,22 +11,10 @@ import socket
 import subprocess
 import urllib.request
 
-from conftest import SESSIONGRID_BIN, GridProcess, grid_only, wait_until
+from conftest import SESSIONGRID_BIN, GridProcess, grid_only, metric_sum, wait_until
 from gridcluster import Cluster
 
 pytestmark = grid_only
-
-
-def metric_sum(node: GridProcess, name: str, labels: str = "") -> float:
-    """The sum of every series of `name` whose labels contain `labels`."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(rf"^{name}(\{{[^}}]*\}})? (\S+)$", line)
-        if m and labels in (m.group(1) or ""):
-            total += float(m.group(2))
-    return total
 
 
 def api(node: GridProcess, path: str):

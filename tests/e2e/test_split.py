@@ -17,7 +17,7 @@ import time
 import pytest
 import redis
 
-from conftest import GridProcess, make_client, wait_until
+from conftest import GridProcess, make_client, metric_sum, wait_until
 from gridcluster import SECRET, Cluster, info
 from netns import IP, Net, available, sh
 
@@ -94,15 +94,6 @@ def net():
         n.close()
 
 
-def metric(node: GridProcess, name: str) -> float:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://{node.host}:{node.http_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#"))
-
-
 def test_both_sides_of_a_split_serve_and_nothing_acknowledged_is_lost_on_heal(pool, net):
     cluster = NetnsCluster(pool, net, 3)
     cluster.wait_settled()
@@ -140,7 +131,7 @@ def test_both_sides_of_a_split_serve_and_nothing_acknowledged_is_lost_on_heal(po
 
     net.heal(0)
     cluster.wait_settled(timeout=60)
-    assert metric(cut_off, "sessiongrid_cluster_merges_total") >= 1, cut_off.log_text()[-6000:]
+    assert metric_sum(cut_off, "sessiongrid_cluster_merges_total") >= 1, cut_off.log_text()[-6000:]
 
     for node in cluster.nodes:
         r = node.client()

@@ -64,7 +64,12 @@ impl Node {
         let acl = Arc::new(load_acl(&config)?);
         protected_mode(&config, &doors, &acl)?;
         let grid = match &config.p2p_listen {
-            Some(listen) => start_clustered(&config, listen).await?,
+            Some(listen) => {
+                // Told to peers, for cluster-aware clients of theirs (`CLUSTER SLOTS`).
+                let door = Some(config.resp_listen.clone())
+                    .filter(|a| doors.redis && !a.is_empty() && !a.ends_with(":0"));
+                start_clustered(&config, listen, door).await?
+            }
             None => start_single(&config).await?,
         };
         let sessions = Sessions::new(grid.clone(), config.sessions.clone());
@@ -267,7 +272,11 @@ fn planted_defects() -> Faults {
 }
 
 /// Joins (or founds) a cluster over libp2p.
-async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Grid> {
+async fn start_clustered(
+    config: &NodeConfig,
+    listen: &str,
+    door: Option<String>,
+) -> anyhow::Result<Grid> {
     let listen: SocketAddr =
         listen.parse().with_context(|| format!("p2p_listen {listen:?} is not an ip:port"))?;
     let join = config
@@ -287,6 +296,7 @@ async fn start_clustered(config: &NodeConfig, listen: &str) -> anyhow::Result<Gr
         join: join.clone(),
         secret,
         max_frame_bytes: config.bulk_bytes_max.saturating_mul(2).max(64 << 20),
+        door,
     };
     let net = Net::new(net_config, inbox.clone());
     let id = net.id;

@@ -120,6 +120,8 @@ pub struct Shared {
     pub active_expire: std::sync::atomic::AtomicBool,
     /// Fires when an operator asked this node to drain.
     pub drain_requested: Notify,
+    /// The Redis door of each peer, as the transport learned it.
+    pub directory: crate::directory::Directory,
     /// Requests sent to another node's primary, and refusals routed again.
     pub forwarded: metrics::Counter,
     pub retried: metrics::Counter,

@@ -24,6 +24,7 @@ use tracing::{info, warn, Instrument};
 use crate::cache::Budget;
 use crate::commit::Committer;
 use crate::control::{ControlActor, ControlArgs, ControlMsg, ControlStatus};
+use crate::directory::SlotMap;
 use crate::disk::DiskNode;
 use crate::engine::{Clock, Forwards, Shared, View, Work};
 use crate::error::GridError;
@@ -134,6 +135,7 @@ impl Grid {
             notify_flags: AtomicU16::new(0),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             drain_requested: Notify::new(),
+            directory: Default::default(),
             inflow: Mutex::default(),
             forwarded: metrics::counter!("sessiongrid_requests_forwarded_total"),
             retried: metrics::counter!("sessiongrid_requests_retried_total"),
@@ -256,6 +258,14 @@ impl Grid {
 
     pub fn partitions(&self) -> u16 {
         self.inner.shared.cfg.partitions
+    }
+
+    /// Where each partition's copies are and how a client reaches their nodes, as this node
+    /// routes requests now.
+    pub fn slot_map(&self) -> SlotMap {
+        let shared = &self.inner.shared;
+        let routing = shared.view.borrow().routing.clone();
+        SlotMap::new(shared.me, self.partitions(), routing.as_deref(), &shared.directory)
     }
 
     pub fn partition_of(&self, key: &[u8]) -> PartitionId {

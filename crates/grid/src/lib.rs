@@ -12,8 +12,11 @@
 //! - [`supervisor`] — restarts failed partition actors from disk.
 //! - [`transport`] — the [`transport::Transport`] peers are reached through, and the
 //!   [`transport::Inbox`] that hands their messages to the right actor.
+//! - [`directory`] — the Redis door of each peer, and the [`directory::SlotMap`] a
+//!   cluster-aware client routes by.
 //! - [`disk`] — the protocol's disk over RocksDB: writes and positions in one batch, the memory tier.
-//! - [`cache`] — the per-partition tier of hot entries within the memory budget (CLOCK eviction).
+//! - [`cache`] — the per-partition tiers of hot entries within the node's memory budget (CLOCK
+//!   eviction).
 //! - [`unsettled`] — a partition's writes not on disk yet, by key, read over the disk.
 //! - [`status`] — [`status::ClusterStatus`] and the cluster gauges.
 //! - [`events`] — [`events::EventBus`]: session events for subscribers, and their counts.
@@ -25,6 +28,7 @@
 pub mod cache;
 pub mod commit;
 pub mod control;
+pub mod directory;
 pub mod disk;
 pub mod engine;
 pub mod error;

@@ -39,7 +39,7 @@ impl Transport for NoPeers {
 
 /// Where the transport delivers what peers send. Cheap to clone; created before the grid
 /// starts (the transport needs it first) and attached to the grid once it runs. Messages that
-/// come before are dropped (the protocol tolerates lost messages); seeds are kept.
+/// come before are dropped (the protocol tolerates lost messages); seeds and doors are kept.
 #[derive(Clone, Default)]
 pub struct Inbox {
     inner: Arc<InboxInner>,
@@ -49,6 +49,7 @@ pub struct Inbox {
 struct InboxInner {
     shared: OnceLock<Arc<Shared>>,
     early_seeds: Mutex<Vec<NodeId>>,
+    early_doors: Mutex<Vec<(NodeId, String)>>,
 }
 
 impl Inbox {
@@ -65,6 +66,10 @@ impl Inbox {
         for seed in seeds {
             shared.to_control(ControlMsg::Seed(seed));
         }
+        let doors = std::mem::take(&mut *self.inner.early_doors.lock().expect("doors lock"));
+        for (node, addr) in doors {
+            shared.directory.set(node, addr);
+        }
     }
 
     /// The transport resolved a `--join` address to this node.
@@ -73,6 +78,15 @@ impl Inbox {
         match self.inner.shared.get() {
             Some(shared) => shared.to_control(ControlMsg::Seed(node)),
             None => early.push(node),
+        }
+    }
+
+    /// Peer `node` announced that its Redis door answers at `addr` (`host:port`).
+    pub fn door(&self, node: NodeId, addr: String) {
+        let mut early = self.inner.early_doors.lock().expect("doors lock");
+        match self.inner.shared.get() {
+            Some(shared) => shared.directory.set(node, addr),
+            None => early.push((node, addr)),
         }
     }
 

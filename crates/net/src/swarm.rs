@@ -39,6 +39,9 @@ pub struct NetConfig {
     /// The cluster secret; peers without the same one cannot connect.
     pub secret: Option<Vec<u8>>,
     pub max_frame_bytes: usize,
+    /// Where this node's Redis door answers (`host:port`; an unspecified host is read as the
+    /// address peers reach this node at), told to peers for cluster-aware clients.
+    pub door: Option<String>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -143,15 +146,20 @@ impl Net {
         let id = node_id(&peer_id);
         let transport = transport(&config.keypair, config.secret.as_deref())?;
         let max_frame_bytes = config.max_frame_bytes;
+        let door = config.door.clone();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair)
             .with_tokio()
             .with_other_transport(|_| transport)?
             .with_behaviour(|key| {
                 let me = key.public().to_peer_id();
-                let identify = identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_PROTOCOL.into(),
-                    key.public(),
-                ));
+                let mut agent = format!("sessiongrid/{}", env!("CARGO_PKG_VERSION"));
+                if let Some(door) = &door {
+                    agent.push_str(&format!(" {DOOR_PREFIX}{door}"));
+                }
+                let identify = identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                        .with_agent_version(agent),
+                );
                 let mut kad = kad::Behaviour::with_config(
                     me,
                     kad::store::MemoryStore::new(me),
@@ -190,6 +198,8 @@ struct State {
     joined: BTreeSet<Multiaddr>,
     /// When a failed handshake from each address was last logged as a warning.
     refused_logged: HashMap<IpAddr, tokio::time::Instant>,
+    /// The address each peer's last connection came from or went to.
+    remote_ip: HashMap<PeerId, IpAddr>,
 }
 
 /// A failed handshake from one address is logged as a warning at most this often (peers that
@@ -209,6 +219,7 @@ async fn run(
         joins,
         joined: BTreeSet::new(),
         refused_logged: HashMap::new(),
+        remote_ip: HashMap::new(),
     };
     let mut redial = tokio::time::interval(REDIAL);
     let mut last_bootstrap = tokio::time::Instant::now() - REDIAL;
@@ -244,6 +255,29 @@ async fn run(
     }
 }
 
+/// Marks the Redis door's address in the agent version peers announce.
+const DOOR_PREFIX: &str = "door=";
+
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+/// The Redis door a peer announced in its agent version, if any, with an unspecified host
+/// read as `remote`, the address its connection has.
+fn door_of(agent: &str, remote: Option<IpAddr>) -> Option<String> {
+    let door = agent.split(' ').find_map(|w| w.strip_prefix(DOOR_PREFIX))?;
+    match door.parse::<SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => {
+            Some(SocketAddr::new(remote?, addr.port()).to_string())
+        }
+        _ => Some(door.to_string()),
+    }
+}
+
 /// True if `remote` is the `--join` address `join` (a remote address may carry a `/p2p/<id>`
 /// suffix the join address lacks).
 fn same_address(remote: &Multiaddr, join: &Multiaddr) -> bool {
@@ -261,6 +295,9 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
         SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
             let id = remember(state, peer_id);
             let addr = endpoint.get_remote_address().clone();
+            if let Some(ip) = ip_of(&addr) {
+                state.remote_ip.insert(peer_id, ip);
+            }
             metrics::counter!("sessiongrid_p2p_connections_total").increment(1);
             if endpoint.is_dialer() {
                 let joined = state.joins.iter().find(|j| same_address(&addr, j)).cloned();
@@ -283,11 +320,7 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
         SwarmEvent::IncomingConnectionError { error, send_back_addr, .. } => {
             metrics::counter!("sessiongrid_p2p_handshake_failures_total").increment(1);
             let now = tokio::time::Instant::now();
-            let ip = send_back_addr.iter().find_map(|p| match p {
-                Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-                Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-                _ => None,
-            });
+            let ip = ip_of(&send_back_addr);
             let warned = ip.and_then(|ip| state.refused_logged.get(&ip));
             if warned.is_some_and(|at| now.duration_since(*at) < REFUSED_LOG_EVERY) {
                 debug!(peer = %send_back_addr, error = %error, "refused a peer");
@@ -312,7 +345,11 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
             info,
             ..
         })) => {
-            remember(state, peer_id);
+            let id = remember(state, peer_id);
+            let door = door_of(&info.agent_version, state.remote_ip.get(&peer_id).copied());
+            if let Some(door) = door {
+                state.inbox.door(id, door);
+            }
             for addr in info.listen_addrs {
                 swarm.behaviour_mut().kad.add_address(&peer_id, addr);
             }
@@ -329,5 +366,25 @@ fn on_event(swarm: &mut Swarm<Behaviour>, state: &mut State, event: SwarmEvent<B
             remember(state, peer);
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_door_on_every_interface_is_reached_where_the_peer_is() {
+        let remote = Some("10.1.2.3".parse().unwrap());
+        let agent = "sessiongrid/0.1.0 door=0.0.0.0:6380";
+        assert_eq!(door_of(agent, remote).as_deref(), Some("10.1.2.3:6380"));
+        assert_eq!(door_of(agent, None), None, "nowhere to reach it yet");
+        let agent = "sessiongrid/0.1.0 door=127.0.0.2:6379";
+        assert_eq!(door_of(agent, remote).as_deref(), Some("127.0.0.2:6379"));
+        assert_eq!(
+            door_of("sessiongrid/0.1.0 door=grid-1:6379", remote).as_deref(),
+            Some("grid-1:6379")
+        );
+        assert_eq!(door_of("sessiongrid/0.1.0", remote), None, "no door (an embedded node)");
     }
 }

@@ -19,6 +19,8 @@ pub struct ClientView {
     pub id: u64,
     pub addr: SocketAddr,
     pub laddr: SocketAddr,
+    /// The connection came through a TLS listener.
+    pub tls: bool,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
     /// The ACL user the connection is authenticated as.
@@ -36,11 +38,17 @@ pub struct ClientView {
 }
 
 impl ClientView {
-    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, kill: CancellationToken) -> Self {
+    pub fn new(
+        id: u64,
+        (addr, laddr): (SocketAddr, SocketAddr),
+        tls: bool,
+        kill: CancellationToken,
+    ) -> Self {
         ClientView {
             id,
             addr,
             laddr,
+            tls,
             created: Instant::now(),
             name: Mutex::new(None),
             user: Mutex::new("default".into()),

@@ -90,7 +90,8 @@ impl Connection {
         let acl = &shared.config.acl;
         let (user, acl_version) = (acl.default_user(), acl.version());
         let authenticated = user.open();
-        let view = Arc::new(ClientView::new(id, addrs.0, addrs.1, CancellationToken::new()));
+        let tls = matches!(socket, Stream::Tls(_));
+        let view = Arc::new(ClientView::new(id, addrs, tls, CancellationToken::new()));
         let decoder = Decoder::new(shared.config.limits);
         Connection {
             socket,

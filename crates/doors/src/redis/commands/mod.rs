@@ -10,6 +10,7 @@
 mod acl;
 mod args;
 pub mod blocking;
+mod cluster;
 mod connection;
 mod hashes;
 mod keys;
@@ -214,6 +215,7 @@ const ALL: (i32, i32, i32) = (1, -1, 1);
 pub static COMMANDS: &[Spec] = &[
     spec("acl", -2, A, NONE),
     spec("append", 3, W, ONE),
+    spec("asking", 1, C, NONE),
     spec("auth", -2, C, NONE),
     spec("blmove", 6, W, (1, 2, 1)),
     spec("blmpop", -5, W, NONE),
@@ -310,6 +312,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("punsubscribe", -1, C2, NONE),
     spec("quit", -1, C, NONE),
     spec("randomkey", 1, R, NONE),
+    spec("readonly", 1, C, NONE),
+    spec("readwrite", 1, C, NONE),
     spec("rename", 3, W, (1, 2, 1)),
     spec("renamenx", 3, W, (1, 2, 1)),
     spec("rpop", -2, W, ONE),
@@ -842,7 +846,8 @@ async fn dispatch(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "brpop" => lists::bpop(ctx, End::Right).await,
         "brpoplpush" => lists::brpoplpush(ctx).await,
         "client" => connection::client(ctx),
-        "cluster" => server::cluster(),
+        "cluster" => cluster::cluster(ctx).await,
+        "asking" | "readonly" | "readwrite" => cluster::accepted(),
         "command" => server::command(ctx),
         "config" => server::config(ctx),
         "copy" => keys::copy(ctx).await,

@@ -165,7 +165,8 @@ pub async fn info(ctx: &mut Ctx<'_>) -> CmdResult {
     let store = shared.grid.store();
     let disk_bytes = store.property("rocksdb.total-sst-files-size").unwrap_or(0);
     // Not Redis' `# Cluster` section: clients that see `cluster_enabled:1` switch to the
-    // Redis Cluster protocol, which this door does not speak.
+    // Redis Cluster protocol on their own, and then refuse commands on keys of several slots,
+    // which a grid runs as one. A client configured for a cluster uses `CLUSTER SLOTS`.
     let cluster = match shared.grid.cluster_status().await {
         Some(c) => format!(
             "# Grid\r\ngrid_clustered:1\r\ngrid_node:{:016x}\r\ngrid_epoch:{}\r\n\
@@ -285,12 +286,6 @@ fn protocol_sample(kind: &str) -> CmdResult {
             ))
         }
     })
-}
-
-/// `CLUSTER ...`: answered as a Redis without cluster support answers, so clients that probe
-/// for a Redis Cluster use the plain protocol (a grid routes every key itself).
-pub fn cluster() -> CmdResult {
-    Err(Reply::error("ERR This instance has cluster support disabled"))
 }
 
 /// `WAIT numreplicas timeout`: every write is answered only once every in-sync owner of its
