@@ -48,8 +48,14 @@ pub struct Inbox {
 #[derive(Default)]
 struct InboxInner {
     shared: OnceLock<Arc<Shared>>,
-    early_seeds: Mutex<Vec<NodeId>>,
-    early_doors: Mutex<Vec<(NodeId, String)>>,
+    /// What came before the grid was attached; taken under the same lock that sets `shared`.
+    early: Mutex<Early>,
+}
+
+#[derive(Default)]
+struct Early {
+    seeds: Vec<NodeId>,
+    doors: Vec<(NodeId, String)>,
 }
 
 impl Inbox {
@@ -58,36 +64,43 @@ impl Inbox {
     }
 
     pub(crate) fn attach(&self, shared: Arc<Shared>) {
-        let seeds = {
-            let mut early = self.inner.early_seeds.lock().expect("seeds lock");
+        let early = {
+            let mut early = self.inner.early.lock().expect("inbox lock");
             let _ = self.inner.shared.set(shared.clone());
             std::mem::take(&mut *early)
         };
-        for seed in seeds {
+        for seed in early.seeds {
             shared.to_control(ControlMsg::Seed(seed));
         }
-        let doors = std::mem::take(&mut *self.inner.early_doors.lock().expect("doors lock"));
-        for (node, addr) in doors {
+        for (node, addr) in early.doors {
             shared.directory.set(node, addr);
+        }
+    }
+
+    /// Runs `now` on the grid if it is attached, else `later` on what is kept until it is.
+    fn when_attached(&self, now: impl FnOnce(&Shared), later: impl FnOnce(&mut Early)) {
+        let mut early = self.inner.early.lock().expect("inbox lock");
+        match self.inner.shared.get() {
+            Some(shared) => now(shared),
+            None => later(&mut early),
         }
     }
 
     /// The transport resolved a `--join` address to this node.
     pub fn seed(&self, node: NodeId) {
-        let mut early = self.inner.early_seeds.lock().expect("seeds lock");
-        match self.inner.shared.get() {
-            Some(shared) => shared.to_control(ControlMsg::Seed(node)),
-            None => early.push(node),
-        }
+        self.when_attached(
+            |shared| shared.to_control(ControlMsg::Seed(node)),
+            |early| early.seeds.push(node),
+        );
     }
 
     /// Peer `node` announced that its Redis door answers at `addr` (`host:port`).
     pub fn door(&self, node: NodeId, addr: String) {
-        let mut early = self.inner.early_doors.lock().expect("doors lock");
-        match self.inner.shared.get() {
-            Some(shared) => shared.directory.set(node, addr),
-            None => early.push((node, addr)),
-        }
+        let kept = addr.clone();
+        self.when_attached(
+            |shared| shared.directory.set(node, addr),
+            |early| early.doors.push((node, kept)),
+        );
     }
 
     /// A message from peer `from`, handed to the actor it is for.
