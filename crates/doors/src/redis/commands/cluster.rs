@@ -24,30 +24,32 @@ struct View {
     map: SlotMap,
     /// This node's host and port, as the client reached it.
     me: (String, u16),
-    /// The partition count divides the slots: slot `s` is partition `s % partitions`.
-    folds: bool,
     partitions: u16,
+}
+
+/// The partition every key of `slot` is in: `slot % partitions`, when the partition count
+/// divides the slots (the key hash is the same CRC16); `None` otherwise.
+fn partition_of_slot(slot: u16, partitions: u16) -> Option<PartitionId> {
+    SLOTS.is_multiple_of(partitions).then_some(slot % partitions)
 }
 
 impl View {
     fn of(ctx: &Ctx<'_>) -> View {
         let grid = &ctx.shared.grid;
         let mut map = grid.slot_map();
-        let partitions = grid.partitions();
-        let folds = SLOTS.is_multiple_of(partitions);
-        if ctx.client.view.tls || !folds {
+        if ctx.client.view.tls {
             map.doors.clear();
         }
         let laddr = ctx.client.view.laddr;
-        View { map, me: (laddr.ip().to_string(), laddr.port()), folds, partitions }
+        View { map, me: (laddr.ip().to_string(), laddr.port()), partitions: grid.partitions() }
     }
 
     /// The nodes a client is sent to for `slot`, primary first.
     fn owners(&self, slot: u16) -> Vec<u64> {
-        if !self.folds {
-            return vec![self.map.me];
+        match partition_of_slot(slot, self.partitions) {
+            Some(p) => self.map.reachable(p),
+            None => vec![self.map.me],
         }
-        self.map.reachable(slot % self.partitions as PartitionId)
     }
 
     /// Runs of consecutive slots sent to the same nodes: `(first, last, nodes)`.
@@ -150,11 +152,9 @@ fn slot_arg(ctx: &Ctx<'_>, i: usize) -> Result<u16, Reply> {
 
 async fn keys_in_slot(ctx: &Ctx<'_>, wanted: u16, count: usize) -> Result<Vec<Bytes>, Reply> {
     let partitions = ctx.shared.grid.partitions();
-    // Slot `s` is in partition `s % partitions` when the count divides the slots.
-    let scanned = if SLOTS.is_multiple_of(partitions) {
-        wanted % partitions..wanted % partitions + 1
-    } else {
-        0..partitions
+    let scanned = match partition_of_slot(wanted, partitions) {
+        Some(p) => p..p + 1,
+        None => 0..partitions,
     };
     let mut keys = Vec::new();
     for p in scanned {
@@ -189,7 +189,7 @@ fn slots(view: &View) -> Reply {
 /// The runs of slots whose primary is `node`.
 fn primary_ranges(ranges: &[(u16, u16, Vec<u64>)], node: u64) -> Vec<(u16, u16)> {
     let mut out: Vec<(u16, u16)> = Vec::new();
-    for (first, last, _) in ranges.iter().filter(|(_, _, nodes)| nodes[0] == node) {
+    for (first, last, _) in ranges.iter().filter(|(_, _, nodes)| nodes.first() == Some(&node)) {
         match out.last_mut() {
             Some((_, end)) if *end + 1 == *first => *end = *last,
             _ => out.push((*first, *last)),
@@ -281,12 +281,7 @@ mod tests {
             members: vec![1, 2, 3],
             doors: doors.iter().map(|(n, d)| (*n, d.to_string())).collect::<HashMap<_, _>>(),
         };
-        View {
-            map,
-            me: ("127.0.0.1".into(), 7001),
-            folds: SLOTS.is_multiple_of(partitions),
-            partitions,
-        }
+        View { map, me: ("127.0.0.1".into(), 7001), partitions }
     }
 
     #[test]
