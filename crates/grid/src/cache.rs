@@ -169,7 +169,7 @@ impl EntryCache {
         if too_big {
             return None;
         }
-        Some(self.make_room(0, Some(&Bytes::copy_from_slice(key))))
+        Some(self.make_room(0, Some(key)))
     }
 
     /// The cached entry, now marked used.
@@ -208,7 +208,7 @@ impl EntryCache {
     /// Evicts this tier's entries, sparing `keep`, until the node has room for `extra` more
     /// bytes; returns how many went. What a tier within its share gives up, or cannot find,
     /// is owed to it by the tiers above theirs.
-    fn make_room(&mut self, extra: usize, keep: Option<&Bytes>) -> usize {
+    fn make_room(&mut self, extra: usize, keep: Option<&[u8]>) -> usize {
         if !self.budget.over(extra) {
             return 0;
         }
@@ -242,17 +242,17 @@ impl EntryCache {
 
     /// Moves the hand while `over(this tier's bytes)` holds: an entry used since its last
     /// visit gets a second chance, one not used is evicted.
-    fn evict_while(&mut self, over: impl Fn(usize) -> bool, keep: Option<&Bytes>) -> usize {
+    fn evict_while(&mut self, over: impl Fn(usize) -> bool, keep: Option<&[u8]>) -> usize {
         let mut evicted = 0;
         while over(self.bytes) {
             let Some((key, generation)) = self.ring.pop_front() else { break };
             let Some(slot) = self.slots.get_mut(&key).filter(|s| s.generation == generation) else {
                 continue; // taken since it was queued
             };
-            if slot.used || keep == Some(&key) {
+            if slot.used || keep == Some(&key[..]) {
                 slot.used = false;
                 self.ring.push_back((key, generation));
-                if keep == Some(&self.ring[0].0) && self.slots.len() == 1 {
+                if keep == Some(&self.ring[0].0[..]) && self.slots.len() == 1 {
                     break; // only the spared entry is left
                 }
                 continue;
