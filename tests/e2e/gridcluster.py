@@ -70,6 +70,20 @@ class Cluster:
             for v in views
         )
 
+    def wait_doors_known(self, timeout: float = 30) -> None:
+        """Every live node knows every other's Redis door (what `CLUSTER SLOTS` and the
+        connectors' routes give)."""
+        size = len(self.live())
+
+        def known(node) -> bool:
+            try:
+                return len(node.client().execute_command("CLUSTER", "NODES").splitlines()) == size
+            except redis.RedisError:
+                return False
+
+        if not wait_until(lambda: all(known(n) for n in self.live()), timeout):
+            pytest.fail(self.live()[0].client().execute_command("CLUSTER", "NODES"))
+
     def wait_settled(self, timeout: float = 60) -> None:
         if not wait_until(self.settled, timeout, interval=0.2):
             views = {n.resp_port: info(n) for n in self.live()}

@@ -1,21 +1,25 @@
 //! [`Pool`]: connections to several grid nodes. A call takes an idle connection (or opens one to
 //! the next node in turn), and on a broken connection, a timeout or `TRYAGAIN` tries again, once
-//! per node, so a node's death costs a caller one retry, not an error.
+//! per node, so a node's death costs a caller one retry, not an error. A call about one key
+//! ([`Pool::call_in_slot`]) goes to that key's primary when the pool knows it ([`Routes`]).
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::connection::{broken, Auth, Connection, Value};
+use crate::routes::Routes;
 use crate::Tls;
 
-/// Connections kept idle.
+/// Connections kept idle, per node.
 const IDLE_MAX: usize = 32;
 /// How long one attempt may take.
 const ATTEMPT: Duration = Duration::from_secs(2);
+/// How long routes are followed before they are read again.
+const ROUTES_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Grid nodes' Redis doors, e.g. `["10.0.0.5:6379", "10.0.0.6:6379"]`; cheap to clone.
 #[derive(Clone)]
@@ -27,8 +31,19 @@ struct Inner {
     addresses: Vec<String>,
     auth: Option<Auth>,
     tls: Option<Tls>,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections, each with the address it is to.
+    idle: Mutex<Vec<(String, Connection)>>,
     next: AtomicUsize,
+    routes: Mutex<RouteState>,
+}
+
+#[derive(Default)]
+struct RouteState {
+    routes: Option<Arc<Routes>>,
+    /// When they were last read; `None`: read them at the next routed call.
+    read_at: Option<Instant>,
+    /// A caller is reading them now.
+    reading: bool,
 }
 
 impl Pool {
@@ -50,25 +65,92 @@ impl Pool {
                 tls,
                 idle: Mutex::new(Vec::new()),
                 next: AtomicUsize::new(0),
+                routes: Mutex::new(RouteState::default()),
             }),
         }
     }
 
     /// A new connection to the next node that accepts one.
     pub async fn connect(&self) -> io::Result<Connection> {
+        self.connect_any().await.map(|(_, conn)| conn)
+    }
+
+    async fn connect_any(&self) -> io::Result<(String, Connection)> {
         let n = self.inner.addresses.len();
         let mut last = broken("no grid address");
         for _ in 0..n {
             let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
             let address = &self.inner.addresses[i];
-            let (auth, tls) = (self.inner.auth.as_ref(), self.inner.tls.as_ref());
-            match Connection::connect(address, auth, ATTEMPT, tls).await {
-                Ok(conn) => return Ok(conn),
+            match self.connect_to(address).await {
+                Ok(conn) => return Ok((address.clone(), conn)),
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(e),
                 Err(e) => last = e,
             }
         }
         Err(last)
+    }
+
+    async fn connect_to(&self, address: &str) -> io::Result<Connection> {
+        let (auth, tls) = (self.inner.auth.as_ref(), self.inner.tls.as_ref());
+        Connection::connect(address, auth, ATTEMPT, tls).await
+    }
+
+    /// One command about the keys of hash `slot` (see [`crate::routes::SLOTS`]): sent to the
+    /// slot's primary if the pool knows it, which saves the node a client reached the hop to
+    /// it; otherwise, or if that node does not answer, as [`Pool::call`] sends it.
+    pub async fn call_in_slot(&self, slot: u16, args: &[&[u8]]) -> io::Result<Value> {
+        if let Some(address) = self.route(slot).await {
+            match self.call_at(&address, args).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) if !error.starts_with("TRYAGAIN") => return Err(broken(error)),
+                // A primary that moved or died: read the routes again at the next call.
+                _ => self.inner.routes.lock().expect("routes lock").read_at = None,
+            }
+        }
+        self.call(args).await
+    }
+
+    /// `slot`'s primary, reading the routes first if they are old. Over TLS there are none:
+    /// nodes announce their plain doors only.
+    async fn route(&self, slot: u16) -> Option<String> {
+        if self.inner.tls.is_some() {
+            return None;
+        }
+        let due = {
+            let mut state = self.inner.routes.lock().expect("routes lock");
+            let due = !state.reading && state.read_at.is_none_or(|at| at.elapsed() > ROUTES_MAX_AGE);
+            state.reading |= due;
+            due
+        };
+        if due {
+            let reply = self.call(&[b"CLUSTER", b"SHARDS"]).await;
+            let routes = reply.ok().and_then(|r| Routes::from_shards(&r)).map(Arc::new);
+            let mut state = self.inner.routes.lock().expect("routes lock");
+            *state = RouteState { routes, read_at: Some(Instant::now()), reading: false };
+        }
+        let state = self.inner.routes.lock().expect("routes lock");
+        state.routes.as_ref()?.node(slot).map(str::to_string)
+    }
+
+    /// One attempt at `address`, on an idle connection to it or a new one.
+    async fn call_at(&self, address: &str, args: &[&[u8]]) -> io::Result<Result<Value, String>> {
+        let pooled = {
+            let mut idle = self.inner.idle.lock().expect("pool lock");
+            let i = idle.iter().rposition(|(a, _)| a == address);
+            i.map(|i| idle.swap_remove(i).1)
+        };
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect_to(address).await?,
+        };
+        match tokio::time::timeout(ATTEMPT, conn.call(args)).await {
+            Ok(Ok(reply)) => {
+                self.put_back(address.to_string(), conn);
+                Ok(reply)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "grid did not answer in time")),
+        }
     }
 
     /// One command; on a network failure or `TRYAGAIN`, once more per node. An error reply
@@ -78,9 +160,9 @@ impl Pool {
         let mut last = broken("no attempt");
         for attempt in 0..attempts {
             let pooled = self.inner.idle.lock().expect("pool lock").pop();
-            let mut conn = match pooled {
+            let (address, mut conn) = match pooled {
                 Some(c) => c,
-                None => match self.connect().await {
+                None => match self.connect_any().await {
                     Ok(c) => c,
                     Err(e) => {
                         last = e;
@@ -90,11 +172,11 @@ impl Pool {
             };
             match tokio::time::timeout(ATTEMPT, conn.call(args)).await {
                 Ok(Ok(Ok(value))) => {
-                    self.put_back(conn);
+                    self.put_back(address, conn);
                     return Ok(value);
                 }
                 Ok(Ok(Err(error))) => {
-                    self.put_back(conn);
+                    self.put_back(address, conn);
                     if error.starts_with("TRYAGAIN") && attempt + 1 < attempts {
                         tokio::time::sleep(Duration::from_millis(100 * (attempt as u64 + 1))).await;
                         last = broken(error);
@@ -111,10 +193,10 @@ impl Pool {
         Err(last)
     }
 
-    fn put_back(&self, conn: Connection) {
+    fn put_back(&self, address: String, conn: Connection) {
         let mut idle = self.inner.idle.lock().expect("pool lock");
-        if idle.len() < IDLE_MAX {
-            idle.push(conn);
+        if idle.iter().filter(|(a, _)| *a == address).count() < IDLE_MAX {
+            idle.push((address, conn));
         }
     }
 }

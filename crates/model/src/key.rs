@@ -49,6 +49,15 @@ pub fn partition_of(key: &[u8], partitions: u16) -> PartitionId {
     crc16(hash_slice(key)) % partitions
 }
 
+/// Redis Cluster's hash slots. Slot `s` is partition `s % partitions` when the partition count
+/// divides them, as a key's slot and partition are the same CRC16 modulo each.
+pub const SLOTS: u16 = 16384;
+
+/// The Redis Cluster hash slot of `key`.
+pub fn slot(key: &[u8]) -> u16 {
+    crc16(hash_slice(key)) % SLOTS
+}
+
 /// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0.
 pub fn crc16(bytes: &[u8]) -> u16 {
     let mut crc: u16 = 0;
@@ -64,6 +73,13 @@ pub fn crc16(bytes: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
+        assert_eq!(slot(b"123456789"), 0x31c3, "CRC16 XMODEM's check value");
+    }
 
     #[test]
     fn a_key_of_another_database_keeps_its_name_and_its_tag_partition() {

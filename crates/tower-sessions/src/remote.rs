@@ -5,6 +5,8 @@ use std::io;
 
 use bytes::Bytes;
 use sessiongrid_client::{Auth, Pool, Tls, Value};
+use sessiongrid_model::key::slot;
+use sessiongrid_model::session::session_key;
 
 /// Grid nodes' Redis doors, e.g. `["10.0.0.5:6379", "10.0.0.6:6379"]`; cheap to clone.
 #[derive(Clone)]
@@ -35,14 +37,15 @@ impl Remote {
         Remote { pool: Pool::with_auth(addresses, Some(auth), tls) }
     }
 
-    async fn call(&self, args: &[&[u8]]) -> io::Result<Value> {
-        self.pool.call(args).await
+    /// A command about session `id`, sent to the node that holds it when the pool knows which.
+    async fn call(&self, id: &[u8], args: &[&[u8]]) -> io::Result<Value> {
+        self.pool.call_in_slot(slot(&session_key(id)), args).await
     }
 
     pub(crate) async fn create(&self, group: &[u8], id: &[u8], idle_s: u64) -> io::Result<bool> {
         let idle = idle_s.to_string();
         let args: [&[u8]; 6] = [b"SESSION.CREATE", group, b"IDLE", idle.as_bytes(), b"ID", id];
-        Ok(self.call(&args).await? != Value::Nil)
+        Ok(self.call(id, &args).await? != Value::Nil)
     }
 
     pub(crate) async fn replace(
@@ -56,7 +59,7 @@ impl Remote {
         for (name, json) in &attrs {
             args.extend([name.as_ref(), b"json".as_slice(), json.as_ref()]);
         }
-        Ok(self.call(&args).await? != Value::Nil)
+        Ok(self.call(id, &args).await? != Value::Nil)
     }
 
     /// The session's `json` attributes and its deadline (unix ms), if it is a live session of
@@ -66,7 +69,7 @@ impl Remote {
         id: &[u8],
         group: &[u8],
     ) -> io::Result<Option<(Vec<(Bytes, Bytes)>, u64)>> {
-        let Value::Array(flat) = self.call(&[b"SESSION.GET", id, b"NOTOUCH"]).await? else {
+        let Value::Array(flat) = self.call(id, &[b"SESSION.GET", id, b"NOTOUCH"]).await? else {
             return Ok(None);
         };
         let (mut attrs, mut deadline, mut same_group) = (Vec::new(), 0, false);
@@ -93,6 +96,6 @@ impl Remote {
     }
 
     pub(crate) async fn invalidate(&self, id: &[u8]) -> io::Result<()> {
-        self.call(&[b"SESSION.INVALIDATE", id]).await.map(|_| ())
+        self.call(id, &[b"SESSION.INVALIDATE", id]).await.map(|_| ())
     }
 }

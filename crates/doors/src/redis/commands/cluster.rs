@@ -11,13 +11,10 @@
 
 use bytes::Bytes;
 use sessiongrid_grid::directory::SlotMap;
-use sessiongrid_model::key::{crc16, hash_slice};
+use sessiongrid_model::key::{slot, SLOTS};
 use sessiongrid_model::{KeyFilter, PartitionId, Reply};
 
 use super::{CmdResult, Ctx};
-
-/// Redis Cluster's hash slots.
-const SLOTS: u16 = 16384;
 
 /// A client's view of the cluster: the map, and how this node is reached.
 struct View {
@@ -89,11 +86,6 @@ fn id(node: u64) -> String {
 
 fn bulk(text: impl Into<String>) -> Reply {
     Reply::Bulk(Bytes::from(text.into()))
-}
-
-/// The hash slot of `key`.
-pub fn slot(key: &[u8]) -> u16 {
-    crc16(hash_slice(key)) % SLOTS
 }
 
 pub async fn cluster(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -307,12 +299,5 @@ mod tests {
     fn a_partition_count_that_does_not_divide_the_slots_sends_every_slot_here() {
         let v = view(vec![vec![2]; 100], &[(2, "127.0.0.2:7002")]);
         assert_eq!(v.ranges(), vec![(0, 16383, vec![1])]);
-    }
-
-    #[test]
-    fn the_slot_of_a_key_is_redis_clusters() {
-        assert_eq!(slot(b"foo"), 12182);
-        assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
-        assert_eq!(slot(b"123456789"), 0x31c3, "CRC16 XMODEM's check value");
     }
 }
