@@ -25,7 +25,7 @@ import time
 import pytest
 import redis
 
-from conftest import SESSIONGRID_BIN, free_port, grid_only
+from conftest import SESSIONGRID_BIN, free_port, grid_only, metric_sum, wait_until
 from gridcluster import Cluster
 from tomcat import Browser, TomcatProcess, build_connector
 
@@ -308,6 +308,30 @@ def test_the_near_cache_drops_what_changed_elsewhere(setup):
     assert grid.execute_command("SESSION.KICKUSER", "vera") == 1
     for t in setup.tomcats:
         assert eventually(lambda: browser.text(t, "/cached/whoami") == "user=")
+
+
+def test_each_sessions_commands_go_to_the_node_that_holds_it(setup):
+    """The filter reads each slot's primary from the grid (`CLUSTER SHARDS`) and sends a
+    session's commands there, so no node forwards them (routes are read again every 10 s, so a
+    batch sent while they were older may still be forwarded)."""
+    setup.cluster.wait_doors_known()
+    nodes = setup.cluster.nodes
+
+    def forwarded() -> float:
+        return sum(metric_sum(n, "sessiongrid_requests_forwarded_total") for n in nodes)
+
+    batches = []
+
+    def a_batch_goes_straight() -> bool:
+        before = forwarded()
+        for b in [Browser() for _ in range(20)]:
+            for n in range(1, 4):
+                assert b.text(setup.tomcats[n % 2], "/shop/counter") == f"counter={n}"
+        batches.append(forwarded() - before)
+        # About 130 session commands, two in three of which a node would forward unrouted.
+        return batches[-1] < 5
+
+    assert wait_until(a_batch_goes_straight, 30, interval=0.5), batches
 
 
 def test_a_grid_node_killed_mid_run_loses_no_session_or_attribute(setup):

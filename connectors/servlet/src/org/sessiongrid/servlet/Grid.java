@@ -54,7 +54,15 @@ final class Grid {
     }
 
     private Object call(boolean retry, Object... args) throws IOException {
-        Object reply = client.call(retry, args);
+        return checked(client.call(retry, args));
+    }
+
+    /** A command about session {@code id}: sent to the node that holds it when the client knows which. */
+    private Object callOn(String id, boolean retry, Object... args) throws IOException {
+        return checked(client.callInSlot(retry, Routes.slotOfSession(id), args));
+    }
+
+    private static Object checked(Object reply) {
         if (reply instanceof RespClient.GridError e) {
             throw e;
         }
@@ -89,7 +97,7 @@ final class Grid {
         if (!touch) {
             args.add("NOTOUCH");
         }
-        Object reply = call(true, args.toArray());
+        Object reply = callOn(id, true, args.toArray());
         if (reply == null) {
             return null;
         }
@@ -120,7 +128,7 @@ final class Grid {
             args.add(e.getValue().value());
         }
         try {
-            Object reply = call(true, args.toArray());
+            Object reply = callOn(id, true, args.toArray());
             return reply == null ? -1 : (Long) reply;
         } catch (RespClient.GridError e) {
             if (e.is("CONFLICT")) {
@@ -133,26 +141,26 @@ final class Grid {
     void del(String id, Collection<String> names) throws IOException {
         List<Object> args = new ArrayList<>(List.of("SESSION.DEL", id));
         args.addAll(names);
-        call(true, args.toArray());
+        callOn(id, true, args.toArray());
     }
 
     /** Marks the session used now, optionally with a new idle timeout. */
     void touch(String id, Long idleSeconds) throws IOException {
         if (idleSeconds == null) {
-            call(true, "SESSION.TOUCH", id);
+            callOn(id, true, "SESSION.TOUCH", id);
         } else {
-            call(true, "SESSION.TOUCH", id, "IDLE", idleSeconds);
+            callOn(id, true, "SESSION.TOUCH", id, "IDLE", idleSeconds);
         }
     }
 
     boolean invalidate(String id) throws IOException {
-        return Long.valueOf(1).equals(call(true, "SESSION.INVALIDATE", id));
+        return Long.valueOf(1).equals(callOn(id, true, "SESSION.INVALIDATE", id));
     }
 
     /** The new id, or null if the session does not exist. */
     String rotate(String id) throws IOException {
         // Not repeated: a rotation that happened but whose answer was lost ended the old id.
-        return text(call(false, "SESSION.ROTATE", id));
+        return text(callOn(id, false, "SESSION.ROTATE", id));
     }
 
     /** Logs the user in: the ids the policy ended, or null if the session does not exist. */
@@ -161,7 +169,7 @@ final class Grid {
         option(args, "POLICY", policy);
         option(args, "MAX", max);
         try {
-            Object reply = call(true, args.toArray());
+            Object reply = callOn(id, true, args.toArray());
             if (reply == null) {
                 return null;
             }
@@ -179,6 +187,6 @@ final class Grid {
     }
 
     void logout(String id) throws IOException {
-        call(true, "SESSION.LOGOUT", id);
+        callOn(id, true, "SESSION.LOGOUT", id);
     }
 }

@@ -15,6 +15,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -24,7 +26,8 @@ import javax.net.ssl.SSLSocketFactory;
 
 /**
  * A small Redis-protocol (RESP2) client for the grid's door: a pool of connections, spread over
- * every grid address, that fails over to the next address when one stops answering.
+ * every grid address, that fails over to the next address when one stops answering. A command
+ * about one session ({@link #callInSlot}) goes to the node that holds it, as {@link Routes} say.
  *
  * <p>Replies are {@code byte[]} (bulk and simple strings), {@code Long}, {@code List<Object>},
  * {@code null}, or a {@link GridError} for an error reply. A command that failed on the network
@@ -32,6 +35,8 @@ import javax.net.ssl.SSLSocketFactory;
  */
 final class RespClient implements Closeable {
     private static final Logger LOG = Logger.getLogger(RespClient.class.getName());
+    /** How long routes are followed before they are read again. */
+    private static final long ROUTES_MAX_AGE_NANOS = 10_000_000_000L;
 
     /** An error reply: the text starts with its code ({@code CONFLICT}, {@code LOGINREJECTED}, ...). */
     static final class GridError extends RuntimeException {
@@ -53,8 +58,16 @@ final class RespClient implements Closeable {
     private final int timeoutMillis;
     /** TLS to the grid's TLS ports; {@code null}: plain TCP. */
     private final SSLSocketFactory tls;
+    private final int poolSize;
     private final BlockingQueue<Connection> idle;
+    /** Idle connections to slots' primaries, by address. */
+    private final ConcurrentHashMap<InetSocketAddress, BlockingQueue<Connection>> routedIdle =
+            new ConcurrentHashMap<>();
     private final AtomicInteger next = new AtomicInteger();
+    private volatile Routes routes;
+    /** When the routes were read ({@code System.nanoTime()}); 0: read them at the next routed call. */
+    private volatile long routesReadAt;
+    private final AtomicBoolean readingRoutes = new AtomicBoolean();
     private volatile boolean closed;
 
     RespClient(List<InetSocketAddress> addresses, String user, byte[] password, int poolSize,
@@ -67,7 +80,75 @@ final class RespClient implements Closeable {
         this.password = password;
         this.timeoutMillis = timeoutMillis;
         this.tls = tls;
+        this.poolSize = poolSize;
         this.idle = new ArrayBlockingQueue<>(poolSize);
+    }
+
+    /**
+     * Runs one command about the keys of hash {@code slot}: on the slot's primary if the routes
+     * know it, which saves the node the hop to it; otherwise, or if that node does not answer,
+     * as {@link #call} runs it.
+     */
+    Object callInSlot(boolean retry, int slot, Object... args) throws IOException {
+        InetSocketAddress target = route(slot);
+        if (target != null) {
+            Connection c = null;
+            try {
+                c = borrowAt(target);
+                Object reply = c.call(args);
+                release(c);
+                boolean again = reply instanceof GridError e && (e.is("TRYAGAIN") || e.is("INDETERMINATE"));
+                if (!again || !retry) {
+                    return reply;
+                }
+            } catch (RuntimeException e) {
+                if (c != null) {
+                    c.close();
+                }
+                throw e;
+            } catch (IOException e) {
+                if (c != null) {
+                    c.close();
+                }
+                LOG.log(Level.FINE, "a session's node did not answer; trying through another", e);
+                if (!retry) {
+                    throw e;
+                }
+            }
+            routesReadAt = 0; // a primary that moved or died: read the routes again
+        }
+        return call(retry, args);
+    }
+
+    /**
+     * The primary of {@code slot}, reading the routes first if they are old. None over TLS:
+     * nodes announce their plain doors only.
+     */
+    private InetSocketAddress route(int slot) {
+        if (tls != null) {
+            return null;
+        }
+        long read = routesReadAt;
+        boolean old = read == 0 || System.nanoTime() - read > ROUTES_MAX_AGE_NANOS;
+        if (old && readingRoutes.compareAndSet(false, true)) {
+            try {
+                routes = Routes.fromShards(call(true, "CLUSTER", "SHARDS"));
+            } catch (IOException | RuntimeException e) {
+                routes = null;
+                LOG.log(Level.FINE, "could not read the grid's routes", e);
+            } finally {
+                routesReadAt = System.nanoTime() | 1;
+                readingRoutes.set(false);
+            }
+        }
+        Routes r = routes;
+        return r == null ? null : r.node(slot);
+    }
+
+    private Connection borrowAt(InetSocketAddress address) throws IOException {
+        BlockingQueue<Connection> queue = routedIdle.get(address);
+        Connection c = queue == null ? null : queue.poll();
+        return c != null ? c : new Connection(address, true);
     }
 
     /**
@@ -118,7 +199,7 @@ final class RespClient implements Closeable {
         for (int i = 0; i < addresses.size(); i++) {
             InetSocketAddress address = addresses.get(Math.floorMod(next.getAndIncrement(), addresses.size()));
             try {
-                return new Connection(address);
+                return new Connection(address, false);
             } catch (IOException e) {
                 last = e;
             }
@@ -168,7 +249,10 @@ final class RespClient implements Closeable {
     }
 
     private void release(Connection c) {
-        if (closed || !idle.offer(c)) {
+        BlockingQueue<Connection> queue = c.routed
+                ? routedIdle.computeIfAbsent(c.address, a -> new ArrayBlockingQueue<>(poolSize))
+                : idle;
+        if (closed || !queue.offer(c)) {
             c.close();
         }
     }
@@ -176,9 +260,13 @@ final class RespClient implements Closeable {
     @Override
     public void close() {
         closed = true;
-        Connection c;
-        while ((c = idle.poll()) != null) {
-            c.close();
+        List<BlockingQueue<Connection>> queues = new ArrayList<>(routedIdle.values());
+        queues.add(idle);
+        for (BlockingQueue<Connection> queue : queues) {
+            Connection c;
+            while ((c = queue.poll()) != null) {
+                c.close();
+            }
         }
     }
 
@@ -191,11 +279,16 @@ final class RespClient implements Closeable {
     }
 
     private final class Connection {
+        private final InetSocketAddress address;
+        /** Taken to a slot's primary: goes back among that node's idle connections. */
+        private final boolean routed;
         private final Socket socket;
         private final InputStream in;
         private final OutputStream out;
 
-        Connection(InetSocketAddress address) throws IOException {
+        Connection(InetSocketAddress address, boolean routed) throws IOException {
+            this.address = address;
+            this.routed = routed;
             Socket plain = new Socket();
             // One attempt gets a third of a call's time, so a node that hangs leaves time to
             // try the others.
