@@ -13,6 +13,10 @@ Workloads, each with sessions of 1 KB and of 50 KB (ten attributes):
 
 Every target gets the same load generator: WORKERS processes with one connection each (for the
 cluster, spread over the nodes), no pipelining between operations, for SECONDS per workload.
+The cluster runs twice: `grid-3` with plain clients, each sending everything to its one node,
+and `grid-3r` with clients that send each session's commands to the node that holds it (the
+primary of `sg:session:<id>`'s hash slot, from `CLUSTER SLOTS`), as the servlet filter and the
+tower-sessions store do.
 Reported: ops/s, p50 and p99 latency, and the grid/redis ratio of ops/s.
 
 Usage: tests/bench/sessions-bench.py [path/to/sessiongrid]   (default: release build)
@@ -147,8 +151,23 @@ def populate(kind: str, ports: list[int], size: int) -> list[str]:
     return ids
 
 
+def router(port: int):
+    """For a session id, a connection to the node holding it (as `CLUSTER SLOTS` says)."""
+    from redis.crc import key_slot
+    conns: dict[int, redis.Redis] = {}
+    primary = [port] * 16384
+    for first, last, (_, node_port, *_), *_ in redis.Redis(port=port).execute_command("CLUSTER SLOTS"):
+        primary[first:last + 1] = [node_port] * (last - first + 1)
+
+    def to(sid: str) -> redis.Redis:
+        p = primary[key_slot(b"sg:session:" + sid.encode())]
+        return conns.setdefault(p, redis.Redis(port=p, socket_timeout=30))
+    return to
+
+
 def worker(kind: str, port: int, op: str, ids: list[str], seconds: float, seed: int, out) -> None:
     c = redis.Redis(port=port, socket_timeout=30)
+    to = router(port) if kind == "grid-routed" else (lambda _sid: c)
     value = b"v" * 100
     latencies = []
     i = seed
@@ -159,15 +178,15 @@ def worker(kind: str, port: int, op: str, ids: list[str], seconds: float, seed: 
             break
         sid = ids[i % len(ids)]
         i += 7
-        if kind == "grid":
+        if kind != "redis":
             if op == "create":
                 c.execute_command("SESSION.CREATE", "bench")
             elif op == "get":
-                c.execute_command("SESSION.GET", sid)
+                to(sid).execute_command("SESSION.GET", sid)
             elif op == "set":
-                c.execute_command("SESSION.SET", sid, "cart", "utf8", value)
+                to(sid).execute_command("SESSION.SET", sid, "cart", "utf8", value)
             else:
-                c.execute_command("SESSION.LOGIN", sid, f"user{i % 5000}")
+                to(sid).execute_command("SESSION.LOGIN", sid, f"user{i % 5000}")
         else:
             now = int(time.time() * 1000)
             if op == "create":
@@ -223,12 +242,14 @@ def main() -> None:
                 "grid-1": populate("grid", [targets.single], size),
                 "grid-3": populate("grid", targets.cluster, size),
             }
-            ports = {"redis": [targets.redis], "grid-1": [targets.single], "grid-3": targets.cluster}
+            populated["grid-3r"] = populated["grid-3"]
+            ports = {"redis": [targets.redis], "grid-1": [targets.single], "grid-3": targets.cluster,
+                     "grid-3r": targets.cluster}
+            kinds = {"redis": "redis", "grid-1": "grid", "grid-3": "grid", "grid-3r": "grid-routed"}
             for op in OPS:
                 baseline = None
-                for target in ("redis", "grid-1", "grid-3"):
-                    kind = "redis" if target == "redis" else "grid"
-                    rate, p50, p99 = run(kind, ports[target], op, populated[target])
+                for target in ("redis", "grid-1", "grid-3", "grid-3r"):
+                    rate, p50, p99 = run(kinds[target], ports[target], op, populated[target])
                     baseline = baseline or rate
                     print(f"{size_name:<5} {op:<7} {target:<9} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f} "
                           f"{rate / baseline:>7.2f}", flush=True)

@@ -1,5 +1,7 @@
 //! [`Remote`]: grid nodes over their Redis door, through the pooled, failing-over client of
-//! `sessiongrid-client`.
+//! `sessiongrid-client`. Each session's commands go to the node that holds it (the primary of
+//! `sg:session:<id>`'s hash slot, as the nodes' `CLUSTER SHARDS` says); the addresses given are
+//! where the client starts.
 
 use std::io;
 
