@@ -118,7 +118,8 @@ impl Pool {
         }
         let due = {
             let mut state = self.inner.routes.lock().expect("routes lock");
-            let due = !state.reading && state.read_at.is_none_or(|at| at.elapsed() > ROUTES_MAX_AGE);
+            let due =
+                !state.reading && state.read_at.is_none_or(|at| at.elapsed() > ROUTES_MAX_AGE);
             state.reading |= due;
             due
         };

@@ -83,7 +83,8 @@ fn primary_address(node: &Value) -> Option<String> {
         }
     }
     let (ip, port) = (ip?, port?);
-    primary.then(|| if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") })
+    primary
+        .then(|| if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") })
 }
 
 #[cfg(test)]
@@ -106,7 +107,12 @@ mod tests {
             bulk("role"),
             bulk("master"),
         ]);
-        Value::Array(vec![bulk("slots"), Value::Array(slots), bulk("nodes"), Value::Array(vec![node])])
+        Value::Array(vec![
+            bulk("slots"),
+            Value::Array(slots),
+            bulk("nodes"),
+            Value::Array(vec![node]),
+        ])
     }
 
     #[test]
