@@ -70,19 +70,33 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
                 if let Err(e) = check_limits(s, replace, &written, &limits) {
                     return (e, Change::Nothing);
                 }
+                // What changes is stored and replicated: with `replace`, the attributes
+                // dropped and those whose value differs (a store that saves its whole record
+                // on every request mostly changes one); an attribute written again unchanged
+                // keeps its version.
+                let mut changed = Vec::new();
                 if replace {
-                    s.attrs.clear();
+                    let kept = |name: &Bytes| written.iter().any(|(w, _)| w == name);
+                    changed.extend(s.attrs.keys().filter(|n| !kept(n)).cloned());
+                    for name in &changed {
+                        s.attrs.shift_remove(name);
+                    }
                 }
-                let names: Vec<Bytes> = written.iter().map(|(name, _)| name.clone()).collect();
-                s.attrs.extend(written);
+                for (name, attr) in written {
+                    let same = |old: &Attr| old.tag == attr.tag && old.value == attr.value;
+                    if replace && s.attrs.get(&name).is_some_and(same) {
+                        continue;
+                    }
+                    changed.push(name.clone());
+                    s.attrs.insert(name, attr);
+                }
                 s.version = version;
                 s.last_access_ms = now_ms;
                 if let Some(idle_ms) = idle_ms {
                     s.idle_ms = idle_ms;
                 }
-                let change = if replace { Change::Whole } else { Change::Fields(names) };
-                (Reply::Int(version as i64), change)
-            })
+                (Reply::Int(version as i64), Change::Fields(changed))
+            });
         }
         SessionOp::Del { names } => {
             return with_session(slot, |s| {
@@ -489,6 +503,25 @@ mod tests {
         assert!(!apply(grow(&"z".repeat(11)), &mut slot, 6).0.is_error(), "the same size again");
         assert!(apply(grow(&"y".repeat(12)), &mut slot, 7).0.is_error(), "one byte past");
         assert_eq!(session(&slot).attrs[&b("e")].value, b(&"z".repeat(11)));
+    }
+
+    #[test]
+    fn a_replace_stores_only_what_it_changes() {
+        let mut slot = None;
+        create(&mut slot, 0);
+        let all = [("a", "1"), ("b", "1"), ("c", "1")];
+        apply(set_with(None, false, &all, LIMITS), &mut slot, 1);
+        // The whole record again, with one value changed and one attribute left out.
+        let again = set_with(None, true, &[("a", "1"), ("b", "2")], LIMITS);
+        let (reply, change) = apply(again, &mut slot, 2);
+        assert_eq!(reply, Reply::Int(3));
+        assert_eq!(change, Change::Fields(vec![b("c"), b("b")]));
+        let s = session(&slot);
+        assert_eq!(s.attrs.keys().cloned().collect::<Vec<_>>(), vec![b("a"), b("b")]);
+        assert_eq!((s.attrs[&b("a")].version, s.attrs[&b("b")].version), (2, 3));
+        // Nothing changed: the header alone (the session was used).
+        let same = set_with(None, true, &[("a", "1"), ("b", "2")], LIMITS);
+        assert_eq!(apply(same, &mut slot, 3).1, Change::Fields(vec![]));
     }
 
     #[test]
