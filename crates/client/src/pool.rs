@@ -40,10 +40,9 @@ struct Inner {
 #[derive(Default)]
 struct RouteState {
     routes: Option<Arc<Routes>>,
-    /// When they were last read; `None`: read them at the next routed call.
+    /// When they were last read, or a caller began reading them; `None`: read them at the
+    /// next routed call.
     read_at: Option<Instant>,
-    /// A caller is reading them now.
-    reading: bool,
 }
 
 impl Pool {
@@ -118,16 +117,18 @@ impl Pool {
         }
         let due = {
             let mut state = self.inner.routes.lock().expect("routes lock");
-            let due =
-                !state.reading && state.read_at.is_none_or(|at| at.elapsed() > ROUTES_MAX_AGE);
-            state.reading |= due;
+            let due = state.read_at.is_none_or(|at| at.elapsed() > ROUTES_MAX_AGE);
+            if due {
+                // One caller reads them; the others go by the old ones meanwhile (and if that
+                // caller is dropped half-way, they are read again once they are old).
+                state.read_at = Some(Instant::now());
+            }
             due
         };
         if due {
             let reply = self.call(&[b"CLUSTER", b"SHARDS"]).await;
             let routes = reply.ok().and_then(|r| Routes::from_shards(&r)).map(Arc::new);
-            let mut state = self.inner.routes.lock().expect("routes lock");
-            *state = RouteState { routes, read_at: Some(Instant::now()), reading: false };
+            self.inner.routes.lock().expect("routes lock").routes = routes;
         }
         let state = self.inner.routes.lock().expect("routes lock");
         state.routes.as_ref()?.node(slot).map(str::to_string)
@@ -212,19 +213,60 @@ mod tests {
     async fn node(reply: &'static [u8]) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
+        serve(listener, Vec::new(), reply.to_vec());
+        address
+    }
+
+    /// Answers `CLUSTER SHARDS` with `shards`, and every other command with `reply`.
+    fn serve(listener: TcpListener, shards: Vec<u8>, reply: Vec<u8>) {
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
+                let (shards, reply) = (shards.clone(), reply.clone());
                 tokio::spawn(async move {
                     let mut buf = [0; 1024];
-                    while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {
-                        if socket.write_all(reply).await.is_err() {
+                    while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                        let asked_shards = buf[..n].windows(6).any(|w| w == b"SHARDS");
+                        let answer = if asked_shards { &shards } else { &reply };
+                        if socket.write_all(answer).await.is_err() {
                             return;
                         }
                     }
                 });
             }
         });
-        address
+    }
+
+    /// A `CLUSTER SHARDS` reply: slots 0-8191 on port `a`, 8192-16383 on port `b`.
+    fn shards(a: u16, b: u16) -> Vec<u8> {
+        let shard = |first: u16, last: u16, port: u16| {
+            format!(
+                "*4\r\n$5\r\nslots\r\n*2\r\n:{first}\r\n:{last}\r\n$5\r\nnodes\r\n*1\r\n\
+                 *6\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$4\r\nport\r\n:{port}\r\n\
+                 $4\r\nrole\r\n$6\r\nmaster\r\n"
+            )
+        };
+        format!("*2\r\n{}{}", shard(0, 8191, a), shard(8192, 16383, b)).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_call_in_a_slot_goes_to_its_primary_or_through_another_node() {
+        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (a_port, b_port) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
+        let map = shards(a_port, b_port);
+        serve(a, map.clone(), b"+A\r\n".to_vec());
+        // Known only by the routes node A gives: B was never among the pool's addresses.
+        let pool = Pool::new(vec![format!("127.0.0.1:{a_port}")], None);
+        let call = |slot| {
+            let pool = pool.clone();
+            async move { pool.call_in_slot(slot, &[b"PING"]).await.unwrap() }
+        };
+        // B takes connections but does not answer: after its attempt's timeout, through A.
+        assert_eq!(call(9000).await, Value::Bulk("A".into()));
+        // That failure has the routes read again at the next call, which reaches B.
+        serve(b, map, b"+B\r\n".to_vec());
+        assert_eq!(call(9000).await, Value::Bulk("B".into()));
+        assert_eq!(call(10).await, Value::Bulk("A".into()));
     }
 
     #[tokio::test]
