@@ -20,6 +20,9 @@ const IDLE_MAX: usize = 32;
 const ATTEMPT: Duration = Duration::from_secs(2);
 /// How long routes are followed before they are read again.
 const ROUTES_MAX_AGE: Duration = Duration::from_secs(10);
+/// How long a node that failed a routed call is not routed to: a node whose announced address
+/// this client cannot reach would otherwise cost a connect timeout at every read of the routes.
+const DOWN_FOR: Duration = Duration::from_secs(60);
 
 /// Grid nodes' Redis doors, e.g. `["10.0.0.5:6379", "10.0.0.6:6379"]`; cheap to clone.
 #[derive(Clone)]
@@ -43,6 +46,8 @@ struct RouteState {
     /// When they were last read, or a caller began reading them; `None`: read them at the
     /// next routed call.
     read_at: Option<Instant>,
+    /// Nodes not routed to, each until when.
+    down: Vec<(String, Instant)>,
 }
 
 impl Pool {
@@ -99,11 +104,21 @@ impl Pool {
     /// it; otherwise, or if that node does not answer, as [`Pool::call`] sends it.
     pub async fn call_in_slot(&self, slot: u16, args: &[&[u8]]) -> io::Result<Value> {
         if let Some(address) = self.route(slot).await {
-            match self.call_at(&address, args).await {
+            let answered = match self.call_at(&address, args).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) if !error.starts_with("TRYAGAIN") => return Err(broken(error)),
-                // A primary that moved or died: read the routes again at the next call.
-                _ => self.inner.routes.lock().expect("routes lock").read_at = None,
+                Ok(Err(_)) => true,
+                Err(_) => false,
+            };
+            // A partition moving (`TRYAGAIN`), a node that died, or an address this client
+            // cannot reach: read the routes again at the next call, and leave a node that did
+            // not answer alone for a while.
+            let mut state = self.inner.routes.lock().expect("routes lock");
+            state.read_at = None;
+            if !answered {
+                let now = Instant::now();
+                state.down.retain(|(_, until)| now < *until);
+                state.down.push((address, now + DOWN_FOR));
             }
         }
         self.call(args).await
@@ -131,7 +146,10 @@ impl Pool {
             self.inner.routes.lock().expect("routes lock").routes = routes;
         }
         let state = self.inner.routes.lock().expect("routes lock");
-        state.routes.as_ref()?.node(slot).map(str::to_string)
+        let node = state.routes.as_ref()?.node(slot)?;
+        let now = Instant::now();
+        let down = state.down.iter().any(|(n, until)| n == node && now < *until);
+        (!down).then(|| node.to_string())
     }
 
     /// One attempt at `address`, on an idle connection to it or a new one.
@@ -263,8 +281,11 @@ mod tests {
         };
         // B takes connections but does not answer: after its attempt's timeout, through A.
         assert_eq!(call(9000).await, Value::Bulk("A".into()));
-        // That failure has the routes read again at the next call, which reaches B.
+        // B is left alone for a while after that, answering or not.
         serve(b, map, b"+B\r\n".to_vec());
+        assert_eq!(call(9000).await, Value::Bulk("A".into()));
+        // Once it may be routed to again, it is.
+        pool.inner.routes.lock().unwrap().down.clear();
         assert_eq!(call(9000).await, Value::Bulk("B".into()));
         assert_eq!(call(10).await, Value::Bulk("A".into()));
     }

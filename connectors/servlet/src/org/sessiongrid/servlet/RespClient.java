@@ -37,6 +37,11 @@ final class RespClient implements Closeable {
     private static final Logger LOG = Logger.getLogger(RespClient.class.getName());
     /** How long routes are followed before they are read again. */
     private static final long ROUTES_MAX_AGE_NANOS = 10_000_000_000L;
+    /**
+     * How long a node that failed a routed call is not routed to: a node whose announced address
+     * this client cannot reach would otherwise cost a connect timeout at every read of the routes.
+     */
+    private static final long DOWN_FOR_NANOS = 60_000_000_000L;
 
     /** An error reply: the text starts with its code ({@code CONFLICT}, {@code LOGINREJECTED}, ...). */
     static final class GridError extends RuntimeException {
@@ -68,6 +73,8 @@ final class RespClient implements Closeable {
     /** When the routes were read ({@code System.nanoTime()}); 0: read them at the next routed call. */
     private volatile long routesReadAt;
     private final AtomicBoolean readingRoutes = new AtomicBoolean();
+    /** Nodes not routed to, each until when ({@code System.nanoTime()}). */
+    private final ConcurrentHashMap<InetSocketAddress, Long> downUntil = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
     RespClient(List<InetSocketAddress> addresses, String user, byte[] password, int poolSize,
@@ -111,11 +118,12 @@ final class RespClient implements Closeable {
                     c.close();
                 }
                 LOG.log(Level.FINE, "a session's node did not answer; trying through another", e);
+                downUntil.put(target, System.nanoTime() + DOWN_FOR_NANOS);
                 if (!retry) {
                     throw e;
                 }
             }
-            routesReadAt = 0; // a primary that moved or died: read the routes again
+            routesReadAt = 0; // a partition moving or a node that died: read the routes again
         }
         return call(retry, args);
     }
@@ -142,7 +150,12 @@ final class RespClient implements Closeable {
             }
         }
         Routes r = routes;
-        return r == null ? null : r.node(slot);
+        InetSocketAddress node = r == null ? null : r.node(slot);
+        Long down = node == null ? null : downUntil.get(node);
+        if (down != null && System.nanoTime() - down < 0) {
+            return null;
+        }
+        return node;
     }
 
     private Connection borrowAt(InetSocketAddress address) throws IOException {
