@@ -258,12 +258,6 @@ impl Shared {
         self.clock.now().mono
     }
 
-    /// This node serves partition `p` itself now (it is its primary, under a lease).
-    pub fn primary_here(&self, p: PartitionId) -> bool {
-        let routing = self.view.borrow().routing.clone();
-        matches!(route(self.me, routing.as_ref(), self.lease(), self.mono_ms(), p), Route::Local)
-    }
-
     async fn exec_routed(&self, p: PartitionId, work: Work) -> Result<Reply, Refusal> {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.request_timeout_ms);
         loop {

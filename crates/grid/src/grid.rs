@@ -272,11 +272,6 @@ impl Grid {
         partition_of(key, self.partitions())
     }
 
-    /// This node serves `key` itself now, with no hop to another node.
-    pub fn serves_here(&self, key: &[u8]) -> bool {
-        self.inner.shared.primary_here(self.partition_of(key))
-    }
-
     /// Executes one operation on one key.
     pub async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, GridError> {
         let span = tracing::debug_span!("grid_op", op = op.name());

@@ -51,7 +51,7 @@ impl Exec for OnGrid<'_> {
     }
 
     fn new_id(&self) -> Bytes {
-        new_id_here(self.0)
+        new_id()
     }
 
     fn now_ms(&self) -> u64 {
@@ -135,7 +135,7 @@ impl Sessions {
         loop {
             // 160 random bits: a taken id means a broken random source, not bad luck; the
             // retry is there so that even then no session is overwritten.
-            let id = new_id_here(&self.grid);
+            let id = new_id();
             if self.create_with_id(group.clone(), id.clone(), idle_s, absolute_s).await? {
                 return Ok(id);
             }
@@ -417,23 +417,6 @@ fn session_filter(group: Option<Bytes>) -> KeyFilter {
     let mut pattern = SESSION_PREFIX.to_vec();
     pattern.push(b'*');
     KeyFilter { pattern: Some(pattern.into()), type_name: Some("session".into()), group, db: None }
-}
-
-/// Ids drawn at most for one whose session this node holds.
-const LOCAL_ID_DRAWS: usize = 8;
-
-/// A fresh session id, one whose session this node is the primary of if one of a few draws is:
-/// then creating it, and whatever the client next does with it through this node, needs no hop
-/// to another node. Picking among a few draws costs the id at most 3 of its 160 bits.
-fn new_id_here(grid: &Grid) -> Bytes {
-    let mut id = new_id();
-    for _ in 1..LOCAL_ID_DRAWS {
-        if grid.serves_here(&session_key(&id)) {
-            break;
-        }
-        id = new_id();
-    }
-    id
 }
 
 /// A fresh session id: 160 bits from the operating system's CSPRNG (through `rand`'s
