@@ -328,8 +328,9 @@ def test_each_sessions_commands_go_to_the_node_that_holds_it(setup):
             for n in range(1, 4):
                 assert b.text(setup.tomcats[n % 2], "/shop/counter") == f"counter={n}"
         batches.append(forwarded() - before)
-        # About 130 session commands, two in three of which a node would forward unrouted.
-        return batches[-1] < 5
+        # About 130 session commands, two in three of which a node would forward unrouted. The
+        # 20 creations go to any node, so about 13 of them are forwarded all the same.
+        return batches[-1] < 25
 
     assert wait_until(a_batch_goes_straight, 30, interval=0.5), batches
 

@@ -34,8 +34,10 @@ struct Inner {
     addresses: Vec<String>,
     auth: Option<Auth>,
     tls: Option<Tls>,
-    /// Idle connections, each with the address it is to.
+    /// Idle connections to the addresses given, each with its address.
     idle: Mutex<Vec<(String, Connection)>>,
+    /// Idle connections to slots' primaries, each with its address.
+    routed: Mutex<Vec<(String, Connection)>>,
     next: AtomicUsize,
     routes: Mutex<RouteState>,
 }
@@ -68,6 +70,7 @@ impl Pool {
                 auth,
                 tls,
                 idle: Mutex::new(Vec::new()),
+                routed: Mutex::new(Vec::new()),
                 next: AtomicUsize::new(0),
                 routes: Mutex::new(RouteState::default()),
             }),
@@ -118,6 +121,8 @@ impl Pool {
             if !answered {
                 let now = Instant::now();
                 state.down.retain(|(_, until)| now < *until);
+                // Its other idle connections are likely dead too.
+                self.inner.routed.lock().expect("pool lock").retain(|(a, _)| *a != address);
                 state.down.push((address, now + DOWN_FOR));
             }
         }
@@ -155,7 +160,7 @@ impl Pool {
     /// One attempt at `address`, on an idle connection to it or a new one.
     async fn call_at(&self, address: &str, args: &[&[u8]]) -> io::Result<Result<Value, String>> {
         let pooled = {
-            let mut idle = self.inner.idle.lock().expect("pool lock");
+            let mut idle = self.inner.routed.lock().expect("pool lock");
             let i = idle.iter().rposition(|(a, _)| a == address);
             i.map(|i| idle.swap_remove(i).1)
         };
@@ -165,7 +170,7 @@ impl Pool {
         };
         match tokio::time::timeout(ATTEMPT, conn.call(args)).await {
             Ok(Ok(reply)) => {
-                self.put_back(address.to_string(), conn);
+                put_back(&self.inner.routed, address.to_string(), conn);
                 Ok(reply)
             }
             Ok(Err(e)) => Err(e),
@@ -192,11 +197,11 @@ impl Pool {
             };
             match tokio::time::timeout(ATTEMPT, conn.call(args)).await {
                 Ok(Ok(Ok(value))) => {
-                    self.put_back(address, conn);
+                    put_back(&self.inner.idle, address, conn);
                     return Ok(value);
                 }
                 Ok(Ok(Err(error))) => {
-                    self.put_back(address, conn);
+                    put_back(&self.inner.idle, address, conn);
                     if error.starts_with("TRYAGAIN") && attempt + 1 < attempts {
                         tokio::time::sleep(Duration::from_millis(100 * (attempt as u64 + 1))).await;
                         last = broken(error);
@@ -212,12 +217,13 @@ impl Pool {
         }
         Err(last)
     }
+}
 
-    fn put_back(&self, address: String, conn: Connection) {
-        let mut idle = self.inner.idle.lock().expect("pool lock");
-        if idle.iter().filter(|(a, _)| *a == address).count() < IDLE_MAX {
-            idle.push((address, conn));
-        }
+/// Keeps `conn` (to `address`) idle in `list`, unless `address` has enough there.
+fn put_back(list: &Mutex<Vec<(String, Connection)>>, address: String, conn: Connection) {
+    let mut idle = list.lock().expect("pool lock");
+    if idle.iter().filter(|(a, _)| *a == address).count() < IDLE_MAX {
+        idle.push((address, conn));
     }
 }
 

@@ -1,5 +1,7 @@
 //! The rules of sessions and login registries, as pure functions over one entry.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use indexmap::IndexMap;
 
@@ -76,18 +78,19 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
                 // keeps its version.
                 let mut changed = Vec::new();
                 if replace {
-                    let kept = |name: &Bytes| written.iter().any(|(w, _)| w == name);
-                    changed.extend(s.attrs.keys().filter(|n| !kept(n)).cloned());
-                    for name in &changed {
-                        s.attrs.shift_remove(name);
-                    }
+                    let kept: HashSet<&Bytes> = written.iter().map(|(name, _)| name).collect();
+                    changed.extend(s.attrs.keys().filter(|n| !kept.contains(n)).cloned());
+                    s.attrs.retain(|name, _| kept.contains(name));
                 }
+                let mut listed: HashSet<Bytes> = changed.iter().cloned().collect();
                 for (name, attr) in written {
                     let same = |old: &Attr| old.tag == attr.tag && old.value == attr.value;
                     if replace && s.attrs.get(&name).is_some_and(same) {
                         continue;
                     }
-                    changed.push(name.clone());
+                    if listed.insert(name.clone()) {
+                        changed.push(name.clone());
+                    }
                     s.attrs.insert(name, attr);
                 }
                 s.version = version;

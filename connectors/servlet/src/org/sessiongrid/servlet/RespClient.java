@@ -114,13 +114,14 @@ final class RespClient implements Closeable {
                 }
                 throw e;
             } catch (IOException e) {
-                if (c != null) {
-                    c.close();
-                }
                 LOG.log(Level.FINE, "a session's node did not answer; trying through another", e);
                 downUntil.put(target, System.nanoTime() + DOWN_FOR_NANOS);
-                if (!retry) {
-                    throw e;
+                dropIdle(target); // its other idle connections are likely dead too
+                if (c != null) {
+                    c.close();
+                    if (!retry) {
+                        throw e; // sent, perhaps run: not to be sent again
+                    }
                 }
             }
             routesReadAt = 0; // a partition moving or a node that died: read the routes again
@@ -156,6 +157,14 @@ final class RespClient implements Closeable {
             return null;
         }
         return node;
+    }
+
+    private void dropIdle(InetSocketAddress address) {
+        BlockingQueue<Connection> queue = routedIdle.get(address);
+        Connection c;
+        while (queue != null && (c = queue.poll()) != null) {
+            c.close();
+        }
     }
 
     private Connection borrowAt(InetSocketAddress address) throws IOException {
