@@ -133,7 +133,12 @@ fn read(conn: &mut Stream, depth: usize) -> Pin<Box<dyn Future<Output = Reply> +
             return Err(broken("reply nested too deep"));
         }
         let l = line(conn).await?;
-        let (kind, rest) = l.split_at(l.len().min(1));
+        // The type is one ASCII byte; a line starting otherwise (even with a multi-byte
+        // character, where splitting after one byte would panic) is not a reply.
+        let (kind, rest) = match l.as_bytes().first() {
+            Some(b) if b.is_ascii() => l.split_at(1),
+            _ => ("", l.as_str()),
+        };
         let number =
             || rest.parse::<i64>().map_err(|_| broken(format!("bad number in reply: {rest}")));
         Ok(Ok(match kind {
@@ -235,7 +240,14 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_replies_are_errors() {
-        for bad in [&b"?what\r\n"[..], b":12x\r\n", b"$99999999999\r\n", b"+\xff\r\n"] {
+        let bad_lines = [
+            &b"?what\r\n"[..],
+            b":12x\r\n",
+            b"$99999999999\r\n",
+            b"+\xff\r\n",
+            "\u{e9}t\u{e9}\r\n".as_bytes(),
+        ];
+        for bad in bad_lines {
             let reply = call(Box::leak(bad.to_vec().into_boxed_slice())).await;
             assert!(reply.is_err(), "{:?} was accepted", String::from_utf8_lossy(bad));
         }
