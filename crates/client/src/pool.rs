@@ -14,7 +14,7 @@ use crate::connection::{broken, Auth, Connection, Value};
 use crate::routes::Routes;
 use crate::Tls;
 
-/// Connections kept idle, per node.
+/// Connections kept idle (to the addresses given; and to each slot primary).
 const IDLE_MAX: usize = 32;
 /// How long one attempt may take.
 const ATTEMPT: Duration = Duration::from_secs(2);
@@ -34,8 +34,7 @@ struct Inner {
     addresses: Vec<String>,
     auth: Option<Auth>,
     tls: Option<Tls>,
-    /// Idle connections to the addresses given, each with its address.
-    idle: Mutex<Vec<(String, Connection)>>,
+    idle: Mutex<Vec<Connection>>,
     /// Idle connections to slots' primaries, each with its address.
     routed: Mutex<Vec<(String, Connection)>>,
     next: AtomicUsize,
@@ -44,7 +43,7 @@ struct Inner {
 
 #[derive(Default)]
 struct RouteState {
-    routes: Option<Arc<Routes>>,
+    routes: Option<Routes>,
     /// When they were last read, or a caller began reading them; `None`: read them at the
     /// next routed call.
     read_at: Option<Instant>,
@@ -79,17 +78,12 @@ impl Pool {
 
     /// A new connection to the next node that accepts one.
     pub async fn connect(&self) -> io::Result<Connection> {
-        self.connect_any().await.map(|(_, conn)| conn)
-    }
-
-    async fn connect_any(&self) -> io::Result<(String, Connection)> {
         let n = self.inner.addresses.len();
         let mut last = broken("no grid address");
         for _ in 0..n {
             let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
-            let address = &self.inner.addresses[i];
-            match self.connect_to(address).await {
-                Ok(conn) => return Ok((address.clone(), conn)),
+            match self.connect_to(&self.inner.addresses[i]).await {
+                Ok(conn) => return Ok(conn),
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(e),
                 Err(e) => last = e,
             }
@@ -147,7 +141,7 @@ impl Pool {
         };
         if due {
             let reply = self.call(&[b"CLUSTER", b"SHARDS"]).await;
-            let routes = reply.ok().and_then(|r| Routes::from_shards(&r)).map(Arc::new);
+            let routes = reply.ok().and_then(|r| Routes::from_shards(&r));
             self.inner.routes.lock().expect("routes lock").routes = routes;
         }
         let state = self.inner.routes.lock().expect("routes lock");
@@ -170,7 +164,10 @@ impl Pool {
         };
         match tokio::time::timeout(ATTEMPT, conn.call(args)).await {
             Ok(Ok(reply)) => {
-                put_back(&self.inner.routed, address.to_string(), conn);
+                let mut idle = self.inner.routed.lock().expect("pool lock");
+                if idle.iter().filter(|(a, _)| a == address).count() < IDLE_MAX {
+                    idle.push((address.to_string(), conn));
+                }
                 Ok(reply)
             }
             Ok(Err(e)) => Err(e),
@@ -185,9 +182,9 @@ impl Pool {
         let mut last = broken("no attempt");
         for attempt in 0..attempts {
             let pooled = self.inner.idle.lock().expect("pool lock").pop();
-            let (address, mut conn) = match pooled {
+            let mut conn = match pooled {
                 Some(c) => c,
-                None => match self.connect_any().await {
+                None => match self.connect().await {
                     Ok(c) => c,
                     Err(e) => {
                         last = e;
@@ -197,11 +194,11 @@ impl Pool {
             };
             match tokio::time::timeout(ATTEMPT, conn.call(args)).await {
                 Ok(Ok(Ok(value))) => {
-                    put_back(&self.inner.idle, address, conn);
+                    self.put_back(conn);
                     return Ok(value);
                 }
                 Ok(Ok(Err(error))) => {
-                    put_back(&self.inner.idle, address, conn);
+                    self.put_back(conn);
                     if error.starts_with("TRYAGAIN") && attempt + 1 < attempts {
                         tokio::time::sleep(Duration::from_millis(100 * (attempt as u64 + 1))).await;
                         last = broken(error);
@@ -217,13 +214,12 @@ impl Pool {
         }
         Err(last)
     }
-}
 
-/// Keeps `conn` (to `address`) idle in `list`, unless `address` has enough there.
-fn put_back(list: &Mutex<Vec<(String, Connection)>>, address: String, conn: Connection) {
-    let mut idle = list.lock().expect("pool lock");
-    if idle.iter().filter(|(a, _)| *a == address).count() < IDLE_MAX {
-        idle.push((address, conn));
+    fn put_back(&self, conn: Connection) {
+        let mut idle = self.inner.idle.lock().expect("pool lock");
+        if idle.len() < IDLE_MAX {
+            idle.push(conn);
+        }
     }
 }
 
