@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 
 use super::op::SessionOp;
 use super::{attr_bytes, Attr, EndReason, Login, LoginPolicy, Session, SessionLimits, Tombstone};
@@ -76,29 +76,25 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
                 // dropped and those whose value differs (a store that saves its whole record
                 // on every request mostly changes one); an attribute written again unchanged
                 // keeps its version.
-                let mut changed = Vec::new();
+                let mut changed = IndexSet::new();
                 if replace {
                     let kept: HashSet<&Bytes> = written.iter().map(|(name, _)| name).collect();
                     changed.extend(s.attrs.keys().filter(|n| !kept.contains(n)).cloned());
                     s.attrs.retain(|name, _| kept.contains(name));
                 }
-                let mut listed: HashSet<Bytes> = changed.iter().cloned().collect();
                 for (name, attr) in written {
                     let same = |old: &Attr| old.tag == attr.tag && old.value == attr.value;
-                    if replace && s.attrs.get(&name).is_some_and(same) {
-                        continue;
+                    if !(replace && s.attrs.get(&name).is_some_and(same)) {
+                        changed.insert(name.clone());
+                        s.attrs.insert(name, attr);
                     }
-                    if listed.insert(name.clone()) {
-                        changed.push(name.clone());
-                    }
-                    s.attrs.insert(name, attr);
                 }
                 s.version = version;
                 s.last_access_ms = now_ms;
                 if let Some(idle_ms) = idle_ms {
                     s.idle_ms = idle_ms;
                 }
-                (Reply::Int(version as i64), Change::Fields(changed))
+                (Reply::Int(version as i64), Change::Fields(changed.into_iter().collect()))
             });
         }
         SessionOp::Del { names } => {
@@ -525,6 +521,10 @@ mod tests {
         // Nothing changed: the header alone (the session was used).
         let same = set_with(None, true, &[("a", "1"), ("b", "2")], LIMITS);
         assert_eq!(apply(same, &mut slot, 3).1, Change::Fields(vec![]));
+        // A name given twice is one row.
+        let twice = set_with(None, true, &[("a", "1"), ("b", "4"), ("b", "5")], LIMITS);
+        assert_eq!(apply(twice, &mut slot, 4).1, Change::Fields(vec![b("b")]));
+        assert_eq!(session(&slot).attrs[&b("b")].value, b("5"));
     }
 
     #[test]
