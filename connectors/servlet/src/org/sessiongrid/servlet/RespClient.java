@@ -16,8 +16,8 @@ import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import javax.net.ssl.SSLParameters;
@@ -70,9 +70,11 @@ final class RespClient implements Closeable {
             new ConcurrentHashMap<>();
     private final AtomicInteger next = new AtomicInteger();
     private volatile Routes routes;
-    /** When the routes were read ({@code System.nanoTime()}); 0: read them at the next routed call. */
-    private volatile long routesReadAt;
-    private final AtomicBoolean readingRoutes = new AtomicBoolean();
+    /**
+     * When the routes were read, or a caller began reading them ({@code System.nanoTime()}); 0:
+     * read them at the next routed call.
+     */
+    private final AtomicLong routesReadAt = new AtomicLong();
     /** Nodes not routed to, each until when ({@code System.nanoTime()}). */
     private final ConcurrentHashMap<InetSocketAddress, Long> downUntil = new ConcurrentHashMap<>();
     private volatile boolean closed;
@@ -104,8 +106,7 @@ final class RespClient implements Closeable {
                 c = borrowAt(target);
                 Object reply = c.call(args);
                 release(c);
-                boolean again = reply instanceof GridError e && (e.is("TRYAGAIN") || e.is("INDETERMINATE"));
-                if (!again || !retry) {
+                if (!again(reply) || !retry) {
                     return reply;
                 }
             } catch (RuntimeException e) {
@@ -124,7 +125,7 @@ final class RespClient implements Closeable {
                     }
                 }
             }
-            routesReadAt = 0; // a partition moving or a node that died: read the routes again
+            routesReadAt.set(0); // a partition moving or a node that died: read the routes again
         }
         return call(retry, args);
     }
@@ -137,17 +138,16 @@ final class RespClient implements Closeable {
         if (tls != null) {
             return null;
         }
-        long read = routesReadAt;
-        boolean old = read == 0 || System.nanoTime() - read > ROUTES_MAX_AGE_NANOS;
-        if (old && readingRoutes.compareAndSet(false, true)) {
+        long read = routesReadAt.get();
+        long now = System.nanoTime() | 1;
+        boolean old = read == 0 || now - read > ROUTES_MAX_AGE_NANOS;
+        // One caller reads them; the others go by the old ones meanwhile.
+        if (old && routesReadAt.compareAndSet(read, now)) {
             try {
                 routes = Routes.fromShards(call(true, "CLUSTER", "SHARDS"));
             } catch (IOException | RuntimeException e) {
                 routes = null;
                 LOG.log(Level.FINE, "could not read the grid's routes", e);
-            } finally {
-                routesReadAt = System.nanoTime() | 1;
-                readingRoutes.set(false);
             }
         }
         Routes r = routes;
@@ -157,6 +157,11 @@ final class RespClient implements Closeable {
             return null;
         }
         return node;
+    }
+
+    /** A reply worth sending again: a partition failing over, a write its owners did not confirm. */
+    private static boolean again(Object reply) {
+        return reply instanceof GridError e && (e.is("TRYAGAIN") || e.is("INDETERMINATE"));
     }
 
     private void dropIdle(InetSocketAddress address) {
@@ -188,9 +193,7 @@ final class RespClient implements Closeable {
                 c = borrow();
                 Object reply = c.call(args);
                 release(c);
-                boolean again =
-                        reply instanceof GridError e && (e.is("TRYAGAIN") || e.is("INDETERMINATE"));
-                if (!again || !retry || System.nanoTime() > deadline) {
+                if (!again(reply) || !retry || System.nanoTime() > deadline) {
                     return reply;
                 }
             } catch (RuntimeException e) {
