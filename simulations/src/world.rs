@@ -547,7 +547,10 @@ impl World {
         let n = &mut self.nodes[i];
         n.incarnation += 1;
         n.paused_until = 0;
-        n.node = Some(Node::new(n.disk.clone(), self.cluster.clone(), seeds, joining, now));
+        let mut node = Node::new(n.disk.clone(), self.cluster.clone(), seeds, joining, now);
+        // Some lives have subscribers that watch attribute changes, others none.
+        node.watch(self.rng.random_bool(0.5), now);
+        n.node = Some(node);
         self.subscribers.started(i, self.now);
         n.adopt_at.clear();
         let incarnation = n.incarnation;

@@ -560,3 +560,42 @@ def test_events_are_delivered_at_least_once_across_a_failover(pool):
     duplicates = sum(n - 1 for kind in ("created", "invalidated", "expired")
                      for n in subscriber.seen(kind).values())
     print(f"\nevents across a kill -9: {len(subscriber.events)} received, {duplicates} duplicates")
+
+
+def test_attribute_changes_travel_only_while_some_node_watches(pool):
+    """Attribute changes nobody subscribes to are counted where they are made and sent
+    nowhere; once a subscription is confirmed, every change reaches it, whichever node is the
+    session's primary; after it ends they stay where they are made again."""
+    cluster = Cluster(pool, 3)
+    cluster.wait_settled()
+    nodes = cluster.nodes
+    group = "watched"
+    sids = [r3(nodes[i % 3]).execute_command("SESSION.CREATE", group) for i in range(30)]
+
+    def changed(node, scope):
+        stats = r3(node).execute_command("SESSION.STATS", "GROUP", group)
+        return stats[scope]["attribute-changed"]
+
+    def write_all(round_no):
+        for i, sid in enumerate(sids):
+            r3(nodes[(i + 1) % 3]).execute_command("SESSION.SET", sid, "round", "utf8", round_no)
+
+    # Nobody watches (once every node has told the others): each change counted once, at its
+    # primary, and seen by no other node.
+    def unwatched_round(round_no):
+        before = [(changed(n, "node"), changed(n, "cluster")) for n in nodes]
+        write_all(round_no)
+        after = [(changed(n, "node"), changed(n, "cluster")) for n in nodes]
+        made = sum(a[0] - b[0] for a, b in zip(after, before))
+        seen = sum(a[1] - b[1] for a, b in zip(after, before))
+        return made == len(sids) and seen == len(sids)
+
+    assert wait_until(lambda: unwatched_round(1), timeout=10), "changes still travel unwatched"
+
+    subscriber = Subscriber(nodes[0], f"sessiongrid:events:{group}")
+    try:
+        write_all(2)
+        assert subscriber.wait_for("attribute-changed", sids, timeout=10), subscriber.events
+    finally:
+        subscriber.stop()
+    assert wait_until(lambda: unwatched_round(3), timeout=10), "changes still travel after"

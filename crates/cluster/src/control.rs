@@ -14,6 +14,7 @@ use sessiongrid_model::{Op, PartitionId};
 use tracing::{debug, info, warn};
 
 use crate::config::ClusterConfig;
+use crate::interest::Interest;
 use crate::membership::{Membership, Outbox};
 use crate::merge::Push;
 use crate::msg::{MemberMsg, Msg};
@@ -26,17 +27,21 @@ use crate::Now;
 /// apart from the answers to forwarded client requests.
 pub const MERGE_ID_BIT: u64 = 1 << 63;
 
-/// Until when this node may serve the partitions of one epoch.
+/// What control grants the partitions: until when this node may serve the partitions of one
+/// epoch, and whether their writes' attribute changes are watched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
     /// The epoch of the topology the lease holds for.
     pub epoch: Epoch,
     /// Monotonic ms before which serving is allowed (0: not at all, `u64::MAX`: alone).
     pub until: u64,
+    /// Some member watches session events, or has not said (see [`crate::interest`]): a
+    /// primary makes attribute-changed events. Otherwise it announces them on this node only.
+    pub watched: bool,
 }
 
 impl Lease {
-    pub const NONE: Lease = Lease { epoch: 0, until: 0 };
+    pub const NONE: Lease = Lease { epoch: 0, until: 0, watched: true };
 
     /// True if a partition that follows topology `epoch` may serve at `now`.
     pub fn allows(&self, epoch: Epoch, now: u64) -> bool {
@@ -58,6 +63,8 @@ pub struct Control<D: NodeStore> {
     cfg: Arc<ClusterConfig>,
     disk: D,
     membership: Membership,
+    /// Who watches attribute changes.
+    interest: Interest,
     /// Pushing this node's data to the side of a healed split it merges into.
     merge: Option<Push>,
     /// Store handles of the partitions being pushed, read alongside their actors.
@@ -89,6 +96,7 @@ impl<D: NodeStore> Control<D> {
             cfg,
             disk,
             membership,
+            interest: Interest::new(me, now.wall),
             merge: None,
             merge_stores: Vec::new(),
             // Like forwards, numbered above any earlier life of this node (see `dedup`).
@@ -125,7 +133,24 @@ impl<D: NodeStore> Control<D> {
     pub fn lease(&self) -> Lease {
         let epoch = self.membership.epoch();
         let until = self.membership.lease_until();
-        Lease { epoch, until }
+        let watched = self.interest.watched(self.members());
+        Lease { epoch, until, watched }
+    }
+
+    /// The members of the topology this node follows (none before it has one).
+    fn members(&self) -> &[NodeId] {
+        self.membership.topology().map_or(&[], |t| &t.members)
+    }
+
+    /// Whether this node has subscribers to session events now.
+    pub fn watch(&mut self, on: bool, now: Now) {
+        self.interest.set(on, now.wall);
+    }
+
+    /// True if this node watches and every member has confirmed hearing it: from now on every
+    /// write's attribute changes make events, wherever its primary is.
+    pub fn watch_confirmed(&self) -> bool {
+        self.interest.confirmed(self.members())
     }
 
     pub fn lease_valid(&self, now: Now) -> bool {
@@ -200,14 +225,19 @@ impl<D: NodeStore> Control<D> {
         if let Some(t) = adopted {
             self.on_topology(t);
         }
+        let mut told = Vec::new();
+        let members = self.membership.topology().map_or(&[][..], |t| &t.members);
+        self.interest.tick(now.mono, self.cfg.heartbeat_ms, members, &mut told);
+        self.flush_outbox(told);
         if let Some(push) = self.merge.as_mut() {
             push.retry(now.mono.saturating_sub(self.cfg.request_timeout_ms));
         }
         self.drive_merge(now);
     }
 
-    /// A membership message from a peer. `Stale` (a partition's answer) and `Drain` (an
-    /// operator's) say nothing about who is alive: they do not reach the failure detector.
+    /// A membership message from a peer. `Stale` (a partition's answer), `Drain` (an
+    /// operator's) and who watches events say nothing about who is alive: they do not reach the
+    /// failure detector.
     pub fn receive(&mut self, now: Now, from: NodeId, msg: MemberMsg) {
         match msg {
             MemberMsg::Stale { epoch } => {
@@ -216,6 +246,11 @@ impl<D: NodeStore> Control<D> {
                 }
             }
             MemberMsg::Drain => self.out.push(ControlOutput::DrainRequested),
+            MemberMsg::Watching { seq, on } => {
+                let seen = self.interest.heard(from, seq, on);
+                self.out.push(ControlOutput::Send(from, seen.into()));
+            }
+            MemberMsg::WatchingSeen { seq } => self.interest.seen(from, seq),
             msg => self.membership_receive(now, from, msg),
         }
     }

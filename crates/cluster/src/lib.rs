@@ -30,6 +30,7 @@ pub mod control;
 pub mod dedup;
 pub mod events;
 pub mod hold;
+pub mod interest;
 pub mod log;
 pub mod membership;
 pub mod merge;

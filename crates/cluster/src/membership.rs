@@ -768,7 +768,10 @@ impl Membership {
             }
             // Control handles these itself: they are not evidence of liveness, which the lines
             // above would take them for.
-            MemberMsg::Stale { .. } | MemberMsg::Drain => None,
+            MemberMsg::Stale { .. }
+            | MemberMsg::Drain
+            | MemberMsg::Watching { .. }
+            | MemberMsg::WatchingSeen { .. } => None,
         }
     }
 

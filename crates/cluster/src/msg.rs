@@ -256,6 +256,16 @@ pub enum MemberMsg {
     Forget {
         node: NodeId,
     },
+    /// Whether the sender has subscribers to session events, in its state numbered `seq`
+    /// (see [`crate::interest`]); the receiver answers [`MemberMsg::WatchingSeen`].
+    Watching {
+        seq: u64,
+        on: bool,
+    },
+    /// The sender heard the receiver's [`MemberMsg::Watching`] numbered `seq`.
+    WatchingSeen {
+        seq: u64,
+    },
 }
 
 impl From<MemberMsg> for Msg {

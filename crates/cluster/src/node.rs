@@ -152,6 +152,11 @@ impl<D: NodeStore> Node<D> {
         self.me
     }
 
+    /// Whether this node has subscribers to session events (see [`crate::interest`]).
+    pub fn watch(&mut self, on: bool, now: Now) {
+        self.control.watch(on, now);
+    }
+
     pub fn control(&self) -> &Control<D> {
         &self.control
     }

@@ -349,8 +349,9 @@ impl<S: PartitionStore> Partition<S> {
     }
 
     /// Tells the replica if this node holds a lease in the epoch it follows (see
-    /// [`Replica::leased`]).
+    /// [`Replica::leased`]), and whether attribute changes are watched.
     fn note_lease(&mut self, now: Now, lease: Lease) {
+        self.replica.set_watched(lease.watched);
         if lease.allows(self.epoch(), now.mono) {
             let mut effects = Vec::new();
             self.replica.leased(&mut effects);
@@ -385,6 +386,7 @@ impl<S: PartitionStore> Partition<S> {
                     self.out.push(PartitionOutput::Send(node, Msg::Response { id, result }))
                 }
                 Effect::Publish(events) => self.publish(now, events),
+                Effect::Announce(events) => self.out.push(PartitionOutput::Events(events)),
                 Effect::Notify(key, notices) => {
                     self.out.push(PartitionOutput::Notify(key, notices))
                 }
@@ -434,7 +436,7 @@ mod tests {
     fn primary_alone() -> (Partition<MemStore>, Arc<Topology>, Lease, Now) {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let t = Arc::new(Topology::founded_by(7, 1));
-        let lease = Lease { epoch: t.epoch, until: u64::MAX };
+        let lease = Lease { epoch: t.epoch, until: u64::MAX, watched: true };
         let now = Now { mono: 1, wall: 1 };
         let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
         p.adopt(now, t.clone());
@@ -479,7 +481,7 @@ mod tests {
         t.epoch = 5;
         let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
         p.adopt(now, Arc::new(t.clone()));
-        let lease = |epoch| Lease { epoch, until: u64::MAX };
+        let lease = |epoch| Lease { epoch, until: u64::MAX, watched: true };
         let incr = Op::IncrBy { delta: 1 };
         p.request(now, lease(5), Origin::Local(1), 5, Bytes::from_static(b"k"), incr);
         assert_eq!(replies(&mut p), vec![], "backup 1 does not have it");
@@ -528,7 +530,7 @@ mod tests {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut t = Topology::founded_by(7, 1);
         t.members = vec![7, 8, 9];
-        let lease = Lease { epoch: t.epoch, until: u64::MAX };
+        let lease = Lease { epoch: t.epoch, until: u64::MAX, watched: true };
         let at = |mono| Now { mono, wall: 1 };
         let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
         p.adopt(at(1), Arc::new(t.clone()));
@@ -564,12 +566,65 @@ mod tests {
     }
 
     #[test]
+    fn unwatched_attribute_changes_are_announced_here_only_and_lifecycle_events_go_everywhere() {
+        use sessiongrid_model::session::event::EventKind;
+        use sessiongrid_model::session::{op::SessionOp, session_key, SessionLimits, Tag};
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![7, 8];
+        let watched = Lease { epoch: t.epoch, until: u64::MAX, watched: true };
+        let unwatched = Lease { watched: false, ..watched };
+        let now = Now { mono: 1, wall: 1 };
+        let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
+        p.adopt(now, Arc::new(t.clone()));
+        let set = || {
+            let limits = SessionLimits {
+                attrs_max: 9,
+                attr_name_bytes_max: 9,
+                attr_bytes_max: 9,
+                session_bytes_max: 999,
+            };
+            let attrs = vec![(Bytes::from_static(b"n"), Tag::Utf8, Bytes::from_static(b"1"))];
+            let op = SessionOp::Set { if_version: None, replace: false, idle_ms: None, attrs, limits };
+            (session_key(b"a"), Op::Session(op))
+        };
+        // Events here, and events sent: (kinds delivered on this node, versions sent to 8).
+        let outputs = |p: &mut Partition<MemStore>| {
+            let (mut here, mut sent) = (Vec::new(), Vec::new());
+            for o in p.take_outputs() {
+                match o {
+                    PartitionOutput::Events(events) => here.extend(events.iter().map(|e| e.kind)),
+                    PartitionOutput::Send(8, Msg::PartitionEvents { events, .. }) => {
+                        sent.extend(events.iter().map(|e| e.kind))
+                    }
+                    _ => {}
+                }
+            }
+            (here, sent)
+        };
+        let (key, op) = create_session(b"a");
+        p.request(now, unwatched, Origin::Local(1), t.epoch, key, op);
+        let created = vec![EventKind::Created];
+        assert_eq!(outputs(&mut p), (created.clone(), created), "a creation always travels");
+        let creation = *p.replica().store().events.keys().next().unwrap();
+        p.events_acked(now, 8, creation);
+        let (key, op) = set();
+        p.request(now, unwatched, Origin::Local(2), t.epoch, key, op);
+        let changed = vec![EventKind::AttributeChanged];
+        assert_eq!(outputs(&mut p), (changed.clone(), vec![]), "counted here, sent nowhere");
+        assert!(p.replica().store().events.is_empty(), "nor kept on disk");
+        let (key, op) = set();
+        p.request(now, watched, Origin::Local(3), t.epoch, key, op);
+        assert_eq!(outputs(&mut p), (changed.clone(), changed), "watched: it travels");
+    }
+
+    #[test]
     fn a_primary_restarted_from_disk_sends_again_the_events_no_member_acknowledged() {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut t = Topology::founded_by(7, 1);
         t.members = vec![7, 8, 9];
         let t = Arc::new(t);
-        let lease = Lease { epoch: t.epoch, until: u64::MAX };
+        let lease = Lease { epoch: t.epoch, until: u64::MAX, watched: true };
         let at = |mono| Now { mono, wall: 1 };
         let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
         p.adopt(at(1), t.clone());

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use sessiongrid_model::apply::apply;
 use sessiongrid_model::key::{split_db, DATABASES, DB_PREFIX};
 use sessiongrid_model::notify::{self, Notices};
-use sessiongrid_model::session::event::{self, Before, SessionEvent};
+use sessiongrid_model::session::event::{self, Before, EventKind, SessionEvent};
 use sessiongrid_model::{Delta, Entry, Op, PartitionId, Reply, Value};
 use tracing::{debug, error, warn};
 
@@ -67,6 +67,9 @@ pub enum Effect {
     Synced(PartitionId, NodeId, Epoch),
     /// Session events of writes every counted owner has: deliver them to subscribers.
     Publish(Vec<SessionEvent>),
+    /// Session events nobody watches, of a write just made: count them on this node (they
+    /// go to no other member and are not kept).
+    Announce(Vec<SessionEvent>),
     /// The keyspace events of a write of this key, made as it was applied (as Redis makes
     /// them: before it is replicated).
     Notify(Bytes, Notices),
@@ -221,6 +224,9 @@ pub struct Replica<S> {
     awaiting_lease: bool,
     /// The expiry sweep runs (`DEBUG SET-ACTIVE-EXPIRE 0` stops it; reads still expire keys).
     active_expire: bool,
+    /// Some member watches session events (see [`crate::interest`]): attribute changes make
+    /// events that go with the write. Otherwise they are announced on this node only.
+    watched: bool,
 }
 
 impl<S: PartitionStore> Replica<S> {
@@ -257,6 +263,7 @@ impl<S: PartitionStore> Replica<S> {
             holds: Holds::default(),
             awaiting_lease: false,
             active_expire: true,
+            watched: true,
         };
         replica.reset();
         replica
@@ -346,6 +353,11 @@ impl<S: PartitionStore> Replica<S> {
     /// Turns the expiry sweep on or off.
     pub fn set_active_expire(&mut self, on: bool) {
         self.active_expire = on;
+    }
+
+    /// Whether some member watches session events (control's latest word).
+    pub fn set_watched(&mut self, watched: bool) {
+        self.watched = watched;
     }
 
     pub fn is_idle(&self) -> bool {
@@ -552,7 +564,12 @@ impl<S: PartitionStore> Replica<S> {
         if expired && slot.is_none() {
             metrics::counter!("sessiongrid_expired_keys_total").increment(1);
         }
-        let events = event::derive(&key, &before, slot.as_ref(), now.wall);
+        let mut events = event::derive(&key, &before, slot.as_ref(), now.wall);
+        // Unwatched attribute changes are not replicated or sent: announced here once written.
+        let mut unwatched = Vec::new();
+        if !self.watched {
+            (unwatched, events) = events.into_iter().partition(|e| e.kind == EventKind::AttributeChanged);
+        }
         let exists = slot.as_ref().is_some_and(Entry::is_key);
         let notices = named.events(live, exists, expired);
         let delta = if self.cfg.heals_splits() && live && slot.is_none() {
@@ -566,6 +583,12 @@ impl<S: PartitionStore> Replica<S> {
             Ok(version) => {
                 if let Some(key) = notified {
                     out.push(Effect::Notify(key, notices));
+                }
+                if !unwatched.is_empty() {
+                    for e in &mut unwatched {
+                        (e.node, e.partition, e.version) = (self.me, self.p, version);
+                    }
+                    out.push(Effect::Announce(unwatched));
                 }
                 if held {
                     out.push(Effect::Reply(origin, Ok(outcome.reply)));

@@ -7,7 +7,8 @@
 //!   by `Grid::shutdown`, after it has handed the node's partitions over.
 //! - **Messages**: [`ControlMsg`]: membership messages from peers (straight from the stream
 //!   readers), learners in sync from partitions, answers to merge operations, operator requests,
-//!   and its own 10 ms tick.
+//!   subscribers that start watching session events, and its own 10 ms tick (at which it
+//!   also reads whether this node still has watchers).
 //! - **Publishes**, after every message: the lease and, when they change, the topologies the
 //!   request paths route by ([`crate::engine::View`]); then sends every partition actor the
 //!   topologies it adopted. It never waits for a partition.
@@ -51,6 +52,9 @@ pub enum ControlMsg {
     /// Give up a lost node for good.
     Forget(NodeId),
     Status(RpcReplyPort<ControlStatus>),
+    /// A subscriber of this node started watching session events: answered `true` once every
+    /// member has heard, `false` if some member has not within twice `dead_after_ms`.
+    Watch(RpcReplyPort<bool>),
 }
 
 /// Control's view of the cluster, for status pages.
@@ -75,6 +79,8 @@ pub struct ControlState {
     leaving: Vec<RpcReplyPort<()>>,
     drained_at: Option<Instant>,
     last_epoch: u64,
+    /// Watchers waiting for every member to hear, with when they give up.
+    watch_waiting: Vec<(RpcReplyPort<bool>, Instant)>,
 }
 
 impl Actor for ControlActor {
@@ -91,8 +97,14 @@ impl Actor for ControlActor {
         let now = shared.clock.now();
         let control = Control::new(args.disk, shared.cfg.clone(), Vec::new(), args.joining, now);
         myself.send_interval(TICK, || ControlMsg::Tick);
-        let mut state =
-            ControlState { shared, control, leaving: Vec::new(), drained_at: None, last_epoch: 0 };
+        let mut state = ControlState {
+            shared,
+            control,
+            leaving: Vec::new(),
+            drained_at: None,
+            last_epoch: 0,
+            watch_waiting: Vec::new(),
+        };
         state.flush();
         Ok(state)
     }
@@ -121,6 +133,7 @@ impl ControlState {
             ControlMsg::MergeAnswered { id, ok } => self.control.merge_answered(now, id, ok),
             ControlMsg::Seed(seed) => self.control.add_seed(seed),
             ControlMsg::Tick => {
+                self.control.watch(self.shared.events.watchers() > 0, now);
                 self.control.tick(now);
                 self.check_drained();
             }
@@ -143,6 +156,31 @@ impl ControlState {
                     topology: self.control.topology().cloned(),
                 };
                 let _ = reply.send(status);
+            }
+            ControlMsg::Watch(reply) => {
+                // The watcher counted itself before asking: it is among those read here.
+                self.control.watch(self.shared.events.watchers() > 0, now);
+                let patience = Duration::from_millis(2 * self.shared.cfg.dead_after_ms);
+                self.watch_waiting.push((reply, Instant::now() + patience));
+                // Tell the members now rather than at the next tick.
+                self.control.tick(now);
+            }
+        }
+        self.answer_watchers();
+    }
+
+    /// Answers the watchers once every member has heard, or when they give up waiting.
+    fn answer_watchers(&mut self) {
+        if self.watch_waiting.is_empty() {
+            return;
+        }
+        let heard = self.control.watch_confirmed();
+        let now = Instant::now();
+        for (reply, until) in std::mem::take(&mut self.watch_waiting) {
+            if heard || now >= until {
+                let _ = reply.send(heard);
+            } else {
+                self.watch_waiting.push((reply, until));
             }
         }
     }

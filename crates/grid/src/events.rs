@@ -8,10 +8,15 @@
 //! send events until each member acknowledges them, a member delivers each once per sender
 //! (`sessiongrid_cluster::events`), and a failover can repeat an event, which
 //! `(partition, version)` identifies.
+//!
+//! Attribute changes make events that travel only while some member watches
+//! (`sessiongrid_cluster::interest`): a subscriber holds an [`EventWatch`], which
+//! [`Grid::watch_events`](crate::Grid::watch_events) gives once every member has heard. Until
+//! then, and when nobody watches, a primary announces its attribute changes on its own node.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -60,6 +65,8 @@ impl EventCounts {
 pub struct EventBus {
     tx: broadcast::Sender<Arc<SessionEvent>>,
     me: AtomicU64,
+    /// Subscribers of this node that watch session events (each an [`EventWatch`]).
+    watchers: AtomicUsize,
     /// Counts of every group together (`None`) and of each group.
     counts: Mutex<HashMap<Option<Bytes>, EventCounts>>,
     /// `sessiongrid_session_events_total` by kind, in [`KINDS`] order.
@@ -71,6 +78,7 @@ impl Default for EventBus {
         EventBus {
             tx: broadcast::channel(SUBSCRIBER_BUFFER).0,
             me: AtomicU64::new(0),
+            watchers: AtomicUsize::new(0),
             counts: Mutex::new(HashMap::new()),
             published: KINDS.map(|kind| {
                 metrics::counter!("sessiongrid_session_events_total", "event" => kind.name())
@@ -122,9 +130,42 @@ impl EventBus {
         self.tx.subscribe()
     }
 
+    /// Counts a watcher until the guard is dropped; [`Grid::watch_events`](crate::Grid)
+    /// also waits for the cluster to hear.
+    pub(crate) fn watch(self: &Arc<Self>) -> EventWatch {
+        let n = self.watchers.fetch_add(1, Ordering::SeqCst) + 1;
+        metrics::gauge!("sessiongrid_session_event_watchers").set(n as f64);
+        EventWatch { bus: self.clone() }
+    }
+
+    /// Subscribers of this node watching session events now.
+    pub fn watchers(&self) -> usize {
+        self.watchers.load(Ordering::SeqCst)
+    }
+
     pub fn counts(&self, group: Option<&[u8]>) -> EventCounts {
         let counts = self.counts.lock().expect("event counts lock");
         counts.get(&group.map(Bytes::copy_from_slice)).copied().unwrap_or_default()
+    }
+}
+
+/// A subscriber's watch of session events: while any is held, attribute changes anywhere in
+/// the cluster make events that reach this node.
+#[must_use = "the watch ends when dropped"]
+pub struct EventWatch {
+    bus: Arc<EventBus>,
+}
+
+impl Drop for EventWatch {
+    fn drop(&mut self) {
+        let n = self.bus.watchers.fetch_sub(1, Ordering::SeqCst) - 1;
+        metrics::gauge!("sessiongrid_session_event_watchers").set(n as f64);
+    }
+}
+
+impl std::fmt::Debug for EventWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventWatch")
     }
 }
 

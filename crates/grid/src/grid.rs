@@ -28,7 +28,7 @@ use crate::directory::SlotMap;
 use crate::disk::DiskNode;
 use crate::engine::{Clock, Forwards, Shared, View, Work};
 use crate::error::GridError;
-use crate::events::EventBus;
+use crate::events::{EventBus, EventWatch};
 use crate::partition::PartitionMsg;
 use crate::pubsub::PubSub;
 use crate::shard::Shards;
@@ -181,6 +181,22 @@ impl Grid {
     pub fn forget(&self, node: NodeId) -> Result<(), GridError> {
         self.cluster_only()?;
         self.to_control(ControlMsg::Forget(node))
+    }
+
+    /// Watches session events for a subscriber of this node, until the watch is dropped: once
+    /// this returns, every write's attribute changes make events that reach this node, wherever
+    /// the write's primary is. Waits for every member to hear; past twice `dead_after_ms` (a
+    /// member that does not answer) the watch holds all the same, and a primary that has not
+    /// heard announces its attribute changes on its own node only until it does.
+    pub async fn watch_events(&self) -> EventWatch {
+        let watch = self.inner.shared.events.watch();
+        let patience = Duration::from_millis(3 * self.inner.shared.cfg.dead_after_ms);
+        let heard = self.inner.control.call(ControlMsg::Watch, Some(patience)).await;
+        if !matches!(heard, Ok(CallResult::Success(true))) {
+            warn!("not every member confirmed the watch of session events in time");
+            metrics::counter!("sessiongrid_session_event_watches_unconfirmed_total").increment(1);
+        }
+        watch
     }
 
     fn cluster_only(&self) -> Result<(), GridError> {

@@ -346,8 +346,11 @@ async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Response> {
     caller.check_listing(q.group.as_deref())?;
     let feed = cx.sessions.grid().events().subscribe();
+    // Held as long as the stream: attribute changes anywhere reach this node meanwhile.
+    let watch = cx.sessions.grid().watch_events().await;
     let group = q.group.map(Bytes::from);
-    let stream = futures::stream::unfold((feed, group), |(mut feed, group)| async move {
+    let state = (feed, group, watch);
+    let stream = futures::stream::unfold(state, |(mut feed, group, watch)| async move {
         loop {
             let event = match feed.recv().await {
                 Ok(e) if group.as_ref().is_some_and(|g| *g != e.group) => continue,
@@ -357,7 +360,7 @@ async fn events(
                 }
                 Err(RecvError::Closed) => return None,
             };
-            return Some((Ok(event), (feed, group)));
+            return Some((Ok(event), (feed, group, watch)));
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

@@ -4,12 +4,14 @@
 //! A message published on any node reaches the subscribers of every node (see
 //! [`sessiongrid_grid::pubsub`]). Channel `sessiongrid:events` carries every session event of
 //! the grid, and `sessiongrid:events:<group>` those of one group; each message is one event as
-//! JSON.
+//! JSON. A subscription to either is confirmed once every member knows this node watches
+//! events (see [`Grid::watch_events`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sessiongrid_grid::events::EventWatch;
 use sessiongrid_grid::pubsub::{Kind, Published};
 use sessiongrid_grid::Grid;
 use sessiongrid_model::session::event::SessionEvent;
@@ -29,6 +31,8 @@ pub struct Subscription {
     pub patterns: BTreeSet<Bytes>,
     pub feed: broadcast::Receiver<Arc<SessionEvent>>,
     pub messages: broadcast::Receiver<Arc<Published>>,
+    /// Held while the connection subscribes to a channel of session events.
+    watch: Option<EventWatch>,
     grid: Grid,
 }
 
@@ -48,8 +52,14 @@ impl Subscription {
             patterns: BTreeSet::new(),
             feed: grid.events().subscribe(),
             messages: grid.pubsub().feed(),
+            watch: None,
             grid: grid.clone(),
         }
+    }
+
+    /// True if it subscribes to a channel of session events.
+    fn wants_events(&self) -> bool {
+        self.channels.iter().any(|c| c == ALL_EVENTS || c.starts_with(GROUP_PREFIX))
     }
 
     /// Channels and patterns together, as Redis counts a client's subscriptions.
@@ -150,8 +160,9 @@ fn confirm(kind: &'static [u8], name: Option<Bytes>, count: usize) -> Reply {
     ])
 }
 
-/// Subscribes the connection to channels or patterns, confirming each.
-fn subscribe_to(ctx: &mut Ctx<'_>, kind: Kind, names: Vec<Bytes>) -> CmdResult {
+/// Subscribes the connection to channels or patterns, confirming each (those of session
+/// events once the cluster knows this node watches them).
+async fn subscribe_to(ctx: &mut Ctx<'_>, kind: Kind, names: Vec<Bytes>) -> CmdResult {
     let grid = &ctx.shared.grid;
     let sub = ctx.client.subscription.get_or_insert_with(|| Subscription::new(grid));
     let mut replies = Vec::with_capacity(names.len());
@@ -164,6 +175,9 @@ fn subscribe_to(ctx: &mut Ctx<'_>, kind: Kind, names: Vec<Bytes>) -> CmdResult {
             grid.pubsub().add(kind, &name);
         }
         replies.push(confirm(word, Some(name), sub.count()));
+    }
+    if sub.watch.is_none() && sub.wants_events() {
+        sub.watch = Some(grid.watch_events().await);
     }
     Ok(Reply::Many(replies))
 }
@@ -200,6 +214,9 @@ fn unsubscribe_from(ctx: &mut Ctx<'_>, kind: Kind) -> CmdResult {
         }
         replies.push(confirm(word, Some(name), sub.count()));
     }
+    if !sub.wants_events() {
+        sub.watch = None;
+    }
     if sub.count() == 0 {
         ctx.client.subscription = None;
     }
@@ -207,19 +224,19 @@ fn unsubscribe_from(ctx: &mut Ctx<'_>, kind: Kind) -> CmdResult {
 }
 
 /// `SUBSCRIBE channel [channel ...]`
-pub fn subscribe(ctx: &mut Ctx<'_>) -> CmdResult {
+pub async fn subscribe(ctx: &mut Ctx<'_>) -> CmdResult {
     let channels = ctx.args.from(1).to_vec();
-    subscribe_to(ctx, Kind::Channel, channels)
+    subscribe_to(ctx, Kind::Channel, channels).await
 }
 
 /// `PSUBSCRIBE pattern [pattern ...]`
-pub fn psubscribe(ctx: &mut Ctx<'_>) -> CmdResult {
+pub async fn psubscribe(ctx: &mut Ctx<'_>) -> CmdResult {
     let patterns = ctx.args.from(1).to_vec();
-    subscribe_to(ctx, Kind::Pattern, patterns)
+    subscribe_to(ctx, Kind::Pattern, patterns).await
 }
 
 /// `SESSION.SUBSCRIBE [GROUP g]`: the events of the grid, or of one group.
-pub fn session_subscribe(ctx: &mut Ctx<'_>) -> CmdResult {
+pub async fn session_subscribe(ctx: &mut Ctx<'_>) -> CmdResult {
     let channel = match ctx.args.len() {
         1 if ctx.client.user.all_groups() => Bytes::from_static(ALL_EVENTS),
         1 => {
@@ -233,7 +250,7 @@ pub fn session_subscribe(ctx: &mut Ctx<'_>) -> CmdResult {
         }
         _ => return Err(super::args::syntax_error()),
     };
-    subscribe_to(ctx, Kind::Channel, vec![channel])
+    subscribe_to(ctx, Kind::Channel, vec![channel]).await
 }
 
 /// `UNSUBSCRIBE [channel ...]` (none: all).

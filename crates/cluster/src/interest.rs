@@ -1,0 +1,215 @@
+//! Whether anyone watches attribute changes, so a write that only changes attributes makes an
+//! event worth replicating and sending to every member only while someone does.
+//!
+//! A session's lifecycle events (created, expired, login...) are few and always go everywhere
+//! (see [`crate::events`]). An attribute change is most writes: its event costs a row on every
+//! owner, a message to every member and an acknowledgement back. So each node says whether it
+//! has a subscriber to session events ([`MemberMsg::Watching`]), and a primary makes an
+//! attribute-changed event only while some member of its topology watches or has not said
+//! (a node just started, or just joined, counts as watching until it says otherwise).
+//! Otherwise the event is announced on the primary's node alone, which counts it.
+//!
+//! A node that starts watching waits for every member to confirm it heard
+//! ([`MemberMsg::WatchingSeen`]) before its subscription counts as made: every write begun
+//! after that makes the event on whichever member is its primary. A write begun before may
+//! not (it was concurrent with the subscription).
+//!
+//! A node tells each member its state until the member confirms the current one, and every
+//! member again every [`REFRESH_HEARTBEATS`] heartbeats, so a member that restarted (and so
+//! forgot) hears it again. States are numbered from the wall clock, so a node's numbers
+//! increase across its restarts and a late message never undoes a newer one.
+
+use std::collections::HashMap;
+
+use crate::msg::MemberMsg;
+use crate::placement::NodeId;
+
+/// Every this many heartbeats a node tells every member its state, confirmed or not.
+pub const REFRESH_HEARTBEATS: u64 = 10;
+
+pub struct Interest {
+    me: NodeId,
+    /// This node has a subscriber to session events.
+    on: bool,
+    /// Names `on`: higher than every number this node used before, in this life or earlier.
+    seq: u64,
+    /// What each other node last said: (number, watching).
+    heard: HashMap<NodeId, (u64, bool)>,
+    /// The highest of this node's numbers each other node confirmed.
+    seen: HashMap<NodeId, u64>,
+    /// When (monotonic ms) this node last told each member, and last told every member.
+    told_at: HashMap<NodeId, u64>,
+    refreshed_at: u64,
+}
+
+impl Interest {
+    /// A node that watches nothing yet; `wall`: unix ms now, where its numbers start.
+    pub fn new(me: NodeId, wall: u64) -> Self {
+        Interest {
+            me,
+            on: false,
+            seq: wall,
+            heard: HashMap::new(),
+            seen: HashMap::new(),
+            told_at: HashMap::new(),
+            refreshed_at: 0,
+        }
+    }
+
+    /// Whether this node has a subscriber now.
+    pub fn set(&mut self, on: bool, wall: u64) {
+        if on != self.on {
+            self.on = on;
+            self.seq = (self.seq + 1).max(wall);
+            self.told_at.clear();
+            metrics::gauge!("sessiongrid_session_events_watched").set(f64::from(u8::from(on)));
+            tracing::info!(node = self.me, watching = on, seq = self.seq, "session event watch");
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// True if a primary here must make attribute-changed events: this node or some other
+    /// member watches, or has not said.
+    pub fn watched(&self, members: &[NodeId]) -> bool {
+        self.on
+            || members.iter().any(|m| {
+                *m != self.me && self.heard.get(m).is_none_or(|(_, watching)| *watching)
+            })
+    }
+
+    /// True if this node watches and every other member confirmed hearing it.
+    pub fn confirmed(&self, members: &[NodeId]) -> bool {
+        self.on
+            && members
+                .iter()
+                .all(|m| *m == self.me || self.seen.get(m).is_some_and(|s| *s >= self.seq))
+    }
+
+    /// Tells the members that have not confirmed this node's state (again after a heartbeat
+    /// without an answer), and every member each [`REFRESH_HEARTBEATS`] heartbeats. Forgets
+    /// nodes that are no longer members.
+    pub fn tick(
+        &mut self,
+        now: u64,
+        heartbeat_ms: u64,
+        members: &[NodeId],
+        out: &mut Vec<(NodeId, MemberMsg)>,
+    ) {
+        self.heard.retain(|n, _| members.contains(n));
+        self.seen.retain(|n, _| members.contains(n));
+        self.told_at.retain(|n, _| members.contains(n));
+        let refresh = now >= self.refreshed_at + REFRESH_HEARTBEATS * heartbeat_ms;
+        if refresh {
+            self.refreshed_at = now;
+        }
+        let said = MemberMsg::Watching { seq: self.seq, on: self.on };
+        for &m in members.iter().filter(|m| **m != self.me) {
+            let confirmed = self.seen.get(&m).is_some_and(|s| *s >= self.seq);
+            let due = self.told_at.get(&m).is_none_or(|at| now >= at + heartbeat_ms);
+            if refresh || (!confirmed && due) {
+                self.told_at.insert(m, now);
+                out.push((m, said.clone()));
+            }
+        }
+    }
+
+    /// `from` says whether it watches; the answer confirms it.
+    pub fn heard(&mut self, from: NodeId, seq: u64, on: bool) -> MemberMsg {
+        let newer = self.heard.get(&from).is_none_or(|(s, _)| seq >= *s);
+        if newer {
+            self.heard.insert(from, (seq, on));
+        }
+        MemberMsg::WatchingSeen { seq }
+    }
+
+    /// `from` heard this node's state numbered `seq`.
+    pub fn seen(&mut self, from: NodeId, seq: u64) {
+        let s = self.seen.entry(from).or_default();
+        *s = (*s).max(seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HB: u64 = 100;
+
+    /// Delivers every message of `from`'s tick to the nodes named, and their answers back.
+    fn exchange(nodes: &mut [Interest], now: u64, members: &[NodeId]) {
+        for i in 0..nodes.len() {
+            let mut out = Vec::new();
+            nodes[i].tick(now, HB, members, &mut out);
+            let from = nodes[i].me;
+            for (to, msg) in out {
+                let MemberMsg::Watching { seq, on } = msg else { unreachable!() };
+                let j = nodes.iter().position(|n| n.me == to).unwrap();
+                let MemberMsg::WatchingSeen { seq } = nodes[j].heard(from, seq, on) else {
+                    unreachable!()
+                };
+                nodes[i].seen(to, seq);
+            }
+        }
+    }
+
+    #[test]
+    fn changes_are_watched_until_every_member_says_it_does_not_watch() {
+        let members = [1, 2, 3];
+        let mut nodes: Vec<Interest> = members.iter().map(|&n| Interest::new(n, 1000)).collect();
+        assert!(nodes.iter().all(|n| n.watched(&members)), "members that said nothing watch");
+        exchange(&mut nodes, 0, &members);
+        assert!(nodes.iter().all(|n| !n.watched(&members)));
+        // Node 3 subscribes: confirmed once both others heard; from then all watch.
+        nodes[2].set(true, 1000);
+        assert!(!nodes[2].confirmed(&members));
+        exchange(&mut nodes, 10, &members);
+        assert!(nodes[2].confirmed(&members));
+        assert!(nodes.iter().all(|n| n.watched(&members)));
+        // It stops, and the others hear it.
+        nodes[2].set(false, 1000);
+        exchange(&mut nodes, 20, &members);
+        assert!(nodes.iter().all(|n| !n.watched(&members)));
+    }
+
+    #[test]
+    fn a_late_message_never_undoes_a_newer_state_and_numbers_grow_across_restarts() {
+        let mut a = Interest::new(1, 5000);
+        a.set(true, 5000);
+        let on = a.seq;
+        a.set(false, 5000);
+        let off = a.seq;
+        assert!(off > on);
+        let mut b = Interest::new(2, 5000);
+        b.heard(1, off, false);
+        b.heard(1, on, true);
+        assert!(!b.watched(&[1, 2]), "the older 'on' came late");
+        // Restarted later: its numbers start above the old ones.
+        let a = Interest::new(1, 6000);
+        assert!(a.seq > off);
+    }
+
+    #[test]
+    fn unconfirmed_members_are_told_each_heartbeat_and_every_member_on_refresh() {
+        let mut a = Interest::new(1, 0);
+        let members = [1, 2, 3];
+        let told = |a: &mut Interest, now| {
+            let mut out = Vec::new();
+            a.tick(now, HB, &members, &mut out);
+            out.into_iter().map(|(to, _)| to).collect::<Vec<_>>()
+        };
+        assert_eq!(told(&mut a, 0), [2, 3]);
+        assert!(told(&mut a, 50).is_empty(), "not again within a heartbeat");
+        a.seen(2, a.seq);
+        assert_eq!(told(&mut a, 100), [3]);
+        a.seen(3, a.seq);
+        assert!(told(&mut a, 200).is_empty());
+        assert_eq!(told(&mut a, REFRESH_HEARTBEATS * HB), [2, 3], "a restarted member hears");
+        // A node that leaves the topology is forgotten.
+        let mut out = Vec::new();
+        a.tick(REFRESH_HEARTBEATS * HB + 1, HB, &[1, 2], &mut out);
+        assert!(!a.seen.contains_key(&3) && !a.heard.contains_key(&3));
+    }
+}
