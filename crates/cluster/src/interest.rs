@@ -75,9 +75,9 @@ impl Interest {
     /// member watches, or has not said.
     pub fn watched(&self, members: &[NodeId]) -> bool {
         self.on
-            || members.iter().any(|m| {
-                *m != self.me && self.heard.get(m).is_none_or(|(_, watching)| *watching)
-            })
+            || members
+                .iter()
+                .any(|m| *m != self.me && self.heard.get(m).is_none_or(|(_, watching)| *watching))
     }
 
     /// True if this node watches and every other member confirmed hearing it.

@@ -17,6 +17,7 @@
 //!   checks a request or a peer's message passes first.
 //! - [`route`] — where a client request goes.
 //! - [`dedup`] — the forwarded requests a partition has taken, so none runs twice.
+//! - [`interest`] — whether any member watches attribute changes (their events travel only then).
 //! - [`events`] — session events sent to every member until each acknowledges them, and
 //!   delivered once per sender.
 //! - [`node`] — control and partitions composed as the runtime composes them, with the messages

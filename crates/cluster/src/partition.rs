@@ -585,7 +585,8 @@ mod tests {
                 session_bytes_max: 999,
             };
             let attrs = vec![(Bytes::from_static(b"n"), Tag::Utf8, Bytes::from_static(b"1"))];
-            let op = SessionOp::Set { if_version: None, replace: false, idle_ms: None, attrs, limits };
+            let op =
+                SessionOp::Set { if_version: None, replace: false, idle_ms: None, attrs, limits };
             (session_key(b"a"), Op::Session(op))
         };
         // Events here, and events sent: (kinds delivered on this node, versions sent to 8).

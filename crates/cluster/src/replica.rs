@@ -568,7 +568,8 @@ impl<S: PartitionStore> Replica<S> {
         // Unwatched attribute changes are not replicated or sent: announced here once written.
         let mut unwatched = Vec::new();
         if !self.watched {
-            (unwatched, events) = events.into_iter().partition(|e| e.kind == EventKind::AttributeChanged);
+            (unwatched, events) =
+                events.into_iter().partition(|e| e.kind == EventKind::AttributeChanged);
         }
         let exists = slot.as_ref().is_some_and(Entry::is_key);
         let notices = named.events(live, exists, expired);
