@@ -142,9 +142,20 @@ impl<D: NodeStore> Control<D> {
         self.membership.topology().map_or(&[], |t| &t.members)
     }
 
-    /// Whether this node has subscribers to session events now.
+    /// Whether this node has subscribers to session events now; a change is sent at once.
     pub fn watch(&mut self, on: bool, now: Now) {
-        self.interest.set(on, now.wall);
+        if on != self.interest.is_on() {
+            self.interest.set(on, now.wall);
+            self.tell_interest(now);
+        }
+    }
+
+    /// Tells the members that need it whether this node watches (see [`Interest::tick`]).
+    fn tell_interest(&mut self, now: Now) {
+        let mut told = Vec::new();
+        let members = self.membership.topology().map_or(&[][..], |t| &t.members);
+        self.interest.tick(now.mono, self.cfg.heartbeat_ms, members, &mut told);
+        self.flush_outbox(told);
     }
 
     /// True if this node watches and every member has confirmed hearing it: from now on every
@@ -225,10 +236,7 @@ impl<D: NodeStore> Control<D> {
         if let Some(t) = adopted {
             self.on_topology(t);
         }
-        let mut told = Vec::new();
-        let members = self.membership.topology().map_or(&[][..], |t| &t.members);
-        self.interest.tick(now.mono, self.cfg.heartbeat_ms, members, &mut told);
-        self.flush_outbox(told);
+        self.tell_interest(now);
         if let Some(push) = self.merge.as_mut() {
             push.retry(now.mono.saturating_sub(self.cfg.request_timeout_ms));
         }

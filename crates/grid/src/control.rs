@@ -162,8 +162,6 @@ impl ControlState {
                 self.control.watch(self.shared.events.watchers() > 0, now);
                 let patience = Duration::from_millis(2 * self.shared.cfg.dead_after_ms);
                 self.watch_waiting.push((reply, Instant::now() + patience));
-                // Tell the members now rather than at the next tick.
-                self.control.tick(now);
             }
         }
         self.answer_watchers();
