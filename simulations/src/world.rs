@@ -549,7 +549,7 @@ impl World {
         n.paused_until = 0;
         let mut node = Node::new(n.disk.clone(), self.cluster.clone(), seeds, joining, now);
         // Some lives have subscribers that watch attribute changes, others none.
-        node.watch(self.rng.random_bool(0.5), now);
+        node.set_watching(self.rng.random_bool(0.5), now);
         n.node = Some(node);
         self.subscribers.started(i, self.now);
         n.adopt_at.clear();

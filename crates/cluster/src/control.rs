@@ -133,17 +133,12 @@ impl<D: NodeStore> Control<D> {
     pub fn lease(&self) -> Lease {
         let epoch = self.membership.epoch();
         let until = self.membership.lease_until();
-        let watched = self.interest.watched(self.members());
+        let watched = self.interest.watched(members(&self.membership));
         Lease { epoch, until, watched }
     }
 
-    /// The members of the topology this node follows (none before it has one).
-    fn members(&self) -> &[NodeId] {
-        self.membership.topology().map_or(&[], |t| &t.members)
-    }
-
     /// Whether this node has subscribers to session events now; a change is sent at once.
-    pub fn watch(&mut self, on: bool, now: Now) {
+    pub fn set_watching(&mut self, on: bool, now: Now) {
         if on != self.interest.is_on() {
             self.interest.set(on, now.wall);
             self.tell_interest(now);
@@ -153,7 +148,7 @@ impl<D: NodeStore> Control<D> {
     /// Tells the members that need it whether this node watches (see [`Interest::tick`]).
     fn tell_interest(&mut self, now: Now) {
         let mut told = Vec::new();
-        let members = self.membership.topology().map_or(&[][..], |t| &t.members);
+        let members = members(&self.membership);
         self.interest.tick(now.mono, self.cfg.heartbeat_ms, members, &mut told);
         self.flush_outbox(told);
     }
@@ -161,7 +156,7 @@ impl<D: NodeStore> Control<D> {
     /// True if this node watches and every member has confirmed hearing it: from now on every
     /// write's attribute changes make events, wherever its primary is.
     pub fn watch_confirmed(&self) -> bool {
-        self.interest.confirmed(self.members())
+        self.interest.confirmed(members(&self.membership))
     }
 
     pub fn lease_valid(&self, now: Now) -> bool {
@@ -255,10 +250,10 @@ impl<D: NodeStore> Control<D> {
             }
             MemberMsg::Drain => self.out.push(ControlOutput::DrainRequested),
             MemberMsg::Watching { seq, on } => {
-                let seen = self.interest.heard(from, seq, on);
+                let seen = self.interest.on_watching(now.mono, from, seq, on);
                 self.out.push(ControlOutput::Send(from, seen.into()));
             }
-            MemberMsg::WatchingSeen { seq } => self.interest.seen(from, seq),
+            MemberMsg::WatchingSeen { seq } => self.interest.on_seen(now.wall, from, seq),
             msg => self.membership_receive(now, from, msg),
         }
     }
@@ -390,4 +385,9 @@ impl<D: NodeStore> Control<D> {
         }
         self.out.push(ControlOutput::Adopt(t));
     }
+}
+
+/// The members of the topology a node follows (none before it has one).
+fn members(membership: &Membership) -> &[NodeId] {
+    membership.topology().map_or(&[], |t| &t.members)
 }

@@ -6,7 +6,7 @@
 //! owner, a message to every member and an acknowledgement back. So each node says whether it
 //! has a subscriber to session events ([`MemberMsg::Watching`]), and a primary makes an
 //! attribute-changed event only while some member of its topology watches or has not said
-//! (a node just started, or just joined, counts as watching until it says otherwise).
+//! lately (a node just started or just joined counts as watching until it says otherwise).
 //! Otherwise the event is announced on the primary's node alone, which counts it.
 //!
 //! A node that starts watching waits for every member to confirm it heard
@@ -15,9 +15,13 @@
 //! not (it was concurrent with the subscription).
 //!
 //! A node tells each member its state until the member confirms the current one, and every
-//! member again every [`REFRESH_HEARTBEATS`] heartbeats, so a member that restarted (and so
-//! forgot) hears it again. States are numbered from the wall clock, so a node's numbers
-//! increase across its restarts and a late message never undoes a newer one.
+//! member again every [`REFRESH_HEARTBEATS`] heartbeats. What a node heard is forgotten (so
+//! counts as watching) once not repeated for [`STALE_HEARTBEATS`], or while the node is out of
+//! its own topology: a member that restarted, or was dropped from a topology and came back,
+//! never acts on a state the sender has since changed without telling it. States are numbered
+//! from the wall clock, so a node's numbers increase across its restarts and a late message
+//! never undoes a newer one; a receiver that holds a higher number than the sender's (its clock
+//! went back) answers with it, and the sender numbers on above it.
 
 use std::collections::HashMap;
 
@@ -26,6 +30,16 @@ use crate::placement::NodeId;
 
 /// Every this many heartbeats a node tells every member its state, confirmed or not.
 pub const REFRESH_HEARTBEATS: u64 = 10;
+/// What a node heard and was not told again for this many heartbeats is forgotten.
+pub const STALE_HEARTBEATS: u64 = 3 * REFRESH_HEARTBEATS;
+
+/// What a node said: its state's number, whether it watches, and when (monotonic ms) it said it.
+#[derive(Clone, Copy, Debug)]
+struct Said {
+    seq: u64,
+    on: bool,
+    at: u64,
+}
 
 pub struct Interest {
     me: NodeId,
@@ -33,8 +47,8 @@ pub struct Interest {
     on: bool,
     /// Names `on`: higher than every number this node used before, in this life or earlier.
     seq: u64,
-    /// What each other node last said: (number, watching).
-    heard: HashMap<NodeId, (u64, bool)>,
+    /// What each other node last said.
+    heard: HashMap<NodeId, Said>,
     /// The highest of this node's numbers each other node confirmed.
     seen: HashMap<NodeId, u64>,
     /// When (monotonic ms) this node last told each member, and last told every member.
@@ -60,9 +74,7 @@ impl Interest {
     pub fn set(&mut self, on: bool, wall: u64) {
         if on != self.on {
             self.on = on;
-            self.seq = (self.seq + 1).max(wall);
-            self.told_at.clear();
-            metrics::gauge!("sessiongrid_session_events_watched").set(f64::from(u8::from(on)));
+            self.renumber(wall);
             tracing::info!(node = self.me, watching = on, seq = self.seq, "session event watch");
         }
     }
@@ -71,18 +83,24 @@ impl Interest {
         self.on
     }
 
-    /// True if a primary here must make attribute-changed events: this node or some other
-    /// member watches, or has not said.
-    pub fn watched(&self, members: &[NodeId]) -> bool {
-        self.on
-            || members
-                .iter()
-                .any(|m| *m != self.me && self.heard.get(m).is_none_or(|(_, watching)| *watching))
+    /// A new number for this node's state, above `floor` and every earlier one: every member
+    /// must hear it again.
+    fn renumber(&mut self, floor: u64) {
+        self.seq = (self.seq + 1).max(floor);
+        self.told_at.clear();
     }
 
-    /// True if this node watches and every other member confirmed hearing it.
+    /// True if a primary here must make attribute-changed events: this node or some other
+    /// member watches, or has not said lately.
+    pub fn watched(&self, members: &[NodeId]) -> bool {
+        self.on
+            || members.iter().any(|m| *m != self.me && self.heard.get(m).is_none_or(|said| said.on))
+    }
+
+    /// True if this node watches, is a member, and every other member confirmed hearing it.
     pub fn confirmed(&self, members: &[NodeId]) -> bool {
         self.on
+            && members.contains(&self.me)
             && members
                 .iter()
                 .all(|m| *m == self.me || self.seen.get(m).is_some_and(|s| *s >= self.seq))
@@ -90,7 +108,8 @@ impl Interest {
 
     /// Tells the members that have not confirmed this node's state (again after a heartbeat
     /// without an answer), and every member each [`REFRESH_HEARTBEATS`] heartbeats. Forgets
-    /// nodes that are no longer members.
+    /// nodes that are no longer members, what was not said again lately, and everything heard
+    /// while this node is not a member itself.
     pub fn tick(
         &mut self,
         now: u64,
@@ -98,7 +117,9 @@ impl Interest {
         members: &[NodeId],
         out: &mut Vec<(NodeId, MemberMsg)>,
     ) {
-        self.heard.retain(|n, _| members.contains(n));
+        let stale = STALE_HEARTBEATS * heartbeat_ms;
+        let member = members.contains(&self.me);
+        self.heard.retain(|n, said| member && members.contains(n) && now < said.at + stale);
         self.seen.retain(|n, _| members.contains(n));
         self.told_at.retain(|n, _| members.contains(n));
         let refresh = now >= self.refreshed_at + REFRESH_HEARTBEATS * heartbeat_ms;
@@ -116,17 +137,23 @@ impl Interest {
         }
     }
 
-    /// `from` says whether it watches; the answer confirms it.
-    pub fn heard(&mut self, from: NodeId, seq: u64, on: bool) -> MemberMsg {
-        let newer = self.heard.get(&from).is_none_or(|(s, _)| seq >= *s);
-        if newer {
-            self.heard.insert(from, (seq, on));
+    /// `from` says whether it watches; the answer confirms the number this node now holds for
+    /// it (higher than `seq` if `seq` came late, or from a clock that went back).
+    pub fn on_watching(&mut self, now: u64, from: NodeId, seq: u64, on: bool) -> MemberMsg {
+        let said = self.heard.entry(from).or_insert(Said { seq, on, at: now });
+        if seq >= said.seq {
+            *said = Said { seq, on, at: now };
         }
-        MemberMsg::WatchingSeen { seq }
+        MemberMsg::WatchingSeen { seq: said.seq }
     }
 
-    /// `from` heard this node's state numbered `seq`.
-    pub fn seen(&mut self, from: NodeId, seq: u64) {
+    /// `from` holds this node's state numbered `seq`. A number above this node's own is of an
+    /// earlier life whose clock ran ahead: this node numbers on above it.
+    pub fn on_seen(&mut self, wall: u64, from: NodeId, seq: u64) {
+        if seq > self.seq {
+            self.renumber(seq.saturating_add(1).max(wall));
+            return;
+        }
         let s = self.seen.entry(from).or_default();
         *s = (*s).max(seq);
     }
@@ -138,7 +165,7 @@ mod tests {
 
     const HB: u64 = 100;
 
-    /// Delivers every message of `from`'s tick to the nodes named, and their answers back.
+    /// Every node ticks at `now`; each message is delivered, and its answer back.
     fn exchange(nodes: &mut [Interest], now: u64, members: &[NodeId]) {
         for i in 0..nodes.len() {
             let mut out = Vec::new();
@@ -147,10 +174,11 @@ mod tests {
             for (to, msg) in out {
                 let MemberMsg::Watching { seq, on } = msg else { unreachable!() };
                 let j = nodes.iter().position(|n| n.me == to).unwrap();
-                let MemberMsg::WatchingSeen { seq } = nodes[j].heard(from, seq, on) else {
+                let MemberMsg::WatchingSeen { seq } = nodes[j].on_watching(now, from, seq, on)
+                else {
                     unreachable!()
                 };
-                nodes[i].seen(to, seq);
+                nodes[i].on_seen(now, to, seq);
             }
         }
     }
@@ -167,6 +195,7 @@ mod tests {
         assert!(!nodes[2].confirmed(&members));
         exchange(&mut nodes, 10, &members);
         assert!(nodes[2].confirmed(&members));
+        assert!(!nodes[2].confirmed(&[1, 2]), "not while out of its own topology");
         assert!(nodes.iter().all(|n| n.watched(&members)));
         // It stops, and the others hear it.
         nodes[2].set(false, 1000);
@@ -175,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn a_late_message_never_undoes_a_newer_state_and_numbers_grow_across_restarts() {
+    fn a_late_message_never_undoes_a_newer_state() {
         let mut a = Interest::new(1, 5000);
         a.set(true, 5000);
         let on = a.seq;
@@ -183,12 +212,43 @@ mod tests {
         let off = a.seq;
         assert!(off > on);
         let mut b = Interest::new(2, 5000);
-        b.heard(1, off, false);
-        b.heard(1, on, true);
+        b.on_watching(0, 1, off, false);
+        let answer = b.on_watching(0, 1, on, true);
         assert!(!b.watched(&[1, 2]), "the older 'on' came late");
-        // Restarted later: its numbers start above the old ones.
-        let a = Interest::new(1, 6000);
-        assert!(a.seq > off);
+        assert_eq!(answer, MemberMsg::WatchingSeen { seq: off }, "and is answered with the newer");
+    }
+
+    #[test]
+    fn a_node_whose_clock_went_back_numbers_on_above_what_members_hold() {
+        let mut b = Interest::new(2, 0);
+        // An earlier life of node 1, with a clock ahead, said 'off' as 9000.
+        b.on_watching(0, 1, 9000, false);
+        // Restarted with its clock at 5000, it starts watching.
+        let mut a = Interest::new(1, 5000);
+        a.set(true, 5000);
+        let mut nodes = vec![a, b];
+        exchange(&mut nodes, 10, &[1, 2]);
+        assert!(!nodes[0].confirmed(&[1, 2]), "2 kept 9000: not confirmed");
+        assert!(nodes[0].seq > 9000);
+        exchange(&mut nodes, 20, &[1, 2]);
+        assert!(nodes[0].confirmed(&[1, 2]) && nodes[1].watched(&[1, 2]));
+    }
+
+    #[test]
+    fn what_is_not_said_again_or_heard_while_out_of_the_topology_is_forgotten() {
+        let members = [1, 2];
+        let mut b = Interest::new(2, 0);
+        b.on_watching(0, 1, 10, false);
+        let tick =
+            |b: &mut Interest, now, members: &[NodeId]| b.tick(now, HB, members, &mut vec![]);
+        tick(&mut b, STALE_HEARTBEATS * HB - 1, &members);
+        assert!(!b.watched(&members));
+        tick(&mut b, STALE_HEARTBEATS * HB, &members);
+        assert!(b.watched(&members), "not said again: counts as watching");
+        b.on_watching(0, 1, 11, false);
+        tick(&mut b, 1, &[1]);
+        tick(&mut b, 2, &members);
+        assert!(b.watched(&members), "heard before it was dropped from the topology");
     }
 
     #[test]
@@ -202,9 +262,9 @@ mod tests {
         };
         assert_eq!(told(&mut a, 0), [2, 3]);
         assert!(told(&mut a, 50).is_empty(), "not again within a heartbeat");
-        a.seen(2, a.seq);
+        a.on_seen(0, 2, a.seq);
         assert_eq!(told(&mut a, 100), [3]);
-        a.seen(3, a.seq);
+        a.on_seen(0, 3, a.seq);
         assert!(told(&mut a, 200).is_empty());
         assert_eq!(told(&mut a, REFRESH_HEARTBEATS * HB), [2, 3], "a restarted member hears");
         // A node that leaves the topology is forgotten.

@@ -153,8 +153,8 @@ impl<D: NodeStore> Node<D> {
     }
 
     /// Whether this node has subscribers to session events (see [`crate::interest`]).
-    pub fn watch(&mut self, on: bool, now: Now) {
-        self.control.watch(on, now);
+    pub fn set_watching(&mut self, on: bool, now: Now) {
+        self.control.set_watching(on, now);
     }
 
     pub fn control(&self) -> &Control<D> {

@@ -67,8 +67,9 @@ pub enum Effect {
     Synced(PartitionId, NodeId, Epoch),
     /// Session events of writes every counted owner has: deliver them to subscribers.
     Publish(Vec<SessionEvent>),
-    /// Session events nobody watches, of a write just made: count them on this node (they
-    /// go to no other member and are not kept).
+    /// Session events nobody watches, of a write just made (not yet on every owner, so it
+    /// may still be lost): count them on this node; they go to no other member and are not
+    /// kept.
     Announce(Vec<SessionEvent>),
     /// The keyspace events of a write of this key, made as it was applied (as Redis makes
     /// them: before it is replicated).
@@ -586,9 +587,7 @@ impl<S: PartitionStore> Replica<S> {
                     out.push(Effect::Notify(key, notices));
                 }
                 if !unwatched.is_empty() {
-                    for e in &mut unwatched {
-                        (e.node, e.partition, e.version) = (self.me, self.p, version);
-                    }
+                    self.stamp(&mut unwatched, version);
                     out.push(Effect::Announce(unwatched));
                 }
                 if held {
@@ -880,9 +879,7 @@ impl<S: PartitionStore> Replica<S> {
         };
         let version = self.next_version();
         delta.set_version(version);
-        for e in &mut events {
-            (e.node, e.partition, e.version) = (self.me, self.p, version);
-        }
+        self.stamp(&mut events, version);
         debug_assert!(version > prev.version, "a primary's versions increase");
         let entry = LogEntry { pos: LogPos { term, version }, key, delta, events };
         tracing::trace!(partition = self.p, node = self.me, version, key = ?entry.key, "commit");
@@ -911,6 +908,13 @@ impl<S: PartitionStore> Replica<S> {
             self.log.push(entry);
         }
         Ok(version)
+    }
+
+    /// Marks events as this primary's, of its write at `version`.
+    fn stamp(&self, events: &mut [SessionEvent], version: u64) {
+        for e in events {
+            (e.node, e.partition, e.version) = (self.me, self.p, version);
+        }
     }
 
     /// Publishes the events of writes that every counted follower has.

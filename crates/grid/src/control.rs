@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sessiongrid_cluster::{Control, ControlOutput, Epoch, MemberMsg, NodeId, Topology};
+use sessiongrid_cluster::{
+    ClusterConfig, Control, ControlOutput, Epoch, MemberMsg, NodeId, Topology,
+};
 use sessiongrid_model::PartitionId;
 use tracing::info;
 
@@ -26,6 +28,12 @@ use crate::engine::{Shared, View};
 use crate::partition::PartitionMsg;
 
 const TICK: Duration = Duration::from_millis(10);
+
+/// How long a new watch of session events waits for every member to hear: long enough for a
+/// member that does not answer to be declared dead and leave the topology.
+pub(crate) fn watch_patience(cfg: &ClusterConfig) -> Duration {
+    Duration::from_millis(2 * cfg.dead_after_ms)
+}
 /// How long a node that handed everything over keeps answering before it stops.
 const LINGER: Duration = Duration::from_millis(500);
 
@@ -117,6 +125,7 @@ impl Actor for ControlActor {
     ) -> Result<(), ActorProcessingErr> {
         state.handle(msg);
         state.flush();
+        state.answer_watchers();
         Ok(())
     }
 }
@@ -133,7 +142,7 @@ impl ControlState {
             ControlMsg::MergeAnswered { id, ok } => self.control.merge_answered(now, id, ok),
             ControlMsg::Seed(seed) => self.control.add_seed(seed),
             ControlMsg::Tick => {
-                self.control.watch(self.shared.events.watchers() > 0, now);
+                self.control.set_watching(self.shared.events.watchers() > 0, now);
                 self.control.tick(now);
                 self.check_drained();
             }
@@ -159,15 +168,15 @@ impl ControlState {
             }
             ControlMsg::Watch(reply) => {
                 // The watcher counted itself before asking: it is among those read here.
-                self.control.watch(self.shared.events.watchers() > 0, now);
-                let patience = Duration::from_millis(2 * self.shared.cfg.dead_after_ms);
+                self.control.set_watching(self.shared.events.watchers() > 0, now);
+                let patience = watch_patience(&self.shared.cfg);
                 self.watch_waiting.push((reply, Instant::now() + patience));
             }
         }
-        self.answer_watchers();
     }
 
-    /// Answers the watchers once every member has heard, or when they give up waiting.
+    /// Answers the watchers once every member has heard (after the lease that says so is
+    /// published), or when they give up waiting.
     fn answer_watchers(&mut self) {
         if self.watch_waiting.is_empty() {
             return;
@@ -200,7 +209,10 @@ impl ControlState {
 
     /// Publishes the lease and the view, then carries out the state machine's outputs.
     fn flush(&mut self) {
-        *self.shared.lease.lock().expect("lease lock") = self.control.lease();
+        let lease = self.control.lease();
+        *self.shared.lease.lock().expect("lease lock") = lease;
+        metrics::gauge!("sessiongrid_session_events_watched")
+            .set(f64::from(u8::from(lease.watched)));
         let topology = self.control.topology().cloned();
         let routing = self.control.routing_topology().cloned();
         self.shared.view.send_if_modified(|view| {

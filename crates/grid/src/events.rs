@@ -126,6 +126,10 @@ impl EventBus {
         }
     }
 
+    /// A feed of the events that reach this node. It takes no watch: attribute changes made on
+    /// other nodes reach it only while some subscriber holds one ([`Grid::watch_events`]).
+    ///
+    /// [`Grid::watch_events`]: crate::Grid::watch_events
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEvent>> {
         self.tx.subscribe()
     }
@@ -133,8 +137,8 @@ impl EventBus {
     /// Counts a watcher until the guard is dropped; [`Grid::watch_events`](crate::Grid)
     /// also waits for the cluster to hear.
     pub(crate) fn watch(self: &Arc<Self>) -> EventWatch {
-        let n = self.watchers.fetch_add(1, Ordering::SeqCst) + 1;
-        metrics::gauge!("sessiongrid_session_event_watchers").set(n as f64);
+        self.watchers.fetch_add(1, Ordering::SeqCst);
+        metrics::gauge!("sessiongrid_session_event_watchers").increment(1);
         EventWatch { bus: self.clone() }
     }
 
@@ -158,8 +162,8 @@ pub struct EventWatch {
 
 impl Drop for EventWatch {
     fn drop(&mut self) {
-        let n = self.bus.watchers.fetch_sub(1, Ordering::SeqCst) - 1;
-        metrics::gauge!("sessiongrid_session_event_watchers").set(n as f64);
+        self.bus.watchers.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!("sessiongrid_session_event_watchers").decrement(1);
     }
 }
 

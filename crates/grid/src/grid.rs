@@ -23,7 +23,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::cache::Budget;
 use crate::commit::Committer;
-use crate::control::{ControlActor, ControlArgs, ControlMsg, ControlStatus};
+use crate::control::{watch_patience, ControlActor, ControlArgs, ControlMsg, ControlStatus};
 use crate::directory::SlotMap;
 use crate::disk::DiskNode;
 use crate::engine::{Clock, Forwards, Shared, View, Work};
@@ -190,7 +190,8 @@ impl Grid {
     /// heard announces its attribute changes on its own node only until it does.
     pub async fn watch_events(&self) -> EventWatch {
         let watch = self.inner.shared.events.watch();
-        let patience = Duration::from_millis(3 * self.inner.shared.cfg.dead_after_ms);
+        // Control answers within its patience; the margin only covers a control that stopped.
+        let patience = watch_patience(&self.inner.shared.cfg) + Duration::from_secs(1);
         let heard = self.inner.control.call(ControlMsg::Watch, Some(patience)).await;
         if !matches!(heard, Ok(CallResult::Success(true))) {
             warn!("not every member confirmed the watch of session events in time");
