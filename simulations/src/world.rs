@@ -13,7 +13,7 @@ use sessiongrid_cluster::{
     ClusterConfig, Internal, Msg, Node, NodeId, Now, Output, Refusal, SplitPolicy, Topology,
 };
 use sessiongrid_model::op::{ExpiryChange, SetCond};
-use sessiongrid_model::session::{flows, op::SessionOp, session_key};
+use sessiongrid_model::session::{flows, op::SessionOp, session_key, SessionLimits, Tag};
 use sessiongrid_model::{Op, Reply};
 
 use crate::checker::{Checker, Side, WriteStatus};
@@ -136,6 +136,8 @@ enum Kind {
     /// Creates the session with this id, whose creation every steady node's subscribers must
     /// see.
     CreateSession(Bytes),
+    /// Sets an attribute of this session: a watching node's subscribers must see the change.
+    ChangeSession(Bytes),
     /// A step of the client's flow.
     FlowStep,
     /// Reads a session once the faults are over.
@@ -234,6 +236,8 @@ pub struct Report {
     pub data_lost: u64,
     /// Sessions whose creation was acknowledged (and whose event every steady node must see).
     pub sessions_created: u64,
+    /// Acknowledged attribute changes some steady node watching since before was owed.
+    pub changes_owed: u64,
     /// Rotations, logins and logouts clients ran, and those that ended in an error.
     pub flows: u64,
     pub flows_failed: u64,
@@ -387,6 +391,7 @@ impl World {
         let up: Vec<bool> = self.nodes.iter().map(|n| n.node.is_some()).collect();
         self.checker.violations.extend(self.subscribers.check(&up));
         r.sessions_created = self.subscribers.created() as u64;
+        r.changes_owed = self.subscribers.changes_owed(&up) as u64;
         r.violations = std::mem::take(&mut self.checker.violations);
         r.acked_writes = self.checker.acked_writes;
         r.failed_writes = self.checker.failed_writes;
@@ -613,6 +618,9 @@ impl World {
                 sim.view = view;
             }
         }
+        if node.control().watch_confirmed() {
+            self.subscribers.watch_confirmed(i, self.now);
+        }
         let internal = node.take_internal();
         let outputs = node.take_outputs();
         if let Some(t) = node.topology() {
@@ -723,6 +731,8 @@ impl World {
         let roll = self.rng.random_range(0..100);
         let (kind, op) = if roll < 40 {
             (Kind::Read, read_op(&key))
+        } else if roll >= 85 && roll < 90 && !self.clients[c].sessions.is_empty() {
+            return self.change_session(c, node);
         } else if roll < 90 {
             self.clients[c].written += 1;
             let value = Bytes::from(format!("c{c}-{}", self.clients[c].written));
@@ -764,6 +774,28 @@ impl World {
             (Kind::Write(checked(&key).into_iter().map(|k| (k, None)).collect()), Op::Del)
         };
         self.issue(c, node, key, kind, op);
+    }
+
+    /// Sets an attribute of one of client `c`'s sessions, through `node`.
+    fn change_session(&mut self, c: usize, node: usize) {
+        let sessions = &self.clients[c].sessions;
+        let id = sessions[self.rng.random_range(0..sessions.len())].clone();
+        self.clients[c].written += 1;
+        let value = Bytes::from(format!("{}", self.clients[c].written));
+        let set = SessionOp::Set {
+            if_version: None,
+            replace: false,
+            idle_ms: None,
+            attrs: vec![(Bytes::from_static(b"n"), Tag::Utf8, value)],
+            limits: SessionLimits {
+                attrs_max: 16,
+                attr_name_bytes_max: 16,
+                attr_bytes_max: 64,
+                session_bytes_max: 4096,
+            },
+        };
+        let key = session_key(&id);
+        self.issue(c, node, key, Kind::ChangeSession(id), Op::Session(set));
     }
 
     /// Starts a rotation, login or logout of one of client `c`'s sessions, through `node`.
@@ -859,6 +891,7 @@ impl World {
                 Kind::Read => "read".to_string(),
                 Kind::Write(v) => format!("write {v:?}"),
                 Kind::CreateSession(id) => format!("create session {id:?}"),
+                Kind::ChangeSession(id) => format!("change session {id:?}"),
                 Kind::FlowStep => "flow step".to_string(),
                 Kind::FinalSession(id) => format!("final read of session {id:?}"),
             };
@@ -895,6 +928,10 @@ impl World {
                 self.subscribers.acknowledged(id, f.issued_at)
             }
             (Kind::CreateSession(_), _) => {}
+            (Kind::ChangeSession(id), Ok(Reply::Int(_))) => {
+                self.subscribers.changed(id, f.issued_at)
+            }
+            (Kind::ChangeSession(_), _) => {}
             (Kind::FlowStep, result) => busy = self.flow_step(c, f.node, Some(result)),
             (Kind::FinalSession(id), Ok(reply)) => {
                 let held = flows::decode_session::<crate::flows::Failed>(reply).ok().flatten();

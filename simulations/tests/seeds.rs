@@ -199,6 +199,14 @@ fn acknowledging_before_the_backups_is_caught() {
 }
 
 #[test]
+fn ignoring_watches_is_caught() {
+    caught(
+        |cfg| cfg.cluster.faults.watches_ignored = true,
+        "primaries that make no attribute change travel, whoever watches",
+    );
+}
+
+#[test]
 fn sending_events_only_once_is_caught() {
     caught(
         |cfg| cfg.cluster.faults.events_sent_once = true,

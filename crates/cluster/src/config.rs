@@ -63,6 +63,8 @@ pub struct Faults {
     pub ack_before_backups: bool,
     /// Send session events to each member once, never again when no acknowledgement comes.
     pub events_sent_once: bool,
+    /// Make no attribute change travel, whoever watches.
+    pub watches_ignored: bool,
 }
 
 /// A setting that cannot work, found when a node starts.

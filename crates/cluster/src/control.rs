@@ -133,7 +133,8 @@ impl<D: NodeStore> Control<D> {
     pub fn lease(&self) -> Lease {
         let epoch = self.membership.epoch();
         let until = self.membership.lease_until();
-        let watched = self.interest.watched(members(&self.membership));
+        let watched =
+            self.interest.watched(members(&self.membership)) && !self.cfg.faults.watches_ignored;
         Lease { epoch, until, watched }
     }
 

@@ -98,12 +98,13 @@ fn main() {
                 }
                 let r = World::new(cfg).run();
                 println!(
-                    "seed {seed}: {} acked writes, {} failed, {} sessions ({} flows, {} failed), {} splits, {} merges, {} disk faults ({} partition restarts), {} lossy nodes, {} data lost, longest outage {} ms, {} violations",
+                    "seed {seed}: {} acked writes, {} failed, {} sessions ({} flows, {} failed, {} changes owed to watchers), {} splits, {} merges, {} disk faults ({} partition restarts), {} lossy nodes, {} data lost, longest outage {} ms, {} violations",
                     r.acked_writes,
                     r.failed_writes,
                     r.sessions_created,
                     r.flows,
                     r.flows_failed,
+                    r.changes_owed,
                     r.cuts,
                     r.merges,
                     r.disk_faults,
