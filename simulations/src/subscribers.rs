@@ -14,12 +14,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use sessiongrid_model::session::event::{EventKind, SessionEvent};
 
+/// The write that made an event: its publishing node, partition and version.
+type Write = (u64, u16, u64);
+
 pub struct Subscribers {
     /// Per node: the sessions whose creation its subscribers saw, since it last started.
     seen: Vec<BTreeSet<Bytes>>,
     /// Per node: each session's attribute changes its subscribers saw, by the write that made
     /// them (publishing node, partition, version), since it last started.
-    changes_seen: Vec<BTreeMap<Bytes, BTreeSet<(u64, u16, u64)>>>,
+    changes_seen: Vec<BTreeMap<Bytes, BTreeSet<Write>>>,
     /// Per node: since when it has been up and in every topology (virtual ms).
     steady_since: Vec<u64>,
     /// Per node: since when its watch of session events has been confirmed, in this life.

@@ -731,7 +731,7 @@ impl World {
         let roll = self.rng.random_range(0..100);
         let (kind, op) = if roll < 40 {
             (Kind::Read, read_op(&key))
-        } else if roll >= 85 && roll < 90 && !self.clients[c].sessions.is_empty() {
+        } else if (85..90).contains(&roll) && !self.clients[c].sessions.is_empty() {
             return self.change_session(c, node);
         } else if roll < 90 {
             self.clients[c].written += 1;
