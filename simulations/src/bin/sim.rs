@@ -1,4 +1,4 @@
-//! `cargo run --release -p sessiongrid-simulations --bin sim -- [seeds N [deny] | scale NODES PARTITIONS]`
+//! `cargo run --release -p sessiongrid-simulations --bin sim -- [seeds N|A..B [serve|deny|noheal [ISOLATE]] | scale NODES PARTITIONS]`
 //!
 //! `seeds N` runs N fault-injection seeds (default: `when_split = serve`, with minorities
 //! cut off for seconds and healed by merging; `deny`: `when_split = deny`; `noheal`: serve mode
@@ -69,6 +69,15 @@ fn main() {
             }
         }
         Some("seeds") => {
+            // A mode word and a count of nodes to isolate, each its own argument: anything else
+            // (`"serve 2"` quoted as one, say) would silently run the default mode.
+            let mode_ok =
+                args.get(2).is_none_or(|m| ["serve", "deny", "noheal"].contains(&m.as_str()));
+            let isolate_ok = args.get(3).is_none_or(|n| n.parse::<u64>().is_ok());
+            if !mode_ok || !isolate_ok || args.len() > 4 {
+                eprintln!("usage: sim seeds N|A..B [serve|deny|noheal [ISOLATE]]");
+                std::process::exit(2);
+            }
             let mut failed = 0;
             let deny = args.get(2).is_some_and(|a| a == "deny");
             // `N` runs seeds 0..N; `A..B` runs A..B.
