@@ -28,14 +28,14 @@ use crate::engine::{Shared, View};
 use crate::partition::PartitionMsg;
 
 const TICK: Duration = Duration::from_millis(10);
+/// How long a node that handed everything over keeps answering before it stops.
+const LINGER: Duration = Duration::from_millis(500);
 
 /// How long a new watch of session events waits for every member to hear: long enough for a
 /// member that does not answer to be declared dead and leave the topology.
 pub(crate) fn watch_patience(cfg: &ClusterConfig) -> Duration {
     Duration::from_millis(2 * cfg.dead_after_ms)
 }
-/// How long a node that handed everything over keeps answering before it stops.
-const LINGER: Duration = Duration::from_millis(500);
 
 pub enum ControlMsg {
     Peer {
