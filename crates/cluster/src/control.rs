@@ -17,8 +17,9 @@ use crate::config::ClusterConfig;
 use crate::interest::Interest;
 use crate::membership::{Membership, Outbox};
 use crate::merge::Push;
-use crate::msg::{MemberMsg, Msg};
+use crate::msg::{LogPos, MemberMsg, Msg};
 use crate::placement::NodeId;
+use crate::replica::Report;
 use crate::storage::{NodeStore, PartitionStore};
 use crate::topology::{Epoch, Topology};
 use crate::Now;
@@ -259,10 +260,12 @@ impl<D: NodeStore> Control<D> {
         }
     }
 
-    /// A local partition reports learner `node` in sync, as it acknowledged under the table of
-    /// epoch `as_of`: for the coordinator, wherever it is.
-    pub fn synced(&mut self, now: Now, partition: PartitionId, node: NodeId, as_of: Epoch) {
-        let msg = MemberMsg::Synced { partition, node, as_of };
+    /// A local partition's report, for the coordinator, wherever it is.
+    pub fn report(&mut self, now: Now, partition: PartitionId, report: Report) {
+        let msg = match report {
+            Report::Synced { node, as_of } => MemberMsg::Synced { partition, node, as_of },
+            Report::NoCopy => MemberMsg::NoCopy { partition },
+        };
         match self.membership.coordinator() {
             Some(c) if c == self.me => self.membership_receive(now, self.me, msg),
             Some(c) => self.out.push(ControlOutput::Send(c, msg.into())),
@@ -305,7 +308,7 @@ impl<D: NodeStore> Control<D> {
         let Some(push) = self.merge.as_mut() else { return };
         let chunk = self.cfg.snapshot_chunk_entries.max(1);
         while push.wants() > 0 {
-            if let Some((item, primary)) = push.next_send(&target, self.me) {
+            if let Some((item, primary)) = push.next_send(&target, self.me, now.mono) {
                 let id = MERGE_ID_BIT | self.next_merge_id;
                 self.next_merge_id += 1;
                 let op = Op::Merge(Box::new(item.entry.clone()));
@@ -332,12 +335,17 @@ impl<D: NodeStore> Control<D> {
             let live = rows.into_iter().filter(|(_, e)| !e.is_expired(now.wall)).collect();
             push.read(p, live, next);
         }
-        if !push.is_done() || push.recheck_held(&target, self.me) {
+        if !push.is_done() || push.recheck_held(&target, self.me, now.mono) {
             return;
         }
         let (pushed, took_ms) = (push.pushed, now.mono - push.started_at);
         let mut outbox = Outbox::new();
-        let adopted = self.membership.finish_merge(now.mono, &mut outbox);
+        // The copies this node holds (not let go, nor half-synced): the other side may list it
+        // for others it had before.
+        let vouched = (0..self.cfg.partitions)
+            .filter(|p| self.disk.partition(*p).position().is_some_and(|pos| pos != LogPos::ZERO))
+            .collect();
+        let adopted = self.membership.finish_merge(now.mono, vouched, &mut outbox);
         self.flush_outbox(outbox);
         let Some(t) = adopted else { return }; // the other side has not published past ours
         info!(entries = pushed, took_ms, "pushed this node's data to the other side");

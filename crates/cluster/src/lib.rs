@@ -50,6 +50,7 @@ pub use msg::{Intent, LogEntry, LogPos, MemberMsg, Msg, Query, Refusal, Txn};
 pub use node::{Internal, Node, Output};
 pub use partition::{Partition, PartitionOutput, PartitionStats};
 pub use placement::NodeId;
+pub use replica::Report;
 pub use storage::{NodeStore, PartitionStore, StoreError};
 pub use topology::{Epoch, Topology};
 

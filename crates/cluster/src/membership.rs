@@ -128,6 +128,13 @@ pub struct Membership {
     /// merge, and may have dropped their copies there, so the next table leaves them out; they
     /// join again once merged.
     merging_in: BTreeSet<NodeId>,
+    /// Coordinator: primaries of this table that took over a partition with no copy while
+    /// another owner holds one ([`MemberMsg::NoCopy`]): the next table makes them learners.
+    no_copy: BTreeSet<(PartitionId, NodeId)>,
+    /// Coordinator: nodes that merged in from the other side of a split, with the partitions
+    /// whose copies they still hold ([`MemberMsg::Merged`]); the next table makes them owners
+    /// of no other.
+    merged: BTreeMap<NodeId, BTreeSet<PartitionId>>,
     /// Taking over from a suspected coordinator: since when, and the members that answered this
     /// node's pings as having no other live coordinator. It publishes once all did, or after
     /// `dead_after_ms` without the others, so a node cut off from everyone takes over alone.
@@ -179,6 +186,8 @@ impl Membership {
             born: now,
             departed: BTreeSet::new(),
             merging_in: BTreeSet::new(),
+            no_copy: BTreeSet::new(),
+            merged: BTreeMap::new(),
             next_probe: now,
             merging: None,
             left: None,
@@ -282,7 +291,13 @@ impl Membership {
     /// This node has pushed its data to the side it merges into: once that side has published
     /// past this side's epoch, it takes that side's topology and asks to join. Returns the
     /// topology to act on (`None`: still waiting).
-    pub fn finish_merge(&mut self, now: u64, out: &mut Outbox) -> Option<Arc<Topology>> {
+    /// `vouched`: the partitions whose copy this node holds.
+    pub fn finish_merge(
+        &mut self,
+        now: u64,
+        vouched: Vec<PartitionId>,
+        out: &mut Outbox,
+    ) -> Option<Arc<Topology>> {
         let past = self
             .left
             .as_ref()
@@ -300,6 +315,8 @@ impl Membership {
         self.set(now, t.clone());
         self.grace_all(now);
         self.next_ping = now + self.cfg.heartbeat_ms;
+        // Before the ping that makes it a joiner (a stream keeps the order).
+        out.push((t.coordinator, MemberMsg::Merged { vouched }));
         out.push((
             t.coordinator,
             MemberMsg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
@@ -766,6 +783,38 @@ impl Membership {
                 }
                 None
             }
+            MemberMsg::Merged { vouched } => {
+                if self.is_coordinator() {
+                    info!(
+                        node = from,
+                        vouched = vouched.len(),
+                        "node merged in from the other side"
+                    );
+                    self.merged.insert(from, vouched.into_iter().collect());
+                    self.dirty = true;
+                }
+                None
+            }
+            MemberMsg::NoCopy { partition } => {
+                // Only the primary of this table, and only while another owner is a member to
+                // take its place (a partition whose other owners are all gone waits for them).
+                let gives_way = self.topology.as_ref().is_some_and(|t| {
+                    t.is_member(from)
+                        && t.assignment(partition).is_some_and(|a| {
+                            a.primary() == Some(from)
+                                && a.owners.iter().skip(1).any(|o| t.is_member(*o))
+                        })
+                });
+                if self.is_coordinator() && gives_way && self.no_copy.insert((partition, from)) {
+                    warn!(
+                        partition,
+                        node = from,
+                        "a primary has no copy; another owner takes over"
+                    );
+                    self.dirty = true;
+                }
+                None
+            }
             // Control handles these itself: they are not evidence of liveness, which the lines
             // above would take them for.
             MemberMsg::Stale { .. }
@@ -897,6 +946,21 @@ impl Membership {
             t.clone()
         } else {
             Arc::new(t.without(&self.forgotten))
+        };
+        let base = if self.no_copy.is_empty() {
+            base
+        } else {
+            Arc::new(base.without_owners(&self.no_copy, &members))
+        };
+        // A node merged in from the other side is listed here, member or not, as the owner of
+        // partitions whose copies it may have let go over there (sim seed 34468 of `serve 2`:
+        // declared dead there, it came back first and served a partition empty; seed 6941: a
+        // coordinator that gave up its own merge served its old table, which still counted it
+        // as a member and primary). It owns only what it vouches for.
+        let base = if self.merged.is_empty() {
+            base
+        } else {
+            Arc::new(base.without_copies(&std::mem::take(&mut self.merged)))
         };
         let mut next = base.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
         next.lite = self.lite.iter().copied().filter(|n| next.leaving.contains(n)).collect();
@@ -1289,6 +1353,7 @@ impl Membership {
         // (this node merged into another side, say, then took over there), the report could make
         // a node that has dropped its copy since an owner, even the primary.
         self.synced.clear();
+        self.no_copy.clear();
         self.learning_since = self.learners_since(&t);
         self.heard.insert(t.coordinator, now);
         for &m in &t.members {
@@ -1476,6 +1541,69 @@ mod tests {
         );
         m.tick(50, &mut out);
         assert_eq!(m.topology().unwrap().members, vec![1, 2, 3, 4]);
+    }
+
+    /// The coordinator of four with every learner reported in sync: each partition has two
+    /// owners.
+    fn coordinator_of_four_in_sync() -> (Membership, Outbox) {
+        let (mut m, mut out) = coordinator_of_four();
+        let t = m.topology().unwrap().clone();
+        for (p, a) in t.partitions.iter().enumerate() {
+            for node in a.learners() {
+                let synced =
+                    MemberMsg::Synced { partition: p as PartitionId, node, as_of: t.epoch };
+                m.receive(11, a.primary().unwrap(), synced, &mut out);
+            }
+        }
+        m.tick(12, &mut out);
+        let t = m.topology().unwrap();
+        assert!(t.partitions.iter().all(|a| a.owners.len() == 2), "{t:?}");
+        (m, out)
+    }
+
+    #[test]
+    fn a_node_merged_in_owns_only_the_copies_it_vouches_for_member_or_not() {
+        let (mut m, mut out) = coordinator_of_four_in_sync();
+        let ours = m.topology().unwrap().clone();
+        let of = |n: NodeId| -> Vec<PartitionId> {
+            (0..4).filter(|p| ours.partitions[*p as usize].owners.contains(&n)).collect()
+        };
+        let (with_3, with_4) = (of(3), of(4));
+        assert!(with_3.len() >= 2 && !with_4.is_empty(), "{ours:?}");
+        // Node 3, still a member here, followed the other side of a split, let all but one
+        // of its copies go there and merged back; node 4, left out meanwhile, kept none.
+        m.receive(20, 3, MemberMsg::Merged { vouched: vec![with_3[0]] }, &mut out);
+        m.receive(20, 4, MemberMsg::Merged { vouched: Vec::new() }, &mut out);
+        m.tick(30, &mut out);
+        let t = m.topology().unwrap().clone();
+        assert!(t.epoch > ours.epoch);
+        let kept = with_3[0];
+        for p in with_3 {
+            let owners = &t.partitions[p as usize].owners;
+            assert_eq!(owners.contains(&3), p == kept || owners == &vec![3], "{p}: {t:?}");
+        }
+        for p in with_4 {
+            let owners = &t.partitions[p as usize].owners;
+            assert!(!owners.contains(&4) || owners == &vec![4], "{p}: {t:?}");
+        }
+        assert!(m.merged.is_empty(), "applied once");
+    }
+
+    #[test]
+    fn a_primary_with_no_copy_becomes_a_learner_where_another_member_owns_the_partition() {
+        let (mut m, mut out) = coordinator_of_four_in_sync();
+        let ours = m.topology().unwrap().clone();
+        let a = ours.partitions[0].clone();
+        let (primary, other) = (a.owners[0], a.owners[1]);
+        // Only the partition's primary is heard.
+        m.receive(20, other, MemberMsg::NoCopy { partition: 0 }, &mut out);
+        m.tick(30, &mut out);
+        assert_eq!(m.topology().unwrap().epoch, ours.epoch, "nothing to publish");
+        m.receive(40, primary, MemberMsg::NoCopy { partition: 0 }, &mut out);
+        m.tick(50, &mut out);
+        let t = m.topology().unwrap().clone();
+        assert_eq!(t.partitions[0].owners, vec![other]);
+        assert!(t.partitions[0].target.contains(&primary), "a learner next: {t:?}");
     }
 
     #[test]

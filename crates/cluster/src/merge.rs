@@ -4,13 +4,18 @@
 //! per key, to the other side's primary of the key's partition, a window at a time, and sends
 //! again whatever was refused or not answered. Merging is idempotent (a copy the other side already has, or has
 //! newer, changes nothing), so sending twice, or from both owners of a partition, is harmless.
-//! Partitions the other side has no live owner for are not pushed: this node's copy is the one
-//! that side waits for.
+//! A partition the other side has no live owner for waits for one: an entry of it is not pushed
+//! if that side lists this node as an owner (its copy is the one that side waits for), and is
+//! otherwise held until an owner is back there (it merges in, or is forgotten and the partition
+//! starts afresh), for at most [`Push::WAIT_MS`]: the owner that side waits for may have let its
+//! copy go under this side's tables, and this node's entries may be all that is left.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use sessiongrid_model::{Entry, PartitionId};
+
+use tracing::warn;
 
 use crate::placement::NodeId;
 use crate::topology::Topology;
@@ -35,6 +40,10 @@ pub struct Push {
     inflight: BTreeMap<u64, (Item, u64)>,
     /// Held back: entries of partitions the other side's table made this node primary of.
     held: Vec<Item>,
+    /// Entries of partitions with no live owner over there, which does not list this node as
+    /// one, and since when the first of them waits.
+    waiting: Vec<Item>,
+    waiting_since: Option<u64>,
     /// Refused or unanswered: sent again at the next tick, not at once (a primary that is not
     /// serving yet would be asked again and again within milliseconds).
     refused: Vec<Item>,
@@ -49,13 +58,20 @@ impl Push {
             queued: VecDeque::new(),
             inflight: BTreeMap::new(),
             held: Vec::new(),
+            waiting: Vec::new(),
+            waiting_since: None,
             refused: Vec::new(),
             pushed: 0,
             started_at: now,
         }
     }
 
-    /// Everything read and sent, and confirmed (entries held back aside).
+    /// How long entries wait for a live owner over there before they are let go: long enough for
+    /// the other nodes merging in from this side to push their own entries and join (a second or
+    /// two in the simulator's splits), bounded, as two merging nodes could wait for each other.
+    pub const WAIT_MS: u64 = 10_000;
+
+    /// Everything read and sent, and confirmed (entries held back or waiting aside).
     pub fn is_done(&self) -> bool {
         self.todo.is_empty()
             && self.queued.is_empty()
@@ -89,16 +105,23 @@ impl Push {
         }
     }
 
-    /// The next entry to send, with the primary to send it to; entries of partitions without a
-    /// live owner over there are dropped. An entry of a partition whose primary is this node in
-    /// the other side's table (which counts it as a member) is held back until the push is
-    /// otherwise done, and then looked at again ([`Push::recheck_held`]).
-    pub fn next_send(&mut self, target: &Topology, me: NodeId) -> Option<(Item, NodeId)> {
+    /// The next entry to send, with the primary to send it to. An entry of a partition whose
+    /// primary is this node in the other side's table (which counts it as a member) is held
+    /// back until the push is otherwise done, and then looked at again
+    /// ([`Push::recheck_held`]); so is one of a partition without a live owner over there,
+    /// unless that table lists this node as an owner (then it is dropped: this node's copy is
+    /// the one that side waits for).
+    pub fn next_send(&mut self, target: &Topology, me: NodeId, now: u64) -> Option<(Item, NodeId)> {
         while let Some(item) = self.queued.pop_front() {
-            match target.primary(item.partition) {
+            let Some(a) = target.assignment(item.partition) else { continue };
+            match a.primary() {
                 Some(n) if n == me && target.is_member(me) => self.held.push(item),
                 Some(n) if target.is_member(n) => return Some((item, n)),
-                _ => {}
+                _ if a.owners.contains(&me) => {}
+                _ => {
+                    self.waiting_since.get_or_insert(now);
+                    self.waiting.push(item);
+                }
             }
         }
         None
@@ -106,16 +129,36 @@ impl Push {
 
     /// With everything else pushed: queues again the held-back entries whose partition the
     /// other side's table (`target`, newer by now) no longer makes this node primary of, and
-    /// lets the others go (that table keeps this node's copy, so nothing is lost). True if any
-    /// was queued. A table of the other side from before it declared this node dead, delivered
-    /// late (a stream stalled by the split), still lists the node as a primary; its entries
-    /// dropped then were lost when the node joined a newer table and let its copy go (sim seed
-    /// 493 of `serve 2`).
-    pub fn recheck_held(&mut self, target: &Topology, me: NodeId) -> bool {
+    /// lets the others go (that table keeps this node's copy, so nothing is lost); and the
+    /// waiting entries whose partition has a live owner there now. True while anything was
+    /// queued or still waits. A table of the other side from before it declared this node dead,
+    /// delivered late (a stream stalled by the split), still lists the node as a primary; its
+    /// entries dropped then were lost when the node joined a newer table and let its copy go
+    /// (sim seed 493 of `serve 2`). An owner the other side waits for may have let its copy go
+    /// on this side and come back empty: waiting entries dropped were lost (sim seed 6941).
+    pub fn recheck_held(&mut self, target: &Topology, me: NodeId, now: u64) -> bool {
         let held = std::mem::take(&mut self.held);
         let before = self.queued.len();
         self.queued.extend(held.into_iter().filter(|i| target.primary(i.partition) != Some(me)));
-        self.queued.len() > before
+        let live = |i: &Item| target.primary(i.partition).is_some_and(|n| target.is_member(n));
+        let (back, still): (Vec<Item>, Vec<Item>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(live);
+        self.queued.extend(back);
+        let patient = self.waiting_since.is_some_and(|since| now < since + Self::WAIT_MS);
+        if !still.is_empty() && patient {
+            self.waiting = still;
+        } else {
+            if !still.is_empty() {
+                warn!(
+                    entries = still.len(),
+                    "merge: no owner came back over there; letting entries go"
+                );
+                metrics::counter!("sessiongrid_cluster_merge_entries_let_go_total")
+                    .increment(still.len() as u64);
+            }
+            self.waiting_since = None;
+        }
+        self.queued.len() > before || !self.waiting.is_empty()
     }
 
     pub fn sent(&mut self, id: u64, item: Item, now: u64) {
@@ -171,15 +214,15 @@ mod tests {
         // A table of the other side from before it declared node 7 dead: 7 is a member and
         // partition 0's primary there.
         let stale = table(vec![1, 7], me, 1);
-        let (sent, to) = push.next_send(&stale, me).expect("partition 1 goes to node 1");
+        let (sent, to) = push.next_send(&stale, me, 0).expect("partition 1 goes to node 1");
         assert_eq!((sent.key.as_ref(), to), (&b"b"[..], 1));
-        assert!(push.next_send(&stale, me).is_none(), "partition 0 is held back");
-        assert!(!push.recheck_held(&stale, me), "the same table: nothing to send");
+        assert!(push.next_send(&stale, me, 0).is_none(), "partition 0 is held back");
+        assert!(!push.recheck_held(&stale, me, 0), "the same table: nothing to send");
         // Its newer table has node 1 as partition 0's primary.
         push.held.push(Item { partition: 0, key: Bytes::from_static(b"a"), entry: row("a").1 });
         let newer = table(vec![1], 1, 1);
-        assert!(push.recheck_held(&newer, me));
-        let (sent, to) = push.next_send(&newer, me).expect("partition 0 goes now");
+        assert!(push.recheck_held(&newer, me, 0));
+        let (sent, to) = push.next_send(&newer, me, 0).expect("partition 0 goes now");
         assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 1));
     }
 
@@ -189,16 +232,16 @@ mod tests {
         let mut push = Push::new(vec![0], 0);
         push.read(0, vec![row("a")], None);
         let t = table(vec![1], 1, 1);
-        let (item, _) = push.next_send(&t, me).expect("sent");
+        let (item, _) = push.next_send(&t, me, 0).expect("sent");
         push.sent(1, item, 0);
         assert!(push.answered(1, false));
-        assert!(push.next_send(&t, me).is_none(), "not sent again before the tick");
+        assert!(push.next_send(&t, me, 0).is_none(), "not sent again before the tick");
         assert!(!push.is_done());
         push.retry(0);
-        let (item, _) = push.next_send(&t, me).expect("sent again at the tick");
+        let (item, _) = push.next_send(&t, me, 0).expect("sent again at the tick");
         push.sent(2, item, 10);
         push.retry(5);
-        assert!(push.next_send(&t, me).is_none(), "in flight, not late yet");
+        assert!(push.next_send(&t, me, 0).is_none(), "in flight, not late yet");
         assert!(push.answered(2, true));
         assert!(push.is_done() && push.pushed == 1);
     }
@@ -211,7 +254,30 @@ mod tests {
         // Node 7 is no member over there, but still the owner of partition 0, which waits for
         // it: its copy stays with it when it joins.
         let waits = table(vec![1], me, 1);
-        assert!(push.next_send(&waits, me).is_none());
+        assert!(push.next_send(&waits, me, 0).is_none());
         assert!(push.is_done());
+    }
+
+    #[test]
+    fn an_entry_waits_for_an_owner_of_its_partition_to_be_back_over_there_for_a_while() {
+        let me = 7;
+        let mut push = Push::new(vec![0], 0);
+        push.read(0, vec![row("a"), row("b")], None);
+        // Partition 0 waits for node 5 over there, which may have let its copy go.
+        let waits = table(vec![1], 5, 1);
+        assert!(push.next_send(&waits, me, 100).is_none());
+        assert!(push.is_done(), "everything else is pushed");
+        assert!(push.recheck_held(&waits, me, 200), "still waiting for node 5");
+        // Node 5 is back: the entries go to it.
+        let back = table(vec![1, 5], 5, 1);
+        assert!(push.recheck_held(&back, me, 300));
+        let (sent, to) = push.next_send(&back, me, 300).expect("sent to node 5");
+        assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 5));
+        // Once the wait has run out, what still waits is let go.
+        let mut push = Push::new(vec![0], 0);
+        push.read(0, vec![row("a")], None);
+        assert!(push.next_send(&waits, me, 100).is_none());
+        assert!(push.recheck_held(&waits, me, 100 + Push::WAIT_MS - 1));
+        assert!(!push.recheck_held(&waits, me, 100 + Push::WAIT_MS));
     }
 }

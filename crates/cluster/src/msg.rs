@@ -266,6 +266,17 @@ pub enum MemberMsg {
     WatchingSeen {
         seq: u64,
     },
+    /// A primary that took over this partition with no copy at all tells the coordinator
+    /// that another owner holds one: that owner should be primary, and the sender a learner.
+    NoCopy {
+        partition: PartitionId,
+    },
+    /// Sent by a node that merged in from the other side of a split, just before it asks to
+    /// join: the partitions whose copy it still holds. This side's table may list it for
+    /// others it let go over there.
+    Merged {
+        vouched: Vec<PartitionId>,
+    },
 }
 
 impl From<MemberMsg> for Msg {

@@ -21,7 +21,7 @@ use crate::events::Inflow;
 use crate::msg::{Msg, Query, Refusal};
 use crate::partition::{Partition, PartitionOutput};
 use crate::placement::NodeId;
-use crate::replica::Origin;
+use crate::replica::{Origin, Report};
 use crate::route::{route, Route, RETRY_MS};
 use crate::storage::NodeStore;
 use crate::topology::{Epoch, Topology};
@@ -51,7 +51,7 @@ pub enum Internal {
     /// Control tells partition `.0` about a topology it adopted.
     Adopt(PartitionId, Arc<Topology>),
     /// Partition `.0` reports learner `.1` in sync as of the table of epoch `.2`, to control.
-    Synced(PartitionId, NodeId, Epoch),
+    Report(PartitionId, Report),
     /// A client request routed to a local partition.
     Work(PartitionId, u64, Work),
 }
@@ -303,8 +303,8 @@ impl<D: NodeStore> Node<D> {
                     self.collect_partition(now, i);
                 }
             }
-            Internal::Synced(partition, node, as_of) => {
-                self.control.synced(now, partition, node, as_of);
+            Internal::Report(partition, report) => {
+                self.control.report(now, partition, report);
                 self.collect(now);
             }
             Internal::Work(p, id, work) => {
@@ -421,9 +421,7 @@ impl<D: NodeStore> Node<D> {
                 PartitionOutput::Notify(key, notices) => {
                     self.out.push(Output::Notify(key, notices))
                 }
-                PartitionOutput::Synced(node, as_of) => {
-                    self.internal.push(Internal::Synced(p, node, as_of))
-                }
+                PartitionOutput::Report(report) => self.internal.push(Internal::Report(p, report)),
             }
         }
     }

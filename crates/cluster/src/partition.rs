@@ -23,7 +23,7 @@ use crate::dedup::SeenRequests;
 use crate::events::{EventsOut, Outboxes};
 use crate::msg::{MemberMsg, Msg, Query, Refusal, ReplicaMsg};
 use crate::placement::NodeId;
-use crate::replica::{Effect, Origin, Replica};
+use crate::replica::{Effect, Origin, Replica, Report};
 use crate::storage::{Counts, PartitionStore};
 use crate::topology::{Epoch, Topology};
 use crate::Now;
@@ -39,9 +39,8 @@ pub enum PartitionOutput {
     /// Session events for this node's subscribers (other members are sent
     /// [`Msg::PartitionEvents`]).
     Events(Vec<SessionEvent>),
-    /// A learner now holds a complete copy, acknowledged under the table of this epoch:
-    /// control tells the coordinator.
-    Synced(NodeId, Epoch),
+    /// Something for the coordinator: control sends it there.
+    Report(Report),
     /// Keyspace events of a write this node applied, to publish if the node's flags want them.
     Notify(Bytes, Notices),
 }
@@ -390,9 +389,7 @@ impl<S: PartitionStore> Partition<S> {
                 Effect::Notify(key, notices) => {
                     self.out.push(PartitionOutput::Notify(key, notices))
                 }
-                Effect::Synced(_, node, as_of) => {
-                    self.out.push(PartitionOutput::Synced(node, as_of))
-                }
+                Effect::Report(_, report) => self.out.push(PartitionOutput::Report(report)),
             }
         }
     }

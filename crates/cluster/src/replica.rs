@@ -62,9 +62,8 @@ pub enum Origin {
 pub enum Effect {
     Send(PartitionId, NodeId, ReplicaMsg),
     Reply(Origin, Result<Reply, Refusal>),
-    /// A learner now holds a complete copy, and acknowledged it while following the table of
-    /// this epoch; the coordinator should make it an owner.
-    Synced(PartitionId, NodeId, Epoch),
+    /// Something the coordinator should know (control sends it there).
+    Report(PartitionId, Report),
     /// Session events of writes every counted owner has: deliver them to subscribers.
     Publish(Vec<SessionEvent>),
     /// Session events nobody watches, of a write just made (not yet on every owner, so it
@@ -74,6 +73,17 @@ pub enum Effect {
     /// The keyspace events of a write of this key, made as it was applied (as Redis makes
     /// them: before it is replicated).
     Notify(Bytes, Notices),
+}
+
+/// What a partition tells the coordinator, through its node's control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// A learner now holds a complete copy, and acknowledged it while following the table of
+    /// epoch `as_of`: it should become an owner.
+    Synced { node: NodeId, as_of: Epoch },
+    /// This node took over as primary with no copy at all (it never held the partition, or let
+    /// its copy go) while another owner holds one: that owner should be primary.
+    NoCopy,
 }
 
 /// Most events a follower keeps for its primary; past it the oldest go (they were most likely
@@ -214,6 +224,11 @@ pub struct Replica<S> {
     /// older or the same one from that primary is a late or repeated copy.
     snapshot_seen: Option<(NodeId, u64)>,
     sync_asked_at: Option<u64>,
+    /// As primary: it took over with no copy at all (position zero), and some owner has not
+    /// acknowledged a position of its history since; see [`Replica::gives_way`].
+    empty_term: bool,
+    /// As such a primary: when it last told the coordinator that an owner holds a copy.
+    gave_way_at: Option<u64>,
     /// The store refused to record the protocol's own state (the position, or dropping a copy):
     /// memory and disk may disagree, so the partition must restart from disk.
     failed: Option<StoreError>,
@@ -260,6 +275,8 @@ impl<S: PartitionStore> Replica<S> {
             finished: None,
             snapshot_seen: None,
             sync_asked_at: None,
+            empty_term: false,
+            gave_way_at: None,
             failed: None,
             holds: Holds::default(),
             awaiting_lease: false,
@@ -436,6 +453,8 @@ impl<S: PartitionStore> Replica<S> {
             if self.handoff_from.is_some() { now.mono + self.cfg.lease_ms } else { now.mono };
         self.incoming = None;
         self.followers.clear();
+        self.empty_term = self.pos == Some(LogPos::ZERO);
+        self.gave_way_at = None;
         self.max_version = self.max_version.saturating_add(TAKEOVER_VERSION_GAP);
         // What the predecessor may not have published is this node's to publish now.
         self.unpublished.extend(self.unconfirmed.drain(..));
@@ -1272,10 +1291,17 @@ impl<S: PartitionStore> Replica<S> {
             return; // stale, or the answer to a probe
         }
         if !(self.pos == Some(pos) || self.log.contains(pos)) {
+            if self.gives_way(now, from, Some(pos), out) {
+                return;
+            }
             return self.start_snapshot(now, from, out);
         }
         f.acked = Some(pos);
         f.acked_epoch = f.acked_epoch.max(epoch);
+        if self.empty_term && self.followers.values().all(|f| !f.owner || f.acked.is_some()) {
+            self.empty_term = false;
+        }
+        let Some(f) = self.followers.get_mut(&from) else { return };
         if f.sent.is_none_or(|s| s.version < pos.version) {
             f.sent = Some(pos);
         }
@@ -1283,7 +1309,10 @@ impl<S: PartitionStore> Replica<S> {
             if !f.in_sync {
                 f.in_sync = true;
                 f.synced_at = now.mono;
-                out.push(Effect::Synced(self.p, from, f.acked_epoch));
+                out.push(Effect::Report(
+                    self.p,
+                    Report::Synced { node: from, as_of: f.acked_epoch },
+                ));
             }
         } else if f.sent == Some(pos) {
             self.send_suffix(now, from, pos, out);
@@ -1311,8 +1340,46 @@ impl<S: PartitionStore> Replica<S> {
                 f.sent = None;
                 self.on_ack(now, from, pos, epoch, out);
             }
+            None if self.gives_way(now, from, pos, out) => {}
             None => self.start_snapshot(now, from, out),
         }
+    }
+
+    /// True if this primary must not replace follower `to`'s copy (at `theirs`) with its own:
+    /// it took over with no copy at all (position zero: it never held the partition, or let
+    /// its copy go), not every owner has acknowledged its history since (writes it applied
+    /// meanwhile were never acknowledged), and `to` is an owner holding a copy. That can only be a table that counted
+    /// this node for a copy it no longer has (it let it go under another table, on the other
+    /// side of a split, say); a snapshot would wipe the copy with every acknowledged write (sim
+    /// seed 6941: a node declared dead on one side merged into the other, which still listed
+    /// it as primary). It asks the coordinator to make an owner with a copy primary, and
+    /// serves nothing meanwhile: its writes wait for that owner, which never acknowledges.
+    fn gives_way(
+        &mut self,
+        now: Now,
+        to: NodeId,
+        theirs: Option<LogPos>,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let holds = theirs.is_some_and(|p| p != LogPos::ZERO);
+        if !(self.empty_term && holds && self.followers.get(&to).is_some_and(|f| f.owner)) {
+            return false;
+        }
+        let due = self.gave_way_at.is_none_or(|at| now.mono >= at + self.cfg.retransmit_ms);
+        if due {
+            if self.gave_way_at.is_none() {
+                warn!(
+                    partition = self.p,
+                    node = self.me,
+                    owner = to,
+                    "primary with no copy; an owner holds one: giving way"
+                );
+                metrics::counter!("sessiongrid_partition_gave_way_total").increment(1);
+            }
+            self.gave_way_at = Some(now.mono);
+            out.push(Effect::Report(self.p, Report::NoCopy));
+        }
+        true
     }
 
     fn send_suffix(&mut self, now: Now, to: NodeId, from_pos: LogPos, out: &mut Vec<Effect>) {
@@ -1482,7 +1549,7 @@ impl<S: PartitionStore> Replica<S> {
             }
             if f.in_sync && !f.owner && now.mono >= f.synced_at + retransmit {
                 f.synced_at = now.mono;
-                out.push(Effect::Synced(self.p, n, f.acked_epoch));
+                out.push(Effect::Report(self.p, Report::Synced { node: n, as_of: f.acked_epoch }));
                 if f.acked == Some(pos) && f.acked_epoch < self.epoch {
                     // The coordinator counts only an acknowledgement made under a table that
                     // still had it learning: ask for one under this node's newest.
@@ -1665,14 +1732,21 @@ mod tests {
         let pos = r.position().expect("a primary has a position");
         out.clear();
         r.receive(now, 1, ReplicaMsg::Ack { pos, epoch: 5 }, &mut out);
-        assert!(out.iter().any(|e| matches!(e, Effect::Synced(0, 1, 5))), "{out:?}");
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, Effect::Report(0, Report::Synced { node: 1, as_of: 5 }))),
+            "{out:?}"
+        );
         // Left out under table 6, which this node never saw, node 1 dropped its copy; a learner
         // again under table 7, it answers a probe from nothing.
         out.clear();
         r.receive(now, 1, ReplicaMsg::SyncRequest { pos: Some(LogPos::ZERO), epoch: 7 }, &mut out);
         let later = |ms| Now { mono: ms, wall: ms };
         r.tick(later(10_000), &mut out);
-        assert!(!out.iter().any(|e| matches!(e, Effect::Synced(..))), "{out:?}");
+        assert!(
+            !out.iter().any(|e| matches!(e, Effect::Report(_, Report::Synced { .. }))),
+            "{out:?}"
+        );
         let resent = out.iter().any(|e| {
             matches!(e, Effect::Send(_, 1, ReplicaMsg::Append { entries, .. }) if !entries.is_empty())
         });
@@ -1680,7 +1754,56 @@ mod tests {
         // Caught up again, it counts from the table it acknowledged under.
         out.clear();
         r.receive(later(10_001), 1, ReplicaMsg::Ack { pos, epoch: 7 }, &mut out);
-        assert!(out.iter().any(|e| matches!(e, Effect::Synced(0, 1, 7))), "{out:?}");
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, Effect::Report(0, Report::Synced { node: 1, as_of: 7 }))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_primary_with_no_copy_gives_way_to_an_owner_holding_one_and_snapshots_over_no_owner() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![1, 7, 9];
+        t.partitions[0].owners = vec![7, 1];
+        t.partitions[0].target = vec![7, 1, 9];
+        t.epoch = 5;
+        // Node 7 never held partition 0 (or let its copy go); node 1, an owner, holds one.
+        let mut r = Replica::new(0, 7, cfg, MemStore::empty());
+        let mut out = Vec::new();
+        let now = |ms| Now { mono: ms, wall: ms };
+        r.adopt(now(0), &t, &mut out);
+        let theirs = LogPos { term: Term { epoch: 3, primary: 1 }, version: 40 };
+        let snapshot = |out: &[Effect], to| {
+            out.iter().any(|e| matches!(e, Effect::Send(_, n, ReplicaMsg::Chunk(_)) if *n == to))
+        };
+        let gave_way =
+            |out: &[Effect]| out.iter().any(|e| matches!(e, Effect::Report(0, Report::NoCopy)));
+        out.clear();
+        r.receive(now(1), 1, ReplicaMsg::SyncRequest { pos: Some(theirs), epoch: 5 }, &mut out);
+        assert!(gave_way(&out) && !snapshot(&out, 1), "{out:?}");
+        // Its writes wait for that owner, which never acknowledges them.
+        out.clear();
+        r.request(
+            now(2),
+            Origin::Local(1),
+            Bytes::from_static(b"k"),
+            Op::IncrBy { delta: 1 },
+            &mut out,
+        );
+        assert!(!out.iter().any(|e| matches!(e, Effect::Reply(..))), "{out:?}");
+        // Asked again at once, it tells the coordinator again only after a while.
+        out.clear();
+        r.receive(now(3), 1, ReplicaMsg::Ack { pos: theirs, epoch: 5 }, &mut out);
+        assert!(!gave_way(&out) && !snapshot(&out, 1), "{out:?}");
+        let later = now(3 + r.cfg.retransmit_ms);
+        r.receive(later, 1, ReplicaMsg::SyncRequest { pos: Some(theirs), epoch: 5 }, &mut out);
+        assert!(gave_way(&out), "{out:?}");
+        // A learner's copy is no owner's: it is replaced as always.
+        out.clear();
+        r.receive(later, 9, ReplicaMsg::SyncRequest { pos: Some(theirs), epoch: 5 }, &mut out);
+        assert!(snapshot(&out, 9) && !gave_way(&out), "{out:?}");
     }
 
     #[test]

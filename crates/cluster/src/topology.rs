@@ -6,7 +6,7 @@
 //! primary has reported it in sync. Only then do owners outside the target let go, so a partition
 //! never has fewer complete copies than before a move started.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sessiongrid_model::PartitionId;
@@ -120,6 +120,39 @@ impl Topology {
         t
     }
 
+    /// This table with each `(partition, node)` of `gone` no longer an owner of the partition
+    /// (still in its target, so a learner next), as long as another owner is among `members`.
+    pub fn without_owners(
+        &self,
+        gone: &BTreeSet<(PartitionId, NodeId)>,
+        members: &[NodeId],
+    ) -> Topology {
+        let mut t = self.clone();
+        for &(p, n) in gone {
+            let Some(a) = t.partitions.get_mut(p as usize) else { continue };
+            if a.owners.iter().any(|o| *o != n && members.contains(o)) {
+                a.owners.retain(|o| *o != n);
+            }
+        }
+        t
+    }
+
+    /// This table with each node of `merged` no longer an owner of the partitions but those it
+    /// vouches for (still in their targets, so a learner next), where another owner is left:
+    /// the only owner stays, as it may have served the partition since (what nodes still
+    /// merging in hold of it reaches it by their push).
+    pub fn without_copies(&self, merged: &BTreeMap<NodeId, BTreeSet<PartitionId>>) -> Topology {
+        let mut t = self.clone();
+        for (p, a) in t.partitions.iter_mut().enumerate() {
+            let p = p as PartitionId;
+            let holds = |n: &NodeId| merged.get(n).is_none_or(|vouched| vouched.contains(&p));
+            if a.owners.iter().any(holds) {
+                a.owners.retain(holds);
+            }
+        }
+        t
+    }
+
     /// True once `node` is leaving and holds no partition any more: it may stop.
     pub fn drained(&self, node: NodeId) -> bool {
         self.leaving.binary_search(&node).is_ok() && self.partitions.iter().all(|a| !a.holds(node))
@@ -212,6 +245,33 @@ mod tests {
             }
         }
         s
+    }
+
+    #[test]
+    fn a_node_merged_in_owns_only_the_copies_it_vouches_for_where_another_owner_is_left() {
+        let mut t = Topology::founded_by(1, 3);
+        t.members = vec![1, 2, 3];
+        t.partitions[0].owners = vec![3, 4];
+        t.partitions[1].owners = vec![3, 1];
+        t.partitions[2].owners = vec![3];
+        let merged = BTreeMap::from([(3, BTreeSet::from([0]))]);
+        let without = t.without_copies(&merged);
+        assert_eq!(without.partitions[0].owners, vec![3, 4], "vouched for");
+        assert_eq!(without.partitions[1].owners, vec![1], "node 1 holds it");
+        assert_eq!(without.partitions[2].owners, vec![3], "the only owner stays");
+        assert_eq!(without.partitions[1].target, t.partitions[1].target, "targets stay");
+    }
+
+    #[test]
+    fn a_primary_with_no_copy_is_no_owner_next_where_another_member_owns_the_partition() {
+        let mut t = Topology::founded_by(1, 2);
+        t.members = vec![1, 2];
+        t.partitions[0].owners = vec![2, 1];
+        t.partitions[1].owners = vec![2, 3];
+        let gone = BTreeSet::from([(0, 2), (1, 2)]);
+        let without = t.without_owners(&gone, &t.members);
+        assert_eq!(without.partitions[0].owners, vec![1]);
+        assert_eq!(without.partitions[1].owners, vec![2, 3], "node 3 is no member");
     }
 
     #[test]

@@ -17,9 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sessiongrid_cluster::{
-    ClusterConfig, Control, ControlOutput, Epoch, MemberMsg, NodeId, Topology,
-};
+use sessiongrid_cluster::{ClusterConfig, Control, ControlOutput, MemberMsg, NodeId, Topology};
 use sessiongrid_model::PartitionId;
 use tracing::info;
 
@@ -42,9 +40,8 @@ pub enum ControlMsg {
         from: NodeId,
         msg: MemberMsg,
     },
-    /// A local partition's learner `.1` holds a complete copy, acknowledged under the table of
-    /// epoch `.2`.
-    Synced(PartitionId, NodeId, Epoch),
+    /// A local partition's report for the coordinator.
+    Report(PartitionId, sessiongrid_cluster::Report),
     /// A peer answered a merge operation.
     MergeAnswered {
         id: u64,
@@ -136,9 +133,7 @@ impl ControlState {
         let me = self.shared.me;
         match msg {
             ControlMsg::Peer { from, msg } => self.control.receive(now, from, msg),
-            ControlMsg::Synced(partition, node, as_of) => {
-                self.control.synced(now, partition, node, as_of)
-            }
+            ControlMsg::Report(partition, report) => self.control.report(now, partition, report),
             ControlMsg::MergeAnswered { id, ok } => self.control.merge_answered(now, id, ok),
             ControlMsg::Seed(seed) => self.control.add_seed(seed),
             ControlMsg::Tick => {

@@ -74,7 +74,7 @@ enum Delivery {
     Reply(RpcReplyPort<Result<Reply, Refusal>>, Result<Reply, Refusal>),
     Events(Vec<sessiongrid_model::session::event::SessionEvent>),
     Notify(bytes::Bytes, sessiongrid_model::notify::Notices),
-    Synced(NodeId, sessiongrid_cluster::Epoch),
+    Report(sessiongrid_cluster::Report),
 }
 
 /// Everything a partition actor needs to start.
@@ -278,7 +278,7 @@ impl PartitionState {
                 },
                 PartitionOutput::Events(events) => Delivery::Events(events),
                 PartitionOutput::Notify(key, notices) => Delivery::Notify(key, notices),
-                PartitionOutput::Synced(node, as_of) => Delivery::Synced(node, as_of),
+                PartitionOutput::Report(report) => Delivery::Report(report),
             });
         }
         out
@@ -294,7 +294,7 @@ fn deliver(shared: &Shared, p: PartitionId, outputs: Vec<Delivery>) {
             }
             Delivery::Events(events) => shared.events.publish(events),
             Delivery::Notify(key, notices) => shared.notify(&key, notices),
-            Delivery::Synced(node, as_of) => shared.to_control(ControlMsg::Synced(p, node, as_of)),
+            Delivery::Report(report) => shared.to_control(ControlMsg::Report(p, report)),
         }
     }
 }
