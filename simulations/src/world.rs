@@ -795,6 +795,9 @@ impl World {
             },
         };
         let key = session_key(&id);
+        if self.debug.flows {
+            eprintln!("t={} client {c} via node {node}: set an attribute of {id:?}", self.now);
+        }
         self.issue(c, node, key, Kind::ChangeSession(id), Op::Session(set));
     }
 
@@ -821,8 +824,9 @@ impl World {
     fn flow_step(&mut self, c: usize, node: usize, answer: Option<Result<Reply, Refusal>>) -> bool {
         let wall = self.clock().wall;
         let Some(flow) = self.clients[c].flow.as_mut() else { return false };
-        if let (Ask::Login { user, .. }, Some(_)) = (&flow.ask, &self.split) {
+        if let (Ask::Login { user, id }, Some(_)) = (&flow.ask, &self.split) {
             self.ledger.split_logins.insert(user.clone());
+            self.ledger.split_sessions.insert(id.clone());
         }
         if self.debug.flows {
             eprintln!("t={} client {c} via node {node}: {:?} <- {answer:?}", self.now, flow.ask);
