@@ -305,10 +305,13 @@ impl<D: NodeStore> Control<D> {
         if self.merge.is_none() {
             self.start_merge(now);
         }
+        let ours = self.membership.left().cloned();
         let Some(push) = self.merge.as_mut() else { return };
         let chunk = self.cfg.snapshot_chunk_entries.max(1);
         while push.wants() > 0 {
-            if let Some((item, primary)) = push.next_send(&target, self.me, now.mono) {
+            if let Some((item, primary)) =
+                push.next_send(&target, ours.as_deref(), self.me, now.mono)
+            {
                 let id = MERGE_ID_BIT | self.next_merge_id;
                 self.next_merge_id += 1;
                 let op = Op::Merge(Box::new(item.entry.clone()));

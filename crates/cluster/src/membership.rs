@@ -283,6 +283,12 @@ impl Membership {
         self.merging.as_ref()
     }
 
+    /// While this node merges into the other side: the last table of its own side that counted
+    /// it as a member (`None`: there was none).
+    pub fn left(&self) -> Option<&Arc<Topology>> {
+        self.left.as_ref()
+    }
+
     /// The topology requests are routed by: the side this node merges into, while it does.
     pub fn routing_topology(&self) -> Option<&Arc<Topology>> {
         self.merging.as_ref().or(self.topology.as_ref())

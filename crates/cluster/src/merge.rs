@@ -4,11 +4,12 @@
 //! per key, to the other side's primary of the key's partition, a window at a time, and sends
 //! again whatever was refused or not answered. Merging is idempotent (a copy the other side already has, or has
 //! newer, changes nothing), so sending twice, or from both owners of a partition, is harmless.
-//! A partition the other side has no live owner for waits for one: an entry of it is not pushed
-//! if that side lists this node as an owner (its copy is the one that side waits for), and is
-//! otherwise held until an owner is back there (it merges in, or is forgotten and the partition
-//! starts afresh), for at most [`Push::WAIT_MS`]: the owner that side waits for may have let its
-//! copy go under this side's tables, and this node's entries may be all that is left.
+//! A partition the other side has no live owner for waits for one. An entry of it is not pushed
+//! if that side lists as an owner this node, or a node this side's table makes an owner too (their
+//! copies are the ones that side waits for, and they merge in with them). Otherwise it waits
+//! until an owner is back there, for at most [`Push::WAIT_MS`]: the owners that side waits for
+//! may have let their copies go under this side's tables (declared dead here, say), and this
+//! node's entries may be all that is left.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -109,15 +110,27 @@ impl Push {
     /// primary is this node in the other side's table (which counts it as a member) is held
     /// back until the push is otherwise done, and then looked at again
     /// ([`Push::recheck_held`]); so is one of a partition without a live owner over there,
-    /// unless that table lists this node as an owner (then it is dropped: this node's copy is
-    /// the one that side waits for).
-    pub fn next_send(&mut self, target: &Topology, me: NodeId, now: u64) -> Option<(Item, NodeId)> {
+    /// unless that table lists as an owner this node or one that `ours` (this side's last table)
+    /// makes an owner too (then it is dropped: their copies are the ones that side waits for).
+    pub fn next_send(
+        &mut self,
+        target: &Topology,
+        ours: Option<&Topology>,
+        me: NodeId,
+        now: u64,
+    ) -> Option<(Item, NodeId)> {
         while let Some(item) = self.queued.pop_front() {
             let Some(a) = target.assignment(item.partition) else { continue };
+            let owns_here = |n: &NodeId| {
+                *n == me
+                    || ours
+                        .and_then(|t| t.assignment(item.partition))
+                        .is_some_and(|o| o.owners.contains(n))
+            };
             match a.primary() {
                 Some(n) if n == me && target.is_member(me) => self.held.push(item),
                 Some(n) if target.is_member(n) => return Some((item, n)),
-                _ if a.owners.contains(&me) => {}
+                _ if a.owners.iter().any(owns_here) => {}
                 _ => {
                     self.waiting_since.get_or_insert(now);
                     self.waiting.push(item);
@@ -214,15 +227,15 @@ mod tests {
         // A table of the other side from before it declared node 7 dead: 7 is a member and
         // partition 0's primary there.
         let stale = table(vec![1, 7], me, 1);
-        let (sent, to) = push.next_send(&stale, me, 0).expect("partition 1 goes to node 1");
+        let (sent, to) = push.next_send(&stale, None, me, 0).expect("partition 1 goes to node 1");
         assert_eq!((sent.key.as_ref(), to), (&b"b"[..], 1));
-        assert!(push.next_send(&stale, me, 0).is_none(), "partition 0 is held back");
+        assert!(push.next_send(&stale, None, me, 0).is_none(), "partition 0 is held back");
         assert!(!push.recheck_held(&stale, me, 0), "the same table: nothing to send");
         // Its newer table has node 1 as partition 0's primary.
         push.held.push(Item { partition: 0, key: Bytes::from_static(b"a"), entry: row("a").1 });
         let newer = table(vec![1], 1, 1);
         assert!(push.recheck_held(&newer, me, 0));
-        let (sent, to) = push.next_send(&newer, me, 0).expect("partition 0 goes now");
+        let (sent, to) = push.next_send(&newer, None, me, 0).expect("partition 0 goes now");
         assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 1));
     }
 
@@ -232,16 +245,16 @@ mod tests {
         let mut push = Push::new(vec![0], 0);
         push.read(0, vec![row("a")], None);
         let t = table(vec![1], 1, 1);
-        let (item, _) = push.next_send(&t, me, 0).expect("sent");
+        let (item, _) = push.next_send(&t, None, me, 0).expect("sent");
         push.sent(1, item, 0);
         assert!(push.answered(1, false));
-        assert!(push.next_send(&t, me, 0).is_none(), "not sent again before the tick");
+        assert!(push.next_send(&t, None, me, 0).is_none(), "not sent again before the tick");
         assert!(!push.is_done());
         push.retry(0);
-        let (item, _) = push.next_send(&t, me, 0).expect("sent again at the tick");
+        let (item, _) = push.next_send(&t, None, me, 0).expect("sent again at the tick");
         push.sent(2, item, 10);
         push.retry(5);
-        assert!(push.next_send(&t, me, 0).is_none(), "in flight, not late yet");
+        assert!(push.next_send(&t, None, me, 0).is_none(), "in flight, not late yet");
         assert!(push.answered(2, true));
         assert!(push.is_done() && push.pushed == 1);
     }
@@ -254,7 +267,7 @@ mod tests {
         // Node 7 is no member over there, but still the owner of partition 0, which waits for
         // it: its copy stays with it when it joins.
         let waits = table(vec![1], me, 1);
-        assert!(push.next_send(&waits, me, 0).is_none());
+        assert!(push.next_send(&waits, None, me, 0).is_none());
         assert!(push.is_done());
     }
 
@@ -265,19 +278,25 @@ mod tests {
         push.read(0, vec![row("a"), row("b")], None);
         // Partition 0 waits for node 5 over there, which may have let its copy go.
         let waits = table(vec![1], 5, 1);
-        assert!(push.next_send(&waits, me, 100).is_none());
+        assert!(push.next_send(&waits, None, me, 100).is_none());
         assert!(push.is_done(), "everything else is pushed");
         assert!(push.recheck_held(&waits, me, 200), "still waiting for node 5");
         // Node 5 is back: the entries go to it.
         let back = table(vec![1, 5], 5, 1);
         assert!(push.recheck_held(&back, me, 300));
-        let (sent, to) = push.next_send(&back, me, 300).expect("sent to node 5");
+        let (sent, to) = push.next_send(&back, None, me, 300).expect("sent to node 5");
         assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 5));
         // Once the wait has run out, what still waits is let go.
         let mut push = Push::new(vec![0], 0);
         push.read(0, vec![row("a")], None);
-        assert!(push.next_send(&waits, me, 100).is_none());
+        assert!(push.next_send(&waits, None, me, 100).is_none());
         assert!(push.recheck_held(&waits, me, 100 + Push::WAIT_MS - 1));
         assert!(!push.recheck_held(&waits, me, 100 + Push::WAIT_MS));
+        // Node 5 owns partition 0 on this side too: it merges in with its copy; nothing waits.
+        let mut push = Push::new(vec![0], 0);
+        push.read(0, vec![row("a")], None);
+        let ours = table(vec![5, me], 5, me);
+        assert!(push.next_send(&waits, Some(&ours), me, 100).is_none());
+        assert!(push.is_done() && !push.recheck_held(&waits, me, 100));
     }
 }
