@@ -1325,7 +1325,9 @@ impl World {
         for (i, key) in keys.into_iter().enumerate() {
             let node = i % self.nodes.len();
             let mut answered = false;
-            for _ in 0..5 {
+            // Messages are still lost at random (1%): a key's attempts can lose one each, as
+            // seed 14735 of `serve 2` did five times in a row.
+            for _ in 0..20 {
                 let before = self.checker.reads;
                 self.issue(0, node, key.clone(), Kind::Read, read_op(&key));
                 self.run_until(self.now + 200);
