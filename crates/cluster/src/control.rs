@@ -309,9 +309,7 @@ impl<D: NodeStore> Control<D> {
         let Some(push) = self.merge.as_mut() else { return };
         let chunk = self.cfg.snapshot_chunk_entries.max(1);
         while push.wants() > 0 {
-            if let Some((item, primary)) =
-                push.next_send(&target, ours.as_deref(), self.me, now.mono)
-            {
+            if let Some((item, primary)) = push.next_send(&target, ours.as_deref(), self.me) {
                 let id = MERGE_ID_BIT | self.next_merge_id;
                 self.next_merge_id += 1;
                 let op = Op::Merge(Box::new(item.entry.clone()));
@@ -345,9 +343,12 @@ impl<D: NodeStore> Control<D> {
         let mut outbox = Outbox::new();
         // The copies this node holds (not let go, nor half-synced): the other side may list it
         // for others it had before.
-        let vouched = (0..self.cfg.partitions)
-            .filter(|p| self.disk.partition(*p).position().is_some_and(|pos| pos != LogPos::ZERO))
-            .collect();
+        let (disk, partitions) = (&mut self.disk, self.cfg.partitions);
+        let vouched = || {
+            (0..partitions)
+                .filter(|p| disk.partition(*p).position().is_some_and(|pos| pos != LogPos::ZERO))
+                .collect()
+        };
         let adopted = self.membership.finish_merge(now.mono, vouched, &mut outbox);
         self.flush_outbox(outbox);
         let Some(t) = adopted else { return }; // the other side has not published past ours

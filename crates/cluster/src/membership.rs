@@ -297,11 +297,11 @@ impl Membership {
     /// This node has pushed its data to the side it merges into: once that side has published
     /// past this side's epoch, it takes that side's topology and asks to join. Returns the
     /// topology to act on (`None`: still waiting).
-    /// `vouched`: the partitions whose copy this node holds.
+    /// `vouched` lists the partitions whose copy this node holds (asked only once it joins).
     pub fn finish_merge(
         &mut self,
         now: u64,
-        vouched: Vec<PartitionId>,
+        vouched: impl FnOnce() -> Vec<PartitionId>,
         out: &mut Outbox,
     ) -> Option<Arc<Topology>> {
         let past = self
@@ -322,7 +322,7 @@ impl Membership {
         self.grace_all(now);
         self.next_ping = now + self.cfg.heartbeat_ms;
         // Before the ping that makes it a joiner (a stream keeps the order).
-        out.push((t.coordinator, MemberMsg::Merged { vouched }));
+        out.push((t.coordinator, MemberMsg::Merged { vouched: vouched() }));
         out.push((
             t.coordinator,
             MemberMsg::Ping { sent_at: now, epoch: t.epoch, intent: self.intent() },
@@ -1360,6 +1360,8 @@ impl Membership {
         // a node that has dropped its copy since an owner, even the primary.
         self.synced.clear();
         self.no_copy.clear();
+        // A list heard under another table says nothing about this one's owners.
+        self.merged.clear();
         self.learning_since = self.learners_since(&t);
         self.heard.insert(t.coordinator, now);
         for &m in &t.members {

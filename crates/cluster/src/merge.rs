@@ -41,8 +41,9 @@ pub struct Push {
     inflight: BTreeMap<u64, (Item, u64)>,
     /// Held back: entries of partitions the other side's table made this node primary of.
     held: Vec<Item>,
-    /// Entries of partitions with no live owner over there, which does not list this node as
-    /// one, and since when the first of them waits.
+    /// Entries of partitions with no live owner over there, which lists neither this node nor
+    /// an owner of this side's as one; and since when they wait (from when the rest of the
+    /// push was done).
     waiting: Vec<Item>,
     waiting_since: Option<u64>,
     /// Refused or unanswered: sent again at the next tick, not at once (a primary that is not
@@ -117,7 +118,6 @@ impl Push {
         target: &Topology,
         ours: Option<&Topology>,
         me: NodeId,
-        now: u64,
     ) -> Option<(Item, NodeId)> {
         while let Some(item) = self.queued.pop_front() {
             let Some(a) = target.assignment(item.partition) else { continue };
@@ -131,10 +131,7 @@ impl Push {
                 Some(n) if n == me && target.is_member(me) => self.held.push(item),
                 Some(n) if target.is_member(n) => return Some((item, n)),
                 _ if a.owners.iter().any(owns_here) => {}
-                _ => {
-                    self.waiting_since.get_or_insert(now);
-                    self.waiting.push(item);
-                }
+                _ => self.waiting.push(item),
             }
         }
         None
@@ -157,7 +154,8 @@ impl Push {
         let (back, still): (Vec<Item>, Vec<Item>) =
             std::mem::take(&mut self.waiting).into_iter().partition(live);
         self.queued.extend(back);
-        let patient = self.waiting_since.is_some_and(|since| now < since + Self::WAIT_MS);
+        let since = *self.waiting_since.get_or_insert(now);
+        let patient = now < since + Self::WAIT_MS;
         if !still.is_empty() && patient {
             self.waiting = still;
         } else {
@@ -227,15 +225,15 @@ mod tests {
         // A table of the other side from before it declared node 7 dead: 7 is a member and
         // partition 0's primary there.
         let stale = table(vec![1, 7], me, 1);
-        let (sent, to) = push.next_send(&stale, None, me, 0).expect("partition 1 goes to node 1");
+        let (sent, to) = push.next_send(&stale, None, me).expect("partition 1 goes to node 1");
         assert_eq!((sent.key.as_ref(), to), (&b"b"[..], 1));
-        assert!(push.next_send(&stale, None, me, 0).is_none(), "partition 0 is held back");
+        assert!(push.next_send(&stale, None, me).is_none(), "partition 0 is held back");
         assert!(!push.recheck_held(&stale, me, 0), "the same table: nothing to send");
         // Its newer table has node 1 as partition 0's primary.
         push.held.push(Item { partition: 0, key: Bytes::from_static(b"a"), entry: row("a").1 });
         let newer = table(vec![1], 1, 1);
         assert!(push.recheck_held(&newer, me, 0));
-        let (sent, to) = push.next_send(&newer, None, me, 0).expect("partition 0 goes now");
+        let (sent, to) = push.next_send(&newer, None, me).expect("partition 0 goes now");
         assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 1));
     }
 
@@ -245,16 +243,16 @@ mod tests {
         let mut push = Push::new(vec![0], 0);
         push.read(0, vec![row("a")], None);
         let t = table(vec![1], 1, 1);
-        let (item, _) = push.next_send(&t, None, me, 0).expect("sent");
+        let (item, _) = push.next_send(&t, None, me).expect("sent");
         push.sent(1, item, 0);
         assert!(push.answered(1, false));
-        assert!(push.next_send(&t, None, me, 0).is_none(), "not sent again before the tick");
+        assert!(push.next_send(&t, None, me).is_none(), "not sent again before the tick");
         assert!(!push.is_done());
         push.retry(0);
-        let (item, _) = push.next_send(&t, None, me, 0).expect("sent again at the tick");
+        let (item, _) = push.next_send(&t, None, me).expect("sent again at the tick");
         push.sent(2, item, 10);
         push.retry(5);
-        assert!(push.next_send(&t, None, me, 0).is_none(), "in flight, not late yet");
+        assert!(push.next_send(&t, None, me).is_none(), "in flight, not late yet");
         assert!(push.answered(2, true));
         assert!(push.is_done() && push.pushed == 1);
     }
@@ -267,7 +265,7 @@ mod tests {
         // Node 7 is no member over there, but still the owner of partition 0, which waits for
         // it: its copy stays with it when it joins.
         let waits = table(vec![1], me, 1);
-        assert!(push.next_send(&waits, None, me, 0).is_none());
+        assert!(push.next_send(&waits, None, me).is_none());
         assert!(push.is_done());
     }
 
@@ -278,25 +276,26 @@ mod tests {
         push.read(0, vec![row("a"), row("b")], None);
         // Partition 0 waits for node 5 over there, which may have let its copy go.
         let waits = table(vec![1], 5, 1);
-        assert!(push.next_send(&waits, None, me, 100).is_none());
+        assert!(push.next_send(&waits, None, me).is_none());
         assert!(push.is_done(), "everything else is pushed");
         assert!(push.recheck_held(&waits, me, 200), "still waiting for node 5");
         // Node 5 is back: the entries go to it.
         let back = table(vec![1, 5], 5, 1);
         assert!(push.recheck_held(&back, me, 300));
-        let (sent, to) = push.next_send(&back, None, me, 300).expect("sent to node 5");
+        let (sent, to) = push.next_send(&back, None, me).expect("sent to node 5");
         assert_eq!((sent.key.as_ref(), to), (&b"a"[..], 5));
         // Once the wait has run out, what still waits is let go.
         let mut push = Push::new(vec![0], 0);
         push.read(0, vec![row("a")], None);
-        assert!(push.next_send(&waits, None, me, 100).is_none());
-        assert!(push.recheck_held(&waits, me, 100 + Push::WAIT_MS - 1));
-        assert!(!push.recheck_held(&waits, me, 100 + Push::WAIT_MS));
+        assert!(push.next_send(&waits, None, me).is_none());
+        assert!(push.recheck_held(&waits, me, 150), "the wait starts with the rest pushed");
+        assert!(push.recheck_held(&waits, me, 150 + Push::WAIT_MS - 1));
+        assert!(!push.recheck_held(&waits, me, 150 + Push::WAIT_MS));
         // Node 5 owns partition 0 on this side too: it merges in with its copy; nothing waits.
         let mut push = Push::new(vec![0], 0);
         push.read(0, vec![row("a")], None);
         let ours = table(vec![5, me], 5, me);
-        assert!(push.next_send(&waits, Some(&ours), me, 100).is_none());
+        assert!(push.next_send(&waits, Some(&ours), me).is_none());
         assert!(push.is_done() && !push.recheck_held(&waits, me, 100));
     }
 }

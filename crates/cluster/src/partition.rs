@@ -425,7 +425,7 @@ impl<S: PartitionStore> Partition<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::Txn;
+    use crate::msg::{LogPos, Txn};
     use crate::storage::MemStore;
 
     /// The only partition of node 7, which founded its cluster alone: primary, under a lease
@@ -479,6 +479,8 @@ mod tests {
         let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
         p.adopt(now, Arc::new(t.clone()));
         let lease = |epoch| Lease { epoch, until: u64::MAX, watched: true };
+        // Backup 1 answers the new primary's probe: it holds the same (empty) history.
+        p.receive(now, lease(5), 1, 5, ReplicaMsg::Ack { pos: LogPos::ZERO, epoch: 5 });
         let incr = Op::IncrBy { delta: 1 };
         p.request(now, lease(5), Origin::Local(1), 5, Bytes::from_static(b"k"), incr);
         assert_eq!(replies(&mut p), vec![], "backup 1 does not have it");

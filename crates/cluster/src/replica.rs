@@ -837,6 +837,13 @@ impl<S: PartitionStore> Replica<S> {
         if now.mono < self.serve_at {
             return Err(Refusal::NotServing);
         }
+        // Taken over with no copy: nothing runs until every owner has acknowledged this
+        // history (a round trip), so the position stays zero and an owner holding a copy is
+        // never snapshotted over, even by a restart of this partition, which forgets the flag
+        // but finds the position zero again ([`Replica::gives_way`]).
+        if self.empty_term && self.followers.values().any(|f| f.owner && f.acked.is_none()) {
+            return Err(Refusal::NotServing);
+        }
         Ok(())
     }
 
@@ -1348,12 +1355,13 @@ impl<S: PartitionStore> Replica<S> {
     /// True if this primary must not replace follower `to`'s copy (at `theirs`) with its own:
     /// it took over with no copy at all (position zero: it never held the partition, or let
     /// its copy go), not every owner has acknowledged its history since (writes it applied
-    /// meanwhile were never acknowledged), and `to` is an owner holding a copy. That can only be a table that counted
+    /// meanwhile were never acknowledged), and `to` is an owner holding a copy, whole or not. That can only be a table that counted
     /// this node for a copy it no longer has (it let it go under another table, on the other
     /// side of a split, say); a snapshot would wipe the copy with every acknowledged write (sim
     /// seed 6941: a node declared dead on one side merged into the other, which still listed
     /// it as primary). It asks the coordinator to make an owner with a copy primary, and
-    /// serves nothing meanwhile: its writes wait for that owner, which never acknowledges.
+    /// serves nothing meanwhile ([`Replica::check_serving`] refuses until every owner has
+    /// acknowledged, which that owner never does).
     fn gives_way(
         &mut self,
         now: Now,
@@ -1361,7 +1369,9 @@ impl<S: PartitionStore> Replica<S> {
         theirs: Option<LogPos>,
         out: &mut Vec<Effect>,
     ) -> bool {
-        let holds = theirs.is_some_and(|p| p != LogPos::ZERO);
+        // An incomplete copy (`None`: a resync cut short by a restart) holds every acknowledged
+        // write of the ranges it has.
+        let holds = theirs != Some(LogPos::ZERO);
         if !(self.empty_term && holds && self.followers.get(&to).is_some_and(|f| f.owner)) {
             return false;
         }
@@ -1783,7 +1793,8 @@ mod tests {
         out.clear();
         r.receive(now(1), 1, ReplicaMsg::SyncRequest { pos: Some(theirs), epoch: 5 }, &mut out);
         assert!(gave_way(&out) && !snapshot(&out, 1), "{out:?}");
-        // Its writes wait for that owner, which never acknowledges them.
+        // It runs nothing meanwhile (its position stays zero, so even a restart of the partition,
+        // which forgets that it gave way, finds it empty again).
         out.clear();
         r.request(
             now(2),
@@ -1792,7 +1803,11 @@ mod tests {
             Op::IncrBy { delta: 1 },
             &mut out,
         );
-        assert!(!out.iter().any(|e| matches!(e, Effect::Reply(..))), "{out:?}");
+        assert!(
+            out.iter().any(|e| matches!(e, Effect::Reply(_, Err(Refusal::NotServing)))),
+            "{out:?}"
+        );
+        assert_eq!(r.position(), Some(LogPos::ZERO));
         // Asked again at once, it tells the coordinator again only after a while.
         out.clear();
         r.receive(now(3), 1, ReplicaMsg::Ack { pos: theirs, epoch: 5 }, &mut out);
@@ -1804,6 +1819,11 @@ mod tests {
         out.clear();
         r.receive(later, 9, ReplicaMsg::SyncRequest { pos: Some(theirs), epoch: 5 }, &mut out);
         assert!(snapshot(&out, 9) && !gave_way(&out), "{out:?}");
+        // An owner's incomplete copy (a resync cut short) holds what it has: not replaced.
+        out.clear();
+        let later = now(3 + 2 * r.cfg.retransmit_ms);
+        r.receive(later, 1, ReplicaMsg::SyncRequest { pos: None, epoch: 5 }, &mut out);
+        assert!(gave_way(&out) && !snapshot(&out, 1), "{out:?}");
     }
 
     #[test]

@@ -138,15 +138,16 @@ impl Topology {
     }
 
     /// This table with each node of `merged` no longer an owner of the partitions but those it
-    /// vouches for (still in their targets, so a learner next), where another owner is left:
-    /// the only owner stays, as it may have served the partition since (what nodes still
-    /// merging in hold of it reaches it by their push).
+    /// vouches for (a learner next where it is in the target), where another owner that is a
+    /// member is left: otherwise it stays, as it may have served the partition since (what
+    /// the nodes still merging in hold reaches it by their push, and an owner holding a copy
+    /// that comes back makes it give way, [`crate::replica`]).
     pub fn without_copies(&self, merged: &BTreeMap<NodeId, BTreeSet<PartitionId>>) -> Topology {
         let mut t = self.clone();
         for (p, a) in t.partitions.iter_mut().enumerate() {
             let p = p as PartitionId;
             let holds = |n: &NodeId| merged.get(n).is_none_or(|vouched| vouched.contains(&p));
-            if a.owners.iter().any(holds) {
+            if a.owners.iter().any(|n| holds(n) && self.is_member(*n)) {
                 a.owners.retain(holds);
             }
         }
@@ -249,16 +250,18 @@ mod tests {
 
     #[test]
     fn a_node_merged_in_owns_only_the_copies_it_vouches_for_where_another_owner_is_left() {
-        let mut t = Topology::founded_by(1, 3);
+        let mut t = Topology::founded_by(1, 4);
         t.members = vec![1, 2, 3];
         t.partitions[0].owners = vec![3, 4];
         t.partitions[1].owners = vec![3, 1];
         t.partitions[2].owners = vec![3];
+        t.partitions[3].owners = vec![3, 4];
         let merged = BTreeMap::from([(3, BTreeSet::from([0]))]);
         let without = t.without_copies(&merged);
         assert_eq!(without.partitions[0].owners, vec![3, 4], "vouched for");
         assert_eq!(without.partitions[1].owners, vec![1], "node 1 holds it");
         assert_eq!(without.partitions[2].owners, vec![3], "the only owner stays");
+        assert_eq!(without.partitions[3].owners, vec![3, 4], "node 4 is no member");
         assert_eq!(without.partitions[1].target, t.partitions[1].target, "targets stay");
     }
 
