@@ -812,6 +812,8 @@ impl Membership {
                         })
                 });
                 if self.is_coordinator() && gives_way && self.no_copy.insert((partition, from)) {
+                    // Nor is any learner it reported in sync holding more than it has.
+                    self.synced.retain(|(p, _)| *p != partition);
                     warn!(
                         partition,
                         node = from,
@@ -966,7 +968,16 @@ impl Membership {
         let base = if self.merged.is_empty() {
             base
         } else {
-            Arc::new(base.without_copies(&std::mem::take(&mut self.merged)))
+            // What such a node reported in sync, as primary of a partition it holds no copy
+            // of, is a copy of nothing (sim seed 6013: a learner it snapshotted empty became the
+            // partition's only owner and served it without the writes a merging node held).
+            let merged = std::mem::take(&mut self.merged);
+            self.synced.retain(|(p, _)| {
+                t.primary(*p)
+                    .and_then(|primary| merged.get(&primary))
+                    .is_none_or(|vouched| vouched.contains(p))
+            });
+            Arc::new(base.without_copies(&merged))
         };
         let mut next = base.next(self.me, &members, &self.leaving, &self.synced, self.cfg.replicas);
         next.lite = self.lite.iter().copied().filter(|n| next.leaving.contains(n)).collect();
@@ -1595,6 +1606,33 @@ mod tests {
             assert!(!owners.contains(&4) || owners == &vec![4], "{p}: {t:?}");
         }
         assert!(m.merged.is_empty(), "applied once");
+    }
+
+    #[test]
+    fn a_learner_reported_in_sync_by_a_primary_merged_in_without_that_copy_owns_nothing() {
+        let (mut m, mut out) = coordinator_of_four();
+        let t = m.topology().unwrap().clone();
+        let (p, a) = t
+            .partitions
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.learners().next().is_some())
+            .expect("a partition with a learner");
+        let (p, primary, learner) =
+            (p as PartitionId, a.primary().unwrap(), a.learners().next().unwrap());
+        m.receive(
+            11,
+            primary,
+            MemberMsg::Synced { partition: p, node: learner, as_of: t.epoch },
+            &mut out,
+        );
+        // The primary merged in from the other side of a split, without a copy of `p`: what
+        // it snapshotted to the learner was nothing.
+        m.receive(12, primary, MemberMsg::Merged { vouched: Vec::new() }, &mut out);
+        m.tick(20, &mut out);
+        let next = m.topology().unwrap().clone();
+        assert!(next.epoch > t.epoch);
+        assert!(!next.partitions[p as usize].owners.contains(&learner), "{next:?}");
     }
 
     #[test]
