@@ -178,10 +178,12 @@ pub struct Ledger {
     /// side's registry admits a login, and the merge keeps one side's registry whole, so the
     /// other side's session stays logged in, unlisted (the documented cost of serving both).
     pub split_logins: std::collections::BTreeSet<Bytes>,
-    /// Sessions logged in while a split was served on both sides: the merge keeps one side's
-    /// copy of each whole, so such a session may end with the principal it had before (sim seed
-    /// 3107 of `serve 2`: logged in as u1 through the majority, it went back to u2, which it
-    /// had had before the split, and a later login of u2 elsewhere did not evict it).
+    /// Sessions logged in, out or rotated while a split was served on both sides, and the ids
+    /// they were rotated to since: the merge keeps one side's copy of each whole, so such a
+    /// session may end with the principal it had before (sim seed 3107 of `serve 2`: logged in
+    /// as u1 through the majority, it went back to u2, which it had had before the split, and a
+    /// later login of u2 elsewhere did not evict it; seed 8835: logged out, it went back to
+    /// logged in, was rotated after the heal, and kept the user).
     pub split_sessions: std::collections::BTreeSet<Bytes>,
 }
 
@@ -192,6 +194,9 @@ impl Ledger {
             (Ask::Rotate { id }, Outcome::Rotated(Some(new))) => {
                 self.rotated.push(id.clone());
                 self.ids.push(new.clone());
+                if self.split_sessions.contains(id) {
+                    self.split_sessions.insert(new.clone());
+                }
             }
             (_, Outcome::Failed(_)) => self.flows_failed += 1,
             _ => {}

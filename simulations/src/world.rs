@@ -824,8 +824,14 @@ impl World {
     fn flow_step(&mut self, c: usize, node: usize, answer: Option<Result<Reply, Refusal>>) -> bool {
         let wall = self.clock().wall;
         let Some(flow) = self.clients[c].flow.as_mut() else { return false };
-        if let (Ask::Login { user, id }, Some(_)) = (&flow.ask, &self.split) {
-            self.ledger.split_logins.insert(user.clone());
+        if self.split.is_some() {
+            let id = match &flow.ask {
+                Ask::Login { user, id } => {
+                    self.ledger.split_logins.insert(user.clone());
+                    id
+                }
+                Ask::Logout { id } | Ask::Rotate { id } => id,
+            };
             self.ledger.split_sessions.insert(id.clone());
         }
         if self.debug.flows {
