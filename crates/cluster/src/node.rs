@@ -50,7 +50,7 @@ pub enum Output {
 pub enum Internal {
     /// Control tells partition `.0` about a topology it adopted.
     Adopt(PartitionId, Arc<Topology>),
-    /// Partition `.0` reports learner `.1` in sync as of the table of epoch `.2`, to control.
+    /// Partition `.0`'s report for the coordinator, to control.
     Report(PartitionId, Report),
     /// A client request routed to a local partition.
     Work(PartitionId, u64, Work),

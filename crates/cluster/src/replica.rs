@@ -1355,9 +1355,10 @@ impl<S: PartitionStore> Replica<S> {
     /// True if this primary must not replace follower `to`'s copy (at `theirs`) with its own:
     /// it took over with no copy at all (position zero: it never held the partition, or let
     /// its copy go), not every owner has acknowledged its history since (writes it applied
-    /// meanwhile were never acknowledged), and `to` is an owner holding a copy, whole or not. That can only be a table that counted
-    /// this node for a copy it no longer has (it let it go under another table, on the other
-    /// side of a split, say); a snapshot would wipe the copy with every acknowledged write (sim
+    /// meanwhile were never acknowledged), and `to` is an owner holding a copy, whole or not.
+    /// That can only be a table that counted this node for a copy it no longer has (it let it
+    /// go under another table, on the other side of a split, say); a snapshot would wipe the
+    /// copy with every acknowledged write (sim
     /// seed 6941: a node declared dead on one side merged into the other, which still listed
     /// it as primary). It asks the coordinator to make an owner with a copy primary, and
     /// serves nothing meanwhile ([`Replica::check_serving`] refuses until every owner has
