@@ -213,6 +213,15 @@ impl<S: PartitionStore> Partition<S> {
         self.apply(now, effects);
     }
 
+    /// The answer [`Partition::request`] would give this node's read at once, with no output
+    /// ([`Replica::read_now`]); `None`: it must be sent as a request.
+    pub fn read_now(&mut self, now: Now, lease: Lease, key: &[u8], op: &Op) -> Option<Reply> {
+        if self.check(now, lease).is_err() || self.replica.failure().is_some() {
+            return None;
+        }
+        self.replica.read_now(now, key, op)
+    }
+
     /// A whole-partition query, like [`Partition::request`].
     pub fn query(&mut self, now: Now, lease: Lease, origin: Origin, epoch: Epoch, query: Query) {
         if !self.first_time(now, origin) {

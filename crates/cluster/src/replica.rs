@@ -536,6 +536,31 @@ impl<S: PartitionStore> Replica<S> {
         self.run_op(now, origin, key, op, false, out)
     }
 
+    /// The answer [`Replica::request`] would give a read at once, with nothing to write, send
+    /// or wait for: `None` unless this primary serves, no transaction holds the partition, every
+    /// write of its history is acknowledged by the followers that count, and the read changes
+    /// nothing (a key found expired is deleted by the usual path). The caller has checked the
+    /// lease, as for `request`, and that nothing of this partition waits for the disk.
+    pub fn read_now(&mut self, now: Now, key: &[u8], op: &Op) -> Option<Reply> {
+        if op.is_write() || self.check_serving(now).is_err() || self.holds.is_held() {
+            return None;
+        }
+        let pos = self.pos?;
+        if self.awaiting_lease || !self.pending.is_empty() || !self.replicated(pos.version) {
+            return None;
+        }
+        let mut slot = match op.fields() {
+            Some(needs) => self.store.get_fields(key, &needs),
+            None => self.store.get(key),
+        }
+        .ok()?;
+        if slot.as_ref().is_some_and(|e| e.is_expired(now.wall)) {
+            return None;
+        }
+        let outcome = apply(op.clone(), &mut slot, now.wall);
+        (!outcome.changed()).then_some(outcome.reply)
+    }
+
     /// Runs a client operation. `held`: within the transaction holding the partition, answered
     /// as soon as it is applied (its writes reach the backups when the hold ends).
     fn run_op(
@@ -1825,6 +1850,50 @@ mod tests {
         let later = now(3 + 2 * r.cfg.retransmit_ms);
         r.receive(later, 1, ReplicaMsg::SyncRequest { pos: None, epoch: 5 }, &mut out);
         assert!(gave_way(&out) && !snapshot(&out, 1), "{out:?}");
+    }
+
+    #[test]
+    fn a_read_is_answered_at_once_only_when_the_request_path_would_answer_it_at_once() {
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![1, 7];
+        t.partitions[0].owners = vec![7, 1];
+        t.partitions[0].target = vec![7, 1];
+        t.epoch = 5;
+        let mut r = Replica::new(0, 7, cfg, MemStore::empty());
+        let mut out = Vec::new();
+        let now = |ms| Now { mono: ms, wall: ms };
+        let k = Bytes::from_static(b"k");
+        r.adopt(now(0), &t, &mut out);
+        // Taken over with no copy: nothing runs before the owner acknowledged the history.
+        assert_eq!(r.read_now(now(1), &k, &Op::Get), None);
+        let ack = |r: &mut Replica<MemStore>, out: &mut Vec<Effect>| {
+            let pos = r.position().expect("a primary has a position");
+            r.receive(now(2), 1, ReplicaMsg::Ack { pos, epoch: 5 }, out);
+        };
+        ack(&mut r, &mut out);
+        assert_eq!(r.read_now(now(2), &k, &Op::Get), Some(Reply::Nil));
+        // A write the follower does not have yet: a read waits for it, as a request would.
+        let set = Op::Set {
+            value: Bytes::from_static(b"v"),
+            cond: sessiongrid_model::op::SetCond::Always,
+            expiry: sessiongrid_model::op::ExpiryChange::At(100),
+            get: false,
+        };
+        r.request(now(3), Origin::Local(1), k.clone(), set, &mut out);
+        assert_eq!(r.read_now(now(3), &k, &Op::Get), None);
+        ack(&mut r, &mut out);
+        let v = Some(Reply::Bulk(Bytes::from_static(b"v")));
+        assert_eq!(r.read_now(now(4), &k, &Op::Get), v);
+        // Never a write, nor a read that finds its key expired (the request path deletes it).
+        assert_eq!(r.read_now(now(4), &k, &Op::IncrBy { delta: 1 }), None);
+        assert_eq!(r.read_now(now(101), &k, &Op::Get), None);
+        // Nor while a transaction holds the partition.
+        let txn = Txn { node: 7, id: 1 };
+        r.query(now(5), Origin::Local(2), Query::Hold { txn, ms: 1000 }, &mut out);
+        assert_eq!(r.read_now(now(5), &k, &Op::Get), None);
+        r.query(now(6), Origin::Local(3), Query::Release { txn }, &mut out);
+        assert_eq!(r.read_now(now(6), &k, &Op::Get), v);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use sessiongrid_cluster::route::{route, Route, RETRY_MS};
 use sessiongrid_cluster::{ClusterConfig, Lease, Msg, NodeId, Now, Refusal, Topology};
 use sessiongrid_model::notify::{self, Flags, Notices};
 use sessiongrid_model::session::event::SessionEvent;
-use sessiongrid_model::{PartitionId, Reply};
+use sessiongrid_model::{Op, PartitionId, Reply};
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::control::ControlMsg;
@@ -125,6 +125,8 @@ pub struct Shared {
     /// Requests sent to another node's primary, and refusals routed again.
     pub forwarded: metrics::Counter,
     pub retried: metrics::Counter,
+    /// Reads answered by a request path without a message to their partition's actor.
+    pub read_at_once: metrics::Counter,
 }
 
 impl Shared {
@@ -196,7 +198,11 @@ impl Shared {
         let p = work.partition(self.cfg.partitions);
         // The common case first, with a small future: the primary is here and serves.
         let routing = self.view.borrow().routing.clone();
-        if let Route::Local = route(self.me, routing.as_ref(), self.lease(), self.mono_ms(), p) {
+        let (now, lease) = (self.clock.now(), self.lease());
+        if let Route::Local = route(self.me, routing.as_ref(), lease, now.mono, p) {
+            if let Some(reply) = self.read_here(p, now, lease, &work) {
+                return Ok(reply);
+            }
             match self.exec_local(p, work.clone()).await {
                 Err(r) if r.is_retryable() => self.retried.increment(1),
                 result => return result,
@@ -215,14 +221,22 @@ impl Shared {
         };
         debug_assert!(works.iter().all(|w| w.partition(self.cfg.partitions) == p));
         let routing = self.view.borrow().routing.clone();
-        let local = matches!(
-            route(self.me, routing.as_ref(), self.lease(), self.mono_ms(), p),
-            Route::Local
-        );
+        let (now, lease) = (self.clock.now(), self.lease());
+        let local = matches!(route(self.me, routing.as_ref(), lease, now.mono, p), Route::Local);
+        if local {
+            // The reads up to the first operation that must go to the actor, answered here.
+            for work in &works {
+                match self.read_here(p, now, lease, work) {
+                    Some(reply) => results.push(Ok(reply)),
+                    None => break,
+                }
+            }
+        }
         // The partition actor died with the batch: what it did not answer may have been applied.
         let mut died = false;
-        if let Some(actor) = self.partition(p).filter(|_| local) {
-            let (items, answers): (Vec<_>, Vec<_>) = works
+        let rest = &works[results.len()..];
+        if let Some(actor) = self.partition(p).filter(|_| local && !rest.is_empty()) {
+            let (items, answers): (Vec<_>, Vec<_>) = rest
                 .iter()
                 .map(|work| {
                     let (tx, rx) = oneshot::channel();
@@ -252,6 +266,41 @@ impl Shared {
             results.push(result);
         }
         results
+    }
+
+    /// This node's read answered at once, without a message to its partition's actor, when
+    /// that actor runs on this thread and needs to do nothing for it
+    /// ([`crate::partition::read_here`]).
+    fn read_here(&self, p: PartitionId, now: Now, lease: Lease, work: &Work) -> Option<Reply> {
+        let Work::Op { key, op } = work else { return None };
+        self.read_op_here(p, now, lease, key, op)
+    }
+
+    /// A peer's read forwarded here under its topology of `epoch`, answered at once like this
+    /// node's own ([`Shared::read_here`]); not when the peer is ahead of this node's lease
+    /// (its partition actor then asks for that topology).
+    pub fn read_forwarded(&self, p: PartitionId, epoch: u64, key: &[u8], op: &Op) -> Option<Reply> {
+        let (now, lease) = (self.clock.now(), self.lease());
+        if epoch > lease.epoch {
+            return None;
+        }
+        self.read_op_here(p, now, lease, key, op)
+    }
+
+    fn read_op_here(
+        &self,
+        p: PartitionId,
+        now: Now,
+        lease: Lease,
+        key: &[u8],
+        op: &Op,
+    ) -> Option<Reply> {
+        if op.is_write() {
+            return None;
+        }
+        let reply = crate::partition::read_here(p, now, lease, key, op)?;
+        self.read_at_once.increment(1);
+        Some(reply)
     }
 
     fn mono_ms(&self) -> u64 {

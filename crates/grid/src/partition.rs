@@ -3,6 +3,8 @@
 //! # Ownership
 //! - **Owns** the partition's [`Partition`] state machine (its replica, the topology it follows)
 //!   and, through its [`DiskPartition`], the partition's rows and its memory tier of hot entries.
+//!   It lends them, locked, to the request paths of its own thread for reads that need nothing
+//!   from it ([`read_here`]); everything else reaches it as a message.
 //! - **Started** by the [`supervisor`](crate::supervisor) at node start, and again by it if the
 //!   actor fails; a restarted actor starts from disk (every acknowledged write is there) and is
 //!   given the topology control follows.
@@ -20,16 +22,17 @@
 //!   key's writes share group commits instead of waiting one by one.
 //! - **Exits** when the supervisor stops it at shutdown.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sessiongrid_cluster::replica::Origin;
 use sessiongrid_cluster::{Lease, NodeStore, Now, Topology};
 use sessiongrid_cluster::{Msg, NodeId, Partition, PartitionOutput, PartitionStats, Refusal};
-use sessiongrid_model::{PartitionId, Reply};
+use sessiongrid_model::{Op, PartitionId, Reply};
 use tracing::debug_span;
 
 use crate::commit::{Committer, Pending};
@@ -87,11 +90,62 @@ pub struct PartitionArgs {
 
 pub struct PartitionActor;
 
-pub struct PartitionState {
-    shared: Arc<Shared>,
-    partition: Partition<DiskPartition>,
+/// What a partition's actor shares with the request paths of its thread: its state machine and
+/// its writes on the way to disk. The actor runs each message with the state machine locked; a
+/// request path of the same thread answers a read through it at once when the read needs
+/// nothing from the actor ([`read_here`]). The lock is never waited for: both sides run on the
+/// one thread and hold it only between two awaits.
+pub(crate) struct Core {
+    partition: Mutex<Partition<DiskPartition>>,
     /// The partition's writes not on disk yet, and the group that writes them.
     pending: Pending,
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, Partition<DiskPartition>> {
+        // A panic while locked fails the actor, which is restarted with a new core.
+        self.partition.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+thread_local! {
+    /// The partitions whose actor runs on this thread, by id (a dead actor's no longer
+    /// upgrades).
+    static HERE: RefCell<Vec<Weak<Core>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn register_here(p: PartitionId, core: &Arc<Core>) {
+    HERE.with_borrow_mut(|here| {
+        let i = usize::from(p);
+        if here.len() <= i {
+            here.resize_with(i + 1, Weak::new);
+        }
+        here[i] = Arc::downgrade(core);
+    });
+}
+
+/// Answers this node's read of `key` in partition `p` at once, without a message to the
+/// partition's actor, when the actor runs on this thread and the answer needs nothing from it:
+/// what [`Partition::read_now`] says, once nothing of the partition waits for the disk (a read
+/// must not show a write before it is on disk). `None`: send it as a request.
+pub(crate) fn read_here(
+    p: PartitionId,
+    now: Now,
+    lease: Lease,
+    key: &[u8],
+    op: &Op,
+) -> Option<Reply> {
+    let core = HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))?;
+    let mut partition = core.partition.try_lock().ok()?;
+    if !core.pending.is_idle() {
+        return None;
+    }
+    partition.read_now(now, lease, key, op)
+}
+
+pub struct PartitionState {
+    shared: Arc<Shared>,
+    core: Arc<Core>,
     committer: Arc<Committer>,
     /// Local requests waiting for their answer, by the id the state machine knows them by.
     waiting: HashMap<u64, RpcReplyPort<Result<Reply, Refusal>>>,
@@ -115,17 +169,18 @@ impl Actor for PartitionActor {
         let (pending, committer) = (disk.pending(), disk.committer());
         let now = shared.clock.now();
         let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk, now);
-        let waiting = HashMap::new();
+        let core = Arc::new(Core { partition: Mutex::new(partition), pending });
+        register_here(args.id, &core);
         let mut state = PartitionState {
             shared,
-            partition,
-            pending,
+            core,
             committer,
-            waiting,
+            waiting: HashMap::new(),
             next_id: 1,
             tick_at: None,
         };
-        state.ask_tick(&myself, now.mono);
+        let core = state.core.clone();
+        state.ask_tick(&core.lock(), &myself, now.mono);
         Ok(state)
     }
 
@@ -135,29 +190,32 @@ impl Actor for PartitionActor {
         msg: PartitionMsg,
         state: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
+        let core = state.core.clone();
+        let mut p = core.lock();
         if let PartitionMsg::Failed(e) = msg {
             // Memory is ahead of disk: the supervisor restarts the partition from disk.
-            return Err(format!("partition {}: {e}", state.partition.id()).into());
+            return Err(format!("partition {}: {e}", p.id()).into());
         }
-        let now = state.handle(msg);
-        if let Some(e) = state.partition.failure() {
-            return Err(format!("partition {}: {}", state.partition.id(), e.0).into());
+        let now = state.handle(&mut p, msg);
+        if let Some(e) = p.failure() {
+            return Err(format!("partition {}: {}", p.id(), e.0).into());
         }
-        state.ask_tick(&myself, now.mono);
-        state.release(myself);
+        state.ask_tick(&p, &myself, now.mono);
+        state.release(&mut p, myself);
         Ok(())
     }
 }
 
+type Held<'a> = MutexGuard<'a, Partition<DiskPartition>>;
+
 impl PartitionState {
     /// Runs one message; returns the time it ran at.
-    fn handle(&mut self, msg: PartitionMsg) -> Now {
+    fn handle(&mut self, p: &mut Held<'_>, msg: PartitionMsg) -> Now {
         let now = self.shared.clock.now();
         let lease = self.shared.lease();
-        let p = &mut self.partition;
         match msg {
             PartitionMsg::Local { work, reply } => {
-                self.local(now, lease, work, reply);
+                self.local(p, now, lease, work, reply);
             }
             PartitionMsg::LocalBatch(items) => {
                 let mut refused = None;
@@ -166,8 +224,8 @@ impl PartitionState {
                         let _ = reply.send(Err(Refusal::clone(r)));
                         continue;
                     }
-                    let id = self.local(now, lease, work, reply);
-                    refused = self.partition.refused_now(id);
+                    let id = self.local(p, now, lease, work, reply);
+                    refused = p.refused_now(id);
                 }
             }
             PartitionMsg::Peer { from, msg } => match msg {
@@ -212,6 +270,7 @@ impl PartitionState {
     /// Runs a client request of this node; returns the id the state machine knows it by.
     fn local(
         &mut self,
+        p: &mut Held<'_>,
         now: Now,
         lease: Lease,
         work: Work,
@@ -220,7 +279,6 @@ impl PartitionState {
         let id = self.next_id;
         self.next_id += 1;
         self.waiting.insert(id, reply);
-        let p = &mut self.partition;
         let (origin, epoch) = (Origin::Local(id), p.epoch());
         match work {
             Work::Op { key, op } => {
@@ -235,8 +293,8 @@ impl PartitionState {
 
     /// Asks for a tick when the partition next has work for one (at most one on its way: a
     /// sooner ask replaces a later one, which is then ignored).
-    fn ask_tick(&mut self, myself: &ActorRef<PartitionMsg>, now: u64) {
-        let at = self.partition.next_tick().map_or(now + IDLE_TICK_MS, |at| at.max(now + TICK_MS));
+    fn ask_tick(&mut self, p: &Held<'_>, myself: &ActorRef<PartitionMsg>, now: u64) {
+        let at = p.next_tick().map_or(now + IDLE_TICK_MS, |at| at.max(now + TICK_MS));
         if self.tick_at.is_some_and(|asked| asked <= at) {
             return;
         }
@@ -246,19 +304,20 @@ impl PartitionState {
 
     /// Hands this message's writes and outputs to the thread's committer; with no write of its
     /// own and none before it still on the way to disk, delivers the outputs at once.
-    fn release(&mut self, actor: ActorRef<PartitionMsg>) {
-        let outputs = self.outputs();
-        if self.pending.is_idle() {
-            return deliver(&self.shared, self.partition.id(), outputs);
+    fn release(&mut self, p: &mut Held<'_>, actor: ActorRef<PartitionMsg>) {
+        let outputs = self.outputs(p);
+        let pending = &self.core.pending;
+        if pending.is_idle() {
+            return deliver(&self.shared, p.id(), outputs);
         }
-        if outputs.is_empty() && !self.pending.has_writes() {
+        if outputs.is_empty() && !pending.has_writes() {
             return;
         }
-        let (shared, p) = (self.shared.clone(), self.partition.id());
+        let (shared, id) = (self.shared.clone(), p.id());
         self.committer.submit(
-            &self.pending,
+            pending,
             Box::new(move |result| match result {
-                Ok(()) => deliver(&shared, p, outputs),
+                Ok(()) => deliver(&shared, id, outputs),
                 Err(e) => {
                     let _ = actor.cast(PartitionMsg::Failed(e.to_string()));
                 }
@@ -267,9 +326,9 @@ impl PartitionState {
     }
 
     /// What the state machine asked for, with local answers matched to their waiting callers.
-    fn outputs(&mut self) -> Vec<Delivery> {
+    fn outputs(&mut self, p: &mut Held<'_>) -> Vec<Delivery> {
         let mut out = Vec::new();
-        for output in self.partition.take_outputs() {
+        for output in p.take_outputs() {
             out.push(match output {
                 PartitionOutput::Send(to, msg) => Delivery::Send(to, msg),
                 PartitionOutput::Reply(id, result) => match self.waiting.remove(&id) {

@@ -108,8 +108,11 @@ impl Inbox {
         let Some(shared) = self.inner.shared.get() else { return };
         let partitions = shared.cfg.partitions;
         match msg {
-            Msg::Request { ref key, .. } => {
+            Msg::Request { id, epoch, ref key, ref op, .. } => {
                 let p = partition_of(key, partitions);
+                if let Some(reply) = shared.read_forwarded(p, epoch, key, op) {
+                    return shared.transport.send(from, Msg::Response { id, result: Ok(reply) });
+                }
                 shared.to_partition(p, PartitionMsg::Peer { from, msg });
             }
             Msg::Query { partition: p, .. } | Msg::Replica { partition: p, .. } => {
