@@ -22,10 +22,12 @@
 //!   delivered once per sender.
 //! - [`node`] — control and partitions composed as the runtime composes them, with the messages
 //!   between them made explicit so the simulator can delay and interleave them.
-//! - [`msg`] — every message between nodes.
+//! - [`msg`] — every message between nodes; [`coalesce`] joins a partition's appends queued
+//!   together for one peer.
 //! - [`storage`] — what the protocol needs from a disk.
 //! - [`config`] — timings and sizes, with their defaults.
 
+pub mod coalesce;
 pub mod config;
 pub mod control;
 pub mod dedup;

@@ -12,6 +12,7 @@ use futures::io::BufReader;
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use libp2p_stream::{Control, IncomingStreams};
+use sessiongrid_cluster::coalesce::coalesce;
 use sessiongrid_cluster::{Msg, NodeId};
 use sessiongrid_grid::transport::Inbox;
 use tokio::sync::mpsc;
@@ -22,6 +23,9 @@ use crate::identity::node_id;
 
 /// Most bytes gathered into one write.
 const WRITE_BYTES_MAX: usize = 256 * 1024;
+/// Most messages taken from a peer's queue at once (joined, then written in writes of at most
+/// [`WRITE_BYTES_MAX`]).
+const BATCH_MESSAGES_MAX: usize = 1024;
 /// A stream that cannot be opened, or a write that does not finish, in this long is given up.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer per inbound stream.
@@ -83,14 +87,22 @@ async fn write_loop(
                 return;
             }
         };
+    let joined = metrics::counter!("sessiongrid_p2p_appends_joined_total");
     let mut buf = Vec::with_capacity(4096);
     let mut framed = Vec::new();
+    let mut batch = Vec::new();
     while let Some(first) = queue.recv().await {
         // Let the tasks ready now (partition actors, connections) queue theirs first: one
-        // write then carries them all.
+        // write then carries them all, a hot partition's appends joined into one.
         tokio::task::yield_now().await;
-        let mut next = Some(first);
-        while let Some(msg) = next {
+        batch.push(first);
+        while batch.len() < BATCH_MESSAGES_MAX {
+            let Ok(msg) = queue.try_recv() else { break };
+            batch.push(msg);
+        }
+        joined.increment(coalesce(&mut batch) as u64);
+        let taken = batch.len();
+        for (i, msg) in batch.drain(..).enumerate() {
             match encode_frame(&mut buf, &msg, max_frame_bytes) {
                 Ok(()) => framed.push(msg.kind()),
                 Err(e) => {
@@ -98,21 +110,32 @@ async fn write_loop(
                     failed.increment(1);
                 }
             }
-            next = if buf.len() < WRITE_BYTES_MAX { queue.try_recv().ok() } else { None };
+            if buf.len() >= WRITE_BYTES_MAX {
+                if let Err(e) = write(&mut stream, &buf).await {
+                    debug!(node, error = %e, "stream to peer broke");
+                    let unsent = framed.len() + (taken - i - 1) + queue.len();
+                    failed.increment(unsent as u64);
+                    return;
+                }
+                writes.increment(1);
+                buf.clear();
+            }
         }
-        if let Err(e) = write(&mut stream, &buf).await {
-            debug!(node, error = %e, "stream to peer broke");
-            failed.increment((framed.len() + queue.len()) as u64);
-            return;
+        if !buf.is_empty() {
+            if let Err(e) = write(&mut stream, &buf).await {
+                debug!(node, error = %e, "stream to peer broke");
+                failed.increment((framed.len() + queue.len()) as u64);
+                return;
+            }
+            writes.increment(1);
+            buf.clear();
         }
-        writes.increment(1);
         for kind in framed.drain(..) {
             let counter = sent.entry(kind).or_insert_with(
                 || metrics::counter!("sessiongrid_p2p_messages_sent_total", "kind" => kind),
             );
             counter.increment(1);
         }
-        buf.clear();
     }
 }
 
