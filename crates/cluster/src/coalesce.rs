@@ -48,7 +48,7 @@ pub fn coalesce(msgs: &mut Vec<Msg>) -> usize {
         };
         let bytes: usize = entries.iter().map(|e| e.cost_bytes()).sum();
         if let Some(&(i, held)) = open.get(&p) {
-            if held + bytes <= JOINED_BYTES_MAX && join(&mut out[i], epoch, prev, &entries) {
+            if held + bytes <= JOINED_BYTES_MAX && join(&out[i], epoch, prev, &entries) {
                 if let Msg::Replica {
                     body: ReplicaMsg::Append { entries: into, published: at, .. },
                     ..
