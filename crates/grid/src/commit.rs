@@ -61,6 +61,12 @@ impl Pending {
         inner.batch.is_none() && inner.in_flight == 0
     }
 
+    /// Idle, and no commit of this partition failed: memory and disk agree.
+    pub fn is_settled(&self) -> bool {
+        let inner = self.lock();
+        inner.batch.is_none() && inner.in_flight == 0 && inner.failed.is_none()
+    }
+
     pub fn has_writes(&self) -> bool {
         self.lock().batch.is_some()
     }
@@ -221,5 +227,9 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec![(1, false), (2, true)]);
         assert!(store.get_extra(b"late").unwrap().is_none());
         assert!(store.get_extra(b"other").unwrap().is_some());
+        // Both are idle now, but only the good one is settled: the failed one's memory is
+        // ahead of its disk, so nothing may be read from it before its partition restarts.
+        assert!(bad.is_idle() && good.is_idle());
+        assert!(!bad.is_settled() && good.is_settled());
     }
 }

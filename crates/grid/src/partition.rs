@@ -127,7 +127,8 @@ fn register_here(p: PartitionId, core: &Arc<Core>) {
 /// Answers this node's read of `key` in partition `p` at once, without a message to the
 /// partition's actor, when the actor runs on this thread and the answer needs nothing from it:
 /// what [`Partition::read_now`] says, once nothing of the partition waits for the disk (a read
-/// must not show a write before it is on disk). `None`: send it as a request.
+/// must not show a write before it is on disk) and no commit of it failed. `None`: send it as a
+/// request.
 pub(crate) fn read_here(
     p: PartitionId,
     now: Now,
@@ -137,7 +138,9 @@ pub(crate) fn read_here(
 ) -> Option<Reply> {
     let core = HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))?;
     let mut partition = core.partition.try_lock().ok()?;
-    if !core.pending.is_idle() {
+    // A failed commit leaves memory ahead of disk until the actor, told by the committer,
+    // restarts from disk: nothing is read from memory meanwhile.
+    if !core.pending.is_settled() {
         return None;
     }
     partition.read_now(now, lease, key, op)
