@@ -1112,7 +1112,19 @@ impl<S: PartitionStore> Replica<S> {
             (Role::Primary, ReplicaMsg::EventsHanded { through, events }) => {
                 self.on_events_handed(from, through, events, out)
             }
-            (role, msg) => debug!(partition = self.p, ?role, ?msg, "ignored replica message"),
+            // Not for this role, or a follower's message not from its primary (every kind is
+            // named, so a new one must be placed here or above).
+            (
+                role,
+                msg @ (ReplicaMsg::Append { .. }
+                | ReplicaMsg::Chunk(_)
+                | ReplicaMsg::Ack { .. }
+                | ReplicaMsg::SyncRequest { .. }
+                | ReplicaMsg::ChunkAck { .. }
+                | ReplicaMsg::Released
+                | ReplicaMsg::EventsWanted { .. }
+                | ReplicaMsg::EventsHanded { .. }),
+            ) => debug!(partition = self.p, ?role, ?msg, "ignored replica message"),
         }
     }
 
