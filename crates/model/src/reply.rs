@@ -55,6 +55,11 @@ impl Reply {
         Reply::Error(WRONGTYPE.to_string())
     }
 
+    /// The error [`Reply::wrong_type`] makes: the key holds another kind of value.
+    pub fn is_wrong_type(&self) -> bool {
+        matches!(self, Reply::Error(e) if e == WRONGTYPE)
+    }
+
     pub fn is_error(&self) -> bool {
         match self {
             Reply::Error(_) => true,

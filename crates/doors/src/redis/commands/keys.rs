@@ -179,8 +179,8 @@ async fn swap_dbs(ctx: &Ctx<'_>, a: u8, b: u8) -> Result<(), Reply> {
                 let stored = db_key(db, key.clone());
                 match dump_stored(ctx, &stored).await {
                     Ok(Some(entry)) => moving.push((db, key, entry)),
-                    Ok(None) => {} // expired since it was listed
-                    Err(Reply::Error(e)) if e.starts_with("WRONGTYPE") => {} // a session stays
+                    Ok(None) => {}                    // expired since it was listed
+                    Err(e) if e.is_wrong_type() => {} // a session stays
                     Err(e) => return Err(e),
                 }
             }

@@ -19,7 +19,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use sessiongrid_model::list::op::{End, ListOp};
 use sessiongrid_model::num::parse_i64;
-use sessiongrid_model::reply::WRONGTYPE;
 use sessiongrid_model::{Op, Reply};
 
 use super::args::{mpop, syntax_error, Args, Mpop};
@@ -179,10 +178,6 @@ async fn type_of(ctx: &Ctx<'_>, key: &Bytes) -> Result<String, Reply> {
     }
 }
 
-fn is_wrong_type(reply: &Reply) -> bool {
-    matches!(reply, Reply::Error(e) if e == WRONGTYPE)
-}
-
 /// Moves one element from `src` to `dst`: the element, or `None` if `src` holds no list (or,
 /// `waiting`, holds another type: a blocked move keeps waiting then).
 async fn move_once(
@@ -196,7 +191,7 @@ async fn move_once(
     if src == dst {
         return match ctx.exec(src.clone(), Op::Lists(ListOp::Rotate { from, to })).await? {
             Reply::Nil => Ok(None),
-            e if waiting && is_wrong_type(&e) => Ok(None),
+            e if waiting && e.is_wrong_type() => Ok(None),
             e @ Reply::Error(_) => Err(e),
             item => Ok(Some(item)),
         };
@@ -214,7 +209,7 @@ async fn move_once(
         match ctx.exec(src.clone(), Op::Lists(ListOp::Pop { end: from, count: None })).await? {
             Reply::Bulk(item) => item,
             Reply::Nil => return Ok(None),
-            e if waiting && is_wrong_type(&e) => return Ok(None),
+            e if waiting && e.is_wrong_type() => return Ok(None),
             other => return Err(other),
         };
     let items = vec![item.clone()];
@@ -247,7 +242,7 @@ async fn pop_first(
         let popped = ctx.exec(key.clone(), Op::Lists(ListOp::Pop { end, count })).await?;
         match popped {
             Reply::Nil | Reply::NilArray => {}
-            e if waiting && is_wrong_type(&e) => {}
+            e if waiting && e.is_wrong_type() => {}
             e @ Reply::Error(_) => return Err(e),
             popped => return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), popped]))),
         }

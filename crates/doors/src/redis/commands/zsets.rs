@@ -544,11 +544,7 @@ async fn pop_first(
 ) -> Result<Option<Reply>, Reply> {
     for key in keys {
         let popped = match ctx.exec(key.clone(), Op::Zsets(ZsetOp::Pop { max, count })).await {
-            Ok(Reply::Error(e)) | Err(Reply::Error(e))
-                if !fail_on_wrong_type && e.starts_with("WRONGTYPE") =>
-            {
-                continue
-            }
+            Ok(e) | Err(e) if !fail_on_wrong_type && e.is_wrong_type() => continue,
             Ok(reply) => reply,
             Err(e) => return Err(e),
         };
