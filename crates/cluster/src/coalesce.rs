@@ -47,21 +47,19 @@ pub fn coalesce(msgs: &mut Vec<Msg>) -> usize {
             continue;
         };
         let bytes: usize = entries.iter().map(|e| e.cost_bytes()).sum();
-        if let Some(&(i, held)) = open.get(&p) {
-            if held + bytes <= JOINED_BYTES_MAX && join(&out[i], epoch, prev, &entries) {
-                if let Msg::Replica {
-                    body: ReplicaMsg::Append { entries: into, published: at, .. },
-                    ..
-                } = &mut out[i]
-                {
-                    into.extend(entries);
-                    *at = (*at).max(published);
+        let entries = match open.get(&p) {
+            Some(&(i, held)) if held + bytes <= JOINED_BYTES_MAX => {
+                match join(&mut out[i], epoch, prev, entries, published) {
+                    Ok(()) => {
+                        open.insert(p, (i, held + bytes));
+                        joined += 1;
+                        continue;
+                    }
+                    Err(entries) => entries,
                 }
-                open.insert(p, (i, held + bytes));
-                joined += 1;
-                continue;
             }
-        }
+            _ => entries,
+        };
         open.insert(p, (out.len(), bytes));
         let body = ReplicaMsg::Append { prev, entries, published };
         out.push(Msg::Replica { partition: p, epoch, body });
@@ -70,18 +68,33 @@ pub fn coalesce(msgs: &mut Vec<Msg>) -> usize {
     joined
 }
 
-/// Whether an append of `epoch` from `prev` continues `earlier`.
-fn join(earlier: &Msg, epoch: Epoch, prev: LogPos, entries: &[LogEntry]) -> bool {
+/// Adds `entries` (an append of `epoch` from `prev`) to the append `earlier` if they continue
+/// it; gives them back if not.
+fn join(
+    earlier: &mut Msg,
+    epoch: Epoch,
+    prev: LogPos,
+    entries: Vec<LogEntry>,
+    published: u64,
+) -> Result<(), Vec<LogEntry>> {
     let Msg::Replica {
-        epoch: e, body: ReplicaMsg::Append { prev: from, entries: had, .. }, ..
+        epoch: e,
+        body: ReplicaMsg::Append { prev: from, entries: had, published: at },
+        ..
     } = earlier
     else {
-        return false;
+        return Err(entries);
     };
     let end = had.last().map_or(*from, |last| last.pos);
-    *e == epoch
+    let continues = *e == epoch
         && end == prev
-        && entries.first().is_none_or(|first| first.pos.version > end.version)
+        && entries.first().is_none_or(|first| first.pos.version > end.version);
+    if !continues {
+        return Err(entries);
+    }
+    had.extend(entries);
+    *at = (*at).max(published);
+    Ok(())
 }
 
 #[cfg(test)]
