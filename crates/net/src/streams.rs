@@ -101,35 +101,38 @@ async fn write_loop(
             batch.push(msg);
         }
         joined.increment(coalesce(&mut batch) as u64);
-        let taken = batch.len();
-        for (i, msg) in batch.drain(..).enumerate() {
-            match encode_frame(&mut buf, &msg, max_frame_bytes) {
-                Ok(()) => framed.push(msg.kind()),
-                Err(e) => {
-                    warn!(node, error = %e, "message to peer dropped");
-                    failed.increment(1);
+        let mut msgs = batch.drain(..);
+        let mut broke = None;
+        while broke.is_none() {
+            let msg = msgs.next();
+            if let Some(msg) = &msg {
+                match encode_frame(&mut buf, msg, max_frame_bytes) {
+                    Ok(()) => framed.push(msg.kind()),
+                    Err(e) => {
+                        warn!(node, error = %e, "message to peer dropped");
+                        failed.increment(1);
+                    }
                 }
             }
-            if buf.len() >= WRITE_BYTES_MAX {
-                if let Err(e) = write(&mut stream, &buf).await {
-                    debug!(node, error = %e, "stream to peer broke");
-                    let unsent = framed.len() + (taken - i - 1) + queue.len();
-                    failed.increment(unsent as u64);
-                    return;
+            // A write when the buffer is full, and one for the rest at the end.
+            let last = msg.is_none();
+            if buf.len() >= WRITE_BYTES_MAX || (last && !buf.is_empty()) {
+                match write(&mut stream, &buf).await {
+                    Ok(()) => writes.increment(1),
+                    Err(e) => broke = Some(e),
                 }
-                writes.increment(1);
                 buf.clear();
             }
-        }
-        if !buf.is_empty() {
-            if let Err(e) = write(&mut stream, &buf).await {
-                debug!(node, error = %e, "stream to peer broke");
-                failed.increment((framed.len() + queue.len()) as u64);
-                return;
+            if last {
+                break;
             }
-            writes.increment(1);
-            buf.clear();
         }
+        if let Some(e) = broke {
+            debug!(node, error = %e, "stream to peer broke");
+            failed.increment((framed.len() + msgs.len() + queue.len()) as u64);
+            return;
+        }
+        drop(msgs);
         for kind in framed.drain(..) {
             let counter = sent.entry(kind).or_insert_with(
                 || metrics::counter!("sessiongrid_p2p_messages_sent_total", "kind" => kind),
