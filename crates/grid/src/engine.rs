@@ -273,7 +273,7 @@ impl Shared {
     /// ([`crate::partition::read_here`]).
     fn read_here(&self, p: PartitionId, now: Now, lease: Lease, work: &Work) -> Option<Reply> {
         let Work::Op { key, op } = work else { return None };
-        self.read_op_here(p, now, lease, key, op)
+        self.counted(crate::partition::read_here(p, now, lease, key, op))
     }
 
     /// A peer's read forwarded here under its topology of `epoch`, answered at once like this
@@ -284,23 +284,14 @@ impl Shared {
         if epoch > lease.epoch {
             return None;
         }
-        self.read_op_here(p, now, lease, key, op)
+        self.counted(crate::partition::read_here(p, now, lease, key, op))
     }
 
-    fn read_op_here(
-        &self,
-        p: PartitionId,
-        now: Now,
-        lease: Lease,
-        key: &[u8],
-        op: &Op,
-    ) -> Option<Reply> {
-        if op.is_write() {
-            return None;
+    fn counted(&self, answered: Option<Reply>) -> Option<Reply> {
+        if answered.is_some() {
+            self.read_at_once.increment(1);
         }
-        let reply = crate::partition::read_here(p, now, lease, key, op)?;
-        self.read_at_once.increment(1);
-        Some(reply)
+        answered
     }
 
     fn mono_ms(&self) -> u64 {

@@ -136,6 +136,9 @@ pub(crate) fn read_here(
     key: &[u8],
     op: &Op,
 ) -> Option<Reply> {
+    if op.is_write() {
+        return None;
+    }
     let core = HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))?;
     let mut partition = core.partition.try_lock().ok()?;
     // A failed commit leaves memory ahead of disk until the actor, told by the committer,
