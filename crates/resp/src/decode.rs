@@ -249,6 +249,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_taken_in_one_piece_or_argument_by_argument_is_the_same() {
+        let limits = Limits {
+            bulk_bytes_max: 8192,
+            array_len_max: 8,
+            inline_bytes_max: 64,
+            request_bytes_max: 16384,
+        };
+        for size in [0, 1, 100, ONE_PIECE_BYTES_MAX / 2, ONE_PIECE_BYTES_MAX, 5000] {
+            let value = "v".repeat(size);
+            let mut input = Vec::new();
+            for arg in ["SET", "key", &value] {
+                input.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+            }
+            let input = [b"*3\r\n".as_slice(), &input, b"*1\r\n$4\r\nPING\r\n"].concat();
+            let whole = crate::fuzzing::decode_chunked(limits, &input, input.len());
+            assert_eq!(whole, crate::fuzzing::decode_chunked(limits, &input, 7), "{size}");
+            let mut buf = BytesMut::from(&input[..]);
+            let first = Decoder::new(limits).decode(&mut buf).unwrap();
+            assert_eq!(first, Some(args(&["SET", "key", &value])));
+        }
+    }
+
+    #[test]
     fn refuses_what_exceeds_limits() {
         assert_eq!(decode_all(b"*5\r\n").unwrap_err().0, "invalid multibulk length");
         assert_eq!(decode_all(b"*1\r\n$17\r\n").unwrap_err().0, "invalid bulk length");
