@@ -323,8 +323,10 @@ impl<S: PartitionStore> Replica<S> {
     /// The answer [`Replica::request`] would give a read at once, with nothing to write, send
     /// or wait for: `None` unless this primary serves, no transaction holds the partition, every
     /// write of its history is acknowledged by the followers that count, and the read changes
-    /// nothing (a key found expired is deleted by the usual path). The caller has checked the
-    /// lease, as for `request`, and that nothing of this partition waits for the disk.
+    /// nothing (a key found expired is deleted by the usual path; a session read whose touch is
+    /// due writes it). Only reads and operations that mostly change nothing are tried
+    /// ([`Op::mostly_reads`]). The caller has checked the lease, as for `request`, and that
+    /// nothing of this partition waits for the disk.
     pub fn read_now(&mut self, now: Now, key: &[u8], op: &Op) -> Option<Reply> {
         match &mut self.role {
             Role::Primary(l) => l.read_now(&mut self.b, now, key, op),

@@ -127,8 +127,9 @@ fn register_here(p: PartitionId, core: &Arc<Core>) {
 /// Answers this node's read of `key` in partition `p` at once, without a message to the
 /// partition's actor, when the actor runs on this thread and the answer needs nothing from it:
 /// what [`Partition::read_now`] says, once nothing of the partition waits for the disk (a read
-/// must not show a write before it is on disk) and no commit of it failed. `None`: send it as a
-/// request.
+/// must not show a write before it is on disk) and no commit of it failed. Only reads and
+/// operations that mostly change nothing are tried ([`Op::mostly_reads`]: a session read that
+/// touches). `None`: send it as a request.
 pub(crate) fn read_here(
     p: PartitionId,
     now: Now,
@@ -136,7 +137,7 @@ pub(crate) fn read_here(
     key: &[u8],
     op: &Op,
 ) -> Option<Reply> {
-    if op.is_write() {
+    if !op.mostly_reads() {
         return None;
     }
     let core = HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))?;

@@ -232,6 +232,14 @@ impl Op {
         )
     }
 
+    /// True for a read, and for an operation that mostly changes nothing: a session read that
+    /// touches the session, which writes at most once a granule. Such an operation may be
+    /// answered on the spot when it turns out to change nothing (the grid's reads on the spot);
+    /// any other write is sent to be run.
+    pub fn mostly_reads(&self) -> bool {
+        !self.is_write() || matches!(self, Op::Session(SessionOp::Get { touch: true, .. }))
+    }
+
     /// What a command that reads or writes only named fields needs of a hash, set or sorted
     /// set: the partition then reads those fields, not all of it.
     pub fn fields(&self) -> Option<FieldNeeds> {

@@ -273,7 +273,7 @@ impl Leading {
         key: &[u8],
         op: &Op,
     ) -> Option<Reply> {
-        if op.is_write() || self.check_serving(b, now).is_err() || self.holds.is_held() {
+        if !op.mostly_reads() || self.check_serving(b, now).is_err() || self.holds.is_held() {
             return None;
         }
         let pos = b.pos?;

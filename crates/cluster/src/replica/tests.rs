@@ -242,6 +242,34 @@ fn a_read_is_answered_at_once_only_when_the_request_path_would_answer_it_at_once
 }
 
 #[test]
+fn a_session_read_is_answered_at_once_until_its_touch_is_due() {
+    use sessiongrid_model::session::op::SessionOp;
+    let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+    let mut t = Topology::founded_by(7, 1);
+    t.members = vec![7];
+    t.partitions[0].owners = vec![7];
+    t.partitions[0].target = vec![7];
+    let mut r = Replica::new(0, 7, cfg, MemStore::empty());
+    let mut out = Vec::new();
+    let now = |ms| Now { mono: ms, wall: ms };
+    r.adopt(now(0), &t, &mut out);
+    let k = Bytes::from_static(b"sg:session:s1");
+    let (id, group) = (Bytes::from_static(b"s1"), Bytes::from_static(b"app"));
+    let create = SessionOp::Create { id, group, idle_ms: 60_000, absolute_ms: None };
+    r.request(now(1_000), Origin::Local(1), k.clone(), Op::Session(create), &mut out);
+    let get = Op::Session(SessionOp::Get { touch: true, attrs: None, names: false });
+    // Touched less than a granule ago: the read changes nothing, and is answered at once.
+    assert!(r.read_now(now(1_500), &k, &get).is_some());
+    let pos = r.position();
+    // A granule later it moves the last access: a write, sent to be run.
+    assert_eq!(r.read_now(now(2_500), &k, &get), None);
+    assert_eq!(r.position(), pos, "nothing written by the attempt");
+    // Any other write is never tried.
+    let touch = Op::Session(SessionOp::Touch { idle_ms: None });
+    assert_eq!(r.read_now(now(1_500), &k, &touch), None);
+}
+
+#[test]
 fn a_follower_that_dropped_a_snapshot_midway_asks_for_a_new_one() {
     let (mut r, mut t) = follower_of_7();
     let now = Now { mono: 0, wall: 0 };
