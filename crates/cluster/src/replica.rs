@@ -142,7 +142,8 @@ struct Base<S> {
     max_version: u64,
     /// The id of the next snapshot this replica sends as primary (ids only grow, across terms).
     next_snapshot: u64,
-    /// When the expiry sweep runs next, as primary (monotonic).
+    /// When the expiry sweep runs next, as primary (monotonic); kept here, so the schedule
+    /// outlives a step-down and the next takeover.
     next_sweep: u64,
     /// Every event up to this version has been published (by this node or its predecessors)
     /// and is with every member: followers forget those, and a successor publishes the rest.
@@ -450,6 +451,7 @@ impl<S: PartitionStore> Base<S> {
         self.failed = None;
     }
 
+    /// Lets the copy go (a follower's snapshot in progress goes with its role).
     fn drop_data(&mut self) {
         if let Err(e) = self.store.clear() {
             error!(partition = self.p, error = %e, "could not drop a partition this node no longer holds");

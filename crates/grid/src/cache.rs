@@ -109,7 +109,7 @@ pub struct EntryCache {
     budget: Arc<Budget>,
 }
 
-fn cost(key: &Bytes, entry: &Entry) -> usize {
+fn cost(key: &[u8], entry: &Entry) -> usize {
     key.len() + entry.cost_bytes()
 }
 
@@ -180,22 +180,25 @@ impl EntryCache {
     }
 
     /// Caches `entry` (marked used if the key was cached already); returns how many entries
-    /// were evicted for it, or `None` if it is too big to be cached (and was not).
-    pub fn insert(&mut self, key: Bytes, entry: Entry) -> Option<usize> {
-        let c = cost(&key, &entry);
+    /// were evicted for it, or `None` if it is too big to be cached (and was not). A key new to
+    /// the tier is copied into a buffer of its own: a request's key may share one with the
+    /// request's other arguments (see the RESP decoder), which the tier must not keep alive.
+    pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<usize> {
+        let c = cost(key, &entry);
         if c > self.budget.entry_max() {
-            self.take(&key);
+            self.take(key);
             return None;
         }
-        if let Some(slot) = self.slots.get_mut(&key) {
+        if let Some(slot) = self.slots.get_mut(key) {
             let before = slot.cost;
             slot.cost = c;
             slot.entry = entry;
             slot.used = true;
             self.set_bytes(self.bytes - before + c);
-            return Some(self.make_room(0, Some(&key)));
+            return Some(self.make_room(0, Some(key)));
         }
         let evicted = self.make_room(c, None);
+        let key = Bytes::copy_from_slice(key);
         let generation = self.next_generation;
         self.next_generation += 1;
         self.ring.push_back((key.clone(), generation));
@@ -308,13 +311,27 @@ mod tests {
 
     /// What a key of `fill` with `entry(len)` costs.
     fn one(len: usize) -> usize {
-        cost(&Bytes::from_static(b"k0000"), &entry(len))
+        cost(b"k0000", &entry(len))
     }
 
     fn fill(cache: &mut EntryCache, from: usize, n: usize, len: usize) {
         for i in from..from + n {
-            cache.insert(Bytes::from(format!("k{i:04}")), entry(len));
+            cache.insert(format!("k{i:04}").as_bytes(), entry(len));
         }
+    }
+
+    #[test]
+    fn a_key_new_to_the_tier_is_kept_in_a_buffer_of_its_own() {
+        let mut cache = EntryCache::new(Budget::new(one(100) * 4));
+        // A request's arguments in one piece: the key must not keep the value alive.
+        let request =
+            Bytes::from(b"SETk0001".iter().chain(&[b'v'; 4000]).copied().collect::<Vec<_>>());
+        let key = request.slice(3..8);
+        assert_eq!(cache.insert(&key, entry(100)), Some(0));
+        let (kept, _) = cache.slots.get_key_value(&key[..]).expect("cached");
+        assert_eq!(kept, &key);
+        assert!(!std::ptr::eq(kept.as_ptr(), key.as_ptr()), "a copy, not a slice of the request");
+        assert_eq!(kept.len(), 5);
     }
 
     #[test]
@@ -322,7 +339,7 @@ mod tests {
         let mut cache = EntryCache::new(Budget::new(one(100) * 4));
         fill(&mut cache, 0, 4, 100);
         assert!(cache.get(b"k0000").is_some());
-        assert_eq!(cache.insert(Bytes::from_static(b"k0004"), entry(100)), Some(1));
+        assert_eq!(cache.insert(b"k0004", entry(100)), Some(1));
         assert!(cache.budget.used() <= one(100) * 4);
         assert!(cache.take(b"k0001").is_none(), "the oldest entry not used since went first");
         assert!(cache.take(b"k0000").is_some(), "a used entry got a second chance");
@@ -354,10 +371,10 @@ mod tests {
     fn a_rewritten_entry_keeps_its_place_and_the_budget_holds() {
         let mut cache = EntryCache::new(Budget::new(one(100) * 8));
         fill(&mut cache, 0, 8, 100);
-        assert_eq!(cache.insert(Bytes::from_static(b"k0001"), entry(100)), Some(0));
+        assert_eq!(cache.insert(b"k0001", entry(100)), Some(0));
         assert_eq!(cache.len(), 8);
         // Growing an entry past the budget evicts others, never the entry itself.
-        let evicted = cache.insert(Bytes::from_static(b"k0001"), entry(250));
+        let evicted = cache.insert(b"k0001", entry(250));
         assert!(evicted.is_some_and(|n| n >= 1), "{evicted:?}");
         assert!(cache.get(b"k0001").is_some());
         assert!(cache.budget.used() <= one(100) * 8);
@@ -368,7 +385,7 @@ mod tests {
         let mut cache = EntryCache::new(Budget::new(1 << 20));
         for i in 0..10_000 {
             let key = Bytes::from(format!("k{i}"));
-            cache.insert(key.clone(), entry(10));
+            cache.insert(&key, entry(10));
             cache.take(&key);
         }
         assert!(cache.is_empty());
@@ -378,7 +395,7 @@ mod tests {
     #[test]
     fn an_entry_past_a_quarter_of_the_budget_is_not_cached() {
         let mut cache = EntryCache::new(Budget::new(4000));
-        assert_eq!(cache.insert(Bytes::from_static(b"big"), entry(1000)), None);
+        assert_eq!(cache.insert(b"big", entry(1000)), None);
         assert!(cache.is_empty());
         assert_eq!(cache.budget.used(), 0);
     }

@@ -224,18 +224,13 @@ impl DiskPartition {
     }
 
     fn remember(&mut self, key: &[u8], entry: Option<Entry>) {
-        self.remember_key(Bytes::copy_from_slice(key), entry)
-    }
-
-    /// [`DiskPartition::remember`] with the key already in a buffer of its own (a write's).
-    fn remember_key(&mut self, key: Bytes, entry: Option<Entry>) {
         match entry {
             Some(e) => match self.account(|cache| cache.insert(key, e)) {
                 Some(evicted) => self.evicted(evicted),
                 None => self.complete = false,
             },
             None => {
-                self.account(|cache| cache.take(&key));
+                self.account(|cache| cache.take(key));
             }
         }
     }
@@ -254,7 +249,7 @@ impl DiskPartition {
     /// A key that held nothing (`!existed`) is cached whole: its header and rows are all of it.
     fn remember_change(&mut self, key: &Bytes, delta: &Delta, existed: bool) {
         match delta {
-            Delta::Whole(state) => self.remember_key(key.clone(), state.clone()),
+            Delta::Whole(state) => self.remember(key, state.clone()),
             Delta::Fields { header, rows } => {
                 let patched = self.account(|cache| cache.patch(key, |slot| delta.patch(slot)));
                 if let Some(evicted) = patched {

@@ -138,7 +138,7 @@ pub(crate) fn read_here(
     op: &Op,
 ) -> Option<Reply> {
     if !op.mostly_reads() {
-        return None;
+        return None; // a write, sent as it is without the lookup (the replica checks again)
     }
     let core = HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))?;
     let mut partition = core.partition.try_lock().ok()?;

@@ -56,11 +56,18 @@ const COPY_BYTES_MAX: usize = 32 * 1024;
 /// Capacity reserved up front for a request's argument list; the rest grows as it arrives.
 const ARGS_PREALLOC_MAX: usize = 1024;
 
-/// A complete request whose arguments total at most this many bytes is copied out of the read
-/// buffer in one piece, every argument a slice of it: two allocations per request (the piece
-/// and its shared count), instead of one per argument and one more for each argument kept. A
-/// kept argument (a stored key or value) so pins at most this many bytes.
+/// A complete request of at most [`ONE_PIECE_ARGS_MAX`] arguments totalling at most this many
+/// bytes is copied out of the read buffer in one piece, every argument a slice of it: two
+/// allocations per request (the piece and its shared count), instead of one per argument and
+/// one more for each argument kept.
 const ONE_PIECE_BYTES_MAX: usize = 4 * 1024;
+
+/// A kept argument keeps its whole piece alive. With at most three (a command, a key and one
+/// value: `SET k v`, `GET k`, `SADD s m`), a kept value keeps only its command and key besides,
+/// and the key is copied where it outlives its value (the memory tier copies a key new to it).
+/// A request naming several fields or members (`HSET h f v`) is taken argument by argument, so
+/// one field's value never keeps a replaced one's alive.
+const ONE_PIECE_ARGS_MAX: usize = 3;
 
 impl Decoder {
     pub fn new(limits: Limits) -> Self {
@@ -116,10 +123,13 @@ impl Decoder {
 }
 
 /// The arguments of the request at the start of `buf` (after its `*<count>` header) in one
-/// piece, if they have all arrived, each within the limits, and total at most
-/// [`ONE_PIECE_BYTES_MAX`]; `None` (nothing taken) leaves the request to the argument-by-argument
-/// path, which also names whatever is wrong with it.
+/// piece, if there are at most [`ONE_PIECE_ARGS_MAX`], they have all arrived, each is within the
+/// limits, and they total at most [`ONE_PIECE_BYTES_MAX`]; `None` (nothing taken) leaves the
+/// request to the argument-by-argument path, which also names whatever is wrong with it.
 fn one_piece(buf: &mut BytesMut, count: usize, limits: &Limits) -> Option<Vec<Bytes>> {
+    if count > ONE_PIECE_ARGS_MAX {
+        return None;
+    }
     let bulk_at = |at: usize| -> Option<(usize, usize)> {
         let rest = buf.get(at..).filter(|r| r.first() == Some(&b'$'))?;
         let (len, used) = header(rest, "bulk count").ok()??;
@@ -129,9 +139,12 @@ fn one_piece(buf: &mut BytesMut, count: usize, limits: &Limits) -> Option<Vec<By
     let (mut at, mut total) = (0, 0);
     for _ in 0..count {
         let (used, len) = bulk_at(at)?;
-        total += len;
-        at += used + len + 2;
-        if total > ONE_PIECE_BYTES_MAX || total > limits.request_bytes_max || at > buf.len() {
+        total += len; // each len is at most bulk_bytes_max, and total stops at 4 KiB
+        if total > ONE_PIECE_BYTES_MAX || total > limits.request_bytes_max {
+            return None;
+        }
+        at += used + len + 2; // within the buffer or just past it, checked next
+        if at > buf.len() {
             return None;
         }
     }
@@ -269,6 +282,10 @@ mod tests {
             let first = Decoder::new(limits).decode(&mut buf).unwrap();
             assert_eq!(first, Some(args(&["SET", "key", &value])));
         }
+        // More arguments than one piece takes: argument by argument, the same request.
+        let mut buf = BytesMut::from(&b"*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\nf\r\n$1\r\nv\r\n"[..]);
+        let hset = Decoder::new(limits).decode(&mut buf).unwrap();
+        assert_eq!(hset, Some(args(&["HSET", "h", "f", "v"])));
     }
 
     #[test]
