@@ -324,13 +324,22 @@ impl Shared {
         }
     }
 
+    /// Runs `work` in partition `p` of this node: on the spot when the partition's actor runs on
+    /// this thread ([`crate::partition::run_here`]), else as a message to the actor.
     async fn exec_local(&self, p: PartitionId, work: Work) -> Result<Reply, Refusal> {
-        let Some(actor) = self.partition(p) else { return Err(Refusal::NotServing) };
         let read_only = work.read_only();
-        let (tx, rx) = oneshot::channel();
-        if actor.cast(PartitionMsg::Local { work, reply: RpcReplyPort::from(tx) }).is_err() {
-            return Err(Refusal::NotServing);
-        }
+        let rx = match crate::partition::run_here(p, work) {
+            Ok(rx) => rx,
+            Err(work) => {
+                let Some(actor) = self.partition(p) else { return Err(Refusal::NotServing) };
+                let (tx, rx) = oneshot::channel();
+                if actor.cast(PartitionMsg::Local { work, reply: RpcReplyPort::from(tx) }).is_err()
+                {
+                    return Err(Refusal::NotServing);
+                }
+                rx
+            }
+        };
         match rx.await {
             Ok(result) => result,
             // The actor died with the request (it is restarted from disk): a write may or may

@@ -1,14 +1,16 @@
-//! The partition actor: the only writer of one partition on this node.
+//! The partition actor: the owner of one partition on this node.
 //!
 //! # Ownership
 //! - **Owns** the partition's [`Partition`] state machine (its replica, the topology it follows)
 //!   and, through its [`DiskPartition`], the partition's rows and its memory tier of hot entries.
-//!   It lends them, locked, to the request paths of its own thread for reads that need nothing
-//!   from it ([`read_here`]); everything else reaches it as a message.
+//!   It lends them, locked, to the request paths of its own thread: a read that needs nothing
+//!   from it is answered there ([`read_here`]), and a request of this node is run there as the
+//!   actor would run it ([`run_here`]); everything else reaches it as a message.
 //! - **Started** by the [`supervisor`](crate::supervisor) at node start, and again by it if the
 //!   actor fails; a restarted actor starts from disk (every acknowledged write is there) and is
 //!   given the topology control follows.
-//! - **Messages**: [`PartitionMsg`]: client requests of this node, requests, queries and
+//! - **Messages**: [`PartitionMsg`]: client requests of this node (of another thread, or in a
+//!   pipeline's batch), requests, queries and
 //!   replication from peers (straight from the stream readers), topologies from control, its
 //!   own tick. One at a time, so every operation on a key is atomic and the partition's writes
 //!   are totally ordered.
@@ -99,12 +101,19 @@ pub(crate) struct Core {
     partition: Mutex<Partition<DiskPartition>>,
     /// The partition's writes not on disk yet, and the group that writes them.
     pending: Pending,
+    /// Who waits for which answer, and the tick asked for: what running a message needs
+    /// besides the state machine.
+    book: Mutex<Book>,
 }
 
 impl Core {
     fn lock(&self) -> MutexGuard<'_, Partition<DiskPartition>> {
         // A panic while locked fails the actor, which is restarted with a new core.
         self.partition.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -150,10 +159,51 @@ pub(crate) fn read_here(
     partition.read_now(now, lease, key, op)
 }
 
+/// Runs this node's request in partition `p` on the spot, as the actor would run it, when the
+/// actor runs on this thread: no mailbox, no task switch. Its answer comes the usual way, once
+/// its writes are on disk (and on the followers that count). It may pass messages already in
+/// the actor's mailbox: they are of requests no less concurrent with it (a connection waits for
+/// its answers before its next request), topologies, ticks and peers' messages, any of which
+/// could have come after it. `Err`: send it to the actor (another thread's partition, or one
+/// that failed and waits for its actor to restart from disk).
+#[allow(clippy::result_large_err)] // `Err` hands the request back to be sent, moved not copied
+pub(crate) fn run_here(
+    p: PartitionId,
+    work: Work,
+) -> Result<tokio::sync::oneshot::Receiver<Result<Reply, Refusal>>, Work> {
+    let Some(core) = HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))
+    else {
+        return Err(work);
+    };
+    let (Ok(mut partition), Ok(mut book)) = (core.partition.try_lock(), core.book.try_lock())
+    else {
+        return Err(work);
+    };
+    if partition.failure().is_some() || core.pending.failure().is_some() {
+        return Err(work); // the actor fails on its next message and restarts from disk
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (now, lease) = (book.shared.clock.now(), book.shared.lease());
+    book.local(&mut partition, now, lease, work, RpcReplyPort::from(tx));
+    if let Some(e) = partition.failure() {
+        let _ = book.myself.cast(PartitionMsg::Failed(e.0));
+        return Ok(rx);
+    }
+    book.ask_tick(&partition, now.mono);
+    book.release(&mut partition, &core.pending);
+    Ok(rx)
+}
+
+/// The actor's state: the core it shares with its thread's request paths.
 pub struct PartitionState {
-    shared: Arc<Shared>,
     core: Arc<Core>,
+}
+
+/// What running a message needs besides the state machine (see [`Core`]).
+struct Book {
+    shared: Arc<Shared>,
     committer: Arc<Committer>,
+    myself: ActorRef<PartitionMsg>,
     /// Local requests waiting for their answer, by the id the state machine knows them by.
     waiting: HashMap<u64, RpcReplyPort<Result<Reply, Refusal>>>,
     next_id: u64,
@@ -176,24 +226,17 @@ impl Actor for PartitionActor {
         let (pending, committer) = (disk.pending(), disk.committer());
         let now = shared.clock.now();
         let partition = Partition::new(args.id, shared.me, shared.cfg.clone(), disk, now);
-        let core = Arc::new(Core { partition: Mutex::new(partition), pending });
+        let book =
+            Book { shared, committer, myself, waiting: HashMap::new(), next_id: 1, tick_at: None };
+        let core = Arc::new(Core { partition: Mutex::new(partition), pending, book: book.into() });
         register_here(args.id, &core);
-        let mut state = PartitionState {
-            shared,
-            core,
-            committer,
-            waiting: HashMap::new(),
-            next_id: 1,
-            tick_at: None,
-        };
-        let core = state.core.clone();
-        state.ask_tick(&core.lock(), &myself, now.mono);
-        Ok(state)
+        core.book().ask_tick(&core.lock(), now.mono);
+        Ok(PartitionState { core })
     }
 
     async fn handle(
         &self,
-        myself: ActorRef<PartitionMsg>,
+        _myself: ActorRef<PartitionMsg>,
         msg: PartitionMsg,
         state: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
@@ -203,19 +246,24 @@ impl Actor for PartitionActor {
             // Memory is ahead of disk: the supervisor restarts the partition from disk.
             return Err(format!("partition {}: {e}", p.id()).into());
         }
-        let now = state.handle(&mut p, msg);
+        if let Some(e) = p.failure() {
+            // A request path of this thread left it failed (see [`run_here`]).
+            return Err(format!("partition {}: {}", p.id(), e.0).into());
+        }
+        let mut book = core.book();
+        let now = book.handle(&mut p, msg);
         if let Some(e) = p.failure() {
             return Err(format!("partition {}: {}", p.id(), e.0).into());
         }
-        state.ask_tick(&p, &myself, now.mono);
-        state.release(&mut p, myself);
+        book.ask_tick(&p, now.mono);
+        book.release(&mut p, &core.pending);
         Ok(())
     }
 }
 
 type Held<'a> = MutexGuard<'a, Partition<DiskPartition>>;
 
-impl PartitionState {
+impl Book {
     /// Runs one message; returns the time it ran at.
     fn handle(&mut self, p: &mut Held<'_>, msg: PartitionMsg) -> Now {
         let now = self.shared.clock.now();
@@ -300,27 +348,27 @@ impl PartitionState {
 
     /// Asks for a tick when the partition next has work for one (at most one on its way: a
     /// sooner ask replaces a later one, which is then ignored).
-    fn ask_tick(&mut self, p: &Held<'_>, myself: &ActorRef<PartitionMsg>, now: u64) {
+    fn ask_tick(&mut self, p: &Held<'_>, now: u64) {
         let at = p.next_tick().map_or(now + IDLE_TICK_MS, |at| at.max(now + TICK_MS));
         if self.tick_at.is_some_and(|asked| asked <= at) {
             return;
         }
         self.tick_at = Some(at);
-        myself.send_after(Duration::from_millis(at - now), move || PartitionMsg::Tick(at));
+        let after = Duration::from_millis(at - now);
+        self.myself.send_after(after, move || PartitionMsg::Tick(at));
     }
 
     /// Hands this message's writes and outputs to the thread's committer; with no write of its
     /// own and none before it still on the way to disk, delivers the outputs at once.
-    fn release(&mut self, p: &mut Held<'_>, actor: ActorRef<PartitionMsg>) {
+    fn release(&mut self, p: &mut Held<'_>, pending: &Pending) {
         let outputs = self.outputs(p);
-        let pending = &self.core.pending;
         if pending.is_idle() {
             return deliver(&self.shared, p.id(), outputs);
         }
         if outputs.is_empty() && !pending.has_writes() {
             return;
         }
-        let (shared, id) = (self.shared.clone(), p.id());
+        let (shared, id, actor) = (self.shared.clone(), p.id(), self.myself.clone());
         self.committer.submit(
             pending,
             Box::new(move |result| match result {
