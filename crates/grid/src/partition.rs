@@ -32,7 +32,8 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sessiongrid_cluster::replica::Origin;
-use sessiongrid_cluster::{Lease, NodeStore, Now, Topology};
+
+use sessiongrid_cluster::{Lease, NodeStore, Now, StoreError, Topology};
 use sessiongrid_cluster::{Msg, NodeId, Partition, PartitionOutput, PartitionStats, Refusal};
 use sessiongrid_model::{Op, PartitionId, Reply};
 use tracing::debug_span;
@@ -92,11 +93,12 @@ pub struct PartitionArgs {
 
 pub struct PartitionActor;
 
-/// What a partition's actor shares with the request paths of its thread: its state machine and
-/// its writes on the way to disk. The actor runs each message with the state machine locked; a
-/// request path of the same thread answers a read through it at once when the read needs
-/// nothing from the actor ([`read_here`]). The lock is never waited for: both sides run on the
-/// one thread and hold it only between two awaits.
+/// What a partition's actor shares with the request paths of its thread: its state machine, its
+/// writes on the way to disk and its book. The actor runs each message with them locked; a
+/// request path of the same thread answers a read through them when the read needs nothing from
+/// the actor ([`read_here`]), and runs this node's other requests through them as the actor
+/// would ([`run_here`]). The locks are never waited for: both sides run on the one thread and
+/// hold them only between two awaits.
 pub(crate) struct Core {
     partition: Mutex<Partition<DiskPartition>>,
     /// The partition's writes not on disk yet, and the group that writes them.
@@ -121,6 +123,11 @@ thread_local! {
     /// The partitions whose actor runs on this thread, by id (a dead actor's no longer
     /// upgrades).
     static HERE: RefCell<Vec<Weak<Core>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The core of partition `p` if its actor runs on this thread.
+fn core_here(p: PartitionId) -> Option<Arc<Core>> {
+    HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))
 }
 
 fn register_here(p: PartitionId, core: &Arc<Core>) {
@@ -149,7 +156,7 @@ pub(crate) fn read_here(
     if !op.mostly_reads() {
         return None; // a write, sent as it is without the lookup (the replica checks again)
     }
-    let core = HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))?;
+    let core = core_here(p)?;
     let mut partition = core.partition.try_lock().ok()?;
     // A failed commit leaves memory ahead of disk until the actor, told by the committer,
     // restarts from disk: nothing is read from memory meanwhile.
@@ -171,10 +178,7 @@ pub(crate) fn run_here(
     p: PartitionId,
     work: Work,
 ) -> Result<tokio::sync::oneshot::Receiver<Result<Reply, Refusal>>, Work> {
-    let Some(core) = HERE.with_borrow(|here| here.get(usize::from(p)).and_then(Weak::upgrade))
-    else {
-        return Err(work);
-    };
+    let Some(core) = core_here(p) else { return Err(work) };
     let (Ok(mut partition), Ok(mut book)) = (core.partition.try_lock(), core.book.try_lock())
     else {
         return Err(work);
@@ -185,12 +189,10 @@ pub(crate) fn run_here(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (now, lease) = (book.shared.clock.now(), book.shared.lease());
     book.local(&mut partition, now, lease, work, RpcReplyPort::from(tx));
-    if let Some(e) = partition.failure() {
+    if let Err(e) = book.finish(&mut partition, &core.pending, now) {
+        // The actor fails on it and restarts from disk; the answer's port goes with it.
         let _ = book.myself.cast(PartitionMsg::Failed(e.0));
-        return Ok(rx);
     }
-    book.ask_tick(&partition, now.mono);
-    book.release(&mut partition, &core.pending);
     Ok(rx)
 }
 
@@ -242,22 +244,19 @@ impl Actor for PartitionActor {
     ) -> Result<(), ActorProcessingErr> {
         let core = state.core.clone();
         let mut p = core.lock();
-        if let PartitionMsg::Failed(e) = msg {
-            // Memory is ahead of disk: the supervisor restarts the partition from disk.
+        // Memory is ahead of disk (a commit failed, or a request path of this thread left the
+        // state machine failed, see [`run_here`]): the supervisor restarts it from disk.
+        let failed = match &msg {
+            PartitionMsg::Failed(e) => Some(e.clone()),
+            _ => p.failure().map(|e| e.0),
+        };
+        if let Some(e) = failed {
             return Err(format!("partition {}: {e}", p.id()).into());
-        }
-        if let Some(e) = p.failure() {
-            // A request path of this thread left it failed (see [`run_here`]).
-            return Err(format!("partition {}: {}", p.id(), e.0).into());
         }
         let mut book = core.book();
         let now = book.handle(&mut p, msg);
-        if let Some(e) = p.failure() {
-            return Err(format!("partition {}: {}", p.id(), e.0).into());
-        }
-        book.ask_tick(&p, now.mono);
-        book.release(&mut p, &core.pending);
-        Ok(())
+        book.finish(&mut p, &core.pending, now)
+            .map_err(|e| format!("partition {}: {}", p.id(), e.0).into())
     }
 }
 
@@ -344,6 +343,18 @@ impl Book {
             Work::Query { query, .. } => p.query(now, lease, origin, epoch, query),
         }
         id
+    }
+
+    /// What follows a message run at `now`: unless it left the state machine failed (memory
+    /// ahead of disk: nothing it caused goes out), asks for the next tick and hands its writes
+    /// and outputs to the committer.
+    fn finish(&mut self, p: &mut Held<'_>, pending: &Pending, now: Now) -> Result<(), StoreError> {
+        if let Some(e) = p.failure() {
+            return Err(e);
+        }
+        self.ask_tick(p, now.mono);
+        self.release(p, pending);
+        Ok(())
     }
 
     /// Asks for a tick when the partition next has work for one (at most one on its way: a
