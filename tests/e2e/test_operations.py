@@ -90,6 +90,27 @@ def test_metrics_api_and_operator_commands_on_a_cluster(pool):
         assert clients[0].execute_command("SESSION.GET", sid, "NOTOUCH") is not None, sid
 
 
+def test_requests_of_a_single_node_run_on_the_spot(pool):
+    """On a node of one engine thread every partition's actor shares the request's thread: a
+    write runs in the partition's state machine without a message to the actor, a read with
+    nothing in flight is answered there, and so is a session read whose touch is not due."""
+    node = pool.grid(config={"engine_threads": 1})
+    client = node.client(decode_responses=True)
+    run = lambda: metric_sum(node, "sessiongrid_requests_run_at_once_total")  # noqa: E731
+    read = lambda: metric_sum(node, "sessiongrid_requests_read_at_once_total")  # noqa: E731
+    runs_before, reads_before = run(), read()
+    for i in range(20):
+        assert client.set(f"spot:{i}", i)
+    assert run() - runs_before >= 20, run()
+    assert [client.get(f"spot:{i}") for i in range(20)] == [str(i) for i in range(20)]
+    assert read() - reads_before >= 20, read()
+    sid = client.execute_command("SESSION.CREATE", "spot")
+    reads_before = read()
+    for _ in range(5):
+        assert client.execute_command("SESSION.GET", sid) is not None
+    assert read() - reads_before >= 4, read()  # the first may be due to touch
+
+
 def test_operator_commands_explain_failures(pool):
     node = pool.grid()
     out = subprocess.run([SESSIONGRID_BIN, "drain", "0123456789abcdef", "--http", f"127.0.0.1:{node.http_port}"],

@@ -127,6 +127,9 @@ pub struct Shared {
     pub retried: metrics::Counter,
     /// Reads answered by a request path without a message to their partition's actor.
     pub read_at_once: metrics::Counter,
+    /// Requests of this node run by a request path in their partition's state machine, without
+    /// a message to its actor.
+    pub run_at_once: metrics::Counter,
 }
 
 impl Shared {
@@ -329,7 +332,10 @@ impl Shared {
     async fn exec_local(&self, p: PartitionId, work: Work) -> Result<Reply, Refusal> {
         let read_only = work.read_only();
         let rx = match crate::partition::run_here(p, work) {
-            Ok(rx) => rx,
+            Ok(rx) => {
+                self.run_at_once.increment(1);
+                rx
+            }
             Err(work) => {
                 let Some(actor) = self.partition(p) else { return Err(Refusal::NotServing) };
                 let (tx, rx) = oneshot::channel();

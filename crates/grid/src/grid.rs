@@ -140,6 +140,7 @@ impl Grid {
             forwarded: metrics::counter!("sessiongrid_requests_forwarded_total"),
             retried: metrics::counter!("sessiongrid_requests_retried_total"),
             read_at_once: metrics::counter!("sessiongrid_requests_read_at_once_total"),
+            run_at_once: metrics::counter!("sessiongrid_requests_run_at_once_total"),
         });
         let sv_args =
             SupervisorArgs { shared: shared.clone(), disk: disk.clone(), shards: shards.clone() };
