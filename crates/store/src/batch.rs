@@ -79,12 +79,12 @@ impl Batch {
     fn put_header(&mut self, key: &[u8], header: &Entry, old_expiry: Option<u64>) {
         let p = self.partition;
         self.ops.push(BatchOp::Put(Family::Entries, keys::entry_key(p, key), header.encode()));
-        if old_expiry != header.expire_at_ms {
+        if old_expiry.map(keys::expiry_slot) != header.expire_at_ms.map(keys::expiry_slot) {
             self.unindex(key, old_expiry);
             if let Some(at) = header.expire_at_ms {
                 self.ops.push(BatchOp::Put(
                     Family::Expiry,
-                    keys::expiry_key(p, at, key),
+                    keys::expiry_key(p, keys::expiry_slot(at), key),
                     Vec::new(),
                 ));
             }
@@ -114,7 +114,7 @@ impl Batch {
     /// Removes only an expiry-index row (one that no longer matches its entry).
     pub fn unindex(&mut self, key: &[u8], at: Option<u64>) {
         if let Some(at) = at {
-            let row = keys::expiry_key(self.partition, at, key);
+            let row = keys::expiry_key(self.partition, keys::expiry_slot(at), key);
             self.ops.push(BatchOp::Delete(Family::Expiry, row));
         }
     }

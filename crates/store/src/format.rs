@@ -4,8 +4,10 @@
 //! row. Format 2 keeps them in rows of their own ([`keys::CF_FIELDS`]); opening a format-1
 //! directory moves them there once, in batches, before anything else reads it. Format 3 adds
 //! the metadata journal ([`crate::journal`]), which a format-2 build would not read: opening a
-//! format-2 directory only records the new format. A directory of a newer format is refused
-//! rather than misread.
+//! format-2 directory only records the new format. Format 4 files expiry rows under their
+//! deadline's slot ([`keys::expiry_slot`]); opening an older directory moves every row filed
+//! under its exact deadline to its slot. A directory of a newer format is refused rather than
+//! misread.
 
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
 use tracing::info;
@@ -35,13 +37,21 @@ pub(crate) fn upgrade(db: &DB) -> Result<(), StoreError> {
     }
     let mut batch = WriteBatch::default();
     let moved = if found == 1 { move_fields_out(db, &mut batch)? } else { 0 };
+    let reslotted = if found < 4 { file_expiry_rows_by_slot(db, &mut batch)? } else { 0 };
     batch.put_cf(cf(keys::CF_META), keys::META_FORMAT, keys::FORMAT.to_be_bytes());
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     db.write_opt(batch, &sync)?;
-    if moved > 0 || found > 1 {
+    if moved > 0 || reslotted > 0 || found > 1 {
         let to = keys::FORMAT;
-        info!(from = found, to, hashes_and_sessions = moved, "upgraded the data directory");
+        let expiry_rows = reslotted;
+        info!(
+            from = found,
+            to,
+            hashes_and_sessions = moved,
+            expiry_rows,
+            "upgraded the data directory"
+        );
     }
     Ok(())
 }
@@ -65,6 +75,32 @@ fn move_fields_out(db: &DB, batch: &mut WriteBatch) -> Result<u64, StoreError> {
         for (field, row) in rows {
             batch.put_cf(fields, keys::field_key(p, key, &field), row);
         }
+        moved += 1;
+        in_batch += 1;
+        if in_batch == UPGRADE_BATCH_ROWS {
+            db.write(std::mem::take(batch))?;
+            in_batch = 0;
+        }
+    }
+    Ok(moved)
+}
+
+/// Moves every expiry row filed under its exact deadline to the deadline's slot (format 3 to
+/// 4), in batches; the last one is left in `batch`.
+fn file_expiry_rows_by_slot(db: &DB, batch: &mut WriteBatch) -> Result<u64, StoreError> {
+    let expiry = db.cf_handle(keys::CF_EXPIRY).expect("column families are created at open");
+    let (mut moved, mut in_batch) = (0u64, 0);
+    for row in db.iterator_cf(expiry, IteratorMode::Start) {
+        let (k, _) = row?;
+        let (p, _) = keys::split_entry_key(&k).ok_or(StoreError::Corrupt { what: "expiry row" })?;
+        let (at, key) =
+            keys::split_expiry_key(&k).ok_or(StoreError::Corrupt { what: "expiry row" })?;
+        let slot = keys::expiry_slot(at);
+        if slot == at {
+            continue;
+        }
+        batch.delete_cf(expiry, &k);
+        batch.put_cf(expiry, keys::expiry_key(p, slot, key), []);
         moved += 1;
         in_batch += 1;
         if in_batch == UPGRADE_BATCH_ROWS {
@@ -151,6 +187,36 @@ mod tests {
         assert_eq!((meta.keys, meta.seq, meta.sessions, meta.stamp), (5, 9, 1, 0));
         let format = store.get_raw_meta(keys::META_FORMAT);
         assert_eq!(format, Some(keys::FORMAT.to_be_bytes().to_vec()));
+    }
+
+    #[test]
+    fn a_format_3_directory_has_its_expiry_rows_filed_by_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let string = Entry { value: Value::Str(b("s")), expire_at_ms: Some(1234), version: 1 };
+        {
+            let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+            let mut batch = store.batch(1);
+            batch.put(b"s", &string, None, false);
+            store.commit(batch).unwrap();
+        }
+        {
+            // Format 3: the row under the exact deadline.
+            let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META, keys::CF_FIELDS];
+            let db = DB::open_cf(&Options::default(), dir.path(), cfs).unwrap();
+            let (meta, expiry) =
+                (db.cf_handle(keys::CF_META).unwrap(), db.cf_handle(keys::CF_EXPIRY).unwrap());
+            db.put_cf(meta, keys::META_FORMAT, 3u16.to_be_bytes()).unwrap();
+            db.delete_cf(expiry, keys::expiry_key(1, 2000, b"s")).unwrap();
+            db.put_cf(expiry, keys::expiry_key(1, 1234, b"s"), []).unwrap();
+        }
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        assert_eq!(store.get(1, b"s").unwrap(), Some(string));
+        assert_eq!(store.due_expiries(1, 1999, 10).unwrap(), vec![], "not under its deadline");
+        assert_eq!(store.due_expiries(1, 2000, 10).unwrap(), vec![(2000, b"s".to_vec())]);
+        let mut batch = store.batch(1);
+        batch.delete(b"s", Some(1234), false);
+        store.commit(batch).unwrap();
+        assert_eq!(store.due_expiries(1, 9999, 10).unwrap(), vec![], "found where writes look");
     }
 
     #[test]

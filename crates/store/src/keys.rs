@@ -4,7 +4,7 @@
 //! |---------------|---------------------------------------|------------------------|
 //! | `entries`     | partition (u16 BE) + user key         | postcard [`Entry`] (a hash or session: its header, fields left out) |
 //! | `fields`      | partition (u16 BE) + escaped user key + `00 01` + field | a hash field's value, or a postcard session attribute |
-//! | `expiry`      | partition (u16 BE) + deadline (u64 BE) + user key | empty      |
+//! | `expiry`      | partition (u16 BE) + deadline's slot (u64 BE, [`expiry_slot`]) + user key | empty |
 //! | `meta`        | `partitions`                          | u16 BE                 |
 //! | `meta`        | `p/` + partition (u16 BE)             | postcard `PartitionMeta` |
 //! | `meta`        | `j/` + journal (u32 BE) + slot (u16 BE) | postcard list of (partition, `PartitionMeta`): one commit group's, see [`crate::journal`] |
@@ -31,8 +31,22 @@ pub const META_FORMAT: &[u8] = b"format";
 
 /// The layout this code writes: 2 keeps hashes' and sessions' fields in rows of their own (1,
 /// unrecorded, kept them inside their entry); 3 may keep a partition's newest metadata in the
-/// metadata journal only, which a build reading only the partition rows would miss.
-pub const FORMAT: u16 = 3;
+/// metadata journal only, which a build reading only the partition rows would miss; 4 files
+/// expiry rows under their deadline's slot ([`expiry_slot`]), where 3 filed them under the
+/// deadline itself.
+pub const FORMAT: u16 = 4;
+
+/// Width of an expiry-index slot.
+pub const EXPIRY_SLOT_MS: u64 = 1000;
+
+/// The slot an expiry-index row of a key due at `deadline_ms` is filed under: the deadline
+/// rounded up to a whole [`EXPIRY_SLOT_MS`]. A write that moves a deadline within its slot (a
+/// session touched, `SET ... EX` again) leaves the row where it is, and a row due by its slot
+/// is due by its deadline too; the sweeper removes a key at most a slot after its deadline
+/// (reads treat it as gone from the deadline on).
+pub fn expiry_slot(deadline_ms: u64) -> u64 {
+    deadline_ms.checked_next_multiple_of(EXPIRY_SLOT_MS).unwrap_or(u64::MAX)
+}
 
 pub fn entry_key(p: PartitionId, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + key.len());
@@ -89,15 +103,16 @@ pub fn fields_end(p: PartitionId, key: &[u8]) -> Vec<u8> {
     k
 }
 
-pub fn expiry_key(p: PartitionId, at_ms: u64, key: &[u8]) -> Vec<u8> {
+/// The `expiry` row of `key` filed under `slot` (a slot from [`expiry_slot`], or a bound).
+pub fn expiry_key(p: PartitionId, slot: u64, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(10 + key.len());
     k.extend_from_slice(&p.to_be_bytes());
-    k.extend_from_slice(&at_ms.to_be_bytes());
+    k.extend_from_slice(&slot.to_be_bytes());
     k.extend_from_slice(key);
     k
 }
 
-/// Splits an `expiry` row key into (deadline, user key); `None` if the row is malformed.
+/// Splits an `expiry` row key into (slot, user key); `None` if the row is malformed.
 pub fn split_expiry_key(row_key: &[u8]) -> Option<(u64, &[u8])> {
     let at: [u8; 8] = row_key.get(2..10)?.try_into().ok()?;
     Some((u64::from_be_bytes(at), &row_key[10..]))
@@ -166,6 +181,15 @@ mod tests {
         assert!(a < b && b < c);
         assert!(partition_start(1) <= a && c >= partition_end(1));
         assert_eq!(split_expiry_key(&b), Some((6, &b"aaa"[..])));
+    }
+
+    #[test]
+    fn a_deadline_is_filed_under_the_end_of_its_slot() {
+        assert_eq!(expiry_slot(0), 0);
+        assert_eq!(expiry_slot(1), 1000);
+        assert_eq!(expiry_slot(1000), 1000);
+        assert_eq!(expiry_slot(1001), 2000);
+        assert_eq!(expiry_slot(u64::MAX - 5), u64::MAX, "no overflow");
     }
 
     #[test]

@@ -543,8 +543,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// Up to `limit` expiry-index rows of partition `p` due at or before `now_ms`, oldest first,
-    /// as (deadline, user key).
+    /// Up to `limit` expiry-index rows of partition `p` whose slot ([`keys::expiry_slot`]) is
+    /// at or before `now_ms`, oldest first, as (slot, user key): their keys' deadlines have
+    /// passed too.
     pub fn due_expiries(
         &self,
         p: PartitionId,
@@ -639,12 +640,12 @@ mod tests {
             store.partition_meta(3).unwrap(),
             PartitionMeta { keys: 1, seq: 7, expiring: 1, ..PartitionMeta::default() }
         );
-        assert_eq!(store.due_expiries(3, 49, 10).unwrap(), vec![]);
-        assert_eq!(store.due_expiries(3, 50, 10).unwrap(), vec![(50, b"k".to_vec())]);
+        assert_eq!(store.due_expiries(3, 999, 10).unwrap(), vec![], "due at its slot's end");
+        assert_eq!(store.due_expiries(3, 1000, 10).unwrap(), vec![(1000, b"k".to_vec())]);
     }
 
     #[tokio::test]
-    async fn changing_a_deadline_moves_its_index_row() {
+    async fn changing_a_deadline_moves_its_index_row_to_another_slot() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         let mut b = store.batch(0);
@@ -653,11 +654,16 @@ mod tests {
         let mut b = store.batch(0);
         b.put(b"a", &entry("1", Some(20)), Some(10), false);
         store.commit(b).unwrap();
-        assert_eq!(store.due_expiries(0, 100, 10).unwrap(), vec![(20, b"a".to_vec())]);
+        assert_eq!(store.due_expiries(0, 1000, 10).unwrap(), vec![(1000, b"a".to_vec())]);
         let mut b = store.batch(0);
-        b.delete(b"a", Some(20), false);
+        b.put(b"a", &entry("1", Some(1500)), Some(20), false);
         store.commit(b).unwrap();
-        assert_eq!(store.due_expiries(0, 100, 10).unwrap(), vec![]);
+        assert_eq!(store.due_expiries(0, 1999, 10).unwrap(), vec![]);
+        assert_eq!(store.due_expiries(0, 2000, 10).unwrap(), vec![(2000, b"a".to_vec())]);
+        let mut b = store.batch(0);
+        b.delete(b"a", Some(1500), false);
+        store.commit(b).unwrap();
+        assert_eq!(store.due_expiries(0, 5000, 10).unwrap(), vec![]);
     }
 
     #[tokio::test]
@@ -679,7 +685,7 @@ mod tests {
             }
         }
         assert_eq!(seen, vec![(0, b"k".to_vec()), (2, b"k".to_vec()), (3, b"k".to_vec())]);
-        assert!(store.due_expiries(1, 10, 10).unwrap().is_empty());
+        assert!(store.due_expiries(1, 1000, 10).unwrap().is_empty());
     }
 
     fn hash(fields: &[(&str, &str)], version: u64) -> Entry {
