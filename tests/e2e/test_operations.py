@@ -92,8 +92,9 @@ def test_metrics_api_and_operator_commands_on_a_cluster(pool):
 
 def test_requests_of_a_single_node_run_on_the_spot(pool):
     """On a node of one engine thread every partition's actor shares the request's thread: a
-    write runs in the partition's state machine without a message to the actor, a read with
-    nothing in flight is answered there, and so is a session read whose touch is not due."""
+    write runs in the partition's state machine without a message to the actor, and so do a
+    pipeline's writes to one key; a read with nothing in flight is answered there, and so is a
+    session read whose touch is not due."""
     node = pool.grid(config={"engine_threads": 1})
     client = node.client(decode_responses=True)
     run = lambda: metric_sum(node, "sessiongrid_requests_run_at_once_total")  # noqa: E731
@@ -104,6 +105,12 @@ def test_requests_of_a_single_node_run_on_the_spot(pool):
     assert run() - runs_before >= 20, run()
     assert [client.get(f"spot:{i}") for i in range(20)] == [str(i) for i in range(20)]
     assert read() - reads_before >= 20, read()
+    runs_before = run()
+    pipe = client.pipeline(transaction=False)
+    pipe.hset("spot:cart", mapping={"a": 1, "b": 2}).hincrby("spot:cart", "a", 5).expire("spot:cart", 60)
+    assert pipe.execute() == [2, 6, True]
+    assert run() - runs_before >= 3, run()
+    assert client.hgetall("spot:cart") == {"a": "6", "b": "2"}
     sid = client.execute_command("SESSION.CREATE", "spot")
     reads_before = read()
     for _ in range(5):

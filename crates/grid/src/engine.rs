@@ -238,24 +238,15 @@ impl Shared {
         // The partition actor died with the batch: what it did not answer may have been applied.
         let mut died = false;
         let rest = &works[results.len()..];
-        if let Some(actor) = self.partition(p).filter(|_| local && !rest.is_empty()) {
-            let (items, answers): (Vec<_>, Vec<_>) = rest
-                .iter()
-                .map(|work| {
-                    let (tx, rx) = oneshot::channel();
-                    ((work.clone(), RpcReplyPort::from(tx)), rx)
-                })
-                .unzip();
-            if actor.cast(PartitionMsg::LocalBatch(items)).is_ok() {
-                for answer in answers {
-                    match answer.await {
-                        // This one and every later one were refused without running.
-                        Ok(Err(r)) if r.is_retryable() => break,
-                        Ok(result) => results.push(result),
-                        Err(_) => {
-                            died = true;
-                            break;
-                        }
+        if local && !rest.is_empty() {
+            for answer in self.run_batch(p, rest.to_vec()).unwrap_or_default() {
+                match answer.await {
+                    // This one and every later one were refused without running.
+                    Ok(Err(r)) if r.is_retryable() => break,
+                    Ok(result) => results.push(result),
+                    Err(_) => {
+                        died = true;
+                        break;
                     }
                 }
             }
@@ -325,6 +316,29 @@ impl Shared {
                 result => return result,
             }
         }
+    }
+
+    /// Runs `works` in partition `p` of this node as one batch: on the spot when the
+    /// partition's actor runs on this thread ([`crate::partition::run_batch_here`]), else as a
+    /// message to the actor. `None`: the actor is gone.
+    fn run_batch(&self, p: PartitionId, works: Vec<Work>) -> Option<crate::partition::Answers> {
+        let items = match crate::partition::run_batch_here(p, works) {
+            Ok(answers) => {
+                self.run_at_once.increment(answers.len() as u64);
+                return Some(answers);
+            }
+            Err(works) => works,
+        };
+        let actor = self.partition(p)?;
+        let (items, answers): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .map(|work| {
+                let (tx, rx) = oneshot::channel();
+                ((work, RpcReplyPort::from(tx)), rx)
+            })
+            .unzip();
+        actor.cast(PartitionMsg::LocalBatch(items)).ok()?;
+        Some(answers)
     }
 
     /// Runs `work` in partition `p` of this node: on the spot when the partition's actor runs on

@@ -196,6 +196,37 @@ pub(crate) fn run_here(
     Ok(rx)
 }
 
+/// Answers to come, one per request, in order.
+pub(crate) type Answers = Vec<tokio::sync::oneshot::Receiver<Result<Reply, Refusal>>>;
+
+/// Runs this node's requests of one pipeline, all in partition `p`, on the spot as [`run_here`]
+/// runs one, and as the actor runs a [`PartitionMsg::LocalBatch`]: in order, their writes in
+/// one commit, and once one is refused the rest refused without running. `Err`: send them to
+/// the actor.
+pub(crate) fn run_batch_here(p: PartitionId, works: Vec<Work>) -> Result<Answers, Vec<Work>> {
+    let Some(core) = core_here(p) else { return Err(works) };
+    let (Ok(mut partition), Ok(mut book)) = (core.partition.try_lock(), core.book.try_lock())
+    else {
+        return Err(works);
+    };
+    if partition.failure().is_some() || core.pending.failure().is_some() {
+        return Err(works); // the actor fails on its next message and restarts from disk
+    }
+    let (items, answers) = works
+        .into_iter()
+        .map(|work| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            ((work, RpcReplyPort::from(tx)), rx)
+        })
+        .unzip();
+    let (now, lease) = (book.shared.clock.now(), book.shared.lease());
+    book.batch(&mut partition, now, lease, items);
+    if let Err(e) = book.finish(&mut partition, &core.pending, now) {
+        let _ = book.myself.cast(PartitionMsg::Failed(e.0));
+    }
+    Ok(answers)
+}
+
 /// The actor's state: the core it shares with its thread's request paths.
 pub struct PartitionState {
     core: Arc<Core>,
@@ -271,17 +302,7 @@ impl Book {
             PartitionMsg::Local { work, reply } => {
                 self.local(p, now, lease, work, reply);
             }
-            PartitionMsg::LocalBatch(items) => {
-                let mut refused = None;
-                for (work, reply) in items {
-                    if let Some(r) = &refused {
-                        let _ = reply.send(Err(Refusal::clone(r)));
-                        continue;
-                    }
-                    let id = self.local(p, now, lease, work, reply);
-                    refused = p.refused_now(id);
-                }
-            }
+            PartitionMsg::LocalBatch(items) => self.batch(p, now, lease, items),
             PartitionMsg::Peer { from, msg } => match msg {
                 Msg::Request { id, epoch, expires_at, key, op } => {
                     let _span =
@@ -319,6 +340,26 @@ impl Book {
             PartitionMsg::Failed(_) => {}
         }
         now
+    }
+
+    /// Runs client requests of this node in order; once one is refused, refuses the rest
+    /// without running them (they may depend on it).
+    fn batch(
+        &mut self,
+        p: &mut Held<'_>,
+        now: Now,
+        lease: Lease,
+        items: Vec<(Work, RpcReplyPort<Result<Reply, Refusal>>)>,
+    ) {
+        let mut refused = None;
+        for (work, reply) in items {
+            if let Some(r) = &refused {
+                let _ = reply.send(Err(Refusal::clone(r)));
+                continue;
+            }
+            let id = self.local(p, now, lease, work, reply);
+            refused = p.refused_now(id);
+        }
     }
 
     /// Runs a client request of this node; returns the id the state machine knows it by.
