@@ -94,9 +94,10 @@ pub trait PartitionStore {
 
     fn counts(&mut self) -> StoreResult<Counts>;
 
-    /// Up to `limit` keys whose deadline is before `now_ms` (unix ms), oldest deadline first.
-    /// It may miss the latest writes' deadlines (a later call finds them) and name keys written
-    /// since without one: callers check each key's entry.
+    /// Up to `limit` keys whose deadline is before `now_ms` (unix ms), about the oldest first.
+    /// It may name a key only some time after its deadline (the disk's index files deadlines by
+    /// the second), miss the latest writes' deadlines (a later call finds them) and name keys
+    /// written since without one: callers check each key's entry.
     fn due(&mut self, now_ms: u64, limit: usize) -> StoreResult<Vec<Bytes>>;
 
     /// Whether any key may have a deadline, so [`PartitionStore::due`] may name one: with none,

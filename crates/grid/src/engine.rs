@@ -214,7 +214,7 @@ impl Shared {
         Box::pin(self.exec_routed(p, work)).await
     }
 
-    /// Runs `works`, all of one partition, in order: as one message to the partition when its
+    /// Runs `works`, all of one partition, in order: as one batch of the partition when its
     /// primary is here and serves (their writes then share one commit), else one by one.
     /// Answers in the order given.
     pub async fn exec_many(&self, works: Vec<Work>) -> Vec<Result<Reply, Refusal>> {

@@ -92,6 +92,7 @@ fn file_expiry_rows_by_slot(db: &DB, batch: &mut WriteBatch) -> Result<u64, Stor
     let (mut moved, mut in_batch) = (0u64, 0);
     for row in db.iterator_cf(expiry, IteratorMode::Start) {
         let (k, _) = row?;
+        // Every family's rows but `meta`'s start with their partition.
         let (p, _) = keys::split_entry_key(&k).ok_or(StoreError::Corrupt { what: "expiry row" })?;
         let (at, key) =
             keys::split_expiry_key(&k).ok_or(StoreError::Corrupt { what: "expiry row" })?;

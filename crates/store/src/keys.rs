@@ -36,7 +36,8 @@ pub const META_FORMAT: &[u8] = b"format";
 /// deadline itself.
 pub const FORMAT: u16 = 4;
 
-/// Width of an expiry-index slot.
+/// Width of an expiry-index slot. Part of the layout: another width needs a new [`FORMAT`]
+/// and an upgrade moving every row.
 pub const EXPIRY_SLOT_MS: u64 = 1000;
 
 /// The slot an expiry-index row of a key due at `deadline_ms` is filed under: the deadline

@@ -338,3 +338,48 @@ fn a_late_chunk_of_a_replaced_snapshot_does_not_undo_newer_writes() {
     r.receive(now, 7, ReplicaMsg::Chunk(snapshot(3, 13)), &mut out);
     assert_eq!(r.position(), Some(at(13)));
 }
+
+#[test]
+fn an_idle_follower_is_told_the_published_mark_once_nothing_was_sent_to_it_for_a_while() {
+    let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+    let retransmit = cfg.retransmit_ms;
+    let mut t = Topology::founded_by(7, 1);
+    t.members = vec![1, 7];
+    t.partitions[0].owners = vec![7, 1];
+    t.partitions[0].target = vec![7, 1];
+    t.epoch = 5;
+    let mut r = Replica::new(0, 7, cfg, MemStore::empty());
+    let mut out = Vec::new();
+    let now = |ms| Now { mono: ms, wall: ms };
+    let ack = |r: &mut Replica<MemStore>, at, out: &mut Vec<Effect>| {
+        let pos = r.position().expect("a primary has a position");
+        r.receive(now(at), 1, ReplicaMsg::Ack { pos, epoch: 5 }, out);
+    };
+    r.adopt(now(0), &t, &mut out);
+    ack(&mut r, 2, &mut out);
+    let set = Op::Set {
+        value: Bytes::from_static(b"v"),
+        cond: sessiongrid_model::op::SetCond::Always,
+        expiry: sessiongrid_model::op::ExpiryChange::Clear,
+        get: false,
+    };
+    r.request(now(3), Origin::Local(1), Bytes::from_static(b"k"), set, &mut out);
+    ack(&mut r, 4, &mut out);
+    let probes = |out: &[Effect]| {
+        out.iter()
+            .filter(|e| {
+                matches!(e, Effect::Send(0, 1, ReplicaMsg::Append { entries, published, .. })
+                    if entries.is_empty() && *published > 0)
+            })
+            .count()
+    };
+    // The write's append (sent at 3) carried the mark before it; the next append would carry
+    // the new one, so nothing goes until the follower was sent nothing for a while.
+    assert_eq!(r.next_tick(), Some(3 + retransmit));
+    out.clear();
+    r.tick(now(2 + retransmit), &mut out);
+    assert_eq!(probes(&out), 0, "{out:?}");
+    r.tick(now(3 + retransmit), &mut out);
+    assert_eq!(probes(&out), 1, "{out:?}");
+    assert_eq!(r.next_tick(), None, "told: nothing left to do");
+}
