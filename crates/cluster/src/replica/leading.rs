@@ -975,8 +975,7 @@ impl Leading {
 
     /// When [`Leading::tick`] next has work (see [`super::Replica::next_tick`]):
     /// retransmissions and snapshots to followers not caught up, learners to report, writes
-    /// or a hold waiting; a follower to tell the published mark once nothing was sent to it
-    /// for a while; the expiry sweep while it has deadlines to watch.
+    /// or a hold waiting, and the expiry sweep while it has deadlines to watch.
     pub(super) fn next_tick<S: PartitionStore>(&self, b: &Base<S>) -> Option<u64> {
         let busy = self.holds.is_held()
             || self.awaiting_lease
@@ -984,16 +983,17 @@ impl Leading {
             || b.pos.is_some_and(|pos| {
                 !self.pending.is_empty()
                     || self.followers.values().any(|f| {
-                        f.snapshot.is_some() || f.acked != Some(pos) || (f.in_sync && !f.owner)
+                        f.snapshot.is_some()
+                            || f.acked != Some(pos)
+                            || f.told < b.published
+                            || (f.in_sync && !f.owner)
                     })
             });
         if busy {
             return Some(0);
         }
-        let behind = self.followers.values().filter(|f| b.pos.is_some() && f.told < b.published);
-        let probe = behind.map(|f| f.sent_at + b.cfg.retransmit_ms).min();
         let sweeps = b.pos.is_some() && b.active_expire && b.store.has_deadlines();
-        probe.into_iter().chain(sweeps.then_some(b.next_sweep)).min()
+        sweeps.then_some(b.next_sweep)
     }
 
     /// Retransmissions, probes, reports of learners in sync, the expiry sweep and timeouts.
@@ -1032,10 +1032,8 @@ impl Leading {
                     _ => out.push(Effect::Send(b.p, n, probe(pos, b.published))),
                 }
             }
-            if f.acked == Some(pos) && f.told < b.published && now.mono >= f.sent_at + retransmit {
-                // Sent nothing for a while: tell the follower which events it no longer needs
-                // to keep. (A follower written to meanwhile learns it from the next append; a
-                // probe after every write would double the messages of a steady load.)
+            if f.acked == Some(pos) && f.told < b.published {
+                // Idle: tell the follower which events it no longer needs to keep.
                 f.told = b.published;
                 out.push(Effect::Send(b.p, n, probe(pos, b.published)));
             }
