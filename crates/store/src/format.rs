@@ -138,13 +138,18 @@ mod tests {
         let meta = db.cf_handle(keys::CF_META).unwrap();
         db.put_cf(meta, keys::META_PARTITIONS, 4u16.to_be_bytes()).unwrap();
         let entries = db.cf_handle(keys::CF_ENTRIES).unwrap();
+        let expiry = db.cf_handle(keys::CF_EXPIRY).unwrap();
         for (p, key, entry) in rows {
             db.put_cf(entries, keys::entry_key(*p, key.as_bytes()), entry.encode()).unwrap();
+            if let Some(at) = entry.expire_at_ms {
+                // Filed under the exact deadline, as formats before 4 did.
+                db.put_cf(expiry, keys::expiry_key(*p, at, key.as_bytes()), []).unwrap();
+            }
         }
     }
 
     #[test]
-    fn a_directory_written_with_whole_hashes_opens_with_every_field() {
+    fn a_directory_written_with_whole_hashes_opens_with_every_field_and_its_expiry_rows_by_slot() {
         let dir = tempfile::tempdir().unwrap();
         let mut h = IndexMap::new();
         h.insert(b("f1"), b("v1"));
@@ -157,6 +162,8 @@ mod tests {
         assert_eq!(store.get(1, b"s").unwrap(), Some(string));
         let header = store.inner_get_raw(1, b"h");
         assert_eq!(decode_entry(&header).unwrap(), hash.header(), "the fields moved out");
+        assert_eq!(store.due_expiries(1, 999, 10).unwrap(), vec![], "its expiry row moved too");
+        assert_eq!(store.due_expiries(1, 1000, 10).unwrap(), vec![(1000, b"h".to_vec())]);
         drop(store);
         let again = Store::open(dir.path(), 4, Durability::Process).unwrap();
         assert_eq!(again.get(1, b"h").unwrap(), Some(hash), "upgraded once");
