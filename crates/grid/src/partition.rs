@@ -178,22 +178,11 @@ pub(crate) fn run_here(
     p: PartitionId,
     work: Work,
 ) -> Result<tokio::sync::oneshot::Receiver<Result<Reply, Refusal>>, Work> {
-    let Some(core) = core_here(p) else { return Err(work) };
-    let (Ok(mut partition), Ok(mut book)) = (core.partition.try_lock(), core.book.try_lock())
-    else {
-        return Err(work);
-    };
-    if partition.failure().is_some() || core.pending.failure().is_some() {
-        return Err(work); // the actor fails on its next message and restarts from disk
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (now, lease) = (book.shared.clock.now(), book.shared.lease());
-    book.local(&mut partition, now, lease, work, RpcReplyPort::from(tx));
-    if let Err(e) = book.finish(&mut partition, &core.pending, now) {
-        // The actor fails on it and restarts from disk; the answer's port goes with it.
-        let _ = book.myself.cast(PartitionMsg::Failed(e.0));
-    }
-    Ok(rx)
+    on_the_spot(p, work, |partition, book, now, lease, work| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        book.local(partition, now, lease, work, RpcReplyPort::from(tx));
+        rx
+    })
 }
 
 /// Answers to come, one per request, in order.
@@ -204,27 +193,42 @@ pub(crate) type Answers = Vec<tokio::sync::oneshot::Receiver<Result<Reply, Refus
 /// one commit, and once one is refused the rest refused without running. `Err`: send them to
 /// the actor.
 pub(crate) fn run_batch_here(p: PartitionId, works: Vec<Work>) -> Result<Answers, Vec<Work>> {
-    let Some(core) = core_here(p) else { return Err(works) };
+    on_the_spot(p, works, |partition, book, now, lease, works| {
+        let (items, answers) = works
+            .into_iter()
+            .map(|work| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                ((work, RpcReplyPort::from(tx)), rx)
+            })
+            .unzip();
+        book.batch(partition, now, lease, items);
+        answers
+    })
+}
+
+/// Runs `run` on partition `p`'s state machine and book, then finishes as the actor finishes a
+/// message, when the actor runs on this thread and has not failed; else gives `input` back.
+#[allow(clippy::result_large_err)] // `Err` hands the input back, moved not copied
+fn on_the_spot<I, R>(
+    p: PartitionId,
+    input: I,
+    run: impl FnOnce(&mut Held<'_>, &mut Book, Now, Lease, I) -> R,
+) -> Result<R, I> {
+    let Some(core) = core_here(p) else { return Err(input) };
     let (Ok(mut partition), Ok(mut book)) = (core.partition.try_lock(), core.book.try_lock())
     else {
-        return Err(works);
+        return Err(input);
     };
     if partition.failure().is_some() || core.pending.failure().is_some() {
-        return Err(works); // the actor fails on its next message and restarts from disk
+        return Err(input); // the actor fails on its next message and restarts from disk
     }
-    let (items, answers) = works
-        .into_iter()
-        .map(|work| {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            ((work, RpcReplyPort::from(tx)), rx)
-        })
-        .unzip();
     let (now, lease) = (book.shared.clock.now(), book.shared.lease());
-    book.batch(&mut partition, now, lease, items);
+    let ran = run(&mut partition, &mut book, now, lease, input);
     if let Err(e) = book.finish(&mut partition, &core.pending, now) {
+        // The actor fails on it and restarts from disk; the answers' ports go with it.
         let _ = book.myself.cast(PartitionMsg::Failed(e.0));
     }
-    Ok(answers)
+    Ok(ran)
 }
 
 /// The actor's state: the core it shares with its thread's request paths.

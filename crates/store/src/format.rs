@@ -57,59 +57,68 @@ pub(crate) fn upgrade(db: &DB) -> Result<(), StoreError> {
 }
 
 /// Moves every hash's and session's fields out of its entry row into rows of their own (format
-/// 1 to 2), in batches; the last one is left in `batch`.
+/// 1 to 2); the last batch is left in `batch`.
 fn move_fields_out(db: &DB, batch: &mut WriteBatch) -> Result<u64, StoreError> {
     let cf = |name| db.cf_handle(name).expect("column families are created at open");
     let (entries, fields) = (cf(keys::CF_ENTRIES), cf(keys::CF_FIELDS));
-    let (mut moved, mut in_batch) = (0u64, 0);
-    for row in db.iterator_cf(entries, IteratorMode::Start) {
-        let (k, v) = row?;
-        let entry = decode_entry(&v)?;
+    rewrite_rows(db, keys::CF_ENTRIES, batch, |k, v, batch| {
+        let entry = decode_entry(v)?;
         let rows = entry.value.field_rows();
         if rows.is_empty() {
-            continue;
+            return Ok(false);
         }
-        let (p, key) =
-            keys::split_entry_key(&k).ok_or(StoreError::Corrupt { what: "entry key" })?;
-        batch.put_cf(entries, &k, entry.header().encode());
+        let (p, key) = keys::split_entry_key(k).ok_or(StoreError::Corrupt { what: "entry key" })?;
+        batch.put_cf(entries, k, entry.header().encode());
         for (field, row) in rows {
             batch.put_cf(fields, keys::field_key(p, key, &field), row);
         }
-        moved += 1;
-        in_batch += 1;
-        if in_batch == UPGRADE_BATCH_ROWS {
-            db.write(std::mem::take(batch))?;
-            in_batch = 0;
-        }
-    }
-    Ok(moved)
+        Ok(true)
+    })
 }
 
 /// Moves every expiry row filed under its exact deadline to the deadline's slot (format 3 to
-/// 4), in batches; the last one is left in `batch`.
+/// 4); the last batch is left in `batch`.
 fn file_expiry_rows_by_slot(db: &DB, batch: &mut WriteBatch) -> Result<u64, StoreError> {
     let expiry = db.cf_handle(keys::CF_EXPIRY).expect("column families are created at open");
-    let (mut moved, mut in_batch) = (0u64, 0);
-    for row in db.iterator_cf(expiry, IteratorMode::Start) {
-        let (k, _) = row?;
+    rewrite_rows(db, keys::CF_EXPIRY, batch, |k, _, batch| {
         // Every family's rows but `meta`'s start with their partition.
-        let (p, _) = keys::split_entry_key(&k).ok_or(StoreError::Corrupt { what: "expiry row" })?;
+        let (p, _) = keys::split_entry_key(k).ok_or(StoreError::Corrupt { what: "expiry row" })?;
         let (at, key) =
-            keys::split_expiry_key(&k).ok_or(StoreError::Corrupt { what: "expiry row" })?;
+            keys::split_expiry_key(k).ok_or(StoreError::Corrupt { what: "expiry row" })?;
         let slot = keys::expiry_slot(at);
         if slot == at {
+            return Ok(false);
+        }
+        batch.delete_cf(expiry, k);
+        batch.put_cf(expiry, keys::expiry_key(p, slot, key), []);
+        Ok(true)
+    })
+}
+
+/// Hands every row of family `cf` to `rewrite`, which adds what replaces it to the batch and
+/// says whether it did. The batch is written every [`UPGRADE_BATCH_ROWS`] rows rewritten; the
+/// last one is left in `batch`. Returns how many rows were rewritten.
+fn rewrite_rows(
+    db: &DB,
+    cf: &str,
+    batch: &mut WriteBatch,
+    mut rewrite: impl FnMut(&[u8], &[u8], &mut WriteBatch) -> Result<bool, StoreError>,
+) -> Result<u64, StoreError> {
+    let family = db.cf_handle(cf).expect("column families are created at open");
+    let (mut rewritten, mut in_batch) = (0u64, 0);
+    for row in db.iterator_cf(family, IteratorMode::Start) {
+        let (k, v) = row?;
+        if !rewrite(&k, &v, batch)? {
             continue;
         }
-        batch.delete_cf(expiry, &k);
-        batch.put_cf(expiry, keys::expiry_key(p, slot, key), []);
-        moved += 1;
+        rewritten += 1;
         in_batch += 1;
         if in_batch == UPGRADE_BATCH_ROWS {
             db.write(std::mem::take(batch))?;
             in_batch = 0;
         }
     }
-    Ok(moved)
+    Ok(rewritten)
 }
 
 #[cfg(test)]
@@ -148,6 +157,20 @@ mod tests {
         }
     }
 
+    /// A directory holding `entry` under `key` of partition 1, written by this build.
+    fn written(dir: &std::path::Path, key: &[u8], entry: &Entry) {
+        let store = Store::open(dir, 4, Durability::Process).unwrap();
+        let mut batch = store.batch(1);
+        batch.put(key, entry, None, false);
+        store.commit(batch).unwrap();
+    }
+
+    /// The directory's database opened as it is, to rewrite it as an older format had it.
+    fn raw(dir: &std::path::Path) -> DB {
+        let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META, keys::CF_FIELDS];
+        DB::open_cf(&Options::default(), dir, cfs).unwrap()
+    }
+
     #[test]
     fn a_directory_written_with_whole_hashes_opens_with_every_field_and_its_expiry_rows_by_slot() {
         let dir = tempfile::tempdir().unwrap();
@@ -173,16 +196,10 @@ mod tests {
     fn a_format_2_directory_keeps_its_rows_and_its_metadata() {
         let dir = tempfile::tempdir().unwrap();
         let hash = Entry::new(Value::Hash(IndexMap::from([(b("f"), b("v"))])));
-        {
-            let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
-            let mut batch = store.batch(1);
-            batch.put(b"h", &hash, None, false);
-            store.commit(batch).unwrap();
-        }
+        written(dir.path(), b"h", &hash);
         {
             // Format 2: the format row, and metadata rows without stamps.
-            let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META, keys::CF_FIELDS];
-            let db = DB::open_cf(&Options::default(), dir.path(), cfs).unwrap();
+            let db = raw(dir.path());
             let meta = db.cf_handle(keys::CF_META).unwrap();
             db.put_cf(meta, keys::META_FORMAT, 2u16.to_be_bytes()).unwrap();
             let row =
@@ -201,16 +218,10 @@ mod tests {
     fn a_format_3_directory_has_its_expiry_rows_filed_by_slot() {
         let dir = tempfile::tempdir().unwrap();
         let string = Entry { value: Value::Str(b("s")), expire_at_ms: Some(1234), version: 1 };
-        {
-            let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
-            let mut batch = store.batch(1);
-            batch.put(b"s", &string, None, false);
-            store.commit(batch).unwrap();
-        }
+        written(dir.path(), b"s", &string);
         {
             // Format 3: the row under the exact deadline.
-            let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META, keys::CF_FIELDS];
-            let db = DB::open_cf(&Options::default(), dir.path(), cfs).unwrap();
+            let db = raw(dir.path());
             let (meta, expiry) =
                 (db.cf_handle(keys::CF_META).unwrap(), db.cf_handle(keys::CF_EXPIRY).unwrap());
             db.put_cf(meta, keys::META_FORMAT, 3u16.to_be_bytes()).unwrap();
@@ -232,8 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(Store::open(dir.path(), 4, Durability::Process).unwrap());
         {
-            let cfs = [keys::CF_ENTRIES, keys::CF_EXPIRY, keys::CF_META, keys::CF_FIELDS];
-            let db = DB::open_cf(&Options::default(), dir.path(), cfs).unwrap();
+            let db = raw(dir.path());
             let meta = db.cf_handle(keys::CF_META).unwrap();
             db.put_cf(meta, keys::META_FORMAT, 9u16.to_be_bytes()).unwrap();
         }
