@@ -9,8 +9,8 @@
 //! - **Started** by the [`supervisor`](crate::supervisor) at node start, and again by it if the
 //!   actor fails; a restarted actor starts from disk (every acknowledged write is there) and is
 //!   given the topology control follows.
-//! - **Messages**: [`PartitionMsg`]: client requests of this node (of another thread, or in a
-//!   pipeline's batch), requests, queries and
+//! - **Messages**: [`PartitionMsg`]: client requests of this node that could not run on the
+//!   spot (of another thread, or met a failed state machine), requests, queries and
 //!   replication from peers (straight from the stream readers), topologies from control, its
 //!   own tick. One at a time, so every operation on a key is atomic and the partition's writes
 //!   are totally ordered.
@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sessiongrid_cluster::replica::Origin;
-
 use sessiongrid_cluster::{Lease, NodeStore, Now, StoreError, Topology};
 use sessiongrid_cluster::{Msg, NodeId, Partition, PartitionOutput, PartitionStats, Refusal};
 use sessiongrid_model::{Op, PartitionId, Reply};

@@ -40,7 +40,8 @@ impl Batch {
     }
 
     /// Stores `entry` under `key`, replacing what was there; moves its expiry-index row from
-    /// `old_expiry`'s slot if the slot changed. `old_fields`: the key held a value with field rows, which go.
+    /// `old_expiry`'s slot if the slot changed. `old_fields`: the key held a value with field
+    /// rows, which go.
     pub fn put(&mut self, key: &[u8], entry: &Entry, old_expiry: Option<u64>, old_fields: bool) {
         if old_fields {
             self.delete_fields(key);

@@ -44,14 +44,8 @@ pub(crate) fn upgrade(db: &DB) -> Result<(), StoreError> {
     db.write_opt(batch, &sync)?;
     if moved > 0 || reslotted > 0 || found > 1 {
         let to = keys::FORMAT;
-        let expiry_rows = reslotted;
-        info!(
-            from = found,
-            to,
-            hashes_and_sessions = moved,
-            expiry_rows,
-            "upgraded the data directory"
-        );
+        let (hashes_and_sessions, expiry_rows) = (moved, reslotted);
+        info!(from = found, to, hashes_and_sessions, expiry_rows, "upgraded the data directory");
     }
     Ok(())
 }
