@@ -15,7 +15,7 @@ use sessiongrid_cluster::{LogEntry, LogPos, NodeId, NodeStore, PartitionStore, T
 use sessiongrid_model::op::FieldNeeds;
 use sessiongrid_model::session::event::SessionEvent;
 use sessiongrid_model::{Delta, Entry, PartitionId};
-use sessiongrid_store::{PartitionMeta, Position, Store};
+use sessiongrid_store::{keys, PartitionMeta, Position, Store};
 use tracing::warn;
 
 use crate::cache::{Budget, EntryCache};
@@ -137,6 +137,11 @@ pub struct DiskPartition {
     kept: BTreeSet<u64>,
     /// Its writes that may not be on disk yet, for reads of keys the tier lacks.
     unsettled: Unsettled,
+    /// No expiry row of the partition is filed under an earlier slot (0: not known). The
+    /// sweep reads the index only once this is due, and keeps it from what the index told it
+    /// and the deadlines written since; with deadlines minutes away (sessions), most sweeps
+    /// read nothing.
+    no_row_before: u64,
 }
 
 /// Handles to the node-wide series a partition's tier contributes to.
@@ -192,6 +197,7 @@ impl DiskPartition {
             committer,
             kept,
             unsettled,
+            no_row_before: 0,
         }
     }
 }
@@ -443,6 +449,9 @@ impl PartitionStore for DiskPartition {
             true => None,
             false => Some(postcard::to_allocvec(&entry.events).map_err(err)?),
         };
+        if let Some(at) = head.and_then(|e| e.expire_at_ms) {
+            self.no_row_before = self.no_row_before.min(keys::expiry_slot(at));
+        }
         let version = entry.pos.version;
         let written = self.write(Some(entry.pos), meta, |batch| {
             match &entry.delta {
@@ -548,6 +557,9 @@ impl PartitionStore for DiskPartition {
         meta.sessions = meta.sessions.saturating_sub(doomed_sessions)
             + entries.iter().filter(|(_, e)| e.is_session()).count() as u64;
         let pos = self.pos;
+        for at in entries.iter().filter_map(|(_, e)| e.expire_at_ms) {
+            self.no_row_before = self.no_row_before.min(keys::expiry_slot(at));
+        }
         self.account(EntryCache::clear);
         self.complete = false;
         self.unsettled.record_untracked();
@@ -576,8 +588,17 @@ impl PartitionStore for DiskPartition {
         // by a later sweep. (Settling here would cut every partition's write groups short ten
         // times a second.) The index is `<=`-inclusive; an entry lives through its deadline
         // millisecond.
-        let rows = self.store.due_expiries(self.p, now_ms.saturating_sub(1), limit).map_err(err)?;
-        Ok(rows.into_iter().map(|(_, k)| Bytes::from(k)).collect())
+        let through = now_ms.saturating_sub(1);
+        if through < self.no_row_before {
+            return Ok(Vec::new());
+        }
+        let due = self.store.due_expiries(self.p, through, limit).map_err(err)?;
+        // With writes pending, the index read may lack their rows; written deadlines already
+        // lowered the bound, which only a read of everything written may raise.
+        if due.rows.is_empty() && self.pending.is_idle() {
+            self.no_row_before = due.next_slot.unwrap_or(u64::MAX);
+        }
+        Ok(due.rows.into_iter().map(|(_, k)| Bytes::from(k)).collect())
     }
 
     fn has_deadlines(&self) -> bool {
@@ -693,6 +714,39 @@ mod tests {
         p.settle().unwrap();
         drop((p, disk));
         assert!(kept(&mut disk_node(&dir, 1 << 20).partition(1)).is_empty());
+    }
+
+    #[test]
+    fn the_sweep_reads_the_index_only_once_a_row_may_be_due() {
+        let expiring = |at| {
+            let mut e = Entry::new(sessiongrid_model::Value::Str(Bytes::from_static(b"v")));
+            e.expire_at_ms = Some(at);
+            Delta::Whole(Some(e))
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = disk_node(&dir, 1 << 20);
+        let mut p = disk.partition(1);
+        p.append(&write_of(1, b"late", expiring(599_500)), None).unwrap();
+        p.settle().unwrap();
+        assert!(p.due(1_000, 10).unwrap().is_empty());
+        assert_eq!(p.no_row_before, 600_000, "the index told its next row's slot");
+        // A deadline written since lowers the bound. A read while that write is not on disk
+        // cannot see its row, and must not raise the bound past it.
+        p.append(&write_of(2, b"soon", expiring(5_500)), None).unwrap();
+        assert_eq!(p.no_row_before, 6_000);
+        assert!(p.due(5_999, 10).unwrap().is_empty(), "not due yet");
+        assert!(p.due(7_000, 10).unwrap().is_empty(), "its row is not on disk yet");
+        assert_eq!(p.no_row_before, 6_000);
+        p.settle().unwrap();
+        assert_eq!(p.due(7_000, 10).unwrap(), [Bytes::from_static(b"soon")]);
+        // Rows a snapshot brings lower it too.
+        let mut far = Entry::new(sessiongrid_model::Value::Str(Bytes::new()));
+        far.expire_at_ms = Some(40_000);
+        p.replace_range(None, None, &[(Bytes::from_static(b"copied"), far)]).unwrap();
+        p.settle().unwrap();
+        assert!(p.due(8_000, 10).unwrap().is_empty());
+        assert_eq!(p.no_row_before, 40_000);
+        assert_eq!(p.due(40_001, 10).unwrap(), [Bytes::from_static(b"copied")]);
     }
 
     #[test]

@@ -58,14 +58,30 @@ pub fn slot(key: &[u8]) -> u16 {
     crc16(hash_slice(key)) % SLOTS
 }
 
-/// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0.
+/// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0. A byte at a time, by table: every
+/// request computes one, so eight shifts per byte would show in a profile.
 pub fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in bytes {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
+    bytes.iter().fold(0u16, |crc, &b| (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ b)])
+}
+
+/// The CRC of each byte value on its own, shifted into the high byte.
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = crc16_of_high_byte(i as u16);
+        i += 1;
+    }
+    table
+};
+
+/// The bitwise definition: eight steps of the polynomial over `byte << 8`.
+const fn crc16_of_high_byte(byte: u16) -> u16 {
+    let mut crc = byte << 8;
+    let mut bit = 0;
+    while bit < 8 {
+        crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        bit += 1;
     }
     crc
 }
@@ -97,6 +113,28 @@ mod tests {
     fn crc16_matches_redis_cluster_reference() {
         // The reference value from the Redis Cluster specification.
         assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(crc16(b""), 0);
+    }
+
+    #[test]
+    fn crc16_by_table_matches_the_bitwise_definition() {
+        let bitwise = |bytes: &[u8]| {
+            bytes.iter().fold(0u16, |mut crc, &b| {
+                crc ^= u16::from(b) << 8;
+                for _ in 0..8 {
+                    crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+                }
+                crc
+            })
+        };
+        let mut bytes = Vec::new();
+        for i in 0..2000u32 {
+            bytes.push((i.wrapping_mul(2_654_435_761) >> 13) as u8);
+            assert_eq!(crc16(&bytes), bitwise(&bytes), "length {}", bytes.len());
+        }
+        for b in 0..=255u8 {
+            assert_eq!(crc16(&[b]), bitwise(&[b]));
+        }
     }
 
     #[test]

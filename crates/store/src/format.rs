@@ -179,8 +179,12 @@ mod tests {
         assert_eq!(store.get(1, b"s").unwrap(), Some(string));
         let header = store.inner_get_raw(1, b"h");
         assert_eq!(decode_entry(&header).unwrap(), hash.header(), "the fields moved out");
-        assert_eq!(store.due_expiries(1, 999, 10).unwrap(), vec![], "its expiry row moved too");
-        assert_eq!(store.due_expiries(1, 1000, 10).unwrap(), vec![(1000, b"h".to_vec())]);
+        assert_eq!(
+            store.due_expiries(1, 999, 10).unwrap().rows,
+            vec![],
+            "its expiry row moved too"
+        );
+        assert_eq!(store.due_expiries(1, 1000, 10).unwrap().rows, vec![(1000, b"h".to_vec())]);
         drop(store);
         let again = Store::open(dir.path(), 4, Durability::Process).unwrap();
         assert_eq!(again.get(1, b"h").unwrap(), Some(hash), "upgraded once");
@@ -224,12 +228,16 @@ mod tests {
         }
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         assert_eq!(store.get(1, b"s").unwrap(), Some(string));
-        assert_eq!(store.due_expiries(1, 1999, 10).unwrap(), vec![], "not under its deadline");
-        assert_eq!(store.due_expiries(1, 2000, 10).unwrap(), vec![(2000, b"s".to_vec())]);
+        assert_eq!(store.due_expiries(1, 1999, 10).unwrap().rows, vec![], "not under its deadline");
+        assert_eq!(store.due_expiries(1, 2000, 10).unwrap().rows, vec![(2000, b"s".to_vec())]);
         let mut batch = store.batch(1);
         batch.delete(b"s", Some(1234), false);
         store.commit(batch).unwrap();
-        assert_eq!(store.due_expiries(1, 9999, 10).unwrap(), vec![], "found where writes look");
+        assert_eq!(
+            store.due_expiries(1, 9999, 10).unwrap().rows,
+            vec![],
+            "found where writes look"
+        );
     }
 
     #[test]

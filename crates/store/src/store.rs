@@ -145,6 +145,16 @@ const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Size of one memtable; at most two per column family are alive.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
+/// What [`Store::due_expiries`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Due {
+    /// The rows due, as (slot, user key), oldest first.
+    pub rows: Vec<(u64, Vec<u8>)>,
+    /// The slot of the partition's first row after them (due too if the limit cut them
+    /// short); `None`: there is none.
+    pub next_slot: Option<u64>,
+}
+
 /// Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
@@ -545,27 +555,31 @@ impl Store {
 
     /// Up to `limit` expiry-index rows of partition `p` whose slot ([`keys::expiry_slot`]) is
     /// at or before `now_ms`, oldest first, as (slot, user key): their keys' deadlines have
-    /// passed too.
+    /// passed too. With them, the slot of the partition's next row.
     pub fn due_expiries(
         &self,
         p: PartitionId,
         now_ms: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    ) -> Result<Due, StoreError> {
         let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::expiry_key(p, now_ms.saturating_add(1), b""));
+        ro.set_iterate_upper_bound(keys::partition_end(p));
         let start = keys::partition_start(p);
         let iter = self.inner.db.iterator_cf_opt(
             self.expiry(),
             ro,
             IteratorMode::From(&start, Direction::Forward),
         );
-        let mut due = Vec::new();
-        for row in iter.take(limit) {
+        let mut due = Due { rows: Vec::new(), next_slot: None };
+        for row in iter {
             let (k, _) = row?;
-            let (at, key) = keys::split_expiry_key(&k)
+            let (slot, key) = keys::split_expiry_key(&k)
                 .ok_or(StoreError::Corrupt { what: "expiry index row" })?;
-            due.push((at, key.to_vec()));
+            if slot > now_ms || due.rows.len() == limit {
+                due.next_slot = Some(slot);
+                break;
+            }
+            due.rows.push((slot, key.to_vec()));
         }
         Ok(due)
     }
@@ -640,8 +654,8 @@ mod tests {
             store.partition_meta(3).unwrap(),
             PartitionMeta { keys: 1, seq: 7, expiring: 1, ..PartitionMeta::default() }
         );
-        assert_eq!(store.due_expiries(3, 999, 10).unwrap(), vec![], "due at its slot's end");
-        assert_eq!(store.due_expiries(3, 1000, 10).unwrap(), vec![(1000, b"k".to_vec())]);
+        assert_eq!(store.due_expiries(3, 999, 10).unwrap().rows, vec![], "due at its slot's end");
+        assert_eq!(store.due_expiries(3, 1000, 10).unwrap().rows, vec![(1000, b"k".to_vec())]);
     }
 
     #[tokio::test]
@@ -654,16 +668,18 @@ mod tests {
         let mut b = store.batch(0);
         b.put(b"a", &entry("1", Some(20)), Some(10), false);
         store.commit(b).unwrap();
-        assert_eq!(store.due_expiries(0, 1000, 10).unwrap(), vec![(1000, b"a".to_vec())]);
+        assert_eq!(store.due_expiries(0, 1000, 10).unwrap().rows, vec![(1000, b"a".to_vec())]);
         let mut b = store.batch(0);
         b.put(b"a", &entry("1", Some(1500)), Some(20), false);
         store.commit(b).unwrap();
-        assert_eq!(store.due_expiries(0, 1999, 10).unwrap(), vec![]);
-        assert_eq!(store.due_expiries(0, 2000, 10).unwrap(), vec![(2000, b"a".to_vec())]);
+        let not_yet = Due { rows: vec![], next_slot: Some(2000) };
+        assert_eq!(store.due_expiries(0, 1999, 10).unwrap(), not_yet, "the next row's slot told");
+        let due = Due { rows: vec![(2000, b"a".to_vec())], next_slot: None };
+        assert_eq!(store.due_expiries(0, 2000, 10).unwrap(), due);
         let mut b = store.batch(0);
         b.delete(b"a", Some(1500), false);
         store.commit(b).unwrap();
-        assert_eq!(store.due_expiries(0, 5000, 10).unwrap(), vec![]);
+        assert_eq!(store.due_expiries(0, 5000, 10).unwrap().rows, vec![]);
     }
 
     #[tokio::test]
@@ -685,7 +701,22 @@ mod tests {
             }
         }
         assert_eq!(seen, vec![(0, b"k".to_vec()), (2, b"k".to_vec()), (3, b"k".to_vec())]);
-        assert!(store.due_expiries(1, 1000, 10).unwrap().is_empty());
+        assert_eq!(store.due_expiries(1, 1000, 10).unwrap(), Due { rows: vec![], next_slot: None });
+    }
+
+    #[tokio::test]
+    async fn due_rows_past_the_limit_are_told_as_the_next_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        let mut b = store.batch(2);
+        for (k, at) in [("a", 10), ("b", 1500), ("c", 2500)] {
+            b.put(k.as_bytes(), &entry("v", Some(at)), None, false);
+        }
+        store.commit(b).unwrap();
+        let due = store.due_expiries(2, 5000, 2).unwrap();
+        assert_eq!(due.rows, vec![(1000, b"a".to_vec()), (2000, b"b".to_vec())]);
+        assert_eq!(due.next_slot, Some(3000), "due too, past the limit");
+        assert_eq!(store.due_expiries(3, 5000, 2).unwrap().next_slot, None, "not another's");
     }
 
     fn hash(fields: &[(&str, &str)], version: u64) -> Entry {
