@@ -156,8 +156,15 @@ def test_memory_budget_bounds_rss_and_keeps_every_key(pool):
         peak = max(peak, rss_bytes(node.pid))
     # Reads move entries through the cache; the reported bytes must still be within budget.
     assert metric_sum(node, "sessiongrid_memory_entries_bytes") <= budget
+    # RocksDB's own memory, refreshed every 2 s: a 32 MiB block cache, and memtables of up to
+    # 2 x 16 MiB per column family.
+    time.sleep(2.5)
+    rocks = {part: int(metric_sum(node, "sessiongrid_store_memory_bytes", f'part="{part}"')) >> 20
+             for part in ("memtables", "block_cache", "table_readers")}
+    assert 0 < rocks["block_cache"] <= 32 and 0 < rocks["memtables"] <= 4 * 2 * 16, rocks
     data = n * 1024
-    assert peak < 160 * 1024 * 1024, f"peak RSS {peak >> 20} MiB for {data >> 20} MiB of data"
+    assert peak < 160 * 1024 * 1024, \
+        f"peak RSS {peak >> 20} MiB for {data >> 20} MiB of data; RocksDB's (MiB): {rocks}"
 
 
 def test_keys_evicted_while_hashes_grow_in_place_still_read_back(pool):

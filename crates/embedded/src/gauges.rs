@@ -43,4 +43,17 @@ fn store_gauges(grid: &Grid) {
             metrics::gauge!(gauge).set(v as f64);
         }
     }
+    // What RocksDB holds in memory, beside the entries of `memory_max_bytes`: memtables and
+    // the readers of its files (index and filter blocks) are per column family; the block
+    // cache is one for all.
+    let memory = [
+        ("memtables", grid.store().property_of_all("rocksdb.cur-size-all-mem-tables")),
+        ("table_readers", grid.store().property_of_all("rocksdb.estimate-table-readers-mem")),
+        ("block_cache", grid.store().property("rocksdb.block-cache-usage")),
+    ];
+    for (part, bytes) in memory {
+        if let Some(v) = bytes {
+            metrics::gauge!("sessiongrid_store_memory_bytes", "part" => part).set(v as f64);
+        }
+    }
 }

@@ -185,6 +185,12 @@ fn describe() {
         "1 while RocksDB stops writes (too many files awaiting compaction)"
     );
     describe_gauge!(
+        "sessiongrid_store_memory_bytes",
+        Unit::Bytes,
+        "Memory RocksDB holds, by part: memtables, block_cache, table_readers (index and filter \
+         blocks of its files)"
+    );
+    describe_gauge!(
         "sessiongrid_store_delayed_write_rate_bytes",
         Unit::Bytes,
         "Write rate RocksDB throttles to while stalling writes (0: no stall)"

@@ -594,6 +594,14 @@ impl Store {
     pub fn property(&self, name: &str) -> Option<u64> {
         self.inner.db.property_int_value_cf(self.entries(), name).ok().flatten()
     }
+
+    /// A RocksDB integer property summed over every column family (e.g.
+    /// `rocksdb.cur-size-all-mem-tables`: each family has memtables of its own).
+    pub fn property_of_all(&self, name: &str) -> Option<u64> {
+        let families = [self.entries(), self.expiry(), self.meta(), self.fields()];
+        let values = families.map(|cf| self.inner.db.property_int_value_cf(cf, name));
+        values.into_iter().map(|v| v.ok().flatten()).sum()
+    }
 }
 
 #[cfg(test)]
@@ -702,6 +710,20 @@ mod tests {
         }
         assert_eq!(seen, vec![(0, b"k".to_vec()), (2, b"k".to_vec()), (3, b"k".to_vec())]);
         assert_eq!(store.due_expiries(1, 1000, 10).unwrap(), Due { rows: vec![], next_slot: None });
+    }
+
+    #[tokio::test]
+    async fn a_property_of_every_family_is_their_sum() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        let mut b = store.batch(1);
+        b.put(b"k", &entry("v", Some(5)), None, false);
+        store.commit(b).unwrap();
+        let name = "rocksdb.num-entries-active-mem-table";
+        assert_eq!(store.property(name), Some(1), "the entry");
+        // Its expiry row, and the partition count and format rows written at open.
+        assert_eq!(store.property_of_all(name), Some(4));
+        assert_eq!(store.property_of_all("rocksdb.no-such-property"), None);
     }
 
     #[tokio::test]
