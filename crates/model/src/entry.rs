@@ -158,13 +158,19 @@ impl Entry {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising owned, finite data into a Vec cannot fail.
-        postcard::to_stdvec(self).expect("entry serialises")
+        encode_with_room(self, self.cost_bytes())
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
+}
+
+/// `value` serialised into a vector made with room for `room` bytes (an estimate of its size:
+/// a vector grown from empty copies a 50 KB session five times over).
+pub(crate) fn encode_with_room<T: serde::Serialize>(value: &T, room: usize) -> Vec<u8> {
+    // Serialising owned, finite data into a Vec cannot fail.
+    postcard::to_extend(value, Vec::with_capacity(room)).expect("serialises")
 }
 
 #[cfg(test)]

@@ -167,7 +167,7 @@ impl Session {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("session serialises")
+        crate::entry::encode_with_room(self, self.bytes())
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
