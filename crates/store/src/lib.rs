@@ -25,4 +25,4 @@ pub mod store;
 
 pub use batch::Batch;
 pub use journal::MetaJournal;
-pub use store::{Due, PartitionMeta, Position, Store, StoreError};
+pub use store::{Due, PartitionMeta, Position, Store, StoreError, DUE_LOOK_AHEAD_MS};

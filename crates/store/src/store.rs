@@ -150,10 +150,16 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 pub struct Due {
     /// The rows due, as (slot, user key), oldest first.
     pub rows: Vec<(u64, Vec<u8>)>,
-    /// The slot of the partition's first row after them (due too if the limit cut them
-    /// short); `None`: there is none.
-    pub next_slot: Option<u64>,
+    /// No other row of the partition is filed under an earlier slot: the slot of its first
+    /// row after them (due too if the limit cut them short), or, with none within
+    /// [`DUE_LOOK_AHEAD_MS`] of the time asked about, the end of that look-ahead.
+    pub none_before: u64,
 }
+
+/// How far past the time asked about [`Store::due_expiries`] looks for the next row: rows
+/// deleted there (a session touched every second leaves one per touch until compaction) are
+/// walked past, so the walk is kept short.
+pub const DUE_LOOK_AHEAD_MS: u64 = 60_000;
 
 /// Cheap to clone; all clones share one database.
 #[derive(Clone)]
@@ -555,28 +561,29 @@ impl Store {
 
     /// Up to `limit` expiry-index rows of partition `p` whose slot ([`keys::expiry_slot`]) is
     /// at or before `now_ms`, oldest first, as (slot, user key): their keys' deadlines have
-    /// passed too. With them, the slot of the partition's next row.
+    /// passed too. With them, a slot before which the partition has no other row.
     pub fn due_expiries(
         &self,
         p: PartitionId,
         now_ms: u64,
         limit: usize,
     ) -> Result<Due, StoreError> {
+        let horizon = now_ms.saturating_add(DUE_LOOK_AHEAD_MS);
         let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::partition_end(p));
+        ro.set_iterate_upper_bound(keys::expiry_key(p, horizon, b""));
         let start = keys::partition_start(p);
         let iter = self.inner.db.iterator_cf_opt(
             self.expiry(),
             ro,
             IteratorMode::From(&start, Direction::Forward),
         );
-        let mut due = Due { rows: Vec::new(), next_slot: None };
+        let mut due = Due { rows: Vec::new(), none_before: horizon };
         for row in iter {
             let (k, _) = row?;
             let (slot, key) = keys::split_expiry_key(&k)
                 .ok_or(StoreError::Corrupt { what: "expiry index row" })?;
             if slot > now_ms || due.rows.len() == limit {
-                due.next_slot = Some(slot);
+                due.none_before = slot;
                 break;
             }
             due.rows.push((slot, key.to_vec()));
@@ -680,10 +687,10 @@ mod tests {
         let mut b = store.batch(0);
         b.put(b"a", &entry("1", Some(1500)), Some(20), false);
         store.commit(b).unwrap();
-        let not_yet = Due { rows: vec![], next_slot: Some(2000) };
+        let not_yet = Due { rows: vec![], none_before: 2000 };
         assert_eq!(store.due_expiries(0, 1999, 10).unwrap(), not_yet, "the next row's slot told");
-        let due = Due { rows: vec![(2000, b"a".to_vec())], next_slot: None };
-        assert_eq!(store.due_expiries(0, 2000, 10).unwrap(), due);
+        let due = Due { rows: vec![(2000, b"a".to_vec())], none_before: 2000 + DUE_LOOK_AHEAD_MS };
+        assert_eq!(store.due_expiries(0, 2000, 10).unwrap(), due, "none within the look-ahead");
         let mut b = store.batch(0);
         b.delete(b"a", Some(1500), false);
         store.commit(b).unwrap();
@@ -709,7 +716,8 @@ mod tests {
             }
         }
         assert_eq!(seen, vec![(0, b"k".to_vec()), (2, b"k".to_vec()), (3, b"k".to_vec())]);
-        assert_eq!(store.due_expiries(1, 1000, 10).unwrap(), Due { rows: vec![], next_slot: None });
+        let none = Due { rows: vec![], none_before: 1000 + DUE_LOOK_AHEAD_MS };
+        assert_eq!(store.due_expiries(1, 1000, 10).unwrap(), none);
     }
 
     #[tokio::test]
@@ -727,18 +735,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn due_rows_past_the_limit_are_told_as_the_next_slot() {
+    async fn due_rows_past_the_limit_are_told_as_the_bound() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         let mut b = store.batch(2);
-        for (k, at) in [("a", 10), ("b", 1500), ("c", 2500)] {
+        for (k, at) in [("a", 10), ("b", 1500), ("c", 2500), ("d", 99_500)] {
             b.put(k.as_bytes(), &entry("v", Some(at)), None, false);
         }
         store.commit(b).unwrap();
         let due = store.due_expiries(2, 5000, 2).unwrap();
         assert_eq!(due.rows, vec![(1000, b"a".to_vec()), (2000, b"b".to_vec())]);
-        assert_eq!(due.next_slot, Some(3000), "due too, past the limit");
-        assert_eq!(store.due_expiries(3, 5000, 2).unwrap().next_slot, None, "not another's");
+        assert_eq!(due.none_before, 3000, "due too, past the limit");
+        let rest = store.due_expiries(2, 3000, 10).unwrap();
+        assert_eq!((rest.rows.len(), rest.none_before), (3, 3000 + DUE_LOOK_AHEAD_MS), "d beyond");
+        let to = |now| store.due_expiries(2, now, 10).unwrap().none_before;
+        assert_eq!(to(100_000 - DUE_LOOK_AHEAD_MS), 100_000, "d at the look-ahead's end");
+        assert_eq!(to(100_001 - DUE_LOOK_AHEAD_MS), 100_000, "d within it");
+        let other = store.due_expiries(3, 5000, 2).unwrap();
+        assert_eq!(other.none_before, 5000 + DUE_LOOK_AHEAD_MS, "not another's");
     }
 
     fn hash(fields: &[(&str, &str)], version: u64) -> Entry {
