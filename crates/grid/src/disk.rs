@@ -229,6 +229,12 @@ impl DiskPartition {
         out
     }
 
+    /// A write files an expiry row for a key due at `deadline_ms`: the sweep's bound comes
+    /// down to its slot.
+    fn files_deadline(&mut self, deadline_ms: u64) {
+        self.no_row_before = self.no_row_before.min(keys::expiry_slot(deadline_ms));
+    }
+
     fn remember(&mut self, key: &[u8], entry: Option<Entry>) {
         match entry {
             Some(e) => match self.account(|cache| cache.insert(key, e)) {
@@ -450,7 +456,7 @@ impl PartitionStore for DiskPartition {
             false => Some(postcard::to_allocvec(&entry.events).map_err(err)?),
         };
         if let Some(at) = head.and_then(|e| e.expire_at_ms) {
-            self.no_row_before = self.no_row_before.min(keys::expiry_slot(at));
+            self.files_deadline(at);
         }
         let version = entry.pos.version;
         let written = self.write(Some(entry.pos), meta, |batch| {
@@ -558,7 +564,7 @@ impl PartitionStore for DiskPartition {
             + entries.iter().filter(|(_, e)| e.is_session()).count() as u64;
         let pos = self.pos;
         for at in entries.iter().filter_map(|(_, e)| e.expire_at_ms) {
-            self.no_row_before = self.no_row_before.min(keys::expiry_slot(at));
+            self.files_deadline(at);
         }
         self.account(EntryCache::clear);
         self.complete = false;
