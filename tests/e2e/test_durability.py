@@ -159,12 +159,14 @@ def test_memory_budget_bounds_rss_and_keeps_every_key(pool):
     # RocksDB's own memory, refreshed every 2 s: a 32 MiB block cache, and memtables of up to
     # 2 x 16 MiB per column family.
     time.sleep(2.5)
-    rocks = {part: int(metric_sum(node, "sessiongrid_store_memory_bytes", f'part="{part}"')) >> 20
+    rocks = {part: int(metric_sum(node, "sessiongrid_store_memory_bytes", f'part="{part}"'))
              for part in ("memtables", "block_cache", "table_readers")}
-    assert 0 < rocks["block_cache"] <= 32 and 0 < rocks["memtables"] <= 4 * 2 * 16, rocks
+    mib = {part: round(v / 2**20, 1) for part, v in rocks.items()}
+    assert 0 < rocks["block_cache"] <= 32 << 20, mib
+    assert 0 < rocks["memtables"] <= 4 * 2 * 16 << 20, mib
     data = n * 1024
     assert peak < 160 * 1024 * 1024, \
-        f"peak RSS {peak >> 20} MiB for {data >> 20} MiB of data; RocksDB's (MiB): {rocks}"
+        f"peak RSS {peak >> 20} MiB for {data >> 20} MiB of data; RocksDB's (MiB): {mib}"
 
 
 def test_keys_evicted_while_hashes_grow_in_place_still_read_back(pool):
