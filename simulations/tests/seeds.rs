@@ -207,6 +207,14 @@ fn ignoring_watches_is_caught() {
 }
 
 #[test]
+fn sending_attribute_changes_to_the_wrong_members_is_caught() {
+    caught(
+        |cfg| cfg.cluster.faults.watchers_reversed = true,
+        "primaries that send attribute changes to the members that do not watch them",
+    );
+}
+
+#[test]
 fn sending_events_only_once_is_caught() {
     caught(
         |cfg| cfg.cluster.faults.events_sent_once = true,

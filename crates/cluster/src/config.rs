@@ -65,6 +65,8 @@ pub struct Faults {
     pub events_sent_once: bool,
     /// Make no attribute change travel, whoever watches.
     pub watches_ignored: bool,
+    /// Send attribute changes to the members that do not watch them, not to those that do.
+    pub watchers_reversed: bool,
 }
 
 /// A setting that cannot work, found when a node starts.

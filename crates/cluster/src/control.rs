@@ -14,7 +14,7 @@ use sessiongrid_model::{Op, PartitionId};
 use tracing::{debug, info, warn};
 
 use crate::config::ClusterConfig;
-use crate::interest::Interest;
+use crate::interest::{Interest, Watchers};
 use crate::membership::{Membership, Outbox};
 use crate::merge::Push;
 use crate::msg::{LogPos, MemberMsg, Msg};
@@ -29,20 +29,21 @@ use crate::Now;
 pub const MERGE_ID_BIT: u64 = 1 << 63;
 
 /// What control grants the partitions: until when this node may serve the partitions of one
-/// epoch, and whether their writes' attribute changes are watched.
+/// epoch, and which members watch their writes' attribute changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
     /// The epoch of the topology the lease holds for.
     pub epoch: Epoch,
     /// Monotonic ms before which serving is allowed (0: not at all, `u64::MAX`: alone).
     pub until: u64,
-    /// Some member watches session events, or has not said (see [`crate::interest`]): a
-    /// primary makes attribute-changed events. Otherwise it announces them on this node only.
-    pub watched: bool,
+    /// The members of that epoch's topology that watch session events, or have not said (see
+    /// [`crate::interest`]): with any, a primary makes attribute-changed events and sends
+    /// them to those members; with none, it announces them on this node only.
+    pub watchers: Watchers,
 }
 
 impl Lease {
-    pub const NONE: Lease = Lease { epoch: 0, until: 0, watched: true };
+    pub const NONE: Lease = Lease { epoch: 0, until: 0, watchers: Watchers::ALL };
 
     /// True if a partition that follows topology `epoch` may serve at `now`.
     pub fn allows(&self, epoch: Epoch, now: u64) -> bool {
@@ -134,9 +135,11 @@ impl<D: NodeStore> Control<D> {
     pub fn lease(&self) -> Lease {
         let epoch = self.membership.epoch();
         let until = self.membership.lease_until();
-        let watched =
-            self.interest.watched(members(&self.membership)) && !self.cfg.faults.watches_ignored;
-        Lease { epoch, until, watched }
+        let watchers = match self.cfg.faults.watches_ignored {
+            true => Watchers::NONE,
+            false => self.interest.watchers(members(&self.membership)),
+        };
+        Lease { epoch, until, watchers }
     }
 
     /// Whether this node has subscribers to session events now; a change is sent at once.

@@ -1,18 +1,19 @@
-//! Whether anyone watches attribute changes, so a write that only changes attributes makes an
-//! event worth replicating and sending to every member only while someone does.
+//! Who watches attribute changes, so a write that only changes attributes makes an event worth
+//! replicating, and sends it to a member, only while someone, and that member, does.
 //!
 //! A session's lifecycle events (created, expired, login...) are few and always go everywhere
 //! (see [`crate::events`]). An attribute change is most writes: its event costs a row on every
-//! owner, a message to every member and an acknowledgement back. So each node says whether it
-//! has a subscriber to session events ([`MemberMsg::Watching`]), and a primary makes an
+//! owner, a message to each member it goes to and an acknowledgement back. So each node says
+//! whether it has a subscriber to session events ([`MemberMsg::Watching`]); a primary makes an
 //! attribute-changed event only while some member of its topology watches or has not said
-//! lately (a node just started or just joined counts as watching until it says otherwise).
-//! Otherwise the event is announced on the primary's node alone, which counts it.
+//! lately (a node just started or just joined counts as watching until it says otherwise), and
+//! sends it only to those members ([`Watchers`]). Otherwise the event is announced on the
+//! primary's node alone, which counts it.
 //!
 //! A node that starts watching waits for every member to confirm it heard
 //! ([`MemberMsg::WatchingSeen`]) before its subscription counts as made: every write begun
-//! after that makes the event on whichever member is its primary. A write begun before may
-//! not (it was concurrent with the subscription).
+//! after that makes the event on whichever member is its primary, and that primary sends it to
+//! the node. A write begun before may not (it was concurrent with the subscription).
 //!
 //! A node tells each member its state until the member confirms the current one, and every
 //! member again every [`REFRESH_HEARTBEATS`] heartbeats. What a node heard is forgotten (so
@@ -39,6 +40,40 @@ struct Said {
     seq: u64,
     on: bool,
     at: u64,
+}
+
+/// The members of a topology that watch attribute changes (or have not said lately), by their
+/// place in its sorted member list. A topology of more than 64 members counts all as watching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watchers(u64);
+
+impl Watchers {
+    pub const ALL: Watchers = Watchers(u64::MAX);
+    pub const NONE: Watchers = Watchers(0);
+
+    /// The members among `members` (a topology's, sorted) for which `watches` holds.
+    pub fn of(members: &[NodeId], watches: impl Fn(NodeId) -> bool) -> Watchers {
+        if members.len() > 64 {
+            return Watchers::ALL;
+        }
+        let bits = members.iter().enumerate().filter(|(_, m)| watches(**m));
+        Watchers(bits.fold(0, |acc, (i, _)| acc | 1 << i))
+    }
+
+    /// True if some member watches.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    /// True if the member at place `index` of the topology's member list watches.
+    pub fn at(self, index: usize) -> bool {
+        index >= 64 || self.0 & (1 << index) != 0
+    }
+
+    /// How many of `members` (the topology's) watch.
+    pub fn count(self, members: usize) -> usize {
+        (0..members).filter(|i| self.at(*i)).count()
+    }
 }
 
 pub struct Interest {
@@ -90,11 +125,18 @@ impl Interest {
         self.told_at.clear();
     }
 
-    /// True if a primary here must make attribute-changed events: this node or some other
-    /// member watches, or has not said lately.
+    /// The members of `members` (a topology's, sorted) a primary here sends attribute-changed
+    /// events to: this node if it watches, others that watch or have not said lately.
+    pub fn watchers(&self, members: &[NodeId]) -> Watchers {
+        Watchers::of(members, |m| match m == self.me {
+            true => self.on,
+            false => self.heard.get(&m).is_none_or(|said| said.on),
+        })
+    }
+
+    /// True if a primary here must make attribute-changed events: some member watches.
     pub fn watched(&self, members: &[NodeId]) -> bool {
-        self.on
-            || members.iter().any(|m| *m != self.me && self.heard.get(m).is_none_or(|said| said.on))
+        self.watchers(members).any()
     }
 
     /// True if this node watches, is a member, and every other member confirmed hearing it.
@@ -188,6 +230,7 @@ mod tests {
         let members = [1, 2, 3];
         let mut nodes: Vec<Interest> = members.iter().map(|&n| Interest::new(n, 1000)).collect();
         assert!(nodes.iter().all(|n| n.watched(&members)), "members that said nothing watch");
+        assert_eq!(nodes[0].watchers(&members), Watchers::of(&members, |n| n != 1));
         exchange(&mut nodes, 0, &members);
         assert!(nodes.iter().all(|n| !n.watched(&members)));
         // Node 3 subscribes: confirmed once both others heard; from then all watch.
@@ -197,10 +240,20 @@ mod tests {
         assert!(nodes[2].confirmed(&members));
         assert!(!nodes[2].confirmed(&[1, 2]), "not while out of its own topology");
         assert!(nodes.iter().all(|n| n.watched(&members)));
+        let only_3 = Watchers::of(&members, |n| n == 3);
+        assert!(nodes.iter().all(|n| n.watchers(&members) == only_3), "sent to node 3 alone");
         // It stops, and the others hear it.
         nodes[2].set(false, 1000);
         exchange(&mut nodes, 20, &members);
         assert!(nodes.iter().all(|n| !n.watched(&members)));
+    }
+
+    #[test]
+    fn a_topology_of_more_than_64_members_counts_all_as_watching() {
+        let members: Vec<NodeId> = (1..=65).collect();
+        assert_eq!(Watchers::of(&members, |_| false), Watchers::ALL);
+        assert_eq!(Watchers::of(&members[..64], |n| n == 64).count(64), 1);
+        assert!(Watchers::of(&members[..64], |n| n == 64).at(63));
     }
 
     #[test]

@@ -14,13 +14,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sessiongrid_model::notify::Notices;
-use sessiongrid_model::session::event::SessionEvent;
+use sessiongrid_model::session::event::{EventKind::AttributeChanged, SessionEvent};
 use sessiongrid_model::{Op, PartitionId, Reply};
 
 use crate::config::ClusterConfig;
 use crate::control::Lease;
 use crate::dedup::SeenRequests;
 use crate::events::{EventsOut, Outboxes};
+use crate::interest::Watchers;
 use crate::msg::{MemberMsg, Msg, Query, Refusal, ReplicaMsg};
 use crate::placement::NodeId;
 use crate::replica::{Effect, Origin, Replica, Report};
@@ -70,9 +71,14 @@ pub struct Partition<S> {
     seen: SeenRequests,
     /// Events sent to other members and not acknowledged yet.
     outboxes: Outboxes,
+    /// The members of its topology of this epoch that watch attribute changes, as of the
+    /// latest lease (see [`Lease::watchers`]).
+    watchers: (Epoch, Watchers),
     retransmit_ms: u64,
     /// The planted defect [`crate::config::Faults::events_sent_once`].
     events_sent_once: bool,
+    /// The planted defect [`crate::config::Faults::watchers_reversed`].
+    watchers_reversed: bool,
     out: Vec<PartitionOutput>,
 }
 
@@ -82,6 +88,7 @@ impl<S: PartitionStore> Partition<S> {
     pub fn new(p: PartitionId, me: NodeId, cfg: Arc<ClusterConfig>, store: S, now: Now) -> Self {
         let first_snapshot = crate::dedup::first_forward_id(now.wall);
         let (retransmit_ms, events_sent_once) = (cfg.retransmit_ms, cfg.faults.events_sent_once);
+        let watchers_reversed = cfg.faults.watchers_reversed;
         Partition {
             p,
             me,
@@ -91,8 +98,10 @@ impl<S: PartitionStore> Partition<S> {
             early: Vec::new(),
             seen: SeenRequests::default(),
             outboxes: Outboxes::default(),
+            watchers: (0, Watchers::ALL),
             retransmit_ms,
             events_sent_once,
+            watchers_reversed,
             out: Vec::new(),
         }
     }
@@ -359,7 +368,8 @@ impl<S: PartitionStore> Partition<S> {
     /// Tells the replica if this node holds a lease in the epoch it follows (see
     /// [`Replica::leased`]), and whether attribute changes are watched.
     fn note_lease(&mut self, now: Now, lease: Lease) {
-        self.replica.set_watched(lease.watched);
+        self.replica.set_watched(lease.watchers.any());
+        self.watchers = (lease.epoch, lease.watchers);
         if lease.allows(self.epoch(), now.mono) {
             let mut effects = Vec::new();
             self.replica.leased(&mut effects);
@@ -404,12 +414,29 @@ impl<S: PartitionStore> Partition<S> {
     }
 
     /// Delivers events to this node's subscribers and, until each acknowledges them, every
-    /// other member's (see [`crate::events`]).
+    /// other member's (see [`crate::events`]); attribute changes only to the members that
+    /// watch them (see [`crate::interest`]).
     fn publish(&mut self, now: Now, events: Vec<SessionEvent>) {
         if let Some(t) = &self.topology {
-            let others = t.members.iter().copied().filter(|n| *n != self.me);
+            let watchers = match self.watchers {
+                (epoch, watchers) if epoch == t.epoch => watchers,
+                _ => Watchers::ALL, // a lease of another topology: its places are not these
+            };
+            let (watching, not): (Vec<(usize, NodeId)>, _) = (t.members.iter().copied())
+                .enumerate()
+                .filter(|(_, n)| *n != self.me)
+                .partition(|(i, _)| watchers.at(*i) != self.watchers_reversed);
             let mut sends = Vec::new();
-            self.outboxes.publish(now.mono, others, &events, &mut sends);
+            let all = &events;
+            self.outboxes.publish(now.mono, watching.into_iter().map(|(_, n)| n), all, &mut sends);
+            let lifecycle: Vec<SessionEvent> = match not.is_empty() {
+                true => Vec::new(),
+                false => all.iter().filter(|e| e.kind != AttributeChanged).cloned().collect(),
+            };
+            if !lifecycle.is_empty() {
+                let not = not.into_iter().map(|(_, n)| n);
+                self.outboxes.publish(now.mono, not, &lifecycle, &mut sends);
+            }
             self.send_events(sends);
         }
         self.out.push(PartitionOutput::Events(events));
@@ -436,13 +463,14 @@ mod tests {
     use super::*;
     use crate::msg::{LogPos, Txn};
     use crate::storage::MemStore;
+    use sessiongrid_model::session::session_key;
 
     /// The only partition of node 7, which founded its cluster alone: primary, under a lease
     /// that never runs out.
     fn primary_alone() -> (Partition<MemStore>, Arc<Topology>, Lease, Now) {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let t = Arc::new(Topology::founded_by(7, 1));
-        let lease = Lease { epoch: t.epoch, until: u64::MAX, watched: true };
+        let lease = Lease { epoch: t.epoch, until: u64::MAX, watchers: Watchers::ALL };
         let now = Now { mono: 1, wall: 1 };
         let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
         p.adopt(now, t.clone());
@@ -487,7 +515,7 @@ mod tests {
         t.epoch = 5;
         let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
         p.adopt(now, Arc::new(t.clone()));
-        let lease = |epoch| Lease { epoch, until: u64::MAX, watched: true };
+        let lease = |epoch| Lease { epoch, until: u64::MAX, watchers: Watchers::ALL };
         // Backup 1 answers the new primary's probe: it holds the same (empty) history.
         p.receive(now, lease(5), 1, 5, ReplicaMsg::Ack { pos: LogPos::ZERO, epoch: 5 });
         let incr = Op::IncrBy { delta: 1 };
@@ -509,7 +537,7 @@ mod tests {
 
     /// The creation of session `id` (which has an event), as a request: (key, op).
     fn create_session(id: &'static [u8]) -> (Bytes, Op) {
-        use sessiongrid_model::session::{op::SessionOp, session_key};
+        use sessiongrid_model::session::op::SessionOp;
         let op = SessionOp::Create {
             id: Bytes::from_static(id),
             group: Bytes::new(),
@@ -520,6 +548,25 @@ mod tests {
     }
 
     /// The events messages among `p`'s outputs: (to, versions).
+    /// Sets attribute `n` of a session.
+    fn set_attribute() -> Op {
+        use sessiongrid_model::session::{op::SessionOp, SessionLimits, Tag};
+        let limits = SessionLimits {
+            attrs_max: 9,
+            attr_name_bytes_max: 9,
+            attr_bytes_max: 9,
+            session_bytes_max: 999,
+        };
+        let attrs = vec![(Bytes::from_static(b"n"), Tag::Utf8, Bytes::from_static(b"1"))];
+        Op::Session(SessionOp::Set {
+            if_version: None,
+            replace: false,
+            idle_ms: None,
+            attrs,
+            limits,
+        })
+    }
+
     fn events_sent(p: &mut Partition<MemStore>) -> Vec<(NodeId, Vec<u64>)> {
         p.take_outputs()
             .into_iter()
@@ -538,7 +585,7 @@ mod tests {
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut t = Topology::founded_by(7, 1);
         t.members = vec![7, 8, 9];
-        let lease = Lease { epoch: t.epoch, until: u64::MAX, watched: true };
+        let lease = Lease { epoch: t.epoch, until: u64::MAX, watchers: Watchers::ALL };
         let at = |mono| Now { mono, wall: 1 };
         let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
         p.adopt(at(1), Arc::new(t.clone()));
@@ -576,27 +623,14 @@ mod tests {
     #[test]
     fn unwatched_attribute_changes_are_announced_here_only_and_lifecycle_events_go_everywhere() {
         use sessiongrid_model::session::event::EventKind;
-        use sessiongrid_model::session::{op::SessionOp, session_key, SessionLimits, Tag};
         let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
         let mut t = Topology::founded_by(7, 1);
         t.members = vec![7, 8];
-        let watched = Lease { epoch: t.epoch, until: u64::MAX, watched: true };
-        let unwatched = Lease { watched: false, ..watched };
+        let watched = Lease { epoch: t.epoch, until: u64::MAX, watchers: Watchers::ALL };
+        let unwatched = Lease { watchers: Watchers::NONE, ..watched };
         let now = Now { mono: 1, wall: 1 };
         let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
         p.adopt(now, Arc::new(t.clone()));
-        let set = || {
-            let limits = SessionLimits {
-                attrs_max: 9,
-                attr_name_bytes_max: 9,
-                attr_bytes_max: 9,
-                session_bytes_max: 999,
-            };
-            let attrs = vec![(Bytes::from_static(b"n"), Tag::Utf8, Bytes::from_static(b"1"))];
-            let op =
-                SessionOp::Set { if_version: None, replace: false, idle_ms: None, attrs, limits };
-            (session_key(b"a"), Op::Session(op))
-        };
         // Events here, and events sent: (kinds delivered on this node, versions sent to 8).
         let outputs = |p: &mut Partition<MemStore>| {
             let (mut here, mut sent) = (Vec::new(), Vec::new());
@@ -617,14 +651,72 @@ mod tests {
         assert_eq!(outputs(&mut p), (created.clone(), created), "a creation always travels");
         let creation = *p.replica().store().events.keys().next().unwrap();
         p.events_acked(now, 8, creation);
-        let (key, op) = set();
-        p.request(now, unwatched, Origin::Local(2), t.epoch, key, op);
+        p.request(now, unwatched, Origin::Local(2), t.epoch, session_key(b"a"), set_attribute());
         let changed = vec![EventKind::AttributeChanged];
         assert_eq!(outputs(&mut p), (changed.clone(), vec![]), "counted here, sent nowhere");
         assert!(p.replica().store().events.is_empty(), "nor kept on disk");
-        let (key, op) = set();
-        p.request(now, watched, Origin::Local(3), t.epoch, key, op);
+        p.request(now, watched, Origin::Local(3), t.epoch, session_key(b"a"), set_attribute());
         assert_eq!(outputs(&mut p), (changed.clone(), changed), "watched: it travels");
+    }
+
+    #[test]
+    fn attribute_changes_go_only_to_the_members_that_watch_them() {
+        use sessiongrid_model::session::event::EventKind::{AttributeChanged, Created};
+        let cfg = Arc::new(ClusterConfig { partitions: 1, ..ClusterConfig::default() });
+        let mut t = Topology::founded_by(7, 1);
+        t.members = vec![7, 8, 9];
+        let watchers = Watchers::of(&t.members, |n| n == 9);
+        assert_eq!((watchers.count(3), watchers.at(2), watchers.at(1)), (1, true, false));
+        let lease = Lease { epoch: t.epoch, until: u64::MAX, watchers };
+        let now = Now { mono: 1, wall: 1 };
+        let mut p = Partition::new(0, 7, cfg, MemStore::empty(), now);
+        p.adopt(now, Arc::new(t.clone()));
+        // (member, kinds) of every events message.
+        let sent = |p: &mut Partition<MemStore>| {
+            let mut sent = Vec::new();
+            for o in p.take_outputs() {
+                if let PartitionOutput::Send(to, Msg::PartitionEvents { events, .. }) = o {
+                    sent.push((to, events.iter().map(|e| e.kind).collect::<Vec<_>>()));
+                }
+            }
+            sent.sort_by_key(|(to, _)| *to);
+            sent
+        };
+        let (key, op) = create_session(b"a");
+        p.request(now, lease, Origin::Local(1), t.epoch, key, op);
+        assert_eq!(sent(&mut p), vec![(8, vec![Created]), (9, vec![Created])], "to every member");
+        let created = *p.replica().store().events.keys().next().unwrap();
+        p.events_acked(now, 8, created);
+        p.events_acked(now, 9, created);
+        p.request(now, lease, Origin::Local(2), t.epoch, session_key(b"a"), set_attribute());
+        assert_eq!(sent(&mut p), vec![(9, vec![AttributeChanged])], "to the watcher alone");
+        let changed = *p.replica().store().events.keys().next().unwrap();
+        p.events_acked(now, 9, changed);
+        assert!(p.replica().store().events.is_empty(), "with every member it went to: forgotten");
+        // Watchers of another epoch's topology name places in its member list, not in this
+        // one's: every member is sent the change then.
+        t.epoch += 1;
+        p.adopt(now, Arc::new(t.clone()));
+        p.note_lease(now, lease);
+        let mut event = sessiongrid_model::session::event::SessionEvent {
+            kind: AttributeChanged,
+            id: Bytes::from_static(b"a"),
+            group: Bytes::new(),
+            principal: None,
+            moved_to: None,
+            at_ms: 1,
+            node: 7,
+            partition: 0,
+            version: changed + 1,
+        };
+        p.publish(now, vec![event.clone()]);
+        assert_eq!(sent(&mut p), vec![(8, vec![AttributeChanged]), (9, vec![AttributeChanged])]);
+        p.note_lease(now, Lease { epoch: t.epoch, ..lease });
+        event.version += 1;
+        p.publish(now, vec![event]);
+        p.events_acked(now, 8, changed + 1);
+        p.events_acked(now, 9, changed + 1);
+        assert_eq!(sent(&mut p), vec![(9, vec![AttributeChanged])], "the lease caught up");
     }
 
     #[test]
@@ -633,7 +725,7 @@ mod tests {
         let mut t = Topology::founded_by(7, 1);
         t.members = vec![7, 8, 9];
         let t = Arc::new(t);
-        let lease = Lease { epoch: t.epoch, until: u64::MAX, watched: true };
+        let lease = Lease { epoch: t.epoch, until: u64::MAX, watchers: Watchers::ALL };
         let at = |mono| Now { mono, wall: 1 };
         let mut p = Partition::new(0, 7, cfg.clone(), MemStore::empty(), at(1));
         p.adopt(at(1), t.clone());

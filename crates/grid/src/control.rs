@@ -207,7 +207,7 @@ impl ControlState {
         let lease = self.control.lease();
         *self.shared.lease.lock().expect("lease lock") = lease;
         metrics::gauge!("sessiongrid_session_events_watched")
-            .set(f64::from(u8::from(lease.watched)));
+            .set(f64::from(u8::from(lease.watchers.any())));
         let topology = self.control.topology().cloned();
         let routing = self.control.routing_topology().cloned();
         self.shared.view.send_if_modified(|view| {
