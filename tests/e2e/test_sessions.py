@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from conftest import REDIS_CLI, GridProcess, grid_only, wait_until
+from conftest import REDIS_CLI, GridProcess, grid_only, metric_sum, wait_until
 from gridcluster import Cluster
 from respwire import RespConnection
 
@@ -565,7 +565,8 @@ def test_events_are_delivered_at_least_once_across_a_failover(pool):
 def test_attribute_changes_travel_only_while_some_node_watches(pool):
     """Attribute changes nobody subscribes to are counted where they are made and sent
     nowhere; once a subscription is confirmed, every change reaches it, whichever node is the
-    session's primary; after it ends they stay where they are made again."""
+    session's primary, and no node that does not watch; after it ends they stay where they
+    are made again."""
     cluster = Cluster(pool, 3)
     cluster.wait_settled()
     nodes = cluster.nodes
@@ -594,8 +595,17 @@ def test_attribute_changes_travel_only_while_some_node_watches(pool):
 
     subscriber = Subscriber(nodes[0], f"sessiongrid:events:{group}")
     try:
+        # Every node sends attribute changes to the watching node alone.
+        assert wait_until(lambda: all(
+            metric_sum(n, "sessiongrid_session_events_watching_members") == 1 for n in nodes),
+            timeout=10)
+        before = [(changed(n, "node"), changed(n, "cluster")) for n in nodes]
         write_all(2)
         assert subscriber.wait_for("attribute-changed", sids, timeout=10), subscriber.events
+        after = [(changed(n, "node"), changed(n, "cluster")) for n in nodes]
+        made, seen = ([a[k] - b[k] for a, b in zip(after, before)] for k in (0, 1))
+        assert sum(made) == len(sids) and seen[0] == len(sids), (made, seen)
+        assert seen[1:] == made[1:], f"the others see only their own changes: {made} {seen}"
     finally:
         subscriber.stop()
     assert wait_until(lambda: unwatched_round(3), timeout=10), "changes still travel after"

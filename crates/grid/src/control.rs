@@ -209,6 +209,9 @@ impl ControlState {
         metrics::gauge!("sessiongrid_session_events_watched")
             .set(f64::from(u8::from(lease.watchers.any())));
         let topology = self.control.topology().cloned();
+        let members = topology.as_ref().map_or(0, |t| t.members.len());
+        metrics::gauge!("sessiongrid_session_events_watching_members")
+            .set(lease.watchers.count(members) as f64);
         let routing = self.control.routing_topology().cloned();
         self.shared.view.send_if_modified(|view| {
             let same = |a: &Option<Arc<Topology>>, b: &Option<Arc<Topology>>| match (a, b) {

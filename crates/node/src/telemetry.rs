@@ -121,6 +121,14 @@ fn describe() {
         "Session events this node published as the session's primary, by event"
     );
     describe_counter!("sessiongrid_session_events_lagged_total", "Events a slow subscriber missed");
+    describe_gauge!(
+        "sessiongrid_session_events_watched",
+        "1 while some member watches attribute changes: this node's primaries make events of them"
+    );
+    describe_gauge!(
+        "sessiongrid_session_events_watching_members",
+        "Members (this node included) this node's primaries send attribute changes to"
+    );
     describe_counter!(
         "sessiongrid_sessions_attribute_writes_total",
         "SESSION.SET calls that wrote attributes, through this node"
