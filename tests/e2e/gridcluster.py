@@ -26,11 +26,12 @@ class Cluster:
     """Nodes that know each other through the first one's p2p address."""
 
     def __init__(self, pool, size: int, replicas: int = 2, secret: str = SECRET,
-                 extra: tuple[str, ...] = ()):
+                 extra: tuple[str, ...] = (), config: dict | None = None):
         self.pool = pool
         self.replicas = replicas
         self.secret = secret
         self.extra = list(extra)
+        self.config = config
         self.nodes: list[GridProcess] = []
         self.seed_port: int | None = None
         for _ in range(size):
@@ -51,7 +52,7 @@ class Cluster:
             self.seed_port = p2p_port
         secret_path = node.workdir / "cluster-secret"
         write_secret(secret_path, secret or self.secret)
-        node.start(extra_args=self.args(p2p_port, secret_path))
+        node.start(extra_args=self.args(p2p_port, secret_path), config=self.config)
         self.nodes.append(node)
         return node
 

@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import SESSIONGRID_BIN, GridProcess, grid_only, wait_until
+from conftest import SESSIONGRID_BIN, GridProcess, grid_only, metric_sum, wait_until
 from gridcluster import Cluster, info
 
 pytestmark = grid_only
@@ -385,6 +385,29 @@ def test_a_message_published_on_one_node_reaches_subscribers_on_every_node(pool)
             [(t, f"m{i}".encode()) for i in range(3) for t in ("message", "pmessage")])
         ps.close()
     assert wait_until(lambda: publishers[0].pubsub_numpat() == 0, timeout=5), "unsubscribed"
+
+
+def test_peer_messages_run_in_their_partition_on_the_spot(pool):
+    """On nodes of one engine thread, the stream reader that receives a peer's forwarded write,
+    append or acknowledgement runs it in the partition's state machine, without a message to
+    the partition's actor; every write is still on both owners and read back."""
+    cluster = Cluster(pool, 3, config={"engine_threads": 1})
+    cluster.wait_settled()
+    nodes = cluster.nodes
+    at_once = lambda: [metric_sum(n, "sessiongrid_p2p_messages_run_at_once_total")  # noqa: E731
+                       for n in nodes]
+    before = at_once()
+    client = nodes[0].client(decode_responses=True)
+    for i in range(60):
+        assert client.set(f"peer-spot:{i}", i)
+    ran = [a - b for a, b in zip(at_once(), before)]
+    # Each write reached its backup as an append and came back as an acknowledgement; two in
+    # three were forwarded by node 0 to their primary.
+    assert sum(ran) >= 60 * 2, ran
+    assert all(r > 0 for r in ran), ran
+    for n in nodes:
+        c = n.client(decode_responses=True)
+        assert [c.get(f"peer-spot:{i}") for i in range(60)] == [str(i) for i in range(60)]
 
 
 def test_keyspace_events_of_writes_through_any_node_reach_a_subscriber_on_another(pool):

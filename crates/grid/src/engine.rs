@@ -130,6 +130,9 @@ pub struct Shared {
     /// Requests of this node run by a request path in their partition's state machine, without
     /// a message to its actor.
     pub run_at_once: metrics::Counter,
+    /// Peers' messages run by the stream reader that received them in their partition's state
+    /// machine, without a message to its actor.
+    pub peer_at_once: metrics::Counter,
 }
 
 impl Shared {
@@ -155,6 +158,16 @@ impl Shared {
     pub fn to_partition(&self, p: PartitionId, msg: PartitionMsg) {
         if let Some(actor) = self.partition(p) {
             let _ = actor.cast(msg);
+        }
+    }
+
+    /// A peer's request, query or replication message for partition `p`: run on the spot when
+    /// the partition's actor runs on this thread ([`crate::partition::peer_here`]), else sent
+    /// to the actor.
+    pub fn peer_to_partition(&self, p: PartitionId, from: NodeId, msg: Msg) {
+        match crate::partition::peer_here(p, from, msg) {
+            Ok(()) => self.peer_at_once.increment(1),
+            Err(msg) => self.to_partition(p, PartitionMsg::Peer { from, msg }),
         }
     }
 

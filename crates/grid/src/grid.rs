@@ -141,6 +141,7 @@ impl Grid {
             retried: metrics::counter!("sessiongrid_requests_retried_total"),
             read_at_once: metrics::counter!("sessiongrid_requests_read_at_once_total"),
             run_at_once: metrics::counter!("sessiongrid_requests_run_at_once_total"),
+            peer_at_once: metrics::counter!("sessiongrid_p2p_messages_run_at_once_total"),
         });
         let sv_args =
             SupervisorArgs { shared: shared.clone(), disk: disk.clone(), shards: shards.clone() };

@@ -4,16 +4,17 @@
 //! - **Owns** the partition's [`Partition`] state machine (its replica, the topology it follows)
 //!   and, through its [`DiskPartition`], the partition's rows and its memory tier of hot entries.
 //!   It lends them, locked, to the request paths of its own thread: a read that needs nothing
-//!   from it is answered there ([`read_here`]), and a request of this node is run there as the
-//!   actor would run it ([`run_here`]); everything else reaches it as a message.
+//!   from it is answered there ([`read_here`]), and a request of this node or a peer's message
+//!   is run there as the actor would run it ([`run_here`], [`peer_here`]); everything else
+//!   reaches it as a message.
 //! - **Started** by the [`supervisor`](crate::supervisor) at node start, and again by it if the
 //!   actor fails; a restarted actor starts from disk (every acknowledged write is there) and is
 //!   given the topology control follows.
 //! - **Messages**: [`PartitionMsg`]: client requests of this node that could not run on the
 //!   spot (of another thread, or met a failed state machine), requests, queries and
-//!   replication from peers (straight from the stream readers), topologies from control, its
-//!   own tick. One at a time, so every operation on a key is atomic and the partition's writes
-//!   are totally ordered.
+//!   replication from peers (straight from the stream readers, when they could not run them
+//!   on the spot: [`peer_here`]), topologies from control, its own tick. One at a time, so
+//!   every operation on a key is atomic and the partition's writes are totally ordered.
 //! - **Runs** on its [`shard`](crate::shard)'s thread, as does the thread's committer.
 //! - **Sends** peer messages itself through the transport, answers to the waiting request
 //!   path, events to the event bus, and learners in sync to control; but nothing a write caused
@@ -205,6 +206,18 @@ pub(crate) fn run_batch_here(p: PartitionId, works: Vec<Work>) -> Result<Answers
     })
 }
 
+/// Runs a peer's message for partition `p` on the spot, as the actor would run it, when the
+/// actor runs on this thread (a node of one engine thread, whose stream readers run there too):
+/// no mailbox, no task switch. A peer's messages for the partition keep their order: each
+/// either runs here or, once the state machine failed, goes to the mailbox of an actor about to
+/// fail, whose successor starts from disk. `Err`: send it to the actor.
+#[allow(clippy::result_large_err)] // `Err` hands the message back to be sent, moved not copied
+pub(crate) fn peer_here(p: PartitionId, from: NodeId, msg: Msg) -> Result<(), Msg> {
+    on_the_spot(p, msg, |partition, book, now, lease, msg| {
+        book.peer(partition, now, lease, from, msg)
+    })
+}
+
 /// Runs `run` on partition `p`'s state machine and book, then finishes as the actor finishes a
 /// message, when the actor runs on this thread and has not failed; else gives `input` back.
 #[allow(clippy::result_large_err)] // `Err` hands the input back, moved not copied
@@ -306,28 +319,7 @@ impl Book {
                 self.local(p, now, lease, work, reply);
             }
             PartitionMsg::LocalBatch(items) => self.batch(p, now, lease, items),
-            PartitionMsg::Peer { from, msg } => match msg {
-                Msg::Request { id, epoch, expires_at, key, op } => {
-                    let _span =
-                        debug_span!("partition_op", partition = p.id(), op = op.name(), from)
-                            .entered();
-                    let origin = Origin::Remote { node: from, id, expires_at };
-                    p.request(now, lease, origin, epoch, key, op)
-                }
-                Msg::Query { id, epoch, expires_at, query, .. } => {
-                    p.query(now, lease, Origin::Remote { node: from, id, expires_at }, epoch, query)
-                }
-                Msg::Replica { epoch, body, .. } => p.receive(now, lease, from, epoch, body),
-                Msg::EventsAck { through, .. } => p.events_acked(now, from, through),
-                Msg::Response { .. }
-                | Msg::Events(_)
-                | Msg::PartitionEvents { .. }
-                | Msg::Publish { .. }
-                | Msg::NotifyFlags(_)
-                | Msg::Membership(_) => {
-                    tracing::debug!(from, "not a partition's message")
-                }
-            },
+            PartitionMsg::Peer { from, msg } => self.peer(p, now, lease, from, msg),
             PartitionMsg::Adopt(t) => p.adopt(now, t),
             PartitionMsg::Tick(at) => {
                 if self.tick_at == Some(at) {
@@ -343,6 +335,31 @@ impl Book {
             PartitionMsg::Failed(_) => {}
         }
         now
+    }
+
+    /// Runs a request, query or replication message from peer `from`.
+    fn peer(&mut self, p: &mut Held<'_>, now: Now, lease: Lease, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Request { id, epoch, expires_at, key, op } => {
+                let _span =
+                    debug_span!("partition_op", partition = p.id(), op = op.name(), from).entered();
+                let origin = Origin::Remote { node: from, id, expires_at };
+                p.request(now, lease, origin, epoch, key, op)
+            }
+            Msg::Query { id, epoch, expires_at, query, .. } => {
+                p.query(now, lease, Origin::Remote { node: from, id, expires_at }, epoch, query)
+            }
+            Msg::Replica { epoch, body, .. } => p.receive(now, lease, from, epoch, body),
+            Msg::EventsAck { through, .. } => p.events_acked(now, from, through),
+            Msg::Response { .. }
+            | Msg::Events(_)
+            | Msg::PartitionEvents { .. }
+            | Msg::Publish { .. }
+            | Msg::NotifyFlags(_)
+            | Msg::Membership(_) => {
+                tracing::debug!(from, "not a partition's message")
+            }
+        }
     }
 
     /// Runs client requests of this node in order; once one is refused, refuses the rest

@@ -14,7 +14,6 @@ use sessiongrid_model::partition_of;
 
 use crate::control::ControlMsg;
 use crate::engine::Shared;
-use crate::partition::PartitionMsg;
 
 /// How the node reaches its peers; libp2p in the binary.
 pub trait Transport: Send + Sync + 'static {
@@ -113,11 +112,11 @@ impl Inbox {
                 if let Some(reply) = shared.read_forwarded(p, epoch, key, op) {
                     return shared.transport.send(from, Msg::Response { id, result: Ok(reply) });
                 }
-                shared.to_partition(p, PartitionMsg::Peer { from, msg });
+                shared.peer_to_partition(p, from, msg);
             }
             Msg::Query { partition: p, .. } | Msg::Replica { partition: p, .. } => {
                 if p < partitions {
-                    shared.to_partition(p, PartitionMsg::Peer { from, msg });
+                    shared.peer_to_partition(p, from, msg);
                 }
             }
             Msg::Response { id, result } if id & MERGE_ID_BIT != 0 => {
@@ -134,7 +133,7 @@ impl Inbox {
             }
             Msg::EventsAck { partition: p, .. } => {
                 if p < partitions {
-                    shared.to_partition(p, PartitionMsg::Peer { from, msg });
+                    shared.peer_to_partition(p, from, msg);
                 }
             }
             Msg::Publish { channel, message } => {

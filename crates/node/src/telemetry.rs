@@ -107,6 +107,10 @@ fn describe() {
         "Writes to peers' streams, each carrying every message queued for that peer"
     );
     describe_counter!("sessiongrid_p2p_messages_received_total", "Grid messages received");
+    describe_counter!(
+        "sessiongrid_p2p_messages_run_at_once_total",
+        "Peer messages run by the stream reader in their partition, without its actor's mailbox"
+    );
     describe_counter!("sessiongrid_p2p_send_failures_total", "Batches a peer did not receive");
     describe_counter!(
         "sessiongrid_p2p_bad_messages_total",
