@@ -2,7 +2,8 @@
 //!
 //! [`Transport`] is libp2p in the binary. [`Inbox`] is what the transport delivers to: it hands
 //! each message straight to the actor it is for (a partition's replication, requests and
-//! queries to that partition's actor; answers to the request waiting for them; membership to
+//! queries to that partition's actor, or runs them in the partition on the spot when the actor
+//! runs on the receiving thread; answers to the request waiting for them; membership to
 //! control), so no central thread sits on the data path.
 
 use std::sync::atomic::Ordering;
@@ -102,7 +103,8 @@ impl Inbox {
         );
     }
 
-    /// A message from peer `from`, handed to the actor it is for.
+    /// A message from peer `from`, handed to the actor it is for (or run on the spot, see
+    /// [`Shared::peer_to_partition`](crate::engine::Shared::peer_to_partition)).
     pub fn message(&self, from: NodeId, msg: Msg) {
         let Some(shared) = self.inner.shared.get() else { return };
         let partitions = shared.cfg.partitions;
