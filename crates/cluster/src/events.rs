@@ -2,9 +2,10 @@
 //! changes to every live member that watches them, see [`crate::interest`]).
 //!
 //! A partition's primary sends the events of its writes to every other member
-//! ([`Outboxes`]; the partition picks the members of each) and keeps each member's until that member acknowledges them: one message in
-//! flight per member, the events published meanwhile going in the next one once the ack comes,
-//! and all of them again if no ack comes within the retransmission interval. A receiver
+//! ([`Outboxes`]; the partition picks the members of each) and keeps each member's until that
+//! member acknowledges them: one message in flight per member, the events published meanwhile
+//! going in the next one once the ack comes, and all of them again if no ack comes within the
+//! retransmission interval. A receiver
 //! ([`Inflow`]) delivers each event once per sender: a copy sent again (a lost ack, a
 //! retransmission crossing its ack) is recognised by its version, as a sender's events of a
 //! partition come in version order. A member down for long loses the oldest of what it missed

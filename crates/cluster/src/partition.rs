@@ -422,20 +422,18 @@ impl<S: PartitionStore> Partition<S> {
                 (epoch, watchers) if epoch == t.epoch => watchers,
                 _ => Watchers::ALL, // a lease of another topology: its places are not these
             };
-            let (watching, not): (Vec<(usize, NodeId)>, _) = (t.members.iter().copied())
-                .enumerate()
-                .filter(|(_, n)| *n != self.me)
-                .partition(|(i, _)| watchers.at(*i) != self.watchers_reversed);
+            let watches = |i: usize| watchers.at(i) != self.watchers_reversed;
+            let others = || t.members.iter().enumerate().filter(|(_, n)| **n != self.me);
             let mut sends = Vec::new();
-            let all = &events;
-            self.outboxes.publish(now.mono, watching.into_iter().map(|(_, n)| n), all, &mut sends);
-            let lifecycle: Vec<SessionEvent> = match not.is_empty() {
-                true => Vec::new(),
-                false => all.iter().filter(|e| e.kind != AttributeChanged).cloned().collect(),
-            };
-            if !lifecycle.is_empty() {
-                let not = not.into_iter().map(|(_, n)| n);
-                self.outboxes.publish(now.mono, not, &lifecycle, &mut sends);
+            let watching = others().filter(|(i, _)| watches(*i)).map(|(_, n)| *n);
+            self.outboxes.publish(now.mono, watching, &events, &mut sends);
+            if others().any(|(i, _)| !watches(i)) {
+                let lifecycle: Vec<SessionEvent> =
+                    events.iter().filter(|e| e.kind != AttributeChanged).cloned().collect();
+                if !lifecycle.is_empty() {
+                    let not = others().filter(|(i, _)| !watches(*i)).map(|(_, n)| *n);
+                    self.outboxes.publish(now.mono, not, &lifecycle, &mut sends);
+                }
             }
             self.send_events(sends);
         }
@@ -547,7 +545,6 @@ mod tests {
         (session_key(id), Op::Session(op))
     }
 
-    /// The events messages among `p`'s outputs: (to, versions).
     /// Sets attribute `n` of a session.
     fn set_attribute() -> Op {
         use sessiongrid_model::session::{op::SessionOp, SessionLimits, Tag};
@@ -567,6 +564,7 @@ mod tests {
         })
     }
 
+    /// The events messages among `p`'s outputs: (to, versions).
     fn events_sent(p: &mut Partition<MemStore>) -> Vec<(NodeId, Vec<u64>)> {
         p.take_outputs()
             .into_iter()
