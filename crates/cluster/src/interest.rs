@@ -134,11 +134,6 @@ impl Interest {
         })
     }
 
-    /// True if a primary here must make attribute-changed events: some member watches.
-    pub fn watched(&self, members: &[NodeId]) -> bool {
-        self.watchers(members).any()
-    }
-
     /// True if this node watches, is a member, and every other member confirmed hearing it.
     pub fn confirmed(&self, members: &[NodeId]) -> bool {
         self.on
@@ -229,23 +224,26 @@ mod tests {
     fn changes_are_watched_until_every_member_says_it_does_not_watch() {
         let members = [1, 2, 3];
         let mut nodes: Vec<Interest> = members.iter().map(|&n| Interest::new(n, 1000)).collect();
-        assert!(nodes.iter().all(|n| n.watched(&members)), "members that said nothing watch");
+        assert!(
+            nodes.iter().all(|n| n.watchers(&members).any()),
+            "members that said nothing watch"
+        );
         assert_eq!(nodes[0].watchers(&members), Watchers::of(&members, |n| n != 1));
         exchange(&mut nodes, 0, &members);
-        assert!(nodes.iter().all(|n| !n.watched(&members)));
+        assert!(nodes.iter().all(|n| !n.watchers(&members).any()));
         // Node 3 subscribes: confirmed once both others heard; from then all watch.
         nodes[2].set(true, 1000);
         assert!(!nodes[2].confirmed(&members));
         exchange(&mut nodes, 10, &members);
         assert!(nodes[2].confirmed(&members));
         assert!(!nodes[2].confirmed(&[1, 2]), "not while out of its own topology");
-        assert!(nodes.iter().all(|n| n.watched(&members)));
+        assert!(nodes.iter().all(|n| n.watchers(&members).any()));
         let only_3 = Watchers::of(&members, |n| n == 3);
         assert!(nodes.iter().all(|n| n.watchers(&members) == only_3), "sent to node 3 alone");
         // It stops, and the others hear it.
         nodes[2].set(false, 1000);
         exchange(&mut nodes, 20, &members);
-        assert!(nodes.iter().all(|n| !n.watched(&members)));
+        assert!(nodes.iter().all(|n| !n.watchers(&members).any()));
     }
 
     #[test]
@@ -267,7 +265,7 @@ mod tests {
         let mut b = Interest::new(2, 5000);
         b.on_watching(0, 1, off, false);
         let answer = b.on_watching(0, 1, on, true);
-        assert!(!b.watched(&[1, 2]), "the older 'on' came late");
+        assert!(!b.watchers(&[1, 2]).any(), "the older 'on' came late");
         assert_eq!(answer, MemberMsg::WatchingSeen { seq: off }, "and is answered with the newer");
     }
 
@@ -284,7 +282,7 @@ mod tests {
         assert!(!nodes[0].confirmed(&[1, 2]), "2 kept 9000: not confirmed");
         assert!(nodes[0].seq > 9000);
         exchange(&mut nodes, 20, &[1, 2]);
-        assert!(nodes[0].confirmed(&[1, 2]) && nodes[1].watched(&[1, 2]));
+        assert!(nodes[0].confirmed(&[1, 2]) && nodes[1].watchers(&[1, 2]).any());
     }
 
     #[test]
@@ -295,13 +293,13 @@ mod tests {
         let tick =
             |b: &mut Interest, now, members: &[NodeId]| b.tick(now, HB, members, &mut vec![]);
         tick(&mut b, STALE_HEARTBEATS * HB - 1, &members);
-        assert!(!b.watched(&members));
+        assert!(!b.watchers(&members).any());
         tick(&mut b, STALE_HEARTBEATS * HB, &members);
-        assert!(b.watched(&members), "not said again: counts as watching");
+        assert!(b.watchers(&members).any(), "not said again: counts as watching");
         b.on_watching(0, 1, 11, false);
         tick(&mut b, 1, &[1]);
         tick(&mut b, 2, &members);
-        assert!(b.watched(&members), "heard before it was dropped from the topology");
+        assert!(b.watchers(&members).any(), "heard before it was dropped from the topology");
     }
 
     #[test]
