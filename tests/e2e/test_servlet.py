@@ -293,6 +293,23 @@ def test_the_near_cache_serves_reads_and_every_request_sees_the_users_own_writes
     assert browser.text(setup.a, "/cached/whoami") == "user="
 
 
+def test_the_near_cache_keeps_the_sessions_this_instance_writes(setup):
+    """A write's event carries the session version it made: the instance that made it holds
+    that version already and keeps its copy, so a user who reads and writes on one instance
+    reads the grid no more."""
+    browser = Browser()
+    for n in range(1, 4):
+        assert browser.text(setup.a, "/cached/counter") == f"counter={n}"
+    before = grid_reads(setup)
+    for n in range(4, 14):
+        assert browser.text(setup.a, "/cached/counter") == f"counter={n}"
+    # A write's own event may come before its reply: the copy being written over stays then too.
+    assert grid_reads(setup) - before == 0
+    # The other instance's copy is older than the writes: it reads them from the grid.
+    assert browser.text(setup.b, "/cached/counter") == "counter=14"
+    assert browser.text(setup.a, "/cached/counter") == "counter=15"
+
+
 def test_the_near_cache_drops_what_changed_elsewhere(setup):
     browser = Browser()
     browser.text(setup.a, "/cached/login?user=vera")

@@ -170,6 +170,7 @@ mod tests {
             node: 1,
             partition: 0,
             version,
+            session_version: version,
         }
     }
 

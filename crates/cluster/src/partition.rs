@@ -706,6 +706,7 @@ mod tests {
             node: 7,
             partition: 0,
             version: changed + 1,
+            session_version: changed + 1,
         };
         p.publish(now, vec![event.clone()]);
         assert_eq!(sent(&mut p), vec![(8, vec![AttributeChanged]), (9, vec![AttributeChanged])]);

@@ -27,6 +27,7 @@ pub fn event(e: &SessionEvent) -> Value {
         "node": format!("{:016x}", e.node),
         "partition": e.partition,
         "version": e.version,
+        "session_version": e.session_version,
     })
 }
 

@@ -696,6 +696,7 @@ mod tests {
                     node: 7,
                     partition: 1,
                     version,
+                    session_version: 1,
                 })
                 .collect(),
         };

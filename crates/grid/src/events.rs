@@ -188,6 +188,7 @@ mod tests {
             node,
             partition: 0,
             version: 1,
+            session_version: 1,
         }
     }
 

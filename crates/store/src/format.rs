@@ -6,10 +6,15 @@
 //! the metadata journal ([`crate::journal`]), which a format-2 build would not read: opening a
 //! format-2 directory only records the new format. Format 4 files expiry rows under their
 //! deadline's slot ([`keys::expiry_slot`]); opening an older directory moves every row filed
-//! under its exact deadline to its slot. A directory of a newer format is refused rather than
-//! misread.
+//! under its exact deadline to its slot. Format 5 adds the session's own version to every
+//! session event; opening an older directory rewrites the events rows still kept, each event
+//! with version 0 ("not known", which drops any cached copy). A directory of a newer format is
+//! refused rather than misread.
 
+use bytes::Bytes;
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
+use serde::Deserialize;
+use sessiongrid_model::session::event::{EventKind, SessionEvent};
 use tracing::info;
 
 use crate::keys;
@@ -38,6 +43,7 @@ pub(crate) fn upgrade(db: &DB) -> Result<(), StoreError> {
     let mut batch = WriteBatch::default();
     let moved = if found == 1 { move_fields_out(db, &mut batch)? } else { 0 };
     let reslotted = if found < 4 { file_expiry_rows_by_slot(db, &mut batch)? } else { 0 };
+    let events_rows = if found < 5 { add_session_versions_to_events(db, &mut batch)? } else { 0 };
     batch.put_cf(cf(keys::CF_META), keys::META_FORMAT, keys::FORMAT.to_be_bytes());
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
@@ -45,7 +51,10 @@ pub(crate) fn upgrade(db: &DB) -> Result<(), StoreError> {
     if moved > 0 || reslotted > 0 || found > 1 {
         let to = keys::FORMAT;
         let (hashes_and_sessions, expiry_rows) = (moved, reslotted);
-        info!(from = found, to, hashes_and_sessions, expiry_rows, "upgraded the data directory");
+        info!(
+            from = found,
+            to, hashes_and_sessions, expiry_rows, events_rows, "upgraded the data directory"
+        );
     }
     Ok(())
 }
@@ -85,6 +94,51 @@ fn file_expiry_rows_by_slot(db: &DB, batch: &mut WriteBatch) -> Result<u64, Stor
         }
         batch.delete_cf(expiry, k);
         batch.put_cf(expiry, keys::expiry_key(p, slot, key), []);
+        Ok(true)
+    })
+}
+
+/// A session event as formats before 5 kept it: without the session's own version.
+#[derive(Deserialize)]
+struct EventOfFormat4 {
+    kind: EventKind,
+    id: Bytes,
+    group: Bytes,
+    principal: Option<Bytes>,
+    moved_to: Option<Bytes>,
+    at_ms: u64,
+    node: u64,
+    partition: u16,
+    version: u64,
+}
+
+/// Rewrites every kept session events row with the session's version added, as 0 (format 4
+/// to 5); the last batch is left in `batch`.
+fn add_session_versions_to_events(db: &DB, batch: &mut WriteBatch) -> Result<u64, StoreError> {
+    let meta = db.cf_handle(keys::CF_META).expect("column families are created at open");
+    rewrite_rows(db, keys::CF_META, batch, |k, v, batch| {
+        if !keys::is_events_key(k) {
+            return Ok(false);
+        }
+        let old: Vec<EventOfFormat4> =
+            postcard::from_bytes(v).map_err(|_| StoreError::Corrupt { what: "events row" })?;
+        let events: Vec<SessionEvent> = old
+            .into_iter()
+            .map(|e| SessionEvent {
+                kind: e.kind,
+                id: e.id,
+                group: e.group,
+                principal: e.principal,
+                moved_to: e.moved_to,
+                at_ms: e.at_ms,
+                node: e.node,
+                partition: e.partition,
+                version: e.version,
+                session_version: 0,
+            })
+            .collect();
+        let row = postcard::to_stdvec(&events).expect("events encode");
+        batch.put_cf(meta, k, row);
         Ok(true)
     })
 }
@@ -238,6 +292,43 @@ mod tests {
             vec![],
             "found where writes look"
         );
+    }
+
+    #[test]
+    fn a_format_4_directory_keeps_its_pending_events_with_their_session_version_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), 4, Durability::Process).unwrap());
+        // Format 4: an event's fields in order, without the session's version.
+        let old = vec![(
+            EventKind::AttributeChanged,
+            b("s1"),
+            b("shop"),
+            Some(b("ann")),
+            None::<Bytes>,
+            17u64,
+            9u64,
+            1u16,
+            42u64,
+        )];
+        {
+            let db = raw(dir.path());
+            let meta = db.cf_handle(keys::CF_META).unwrap();
+            db.put_cf(meta, keys::META_FORMAT, 4u16.to_be_bytes()).unwrap();
+            db.put_cf(meta, keys::events_key(1, 42), postcard::to_stdvec(&old).unwrap()).unwrap();
+        }
+        let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
+        let rows = store.kept_events(1).unwrap();
+        assert_eq!(rows.len(), 1);
+        let events: Vec<SessionEvent> = postcard::from_bytes(&rows[0].1).unwrap();
+        let e = &events[0];
+        assert_eq!(
+            (e.kind, &e.id[..], &e.group[..]),
+            (EventKind::AttributeChanged, &b"s1"[..], &b"shop"[..])
+        );
+        assert_eq!((e.at_ms, e.node, e.partition, e.version), (17, 9, 1, 42));
+        assert_eq!((e.principal.clone(), e.session_version), (Some(b("ann")), 0));
+        let format = store.get_raw_meta(keys::META_FORMAT);
+        assert_eq!(format, Some(keys::FORMAT.to_be_bytes().to_vec()));
     }
 
     #[test]

@@ -33,8 +33,9 @@ pub const META_FORMAT: &[u8] = b"format";
 /// unrecorded, kept them inside their entry); 3 may keep a partition's newest metadata in the
 /// metadata journal only, which a build reading only the partition rows would miss; 4 files
 /// expiry rows under their deadline's slot ([`expiry_slot`]), where 3 filed them under the
-/// deadline itself.
-pub const FORMAT: u16 = 4;
+/// deadline itself; 5 keeps each session event with its session's version, where 4 kept events
+/// without it.
+pub const FORMAT: u16 = 5;
 
 /// Width of an expiry-index slot. Part of the layout: another width needs a new [`FORMAT`]
 /// and an upgrade moving every row.
@@ -161,6 +162,11 @@ pub fn events_prefix(p: PartitionId) -> Vec<u8> {
     let mut k = b"e/".to_vec();
     k.extend_from_slice(&p.to_be_bytes());
     k
+}
+
+/// True if `key` (of the `meta` family) is an events row.
+pub fn is_events_key(key: &[u8]) -> bool {
+    key.starts_with(b"e/") && key.len() == 2 + 2 + 8
 }
 
 /// A named row of the layers above (cluster identity, topology, replica positions).

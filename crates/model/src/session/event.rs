@@ -56,6 +56,9 @@ pub struct SessionEvent {
     /// drop the duplicates at-least-once delivery may bring.
     pub partition: u16,
     pub version: u64,
+    /// The session's own version after the write, 0 if it ended: a copy of the session at
+    /// this version or newer already holds the change (a near cache keeps its own writes).
+    pub session_version: u64,
 }
 
 /// What matters of a session before a write; cheap to take (no attributes are copied).
@@ -97,6 +100,10 @@ pub fn derive(
     now_ms: u64,
 ) -> Vec<SessionEvent> {
     let Some(id) = id_of_key(key) else { return Vec::new() };
+    let session_version = match after.map(|e| &e.value) {
+        Some(Value::Session(s)) => s.version,
+        _ => 0,
+    };
     let event = |kind, group: &Bytes, principal: &Option<Bytes>| SessionEvent {
         kind,
         id: Bytes::copy_from_slice(id),
@@ -107,6 +114,7 @@ pub fn derive(
         node: 0,
         partition: 0,
         version: 0,
+        session_version,
     };
     let after = after.map(|e| &e.value);
     match (&before.0, after) {
@@ -194,5 +202,32 @@ mod tests {
         assert_eq!(events[0].kind, EventKind::Expired);
         assert_eq!(events[0].principal, Some(b("v")));
         assert!(derive(b"plain", &before, None, 5000).is_empty(), "only session keys");
+    }
+
+    #[test]
+    fn an_event_carries_the_session_version_its_write_left() {
+        let key = session_key(b"abc");
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let mut slot = None;
+        let create =
+            SessionOp::Create { id: b("abc"), group: b("g"), idle_ms: 1000, absolute_ms: None };
+        apply(Op::Session(create), &mut slot, 0);
+        let limits = crate::session::SessionLimits {
+            attrs_max: 9,
+            attr_name_bytes_max: 9,
+            attr_bytes_max: 9,
+            session_bytes_max: 999,
+        };
+        let attrs = vec![(b("a"), Tag::Utf8, b("1"))];
+        let set = SessionOp::Set { if_version: None, replace: false, idle_ms: None, attrs, limits };
+        let before = Before::of(&key, slot.as_ref());
+        let reply = apply(Op::Session(set), &mut slot, 1).reply;
+        let events = derive(&key, &before, slot.as_ref(), 1);
+        assert_eq!(events[0].kind, EventKind::AttributeChanged);
+        assert_eq!(crate::reply::Reply::Int(events[0].session_version as i64), reply);
+        assert!(events[0].session_version > 1, "past the created version");
+        let before = Before::of(&key, slot.as_ref());
+        let events = derive(&key, &before, None, 2);
+        assert_eq!((events[0].kind, events[0].session_version), (EventKind::Invalidated, 0));
     }
 }

@@ -8,7 +8,7 @@ import java.util.logging.Logger;
 
 /**
  * Listens to the grid's events of this application's group and drops the near cache's copies of
- * sessions changed or ended elsewhere. While it is not connected (and whenever it reconnects,
+ * sessions changed or ended elsewhere (a copy at the event's session version or newer stays). While it is not connected (and whenever it reconnects,
  * since events may have been missed meanwhile) the cache is emptied.
  */
 final class EventFeed implements Runnable {
@@ -66,7 +66,8 @@ final class EventFeed implements Runnable {
         if (!(parsed instanceof Map<?, ?> event) || !(event.get("id") instanceof String id)) {
             return;
         }
-        cache.drop(id);
+        long version = event.get("session_version") instanceof Number n ? n.longValue() : 0;
+        cache.changed(id, version);
     }
 
     void stop() {

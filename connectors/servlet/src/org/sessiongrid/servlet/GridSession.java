@@ -381,35 +381,45 @@ final class GridSession implements HttpSession {
         if (!sets.isEmpty()) {
             long base = data.version();
             long version = base;
-            for (int attempt = 1; ; attempt++) {
-                try {
-                    long written = settings.grid.set(id, version, sets);
-                    if (written < 0) {
-                        valid = false; // ended meanwhile (invalidated, evicted, expired)
-                        forget();
-                        return;
-                    }
-                    if (version == base) {
-                        if (cache != null) {
-                            cache.written(id, base, sets, written);
+            // The cache keeps its copy only if this write lands on it; any other end drops it.
+            boolean cacheWritten = false;
+            if (cache != null) {
+                cache.writing(id, base);
+            }
+            try {
+                for (int attempt = 1; ; attempt++) {
+                    try {
+                        long written = settings.grid.set(id, version, sets);
+                        if (written < 0) {
+                            valid = false; // ended meanwhile (invalidated, evicted, expired)
+                            return;
                         }
-                        data = data.written(sets, written);
-                    } else {
-                        changedElsewhere = true; // merged over another request's changes
+                        if (version == base) {
+                            if (cache != null) {
+                                cache.written(id, base, sets, written);
+                                cacheWritten = true;
+                            }
+                            data = data.written(sets, written);
+                        } else {
+                            changedElsewhere = true; // merged over another request's changes
+                        }
+                        break;
+                    } catch (Grid.Conflict conflict) {
+                        if (attempt == COMMIT_ATTEMPTS) {
+                            throw new IOException("session " + id + " kept changing: " + conflict.getMessage());
+                        }
+                        Grid.Data fresh = settings.grid.get(id, settings.app, false);
+                        if (fresh == null) {
+                            valid = false;
+                            return;
+                        }
+                        LOG.fine(() -> "session changed by a concurrent request; this request's attributes win");
+                        version = fresh.version();
                     }
-                    break;
-                } catch (Grid.Conflict conflict) {
-                    if (attempt == COMMIT_ATTEMPTS) {
-                        throw new IOException("session " + id + " kept changing: " + conflict.getMessage());
-                    }
-                    Grid.Data fresh = settings.grid.get(id, settings.app, false);
-                    if (fresh == null) {
-                        valid = false;
-                        forget();
-                        return;
-                    }
-                    LOG.fine(() -> "session changed by a concurrent request; this request's attributes win");
-                    version = fresh.version();
+                }
+            } finally {
+                if (cache != null && !cacheWritten) {
+                    cache.drop(id);
                 }
             }
         }

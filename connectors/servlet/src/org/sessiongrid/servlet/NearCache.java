@@ -9,18 +9,24 @@ import java.util.function.Consumer;
  *
  * <p>A cached session is used only if it is no older than {@code maxAgeMillis}, and at least as
  * new as the version the browser last saw (the version cookie), so a user's requests always see
- * their own writes, whichever server wrote them. Changes made elsewhere (another application,
- * another language, a forced logout, an expiry) drop the copy when their event arrives
- * ({@link EventFeed}); if an event is lost, {@code maxAgeMillis} bounds how long a copy can lag.
- * A hit still tells the grid the session was used, at most once per touch interval, off the
- * request's thread.
+ * their own writes, whichever server wrote them. This server's own writes update the copy
+ * ({@link #written}); changes made elsewhere (another application, another language, a forced
+ * logout, an expiry) drop it when their event arrives ({@link EventFeed}), which tells the two
+ * apart by the session version it carries. If an event is lost, {@code maxAgeMillis} bounds how
+ * long a copy can lag. A hit still tells the grid the session was used, at most once per touch
+ * interval, off the request's thread.
  */
 final class NearCache {
-    /** A cached session, and when this server last told the grid it was used. */
+    /**
+     * A cached session, when this server last told the grid it was used, and whether this server
+     * is writing over it.
+     */
     private static final class Entry {
         final Grid.Data data;
         final long storedAt;
         long touchedAt;
+        /** A write over this copy is under way ({@link #writing}): its event may come first. */
+        boolean writing;
 
         Entry(Grid.Data data, long now) {
             this.data = data;
@@ -120,12 +126,24 @@ final class NearCache {
     }
 
     /**
+     * This server is about to write over version {@code base} of the session (under {@code
+     * IFVERSION base}); it ends with {@link #written} if the write made {@code base + 1}, else
+     * with {@link #drop}.
+     */
+    synchronized void writing(String id, long base) {
+        Entry e = entries.get(id);
+        if (e != null && e.data.version() == base) {
+            e.writing = true;
+        }
+    }
+
+    /**
      * This server wrote {@code sets} over version {@code base} of the cached session and the grid
      * answered {@code version}: the cache holds the result, as exactly as the grid does.
      */
     synchronized void written(String id, long base, Map<String, Grid.Attr> sets, long version) {
         Entry e = entries.get(id);
-        if (e == null || e.data.version() != base) {
+        if (e == null || e.data.version() != base || version != base + 1) {
             drop(id);
             return;
         }
@@ -133,9 +151,26 @@ final class NearCache {
     }
 
     /**
-     * The session changed or ended elsewhere (an event). Events do not carry the session's own
-     * version, so any event drops the copy, this server's own writes included.
+     * An event: the session changed and is now at {@code version}, or ended ({@code version} 0).
+     * A copy at that version or newer already holds the change (this server wrote it) and stays,
+     * as does one this server is writing over when the event is of the next version: this
+     * server's write made it, or, made elsewhere, it fails this server's write, which drops the
+     * copy then. Any other copy is dropped. Either way, a read that began before cannot put its
+     * result.
      */
+    synchronized void changed(String id, long version) {
+        Entry e = entries.get(id);
+        boolean current = e != null && version > 0
+                && (e.data.version() >= version || (e.writing && version == e.data.version() + 1));
+        if (!current) {
+            drop(id);
+            return;
+        }
+        generation++;
+        drops.put(id, generation);
+    }
+
+    /** Forgets the copy of the session, and what reads that began before would put. */
     synchronized void drop(String id) {
         generation++;
         entries.remove(id);
