@@ -46,6 +46,8 @@ I64_MAX_PLUS_1 = "9223372036854775808"
 BINARY = b"a\x00b\r\nc\xff\xfe\r\n\x00"
 BINARY_KEY = b"k\x00\r\n\xff"
 WRONGTYPE_SETUP = [("SET", "str", "x"), ("HSET", "hash", "f", "v")]
+# Two strings whose LCS table (9 MB) is filled off the connection's thread.
+DNA = ["".join(random.Random(seed).choice("ACGT") for _ in range(1500)) for seed in (1, 2)]
 
 
 @dataclass(frozen=True)
@@ -378,6 +380,19 @@ SCRIPTS: dict[str, list] = {
         *WRONGTYPE_SETUP,
         ("GETRANGE", "hash", "0", "1"), ("SETRANGE", "hash", "0", "x"), ("GETSET", "hash", "x"),
         ("EXPIRETIME", "hash"),
+    ],
+    "lcs": [
+        ("SET", "a", "ohmytext"), ("SET", "b", "mynewtext"), ("LCS", "a", "b"), ("LCS", "a", "b", "LEN"),
+        ("LCS", "a", "b", "IDX"), ("LCS", "a", "b", "IDX", "WITHMATCHLEN"),
+        ("LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"), ("LCS", "a", "b", "idx", "minmatchlen", "-3"),
+        ("LCS", "a", "nope"), ("LCS", "nope", "nada", "LEN"), ("LCS", "nope", "a", "IDX"), ("LCS", "a", "a"),
+        ("SET", "c", BINARY), ("SET", "d", b"\x00\xffb\r\n"), ("LCS", "c", "d"), ("LCS", "c", "d", "IDX"),
+        ("LCS", "a", "b", "LEN", "IDX"), ("LCS", "a", "b", "FOO"), ("LCS", "a", "b", "MINMATCHLEN"),
+        ("LCS", "a", "b", "MINMATCHLEN", "x"), ("LCS", "a"),
+        ("SET", "dna1", DNA[0]), ("SET", "dna2", DNA[1]), ("LCS", "dna1", "dna2", "LEN"),
+        ("LCS", "dna1", "dna2"), ("LCS", "dna1", "dna2", "IDX", "MINMATCHLEN", "7", "WITHMATCHLEN"),
+        *WRONGTYPE_SETUP,
+        ("LCS", "str", "hash"), ("LCS", "hash", "a", "LEN"), ("LCS", "hash", "a", "FOO"),
     ],
     "hscan-hrandfield": [
         ("HSET", "h", "b", "1", "a", "2", "c", "3", "ab", "4"), ("HDEL", "h", "a"),

@@ -260,6 +260,17 @@ def test_value_at_value_bytes_max_is_accepted(node, healthy):
     assert healthy.strlen("atlimit") == limit
 
 
+def test_lcs_whose_table_would_pass_bulk_bytes_max_is_refused(node, healthy):
+    """LCS fills a table of 4 bytes per pair of positions: past bulk_bytes_max
+    (proto-max-bulk-len) it is refused with Redis' error, below it answered."""
+    healthy.mset({"lcs-a": "ab" * 300, "lcs-b": "ba" * 300})  # 601 * 601 * 4 bytes: past 1 MiB
+    with pytest.raises(redis.ResponseError, match="exceeds proto-max-bulk-len"):
+        healthy.execute_command("LCS", "lcs-a", "lcs-b")
+    healthy.mset({"lcs-a": "ab" * 250, "lcs-b": "ba" * 250})  # 501 * 501 * 4 bytes: within
+    assert healthy.execute_command("LCS", "lcs-a", "lcs-b", "LEN") == 499
+    assert_healthy(node, healthy)
+
+
 def test_node_alive_at_end(node, healthy):
     """After all the abuse above, the node process is still running and serving."""
     assert_healthy(node, healthy)

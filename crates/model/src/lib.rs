@@ -9,6 +9,7 @@
 //! - [`delta`] — what a write changed, as stored and replicated: the whole entry, or a hash's or
 //!   session's header and the fields that changed.
 //! - [`merge`] — how an entry from the other side of a healed network split joins this side's.
+//! - [`lcs`] — `LCS`: the longest common subsequence of two strings and its matching runs.
 //! - [`glob`] — Redis glob patterns for `KEYS` and `SCAN MATCH`; [`filter`] the key filter built on them.
 //! - [`set`], [`zset`], [`list`] — sets, sorted sets and lists: each type, its operations and
 //!   their Redis semantics; [`pick`] the seeded random picks of `SPOP` and its kind.
@@ -24,6 +25,7 @@ pub mod entry;
 pub mod filter;
 pub mod glob;
 pub mod key;
+pub mod lcs;
 pub mod list;
 pub mod merge;
 pub mod notify;

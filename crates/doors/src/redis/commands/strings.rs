@@ -1,7 +1,8 @@
 //! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL GETSET MGET MSET MSETNX INCR INCRBY
-//! DECR DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE (SUBSTR) SETRANGE SETBIT GETBIT.
+//! DECR DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE (SUBSTR) SETRANGE SETBIT GETBIT LCS.
 
 use bytes::Bytes;
+use sessiongrid_model::lcs;
 use sessiongrid_model::num::parse_f64;
 use sessiongrid_model::op::ExpiryChange;
 use sessiongrid_model::reply::NOT_FLOAT;
@@ -288,4 +289,81 @@ async fn set_all(ctx: &mut Ctx<'_>, command: &str) -> Result<(), Reply> {
         ctx.exec(pair[0].clone(), op).await?;
     }
     Ok(())
+}
+
+/// `LCS` tables past this size are filled off the connection's thread.
+const LCS_INLINE_BYTES: u64 = 4 << 20;
+
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]`: the longest common subsequence of
+/// two strings (a missing key is empty), its length, or the runs where the strings match. As in
+/// Redis, the table it fills, 4 bytes per pair of positions, may not pass `proto-max-bulk-len`
+/// (`bulk_bytes_max`).
+pub async fn lcs(ctx: &mut Ctx<'_>) -> CmdResult {
+    let mut strings = Vec::with_capacity(2);
+    for key in [ctx.args.get(1).clone(), ctx.args.get(2).clone()] {
+        match ctx.exec(key, Op::Get).await? {
+            Reply::Bulk(b) => strings.push(b),
+            Reply::Nil => strings.push(Bytes::new()),
+            e if e.is_wrong_type() => {
+                return Err(Reply::error("ERR The specified keys must contain string values"))
+            }
+            other => return Err(other),
+        }
+    }
+    let (mut len, mut idx, mut with_len, mut min_len) = (false, false, false, 0usize);
+    let mut i = 3;
+    while i < ctx.args.len() {
+        if ctx.args.is(i, "len") {
+            len = true;
+        } else if ctx.args.is(i, "idx") {
+            idx = true;
+        } else if ctx.args.is(i, "withmatchlen") {
+            with_len = true;
+        } else if ctx.args.is(i, "minmatchlen") && i + 1 < ctx.args.len() {
+            min_len = usize::try_from(ctx.args.int(i + 1)?).unwrap_or(0);
+            i += 1;
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    if len && idx {
+        return Err(Reply::error(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let (a, b) = (strings[0].clone(), strings[1].clone());
+    let table = lcs::table_bytes(a.len(), b.len()).unwrap_or(u64::MAX);
+    if table > ctx.shared.config.limits.bulk_bytes_max as u64 {
+        return Err(Reply::error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let answer = move || {
+        if len {
+            return Reply::Int(lcs::len(&a, &b) as i64);
+        }
+        let found = lcs::lcs(&a, &b);
+        if !idx {
+            return Reply::Bulk(found.text.into());
+        }
+        let pos = |(from, to): (usize, usize)| {
+            Reply::Array(vec![Reply::Int(from as i64), Reply::Int(to as i64)])
+        };
+        let runs = found.runs.iter().filter(|r| r.match_len() >= min_len).map(|r| {
+            let mut run = vec![pos(r.a), pos(r.b)];
+            if with_len {
+                run.push(Reply::Int(r.match_len() as i64));
+            }
+            Reply::Array(run)
+        });
+        Reply::Map(vec![
+            (Reply::bulk("matches"), Reply::Array(runs.collect())),
+            (Reply::bulk("len"), Reply::Int(found.text.len() as i64)),
+        ])
+    };
+    if table <= LCS_INLINE_BYTES {
+        return Ok(answer());
+    }
+    tokio::task::spawn_blocking(answer).await.map_err(|_| Reply::error("ERR LCS failed"))
 }
