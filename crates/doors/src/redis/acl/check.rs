@@ -118,6 +118,18 @@ pub fn keys<'a>(spec: &Spec, args: &'a [Bytes]) -> Vec<(&'a Bytes, Access)> {
             let (src, dest) = if spec.name == "copy" { (src, dest) } else { (dest, src) };
             with(src, Access::Read).chain(with(dest, Access::Write)).collect()
         }
+        "sort" => {
+            // The STORE destination: the last one given, which is the one SORT writes (and
+            // where Redis' key spec looks, from the end).
+            let store = (2..args.len().saturating_sub(1))
+                .rev()
+                .find(|&i| args[i].eq_ignore_ascii_case(b"store"))
+                .map(|i| &args[i + 1..i + 2]);
+            let source = args.get(1..2).unwrap_or_default();
+            with(source, Access::Read)
+                .chain(with(store.unwrap_or_default(), Access::Write))
+                .collect()
+        }
         _ => positions(spec, args.len()).map(|i| (&args[i], whole)).collect(),
     }
 }
@@ -158,6 +170,16 @@ mod tests {
             vec![("d".into(), Write), ("a".into(), Read), ("b".into(), Read)]
         );
         assert_eq!(names("copy s d"), vec![("s".into(), Read), ("d".into(), Write)]);
+        assert_eq!(
+            names("sort s limit 0 1 STORE d"),
+            vec![("s".into(), Read), ("d".into(), Write)]
+        );
+        assert_eq!(names("sort s by w_*"), vec![("s".into(), Read)]);
+        assert_eq!(
+            names("sort s store a store b STORE d"),
+            vec![("s".into(), Read), ("d".into(), Write)]
+        );
+        assert_eq!(names("sort_ro s"), vec![("s".into(), Read)]);
         assert_eq!(names("eval s 99 k"), vec![("k".into(), Read)], "numkeys past the end");
         assert_eq!(names("ping"), vec![]);
         assert_eq!(names("session.get id"), vec![]);
@@ -175,6 +197,11 @@ mod tests {
         };
         assert_eq!(run("set shop:1 v"), Ok(()));
         assert_eq!(run("set bank:1 v"), Err(Denied::Key(Bytes::from_static(b"bank:1"))));
+        assert_eq!(
+            run("sort shop:l store bank:l"),
+            Err(Denied::Key(Bytes::from_static(b"bank:l")))
+        );
+        assert!(!u.may_read_every_key(), "so SORT's BY and GET patterns are refused");
         assert_eq!(run("flushall"), Err(Denied::Command("flushall".into())));
         assert_eq!(run("publish bank:x m"), Err(Denied::Channel(Bytes::from_static(b"bank:x"))));
         assert_eq!(run("subscribe shop:orders"), Ok(()));

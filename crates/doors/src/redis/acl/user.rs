@@ -262,6 +262,11 @@ impl User {
         self.keys.iter().any(|k| grants(k) && glob::matches(&k.pattern, key))
     }
 
+    /// Whether the user may read any key (what `SORT`'s `BY` and `GET` patterns need).
+    pub fn may_read_every_key(&self) -> bool {
+        self.keys.iter().any(|k| k.read && k.pattern.as_ref() == b"*")
+    }
+
     /// Whether the user may publish or subscribe to `channel`; for a `PSUBSCRIBE` pattern
     /// (`literal`), only one of the user's patterns itself (or `*`) allows it, as in Redis.
     pub fn may_use_channel(&self, channel: &[u8], literal: bool) -> bool {

@@ -28,7 +28,7 @@ pub async fn del(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 /// The entry under `key`, as `Op::Dump` encodes it; `None` if absent.
-async fn dump(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Entry>, Reply> {
+pub async fn dump(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Entry>, Reply> {
     dump_stored(ctx, &ctx.stored(key.clone())).await
 }
 
@@ -74,6 +74,7 @@ pub async fn rename(ctx: &mut Ctx<'_>, nx: bool) -> CmdResult {
 pub async fn overwrite(ctx: &Ctx<'_>, key: Bytes, value: Option<Value>) -> Result<(), Reply> {
     let class = match value {
         Some(Value::Zset(_)) => Class::Zset,
+        Some(Value::List(_)) => Class::List,
         _ => Class::Set,
     };
     let stored = value.is_some();
@@ -85,7 +86,8 @@ pub async fn overwrite(ctx: &Ctx<'_>, key: Bytes, value: Option<Value>) -> Resul
         e @ Reply::Error(_) => return Err(e),
         _ if stored => {
             let command = ctx.args.text(0).to_ascii_lowercase();
-            STORE_EVENTS.iter().find(|e| **e == command).map(|e| Notices::one(class, e))
+            let event = STORE_EVENTS.iter().find(|(c, _)| *c == command);
+            event.map(|(_, e)| Notices::one(class, e))
         }
         Reply::Int(1) => Some(Notices::one(Class::Generic, "del")),
         _ => None,
@@ -96,15 +98,16 @@ pub async fn overwrite(ctx: &Ctx<'_>, key: Bytes, value: Option<Value>) -> Resul
     Ok(())
 }
 
-/// The commands that store a computed set or sorted set, which is also their event's name.
-const STORE_EVENTS: [&str; 7] = [
-    "sinterstore",
-    "sunionstore",
-    "sdiffstore",
-    "zunionstore",
-    "zinterstore",
-    "zdiffstore",
-    "zrangestore",
+/// The commands that store a computed set, sorted set or list, with their event's name.
+const STORE_EVENTS: [(&str, &str); 8] = [
+    ("sinterstore", "sinterstore"),
+    ("sunionstore", "sunionstore"),
+    ("sdiffstore", "sdiffstore"),
+    ("zunionstore", "zunionstore"),
+    ("zinterstore", "zinterstore"),
+    ("zdiffstore", "zdiffstore"),
+    ("zrangestore", "zrangestore"),
+    ("sort", "sortstore"),
 ];
 
 /// `COPY src dst [DB n] [REPLACE]`: 1 if copied, 0 if the source is absent or the destination

@@ -20,6 +20,7 @@ pub mod pubsub;
 mod server;
 mod sessions;
 mod sets;
+mod sort;
 mod strings;
 mod zsets;
 
@@ -356,6 +357,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("smembers", 2, R, ONE),
     spec("smismember", -3, R, ONE),
     spec("smove", 4, W, (1, 2, 1)),
+    spec("sort", -2, W, ONE),
+    spec("sort_ro", -2, R, ONE),
     spec("spop", -2, W, ONE),
     spec("srandmember", -2, R, ONE),
     spec("srem", -3, W, ONE),
@@ -874,6 +877,8 @@ async fn dispatch(name: &'static str, ctx: &mut Ctx<'_>) -> CmdResult {
         "info" => server::info(ctx).await,
         "keys" => keys::keys(ctx).await,
         "lcs" => strings::lcs(ctx).await,
+        "sort" => sort::sort(ctx, false).await,
+        "sort_ro" => sort::sort(ctx, true).await,
         "lmove" => lists::lmove(ctx).await,
         "lmpop" => lists::lmpop(ctx).await,
         "memory" => keys::memory(ctx).await,

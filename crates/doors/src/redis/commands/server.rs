@@ -48,11 +48,29 @@ pub fn command(ctx: &mut Ctx<'_>) -> CmdResult {
                     .collect(),
             ))
         }
+        "getkeys" => getkeys(ctx.args.from(2)),
         _ => {
             let sub = ctx.args.text(1);
             Err(Reply::error(format!("ERR unknown subcommand '{sub}'. Try COMMAND HELP.")))
         }
     }
+}
+
+/// `COMMAND GETKEYS command arg...`: the keys the command names, as the ACL checks find them.
+fn getkeys(line: &[Bytes]) -> CmdResult {
+    // As in Redis, the command needs an argument besides its name.
+    let (Some(name), true) = (line.first(), line.len() >= 2) else {
+        return Err(Reply::error("ERR wrong number of arguments for 'command|getkeys' command"));
+    };
+    let spec = lookup(name).ok_or_else(|| Reply::error("ERR Invalid command specified"))?;
+    if !spec.arity_fits(line.len()) {
+        return Err(Reply::error("ERR Invalid number of arguments specified for command"));
+    }
+    let keys = crate::redis::acl::check::keys(spec, line);
+    if keys.is_empty() {
+        return Err(Reply::error("ERR The command has no key arguments"));
+    }
+    Ok(Reply::Array(keys.into_iter().map(|(k, _)| Reply::Bulk(k.clone())).collect()))
 }
 
 /// Redis settings about how Redis encodes and frees values in memory, and its snapshots. The
