@@ -64,6 +64,26 @@ def test_each_application_reaches_its_own_keys_only_through_every_node(grid):
         assert cluster.nodes[0].client().get(f"shop:cart:{i}") == b"3 items"
 
 
+def test_sort_reads_and_stores_only_where_the_user_may(grid):
+    """SORT's BY and GET patterns could read any key: a user limited to some keys is refused
+    them (as in Redis), and its STORE destination is checked like any key it writes."""
+    cluster, _ = grid
+    node = cluster.nodes[1]
+    shop = as_user(node, "shop")
+    shop.rpush("shop:ids", 2, 1)
+    node.client().set("bank:w_1", 9)
+    assert shop.sort("shop:ids") == [b"1", b"2"]
+    assert shop.execute_command("SORT", "shop:ids", "BY", "nosort", "GET", "#") == [b"2", b"1"]
+    for option in (("BY", "bank:w_*"), ("GET", "bank:w_*")):
+        with pytest.raises(redis.ResponseError, match=f"{option[0]} option of SORT denied"):
+            shop.execute_command("SORT", "shop:ids", *option)
+    with pytest.raises(redis.exceptions.NoPermissionError, match="keys used as arguments"):
+        shop.execute_command("SORT", "shop:ids", "STORE", "bank:sorted")
+    assert node.client().exists("bank:sorted") == 0
+    assert shop.execute_command("SORT", "shop:ids", "STORE", "shop:sorted") == 2
+    assert node.client().execute_command("SORT", "shop:ids", "BY", "bank:w_*", "GET", "bank:w_*") == [None, b"9"]
+
+
 def test_sessions_are_kept_to_their_group(grid):
     cluster, _ = grid
     a, b = cluster.nodes[0], cluster.nodes[1]
