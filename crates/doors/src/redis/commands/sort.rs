@@ -191,7 +191,7 @@ pub async fn sort(ctx: &mut Ctx<'_>, read_only: bool) -> CmdResult {
                 None => Some(item.clone()),
             };
             let weight = if o.alpha {
-                Weight::Bytes(if o.by.is_some() { value } else { Some(item.clone()) })
+                Weight::Bytes(value)
             } else {
                 let n = value.as_deref().map_or(Some(0.0), number);
                 unreadable |= n.is_none();
