@@ -113,15 +113,15 @@ struct EventOfFormat4 {
 }
 
 /// Rewrites every kept session events row with the session's version added, as 0 (format 4
-/// to 5); the last batch is left in `batch`.
+/// to 5); the last batch is left in `batch`. A row that does not read as format 4 is left as
+/// it is: the layer that owns events rows warns of it and skips it, as it always has.
 fn add_session_versions_to_events(db: &DB, batch: &mut WriteBatch) -> Result<u64, StoreError> {
     let meta = db.cf_handle(keys::CF_META).expect("column families are created at open");
     rewrite_rows(db, keys::CF_META, batch, |k, v, batch| {
         if !keys::is_events_key(k) {
             return Ok(false);
         }
-        let old: Vec<EventOfFormat4> =
-            postcard::from_bytes(v).map_err(|_| StoreError::Corrupt { what: "events row" })?;
+        let Ok(old) = postcard::from_bytes::<Vec<EventOfFormat4>>(v) else { return Ok(false) };
         let events: Vec<SessionEvent> = old
             .into_iter()
             .map(|e| SessionEvent {
@@ -315,10 +315,12 @@ mod tests {
             let meta = db.cf_handle(keys::CF_META).unwrap();
             db.put_cf(meta, keys::META_FORMAT, 4u16.to_be_bytes()).unwrap();
             db.put_cf(meta, keys::events_key(1, 42), postcard::to_stdvec(&old).unwrap()).unwrap();
+            db.put_cf(meta, keys::events_key(1, 43), b"\xff\xff").unwrap();
         }
         let store = Store::open(dir.path(), 4, Durability::Process).unwrap();
         let rows = store.kept_events(1).unwrap();
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1], (43, b"\xff\xff".to_vec()), "an unreadable row is left as it was");
         let events: Vec<SessionEvent> = postcard::from_bytes(&rows[0].1).unwrap();
         let e = &events[0];
         assert_eq!(
