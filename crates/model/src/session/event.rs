@@ -100,7 +100,8 @@ pub fn derive(
     now_ms: u64,
 ) -> Vec<SessionEvent> {
     let Some(id) = id_of_key(key) else { return Vec::new() };
-    let session_version = match after.map(|e| &e.value) {
+    let after = after.map(|e| &e.value);
+    let session_version = match after {
         Some(Value::Session(s)) => s.version,
         _ => 0,
     };
@@ -116,7 +117,6 @@ pub fn derive(
         version: 0,
         session_version,
     };
-    let after = after.map(|e| &e.value);
     match (&before.0, after) {
         (Some(b), None) => {
             let kind =
