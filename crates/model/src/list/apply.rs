@@ -170,35 +170,25 @@ fn trim(list: &mut List, start: i64, stop: i64) -> Change {
 /// `LREM`: removes matching elements from the head (`count` > 0), the tail (< 0) or all (0).
 fn rem(list: &mut List, count: i64, item: &[u8]) -> (Reply, Change) {
     let limit = if count == 0 { u64::MAX } else { count.unsigned_abs() };
-    let items = list.items_mut();
     let mut removed = 0u64;
-    let mut keep = |candidate: &Bytes| {
+    list.retain(count < 0, |candidate| {
         let remove = removed < limit && candidate == item;
         removed += u64::from(remove);
         !remove
-    };
-    let kept: imbl::Vector<Bytes> = if count < 0 {
-        let mut kept: Vec<Bytes> = items.iter().rev().filter(|c| keep(c)).cloned().collect();
-        kept.reverse();
-        kept.into_iter().collect()
-    } else {
-        items.iter().filter(|c| keep(c)).cloned().collect()
-    };
+    });
     if removed == 0 {
         return (Reply::Int(0), Change::Nothing);
     }
-    *items = kept;
     (Reply::Int(removed as i64), Change::Whole)
 }
 
 /// `LINSERT`: the new length, or -1 if no element equals `pivot`.
 fn insert(list: &mut List, after: bool, pivot: &[u8], item: Bytes) -> (Reply, Change) {
-    let items = list.items_mut();
-    let Some(at) = items.iter().position(|v| v == pivot) else {
+    let Some(at) = list.iter().position(|v| v == pivot) else {
         return (Reply::Int(-1), Change::Nothing);
     };
-    items.insert(at + usize::from(after), item);
-    (Reply::Int(items.len() as i64), Change::Whole)
+    list.insert(at + usize::from(after), item);
+    (Reply::Int(list.len() as i64), Change::Whole)
 }
 
 /// `LPOS`, including what Redis does with `RANK -9223372036854775808` (negating it leaves it

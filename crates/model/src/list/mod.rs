@@ -13,6 +13,8 @@
 pub mod apply;
 pub mod op;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
@@ -21,7 +23,33 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct List {
     head: i64,
-    items: Vector<Bytes>,
+    items: Vector<Item>,
+}
+
+/// One element as the persistent vector holds it: its bytes in their own allocation.
+///
+/// Not `Bytes` itself. The vector keeps a short list inline, in storage typed without interior
+/// mutability, and cloning a `Bytes` may write to the `Bytes` (its first clone turns a unique
+/// buffer into a shared one), which is undefined behaviour there: a clone of an element of a
+/// one-element list moved out of its entry and dropped was seen pointing at freed memory, and
+/// Miri reports the vector's read of such an element. Behind an `Arc`, that write lands in the
+/// `Arc`'s allocation, where it is allowed; the vector itself only ever copies a pointer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Item(Arc<Bytes>);
+
+impl Item {
+    fn new(bytes: Bytes) -> Item {
+        Item(Arc::new(bytes))
+    }
+
+    fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    fn into_bytes(self) -> Bytes {
+        Arc::unwrap_or_clone(self.0)
+    }
 }
 
 /// The field name of position `pos`: big-endian with the sign bit flipped, so byte order is
@@ -45,11 +73,11 @@ impl List {
     }
 
     pub fn get(&self, index: usize) -> Option<&Bytes> {
-        self.items.get(index)
+        self.items.get(index).map(Item::bytes)
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Bytes> + ExactSizeIterator + '_ {
-        self.items.iter()
+        self.items.iter().map(Item::bytes)
     }
 
     /// The field name of the element at `index`.
@@ -60,13 +88,13 @@ impl List {
     /// Pushes before the first element; returns the field it wrote.
     pub fn push_front(&mut self, item: Bytes) -> Bytes {
         self.head -= 1;
-        self.items.push_front(item);
+        self.items.push_front(Item::new(item));
         self.name_at(0)
     }
 
     /// Pushes after the last element; returns the field it wrote.
     pub fn push_back(&mut self, item: Bytes) -> Bytes {
-        self.items.push_back(item);
+        self.items.push_back(Item::new(item));
         self.name_at(self.items.len() - 1)
     }
 
@@ -75,25 +103,41 @@ impl List {
         let name = self.name_at(0);
         let item = self.items.pop_front()?;
         self.head += 1;
-        Some((item, name))
+        Some((Item::into_bytes(item), name))
     }
 
     /// Removes the last element, with the field it removed.
     pub fn pop_back(&mut self) -> Option<(Bytes, Bytes)> {
         let name = self.name_at(self.items.len().checked_sub(1)?);
-        Some((self.items.pop_back()?, name))
+        Some((Item::into_bytes(self.items.pop_back()?), name))
     }
 
     /// Replaces the element at `index`; returns the field it wrote, `None` if out of range.
     pub fn set(&mut self, index: usize, item: Bytes) -> Option<Bytes> {
-        *self.items.get_mut(index)? = item;
+        *self.items.get_mut(index)? = Item::new(item);
         Some(self.name_at(index))
     }
 
-    /// The elements, to rearrange freely; the list is then written whole (its positions are
-    /// renumbered from the current head).
-    pub fn items_mut(&mut self) -> &mut Vector<Bytes> {
-        &mut self.items
+    /// Inserts before the element at `index` (at the end if `index` is the length); the list
+    /// is then written whole (its positions are renumbered from the current head).
+    pub fn insert(&mut self, index: usize, item: Bytes) {
+        self.items.insert(index, Item::new(item));
+    }
+
+    /// Keeps the elements `keep` accepts, called on each in order from the head, or from the
+    /// tail if `from_tail`. The list is then written whole.
+    pub fn retain(&mut self, from_tail: bool, mut keep: impl FnMut(&Bytes) -> bool) {
+        let mut kept: Vec<Item> = if from_tail {
+            self.items.iter().rev().filter(|item| keep(item.bytes())).cloned().collect()
+        } else {
+            self.items.iter().filter(|item| keep(item.bytes())).cloned().collect()
+        };
+        if kept.len() < self.items.len() {
+            if from_tail {
+                kept.reverse();
+            }
+            self.items = kept.into_iter().collect();
+        }
     }
 
     /// The list without its elements: what its header row holds.
@@ -104,12 +148,12 @@ impl List {
     /// The element at field `name`.
     pub fn row(&self, name: &[u8]) -> Option<&Bytes> {
         let index = position_of(name)?.checked_sub(self.head)?;
-        self.items.get(usize::try_from(index).ok()?)
+        self.get(usize::try_from(index).ok()?)
     }
 
     /// Every element with its field name, in order.
     pub fn rows(&self) -> impl Iterator<Item = (Bytes, &Bytes)> + '_ {
-        self.items.iter().enumerate().map(|(i, item)| (self.name_at(i), item))
+        self.iter().enumerate().map(|(i, item)| (self.name_at(i), item))
     }
 
     /// Applies one stored row: a row just before the first or after the last element (or any
@@ -123,13 +167,13 @@ impl List {
                 let item = Bytes::copy_from_slice(item);
                 if self.items.is_empty() {
                     self.head = pos;
-                    self.items.push_back(item);
+                    self.push_back(item);
                 } else if pos == self.head - 1 {
                     self.push_front(item);
                 } else if pos == self.head + len {
-                    self.items.push_back(item);
+                    self.push_back(item);
                 } else if (self.head..self.head + len).contains(&pos) {
-                    self.items[(pos - self.head) as usize] = item;
+                    self.items[(pos - self.head) as usize] = Item::new(item);
                 } else {
                     return false;
                 }
@@ -148,7 +192,7 @@ impl List {
 
 impl FromIterator<Bytes> for List {
     fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Self {
-        List { head: 0, items: iter.into_iter().collect() }
+        List { head: 0, items: iter.into_iter().map(Item::new).collect() }
     }
 }
 
@@ -185,6 +229,45 @@ mod tests {
         list.pop_back();
         assert_eq!((copy.len(), copy.get(0).cloned()), (10_000, Some(b("0"))));
         assert_eq!((list.len(), list.get(0).cloned()), (10_000, Some(b("first"))));
+    }
+
+    #[test]
+    fn elements_cloned_out_of_a_short_list_outlive_it() {
+        // A list short enough to be kept inline, moved out of its entry, its elements cloned
+        // and the list dropped: the clones keep their bytes (run under Miri to see more).
+        fn elements(value: crate::entry::Value) -> Vec<Bytes> {
+            match value {
+                crate::entry::Value::List(list) => list.iter().cloned().collect(),
+                _ => Vec::new(),
+            }
+        }
+        for n in 1..4 {
+            let written: Vec<Bytes> =
+                (0..n).map(|i| Bytes::from(format!("element {i} of {n}").into_bytes())).collect();
+            let list: List = written.iter().map(|b| Bytes::copy_from_slice(b)).collect();
+            let read = elements(crate::entry::Value::List(list));
+            let churn: Vec<Vec<u8>> = (0..64).map(|_| vec![0xa5; 32]).collect();
+            assert_eq!(read, written);
+            drop(churn);
+        }
+    }
+
+    #[test]
+    fn removing_and_inserting_in_the_middle_keeps_the_order() {
+        let mut list: List = ["a", "x", "b", "x", "c"].map(b).into_iter().collect();
+        let mut removed = 0;
+        list.retain(true, |item| {
+            let remove = removed < 1 && item == "x";
+            removed += usize::from(remove);
+            !remove
+        });
+        assert_eq!(list.iter().cloned().collect::<Vec<_>>(), ["a", "x", "b", "c"].map(b));
+        list.insert(1, b("i"));
+        list.insert(5, b("end"));
+        assert_eq!(
+            list.iter().cloned().collect::<Vec<_>>(),
+            ["a", "i", "x", "b", "c", "end"].map(b)
+        );
     }
 
     #[test]

@@ -122,12 +122,7 @@ async fn lookup(ctx: &Ctx<'_>, pattern: &[u8], element: &Bytes) -> Result<Option
 fn elements(entry: Option<Entry>) -> Option<(Vec<Bytes>, bool)> {
     Some(match entry.map(|e| e.value) {
         None => (Vec::new(), false),
-        // Copied, not cloned: a clone of an element of a one-element list moved out of its
-        // value was found to point at freed memory once the list was dropped (imbl's inline
-        // vector with `Bytes`), so nothing here shares the dropped list's buffers.
-        Some(Value::List(list)) => {
-            (list.iter().map(|b| Bytes::copy_from_slice(b)).collect(), false)
-        }
+        Some(Value::List(list)) => (list.iter().cloned().collect(), false),
         Some(Value::Set(set)) => (set.into_iter().collect(), true),
         Some(Value::Zset(zset)) => (zset.iter().map(|(m, _)| m.clone()).collect(), false),
         Some(_) => return None,
