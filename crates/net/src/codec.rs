@@ -9,7 +9,7 @@ use libp2p::StreamProtocol;
 use sessiongrid_cluster::Msg;
 
 /// Each node opens one long-lived stream of this protocol to each peer it talks to.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sessiongrid/grid/7.0.0");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sessiongrid/grid/8.0.0");
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())

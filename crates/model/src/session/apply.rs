@@ -149,6 +149,17 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
         SessionOp::Register { login, dead, moved, policy, max } => {
             register(slot, login, &dead, &moved, policy, max)
         }
+        SessionOp::Enlist { login, policy, max } => with_logins(slot, |logins| {
+            let listed = logins.iter().any(|l| l.id == login.id);
+            let others = logins.len() - usize::from(listed);
+            if policy != LoginPolicy::Allow && max > 0 && others >= max {
+                return (Reply::Nil, false);
+            }
+            if !listed {
+                logins.push(login);
+            }
+            (Reply::Int(logins.len() as i64), !listed)
+        }),
         SessionOp::Unregister { ids } => with_logins(slot, |logins| {
             let before = logins.len();
             logins.retain(|l| !ids.contains(&l.id));
@@ -585,6 +596,31 @@ mod tests {
             Reply::Bulk(b) => postcard::from_bytes(&b).unwrap(),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_login_is_enlisted_at_once_only_where_no_listed_session_could_change_the_outcome() {
+        let enlist = |slot: &mut Option<Entry>, id: &str, policy, max| {
+            let login = Login { id: b(id), group: b("g"), at_ms: 0 };
+            apply(SessionOp::Enlist { login, policy, max }, slot, 0)
+        };
+        let mut slot = None;
+        let listed = Change::Whole;
+        assert_eq!(enlist(&mut slot, "a", LoginPolicy::Reject, 2).0, Reply::Int(1));
+        assert_eq!(enlist(&mut slot, "b", LoginPolicy::EvictOldest, 2).0, Reply::Int(2));
+        let before = slot.clone();
+        for policy in [LoginPolicy::Reject, LoginPolicy::EvictOldest] {
+            // Two others listed: whether they still live decides.
+            assert_eq!(enlist(&mut slot, "c", policy, 2), (Reply::Nil, Change::Nothing));
+            assert_eq!(enlist(&mut slot, "a", policy, 1), (Reply::Nil, Change::Nothing), "again");
+        }
+        assert_eq!(slot, before, "a login that must be checked first changes nothing");
+        assert_eq!(
+            enlist(&mut slot, "a", LoginPolicy::Reject, 2),
+            (Reply::Int(2), Change::Nothing)
+        );
+        assert_eq!(enlist(&mut slot, "c", LoginPolicy::Allow, 2).0, Reply::Int(3));
+        assert_eq!(enlist(&mut slot, "d", LoginPolicy::Reject, 0), (Reply::Int(4), listed));
     }
 
     #[test]

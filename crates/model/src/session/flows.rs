@@ -6,8 +6,10 @@
 //!   version copied (else discard the copy and start over). The old id's tombstone is the
 //!   moment of rotation; a failure before it leaves the old session as it was.
 //! - **Login**: the user's registry is the one place where a login is decided, so two logins of
-//!   one user on two nodes are ordered there. Before registering, ids the registry lists whose
-//!   sessions have ended or expired are found (and rotated ones renamed), so they do not count.
+//!   one user on two nodes are ordered there. A login the policy lets in whatever the listed
+//!   sessions are (no limit, or fewer listed than the limit) is listed at once. Otherwise ids
+//!   the registry lists whose sessions have ended or expired are found first (and rotated ones
+//!   renamed), so they do not count; a registry is also tidied so every [`TIDY_EVERY`] rows.
 //!   The sessions a policy evicts are ended, then unregistered, before the new login is marked
 //!   on its session: a session marked with a user is always listed in the user's registry, so
 //!   one whose eviction failed half-way is evicted again by the next login.
@@ -27,6 +29,9 @@ use crate::{Op, Reply};
 const MOVES_FOLLOWED_MAX: usize = 8;
 /// Attempts before giving up on a rotation that keeps racing with writes.
 const ROTATE_ATTEMPTS: usize = 5;
+/// A login listed at once that brings its user's registry to a multiple of this many rows
+/// checks every listed session and removes the rows of those that ended.
+pub const TIDY_EVERY: usize = 16;
 
 /// What runs a flow's single-key operations.
 pub trait Exec {
@@ -258,17 +263,25 @@ where
         return Ok(LoginOutcome::LoggedIn { evicted: Vec::new() });
     }
     let rules = config.group(&s.group);
-    let (_, dead, moved) = check_logins(x, &principal).await?;
+    let (policy, max) = (policy.unwrap_or(rules.login_policy), max.unwrap_or(rules.login_max));
     let id = Bytes::copy_from_slice(id);
     let login = Login { id: id.clone(), group: s.group.clone(), at_ms: x.now_ms() };
-    let register = SessionOp::Register {
-        login,
-        dead,
-        moved,
-        policy: policy.unwrap_or(rules.login_policy),
-        max: max.unwrap_or(rules.login_max),
+    let enlist = SessionOp::Enlist { login: login.clone(), policy, max };
+    let evicted: Vec<Bytes> = match exec(x, user_key(&principal), enlist).await? {
+        Reply::Int(listed) => {
+            if (listed as usize).is_multiple_of(TIDY_EVERY) {
+                let (_, dead, moved) = check_logins(x, &principal).await?;
+                tidy_registry(x, &principal, dead, moved).await?;
+            }
+            Vec::new()
+        }
+        Reply::Nil => {
+            let (_, dead, moved) = check_logins(x, &principal).await?;
+            let register = SessionOp::Register { login, dead, moved, policy, max };
+            decode_registry(exec(x, user_key(&principal), register).await?)?
+        }
+        other => return Err(unexpected(other)),
     };
-    let evicted: Vec<Bytes> = decode_registry(exec(x, user_key(&principal), register).await?)?;
     // Ended before this login holds, and unregistered only once ended: if this flow stops
     // half-way, the registry still lists them, and the next login evicts them again.
     for old in &evicted {
@@ -437,12 +450,17 @@ mod tests {
         ids: Cell<u64>,
         /// Bytes of every bulk reply so far: what left the partitions.
         replied: Cell<usize>,
+        /// The operations run, by name.
+        counts: RefCell<BTreeMap<&'static str, usize>>,
     }
 
     impl Exec for OneMap {
         type Error = Unreachable;
 
         async fn exec(&self, key: Bytes, op: Op) -> Result<Reply, Unreachable> {
+            if let Op::Session(op) = &op {
+                *self.counts.borrow_mut().entry(op.name()).or_default() += 1;
+            }
             let mut entries = self.entries.borrow_mut();
             let mut slot = entries.remove(&key);
             let reply = crate::apply::apply(op, &mut slot, 1_000).reply;
@@ -542,6 +560,86 @@ mod tests {
         // Three logins read their session and, the last, two others of the user.
         let read = x.replied.get() - before;
         assert!(read < 5_000, "{read} bytes left the partitions for three logins");
+    }
+
+    /// Ends a session as its expiry would: its row in its user's registry stays.
+    fn end_behind_the_registry(x: &OneMap, config: &SessionConfig, id: &Bytes) {
+        let op = end_op(config, EndReason::Invalidated, None, None);
+        run(exec(x, session_key(id), op)).unwrap();
+    }
+
+    /// Counts the operations run, by name.
+    fn counted<T>(x: &OneMap, flow: impl Future<Output = T>) -> (T, BTreeMap<&'static str, usize>) {
+        x.counts.borrow_mut().clear();
+        let out = run(flow);
+        (out, x.counts.borrow().clone())
+    }
+
+    #[test]
+    fn a_login_no_policy_can_refuse_reads_no_other_session_until_its_registry_needs_tidying() {
+        let config = SessionConfig::default();
+        let x = OneMap::default();
+        let user = Bytes::from_static(b"u");
+        let ended: Vec<Bytes> = (1..TIDY_EVERY)
+            .map(|_| {
+                let id = created(&x);
+                run(login(&x, &config, &id, user.clone(), None, None)).unwrap();
+                end_behind_the_registry(&x, &config, &id);
+                id
+            })
+            .collect();
+        let id = created(&x);
+        let (outcome, ops) = counted(&x, login(&x, &config, &id, user.clone(), None, None));
+        assert!(matches!(outcome.unwrap(), LoginOutcome::LoggedIn { .. }));
+        // Its session read, the registry's row written and the session marked: the registry now
+        // has TIDY_EVERY rows, so the others are read and the rows of the ended ones removed.
+        assert_eq!(ops.get("session.principal"), Some(&1));
+        assert_eq!(ops.get("user.enlist"), Some(&1));
+        assert_eq!(ops.get("session.get"), Some(&(1 + TIDY_EVERY)), "{ops:?}");
+        assert_eq!(ops.get("user.unregister"), Some(&1), "{ops:?}");
+        let (checked, _) = counted(&x, check_logins(&x, &user));
+        let (live, dead, _) = checked.unwrap();
+        assert_eq!((live.len(), dead.len()), (1, 0), "{} ended ones were tidied", ended.len());
+        let next = created(&x);
+        let (_, ops) = counted(&x, login(&x, &config, &next, user.clone(), None, None));
+        let ops: Vec<_> = ops.into_iter().collect();
+        assert_eq!(
+            ops,
+            [("session.get", 1), ("session.principal", 1), ("user.enlist", 1)],
+            "a login that need not tidy"
+        );
+    }
+
+    #[test]
+    fn a_limited_login_checks_the_listed_sessions_only_once_the_limit_is_reached() {
+        let config = SessionConfig {
+            login_policy: LoginPolicy::EvictOldest,
+            login_max: 2,
+            ..SessionConfig::default()
+        };
+        let x = OneMap::default();
+        let user = Bytes::from_static(b"u");
+        let ids: Vec<Bytes> = (0..4).map(|_| created(&x)).collect();
+        for id in &ids[..2] {
+            let (_, ops) = counted(&x, login(&x, &config, id, user.clone(), None, None));
+            assert_eq!(ops.get("user.logins"), None, "room left: nothing checked");
+        }
+        let (outcome, ops) = counted(&x, login(&x, &config, &ids[2], user.clone(), None, None));
+        assert_eq!(ops.get("user.logins"), Some(&1));
+        match outcome.unwrap() {
+            LoginOutcome::LoggedIn { evicted } => assert_eq!(evicted, [ids[0].clone()]),
+            other => panic!("{other:?}"),
+        }
+        assert!(live(&x, &ids[0]).is_none());
+        // A listed session that ended makes room, once the registry is checked.
+        end_behind_the_registry(&x, &config, &ids[1]);
+        match run(login(&x, &config, &ids[3], user.clone(), None, None)).unwrap() {
+            LoginOutcome::LoggedIn { evicted } => assert!(evicted.is_empty(), "{evicted:?}"),
+            other => panic!("{other:?}"),
+        }
+        let (live_now, _, _) = run(check_logins(&x, &user)).unwrap();
+        let live_ids: Vec<Bytes> = live_now.into_iter().map(|s| s.id).collect();
+        assert_eq!(live_ids, [ids[2].clone(), ids[3].clone()]);
     }
 
     #[test]

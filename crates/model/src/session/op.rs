@@ -57,6 +57,11 @@ pub enum SessionOp {
         policy: LoginPolicy,
         max: usize,
     },
+    /// Adds a login to the user's registry if `policy` lets it in whichever of the listed
+    /// sessions still live: the policy allows, `max` is 0 or fewer than `max` others are listed.
+    /// How many logins are listed then; nil, nothing changed, if the listed sessions must be
+    /// checked first (then [`SessionOp::Register`] decides).
+    Enlist { login: Login, policy: LoginPolicy, max: usize },
     /// Drops ids from the user's registry: how many were there.
     Unregister { ids: Vec<Bytes> },
     /// Renames an id in the user's registry (after a rotation): 1 if it was there.
@@ -81,6 +86,7 @@ impl SessionOp {
             SessionOp::Probe => "session.probe",
             SessionOp::Logins => "user.logins",
             SessionOp::Register { .. } => "user.register",
+            SessionOp::Enlist { .. } => "user.enlist",
             SessionOp::Unregister { .. } => "user.unregister",
             SessionOp::Rename { .. } => "user.rename",
         }
