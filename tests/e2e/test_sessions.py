@@ -232,6 +232,21 @@ def test_group_config_sets_the_login_policy(node):
         c.execute_command("SESSION.LOGIN", b, "carol")
 
 
+def test_a_groups_login_limit_counts_that_groups_sessions_only(node):
+    c = r3(node)
+    elsewhere = c.execute_command("SESSION.CREATE", "g")
+    c.execute_command("SESSION.LOGIN", elsewhere, "frank")
+    a, b = (c.execute_command("SESSION.CREATE", "strict") for _ in range(2))
+    assert c.execute_command("SESSION.LOGIN", a, "frank") == [], "a session of another group"
+    with pytest.raises(redis.ResponseError, match="^LOGINREJECTED"):
+        c.execute_command("SESSION.LOGIN", b, "frank")
+    third = c.execute_command("SESSION.CREATE", "g")
+    evicted = c.execute_command("SESSION.LOGIN", third, "frank", "POLICY", "evict-oldest", "MAX", 1)
+    assert evicted == [elsewhere]
+    assert c.execute_command("SESSION.GET", a)["principal"] == "frank"
+    assert sorted(x["id"] for x in c.execute_command("SESSION.BYUSER", "frank")) == sorted([a, third])
+
+
 def test_byuser_never_lists_an_expired_or_invalidated_session(node):
     c = r3(node)
     short = c.execute_command("SESSION.CREATE", "g", "IDLE", 1)

@@ -144,7 +144,7 @@ pub struct SessionConfig {
     pub absolute_timeout_s: u64,
     /// What a login does when the user already has `login_max` live sessions.
     pub login_policy: LoginPolicy,
-    /// Live sessions per user that the policy protects; 0 means no limit.
+    /// Live sessions per user in a group that the policy protects; 0 means no limit.
     pub login_max: usize,
     /// Groups that differ from the defaults above.
     pub groups: BTreeMap<String, GroupConfig>,

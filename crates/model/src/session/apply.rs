@@ -151,8 +151,8 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
         }
         SessionOp::Enlist { login, policy, max } => with_logins(slot, |logins| {
             let listed = logins.iter().any(|l| l.id == login.id);
-            let others = logins.len() - usize::from(listed);
-            if policy != LoginPolicy::Allow && max > 0 && others >= max {
+            let others = logins.iter().filter(|l| l.id != login.id && l.group == login.group);
+            if policy != LoginPolicy::Allow && max > 0 && others.count() >= max {
                 return (Reply::Nil, false);
             }
             if !listed {
@@ -365,8 +365,12 @@ fn register(
         }
         // Registered already: a login tried again after a failure, admitted the first time.
         let again = logins.iter().any(|l| l.id == login.id);
-        let others: Vec<Bytes> =
-            logins.iter().filter(|l| l.id != login.id).map(|l| l.id.clone()).collect();
+        // A group's limit counts the user's sessions of that group only.
+        let others: Vec<Bytes> = logins
+            .iter()
+            .filter(|l| l.id != login.id && l.group == login.group)
+            .map(|l| l.id.clone())
+            .collect();
         let mut evicted = Vec::new();
         if max > 0 && others.len() >= max {
             match policy {
@@ -621,6 +625,32 @@ mod tests {
         );
         assert_eq!(enlist(&mut slot, "c", LoginPolicy::Allow, 2).0, Reply::Int(3));
         assert_eq!(enlist(&mut slot, "d", LoginPolicy::Reject, 0), (Reply::Int(4), listed));
+    }
+
+    #[test]
+    fn a_groups_limit_counts_the_users_sessions_of_that_group_only() {
+        let login = |id: &str, group: &str| Login { id: b(id), group: b(group), at_ms: 0 };
+        let mut slot = None;
+        for (id, group) in [("shop-1", "shop"), ("bank-1", "bank"), ("shop-2", "shop")] {
+            let op =
+                SessionOp::Enlist { login: login(id, group), policy: LoginPolicy::Allow, max: 0 };
+            apply(op, &mut slot, 0);
+        }
+        let evict = LoginPolicy::EvictOldest;
+        let enlist = SessionOp::Enlist { login: login("bank-2", "bank"), policy: evict, max: 2 };
+        assert_eq!(apply(enlist, &mut slot.clone(), 0).0, Reply::Int(4), "one bank session");
+        let enlist = SessionOp::Enlist { login: login("bank-2", "bank"), policy: evict, max: 1 };
+        assert_eq!(apply(enlist, &mut slot.clone(), 0).0, Reply::Nil);
+        let register = |id: &str, group: &str, max| SessionOp::Register {
+            login: login(id, group),
+            dead: Vec::new(),
+            moved: Vec::new(),
+            policy: evict,
+            max,
+        };
+        assert_eq!(evicted(apply(register("bank-2", "bank", 1), &mut slot, 0).0), [b("bank-1")]);
+        let reply = apply(register("shop-3", "shop", 2), &mut slot, 0).0;
+        assert_eq!(evicted(reply), [b("shop-1")], "the oldest of the group's, not bank-1");
     }
 
     #[test]
