@@ -338,3 +338,40 @@ fn a_late_chunk_of_a_replaced_snapshot_does_not_undo_newer_writes() {
     r.receive(now, 7, ReplicaMsg::Chunk(snapshot(3, 13)), &mut out);
     assert_eq!(r.position(), Some(at(13)));
 }
+
+#[test]
+fn a_node_declared_dead_keeps_its_copy_for_a_table_that_counts_it_again() {
+    let (mut r, mut t) = follower_of_7();
+    let now = Now { mono: 0, wall: 0 };
+    let mut out = Vec::new();
+    let at = LogPos { term: Term { epoch: t.epoch, primary: 7 }, version: 9 };
+    let snapshot =
+        Chunk { id: 1, seq: 0, after: None, through: None, entries: Vec::new(), as_of: at };
+    r.receive(now, 7, ReplicaMsg::Chunk(snapshot), &mut out);
+    assert_eq!(r.position(), Some(at));
+    // Node 7's table declares node 1 dead: it is no member, so it serves nothing, but its copy
+    // stays.
+    let before = t.clone();
+    t.members = vec![7, 9];
+    t.partitions[0].owners = vec![7, 9];
+    t.partitions[0].target = vec![7, 9];
+    t.epoch += 1;
+    r.adopt(now, &t, &mut out);
+    assert!(r.is_idle());
+    assert_eq!(r.position(), Some(at), "kept while no table counts this node");
+    // A takeover's table, built on the one before, makes it primary: it serves its copy.
+    let mut takeover = before;
+    takeover.epoch = t.epoch + 1;
+    takeover.members = vec![1, 9];
+    takeover.partitions[0].owners = vec![1, 9];
+    takeover.partitions[0].target = vec![1, 9];
+    r.adopt(now, &takeover, &mut out);
+    assert_eq!(r.position(), Some(at));
+    // A table that counts it and gives the partition to others lets the copy go.
+    let mut later = takeover.clone();
+    later.epoch += 1;
+    later.partitions[0].owners = vec![9];
+    later.partitions[0].target = vec![9];
+    r.adopt(now, &later, &mut out);
+    assert_eq!(r.position(), Some(LogPos::ZERO));
+}
