@@ -306,13 +306,13 @@ impl<S: PartitionStore> Replica<S> {
             let mut f = following.unwrap_or_default();
             f.follow(primary);
             self.role = Role::Follower(f);
-        } else if !t.is_member(b.me) {
-            // Declared dead by this table: the copy stays, idle, until a table that counts
-            // this node says whether it still holds the partition. A takeover's table, built
-            // on an older one that listed this node as an owner, may well come next and make
-            // it primary; a copy let go here would then be served empty, and every write
-            // only it held lost (sim seed 4586 of `deny`: a lossy coordinator declared a
-            // primary dead just before a member took over from it).
+        } else if !t.is_member(b.me) && b.pos != Some(LogPos::ZERO) {
+            // Declared dead by this table: the copy (whole, or cut short) stays, idle, until
+            // a table that counts this node says whether it still holds the partition. A
+            // takeover's table, built on an older one that listed this node as an owner, may
+            // well come next and make it primary; a copy let go here would then be served
+            // empty, and every write only it held lost (sim seed 4586 of `deny`: a lossy
+            // coordinator declared a primary dead just before a member took over from it).
         } else if !was_idle || b.pos != Some(LogPos::ZERO) {
             b.drop_data();
         }
