@@ -313,6 +313,9 @@ impl<S: PartitionStore> Replica<S> {
             // well come next and make it primary; a copy let go here would then be served
             // empty, and every write only it held lost (sim seed 4586 of `deny`: a lossy
             // coordinator declared a primary dead just before a member took over from it).
+            // What the roles it had left behind (its recent log, the marks of the events it
+            // handed out) goes, as in a restart: a later role starts from the copy alone.
+            b.reset();
         } else if !was_idle || b.pos != Some(LogPos::ZERO) {
             b.drop_data();
         }
