@@ -151,8 +151,10 @@ pub fn apply(op: SessionOp, slot: &mut Option<Entry>, now_ms: u64) -> (Reply, Ch
         }
         SessionOp::Enlist { login, policy, max } => with_logins(slot, |logins| {
             let listed = logins.iter().any(|l| l.id == login.id);
-            let others = logins.iter().filter(|l| l.id != login.id && l.group == login.group);
-            if policy != LoginPolicy::Allow && max > 0 && others.count() >= max {
+            if policy != LoginPolicy::Allow
+                && max > 0
+                && others_in_group(logins, &login).len() >= max
+            {
                 return (Reply::Nil, false);
             }
             if !listed {
@@ -347,6 +349,16 @@ fn with_logins(
     (reply, changed)
 }
 
+/// The ids of the user's other logins that count against `login`'s limit: a group's limit
+/// counts the user's sessions of that group only.
+fn others_in_group(logins: &[Login], login: &Login) -> Vec<Bytes> {
+    logins
+        .iter()
+        .filter(|l| l.id != login.id && l.group == login.group)
+        .map(|l| l.id.clone())
+        .collect()
+}
+
 fn register(
     slot: &mut Option<Entry>,
     login: Login,
@@ -365,12 +377,7 @@ fn register(
         }
         // Registered already: a login tried again after a failure, admitted the first time.
         let again = logins.iter().any(|l| l.id == login.id);
-        // A group's limit counts the user's sessions of that group only.
-        let others: Vec<Bytes> = logins
-            .iter()
-            .filter(|l| l.id != login.id && l.group == login.group)
-            .map(|l| l.id.clone())
-            .collect();
+        let others = others_in_group(logins, &login);
         let mut evicted = Vec::new();
         if max > 0 && others.len() >= max {
             match policy {

@@ -46,10 +46,10 @@ pub enum SessionOp {
     /// The user's registry (encoded `Vec<Login>`), oldest login first.
     Logins,
     /// Adds a login to the user's registry after dropping `dead` ids and renaming `moved` ones;
-    /// with `max` other logins of the session's group there, applies `policy`. The ids to evict (encoded
-    /// `Vec<Bytes>`), which stay listed until they are unregistered once ended (so one whose
-    /// end failed is evicted again), or `LOGINREJECTED`. A login already listed (tried again)
-    /// is not rejected.
+    /// with `max` other logins of the session's group there, applies `policy`. The ids to evict
+    /// (encoded `Vec<Bytes>`), which stay listed until they are unregistered once ended (so one
+    /// whose end failed is evicted again), or `LOGINREJECTED`. A login already listed (tried
+    /// again) is not rejected.
     Register {
         login: Login,
         dead: Vec<Bytes>,
@@ -59,9 +59,8 @@ pub enum SessionOp {
     },
     /// Adds a login to the user's registry if `policy` lets it in whichever of the listed
     /// sessions still live: the policy allows, `max` is 0 or fewer than `max` others of the
-    /// session's group are listed.
-    /// How many logins are listed then; nil, nothing changed, if the listed sessions must be
-    /// checked first (then [`SessionOp::Register`] decides).
+    /// session's group are listed. How many logins are listed then; nil, nothing changed, if
+    /// the listed sessions must be checked first (then [`SessionOp::Register`] decides).
     Enlist { login: Login, policy: LoginPolicy, max: usize },
     /// Drops ids from the user's registry: how many were there.
     Unregister { ids: Vec<Bytes> },
