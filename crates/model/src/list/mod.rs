@@ -127,16 +127,16 @@ impl List {
     /// Keeps the elements `keep` accepts, called on each in order from the head, or from the
     /// tail if `from_tail`. The list is then written whole.
     pub fn retain(&mut self, from_tail: bool, mut keep: impl FnMut(&Bytes) -> bool) {
-        let mut kept: Vec<Item> = if from_tail {
-            self.items.iter().rev().filter(|item| keep(item.bytes())).cloned().collect()
+        let kept: Vector<Item> = if from_tail {
+            let mut kept: Vec<Item> =
+                self.items.iter().rev().filter(|item| keep(item.bytes())).cloned().collect();
+            kept.reverse();
+            kept.into_iter().collect()
         } else {
             self.items.iter().filter(|item| keep(item.bytes())).cloned().collect()
         };
         if kept.len() < self.items.len() {
-            if from_tail {
-                kept.reverse();
-            }
-            self.items = kept.into_iter().collect();
+            self.items = kept;
         }
     }
 
